@@ -1,0 +1,199 @@
+//! Configuration: `deploy.toml` and `environments/ENV.toml`, read in two
+//! steps.
+//!
+//! [`raw`] parses the files into serde structs that keep spans and reject
+//! unknown keys; [`resolve`] turns them into the model below, with defaults
+//! applied, paths made absolute, source trees listed and every semantic
+//! check done, each error pointing at its line. The model is what every
+//! later stage works from; nothing after this module reads a config file.
+
+mod raw;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use raw::OnFailure;
+pub use resolve::{load_environment, load_project};
+
+use crate::diag::{Diagnostic, SourceFile};
+
+/// The user's Cargo workspace, as `cargo metadata` describes it.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub manifest_path: PathBuf,
+    pub target_dir: PathBuf,
+    pub root_package: Option<String>,
+    /// Binary target name -> the workspace packages that define it.
+    pub bins: BTreeMap<String, Vec<String>>,
+}
+
+impl Workspace {
+    /// Where landfall keeps its store, stage, cache and local targets.
+    pub fn landfall_dir(&self) -> PathBuf {
+        self.target_dir.join("landfall")
+    }
+
+    /// Shows a path relative to the workspace root when it is inside it.
+    pub fn display(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
+    }
+}
+
+/// `deploy.toml`, resolved.
+#[derive(Debug)]
+pub struct Project {
+    pub workspace: Workspace,
+    pub name: String,
+    pub build: BuildSettings,
+    pub vars: toml::Table,
+    /// In activation order: every artifact comes after those in its `after`.
+    pub artifacts: Vec<Artifact>,
+    pub warnings: Vec<Diagnostic>,
+    pub(crate) file: Arc<SourceFile>,
+}
+
+impl Project {
+    pub fn artifact(&self, name: &str) -> Option<&Artifact> {
+        self.artifacts.iter().find(|a| a.name == name)
+    }
+
+    pub fn environments_dir(&self) -> PathBuf {
+        self.workspace.root.join("environments")
+    }
+
+    /// The names of all environments, from `environments/*.toml`.
+    pub fn environment_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.environments_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                name.strip_suffix(".toml").map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildSettings {
+    pub profile: String,
+    pub features: Vec<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Artifact {
+    pub name: String,
+    pub roles: Vec<String>,
+    /// The base directory on the host; absolute.
+    pub path: String,
+    pub bins: Vec<BinTarget>,
+    /// Every source file, listed: directories in `files` are expanded.
+    pub files: Vec<FileSource>,
+    pub templates: Vec<Template>,
+    pub shared: Vec<String>,
+    pub keep: u32,
+    pub after: Vec<String>,
+    pub max_parallel: u32,
+    pub hooks: Hooks,
+    /// The hooks `--local` runs: `hooks.local` laid over `hooks`.
+    pub local_hooks: Hooks,
+    pub(crate) span: Range<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BinTarget {
+    pub name: String,
+    pub package: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    pub src: PathBuf,
+    /// Relative to the release directory, `/`-separated.
+    pub dst: String,
+    pub mode: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// The name under `templates/`.
+    pub name: String,
+    pub dst: String,
+    pub mode: Option<u32>,
+    pub source: Arc<SourceFile>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    pub pre_activate: Option<Hook>,
+    pub activate: Option<Hook>,
+    pub health: Option<Hook>,
+    pub health_timeout: Duration,
+}
+
+/// A hook's command text, a template rendered per host.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub text: String,
+    pub(crate) span: Range<usize>,
+}
+
+/// `environments/ENV.toml`, resolved.
+#[derive(Debug)]
+pub struct Environment {
+    pub name: String,
+    pub protect: bool,
+    pub branch: Option<String>,
+    pub jobs: usize,
+    pub user: Option<String>,
+    pub ssh_config: Option<PathBuf>,
+    pub on_failure: OnFailure,
+    pub vars: toml::Table,
+    /// Sorted by name.
+    pub hosts: Vec<Host>,
+    pub recipients: Vec<String>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Environment {
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub roles: Vec<String>,
+    pub vars: toml::Table,
+    pub(crate) span: Range<usize>,
+}
+
+impl Host {
+    pub fn receives(&self, artifact: &Artifact) -> bool {
+        artifact.roles.iter().any(|role| self.roles.contains(role))
+    }
+}
+
+/// Merges `over` into `base`: tables merge key by key, anything else is
+/// replaced.
+pub fn merge_vars(base: &mut toml::Table, over: &toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(over)) => merge_vars(base, over),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The configuration files as written: serde structs that only parse.
+//!
+//! Unknown keys are rejected and every value keeps its span, so that the
+//! semantic checks in [`super::resolve`] can point at the line that is wrong.
+//! Nothing here applies defaults or looks at other files.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub(crate) type Name = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeployFile {
+    #[serde(default)]
+    pub(crate) project: Project,
+    #[serde(default)]
+    pub(crate) build: Build,
+    #[serde(default)]
+    pub(crate) vars: toml::Table,
+    #[serde(default)]
+    pub(crate) artifact: BTreeMap<Name, Spanned<Artifact>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Project {
+    pub(crate) name: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Build {
+    pub(crate) profile: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) features: Vec<Spanned<String>>,
+    pub(crate) target: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Artifact {
+    #[serde(default)]
+    pub(crate) roles: Vec<Name>,
+    pub(crate) path: Spanned<String>,
+    #[serde(default)]
+    pub(crate) bins: Vec<Name>,
+    #[serde(default)]
+    pub(crate) files: Vec<Spanned<FileEntry>>,
+    #[serde(default)]
+    pub(crate) templates: Vec<Spanned<TemplateEntry>>,
+    #[serde(default)]
+    pub(crate) shared: Vec<Spanned<String>>,
+    pub(crate) keep: Option<Spanned<i64>>,
+    pub(crate) transport: Option<Spanned<Transport>>,
+    #[serde(default)]
+    pub(crate) after: Vec<Name>,
+    pub(crate) max_parallel: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub(crate) hooks: Hooks,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileEntry {
+    pub(crate) src: Spanned<String>,
+    pub(crate) dst: Spanned<String>,
+    pub(crate) mode: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TemplateEntry {
+    pub(crate) src: Spanned<String>,
+    pub(crate) dst: Spanned<String>,
+    pub(crate) mode: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Transport {
+    Rsync,
+    Git,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Hooks {
+    pub(crate) pre_activate: Option<Spanned<String>>,
+    pub(crate) activate: Option<Spanned<String>>,
+    pub(crate) health: Option<Spanned<String>>,
+    pub(crate) health_timeout: Option<Spanned<String>>,
+    /// Replacements used by `--local` for hooks that only make sense on a
+    /// server.
+    pub(crate) local: Option<Spanned<LocalHooks>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LocalHooks {
+    pub(crate) pre_activate: Option<Spanned<String>>,
+    pub(crate) activate: Option<Spanned<String>>,
+    pub(crate) health: Option<Spanned<String>>,
+    pub(crate) health_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EnvironmentFile {
+    #[serde(default)]
+    pub(crate) environment: EnvironmentSection,
+    #[serde(default)]
+    pub(crate) vars: toml::Table,
+    #[serde(default)]
+    pub(crate) hosts: BTreeMap<Name, Spanned<Host>>,
+    pub(crate) secrets: Option<Secrets>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EnvironmentSection {
+    pub(crate) protect: Option<bool>,
+    pub(crate) branch: Option<Spanned<String>>,
+    pub(crate) jobs: Option<Spanned<u32>>,
+    pub(crate) user: Option<Spanned<String>>,
+    pub(crate) ssh_config: Option<Spanned<String>>,
+    pub(crate) on_failure: Option<OnFailure>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Switch back every host already switched in this run.
+    RollbackAll,
+    /// Stop activating; hosts already switched stay on the new release.
+    Stop,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Host {
+    pub(crate) address: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) roles: Vec<Name>,
+    #[serde(default)]
+    pub(crate) vars: toml::Table,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Secrets {
+    #[serde(default)]
+    pub(crate) recipients: Vec<Spanned<String>>,
+}

@@ -1,0 +1,552 @@
+//! From raw files to the resolved model, with every semantic check.
+//!
+//! All problems found are collected and reported together, each at its
+//! span. The only IO here is reading the configuration files, the
+//! templates and listing source trees (which is part of checking them).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw;
+use super::{
+    Artifact, BinTarget, BuildSettings, Environment, FileSource, Hook, Hooks, Host, Project, Template, Workspace,
+};
+use crate::diag::{Diagnostic, Diagnostics, SourceFile};
+use crate::error::{Error, Result};
+
+const DEFAULT_KEEP: i64 = 5;
+const DEFAULT_JOBS: u32 = 16;
+const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Collects diagnostics for one file.
+struct Checker {
+    file: Arc<SourceFile>,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Checker {
+    fn new(file: Arc<SourceFile>) -> Checker {
+        Checker { file, errors: Vec::new(), warnings: Vec::new() }
+    }
+
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>, label: impl Into<String>) {
+        let diag = Diagnostic::error(message).at(&self.file, span, label);
+        self.errors.push(diag);
+    }
+
+    fn error_with_note(&mut self, span: Range<usize>, message: impl Into<String>, label: &str, note: String) {
+        let diag = Diagnostic::error(message).at(&self.file, span, label).note(note);
+        self.errors.push(diag);
+    }
+
+    /// A warning may point into another file (deploy.toml, while checking
+    /// an environment).
+    fn warning(&mut self, file: &Arc<SourceFile>, span: Range<usize>, message: String, label: String) {
+        let diag = Diagnostic::warning(message).at(file, span, label);
+        self.warnings.push(diag);
+    }
+
+    fn finish(self) -> Result<Vec<Diagnostic>> {
+        if self.errors.is_empty() { Ok(self.warnings) } else { Err(Error::Config(Diagnostics(self.errors))) }
+    }
+}
+
+fn read_source(path: &Path, display: String) -> Result<Arc<SourceFile>> {
+    let text = fs::read_to_string(path).map_err(Error::io("could not read", path))?;
+    Ok(Arc::new(SourceFile { display, text }))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(file: &Arc<SourceFile>) -> Result<T> {
+    toml::from_str(&file.text).map_err(|err| {
+        let span = err.span().unwrap_or(0..0);
+        let message = err.message().trim_end().to_string();
+        Error::Config(Diagnostics(vec![Diagnostic::error(message).at(file, span, "")]))
+    })
+}
+
+/// Reads `deploy.toml` at the workspace root and resolves it.
+pub fn load_project(workspace: Workspace) -> Result<Project> {
+    let path = workspace.root.join("deploy.toml");
+    if !path.is_file() {
+        return Err(Error::Usage(format!(
+            "no `deploy.toml` in `{}`: create one with `cargo deploy init`",
+            workspace.root.display()
+        )));
+    }
+    let file = read_source(&path, "deploy.toml".to_string())?;
+    let raw: raw::DeployFile = parse(&file)?;
+    let mut check = Checker::new(Arc::clone(&file));
+
+    let name = match raw.project.name {
+        Some(name) => {
+            check_name(&mut check, &name, "project name");
+            name.into_inner()
+        }
+        None => workspace.root_package.clone().unwrap_or_else(|| {
+            workspace.root.file_name().map_or_else(|| "project".into(), |n| n.to_string_lossy().into_owned())
+        }),
+    };
+    let build = BuildSettings {
+        profile: raw.build.profile.map_or_else(|| "release".to_string(), Spanned::into_inner),
+        features: raw.build.features.into_iter().map(Spanned::into_inner).collect(),
+        target: raw.build.target.map(Spanned::into_inner),
+    };
+
+    let names: BTreeSet<String> = raw.artifact.keys().map(|k| k.get_ref().clone()).collect();
+    let mut artifacts = Vec::new();
+    for (name, artifact) in raw.artifact {
+        check_name(&mut check, &name, "artifact name");
+        let span = artifact.span();
+        let artifact = resolve_artifact(&mut check, &workspace, &names, name.into_inner(), artifact.into_inner(), span);
+        artifacts.push(artifact);
+    }
+    let artifacts = order_artifacts(&mut check, artifacts);
+    let warnings = check.finish()?;
+    Ok(Project { workspace, name, build, vars: raw.vars, artifacts, warnings, file })
+}
+
+fn check_name(check: &mut Checker, name: &Spanned<String>, what: &str) {
+    let ok = !name.get_ref().is_empty()
+        && !name.get_ref().starts_with('-')
+        && name.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !ok {
+        check.error(
+            name.span(),
+            format!("invalid {what} `{}`", name.get_ref().escape_debug()),
+            "use letters, digits, `-`, `_` and `.`, not starting with `-`",
+        );
+    }
+}
+
+fn resolve_artifact(
+    check: &mut Checker,
+    workspace: &Workspace,
+    names: &BTreeSet<String>,
+    name: String,
+    raw: raw::Artifact,
+    span: Range<usize>,
+) -> Artifact {
+    for role in &raw.roles {
+        check_name(check, role, "role");
+    }
+    let path = raw.path.get_ref().trim_end_matches('/').to_string();
+    if !raw.path.get_ref().starts_with('/') || path.is_empty() {
+        check.error(raw.path.span(), format!("`path` of artifact `{name}` must be an absolute directory"), "");
+    } else if !clean_components(&path[1..]) {
+        check.error(raw.path.span(), "`path` must not contain `.`, `..`, empty components or control characters", "");
+    }
+
+    let keep = match raw.keep {
+        Some(keep) if *keep.get_ref() < 1 => {
+            check.error(keep.span(), "`keep` must be at least 1", "the current release is always kept");
+            1
+        }
+        Some(keep) => u32::try_from(*keep.get_ref()).unwrap_or(u32::MAX),
+        None => DEFAULT_KEEP.unsigned_abs() as u32,
+    };
+    if let Some(transport) = &raw.transport
+        && *transport.get_ref() == raw::Transport::Git
+    {
+        check.error(transport.span(), "transport `git` is not supported yet", "only `rsync` is available");
+    }
+
+    let mut after = Vec::new();
+    for dep in raw.after {
+        if !names.contains(dep.get_ref()) {
+            let known = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+            check.error_with_note(
+                dep.span(),
+                format!("unknown artifact `{}` in `after`", dep.get_ref()),
+                "not an artifact of deploy.toml",
+                format!("artifacts are: {known}"),
+            );
+        } else if dep.get_ref() == &name {
+            check.error(dep.span(), format!("artifact `{name}` lists itself in `after`"), "");
+        } else {
+            after.push(dep.into_inner());
+        }
+    }
+
+    // Every destination in the release directory, with the span that claims
+    // it, to find two sources writing one path.
+    let mut claimed: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    let mut claim = |check: &mut Checker, dst: &str, span: Range<usize>| {
+        if let Some(first) = claimed.get(dst) {
+            let (line, _) = crate::diag::line_column(&check.file.text, first.start);
+            check.error(span, format!("`{dst}` is written twice in artifact `{name}`"), format!("also written by line {line}"));
+        } else {
+            claimed.insert(dst.to_string(), span);
+        }
+    };
+
+    let mut bins = Vec::new();
+    for bin in raw.bins {
+        match workspace.bins.get(bin.get_ref()).map(Vec::as_slice) {
+            Some([package]) => {
+                claim(check, &format!("bin/{}", bin.get_ref()), bin.span());
+                bins.push(BinTarget { name: bin.get_ref().clone(), package: package.clone() });
+            }
+            Some(packages) => check.error(
+                bin.span(),
+                format!("binary `{}` is defined by several packages: {}", bin.get_ref(), packages.join(", ")),
+                "",
+            ),
+            None => {
+                let known = workspace.bins.keys().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+                check.error_with_note(
+                    bin.span(),
+                    format!("no binary target `{}` in the workspace", bin.get_ref()),
+                    "not a `[[bin]]` of any workspace member",
+                    format!("binaries are: {known}"),
+                );
+            }
+        }
+    }
+
+    let mut files = Vec::new();
+    for entry in raw.files {
+        let entry_span = entry.span();
+        let entry = entry.into_inner();
+        let mode = entry.mode.as_ref().and_then(|m| parse_mode(check, m));
+        let Some(dst) = check_dst(check, &entry.dst) else { continue };
+        let Some(src) = check_src(check, workspace, &entry.src) else { continue };
+        for (src, dst) in list_sources(check, workspace, &src, &dst, entry.src.span()) {
+            claim(check, &dst, entry_span.clone());
+            files.push(FileSource { src, dst, mode });
+        }
+    }
+
+    let mut templates = Vec::new();
+    let templates_dir = workspace.root.join("templates");
+    for entry in raw.templates {
+        let entry_span = entry.span();
+        let entry = entry.into_inner();
+        let mode = entry.mode.as_ref().and_then(|m| parse_mode(check, m));
+        let Some(dst) = check_dst(check, &entry.dst) else { continue };
+        let src = entry.src.get_ref();
+        if src.is_empty() || src.starts_with('/') || !clean_components(src) {
+            check.error(entry.src.span(), "template `src` must be a relative path under `templates/`", "");
+            continue;
+        }
+        let path = templates_dir.join(src);
+        let text = match fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(_) => {
+                    check.error(entry.src.span(), format!("template `templates/{src}` is not UTF-8 text"), "");
+                    continue;
+                }
+            },
+            Err(err) => {
+                check.error(entry.src.span(), format!("cannot read template `templates/{src}`: {err}"), "no such template");
+                continue;
+            }
+        };
+        claim(check, &dst, entry_span.clone());
+        let source = Arc::new(SourceFile { display: format!("templates/{src}"), text });
+        templates.push(Template { name: src.clone(), dst, mode, source });
+    }
+
+    let mut shared = Vec::new();
+    for dir in raw.shared {
+        let Some(dst) = check_dst(check, &dir) else { continue };
+        let inside = claimed.keys().find(|claimed| claimed.starts_with(&format!("{dst}/")) || **claimed == dst);
+        if let Some(inside) = inside {
+            check.error(dir.span(), format!("shared directory `{dst}` overlaps `{inside}` of the release"), "");
+        }
+        shared.push(dst);
+    }
+
+    let (hooks, local_hooks) = resolve_hooks(check, raw.hooks);
+    Artifact {
+        name: name.clone(),
+        roles: raw.roles.into_iter().map(Spanned::into_inner).collect(),
+        path,
+        bins,
+        files,
+        templates,
+        shared,
+        keep,
+        after,
+        max_parallel: raw.max_parallel.map_or(0, Spanned::into_inner),
+        hooks,
+        local_hooks,
+        span,
+    }
+}
+
+fn resolve_hooks(check: &mut Checker, raw: raw::Hooks) -> (Hooks, Hooks) {
+    let hook = |check: &mut Checker, text: Option<Spanned<String>>| {
+        let text = text?;
+        if text.get_ref().contains('\0') {
+            check.error(text.span(), "hooks cannot contain NUL characters", "");
+            return None;
+        }
+        Some(Hook { span: text.span(), text: text.into_inner() })
+    };
+    let timeout = |check: &mut Checker, text: Option<Spanned<String>>| {
+        text.map(|text| parse_duration(check, &text))
+    };
+    let hooks = Hooks {
+        pre_activate: hook(check, raw.pre_activate),
+        activate: hook(check, raw.activate),
+        health: hook(check, raw.health),
+        health_timeout: timeout(check, raw.health_timeout).unwrap_or(DEFAULT_HEALTH_TIMEOUT),
+    };
+    let mut local = hooks.clone();
+    if let Some(over) = raw.local {
+        let over = over.into_inner();
+        if let Some(h) = hook(check, over.pre_activate) {
+            local.pre_activate = Some(h);
+        }
+        if let Some(h) = hook(check, over.activate) {
+            local.activate = Some(h);
+        }
+        if let Some(h) = hook(check, over.health) {
+            local.health = Some(h);
+        }
+        if let Some(t) = timeout(check, over.health_timeout) {
+            local.health_timeout = t;
+        }
+    }
+    (hooks, local)
+}
+
+fn parse_duration(check: &mut Checker, text: &Spanned<String>) -> Duration {
+    match text.get_ref().parse::<jiff::SignedDuration>() {
+        Ok(d) if d.is_positive() => d.unsigned_abs(),
+        Ok(_) => {
+            check.error(text.span(), "`health_timeout` must be positive", "");
+            DEFAULT_HEALTH_TIMEOUT
+        }
+        Err(_) => {
+            check.error(text.span(), format!("invalid duration `{}`", text.get_ref()), "write e.g. `30s`, `2m` or `1m 30s`");
+            DEFAULT_HEALTH_TIMEOUT
+        }
+    }
+}
+
+fn parse_mode(check: &mut Checker, mode: &Spanned<String>) -> Option<u32> {
+    let text = mode.get_ref();
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(value) if (3..=4).contains(&digits.len()) && value <= 0o7777 => Some(value),
+        _ => {
+            check.error(mode.span(), format!("invalid mode `{text}`"), "write an octal mode such as `0644` or `0640`");
+            None
+        }
+    }
+}
+
+/// True if a relative path has only normal components, with no control
+/// characters (the manifest is line-based, and paths cross shells).
+fn clean_components(path: &str) -> bool {
+    !path.chars().any(char::is_control)
+        && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+fn check_dst(check: &mut Checker, dst: &Spanned<String>) -> Option<String> {
+    let text = dst.get_ref().trim_end_matches('/');
+    if dst.get_ref().starts_with('/') {
+        check.error(dst.span(), format!("`{}` is absolute", dst.get_ref()), "destinations are relative to the release directory");
+        None
+    } else if text.split('/').any(|c| c == "..") {
+        check.error(dst.span(), format!("`{}` escapes the release directory", dst.get_ref()), "`..` is not allowed here");
+        None
+    } else if text.is_empty() || !clean_components(text) {
+        check.error(dst.span(), format!("invalid destination `{}`", dst.get_ref().escape_debug()), "use a relative path without `.`, `..` or control characters");
+        None
+    } else {
+        Some(text.to_string())
+    }
+}
+
+fn check_src(check: &mut Checker, workspace: &Workspace, src: &Spanned<String>) -> Option<PathBuf> {
+    let rel = Path::new(src.get_ref());
+    if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
+        check.error(src.span(), format!("`{}` is outside the workspace", src.get_ref()), "sources are workspace-relative");
+        return None;
+    }
+    let path = workspace.root.join(rel);
+    if fs::symlink_metadata(&path).is_err() {
+        check.error(src.span(), format!("no such file or directory `{}`", src.get_ref()), "");
+        return None;
+    }
+    Some(path)
+}
+
+/// Lists the files under a source (a file or a directory, hidden files
+/// included), sorted, with their destinations.
+fn list_sources(
+    check: &mut Checker,
+    workspace: &Workspace,
+    src: &Path,
+    dst: &str,
+    span: Range<usize>,
+) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let root = fs::canonicalize(&workspace.root).unwrap_or_else(|_| workspace.root.clone());
+    for entry in walkdir::WalkDir::new(src).follow_links(true).sort_by_file_name() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => {
+                check.error(span.clone(), format!("cannot read `{}`: {err}", workspace.display(src)), "");
+                continue;
+            }
+        };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let path = entry.path();
+        if entry.path_is_symlink() {
+            let inside = fs::canonicalize(path).is_ok_and(|target| target.starts_with(&root));
+            if !inside {
+                check.error(span.clone(), format!("symlink `{}` points outside the workspace", workspace.display(path)), "");
+                continue;
+            }
+        }
+        let rel = path.strip_prefix(src).unwrap_or(Path::new(""));
+        let Some(rel) = rel.to_str() else {
+            check.error(span.clone(), format!("file name `{}` is not UTF-8", workspace.display(path)), "");
+            continue;
+        };
+        let dst = if rel.is_empty() { dst.to_string() } else { format!("{dst}/{rel}") };
+        if !clean_components(&dst) {
+            check.error(span.clone(), format!("file name `{}` has control characters", dst.escape_debug()), "");
+            continue;
+        }
+        out.push((path.to_path_buf(), dst));
+    }
+    out
+}
+
+/// Sorts artifacts so that each comes after those in its `after`, and
+/// reports cycles.
+fn order_artifacts(check: &mut Checker, artifacts: Vec<Artifact>) -> Vec<Artifact> {
+    let mut remaining: Vec<Artifact> = artifacts;
+    let mut ordered: Vec<Artifact> = Vec::new();
+    while !remaining.is_empty() {
+        let ready = remaining
+            .iter()
+            .position(|a| a.after.iter().all(|dep| ordered.iter().any(|o| &o.name == dep)));
+        if let Some(i) = ready {
+            ordered.push(remaining.remove(i));
+        } else {
+            let names: Vec<String> = remaining.iter().map(|a| format!("`{}`", a.name)).collect();
+            let first = &remaining[0];
+            check.error(
+                first.span.clone(),
+                format!("the `after` lists of {} form a cycle", names.join(", ")),
+                "part of the cycle",
+            );
+            ordered.append(&mut remaining);
+        }
+    }
+    ordered
+}
+
+/// Reads `environments/NAME.toml` and resolves it against the project.
+pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
+    let valid = !name.is_empty() && !name.starts_with('-') && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let path = project.environments_dir().join(format!("{name}.toml"));
+    if !valid || !path.is_file() {
+        let known = project.environment_names();
+        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+        return Err(Error::Usage(format!(
+            "unknown environment `{name}`: no `environments/{name}.toml` (environments: {known})"
+        )));
+    }
+    let file = read_source(&path, format!("environments/{name}.toml"))?;
+    let raw: raw::EnvironmentFile = parse(&file)?;
+    let mut check = Checker::new(Arc::clone(&file));
+
+    let section = raw.environment;
+    let jobs = match section.jobs {
+        Some(jobs) if *jobs.get_ref() == 0 => {
+            check.error(jobs.span(), "`jobs` must be at least 1", "");
+            1
+        }
+        Some(jobs) => *jobs.get_ref(),
+        None => DEFAULT_JOBS,
+    };
+    let ssh_config = section.ssh_config.map(|p| project.environments_dir().join(p.get_ref()));
+
+    let mut hosts = Vec::new();
+    for (host_name, host) in raw.hosts {
+        check_name(&mut check, &host_name, "host name");
+        let span = host.span();
+        let host = host.into_inner();
+        for role in &host.roles {
+            check_name(&mut check, role, "role");
+        }
+        let address = match host.address {
+            Some(address) => {
+                let ok = !address.get_ref().is_empty()
+                    && !address.get_ref().starts_with('-')
+                    && address.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:[]@".contains(&b));
+                if !ok {
+                    check.error(address.span(), format!("invalid address `{}`", address.get_ref().escape_debug()), "a host name or IP address");
+                }
+                address.into_inner()
+            }
+            None => host_name.get_ref().clone(),
+        };
+        hosts.push(Host {
+            name: host_name.into_inner(),
+            address,
+            roles: host.roles.into_iter().map(Spanned::into_inner).collect(),
+            vars: host.vars,
+            span,
+        });
+    }
+
+    for artifact in &project.artifacts {
+        if !hosts.iter().any(|h| h.receives(artifact)) {
+            let roles = artifact.roles.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ");
+            let roles = if roles.is_empty() { "no roles".to_string() } else { format!("roles {roles}") };
+            let message = format!("artifact `{}` goes to no host of `{name}`", artifact.name);
+            check.warning(&project.file, artifact.span.clone(), message, format!("has {roles}"));
+        }
+    }
+    // Two artifacts sharing a base directory on one host would share its
+    // `current`, releases and lock.
+    for host in &hosts {
+        let mine: Vec<&Artifact> = project.artifacts.iter().filter(|a| host.receives(a)).collect();
+        for (i, a) in mine.iter().enumerate() {
+            for b in &mine[i + 1..] {
+                let nested = a.path == b.path
+                    || b.path.starts_with(&format!("{}/", a.path))
+                    || a.path.starts_with(&format!("{}/", b.path));
+                if nested {
+                    check.error(
+                        host.span.clone(),
+                        format!("artifacts `{}` and `{}` overlap on host `{}`", a.name, b.name, host.name),
+                        format!("`{}` and `{}`", a.path, b.path),
+                    );
+                }
+            }
+        }
+    }
+
+    let warnings = check.finish()?;
+    Ok(Environment {
+        name: name.to_string(),
+        protect: section.protect.unwrap_or(false),
+        branch: section.branch.map(Spanned::into_inner),
+        jobs: jobs as usize,
+        user: section.user.map(Spanned::into_inner),
+        ssh_config,
+        on_failure: section.on_failure.unwrap_or(raw::OnFailure::RollbackAll),
+        vars: raw.vars,
+        hosts,
+        recipients: raw.secrets.map(|s| s.recipients.into_iter().map(Spanned::into_inner).collect()).unwrap_or_default(),
+        warnings,
+    })
+}

@@ -1,0 +1,113 @@
+//! Events: what the library tells its caller while it works.
+//!
+//! The library never prints. It emits events; the binary renders them as
+//! progress lines for people or as JSON lines for CI.
+
+use serde::Serialize;
+
+/// Receives events, possibly from several threads at once.
+pub type Reporter<'a> = &'a (dyn Fn(Event) + Sync);
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    Warning {
+        message: String,
+    },
+    BuildStarted {
+        bins: Vec<String>,
+    },
+    BuildFinished {
+        bins: Vec<String>,
+        seconds: f64,
+    },
+    Assembled {
+        artifact: String,
+        id: String,
+        files: usize,
+        bytes: u64,
+        /// Already in the store from an earlier run.
+        reused: bool,
+    },
+    /// A host's current release was read and compared with the new one.
+    Probed {
+        host: String,
+        artifact: String,
+        release: String,
+        current: Option<String>,
+        unchanged: bool,
+    },
+    /// What a dry run would do for one host and artifact.
+    WouldDeploy {
+        host: String,
+        artifact: String,
+        release: String,
+        current: Option<String>,
+        added: Vec<String>,
+        removed: Vec<String>,
+        changed: Vec<String>,
+        hooks: Vec<String>,
+    },
+    Pushed {
+        host: String,
+        artifact: String,
+        release: String,
+        files: usize,
+        /// Bytes written to the host (unchanged files are hard links).
+        bytes: u64,
+    },
+    Activated {
+        host: String,
+        artifact: String,
+        release: String,
+        previous: Option<String>,
+    },
+    RolledBack {
+        host: String,
+        artifact: String,
+        /// The release that failed or was undone.
+        release: String,
+        /// Where `current` points now.
+        to: Option<String>,
+    },
+    Failed {
+        host: String,
+        artifact: String,
+        phase: Phase,
+        message: String,
+    },
+    Removed {
+        host: String,
+        artifact: String,
+        releases: Vec<String>,
+    },
+}
+
+/// Where in a deploy something happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Probe,
+    Lock,
+    Push,
+    PreActivate,
+    Activate,
+    Health,
+    Rollback,
+    Cleanup,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Probe => "probe",
+            Phase::Lock => "lock",
+            Phase::Push => "push",
+            Phase::PreActivate => "pre_activate",
+            Phase::Activate => "activate",
+            Phase::Health => "health",
+            Phase::Rollback => "rollback",
+            Phase::Cleanup => "cleanup",
+        }
+    }
+}

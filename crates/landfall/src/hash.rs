@@ -1,0 +1,240 @@
+//! Content hashing with blake3, and a cache so that unchanged files are not
+//! read again.
+//!
+//! A cache entry is trusted only while the file's size, mtime, ctime, inode
+//! and device are what they were, and only if the file was already older
+//! than [`RACY_WINDOW`] when it was hashed: a file written in the same clock
+//! tick as its hashing could change again without its mtime moving (git's
+//! "racy timestamp" problem), so such entries are re-hashed next time.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const RACY_WINDOW: Duration = Duration::from_secs(2);
+/// Files at least this big are memory-mapped and hashed on several threads.
+const MMAP_THRESHOLD: u64 = 1 << 20;
+const CACHE_VERSION: u32 = 1;
+
+/// What hashing a file tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileFacts {
+    pub size: u64,
+    pub hash: blake3::Hash,
+    pub executable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stat {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    dev: u64,
+    mode: u32,
+}
+
+impl Stat {
+    fn of(meta: &fs::Metadata) -> Stat {
+        Stat {
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            ino: meta.ino(),
+            dev: meta.dev(),
+            mode: meta.mode(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    stat: Stat,
+    hash: String,
+    hashed_at_ns: i128,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CacheFile {
+    version: u32,
+    entries: HashMap<String, Entry>,
+}
+
+/// The hash cache, loaded from and saved to one JSON file.
+#[derive(Debug)]
+pub struct HashCache {
+    path: PathBuf,
+    entries: HashMap<String, Entry>,
+    changed: bool,
+    /// How many files were read (cache misses) since loading.
+    pub files_read: usize,
+    pub bytes_read: u64,
+}
+
+fn now_ns() -> i128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos().try_into().unwrap_or(i128::MAX))
+}
+
+impl HashCache {
+    /// Loads the cache; a missing or unreadable cache is an empty one.
+    pub fn load(path: &Path) -> HashCache {
+        let entries = fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<CacheFile>(&bytes).ok())
+            .filter(|file| file.version == CACHE_VERSION)
+            .map(|file| file.entries)
+            .unwrap_or_default();
+        HashCache { path: path.to_path_buf(), entries, changed: false, files_read: 0, bytes_read: 0 }
+    }
+
+    /// A cache that is never saved.
+    pub fn in_memory() -> HashCache {
+        HashCache::load(Path::new(""))
+    }
+
+    /// Hashes files, in parallel for those the cache cannot answer.
+    pub fn hash_files(&mut self, paths: &[&Path]) -> Result<Vec<FileFacts>> {
+        let mut results: Vec<Option<FileFacts>> = vec![None; paths.len()];
+        let mut misses: Vec<(usize, Stat)> = Vec::new();
+        let now = now_ns();
+        for (i, path) in paths.iter().enumerate() {
+            let meta = fs::metadata(path).map_err(Error::io("cannot read", path))?;
+            let stat = Stat::of(&meta);
+            let executable = stat.mode & 0o111 != 0;
+            let hit = path.to_str().and_then(|key| self.entries.get(key)).filter(|entry| {
+                entry.stat == stat && stat.mtime_ns + RACY_WINDOW.as_nanos() as i128 <= entry.hashed_at_ns
+            });
+            match hit.and_then(|entry| blake3::Hash::from_hex(&entry.hash).ok()) {
+                Some(hash) => results[i] = Some(FileFacts { size: stat.size, hash, executable }),
+                None => misses.push((i, stat)),
+            }
+        }
+
+        let hashed = hash_in_parallel(paths, &misses)?;
+        for ((i, stat), hash) in misses.into_iter().zip(hashed) {
+            self.files_read += 1;
+            self.bytes_read += stat.size;
+            results[i] = Some(FileFacts { size: stat.size, hash, executable: stat.mode & 0o111 != 0 });
+            if let Some(key) = paths[i].to_str() {
+                self.entries.insert(key.to_string(), Entry { stat, hash: hash.to_hex().to_string(), hashed_at_ns: now });
+                self.changed = true;
+            }
+        }
+        Ok(results.into_iter().map(|r| r.expect("every file was hashed")).collect())
+    }
+
+    /// Writes the cache back if it changed, atomically.
+    pub fn save(&self) -> Result<()> {
+        if !self.changed || self.path.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let file = CacheFile { version: CACHE_VERSION, entries: self.entries.clone() };
+        let bytes = serde_json::to_vec(&file).expect("the cache serialises");
+        write_atomically(&self.path, &bytes)
+    }
+}
+
+/// Hashes the files at the given indices, spreading them over the cores.
+fn hash_in_parallel(paths: &[&Path], misses: &[(usize, Stat)]) -> Result<Vec<blake3::Hash>> {
+    if misses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(misses.len());
+    let chunk = misses.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = misses
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(i, stat)| hash_file(paths[*i], stat.size).map_err(Error::io("cannot hash", paths[*i])))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(misses.len());
+        for handle in handles {
+            all.extend(handle.join().expect("hashing threads do not panic")?);
+        }
+        Ok(all)
+    })
+}
+
+/// Hashes one file: big files are memory-mapped and hashed on all cores.
+pub fn hash_file(path: &Path, size: u64) -> io::Result<blake3::Hash> {
+    let mut hasher = blake3::Hasher::new();
+    if size >= MMAP_THRESHOLD {
+        hasher.update_mmap_rayon(path)?;
+    } else {
+        hasher.update_reader(fs::File::open(path)?)?;
+    }
+    Ok(hasher.finalize())
+}
+
+/// Writes a file through a temporary name and a rename, so that readers see
+/// the old or the new content, never a part.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    fs::write(&tmp, bytes).map_err(Error::io("cannot write", &tmp))?;
+    fs::rename(&tmp, path).map_err(Error::io("cannot rename", &tmp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_answers_without_reading_and_notices_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a");
+        fs::write(&file, b"one").unwrap();
+        // Age the file past the racy window so that its entry is trusted.
+        let old = SystemTime::now() - Duration::from_secs(60);
+        fs::File::options().write(true).open(&file).unwrap().set_modified(old).unwrap();
+        let cache_path = dir.path().join("cache.json");
+
+        let mut cache = HashCache::load(&cache_path);
+        let first = cache.hash_files(&[&file]).unwrap();
+        assert_eq!(first[0].hash, blake3::hash(b"one"));
+        assert_eq!(cache.files_read, 1);
+        cache.save().unwrap();
+
+        let mut cache = HashCache::load(&cache_path);
+        assert_eq!(cache.hash_files(&[&file]).unwrap(), first);
+        assert_eq!(cache.files_read, 0, "an unchanged file is not read again");
+
+        fs::write(&file, b"two").unwrap();
+        let second = cache.hash_files(&[&file]).unwrap();
+        assert_eq!(second[0].hash, blake3::hash(b"two"));
+        assert_eq!(cache.files_read, 1);
+    }
+
+    #[test]
+    fn racy_entries_are_rehashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a");
+        fs::write(&file, b"fresh").unwrap();
+        let mut cache = HashCache::in_memory();
+        cache.hash_files(&[&file]).unwrap();
+        cache.hash_files(&[&file]).unwrap();
+        assert_eq!(cache.files_read, 2, "a file modified just before hashing is not trusted");
+    }
+
+    #[test]
+    fn big_files_hash_like_small_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big");
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&file, &bytes).unwrap();
+        assert_eq!(hash_file(&file, bytes.len() as u64).unwrap(), blake3::hash(&bytes));
+    }
+}

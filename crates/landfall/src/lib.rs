@@ -1,0 +1,221 @@
+//! landfall: build, assemble and deploy Rust services.
+//!
+//! The pipeline is the architecture:
+//!
+//! ```text
+//! config -> plan -> build -> assemble/hash -> transport -> activate -> report
+//! ```
+//!
+//! [`load`] reads the workspace and `deploy.toml`,
+//! [`config::load_environment`] an environment, [`plan::plan`] computes what
+//! goes where, [`build_releases`] builds and assembles, and
+//! [`deploy::deploy`] moves the releases over a [`transport::Transport`].
+//! The library prints nothing: progress arrives as [`event::Event`]s.
+//!
+//! ```no_run
+//! use landfall::{config, deploy, plan, transport};
+//!
+//! let project = landfall::load(None)?;
+//! let env = config::load_environment(&project, "dev")?;
+//! let plan = plan::plan(&project, &env, &[], true)?;
+//! let report = |event: landfall::event::Event| eprintln!("{event:?}");
+//! let built = landfall::build_releases(&project, &plan, &landfall::BuildOptions::default(), &report)?;
+//! let local = transport::Local::new(&project.workspace.landfall_dir(), &env.name);
+//! let identity = deploy::Identity::current(built.revision.clone());
+//! let run = deploy::Run { project: &project, env: &env, transport: &local, identity: &identity, jobs: env.jobs, events: &report };
+//! let summary = deploy::deploy(&run, &plan, &built.releases, deploy::DeployOptions::default());
+//! assert!(summary.ok);
+//! # Ok::<(), landfall::Error>(())
+//! ```
+
+pub mod assemble;
+pub mod build;
+pub mod config;
+pub mod deploy;
+pub mod diag;
+mod error;
+pub mod event;
+pub mod git;
+pub mod hash;
+pub mod plan;
+pub mod process;
+pub mod steps;
+pub mod template;
+pub mod transport;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub use error::{Error, Result};
+
+use assemble::{Assembled, Release, Store};
+use config::Project;
+use event::{Event, Reporter};
+use git::Revision;
+use hash::HashCache;
+use plan::Plan;
+
+/// Reads the cargo workspace (at `manifest_path`, or around the current
+/// directory) and its `deploy.toml`.
+pub fn load(manifest_path: Option<&Path>) -> Result<Project> {
+    let workspace = build::workspace(manifest_path)?;
+    config::load_project(workspace)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Keep cargo's progress output off stderr.
+    pub quiet: bool,
+    /// Use this revision instead of reading the workspace's git repository
+    /// (for builds of a copy of the workspace).
+    pub revision: Option<Revision>,
+}
+
+/// What building and assembling produced.
+#[derive(Debug)]
+pub struct Built {
+    pub revision: Revision,
+    /// One per artifact the plan deploys, in plan order.
+    pub assembled: Vec<Assembled>,
+    /// One per plan target, in plan order.
+    pub releases: Vec<Release>,
+    pub build_seconds: f64,
+    pub assemble_seconds: f64,
+}
+
+/// Builds the binaries the plan needs, assembles every artifact into the
+/// store and stages every target's release.
+pub fn build_releases(project: &Project, plan: &Plan, options: &BuildOptions, events: Reporter<'_>) -> Result<Built> {
+    let revision = options.revision.clone().unwrap_or_else(|| git::revision(&project.workspace.root));
+    let started = Instant::now();
+    let bin_names: Vec<String> = plan.bins.iter().map(|b| b.name.clone()).collect();
+    if !bin_names.is_empty() {
+        events(Event::BuildStarted { bins: bin_names.clone() });
+    }
+    let target_dir = build::target_dir(&project.workspace);
+    let binaries = build::build(&build::BuildRequest {
+        workspace_root: &project.workspace.root,
+        target_dir: &target_dir,
+        settings: &project.build,
+        bins: &plan.bins,
+        source_date_epoch: revision.time,
+        quiet: options.quiet,
+    })?;
+    let build_seconds = started.elapsed().as_secs_f64();
+    if !bin_names.is_empty() {
+        events(Event::BuildFinished { bins: bin_names, seconds: build_seconds });
+    }
+
+    let started = Instant::now();
+    let store = Store::new(project);
+    let mut cache = HashCache::load(&store.hash_cache());
+    let mut assembled: Vec<Assembled> = Vec::new();
+    for artifact in &project.artifacts {
+        if !plan.targets.iter().any(|t| t.artifact == artifact.name) {
+            continue;
+        }
+        let done = assemble::assemble(&store, artifact, &binaries, &mut cache)?;
+        events(Event::Assembled {
+            artifact: done.artifact.clone(),
+            id: done.id.clone(),
+            files: done.manifest.entries.len(),
+            bytes: done.manifest.total_size(),
+            reused: done.reused,
+        });
+        assembled.push(done);
+    }
+    cache.save()?;
+    let by_name: BTreeMap<&str, &Assembled> = assembled.iter().map(|a| (a.artifact.as_str(), a)).collect();
+    let releases = plan
+        .targets
+        .iter()
+        .map(|target| assemble::stage(&store, by_name[target.artifact.as_str()], target))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Built { revision, assembled, releases, build_seconds, assemble_seconds: started.elapsed().as_secs_f64() })
+}
+
+/// The ids two independent builds produced, per artifact and per target.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BuildIds {
+    pub artifacts: BTreeMap<String, String>,
+    pub releases: BTreeMap<String, String>,
+}
+
+impl BuildIds {
+    fn of(built: &Built, plan: &Plan) -> BuildIds {
+        BuildIds {
+            artifacts: built.assembled.iter().map(|a| (a.artifact.clone(), a.id.clone())).collect(),
+            releases: plan
+                .targets
+                .iter()
+                .zip(&built.releases)
+                .map(|(t, r)| (format!("{}/{}", t.host, t.artifact), r.id.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Copies the workspace into two fresh directories of different depth,
+/// builds and assembles each from scratch, and compares the ids. Returns
+/// both sets of ids; the caller decides what a difference means.
+pub fn check_reproducible(project: &Project, env_name: &str, only: &[String], quiet: bool, events: Reporter<'_>) -> Result<(BuildIds, BuildIds, Vec<String>)> {
+    let revision = git::revision(&project.workspace.root);
+    let base = std::env::temp_dir().join(format!("landfall-reproducible-{}", std::process::id()));
+    let dirs = [base.join("a"), base.join("second").join("b")];
+    let result = (|| {
+        let mut all = Vec::new();
+        let mut built_all = Vec::new();
+        for dir in &dirs {
+            copy_workspace(&project.workspace.root, &project.workspace.target_dir, dir)?;
+            let copy = load(Some(&dir.join("Cargo.toml")))?;
+            let env = config::load_environment(&copy, env_name)?;
+            let plan = plan::plan(&copy, &env, only, false)?;
+            let options = BuildOptions { quiet, revision: Some(revision.clone()) };
+            let built = build_releases(&copy, &plan, &options, events)?;
+            all.push(BuildIds::of(&built, &plan));
+            built_all.push(built);
+        }
+        let differences = differing_files(&built_all[0], &built_all[1]);
+        let second = all.pop().expect("two builds");
+        let first = all.pop().expect("two builds");
+        Ok((first, second, differences))
+    })();
+    let _ = fs::remove_dir_all(&base);
+    result
+}
+
+fn differing_files(a: &Built, b: &Built) -> Vec<String> {
+    let mut out = Vec::new();
+    for (x, y) in a.assembled.iter().zip(&b.assembled) {
+        let changes = transport::changes(&x.manifest, &y.manifest);
+        for path in changes.added.iter().chain(&changes.removed).chain(&changes.changed) {
+            out.push(format!("{}: {path}", x.artifact));
+        }
+    }
+    out
+}
+
+/// Copies a workspace's files (not its target directory nor `.git`).
+fn copy_workspace(root: &Path, target_dir: &Path, dest: &Path) -> Result<()> {
+    let walker = walkdir::WalkDir::new(root).into_iter().filter_entry(|e| {
+        let path = e.path();
+        !(path == target_dir || (e.depth() == 1 && (e.file_name() == ".git" || e.file_name() == "target")))
+    });
+    for entry in walker {
+        let entry = entry.map_err(|e| Error::Failed(format!("cannot copy the workspace: {e}")))?;
+        let rel = entry.path().strip_prefix(root).expect("walked under root");
+        let out: PathBuf = dest.join(rel);
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            fs::create_dir_all(&out).map_err(Error::io("cannot create", &out))?;
+        } else if kind.is_symlink() {
+            let link = fs::read_link(entry.path()).map_err(Error::io("cannot read", entry.path()))?;
+            std::os::unix::fs::symlink(link, &out).map_err(Error::io("cannot create symlink", &out))?;
+        } else {
+            fs::copy(entry.path(), &out).map_err(Error::io("cannot copy", entry.path()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! The plan: which artifact goes to which host, with every template and hook
+//! rendered for that host, and which binaries must be built.
+//!
+//! Architecture invariant: this module does no IO. The plan is plain data
+//! computed from the resolved configuration before any side effect;
+//! `--dry-run` prints it and the real run executes it.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Artifact, BinTarget, Environment, Hook, Hooks, Host, Project};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::error::{Error, Result};
+use crate::template;
+
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    pub env: String,
+    pub local: bool,
+    /// In activation order: artifacts by `after`, then hosts by name.
+    pub targets: Vec<Target>,
+    /// The binaries to build, each once.
+    #[serde(skip)]
+    pub bins: Vec<BinTarget>,
+}
+
+/// One artifact on one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub host: String,
+    pub address: String,
+    pub artifact: String,
+    /// The artifact's base directory on the host.
+    pub path: String,
+    #[serde(skip)]
+    pub rendered: Vec<RenderedFile>,
+    pub hooks: RenderedHooks,
+}
+
+/// A template rendered for one host.
+#[derive(Debug, Clone)]
+pub struct RenderedFile {
+    pub dst: String,
+    pub mode: u32,
+    pub contents: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RenderedHooks {
+    pub pre_activate: Option<String>,
+    pub activate: Option<String>,
+    pub health: Option<String>,
+    #[serde(serialize_with = "seconds")]
+    pub health_timeout: Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Which hosts a command works on: `HOST` or `@ROLE`, any of them; empty
+/// means all.
+pub fn select<'e>(env: &'e Environment, only: &[String]) -> Result<Vec<&'e Host>> {
+    for filter in only {
+        let known = match filter.strip_prefix('@') {
+            Some(role) => env.hosts.iter().any(|h| h.roles.iter().any(|r| r == role)),
+            None => env.host(filter).is_some(),
+        };
+        if !known {
+            let what = if filter.starts_with('@') { "role" } else { "host" };
+            let hosts = env.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(Error::Usage(format!(
+                "`--only {filter}`: no {what} `{}` in environment `{}` (hosts: {hosts})",
+                filter.trim_start_matches('@'),
+                env.name
+            )));
+        }
+    }
+    Ok(env
+        .hosts
+        .iter()
+        .filter(|host| {
+            only.is_empty()
+                || only.iter().any(|f| match f.strip_prefix('@') {
+                    Some(role) => host.roles.iter().any(|r| r == role),
+                    None => *f == host.name,
+                })
+        })
+        .collect())
+}
+
+/// Computes the plan for the selected hosts of an environment.
+pub fn plan(project: &Project, env: &Environment, only: &[String], local: bool) -> Result<Plan> {
+    let hosts = select(env, only)?;
+    let mut jinja = template::engine();
+    template::add_functions(&mut jinja, env);
+
+    let mut targets = Vec::new();
+    let mut errors = Vec::new();
+    let mut bins = Vec::new();
+    let mut seen_bins = BTreeSet::new();
+    for artifact in &project.artifacts {
+        let receivers: Vec<&&Host> = hosts.iter().filter(|h| h.receives(artifact)).collect();
+        if receivers.is_empty() {
+            continue;
+        }
+        for bin in &artifact.bins {
+            if seen_bins.insert(bin.name.clone()) {
+                bins.push(bin.clone());
+            }
+        }
+        for host in receivers {
+            match target(project, env, &jinja, host, artifact, local) {
+                Ok(target) => targets.push(target),
+                Err(mut diags) => errors.append(&mut diags),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Config(Diagnostics(errors)));
+    }
+    Ok(Plan { env: env.name.clone(), local, targets, bins })
+}
+
+fn target(
+    project: &Project,
+    env: &Environment,
+    jinja: &minijinja::Environment<'_>,
+    host: &Host,
+    artifact: &Artifact,
+    local: bool,
+) -> Result<Target, Vec<Diagnostic>> {
+    let context = template::context(project, env, host, artifact);
+    let mut errors = Vec::new();
+    let mut rendered = Vec::new();
+    for tpl in &artifact.templates {
+        match template::render(jinja, &tpl.source, &tpl.source.text, 0, &context) {
+            Ok(text) => rendered.push(RenderedFile { dst: tpl.dst.clone(), mode: tpl.mode.unwrap_or(0o644), contents: text.into_bytes() }),
+            Err(diag) => errors.push(diag),
+        }
+    }
+    let hooks: &Hooks = if local { &artifact.local_hooks } else { &artifact.hooks };
+    let mut render_hook = |hook: &Option<Hook>| -> Option<String> {
+        let hook = hook.as_ref()?;
+        // The span covers the TOML string with its quotes; the text starts
+        // after the opening quote(s) for the usual single-line strings.
+        let quote = project.file.text[hook.span.clone()].find(|c| c != '"' && c != '\'').unwrap_or(0);
+        match template::render(jinja, &project.file, &hook.text, hook.span.start + quote, &context) {
+            Ok(text) => Some(text),
+            Err(diag) => {
+                errors.push(diag);
+                None
+            }
+        }
+    };
+    let hooks = RenderedHooks {
+        pre_activate: render_hook(&hooks.pre_activate),
+        activate: render_hook(&hooks.activate),
+        health: render_hook(&hooks.health),
+        health_timeout: hooks.health_timeout,
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Target {
+        host: host.name.clone(),
+        address: host.address.clone(),
+        artifact: artifact.name.clone(),
+        path: artifact.path.clone(),
+        rendered,
+        hooks,
+    })
+}

@@ -1,0 +1,240 @@
+//! The one place that starts processes: cargo, git, sh (and, for remote
+//! hosts, ssh and rsync).
+//!
+//! Arguments are always arrays, never shell strings assembled by hand; what
+//! must cross a shell is quoted by [`quote`]. Errors name the command, the
+//! host it ran for, the exit status and the tail of its stderr.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A command to run, described as plain data.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: OsString,
+    args: Vec<OsString>,
+    dir: Option<PathBuf>,
+    env: Vec<(OsString, OsString)>,
+    host: Option<String>,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<OsString>) -> Cmd {
+        Cmd { program: program.into(), args: Vec::new(), dir: None, env: Vec::new(), host: None }
+    }
+
+    #[must_use]
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Cmd {
+        self.args.push(arg.into());
+        self
+    }
+
+    #[must_use]
+    pub fn args<I, S>(mut self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    #[must_use]
+    pub fn dir(mut self, dir: impl AsRef<Path>) -> Cmd {
+        self.dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    #[must_use]
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Cmd {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Names the host this command works on, for error messages.
+    #[must_use]
+    pub fn for_host(mut self, host: impl Into<String>) -> Cmd {
+        self.host = Some(host.into());
+        self
+    }
+
+    fn expression(&self) -> duct::Expression {
+        let mut expr = duct::cmd(&self.program, &self.args).stdin_null();
+        if let Some(dir) = &self.dir {
+            expr = expr.dir(dir);
+        }
+        for (key, value) in &self.env {
+            expr = expr.env(key, value);
+        }
+        expr
+    }
+
+    fn error(&self, kind: ProcessErrorKind) -> ProcessError {
+        ProcessError { command: self.to_string(), host: self.host.clone(), kind }
+    }
+}
+
+impl fmt::Display for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let words: Vec<String> = std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|word| {
+                let word = word.to_string_lossy();
+                // A long argument (a whole script) would drown the message.
+                let word = if word.len() > 60 { format!("{}…", truncate(&word, 60)) } else { word.into_owned() };
+                quote(&word)
+            })
+            .collect();
+        f.write_str(&words.join(" "))
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.split('\n').next().map_or("", |first| &first[..end.min(first.len())])
+}
+
+/// What a finished process produced.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The exit code, or `None` if a signal ended the process.
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_tail(&self) -> String {
+        tail(&self.stderr, 12)
+    }
+}
+
+/// The last `lines` lines of some output, as text.
+pub fn tail(bytes: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub struct ProcessError {
+    pub command: String,
+    pub host: Option<String>,
+    pub kind: ProcessErrorKind,
+}
+
+#[derive(Debug)]
+pub enum ProcessErrorKind {
+    Spawn(io::Error),
+    Status { code: Option<i32>, stderr_tail: String },
+}
+
+impl fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(host) = &self.host {
+            write!(f, "on `{host}`: ")?;
+        }
+        match &self.kind {
+            ProcessErrorKind::Spawn(err) => write!(f, "could not run `{}`: {err}", self.command),
+            ProcessErrorKind::Status { code, stderr_tail } => {
+                match code {
+                    Some(code) => write!(f, "`{}` exited with status {code}", self.command)?,
+                    None => write!(f, "`{}` was killed by a signal", self.command)?,
+                }
+                if !stderr_tail.is_empty() {
+                    write!(f, ":\n{stderr_tail}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Runs a command to completion, capturing its output; a non-zero exit
+/// status is an error.
+pub fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
+    let output = run_unchecked(cmd)?;
+    if output.success() {
+        Ok(output)
+    } else {
+        Err(cmd.error(ProcessErrorKind::Status { code: output.code, stderr_tail: output.stderr_tail() }))
+    }
+}
+
+/// Runs a command to completion, capturing its output, and returns it
+/// whatever the exit status.
+pub fn run_unchecked(cmd: &Cmd) -> Result<Output, ProcessError> {
+    let output = cmd
+        .expression()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
+    Ok(Output { code: output.status.code(), stdout: output.stdout, stderr: output.stderr })
+}
+
+/// Runs a command whose stderr is meant for the user (cargo's progress and
+/// diagnostics) and returns its stdout.
+pub fn run_passing_stderr(cmd: &Cmd, quiet: bool) -> Result<Vec<u8>, ProcessError> {
+    let mut expr = cmd.expression().stdout_capture().unchecked();
+    if quiet {
+        expr = expr.stderr_capture();
+    }
+    let output = expr.run().map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
+    if output.status.success() {
+        Ok(output.stdout)
+    } else {
+        let stderr_tail = tail(&output.stderr, 12);
+        Err(cmd.error(ProcessErrorKind::Status { code: output.status.code(), stderr_tail }))
+    }
+}
+
+/// Quotes one word for a POSIX shell. Every value that landfall puts into a
+/// shell command goes through here.
+pub fn quote(word: &str) -> String {
+    // Only NUL cannot be quoted, and no value reaching a shell can hold one:
+    // TOML strings, file names and process arguments all exclude it.
+    shlex::try_quote(word).map_or_else(|_| quote(&word.replace('\0', "")), std::borrow::Cow::into_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_passes_plain_words_and_wraps_the_rest() {
+        assert_eq!(quote("releases/abc"), "releases/abc");
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("a b"), "'a b'");
+    }
+
+    #[test]
+    fn quoted_words_survive_a_real_shell() {
+        let nasty = "a'b \"c\" $(echo pwned) `id` ; \n -x";
+        let out = run(&Cmd::new("sh").arg("-c").arg(format!("printf %s {}", quote(nasty)))).unwrap();
+        assert_eq!(out.stdout_text(), nasty);
+    }
+
+    #[test]
+    fn errors_name_command_host_status_and_stderr() {
+        let err = run(&Cmd::new("sh").args(["-c", "echo boom >&2; exit 3"]).for_host("web1")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("on `web1`: `sh -c"), "{text}");
+        assert!(text.contains("exited with status 3"), "{text}");
+        assert!(text.ends_with("boom"), "{text}");
+    }
+}

@@ -1,0 +1,219 @@
+//! The steps that change a host, written once as POSIX sh functions
+//! (`steps.sh`) and run by every transport: `sh -c` locally, over ssh
+//! remotely.
+//!
+//! This module builds the scripts (the functions, a header exporting the
+//! `LANDFALL_*` variables, and the calls, every value quoted by
+//! [`crate::process::quote`]) and parses what they report. It runs
+//! nothing itself.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::process::{Output, quote};
+
+const FUNCTIONS: &str = include_str!("steps.sh");
+
+/// A script of step calls for one host.
+#[derive(Debug, Clone)]
+pub struct Script {
+    text: String,
+}
+
+impl Script {
+    /// A script for `host` of environment `env`, with the variables hooks
+    /// see.
+    pub fn new(env: &str, host: &str, artifact: Option<&str>) -> Script {
+        let mut text = String::with_capacity(FUNCTIONS.len() + 512);
+        text.push_str(FUNCTIONS);
+        text.push_str("\nexport LANDFALL_ENV=");
+        text.push_str(&quote(env));
+        text.push_str(" LANDFALL_HOST=");
+        text.push_str(&quote(host));
+        if let Some(artifact) = artifact {
+            text.push_str(" LANDFALL_ARTIFACT=");
+            text.push_str(&quote(artifact));
+        }
+        text.push('\n');
+        Script { text }
+    }
+
+    /// Appends a call of one of the step functions.
+    #[must_use]
+    pub fn call<S: AsRef<str>>(mut self, function: &str, args: impl IntoIterator<Item = S>) -> Script {
+        debug_assert!(FUNCTIONS.contains(&format!("\n{function}() {{")), "no step `{function}`");
+        self.text.push_str(function);
+        for arg in args {
+            self.text.push(' ');
+            self.text.push_str(&quote(arg.as_ref()));
+        }
+        self.text.push('\n');
+        self
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Exit statuses of the steps, as documented in `steps.sh`.
+pub const EXIT_LOCKED: i32 = 3;
+pub const EXIT_PRE_ACTIVATE_FAILED: i32 = 10;
+pub const EXIT_ACTIVATION_FAILED: i32 = 11;
+
+/// What a host holds for one artifact path.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PathState {
+    pub current: Option<String>,
+    /// Complete releases, most recently activated first.
+    pub releases: Vec<String>,
+    pub log: Vec<LogEntry>,
+    pub lock: Option<String>,
+}
+
+/// One line of `.landfall/log`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub time: String,
+    pub event: String,
+    pub env: String,
+    pub artifact: String,
+    pub release: Option<String>,
+    pub previous: Option<String>,
+    pub user: String,
+    /// The machine landfall ran on.
+    pub from: String,
+    pub revision: Option<String>,
+}
+
+fn fields(line: &str) -> Vec<&str> {
+    line.split('\t').collect()
+}
+
+/// Parses `landfall_probe` output for `count` paths.
+pub fn parse_probe(stdout: &str, count: usize) -> Vec<PathState> {
+    let mut states = vec![PathState::default(); count];
+    for line in stdout.lines() {
+        let mut parts = line.splitn(3, '\t');
+        let (Some(kind), Some(index), Some(value)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let Some(state) = index.parse::<usize>().ok().and_then(|i| states.get_mut(i)) else { continue };
+        match kind {
+            "current" if !value.is_empty() => state.current = Some(value.to_string()),
+            "release" => state.releases.push(value.to_string()),
+            // A line that is not valid JSON (written by hand, or cut off)
+            // is skipped rather than failing the whole status.
+            "log" => state.log.extend(serde_json::from_str::<LogEntry>(value).ok()),
+            "lock" => state.lock = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    states
+}
+
+/// The first value reported under `key`, e.g. `current` from
+/// `landfall_prepare`.
+pub fn reported<'a>(stdout: &'a str, key: &str) -> Option<&'a str> {
+    stdout.lines().find_map(|line| {
+        let f = fields(line);
+        (f.first() == Some(&key)).then(|| f.get(1).copied().unwrap_or(""))
+    })
+}
+
+/// How an activation ended on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activation {
+    Activated,
+    /// `pre_activate` failed; `current` was not touched.
+    PreActivateFailed,
+    /// `activate` or `health` failed after the switch.
+    Failed { step: String, revert: Revert },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revert {
+    /// Not asked to switch back.
+    NotAttempted,
+    /// Back on the previous release (or on none, if there was none) and,
+    /// as far as activate and health tell, working.
+    Done { to: Option<String> },
+    /// Switched back, but activate or health failed there too.
+    Failed { to: Option<String>, step: String },
+}
+
+/// Parses what `landfall_activate` (or `landfall_back` alone) reported.
+pub fn parse_activation(output: &Output) -> Option<Activation> {
+    let stdout = output.stdout_text();
+    match output.code {
+        Some(0) if reported(&stdout, "activated").is_some() => Some(Activation::Activated),
+        Some(EXIT_PRE_ACTIVATE_FAILED) => Some(Activation::PreActivateFailed),
+        Some(EXIT_ACTIVATION_FAILED) => {
+            let step = reported(&stdout, "failed").unwrap_or("activate").to_string();
+            Some(Activation::Failed { step, revert: parse_revert(&stdout) })
+        }
+        _ => None,
+    }
+}
+
+/// Parses what `landfall_back` reported.
+pub fn parse_revert(stdout: &str) -> Revert {
+    let Some(to) = reported(stdout, "reverted") else { return Revert::NotAttempted };
+    let to = (!to.is_empty()).then(|| to.to_string());
+    match reported(stdout, "revert-failed") {
+        Some(step) => Revert::Failed { to, step: step.to_string() },
+        None => Revert::Done { to },
+    }
+}
+
+/// Seconds for the health loop, rounded up so that a sub-second timeout
+/// still allows one try.
+pub fn timeout_seconds(timeout: Duration) -> String {
+    timeout.as_secs_f64().ceil().max(1.0).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_quote_every_argument() {
+        let script = Script::new("prod", "web1", Some("web")).call("landfall_probe", ["0", "/srv/a b", "$(reboot)"]);
+        assert!(script.text().ends_with("landfall_probe 0 '/srv/a b' '$(reboot)'\n"), "{}", script.text());
+        assert!(script.text().contains("export LANDFALL_ENV=prod LANDFALL_HOST=web1 LANDFALL_ARTIFACT=web\n"));
+    }
+
+    #[test]
+    fn probe_output_is_parsed_per_path() {
+        let out = "current\t0\tabc\nrelease\t0\tabc\nrelease\t0\tdef\ncurrent\t1\t\nlog\t0\tnot json\n";
+        let states = parse_probe(out, 2);
+        assert_eq!(states[0].current.as_deref(), Some("abc"));
+        assert_eq!(states[0].releases, ["abc", "def"]);
+        assert_eq!(states[1].current, None);
+        assert!(states[0].log.is_empty());
+    }
+
+    #[test]
+    fn activation_outcomes() {
+        let out = |code, stdout: &str| Output { code: Some(code), stdout: stdout.into(), stderr: Vec::new() };
+        assert_eq!(parse_activation(&out(0, "switched\tx\nactivated\tx\n")), Some(Activation::Activated));
+        assert_eq!(parse_activation(&out(10, "failed\tpre_activate\n")), Some(Activation::PreActivateFailed));
+        assert_eq!(
+            parse_activation(&out(11, "switched\tx\nfailed\thealth\nreverted\tp\n")),
+            Some(Activation::Failed { step: "health".into(), revert: Revert::Done { to: Some("p".into()) } })
+        );
+        assert_eq!(
+            parse_activation(&out(11, "failed\tactivate\nreverted\tp\nrevert-failed\thealth\n")),
+            Some(Activation::Failed {
+                step: "activate".into(),
+                revert: Revert::Failed { to: Some("p".into()), step: "health".into() }
+            })
+        );
+        assert_eq!(parse_activation(&out(70, "")), None);
+    }
+
+    #[test]
+    fn the_step_functions_parse_as_posix_sh() {
+        let out = std::process::Command::new("sh").args(["-n", "-c", FUNCTIONS]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -1,0 +1,208 @@
+# landfall's steps on a host: POSIX sh and coreutils only, no agent.
+#
+# This file holds functions only. landfall appends a header that exports
+# the LANDFALL_* variables and the calls with every argument shell-quoted,
+# and runs the whole text with `sh -c`, on the local machine or over ssh.
+# Results are reported as tab-separated lines on stdout; hook output goes
+# to stderr. Exit statuses: 0 done, 3 locked by another deploy, 10
+# pre_activate failed (current untouched), 11 activation failed after the
+# switch, 70 an unexpected error.
+
+set -u
+umask 022
+
+landfall_fail() {
+  printf 'landfall: %s\n' "$*" >&2
+  exit 70
+}
+
+# landfall_probe DETAIL PATH...: for each path (numbered from 0), the
+# current release and the complete releases, newest first; with DETAIL=1
+# also the tail of the log and the lock.
+landfall_probe() {
+  detail=$1
+  shift
+  i=0
+  for p in "$@"; do
+    c=$(readlink "$p/current" 2>/dev/null) || c=
+    printf 'current\t%s\t%s\n' "$i" "${c##*/}"
+    if [ -d "$p/releases" ]; then
+      for r in $(ls -1t "$p/releases"); do
+        case $r in *[!0-9a-f]*) continue ;; esac
+        printf 'release\t%s\t%s\n' "$i" "$r"
+      done
+    fi
+    if [ "$detail" = 1 ]; then
+      if [ -f "$p/.landfall/log" ]; then
+        tail -n 200 "$p/.landfall/log" | while IFS= read -r line; do
+          printf 'log\t%s\t%s\n' "$i" "$line"
+        done
+      fi
+      if [ -f "$p/.landfall/lock" ]; then
+        printf 'lock\t%s\t%s\n' "$i" "$(head -n 1 "$p/.landfall/lock")"
+      fi
+    fi
+    i=$((i + 1))
+  done
+}
+
+# landfall_lock PATH OWNER BREAK: takes the deploy lock of PATH, or reports
+# who holds it and exits 3. BREAK=1 removes a lock left behind first.
+landfall_lock() {
+  mkdir -p "$1/.landfall" || landfall_fail "cannot create $1/.landfall"
+  chmod 700 "$1/.landfall"
+  if [ "$3" = 1 ]; then
+    rm -f "$1/.landfall/lock"
+  fi
+  # noclobber makes the redirection an exclusive create.
+  if (set -C && printf '%s\n' "$2" >"$1/.landfall/lock") 2>/dev/null; then
+    return 0
+  fi
+  printf 'locked\t%s\n' "$(head -n 1 "$1/.landfall/lock" 2>/dev/null)"
+  exit 3
+}
+
+# landfall_unlock PATH TOKEN: removes the lock if this run holds it.
+landfall_unlock() {
+  if [ -f "$1/.landfall/lock" ] && grep -qF "$2" "$1/.landfall/lock"; then
+    rm -f "$1/.landfall/lock"
+  fi
+}
+
+# landfall_prepare PATH SHARED...: the directories a release needs; prints
+# the current release.
+landfall_prepare() {
+  p=$1
+  shift
+  mkdir -p "$p/releases" "$p/shared" || landfall_fail "cannot create $p/releases"
+  for d in "$@"; do
+    mkdir -p "$p/shared/$d" || landfall_fail "cannot create $p/shared/$d"
+  done
+  c=$(readlink "$p/current" 2>/dev/null) || c=
+  printf 'current\t%s\n' "${c##*/}"
+}
+
+# landfall_finalize PATH RELEASE: the upload is complete; give it its name.
+landfall_finalize() {
+  if [ -d "$1/releases/$2" ]; then
+    rm -rf "$1/releases/$2.partial"
+  else
+    mv "$1/releases/$2.partial" "$1/releases/$2" || landfall_fail "cannot rename $1/releases/$2.partial"
+  fi
+}
+
+# landfall_switch PATH RELEASE: points `current` at a release atomically:
+# a new symlink under a temporary name, renamed over the old one.
+landfall_switch() {
+  ln -sfn "releases/$2" "$1/.current.new" &&
+    mv -fT "$1/.current.new" "$1/current" ||
+    landfall_fail "cannot switch $1/current to $2"
+}
+
+# landfall_hook NAME DIR COMMAND: runs a hook in DIR, its output on stderr.
+landfall_hook() {
+  printf 'hook\t%s\n' "$1"
+  (cd "$2" && exec sh -c "$3") </dev/null >&2
+}
+
+# landfall_health DIR COMMAND TIMEOUT: runs COMMAND until it passes or
+# TIMEOUT seconds have passed; shows the output of the last try only.
+landfall_health() {
+  printf 'hook\thealth\n'
+  deadline=$(($(date +%s) + $3))
+  while :; do
+    if out=$( (cd "$1" && exec sh -c "$2") </dev/null 2>&1); then
+      return 0
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      printf '%s\n' "$out" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+landfall_log() {
+  printf '%s\n' "$2" >>"$1/.landfall/log"
+}
+
+# landfall_activate PATH RELEASE PREVIOUS TIMEOUT REVERT LOG_OK LOG_BACK
+#   PRE_ACTIVATE ACTIVATE HEALTH
+# runs pre_activate, switches `current`, runs activate and polls health.
+# When activate or health fail and REVERT=1 it switches back at once.
+landfall_activate() {
+  p=$1 id=$2 prev=$3 timeout=$4 revert=$5 log_ok=$6 log_back=$7 pre=$8 act=$9 health=${10}
+  rel="$p/releases/$id"
+  [ -d "$rel" ] || landfall_fail "release $id is not on this host"
+  export LANDFALL_PATH="$p" LANDFALL_RELEASE="$id" LANDFALL_PREVIOUS="$prev"
+  if [ -n "$pre" ] && ! landfall_hook pre_activate "$rel" "$pre"; then
+    printf 'failed\tpre_activate\n'
+    exit 10
+  fi
+  # A release's mtime says when it was last activated; `keep` orders by it.
+  touch "$rel"
+  landfall_switch "$p" "$id"
+  printf 'switched\t%s\n' "$id"
+  failed=
+  if [ -n "$act" ] && ! landfall_hook activate "$rel" "$act"; then
+    failed=activate
+  elif [ -n "$health" ] && ! landfall_health "$rel" "$health" "$timeout"; then
+    failed=health
+  fi
+  if [ -z "$failed" ]; then
+    landfall_log "$p" "$log_ok"
+    printf 'activated\t%s\n' "$id"
+    return 0
+  fi
+  printf 'failed\t%s\n' "$failed"
+  if [ "$revert" = 1 ]; then
+    landfall_back "$p" "$id" "$prev" "$timeout" "$log_back" "$act" "$health"
+  fi
+  exit 11
+}
+
+# landfall_back PATH FROM TO TIMEOUT LOG ACTIVATE HEALTH: switches back to
+# TO (or removes `current` when there is none) and runs activate and
+# health again.
+landfall_back() {
+  p=$1
+  if [ -z "$3" ]; then
+    rm -f "$p/current"
+    landfall_log "$p" "$5"
+    printf 'reverted\t\n'
+    return 0
+  fi
+  export LANDFALL_RELEASE="$3" LANDFALL_PREVIOUS="$2"
+  [ -d "$p/releases/$3" ] || landfall_fail "release $3 is not on this host"
+  touch "$p/releases/$3"
+  landfall_switch "$p" "$3"
+  landfall_log "$p" "$5"
+  printf 'reverted\t%s\n' "$3"
+  if [ -n "$6" ] && ! landfall_hook activate "$p/releases/$3" "$6"; then
+    printf 'revert-failed\tactivate\n'
+    return 1
+  fi
+  if [ -n "$7" ] && ! landfall_health "$p/releases/$3" "$7" "$4"; then
+    printf 'revert-failed\thealth\n'
+    return 1
+  fi
+  return 0
+}
+
+# landfall_cleanup PATH KEEP PREVIOUS: removes releases beyond the KEEP
+# most recently activated ones, never the current one nor PREVIOUS.
+landfall_cleanup() {
+  p=$1 keep=$2 prev=$3
+  c=$(readlink "$p/current" 2>/dev/null) || c=
+  c=${c##*/}
+  n=0
+  for r in $(ls -1t "$p/releases"); do
+    case $r in *[!0-9a-f]*) continue ;; esac
+    n=$((n + 1))
+    if [ "$n" -le "$keep" ] || [ "$r" = "$c" ] || [ "$r" = "$prev" ]; then
+      continue
+    fi
+    rm -rf "$p/releases/$r" "$p/.landfall/manifests/$r"
+    printf 'removed\t%s\n' "$r"
+  done
+}

@@ -1,0 +1,776 @@
+//! A minimal HTTP/1.1 server for the service's routes and a minimal client for
+//! `hello probe`.
+//!
+//! Both sides close the connection after one exchange, which keeps framing
+//! simple: the server always sends `Connection: close` with a
+//! `Content-Length`, and the client asks for `Connection: close`.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+
+/// How long the server waits on a client that has stopped reading or
+/// writing, so that a stalled client cannot hold its thread forever.
+const SERVER_IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest request head the server reads; the routes need only the
+/// request line, so anything near this size is not a legitimate request.
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+
+/// The largest response the probe reads, so that a misbehaving server cannot
+/// exhaust memory.
+const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+
+/// What the server answers with, built once and shared by every connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Site {
+    pub(crate) greeting: String,
+    pub(crate) name: String,
+    pub(crate) healthy: bool,
+    /// The directory `GET /static/<file>` reads from. The service uses
+    /// `static` in its working directory; tests use a temporary directory
+    /// instead, because changing the working directory would affect every
+    /// test running in the process.
+    pub(crate) static_root: PathBuf,
+}
+
+impl Site {
+    pub(crate) fn new(config: Config, static_root: PathBuf) -> Site {
+        Site {
+            greeting: config.greeting,
+            name: config.name,
+            healthy: config.healthy,
+            static_root,
+        }
+    }
+}
+
+/// Accepts connections on `listener` forever, answering each on its own
+/// thread.
+pub(crate) fn serve(listener: &TcpListener, site: &Arc<Site>) -> ! {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let site = Arc::clone(site);
+                let spawned = thread::Builder::new()
+                    .name("connection".to_owned())
+                    .spawn(move || handle(stream, &site));
+                if let Err(err) = spawned {
+                    eprintln!("hello: cannot start a connection thread: {err}");
+                }
+            }
+            Err(err) => {
+                eprintln!("hello: cannot accept a connection: {err}");
+                // Errors such as running out of file descriptors persist for a
+                // while; pausing keeps the loop from spinning on them.
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Reads one request from `stream`, answers it and closes the connection.
+fn handle(mut stream: TcpStream, site: &Site) {
+    if stream.set_read_timeout(Some(SERVER_IO_TIMEOUT)).is_err()
+        || stream.set_write_timeout(Some(SERVER_IO_TIMEOUT)).is_err()
+    {
+        return;
+    }
+    let response = match read_request_head(&mut stream) {
+        Ok(Incoming::Head(head)) => respond(&head, site),
+        Ok(Incoming::TooLarge) => Response::text(431, "request header fields too large\n"),
+        // A client that leaves or stalls before finishing its request gets
+        // no answer: there is no one left to read it.
+        Ok(Incoming::Closed) | Err(_) => return,
+    };
+    // A client that hangs up before reading the answer is not the server's
+    // problem, so a failed write is dropped along with the connection.
+    let _ = stream.write_all(&response.to_bytes());
+}
+
+/// The outcome of reading a request head.
+#[derive(Debug)]
+enum Incoming {
+    /// The head, without the blank line that ends it.
+    Head(Vec<u8>),
+    TooLarge,
+    Closed,
+}
+
+/// Reads up to the end of the request head. The whole head is read, not just
+/// the request line, because closing a socket with unread data makes the
+/// kernel reset the connection, which can destroy the response in flight.
+fn read_request_head(stream: &mut impl Read) -> io::Result<Incoming> {
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0; 1024];
+    loop {
+        let read = match stream.read(&mut chunk) {
+            Ok(0) => return Ok(Incoming::Closed),
+            Ok(read) => read,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        head.extend_from_slice(&chunk[..read]);
+        if let Some(end) = find(&head, b"\r\n\r\n") {
+            head.truncate(end);
+            return Ok(Incoming::Head(head));
+        }
+        if head.len() > MAX_REQUEST_HEAD {
+            return Ok(Incoming::TooLarge);
+        }
+    }
+}
+
+/// Answers a request, given its head.
+fn respond(head: &[u8], site: &Site) -> Response {
+    let bad_request = || Response::text(400, "bad request\n");
+    let Ok(head) = std::str::from_utf8(head) else {
+        return bad_request();
+    };
+    let request_line = head.split("\r\n").next().unwrap_or_default();
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return bad_request();
+    };
+    if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
+        return bad_request();
+    }
+    if method != "GET" {
+        return Response::text(405, "method not allowed\n");
+    }
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    match path {
+        "/" => Response::text(200, &format!("{} from {}\n", site.greeting, site.name)),
+        "/health" if site.healthy => Response::text(200, "ok\n"),
+        "/health" => Response::text(503, "unhealthy\n"),
+        _ => match path.strip_prefix("/static/") {
+            Some(file) => static_file(&site.static_root, file),
+            None => Response::text(404, "not found\n"),
+        },
+    }
+}
+
+/// Serves `file` from `root`. The path is used as sent, without
+/// percent-decoding, so an encoded `..` names a literal file and cannot
+/// escape `root`. The `..` test is a plain substring test: it also refuses a
+/// harmless name such as `a..b`, which is cheaper than getting a
+/// per-component test subtly wrong.
+fn static_file(root: &Path, file: &str) -> Response {
+    if file.contains("..") || file.starts_with('/') || file.contains('\0') {
+        return Response::text(400, "bad request\n");
+    }
+    let not_found = || Response::text(404, "not found\n");
+    if file.is_empty() {
+        return not_found();
+    }
+    match read_regular_file(&root.join(file)) {
+        Ok(Some(body)) => Response {
+            status: 200,
+            content_type: content_type(file),
+            body,
+        },
+        Ok(None) => not_found(),
+        Err(err) => {
+            eprintln!("hello: cannot read static/{file}: {err}");
+            Response::text(500, "internal server error\n")
+        }
+    }
+}
+
+/// Reads a regular file, or returns `None` when there is no regular file at
+/// `path` (a directory is treated as missing).
+fn read_regular_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(err) => return Err(err),
+    };
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    file.read_to_end(&mut body)?;
+    Ok(Some(body))
+}
+
+fn content_type(file: &str) -> &'static str {
+    match Path::new(file).extension().and_then(|ext| ext.to_str()) {
+        Some(ext) if ext.eq_ignore_ascii_case("html") => "text/html",
+        Some(ext) if ext.eq_ignore_ascii_case("css") => "text/css",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A response the server sends.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn text(status: u16, body: &str) -> Response {
+        Response {
+            status,
+            content_type: "text/plain",
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// Renders the whole response into one buffer, so that it leaves in a
+    /// single write: a separate small write for the body would wait on the
+    /// client's delayed acknowledgement of the head (Nagle's algorithm).
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.status,
+            reason(self.status),
+            self.content_type,
+            self.body.len()
+        );
+        if self.status == 405 {
+            head.push_str("Allow: GET\r\n");
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    }
+}
+
+/// A URL the probe can fetch: `http://HOST:PORT/PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Url {
+    /// The host as written, for the `Host` header.
+    authority: String,
+    /// The host to connect to, without the brackets of an IPv6 literal.
+    host: String,
+    port: u16,
+    path: String,
+}
+
+/// Parses a probe URL. The probe speaks plain HTTP to a known port, so the
+/// scheme and port are required rather than guessed.
+pub(crate) fn parse_url(url: &str) -> Result<Url, String> {
+    // Whitespace or control characters would end up inside the request line
+    // or the `Host` header.
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("url must not contain spaces or control characters".to_owned());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(if url.starts_with("https://") {
+            "https is not supported, use http://HOST:PORT/PATH".to_owned()
+        } else {
+            "url must have the form http://HOST:PORT/PATH".to_owned()
+        });
+    };
+    let (authority, path) = rest
+        .find('/')
+        .map_or((rest, "/"), |slash| rest.split_at(slash));
+    if authority.contains(['@', '?', '#']) {
+        return Err("url must have the form http://HOST:PORT/PATH".to_owned());
+    }
+    let Some((host, port)) = authority.rsplit_once(':') else {
+        return Err("url must name a port, as in http://HOST:PORT/PATH".to_owned());
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|host| host.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() {
+        return Err("url must name a host, as in http://HOST:PORT/PATH".to_owned());
+    }
+    // Only plain digits are accepted: `u16`'s parser would also take a sign.
+    let port = Some(port)
+        .filter(|port| port.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|port| port.parse::<u16>().ok())
+        .filter(|&port| port != 0)
+        .ok_or_else(|| format!("invalid port `{port}`"))?;
+    let path = path.split_once('#').map_or(path, |(path, _)| path);
+    Ok(Url {
+        authority: authority.to_owned(),
+        host: host.to_owned(),
+        port,
+        path: path.to_owned(),
+    })
+}
+
+/// A response the probe received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
+}
+
+/// Fetches `url`. The timeout bounds the whole exchange (connecting, sending
+/// and reading), not each step, because a health check must give an answer
+/// within a known time even against a server that trickles its response.
+/// Name resolution is the one step it cannot bound, since std offers no
+/// timeout for it.
+pub(crate) fn probe(url: &Url, timeout: Duration) -> io::Result<Reply> {
+    let deadline = Instant::now() + timeout;
+    let mut stream = connect(url, deadline)?;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: hello/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        url.path,
+        url.authority,
+        env!("CARGO_PKG_VERSION")
+    );
+    stream.set_write_timeout(Some(remaining(deadline)?))?;
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|err| timed_out_or(&err, "sending the request"))?;
+
+    let mut raw = Vec::new();
+    let mut chunk = [0; 8192];
+    loop {
+        stream.set_read_timeout(Some(remaining(deadline)?))?;
+        let read = match stream.read(&mut chunk) {
+            Ok(read) => read,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(timed_out_or(&err, "reading the response")),
+        };
+        raw.extend_from_slice(&chunk[..read]);
+        if raw.len() > MAX_RESPONSE {
+            return Err(invalid_data("the response is larger than 16 MiB"));
+        }
+        // A server may keep the connection open despite `Connection: close`,
+        // so the response ends when its framing says so, not only at EOF.
+        if let Some(reply) = parse_response(&raw, read == 0)? {
+            return Ok(reply);
+        }
+    }
+}
+
+/// Connects to the first address of `url` that accepts before `deadline`.
+fn connect(url: &Url, deadline: Instant) -> io::Result<TcpStream> {
+    let context = |err: io::Error| {
+        io::Error::new(
+            err.kind(),
+            format!("cannot connect to {}: {err}", url.authority),
+        )
+    };
+    let addresses = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(context)?;
+    let mut last_error = None;
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, remaining(deadline)?) {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last_error = Some(err),
+        }
+    }
+    Err(context(last_error.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, "no addresses found")
+    })))
+}
+
+/// The time left before `deadline`, or a timeout error if there is none.
+/// Zero counts as none because std rejects a zero socket timeout.
+fn remaining(deadline: Instant) -> io::Result<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|left| !left.is_zero())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+}
+
+/// Gives a socket timeout a readable message: on Unix it surfaces as
+/// `WouldBlock`, whose text ("resource temporarily unavailable") misleads.
+fn timed_out_or(err: &io::Error, doing: &str) -> io::Error {
+    if matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    ) {
+        io::Error::new(io::ErrorKind::TimedOut, format!("timed out {doing}"))
+    } else {
+        io::Error::new(err.kind(), format!("error {doing}: {err}"))
+    }
+}
+
+fn invalid_data(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.to_owned())
+}
+
+/// Parses a response from the bytes received so far. Returns `None` while
+/// more bytes are needed; `eof` says that no more will come.
+fn parse_response(raw: &[u8], eof: bool) -> io::Result<Option<Reply>> {
+    let incomplete = |what: &str| {
+        if eof {
+            Err(invalid_data(&format!(
+                "the connection closed before the end of the {what}"
+            )))
+        } else {
+            Ok(None)
+        }
+    };
+    let Some(head_end) = find(raw, b"\r\n\r\n") else {
+        return incomplete("response headers");
+    };
+    let head = std::str::from_utf8(&raw[..head_end])
+        .map_err(|_| invalid_data("the response headers are not utf-8"))?;
+    let rest = &raw[head_end + 4..];
+
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let status = match (parts.next(), parts.next()) {
+        (Some(version), Some(code)) if version.starts_with("HTTP/1.") && code.len() == 3 => {
+            code.parse::<u16>().ok()
+        }
+        _ => None,
+    }
+    .filter(|code| (100..1000).contains(code))
+    .ok_or_else(|| invalid_data(&format!("invalid status line `{status_line}`")))?;
+
+    let mut length = None;
+    let mut chunked = false;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(invalid_data(&format!("invalid header line `{line}`")));
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            let parsed = value
+                .parse::<usize>()
+                .map_err(|_| invalid_data(&format!("invalid content-length `{value}`")))?;
+            length = Some(parsed);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Chunked, when used, is always the last coding applied.
+            chunked = value
+                .rsplit(',')
+                .next()
+                .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"));
+        }
+    }
+
+    // Framing follows RFC 9112, section 6.3: no body for 1xx, 204 and 304,
+    // then chunked, then Content-Length, then everything up to EOF.
+    let body = if (100..200).contains(&status) || status == 204 || status == 304 {
+        Some(Vec::new())
+    } else if chunked {
+        decode_chunked(rest)?
+    } else if let Some(length) = length {
+        rest.get(..length).map(<[u8]>::to_vec)
+    } else if eof {
+        Some(rest.to_vec())
+    } else {
+        None
+    };
+    match body {
+        Some(body) => Ok(Some(Reply { status, body })),
+        None => incomplete("response body"),
+    }
+}
+
+/// Decodes a chunked body, or returns `None` if it has not all arrived yet.
+fn decode_chunked(data: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    let mut position = 0;
+    loop {
+        let Some(line_length) = find(&data[position..], b"\r\n") else {
+            return Ok(None);
+        };
+        let line = std::str::from_utf8(&data[position..position + line_length])
+            .map_err(|_| invalid_data("invalid chunk size line"))?;
+        let size_text = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| invalid_data(&format!("invalid chunk size `{size_text}`")))?;
+        position += line_length + 2;
+        if size == 0 {
+            // Trailer fields may follow the last chunk; the body is complete
+            // once the blank line that ends them has arrived.
+            let trailers = &data[position..];
+            let complete = trailers.starts_with(b"\r\n") || find(trailers, b"\r\n\r\n").is_some();
+            return Ok(complete.then_some(body));
+        }
+        if data.len() - position < size.saturating_add(2) {
+            return Ok(None);
+        }
+        let end = position + size;
+        if &data[end..end + 2] != b"\r\n" {
+            return Err(invalid_data("a chunk does not end with CRLF"));
+        }
+        body.extend_from_slice(&data[position..end]);
+        position = end + 2;
+    }
+}
+
+/// The position of the first occurrence of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A directory under the system's temporary directory, unique to this
+    /// process and test, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(label: &str) -> TempDir {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!(
+                "hello-test-{}-{label}-{unique}",
+                std::process::id()
+            ));
+            // A directory left by an earlier process with the same id would
+            // otherwise leak its files into this test.
+            let _ = fs::remove_dir_all(&path);
+            fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Starts a server for `site` on a free port and returns its address.
+    fn start(site: Site) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let site = Arc::new(site);
+        thread::spawn(move || serve(&listener, &site));
+        address
+    }
+
+    fn site(healthy: bool, static_root: PathBuf) -> Site {
+        Site {
+            greeting: "howdy".to_owned(),
+            name: "web-1".to_owned(),
+            healthy,
+            static_root,
+        }
+    }
+
+    fn get(address: SocketAddr, path: &str) -> (u16, String) {
+        let url = parse_url(&format!("http://{address}{path}")).unwrap();
+        let reply = probe(&url, Duration::from_secs(5)).unwrap();
+        (reply.status, String::from_utf8(reply.body).unwrap())
+    }
+
+    /// Sends `request` as is and returns the whole raw response.
+    fn raw(address: SocketAddr, request: &str) -> String {
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    #[test]
+    fn serves_the_routes() {
+        let dir = TempDir::new("routes");
+        let static_root = dir.0.join("static");
+        fs::create_dir(&static_root).unwrap();
+        fs::write(static_root.join("index.html"), "<h1>hi</h1>\n").unwrap();
+        fs::create_dir(static_root.join("css")).unwrap();
+        fs::write(static_root.join("css/site.css"), "body {}\n").unwrap();
+        fs::write(dir.0.join("secret"), "do not serve\n").unwrap();
+        let address = start(site(true, static_root));
+
+        assert_eq!(get(address, "/health"), (200, "ok\n".to_owned()));
+        assert_eq!(get(address, "/"), (200, "howdy from web-1\n".to_owned()));
+        assert_eq!(
+            get(address, "/?q=1"),
+            (200, "howdy from web-1\n".to_owned())
+        );
+        assert_eq!(
+            get(address, "/static/index.html"),
+            (200, "<h1>hi</h1>\n".to_owned())
+        );
+        assert_eq!(
+            get(address, "/static/css/site.css"),
+            (200, "body {}\n".to_owned())
+        );
+        assert_eq!(get(address, "/static/missing.css").0, 404);
+        assert_eq!(get(address, "/static/css").0, 404);
+        assert_eq!(get(address, "/static/").0, 404);
+        assert_eq!(get(address, "/elsewhere").0, 404);
+        assert_eq!(
+            get(address, "/static/../secret"),
+            (400, "bad request\n".to_owned())
+        );
+        assert_eq!(get(address, "/static/css/../../secret").0, 400);
+        assert_eq!(get(address, "/static//etc/passwd").0, 400);
+    }
+
+    #[test]
+    fn sends_content_types_and_closes() {
+        let dir = TempDir::new("types");
+        fs::write(dir.0.join("a.css"), "p {}").unwrap();
+        fs::write(dir.0.join("a.bin"), [0, 1, 2]).unwrap();
+        let address = start(site(true, dir.0.clone()));
+
+        let response = raw(address, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(
+            response.contains("\r\nContent-Type: text/plain\r\n"),
+            "{response}"
+        );
+        assert!(response.contains("\r\nConnection: close\r\n"), "{response}");
+        let css = raw(address, "GET /static/a.css HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(css.contains("\r\nContent-Type: text/css\r\n"), "{css}");
+        let bin = raw(address, "GET /static/a.bin HTTP/1.0\r\n\r\n");
+        assert!(
+            bin.contains("\r\nContent-Type: application/octet-stream\r\n"),
+            "{bin}"
+        );
+    }
+
+    #[test]
+    fn refuses_other_methods_and_bad_requests() {
+        let address = start(site(true, std::env::temp_dir()));
+        let post = raw(
+            address,
+            "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(
+            post.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+            "{post}"
+        );
+        assert!(post.contains("\r\nAllow: GET\r\n"), "{post}");
+        let garbage = raw(address, "hello there\r\n\r\n");
+        assert!(
+            garbage.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{garbage}"
+        );
+    }
+
+    #[test]
+    fn reports_unhealthy() {
+        let address = start(site(false, std::env::temp_dir()));
+        assert_eq!(get(address, "/health"), (503, "unhealthy\n".to_owned()));
+        assert_eq!(get(address, "/"), (200, "howdy from web-1\n".to_owned()));
+    }
+
+    #[test]
+    fn probe_reports_a_refused_connection() {
+        // Binding and then dropping a listener yields a port that is closed
+        // unless a test running in parallel happens to bind it in between; in
+        // that unlikely case the probe succeeds and there is nothing to check.
+        let address = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let url = parse_url(&format!("http://{address}/health")).unwrap();
+        if let Err(err) = probe(&url, Duration::from_secs(2)) {
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("cannot connect to {address}: ")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_urls() {
+        let url = parse_url("http://127.0.0.1:8081/health?x=1").unwrap();
+        assert_eq!(
+            url,
+            Url {
+                authority: "127.0.0.1:8081".to_owned(),
+                host: "127.0.0.1".to_owned(),
+                port: 8081,
+                path: "/health?x=1".to_owned(),
+            }
+        );
+        let url = parse_url("http://[::1]:80").unwrap();
+        assert_eq!(
+            (url.host.as_str(), url.port, url.path.as_str()),
+            ("::1", 80, "/")
+        );
+        for bad in [
+            "https://127.0.0.1:1/",
+            "127.0.0.1:1/",
+            "http://127.0.0.1/",
+            "http://:80/",
+            "http://host:0/",
+            "http://host:+80/",
+            "http://host:99999/",
+            "http://user@host:1/",
+            "http://host:1/a b",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn parses_framed_responses() {
+        let full = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\nextra";
+        assert_eq!(
+            parse_response(full, false).unwrap(),
+            Some(Reply {
+                status: 200,
+                body: b"ok\n".to_vec()
+            })
+        );
+        assert_eq!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok", false).unwrap(),
+            None
+        );
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok", true).is_err());
+
+        let chunked = b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nunhe\r\n6\r\nalthy\n\r\n0\r\n\r\n";
+        assert_eq!(
+            parse_response(chunked, false).unwrap(),
+            Some(Reply {
+                status: 503,
+                body: b"unhealthy\n".to_vec()
+            })
+        );
+        assert_eq!(
+            parse_response(&chunked[..chunked.len() - 2], false).unwrap(),
+            None
+        );
+
+        let unframed = b"HTTP/1.0 200 OK\r\n\r\nuntil eof";
+        assert_eq!(parse_response(unframed, false).unwrap(), None);
+        assert_eq!(
+            parse_response(unframed, true).unwrap().unwrap().body,
+            b"until eof"
+        );
+        assert!(parse_response(b"SMTP 220 hi\r\n\r\n", true).is_err());
+    }
+}
