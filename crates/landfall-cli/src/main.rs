@@ -1,1 +1,55 @@
-fn main() {}
+//! `cargo deploy`: parse the command line, call the library, render its
+//! events and map the outcome to an exit status.
+
+mod cli;
+mod commands;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Color, Command};
+use commands::Ctx;
+use render::Printer;
+
+fn main() -> ExitCode {
+    // Cargo runs `cargo-deploy deploy ARGS…` for `cargo deploy ARGS…`.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "deploy") {
+        args.remove(1);
+    }
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() {
+                commands::EXIT_USAGE
+            } else {
+                commands::EXIT_OK
+            });
+        }
+    };
+    match cli.global.color {
+        Color::Always => anstream::ColorChoice::Always.write_global(),
+        Color::Never => anstream::ColorChoice::Never.write_global(),
+        Color::Auto => {}
+    }
+    let printer = Printer::new(
+        cli.global.message_format,
+        cli.global.quiet,
+        cli.global.verbose,
+    );
+    let ctx = Ctx {
+        global: &cli.global,
+        printer: &printer,
+    };
+    let code = match &cli.command {
+        None => commands::deploy(&ctx, &cli.deploy),
+        Some(Command::Build(args)) => commands::build(&ctx, args),
+        Some(Command::Status(args)) => commands::status(&ctx, args),
+        Some(Command::Rollback(args)) => commands::rollback(&ctx, args),
+        Some(Command::Check(args)) => commands::check(&ctx, args),
+    };
+    ExitCode::from(code)
+}

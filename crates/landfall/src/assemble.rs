@@ -75,9 +75,17 @@ impl Manifest {
         for entry in &self.entries {
             match &entry.kind {
                 EntryKind::File { mode, size, hash } => {
-                    writeln!(text, "file\t{mode:04o}\t{size}\t{}\t{}", hash.to_hex(), entry.path).unwrap();
+                    writeln!(
+                        text,
+                        "file\t{mode:04o}\t{size}\t{}\t{}",
+                        hash.to_hex(),
+                        entry.path
+                    )
+                    .unwrap();
                 }
-                EntryKind::Symlink { target } => writeln!(text, "symlink\t{target}\t{}", entry.path).unwrap(),
+                EntryKind::Symlink { target } => {
+                    writeln!(text, "symlink\t{target}\t{}", entry.path).unwrap()
+                }
             }
         }
         text
@@ -105,9 +113,12 @@ impl Manifest {
                             hash: blake3::Hash::from_hex(hash).ok()?,
                         },
                     }),
-                    ["symlink", target, path] => {
-                        Some(Entry { path: (*path).to_string(), kind: EntryKind::Symlink { target: (*target).to_string() } })
-                    }
+                    ["symlink", target, path] => Some(Entry {
+                        path: (*path).to_string(),
+                        kind: EntryKind::Symlink {
+                            target: (*target).to_string(),
+                        },
+                    }),
                     _ => None,
                 }
             })
@@ -116,7 +127,16 @@ impl Manifest {
     }
 
     pub fn total_size(&self) -> u64 {
-        self.entries.iter().map(|e| if let EntryKind::File { size, .. } = e.kind { size } else { 0 }).sum()
+        self.entries
+            .iter()
+            .map(|e| {
+                if let EntryKind::File { size, .. } = e.kind {
+                    size
+                } else {
+                    0
+                }
+            })
+            .sum()
     }
 }
 
@@ -124,7 +144,8 @@ impl Manifest {
 /// 2001-09-09 and nanoseconds, both taken from the hash.
 pub fn content_mtime(hash: &blake3::Hash) -> SystemTime {
     let bytes = hash.as_bytes();
-    let secs = 1_000_000_000 + u64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) >> 2);
+    let secs = 1_000_000_000
+        + u64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) >> 2);
     let nanos = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) % 1_000_000_000;
     UNIX_EPOCH + Duration::new(secs, nanos)
 }
@@ -143,7 +164,9 @@ pub struct Store {
 
 impl Store {
     pub fn new(project: &Project) -> Store {
-        Store { root: project.workspace.landfall_dir() }
+        Store {
+            root: project.workspace.landfall_dir(),
+        }
     }
 
     pub fn artifact_dir(&self, id: &str) -> PathBuf {
@@ -181,7 +204,9 @@ pub fn assemble(
 ) -> Result<Assembled> {
     let mut inputs: Vec<(String, PathBuf, Option<u32>)> = Vec::new();
     for bin in &artifact.bins {
-        let path = binaries.get(&bin.name).ok_or_else(|| Error::Failed(format!("binary `{}` was not built", bin.name)))?;
+        let path = binaries
+            .get(&bin.name)
+            .ok_or_else(|| Error::Failed(format!("binary `{}` was not built", bin.name)))?;
         inputs.push((format!("bin/{}", bin.name), path.clone(), Some(0o755)));
     }
     for file in &artifact.files {
@@ -194,11 +219,23 @@ pub fn assemble(
     let mut sources = BTreeMap::new();
     for ((dst, src, mode), facts) in inputs.iter().zip(&facts) {
         let mode = mode.unwrap_or(if facts.executable { 0o755 } else { 0o644 });
-        entries.push(Entry { path: dst.clone(), kind: EntryKind::File { mode, size: facts.size, hash: facts.hash } });
+        entries.push(Entry {
+            path: dst.clone(),
+            kind: EntryKind::File {
+                mode,
+                size: facts.size,
+                hash: facts.hash,
+            },
+        });
         sources.insert(dst.clone(), src.clone());
     }
     for dir in &artifact.shared {
-        entries.push(Entry { path: dir.clone(), kind: EntryKind::Symlink { target: shared_link(dir) } });
+        entries.push(Entry {
+            path: dir.clone(),
+            kind: EntryKind::Symlink {
+                target: shared_link(dir),
+            },
+        });
     }
     let manifest = Manifest::new(entries);
     let id = manifest.id().to_hex().to_string();
@@ -211,9 +248,18 @@ pub fn assemble(
             io::copy(&mut input, out).map_err(Error::io("cannot copy", src))?;
             Ok(())
         })?;
-        write_atomically(&store.root.join("store").join(format!("{id}.manifest")), manifest.canonical().as_bytes())?;
+        write_atomically(
+            &store.root.join("store").join(format!("{id}.manifest")),
+            manifest.canonical().as_bytes(),
+        )?;
     }
-    Ok(Assembled { artifact: artifact.name.clone(), id, dir, manifest, reused })
+    Ok(Assembled {
+        artifact: artifact.name.clone(),
+        id,
+        dir,
+        manifest,
+        reused,
+    })
 }
 
 /// A release: an artifact with one host's rendered files, staged locally.
@@ -249,7 +295,11 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
         .iter()
         .map(|file| Entry {
             path: file.dst.clone(),
-            kind: EntryKind::File { mode: file.mode, size: file.contents.len() as u64, hash: blake3::hash(&file.contents) },
+            kind: EntryKind::File {
+                mode: file.mode,
+                size: file.contents.len() as u64,
+                hash: blake3::hash(&file.contents),
+            },
         })
         .collect();
     let rendered_manifest = Manifest::new(rendered);
@@ -259,10 +309,20 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
     let manifest = Manifest::new(all);
     let dir = store.stage_dir(&id);
     if !dir.is_dir() {
-        let contents: BTreeMap<&str, &[u8]> = target.rendered.iter().map(|f| (f.dst.as_str(), f.contents.as_slice())).collect();
+        let contents: BTreeMap<&str, &[u8]> = target
+            .rendered
+            .iter()
+            .map(|f| (f.dst.as_str(), f.contents.as_slice()))
+            .collect();
         materialise_linked(&dir, &manifest, &assembled.dir, &contents)?;
     }
-    Ok(Release { id, artifact: assembled.artifact.clone(), artifact_id: assembled.id.clone(), stage: dir, manifest })
+    Ok(Release {
+        id,
+        artifact: assembled.artifact.clone(),
+        artifact_id: assembled.id.clone(),
+        stage: dir,
+        manifest,
+    })
 }
 
 /// Builds a tree in `<dir>.partial` and renames it into place, writing each
@@ -289,7 +349,8 @@ fn materialise(
                 finish_file(&out, &path, *mode, hash)?;
             }
             EntryKind::Symlink { target } => {
-                std::os::unix::fs::symlink(target, &path).map_err(Error::io("cannot create symlink", &path))?;
+                std::os::unix::fs::symlink(target, &path)
+                    .map_err(Error::io("cannot create symlink", &path))?;
             }
         }
     }
@@ -298,7 +359,12 @@ fn materialise(
 
 /// Like [`materialise`], but files present in `linked_from` are hard links
 /// and the others come from `contents`.
-fn materialise_linked(dir: &Path, manifest: &Manifest, linked_from: &Path, contents: &BTreeMap<&str, &[u8]>) -> Result<()> {
+fn materialise_linked(
+    dir: &Path,
+    manifest: &Manifest,
+    linked_from: &Path,
+    contents: &BTreeMap<&str, &[u8]>,
+) -> Result<()> {
     let partial = partial_of(dir);
     if partial.exists() {
         fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
@@ -312,7 +378,10 @@ fn materialise_linked(dir: &Path, manifest: &Manifest, linked_from: &Path, conte
         match (&entry.kind, contents.get(entry.path.as_str())) {
             (EntryKind::File { mode, hash, .. }, Some(bytes)) => {
                 fs::write(&path, bytes).map_err(Error::io("cannot write", &path))?;
-                let file = fs::File::options().write(true).open(&path).map_err(Error::io("cannot open", &path))?;
+                let file = fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .map_err(Error::io("cannot open", &path))?;
                 finish_file(&file, &path, *mode, hash)?;
             }
             (EntryKind::File { .. }, None) => {
@@ -320,7 +389,8 @@ fn materialise_linked(dir: &Path, manifest: &Manifest, linked_from: &Path, conte
                 link_or_copy(&source, &path)?;
             }
             (EntryKind::Symlink { target }, _) => {
-                std::os::unix::fs::symlink(target, &path).map_err(Error::io("cannot create symlink", &path))?;
+                std::os::unix::fs::symlink(target, &path)
+                    .map_err(Error::io("cannot create symlink", &path))?;
             }
         }
     }
@@ -334,11 +404,17 @@ fn partial_of(dir: &Path) -> PathBuf {
 }
 
 /// Sets a file's content-derived mtime and its mode.
-pub(crate) fn finish_file(file: &fs::File, path: &Path, mode: u32, hash: &blake3::Hash) -> Result<()> {
+pub(crate) fn finish_file(
+    file: &fs::File,
+    path: &Path,
+    mode: u32,
+    hash: &blake3::Hash,
+) -> Result<()> {
     let mtime = content_mtime(hash);
     file.set_times(fs::FileTimes::new().set_modified(mtime).set_accessed(mtime))
         .map_err(Error::io("cannot set the time of", path))?;
-    file.set_permissions(fs::Permissions::from_mode(mode)).map_err(Error::io("cannot set the mode of", path))
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(Error::io("cannot set the mode of", path))
 }
 
 /// Hard-links a file, or copies it (with its mode and mtime) where a link is
@@ -349,7 +425,10 @@ pub(crate) fn link_or_copy(source: &Path, dest: &Path) -> Result<()> {
     }
     fs::copy(source, dest).map_err(Error::io("cannot copy", source))?;
     let meta = fs::metadata(source).map_err(Error::io("cannot read", source))?;
-    let file = fs::File::options().write(true).open(dest).map_err(Error::io("cannot open", dest))?;
+    let file = fs::File::options()
+        .write(true)
+        .open(dest)
+        .map_err(Error::io("cannot open", dest))?;
     file.set_modified(meta.modified().map_err(Error::io("cannot read", source))?)
         .map_err(Error::io("cannot set the time of", dest))
 }
@@ -359,7 +438,14 @@ mod tests {
     use super::*;
 
     fn file(path: &str, content: &[u8], mode: u32) -> Entry {
-        Entry { path: path.into(), kind: EntryKind::File { mode, size: content.len() as u64, hash: blake3::hash(content) } }
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File {
+                mode,
+                size: content.len() as u64,
+                hash: blake3::hash(content),
+            },
+        }
     }
 
     #[test]
@@ -367,10 +453,19 @@ mod tests {
         let manifest = Manifest::new(vec![
             file("static/index.html", b"<h1>", 0o644),
             file("bin/hello", b"\x7fELF", 0o755),
-            Entry { path: "log".into(), kind: EntryKind::Symlink { target: shared_link("log") } },
+            Entry {
+                path: "log".into(),
+                kind: EntryKind::Symlink {
+                    target: shared_link("log"),
+                },
+            },
         ]);
         let text = manifest.canonical();
-        let paths: Vec<&str> = text.lines().skip(1).map(|l| l.rsplit('\t').next().unwrap()).collect();
+        let paths: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit('\t').next().unwrap())
+            .collect();
         assert_eq!(paths, ["bin/hello", "log", "static/index.html"]);
         assert!(text.contains("symlink\t../../shared/log\tlog"), "{text}");
         assert_eq!(Manifest::parse(&text), Some(manifest));
@@ -381,9 +476,18 @@ mod tests {
         let a = Manifest::new(vec![file("a", b"1", 0o644), file("b", b"2", 0o644)]);
         let same = Manifest::new(vec![file("b", b"2", 0o644), file("a", b"1", 0o644)]);
         assert_eq!(a.id(), same.id(), "order of listing does not matter");
-        assert_ne!(a.id(), Manifest::new(vec![file("a", b"1", 0o755), file("b", b"2", 0o644)]).id());
-        assert_ne!(a.id(), Manifest::new(vec![file("a", b"1", 0o644), file("c", b"2", 0o644)]).id());
-        assert_ne!(a.id(), Manifest::new(vec![file("a", b"1", 0o644), file("b", b"3", 0o644)]).id());
+        assert_ne!(
+            a.id(),
+            Manifest::new(vec![file("a", b"1", 0o755), file("b", b"2", 0o644)]).id()
+        );
+        assert_ne!(
+            a.id(),
+            Manifest::new(vec![file("a", b"1", 0o644), file("c", b"2", 0o644)]).id()
+        );
+        assert_ne!(
+            a.id(),
+            Manifest::new(vec![file("a", b"1", 0o644), file("b", b"3", 0o644)]).id()
+        );
     }
 
     #[test]
@@ -394,13 +498,22 @@ mod tests {
         assert_eq!(release_id(&artifact, &one).len(), RELEASE_ID_LEN);
         assert_eq!(release_id(&artifact, &one), release_id(&artifact, &one));
         assert_ne!(release_id(&artifact, &one), release_id(&artifact, &two));
-        assert_ne!(release_id(&artifact, &one), release_id(&"cd".repeat(32), &one));
+        assert_ne!(
+            release_id(&artifact, &one),
+            release_id(&"cd".repeat(32), &one)
+        );
     }
 
     #[test]
     fn content_mtimes_are_fixed_and_differ_with_content() {
-        assert_eq!(content_mtime(&blake3::hash(b"x")), content_mtime(&blake3::hash(b"x")));
-        assert_ne!(content_mtime(&blake3::hash(b"x")), content_mtime(&blake3::hash(b"y")));
+        assert_eq!(
+            content_mtime(&blake3::hash(b"x")),
+            content_mtime(&blake3::hash(b"x"))
+        );
+        assert_ne!(
+            content_mtime(&blake3::hash(b"x")),
+            content_mtime(&blake3::hash(b"y"))
+        );
     }
 
     #[test]

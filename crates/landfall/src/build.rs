@@ -28,14 +28,17 @@ pub fn workspace(manifest_path: Option<&Path>) -> Result<Workspace> {
     if let Some(path) = manifest_path {
         cmd = cmd.arg("--manifest-path").arg(path);
     }
-    let output = process::run(&cmd).map_err(|err| Error::Usage(format!("cannot read the cargo workspace: {err}")))?;
+    let output = process::run(&cmd)
+        .map_err(|err| Error::Usage(format!("cannot read the cargo workspace: {err}")))?;
     let metadata: Metadata = serde_json::from_slice(&output.stdout)
         .map_err(|err| Error::Failed(format!("cannot parse `cargo metadata` output: {err}")))?;
 
     let mut bins: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for package in metadata.workspace_packages() {
         for target in package.targets.iter().filter(|t| t.is_bin()) {
-            bins.entry(target.name.clone()).or_default().push(package.name.to_string());
+            bins.entry(target.name.clone())
+                .or_default()
+                .push(package.name.to_string());
         }
     }
     let root: PathBuf = metadata.workspace_root.clone().into();
@@ -74,7 +77,12 @@ pub fn build(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf>> {
         .arg("--locked")
         .arg("--manifest-path")
         .arg(request.workspace_root.join("Cargo.toml"))
-        .args(["--profile", &request.settings.profile, "--message-format", "json-render-diagnostics"])
+        .args([
+            "--profile",
+            &request.settings.profile,
+            "--message-format",
+            "json-render-diagnostics",
+        ])
         .dir(request.workspace_root)
         .env("CARGO_TARGET_DIR", request.target_dir)
         .env("CARGO_INCREMENTAL", "0")
@@ -102,7 +110,9 @@ pub fn build(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf>> {
     let stdout = process::run_passing_stderr(&cmd, request.quiet)?;
     let mut paths = BTreeMap::new();
     for message in Message::parse_stream(stdout.as_slice()) {
-        let Ok(Message::CompilerArtifact(artifact)) = message else { continue };
+        let Ok(Message::CompilerArtifact(artifact)) = message else {
+            continue;
+        };
         if !artifact.target.is_bin() {
             continue;
         }
@@ -112,7 +122,10 @@ pub fn build(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf>> {
     }
     for bin in request.bins {
         if !paths.contains_key(&bin.name) {
-            return Err(Error::Failed(format!("cargo built no executable for binary `{}`", bin.name)));
+            return Err(Error::Failed(format!(
+                "cargo built no executable for binary `{}`",
+                bin.name
+            )));
         }
     }
     Ok(paths)
@@ -128,18 +141,40 @@ fn with_remapped_paths(cmd: Cmd, workspace_root: &Path) -> Cmd {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    let mut flags = vec![format!("--remap-path-prefix={}=.", workspace_root.display())];
+    let mut flags = vec![format!(
+        "--remap-path-prefix={}=.",
+        workspace_root.display()
+    )];
     if let Some(home) = cargo_home {
         flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
     }
-    if let Some(encoded) = std::env::var("CARGO_ENCODED_RUSTFLAGS").ok().filter(|f| !f.is_empty()) {
-        let all: Vec<String> = encoded.split('\u{1f}').map(str::to_string).chain(flags).collect();
+    if let Some(encoded) = std::env::var("CARGO_ENCODED_RUSTFLAGS")
+        .ok()
+        .filter(|f| !f.is_empty())
+    {
+        let all: Vec<String> = encoded
+            .split('\u{1f}')
+            .map(str::to_string)
+            .chain(flags)
+            .collect();
         cmd.env("CARGO_ENCODED_RUSTFLAGS", all.join("\u{1f}"))
-    } else if let Some(plain) = std::env::var("RUSTFLAGS").ok().filter(|f| !f.trim().is_empty()) {
-        let all: Vec<String> = plain.split_whitespace().map(str::to_string).chain(flags).collect();
+    } else if let Some(plain) = std::env::var("RUSTFLAGS")
+        .ok()
+        .filter(|f| !f.trim().is_empty())
+    {
+        let all: Vec<String> = plain
+            .split_whitespace()
+            .map(str::to_string)
+            .chain(flags)
+            .collect();
         cmd.env("CARGO_ENCODED_RUSTFLAGS", all.join("\u{1f}"))
     } else {
-        let array = flags.iter().map(|f| toml::Value::String(f.clone()).to_string()).collect::<Vec<_>>().join(", ");
-        cmd.arg("--config").arg(format!("build.rustflags = [{array}]"))
+        let array = flags
+            .iter()
+            .map(|f| toml::Value::String(f.clone()).to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        cmd.arg("--config")
+            .arg(format!("build.rustflags = [{array}]"))
     }
 }

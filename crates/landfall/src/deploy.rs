@@ -41,7 +41,9 @@ pub struct Identity {
 
 impl Identity {
     pub fn current(revision: Revision) -> Identity {
-        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
         let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .or_else(|_| std::env::var("HOSTNAME"))
@@ -49,7 +51,13 @@ impl Identity {
         let pid = std::process::id();
         let now = jiff::Timestamp::now();
         let token = format!("{machine}-{pid}-{}", now.as_nanosecond());
-        Identity { user, machine, pid, token, revision }
+        Identity {
+            user,
+            machine,
+            pid,
+            token,
+            revision,
+        }
     }
 
     fn lock_owner(&self, env: &str) -> String {
@@ -120,8 +128,19 @@ pub struct Summary {
 
 impl Summary {
     fn new(env: &str, dry_run: bool, hosts: Vec<Outcome>) -> Summary {
-        let ok = hosts.iter().all(|o| matches!(o.status, Status::Deployed | Status::Unchanged));
-        Summary { ok, env: env.to_string(), dry_run, hosts }
+        // A dry run skips everything on purpose; it fails only where a host
+        // could not be read.
+        let ok = hosts.iter().all(|o| match o.status {
+            Status::Deployed | Status::Unchanged => true,
+            Status::Skipped => dry_run,
+            Status::RolledBack | Status::Failed => false,
+        });
+        Summary {
+            ok,
+            env: env.to_string(),
+            dry_run,
+            hosts,
+        }
     }
 }
 
@@ -157,7 +176,10 @@ pub fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R 
             }
         }
     });
-    results.into_iter().map(|r| r.expect("every item ran")).collect()
+    results
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
 }
 
 /// The state of one target during a deploy.
@@ -195,13 +217,23 @@ fn by_host(targets: &[&Target]) -> Vec<(String, Vec<usize>)> {
     for (i, target) in targets.iter().enumerate() {
         hosts.entry(&target.host).or_default().push(i);
     }
-    hosts.into_iter().map(|(h, idx)| (h.to_string(), idx)).collect()
+    hosts
+        .into_iter()
+        .map(|(h, idx)| (h.to_string(), idx))
+        .collect()
 }
 
 fn describe_failure(output: &Output) -> String {
     let tail = output.stderr_tail();
-    let status = output.code.map_or_else(|| "killed by a signal".to_string(), |c| format!("exit status {c}"));
-    if tail.is_empty() { status } else { format!("{status}:\n{tail}") }
+    let status = output.code.map_or_else(
+        || "killed by a signal".to_string(),
+        |c| format!("exit status {c}"),
+    );
+    if tail.is_empty() {
+        status
+    } else {
+        format!("{status}:\n{tail}")
+    }
 }
 
 impl Run<'_> {
@@ -209,7 +241,13 @@ impl Run<'_> {
         Script::new(&self.env.name, &target.host, Some(&target.artifact))
     }
 
-    fn log_line(&self, target: &Target, event: &str, release: Option<&str>, previous: Option<&str>) -> String {
+    fn log_line(
+        &self,
+        target: &Target,
+        event: &str,
+        release: Option<&str>,
+        previous: Option<&str>,
+    ) -> String {
         let entry = LogEntry {
             time: jiff::Timestamp::now().to_string(),
             event: event.to_string(),
@@ -239,16 +277,27 @@ impl Run<'_> {
     fn probe(&self, targets: &[&Target], detail: bool) -> Vec<Result<PathState, String>> {
         let hosts = by_host(targets);
         let answers = parallel(&hosts, self.jobs, |(host, indices)| {
-            let paths: Vec<String> = indices.iter().map(|&i| self.transport.host_path(targets[i])).collect();
-            let args = std::iter::once(if detail { "1".to_string() } else { "0".to_string() }).chain(paths);
+            let paths: Vec<String> = indices
+                .iter()
+                .map(|&i| self.transport.host_path(targets[i]))
+                .collect();
+            let args = std::iter::once(if detail {
+                "1".to_string()
+            } else {
+                "0".to_string()
+            })
+            .chain(paths);
             let script = Script::new(&self.env.name, host, None).call("landfall_probe", args);
             match self.transport.run(host, script.text()) {
-                Ok(out) if out.success() => Ok(steps::parse_probe(&out.stdout_text(), indices.len())),
+                Ok(out) if out.success() => {
+                    Ok(steps::parse_probe(&out.stdout_text(), indices.len()))
+                }
                 Ok(out) => Err(describe_failure(&out)),
                 Err(err) => Err(err.to_string()),
             }
         });
-        let mut states: Vec<Option<Result<PathState, String>>> = targets.iter().map(|_| None).collect();
+        let mut states: Vec<Option<Result<PathState, String>>> =
+            targets.iter().map(|_| None).collect();
         for ((_, indices), answer) in hosts.iter().zip(answers) {
             match answer {
                 Ok(found) => {
@@ -263,7 +312,10 @@ impl Run<'_> {
                 }
             }
         }
-        states.into_iter().map(|s| s.expect("every target was probed")).collect()
+        states
+            .into_iter()
+            .map(|s| s.expect("every target was probed"))
+            .collect()
     }
 }
 
@@ -313,7 +365,11 @@ pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployO
         }
     }
     if unreachable {
-        return Summary::new(&run.env.name, options.dry_run, work.iter().map(Work::outcome).collect());
+        return Summary::new(
+            &run.env.name,
+            options.dry_run,
+            work.iter().map(Work::outcome).collect(),
+        );
     }
     if options.dry_run {
         return dry_run(run, &mut work);
@@ -324,7 +380,10 @@ pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployO
     let pending_targets: Vec<&Target> = pending.iter().map(|&i| work[i].target).collect();
     let hosts = by_host(&pending_targets);
     let results = parallel(&hosts, run.jobs, |(_, indices)| {
-        indices.iter().map(|&j| push_one(run, &work[pending[j]], options.break_lock)).collect::<Vec<_>>()
+        indices
+            .iter()
+            .map(|&j| push_one(run, &work[pending[j]], options.break_lock))
+            .collect::<Vec<_>>()
     });
     let mut push_failed = false;
     for ((_, indices), results) in hosts.iter().zip(results) {
@@ -348,7 +407,11 @@ pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployO
 
     // Phase 4: clean up and unlock.
     finish(run, &mut work);
-    Summary::new(&run.env.name, false, work.iter().map(Work::outcome).collect())
+    Summary::new(
+        &run.env.name,
+        false,
+        work.iter().map(Work::outcome).collect(),
+    )
 }
 
 struct PushResult {
@@ -359,12 +422,26 @@ struct PushResult {
 }
 
 fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
-    let mut result = PushResult { locked: false, current: None, result: Ok(()) };
+    let mut result = PushResult {
+        locked: false,
+        current: None,
+        result: Ok(()),
+    };
     let owner = run.identity.lock_owner(&run.env.name);
     let script = run
         .script(w.target)
-        .call("landfall_lock", [w.path.as_str(), owner.as_str(), if break_lock { "1" } else { "0" }])
-        .call("landfall_prepare", std::iter::once(w.path.as_str()).chain(shared_dirs(run, w.target)));
+        .call(
+            "landfall_lock",
+            [
+                w.path.as_str(),
+                owner.as_str(),
+                if break_lock { "1" } else { "0" },
+            ],
+        )
+        .call(
+            "landfall_prepare",
+            std::iter::once(w.path.as_str()).chain(shared_dirs(run, w.target)),
+        );
     let output = match run.transport.run(&w.target.host, script.text()) {
         Ok(output) => output,
         Err(err) => {
@@ -373,10 +450,15 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
         }
     };
     if output.code == Some(steps::EXIT_LOCKED) {
-        let holder = steps::reported(&output.stdout_text(), "locked").unwrap_or("").to_string();
+        let holder = steps::reported(&output.stdout_text(), "locked")
+            .unwrap_or("")
+            .to_string();
         result.result = Err((
             Phase::Lock,
-            format!("`{}` is locked by another deploy: {holder}; if that deploy is gone, run again with `--break-lock`", w.path),
+            format!(
+                "`{}` is locked by another deploy: {holder}; if that deploy is gone, run again with `--break-lock`",
+                w.path
+            ),
         ));
         return result;
     }
@@ -385,7 +467,9 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
         result.result = Err((Phase::Lock, describe_failure(&output)));
         return result;
     }
-    let current = steps::reported(&output.stdout_text(), "current").filter(|c| !c.is_empty()).map(str::to_string);
+    let current = steps::reported(&output.stdout_text(), "current")
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
     result.current = Some(current.clone());
     if w.present || current.as_deref() == Some(w.release.id.as_str()) {
         return result;
@@ -397,7 +481,10 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
             return result;
         }
     };
-    let script = run.script(w.target).call("landfall_finalize", [w.path.as_str(), w.release.id.as_str()]);
+    let script = run.script(w.target).call(
+        "landfall_finalize",
+        [w.path.as_str(), w.release.id.as_str()],
+    );
     match run.transport.run(&w.target.host, script.text()) {
         Ok(out) if out.success() => {
             (run.events)(Event::Pushed {
@@ -415,7 +502,10 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
 }
 
 fn shared_dirs<'p>(run: &'p Run<'_>, target: &Target) -> impl Iterator<Item = &'p str> {
-    run.project.artifact(&target.artifact).into_iter().flat_map(|a| a.shared.iter().map(String::as_str))
+    run.project
+        .artifact(&target.artifact)
+        .into_iter()
+        .flat_map(|a| a.shared.iter().map(String::as_str))
 }
 
 /// The activate phase: artifacts in order, each over its hosts in batches
@@ -423,9 +513,14 @@ fn shared_dirs<'p>(run: &'p Run<'_>, target: &Target) -> impl Iterator<Item = &'
 fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
     let mut switched: Vec<usize> = Vec::new();
     for artifact in &run.project.artifacts {
-        let todo: Vec<usize> =
-            (0..work.len()).filter(|&i| work[i].target.artifact == artifact.name && work[i].needs_work()).collect();
-        let batch = if artifact.max_parallel == 0 { todo.len().max(1) } else { artifact.max_parallel as usize };
+        let todo: Vec<usize> = (0..work.len())
+            .filter(|&i| work[i].target.artifact == artifact.name && work[i].needs_work())
+            .collect();
+        let batch = if artifact.max_parallel == 0 {
+            todo.len().max(1)
+        } else {
+            artifact.max_parallel as usize
+        };
         let mut failed = false;
         for chunk in todo.chunks(batch) {
             let outputs = parallel(chunk, run.jobs, |&i| activate_one(run, &work[i]));
@@ -444,11 +539,19 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
                     }
                     Ok((Activation::PreActivateFailed, detail)) => {
                         failed = true;
-                        run.fail(w, Phase::PreActivate, format!("the hook failed; `current` is untouched{detail}"));
+                        run.fail(
+                            w,
+                            Phase::PreActivate,
+                            format!("the hook failed; `current` is untouched{detail}"),
+                        );
                     }
                     Ok((Activation::Failed { step, revert }, detail)) => {
                         failed = true;
-                        let phase = if step == "health" { Phase::Health } else { Phase::Activate };
+                        let phase = if step == "health" {
+                            Phase::Health
+                        } else {
+                            Phase::Activate
+                        };
                         record_revert(run, w, phase, &revert, &detail);
                     }
                     Err(message) => {
@@ -475,8 +578,18 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
 fn activate_one(run: &Run<'_>, w: &Work<'_>) -> Result<(Activation, String), String> {
     let hooks = &w.target.hooks;
     let previous = w.current.as_deref().unwrap_or("");
-    let log_ok = run.log_line(w.target, "activated", Some(&w.release.id), w.current.as_deref());
-    let log_back = run.log_line(w.target, "rolled_back", w.current.as_deref(), Some(&w.release.id));
+    let log_ok = run.log_line(
+        w.target,
+        "activated",
+        Some(&w.release.id),
+        w.current.as_deref(),
+    );
+    let log_back = run.log_line(
+        w.target,
+        "rolled_back",
+        w.current.as_deref(),
+        Some(&w.release.id),
+    );
     let script = run.script(w.target).call(
         "landfall_activate",
         [
@@ -492,10 +605,20 @@ fn activate_one(run: &Run<'_>, w: &Work<'_>) -> Result<(Activation, String), Str
             hooks.health.as_deref().unwrap_or(""),
         ],
     );
-    let output = run.transport.run(&w.target.host, script.text()).map_err(|e| e.to_string())?;
+    let output = run
+        .transport
+        .run(&w.target.host, script.text())
+        .map_err(|e| e.to_string())?;
     let activation = steps::parse_activation(&output).ok_or_else(|| describe_failure(&output))?;
     let tail = output.stderr_tail();
-    Ok((activation, if tail.is_empty() { String::new() } else { format!(":\n{tail}") }))
+    Ok((
+        activation,
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!(":\n{tail}")
+        },
+    ))
 }
 
 fn record_revert(run: &Run<'_>, w: &mut Work<'_>, phase: Phase, revert: &Revert, detail: &str) {
@@ -511,12 +634,19 @@ fn record_revert(run: &Run<'_>, w: &mut Work<'_>, phase: Phase, revert: &Revert,
             w.status = Some(Status::RolledBack);
             w.message = Some(match to {
                 Some(to) => format!("{}: {what}; rolled back to {to}", phase.name()),
-                None => format!("{}: {what}; no previous release, `current` removed", phase.name()),
+                None => format!(
+                    "{}: {what}; no previous release, `current` removed",
+                    phase.name()
+                ),
             });
         }
         Revert::Failed { to, step } => {
             let to = to.as_deref().unwrap_or("nothing");
-            run.fail(w, phase, format!("{what}; switched back to {to}, but its {step} hook failed too"));
+            run.fail(
+                w,
+                phase,
+                format!("{what}; switched back to {to}, but its {step} hook failed too"),
+            );
         }
         Revert::NotAttempted => run.fail(w, phase, what),
     }
@@ -528,7 +658,12 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
     let outputs = parallel(&order, run.jobs, |&i| {
         let w = &work[i];
         let hooks = &w.target.hooks;
-        let log = run.log_line(w.target, "rolled_back", w.current.as_deref(), Some(&w.release.id));
+        let log = run.log_line(
+            w.target,
+            "rolled_back",
+            w.current.as_deref(),
+            Some(&w.release.id),
+        );
         let script = run.script(w.target).call(
             "landfall_back",
             [
@@ -549,7 +684,11 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
         match output {
             Ok(out) if out.code == Some(0) || out.code == Some(1) => {
                 let revert = steps::parse_revert(&out.stdout_text());
-                let detail = if out.success() { String::new() } else { format!(":\n{}", out.stderr_tail()) };
+                let detail = if out.success() {
+                    String::new()
+                } else {
+                    format!(":\n{}", out.stderr_tail())
+                };
                 record_revert(run, w, phase, &revert, &detail);
                 if matches!(revert, Revert::Done { .. }) {
                     w.message = Some("rolled back because another host failed".to_string());
@@ -568,10 +707,20 @@ fn finish(run: &Run<'_>, work: &mut [Work<'_>]) {
         let w = &work[i];
         let mut script = run.script(w.target);
         if w.status == Some(Status::Deployed) {
-            let keep = run.project.artifact(&w.target.artifact).map_or(1, |a| a.keep).to_string();
-            script = script.call("landfall_cleanup", [w.path.as_str(), &keep, w.current.as_deref().unwrap_or("")]);
+            let keep = run
+                .project
+                .artifact(&w.target.artifact)
+                .map_or(1, |a| a.keep)
+                .to_string();
+            script = script.call(
+                "landfall_cleanup",
+                [w.path.as_str(), &keep, w.current.as_deref().unwrap_or("")],
+            );
         }
-        script = script.call("landfall_unlock", [w.path.as_str(), run.identity.token.as_str()]);
+        script = script.call(
+            "landfall_unlock",
+            [w.path.as_str(), run.identity.token.as_str()],
+        );
         run.transport.run(&w.target.host, script.text())
     });
     for (&i, output) in locked.iter().zip(outputs) {
@@ -595,9 +744,16 @@ fn finish(run: &Run<'_>, work: &mut [Work<'_>]) {
             // The release is active; failing to tidy up is worth a warning,
             // not a failed deploy.
             Ok(out) => (run.events)(Event::Warning {
-                message: format!("on `{}`: cleaning up `{}` failed: {}", w.target.host, w.path, describe_failure(&out)),
+                message: format!(
+                    "on `{}`: cleaning up `{}` failed: {}",
+                    w.target.host,
+                    w.path,
+                    describe_failure(&out)
+                ),
             }),
-            Err(err) => (run.events)(Event::Warning { message: format!("cleaning up `{}` failed: {err}", w.path) }),
+            Err(err) => (run.events)(Event::Warning {
+                message: format!("cleaning up `{}` failed: {err}", w.path),
+            }),
         }
     }
 }
@@ -608,16 +764,25 @@ fn dry_run(run: &Run<'_>, work: &mut [Work<'_>]) -> Summary {
             continue;
         }
         let old = match &w.current {
-            Some(current) => run.transport.read_manifest(w.target, current).ok().flatten().unwrap_or_default(),
+            Some(current) => run
+                .transport
+                .read_manifest(w.target, current)
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
             None => crate::assemble::Manifest::default(),
         };
         let diff = changes(&old, &w.release.manifest);
         let hooks = &w.target.hooks;
-        let hooks: Vec<String> = [("pre_activate", &hooks.pre_activate), ("activate", &hooks.activate), ("health", &hooks.health)]
-            .into_iter()
-            .filter(|(_, h)| h.is_some())
-            .map(|(name, _)| name.to_string())
-            .collect();
+        let hooks: Vec<String> = [
+            ("pre_activate", &hooks.pre_activate),
+            ("activate", &hooks.activate),
+            ("health", &hooks.health),
+        ]
+        .into_iter()
+        .filter(|(_, h)| h.is_some())
+        .map(|(name, _)| name.to_string())
+        .collect();
         (run.events)(Event::WouldDeploy {
             host: w.target.host.clone(),
             artifact: w.target.artifact.clone(),
@@ -631,7 +796,11 @@ fn dry_run(run: &Run<'_>, work: &mut [Work<'_>]) -> Summary {
         w.status = Some(Status::Skipped);
         w.message = Some("dry run".to_string());
     }
-    Summary::new(&run.env.name, true, work.iter().map(Work::outcome).collect())
+    Summary::new(
+        &run.env.name,
+        true,
+        work.iter().map(Work::outcome).collect(),
+    )
 }
 
 /// One artifact on one host, as `status` reports it.
@@ -716,7 +885,10 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
             previous: None,
             message: None,
         };
-        match state.map_err(|e| format!("probe: {e}")).and_then(|state| rollback_target(&state, to)) {
+        match state
+            .map_err(|e| format!("probe: {e}"))
+            .and_then(|state| rollback_target(&state, to))
+        {
             Ok((release, current)) => {
                 outcome.release = Some(release.clone());
                 outcome.previous.clone_from(&current);
@@ -738,12 +910,23 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
     let results = parallel(&chosen, run.jobs, |(i, release, current)| {
         let target = targets[*i];
         let path = run.transport.host_path(target);
-        let lock = run.script(target).call("landfall_lock", [path.as_str(), owner.as_str(), if break_lock { "1" } else { "0" }]);
+        let lock = run.script(target).call(
+            "landfall_lock",
+            [
+                path.as_str(),
+                owner.as_str(),
+                if break_lock { "1" } else { "0" },
+            ],
+        );
         match run.transport.run(&target.host, lock.text()) {
             Ok(out) if out.success() => {}
             Ok(out) if out.code == Some(steps::EXIT_LOCKED) => {
-                let holder = steps::reported(&out.stdout_text(), "locked").unwrap_or("").to_string();
-                return Err(format!("lock: `{path}` is locked by another deploy: {holder}"));
+                let holder = steps::reported(&out.stdout_text(), "locked")
+                    .unwrap_or("")
+                    .to_string();
+                return Err(format!(
+                    "lock: `{path}` is locked by another deploy: {holder}"
+                ));
             }
             Ok(out) => return Err(format!("lock: {}", describe_failure(&out))),
             Err(err) => return Err(format!("lock: {err}")),
@@ -751,25 +934,29 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
         let hooks = &target.hooks;
         let log_ok = run.log_line(target, "activated", Some(release), current.as_deref());
         let log_back = run.log_line(target, "rolled_back", current.as_deref(), Some(release));
-        let script = run
-            .script(target)
-            .call(
-                "landfall_activate",
-                [
-                    path.as_str(),
-                    release.as_str(),
-                    current.as_deref().unwrap_or(""),
-                    &steps::timeout_seconds(hooks.health_timeout),
-                    "1",
-                    &log_ok,
-                    &log_back,
-                    hooks.pre_activate.as_deref().unwrap_or(""),
-                    hooks.activate.as_deref().unwrap_or(""),
-                    hooks.health.as_deref().unwrap_or(""),
-                ],
-            );
-        let result = run.transport.run(&target.host, script.text()).map_err(|e| e.to_string());
-        let unlock = run.script(target).call("landfall_unlock", [path.as_str(), run.identity.token.as_str()]);
+        let script = run.script(target).call(
+            "landfall_activate",
+            [
+                path.as_str(),
+                release.as_str(),
+                current.as_deref().unwrap_or(""),
+                &steps::timeout_seconds(hooks.health_timeout),
+                "1",
+                &log_ok,
+                &log_back,
+                hooks.pre_activate.as_deref().unwrap_or(""),
+                hooks.activate.as_deref().unwrap_or(""),
+                hooks.health.as_deref().unwrap_or(""),
+            ],
+        );
+        let result = run
+            .transport
+            .run(&target.host, script.text())
+            .map_err(|e| e.to_string());
+        let unlock = run.script(target).call(
+            "landfall_unlock",
+            [path.as_str(), run.identity.token.as_str()],
+        );
         let _ = run.transport.run(&target.host, unlock.text());
         result
     });
@@ -786,10 +973,16 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
                 });
             }
             Ok((Some(Activation::PreActivateFailed), out)) => {
-                outcome.message = Some(format!("pre_activate failed; `current` is untouched:\n{}", out.stderr_tail()));
+                outcome.message = Some(format!(
+                    "pre_activate failed; `current` is untouched:\n{}",
+                    out.stderr_tail()
+                ));
             }
             Ok((Some(Activation::Failed { step, .. }), out)) => {
-                outcome.message = Some(format!("{step} failed on {release}; switched back:\n{}", out.stderr_tail()));
+                outcome.message = Some(format!(
+                    "{step} failed on {release}; switched back:\n{}",
+                    out.stderr_tail()
+                ));
             }
             Ok((None, out)) => outcome.message = Some(describe_failure(&out)),
             Err(err) => outcome.message = Some(err),
@@ -811,24 +1004,41 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
 
 /// Picks the release to roll back to: `to` (a unique prefix of a release
 /// on the host), or the one that was current before the current one.
-fn rollback_target(state: &PathState, to: Option<&str>) -> Result<(String, Option<String>), String> {
+fn rollback_target(
+    state: &PathState,
+    to: Option<&str>,
+) -> Result<(String, Option<String>), String> {
     let current = state.current.clone();
     let release = match to {
         Some(prefix) => {
-            let matches: Vec<&String> = state.releases.iter().filter(|r| r.starts_with(prefix)).collect();
+            let matches: Vec<&String> = state
+                .releases
+                .iter()
+                .filter(|r| r.starts_with(prefix))
+                .collect();
             match matches.as_slice() {
                 [one] => (*one).clone(),
                 [] => return Err(format!("no release `{prefix}` on this host")),
-                _ => return Err(format!("`{prefix}` matches several releases; give more characters")),
+                _ => {
+                    return Err(format!(
+                        "`{prefix}` matches several releases; give more characters"
+                    ));
+                }
             }
         }
         None => {
             let from_log = state.log.iter().rev().find_map(|e| {
-                (e.event == "activated" && e.release == current).then(|| e.previous.clone()).flatten()
+                (e.event == "activated" && e.release == current)
+                    .then(|| e.previous.clone())
+                    .flatten()
             });
-            let candidate = from_log
-                .filter(|p| state.releases.contains(p))
-                .or_else(|| state.releases.iter().find(|r| Some(*r) != current.as_ref()).cloned());
+            let candidate = from_log.filter(|p| state.releases.contains(p)).or_else(|| {
+                state
+                    .releases
+                    .iter()
+                    .find(|r| Some(*r) != current.as_ref())
+                    .cloned()
+            });
             candidate.ok_or_else(|| "no previous release on this host".to_string())?
         }
     };

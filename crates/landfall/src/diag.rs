@@ -46,18 +46,35 @@ pub struct Location {
 
 impl Diagnostic {
     pub fn error(message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Error, message: message.into(), location: None, notes: Vec::new() }
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            location: None,
+            notes: Vec::new(),
+        }
     }
 
     pub fn warning(message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(message)
+        }
     }
 
     #[must_use]
-    pub fn at(mut self, file: &Arc<SourceFile>, span: Range<usize>, label: impl Into<String>) -> Diagnostic {
+    pub fn at(
+        mut self,
+        file: &Arc<SourceFile>,
+        span: Range<usize>,
+        label: impl Into<String>,
+    ) -> Diagnostic {
         let len = file.text.len();
         let span = span.start.min(len)..span.end.min(len).max(span.start.min(len));
-        self.location = Some(Location { file: Arc::clone(file), span, label: label.into() });
+        self.location = Some(Location {
+            file: Arc::clone(file),
+            span,
+            label: label.into(),
+        });
         self
     }
 
@@ -87,7 +104,11 @@ impl Diagnostic {
             let snippet = Snippet::source(loc.file.text.as_str())
                 .path(loc.file.display.as_str())
                 .fold(true)
-                .annotation(AnnotationKind::Primary.span(loc.span.clone()).label(loc.label.as_str()));
+                .annotation(
+                    AnnotationKind::Primary
+                        .span(loc.span.clone())
+                        .label(loc.label.as_str()),
+                );
             report.push(title.element(snippet));
         } else {
             // A title without elements still renders as a group of its own.
@@ -95,9 +116,15 @@ impl Diagnostic {
             report.push(Group::with_title(title));
         }
         for note in &self.notes {
-            report.push(Group::with_title(Level::NOTE.secondary_title(note.as_str())));
+            report.push(Group::with_title(
+                Level::NOTE.secondary_title(note.as_str()),
+            ));
         }
-        let renderer = if styled { Renderer::styled() } else { Renderer::plain() };
+        let renderer = if styled {
+            Renderer::styled()
+        } else {
+            Renderer::plain()
+        };
         renderer.render(&report)
     }
 }
@@ -157,7 +184,10 @@ mod tests {
 
     #[test]
     fn rendering_shows_the_line() {
-        let file = Arc::new(SourceFile { display: "deploy.toml".into(), text: "[project]\nnme = 1\n".into() });
+        let file = Arc::new(SourceFile {
+            display: "deploy.toml".into(),
+            text: "[project]\nnme = 1\n".into(),
+        });
         let diag = Diagnostic::error("unknown field `nme`").at(&file, 10..13, "not a known key");
         let text = diag.render(false);
         assert!(text.contains("deploy.toml:2:1"), "{text}");

@@ -26,20 +26,40 @@ impl Revision {
     /// has changes.
     pub fn describe(&self) -> Option<String> {
         let commit = self.commit.as_deref()?;
-        Some(format!("{}{}", &commit[..commit.len().min(12)], if self.dirty { "+dirty" } else { "" }))
+        Some(format!(
+            "{}{}",
+            &commit[..commit.len().min(12)],
+            if self.dirty { "+dirty" } else { "" }
+        ))
     }
 }
 
 /// Reads the revision of the repository containing `dir`; a directory
 /// outside any repository has none.
 pub fn revision(dir: &Path) -> Revision {
-    let git = |args: &[&str]| process::run(&Cmd::new("git").arg("-C").arg(dir).args(args)).ok().map(|o| o.stdout_text());
+    let git = |args: &[&str]| {
+        process::run(&Cmd::new("git").arg("-C").arg(dir).args(args))
+            .ok()
+            .map(|o| o.stdout_text())
+    };
     let Some(head) = git(&["log", "-1", "--format=%H %ct"]) else {
-        return Revision { commit: None, dirty: false, time: FALLBACK_EPOCH };
+        return Revision {
+            commit: None,
+            dirty: false,
+            time: FALLBACK_EPOCH,
+        };
     };
     let mut words = head.split_whitespace();
     let commit = words.next().map(str::to_string);
-    let time = words.next().and_then(|t| t.parse().ok()).unwrap_or(FALLBACK_EPOCH);
-    let dirty = git(&["status", "--porcelain", "--untracked-files=normal"]).is_some_and(|s| !s.trim().is_empty());
-    Revision { commit, dirty, time }
+    let time = words
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(FALLBACK_EPOCH);
+    let dirty = git(&["status", "--porcelain", "--untracked-files=normal"])
+        .is_some_and(|s| !s.trim().is_empty());
+    Revision {
+        commit,
+        dirty,
+        time,
+    }
 }

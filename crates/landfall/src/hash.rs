@@ -79,7 +79,9 @@ pub struct HashCache {
 }
 
 fn now_ns() -> i128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos().try_into().unwrap_or(i128::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos().try_into().unwrap_or(i128::MAX))
 }
 
 impl HashCache {
@@ -91,7 +93,13 @@ impl HashCache {
             .filter(|file| file.version == CACHE_VERSION)
             .map(|file| file.entries)
             .unwrap_or_default();
-        HashCache { path: path.to_path_buf(), entries, changed: false, files_read: 0, bytes_read: 0 }
+        HashCache {
+            path: path.to_path_buf(),
+            entries,
+            changed: false,
+            files_read: 0,
+            bytes_read: 0,
+        }
     }
 
     /// A cache that is never saved.
@@ -108,11 +116,21 @@ impl HashCache {
             let meta = fs::metadata(path).map_err(Error::io("cannot read", path))?;
             let stat = Stat::of(&meta);
             let executable = stat.mode & 0o111 != 0;
-            let hit = path.to_str().and_then(|key| self.entries.get(key)).filter(|entry| {
-                entry.stat == stat && stat.mtime_ns + RACY_WINDOW.as_nanos() as i128 <= entry.hashed_at_ns
-            });
+            let hit = path
+                .to_str()
+                .and_then(|key| self.entries.get(key))
+                .filter(|entry| {
+                    entry.stat == stat
+                        && stat.mtime_ns + RACY_WINDOW.as_nanos() as i128 <= entry.hashed_at_ns
+                });
             match hit.and_then(|entry| blake3::Hash::from_hex(&entry.hash).ok()) {
-                Some(hash) => results[i] = Some(FileFacts { size: stat.size, hash, executable }),
+                Some(hash) => {
+                    results[i] = Some(FileFacts {
+                        size: stat.size,
+                        hash,
+                        executable,
+                    })
+                }
                 None => misses.push((i, stat)),
             }
         }
@@ -121,13 +139,27 @@ impl HashCache {
         for ((i, stat), hash) in misses.into_iter().zip(hashed) {
             self.files_read += 1;
             self.bytes_read += stat.size;
-            results[i] = Some(FileFacts { size: stat.size, hash, executable: stat.mode & 0o111 != 0 });
+            results[i] = Some(FileFacts {
+                size: stat.size,
+                hash,
+                executable: stat.mode & 0o111 != 0,
+            });
             if let Some(key) = paths[i].to_str() {
-                self.entries.insert(key.to_string(), Entry { stat, hash: hash.to_hex().to_string(), hashed_at_ns: now });
+                self.entries.insert(
+                    key.to_string(),
+                    Entry {
+                        stat,
+                        hash: hash.to_hex().to_string(),
+                        hashed_at_ns: now,
+                    },
+                );
                 self.changed = true;
             }
         }
-        Ok(results.into_iter().map(|r| r.expect("every file was hashed")).collect())
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every file was hashed"))
+            .collect())
     }
 
     /// Writes the cache back if it changed, atomically.
@@ -135,7 +167,10 @@ impl HashCache {
         if !self.changed || self.path.as_os_str().is_empty() {
             return Ok(());
         }
-        let file = CacheFile { version: CACHE_VERSION, entries: self.entries.clone() };
+        let file = CacheFile {
+            version: CACHE_VERSION,
+            entries: self.entries.clone(),
+        };
         let bytes = serde_json::to_vec(&file).expect("the cache serialises");
         write_atomically(&self.path, &bytes)
     }
@@ -146,7 +181,9 @@ fn hash_in_parallel(paths: &[&Path], misses: &[(usize, Stat)]) -> Result<Vec<bla
     if misses.is_empty() {
         return Ok(Vec::new());
     }
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(misses.len());
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(misses.len());
     let chunk = misses.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = misses
@@ -154,7 +191,10 @@ fn hash_in_parallel(paths: &[&Path], misses: &[(usize, Stat)]) -> Result<Vec<bla
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(i, stat)| hash_file(paths[*i], stat.size).map_err(Error::io("cannot hash", paths[*i])))
+                        .map(|(i, stat)| {
+                            hash_file(paths[*i], stat.size)
+                                .map_err(Error::io("cannot hash", paths[*i]))
+                        })
                         .collect::<Result<Vec<_>>>()
                 })
             })
@@ -199,7 +239,12 @@ mod tests {
         fs::write(&file, b"one").unwrap();
         // Age the file past the racy window so that its entry is trusted.
         let old = SystemTime::now() - Duration::from_secs(60);
-        fs::File::options().write(true).open(&file).unwrap().set_modified(old).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let cache_path = dir.path().join("cache.json");
 
         let mut cache = HashCache::load(&cache_path);
@@ -226,7 +271,10 @@ mod tests {
         let mut cache = HashCache::in_memory();
         cache.hash_files(&[&file]).unwrap();
         cache.hash_files(&[&file]).unwrap();
-        assert_eq!(cache.files_read, 2, "a file modified just before hashing is not trusted");
+        assert_eq!(
+            cache.files_read, 2,
+            "a file modified just before hashing is not trusted"
+        );
     }
 
     #[test]
@@ -235,6 +283,9 @@ mod tests {
         let file = dir.path().join("big");
         let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         fs::write(&file, &bytes).unwrap();
-        assert_eq!(hash_file(&file, bytes.len() as u64).unwrap(), blake3::hash(&bytes));
+        assert_eq!(
+            hash_file(&file, bytes.len() as u64).unwrap(),
+            blake3::hash(&bytes)
+        );
     }
 }

@@ -87,12 +87,22 @@ pub struct Built {
 
 /// Builds the binaries the plan needs, assembles every artifact into the
 /// store and stages every target's release.
-pub fn build_releases(project: &Project, plan: &Plan, options: &BuildOptions, events: Reporter<'_>) -> Result<Built> {
-    let revision = options.revision.clone().unwrap_or_else(|| git::revision(&project.workspace.root));
+pub fn build_releases(
+    project: &Project,
+    plan: &Plan,
+    options: &BuildOptions,
+    events: Reporter<'_>,
+) -> Result<Built> {
+    let revision = options
+        .revision
+        .clone()
+        .unwrap_or_else(|| git::revision(&project.workspace.root));
     let started = Instant::now();
     let bin_names: Vec<String> = plan.bins.iter().map(|b| b.name.clone()).collect();
     if !bin_names.is_empty() {
-        events(Event::BuildStarted { bins: bin_names.clone() });
+        events(Event::BuildStarted {
+            bins: bin_names.clone(),
+        });
     }
     let target_dir = build::target_dir(&project.workspace);
     let binaries = build::build(&build::BuildRequest {
@@ -105,7 +115,10 @@ pub fn build_releases(project: &Project, plan: &Plan, options: &BuildOptions, ev
     })?;
     let build_seconds = started.elapsed().as_secs_f64();
     if !bin_names.is_empty() {
-        events(Event::BuildFinished { bins: bin_names, seconds: build_seconds });
+        events(Event::BuildFinished {
+            bins: bin_names,
+            seconds: build_seconds,
+        });
     }
 
     let started = Instant::now();
@@ -127,13 +140,20 @@ pub fn build_releases(project: &Project, plan: &Plan, options: &BuildOptions, ev
         assembled.push(done);
     }
     cache.save()?;
-    let by_name: BTreeMap<&str, &Assembled> = assembled.iter().map(|a| (a.artifact.as_str(), a)).collect();
+    let by_name: BTreeMap<&str, &Assembled> =
+        assembled.iter().map(|a| (a.artifact.as_str(), a)).collect();
     let releases = plan
         .targets
         .iter()
         .map(|target| assemble::stage(&store, by_name[target.artifact.as_str()], target))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Built { revision, assembled, releases, build_seconds, assemble_seconds: started.elapsed().as_secs_f64() })
+    Ok(Built {
+        revision,
+        assembled,
+        releases,
+        build_seconds,
+        assemble_seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// The ids two independent builds produced, per artifact and per target.
@@ -146,7 +166,11 @@ pub struct BuildIds {
 impl BuildIds {
     fn of(built: &Built, plan: &Plan) -> BuildIds {
         BuildIds {
-            artifacts: built.assembled.iter().map(|a| (a.artifact.clone(), a.id.clone())).collect(),
+            artifacts: built
+                .assembled
+                .iter()
+                .map(|a| (a.artifact.clone(), a.id.clone()))
+                .collect(),
             releases: plan
                 .targets
                 .iter()
@@ -160,7 +184,13 @@ impl BuildIds {
 /// Copies the workspace into two fresh directories of different depth,
 /// builds and assembles each from scratch, and compares the ids. Returns
 /// both sets of ids; the caller decides what a difference means.
-pub fn check_reproducible(project: &Project, env_name: &str, only: &[String], quiet: bool, events: Reporter<'_>) -> Result<(BuildIds, BuildIds, Vec<String>)> {
+pub fn check_reproducible(
+    project: &Project,
+    env_name: &str,
+    only: &[String],
+    quiet: bool,
+    events: Reporter<'_>,
+) -> Result<(BuildIds, BuildIds, Vec<String>)> {
     let revision = git::revision(&project.workspace.root);
     let base = std::env::temp_dir().join(format!("landfall-reproducible-{}", std::process::id()));
     let dirs = [base.join("a"), base.join("second").join("b")];
@@ -172,7 +202,10 @@ pub fn check_reproducible(project: &Project, env_name: &str, only: &[String], qu
             let copy = load(Some(&dir.join("Cargo.toml")))?;
             let env = config::load_environment(&copy, env_name)?;
             let plan = plan::plan(&copy, &env, only, false)?;
-            let options = BuildOptions { quiet, revision: Some(revision.clone()) };
+            let options = BuildOptions {
+                quiet,
+                revision: Some(revision.clone()),
+            };
             let built = build_releases(&copy, &plan, &options, events)?;
             all.push(BuildIds::of(&built, &plan));
             built_all.push(built);
@@ -190,7 +223,12 @@ fn differing_files(a: &Built, b: &Built) -> Vec<String> {
     let mut out = Vec::new();
     for (x, y) in a.assembled.iter().zip(&b.assembled) {
         let changes = transport::changes(&x.manifest, &y.manifest);
-        for path in changes.added.iter().chain(&changes.removed).chain(&changes.changed) {
+        for path in changes
+            .added
+            .iter()
+            .chain(&changes.removed)
+            .chain(&changes.changed)
+        {
             out.push(format!("{}: {path}", x.artifact));
         }
     }
@@ -201,7 +239,8 @@ fn differing_files(a: &Built, b: &Built) -> Vec<String> {
 fn copy_workspace(root: &Path, target_dir: &Path, dest: &Path) -> Result<()> {
     let walker = walkdir::WalkDir::new(root).into_iter().filter_entry(|e| {
         let path = e.path();
-        !(path == target_dir || (e.depth() == 1 && (e.file_name() == ".git" || e.file_name() == "target")))
+        !(path == target_dir
+            || (e.depth() == 1 && (e.file_name() == ".git" || e.file_name() == "target")))
     });
     for entry in walker {
         let entry = entry.map_err(|e| Error::Failed(format!("cannot copy the workspace: {e}")))?;
@@ -211,8 +250,10 @@ fn copy_workspace(root: &Path, target_dir: &Path, dest: &Path) -> Result<()> {
         if kind.is_dir() {
             fs::create_dir_all(&out).map_err(Error::io("cannot create", &out))?;
         } else if kind.is_symlink() {
-            let link = fs::read_link(entry.path()).map_err(Error::io("cannot read", entry.path()))?;
-            std::os::unix::fs::symlink(link, &out).map_err(Error::io("cannot create symlink", &out))?;
+            let link =
+                fs::read_link(entry.path()).map_err(Error::io("cannot read", entry.path()))?;
+            std::os::unix::fs::symlink(link, &out)
+                .map_err(Error::io("cannot create symlink", &out))?;
         } else {
             fs::copy(entry.path(), &out).map_err(Error::io("cannot copy", entry.path()))?;
         }

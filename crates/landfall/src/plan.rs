@@ -69,8 +69,17 @@ pub fn select<'e>(env: &'e Environment, only: &[String]) -> Result<Vec<&'e Host>
             None => env.host(filter).is_some(),
         };
         if !known {
-            let what = if filter.starts_with('@') { "role" } else { "host" };
-            let hosts = env.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
+            let what = if filter.starts_with('@') {
+                "role"
+            } else {
+                "host"
+            };
+            let hosts = env
+                .hosts
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(Error::Usage(format!(
                 "`--only {filter}`: no {what} `{}` in environment `{}` (hosts: {hosts})",
                 filter.trim_start_matches('@'),
@@ -121,7 +130,12 @@ pub fn plan(project: &Project, env: &Environment, only: &[String], local: bool) 
     if !errors.is_empty() {
         return Err(Error::Config(Diagnostics(errors)));
     }
-    Ok(Plan { env: env.name.clone(), local, targets, bins })
+    Ok(Plan {
+        env: env.name.clone(),
+        local,
+        targets,
+        bins,
+    })
 }
 
 fn target(
@@ -137,17 +151,33 @@ fn target(
     let mut rendered = Vec::new();
     for tpl in &artifact.templates {
         match template::render(jinja, &tpl.source, &tpl.source.text, 0, &context) {
-            Ok(text) => rendered.push(RenderedFile { dst: tpl.dst.clone(), mode: tpl.mode.unwrap_or(0o644), contents: text.into_bytes() }),
+            Ok(text) => rendered.push(RenderedFile {
+                dst: tpl.dst.clone(),
+                mode: tpl.mode.unwrap_or(0o644),
+                contents: text.into_bytes(),
+            }),
             Err(diag) => errors.push(diag),
         }
     }
-    let hooks: &Hooks = if local { &artifact.local_hooks } else { &artifact.hooks };
+    let hooks: &Hooks = if local {
+        &artifact.local_hooks
+    } else {
+        &artifact.hooks
+    };
     let mut render_hook = |hook: &Option<Hook>| -> Option<String> {
         let hook = hook.as_ref()?;
         // The span covers the TOML string with its quotes; the text starts
         // after the opening quote(s) for the usual single-line strings.
-        let quote = project.file.text[hook.span.clone()].find(|c| c != '"' && c != '\'').unwrap_or(0);
-        match template::render(jinja, &project.file, &hook.text, hook.span.start + quote, &context) {
+        let quote = project.file.text[hook.span.clone()]
+            .find(|c| c != '"' && c != '\'')
+            .unwrap_or(0);
+        match template::render(
+            jinja,
+            &project.file,
+            &hook.text,
+            hook.span.start + quote,
+            &context,
+        ) {
             Ok(text) => Some(text),
             Err(diag) => {
                 errors.push(diag);

@@ -22,7 +22,13 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(program: impl Into<OsString>) -> Cmd {
-        Cmd { program: program.into(), args: Vec::new(), dir: None, env: Vec::new(), host: None }
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            dir: None,
+            env: Vec::new(),
+            host: None,
+        }
     }
 
     #[must_use]
@@ -72,7 +78,11 @@ impl Cmd {
     }
 
     fn error(&self, kind: ProcessErrorKind) -> ProcessError {
-        ProcessError { command: self.to_string(), host: self.host.clone(), kind }
+        ProcessError {
+            command: self.to_string(),
+            host: self.host.clone(),
+            kind,
+        }
     }
 }
 
@@ -83,7 +93,11 @@ impl fmt::Display for Cmd {
             .map(|word| {
                 let word = word.to_string_lossy();
                 // A long argument (a whole script) would drown the message.
-                let word = if word.len() > 60 { format!("{}…", truncate(&word, 60)) } else { word.into_owned() };
+                let word = if word.len() > 60 {
+                    format!("{}…", truncate(&word, 60))
+                } else {
+                    word.into_owned()
+                };
                 quote(&word)
             })
             .collect();
@@ -96,7 +110,9 @@ fn truncate(text: &str, max: usize) -> &str {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text.split('\n').next().map_or("", |first| &first[..end.min(first.len())])
+    text.split('\n')
+        .next()
+        .map_or("", |first| &first[..end.min(first.len())])
 }
 
 /// What a finished process produced.
@@ -139,7 +155,10 @@ pub struct ProcessError {
 #[derive(Debug)]
 pub enum ProcessErrorKind {
     Spawn(io::Error),
-    Status { code: Option<i32>, stderr_tail: String },
+    Status {
+        code: Option<i32>,
+        stderr_tail: String,
+    },
 }
 
 impl fmt::Display for ProcessError {
@@ -170,7 +189,10 @@ pub fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
     if output.success() {
         Ok(output)
     } else {
-        Err(cmd.error(ProcessErrorKind::Status { code: output.code, stderr_tail: output.stderr_tail() }))
+        Err(cmd.error(ProcessErrorKind::Status {
+            code: output.code,
+            stderr_tail: output.stderr_tail(),
+        }))
     }
 }
 
@@ -184,7 +206,11 @@ pub fn run_unchecked(cmd: &Cmd) -> Result<Output, ProcessError> {
         .unchecked()
         .run()
         .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
-    Ok(Output { code: output.status.code(), stdout: output.stdout, stderr: output.stderr })
+    Ok(Output {
+        code: output.status.code(),
+        stdout: output.stdout,
+        stderr: output.stderr,
+    })
 }
 
 /// Runs a command whose stderr is meant for the user (cargo's progress and
@@ -194,12 +220,17 @@ pub fn run_passing_stderr(cmd: &Cmd, quiet: bool) -> Result<Vec<u8>, ProcessErro
     if quiet {
         expr = expr.stderr_capture();
     }
-    let output = expr.run().map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
+    let output = expr
+        .run()
+        .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
     if output.status.success() {
         Ok(output.stdout)
     } else {
         let stderr_tail = tail(&output.stderr, 12);
-        Err(cmd.error(ProcessErrorKind::Status { code: output.status.code(), stderr_tail }))
+        Err(cmd.error(ProcessErrorKind::Status {
+            code: output.status.code(),
+            stderr_tail,
+        }))
     }
 }
 
@@ -208,7 +239,10 @@ pub fn run_passing_stderr(cmd: &Cmd, quiet: bool) -> Result<Vec<u8>, ProcessErro
 pub fn quote(word: &str) -> String {
     // Only NUL cannot be quoted, and no value reaching a shell can hold one:
     // TOML strings, file names and process arguments all exclude it.
-    shlex::try_quote(word).map_or_else(|_| quote(&word.replace('\0', "")), std::borrow::Cow::into_owned)
+    shlex::try_quote(word).map_or_else(
+        |_| quote(&word.replace('\0', "")),
+        std::borrow::Cow::into_owned,
+    )
 }
 
 #[cfg(test)]
@@ -225,13 +259,19 @@ mod tests {
     #[test]
     fn quoted_words_survive_a_real_shell() {
         let nasty = "a'b \"c\" $(echo pwned) `id` ; \n -x";
-        let out = run(&Cmd::new("sh").arg("-c").arg(format!("printf %s {}", quote(nasty)))).unwrap();
+        let out = run(&Cmd::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", quote(nasty))))
+        .unwrap();
         assert_eq!(out.stdout_text(), nasty);
     }
 
     #[test]
     fn errors_name_command_host_status_and_stderr() {
-        let err = run(&Cmd::new("sh").args(["-c", "echo boom >&2; exit 3"]).for_host("web1")).unwrap_err();
+        let err = run(&Cmd::new("sh")
+            .args(["-c", "echo boom >&2; exit 3"])
+            .for_host("web1"))
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("on `web1`: `sh -c"), "{text}");
         assert!(text.contains("exited with status 3"), "{text}");

@@ -41,8 +41,15 @@ impl Script {
 
     /// Appends a call of one of the step functions.
     #[must_use]
-    pub fn call<S: AsRef<str>>(mut self, function: &str, args: impl IntoIterator<Item = S>) -> Script {
-        debug_assert!(FUNCTIONS.contains(&format!("\n{function}() {{")), "no step `{function}`");
+    pub fn call<S: AsRef<str>>(
+        mut self,
+        function: &str,
+        args: impl IntoIterator<Item = S>,
+    ) -> Script {
+        debug_assert!(
+            FUNCTIONS.contains(&format!("\n{function}() {{")),
+            "no step `{function}`"
+        );
         self.text.push_str(function);
         for arg in args {
             self.text.push(' ');
@@ -96,14 +103,21 @@ pub fn parse_probe(stdout: &str, count: usize) -> Vec<PathState> {
     let mut states = vec![PathState::default(); count];
     for line in stdout.lines() {
         let mut parts = line.splitn(3, '\t');
-        let (Some(kind), Some(index), Some(value)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        let Some(state) = index.parse::<usize>().ok().and_then(|i| states.get_mut(i)) else { continue };
+        let (Some(kind), Some(index), Some(value)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Some(state) = index.parse::<usize>().ok().and_then(|i| states.get_mut(i)) else {
+            continue;
+        };
         match kind {
             "current" if !value.is_empty() => state.current = Some(value.to_string()),
             "release" => state.releases.push(value.to_string()),
             // A line that is not valid JSON (written by hand, or cut off)
             // is skipped rather than failing the whole status.
-            "log" => state.log.extend(serde_json::from_str::<LogEntry>(value).ok()),
+            "log" => state
+                .log
+                .extend(serde_json::from_str::<LogEntry>(value).ok()),
             "lock" => state.lock = Some(value.to_string()),
             _ => {}
         }
@@ -127,7 +141,10 @@ pub enum Activation {
     /// `pre_activate` failed; `current` was not touched.
     PreActivateFailed,
     /// `activate` or `health` failed after the switch.
-    Failed { step: String, revert: Revert },
+    Failed {
+        step: String,
+        revert: Revert,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,8 +165,13 @@ pub fn parse_activation(output: &Output) -> Option<Activation> {
         Some(0) if reported(&stdout, "activated").is_some() => Some(Activation::Activated),
         Some(EXIT_PRE_ACTIVATE_FAILED) => Some(Activation::PreActivateFailed),
         Some(EXIT_ACTIVATION_FAILED) => {
-            let step = reported(&stdout, "failed").unwrap_or("activate").to_string();
-            Some(Activation::Failed { step, revert: parse_revert(&stdout) })
+            let step = reported(&stdout, "failed")
+                .unwrap_or("activate")
+                .to_string();
+            Some(Activation::Failed {
+                step,
+                revert: parse_revert(&stdout),
+            })
         }
         _ => None,
     }
@@ -157,10 +179,15 @@ pub fn parse_activation(output: &Output) -> Option<Activation> {
 
 /// Parses what `landfall_back` reported.
 pub fn parse_revert(stdout: &str) -> Revert {
-    let Some(to) = reported(stdout, "reverted") else { return Revert::NotAttempted };
+    let Some(to) = reported(stdout, "reverted") else {
+        return Revert::NotAttempted;
+    };
     let to = (!to.is_empty()).then(|| to.to_string());
     match reported(stdout, "revert-failed") {
-        Some(step) => Revert::Failed { to, step: step.to_string() },
+        Some(step) => Revert::Failed {
+            to,
+            step: step.to_string(),
+        },
         None => Revert::Done { to },
     }
 }
@@ -177,14 +204,26 @@ mod tests {
 
     #[test]
     fn scripts_quote_every_argument() {
-        let script = Script::new("prod", "web1", Some("web")).call("landfall_probe", ["0", "/srv/a b", "$(reboot)"]);
-        assert!(script.text().ends_with("landfall_probe 0 '/srv/a b' '$(reboot)'\n"), "{}", script.text());
-        assert!(script.text().contains("export LANDFALL_ENV=prod LANDFALL_HOST=web1 LANDFALL_ARTIFACT=web\n"));
+        let script = Script::new("prod", "web1", Some("web"))
+            .call("landfall_probe", ["0", "/srv/a b", "$(reboot)"]);
+        assert!(
+            script
+                .text()
+                .ends_with("landfall_probe 0 '/srv/a b' '$(reboot)'\n"),
+            "{}",
+            script.text()
+        );
+        assert!(
+            script
+                .text()
+                .contains("export LANDFALL_ENV=prod LANDFALL_HOST=web1 LANDFALL_ARTIFACT=web\n")
+        );
     }
 
     #[test]
     fn probe_output_is_parsed_per_path() {
-        let out = "current\t0\tabc\nrelease\t0\tabc\nrelease\t0\tdef\ncurrent\t1\t\nlog\t0\tnot json\n";
+        let out =
+            "current\t0\tabc\nrelease\t0\tabc\nrelease\t0\tdef\ncurrent\t1\t\nlog\t0\tnot json\n";
         let states = parse_probe(out, 2);
         assert_eq!(states[0].current.as_deref(), Some("abc"));
         assert_eq!(states[0].releases, ["abc", "def"]);
@@ -194,18 +233,39 @@ mod tests {
 
     #[test]
     fn activation_outcomes() {
-        let out = |code, stdout: &str| Output { code: Some(code), stdout: stdout.into(), stderr: Vec::new() };
-        assert_eq!(parse_activation(&out(0, "switched\tx\nactivated\tx\n")), Some(Activation::Activated));
-        assert_eq!(parse_activation(&out(10, "failed\tpre_activate\n")), Some(Activation::PreActivateFailed));
+        let out = |code, stdout: &str| Output {
+            code: Some(code),
+            stdout: stdout.into(),
+            stderr: Vec::new(),
+        };
         assert_eq!(
-            parse_activation(&out(11, "switched\tx\nfailed\thealth\nreverted\tp\n")),
-            Some(Activation::Failed { step: "health".into(), revert: Revert::Done { to: Some("p".into()) } })
+            parse_activation(&out(0, "switched\tx\nactivated\tx\n")),
+            Some(Activation::Activated)
         );
         assert_eq!(
-            parse_activation(&out(11, "failed\tactivate\nreverted\tp\nrevert-failed\thealth\n")),
+            parse_activation(&out(10, "failed\tpre_activate\n")),
+            Some(Activation::PreActivateFailed)
+        );
+        assert_eq!(
+            parse_activation(&out(11, "switched\tx\nfailed\thealth\nreverted\tp\n")),
+            Some(Activation::Failed {
+                step: "health".into(),
+                revert: Revert::Done {
+                    to: Some("p".into())
+                }
+            })
+        );
+        assert_eq!(
+            parse_activation(&out(
+                11,
+                "failed\tactivate\nreverted\tp\nrevert-failed\thealth\n"
+            )),
             Some(Activation::Failed {
                 step: "activate".into(),
-                revert: Revert::Failed { to: Some("p".into()), step: "health".into() }
+                revert: Revert::Failed {
+                    to: Some("p".into()),
+                    step: "health".into()
+                }
             })
         );
         assert_eq!(parse_activation(&out(70, "")), None);
@@ -213,7 +273,14 @@ mod tests {
 
     #[test]
     fn the_step_functions_parse_as_posix_sh() {
-        let out = std::process::Command::new("sh").args(["-n", "-c", FUNCTIONS]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", FUNCTIONS])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -42,7 +42,12 @@ pub struct ArtifactView<'a> {
 }
 
 fn host_view(host: &Host) -> HostView<'_> {
-    HostView { name: &host.name, address: &host.address, roles: &host.roles, vars: &host.vars }
+    HostView {
+        name: &host.name,
+        address: &host.address,
+        roles: &host.roles,
+        vars: &host.vars,
+    }
 }
 
 /// The variables of a host: deploy.toml < environment < host.
@@ -53,7 +58,12 @@ pub fn host_vars(project: &Project, env: &Environment, host: &Host) -> toml::Tab
     vars
 }
 
-pub fn context<'a>(project: &Project, env: &'a Environment, host: &'a Host, artifact: &'a Artifact) -> Context<'a> {
+pub fn context<'a>(
+    project: &Project,
+    env: &'a Environment,
+    host: &'a Host,
+    artifact: &'a Artifact,
+) -> Context<'a> {
     Context {
         env: &env.name,
         host: host_view(host),
@@ -94,18 +104,28 @@ pub fn render(
 ) -> Result<String, Diagnostic> {
     let result = jinja.render_str(text, Value::from(Serde(context)));
     result.map_err(|err| {
-        let mut message = format!("cannot render `{}` for host `{}`", source.display, context.host.name);
+        let mut message = format!(
+            "cannot render `{}` for host `{}`",
+            source.display, context.host.name
+        );
         if let Some(detail) = err.detail() {
             message = format!("{message}: {detail}");
         } else {
             message = format!("{message}: {}", err.kind());
         }
-        let span = err.range().map_or(offset..offset + text.len(), |r| offset + r.start..offset + r.end);
+        let span = err.range().map_or(offset..offset + text.len(), |r| {
+            offset + r.start..offset + r.end
+        });
         let diag = Diagnostic::error(message).at(source, span, err.kind().to_string());
         match err.kind() {
             minijinja::ErrorKind::UndefinedError => diag.note(format!(
                 "known variables: {}",
-                context.vars.keys().map(|k| format!("vars.{k}")).collect::<Vec<_>>().join(", ")
+                context
+                    .vars
+                    .keys()
+                    .map(|k| format!("vars.{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
             _ => diag,
         }
@@ -115,10 +135,17 @@ pub fn render(
 /// Registers the functions templates may call, which need the whole
 /// environment.
 pub fn add_functions(jinja: &mut Jinja<'_>, env: &Environment) {
-    let hosts: Vec<(Vec<String>, Value)> =
-        env.hosts.iter().map(|h| (h.roles.clone(), Value::from(Serde(host_view(h))))).collect();
+    let hosts: Vec<(Vec<String>, Value)> = env
+        .hosts
+        .iter()
+        .map(|h| (h.roles.clone(), Value::from(Serde(host_view(h)))))
+        .collect();
     jinja.add_function("hosts_with_role", move |role: &str| -> Value {
-        hosts.iter().filter(|(roles, _)| roles.iter().any(|r| r == role)).map(|(_, v)| v.clone()).collect()
+        hosts
+            .iter()
+            .filter(|(roles, _)| roles.iter().any(|r| r == role))
+            .map(|(_, v)| v.clone())
+            .collect()
     });
 }
 
@@ -127,21 +154,34 @@ mod tests {
     use super::*;
 
     fn source(text: &str) -> Arc<SourceFile> {
-        Arc::new(SourceFile { display: "t.j2".into(), text: text.into() })
+        Arc::new(SourceFile {
+            display: "t.j2".into(),
+            text: text.into(),
+        })
     }
 
     fn ctx_render(text: &str) -> Result<String, Diagnostic> {
         let table: toml::Table = toml::from_str("port = 8080\nname = \"<b>&\"").unwrap();
         let roles = vec!["web".to_string()];
         let empty = toml::Table::new();
-        let host = HostView { name: "web1", address: "10.0.0.1", roles: &roles, vars: &empty };
+        let host = HostView {
+            name: "web1",
+            address: "10.0.0.1",
+            roles: &roles,
+            vars: &empty,
+        };
         let ctx = Context {
             env: "prod",
             host: host.clone(),
             hosts: vec![host],
             vars: table,
             secrets: toml::Table::new(),
-            artifact: ArtifactView { name: "web", path: "/srv/web", roles: &roles, bins: vec!["hello"] },
+            artifact: ArtifactView {
+                name: "web",
+                path: "/srv/web",
+                roles: &roles,
+                bins: vec!["hello"],
+            },
         };
         let src = source(text);
         render(&engine(), &src, text, 0, &ctx)
@@ -149,14 +189,25 @@ mod tests {
 
     #[test]
     fn renders_byte_exact_without_escaping() {
-        assert_eq!(ctx_render("a={{ vars.name }}\nport={{ vars.port }}\n\n").unwrap(), "a=<b>&\nport=8080\n\n");
-        assert_eq!(ctx_render("{{ host.name }}@{{ env }}:{{ artifact.path }}").unwrap(), "web1@prod:/srv/web");
+        assert_eq!(
+            ctx_render("a={{ vars.name }}\nport={{ vars.port }}\n\n").unwrap(),
+            "a=<b>&\nport=8080\n\n"
+        );
+        assert_eq!(
+            ctx_render("{{ host.name }}@{{ env }}:{{ artifact.path }}").unwrap(),
+            "web1@prod:/srv/web"
+        );
     }
 
     #[test]
     fn undefined_values_are_errors_with_a_location() {
         let err = ctx_render("ok\nx = {{ vars.nope }}\n").unwrap_err();
-        assert_eq!(err.position().as_deref(), Some("t.j2:2:5"), "{}", err.render(false));
+        assert_eq!(
+            err.position().as_deref(),
+            Some("t.j2:2:5"),
+            "{}",
+            err.render(false)
+        );
         assert!(err.message.contains("for host `web1`"), "{}", err.message);
     }
 }

@@ -34,7 +34,12 @@ pub trait Transport: Sync {
     /// Copies a staged release into `<path>/releases/<id>.partial`, hard
     /// linking files unchanged since `link_dest` (a release id on the
     /// host), and records the release's manifest on the host.
-    fn push(&self, target: &Target, release: &Release, link_dest: Option<&str>) -> Result<PushStats>;
+    fn push(
+        &self,
+        target: &Target,
+        release: &Release,
+        link_dest: Option<&str>,
+    ) -> Result<PushStats>;
 
     /// Reads the manifest a host recorded for one of its releases.
     fn read_manifest(&self, target: &Target, release: &str) -> Result<Option<Manifest>>;
@@ -49,7 +54,9 @@ pub struct Local {
 impl Local {
     /// Hosts of `env` under `<landfall dir>/local/<env>/`.
     pub fn new(landfall_dir: &Path, env: &str) -> Local {
-        Local { root: landfall_dir.join("local").join(env) }
+        Local {
+            root: landfall_dir.join("local").join(env),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -63,7 +70,10 @@ impl Local {
 
 impl Transport for Local {
     fn host_path(&self, target: &Target) -> String {
-        let rooted = self.root.join(&target.host).join(target.path.trim_start_matches('/'));
+        let rooted = self
+            .root
+            .join(&target.host)
+            .join(target.path.trim_start_matches('/'));
         rooted.to_string_lossy().into_owned()
     }
 
@@ -71,9 +81,16 @@ impl Transport for Local {
         process::run_unchecked(&Cmd::new("sh").arg("-c").arg(script).dir("/").for_host(host))
     }
 
-    fn push(&self, target: &Target, release: &Release, link_dest: Option<&str>) -> Result<PushStats> {
+    fn push(
+        &self,
+        target: &Target,
+        release: &Release,
+        link_dest: Option<&str>,
+    ) -> Result<PushStats> {
         let base = self.dir(target);
-        let partial = base.join("releases").join(format!("{}.partial", release.id));
+        let partial = base
+            .join("releases")
+            .join(format!("{}.partial", release.id));
         if partial.exists() {
             fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
         }
@@ -87,24 +104,31 @@ impl Transport for Local {
             }
             match &entry.kind {
                 EntryKind::Symlink { target } => {
-                    std::os::unix::fs::symlink(target, &dest).map_err(Error::io("cannot create symlink", &dest))?;
+                    std::os::unix::fs::symlink(target, &dest)
+                        .map_err(Error::io("cannot create symlink", &dest))?;
                 }
                 EntryKind::File { mode, size, hash } => {
                     // rsync's quick check: same size, mtime and mode means
                     // the same file (mtimes are derived from content).
                     let old = previous.as_ref().map(|p| p.join(&entry.path));
-                    let same = old.as_ref().and_then(|old| fs::symlink_metadata(old).ok()).is_some_and(|meta| {
-                        meta.is_file()
-                            && meta.size() == *size
-                            && meta.mode() & 0o7777 == *mode
-                            && meta.modified().ok() == Some(content_mtime(hash))
-                    });
+                    let same = old
+                        .as_ref()
+                        .and_then(|old| fs::symlink_metadata(old).ok())
+                        .is_some_and(|meta| {
+                            meta.is_file()
+                                && meta.size() == *size
+                                && meta.mode() & 0o7777 == *mode
+                                && meta.modified().ok() == Some(content_mtime(hash))
+                        });
                     if same && fs::hard_link(old.as_ref().expect("checked"), &dest).is_ok() {
                         continue;
                     }
                     let source = release.stage.join(&entry.path);
                     fs::copy(&source, &dest).map_err(Error::io("cannot copy", &source))?;
-                    let file = fs::File::options().write(true).open(&dest).map_err(Error::io("cannot open", &dest))?;
+                    let file = fs::File::options()
+                        .write(true)
+                        .open(&dest)
+                        .map_err(Error::io("cannot open", &dest))?;
                     finish_file(&file, &dest, *mode, hash)?;
                     stats.files += 1;
                     stats.bytes += size;
@@ -113,12 +137,19 @@ impl Transport for Local {
         }
         let manifests = base.join(".landfall").join("manifests");
         fs::create_dir_all(&manifests).map_err(Error::io("cannot create", &manifests))?;
-        crate::hash::write_atomically(&manifests.join(&release.id), release.manifest.canonical().as_bytes())?;
+        crate::hash::write_atomically(
+            &manifests.join(&release.id),
+            release.manifest.canonical().as_bytes(),
+        )?;
         Ok(stats)
     }
 
     fn read_manifest(&self, target: &Target, release: &str) -> Result<Option<Manifest>> {
-        let path = self.dir(target).join(".landfall").join("manifests").join(release);
+        let path = self
+            .dir(target)
+            .join(".landfall")
+            .join("manifests")
+            .join(release);
         match fs::read_to_string(&path) {
             Ok(text) => Ok(Manifest::parse(&text)),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -136,8 +167,16 @@ pub struct Changes {
 }
 
 pub fn changes(old: &Manifest, new: &Manifest) -> Changes {
-    let old: BTreeMap<&str, &EntryKind> = old.entries.iter().map(|e| (e.path.as_str(), &e.kind)).collect();
-    let new: BTreeMap<&str, &EntryKind> = new.entries.iter().map(|e| (e.path.as_str(), &e.kind)).collect();
+    let old: BTreeMap<&str, &EntryKind> = old
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), &e.kind))
+        .collect();
+    let new: BTreeMap<&str, &EntryKind> = new
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), &e.kind))
+        .collect();
     let mut out = Changes::default();
     for (path, kind) in &new {
         match old.get(path) {
@@ -146,6 +185,10 @@ pub fn changes(old: &Manifest, new: &Manifest) -> Changes {
             Some(_) => {}
         }
     }
-    out.removed = old.keys().filter(|p| !new.contains_key(*p)).map(|p| (*p).to_string()).collect();
+    out.removed = old
+        .keys()
+        .filter(|p| !new.contains_key(*p))
+        .map(|p| (*p).to_string())
+        .collect();
     out
 }

@@ -18,6 +18,9 @@ pub(crate) struct Config {
     pub(crate) healthy: bool,
     /// The name of the host the service runs as.
     pub(crate) name: String,
+    /// Where `GET /static/<file>` reads from, relative to the working
+    /// directory (the release directory).
+    pub(crate) static_dir: String,
 }
 
 /// A problem with the configuration file, located by file and, where there
@@ -59,6 +62,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let mut greeting = None;
     let mut healthy = None;
     let mut name = None;
+    let mut static_dir = None;
     // Each key remembers the line that set it, so that a duplicate can point
     // back at the first occurrence.
     let mut seen: Vec<(&str, usize)> = Vec::new();
@@ -75,7 +79,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             continue;
         };
         let expected = match key {
-            "listen" | "greeting" | "name" => Kind::String,
+            "listen" | "greeting" | "name" | "static_dir" => Kind::String,
             "healthy" => Kind::Bool,
             _ => return Err(at(format!("unknown key `{key}`"))),
         };
@@ -100,6 +104,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             }
             ("greeting", Value::String(text)) => greeting = Some(text),
             ("name", Value::String(text)) => name = Some(text),
+            ("static_dir", Value::String(text)) => static_dir = Some(text),
             ("healthy", Value::Bool(flag)) => healthy = Some(flag),
             _ => unreachable!("keys and kinds were checked above"),
         }
@@ -117,6 +122,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         greeting: greeting.unwrap_or_else(|| "hello".to_owned()),
         healthy: healthy.unwrap_or(true),
         name: name.unwrap_or_else(|| "hello".to_owned()),
+        static_dir: static_dir.unwrap_or_else(|| "static".to_owned()),
     })
 }
 
@@ -267,6 +273,7 @@ listen = \"127.0.0.1:8081\"   # where to listen
 greeting = \"say \\\"hi\\\"\\t\\\\ # not a comment\\n\"
 healthy = false # trailing comment
   name = \"web-1\"
+static_dir = \"../../../site/current/public\"
 ";
         let config = parse(FILE, text).unwrap();
         assert_eq!(
@@ -276,6 +283,7 @@ healthy = false # trailing comment
                 greeting: "say \"hi\"\t\\ # not a comment\n".to_owned(),
                 healthy: false,
                 name: "web-1".to_owned(),
+                static_dir: "../../../site/current/public".to_owned(),
             }
         );
     }
@@ -287,6 +295,7 @@ healthy = false # trailing comment
         assert_eq!(config.greeting, "hello");
         assert!(config.healthy);
         assert_eq!(config.name, "hello");
+        assert_eq!(config.static_dir, "static");
     }
 
     #[test]

@@ -687,21 +687,20 @@ mod tests {
 
     #[test]
     fn probe_reports_a_refused_connection() {
-        // Binding and then dropping a listener yields a port that is closed
-        // unless a test running in parallel happens to bind it in between; in
-        // that unlikely case the probe succeeds and there is nothing to check.
+        // Binding and then dropping a listener yields a closed port: the
+        // kernel hands out ephemeral ports in turn, so no other test gets it
+        // back in the moment before the probe.
         let address = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
         let url = parse_url(&format!("http://{address}/health")).unwrap();
-        if let Err(err) = probe(&url, Duration::from_secs(2)) {
-            assert!(
-                err.to_string()
-                    .starts_with(&format!("cannot connect to {address}: ")),
-                "{err}"
-            );
-        }
+        let err = probe(&url, Duration::from_secs(2)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot connect to {address}: ")),
+            "{err}"
+        );
     }
 
     #[test]

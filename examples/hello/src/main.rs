@@ -160,7 +160,8 @@ fn serve(config_path: &std::path::Path, check: bool) -> ExitCode {
         // service, so a failed write is ignored.
         let _ = writeln!(stdout, "hello: listening on {address}").and_then(|()| stdout.flush());
     }
-    let site = http::Site::new(config, PathBuf::from("static"));
+    let static_root = PathBuf::from(&config.static_dir);
+    let site = http::Site::new(config, static_root);
     http::serve(&listener, &Arc::new(site))
 }
 

@@ -40,7 +40,10 @@ impl Workspace {
 
     /// Shows a path relative to the workspace root when it is inside it.
     pub fn display(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
     }
 }
 

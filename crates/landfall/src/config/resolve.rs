@@ -15,7 +15,8 @@ use toml::Spanned;
 
 use super::raw;
 use super::{
-    Artifact, BinTarget, BuildSettings, Environment, FileSource, Hook, Hooks, Host, Project, Template, Workspace,
+    Artifact, BinTarget, BuildSettings, Environment, FileSource, Hook, Hooks, Host, Project,
+    Template, Workspace,
 };
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
 use crate::error::{Error, Result};
@@ -33,7 +34,11 @@ struct Checker {
 
 impl Checker {
     fn new(file: Arc<SourceFile>) -> Checker {
-        Checker { file, errors: Vec::new(), warnings: Vec::new() }
+        Checker {
+            file,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
     }
 
     fn error(&mut self, span: Range<usize>, message: impl Into<String>, label: impl Into<String>) {
@@ -41,20 +46,38 @@ impl Checker {
         self.errors.push(diag);
     }
 
-    fn error_with_note(&mut self, span: Range<usize>, message: impl Into<String>, label: &str, note: String) {
-        let diag = Diagnostic::error(message).at(&self.file, span, label).note(note);
+    fn error_with_note(
+        &mut self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        label: &str,
+        note: String,
+    ) {
+        let diag = Diagnostic::error(message)
+            .at(&self.file, span, label)
+            .note(note);
         self.errors.push(diag);
     }
 
     /// A warning may point into another file (deploy.toml, while checking
     /// an environment).
-    fn warning(&mut self, file: &Arc<SourceFile>, span: Range<usize>, message: String, label: String) {
+    fn warning(
+        &mut self,
+        file: &Arc<SourceFile>,
+        span: Range<usize>,
+        message: String,
+        label: String,
+    ) {
         let diag = Diagnostic::warning(message).at(file, span, label);
         self.warnings.push(diag);
     }
 
     fn finish(self) -> Result<Vec<Diagnostic>> {
-        if self.errors.is_empty() { Ok(self.warnings) } else { Err(Error::Config(Diagnostics(self.errors))) }
+        if self.errors.is_empty() {
+            Ok(self.warnings)
+        } else {
+            Err(Error::Config(Diagnostics(self.errors)))
+        }
     }
 }
 
@@ -67,7 +90,9 @@ fn parse<T: serde::de::DeserializeOwned>(file: &Arc<SourceFile>) -> Result<T> {
     toml::from_str(&file.text).map_err(|err| {
         let span = err.span().unwrap_or(0..0);
         let message = err.message().trim_end().to_string();
-        Error::Config(Diagnostics(vec![Diagnostic::error(message).at(file, span, "")]))
+        Error::Config(Diagnostics(vec![
+            Diagnostic::error(message).at(file, span, ""),
+        ]))
     })
 }
 
@@ -90,12 +115,23 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
             name.into_inner()
         }
         None => workspace.root_package.clone().unwrap_or_else(|| {
-            workspace.root.file_name().map_or_else(|| "project".into(), |n| n.to_string_lossy().into_owned())
+            workspace
+                .root
+                .file_name()
+                .map_or_else(|| "project".into(), |n| n.to_string_lossy().into_owned())
         }),
     };
     let build = BuildSettings {
-        profile: raw.build.profile.map_or_else(|| "release".to_string(), Spanned::into_inner),
-        features: raw.build.features.into_iter().map(Spanned::into_inner).collect(),
+        profile: raw
+            .build
+            .profile
+            .map_or_else(|| "release".to_string(), Spanned::into_inner),
+        features: raw
+            .build
+            .features
+            .into_iter()
+            .map(Spanned::into_inner)
+            .collect(),
         target: raw.build.target.map(Spanned::into_inner),
     };
 
@@ -104,18 +140,36 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
     for (name, artifact) in raw.artifact {
         check_name(&mut check, &name, "artifact name");
         let span = artifact.span();
-        let artifact = resolve_artifact(&mut check, &workspace, &names, name.into_inner(), artifact.into_inner(), span);
+        let artifact = resolve_artifact(
+            &mut check,
+            &workspace,
+            &names,
+            name.into_inner(),
+            artifact.into_inner(),
+            span,
+        );
         artifacts.push(artifact);
     }
     let artifacts = order_artifacts(&mut check, artifacts);
     let warnings = check.finish()?;
-    Ok(Project { workspace, name, build, vars: raw.vars, artifacts, warnings, file })
+    Ok(Project {
+        workspace,
+        name,
+        build,
+        vars: raw.vars,
+        artifacts,
+        warnings,
+        file,
+    })
 }
 
 fn check_name(check: &mut Checker, name: &Spanned<String>, what: &str) {
     let ok = !name.get_ref().is_empty()
         && !name.get_ref().starts_with('-')
-        && name.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && name
+            .get_ref()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if !ok {
         check.error(
             name.span(),
@@ -138,14 +192,26 @@ fn resolve_artifact(
     }
     let path = raw.path.get_ref().trim_end_matches('/').to_string();
     if !raw.path.get_ref().starts_with('/') || path.is_empty() {
-        check.error(raw.path.span(), format!("`path` of artifact `{name}` must be an absolute directory"), "");
+        check.error(
+            raw.path.span(),
+            format!("`path` of artifact `{name}` must be an absolute directory"),
+            "",
+        );
     } else if !clean_components(&path[1..]) {
-        check.error(raw.path.span(), "`path` must not contain `.`, `..`, empty components or control characters", "");
+        check.error(
+            raw.path.span(),
+            "`path` must not contain `.`, `..`, empty components or control characters",
+            "",
+        );
     }
 
     let keep = match raw.keep {
         Some(keep) if *keep.get_ref() < 1 => {
-            check.error(keep.span(), "`keep` must be at least 1", "the current release is always kept");
+            check.error(
+                keep.span(),
+                "`keep` must be at least 1",
+                "the current release is always kept",
+            );
             1
         }
         Some(keep) => u32::try_from(*keep.get_ref()).unwrap_or(u32::MAX),
@@ -154,13 +220,21 @@ fn resolve_artifact(
     if let Some(transport) = &raw.transport
         && *transport.get_ref() == raw::Transport::Git
     {
-        check.error(transport.span(), "transport `git` is not supported yet", "only `rsync` is available");
+        check.error(
+            transport.span(),
+            "transport `git` is not supported yet",
+            "only `rsync` is available",
+        );
     }
 
     let mut after = Vec::new();
     for dep in raw.after {
         if !names.contains(dep.get_ref()) {
-            let known = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+            let known = names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             check.error_with_note(
                 dep.span(),
                 format!("unknown artifact `{}` in `after`", dep.get_ref()),
@@ -168,7 +242,11 @@ fn resolve_artifact(
                 format!("artifacts are: {known}"),
             );
         } else if dep.get_ref() == &name {
-            check.error(dep.span(), format!("artifact `{name}` lists itself in `after`"), "");
+            check.error(
+                dep.span(),
+                format!("artifact `{name}` lists itself in `after`"),
+                "",
+            );
         } else {
             after.push(dep.into_inner());
         }
@@ -180,7 +258,11 @@ fn resolve_artifact(
     let mut claim = |check: &mut Checker, dst: &str, span: Range<usize>| {
         if let Some(first) = claimed.get(dst) {
             let (line, _) = crate::diag::line_column(&check.file.text, first.start);
-            check.error(span, format!("`{dst}` is written twice in artifact `{name}`"), format!("also written by line {line}"));
+            check.error(
+                span,
+                format!("`{dst}` is written twice in artifact `{name}`"),
+                format!("also written by line {line}"),
+            );
         } else {
             claimed.insert(dst.to_string(), span);
         }
@@ -191,15 +273,27 @@ fn resolve_artifact(
         match workspace.bins.get(bin.get_ref()).map(Vec::as_slice) {
             Some([package]) => {
                 claim(check, &format!("bin/{}", bin.get_ref()), bin.span());
-                bins.push(BinTarget { name: bin.get_ref().clone(), package: package.clone() });
+                bins.push(BinTarget {
+                    name: bin.get_ref().clone(),
+                    package: package.clone(),
+                });
             }
             Some(packages) => check.error(
                 bin.span(),
-                format!("binary `{}` is defined by several packages: {}", bin.get_ref(), packages.join(", ")),
+                format!(
+                    "binary `{}` is defined by several packages: {}",
+                    bin.get_ref(),
+                    packages.join(", ")
+                ),
                 "",
             ),
             None => {
-                let known = workspace.bins.keys().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+                let known = workspace
+                    .bins
+                    .keys()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 check.error_with_note(
                     bin.span(),
                     format!("no binary target `{}` in the workspace", bin.get_ref()),
@@ -215,8 +309,12 @@ fn resolve_artifact(
         let entry_span = entry.span();
         let entry = entry.into_inner();
         let mode = entry.mode.as_ref().and_then(|m| parse_mode(check, m));
-        let Some(dst) = check_dst(check, &entry.dst) else { continue };
-        let Some(src) = check_src(check, workspace, &entry.src) else { continue };
+        let Some(dst) = check_dst(check, &entry.dst) else {
+            continue;
+        };
+        let Some(src) = check_src(check, workspace, &entry.src) else {
+            continue;
+        };
         for (src, dst) in list_sources(check, workspace, &src, &dst, entry.src.span()) {
             claim(check, &dst, entry_span.clone());
             files.push(FileSource { src, dst, mode });
@@ -229,10 +327,16 @@ fn resolve_artifact(
         let entry_span = entry.span();
         let entry = entry.into_inner();
         let mode = entry.mode.as_ref().and_then(|m| parse_mode(check, m));
-        let Some(dst) = check_dst(check, &entry.dst) else { continue };
+        let Some(dst) = check_dst(check, &entry.dst) else {
+            continue;
+        };
         let src = entry.src.get_ref();
         if src.is_empty() || src.starts_with('/') || !clean_components(src) {
-            check.error(entry.src.span(), "template `src` must be a relative path under `templates/`", "");
+            check.error(
+                entry.src.span(),
+                "template `src` must be a relative path under `templates/`",
+                "",
+            );
             continue;
         }
         let path = templates_dir.join(src);
@@ -240,26 +344,50 @@ fn resolve_artifact(
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => text,
                 Err(_) => {
-                    check.error(entry.src.span(), format!("template `templates/{src}` is not UTF-8 text"), "");
+                    check.error(
+                        entry.src.span(),
+                        format!("template `templates/{src}` is not UTF-8 text"),
+                        "",
+                    );
                     continue;
                 }
             },
             Err(err) => {
-                check.error(entry.src.span(), format!("cannot read template `templates/{src}`: {err}"), "no such template");
+                check.error(
+                    entry.src.span(),
+                    format!("cannot read template `templates/{src}`: {err}"),
+                    "no such template",
+                );
                 continue;
             }
         };
         claim(check, &dst, entry_span.clone());
-        let source = Arc::new(SourceFile { display: format!("templates/{src}"), text });
-        templates.push(Template { name: src.clone(), dst, mode, source });
+        let source = Arc::new(SourceFile {
+            display: format!("templates/{src}"),
+            text,
+        });
+        templates.push(Template {
+            name: src.clone(),
+            dst,
+            mode,
+            source,
+        });
     }
 
     let mut shared = Vec::new();
     for dir in raw.shared {
-        let Some(dst) = check_dst(check, &dir) else { continue };
-        let inside = claimed.keys().find(|claimed| claimed.starts_with(&format!("{dst}/")) || **claimed == dst);
+        let Some(dst) = check_dst(check, &dir) else {
+            continue;
+        };
+        let inside = claimed
+            .keys()
+            .find(|claimed| claimed.starts_with(&format!("{dst}/")) || **claimed == dst);
         if let Some(inside) = inside {
-            check.error(dir.span(), format!("shared directory `{dst}` overlaps `{inside}` of the release"), "");
+            check.error(
+                dir.span(),
+                format!("shared directory `{dst}` overlaps `{inside}` of the release"),
+                "",
+            );
         }
         shared.push(dst);
     }
@@ -289,7 +417,10 @@ fn resolve_hooks(check: &mut Checker, raw: raw::Hooks) -> (Hooks, Hooks) {
             check.error(text.span(), "hooks cannot contain NUL characters", "");
             return None;
         }
-        Some(Hook { span: text.span(), text: text.into_inner() })
+        Some(Hook {
+            span: text.span(),
+            text: text.into_inner(),
+        })
     };
     let timeout = |check: &mut Checker, text: Option<Spanned<String>>| {
         text.map(|text| parse_duration(check, &text))
@@ -327,7 +458,11 @@ fn parse_duration(check: &mut Checker, text: &Spanned<String>) -> Duration {
             DEFAULT_HEALTH_TIMEOUT
         }
         Err(_) => {
-            check.error(text.span(), format!("invalid duration `{}`", text.get_ref()), "write e.g. `30s`, `2m` or `1m 30s`");
+            check.error(
+                text.span(),
+                format!("invalid duration `{}`", text.get_ref()),
+                "write e.g. `30s`, `2m` or `1m 30s`",
+            );
             DEFAULT_HEALTH_TIMEOUT
         }
     }
@@ -339,7 +474,11 @@ fn parse_mode(check: &mut Checker, mode: &Spanned<String>) -> Option<u32> {
     match u32::from_str_radix(digits, 8) {
         Ok(value) if (3..=4).contains(&digits.len()) && value <= 0o7777 => Some(value),
         _ => {
-            check.error(mode.span(), format!("invalid mode `{text}`"), "write an octal mode such as `0644` or `0640`");
+            check.error(
+                mode.span(),
+                format!("invalid mode `{text}`"),
+                "write an octal mode such as `0644` or `0640`",
+            );
             None
         }
     }
@@ -349,19 +488,33 @@ fn parse_mode(check: &mut Checker, mode: &Spanned<String>) -> Option<u32> {
 /// characters (the manifest is line-based, and paths cross shells).
 fn clean_components(path: &str) -> bool {
     !path.chars().any(char::is_control)
-        && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 fn check_dst(check: &mut Checker, dst: &Spanned<String>) -> Option<String> {
     let text = dst.get_ref().trim_end_matches('/');
     if dst.get_ref().starts_with('/') {
-        check.error(dst.span(), format!("`{}` is absolute", dst.get_ref()), "destinations are relative to the release directory");
+        check.error(
+            dst.span(),
+            format!("`{}` is absolute", dst.get_ref()),
+            "destinations are relative to the release directory",
+        );
         None
     } else if text.split('/').any(|c| c == "..") {
-        check.error(dst.span(), format!("`{}` escapes the release directory", dst.get_ref()), "`..` is not allowed here");
+        check.error(
+            dst.span(),
+            format!("`{}` escapes the release directory", dst.get_ref()),
+            "`..` is not allowed here",
+        );
         None
     } else if text.is_empty() || !clean_components(text) {
-        check.error(dst.span(), format!("invalid destination `{}`", dst.get_ref().escape_debug()), "use a relative path without `.`, `..` or control characters");
+        check.error(
+            dst.span(),
+            format!("invalid destination `{}`", dst.get_ref().escape_debug()),
+            "use a relative path without `.`, `..` or control characters",
+        );
         None
     } else {
         Some(text.to_string())
@@ -371,12 +524,20 @@ fn check_dst(check: &mut Checker, dst: &Spanned<String>) -> Option<String> {
 fn check_src(check: &mut Checker, workspace: &Workspace, src: &Spanned<String>) -> Option<PathBuf> {
     let rel = Path::new(src.get_ref());
     if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
-        check.error(src.span(), format!("`{}` is outside the workspace", src.get_ref()), "sources are workspace-relative");
+        check.error(
+            src.span(),
+            format!("`{}` is outside the workspace", src.get_ref()),
+            "sources are workspace-relative",
+        );
         return None;
     }
     let path = workspace.root.join(rel);
     if fs::symlink_metadata(&path).is_err() {
-        check.error(src.span(), format!("no such file or directory `{}`", src.get_ref()), "");
+        check.error(
+            src.span(),
+            format!("no such file or directory `{}`", src.get_ref()),
+            "",
+        );
         return None;
     }
     Some(path)
@@ -393,11 +554,18 @@ fn list_sources(
 ) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     let root = fs::canonicalize(&workspace.root).unwrap_or_else(|_| workspace.root.clone());
-    for entry in walkdir::WalkDir::new(src).follow_links(true).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(src)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
         let entry = match entry {
             Ok(entry) => entry,
             Err(err) => {
-                check.error(span.clone(), format!("cannot read `{}`: {err}", workspace.display(src)), "");
+                check.error(
+                    span.clone(),
+                    format!("cannot read `{}`: {err}", workspace.display(src)),
+                    "",
+                );
                 continue;
             }
         };
@@ -408,18 +576,37 @@ fn list_sources(
         if entry.path_is_symlink() {
             let inside = fs::canonicalize(path).is_ok_and(|target| target.starts_with(&root));
             if !inside {
-                check.error(span.clone(), format!("symlink `{}` points outside the workspace", workspace.display(path)), "");
+                check.error(
+                    span.clone(),
+                    format!(
+                        "symlink `{}` points outside the workspace",
+                        workspace.display(path)
+                    ),
+                    "",
+                );
                 continue;
             }
         }
         let rel = path.strip_prefix(src).unwrap_or(Path::new(""));
         let Some(rel) = rel.to_str() else {
-            check.error(span.clone(), format!("file name `{}` is not UTF-8", workspace.display(path)), "");
+            check.error(
+                span.clone(),
+                format!("file name `{}` is not UTF-8", workspace.display(path)),
+                "",
+            );
             continue;
         };
-        let dst = if rel.is_empty() { dst.to_string() } else { format!("{dst}/{rel}") };
+        let dst = if rel.is_empty() {
+            dst.to_string()
+        } else {
+            format!("{dst}/{rel}")
+        };
         if !clean_components(&dst) {
-            check.error(span.clone(), format!("file name `{}` has control characters", dst.escape_debug()), "");
+            check.error(
+                span.clone(),
+                format!("file name `{}` has control characters", dst.escape_debug()),
+                "",
+            );
             continue;
         }
         out.push((path.to_path_buf(), dst));
@@ -433,9 +620,11 @@ fn order_artifacts(check: &mut Checker, artifacts: Vec<Artifact>) -> Vec<Artifac
     let mut remaining: Vec<Artifact> = artifacts;
     let mut ordered: Vec<Artifact> = Vec::new();
     while !remaining.is_empty() {
-        let ready = remaining
-            .iter()
-            .position(|a| a.after.iter().all(|dep| ordered.iter().any(|o| &o.name == dep)));
+        let ready = remaining.iter().position(|a| {
+            a.after
+                .iter()
+                .all(|dep| ordered.iter().any(|o| &o.name == dep))
+        });
         if let Some(i) = ready {
             ordered.push(remaining.remove(i));
         } else {
@@ -454,11 +643,19 @@ fn order_artifacts(check: &mut Checker, artifacts: Vec<Artifact>) -> Vec<Artifac
 
 /// Reads `environments/NAME.toml` and resolves it against the project.
 pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
-    let valid = !name.is_empty() && !name.starts_with('-') && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let valid = !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     let path = project.environments_dir().join(format!("{name}.toml"));
     if !valid || !path.is_file() {
         let known = project.environment_names();
-        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+        let known = if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        };
         return Err(Error::Usage(format!(
             "unknown environment `{name}`: no `environments/{name}.toml` (environments: {known})"
         )));
@@ -476,7 +673,9 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
         Some(jobs) => *jobs.get_ref(),
         None => DEFAULT_JOBS,
     };
-    let ssh_config = section.ssh_config.map(|p| project.environments_dir().join(p.get_ref()));
+    let ssh_config = section
+        .ssh_config
+        .map(|p| project.environments_dir().join(p.get_ref()));
 
     let mut hosts = Vec::new();
     for (host_name, host) in raw.hosts {
@@ -490,9 +689,16 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
             Some(address) => {
                 let ok = !address.get_ref().is_empty()
                     && !address.get_ref().starts_with('-')
-                    && address.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:[]@".contains(&b));
+                    && address
+                        .get_ref()
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:[]@".contains(&b));
                 if !ok {
-                    check.error(address.span(), format!("invalid address `{}`", address.get_ref().escape_debug()), "a host name or IP address");
+                    check.error(
+                        address.span(),
+                        format!("invalid address `{}`", address.get_ref().escape_debug()),
+                        "a host name or IP address",
+                    );
                 }
                 address.into_inner()
             }
@@ -509,16 +715,34 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
 
     for artifact in &project.artifacts {
         if !hosts.iter().any(|h| h.receives(artifact)) {
-            let roles = artifact.roles.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ");
-            let roles = if roles.is_empty() { "no roles".to_string() } else { format!("roles {roles}") };
+            let roles = artifact
+                .roles
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let roles = if roles.is_empty() {
+                "no roles".to_string()
+            } else {
+                format!("roles {roles}")
+            };
             let message = format!("artifact `{}` goes to no host of `{name}`", artifact.name);
-            check.warning(&project.file, artifact.span.clone(), message, format!("has {roles}"));
+            check.warning(
+                &project.file,
+                artifact.span.clone(),
+                message,
+                format!("has {roles}"),
+            );
         }
     }
     // Two artifacts sharing a base directory on one host would share its
     // `current`, releases and lock.
     for host in &hosts {
-        let mine: Vec<&Artifact> = project.artifacts.iter().filter(|a| host.receives(a)).collect();
+        let mine: Vec<&Artifact> = project
+            .artifacts
+            .iter()
+            .filter(|a| host.receives(a))
+            .collect();
         for (i, a) in mine.iter().enumerate() {
             for b in &mine[i + 1..] {
                 let nested = a.path == b.path
@@ -527,7 +751,10 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
                 if nested {
                     check.error(
                         host.span.clone(),
-                        format!("artifacts `{}` and `{}` overlap on host `{}`", a.name, b.name, host.name),
+                        format!(
+                            "artifacts `{}` and `{}` overlap on host `{}`",
+                            a.name, b.name, host.name
+                        ),
                         format!("`{}` and `{}`", a.path, b.path),
                     );
                 }
@@ -546,7 +773,10 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
         on_failure: section.on_failure.unwrap_or(raw::OnFailure::RollbackAll),
         vars: raw.vars,
         hosts,
-        recipients: raw.secrets.map(|s| s.recipients.into_iter().map(Spanned::into_inner).collect()).unwrap_or_default(),
+        recipients: raw
+            .secrets
+            .map(|s| s.recipients.into_iter().map(Spanned::into_inner).collect())
+            .unwrap_or_default(),
         warnings,
     })
 }

@@ -1,0 +1,142 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo-deploy",
+    bin_name = "cargo deploy",
+    version,
+    about = "Build, assemble and deploy the workspace's services",
+    long_about = "Build, assemble and deploy the workspace's services.\n\n\
+        `cargo deploy ENV` builds, assembles, pushes and activates everything \
+        `deploy.toml` and `environments/ENV.toml` describe, skipping what is \
+        unchanged. Exit status: 0 success, 1 the deployment failed, 2 usage or \
+        configuration error (nothing contacted or changed).",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    styles = clap_cargo::style::CLAP_STYLING
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    #[command(flatten)]
+    pub(crate) deploy: DeployArgs,
+    #[command(flatten)]
+    pub(crate) global: Global,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Build and assemble only, and print the artifact manifest
+    Build(BuildArgs),
+    /// Show each host's current and previous releases
+    Status(TargetArgs),
+    /// Switch back to the previous (or a given) release
+    Rollback(RollbackArgs),
+    /// Validate the configuration and templates; contacts no host
+    Check(CheckArgs),
+}
+
+/// `cargo deploy ENV`.
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// The environment: a file `environments/ENV.toml`
+    #[arg(required = true)]
+    pub(crate) env: Option<String>,
+    /// Deploy to directories under target/landfall/local/ENV/ instead of the hosts
+    #[arg(long)]
+    pub(crate) local: bool,
+    /// Build, assemble and read the hosts; print what would change, change nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Remove a lock left behind by a deploy that is gone
+    #[arg(long)]
+    pub(crate) break_lock: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    pub(crate) env: String,
+    /// Build twice from scratch in two directories and compare the ids
+    #[arg(long)]
+    pub(crate) check_reproducible: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TargetArgs {
+    pub(crate) env: String,
+    /// Work on the local directories of `--local` deploys
+    #[arg(long)]
+    pub(crate) local: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RollbackArgs {
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+    /// The release to switch to (a unique prefix of its id); default: the previous one
+    #[arg(long, value_name = "RELEASE")]
+    pub(crate) to: Option<String>,
+    /// Remove a lock left behind by a deploy that is gone
+    #[arg(long)]
+    pub(crate) break_lock: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Check only this environment (default: all of them)
+    pub(crate) env: Option<String>,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Only these hosts (`HOST`) or roles (`@ROLE`); repeatable
+    #[arg(long, global = true, value_name = "HOST|@ROLE")]
+    pub(crate) only: Vec<String>,
+    /// Hosts worked on at once (default: the environment's `jobs`)
+    #[arg(long, short = 'j', global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) jobs: Option<u32>,
+    /// How to print progress and the summary
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
+    pub(crate) message_format: MessageFormat,
+    /// More output (hook output, cargo's)
+    #[arg(long, short = 'v', global = true, conflicts_with = "quiet")]
+    pub(crate) verbose: bool,
+    /// Less output: only errors and the summary
+    #[arg(long, short = 'q', global = true)]
+    pub(crate) quiet: bool,
+    /// When to use colours
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub(crate) color: Color,
+    /// Path to the workspace's Cargo.toml
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) manifest_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MessageFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,310 @@
+//! Glue between the command line and the library: one function per
+//! command, each returning the exit status.
+
+use landfall::config::{self, Environment, Project};
+use landfall::deploy::{self, DeployOptions, Identity, Run, Summary};
+use landfall::diag::Diagnostic;
+use landfall::event::Event;
+use landfall::transport::Local;
+use landfall::{BuildOptions, Error, plan};
+
+use crate::cli::{
+    BuildArgs, CheckArgs, DeployArgs, Global, MessageFormat, RollbackArgs, TargetArgs,
+};
+use crate::render::Printer;
+
+pub(crate) const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_USAGE: u8 = 2;
+
+pub(crate) struct Ctx<'a> {
+    pub(crate) global: &'a Global,
+    pub(crate) printer: &'a Printer,
+}
+
+impl Ctx<'_> {
+    fn report(&self) -> impl Fn(Event) + Sync + '_ {
+        |event| self.printer.event(event)
+    }
+
+    fn warn(&self, warnings: &[Diagnostic]) {
+        if self.global.message_format == MessageFormat::Json {
+            for w in warnings {
+                self.printer.event(Event::Warning {
+                    message: w.to_string(),
+                });
+            }
+        } else {
+            for w in warnings {
+                self.printer.diagnostic(w);
+            }
+        }
+    }
+
+    fn load(&self, env: &str) -> Result<(Project, Environment), Error> {
+        let project = landfall::load(self.global.manifest_path.as_deref())?;
+        let env = config::load_environment(&project, env)?;
+        self.warn(&project.warnings);
+        self.warn(&env.warnings);
+        Ok((project, env))
+    }
+
+    fn jobs(&self, env: &Environment) -> usize {
+        self.global.jobs.map_or(env.jobs, |j| j as usize)
+    }
+
+    /// Reports a library error and returns its exit status.
+    pub(crate) fn fail(&self, err: &Error) -> u8 {
+        match err {
+            Error::Config(diags) => {
+                for diag in &diags.0 {
+                    self.printer.diagnostic(diag);
+                }
+            }
+            other => self.printer.error(&format!("{other:#}")),
+        }
+        if err.is_usage() {
+            EXIT_USAGE
+        } else {
+            EXIT_FAILED
+        }
+    }
+
+    fn finish(&self, summary: &Summary) -> u8 {
+        self.printer.summary(summary);
+        if summary.ok { EXIT_OK } else { EXIT_FAILED }
+    }
+}
+
+fn remote_unavailable(env: &str) -> Error {
+    Error::Usage(format!(
+        "deploying to hosts over ssh is not available in this version; use `cargo deploy {env} --local` to deploy to local directories"
+    ))
+}
+
+pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
+    let env_name = args.env.as_deref().expect("clap requires ENV");
+    let result = (|| {
+        let (project, env) = ctx.load(env_name)?;
+        let plan = plan::plan(&project, &env, &ctx.global.only, args.local)?;
+        if !args.local {
+            return Err(remote_unavailable(env_name));
+        }
+        let report = ctx.report();
+        let options = BuildOptions {
+            quiet: ctx.global.quiet || ctx.global.message_format == MessageFormat::Json,
+            revision: None,
+        };
+        let built = landfall::build_releases(&project, &plan, &options, &report)?;
+        let transport = Local::new(&project.workspace.landfall_dir(), &env.name);
+        let identity = Identity::current(built.revision.clone());
+        let run = Run {
+            project: &project,
+            env: &env,
+            transport: &transport,
+            identity: &identity,
+            jobs: ctx.jobs(&env),
+            events: &report,
+        };
+        let options = DeployOptions {
+            dry_run: args.dry_run,
+            break_lock: args.break_lock,
+        };
+        Ok(deploy::deploy(&run, &plan, &built.releases, options))
+    })();
+    match result {
+        Ok(summary) => ctx.finish(&summary),
+        Err(err) => {
+            let code = ctx.fail(&err);
+            // CI reads the last line: even a run refused up front ends with
+            // a summary.
+            if ctx.global.message_format == MessageFormat::Json {
+                ctx.printer.summary(&Summary {
+                    ok: false,
+                    env: env_name.to_string(),
+                    dry_run: args.dry_run,
+                    hosts: Vec::new(),
+                });
+            }
+            code
+        }
+    }
+}
+
+pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
+    let result = (|| {
+        let (project, env) = ctx.load(&args.env)?;
+        let report = ctx.report();
+        let quiet = ctx.global.quiet || ctx.global.message_format == MessageFormat::Json;
+        if args.check_reproducible {
+            let (first, second, differences) = landfall::check_reproducible(
+                &project,
+                &env.name,
+                &ctx.global.only,
+                quiet,
+                &report,
+            )?;
+            let same = first == second;
+            if ctx.global.message_format == MessageFormat::Json {
+                let line = serde_json::json!({"event": "reproducible", "ok": same, "first": first, "second": second, "differences": differences});
+                anstream::println!("{line}");
+            } else {
+                for (artifact, id) in &first.artifacts {
+                    let other = &second.artifacts[artifact];
+                    let verdict = if id == other {
+                        "identical"
+                    } else {
+                        "DIFFERENT"
+                    };
+                    anstream::println!("{artifact}  {id}  {other}  {verdict}");
+                }
+                for difference in &differences {
+                    anstream::println!("  differs: {difference}");
+                }
+            }
+            return if same {
+                Ok(EXIT_OK)
+            } else {
+                Err(Error::Failed(
+                    "the two builds differ: the build is not reproducible".into(),
+                ))
+            };
+        }
+        let plan = plan::plan(&project, &env, &ctx.global.only, false)?;
+        let built = landfall::build_releases(
+            &project,
+            &plan,
+            &BuildOptions {
+                quiet,
+                revision: None,
+            },
+            &report,
+        )?;
+        let manifest = serde_json::json!({
+            "event": "manifest",
+            "env": env.name,
+            "revision": built.revision,
+            "artifacts": built.assembled,
+            "releases": plan.targets.iter().zip(&built.releases).map(|(t, r)| serde_json::json!({
+                "host": t.host, "artifact": t.artifact, "release": r.id,
+            })).collect::<Vec<_>>(),
+        });
+        if ctx.global.message_format == MessageFormat::Json {
+            anstream::println!("{manifest}");
+        } else {
+            for a in &built.assembled {
+                anstream::println!("{}  {}", a.artifact, a.id);
+                for entry in &a.manifest.entries {
+                    anstream::println!("    {}", entry.path);
+                }
+            }
+            for (t, r) in plan.targets.iter().zip(&built.releases) {
+                anstream::println!("{}  {}  {}", t.host, t.artifact, r.id);
+            }
+        }
+        Ok(EXIT_OK)
+    })();
+    result.unwrap_or_else(|err| ctx.fail(&err))
+}
+
+pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
+    let result = (|| {
+        let project = landfall::load(ctx.global.manifest_path.as_deref())?;
+        ctx.warn(&project.warnings);
+        let names = match &args.env {
+            Some(name) => vec![name.clone()],
+            None => project.environment_names(),
+        };
+        let mut errors = Vec::new();
+        let mut hosts = 0;
+        for name in &names {
+            let env = match config::load_environment(&project, name) {
+                Ok(env) => env,
+                Err(err) => {
+                    errors.push(err);
+                    continue;
+                }
+            };
+            ctx.warn(&env.warnings);
+            hosts += env.hosts.len();
+            // Both sets of hooks must render: the hosts' and `--local`'s.
+            for local in [false, true] {
+                if let Err(err) = plan::plan(&project, &env, &ctx.global.only, local) {
+                    errors.push(err);
+                    break;
+                }
+            }
+        }
+        if let Some(first_usage) = errors.iter().position(Error::is_usage) {
+            for err in &errors {
+                ctx.fail(err);
+            }
+            return Err(errors.swap_remove(first_usage));
+        }
+        if !ctx.global.quiet && ctx.global.message_format == MessageFormat::Human {
+            anstream::eprintln!(
+                "{:>12} {} artifacts, {} environments ({}), {hosts} hosts",
+                "Checked",
+                project.artifacts.len(),
+                names.len(),
+                names.join(", ")
+            );
+        }
+        Ok(EXIT_OK)
+    })();
+    match result {
+        Ok(code) => code,
+        // Every error was already reported above.
+        Err(err) if matches!(err, Error::Config(_) | Error::Usage(_)) && args.env.is_none() => {
+            EXIT_USAGE
+        }
+        Err(err) => ctx.fail(&err),
+    }
+}
+
+fn run_on_targets<T>(
+    ctx: &Ctx<'_>,
+    args: &TargetArgs,
+    f: impl FnOnce(&Run<'_>, &plan::Plan) -> T,
+) -> Result<T, Error> {
+    let (project, env) = ctx.load(&args.env)?;
+    let plan = plan::plan(&project, &env, &ctx.global.only, args.local)?;
+    if !args.local {
+        return Err(remote_unavailable(&args.env));
+    }
+    let transport = Local::new(&project.workspace.landfall_dir(), &env.name);
+    let identity = Identity::current(landfall::git::revision(&project.workspace.root));
+    let report = ctx.report();
+    let run = Run {
+        project: &project,
+        env: &env,
+        transport: &transport,
+        identity: &identity,
+        jobs: ctx.jobs(&env),
+        events: &report,
+    };
+    Ok(f(&run, &plan))
+}
+
+pub(crate) fn status(ctx: &Ctx<'_>, args: &TargetArgs) -> u8 {
+    match run_on_targets(ctx, args, |run, plan| deploy::status(run, plan)) {
+        Ok(report) => {
+            ctx.printer.status_report(&args.env, &report);
+            if report.iter().any(|t| t.error.is_some()) {
+                EXIT_FAILED
+            } else {
+                EXIT_OK
+            }
+        }
+        Err(err) => ctx.fail(&err),
+    }
+}
+
+pub(crate) fn rollback(ctx: &Ctx<'_>, args: &RollbackArgs) -> u8 {
+    match run_on_targets(ctx, &args.target, |run, plan| {
+        deploy::rollback(run, plan, args.to.as_deref(), args.break_lock)
+    }) {
+        Ok(summary) => ctx.finish(&summary),
+        Err(err) => ctx.fail(&err),
+    }
+}

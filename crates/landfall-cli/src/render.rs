@@ -1,0 +1,357 @@
+//! Rendering: events as progress lines for people (stderr) or JSON lines
+//! for CI (stdout), diagnostics, and the final summary.
+
+use std::io::Write as _;
+use std::time::Instant;
+
+use anstream::{eprintln, println};
+use anstyle::{AnsiColor, Effects, Style};
+use landfall::deploy::{Status, Summary, TargetStatus};
+use landfall::diag::Diagnostic;
+use landfall::event::Event;
+use serde::Serialize;
+
+use crate::cli::MessageFormat;
+
+const GOOD: Style = AnsiColor::BrightGreen.on_default().effects(Effects::BOLD);
+const WARN: Style = AnsiColor::BrightYellow.on_default().effects(Effects::BOLD);
+const BAD: Style = AnsiColor::BrightRed.on_default().effects(Effects::BOLD);
+const INFO: Style = AnsiColor::BrightCyan.on_default().effects(Effects::BOLD);
+const DIM: Style = Style::new().effects(Effects::DIMMED);
+
+pub(crate) struct Printer {
+    pub(crate) format: MessageFormat,
+    pub(crate) quiet: bool,
+    pub(crate) verbose: bool,
+    started: Instant,
+}
+
+/// A JSON line with its `event` name first.
+#[derive(Serialize)]
+struct Tagged<'a, T: Serialize> {
+    event: &'static str,
+    #[serde(flatten)]
+    inner: &'a T,
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+fn size(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let b = bytes as f64;
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    }
+}
+
+impl Printer {
+    pub(crate) fn new(format: MessageFormat, quiet: bool, verbose: bool) -> Printer {
+        Printer {
+            format,
+            quiet,
+            verbose,
+            started: Instant::now(),
+        }
+    }
+
+    fn json_line<T: Serialize>(value: &T) {
+        let line = serde_json::to_string(value).expect("events serialise");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    /// A progress line: a right-aligned verb, cargo style.
+    fn status(&self, verb: &str, style: Style, text: &str) {
+        if !self.quiet {
+            eprintln!("{style}{verb:>12}{style:#} {text}");
+        }
+    }
+
+    pub(crate) fn event(&self, event: Event) {
+        if self.format == MessageFormat::Json {
+            Printer::json_line(&event);
+            return;
+        }
+        match event {
+            Event::Warning { message } => eprintln!("{WARN}warning{WARN:#}: {message}"),
+            Event::BuildStarted { bins } => self.status("Building", GOOD, &bins.join(", ")),
+            Event::BuildFinished { .. } => {}
+            Event::Assembled {
+                artifact,
+                id,
+                files,
+                bytes,
+                reused,
+            } => {
+                let note = if reused { ", unchanged" } else { "" };
+                self.status(
+                    "Assembled",
+                    GOOD,
+                    &format!(
+                        "{artifact} {DIM}{}{DIM:#} ({files} files, {}{note})",
+                        short(&id),
+                        size(bytes)
+                    ),
+                );
+            }
+            Event::Probed {
+                host,
+                artifact,
+                release,
+                unchanged: true,
+                ..
+            } => {
+                self.status(
+                    "Unchanged",
+                    DIM,
+                    &format!("{host} {artifact} {}", short(&release)),
+                );
+            }
+            Event::Probed { .. } => {}
+            Event::WouldDeploy {
+                host,
+                artifact,
+                release,
+                current,
+                added,
+                removed,
+                changed,
+                hooks,
+            } => {
+                let from = current
+                    .as_deref()
+                    .map_or_else(|| "nothing".to_string(), |c| short(c).to_string());
+                self.status(
+                    "Would deploy",
+                    WARN,
+                    &format!("{host} {artifact} {} (now {from})", short(&release)),
+                );
+                if !self.quiet {
+                    for path in &added {
+                        eprintln!("{:>12}   {GOOD}+{GOOD:#} {path}", "");
+                    }
+                    for path in &removed {
+                        eprintln!("{:>12}   {BAD}-{BAD:#} {path}", "");
+                    }
+                    for path in &changed {
+                        eprintln!("{:>12}   {WARN}~{WARN:#} {path}", "");
+                    }
+                    if !hooks.is_empty() {
+                        eprintln!("{:>12}   hooks: {}", "", hooks.join(", "));
+                    }
+                }
+            }
+            Event::Pushed {
+                host,
+                artifact,
+                release,
+                files,
+                bytes,
+            } => {
+                self.status(
+                    "Pushed",
+                    GOOD,
+                    &format!(
+                        "{host} {artifact} {} ({files} files written, {})",
+                        short(&release),
+                        size(bytes)
+                    ),
+                );
+            }
+            Event::Activated {
+                host,
+                artifact,
+                release,
+                previous,
+            } => {
+                let was = previous
+                    .map(|p| format!(" (was {})", short(&p)))
+                    .unwrap_or_default();
+                self.status(
+                    "Activated",
+                    GOOD,
+                    &format!("{host} {artifact} {}{was}", short(&release)),
+                );
+            }
+            Event::RolledBack {
+                host,
+                artifact,
+                release,
+                to,
+            } => {
+                let to = to.as_deref().map_or("nothing", short);
+                self.status(
+                    "Rolled back",
+                    WARN,
+                    &format!("{host} {artifact} {} -> {to}", short(&release)),
+                );
+            }
+            Event::Failed {
+                host,
+                artifact,
+                phase,
+                message,
+            } => {
+                eprintln!(
+                    "{BAD}{:>12}{BAD:#} {host} {artifact} ({}): {message}",
+                    "Failed",
+                    phase.name()
+                );
+            }
+            Event::Removed {
+                host,
+                artifact,
+                releases,
+            } => {
+                if self.verbose {
+                    self.status(
+                        "Removed",
+                        DIM,
+                        &format!(
+                            "{host} {artifact} {}",
+                            releases
+                                .iter()
+                                .map(|r| short(r))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    pub(crate) fn diagnostic(&self, diag: &Diagnostic) {
+        eprintln!("{}", diag.render(true));
+    }
+
+    pub(crate) fn error(&self, message: &str) {
+        eprintln!("{BAD}error{BAD:#}: {message}");
+    }
+
+    pub(crate) fn summary(&self, summary: &Summary) {
+        if self.format == MessageFormat::Json {
+            Printer::json_line(&Tagged {
+                event: "summary",
+                inner: summary,
+            });
+            return;
+        }
+        let width = |f: fn(&landfall::deploy::Outcome) -> usize| {
+            summary.hosts.iter().map(f).max().unwrap_or(0)
+        };
+        let host_w = width(|o| o.host.len()).max(4);
+        let art_w = width(|o| o.artifact.len()).max(8);
+        if !summary.hosts.is_empty() {
+            eprintln!();
+            eprintln!(
+                "{DIM}{:host_w$}  {:art_w$}  {:11}  {:20}  previous{DIM:#}",
+                "host", "artifact", "status", "release"
+            );
+        }
+        for o in &summary.hosts {
+            let style = match o.status {
+                Status::Deployed => GOOD,
+                Status::Unchanged | Status::Skipped => DIM,
+                Status::RolledBack => WARN,
+                Status::Failed => BAD,
+            };
+            let release = o.release.as_deref().unwrap_or("-");
+            let previous = o.previous.as_deref().unwrap_or("-");
+            eprintln!(
+                "{:host_w$}  {:art_w$}  {style}{:11}{style:#}  {release:20}  {previous}",
+                o.host,
+                o.artifact,
+                o.status.name()
+            );
+            if let Some(message) = &o.message {
+                if o.status != Status::Skipped || self.verbose {
+                    for line in message.lines() {
+                        eprintln!("{:host_w$}  {DIM}{line}{DIM:#}", "");
+                    }
+                }
+            }
+        }
+        let mut counts: Vec<(Status, usize)> = Vec::new();
+        for o in &summary.hosts {
+            match counts.iter_mut().find(|(s, _)| *s == o.status) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((o.status, 1)),
+            }
+        }
+        let counts = counts
+            .iter()
+            .map(|(s, n)| format!("{n} {}", s.name()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let counts = if counts.is_empty() {
+            "nothing to do".to_string()
+        } else {
+            counts
+        };
+        let seconds = self.started.elapsed().as_secs_f64();
+        let (verb, style) = match (summary.dry_run, summary.ok) {
+            (true, _) => ("Dry run", INFO),
+            (false, true) => ("Finished", GOOD),
+            (false, false) => ("Failed", BAD),
+        };
+        eprintln!();
+        eprintln!(
+            "{style}{verb:>12}{style:#} {}: {counts} in {seconds:.2}s",
+            summary.env
+        );
+    }
+
+    pub(crate) fn status_report(&self, env: &str, report: &[TargetStatus]) {
+        if self.format == MessageFormat::Json {
+            #[derive(Serialize)]
+            struct StatusReport<'a> {
+                env: &'a str,
+                hosts: &'a [TargetStatus],
+            }
+            Printer::json_line(&Tagged {
+                event: "status",
+                inner: &StatusReport { env, hosts: report },
+            });
+            return;
+        }
+        for target in report {
+            println!(
+                "{INFO}{}{INFO:#} {} {DIM}{}{DIM:#}",
+                target.host, target.artifact, target.path
+            );
+            if let Some(err) = &target.error {
+                println!("  {BAD}unreachable{BAD:#}: {err}");
+                continue;
+            }
+            if let Some(lock) = &target.lock {
+                println!("  {WARN}locked{WARN:#}: {lock}");
+            }
+            if target.releases.is_empty() {
+                println!("  no releases");
+            }
+            for release in &target.releases {
+                let marker = if release.current {
+                    format!("{GOOD}*{GOOD:#}")
+                } else {
+                    " ".to_string()
+                };
+                let detail = release.activated.as_ref().map_or_else(
+                    || "no activation recorded".to_string(),
+                    |e| {
+                        let rev = e.revision.as_deref().unwrap_or("no git revision");
+                        format!("{} by {}@{} from {rev}", e.time, e.user, e.from)
+                    },
+                );
+                println!("  {marker} {}  {DIM}{detail}{DIM:#}", release.id);
+            }
+        }
+    }
+}
