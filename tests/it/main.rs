@@ -1,1 +1,6 @@
+//! Integration tests: the real `cargo-deploy` binary on real workspaces.
 
+mod bad_input;
+mod build;
+mod local;
+mod support;

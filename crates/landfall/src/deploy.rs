@@ -876,11 +876,12 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
     let states = run.probe(&targets, true);
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut chosen: Vec<(usize, String, Option<String>)> = Vec::new();
+    let mut refused = false;
     for (i, (target, state)) in targets.iter().zip(states).enumerate() {
         let mut outcome = Outcome {
             host: target.host.clone(),
             artifact: target.artifact.clone(),
-            status: Status::Failed,
+            status: Status::Skipped,
             release: None,
             previous: None,
             message: None,
@@ -889,22 +890,31 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
             .map_err(|e| format!("probe: {e}"))
             .and_then(|state| rollback_target(&state, to))
         {
-            Ok((release, current)) => {
+            Ok(Choice::Switch { release, current }) => {
                 outcome.release = Some(release.clone());
                 outcome.previous.clone_from(&current);
                 chosen.push((i, release, current));
             }
-            Err(message) => outcome.message = Some(message),
+            Ok(Choice::Skip(reason)) => outcome.message = Some(reason),
+            Err(message) => {
+                refused = true;
+                outcome.status = Status::Failed;
+                outcome.message = Some(message);
+            }
         }
         outcomes.push(outcome);
     }
-    if chosen.len() < targets.len() {
-        for outcome in &mut outcomes {
-            if outcome.message.is_none() {
-                outcome.status = Status::Skipped;
+    // Like a deploy, a rollback changes no host unless every host could be
+    // read and every choice is clear.
+    if refused || chosen.is_empty() {
+        if chosen.is_empty() && !refused {
+            for outcome in &mut outcomes {
+                outcome.status = Status::Failed;
             }
         }
-        return Summary::new(&run.env.name, false, outcomes);
+        let mut summary = Summary::new(&run.env.name, false, outcomes);
+        summary.ok = false;
+        return summary;
     }
     let owner = run.identity.lock_owner(&run.env.name);
     let results = parallel(&chosen, run.jobs, |(i, release, current)| {
@@ -996,18 +1006,27 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
             });
         }
     }
-    // For a rollback, `rolled_back` is what success looks like.
+    // For a rollback, `rolled_back` is what success looks like; targets
+    // with nothing to roll back to are skipped.
     let mut summary = Summary::new(&run.env.name, false, outcomes);
-    summary.ok = summary.hosts.iter().all(|o| o.status == Status::RolledBack);
+    summary.ok = summary
+        .hosts
+        .iter()
+        .all(|o| matches!(o.status, Status::RolledBack | Status::Skipped));
     summary
+}
+
+enum Choice {
+    Switch {
+        release: String,
+        current: Option<String>,
+    },
+    Skip(String),
 }
 
 /// Picks the release to roll back to: `to` (a unique prefix of a release
 /// on the host), or the one that was current before the current one.
-fn rollback_target(
-    state: &PathState,
-    to: Option<&str>,
-) -> Result<(String, Option<String>), String> {
+fn rollback_target(state: &PathState, to: Option<&str>) -> Result<Choice, String> {
     let current = state.current.clone();
     let release = match to {
         Some(prefix) => {
@@ -1018,7 +1037,7 @@ fn rollback_target(
                 .collect();
             match matches.as_slice() {
                 [one] => (*one).clone(),
-                [] => return Err(format!("no release `{prefix}` on this host")),
+                [] => return Ok(Choice::Skip(format!("no release `{prefix}` here"))),
                 _ => {
                     return Err(format!(
                         "`{prefix}` matches several releases; give more characters"
@@ -1039,11 +1058,18 @@ fn rollback_target(
                     .find(|r| Some(*r) != current.as_ref())
                     .cloned()
             });
-            candidate.ok_or_else(|| "no previous release on this host".to_string())?
+            match candidate {
+                Some(release) => release,
+                None => {
+                    return Ok(Choice::Skip(
+                        "no previous release to roll back to".to_string(),
+                    ));
+                }
+            }
         }
     };
     if Some(&release) == current.as_ref() {
-        return Err(format!("{release} is already current"));
+        return Ok(Choice::Skip(format!("{release} is already current")));
     }
-    Ok((release, current))
+    Ok(Choice::Switch { release, current })
 }

@@ -1,0 +1,465 @@
+//! `cargo deploy ENV --local`, end to end: the example service is built,
+//! deployed to two local hosts, started by its activate hook and checked
+//! over HTTP.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use crate::support::{Workspace, http_get};
+
+const APP: &str = "/srv/hello/app";
+const SITE: &str = "/srv/hello/site";
+
+fn deploy(ws: &Workspace, extra: &[&str]) -> crate::support::Outcome {
+    let mut args = vec!["deploy", "dev", "--local", "--message-format", "json"];
+    args.extend_from_slice(extra);
+    ws.run(&args)
+}
+
+fn log_lines(ws: &Workspace, host: &str, path: &str) -> Vec<serde_json::Value> {
+    let text =
+        fs::read_to_string(ws.host_dir(host, path).join(".landfall/log")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line `{l}`: {e}")))
+        .collect()
+}
+
+fn pid(ws: &Workspace, host: &str) -> String {
+    fs::read_to_string(ws.host_dir(host, APP).join("shared/run/hello.pid")).unwrap()
+}
+
+#[test]
+fn first_deploy_serves_every_host_over_http() {
+    let ws = Workspace::hello();
+    let out = deploy(&ws, &[]);
+    out.assert_code(0);
+    assert_eq!(
+        out.statuses(),
+        [
+            ("web1/site".to_string(), "deployed".to_string()),
+            ("web2/site".into(), "deployed".into()),
+            ("web1/app".into(), "deployed".into()),
+            ("web2/app".into(), "deployed".into())
+        ]
+    );
+    assert_eq!(out.summary()["ok"], true);
+    for (host, port) in ["web1", "web2"].into_iter().zip(ws.ports) {
+        assert_eq!(
+            http_get(port, "/"),
+            Some((200, format!("hello from {host}\n")))
+        );
+        assert_eq!(http_get(port, "/health"), Some((200, "ok\n".into())));
+        let (status, page) = http_get(port, "/static/index.html").unwrap();
+        assert_eq!(status, 200);
+        assert!(page.contains("The hello site"), "{page}");
+
+        let release = out.release_of(host, "app");
+        assert_eq!(ws.current(host, APP).as_deref(), Some(release.as_str()));
+        assert_eq!(ws.releases(host, APP), [release.clone()]);
+        let rel = ws.host_dir(host, APP).join("releases").join(&release);
+        assert_eq!(
+            fs::metadata(rel.join("bin/hello")).unwrap().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(
+            fs::metadata(rel.join("etc/hello.toml")).unwrap().mode() & 0o777,
+            0o644
+        );
+        assert_eq!(
+            fs::read_link(rel.join("log")).unwrap().to_str(),
+            Some("../../shared/log")
+        );
+        let config = fs::read_to_string(rel.join("etc/hello.toml")).unwrap();
+        assert!(
+            config.contains(&format!("listen = \"127.0.0.1:{port}\"")),
+            "{config}"
+        );
+
+        let log = log_lines(&ws, host, APP);
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0]["event"], "activated");
+        assert_eq!(log[0]["release"], release.as_str());
+        assert!(
+            !ws.host_dir(host, APP).join(".landfall/lock").exists(),
+            "the lock is released"
+        );
+    }
+    // Hosts with different rendered configs get different releases of the
+    // same artifact; hosts with the same files share one.
+    assert_ne!(out.release_of("web1", "app"), out.release_of("web2", "app"));
+    assert_eq!(
+        out.release_of("web1", "site"),
+        out.release_of("web2", "site")
+    );
+}
+
+#[test]
+fn redeploy_of_an_unchanged_workspace_changes_nothing() {
+    let ws = Workspace::hello();
+    deploy(&ws, &[]).assert_code(0);
+    let pids = [pid(&ws, "web1"), pid(&ws, "web2")];
+    let releases = ws.releases("web1", APP);
+
+    let again = deploy(&ws, &[]);
+    again.assert_code(0);
+    assert!(
+        again.statuses().iter().all(|(_, s)| s == "unchanged"),
+        "{:?}",
+        again.statuses()
+    );
+    assert_eq!(again.summary()["ok"], true);
+    let events: Vec<String> = again
+        .events()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !events.iter().any(|e| e == "pushed" || e == "activated"),
+        "{events:?}"
+    );
+    assert_eq!([pid(&ws, "web1"), pid(&ws, "web2")], pids, "no hook ran");
+    assert_eq!(ws.releases("web1", APP), releases, "no new release");
+    assert_eq!(log_lines(&ws, "web1", APP).len(), 1);
+}
+
+#[test]
+fn changing_one_static_file_redeploys_only_its_artifact() {
+    let ws = Workspace::hello();
+    let first = deploy(&ws, &[]);
+    first.assert_code(0);
+    let old_site = first.release_of("web1", "site");
+    ws.edit("examples/hello/site/style.css", "40em", "42em");
+
+    let second = deploy(&ws, &[]);
+    second.assert_code(0);
+    assert_eq!(
+        second.statuses(),
+        [
+            ("web1/site".to_string(), "deployed".to_string()),
+            ("web2/site".into(), "deployed".into()),
+            ("web1/app".into(), "unchanged".into()),
+            ("web2/app".into(), "unchanged".into())
+        ]
+    );
+    let new_site = second.release_of("web1", "site");
+    assert_ne!(new_site, old_site);
+    let events = second.events();
+    let pushed: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["event"] == "pushed").collect();
+    assert_eq!(pushed.len(), 2);
+    assert!(
+        pushed.iter().all(|e| e["files"] == 1),
+        "only the changed file is written: {pushed:?}"
+    );
+
+    // The unchanged file is a hard link to the previous release's.
+    let releases = ws.host_dir("web1", SITE).join("releases");
+    let inode = |release: &str, file: &str| {
+        fs::metadata(releases.join(release).join(file))
+            .unwrap()
+            .ino()
+    };
+    assert_eq!(
+        inode(&old_site, "public/index.html"),
+        inode(&new_site, "public/index.html")
+    );
+    assert_ne!(
+        inode(&old_site, "public/style.css"),
+        inode(&new_site, "public/style.css")
+    );
+    let (_, css) = http_get(ws.ports[0], "/static/style.css").unwrap();
+    assert!(css.contains("42em"), "{css}");
+}
+
+#[test]
+fn failing_health_check_rolls_back_to_the_previous_release() {
+    let ws = Workspace::hello();
+    ws.edit(
+        "deploy.toml",
+        "health_timeout = \"10s\"",
+        "health_timeout = \"2s\"",
+    );
+    let first = deploy(&ws, &[]);
+    first.assert_code(0);
+    let good = first.release_of("web1", "app");
+    let started = pid(&ws, "web1");
+
+    // The new configuration makes the service report itself unhealthy.
+    ws.edit("deploy.toml", "healthy = true", "healthy = false");
+    let out = deploy(&ws, &[]);
+    out.assert_code(1);
+    let summary = out.summary();
+    assert_eq!(summary["ok"], false);
+    let web1 = summary["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "web1" && h["artifact"] == "app")
+        .unwrap();
+    assert_eq!(web1["status"], "rolled_back", "{summary}");
+    assert_eq!(web1["previous"], good.as_str());
+    assert!(
+        web1["message"].as_str().unwrap().contains("health"),
+        "{web1}"
+    );
+
+    assert_eq!(
+        ws.current("web1", APP).as_deref(),
+        Some(good.as_str()),
+        "current is the previous release again"
+    );
+    assert_ne!(
+        pid(&ws, "web1"),
+        started,
+        "activate ran again for the previous release"
+    );
+    assert_eq!(
+        http_get(ws.ports[0], "/health"),
+        Some((200, "ok\n".into())),
+        "the previous release serves again"
+    );
+    let log = log_lines(&ws, "web1", APP);
+    assert_eq!(log.last().unwrap()["event"], "rolled_back");
+    assert!(!ws.host_dir("web1", APP).join(".landfall/lock").exists());
+}
+
+#[test]
+fn pre_activate_failure_leaves_current_untouched() {
+    let ws = Workspace::hello();
+    let first = deploy(&ws, &[]);
+    first.assert_code(0);
+    let started = pid(&ws, "web1");
+    // An invalid config fails `hello serve --check` before the switch.
+    ws.edit("templates/hello.toml.j2", "name = ", "bogus = 1\nname = ");
+    let out = deploy(&ws, &[]);
+    out.assert_code(1);
+    let statuses = out.statuses();
+    assert!(
+        statuses.contains(&("web1/app".into(), "failed".into())),
+        "{statuses:?}"
+    );
+    assert!(out.stderr.is_empty() || !out.stderr.contains("panicked"));
+    let failed = out
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "failed")
+        .unwrap();
+    assert_eq!(failed["phase"], "pre_activate");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown key `bogus`"),
+        "{failed}"
+    );
+    assert_eq!(
+        ws.current("web1", APP),
+        Some(first.release_of("web1", "app"))
+    );
+    assert_eq!(pid(&ws, "web1"), started);
+}
+
+#[test]
+fn status_and_rollback_to_the_previous_release() {
+    let ws = Workspace::hello();
+    let first = deploy(&ws, &[]);
+    first.assert_code(0);
+    ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"howdy\"",
+    );
+    let second = deploy(&ws, &[]);
+    second.assert_code(0);
+    assert_eq!(
+        http_get(ws.ports[0], "/"),
+        Some((200, "howdy from web1\n".into()))
+    );
+
+    let status = ws.run(&["status", "dev", "--local", "--message-format", "json"]);
+    status.assert_code(0);
+    let report: serde_json::Value = serde_json::from_str(status.stdout.trim()).unwrap();
+    let app = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "web1" && h["artifact"] == "app")
+        .unwrap();
+    assert_eq!(app["current"], second.release_of("web1", "app").as_str());
+    let ids: Vec<&str> = app["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            second.release_of("web1", "app"),
+            first.release_of("web1", "app")
+        ]
+    );
+    assert_eq!(app["releases"][0]["activated"]["event"], "activated");
+    assert!(
+        app["releases"][0]["activated"]["time"]
+            .as_str()
+            .unwrap()
+            .starts_with("20")
+    );
+
+    let human = ws.run(&["status", "dev", "--local"]);
+    human.assert_code(0);
+    assert!(
+        human
+            .stdout
+            .contains(&format!("* {}", second.release_of("web1", "app"))),
+        "{}",
+        human.stdout
+    );
+
+    let back = ws.run(&[
+        "rollback",
+        "dev",
+        "--local",
+        "--only",
+        "web1",
+        "--message-format",
+        "json",
+    ]);
+    back.assert_code(0);
+    assert_eq!(
+        back.statuses(),
+        [
+            ("web1/site".to_string(), "skipped".to_string()),
+            ("web1/app".into(), "rolled_back".into())
+        ]
+    );
+    assert_eq!(
+        ws.current("web1", APP),
+        Some(first.release_of("web1", "app"))
+    );
+    assert_eq!(
+        ws.current("web2", APP),
+        Some(second.release_of("web2", "app")),
+        "--only kept web2 as it was"
+    );
+    assert_eq!(
+        http_get(ws.ports[0], "/"),
+        Some((200, "hello from web1\n".into()))
+    );
+
+    let to = ws.run(&[
+        "rollback",
+        "dev",
+        "--local",
+        "--only",
+        "web1",
+        "--to",
+        &second.release_of("web1", "app")[..8],
+    ]);
+    to.assert_code(0);
+    assert_eq!(
+        ws.current("web1", APP),
+        Some(second.release_of("web1", "app"))
+    );
+}
+
+#[test]
+fn keep_never_removes_the_current_or_previous_release() {
+    let ws = Workspace::hello();
+    ws.edit(
+        "deploy.toml",
+        "files = [{ src = \"examples/hello/site\", dst = \"public\" }]\nkeep = 3",
+        "files = [{ src = \"examples/hello/site\", dst = \"public\" }]\nkeep = 1",
+    );
+    let mut ids = Vec::new();
+    for width in ["41em", "42em", "43em"] {
+        let text = ws.read("examples/hello/site/style.css");
+        let old = text
+            .split_whitespace()
+            .find(|w| w.ends_with("em;"))
+            .unwrap()
+            .trim_end_matches(';')
+            .to_string();
+        ws.edit("examples/hello/site/style.css", &old, width);
+        let out = deploy(&ws, &["--only", "web1"]);
+        out.assert_code(0);
+        ids.push(out.release_of("web1", "site"));
+    }
+    let mut expected = vec![ids[1].clone(), ids[2].clone()];
+    expected.sort();
+    assert_eq!(
+        ws.releases("web1", SITE),
+        expected,
+        "keep = 1 still keeps the previous release"
+    );
+    assert!(
+        !ws.host_dir("web2", SITE).exists(),
+        "--only web1 left web2 alone"
+    );
+}
+
+#[test]
+fn dry_run_reports_changes_and_writes_nothing_on_hosts() {
+    let ws = Workspace::hello();
+    let out = deploy(&ws, &["--dry-run"]);
+    out.assert_code(0);
+    assert!(!ws.path("target/landfall/local").exists());
+    let would: Vec<serde_json::Value> = out
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "would-deploy")
+        .collect();
+    assert_eq!(would.len(), 4);
+    let app = would
+        .iter()
+        .find(|e| e["host"] == "web1" && e["artifact"] == "app")
+        .unwrap();
+    assert_eq!(
+        app["added"],
+        serde_json::json!(["bin/hello", "bin/restart", "etc/hello.toml", "log", "run"])
+    );
+
+    deploy(&ws, &[]).assert_code(0);
+    ws.edit("deploy.toml", "greeting = \"hello\"", "greeting = \"hi\"");
+    let before = ws.snapshot();
+    let out = deploy(&ws, &["--dry-run"]);
+    out.assert_code(0);
+    let changed: Vec<serde_json::Value> = out
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "would-deploy")
+        .collect();
+    assert_eq!(changed.len(), 2, "only app changes: {changed:?}");
+    assert_eq!(changed[0]["changed"], serde_json::json!(["etc/hello.toml"]));
+    let after: Vec<_> = ws
+        .snapshot()
+        .into_iter()
+        .filter(|p| p.starts_with("target/landfall/local"))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|p| p.starts_with("target/landfall/local"))
+        .collect();
+    assert_eq!(before, after, "a dry run changes nothing on the hosts");
+}
+
+#[test]
+fn human_output_has_a_line_per_host_and_a_summary() {
+    let ws = Workspace::hello();
+    let out = ws.run(&["deploy", "dev", "--local"]);
+    out.assert_code(0);
+    assert!(out.stdout.is_empty(), "human output goes to stderr");
+    for host in ["web1", "web2"] {
+        assert!(
+            out.stderr.contains(&format!("Activated {host} app ")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(
+        out.stderr.contains("Finished dev: 4 deployed in"),
+        "{}",
+        out.stderr
+    );
+}

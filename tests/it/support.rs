@@ -1,0 +1,290 @@
+//! The test harness: a temporary workspace holding a copy of
+//! `examples/hello` and the repository's deployment of it, and a runner for
+//! the real `cargo-deploy` binary.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root.
+pub(crate) fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A port nobody listens on right now.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A workspace in a temporary directory. Services its deploys start are
+/// stopped when it is dropped.
+pub(crate) struct Workspace {
+    dir: tempfile::TempDir,
+    pub(crate) ports: [u16; 2],
+}
+
+/// What one run of `cargo-deploy` did.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Outcome {
+    /// The JSON lines of a `--message-format json` run.
+    pub(crate) fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    /// The final summary line, which must be the last one.
+    pub(crate) fn summary(&self) -> serde_json::Value {
+        let events = self.events();
+        let last = events
+            .last()
+            .unwrap_or_else(|| panic!("no JSON output; stderr:\n{}", self.stderr))
+            .clone();
+        assert_eq!(last["event"], "summary", "{}", self.stdout);
+        assert_eq!(events.iter().filter(|e| e["event"] == "summary").count(), 1);
+        last
+    }
+
+    /// `host/artifact` -> status, from the summary.
+    pub(crate) fn statuses(&self) -> Vec<(String, String)> {
+        self.summary()["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    format!(
+                        "{}/{}",
+                        h["host"].as_str().unwrap(),
+                        h["artifact"].as_str().unwrap()
+                    ),
+                    h["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    pub(crate) fn release_of(&self, host: &str, artifact: &str) -> String {
+        let summary = self.summary();
+        let entry = summary["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == host && h["artifact"] == artifact)
+            .unwrap();
+        entry["release"].as_str().unwrap().to_string()
+    }
+
+    #[track_caller]
+    pub(crate) fn assert_code(&self, code: i32) -> &Outcome {
+        assert_eq!(
+            self.code, code,
+            "exit status\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+impl Workspace {
+    /// The repository's deployment of `examples/hello`, in a workspace of
+    /// its own, with two local hosts on free ports.
+    pub(crate) fn hello() -> Workspace {
+        let dir = tempfile::Builder::new()
+            .prefix("landfall-it-")
+            .tempdir()
+            .unwrap();
+        let repo = repo();
+        let root = dir.path();
+        for sub in ["src", "static", "site", "scripts"] {
+            copy_dir(
+                &repo.join("examples/hello").join(sub),
+                &root.join("examples/hello").join(sub),
+            );
+        }
+        fs::copy(
+            repo.join("examples/hello/Cargo.toml"),
+            root.join("examples/hello/Cargo.toml"),
+        )
+        .unwrap();
+        fs::write(
+            root.join("Cargo.toml"),
+            "[workspace]\nresolver = \"3\"\nmembers = [\"examples/hello\"]\n\n\
+             [workspace.package]\nedition = \"2024\"\n\n[workspace.lints.rust]\nunsafe_code = \"forbid\"\n",
+        )
+        .unwrap();
+        fs::write(
+            root.join("Cargo.lock"),
+            "version = 4\n\n[[package]]\nname = \"hello\"\nversion = \"0.1.0\"\n",
+        )
+        .unwrap();
+        copy_dir(&repo.join("templates"), &root.join("templates"));
+        fs::copy(repo.join("deploy.toml"), root.join("deploy.toml")).unwrap();
+        let ports = [free_port(), free_port()];
+        let ws = Workspace { dir, ports };
+        ws.write(
+            "environments/dev.toml",
+            &format!(
+                "[environment]\njobs = 4\n\n\
+                 [hosts.web1]\naddress = \"127.0.0.1\"\nroles = [\"web\"]\nvars = {{ port = {} }}\n\n\
+                 [hosts.web2]\naddress = \"127.0.0.1\"\nroles = [\"web\"]\nvars = {{ port = {} }}\n",
+                ports[0], ports[1]
+            ),
+        );
+        ws
+    }
+
+    pub(crate) fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+
+    pub(crate) fn write(&self, rel: &str, content: &str) {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+
+    pub(crate) fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// Replaces text in a file, which must contain it.
+    pub(crate) fn edit(&self, rel: &str, from: &str, to: &str) {
+        let text = self.read(rel);
+        assert!(text.contains(from), "`{rel}` has no `{from}`");
+        self.write(rel, &text.replacen(from, to, 1));
+    }
+
+    /// Runs `cargo-deploy ARGS` in the workspace.
+    pub(crate) fn run(&self, args: &[&str]) -> Outcome {
+        let output = Command::new(env!("CARGO_BIN_EXE_cargo-deploy"))
+            .args(args)
+            .current_dir(self.root())
+            .env("NO_COLOR", "1")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap();
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// The directory that stands for `path` on `host` in local mode.
+    pub(crate) fn host_dir(&self, host: &str, path: &str) -> PathBuf {
+        self.path("target/landfall/local/dev")
+            .join(host)
+            .join(path.trim_start_matches('/'))
+    }
+
+    /// The release `current` points at, for a host and artifact path.
+    pub(crate) fn current(&self, host: &str, path: &str) -> Option<String> {
+        let link = fs::read_link(self.host_dir(host, path).join("current")).ok()?;
+        Some(link.file_name().unwrap().to_string_lossy().into_owned())
+    }
+
+    pub(crate) fn releases(&self, host: &str, path: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.host_dir(host, path).join("releases"))
+            .map(|dir| {
+                dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Every file and directory under the workspace, for "nothing changed"
+    /// checks.
+    pub(crate) fn snapshot(&self) -> Vec<PathBuf> {
+        let mut all: Vec<PathBuf> = walk(self.root())
+            .into_iter()
+            .map(|p| p.strip_prefix(self.root()).unwrap().to_path_buf())
+            .collect();
+        all.sort();
+        all
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        out.push(path.clone());
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(walk(&path));
+        }
+    }
+    out
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        for host in ["web1", "web2"] {
+            let pid_file = self
+                .host_dir(host, "/srv/hello/app")
+                .join("shared/run/hello.pid");
+            if let Ok(pid) = fs::read_to_string(pid_file) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+    }
+}
+
+/// `GET http://127.0.0.1:PORT/PATH` with hello's own probe client would
+/// need the binary; a plain request is enough here.
+pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Some((status, body))
+}
