@@ -55,7 +55,7 @@ fn first_deploy_serves_every_host_over_http() {
 
         let release = out.release_of(host, "app");
         assert_eq!(ws.current(host, APP).as_deref(), Some(release.as_str()));
-        assert_eq!(ws.releases(host, APP), [release.clone()]);
+        assert_eq!(ws.releases(host, APP), std::slice::from_ref(&release));
         let rel = ws.host_dir(host, APP).join("releases").join(&release);
         assert_eq!(
             fs::metadata(rel.join("bin/hello")).unwrap().mode() & 0o777,

@@ -30,11 +30,18 @@ fn lint(sh: &Shell) -> Result<()> {
 }
 
 fn demo(sh: &Shell) -> Result<()> {
-    cmd!(sh, "cargo run --quiet --release -p landfall-cli -- deploy dev --local").run()?;
+    cmd!(
+        sh,
+        "cargo run --quiet --release -p landfall-cli -- deploy dev --local"
+    )
+    .run()?;
     for port in ["18081", "18082"] {
-        let answer = cmd!(sh, "cargo run --quiet --release -p hello -- probe http://127.0.0.1:{port}/")
-            .read()
-            .with_context(|| format!("the service on port {port} does not answer"))?;
+        let answer = cmd!(
+            sh,
+            "cargo run --quiet --release -p hello -- probe http://127.0.0.1:{port}/"
+        )
+        .read()
+        .with_context(|| format!("the service on port {port} does not answer"))?;
         println!("127.0.0.1:{port}: {answer}");
     }
     Ok(())

@@ -11,7 +11,7 @@ use landfall::{BuildOptions, Error, plan};
 use crate::cli::{
     BuildArgs, CheckArgs, DeployArgs, Global, MessageFormat, RollbackArgs, TargetArgs,
 };
-use crate::render::Printer;
+use crate::render::{self, Printer};
 
 pub(crate) const EXIT_OK: u8 = 0;
 pub(crate) const EXIT_FAILED: u8 = 1;
@@ -36,7 +36,7 @@ impl Ctx<'_> {
             }
         } else {
             for w in warnings {
-                self.printer.diagnostic(w);
+                render::diagnostic(w);
             }
         }
     }
@@ -54,14 +54,14 @@ impl Ctx<'_> {
     }
 
     /// Reports a library error and returns its exit status.
-    pub(crate) fn fail(&self, err: &Error) -> u8 {
+    pub(crate) fn fail(err: &Error) -> u8 {
         match err {
             Error::Config(diags) => {
                 for diag in &diags.0 {
-                    self.printer.diagnostic(diag);
+                    render::diagnostic(diag);
                 }
             }
-            other => self.printer.error(&format!("{other:#}")),
+            other => render::error(&format!("{other:#}")),
         }
         if err.is_usage() {
             EXIT_USAGE
@@ -115,7 +115,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
     match result {
         Ok(summary) => ctx.finish(&summary),
         Err(err) => {
-            let code = ctx.fail(&err);
+            let code = Ctx::fail(&err);
             // CI reads the last line: even a run refused up front ends with
             // a summary.
             if ctx.global.message_format == MessageFormat::Json {
@@ -204,7 +204,7 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
         }
         Ok(EXIT_OK)
     })();
-    result.unwrap_or_else(|err| ctx.fail(&err))
+    result.unwrap_or_else(|err| Ctx::fail(&err))
 }
 
 pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
@@ -237,7 +237,7 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
         }
         if let Some(first_usage) = errors.iter().position(Error::is_usage) {
             for err in &errors {
-                ctx.fail(err);
+                Ctx::fail(err);
             }
             return Err(errors.swap_remove(first_usage));
         }
@@ -258,7 +258,7 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
         Err(err) if matches!(err, Error::Config(_) | Error::Usage(_)) && args.env.is_none() => {
             EXIT_USAGE
         }
-        Err(err) => ctx.fail(&err),
+        Err(err) => Ctx::fail(&err),
     }
 }
 
@@ -287,7 +287,7 @@ fn run_on_targets<T>(
 }
 
 pub(crate) fn status(ctx: &Ctx<'_>, args: &TargetArgs) -> u8 {
-    match run_on_targets(ctx, args, |run, plan| deploy::status(run, plan)) {
+    match run_on_targets(ctx, args, deploy::status) {
         Ok(report) => {
             ctx.printer.status_report(&args.env, &report);
             if report.iter().any(|t| t.error.is_some()) {
@@ -296,7 +296,7 @@ pub(crate) fn status(ctx: &Ctx<'_>, args: &TargetArgs) -> u8 {
                 EXIT_OK
             }
         }
-        Err(err) => ctx.fail(&err),
+        Err(err) => Ctx::fail(&err),
     }
 }
 
@@ -305,6 +305,6 @@ pub(crate) fn rollback(ctx: &Ctx<'_>, args: &RollbackArgs) -> u8 {
         deploy::rollback(run, plan, args.to.as_deref(), args.break_lock)
     }) {
         Ok(summary) => ctx.finish(&summary),
-        Err(err) => ctx.fail(&err),
+        Err(err) => Ctx::fail(&err),
     }
 }

@@ -82,7 +82,6 @@ impl Printer {
         match event {
             Event::Warning { message } => eprintln!("{WARN}warning{WARN:#}: {message}"),
             Event::BuildStarted { bins } => self.status("Building", GOOD, &bins.join(", ")),
-            Event::BuildFinished { .. } => {}
             Event::Assembled {
                 artifact,
                 id,
@@ -114,7 +113,7 @@ impl Printer {
                     &format!("{host} {artifact} {}", short(&release)),
                 );
             }
-            Event::Probed { .. } => {}
+            Event::Probed { .. } | Event::BuildFinished { .. } => {}
             Event::WouldDeploy {
                 host,
                 artifact,
@@ -228,14 +227,6 @@ impl Printer {
         }
     }
 
-    pub(crate) fn diagnostic(&self, diag: &Diagnostic) {
-        eprintln!("{}", diag.render(true));
-    }
-
-    pub(crate) fn error(&self, message: &str) {
-        eprintln!("{BAD}error{BAD:#}: {message}");
-    }
-
     pub(crate) fn summary(&self, summary: &Summary) {
         if self.format == MessageFormat::Json {
             Printer::json_line(&Tagged {
@@ -271,11 +262,11 @@ impl Printer {
                 o.artifact,
                 o.status.name()
             );
-            if let Some(message) = &o.message {
-                if o.status != Status::Skipped || self.verbose {
-                    for line in message.lines() {
-                        eprintln!("{:host_w$}  {DIM}{line}{DIM:#}", "");
-                    }
+            if let Some(message) = &o.message
+                && (o.status != Status::Skipped || self.verbose)
+            {
+                for line in message.lines() {
+                    eprintln!("{:host_w$}  {DIM}{line}{DIM:#}", "");
                 }
             }
         }
@@ -354,4 +345,13 @@ impl Printer {
             }
         }
     }
+}
+
+/// Errors and warnings always go to stderr, whatever `--quiet` says.
+pub(crate) fn diagnostic(diag: &Diagnostic) {
+    eprintln!("{}", diag.render(true));
+}
+
+pub(crate) fn error(message: &str) {
+    eprintln!("{BAD}error{BAD:#}: {message}");
 }

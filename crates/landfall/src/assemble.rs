@@ -84,7 +84,7 @@ impl Manifest {
                     .unwrap();
                 }
                 EntryKind::Symlink { target } => {
-                    writeln!(text, "symlink\t{target}\t{}", entry.path).unwrap()
+                    writeln!(text, "symlink\t{target}\t{}", entry.path).unwrap();
                 }
             }
         }

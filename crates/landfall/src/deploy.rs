@@ -43,7 +43,10 @@ impl Identity {
     pub fn current(revision: Revision) -> Identity {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(user_from_passwd)
+            .unwrap_or_else(|| "unknown".into());
         let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .or_else(|_| std::env::var("HOSTNAME"))
@@ -71,6 +74,18 @@ impl Identity {
         })
         .to_string()
     }
+}
+
+/// The name of the user running landfall, from `/etc/passwd`, for
+/// environments without `USER` (cron, CI containers).
+fn user_from_passwd() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2)?.parse::<u32>().ok()? == uid).then(|| fields[0].to_string())
+    })
 }
 
 /// Everything a fleet operation needs besides the plan.
@@ -263,14 +278,14 @@ impl Run<'_> {
     }
 
     fn fail(&self, work: &mut Work<'_>, phase: Phase, message: String) {
+        work.status = Some(Status::Failed);
+        work.message = Some(format!("{}: {message}", phase.name()));
         (self.events)(Event::Failed {
             host: work.target.host.clone(),
             artifact: work.target.artifact.clone(),
             phase,
-            message: message.clone(),
+            message,
         });
-        work.status = Some(Status::Failed);
-        work.message = Some(format!("{}: {message}", phase.name()));
     }
 
     /// One round trip per host: the state of every artifact path on it.
@@ -390,7 +405,7 @@ pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployO
         for (&j, result) in indices.iter().zip(results) {
             let w = &mut work[pending[j]];
             w.locked = result.locked;
-            if let Some(current) = result.current {
+            if let Some(Current(current)) = result.current {
                 w.current = current;
             }
             if let Err((phase, message)) = result.result {
@@ -416,10 +431,13 @@ pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployO
 
 struct PushResult {
     locked: bool,
-    /// The current release as read under the lock.
-    current: Option<Option<String>>,
+    /// The current release as read under the lock, once the lock is held.
+    current: Option<Current>,
     result: Result<(), (Phase, String)>,
 }
+
+/// What `current` pointed at (`None`: nothing yet).
+struct Current(Option<String>);
 
 fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
     let mut result = PushResult {
@@ -470,7 +488,7 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
     let current = steps::reported(&output.stdout_text(), "current")
         .filter(|c| !c.is_empty())
         .map(str::to_string);
-    result.current = Some(current.clone());
+    result.current = Some(Current(current.clone()));
     if w.present || current.as_deref() == Some(w.release.id.as_str()) {
         return result;
     }
@@ -834,7 +852,7 @@ pub fn status(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
         .zip(states)
         .map(|(target, state)| {
             let path = run.transport.host_path(target);
-            let mut status = TargetStatus {
+            let mut report = TargetStatus {
                 host: target.host.clone(),
                 artifact: target.artifact.clone(),
                 path,
@@ -845,7 +863,7 @@ pub fn status(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
             };
             match state {
                 Ok(state) => {
-                    status.releases = state
+                    report.releases = state
                         .releases
                         .iter()
                         .map(|id| ReleaseStatus {
@@ -859,12 +877,12 @@ pub fn status(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
                                 .cloned(),
                         })
                         .collect();
-                    status.current = state.current;
-                    status.lock = state.lock;
+                    report.current = state.current;
+                    report.lock = state.lock;
                 }
-                Err(err) => status.error = Some(err),
+                Err(err) => report.error = Some(err),
             }
-            status
+            report
         })
         .collect()
 }
@@ -1028,43 +1046,40 @@ enum Choice {
 /// on the host), or the one that was current before the current one.
 fn rollback_target(state: &PathState, to: Option<&str>) -> Result<Choice, String> {
     let current = state.current.clone();
-    let release = match to {
-        Some(prefix) => {
-            let matches: Vec<&String> = state
-                .releases
-                .iter()
-                .filter(|r| r.starts_with(prefix))
-                .collect();
-            match matches.as_slice() {
-                [one] => (*one).clone(),
-                [] => return Ok(Choice::Skip(format!("no release `{prefix}` here"))),
-                _ => {
-                    return Err(format!(
-                        "`{prefix}` matches several releases; give more characters"
-                    ));
-                }
+    let release = if let Some(prefix) = to {
+        let matches: Vec<&String> = state
+            .releases
+            .iter()
+            .filter(|r| r.starts_with(prefix))
+            .collect();
+        match matches.as_slice() {
+            [one] => (*one).clone(),
+            [] => return Ok(Choice::Skip(format!("no release `{prefix}` here"))),
+            _ => {
+                return Err(format!(
+                    "`{prefix}` matches several releases; give more characters"
+                ));
             }
         }
-        None => {
-            let from_log = state.log.iter().rev().find_map(|e| {
-                (e.event == "activated" && e.release == current)
-                    .then(|| e.previous.clone())
-                    .flatten()
-            });
-            let candidate = from_log.filter(|p| state.releases.contains(p)).or_else(|| {
-                state
-                    .releases
-                    .iter()
-                    .find(|r| Some(*r) != current.as_ref())
-                    .cloned()
-            });
-            match candidate {
-                Some(release) => release,
-                None => {
-                    return Ok(Choice::Skip(
-                        "no previous release to roll back to".to_string(),
-                    ));
-                }
+    } else {
+        let from_log = state.log.iter().rev().find_map(|e| {
+            (e.event == "activated" && e.release == current)
+                .then(|| e.previous.clone())
+                .flatten()
+        });
+        let candidate = from_log.filter(|p| state.releases.contains(p)).or_else(|| {
+            state
+                .releases
+                .iter()
+                .find(|r| Some(*r) != current.as_ref())
+                .cloned()
+        });
+        match candidate {
+            Some(release) => release,
+            None => {
+                return Ok(Choice::Skip(
+                    "no previous release to roll back to".to_string(),
+                ));
             }
         }
     };

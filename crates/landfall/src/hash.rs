@@ -121,7 +121,8 @@ impl HashCache {
                 .and_then(|key| self.entries.get(key))
                 .filter(|entry| {
                     entry.stat == stat
-                        && stat.mtime_ns + RACY_WINDOW.as_nanos() as i128 <= entry.hashed_at_ns
+                        && stat.mtime_ns + RACY_WINDOW.as_nanos().cast_signed()
+                            <= entry.hashed_at_ns
                 });
             match hit.and_then(|entry| blake3::Hash::from_hex(&entry.hash).ok()) {
                 Some(hash) => {
@@ -129,7 +130,7 @@ impl HashCache {
                         size: stat.size,
                         hash,
                         executable,
-                    })
+                    });
                 }
                 None => misses.push((i, stat)),
             }

@@ -21,7 +21,7 @@ use super::{
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
 use crate::error::{Error, Result};
 
-const DEFAULT_KEEP: i64 = 5;
+const DEFAULT_KEEP: u32 = 5;
 const DEFAULT_JOBS: u32 = 16;
 const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -144,7 +144,7 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
             &mut check,
             &workspace,
             &names,
-            name.into_inner(),
+            name.get_ref(),
             artifact.into_inner(),
             span,
         );
@@ -183,7 +183,7 @@ fn resolve_artifact(
     check: &mut Checker,
     workspace: &Workspace,
     names: &BTreeSet<String>,
-    name: String,
+    name: &str,
     raw: raw::Artifact,
     span: Range<usize>,
 ) -> Artifact {
@@ -215,7 +215,7 @@ fn resolve_artifact(
             1
         }
         Some(keep) => u32::try_from(*keep.get_ref()).unwrap_or(u32::MAX),
-        None => DEFAULT_KEEP.unsigned_abs() as u32,
+        None => DEFAULT_KEEP,
     };
     if let Some(transport) = &raw.transport
         && *transport.get_ref() == raw::Transport::Git
@@ -241,7 +241,7 @@ fn resolve_artifact(
                 "not an artifact of deploy.toml",
                 format!("artifacts are: {known}"),
             );
-        } else if dep.get_ref() == &name {
+        } else if dep.get_ref() == name {
             check.error(
                 dep.span(),
                 format!("artifact `{name}` lists itself in `after`"),
@@ -341,17 +341,14 @@ fn resolve_artifact(
         }
         let path = templates_dir.join(src);
         let text = match fs::read(&path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => text,
-                Err(_) => {
-                    check.error(
-                        entry.src.span(),
-                        format!("template `templates/{src}` is not UTF-8 text"),
-                        "",
-                    );
+            Ok(bytes) => {
+                let Ok(text) = String::from_utf8(bytes) else {
+                    let message = format!("template `templates/{src}` is not UTF-8 text");
+                    check.error(entry.src.span(), message, "");
                     continue;
-                }
-            },
+                };
+                text
+            }
             Err(err) => {
                 check.error(
                     entry.src.span(),
@@ -394,7 +391,7 @@ fn resolve_artifact(
 
     let (hooks, local_hooks) = resolve_hooks(check, raw.hooks);
     Artifact {
-        name: name.clone(),
+        name: name.to_string(),
         roles: raw.roles.into_iter().map(Spanned::into_inner).collect(),
         path,
         bins,
