@@ -204,7 +204,7 @@ mod tests {
         let err = ctx_render("ok\nx = {{ vars.nope }}\n").unwrap_err();
         assert_eq!(
             err.position().as_deref(),
-            Some("t.j2:2:5"),
+            Some("t.j2:2:8"),
             "{}",
             err.render(false)
         );
