@@ -6,6 +6,8 @@
 //! `--dry-run` prints it and the real run executes it.
 
 use std::collections::BTreeSet;
+#[cfg(test)]
+use std::fs;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -202,4 +204,110 @@ fn target(
         rendered,
         hooks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::Fixture;
+
+    fn fixture() -> Fixture {
+        Fixture::new(&[
+            (
+                "deploy.toml",
+                "[vars]\nport = 80\n\n[artifact.web]\nroles = [\"web\"]\npath = \"/srv/web\"\nbins = [\"svc\"]\n\
+                 templates = [{ src = \"web.toml.j2\", dst = \"etc/web.toml\", mode = \"0640\" }]\n\
+                 [artifact.web.hooks]\nhealth = \"curl localhost:{{ vars.port }}\"\n\
+                 [artifact.web.hooks.local]\nhealth = \"true {{ host.name }}\"\n\n\
+                 [artifact.db]\nroles = [\"db\"]\npath = \"/srv/db\"\nbins = [\"svc\"]\n",
+            ),
+            (
+                "templates/web.toml.j2",
+                "host = \"{{ host.name }}\"\nport = {{ vars.port }}\ndbs = \"{{ hosts_with_role(\"db\") | map(attribute=\"name\") | join(\",\") }}\"\n",
+            ),
+            (
+                "environments/dev.toml",
+                "[hosts.web1]\nroles = [\"web\"]\nvars = { port = 81 }\n[hosts.web2]\nroles = [\"web\"]\n[hosts.db1]\nroles = [\"db\"]\n",
+            ),
+        ])
+    }
+
+    fn targets(plan: &Plan) -> Vec<String> {
+        plan.targets
+            .iter()
+            .map(|t| format!("{}/{}", t.host, t.artifact))
+            .collect()
+    }
+
+    #[test]
+    fn every_host_gets_its_artifacts_with_rendered_files() {
+        let fixture = fixture();
+        let (project, env) = fixture.load("dev");
+        let plan = plan(&project, &env, &[], false).unwrap();
+        assert_eq!(targets(&plan), ["db1/db", "web1/web", "web2/web"]);
+        assert_eq!(plan.bins.len(), 1, "a binary used twice is built once");
+        let web1 = &plan.targets[1];
+        assert_eq!(web1.rendered.len(), 1);
+        assert_eq!(web1.rendered[0].mode, 0o640);
+        assert_eq!(
+            String::from_utf8_lossy(&web1.rendered[0].contents),
+            "host = \"web1\"\nport = 81\ndbs = \"db1\"\n"
+        );
+        assert_eq!(web1.hooks.health.as_deref(), Some("curl localhost:81"));
+        assert_eq!(
+            plan.targets[2].hooks.health.as_deref(),
+            Some("curl localhost:80")
+        );
+    }
+
+    #[test]
+    fn local_plans_use_local_hooks() {
+        let fixture = fixture();
+        let (project, env) = fixture.load("dev");
+        let plan = plan(&project, &env, &[], true).unwrap();
+        assert_eq!(plan.targets[1].hooks.health.as_deref(), Some("true web1"));
+    }
+
+    #[test]
+    fn only_selects_hosts_and_roles() {
+        let fixture = fixture();
+        let (project, env) = fixture.load("dev");
+        let only = |filters: &[&str]| {
+            let filters: Vec<String> = filters.iter().map(ToString::to_string).collect();
+            plan(&project, &env, &filters, false).map(|p| targets(&p))
+        };
+        assert_eq!(only(&["web2"]).unwrap(), ["web2/web"]);
+        assert_eq!(only(&["@db", "web1"]).unwrap(), ["db1/db", "web1/web"]);
+        let err = only(&["@cache"]).unwrap_err();
+        assert!(err.is_usage());
+        assert!(
+            err.to_string()
+                .starts_with("`--only @cache`: no role `cache` in environment `dev`"),
+            "{err}"
+        );
+        assert!(
+            only(&["web9"])
+                .unwrap_err()
+                .to_string()
+                .contains("no host `web9`")
+        );
+    }
+
+    #[test]
+    fn a_template_that_fails_for_one_host_names_it() {
+        let fixture = fixture();
+        fs::write(
+            crate::config::tests::root(&fixture).join("templates/web.toml.j2"),
+            "x = {{ host.vars.port }}\n",
+        )
+        .unwrap();
+        let (project, env) = fixture.load("dev");
+        let err = plan(&project, &env, &[], false).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "templates/web.toml.j2:1:12: cannot render `templates/web.toml.j2` for host `web2`"
+            ),
+            "{err}"
+        );
+    }
 }

@@ -200,3 +200,6 @@ pub fn merge_vars(base: &mut toml::Table, over: &toml::Table) {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

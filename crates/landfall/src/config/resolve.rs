@@ -256,13 +256,36 @@ fn resolve_artifact(
     // it, to find two sources writing one path.
     let mut claimed: BTreeMap<String, Range<usize>> = BTreeMap::new();
     let mut claim = |check: &mut Checker, dst: &str, span: Range<usize>| {
-        if let Some(first) = claimed.get(dst) {
-            let (line, _) = crate::diag::line_column(&check.file.text, first.start);
-            check.error(
-                span,
+        // A path is taken if it is claimed itself, if one of its parents is
+        // claimed as a file, or if it is a parent of a claimed file.
+        let parent = dst
+            .match_indices('/')
+            .map(|(i, _)| &dst[..i])
+            .find(|p| claimed.contains_key(*p));
+        let child = claimed
+            .range(format!("{dst}/")..)
+            .next()
+            .filter(|(k, _)| k.starts_with(&format!("{dst}/")));
+        let conflict = match (claimed.get_key_value(dst), parent, child) {
+            (Some((_, first)), _, _) => Some((
                 format!("`{dst}` is written twice in artifact `{name}`"),
-                format!("also written by line {line}"),
-            );
+                first,
+            )),
+            (None, Some(parent), _) => Some((
+                format!("`{parent}` is both a file and a directory in artifact `{name}`"),
+                &claimed[parent],
+            )),
+            (None, None, Some((child, first))) => Some((
+                format!(
+                    "`{dst}` is both a file and the directory of `{child}` in artifact `{name}`"
+                ),
+                first,
+            )),
+            (None, None, None) => None,
+        };
+        if let Some((message, first)) = conflict {
+            let (line, _) = crate::diag::line_column(&check.file.text, first.start);
+            check.error(span, message, format!("conflicts with line {line}"));
         } else {
             claimed.insert(dst.to_string(), span);
         }

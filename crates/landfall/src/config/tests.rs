@@ -1,0 +1,269 @@
+//! Data-driven tests of resolution: a workspace is files in a temporary
+//! directory; `load` resolves it or returns its diagnostics as text.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Environment, Project, Workspace, load_environment, load_project};
+use crate::error::Error;
+
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A workspace with a binary `svc` and the given files.
+    pub(crate) fn new(files: &[(&str, &str)]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        Fixture { dir }
+    }
+
+    pub(crate) fn workspace(&self) -> Workspace {
+        let root = self.dir.path().to_path_buf();
+        Workspace {
+            manifest_path: root.join("Cargo.toml"),
+            target_dir: root.join("target"),
+            root_package: Some("svc".into()),
+            bins: BTreeMap::from([("svc".to_string(), vec!["svc".to_string()])]),
+            root,
+        }
+    }
+
+    pub(crate) fn project(&self) -> Result<Project, Error> {
+        load_project(self.workspace())
+    }
+
+    pub(crate) fn load(&self, env: &str) -> (Project, Environment) {
+        let project = self.project().unwrap_or_else(|e| panic!("{e}"));
+        let env = load_environment(&project, env).unwrap_or_else(|e| panic!("{e}"));
+        (project, env)
+    }
+}
+
+const ENV: &str =
+    "[hosts.web1]\nroles = [\"web\"]\n\n[hosts.web2]\nroles = [\"web\"]\naddress = \"10.0.0.2\"\n";
+
+/// The errors of a deploy.toml, one `file:line:column: message` per line.
+fn errors(deploy: &str) -> String {
+    let fixture = Fixture::new(&[
+        ("deploy.toml", deploy),
+        ("environments/dev.toml", ENV),
+        ("static/a.txt", "a"),
+    ]);
+    match fixture.project() {
+        Ok(_) => "ok".to_string(),
+        Err(err) => err.to_string(),
+    }
+}
+
+#[test]
+fn defaults_are_applied_and_sources_listed() {
+    let fixture = Fixture::new(&[
+        (
+            "deploy.toml",
+            "[artifact.web]\nroles = [\"web\"]\npath = \"/srv/web/\"\nbins = [\"svc\"]\n\
+             files = [{ src = \"static\", dst = \"public\" }]\nshared = [\"log\"]\n",
+        ),
+        ("static/b.txt", "b"),
+        ("static/.hidden", "h"),
+        ("static/sub/a.txt", "a"),
+        ("environments/dev.toml", ENV),
+    ]);
+    let (project, env) = fixture.load("dev");
+    assert_eq!(project.name, "svc", "the root package names the project");
+    assert_eq!(project.build.profile, "release");
+    let web = &project.artifacts[0];
+    assert_eq!(web.path, "/srv/web");
+    assert_eq!(web.keep, 5);
+    assert_eq!(web.max_parallel, 0);
+    assert_eq!(web.hooks.health_timeout, Duration::from_secs(30));
+    let dsts: Vec<&str> = web.files.iter().map(|f| f.dst.as_str()).collect();
+    assert_eq!(
+        dsts,
+        ["public/.hidden", "public/b.txt", "public/sub/a.txt"],
+        "hidden files are included, sorted"
+    );
+    assert_eq!(env.jobs, 16);
+    assert_eq!(
+        env.hosts[0].address, "web1",
+        "the address defaults to the host's name"
+    );
+    assert_eq!(env.hosts[1].address, "10.0.0.2");
+    assert!(env.warnings.is_empty());
+}
+
+#[test]
+fn artifacts_come_in_after_order() {
+    let deploy = "[artifact.a]\npath = \"/a\"\nafter = [\"c\"]\n[artifact.b]\npath = \"/b\"\n\
+                  [artifact.c]\npath = \"/c\"\nafter = [\"b\"]\n";
+    let fixture = Fixture::new(&[("deploy.toml", deploy)]);
+    let project = fixture.project().unwrap();
+    let order: Vec<&str> = project.artifacts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(order, ["b", "c", "a"]);
+}
+
+#[test]
+fn local_hooks_replace_only_what_they_name() {
+    let deploy = "[artifact.a]\npath = \"/a\"\n[artifact.a.hooks]\nactivate = \"systemctl restart a\"\n\
+                  health = \"curl -f localhost\"\nhealth_timeout = \"1m 30s\"\n\
+                  [artifact.a.hooks.local]\nactivate = \"bin/restart\"\n";
+    let fixture = Fixture::new(&[("deploy.toml", deploy)]);
+    let project = fixture.project().unwrap();
+    let a = &project.artifacts[0];
+    assert_eq!(
+        a.hooks.activate.as_ref().unwrap().text,
+        "systemctl restart a"
+    );
+    assert_eq!(a.local_hooks.activate.as_ref().unwrap().text, "bin/restart");
+    assert_eq!(
+        a.local_hooks.health.as_ref().unwrap().text,
+        "curl -f localhost"
+    );
+    assert_eq!(a.hooks.health_timeout, Duration::from_secs(90));
+}
+
+#[test]
+fn errors_point_at_their_line() {
+    let cases = [
+        (
+            "[artifact.a]\npath = \"/a\"\nkeep = 0\n",
+            "deploy.toml:3:8: `keep` must be at least 1",
+        ),
+        (
+            "[artifact.a]\npath = \"a\"\n",
+            "deploy.toml:2:8: `path` of artifact `a` must be an absolute directory",
+        ),
+        (
+            "[artifact.a]\npath = \"/a\"\nafter = [\"b\"]\n",
+            "deploy.toml:3:10: unknown artifact `b` in `after`",
+        ),
+        (
+            "[artifact.a]\npath = \"/a\"\nbins = [\"nope\"]\n",
+            "deploy.toml:3:9: no binary target `nope` in the workspace",
+        ),
+        (
+            "[artifact.a]\npath = \"/a\"\nfiles = [{ src = \"static\", dst = \"../x\" }]\n",
+            "deploy.toml:3:34: `../x` escapes the release directory",
+        ),
+        (
+            "[artifact.a]\npath = \"/a\"\nfiles = [{ src = \"static/a.txt\", dst = \"x\", mode = \"999\" }]\n",
+            "deploy.toml:3:52: invalid mode `999`",
+        ),
+        (
+            "[artifact.a]\npath = \"/a\"\nfiles = [{ src = \"static/a.txt\", dst = \"x\" }, { src = \"static\", dst = \"x\" }]\n",
+            "deploy.toml:3:47: `x` is both a file and a directory in artifact `a`",
+        ),
+        (
+            "[artifact.a]\npath = \"/a\"\nhooks = { health_timeout = \"soon\" }\n",
+            "deploy.toml:3:28: invalid duration `soon`",
+        ),
+        (
+            "[artifact.a]\npath = \"/a\"\nnope = 1\n",
+            "deploy.toml:3:1: unknown field `nope`",
+        ),
+        (
+            "[artifact.a]\npath = \"/a\"\nafter = [\"b\"]\n[artifact.b]\npath = \"/b\"\nafter = [\"a\"]\n",
+            "form a cycle",
+        ),
+    ];
+    let mismatches: Vec<String> = cases
+        .iter()
+        .filter_map(|(deploy, expected)| {
+            let got = errors(deploy);
+            (!got.contains(expected))
+                .then(|| format!("for\n{deploy}expected `{expected}` in:\n{got}\n"))
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn two_sources_writing_one_file_are_reported() {
+    let deploy = "[artifact.a]\npath = \"/a\"\nfiles = [{ src = \"static/a.txt\", dst = \"x\" }, { src = \"static/a.txt\", dst = \"x\" }]\n";
+    let got = errors(deploy);
+    assert!(
+        got.starts_with("deploy.toml:3:47: `x` is written twice in artifact `a`"),
+        "{got}"
+    );
+}
+
+#[test]
+fn an_artifact_for_no_host_is_a_warning() {
+    let fixture = Fixture::new(&[
+        (
+            "deploy.toml",
+            "[artifact.db]\nroles = [\"db\"]\npath = \"/db\"\n",
+        ),
+        ("environments/dev.toml", ENV),
+    ]);
+    let (_, env) = fixture.load("dev");
+    assert_eq!(env.warnings.len(), 1);
+    assert_eq!(
+        env.warnings[0].to_string(),
+        "deploy.toml:1:1: artifact `db` goes to no host of `dev`"
+    );
+}
+
+#[test]
+fn overlapping_artifact_paths_on_one_host_are_refused() {
+    let deploy = "[artifact.a]\nroles = [\"web\"]\npath = \"/srv/a\"\n[artifact.b]\nroles = [\"web\"]\npath = \"/srv/a/b\"\n";
+    let fixture = Fixture::new(&[("deploy.toml", deploy), ("environments/dev.toml", ENV)]);
+    let project = fixture.project().unwrap();
+    let err = load_environment(&project, "dev").unwrap_err().to_string();
+    assert!(
+        err.starts_with("environments/dev.toml:1:1: artifacts `a` and `b` overlap on host `web1`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_environments_name_the_file_and_list_the_others() {
+    let fixture = Fixture::new(&[
+        ("deploy.toml", ""),
+        ("environments/dev.toml", ""),
+        ("environments/prod.toml", ""),
+    ]);
+    let project = fixture.project().unwrap();
+    let err = load_environment(&project, "stage").unwrap_err();
+    assert!(err.is_usage());
+    assert_eq!(
+        err.to_string(),
+        "unknown environment `stage`: no `environments/stage.toml` (environments: dev, prod)"
+    );
+    assert!(
+        load_environment(&project, "../dev").is_err(),
+        "names are not paths"
+    );
+}
+
+#[test]
+fn vars_merge_deploy_then_environment_then_host() {
+    let fixture = Fixture::new(&[
+        (
+            "deploy.toml",
+            "[vars]\nport = 1\ndb = { host = \"a\", pool = 5 }\n",
+        ),
+        (
+            "environments/dev.toml",
+            "[vars]\nport = 2\ndb = { host = \"b\" }\n[hosts.web1]\nvars = { port = 3 }\n",
+        ),
+    ]);
+    let (project, env) = fixture.load("dev");
+    let vars = crate::template::host_vars(&project, &env, &env.hosts[0]);
+    assert_eq!(
+        vars.to_string(),
+        "port = 3\n\n[db]\nhost = \"b\"\npool = 5\n"
+    );
+}
+
+/// The fixture's root, for plan tests.
+pub(crate) fn root(fixture: &Fixture) -> &Path {
+    fixture.dir.path()
+}
