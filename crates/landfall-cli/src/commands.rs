@@ -61,7 +61,7 @@ impl Ctx<'_> {
                     render::diagnostic(diag);
                 }
             }
-            other => render::error(&format!("{other:#}")),
+            other => render::error(&error_chain(other)),
         }
         if err.is_usage() {
             EXIT_USAGE
@@ -208,39 +208,35 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
 }
 
 pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
-    let result = (|| {
-        let project = landfall::load(ctx.global.manifest_path.as_deref())?;
-        ctx.warn(&project.warnings);
-        let names = match &args.env {
-            Some(name) => vec![name.clone()],
-            None => project.environment_names(),
+    let project = match landfall::load(ctx.global.manifest_path.as_deref()) {
+        Ok(project) => project,
+        Err(err) => return Ctx::fail(&err),
+    };
+    ctx.warn(&project.warnings);
+    let names = match &args.env {
+        Some(name) => vec![name.clone()],
+        None => project.environment_names(),
+    };
+    let mut errors = Vec::new();
+    let mut hosts = 0;
+    for name in &names {
+        let env = match config::load_environment(&project, name) {
+            Ok(env) => env,
+            Err(err) => {
+                errors.push(err);
+                continue;
+            }
         };
-        let mut errors = Vec::new();
-        let mut hosts = 0;
-        for name in &names {
-            let env = match config::load_environment(&project, name) {
-                Ok(env) => env,
-                Err(err) => {
-                    errors.push(err);
-                    continue;
-                }
-            };
-            ctx.warn(&env.warnings);
-            hosts += env.hosts.len();
-            // Both sets of hooks must render: the hosts' and `--local`'s.
-            for local in [false, true] {
-                if let Err(err) = plan::plan(&project, &env, &ctx.global.only, local) {
-                    errors.push(err);
-                    break;
-                }
+        ctx.warn(&env.warnings);
+        hosts += env.hosts.len();
+        // Both sets of hooks must render: the hosts' and `--local`'s.
+        for local in [false, true] {
+            if let Err(err) = plan::plan(&project, &env, &ctx.global.only, local) {
+                errors.push(err);
             }
         }
-        if let Some(first_usage) = errors.iter().position(Error::is_usage) {
-            for err in &errors {
-                Ctx::fail(err);
-            }
-            return Err(errors.swap_remove(first_usage));
-        }
+    }
+    if errors.is_empty() {
         if !ctx.global.quiet && ctx.global.message_format == MessageFormat::Human {
             anstream::eprintln!(
                 "{:>12} {} artifacts, {} environments ({}), {hosts} hosts",
@@ -250,15 +246,29 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
                 names.join(", ")
             );
         }
-        Ok(EXIT_OK)
-    })();
-    match result {
-        Ok(code) => code,
-        // Every error was already reported above.
-        Err(err) if matches!(err, Error::Config(_) | Error::Usage(_)) && args.env.is_none() => {
-            EXIT_USAGE
+        return EXIT_OK;
+    }
+    // A hook shared by the hosts' and `--local`'s sets fails in both: say
+    // each problem once.
+    let mut seen = std::collections::BTreeSet::new();
+    for err in &errors {
+        match err {
+            Error::Config(diags) => {
+                for diag in diags.0.iter().filter(|d| seen.insert(d.to_string())) {
+                    render::diagnostic(diag);
+                }
+            }
+            other => {
+                if seen.insert(other.to_string()) {
+                    Ctx::fail(other);
+                }
+            }
         }
-        Err(err) => Ctx::fail(&err),
+    }
+    if errors.iter().all(Error::is_usage) {
+        EXIT_USAGE
+    } else {
+        EXIT_FAILED
     }
 }
 
@@ -307,4 +317,15 @@ pub(crate) fn rollback(ctx: &Ctx<'_>, args: &RollbackArgs) -> u8 {
         Ok(summary) => ctx.finish(&summary),
         Err(err) => Ctx::fail(&err),
     }
+}
+
+/// An error with all its causes: `top: cause: cause`.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }

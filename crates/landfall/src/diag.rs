@@ -68,8 +68,15 @@ impl Diagnostic {
         span: Range<usize>,
         label: impl Into<String>,
     ) -> Diagnostic {
-        let len = file.text.len();
-        let span = span.start.min(len)..span.end.min(len).max(span.start.min(len));
+        // Renderers slice the text by the span: keep it inside the text and
+        // on character boundaries.
+        let text = &file.text;
+        let start = floor_char_boundary(text, span.start.min(text.len()));
+        let mut end = span.end.clamp(start, text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        let span = start..end;
         self.location = Some(Location {
             file: Arc::clone(file),
             span,

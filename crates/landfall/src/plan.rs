@@ -71,19 +71,20 @@ pub fn select<'e>(env: &'e Environment, only: &[String]) -> Result<Vec<&'e Host>
             None => env.host(filter).is_some(),
         };
         if !known {
-            let what = if filter.starts_with('@') {
-                "role"
+            let (what, known): (&str, BTreeSet<&str>) = if filter.starts_with('@') {
+                (
+                    "role",
+                    env.hosts
+                        .iter()
+                        .flat_map(|h| h.roles.iter().map(String::as_str))
+                        .collect(),
+                )
             } else {
-                "host"
+                ("host", env.hosts.iter().map(|h| h.name.as_str()).collect())
             };
-            let hosts = env
-                .hosts
-                .iter()
-                .map(|h| h.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
+            let known = known.into_iter().collect::<Vec<_>>().join(", ");
             return Err(Error::Usage(format!(
-                "`--only {filter}`: no {what} `{}` in environment `{}` (hosts: {hosts})",
+                "`--only {filter}`: no {what} `{}` in environment `{}` ({what}s: {known})",
                 filter.trim_start_matches('@'),
                 env.name
             )));
@@ -152,7 +153,13 @@ fn target(
     let mut errors = Vec::new();
     let mut rendered = Vec::new();
     for tpl in &artifact.templates {
-        match template::render(jinja, &tpl.source, &tpl.source.text, 0, &context) {
+        match template::render(
+            jinja,
+            &tpl.source,
+            &tpl.source.text,
+            &template::Origin::At(0),
+            &context,
+        ) {
             Ok(text) => rendered.push(RenderedFile {
                 dst: tpl.dst.clone(),
                 mode: tpl.mode.unwrap_or(0o644),
@@ -168,18 +175,9 @@ fn target(
     };
     let mut render_hook = |hook: &Option<Hook>| -> Option<String> {
         let hook = hook.as_ref()?;
-        // The span covers the TOML string with its quotes; the text starts
-        // after the opening quote(s) for the usual single-line strings.
-        let quote = project.file.text[hook.span.clone()]
-            .find(|c| c != '"' && c != '\'')
-            .unwrap_or(0);
-        match template::render(
-            jinja,
-            &project.file,
-            &hook.text,
-            hook.span.start + quote,
-            &context,
-        ) {
+        let origin =
+            template::Origin::of_toml_string(&project.file.text, hook.span.clone(), &hook.text);
+        match template::render(jinja, &project.file, &hook.text, &origin, &context) {
             Ok(text) => Some(text),
             Err(diag) => {
                 errors.push(diag);

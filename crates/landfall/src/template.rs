@@ -5,6 +5,7 @@
 //! byte for byte what the template says (a final newline is kept). Errors
 //! point into the template with its line, for the host being rendered.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use minijinja::value::{Serde, Value};
@@ -93,13 +94,54 @@ pub fn engine() -> Jinja<'static> {
     jinja
 }
 
-/// Renders `text` (the content of `source`, or a part of it starting at
-/// `offset`) for one host; errors point into the source.
+/// Where a template's text sits in its source file.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// Verbatim, from this byte offset: errors point at the exact spot.
+    At(usize),
+    /// Somewhere in this span, transformed (a TOML string with escapes):
+    /// errors point at the whole span.
+    Within(Range<usize>),
+}
+
+impl Origin {
+    /// The origin of a TOML string value whose span (quotes included) is
+    /// `span`: exact when the raw text between the delimiters is the value.
+    pub fn of_toml_string(file_text: &str, span: Range<usize>, value: &str) -> Origin {
+        let raw = &file_text[span.clone()];
+        for delimiter in ["\"\"\"", "'''", "\"", "'"] {
+            let Some(inner) = raw
+                .strip_prefix(delimiter)
+                .and_then(|r| r.strip_suffix(delimiter))
+            else {
+                continue;
+            };
+            // TOML drops a newline right after an opening triple quote.
+            let skipped = if delimiter.len() == 3 {
+                inner.len()
+                    - inner
+                        .trim_start_matches("\r\n")
+                        .trim_start_matches('\n')
+                        .len()
+            } else {
+                0
+            };
+            if &inner[skipped..] == value {
+                return Origin::At(span.start + delimiter.len() + skipped);
+            }
+            break;
+        }
+        Origin::Within(span)
+    }
+}
+
+/// Renders `text`, which comes from `source` at `origin`, for one host;
+/// errors point into the source.
 pub fn render(
     jinja: &Jinja<'_>,
     source: &Arc<SourceFile>,
     text: &str,
-    offset: usize,
+    origin: &Origin,
     context: &Context<'_>,
 ) -> Result<String, Diagnostic> {
     let result = jinja.render_str(text, Value::from(Serde(context)));
@@ -113,9 +155,11 @@ pub fn render(
         } else {
             message = format!("{message}: {}", err.kind());
         }
-        let span = err.range().map_or(offset..offset + text.len(), |r| {
-            offset + r.start..offset + r.end
-        });
+        let span = match (origin, err.range()) {
+            (Origin::At(offset), Some(r)) => offset + r.start..offset + r.end,
+            (Origin::At(offset), None) => *offset..offset + text.len(),
+            (Origin::Within(span), _) => span.clone(),
+        };
         let diag = Diagnostic::error(message).at(source, span, err.kind().to_string());
         match err.kind() {
             minijinja::ErrorKind::UndefinedError => diag.note(format!(
@@ -184,7 +228,7 @@ mod tests {
             },
         };
         let src = source(text);
-        render(&engine(), &src, text, 0, &ctx)
+        render(&engine(), &src, text, &Origin::At(0), &ctx)
     }
 
     #[test]
@@ -209,5 +253,26 @@ mod tests {
             err.render(false)
         );
         assert!(err.message.contains("for host `web1`"), "{}", err.message);
+    }
+
+    #[test]
+    fn origins_are_exact_only_for_verbatim_strings() {
+        let file = "a = \"x {{ y }}\"\nb = \"q\\\"{{ y }}\"\nc = \"\"\"\nz {{ y }}\"\"\"\n";
+        let span = |key: &str| {
+            let start = file.find(&format!("{key} = ")).unwrap() + 4;
+            start..file[start..].find('\n').map_or(file.len(), |e| start + e)
+        };
+        assert!(matches!(
+            Origin::of_toml_string(file, span("a"), "x {{ y }}"),
+            Origin::At(5)
+        ));
+        assert!(matches!(
+            Origin::of_toml_string(file, span("b"), "q\"{{ y }}"),
+            Origin::Within(_)
+        ));
+        let c = file.find("c = ").unwrap() + 4..file.len() - 1;
+        assert!(
+            matches!(Origin::of_toml_string(file, c, "z {{ y }}"), Origin::At(o) if file[o..].starts_with('z'))
+        );
     }
 }

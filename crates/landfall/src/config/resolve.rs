@@ -81,9 +81,31 @@ impl Checker {
     }
 }
 
+/// Reads a configuration file. A file that cannot be read, or is not UTF-8,
+/// is a configuration error like any other: nothing has been touched yet.
 fn read_source(path: &Path, display: String) -> Result<Arc<SourceFile>> {
-    let text = fs::read_to_string(path).map_err(Error::io("could not read", path))?;
-    Ok(Arc::new(SourceFile { display, text }))
+    let bytes = fs::read(path).map_err(|err| {
+        Error::Config(Diagnostics(vec![Diagnostic::error(format!(
+            "cannot read `{display}`: {err}"
+        ))]))
+    })?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Arc::new(SourceFile { display, text })),
+        Err(err) => {
+            let at = err.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(err.as_bytes()).into_owned();
+            let file = Arc::new(SourceFile {
+                display: display.clone(),
+                text,
+            });
+            let diag = Diagnostic::error(format!("`{display}` is not UTF-8 text")).at(
+                &file,
+                at..at + 1,
+                "invalid UTF-8",
+            );
+            Err(Error::Config(Diagnostics(vec![diag])))
+        }
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(file: &Arc<SourceFile>) -> Result<T> {
@@ -574,39 +596,47 @@ fn list_sources(
 ) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     let root = fs::canonicalize(&workspace.root).unwrap_or_else(|_| workspace.root.clone());
-    for entry in walkdir::WalkDir::new(src)
+    // A symlink (to a file or a directory) must resolve inside the
+    // workspace; one that escapes is reported and not followed.
+    let mut escaping = Vec::new();
+    let walker = walkdir::WalkDir::new(src)
         .follow_links(true)
         .sort_by_file_name()
-    {
-        let entry = match entry {
-            Ok(entry) => entry,
+        .into_iter();
+    let walker = walker.filter_entry(|entry| {
+        let inside = !entry.path_is_symlink()
+            || fs::canonicalize(entry.path()).is_ok_and(|target| target.starts_with(&root));
+        if !inside {
+            escaping.push(entry.path().to_path_buf());
+        }
+        inside
+    });
+    let mut entries = Vec::new();
+    for entry in walker {
+        match entry {
+            Ok(entry) if entry.file_type().is_dir() => {}
+            Ok(entry) => entries.push(entry.into_path()),
             Err(err) => {
                 check.error(
                     span.clone(),
                     format!("cannot read `{}`: {err}", workspace.display(src)),
                     "",
                 );
-                continue;
-            }
-        };
-        if entry.file_type().is_dir() {
-            continue;
-        }
-        let path = entry.path();
-        if entry.path_is_symlink() {
-            let inside = fs::canonicalize(path).is_ok_and(|target| target.starts_with(&root));
-            if !inside {
-                check.error(
-                    span.clone(),
-                    format!(
-                        "symlink `{}` points outside the workspace",
-                        workspace.display(path)
-                    ),
-                    "",
-                );
-                continue;
             }
         }
+    }
+    for path in escaping {
+        check.error(
+            span.clone(),
+            format!(
+                "symlink `{}` points outside the workspace",
+                workspace.display(&path)
+            ),
+            "copy what it points to into the workspace",
+        );
+    }
+    for path in entries {
+        let path = path.as_path();
         let rel = path.strip_prefix(src).unwrap_or(Path::new(""));
         let Some(rel) = rel.to_str() else {
             check.error(
