@@ -1,0 +1,276 @@
+//! `status` and `rollback`: reading what hosts hold, and switching back.
+
+use serde::Serialize;
+
+use super::{Outcome, Run, Status, Summary, describe_failure, parallel};
+use crate::event::{Event, Phase};
+use crate::plan::{Plan, Target};
+use crate::steps::{self, Activation, LogEntry, PathState};
+
+/// One artifact on one host, as `status` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetStatus {
+    pub host: String,
+    pub artifact: String,
+    pub path: String,
+    pub current: Option<String>,
+    /// Complete releases, most recently activated first.
+    pub releases: Vec<ReleaseStatus>,
+    pub lock: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseStatus {
+    pub id: String,
+    pub current: bool,
+    /// The last log entry that activated this release, if any.
+    pub activated: Option<LogEntry>,
+}
+
+/// Reads what every target's host holds, one round trip per host.
+pub fn status(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
+    let targets: Vec<&Target> = plan.targets.iter().collect();
+    let states = run.probe(&targets, true);
+    targets
+        .iter()
+        .zip(states)
+        .map(|(target, state)| {
+            let path = run.transport.host_path(target);
+            let mut report = TargetStatus {
+                host: target.host.clone(),
+                artifact: target.artifact.clone(),
+                path,
+                current: None,
+                releases: Vec::new(),
+                lock: None,
+                error: None,
+            };
+            match state {
+                Ok(state) => {
+                    report.releases = state
+                        .releases
+                        .iter()
+                        .map(|id| ReleaseStatus {
+                            id: id.clone(),
+                            current: state.current.as_ref() == Some(id),
+                            activated: state
+                                .log
+                                .iter()
+                                .rev()
+                                .find(|e| e.release.as_ref() == Some(id) && e.event == "activated")
+                                .cloned(),
+                        })
+                        .collect();
+                    report.current = state.current;
+                    report.lock = state.lock;
+                }
+                Err(err) => report.error = Some(err),
+            }
+            report
+        })
+        .collect()
+}
+
+/// Switches every target back to its previous release (or to `to`), runs
+/// activate and health, and reports `rolled_back` where that worked.
+pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) -> Summary {
+    let targets: Vec<&Target> = plan.targets.iter().collect();
+    let states = run.probe(&targets, true);
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut chosen: Vec<(usize, String, Option<String>)> = Vec::new();
+    let mut refused = false;
+    for (i, (target, state)) in targets.iter().zip(states).enumerate() {
+        let mut outcome = Outcome {
+            host: target.host.clone(),
+            artifact: target.artifact.clone(),
+            status: Status::Skipped,
+            release: None,
+            previous: None,
+            message: None,
+        };
+        match state
+            .map_err(|e| format!("probe: {e}"))
+            .and_then(|state| rollback_target(&state, to))
+        {
+            Ok(Choice::Switch { release, current }) => {
+                outcome.release = Some(release.clone());
+                outcome.previous.clone_from(&current);
+                chosen.push((i, release, current));
+            }
+            Ok(Choice::Skip(reason)) => outcome.message = Some(reason),
+            Err(message) => {
+                refused = true;
+                outcome.status = Status::Failed;
+                outcome.message = Some(message);
+            }
+        }
+        outcomes.push(outcome);
+    }
+    // Like a deploy, a rollback changes no host unless every host could be
+    // read and every choice is clear.
+    if refused || chosen.is_empty() {
+        if chosen.is_empty() && !refused {
+            for outcome in &mut outcomes {
+                outcome.status = Status::Failed;
+            }
+        }
+        let mut summary = Summary::new(&run.env.name, false, outcomes);
+        summary.ok = false;
+        return summary;
+    }
+    let owner = run.identity.lock_owner(&run.env.name);
+    let results = parallel(&chosen, run.jobs, |(i, release, current)| {
+        let target = targets[*i];
+        let path = run.transport.host_path(target);
+        let lock = run.script(target).call(
+            "landfall_lock",
+            [
+                path.as_str(),
+                owner.as_str(),
+                if break_lock { "1" } else { "0" },
+            ],
+        );
+        match run.transport.run(&target.host, lock.text()) {
+            Ok(out) if out.success() => {}
+            Ok(out) if out.code == Some(steps::EXIT_LOCKED) => {
+                let holder = steps::reported(&out.stdout_text(), "locked")
+                    .unwrap_or("")
+                    .to_string();
+                return Err(format!(
+                    "lock: `{path}` is locked by another deploy: {holder}"
+                ));
+            }
+            Ok(out) => return Err(format!("lock: {}", describe_failure(&out))),
+            Err(err) => return Err(format!("lock: {err}")),
+        }
+        let hooks = &target.hooks;
+        let log_ok = run.log_line(target, "activated", Some(release), current.as_deref());
+        let log_back = run.log_line(target, "rolled_back", current.as_deref(), Some(release));
+        let script = run.script(target).call(
+            "landfall_activate",
+            [
+                path.as_str(),
+                release.as_str(),
+                current.as_deref().unwrap_or(""),
+                &steps::timeout_seconds(hooks.health_timeout),
+                "1",
+                &log_ok,
+                &log_back,
+                hooks.pre_activate.as_deref().unwrap_or(""),
+                hooks.activate.as_deref().unwrap_or(""),
+                hooks.health.as_deref().unwrap_or(""),
+            ],
+        );
+        let result = run
+            .transport
+            .run(&target.host, script.text())
+            .map_err(|e| e.to_string());
+        let unlock = run.script(target).call(
+            "landfall_unlock",
+            [path.as_str(), run.identity.token.as_str()],
+        );
+        let _ = run.transport.run(&target.host, unlock.text());
+        result
+    });
+    for ((i, release, _), result) in chosen.iter().zip(results) {
+        let outcome = &mut outcomes[*i];
+        match result.map(|out| (steps::parse_activation(&out), out)) {
+            Ok((Some(Activation::Activated), _)) => {
+                outcome.status = Status::RolledBack;
+                (run.events)(Event::RolledBack {
+                    host: outcome.host.clone(),
+                    artifact: outcome.artifact.clone(),
+                    release: outcome.previous.clone().unwrap_or_default(),
+                    to: Some(release.clone()),
+                });
+            }
+            Ok((Some(Activation::PreActivateFailed), out)) => {
+                outcome.message = Some(format!(
+                    "pre_activate failed; `current` is untouched:\n{}",
+                    out.stderr_tail()
+                ));
+            }
+            Ok((Some(Activation::Failed { step, .. }), out)) => {
+                outcome.message = Some(format!(
+                    "{step} failed on {release}; switched back:\n{}",
+                    out.stderr_tail()
+                ));
+            }
+            Ok((None, out)) => outcome.message = Some(describe_failure(&out)),
+            Err(err) => outcome.message = Some(err),
+        }
+        if outcome.status == Status::Failed {
+            (run.events)(Event::Failed {
+                host: outcome.host.clone(),
+                artifact: outcome.artifact.clone(),
+                phase: Phase::Rollback,
+                message: outcome.message.clone().unwrap_or_default(),
+            });
+        }
+    }
+    // For a rollback, `rolled_back` is what success looks like; targets
+    // with nothing to roll back to are skipped.
+    let mut summary = Summary::new(&run.env.name, false, outcomes);
+    summary.ok = summary
+        .hosts
+        .iter()
+        .all(|o| matches!(o.status, Status::RolledBack | Status::Skipped));
+    summary
+}
+
+enum Choice {
+    Switch {
+        release: String,
+        current: Option<String>,
+    },
+    Skip(String),
+}
+
+/// Picks the release to roll back to: `to` (a unique prefix of a release
+/// on the host), or the one that was current before the current one.
+fn rollback_target(state: &PathState, to: Option<&str>) -> Result<Choice, String> {
+    let current = state.current.clone();
+    let release = if let Some(prefix) = to {
+        let matches: Vec<&String> = state
+            .releases
+            .iter()
+            .filter(|r| r.starts_with(prefix))
+            .collect();
+        match matches.as_slice() {
+            [one] => (*one).clone(),
+            [] => return Ok(Choice::Skip(format!("no release `{prefix}` here"))),
+            _ => {
+                return Err(format!(
+                    "`{prefix}` matches several releases; give more characters"
+                ));
+            }
+        }
+    } else {
+        let from_log = state.log.iter().rev().find_map(|e| {
+            (e.event == "activated" && e.release == current)
+                .then(|| e.previous.clone())
+                .flatten()
+        });
+        let candidate = from_log.filter(|p| state.releases.contains(p)).or_else(|| {
+            state
+                .releases
+                .iter()
+                .find(|r| Some(*r) != current.as_ref())
+                .cloned()
+        });
+        match candidate {
+            Some(release) => release,
+            None => {
+                return Ok(Choice::Skip(
+                    "no previous release to roll back to".to_string(),
+                ));
+            }
+        }
+    };
+    if Some(&release) == current.as_ref() {
+        return Ok(Choice::Skip(format!("{release} is already current")));
+    }
+    Ok(Choice::Switch { release, current })
+}

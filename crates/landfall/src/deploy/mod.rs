@@ -1,0 +1,345 @@
+//! Deploy, status and rollback across a fleet, over any [`Transport`].
+//!
+//! A deploy runs in phases, each over all hosts (`jobs` at a time):
+//!
+//! 1. probe: one round trip per host reads what is current for all its
+//!    artifacts; a release already current is `unchanged` and left alone;
+//! 2. push: lock, prepare, copy the release into `<id>.partial`, rename;
+//! 3. activate: artifacts in `after` order, `max_parallel` hosts at once;
+//!    on failure the host switches back, and with `rollback-all` every
+//!    host switched in this run does too;
+//! 4. finish: remove old releases beyond `keep`, release the locks.
+//!
+//! Architecture invariant: nothing on a host changes before every probe has
+//! succeeded, and no host is activated before every push has succeeded.
+//!
+//! This module holds what the operations share (the run's context,
+//! outcomes, bounded parallelism, probing); `phases` is the deploy itself,
+//! `manage` the status and rollback commands.
+
+mod manage;
+mod phases;
+
+pub use manage::{ReleaseStatus, TargetStatus, rollback, status};
+pub use phases::deploy;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+
+use crate::assemble::Release;
+use crate::config::{Environment, Project};
+use crate::event::{Event, Phase, Reporter};
+use crate::git::Revision;
+use crate::plan::Target;
+use crate::process::Output;
+use crate::steps::{self, LogEntry, PathState, Script};
+use crate::transport::Transport;
+
+/// Who is deploying, recorded in locks and logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Identity {
+    pub user: String,
+    /// The machine landfall runs on.
+    pub machine: String,
+    pub pid: u32,
+    /// Unique to this run; a lock is released only by the run holding it.
+    pub token: String,
+    pub revision: Revision,
+}
+
+impl Identity {
+    pub fn current(revision: Revision) -> Identity {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(user_from_passwd)
+            .unwrap_or_else(|| "unknown".into());
+        let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let pid = std::process::id();
+        let now = jiff::Timestamp::now();
+        let token = format!("{machine}-{pid}-{}", now.as_nanosecond());
+        Identity {
+            user,
+            machine,
+            pid,
+            token,
+            revision,
+        }
+    }
+
+    fn lock_owner(&self, env: &str) -> String {
+        serde_json::json!({
+            "user": self.user,
+            "from": self.machine,
+            "pid": self.pid,
+            "since": jiff::Timestamp::now().to_string(),
+            "env": env,
+            "token": self.token,
+        })
+        .to_string()
+    }
+}
+
+/// The name of the user running landfall, from `/etc/passwd`, for
+/// environments without `USER` (cron, CI containers).
+fn user_from_passwd() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2)?.parse::<u32>().ok()? == uid).then(|| fields[0].to_string())
+    })
+}
+
+/// Everything a fleet operation needs besides the plan.
+pub struct Run<'a> {
+    pub project: &'a Project,
+    pub env: &'a Environment,
+    pub transport: &'a dyn Transport,
+    pub identity: &'a Identity,
+    pub jobs: usize,
+    pub events: Reporter<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Deployed,
+    Unchanged,
+    RolledBack,
+    Failed,
+    Skipped,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Deployed => "deployed",
+            Status::Unchanged => "unchanged",
+            Status::RolledBack => "rolled_back",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+/// How one artifact on one host ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub host: String,
+    pub artifact: String,
+    pub status: Status,
+    pub release: Option<String>,
+    pub previous: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub ok: bool,
+    pub env: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    pub hosts: Vec<Outcome>,
+}
+
+impl Summary {
+    fn new(env: &str, dry_run: bool, hosts: Vec<Outcome>) -> Summary {
+        // A dry run skips everything on purpose; it fails only where a host
+        // could not be read.
+        let ok = hosts.iter().all(|o| match o.status {
+            Status::Deployed | Status::Unchanged => true,
+            Status::Skipped => dry_run,
+            Status::RolledBack | Status::Failed => false,
+        });
+        Summary {
+            ok,
+            env: env.to_string(),
+            dry_run,
+            hosts,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeployOptions {
+    pub dry_run: bool,
+    pub break_lock: bool,
+}
+
+/// Runs `f` on every item, at most `jobs` at once, and returns the results
+/// in order.
+pub fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    let threads = jobs.clamp(1, items.len().max(1));
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, f(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for worker in workers {
+            for (i, result) in worker.join().expect("workers do not panic") {
+                results[i] = Some(result);
+            }
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}
+
+/// The state of one target during a deploy.
+struct Work<'a> {
+    target: &'a Target,
+    release: &'a Release,
+    path: String,
+    current: Option<String>,
+    present: bool,
+    locked: bool,
+    status: Option<Status>,
+    message: Option<String>,
+}
+
+impl Work<'_> {
+    fn outcome(&self) -> Outcome {
+        Outcome {
+            host: self.target.host.clone(),
+            artifact: self.target.artifact.clone(),
+            status: self.status.unwrap_or(Status::Skipped),
+            release: Some(self.release.id.clone()),
+            previous: self.current.clone(),
+            message: self.message.clone(),
+        }
+    }
+
+    fn needs_work(&self) -> bool {
+        self.status.is_none()
+    }
+}
+
+/// Targets grouped by host, keeping plan order within a host.
+fn by_host(targets: &[&Target]) -> Vec<(String, Vec<usize>)> {
+    let mut hosts: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, target) in targets.iter().enumerate() {
+        hosts.entry(&target.host).or_default().push(i);
+    }
+    hosts
+        .into_iter()
+        .map(|(h, idx)| (h.to_string(), idx))
+        .collect()
+}
+
+fn describe_failure(output: &Output) -> String {
+    let tail = output.stderr_tail();
+    let status = output.code.map_or_else(
+        || "killed by a signal".to_string(),
+        |c| format!("exit status {c}"),
+    );
+    if tail.is_empty() {
+        status
+    } else {
+        format!("{status}:\n{tail}")
+    }
+}
+
+impl Run<'_> {
+    fn script(&self, target: &Target) -> Script {
+        Script::new(&self.env.name, &target.host, Some(&target.artifact))
+    }
+
+    fn log_line(
+        &self,
+        target: &Target,
+        event: &str,
+        release: Option<&str>,
+        previous: Option<&str>,
+    ) -> String {
+        let entry = LogEntry {
+            time: jiff::Timestamp::now().to_string(),
+            event: event.to_string(),
+            env: self.env.name.clone(),
+            artifact: target.artifact.clone(),
+            release: release.map(str::to_string),
+            previous: previous.map(str::to_string),
+            user: self.identity.user.clone(),
+            from: self.identity.machine.clone(),
+            revision: self.identity.revision.describe(),
+        };
+        serde_json::to_string(&entry).expect("log entries serialise")
+    }
+
+    fn fail(&self, work: &mut Work<'_>, phase: Phase, message: String) {
+        work.status = Some(Status::Failed);
+        work.message = Some(format!("{}: {message}", phase.name()));
+        (self.events)(Event::Failed {
+            host: work.target.host.clone(),
+            artifact: work.target.artifact.clone(),
+            phase,
+            message,
+        });
+    }
+
+    /// One round trip per host: the state of every artifact path on it.
+    fn probe(&self, targets: &[&Target], detail: bool) -> Vec<Result<PathState, String>> {
+        let hosts = by_host(targets);
+        let answers = parallel(&hosts, self.jobs, |(host, indices)| {
+            let paths: Vec<String> = indices
+                .iter()
+                .map(|&i| self.transport.host_path(targets[i]))
+                .collect();
+            let args = std::iter::once(if detail {
+                "1".to_string()
+            } else {
+                "0".to_string()
+            })
+            .chain(paths);
+            let script = Script::new(&self.env.name, host, None).call("landfall_probe", args);
+            match self.transport.run(host, script.text()) {
+                Ok(out) if out.success() => {
+                    Ok(steps::parse_probe(&out.stdout_text(), indices.len()))
+                }
+                Ok(out) => Err(describe_failure(&out)),
+                Err(err) => Err(err.to_string()),
+            }
+        });
+        let mut states: Vec<Option<Result<PathState, String>>> =
+            targets.iter().map(|_| None).collect();
+        for ((_, indices), answer) in hosts.iter().zip(answers) {
+            match answer {
+                Ok(found) => {
+                    for (&i, state) in indices.iter().zip(found) {
+                        states[i] = Some(Ok(state));
+                    }
+                }
+                Err(message) => {
+                    for &i in indices {
+                        states[i] = Some(Err(message.clone()));
+                    }
+                }
+            }
+        }
+        states
+            .into_iter()
+            .map(|s| s.expect("every target was probed"))
+            .collect()
+    }
+}

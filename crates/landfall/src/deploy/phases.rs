@@ -1,0 +1,497 @@
+//! The phases of a deploy: probe, push, activate, finish (or, for a dry
+//! run, the report of what would change).
+
+use super::{DeployOptions, Run, Status, Summary, Work, by_host, describe_failure, parallel};
+use crate::assemble::{Manifest, Release};
+use crate::config::OnFailure;
+use crate::event::{Event, Phase};
+use crate::plan::{Plan, Target};
+use crate::steps::{self, Activation, Revert};
+use crate::transport::changes;
+
+/// Deploys the plan's releases (one per target, in plan order).
+pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployOptions) -> Summary {
+    let targets: Vec<&Target> = plan.targets.iter().collect();
+    let mut work: Vec<Work<'_>> = plan
+        .targets
+        .iter()
+        .zip(releases)
+        .map(|(target, release)| Work {
+            target,
+            release,
+            path: run.transport.host_path(target),
+            current: None,
+            present: false,
+            locked: false,
+            status: None,
+            message: None,
+        })
+        .collect();
+
+    // Phase 1: probe.
+    let states = run.probe(&targets, false);
+    let mut unreachable = false;
+    for (w, state) in work.iter_mut().zip(states) {
+        match state {
+            Ok(state) => {
+                w.present = state.releases.contains(&w.release.id);
+                w.current = state.current;
+                let unchanged = w.current.as_deref() == Some(w.release.id.as_str());
+                (run.events)(Event::Probed {
+                    host: w.target.host.clone(),
+                    artifact: w.target.artifact.clone(),
+                    release: w.release.id.clone(),
+                    current: w.current.clone(),
+                    unchanged,
+                });
+                if unchanged {
+                    w.status = Some(Status::Unchanged);
+                }
+            }
+            Err(message) => {
+                unreachable = true;
+                run.fail(w, Phase::Probe, message);
+            }
+        }
+    }
+    if unreachable {
+        return Summary::new(
+            &run.env.name,
+            options.dry_run,
+            work.iter().map(Work::outcome).collect(),
+        );
+    }
+    if options.dry_run {
+        return dry_run(run, &mut work);
+    }
+
+    // Phase 2: lock and push; a host's artifacts in turn, hosts in parallel.
+    let pending: Vec<usize> = (0..work.len()).filter(|&i| work[i].needs_work()).collect();
+    let pending_targets: Vec<&Target> = pending.iter().map(|&i| work[i].target).collect();
+    let hosts = by_host(&pending_targets);
+    let results = parallel(&hosts, run.jobs, |(_, indices)| {
+        indices
+            .iter()
+            .map(|&j| push_one(run, &work[pending[j]], options.break_lock))
+            .collect::<Vec<_>>()
+    });
+    let mut push_failed = false;
+    for ((_, indices), results) in hosts.iter().zip(results) {
+        for (&j, result) in indices.iter().zip(results) {
+            let w = &mut work[pending[j]];
+            w.locked = result.locked;
+            if let Some(Current(current)) = result.current {
+                w.current = current;
+            }
+            if let Err((phase, message)) = result.result {
+                push_failed = true;
+                run.fail(w, phase, message);
+            }
+        }
+    }
+
+    // Phase 3: activate, unless a push failed anywhere.
+    if !push_failed {
+        activate_all(run, &mut work);
+    }
+
+    // Phase 4: clean up and unlock.
+    finish(run, &mut work);
+    Summary::new(
+        &run.env.name,
+        false,
+        work.iter().map(Work::outcome).collect(),
+    )
+}
+
+struct PushResult {
+    locked: bool,
+    /// The current release as read under the lock, once the lock is held.
+    current: Option<Current>,
+    result: Result<(), (Phase, String)>,
+}
+
+/// What `current` pointed at (`None`: nothing yet).
+struct Current(Option<String>);
+
+fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
+    let mut result = PushResult {
+        locked: false,
+        current: None,
+        result: Ok(()),
+    };
+    let owner = run.identity.lock_owner(&run.env.name);
+    let script = run
+        .script(w.target)
+        .call(
+            "landfall_lock",
+            [
+                w.path.as_str(),
+                owner.as_str(),
+                if break_lock { "1" } else { "0" },
+            ],
+        )
+        .call(
+            "landfall_prepare",
+            std::iter::once(w.path.as_str()).chain(shared_dirs(run, w.target)),
+        );
+    let output = match run.transport.run(&w.target.host, script.text()) {
+        Ok(output) => output,
+        Err(err) => {
+            result.result = Err((Phase::Lock, err.to_string()));
+            return result;
+        }
+    };
+    if output.code == Some(steps::EXIT_LOCKED) {
+        let holder = steps::reported(&output.stdout_text(), "locked")
+            .unwrap_or("")
+            .to_string();
+        result.result = Err((
+            Phase::Lock,
+            format!(
+                "`{}` is locked by another deploy: {holder}; if that deploy is gone, run again with `--break-lock`",
+                w.path
+            ),
+        ));
+        return result;
+    }
+    result.locked = true;
+    if !output.success() {
+        result.result = Err((Phase::Lock, describe_failure(&output)));
+        return result;
+    }
+    let current = steps::reported(&output.stdout_text(), "current")
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    result.current = Some(Current(current.clone()));
+    if w.present || current.as_deref() == Some(w.release.id.as_str()) {
+        return result;
+    }
+    let stats = match run.transport.push(w.target, w.release, current.as_deref()) {
+        Ok(stats) => stats,
+        Err(err) => {
+            result.result = Err((Phase::Push, format!("{err:#}")));
+            return result;
+        }
+    };
+    let script = run.script(w.target).call(
+        "landfall_finalize",
+        [w.path.as_str(), w.release.id.as_str()],
+    );
+    match run.transport.run(&w.target.host, script.text()) {
+        Ok(out) if out.success() => {
+            (run.events)(Event::Pushed {
+                host: w.target.host.clone(),
+                artifact: w.target.artifact.clone(),
+                release: w.release.id.clone(),
+                files: stats.files,
+                bytes: stats.bytes,
+            });
+        }
+        Ok(out) => result.result = Err((Phase::Push, describe_failure(&out))),
+        Err(err) => result.result = Err((Phase::Push, err.to_string())),
+    }
+    result
+}
+
+fn shared_dirs<'p>(run: &'p Run<'_>, target: &Target) -> impl Iterator<Item = &'p str> {
+    run.project
+        .artifact(&target.artifact)
+        .into_iter()
+        .flat_map(|a| a.shared.iter().map(String::as_str))
+}
+
+/// The activate phase: artifacts in order, each over its hosts in batches
+/// of `max_parallel`.
+fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
+    let mut switched: Vec<usize> = Vec::new();
+    for artifact in &run.project.artifacts {
+        let todo: Vec<usize> = (0..work.len())
+            .filter(|&i| work[i].target.artifact == artifact.name && work[i].needs_work())
+            .collect();
+        let batch = if artifact.max_parallel == 0 {
+            todo.len().max(1)
+        } else {
+            artifact.max_parallel as usize
+        };
+        let mut failed = false;
+        for chunk in todo.chunks(batch) {
+            let outputs = parallel(chunk, run.jobs, |&i| activate_one(run, &work[i]));
+            for (&i, output) in chunk.iter().zip(outputs) {
+                let w = &mut work[i];
+                match output {
+                    Ok((Activation::Activated, _)) => {
+                        w.status = Some(Status::Deployed);
+                        switched.push(i);
+                        (run.events)(Event::Activated {
+                            host: w.target.host.clone(),
+                            artifact: w.target.artifact.clone(),
+                            release: w.release.id.clone(),
+                            previous: w.current.clone(),
+                        });
+                    }
+                    Ok((Activation::PreActivateFailed, detail)) => {
+                        failed = true;
+                        run.fail(
+                            w,
+                            Phase::PreActivate,
+                            format!("the hook failed; `current` is untouched{detail}"),
+                        );
+                    }
+                    Ok((Activation::Failed { step, revert }, detail)) => {
+                        failed = true;
+                        let phase = if step == "health" {
+                            Phase::Health
+                        } else {
+                            Phase::Activate
+                        };
+                        record_revert(run, w, phase, &revert, &detail);
+                    }
+                    Err(message) => {
+                        failed = true;
+                        run.fail(w, Phase::Activate, message);
+                    }
+                }
+            }
+            if failed {
+                break;
+            }
+        }
+        if failed {
+            if run.env.on_failure == OnFailure::RollbackAll {
+                revert_switched(run, work, &switched);
+            }
+            return;
+        }
+    }
+}
+
+/// Runs `landfall_activate` for one target; returns how it ended and the
+/// tail of the hooks' output, for failure messages.
+fn activate_one(run: &Run<'_>, w: &Work<'_>) -> Result<(Activation, String), String> {
+    let hooks = &w.target.hooks;
+    let previous = w.current.as_deref().unwrap_or("");
+    let log_ok = run.log_line(
+        w.target,
+        "activated",
+        Some(&w.release.id),
+        w.current.as_deref(),
+    );
+    let log_back = run.log_line(
+        w.target,
+        "rolled_back",
+        w.current.as_deref(),
+        Some(&w.release.id),
+    );
+    let script = run.script(w.target).call(
+        "landfall_activate",
+        [
+            w.path.as_str(),
+            w.release.id.as_str(),
+            previous,
+            &steps::timeout_seconds(hooks.health_timeout),
+            "1",
+            &log_ok,
+            &log_back,
+            hooks.pre_activate.as_deref().unwrap_or(""),
+            hooks.activate.as_deref().unwrap_or(""),
+            hooks.health.as_deref().unwrap_or(""),
+        ],
+    );
+    let output = run
+        .transport
+        .run(&w.target.host, script.text())
+        .map_err(|e| e.to_string())?;
+    let activation = steps::parse_activation(&output).ok_or_else(|| describe_failure(&output))?;
+    let tail = output.stderr_tail();
+    Ok((
+        activation,
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!(":\n{tail}")
+        },
+    ))
+}
+
+fn record_revert(run: &Run<'_>, w: &mut Work<'_>, phase: Phase, revert: &Revert, detail: &str) {
+    let what = format!("the {} hook failed{detail}", phase.name());
+    match revert {
+        Revert::Done { to } => {
+            (run.events)(Event::RolledBack {
+                host: w.target.host.clone(),
+                artifact: w.target.artifact.clone(),
+                release: w.release.id.clone(),
+                to: to.clone(),
+            });
+            w.status = Some(Status::RolledBack);
+            w.message = Some(match to {
+                Some(to) => format!("{}: {what}; rolled back to {to}", phase.name()),
+                None => format!(
+                    "{}: {what}; no previous release, `current` removed",
+                    phase.name()
+                ),
+            });
+        }
+        Revert::Failed { to, step } => {
+            let to = to.as_deref().unwrap_or("nothing");
+            run.fail(
+                w,
+                phase,
+                format!("{what}; switched back to {to}, but its {step} hook failed too"),
+            );
+        }
+        Revert::NotAttempted => run.fail(w, phase, what),
+    }
+}
+
+/// Switches back every host switched in this run, last first.
+fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
+    let order: Vec<usize> = switched.iter().rev().copied().collect();
+    let outputs = parallel(&order, run.jobs, |&i| {
+        let w = &work[i];
+        let hooks = &w.target.hooks;
+        let log = run.log_line(
+            w.target,
+            "rolled_back",
+            w.current.as_deref(),
+            Some(&w.release.id),
+        );
+        let script = run.script(w.target).call(
+            "landfall_back",
+            [
+                w.path.as_str(),
+                w.release.id.as_str(),
+                w.current.as_deref().unwrap_or(""),
+                &steps::timeout_seconds(hooks.health_timeout),
+                &log,
+                hooks.activate.as_deref().unwrap_or(""),
+                hooks.health.as_deref().unwrap_or(""),
+            ],
+        );
+        run.transport.run(&w.target.host, script.text())
+    });
+    for (&i, output) in order.iter().zip(outputs) {
+        let w = &mut work[i];
+        let phase = Phase::Rollback;
+        match output {
+            Ok(out) if out.code == Some(0) || out.code == Some(1) => {
+                let revert = steps::parse_revert(&out.stdout_text());
+                let detail = if out.success() {
+                    String::new()
+                } else {
+                    format!(":\n{}", out.stderr_tail())
+                };
+                record_revert(run, w, phase, &revert, &detail);
+                if matches!(revert, Revert::Done { .. }) {
+                    w.message = Some("rolled back because another host failed".to_string());
+                }
+            }
+            Ok(out) => run.fail(w, phase, describe_failure(&out)),
+            Err(err) => run.fail(w, phase, err.to_string()),
+        }
+    }
+}
+
+/// Phase 4: old releases go, locks are released.
+fn finish(run: &Run<'_>, work: &mut [Work<'_>]) {
+    let locked: Vec<usize> = (0..work.len()).filter(|&i| work[i].locked).collect();
+    let outputs = parallel(&locked, run.jobs, |&i| {
+        let w = &work[i];
+        let mut script = run.script(w.target);
+        if w.status == Some(Status::Deployed) {
+            let keep = run
+                .project
+                .artifact(&w.target.artifact)
+                .map_or(1, |a| a.keep)
+                .to_string();
+            script = script.call(
+                "landfall_cleanup",
+                [w.path.as_str(), &keep, w.current.as_deref().unwrap_or("")],
+            );
+        }
+        script = script.call(
+            "landfall_unlock",
+            [w.path.as_str(), run.identity.token.as_str()],
+        );
+        run.transport.run(&w.target.host, script.text())
+    });
+    for (&i, output) in locked.iter().zip(outputs) {
+        let w = &mut work[i];
+        w.locked = false;
+        match output {
+            Ok(out) if out.success() => {
+                let removed: Vec<String> = out
+                    .stdout_text()
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("removed\t").map(str::to_string))
+                    .collect();
+                if !removed.is_empty() {
+                    (run.events)(Event::Removed {
+                        host: w.target.host.clone(),
+                        artifact: w.target.artifact.clone(),
+                        releases: removed,
+                    });
+                }
+            }
+            // The release is active; failing to tidy up is worth a warning,
+            // not a failed deploy.
+            Ok(out) => (run.events)(Event::Warning {
+                message: format!(
+                    "on `{}`: cleaning up `{}` failed: {}",
+                    w.target.host,
+                    w.path,
+                    describe_failure(&out)
+                ),
+            }),
+            Err(err) => (run.events)(Event::Warning {
+                message: format!("cleaning up `{}` failed: {err}", w.path),
+            }),
+        }
+    }
+}
+
+fn dry_run(run: &Run<'_>, work: &mut [Work<'_>]) -> Summary {
+    for w in work.iter_mut() {
+        if w.status.is_some() {
+            continue;
+        }
+        let old = match &w.current {
+            Some(current) => run
+                .transport
+                .read_manifest(w.target, current)
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            None => Manifest::default(),
+        };
+        let diff = changes(&old, &w.release.manifest);
+        let hooks = &w.target.hooks;
+        let hooks: Vec<String> = [
+            ("pre_activate", &hooks.pre_activate),
+            ("activate", &hooks.activate),
+            ("health", &hooks.health),
+        ]
+        .into_iter()
+        .filter(|(_, h)| h.is_some())
+        .map(|(name, _)| name.to_string())
+        .collect();
+        (run.events)(Event::WouldDeploy {
+            host: w.target.host.clone(),
+            artifact: w.target.artifact.clone(),
+            release: w.release.id.clone(),
+            current: w.current.clone(),
+            added: diff.added,
+            removed: diff.removed,
+            changed: diff.changed,
+            hooks,
+        });
+        w.status = Some(Status::Skipped);
+        w.message = Some("dry run".to_string());
+    }
+    Summary::new(
+        &run.env.name,
+        true,
+        work.iter().map(Work::outcome).collect(),
+    )
+}
