@@ -145,24 +145,7 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
             Ok(out) => return Err(format!("lock: {}", describe_failure(&out))),
             Err(err) => return Err(format!("lock: {err}")),
         }
-        let hooks = &target.hooks;
-        let log_ok = run.log_line(target, "activated", Some(release), current.as_deref());
-        let log_back = run.log_line(target, "rolled_back", current.as_deref(), Some(release));
-        let script = run.script(target).call(
-            "landfall_activate",
-            [
-                path.as_str(),
-                release.as_str(),
-                current.as_deref().unwrap_or(""),
-                &steps::timeout_seconds(hooks.health_timeout),
-                "1",
-                &log_ok,
-                &log_back,
-                hooks.pre_activate.as_deref().unwrap_or(""),
-                hooks.activate.as_deref().unwrap_or(""),
-                hooks.health.as_deref().unwrap_or(""),
-            ],
-        );
+        let script = run.activation_script(target, &path, release, current.as_deref());
         let result = run
             .transport
             .run(&target.host, script.text())

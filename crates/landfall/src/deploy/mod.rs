@@ -266,6 +266,35 @@ impl Run<'_> {
         Script::new(&self.env.name, &target.host, Some(&target.artifact))
     }
 
+    /// The script that activates `release` of a target, switching back to
+    /// `previous` if activate or health fail.
+    fn activation_script(
+        &self,
+        target: &Target,
+        path: &str,
+        release: &str,
+        previous: Option<&str>,
+    ) -> Script {
+        let hooks = &target.hooks;
+        let log_ok = self.log_line(target, "activated", Some(release), previous);
+        let log_back = self.log_line(target, "rolled_back", previous, Some(release));
+        self.script(target).call(
+            "landfall_activate",
+            [
+                path,
+                release,
+                previous.unwrap_or(""),
+                &steps::timeout_seconds(hooks.health_timeout),
+                "1",
+                &log_ok,
+                &log_back,
+                hooks.pre_activate.as_deref().unwrap_or(""),
+                hooks.activate.as_deref().unwrap_or(""),
+                hooks.health.as_deref().unwrap_or(""),
+            ],
+        )
+    }
+
     fn log_line(
         &self,
         target: &Target,

@@ -269,35 +269,7 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
 /// Runs `landfall_activate` for one target; returns how it ended and the
 /// tail of the hooks' output, for failure messages.
 fn activate_one(run: &Run<'_>, w: &Work<'_>) -> Result<(Activation, String), String> {
-    let hooks = &w.target.hooks;
-    let previous = w.current.as_deref().unwrap_or("");
-    let log_ok = run.log_line(
-        w.target,
-        "activated",
-        Some(&w.release.id),
-        w.current.as_deref(),
-    );
-    let log_back = run.log_line(
-        w.target,
-        "rolled_back",
-        w.current.as_deref(),
-        Some(&w.release.id),
-    );
-    let script = run.script(w.target).call(
-        "landfall_activate",
-        [
-            w.path.as_str(),
-            w.release.id.as_str(),
-            previous,
-            &steps::timeout_seconds(hooks.health_timeout),
-            "1",
-            &log_ok,
-            &log_back,
-            hooks.pre_activate.as_deref().unwrap_or(""),
-            hooks.activate.as_deref().unwrap_or(""),
-            hooks.health.as_deref().unwrap_or(""),
-        ],
-    );
+    let script = run.activation_script(w.target, &w.path, &w.release.id, w.current.as_deref());
     let output = run
         .transport
         .run(&w.target.host, script.text())
