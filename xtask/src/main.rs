@@ -1,11 +1,14 @@
-//! Developer tasks: `cargo xtask lint` and `cargo xtask demo`.
+//! Developer tasks: `cargo xtask lint`, `demo` and `testbed`.
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
-const USAGE: &str = "usage: cargo xtask <lint|demo>
-  lint   cargo fmt --check and cargo clippy with warnings denied
-  demo   deploy examples/hello locally and ask each host for its greeting";
+const USAGE: &str = "usage: cargo xtask <lint|demo|testbed>
+  lint                 cargo fmt --check and cargo clippy with warnings denied
+  demo                 deploy examples/hello locally and ask each host for its greeting
+  testbed up [N]       start N (default 3) real sshd hosts under target/testbed/
+  testbed down         stop them and every process they started
+  testbed status       list the hosts and whether they run";
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1);
@@ -15,6 +18,7 @@ fn main() -> Result<()> {
     match task.as_deref() {
         Some("lint") => lint(&sh),
         Some("demo") => demo(&sh),
+        Some("testbed") => testbed(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -45,4 +49,49 @@ fn demo(sh: &Shell) -> Result<()> {
         println!("127.0.0.1:{port}: {answer}");
     }
     Ok(())
+}
+
+fn testbed(sh: &Shell, args: &[String]) -> Result<()> {
+    use landfall_testbed::Testbed;
+    let dir = sh.current_dir().join("target/testbed");
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["up"] | ["up", _] => {
+            let count = args
+                .get(1)
+                .map_or(Ok(3), |n| n.parse())
+                .context("N must be a number")?;
+            let testbed = Testbed::up(&dir, count)?;
+            for host in &testbed.hosts {
+                println!(
+                    "{}  {}:{}  /srv = {}",
+                    host.name,
+                    host.address,
+                    host.port,
+                    testbed.srv(&host.name).display()
+                );
+            }
+            println!("ssh -F {} host1", testbed.ssh_config().display());
+            Ok(())
+        }
+        ["down"] => Testbed::open(&dir)?.down(),
+        ["status"] => {
+            let testbed = Testbed::open(&dir)?;
+            let running = testbed.running();
+            for host in &testbed.hosts {
+                let state = if running.contains(&host.name) {
+                    "running"
+                } else {
+                    "stopped"
+                };
+                println!("{}  {}:{}  {state}", host.name, host.address, host.port);
+            }
+            Ok(())
+        }
+        _ => bail!("{USAGE}"),
+    }
 }
