@@ -38,6 +38,8 @@ pub(crate) enum Command {
     Rollback(RollbackArgs),
     /// Validate the configuration and templates; contacts no host
     Check(CheckArgs),
+    /// Run a command on the selected hosts in parallel, output prefixed by host
+    Exec(ExecArgs),
 }
 
 /// `cargo deploy ENV`.
@@ -68,7 +70,7 @@ pub(crate) struct BuildArgs {
 #[derive(Debug, Args)]
 pub(crate) struct TargetArgs {
     pub(crate) env: String,
-    /// Work on the local directories of `--local` deploys
+    /// Work on the local directories of `--local` deploys instead of the hosts
     #[arg(long)]
     pub(crate) local: bool,
 }
@@ -83,6 +85,16 @@ pub(crate) struct RollbackArgs {
     /// Remove a lock left behind by a deploy that is gone
     #[arg(long)]
     pub(crate) break_lock: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+    /// The command and its arguments, each passed as one word (use
+    /// `sh -c '…'` for shell syntax)
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,15 +1,15 @@
 //! Glue between the command line and the library: one function per
 //! command, each returning the exit status.
 
-use landfall::config::{self, Environment, Project};
+use landfall::config::{self, Environment, Host, Project};
 use landfall::deploy::{self, DeployOptions, Identity, Run, Summary};
 use landfall::diag::Diagnostic;
 use landfall::event::Event;
-use landfall::transport::Local;
+use landfall::transport::{Local, Ssh, SshOptions, Transport};
 use landfall::{BuildOptions, Error, plan};
 
 use crate::cli::{
-    BuildArgs, CheckArgs, DeployArgs, Global, MessageFormat, RollbackArgs, TargetArgs,
+    BuildArgs, CheckArgs, DeployArgs, ExecArgs, Global, MessageFormat, RollbackArgs, TargetArgs,
 };
 use crate::render::{self, Printer};
 
@@ -76,10 +76,39 @@ impl Ctx<'_> {
     }
 }
 
-fn remote_unavailable(env: &str) -> Error {
-    Error::Usage(format!(
-        "deploying to hosts over ssh is not available in this version; use `cargo deploy {env} --local` to deploy to local directories"
-    ))
+/// The transport for a run: local directories, or the hosts over ssh.
+fn transport(
+    ctx: &Ctx<'_>,
+    project: &Project,
+    env: &Environment,
+    hosts: &[&Host],
+    local: bool,
+) -> Result<Box<dyn Transport>, Error> {
+    if local {
+        return Ok(Box::new(Local::new(
+            &project.workspace.landfall_dir(),
+            &env.name,
+        )));
+    }
+    if let Some(config) = env.ssh_config.as_ref().filter(|c| !c.is_file()) {
+        return Err(Error::Usage(format!(
+            "the `ssh_config` of environment `{}` does not exist: `{}`",
+            env.name,
+            config.display()
+        )));
+    }
+    let options = SshOptions {
+        config: env.ssh_config.clone(),
+        user: env.user.clone(),
+        batch: !interactive(),
+    };
+    Ok(Box::new(Ssh::connect(hosts, options, ctx.jobs(env))))
+}
+
+/// A person at a terminal who could answer a prompt; CI never is.
+fn interactive() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("CI").is_none() && std::io::stdin().is_terminal()
 }
 
 pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
@@ -87,21 +116,23 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
     let result = (|| {
         let (project, env) = ctx.load(env_name)?;
         let plan = plan::plan(&project, &env, &ctx.global.only, args.local)?;
-        if !args.local {
-            return Err(remote_unavailable(env_name));
-        }
         let report = ctx.report();
         let options = BuildOptions {
             quiet: ctx.global.quiet || ctx.global.message_format == MessageFormat::Json,
             revision: None,
         };
         let built = landfall::build_releases(&project, &plan, &options, &report)?;
-        let transport = Local::new(&project.workspace.landfall_dir(), &env.name);
+        let hosts: Vec<&Host> = env
+            .hosts
+            .iter()
+            .filter(|h| plan.targets.iter().any(|t| t.host == h.name))
+            .collect();
+        let transport = transport(ctx, &project, &env, &hosts, args.local)?;
         let identity = Identity::current(built.revision.clone());
         let run = Run {
             project: &project,
             env: &env,
-            transport: &transport,
+            transport: transport.as_ref(),
             identity: &identity,
             jobs: ctx.jobs(&env),
             events: &report,
@@ -120,6 +151,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             // a summary.
             if ctx.global.message_format == MessageFormat::Json {
                 ctx.printer.summary(&Summary {
+                    round_trips: std::collections::BTreeMap::new(),
                     ok: false,
                     env: env_name.to_string(),
                     dry_run: args.dry_run,
@@ -275,29 +307,27 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
 fn run_on_targets<T>(
     ctx: &Ctx<'_>,
     args: &TargetArgs,
-    f: impl FnOnce(&Run<'_>, &plan::Plan) -> T,
+    f: impl FnOnce(&Run<'_>, &plan::Plan, &[&Host]) -> T,
 ) -> Result<T, Error> {
     let (project, env) = ctx.load(&args.env)?;
     let plan = plan::plan(&project, &env, &ctx.global.only, args.local)?;
-    if !args.local {
-        return Err(remote_unavailable(&args.env));
-    }
-    let transport = Local::new(&project.workspace.landfall_dir(), &env.name);
+    let hosts = plan::select(&env, &ctx.global.only)?;
+    let transport = transport(ctx, &project, &env, &hosts, args.local)?;
     let identity = Identity::current(landfall::git::revision(&project.workspace.root));
     let report = ctx.report();
     let run = Run {
         project: &project,
         env: &env,
-        transport: &transport,
+        transport: transport.as_ref(),
         identity: &identity,
         jobs: ctx.jobs(&env),
         events: &report,
     };
-    Ok(f(&run, &plan))
+    Ok(f(&run, &plan, &hosts))
 }
 
 pub(crate) fn status(ctx: &Ctx<'_>, args: &TargetArgs) -> u8 {
-    match run_on_targets(ctx, args, deploy::status) {
+    match run_on_targets(ctx, args, |run, plan, _| deploy::status(run, plan)) {
         Ok(report) => {
             ctx.printer.status_report(&args.env, &report);
             if report.iter().any(|t| t.error.is_some()) {
@@ -311,7 +341,7 @@ pub(crate) fn status(ctx: &Ctx<'_>, args: &TargetArgs) -> u8 {
 }
 
 pub(crate) fn rollback(ctx: &Ctx<'_>, args: &RollbackArgs) -> u8 {
-    match run_on_targets(ctx, &args.target, |run, plan| {
+    match run_on_targets(ctx, &args.target, |run, plan, _| {
         deploy::rollback(run, plan, args.to.as_deref(), args.break_lock)
     }) {
         Ok(summary) => ctx.finish(&summary),
@@ -328,4 +358,21 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
+    let results = run_on_targets(ctx, &args.target, |run, _, hosts| {
+        deploy::exec(run, hosts, &args.command)
+    });
+    match results {
+        Ok(results) => {
+            ctx.printer.exec_report(&args.target.env, &results);
+            if results.iter().all(deploy::ExecResult::success) {
+                EXIT_OK
+            } else {
+                EXIT_FAILED
+            }
+        }
+        Err(err) => Ctx::fail(&err),
+    }
 }

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Some(Command::Status(args)) => commands::status(&ctx, args),
         Some(Command::Rollback(args)) => commands::rollback(&ctx, args),
         Some(Command::Check(args)) => commands::check(&ctx, args),
+        Some(Command::Exec(args)) => commands::exec(&ctx, args),
     };
     ExitCode::from(code)
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anstream::{eprintln, println};
 use anstyle::{AnsiColor, Effects, Style};
-use landfall::deploy::{Status, Summary, TargetStatus};
+use landfall::deploy::{ExecResult, Status, Summary, TargetStatus};
 use landfall::diag::Diagnostic;
 use landfall::event::Event;
 use serde::Serialize;
@@ -298,6 +298,40 @@ impl Printer {
             "{style}{verb:>12}{style:#} {}: {counts} in {seconds:.2}s",
             summary.env
         );
+    }
+
+    pub(crate) fn exec_report(&self, env: &str, results: &[ExecResult]) {
+        if self.format == MessageFormat::Json {
+            for result in results {
+                Printer::json_line(&Tagged {
+                    event: "exec",
+                    inner: result,
+                });
+            }
+            let ok = results.iter().all(ExecResult::success);
+            Printer::json_line(
+                &serde_json::json!({"event": "summary", "ok": ok, "env": env, "hosts": []}),
+            );
+            return;
+        }
+        let width = results.iter().map(|r| r.host.len()).max().unwrap_or(0);
+        for result in results {
+            for line in result.stdout.lines() {
+                println!("{INFO}{:width$}{INFO:#} | {line}", result.host);
+            }
+            for line in result.stderr.lines() {
+                eprintln!("{INFO}{:width$}{INFO:#} | {line}", result.host);
+            }
+            if let Some(error) = &result.error {
+                eprintln!("{BAD}{:width$}{BAD:#} | {error}", result.host);
+            } else if !result.success() {
+                let status = result.code.map_or_else(
+                    || "killed by a signal".to_string(),
+                    |c| format!("exit status {c}"),
+                );
+                eprintln!("{BAD}{:width$}{BAD:#} | {status}", result.host);
+            }
+        }
     }
 
     pub(crate) fn status_report(&self, env: &str, report: &[TargetStatus]) {

@@ -18,6 +18,7 @@ pub struct Cmd {
     dir: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
     host: Option<String>,
+    input: Option<Vec<u8>>,
 }
 
 impl Cmd {
@@ -28,6 +29,7 @@ impl Cmd {
             dir: None,
             env: Vec::new(),
             host: None,
+            input: None,
         }
     }
 
@@ -59,6 +61,13 @@ impl Cmd {
         self
     }
 
+    /// Feeds `bytes` to the command's standard input (instead of nothing).
+    #[must_use]
+    pub fn input(mut self, bytes: impl Into<Vec<u8>>) -> Cmd {
+        self.input = Some(bytes.into());
+        self
+    }
+
     /// Names the host this command works on, for error messages.
     #[must_use]
     pub fn for_host(mut self, host: impl Into<String>) -> Cmd {
@@ -67,7 +76,10 @@ impl Cmd {
     }
 
     fn expression(&self) -> duct::Expression {
-        let mut expr = duct::cmd(&self.program, &self.args).stdin_null();
+        let mut expr = match &self.input {
+            Some(bytes) => duct::cmd(&self.program, &self.args).stdin_bytes(bytes.clone()),
+            None => duct::cmd(&self.program, &self.args).stdin_null(),
+        };
         if let Some(dir) = &self.dir {
             expr = expr.dir(dir);
         }
@@ -211,6 +223,28 @@ pub fn run_unchecked(cmd: &Cmd) -> Result<Output, ProcessError> {
         stdout: output.stdout,
         stderr: output.stderr,
     })
+}
+
+/// Runs a command that may leave a process behind holding its output (such
+/// as `ssh -f`, whose backgrounded master keeps stdout and stderr): stdout
+/// goes nowhere and stderr to `log`, which is read back for errors.
+pub fn run_detaching(cmd: &Cmd, log: &Path) -> Result<(), ProcessError> {
+    let output = cmd
+        .expression()
+        .stdout_null()
+        .stderr_path(log)
+        .unchecked()
+        .run()
+        .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        let stderr = std::fs::read(log).unwrap_or_default();
+        Err(cmd.error(ProcessErrorKind::Status {
+            code: output.status.code(),
+            stderr_tail: tail(&stderr, 12),
+        }))
+    }
 }
 
 /// Runs a command whose stderr is meant for the user (cargo's progress and

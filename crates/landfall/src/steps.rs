@@ -1,6 +1,6 @@
 //! The steps that change a host, written once as POSIX sh functions
-//! (`steps.sh`) and run by every transport: `sh -c` locally, over ssh
-//! remotely.
+//! (`steps.sh`) and run by every transport the same way: the script on
+//! the standard input of `sh -s`, locally or over ssh.
 //!
 //! This module builds the scripts (the functions, a header exporting the
 //! `LANDFALL_*` variables, and the calls, every value quoted by
@@ -57,6 +57,44 @@ impl Script {
         }
         self.text.push('\n');
         self
+    }
+
+    /// Appends a command given as words, each quoted, with no input.
+    #[must_use]
+    pub fn command<S: AsRef<str>>(mut self, words: impl IntoIterator<Item = S>) -> Script {
+        let words: Vec<String> = words.into_iter().map(|w| quote(w.as_ref())).collect();
+        self.text.push_str("cd / && ");
+        self.text.push_str(&words.join(" "));
+        self.text.push_str(" </dev/null\n");
+        self
+    }
+
+    /// Appends a call whose standard input is `input` (a here-document).
+    #[must_use]
+    pub fn call_with_input<S: AsRef<str>>(
+        self,
+        function: &str,
+        args: impl IntoIterator<Item = S>,
+        input: &str,
+    ) -> Script {
+        const END: &str = "LANDFALL_INPUT_END";
+        assert!(
+            !input.lines().any(|line| line == END),
+            "input holds the here-document's delimiter"
+        );
+        let mut script = self.call(function, args);
+        // Replace the call's newline with the here-document.
+        script.text.pop();
+        script.text.push_str(" <<'");
+        script.text.push_str(END);
+        script.text.push_str("'\n");
+        script.text.push_str(input);
+        if !input.ends_with('\n') {
+            script.text.push('\n');
+        }
+        script.text.push_str(END);
+        script.text.push('\n');
+        script
     }
 
     pub fn text(&self) -> &str {

@@ -2,7 +2,9 @@
 #
 # This file holds functions only. landfall appends a header that exports
 # the LANDFALL_* variables and the calls with every argument shell-quoted,
-# and runs the whole text with `sh -c`, on the local machine or over ssh.
+# and feeds the whole text to `sh -s`, on the local machine or over ssh.
+# Because the script arrives on standard input, nothing here may read
+# standard input except from a here-document: hooks get /dev/null.
 # Results are reported as tab-separated lines on stdout; hook output goes
 # to stderr. Exit statuses: 0 done, 3 locked by another deploy, 10
 # pre_activate failed (current untouched), 11 activation failed after the
@@ -82,12 +84,25 @@ landfall_prepare() {
   printf 'current\t%s\n' "${c##*/}"
 }
 
-# landfall_finalize PATH RELEASE: the upload is complete; give it its name.
+# landfall_finalize PATH RELEASE: the upload is complete: record its
+# manifest (a here-document on stdin) and give it its name.
 landfall_finalize() {
+  mkdir -p "$1/.landfall/manifests" || landfall_fail "cannot create $1/.landfall/manifests"
+  cat >"$1/.landfall/manifests/$2.tmp" &&
+    mv -f "$1/.landfall/manifests/$2.tmp" "$1/.landfall/manifests/$2" ||
+    landfall_fail "cannot record the manifest of $2"
   if [ -d "$1/releases/$2" ]; then
     rm -rf "$1/releases/$2.partial"
   else
     mv "$1/releases/$2.partial" "$1/releases/$2" || landfall_fail "cannot rename $1/releases/$2.partial"
+  fi
+}
+
+# landfall_manifest PATH RELEASE: prints the manifest recorded for a
+# release, if there is one.
+landfall_manifest() {
+  if [ -f "$1/.landfall/manifests/$2" ]; then
+    cat "$1/.landfall/manifests/$2"
   fi
 }
 

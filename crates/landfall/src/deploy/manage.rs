@@ -3,9 +3,10 @@
 use serde::Serialize;
 
 use super::{Outcome, Run, Status, Summary, describe_failure, parallel};
+use crate::config::Host;
 use crate::event::{Event, Phase};
 use crate::plan::{Plan, Target};
-use crate::steps::{self, Activation, LogEntry, PathState};
+use crate::steps::{self, Activation, LogEntry, PathState, Script};
 
 /// One artifact on one host, as `status` reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -116,7 +117,7 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
                 outcome.status = Status::Failed;
             }
         }
-        let mut summary = Summary::new(&run.env.name, false, outcomes);
+        let mut summary = Summary::new(run, false, outcomes);
         summary.ok = false;
         return summary;
     }
@@ -195,7 +196,7 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
     }
     // For a rollback, `rolled_back` is what success looks like; targets
     // with nothing to roll back to are skipped.
-    let mut summary = Summary::new(&run.env.name, false, outcomes);
+    let mut summary = Summary::new(run, false, outcomes);
     summary.ok = summary
         .hosts
         .iter()
@@ -256,4 +257,46 @@ fn rollback_target(state: &PathState, to: Option<&str>) -> Result<Choice, String
         return Ok(Choice::Skip(format!("{release} is already current")));
     }
     Ok(Choice::Switch { release, current })
+}
+
+/// What a command run by `exec` did on one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecResult {
+    pub host: String,
+    /// The command's exit status; `None` if the host was not reached or a
+    /// signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ExecResult {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Runs a command (its words each quoted) on hosts, `jobs` at a time.
+pub fn exec(run: &Run<'_>, hosts: &[&Host], command: &[String]) -> Vec<ExecResult> {
+    parallel(hosts, run.jobs, |host| {
+        let script = Script::new(&run.env.name, &host.name, None).command(command);
+        match run.transport.run(&host.name, script.text()) {
+            Ok(out) => ExecResult {
+                host: host.name.clone(),
+                code: out.code,
+                stdout: out.stdout_text(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                error: None,
+            },
+            Err(err) => ExecResult {
+                host: host.name.clone(),
+                code: None,
+                stdout: String::new(),
+                stderr: String::new(),
+                error: Some(err.to_string()),
+            },
+        }
+    })
 }

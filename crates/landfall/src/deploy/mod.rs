@@ -20,7 +20,7 @@
 mod manage;
 mod phases;
 
-pub use manage::{ReleaseStatus, TargetStatus, rollback, status};
+pub use manage::{ExecResult, ReleaseStatus, TargetStatus, exec, rollback, status};
 pub use phases::deploy;
 
 use std::collections::BTreeMap;
@@ -149,10 +149,13 @@ pub struct Summary {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
     pub hosts: Vec<Outcome>,
+    /// Commands and copies per host: what the run cost in round trips.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub round_trips: BTreeMap<String, usize>,
 }
 
 impl Summary {
-    fn new(env: &str, dry_run: bool, hosts: Vec<Outcome>) -> Summary {
+    fn new(run: &Run<'_>, dry_run: bool, hosts: Vec<Outcome>) -> Summary {
         // A dry run skips everything on purpose; it fails only where a host
         // could not be read.
         let ok = hosts.iter().all(|o| match o.status {
@@ -162,9 +165,10 @@ impl Summary {
         });
         Summary {
             ok,
-            env: env.to_string(),
+            env: run.env.name.clone(),
             dry_run,
             hosts,
+            round_trips: run.transport.round_trips(),
         }
     }
 }

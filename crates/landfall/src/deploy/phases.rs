@@ -56,7 +56,7 @@ pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployO
     }
     if unreachable {
         return Summary::new(
-            &run.env.name,
+            run,
             options.dry_run,
             work.iter().map(Work::outcome).collect(),
         );
@@ -97,11 +97,7 @@ pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployO
 
     // Phase 4: clean up and unlock.
     finish(run, &mut work);
-    Summary::new(
-        &run.env.name,
-        false,
-        work.iter().map(Work::outcome).collect(),
-    )
+    Summary::new(run, false, work.iter().map(Work::outcome).collect())
 }
 
 struct PushResult {
@@ -174,9 +170,11 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
             return result;
         }
     };
-    let script = run.script(w.target).call(
+    let manifest = w.release.manifest.canonical();
+    let script = run.script(w.target).call_with_input(
         "landfall_finalize",
         [w.path.as_str(), w.release.id.as_str()],
+        &manifest,
     );
     match run.transport.run(&w.target.host, script.text()) {
         Ok(out) if out.success() => {
@@ -429,12 +427,16 @@ fn dry_run(run: &Run<'_>, work: &mut [Work<'_>]) -> Summary {
             continue;
         }
         let old = match &w.current {
-            Some(current) => run
-                .transport
-                .read_manifest(w.target, current)
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
+            Some(current) => {
+                let script = run
+                    .script(w.target)
+                    .call("landfall_manifest", [w.path.as_str(), current.as_str()]);
+                let output = run.transport.run(&w.target.host, script.text());
+                output
+                    .ok()
+                    .and_then(|out| Manifest::parse(&out.stdout_text()))
+                    .unwrap_or_default()
+            }
             None => Manifest::default(),
         };
         let diff = changes(&old, &w.release.manifest);
@@ -461,9 +463,5 @@ fn dry_run(run: &Run<'_>, work: &mut [Work<'_>]) -> Summary {
         w.status = Some(Status::Skipped);
         w.message = Some("dry run".to_string());
     }
-    Summary::new(
-        &run.env.name,
-        true,
-        work.iter().map(Work::outcome).collect(),
-    )
+    Summary::new(run, true, work.iter().map(Work::outcome).collect())
 }

@@ -1,54 +1,21 @@
-//! Transports: how steps run on a host and how a staged release gets there.
-//!
-//! A [`Transport`] runs step scripts (see [`crate::steps`]) and copies
-//! staged trees; everything else about a deploy is the same whichever
-//! transport is used. [`Local`] re-roots every host under
-//! `target/landfall/local/ENV/HOST/` and needs neither ssh nor rsync.
+//! The local transport: every host is a directory on this machine.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::assemble::{EntryKind, Manifest, Release, content_mtime, finish_file};
+use super::{PushStats, RoundTrips, Transport};
+use crate::assemble::{EntryKind, Release, content_mtime, finish_file};
 use crate::error::{Error, Result};
 use crate::plan::Target;
 use crate::process::{self, Cmd, Output, ProcessError};
 
-/// What a push wrote.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PushStats {
-    pub files: usize,
-    /// Bytes of file content written; linked files count nothing.
-    pub bytes: u64,
-}
-
-pub trait Transport: Sync {
-    /// The directory that stands for `target.path` on its host.
-    fn host_path(&self, target: &Target) -> String;
-
-    /// Runs a step script on a host and returns its output, whatever its
-    /// exit status.
-    fn run(&self, host: &str, script: &str) -> Result<Output, ProcessError>;
-
-    /// Copies a staged release into `<path>/releases/<id>.partial`, hard
-    /// linking files unchanged since `link_dest` (a release id on the
-    /// host), and records the release's manifest on the host.
-    fn push(
-        &self,
-        target: &Target,
-        release: &Release,
-        link_dest: Option<&str>,
-    ) -> Result<PushStats>;
-
-    /// Reads the manifest a host recorded for one of its releases.
-    fn read_manifest(&self, target: &Target, release: &str) -> Result<Option<Manifest>>;
-}
-
 /// Hosts as directories on this machine.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Local {
     root: PathBuf,
+    trips: RoundTrips,
 }
 
 impl Local {
@@ -56,6 +23,7 @@ impl Local {
     pub fn new(landfall_dir: &Path, env: &str) -> Local {
         Local {
             root: landfall_dir.join("local").join(env),
+            trips: RoundTrips::default(),
         }
     }
 
@@ -78,7 +46,14 @@ impl Transport for Local {
     }
 
     fn run(&self, host: &str, script: &str) -> Result<Output, ProcessError> {
-        process::run_unchecked(&Cmd::new("sh").arg("-c").arg(script).dir("/").for_host(host))
+        self.trips.count(host);
+        process::run_unchecked(
+            &Cmd::new("sh")
+                .arg("-s")
+                .input(script)
+                .dir("/")
+                .for_host(host),
+        )
     }
 
     fn push(
@@ -87,6 +62,7 @@ impl Transport for Local {
         release: &Release,
         link_dest: Option<&str>,
     ) -> Result<PushStats> {
+        self.trips.count(&target.host);
         let base = self.dir(target);
         let partial = base
             .join("releases")
@@ -135,60 +111,10 @@ impl Transport for Local {
                 }
             }
         }
-        let manifests = base.join(".landfall").join("manifests");
-        fs::create_dir_all(&manifests).map_err(Error::io("cannot create", &manifests))?;
-        crate::hash::write_atomically(
-            &manifests.join(&release.id),
-            release.manifest.canonical().as_bytes(),
-        )?;
         Ok(stats)
     }
 
-    fn read_manifest(&self, target: &Target, release: &str) -> Result<Option<Manifest>> {
-        let path = self
-            .dir(target)
-            .join(".landfall")
-            .join("manifests")
-            .join(release);
-        match fs::read_to_string(&path) {
-            Ok(text) => Ok(Manifest::parse(&text)),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(Error::io("cannot read", &path)(err)),
-        }
+    fn round_trips(&self) -> BTreeMap<String, usize> {
+        self.trips.get()
     }
-}
-
-/// Files added, removed and changed between two manifests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Changes {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    pub changed: Vec<String>,
-}
-
-pub fn changes(old: &Manifest, new: &Manifest) -> Changes {
-    let old: BTreeMap<&str, &EntryKind> = old
-        .entries
-        .iter()
-        .map(|e| (e.path.as_str(), &e.kind))
-        .collect();
-    let new: BTreeMap<&str, &EntryKind> = new
-        .entries
-        .iter()
-        .map(|e| (e.path.as_str(), &e.kind))
-        .collect();
-    let mut out = Changes::default();
-    for (path, kind) in &new {
-        match old.get(path) {
-            None => out.added.push((*path).to_string()),
-            Some(old_kind) if old_kind != kind => out.changed.push((*path).to_string()),
-            Some(_) => {}
-        }
-    }
-    out.removed = old
-        .keys()
-        .filter(|p| !new.contains_key(*p))
-        .map(|p| (*p).to_string())
-        .collect();
-    out
 }

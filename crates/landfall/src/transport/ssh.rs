@@ -1,0 +1,262 @@
+//! The ssh transport: the system's OpenSSH client and rsync.
+//!
+//! One `ControlMaster` per host is opened up front (in parallel) and every
+//! ssh and rsync call of the run goes through it. Step scripts travel on
+//! the standard input of `sh -s`; releases travel with
+//! `rsync --link-dest` at the host's current release, so unchanged files
+//! become hard links and changed ones are sent as deltas. Host keys are
+//! always checked.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{PushStats, RoundTrips, Transport};
+use crate::assemble::Release;
+use crate::config::Host;
+use crate::error::Result;
+use crate::plan::Target;
+use crate::process::{self, Cmd, Output, ProcessError, ProcessErrorKind, quote};
+
+/// ssh's exit status when it could not connect or authenticate.
+const SSH_FAILED: i32 = 255;
+
+/// How to reach the hosts.
+#[derive(Debug, Clone, Default)]
+pub struct SshOptions {
+    /// The environment's `ssh_config`, used instead of `~/.ssh/config`.
+    pub config: Option<PathBuf>,
+    /// The environment's `user`; otherwise ssh's configuration decides.
+    pub user: Option<String>,
+    /// Never prompt (for passwords or passphrases): non-interactive runs.
+    pub batch: bool,
+}
+
+/// Hosts reached over OpenSSH.
+#[derive(Debug)]
+pub struct Ssh {
+    options: SshOptions,
+    control_dir: PathBuf,
+    /// Host name -> the address ssh is given (an `ssh_config` alias works).
+    addresses: BTreeMap<String, String>,
+    trips: RoundTrips,
+}
+
+impl Ssh {
+    /// Opens a master connection to every host, `jobs` at a time. A host
+    /// that cannot be reached is not an error here: its first command
+    /// reports why, with ssh's own message.
+    pub fn connect(hosts: &[&Host], options: SshOptions, jobs: usize) -> Ssh {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        // Control sockets need short paths (about 100 bytes at most).
+        let control_dir = std::env::temp_dir().join(format!(
+            "landfall-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let ssh = Ssh {
+            options,
+            addresses: hosts
+                .iter()
+                .map(|h| (h.name.clone(), h.address.clone()))
+                .collect(),
+            control_dir,
+            trips: RoundTrips::default(),
+        };
+        if fs::create_dir_all(&ssh.control_dir).is_ok() {
+            let names: Vec<&String> = ssh.addresses.keys().collect();
+            crate::deploy::parallel(&names, jobs, |name| {
+                let log = ssh.control_dir.join(format!("{name}.log"));
+                let cmd = ssh
+                    .ssh_cmd()
+                    .args([
+                        "-o",
+                        "ControlMaster=yes",
+                        "-o",
+                        "ControlPersist=yes",
+                        "-f",
+                        "-N",
+                    ])
+                    .arg(&ssh.addresses[*name])
+                    .for_host(name.as_str());
+                let _ = process::run_detaching(&cmd, &log);
+            });
+        }
+        ssh
+    }
+
+    /// The options every ssh call shares.
+    fn ssh_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        if let Some(config) = &self.options.config {
+            args.push("-F".into());
+            args.push(config.into());
+        }
+        let mut control_path = OsString::from("ControlPath=");
+        control_path.push(self.control_dir.join("%C"));
+        args.extend(["-o".into(), control_path]);
+        args.extend(["-o".into(), "StrictHostKeyChecking=yes".into()]);
+        if self.options.batch {
+            args.extend(["-o".into(), "BatchMode=yes".into()]);
+        }
+        if let Some(user) = &self.options.user {
+            args.extend(["-l".into(), user.into()]);
+        }
+        args
+    }
+
+    fn ssh_cmd(&self) -> Cmd {
+        Cmd::new("ssh").args(self.ssh_args())
+    }
+
+    fn address<'a>(&'a self, host: &'a str) -> &'a str {
+        self.addresses.get(host).map_or(host, String::as_str)
+    }
+}
+
+/// Turns ssh's own failure (exit 255) into an error that names the host,
+/// with a hint for the most common one.
+fn connection_error(cmd: &Cmd, host: &str, output: &Output) -> ProcessError {
+    let mut stderr_tail = output.stderr_tail();
+    if stderr_tail.contains("Host key verification failed") {
+        stderr_tail.push_str(
+            "\nhint: the host's key is unknown or has changed; check it and add it to the known_hosts file \
+             (landfall never accepts host keys on its own)",
+        );
+    }
+    ProcessError {
+        command: cmd.to_string(),
+        host: Some(host.to_string()),
+        kind: ProcessErrorKind::Status {
+            code: output.code,
+            stderr_tail,
+        },
+    }
+}
+
+impl Transport for Ssh {
+    fn host_path(&self, target: &Target) -> String {
+        target.path.clone()
+    }
+
+    fn run(&self, host: &str, script: &str) -> Result<Output, ProcessError> {
+        self.trips.count(host);
+        let cmd = self
+            .ssh_cmd()
+            .args(["-o", "ControlMaster=no", "-T"])
+            .arg(self.address(host))
+            .args(["sh", "-s"])
+            .input(script)
+            .for_host(host);
+        let output = process::run_unchecked(&cmd)?;
+        if output.code == Some(SSH_FAILED) {
+            return Err(connection_error(&cmd, host, &output));
+        }
+        Ok(output)
+    }
+
+    fn push(
+        &self,
+        target: &Target,
+        release: &Release,
+        link_dest: Option<&str>,
+    ) -> Result<PushStats> {
+        self.trips.count(&target.host);
+        let remote_shell: Vec<String> = std::iter::once(OsString::from("ssh"))
+            .chain(self.ssh_args())
+            .chain(["-o".into(), "ControlMaster=no".into()])
+            .map(|word| quote(&word.to_string_lossy()))
+            .collect();
+        let mut source = release.stage.clone().into_os_string();
+        source.push("/");
+        let dest = format!(
+            "{}:{}/releases/{}.partial/",
+            self.address(&target.host),
+            target.path,
+            release.id
+        );
+        // Owner and group are the remote user's; everything else is kept.
+        let mut cmd = Cmd::new("rsync")
+            .args([
+                "--recursive",
+                "--links",
+                "--perms",
+                "--times",
+                "--delete",
+                "--stats",
+            ])
+            .arg("-e")
+            .arg(remote_shell.join(" "));
+        if let Some(current) = link_dest {
+            cmd = cmd.arg(format!("--link-dest={}/releases/{current}", target.path));
+        }
+        let cmd = cmd.arg(source).arg(dest).for_host(&target.host);
+        let output = process::run(&cmd)?;
+        Ok(parse_rsync_stats(&output.stdout_text()))
+    }
+
+    fn round_trips(&self) -> BTreeMap<String, usize> {
+        self.trips.get()
+    }
+}
+
+/// Reads `Number of regular files transferred` and `Total bytes sent`
+/// from `rsync --stats`.
+fn parse_rsync_stats(stdout: &str) -> PushStats {
+    let number = |label: &str| -> u64 {
+        stdout
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == ',')
+                    .filter(char::is_ascii_digit)
+                    .collect::<String>()
+            })
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or(0)
+    };
+    PushStats {
+        files: usize::try_from(number("Number of regular files transferred: "))
+            .unwrap_or(usize::MAX),
+        bytes: number("Total bytes sent: "),
+    }
+}
+
+impl Drop for Ssh {
+    fn drop(&mut self) {
+        for (name, address) in &self.addresses {
+            let socket_exists = fs::read_dir(&self.control_dir)
+                .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| !is_log(&e.path()))));
+            if !socket_exists {
+                break;
+            }
+            let cmd = self
+                .ssh_cmd()
+                .args(["-O", "exit"])
+                .arg(address)
+                .for_host(name.as_str());
+            let _ = process::run_unchecked(&cmd);
+        }
+        let _ = fs::remove_dir_all(&self.control_dir);
+    }
+}
+
+fn is_log(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "log")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rsync_statistics_are_read() {
+        let stats = "Number of files: 5 (reg: 3, dir: 2)\nNumber of regular files transferred: 1\n\
+                     Total file size: 4,620 bytes\nTotal bytes sent: 1,234\nTotal bytes received: 96\n";
+        let parsed = parse_rsync_stats(stats);
+        assert_eq!((parsed.files, parsed.bytes), (1, 1234));
+    }
+}
