@@ -3,4 +3,5 @@
 mod bad_input;
 mod build;
 mod local;
+mod remote;
 mod support;

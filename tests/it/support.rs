@@ -162,6 +162,47 @@ impl Workspace {
         ws
     }
 
+    /// Points `environments/testbed.toml` at a running test bed: every host
+    /// has role `web` and runs hello on its own address and `port`.
+    pub(crate) fn use_testbed(&self, testbed: &landfall_testbed::Testbed, port: u16) {
+        let mut env = format!(
+            "[environment]\nssh_config = \"{}\"\njobs = 8\n",
+            testbed.ssh_config().display()
+        );
+        for host in &testbed.hosts {
+            env.push_str(&format!(
+                "\n[hosts.{}]\nroles = [\"web\"]\nvars = {{ bind = \"{}\", port = {port} }}\n",
+                host.name, host.address
+            ));
+        }
+        self.write("environments/testbed.toml", &env);
+    }
+
+    /// Makes the workspace a git repository with one commit; returns it.
+    pub(crate) fn git_commit(&self, message: &str) -> String {
+        let git = |args: &[&str]| {
+            let out = Command::new("git")
+                .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+                .args(args)
+                .current_dir(self.root())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        if !self.path(".git").exists() {
+            git(&["init", "-q"]);
+            self.write(".gitignore", "/target\n");
+        }
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "--allow-empty", "-m", message]);
+        git(&["rev-parse", "HEAD"])
+    }
+
     pub(crate) fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -266,17 +307,21 @@ impl Drop for Workspace {
     }
 }
 
-/// `GET http://127.0.0.1:PORT/PATH` with hello's own probe client would
-/// need the binary; a plain request is enough here.
+/// `GET http://127.0.0.1:PORT/PATH`: the status and body.
 pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_get_at("127.0.0.1", port, path)
+}
+
+/// `GET http://ADDRESS:PORT/PATH`: the status and body.
+pub(crate) fn http_get_at(address: &str, port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let mut stream = std::net::TcpStream::connect((address, port)).ok()?;
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .ok()?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut response = String::new();

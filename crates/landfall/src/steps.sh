@@ -181,6 +181,7 @@ landfall_activate() {
 # health again.
 landfall_back() {
   p=$1
+  export LANDFALL_PATH="$p"
   if [ -z "$3" ]; then
     rm -f "$p/current"
     landfall_log "$p" "$5"

@@ -284,8 +284,14 @@ fn activate_one(run: &Run<'_>, w: &Work<'_>) -> Result<(Activation, String), Str
     ))
 }
 
+/// Records how switching back went. `detail` is the tail of the hooks'
+/// output, shown after the message.
 fn record_revert(run: &Run<'_>, w: &mut Work<'_>, phase: Phase, revert: &Revert, detail: &str) {
-    let what = format!("the {} hook failed{detail}", phase.name());
+    let what = if phase == Phase::Rollback {
+        "another host failed".to_string()
+    } else {
+        format!("the {} hook failed", phase.name())
+    };
     match revert {
         Revert::Done { to } => {
             (run.events)(Event::RolledBack {
@@ -295,23 +301,21 @@ fn record_revert(run: &Run<'_>, w: &mut Work<'_>, phase: Phase, revert: &Revert,
                 to: to.clone(),
             });
             w.status = Some(Status::RolledBack);
-            w.message = Some(match to {
-                Some(to) => format!("{}: {what}; rolled back to {to}", phase.name()),
-                None => format!(
-                    "{}: {what}; no previous release, `current` removed",
-                    phase.name()
-                ),
-            });
+            let back = to.as_deref().map_or_else(
+                || "no previous release, `current` removed".to_string(),
+                |to| format!("rolled back to {to}"),
+            );
+            w.message = Some(format!("{}: {what}; {back}{detail}", phase.name()));
         }
         Revert::Failed { to, step } => {
             let to = to.as_deref().unwrap_or("nothing");
             run.fail(
                 w,
                 phase,
-                format!("{what}; switched back to {to}, but its {step} hook failed too"),
+                format!("{what}; switched back to {to}, but its {step} hook failed too{detail}"),
             );
         }
-        Revert::NotAttempted => run.fail(w, phase, what),
+        Revert::NotAttempted => run.fail(w, phase, format!("{what}{detail}")),
     }
 }
 
@@ -353,9 +357,6 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
                     format!(":\n{}", out.stderr_tail())
                 };
                 record_revert(run, w, phase, &revert, &detail);
-                if matches!(revert, Revert::Done { .. }) {
-                    w.message = Some("rolled back because another host failed".to_string());
-                }
             }
             Ok(out) => run.fail(w, phase, describe_failure(&out)),
             Err(err) => run.fail(w, phase, err.to_string()),

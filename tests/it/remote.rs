@@ -1,0 +1,353 @@
+//! `cargo deploy ENV` over ssh, end to end, on a test bed of three real
+//! sshd hosts (each on its own loopback address, each with its own `/srv`):
+//! the example service is built, pushed with rsync, started by its activate
+//! hook and checked over HTTP on every host.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use landfall_testbed::Scoped;
+
+use crate::support::{Outcome, Workspace, free_port, http_get_at};
+
+const APP: &str = "hello/app";
+const SITE: &str = "hello/site";
+
+/// A workspace deploying to a fresh test bed of three hosts.
+struct Bed {
+    ws: Workspace,
+    testbed: Scoped,
+    port: u16,
+}
+
+impl Bed {
+    fn new() -> Bed {
+        let testbed =
+            Scoped::up(3).expect("the test bed starts (this needs root, sshd and util-linux)");
+        let ws = Workspace::hello();
+        let port = free_port();
+        ws.use_testbed(&testbed, port);
+        Bed { ws, testbed, port }
+    }
+
+    fn deploy(&self, extra: &[&str]) -> Outcome {
+        let mut args = vec!["deploy", "testbed", "--message-format", "json"];
+        args.extend_from_slice(extra);
+        self.ws.run(&args)
+    }
+
+    fn hosts(&self) -> Vec<(String, String)> {
+        self.testbed
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.address.clone()))
+            .collect()
+    }
+
+    /// A path under a host's `/srv`, seen from outside.
+    fn srv(&self, host: &str, path: &str) -> std::path::PathBuf {
+        self.testbed.srv(host).join(path)
+    }
+
+    fn current(&self, host: &str, path: &str) -> Option<String> {
+        let link = fs::read_link(self.srv(host, path).join("current")).ok()?;
+        Some(link.file_name()?.to_string_lossy().into_owned())
+    }
+
+    fn pid(&self, host: &str) -> String {
+        fs::read_to_string(self.srv(host, APP).join("shared/run/hello.pid")).unwrap()
+    }
+
+    /// Sessions sshd has opened on a host, from its own log.
+    fn sessions(&self, host: &str) -> usize {
+        let log = fs::read_to_string(self.testbed.sshd_log(host)).unwrap_or_default();
+        log.matches("server_input_channel_open: ctype session")
+            .count()
+    }
+}
+
+fn statuses_are(out: &Outcome, status: &str) -> bool {
+    out.statuses().iter().all(|(_, s)| s == status)
+}
+
+#[test]
+fn first_deploy_serves_every_host_and_status_shows_who_and_what() {
+    let bed = Bed::new();
+    let commit = bed.ws.git_commit("first");
+    let out = bed.deploy(&[]);
+    out.assert_code(0);
+    assert_eq!(out.statuses().len(), 6);
+    assert!(statuses_are(&out, "deployed"), "{:?}", out.statuses());
+    for (host, address) in bed.hosts() {
+        assert_eq!(
+            http_get_at(&address, bed.port, "/"),
+            Some((200, format!("hello from {host}\n")))
+        );
+        let (status, page) = http_get_at(&address, bed.port, "/static/index.html").unwrap();
+        assert_eq!(status, 200);
+        assert!(page.contains("The hello site"));
+        assert_eq!(bed.current(&host, APP), Some(out.release_of(&host, "app")));
+        let mode = fs::metadata(bed.srv(&host, APP).join(".landfall"))
+            .unwrap()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+    // Each host has a /srv of its own.
+    bed.ws
+        .run(&[
+            "exec",
+            "testbed",
+            "--only",
+            "host1",
+            "--",
+            "touch",
+            "/srv/only-here",
+        ])
+        .assert_code(0);
+    assert!(bed.srv("host1", "only-here").exists());
+    assert!(!bed.srv("host2", "only-here").exists());
+
+    let status = bed
+        .ws
+        .run(&["status", "testbed", "--message-format", "json"]);
+    status.assert_code(0);
+    let report: serde_json::Value = serde_json::from_str(status.stdout.trim()).unwrap();
+    for target in report["hosts"].as_array().unwrap() {
+        let release = &target["releases"][0];
+        assert_eq!(release["current"], true);
+        let activated = &release["activated"];
+        assert_eq!(activated["revision"], &commit[..12], "{target}");
+        assert!(!activated["user"].as_str().unwrap().is_empty());
+        assert!(activated["time"].as_str().unwrap().starts_with("20"));
+    }
+}
+
+#[test]
+fn redeploy_of_an_unchanged_workspace_costs_one_round_trip_per_host() {
+    let bed = Bed::new();
+    bed.deploy(&[]).assert_code(0);
+    let pids: Vec<String> = bed.hosts().iter().map(|(h, _)| bed.pid(h)).collect();
+    let sessions: Vec<usize> = bed.hosts().iter().map(|(h, _)| bed.sessions(h)).collect();
+
+    let again = bed.deploy(&[]);
+    again.assert_code(0);
+    assert!(statuses_are(&again, "unchanged"), "{:?}", again.statuses());
+    let summary = again.summary();
+    for (i, (host, _)) in bed.hosts().iter().enumerate() {
+        // landfall's own count, and sshd's: one session per host.
+        assert_eq!(summary["round_trips"][host.as_str()], 1, "{summary}");
+        assert_eq!(
+            bed.sessions(host),
+            sessions[i] + 1,
+            "sshd of {host} saw one session"
+        );
+        assert_eq!(bed.pid(host), pids[i], "no hook ran on {host}");
+    }
+    let events = again.events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["event"] == "pushed" || e["event"] == "activated")
+    );
+}
+
+#[test]
+fn a_small_change_sends_about_that_change_and_links_the_rest() {
+    let bed = Bed::new();
+    let first = bed.deploy(&[]);
+    first.assert_code(0);
+    bed.ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"howdy\"",
+    );
+    let second = bed.deploy(&[]);
+    second.assert_code(0);
+    let binary = fs::metadata(bed.ws.path("target/landfall/build/release/hello"))
+        .unwrap()
+        .len();
+    for event in second.events().iter().filter(|e| e["event"] == "pushed") {
+        assert_eq!(event["artifact"], "app", "only app changed: {event}");
+        assert_eq!(
+            event["files"], 1,
+            "rsync transferred only the config: {event}"
+        );
+        // rsync's own count of bytes sent: the small config and rsync's
+        // file list, not the binary.
+        let sent = event["bytes"].as_u64().unwrap();
+        assert!(
+            sent < 4096,
+            "{sent} bytes sent for a {binary}-byte binary and a small config"
+        );
+    }
+    assert!(
+        second
+            .statuses()
+            .contains(&("host1/site".into(), "unchanged".into()))
+    );
+    for (host, address) in bed.hosts() {
+        let releases = bed.srv(&host, APP).join("releases");
+        let inode = |id: &str| {
+            fs::metadata(releases.join(id).join("bin/hello"))
+                .unwrap()
+                .ino()
+        };
+        assert_eq!(
+            inode(&first.release_of(&host, "app")),
+            inode(&second.release_of(&host, "app")),
+            "a hard link"
+        );
+        assert_eq!(
+            http_get_at(&address, bed.port, "/"),
+            Some((200, format!("howdy from {host}\n")))
+        );
+    }
+}
+
+#[test]
+fn health_failing_on_one_host_rolls_back_every_host_switched() {
+    let bed = Bed::new();
+    // One host at a time, so that host1 is switched before host2 fails.
+    bed.ws.edit(
+        "deploy.toml",
+        "health_timeout = \"10s\"",
+        "health_timeout = \"2s\"",
+    );
+    bed.ws.edit(
+        "deploy.toml",
+        "after = [\"site\"]",
+        "after = [\"site\"]\nmax_parallel = 1",
+    );
+    let first = bed.deploy(&[]);
+    first.assert_code(0);
+    // A new greeting everywhere, and a config that makes host2 unhealthy.
+    bed.ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"howdy\"",
+    );
+    let env = bed.ws.read("environments/testbed.toml");
+    let env = env.replacen(
+        "[hosts.host2]\nroles = [\"web\"]\nvars = {",
+        "[hosts.host2]\nroles = [\"web\"]\nvars = { healthy = false,",
+        1,
+    );
+    bed.ws.write("environments/testbed.toml", &env);
+
+    let out = bed.deploy(&[]);
+    out.assert_code(1);
+    let statuses = out.statuses();
+    assert!(
+        statuses.contains(&("host1/app".into(), "rolled_back".into())),
+        "{statuses:?}\n{}",
+        out.stdout
+    );
+    assert!(
+        statuses.contains(&("host2/app".into(), "rolled_back".into())),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("host3/app".into(), "skipped".into())),
+        "{statuses:?}"
+    );
+    for (host, address) in bed.hosts() {
+        assert_eq!(
+            bed.current(&host, APP),
+            Some(first.release_of(&host, "app")),
+            "{host} is on the previous release"
+        );
+        assert_eq!(
+            http_get_at(&address, bed.port, "/"),
+            Some((200, format!("hello from {host}\n")))
+        );
+    }
+}
+
+#[test]
+fn a_host_that_is_down_stops_the_deploy_before_any_activation() {
+    let bed = Bed::new();
+    let first = bed.deploy(&[]);
+    first.assert_code(0);
+    bed.ws.edit("examples/hello/site/style.css", "40em", "44em");
+    bed.testbed.stop("host2").unwrap();
+
+    let out = bed.deploy(&[]);
+    out.assert_code(1);
+    let failed: Vec<serde_json::Value> = out
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "failed")
+        .collect();
+    assert!(!failed.is_empty());
+    assert!(failed.iter().all(|e| e["host"] == "host2"), "{failed:?}");
+    assert!(
+        failed[0]["message"].as_str().unwrap().contains("host2"),
+        "{failed:?}"
+    );
+    for (host, _) in bed.hosts() {
+        if host != "host2" {
+            assert_eq!(
+                bed.current(&host, SITE),
+                Some(first.release_of(&host, "site")),
+                "{host} was not activated"
+            );
+        }
+    }
+
+    bed.testbed.start("host2").unwrap();
+    let converged = bed.deploy(&[]);
+    converged.assert_code(0);
+    let statuses = converged.statuses();
+    assert!(
+        statuses
+            .iter()
+            .filter(|(t, _)| t.ends_with("/site"))
+            .all(|(_, s)| s == "deployed"),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .filter(|(t, _)| t.ends_with("/app"))
+            .all(|(_, s)| s == "unchanged"),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn exec_runs_on_a_role_in_parallel_and_reports_failures() {
+    let bed = Bed::new();
+    let out = bed.ws.run(&[
+        "exec",
+        "testbed",
+        "--only",
+        "@web",
+        "--",
+        "sh",
+        "-c",
+        "echo on $LANDFALL_HOST; ls /srv",
+    ]);
+    out.assert_code(0);
+    for (host, _) in bed.hosts() {
+        assert!(
+            out.stdout.contains(&format!("{host} | on {host}")),
+            "{}",
+            out.stdout
+        );
+    }
+    let failing = bed.ws.run(&[
+        "exec",
+        "testbed",
+        "--",
+        "sh",
+        "-c",
+        "test $LANDFALL_HOST != host3",
+    ]);
+    failing.assert_code(1);
+    assert!(
+        failing.stderr.contains("host3 | exit status 1"),
+        "{}",
+        failing.stderr
+    );
+    assert!(!failing.stderr.contains("host1 |"), "{}", failing.stderr);
+}
