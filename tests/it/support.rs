@@ -2,6 +2,7 @@
 //! `examples/hello` and the repository's deployment of it, and a runner for
 //! the real `cargo-deploy` binary.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -170,10 +171,11 @@ impl Workspace {
             testbed.ssh_config().display()
         );
         for host in &testbed.hosts {
-            env.push_str(&format!(
+            let _ = write!(
+                env,
                 "\n[hosts.{}]\nroles = [\"web\"]\nvars = {{ bind = \"{}\", port = {port} }}\n",
                 host.name, host.address
-            ));
+            );
         }
         self.write("environments/testbed.toml", &env);
     }
