@@ -19,8 +19,8 @@ landfall_fail() {
 }
 
 # landfall_probe DETAIL PATH...: for each path (numbered from 0), the
-# current release and the complete releases, newest first; with DETAIL=1
-# also the tail of the log and the lock.
+# current release, the complete releases (newest first) and the lock, if
+# one is held; with DETAIL=1 also the tail of the log.
 landfall_probe() {
   detail=$1
   shift
@@ -34,15 +34,13 @@ landfall_probe() {
         printf 'release\t%s\t%s\n' "$i" "$r"
       done
     fi
-    if [ "$detail" = 1 ]; then
-      if [ -f "$p/.landfall/log" ]; then
-        tail -n 200 "$p/.landfall/log" | while IFS= read -r line; do
-          printf 'log\t%s\t%s\n' "$i" "$line"
-        done
-      fi
-      if [ -f "$p/.landfall/lock" ]; then
-        printf 'lock\t%s\t%s\n' "$i" "$(head -n 1 "$p/.landfall/lock")"
-      fi
+    if [ -f "$p/.landfall/lock" ]; then
+      printf 'lock\t%s\t%s\n' "$i" "$(head -n 1 "$p/.landfall/lock")"
+    fi
+    if [ "$detail" = 1 ] && [ -f "$p/.landfall/log" ]; then
+      tail -n 200 "$p/.landfall/log" | while IFS= read -r line; do
+        printf 'log\t%s\t%s\n' "$i" "$line"
+      done
     fi
     i=$((i + 1))
   done

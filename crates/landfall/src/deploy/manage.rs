@@ -121,36 +121,13 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
         summary.ok = false;
         return summary;
     }
-    let owner = run.identity.lock_owner(&run.env.name);
     let results = parallel(&chosen, run.jobs, |(i, release, current)| {
         let target = targets[*i];
         let path = run.transport.host_path(target);
-        let lock = run.script(target).call(
-            "landfall_lock",
-            [
-                path.as_str(),
-                owner.as_str(),
-                if break_lock { "1" } else { "0" },
-            ],
-        );
-        match run.transport.run(&target.host, lock.text()) {
-            Ok(out) if out.success() => {}
-            Ok(out) if out.code == Some(steps::EXIT_LOCKED) => {
-                let holder = steps::reported(&out.stdout_text(), "locked")
-                    .unwrap_or("")
-                    .to_string();
-                return Err(format!(
-                    "lock: `{path}` is locked by another deploy: {holder}"
-                ));
-            }
-            Ok(out) => return Err(format!("lock: {}", describe_failure(&out))),
-            Err(err) => return Err(format!("lock: {err}")),
-        }
-        let script = run.activation_script(target, &path, release, current.as_deref());
+        let activate = |script| run.activation(script, target, &path, release, current.as_deref());
         let result = run
-            .transport
-            .run(&target.host, script.text())
-            .map_err(|e| e.to_string());
+            .locked(target, &path, break_lock, activate)
+            .map_err(|(phase, err)| format!("{}: {err}", phase.name()));
         let unlock = run.script(target).call(
             "landfall_unlock",
             [path.as_str(), run.identity.token.as_str()],

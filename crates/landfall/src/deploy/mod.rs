@@ -24,6 +24,7 @@ pub use manage::{ExecResult, ReleaseStatus, TargetStatus, exec, rollback, status
 pub use phases::deploy;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
@@ -96,6 +97,27 @@ fn user_from_passwd() -> Option<String> {
         let fields: Vec<&str> = line.split(':').collect();
         (fields.get(2)?.parse::<u32>().ok()? == uid).then(|| fields[0].to_string())
     })
+}
+
+/// Who holds a lock, as [`Identity::lock_owner`] wrote it.
+#[derive(Debug, serde::Deserialize)]
+struct LockHolder {
+    user: String,
+    from: String,
+    pid: u32,
+    since: String,
+    env: String,
+}
+
+impl LockHolder {
+    /// A deploy of this machine whose process is gone left this lock. (A
+    /// lock from another machine cannot be judged from here.)
+    fn is_stale(&self, identity: &Identity) -> bool {
+        let proc_fs = Path::new("/proc/self").exists();
+        proc_fs
+            && self.from == identity.machine
+            && !Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
 }
 
 /// Everything a fleet operation needs besides the plan.
@@ -270,10 +292,78 @@ impl Run<'_> {
         Script::new(&self.env.name, &target.host, Some(&target.artifact))
     }
 
-    /// The script that activates `release` of a target, switching back to
-    /// `previous` if activate or health fail.
-    fn activation_script(
+    /// Runs `then` (more step calls) under the deploy lock of `path` on the
+    /// target's host, in one round trip. A lock left behind by a deploy of
+    /// this machine that is gone is reported and taken over; any other
+    /// holder makes this an error that names it.
+    fn locked(
         &self,
+        target: &Target,
+        path: &str,
+        break_lock: bool,
+        then: impl Fn(Script) -> Script,
+    ) -> Result<Output, (Phase, String)> {
+        let owner = self.lock_owner();
+        let attempt = |force: bool| {
+            let lock = self.script(target).call(
+                "landfall_lock",
+                [path, owner.as_str(), if force { "1" } else { "0" }],
+            );
+            let script = then(lock);
+            self.transport
+                .run(&target.host, script.text())
+                .map_err(|err| (Phase::Lock, err.to_string()))
+        };
+        let output = attempt(break_lock)?;
+        if output.code != Some(steps::EXIT_LOCKED) {
+            return Ok(output);
+        }
+        let stdout = output.stdout_text();
+        let text = steps::reported(&stdout, "locked").unwrap_or("");
+        match serde_json::from_str::<LockHolder>(text) {
+            Ok(holder) if holder.is_stale(self.identity) => {
+                (self.events)(Event::Warning {
+                    message: format!(
+                        "on `{}`: `{path}` was locked since {} by a deploy of this machine (pid {}) that is gone; \
+                         taking the lock over",
+                        target.host, holder.since, holder.pid
+                    ),
+                });
+                let output = attempt(true)?;
+                if output.code == Some(steps::EXIT_LOCKED) {
+                    return Err((
+                        Phase::Lock,
+                        format!("`{path}` was locked again by another deploy"),
+                    ));
+                }
+                Ok(output)
+            }
+            Ok(holder) => Err((
+                Phase::Lock,
+                format!(
+                    "`{path}` is locked by another deploy: {}@{} (pid {}, environment `{}`) since {}; \
+                     if that deploy is gone, run again with `--break-lock`",
+                    holder.user, holder.from, holder.pid, holder.env, holder.since
+                ),
+            )),
+            Err(_) => Err((
+                Phase::Lock,
+                format!(
+                    "`{path}` is locked: {text}; if no deploy is running, run again with `--break-lock`"
+                ),
+            )),
+        }
+    }
+
+    fn lock_owner(&self) -> String {
+        self.identity.lock_owner(&self.env.name)
+    }
+
+    /// Appends the activation of `release` of a target to `script`,
+    /// switching back to `previous` if activate or health fail.
+    fn activation(
+        &self,
+        script: Script,
         target: &Target,
         path: &str,
         release: &str,
@@ -282,7 +372,7 @@ impl Run<'_> {
         let hooks = &target.hooks;
         let log_ok = self.log_line(target, "activated", Some(release), previous);
         let log_back = self.log_line(target, "rolled_back", previous, Some(release));
-        self.script(target).call(
+        script.call(
             "landfall_activate",
             [
                 path,

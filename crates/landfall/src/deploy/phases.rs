@@ -36,7 +36,11 @@ pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployO
             Ok(state) => {
                 w.present = state.releases.contains(&w.release.id);
                 w.current = state.current;
-                let unchanged = w.current.as_deref() == Some(w.release.id.as_str());
+                // A lock means a deploy is running or was interrupted, maybe
+                // after switching `current` but before activate and health
+                // finished: only an unlocked current release is unchanged.
+                let unchanged =
+                    w.current.as_deref() == Some(w.release.id.as_str()) && state.lock.is_none();
                 (run.events)(Event::Probed {
                     host: w.target.host.clone(),
                     artifact: w.target.artifact.clone(),
@@ -116,41 +120,19 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
         current: None,
         result: Ok(()),
     };
-    let owner = run.identity.lock_owner(&run.env.name);
-    let script = run
-        .script(w.target)
-        .call(
-            "landfall_lock",
-            [
-                w.path.as_str(),
-                owner.as_str(),
-                if break_lock { "1" } else { "0" },
-            ],
-        )
-        .call(
+    let prepare = |script: steps::Script| {
+        script.call(
             "landfall_prepare",
             std::iter::once(w.path.as_str()).chain(shared_dirs(run, w.target)),
-        );
-    let output = match run.transport.run(&w.target.host, script.text()) {
+        )
+    };
+    let output = match run.locked(w.target, &w.path, break_lock, prepare) {
         Ok(output) => output,
         Err(err) => {
-            result.result = Err((Phase::Lock, err.to_string()));
+            result.result = Err(err);
             return result;
         }
     };
-    if output.code == Some(steps::EXIT_LOCKED) {
-        let holder = steps::reported(&output.stdout_text(), "locked")
-            .unwrap_or("")
-            .to_string();
-        result.result = Err((
-            Phase::Lock,
-            format!(
-                "`{}` is locked by another deploy: {holder}; if that deploy is gone, run again with `--break-lock`",
-                w.path
-            ),
-        ));
-        return result;
-    }
     result.locked = true;
     if !output.success() {
         result.result = Err((Phase::Lock, describe_failure(&output)));
@@ -267,7 +249,13 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
 /// Runs `landfall_activate` for one target; returns how it ended and the
 /// tail of the hooks' output, for failure messages.
 fn activate_one(run: &Run<'_>, w: &Work<'_>) -> Result<(Activation, String), String> {
-    let script = run.activation_script(w.target, &w.path, &w.release.id, w.current.as_deref());
+    let script = run.activation(
+        run.script(w.target),
+        w.target,
+        &w.path,
+        &w.release.id,
+        w.current.as_deref(),
+    );
     let output = run
         .transport
         .run(&w.target.host, script.text())
