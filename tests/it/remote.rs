@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 
 use landfall_testbed::Scoped;
 
-use crate::support::{Outcome, Workspace, free_port, http_get_at};
+use crate::support::{Outcome, Workspace, free_port, http_get_at, kill_group, wait_for};
 
 const APP: &str = "hello/app";
 const SITE: &str = "hello/site";
@@ -350,4 +350,212 @@ fn exec_runs_on_a_role_in_parallel_and_reports_failures() {
         failing.stderr
     );
     assert!(!failing.stderr.contains("host1 |"), "{}", failing.stderr);
+}
+
+/// Every host's `current` of an artifact is a complete release: a
+/// directory under `releases/` that is not an upload in progress.
+fn assert_complete(bed: &Bed, path: &str) {
+    for (host, _) in bed.hosts() {
+        if let Some(current) = bed.current(&host, path) {
+            assert!(
+                !current.ends_with(".partial"),
+                "{host}: current is {current}"
+            );
+            let dir = bed.srv(&host, path).join("releases").join(&current);
+            assert!(
+                dir.join("bin/hello").is_file() || dir.join("public/index.html").is_file(),
+                "{host}: {current} is incomplete"
+            );
+        }
+    }
+}
+
+fn lock_of(bed: &Bed, host: &str, path: &str) -> std::path::PathBuf {
+    bed.srv(host, path).join(".landfall/lock")
+}
+
+#[test]
+fn a_second_deploy_is_refused_while_the_first_holds_the_lock() {
+    let bed = Bed::new();
+    bed.deploy(&[]).assert_code(0);
+    // A slow pre_activate keeps the first deploy inside its lock.
+    bed.ws.edit(
+        "deploy.toml",
+        "pre_activate = \"",
+        "pre_activate = \"sleep 3 && ",
+    );
+    bed.ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"howdy\"",
+    );
+    let mut first = bed
+        .ws
+        .spawn(&["deploy", "testbed", "--message-format", "json"]);
+    wait_for(60, "the first deploy to lock host1", || {
+        lock_of(&bed, "host1", APP).exists()
+    });
+
+    let second = bed.deploy(&[]);
+    second.assert_code(1);
+    let refused = second
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "failed")
+        .unwrap();
+    assert_eq!(refused["phase"], "lock");
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("is locked by another deploy"), "{message}");
+    assert!(
+        message.contains(&format!("(pid {}, environment `testbed`)", first.id())),
+        "{message}"
+    );
+
+    let status = first.wait().unwrap();
+    assert!(status.success(), "the first deploy finishes undisturbed");
+    for (host, address) in bed.hosts() {
+        assert!(!lock_of(&bed, &host, APP).exists());
+        assert_eq!(
+            http_get_at(&address, bed.port, "/"),
+            Some((200, format!("howdy from {host}\n")))
+        );
+    }
+}
+
+#[test]
+fn a_lock_from_elsewhere_is_reported_and_break_lock_clears_it() {
+    let bed = Bed::new();
+    bed.deploy(&[]).assert_code(0);
+    let foreign = r#"{"user":"ops","from":"laptop","pid":4242,"since":"2026-01-01T00:00:00Z","env":"testbed","token":"t"}"#;
+    fs::write(lock_of(&bed, "host2", APP), format!("{foreign}\n")).unwrap();
+
+    let refused = bed.deploy(&[]);
+    refused.assert_code(1);
+    let failed = refused
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "failed")
+        .unwrap();
+    assert_eq!(failed["host"], "host2");
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains("ops@laptop (pid 4242"), "{message}");
+    assert!(message.contains("--break-lock"), "{message}");
+    assert!(
+        lock_of(&bed, "host2", APP).exists(),
+        "a refused deploy leaves the other lock alone"
+    );
+
+    let broken = bed.deploy(&["--break-lock"]);
+    broken.assert_code(0);
+    assert!(!lock_of(&bed, "host2", APP).exists());
+}
+
+#[test]
+fn a_deploy_killed_during_the_push_leaves_complete_releases_and_the_next_run_converges() {
+    let bed = Bed::new();
+    let first = bed.deploy(&[]);
+    first.assert_code(0);
+    // A large new file makes the push long enough to be interrupted.
+    let big: Vec<u8> = (0..48u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    fs::write(bed.ws.path("examples/hello/site/big.bin"), big).unwrap();
+    let mut deploy = bed.ws.spawn(&["deploy", "testbed", "--jobs", "1"]);
+    let partial = |host: &str| {
+        fs::read_dir(bed.srv(host, SITE).join("releases")).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        })
+    };
+    wait_for(120, "an upload in progress", || {
+        bed.hosts().iter().any(|(h, _)| partial(h))
+    });
+    kill_group(&mut deploy);
+
+    assert_complete(&bed, SITE);
+    for (host, _) in bed.hosts() {
+        assert_eq!(
+            bed.current(&host, SITE),
+            Some(first.release_of(&host, "site")),
+            "{host} was not activated"
+        );
+    }
+    let next = bed.deploy(&[]);
+    next.assert_code(0);
+    assert!(
+        next.events().iter().any(|e| e["event"] == "warning"),
+        "the dead deploy's lock is reported"
+    );
+    for (host, address) in bed.hosts() {
+        let current = bed.current(&host, SITE).unwrap();
+        assert_eq!(current, next.release_of(&host, "site"));
+        let deployed = fs::read(
+            bed.srv(&host, SITE)
+                .join("releases")
+                .join(&current)
+                .join("public/big.bin"),
+        )
+        .unwrap();
+        assert!(
+            deployed == fs::read(bed.ws.path("examples/hello/site/big.bin")).unwrap(),
+            "{host} has all of big.bin"
+        );
+        assert_eq!(
+            http_get_at(&address, bed.port, "/health"),
+            Some((200, "ok\n".into()))
+        );
+    }
+}
+
+#[test]
+fn a_deploy_killed_during_activation_leaves_complete_releases_and_the_next_run_converges() {
+    let bed = Bed::new();
+    bed.deploy(&[]).assert_code(0);
+    bed.ws.edit(
+        "deploy.toml",
+        "activate = \"bin/restart\"",
+        "activate = \"bin/restart && sleep 2\"",
+    );
+    bed.ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"howdy\"",
+    );
+    let mut deploy = bed.ws.spawn(&["deploy", "testbed"]);
+    // Killed once some host has switched and runs its activate hook.
+    let switched = |host: &str| {
+        fs::read_to_string(bed.srv(host, APP).join("shared/run/hello.pid")).is_ok()
+            && lock_of(&bed, host, APP).exists()
+            && fs::read_to_string(
+                bed.srv(host, APP)
+                    .join("releases")
+                    .join(bed.current(host, APP).unwrap_or_default())
+                    .join("etc/hello.toml"),
+            )
+            .is_ok_and(|c| c.contains("howdy"))
+    };
+    wait_for(120, "a host in its activate hook", || {
+        bed.hosts().iter().any(|(h, _)| switched(h))
+    });
+    kill_group(&mut deploy);
+
+    assert_complete(&bed, APP);
+    let next = bed.deploy(&[]);
+    next.assert_code(0);
+    for (host, address) in bed.hosts() {
+        assert!(!lock_of(&bed, &host, APP).exists());
+        assert_eq!(
+            http_get_at(&address, bed.port, "/"),
+            Some((200, format!("howdy from {host}\n")))
+        );
+    }
+    // A host switched by the killed run was activated again, not skipped.
+    assert!(
+        next.statuses()
+            .iter()
+            .filter(|(t, _)| t.ends_with("/app"))
+            .all(|(_, s)| s == "deployed"),
+        "{:?}",
+        next.statuses()
+    );
 }

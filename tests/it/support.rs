@@ -248,6 +248,24 @@ impl Workspace {
         }
     }
 
+    /// Starts `cargo-deploy ARGS` in the background, in a process group of
+    /// its own (so that a test can kill it with everything it started).
+    pub(crate) fn spawn(&self, args: &[&str]) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        Command::new(env!("CARGO_BIN_EXE_cargo-deploy"))
+            .args(args)
+            .current_dir(self.root())
+            .env("NO_COLOR", "1")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
     /// The directory that stands for `path` on `host` in local mode.
     pub(crate) fn host_dir(&self, host: &str, path: &str) -> PathBuf {
         self.path("target/landfall/local/dev")
@@ -307,6 +325,27 @@ impl Drop for Workspace {
             }
         }
     }
+}
+
+/// Waits up to `seconds` for `ready`, checking often.
+#[track_caller]
+pub(crate) fn wait_for(seconds: u64, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Kills a process started by [`Workspace::spawn`] and everything in its
+/// process group, at once.
+pub(crate) fn kill_group(child: &mut std::process::Child) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let _ = child.wait();
 }
 
 /// `GET http://127.0.0.1:PORT/PATH`: the status and body.
