@@ -559,3 +559,168 @@ fn a_deploy_killed_during_activation_leaves_complete_releases_and_the_next_run_c
         next.statuses()
     );
 }
+
+#[test]
+fn an_unknown_host_key_is_a_clear_error_and_nothing_is_activated() {
+    let bed = Bed::new();
+    let known = bed.testbed.dir.join("known_hosts");
+    // host3's key is no longer known: ssh must refuse, not ask or accept.
+    let kept: String = fs::read_to_string(&known)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("127.0.0.4"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&known, kept).unwrap();
+    let out = bed.deploy(&[]);
+    out.assert_code(1);
+    let failed: Vec<serde_json::Value> = out
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "failed")
+        .collect();
+    assert!(failed.iter().all(|e| e["host"] == "host3"), "{failed:?}");
+    let message = failed[0]["message"].as_str().unwrap();
+    assert!(message.contains("on `host3`"), "{message}");
+    assert!(
+        message.contains("Host key verification failed"),
+        "{message}"
+    );
+    assert!(message.contains("hint:"), "{message}");
+    for (host, _) in bed.hosts() {
+        assert_eq!(bed.current(&host, APP), None, "{host} was not activated");
+    }
+}
+
+#[test]
+fn dry_run_reads_the_hosts_and_writes_nothing() {
+    let bed = Bed::new();
+    bed.deploy(&[]).assert_code(0);
+    bed.ws.edit("examples/hello/site/style.css", "40em", "46em");
+    let before: Vec<_> = bed
+        .hosts()
+        .iter()
+        .map(|(h, _)| listing(&bed.testbed.srv(h)))
+        .collect();
+    let out = bed.deploy(&["--dry-run"]);
+    out.assert_code(0);
+    let would: Vec<serde_json::Value> = out
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "would-deploy")
+        .collect();
+    assert_eq!(would.len(), 3, "only site changes: {would:?}");
+    for event in &would {
+        assert_eq!(event["artifact"], "site");
+        assert_eq!(event["changed"], serde_json::json!(["public/style.css"]));
+        assert_eq!(event["added"], serde_json::json!([]));
+    }
+    let after: Vec<_> = bed
+        .hosts()
+        .iter()
+        .map(|(h, _)| listing(&bed.testbed.srv(h)))
+        .collect();
+    assert_eq!(before, after, "a dry run changes nothing on any host");
+}
+
+/// Every path under a directory with its size and mtime.
+fn listing(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, i64)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let meta = entry.path().symlink_metadata().unwrap();
+        out.push((entry.path(), meta.len(), meta.mtime()));
+        if meta.is_dir() {
+            out.extend(listing(&entry.path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn rollback_switches_every_host_back_and_restarts_the_service() {
+    let bed = Bed::new();
+    let first = bed.deploy(&[]);
+    first.assert_code(0);
+    bed.ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"howdy\"",
+    );
+    bed.deploy(&[]).assert_code(0);
+    let back = bed
+        .ws
+        .run(&["rollback", "testbed", "--message-format", "json"]);
+    back.assert_code(0);
+    for (host, address) in bed.hosts() {
+        assert_eq!(
+            bed.current(&host, APP),
+            Some(first.release_of(&host, "app"))
+        );
+        assert_eq!(
+            http_get_at(&address, bed.port, "/"),
+            Some((200, format!("hello from {host}\n")))
+        );
+    }
+}
+
+#[test]
+fn on_failure_stop_keeps_hosts_already_switched() {
+    let bed = Bed::new();
+    bed.ws.edit(
+        "deploy.toml",
+        "health_timeout = \"10s\"",
+        "health_timeout = \"2s\"",
+    );
+    bed.ws.edit(
+        "deploy.toml",
+        "after = [\"site\"]",
+        "after = [\"site\"]\nmax_parallel = 1",
+    );
+    let first = bed.deploy(&[]);
+    first.assert_code(0);
+    let env = bed.ws.read("environments/testbed.toml").replacen(
+        "jobs = 8",
+        "jobs = 8\non_failure = \"stop\"",
+        1,
+    );
+    let env = env.replacen(
+        "[hosts.host2]\nroles = [\"web\"]\nvars = {",
+        "[hosts.host2]\nroles = [\"web\"]\nvars = { healthy = false,",
+        1,
+    );
+    bed.ws.write("environments/testbed.toml", &env);
+    bed.ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"howdy\"",
+    );
+
+    let out = bed.deploy(&[]);
+    out.assert_code(1);
+    let statuses = out.statuses();
+    assert!(
+        statuses.contains(&("host1/app".into(), "deployed".into())),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("host2/app".into(), "rolled_back".into())),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("host3/app".into(), "skipped".into())),
+        "{statuses:?}"
+    );
+    assert_ne!(
+        bed.current("host1", APP),
+        Some(first.release_of("host1", "app"))
+    );
+    assert_eq!(
+        bed.current("host2", APP),
+        Some(first.release_of("host2", "app"))
+    );
+    assert_eq!(
+        bed.current("host3", APP),
+        Some(first.release_of("host3", "app"))
+    );
+}
