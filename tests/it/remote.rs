@@ -565,13 +565,9 @@ fn an_unknown_host_key_is_a_clear_error_and_nothing_is_activated() {
     let bed = Bed::new();
     let known = bed.testbed.dir.join("known_hosts");
     // host3's key is no longer known: ssh must refuse, not ask or accept.
-    let kept: String = fs::read_to_string(&known)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.contains("127.0.0.4"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    fs::write(&known, kept).unwrap();
+    let text = fs::read_to_string(&known).unwrap();
+    let kept: Vec<&str> = text.lines().filter(|l| !l.contains("127.0.0.4")).collect();
+    fs::write(&known, kept.join("\n") + "\n").unwrap();
     let out = bed.deploy(&[]);
     out.assert_code(1);
     let failed: Vec<serde_json::Value> = out
