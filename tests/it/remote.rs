@@ -58,6 +58,31 @@ impl Bed {
         fs::read_to_string(self.srv(host, APP).join("shared/run/hello.pid")).unwrap()
     }
 
+    /// Activates `app` one host at a time, in host order, with a short
+    /// health timeout: host1 is switched before host2 is tried.
+    fn activate_one_host_at_a_time(&self) {
+        self.ws.edit(
+            "deploy.toml",
+            "health_timeout = \"10s\"",
+            "health_timeout = \"2s\"",
+        );
+        self.ws.edit(
+            "deploy.toml",
+            "after = [\"site\"]",
+            "after = [\"site\"]\nmax_parallel = 1",
+        );
+    }
+
+    /// Makes the service of one host report itself unhealthy.
+    fn make_unhealthy(&self, host: &str) {
+        let header = format!("[hosts.{host}]\nroles = [\"web\"]\nvars = {{");
+        self.ws.edit(
+            "environments/testbed.toml",
+            &header,
+            &format!("{header} healthy = false,"),
+        );
+    }
+
     /// Sessions sshd has opened on a host, from its own log.
     fn sessions(&self, host: &str) -> usize {
         let log = fs::read_to_string(self.testbed.sshd_log(host)).unwrap_or_default();
@@ -207,17 +232,7 @@ fn a_small_change_sends_about_that_change_and_links_the_rest() {
 #[test]
 fn health_failing_on_one_host_rolls_back_every_host_switched() {
     let bed = Bed::new();
-    // One host at a time, so that host1 is switched before host2 fails.
-    bed.ws.edit(
-        "deploy.toml",
-        "health_timeout = \"10s\"",
-        "health_timeout = \"2s\"",
-    );
-    bed.ws.edit(
-        "deploy.toml",
-        "after = [\"site\"]",
-        "after = [\"site\"]\nmax_parallel = 1",
-    );
+    bed.activate_one_host_at_a_time();
     let first = bed.deploy(&[]);
     first.assert_code(0);
     // A new greeting everywhere, and a config that makes host2 unhealthy.
@@ -226,13 +241,7 @@ fn health_failing_on_one_host_rolls_back_every_host_switched() {
         "greeting = \"hello\"",
         "greeting = \"howdy\"",
     );
-    let env = bed.ws.read("environments/testbed.toml");
-    let env = env.replacen(
-        "[hosts.host2]\nroles = [\"web\"]\nvars = {",
-        "[hosts.host2]\nroles = [\"web\"]\nvars = { healthy = false,",
-        1,
-    );
-    bed.ws.write("environments/testbed.toml", &env);
+    bed.make_unhealthy("host2");
 
     let out = bed.deploy(&[]);
     out.assert_code(1);
@@ -663,29 +672,15 @@ fn rollback_switches_every_host_back_and_restarts_the_service() {
 #[test]
 fn on_failure_stop_keeps_hosts_already_switched() {
     let bed = Bed::new();
-    bed.ws.edit(
-        "deploy.toml",
-        "health_timeout = \"10s\"",
-        "health_timeout = \"2s\"",
-    );
-    bed.ws.edit(
-        "deploy.toml",
-        "after = [\"site\"]",
-        "after = [\"site\"]\nmax_parallel = 1",
-    );
+    bed.activate_one_host_at_a_time();
     let first = bed.deploy(&[]);
     first.assert_code(0);
-    let env = bed.ws.read("environments/testbed.toml").replacen(
+    bed.ws.edit(
+        "environments/testbed.toml",
         "jobs = 8",
         "jobs = 8\non_failure = \"stop\"",
-        1,
     );
-    let env = env.replacen(
-        "[hosts.host2]\nroles = [\"web\"]\nvars = {",
-        "[hosts.host2]\nroles = [\"web\"]\nvars = { healthy = false,",
-        1,
-    );
-    bed.ws.write("environments/testbed.toml", &env);
+    bed.make_unhealthy("host2");
     bed.ws.edit(
         "deploy.toml",
         "greeting = \"hello\"",

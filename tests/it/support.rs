@@ -230,17 +230,22 @@ impl Workspace {
         self.write(rel, &text.replacen(from, to, 1));
     }
 
-    /// Runs `cargo-deploy ARGS` in the workspace.
-    pub(crate) fn run(&self, args: &[&str]) -> Outcome {
-        let output = Command::new(env!("CARGO_BIN_EXE_cargo-deploy"))
-            .args(args)
+    /// `cargo-deploy ARGS` in the workspace, with an environment that does
+    /// not leak the test runner's build settings.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-deploy"));
+        cmd.args(args)
             .current_dir(self.root())
             .env("NO_COLOR", "1")
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_TARGET_DIR")
-            .output()
-            .unwrap();
+            .env_remove("CARGO_TARGET_DIR");
+        cmd
+    }
+
+    /// Runs `cargo-deploy ARGS` in the workspace.
+    pub(crate) fn run(&self, args: &[&str]) -> Outcome {
+        let output = self.command(args).output().unwrap();
         Outcome {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -252,13 +257,7 @@ impl Workspace {
     /// its own (so that a test can kill it with everything it started).
     pub(crate) fn spawn(&self, args: &[&str]) -> std::process::Child {
         use std::os::unix::process::CommandExt;
-        Command::new(env!("CARGO_BIN_EXE_cargo-deploy"))
-            .args(args)
-            .current_dir(self.root())
-            .env("NO_COLOR", "1")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_TARGET_DIR")
+        self.command(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .process_group(0)

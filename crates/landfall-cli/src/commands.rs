@@ -127,21 +127,19 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             .iter()
             .filter(|h| plan.targets.iter().any(|t| t.host == h.name))
             .collect();
-        let transport = transport(ctx, &project, &env, &hosts, args.local)?;
-        let identity = Identity::current(built.revision.clone());
-        let run = Run {
-            project: &project,
-            env: &env,
-            transport: transport.as_ref(),
-            identity: &identity,
-            jobs: ctx.jobs(&env),
-            events: &report,
-        };
         let options = DeployOptions {
             dry_run: args.dry_run,
             break_lock: args.break_lock,
         };
-        Ok(deploy::deploy(&run, &plan, &built.releases, options))
+        with_run(
+            ctx,
+            &project,
+            &env,
+            &hosts,
+            args.local,
+            built.revision.clone(),
+            |run| deploy::deploy(run, &plan, &built.releases, options),
+        )
     })();
     match result {
         Ok(summary) => ctx.finish(&summary),
@@ -312,18 +310,35 @@ fn run_on_targets<T>(
     let (project, env) = ctx.load(&args.env)?;
     let plan = plan::plan(&project, &env, &ctx.global.only, args.local)?;
     let hosts = plan::select(&env, &ctx.global.only)?;
-    let transport = transport(ctx, &project, &env, &hosts, args.local)?;
-    let identity = Identity::current(landfall::git::revision(&project.workspace.root));
+    let revision = landfall::git::revision(&project.workspace.root);
+    with_run(ctx, &project, &env, &hosts, args.local, revision, |run| {
+        f(run, &plan, &hosts)
+    })
+}
+
+/// Connects to `hosts` (or their local directories) and runs `f` with the
+/// context every fleet operation needs.
+fn with_run<T>(
+    ctx: &Ctx<'_>,
+    project: &Project,
+    env: &Environment,
+    hosts: &[&Host],
+    local: bool,
+    revision: landfall::git::Revision,
+    f: impl FnOnce(&Run<'_>) -> T,
+) -> Result<T, Error> {
+    let transport = transport(ctx, project, env, hosts, local)?;
+    let identity = Identity::current(revision);
     let report = ctx.report();
     let run = Run {
-        project: &project,
-        env: &env,
+        project,
+        env,
         transport: transport.as_ref(),
         identity: &identity,
-        jobs: ctx.jobs(&env),
+        jobs: ctx.jobs(env),
         events: &report,
     };
-    Ok(f(&run, &plan, &hosts))
+    Ok(f(&run))
 }
 
 pub(crate) fn status(ctx: &Ctx<'_>, args: &TargetArgs) -> u8 {
