@@ -16,8 +16,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::io::{self, Write as _};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -273,6 +273,10 @@ pub struct Release {
     pub stage: PathBuf,
     #[serde(skip)]
     pub manifest: Manifest,
+    /// Some of its rendered files hold secrets: the staged copy is removed
+    /// once the release is pushed.
+    #[serde(skip)]
+    pub secret: bool,
 }
 
 pub const RELEASE_ID_LEN: usize = 20;
@@ -322,6 +326,7 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
         artifact_id: assembled.id.clone(),
         stage: dir,
         manifest,
+        secret: target.rendered.iter().any(|f| f.secret),
     })
 }
 
@@ -377,11 +382,16 @@ fn materialise_linked(
         }
         match (&entry.kind, contents.get(entry.path.as_str())) {
             (EntryKind::File { mode, hash, .. }, Some(bytes)) => {
-                fs::write(&path, bytes).map_err(Error::io("cannot write", &path))?;
-                let file = fs::File::options()
+                // Private from the start: a rendered file may hold secrets,
+                // and its final mode is set only once it is complete.
+                let mut file = fs::File::options()
                     .write(true)
+                    .create_new(true)
+                    .mode(0o600)
                     .open(&path)
-                    .map_err(Error::io("cannot open", &path))?;
+                    .map_err(Error::io("cannot create", &path))?;
+                file.write_all(bytes)
+                    .map_err(Error::io("cannot write", &path))?;
                 finish_file(&file, &path, *mode, hash)?;
             }
             (EntryKind::File { .. }, None) => {

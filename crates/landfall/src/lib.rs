@@ -17,7 +17,8 @@
 //!
 //! let project = landfall::load(None)?;
 //! let env = config::load_environment(&project, "dev")?;
-//! let plan = plan::plan(&project, &env, &[], true)?;
+//! let secrets = landfall::secrets::load(&project, &env)?;
+//! let plan = plan::plan(&project, &env, &[], true, &secrets)?;
 //! let report = |event: landfall::event::Event| eprintln!("{event:?}");
 //! let built = landfall::build_releases(&project, &plan, &landfall::BuildOptions::default(), &report)?;
 //! let local = transport::Local::new(&project.workspace.landfall_dir(), &env.name);
@@ -39,6 +40,7 @@ pub mod git;
 pub mod hash;
 pub mod plan;
 pub mod process;
+pub mod secrets;
 pub mod steps;
 pub mod template;
 pub mod transport;
@@ -201,7 +203,8 @@ pub fn check_reproducible(
             copy_workspace(&project.workspace.root, &project.workspace.target_dir, dir)?;
             let copy = load(Some(&dir.join("Cargo.toml")))?;
             let env = config::load_environment(&copy, env_name)?;
-            let plan = plan::plan(&copy, &env, only, false)?;
+            let secrets = secrets::load(&copy, &env)?;
+            let plan = plan::plan(&copy, &env, only, false, &secrets)?;
             let options = BuildOptions {
                 quiet,
                 revision: Some(revision.clone()),

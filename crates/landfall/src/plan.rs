@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::config::{Artifact, BinTarget, Environment, Hook, Hooks, Host, Project};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::error::{Error, Result};
+use crate::secrets::Secrets;
 use crate::template;
 
 #[derive(Debug, Serialize)]
@@ -47,6 +48,9 @@ pub struct RenderedFile {
     pub dst: String,
     pub mode: u32,
     pub contents: Vec<u8>,
+    /// The template read `secrets`: the contents must not be shown and the
+    /// file is private unless a mode was given.
+    pub secret: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -103,8 +107,15 @@ pub fn select<'e>(env: &'e Environment, only: &[String]) -> Result<Vec<&'e Host>
         .collect())
 }
 
-/// Computes the plan for the selected hosts of an environment.
-pub fn plan(project: &Project, env: &Environment, only: &[String], local: bool) -> Result<Plan> {
+/// Computes the plan for the selected hosts of an environment, rendering
+/// templates and hooks with `secrets`.
+pub fn plan(
+    project: &Project,
+    env: &Environment,
+    only: &[String],
+    local: bool,
+    secrets: &Secrets,
+) -> Result<Plan> {
     let hosts = select(env, only)?;
     let mut jinja = template::engine();
     template::add_functions(&mut jinja, env);
@@ -124,7 +135,7 @@ pub fn plan(project: &Project, env: &Environment, only: &[String], local: bool) 
             }
         }
         for host in receivers {
-            match target(project, env, &jinja, host, artifact, local) {
+            match target(project, env, &jinja, host, artifact, local, secrets) {
                 Ok(target) => targets.push(target),
                 Err(mut diags) => errors.append(&mut diags),
             }
@@ -148,8 +159,9 @@ fn target(
     host: &Host,
     artifact: &Artifact,
     local: bool,
+    secrets: &Secrets,
 ) -> Result<Target, Vec<Diagnostic>> {
-    let context = template::context(project, env, host, artifact);
+    let context = template::context(project, env, host, artifact, secrets);
     let mut errors = Vec::new();
     let mut rendered = Vec::new();
     for tpl in &artifact.templates {
@@ -160,11 +172,15 @@ fn target(
             &template::Origin::At(0),
             &context,
         ) {
-            Ok(text) => rendered.push(RenderedFile {
-                dst: tpl.dst.clone(),
-                mode: tpl.mode.unwrap_or(0o644),
-                contents: text.into_bytes(),
-            }),
+            Ok(text) => {
+                let secret = context.read_secrets();
+                rendered.push(RenderedFile {
+                    dst: tpl.dst.clone(),
+                    mode: tpl.mode.unwrap_or(if secret { 0o600 } else { 0o644 }),
+                    contents: text.into_bytes(),
+                    secret,
+                });
+            }
             Err(diag) => errors.push(diag),
         }
     }
@@ -241,7 +257,7 @@ mod tests {
     fn every_host_gets_its_artifacts_with_rendered_files() {
         let fixture = fixture();
         let (project, env) = fixture.load("dev");
-        let plan = plan(&project, &env, &[], false).unwrap();
+        let plan = plan(&project, &env, &[], false, &Secrets::none()).unwrap();
         assert_eq!(targets(&plan), ["db1/db", "web1/web", "web2/web"]);
         assert_eq!(plan.bins.len(), 1, "a binary used twice is built once");
         let web1 = &plan.targets[1];
@@ -262,7 +278,7 @@ mod tests {
     fn local_plans_use_local_hooks() {
         let fixture = fixture();
         let (project, env) = fixture.load("dev");
-        let plan = plan(&project, &env, &[], true).unwrap();
+        let plan = plan(&project, &env, &[], true, &Secrets::none()).unwrap();
         assert_eq!(plan.targets[1].hooks.health.as_deref(), Some("true web1"));
     }
 
@@ -272,7 +288,7 @@ mod tests {
         let (project, env) = fixture.load("dev");
         let only = |filters: &[&str]| {
             let filters: Vec<String> = filters.iter().map(ToString::to_string).collect();
-            plan(&project, &env, &filters, false).map(|p| targets(&p))
+            plan(&project, &env, &filters, false, &Secrets::none()).map(|p| targets(&p))
         };
         assert_eq!(only(&["web2"]).unwrap(), ["web2/web"]);
         assert_eq!(only(&["@db", "web1"]).unwrap(), ["db1/db", "web1/web"]);
@@ -300,7 +316,9 @@ mod tests {
         )
         .unwrap();
         let (project, env) = fixture.load("dev");
-        let err = plan(&project, &env, &[], false).unwrap_err().to_string();
+        let err = plan(&project, &env, &[], false, &Secrets::none())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with(
                 "templates/web.toml.j2:1:12: cannot render `templates/web.toml.j2` for host `web2`"

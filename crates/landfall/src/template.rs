@@ -7,13 +7,15 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use minijinja::value::{Serde, Value};
+use minijinja::value::{Enumerator, Object, ObjectRepr, Serde, Value};
 use minijinja::{Environment as Jinja, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::config::{Artifact, Environment, Host, Project, merge_vars};
 use crate::diag::{Diagnostic, SourceFile};
+use crate::secrets::{self, Secrets};
 
 /// What a template sees, for one host and one artifact.
 #[derive(Debug, Serialize)]
@@ -22,8 +24,68 @@ pub struct Context<'a> {
     pub host: HostView<'a>,
     pub hosts: Vec<HostView<'a>>,
     pub vars: toml::Table,
-    pub secrets: toml::Table,
+    /// A [`SecretsObject`]: it notes whether a template read it.
+    pub secrets: Value,
     pub artifact: ArtifactView<'a>,
+    #[serde(skip)]
+    secrets_read: Arc<AtomicBool>,
+}
+
+impl Context<'_> {
+    /// Whether the last [`render`] with this context read a secret.
+    pub fn read_secrets(&self) -> bool {
+        self.secrets_read.load(Ordering::Relaxed)
+    }
+}
+
+/// `secrets` in templates. Reading any of it marks the rendering as
+/// secret-bearing, which makes the file private (0600) unless its mode is
+/// given.
+#[derive(Debug)]
+struct SecretsObject {
+    /// `None`: every value is a placeholder.
+    values: Option<Value>,
+    read: Arc<AtomicBool>,
+}
+
+impl Object for SecretsObject {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.read.store(true, Ordering::Relaxed);
+        match &self.values {
+            Some(values) => values.get_item(key).ok().filter(|v| !v.is_undefined()),
+            None => Some(Value::from_object(Placeholder)),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        self.read.store(true, Ordering::Relaxed);
+        match &self.values {
+            Some(values) => match values.try_iter() {
+                Ok(keys) => Enumerator::Values(keys.collect()),
+                Err(_) => Enumerator::Empty,
+            },
+            None => Enumerator::Empty,
+        }
+    }
+}
+
+/// A secret whose value is not known: renders as the mask, and so does
+/// any part of it.
+#[derive(Debug)]
+struct Placeholder;
+
+impl Object for Placeholder {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
+        Some(Value::from_object(Placeholder))
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(secrets::MASK)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,19 +126,25 @@ pub fn context<'a>(
     env: &'a Environment,
     host: &'a Host,
     artifact: &'a Artifact,
+    secrets: &Secrets,
 ) -> Context<'a> {
+    let read = Arc::new(AtomicBool::new(false));
     Context {
         env: &env.name,
         host: host_view(host),
         hosts: env.hosts.iter().map(host_view).collect(),
         vars: host_vars(project, env, host),
-        secrets: toml::Table::new(),
+        secrets: Value::from_object(SecretsObject {
+            values: secrets.table().map(|t| Value::from(Serde(t))),
+            read: read.clone(),
+        }),
         artifact: ArtifactView {
             name: &artifact.name,
             path: &artifact.path,
             roles: &artifact.roles,
             bins: artifact.bins.iter().map(|b| b.name.as_str()).collect(),
         },
+        secrets_read: read,
     }
 }
 
@@ -144,6 +212,7 @@ pub fn render(
     origin: &Origin,
     context: &Context<'_>,
 ) -> Result<String, Diagnostic> {
+    context.secrets_read.store(false, Ordering::Relaxed);
     let result = jinja.render_str(text, Value::from(Serde(context)));
     result.map_err(|err| {
         let mut message = format!(
@@ -205,6 +274,17 @@ mod tests {
     }
 
     fn ctx_render(text: &str) -> Result<String, Diagnostic> {
+        let secrets: toml::Table = toml::from_str("token = \"s3cr3t-t0ken\"").unwrap();
+        ctx_render_with(text, Some(&secrets)).map(|(text, _)| text)
+    }
+
+    /// Renders with these secrets (`None`: placeholders); also says
+    /// whether the template read them.
+    fn ctx_render_with(
+        text: &str,
+        secrets: Option<&toml::Table>,
+    ) -> Result<(String, bool), Diagnostic> {
+        let read = Arc::new(AtomicBool::new(false));
         let table: toml::Table = toml::from_str("port = 8080\nname = \"<b>&\"").unwrap();
         let roles = vec!["web".to_string()];
         let empty = toml::Table::new();
@@ -219,16 +299,44 @@ mod tests {
             host: host.clone(),
             hosts: vec![host],
             vars: table,
-            secrets: toml::Table::new(),
+            secrets: Value::from_object(SecretsObject {
+                values: secrets.map(|t| Value::from(Serde(t))),
+                read: read.clone(),
+            }),
             artifact: ArtifactView {
                 name: "web",
                 path: "/srv/web",
                 roles: &roles,
                 bins: vec!["hello"],
             },
+            secrets_read: read,
         };
         let src = source(text);
-        render(&engine(), &src, text, &Origin::At(0), &ctx)
+        render(&engine(), &src, text, &Origin::At(0), &ctx).map(|out| (out, ctx.read_secrets()))
+    }
+
+    #[test]
+    fn reading_a_secret_is_noticed() {
+        let secrets: toml::Table =
+            toml::from_str("token = \"abc\"\n[db]\npassword = \"pw\"").unwrap();
+        let render = |text| ctx_render_with(text, Some(&secrets)).unwrap();
+        assert_eq!(render("port={{ vars.port }}"), ("port=8080".into(), false));
+        assert_eq!(render("t={{ secrets.token }}"), ("t=abc".into(), true));
+        assert_eq!(render("p={{ secrets.db.password }}"), ("p=pw".into(), true));
+        assert_eq!(
+            render("{% for k in secrets %}{{ k }} {% endfor %}"),
+            ("db token ".into(), true)
+        );
+        let err = ctx_render_with("{{ secrets.nope }}", Some(&secrets)).unwrap_err();
+        assert!(err.message.contains("undefined"), "{}", err.message);
+    }
+
+    #[test]
+    fn placeholders_stand_for_any_secret() {
+        assert_eq!(
+            ctx_render_with("{{ secrets.db.password }}:{{ secrets.x }}", None).unwrap(),
+            ("********:********".into(), true)
+        );
     }
 
     #[test]

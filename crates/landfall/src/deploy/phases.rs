@@ -11,6 +11,21 @@ use crate::transport::changes;
 
 /// Deploys the plan's releases (one per target, in plan order).
 pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployOptions) -> Summary {
+    let summary = deploy_releases(run, plan, releases, options);
+    // Staged copies of files rendered with secrets live only as long as the
+    // run needs them.
+    for release in releases.iter().filter(|r| r.secret) {
+        let _ = std::fs::remove_dir_all(&release.stage);
+    }
+    summary
+}
+
+fn deploy_releases(
+    run: &Run<'_>,
+    plan: &Plan,
+    releases: &[Release],
+    options: DeployOptions,
+) -> Summary {
     let targets: Vec<&Target> = plan.targets.iter().collect();
     let mut work: Vec<Work<'_>> = plan
         .targets
