@@ -177,7 +177,7 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             let same = first == second;
             if ctx.global.message_format == MessageFormat::Json {
                 let line = serde_json::json!({"event": "reproducible", "ok": same, "first": first, "second": second, "differences": differences});
-                anstream::println!("{line}");
+                render::println!("{line}");
             } else {
                 for (artifact, id) in &first.artifacts {
                     let other = &second.artifacts[artifact];
@@ -186,10 +186,10 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
                     } else {
                         "DIFFERENT"
                     };
-                    anstream::println!("{artifact}  {id}  {other}  {verdict}");
+                    render::println!("{artifact}  {id}  {other}  {verdict}");
                 }
                 for difference in &differences {
-                    anstream::println!("  differs: {difference}");
+                    render::println!("  differs: {difference}");
                 }
             }
             return if same {
@@ -220,16 +220,16 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             })).collect::<Vec<_>>(),
         });
         if ctx.global.message_format == MessageFormat::Json {
-            anstream::println!("{manifest}");
+            render::println!("{manifest}");
         } else {
             for a in &built.assembled {
-                anstream::println!("{}  {}", a.artifact, a.id);
+                render::println!("{}  {}", a.artifact, a.id);
                 for entry in &a.manifest.entries {
-                    anstream::println!("    {}", entry.path);
+                    render::println!("    {}", entry.path);
                 }
             }
             for (t, r) in plan.targets.iter().zip(&built.releases) {
-                anstream::println!("{}  {}  {}", t.host, t.artifact, r.id);
+                render::println!("{}  {}  {}", t.host, t.artifact, r.id);
             }
         }
         Ok(EXIT_OK)
@@ -268,7 +268,7 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
     }
     if errors.is_empty() {
         if !ctx.global.quiet && ctx.global.message_format == MessageFormat::Human {
-            anstream::eprintln!(
+            render::eprintln!(
                 "{:>12} {} artifacts, {} environments ({}), {hosts} hosts",
                 "Checked",
                 project.artifacts.len(),

@@ -2,16 +2,46 @@
 //! for CI (stdout), diagnostics, and the final summary.
 
 use std::io::Write as _;
+use std::sync::{PoisonError, RwLock};
 use std::time::Instant;
 
-use anstream::{eprintln, println};
 use anstyle::{AnsiColor, Effects, Style};
 use landfall::deploy::{ExecResult, Status, Summary, TargetStatus};
 use landfall::diag::Diagnostic;
 use landfall::event::Event;
+use landfall::secrets::Mask;
 use serde::Serialize;
 
 use crate::cli::MessageFormat;
+
+/// The secret values of the environments this run decrypted. Every line
+/// this binary prints passes through it: the output layer is the one place
+/// no secret gets past, whatever event, error or hook output carries it.
+static MASK: RwLock<Option<Mask>> = RwLock::new(None);
+
+/// Masks these values in everything printed from now on.
+pub(crate) fn hide(mask: &Mask) {
+    let mut current = MASK.write().unwrap_or_else(PoisonError::into_inner);
+    current.get_or_insert_with(Mask::default).extend(mask);
+}
+
+pub(crate) fn masked(text: &str) -> String {
+    match MASK.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        Some(mask) => mask.apply(text).into_owned(),
+        None => text.to_string(),
+    }
+}
+
+// Shadow the printing macros so that nothing in this module prints
+// unmasked text.
+macro_rules! eprintln {
+    () => { anstream::eprintln!() };
+    ($($arg:tt)*) => { anstream::eprintln!("{}", $crate::render::masked(&format!($($arg)*))) };
+}
+macro_rules! println {
+    ($($arg:tt)*) => { anstream::println!("{}", $crate::render::masked(&format!($($arg)*))) };
+}
+pub(crate) use {eprintln, println};
 
 const GOOD: Style = AnsiColor::BrightGreen.on_default().effects(Effects::BOLD);
 const WARN: Style = AnsiColor::BrightYellow.on_default().effects(Effects::BOLD);
@@ -61,7 +91,7 @@ impl Printer {
     }
 
     fn json_line<T: Serialize>(value: &T) {
-        let line = serde_json::to_string(value).expect("events serialise");
+        let line = masked(&serde_json::to_string(value).expect("events serialise"));
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();

@@ -120,15 +120,22 @@ impl Mask {
                 return;
             }
         };
-        if text.chars().count() >= MIN_MASKED_LEN {
-            // A multi-line value may be printed a line at a time.
-            if text.contains('\n') {
-                for line in text.lines().filter(|l| l.trim().len() >= MIN_MASKED_LEN) {
-                    self.values.push(line.to_string());
-                }
-            }
-            self.values.push(text);
+        if text.chars().count() < MIN_MASKED_LEN {
+            return;
         }
+        // A multi-line value may be printed a line at a time.
+        if text.contains('\n') {
+            for line in text.lines().filter(|l| l.trim().len() >= MIN_MASKED_LEN) {
+                self.values.push(line.to_string());
+            }
+        }
+        // In JSON output, quotes and backslashes arrive escaped.
+        let json = serde_json::to_string(&text).expect("strings serialise");
+        let json = &json[1..json.len() - 1];
+        if json != text {
+            self.values.push(json.to_string());
+        }
+        self.values.push(text);
     }
 
     /// Adds another environment's values.

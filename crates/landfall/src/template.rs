@@ -113,11 +113,13 @@ fn host_view(host: &Host) -> HostView<'_> {
     }
 }
 
-/// The variables of a host: deploy.toml < environment < host.
+/// The variables of a host: deploy.toml < environment < host < command
+/// line.
 pub fn host_vars(project: &Project, env: &Environment, host: &Host) -> toml::Table {
     let mut vars = project.vars.clone();
     merge_vars(&mut vars, &env.vars);
     merge_vars(&mut vars, &host.vars);
+    merge_vars(&mut vars, &env.overrides);
     vars
 }
 

@@ -7,6 +7,7 @@
 //! check done, each error pointing at its line. The model is what every
 //! later stage works from; nothing after this module reads a config file.
 
+pub mod provenance;
 mod raw;
 mod resolve;
 
@@ -164,7 +165,11 @@ pub struct Environment {
     /// Sorted by name.
     pub hosts: Vec<Host>,
     pub recipients: Vec<String>,
+    /// Variables given on the command line (`--var KEY=VALUE`): they beat
+    /// every file.
+    pub overrides: toml::Table,
     pub warnings: Vec<Diagnostic>,
+    pub(crate) file: Arc<SourceFile>,
 }
 
 impl Environment {

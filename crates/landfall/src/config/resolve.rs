@@ -812,6 +812,19 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
         }
     }
 
+    let recipients: Vec<String> = raw
+        .secrets
+        .map(|s| s.recipients)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|recipient| {
+            if let Err(why) = crate::secrets::parse_recipient(recipient.get_ref()) {
+                check.error(recipient.span(), "invalid secrets recipient", why);
+            }
+            recipient.into_inner()
+        })
+        .collect();
+
     let warnings = check.finish()?;
     Ok(Environment {
         name: name.to_string(),
@@ -823,10 +836,9 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
         on_failure: section.on_failure.unwrap_or(raw::OnFailure::RollbackAll),
         vars: raw.vars,
         hosts,
-        recipients: raw
-            .secrets
-            .map(|s| s.recipients.into_iter().map(Spanned::into_inner).collect())
-            .unwrap_or_default(),
+        recipients,
+        overrides: toml::Table::new(),
         warnings,
+        file,
     })
 }
