@@ -40,6 +40,60 @@ pub(crate) enum Command {
     Check(CheckArgs),
     /// Run a command on the selected hosts in parallel, output prefixed by host
     Exec(ExecArgs),
+    /// Print the variables each host sees; with --annotate, where each comes from
+    Config(ConfigArgs),
+    /// Manage an environment's encrypted secrets, `secrets/ENV.toml.age`
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    pub(crate) env: String,
+    /// Only this host (default: every selected host)
+    #[arg(long, value_name = "HOST")]
+    pub(crate) host: Option<String>,
+    /// Say where each value comes from: deploy.toml, the environment, the
+    /// host or `--var`, with file and line
+    #[arg(long)]
+    pub(crate) annotate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretsCommand {
+    /// Decrypt into a private temporary file, open $VISUAL or $EDITOR,
+    /// validate and re-encrypt to the environment's recipients
+    Edit(SecretsEnv),
+    /// Print the secrets' names; their values only when asked by name or
+    /// with --all
+    Show(ShowArgs),
+    /// List the environment's recipients and whether the file is encrypted
+    /// to each; --rekey re-encrypts it to exactly them
+    Recipients(RecipientsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretsEnv {
+    pub(crate) env: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    pub(crate) env: String,
+    /// Print this secret's value (dotted for tables: `db.password`)
+    #[arg(conflicts_with = "all")]
+    pub(crate) key: Option<String>,
+    /// Print every value: the whole decrypted document
+    #[arg(long)]
+    pub(crate) all: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RecipientsArgs {
+    pub(crate) env: String,
+    /// Re-encrypt the file to the recipients the environment lists now
+    #[arg(long)]
+    pub(crate) rekey: bool,
 }
 
 /// `cargo deploy ENV`.
@@ -124,6 +178,10 @@ pub(crate) struct Global {
     /// When to use colours
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     pub(crate) color: Color,
+    /// Set a template variable, overriding every file (`port=8080`,
+    /// `db.host=x`); repeatable
+    #[arg(long = "var", global = true, value_name = "KEY=VALUE")]
+    pub(crate) vars: Vec<String>,
     /// Path to the workspace's Cargo.toml
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) manifest_path: Option<PathBuf>,

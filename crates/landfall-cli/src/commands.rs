@@ -5,11 +5,13 @@ use landfall::config::{self, Environment, Host, Project};
 use landfall::deploy::{self, DeployOptions, Identity, Run, Summary};
 use landfall::diag::Diagnostic;
 use landfall::event::Event;
+use landfall::secrets::Secrets;
 use landfall::transport::{Local, Ssh, SshOptions, Transport};
 use landfall::{BuildOptions, Error, plan};
 
 use crate::cli::{
-    BuildArgs, CheckArgs, DeployArgs, ExecArgs, Global, MessageFormat, RollbackArgs, TargetArgs,
+    BuildArgs, CheckArgs, ConfigArgs, DeployArgs, ExecArgs, Global, MessageFormat, RollbackArgs,
+    TargetArgs,
 };
 use crate::render::{self, Printer};
 
@@ -41,12 +43,34 @@ impl Ctx<'_> {
         }
     }
 
-    fn load(&self, env: &str) -> Result<(Project, Environment), Error> {
+    /// Reads the workspace and an environment, with `--var` applied.
+    pub(crate) fn load(&self, env: &str) -> Result<(Project, Environment), Error> {
         let project = landfall::load(self.global.manifest_path.as_deref())?;
-        let env = config::load_environment(&project, env)?;
+        let env = self.environment(&project, env)?;
         self.warn(&project.warnings);
-        self.warn(&env.warnings);
         Ok((project, env))
+    }
+
+    fn environment(&self, project: &Project, name: &str) -> Result<Environment, Error> {
+        let mut env = config::load_environment(project, name)?;
+        for var in &self.global.vars {
+            config::provenance::parse_override(var, &mut env.overrides).map_err(Error::Usage)?;
+        }
+        self.warn(&env.warnings);
+        Ok(env)
+    }
+
+    /// Decrypts the environment's secrets; from now on their values are
+    /// masked in everything printed.
+    fn secrets(&self, project: &Project, env: &Environment) -> Result<Secrets, Error> {
+        let secrets = landfall::secrets::load(project, env)?;
+        render::hide(secrets.mask());
+        for warning in &secrets.warnings {
+            self.printer.event(Event::Warning {
+                message: warning.clone(),
+            });
+        }
+        Ok(secrets)
     }
 
     fn jobs(&self, env: &Environment) -> usize {
@@ -115,7 +139,8 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
     let env_name = args.env.as_deref().expect("clap requires ENV");
     let result = (|| {
         let (project, env) = ctx.load(env_name)?;
-        let plan = plan::plan(&project, &env, &ctx.global.only, args.local)?;
+        let secrets = ctx.secrets(&project, &env)?;
+        let plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
         let report = ctx.report();
         let options = BuildOptions {
             quiet: ctx.global.quiet || ctx.global.message_format == MessageFormat::Json,
@@ -200,7 +225,8 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
                 ))
             };
         }
-        let plan = plan::plan(&project, &env, &ctx.global.only, false)?;
+        let secrets = ctx.secrets(&project, &env)?;
+        let plan = plan::plan(&project, &env, &ctx.global.only, false, &secrets)?;
         let built = landfall::build_releases(
             &project,
             &plan,
@@ -250,18 +276,24 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
     let mut errors = Vec::new();
     let mut hosts = 0;
     for name in &names {
-        let env = match config::load_environment(&project, name) {
+        let env = match ctx.environment(&project, name) {
             Ok(env) => env,
             Err(err) => {
                 errors.push(err);
                 continue;
             }
         };
-        ctx.warn(&env.warnings);
         hosts += env.hosts.len();
+        let secrets = match ctx.secrets(&project, &env) {
+            Ok(secrets) => secrets,
+            Err(err) => {
+                errors.push(err);
+                continue;
+            }
+        };
         // Both sets of hooks must render: the hosts' and `--local`'s.
         for local in [false, true] {
-            if let Err(err) = plan::plan(&project, &env, &ctx.global.only, local) {
+            if let Err(err) = plan::plan(&project, &env, &ctx.global.only, local, &secrets) {
                 errors.push(err);
             }
         }
@@ -308,7 +340,10 @@ fn run_on_targets<T>(
     f: impl FnOnce(&Run<'_>, &plan::Plan, &[&Host]) -> T,
 ) -> Result<T, Error> {
     let (project, env) = ctx.load(&args.env)?;
-    let plan = plan::plan(&project, &env, &ctx.global.only, args.local)?;
+    // Only the plan's shape is needed, never a file's contents: no identity
+    // is needed either.
+    let secrets = Secrets::placeholders();
+    let plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
     let hosts = plan::select(&env, &ctx.global.only)?;
     let revision = landfall::git::revision(&project.workspace.root);
     with_run(ctx, &project, &env, &hosts, args.local, revision, |run| {
@@ -390,4 +425,20 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
         }
         Err(err) => Ctx::fail(&err),
     }
+}
+
+pub(crate) fn config(ctx: &Ctx<'_>, args: &ConfigArgs) -> u8 {
+    let result = (|| {
+        let (project, env) = ctx.load(&args.env)?;
+        let mut only = ctx.global.only.clone();
+        only.extend(args.host.iter().cloned());
+        let hosts = plan::select(&env, &only)?;
+        for host in hosts {
+            let vars = config::provenance::annotate(&project, &env, host);
+            ctx.printer
+                .config_report(&env.name, &host.name, &vars, args.annotate);
+        }
+        Ok(EXIT_OK)
+    })();
+    result.unwrap_or_else(|err| Ctx::fail(&err))
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod render;
+mod secrets;
 
 use std::process::ExitCode;
 
@@ -51,6 +52,8 @@ fn main() -> ExitCode {
         Some(Command::Rollback(args)) => commands::rollback(&ctx, args),
         Some(Command::Check(args)) => commands::check(&ctx, args),
         Some(Command::Exec(args)) => commands::exec(&ctx, args),
+        Some(Command::Config(args)) => commands::config(&ctx, args),
+        Some(Command::Secrets(command)) => secrets::run(&ctx, command),
     };
     ExitCode::from(code)
 }

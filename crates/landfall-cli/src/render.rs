@@ -6,6 +6,7 @@ use std::sync::{PoisonError, RwLock};
 use std::time::Instant;
 
 use anstyle::{AnsiColor, Effects, Style};
+use landfall::config::provenance::{Layer, Variable};
 use landfall::deploy::{ExecResult, Status, Summary, TargetStatus};
 use landfall::diag::Diagnostic;
 use landfall::event::Event;
@@ -39,6 +40,7 @@ macro_rules! eprintln {
     ($($arg:tt)*) => { anstream::eprintln!("{}", $crate::render::masked(&format!($($arg)*))) };
 }
 macro_rules! println {
+    () => { anstream::println!() };
     ($($arg:tt)*) => { anstream::println!("{}", $crate::render::masked(&format!($($arg)*))) };
 }
 pub(crate) use {eprintln, println};
@@ -364,6 +366,41 @@ impl Printer {
         }
     }
 
+    /// One host's variables, on stdout: TOML people can read, with each
+    /// value's origin as a comment when `annotate` is set.
+    pub(crate) fn config_report(&self, env: &str, host: &str, vars: &[Variable], annotate: bool) {
+        if self.format == MessageFormat::Json {
+            Printer::json_line(&serde_json::json!({
+                "event": "config", "env": env, "host": host, "vars": vars,
+            }));
+            return;
+        }
+        println!("# host `{host}` of environment `{env}`");
+        let lines: Vec<String> = vars
+            .iter()
+            .map(|v| format!("{} = {}", v.key, v.value))
+            .collect();
+        let width = lines.iter().map(String::len).max().unwrap_or(0);
+        for (line, var) in lines.iter().zip(vars) {
+            if !annotate {
+                println!("{line}");
+                continue;
+            }
+            let mut origin = match var.origin.layer {
+                Layer::Deploy => var.origin.at.clone(),
+                Layer::Environment => format!("{} (environment)", var.origin.at),
+                Layer::Host => format!("{} (host `{host}`)", var.origin.at),
+                Layer::CommandLine => format!("{} (command line)", var.origin.at),
+            };
+            if !var.overrides.is_empty() {
+                let over: Vec<&str> = var.overrides.iter().map(|o| o.at.as_str()).collect();
+                origin = format!("{origin}, overrides {}", over.join(", "));
+            }
+            println!("{line:width$}  {DIM}# {origin}{DIM:#}");
+        }
+        println!();
+    }
+
     pub(crate) fn status_report(&self, env: &str, report: &[TargetStatus]) {
         if self.format == MessageFormat::Json {
             #[derive(Serialize)]
@@ -414,6 +451,10 @@ impl Printer {
 /// Errors and warnings always go to stderr, whatever `--quiet` says.
 pub(crate) fn diagnostic(diag: &Diagnostic) {
     eprintln!("{}", diag.render(true));
+}
+
+pub(crate) fn warning(message: &str) {
+    eprintln!("{WARN}warning{WARN:#}: {message}");
 }
 
 pub(crate) fn error(message: &str) {

@@ -75,11 +75,18 @@ impl Cmd {
         self
     }
 
+    /// The command with its input, or none: landfall's processes never
+    /// read the terminal.
     fn expression(&self) -> duct::Expression {
-        let mut expr = match &self.input {
-            Some(bytes) => duct::cmd(&self.program, &self.args).stdin_bytes(bytes.clone()),
-            None => duct::cmd(&self.program, &self.args).stdin_null(),
-        };
+        match &self.input {
+            Some(bytes) => self.attached().stdin_bytes(bytes.clone()),
+            None => self.attached().stdin_null(),
+        }
+    }
+
+    /// The command with the caller's stdin, stdout and stderr.
+    fn attached(&self) -> duct::Expression {
+        let mut expr = duct::cmd(&self.program, &self.args);
         if let Some(dir) = &self.dir {
             expr = expr.dir(dir);
         }
@@ -245,6 +252,17 @@ pub fn run_detaching(cmd: &Cmd, log: &Path) -> Result<(), ProcessError> {
             stderr_tail: tail(&stderr, 12),
         }))
     }
+}
+
+/// Runs a command on the user's terminal, such as an editor, and returns
+/// its exit code (`None` if a signal ended it).
+pub fn run_attached(cmd: &Cmd) -> Result<Option<i32>, ProcessError> {
+    let output = cmd
+        .attached()
+        .unchecked()
+        .run()
+        .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
+    Ok(output.status.code())
 }
 
 /// Runs a command whose stderr is meant for the user (cargo's progress and

@@ -496,9 +496,10 @@ pub fn decrypt(
         .decrypt(identities.identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
         .map_err(|e| match e {
             age::DecryptError::NoMatchingKeys => {
-                let holders = stanzas(ciphertext)
-                    .map(|s| describe_stanzas(&s, recipients))
-                    .unwrap_or_else(|| "recipients that cannot be read from its header".into());
+                let holders = stanzas(ciphertext).map_or_else(
+                    || "recipients that cannot be read from its header".into(),
+                    |s| describe_stanzas(&s, recipients),
+                );
                 Error::Usage(format!(
                     "cannot decrypt `{display}` with the identity {}: the file is encrypted to {holders}; \
                      someone who holds one of those keys must add yours to `[secrets] recipients` in \
@@ -652,7 +653,7 @@ mod tests {
             description: "mine".into(),
             identities: vec![Box::new(me)],
         };
-        let plain = decrypt(&file, &mine, &[my_key.clone()], "s.age", "prod").unwrap();
+        let plain = decrypt(&file, &mine, std::slice::from_ref(&my_key), "s.age", "prod").unwrap();
         assert_eq!(plain, b"token = \"abcdef\"\n");
 
         let (stranger, _) = x25519();

@@ -50,22 +50,26 @@ struct SecretsObject {
 
 impl Object for SecretsObject {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.read.store(true, Ordering::Relaxed);
-        match &self.values {
+        // `secrets.x is defined` reads nothing when there is no `x`.
+        let value = match &self.values {
             Some(values) => values.get_item(key).ok().filter(|v| !v.is_undefined()),
             None => Some(Value::from_object(Placeholder)),
+        };
+        if value.is_some() {
+            self.read.store(true, Ordering::Relaxed);
         }
+        value
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        self.read.store(true, Ordering::Relaxed);
-        match &self.values {
-            Some(values) => match values.try_iter() {
-                Ok(keys) => Enumerator::Values(keys.collect()),
-                Err(_) => Enumerator::Empty,
-            },
-            None => Enumerator::Empty,
+        let keys: Vec<Value> = match &self.values {
+            Some(values) => values.try_iter().map(Iterator::collect).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        if !keys.is_empty() {
+            self.read.store(true, Ordering::Relaxed);
         }
+        Enumerator::Values(keys)
     }
 }
 
@@ -331,6 +335,10 @@ mod tests {
         );
         let err = ctx_render_with("{{ secrets.nope }}", Some(&secrets)).unwrap_err();
         assert!(err.message.contains("undefined"), "{}", err.message);
+        assert_eq!(
+            render("{% if secrets.nope is defined %}x{% endif %}"),
+            (String::new(), false)
+        );
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub(crate) struct Config {
     /// Where `GET /static/<file>` reads from, relative to the working
     /// directory (the release directory).
     pub(crate) static_dir: String,
+    /// The bearer token `GET /admin` requires; without one, there is no
+    /// `/admin`.
+    pub(crate) admin_token: Option<String>,
 }
 
 /// A problem with the configuration file, located by file and, where there
@@ -63,6 +66,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let mut healthy = None;
     let mut name = None;
     let mut static_dir = None;
+    let mut admin_token = None;
     // Each key remembers the line that set it, so that a duplicate can point
     // back at the first occurrence.
     let mut seen: Vec<(&str, usize)> = Vec::new();
@@ -79,7 +83,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             continue;
         };
         let expected = match key {
-            "listen" | "greeting" | "name" | "static_dir" => Kind::String,
+            "listen" | "greeting" | "name" | "static_dir" | "admin_token" => Kind::String,
             "healthy" => Kind::Bool,
             _ => return Err(at(format!("unknown key `{key}`"))),
         };
@@ -105,6 +109,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             ("greeting", Value::String(text)) => greeting = Some(text),
             ("name", Value::String(text)) => name = Some(text),
             ("static_dir", Value::String(text)) => static_dir = Some(text),
+            ("admin_token", Value::String(text)) => admin_token = Some(text),
             ("healthy", Value::Bool(flag)) => healthy = Some(flag),
             _ => unreachable!("keys and kinds were checked above"),
         }
@@ -123,6 +128,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         healthy: healthy.unwrap_or(true),
         name: name.unwrap_or_else(|| "hello".to_owned()),
         static_dir: static_dir.unwrap_or_else(|| "static".to_owned()),
+        admin_token,
     })
 }
 
@@ -284,6 +290,7 @@ static_dir = \"../../../site/current/public\"
                 healthy: false,
                 name: "web-1".to_owned(),
                 static_dir: "../../../site/current/public".to_owned(),
+                admin_token: None,
             }
         );
     }

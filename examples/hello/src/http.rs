@@ -38,6 +38,7 @@ pub(crate) struct Site {
     /// instead, because changing the working directory would affect every
     /// test running in the process.
     pub(crate) static_root: PathBuf,
+    pub(crate) admin_token: Option<String>,
 }
 
 impl Site {
@@ -47,6 +48,7 @@ impl Site {
             name: config.name,
             healthy: config.healthy,
             static_root,
+            admin_token: config.admin_token,
         }
     }
 }
@@ -151,11 +153,29 @@ fn respond(head: &[u8], site: &Site) -> Response {
         "/" => Response::text(200, &format!("{} from {}\n", site.greeting, site.name)),
         "/health" if site.healthy => Response::text(200, "ok\n"),
         "/health" => Response::text(503, "unhealthy\n"),
+        "/admin" => match &site.admin_token {
+            Some(token) if bearer(head) == Some(token.as_str()) => {
+                Response::text(200, "admin ok\n")
+            }
+            Some(_) => Response::text(401, "unauthorized\n"),
+            None => Response::text(404, "not found\n"),
+        },
         _ => match path.strip_prefix("/static/") {
             Some(file) => static_file(&site.static_root, file),
             None => Response::text(404, "not found\n"),
         },
     }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header.
+fn bearer(head: &str) -> Option<&str> {
+    head.split("\r\n").skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("authorization") {
+            return None;
+        }
+        value.trim().strip_prefix("Bearer ").map(str::trim)
+    })
 }
 
 /// Serves `file` from `root`. The path is used as sent, without
@@ -578,6 +598,7 @@ mod tests {
             name: "web-1".to_owned(),
             healthy,
             static_root,
+            admin_token: Some("t0ken".to_owned()),
         }
     }
 
@@ -634,6 +655,15 @@ mod tests {
         );
         assert_eq!(get(address, "/static/css/../../secret").0, 400);
         assert_eq!(get(address, "/static//etc/passwd").0, 400);
+        assert_eq!(get(address, "/admin").0, 401);
+        let admin = |auth: &str| {
+            raw(
+                address,
+                &format!("GET /admin HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n"),
+            )
+        };
+        assert!(admin("authorization: Bearer t0ken").ends_with("admin ok\n"));
+        assert!(admin("Authorization: Bearer nope").contains(" 401 "));
     }
 
     #[test]

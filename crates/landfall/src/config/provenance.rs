@@ -39,7 +39,9 @@ pub struct Variable {
 /// The variables of `host`, each with where it came from.
 pub fn annotate(project: &Project, env: &Environment, host: &Host) -> Vec<Variable> {
     let host_path = ["hosts", host.name.as_str(), "vars"];
-    let layers: [(Layer, &toml::Table, Option<(&SourceFile, &[&str])>); 4] = [
+    // Each layer's table, and the file and table path its keys are written at.
+    type Source<'a> = Option<(&'a SourceFile, &'a [&'a str])>;
+    let layers: [(Layer, &toml::Table, Source<'_>); 4] = [
         (
             Layer::Deploy,
             &project.vars,

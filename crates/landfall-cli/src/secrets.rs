@@ -1,0 +1,347 @@
+//! `cargo deploy secrets edit|show|recipients`: the encrypted secrets of
+//! an environment, as an operator handles them.
+//!
+//! Editing is the one place plaintext touches a disk: a file of mode 0600
+//! in a fresh 0700 directory (in `/dev/shm` where there is one), removed
+//! on every way out, Ctrl-C included.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use landfall::Error;
+use landfall::config::{Environment, Project};
+use landfall::process::{self, Cmd};
+use landfall::secrets::{self, Identities};
+
+use crate::cli::{RecipientsArgs, SecretsCommand, ShowArgs};
+use crate::commands::{Ctx, EXIT_FAILED, EXIT_OK};
+use crate::render::{self, eprintln, println};
+
+/// Set by Ctrl-C (or SIGTERM) while secrets are being edited: the editor
+/// gets the signal too, and landfall cleans up once it has exited.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn run(ctx: &Ctx<'_>, command: &SecretsCommand) -> u8 {
+    let result = match command {
+        SecretsCommand::Edit(args) => edit(ctx, &args.env),
+        SecretsCommand::Show(args) => show(ctx, args),
+        SecretsCommand::Recipients(args) => recipients(ctx, args),
+    };
+    result.unwrap_or_else(|err| Ctx::fail(&err))
+}
+
+/// The secrets file of an environment: its absolute path and how to name it.
+fn secrets_file(project: &Project, env: &Environment) -> (PathBuf, String) {
+    let relative = secrets::relative_path(&env.name);
+    (
+        project.workspace.root.join(&relative),
+        relative.display().to_string(),
+    )
+}
+
+fn read_existing(path: &Path, display: &str, env: &Environment) -> Result<Vec<u8>, Error> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Usage(format!(
+            "environment `{0}` has no secrets: `{display}` does not exist (create it with \
+             `cargo deploy secrets edit {0}`)",
+            env.name
+        ))),
+        Err(e) => Err(Error::Usage(format!("cannot read `{display}`: {e}"))),
+    }
+}
+
+fn decrypt(
+    ciphertext: &[u8],
+    identities: &Identities,
+    display: &str,
+    env: &Environment,
+) -> Result<Vec<u8>, Error> {
+    secrets::decrypt(ciphertext, identities, &env.recipients, display, &env.name)
+}
+
+fn write_encrypted(path: &Path, plaintext: &[u8], env: &Environment) -> Result<usize, Error> {
+    let recipients = secrets::recipients(env)?;
+    let ciphertext = secrets::encrypt(plaintext, &recipients)?;
+    landfall::hash::write_atomically(path, &ciphertext)?;
+    Ok(recipients.len())
+}
+
+fn edit(ctx: &Ctx<'_>, env_name: &str) -> Result<u8, Error> {
+    let (project, env) = ctx.load(env_name)?;
+    // Refuse before the editor opens: an edit that cannot be saved is lost.
+    secrets::recipients(&env)?;
+    let (path, display) = secrets_file(&project, &env);
+    let original = if path.exists() {
+        let ciphertext = read_existing(&path, &display, &env)?;
+        decrypt(&ciphertext, &secrets::identities()?, &display, &env)?
+    } else {
+        format!(
+            "# The secrets of environment `{}`, read by templates as `secrets.KEY`.\n\
+             # TOML; this file is encrypted again when the editor exits.\n",
+            env.name
+        )
+        .into_bytes()
+    };
+
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .map_err(|e| Error::Failed(format!("cannot handle Ctrl-C while editing: {e}")))?;
+    let dir = private_dir()?;
+    let file = dir.path().join(format!("{}.toml", env.name));
+    write_private(&file, &original)?;
+
+    let mut last_invalid: Option<Vec<u8>> = None;
+    loop {
+        let code = process::run_attached(&editor(&file))?;
+        if INTERRUPTED.load(Ordering::SeqCst) || code != Some(0) {
+            let why = if INTERRUPTED.load(Ordering::SeqCst) {
+                "interrupted".to_string()
+            } else {
+                match code {
+                    Some(code) => format!("the editor exited with status {code}"),
+                    None => "the editor was killed".to_string(),
+                }
+            };
+            render::error(&format!("{why}: edit abandoned, `{display}` is unchanged"));
+            return Ok(EXIT_FAILED);
+        }
+        let edited = fs::read(&file)
+            .map_err(|e| Error::Failed(format!("cannot read back the edited secrets: {e}")))?;
+        if edited == original {
+            status(ctx, "Unchanged", &format!("`{display}`: no changes"));
+            return Ok(EXIT_OK);
+        }
+        match secrets::parse(&edited, &display) {
+            Ok(table) => {
+                let count = write_encrypted(&path, &edited, &env)?;
+                status(
+                    ctx,
+                    "Encrypted",
+                    &format!(
+                        "`{display}`: {}, for {}",
+                        plural(table.len(), "secret"),
+                        plural(count, "recipient")
+                    ),
+                );
+                for key in secrets::too_short_to_mask(&table) {
+                    render::warning(&format!(
+                        "secret `{key}` is shorter than {} characters and cannot be masked in output",
+                        secrets::MIN_MASKED_LEN
+                    ));
+                }
+                return Ok(EXIT_OK);
+            }
+            Err(message) => {
+                render::error(&message);
+                if last_invalid.as_ref() == Some(&edited) {
+                    render::error(&format!(
+                        "the secrets are still invalid and were saved unchanged: edit abandoned, \
+                         `{display}` is unchanged"
+                    ));
+                    return Ok(EXIT_FAILED);
+                }
+                eprintln!(
+                    "{:>12} the editor again to fix it (save it unchanged to give up)",
+                    "Opening"
+                );
+                last_invalid = Some(edited);
+            }
+        }
+    }
+}
+
+fn status(ctx: &Ctx<'_>, verb: &str, text: &str) {
+    if !ctx.global.quiet {
+        eprintln!("{verb:>12} {text}");
+    }
+}
+
+/// The user's editor on `file`, through the shell as git does, so that
+/// `EDITOR="code --wait"` works.
+fn editor(file: &Path) -> Cmd {
+    let editor = ["VISUAL", "EDITOR"]
+        .into_iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .find(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| "vi".to_string());
+    Cmd::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("landfall-editor")
+        .arg(file)
+}
+
+/// A fresh directory only the user can enter, in memory where possible.
+fn private_dir() -> Result<tempfile::TempDir, Error> {
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() && tempfile::tempdir_in(shm).is_ok() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("landfall-secrets-")
+        .tempdir_in(&base)
+        .map_err(|e| {
+            Error::Failed(format!(
+                "cannot create a private directory in `{}`: {e}",
+                base.display()
+            ))
+        })?;
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::Failed(format!("cannot protect `{}`: {e}", dir.path().display())))?;
+    Ok(dir)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut file = fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes).map(|()| f))
+        .map_err(|e| Error::Failed(format!("cannot write `{}`: {e}", path.display())))?;
+    file.flush()
+        .map_err(|e| Error::Failed(format!("cannot write `{}`: {e}", path.display())))
+}
+
+fn show(ctx: &Ctx<'_>, args: &ShowArgs) -> Result<u8, Error> {
+    let (project, env) = ctx.load(&args.env)?;
+    let (path, display) = secrets_file(&project, &env);
+    read_existing(&path, &display, &env)?;
+    let loaded = secrets::load(&project, &env)?;
+    for warning in &loaded.warnings {
+        render::warning(warning);
+    }
+    let table = loaded.table().expect("decrypted secrets have values");
+    if args.all {
+        let document = toml::to_string(table).expect("TOML tables serialise");
+        println!("{}", document.trim_end());
+        return Ok(EXIT_OK);
+    }
+    if let Some(key) = &args.key {
+        let mut value: Option<&toml::Value> = None;
+        let mut current = Some(table);
+        for segment in key.split('.') {
+            value = current.and_then(|t| t.get(segment));
+            current = value.and_then(toml::Value::as_table);
+        }
+        return match value {
+            // Raw, so that `$(cargo deploy secrets show prod token)` works.
+            Some(toml::Value::String(text)) => {
+                println!("{text}");
+                Ok(EXIT_OK)
+            }
+            Some(other) => {
+                println!("{other}");
+                Ok(EXIT_OK)
+            }
+            None => Err(Error::Usage(format!(
+                "no secret `{key}` in `{display}` (secrets: {})",
+                leaf_keys(table).join(", ")
+            ))),
+        };
+    }
+    for key in leaf_keys(table) {
+        println!("{key} = {}", secrets::MASK);
+    }
+    if !ctx.global.quiet {
+        eprintln!(
+            "{:>12} values with `cargo deploy secrets show {} KEY` or `--all`",
+            "Print", env.name
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// Dotted paths of every value of a table.
+fn leaf_keys(table: &toml::Table) -> Vec<String> {
+    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                toml::Value::Table(inner) => walk(&path, inner, out),
+                _ => out.push(path),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", table, &mut out);
+    out
+}
+
+fn recipients(ctx: &Ctx<'_>, args: &RecipientsArgs) -> Result<u8, Error> {
+    let (project, env) = ctx.load(&args.env)?;
+    secrets::recipients(&env)?;
+    let (path, display) = secrets_file(&project, &env);
+    let ciphertext = if path.exists() {
+        Some(read_existing(&path, &display, &env)?)
+    } else {
+        None
+    };
+    let drift = ciphertext
+        .as_deref()
+        .and_then(secrets::stanzas)
+        .map(|stanzas| secrets::drift(&stanzas, &env.recipients));
+    println!(
+        "# recipients of `{display}`, from `environments/{}.toml`",
+        env.name
+    );
+    for recipient in &env.recipients {
+        let state = match &drift {
+            None if ciphertext.is_none() => "no file yet",
+            None => "unknown: the file's header cannot be read",
+            Some(d) if d.missing.iter().any(|m| m.starts_with(recipient.as_str())) => {
+                if recipient.starts_with("ssh-") {
+                    "NOT in the file"
+                } else {
+                    "maybe not in the file (age keys are counted, not named)"
+                }
+            }
+            Some(_) => "in the file",
+        };
+        println!("{}  # {state}", secrets::abbreviate_key(recipient));
+    }
+    if let Some(drift) = &drift {
+        for extra in &drift.extra {
+            println!("# also in the file, no longer listed: {extra}");
+        }
+    }
+    let drifted = drift.as_ref().is_some_and(|d| !d.is_empty());
+    if args.rekey {
+        let Some(ciphertext) = ciphertext else {
+            return Err(Error::Usage(format!(
+                "nothing to re-encrypt: `{display}` does not exist"
+            )));
+        };
+        let plaintext = decrypt(&ciphertext, &secrets::identities()?, &display, &env)?;
+        let count = write_encrypted(&path, &plaintext, &env)?;
+        status(
+            ctx,
+            "Re-encrypted",
+            &format!("`{display}` for {}", plural(count, "recipient")),
+        );
+    } else if drifted {
+        render::warning(&format!(
+            "`{display}` is not encrypted to exactly these recipients: run `cargo deploy secrets \
+             recipients {} --rekey`",
+            env.name
+        ));
+    }
+    Ok(EXIT_OK)
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
