@@ -36,11 +36,12 @@ pub struct Variable {
     pub overrides: Vec<Origin>,
 }
 
+/// The file and table path a layer's keys are written at.
+type Source<'a> = Option<(&'a SourceFile, &'a [&'a str])>;
+
 /// The variables of `host`, each with where it came from.
 pub fn annotate(project: &Project, env: &Environment, host: &Host) -> Vec<Variable> {
     let host_path = ["hosts", host.name.as_str(), "vars"];
-    // Each layer's table, and the file and table path its keys are written at.
-    type Source<'a> = Option<(&'a SourceFile, &'a [&'a str])>;
     let layers: [(Layer, &toml::Table, Source<'_>); 4] = [
         (
             Layer::Deploy,
