@@ -9,6 +9,7 @@ use anstyle::{AnsiColor, Effects, Style};
 use landfall::config::provenance::{Layer, Variable};
 use landfall::deploy::{ExecResult, Status, Summary, TargetStatus};
 use landfall::diag::Diagnostic;
+use landfall::diff::{DiffKind, FileDiff};
 use landfall::event::Event;
 use landfall::secrets::Mask;
 use serde::Serialize;
@@ -155,6 +156,8 @@ impl Printer {
                 removed,
                 changed,
                 hooks,
+                diffs,
+                diff_file,
             } => {
                 let from = current
                     .as_deref()
@@ -176,6 +179,16 @@ impl Printer {
                     }
                     if !hooks.is_empty() {
                         eprintln!("{:>12}   hooks: {}", "", hooks.join(", "));
+                    }
+                    for diff in &diffs {
+                        print_diff(diff);
+                    }
+                    if let Some(file) = diff_file {
+                        eprintln!(
+                            "{:>12}   {DIM}the whole diff: {}{DIM:#}",
+                            "",
+                            file.display()
+                        );
                     }
                 }
             }
@@ -451,6 +464,42 @@ impl Printer {
 /// Errors and warnings always go to stderr, whatever `--quiet` says.
 pub(crate) fn diagnostic(diag: &Diagnostic) {
     eprintln!("{}", diag.render(true));
+}
+
+/// A predicted change of one file, indented under its target.
+fn print_diff(diff: &FileDiff) {
+    let pad = "";
+    match diff.kind {
+        DiffKind::Binary => eprintln!("{pad:>14}{DIM}binary file {} differs{DIM:#}", diff.path),
+        DiffKind::Large => eprintln!(
+            "{pad:>14}{DIM}{} differs (too big to diff){DIM:#}",
+            diff.path
+        ),
+        DiffKind::Hidden => eprintln!(
+            "{pad:>14}{DIM}{} differs (it holds secrets; its template cannot be shown masked){DIM:#}",
+            diff.path
+        ),
+        DiffKind::Text => {
+            for line in diff.diff.lines() {
+                let style = if line.starts_with("+++") || line.starts_with("---") {
+                    Style::new().effects(Effects::BOLD)
+                } else if line.starts_with('+') {
+                    GOOD
+                } else if line.starts_with('-') {
+                    BAD
+                } else if line.starts_with("@@") {
+                    INFO
+                } else {
+                    Style::new()
+                };
+                eprintln!("{pad:>14}{style}{line}{style:#}");
+            }
+            let shown = diff.diff.lines().count();
+            if diff.lines > shown {
+                eprintln!("{pad:>14}{DIM}… {} more lines{DIM:#}", diff.lines - shown);
+            }
+        }
+    }
 }
 
 pub(crate) fn warning(message: &str) {

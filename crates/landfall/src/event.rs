@@ -47,6 +47,11 @@ pub enum Event {
         removed: Vec<String>,
         changed: Vec<String>,
         hooks: Vec<String>,
+        /// Text diffs of the files that differ (rendered files first), with
+        /// secrets masked.
+        diffs: Vec<crate::diff::FileDiff>,
+        /// Where the whole diff is, when `diffs` were cut.
+        diff_file: Option<std::path::PathBuf>,
     },
     Pushed {
         host: String,

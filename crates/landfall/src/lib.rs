@@ -34,6 +34,7 @@ pub mod build;
 pub mod config;
 pub mod deploy;
 pub mod diag;
+pub mod diff;
 mod error;
 pub mod event;
 pub mod git;

@@ -51,6 +51,9 @@ pub struct RenderedFile {
     /// The template read `secrets`: the contents must not be shown and the
     /// file is private unless a mode was given.
     pub secret: bool,
+    /// For a secret file, its rendering with every secret masked (`None` if
+    /// the template cannot render that way).
+    pub masked: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -174,11 +177,30 @@ fn target(
         ) {
             Ok(text) => {
                 let secret = context.read_secrets();
+                // What `--dry-run` may show of a file holding secrets: the
+                // template rendered with every secret as the mask.
+                let masked = secret
+                    .then(|| {
+                        let placeholders = Secrets::placeholders();
+                        let context =
+                            template::context(project, env, host, artifact, &placeholders);
+                        template::render(
+                            jinja,
+                            &tpl.source,
+                            &tpl.source.text,
+                            &template::Origin::At(0),
+                            &context,
+                        )
+                        .ok()
+                    })
+                    .flatten()
+                    .map(String::into_bytes);
                 rendered.push(RenderedFile {
                     dst: tpl.dst.clone(),
                     mode: tpl.mode.unwrap_or(if secret { 0o600 } else { 0o644 }),
                     contents: text.into_bytes(),
                     secret,
+                    masked,
                 });
             }
             Err(diag) => errors.push(diag),

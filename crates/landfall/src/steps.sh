@@ -104,6 +104,26 @@ landfall_manifest() {
   fi
 }
 
+# landfall_files PATH RELEASE MAX FILE...: prints each regular file of a
+# release no bigger than MAX bytes as a line `file<TAB>NAME<TAB>SIZE` and
+# its bytes, and any other as `skip<TAB>NAME`.
+landfall_files() {
+  p=$1 id=$2 max=$3
+  shift 3
+  for f in "$@"; do
+    file="$p/releases/$id/$f"
+    if [ -f "$file" ] && [ ! -L "$file" ]; then
+      size=$(wc -c <"$file" | tr -d ' ')
+      if [ "$size" -le "$max" ]; then
+        printf 'file\t%s\t%s\n' "$f" "$size"
+        cat "$file"
+        continue
+      fi
+    fi
+    printf 'skip\t%s\n' "$f"
+  done
+}
+
 # landfall_switch PATH RELEASE: points `current` at a release atomically:
 # a new symlink under a temporary name, renamed over the old one.
 landfall_switch() {

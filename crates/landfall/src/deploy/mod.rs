@@ -19,6 +19,7 @@
 
 mod manage;
 mod phases;
+mod predict;
 
 pub use manage::{ExecResult, ReleaseStatus, TargetStatus, exec, rollback, status};
 pub use phases::deploy;

@@ -2,12 +2,11 @@
 //! run, the report of what would change).
 
 use super::{DeployOptions, Run, Status, Summary, Work, by_host, describe_failure, parallel};
-use crate::assemble::{Manifest, Release};
+use crate::assemble::Release;
 use crate::config::OnFailure;
 use crate::event::{Event, Phase};
 use crate::plan::{Plan, Target};
 use crate::steps::{self, Activation, Revert};
-use crate::transport::changes;
 
 /// Deploys the plan's releases (one per target, in plan order).
 pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployOptions) -> Summary {
@@ -81,7 +80,7 @@ fn deploy_releases(
         );
     }
     if options.dry_run {
-        return dry_run(run, &mut work);
+        return super::predict::dry_run(run, &mut work);
     }
 
     // Phase 2: lock and push; a host's artifacts in turn, hosts in parallel.
@@ -423,49 +422,4 @@ fn finish(run: &Run<'_>, work: &mut [Work<'_>]) {
             }),
         }
     }
-}
-
-fn dry_run(run: &Run<'_>, work: &mut [Work<'_>]) -> Summary {
-    for w in work.iter_mut() {
-        if w.status.is_some() {
-            continue;
-        }
-        let old = match &w.current {
-            Some(current) => {
-                let script = run
-                    .script(w.target)
-                    .call("landfall_manifest", [w.path.as_str(), current.as_str()]);
-                let output = run.transport.run(&w.target.host, script.text());
-                output
-                    .ok()
-                    .and_then(|out| Manifest::parse(&out.stdout_text()))
-                    .unwrap_or_default()
-            }
-            None => Manifest::default(),
-        };
-        let diff = changes(&old, &w.release.manifest);
-        let hooks = &w.target.hooks;
-        let hooks: Vec<String> = [
-            ("pre_activate", &hooks.pre_activate),
-            ("activate", &hooks.activate),
-            ("health", &hooks.health),
-        ]
-        .into_iter()
-        .filter(|(_, h)| h.is_some())
-        .map(|(name, _)| name.to_string())
-        .collect();
-        (run.events)(Event::WouldDeploy {
-            host: w.target.host.clone(),
-            artifact: w.target.artifact.clone(),
-            release: w.release.id.clone(),
-            current: w.current.clone(),
-            added: diff.added,
-            removed: diff.removed,
-            changed: diff.changed,
-            hooks,
-        });
-        w.status = Some(Status::Skipped);
-        w.message = Some("dry run".to_string());
-    }
-    Summary::new(run, true, work.iter().map(Work::outcome).collect())
 }

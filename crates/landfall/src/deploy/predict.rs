@@ -1,0 +1,227 @@
+//! The dry run: what a deploy would change on each host, read from the
+//! hosts and compared with the new releases, with diffs of the text files
+//! that differ. Writes nothing on any host.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::{Run, Status, Summary, Work, parallel};
+use crate::assemble::{EntryKind, Manifest};
+use crate::diff::{self, FileDiff, Side};
+use crate::event::Event;
+use crate::transport::changes;
+
+/// Files diffed per host and artifact; the others are only listed.
+const MAX_DIFFED_FILES: usize = 200;
+
+pub(super) fn dry_run(run: &Run<'_>, work: &mut [Work<'_>]) -> Summary {
+    let pending: Vec<usize> = (0..work.len())
+        .filter(|&i| work[i].status.is_none())
+        .collect();
+    let shared: &[Work<'_>] = work;
+    let predictions = parallel(&pending, run.jobs, |&i| predict(run, &shared[i]));
+    for (i, event) in pending.into_iter().zip(predictions) {
+        (run.events)(event);
+        work[i].status = Some(Status::Skipped);
+        work[i].message = Some("dry run".to_string());
+    }
+    Summary::new(run, true, work.iter().map(Work::outcome).collect())
+}
+
+/// What deploying `w` would change, as an event.
+fn predict(run: &Run<'_>, w: &Work<'_>) -> Event {
+    let old = match &w.current {
+        Some(current) => {
+            let script = run
+                .script(w.target)
+                .call("landfall_manifest", [w.path.as_str(), current.as_str()]);
+            run.transport
+                .run(&w.target.host, script.text())
+                .ok()
+                .and_then(|out| Manifest::parse(&out.stdout_text()))
+                .unwrap_or_default()
+        }
+        None => Manifest::default(),
+    };
+    let new = &w.release.manifest;
+    let change = changes(&old, new);
+    let (diffs, diff_file) = match &w.current {
+        Some(current) => {
+            let diffs = diffs(run, w, current, &old, &change);
+            let file = write_full(run, w, &diffs);
+            (diffs, file)
+        }
+        None => (Vec::new(), None),
+    };
+    let hooks = &w.target.hooks;
+    let hooks: Vec<String> = [
+        ("pre_activate", &hooks.pre_activate),
+        ("activate", &hooks.activate),
+        ("health", &hooks.health),
+    ]
+    .into_iter()
+    .filter(|(_, h)| h.is_some())
+    .map(|(name, _)| name.to_string())
+    .collect();
+    Event::WouldDeploy {
+        host: w.target.host.clone(),
+        artifact: w.target.artifact.clone(),
+        release: w.release.id.clone(),
+        current: w.current.clone(),
+        added: change.added,
+        removed: change.removed,
+        changed: change.changed,
+        hooks,
+        diffs,
+        diff_file,
+    }
+}
+
+/// Diffs of the files that differ, rendered files first.
+fn diffs(
+    run: &Run<'_>,
+    w: &Work<'_>,
+    current: &str,
+    old: &Manifest,
+    change: &crate::transport::Changes,
+) -> Vec<FileDiff> {
+    let files = |m: &Manifest| -> BTreeMap<String, (u32, u64)> {
+        m.entries
+            .iter()
+            .filter_map(|e| match e.kind {
+                EntryKind::File { mode, size, .. } => Some((e.path.clone(), (mode, size))),
+                EntryKind::Symlink { .. } => None,
+            })
+            .collect()
+    };
+    let (old_files, new_files) = (files(old), files(&w.release.manifest));
+    let rendered: BTreeMap<&str, &crate::plan::RenderedFile> = w
+        .target
+        .rendered
+        .iter()
+        .map(|f| (f.dst.as_str(), f))
+        .collect();
+    let mut paths: Vec<&String> = change
+        .changed
+        .iter()
+        .chain(&change.added)
+        .chain(&change.removed)
+        .filter(|p| old_files.contains_key(*p) || new_files.contains_key(*p))
+        .collect();
+    paths.sort_by_key(|p| (!rendered.contains_key(p.as_str()), p.as_str()));
+    paths.truncate(MAX_DIFFED_FILES);
+
+    let fetch: Vec<&str> = paths
+        .iter()
+        .filter(|p| {
+            old_files
+                .get(p.as_str())
+                .is_some_and(|(_, size)| *size <= diff::MAX_DIFF_BYTES)
+        })
+        .map(|p| p.as_str())
+        .collect();
+    let old_contents = if fetch.is_empty() {
+        BTreeMap::new()
+    } else {
+        let max = diff::MAX_DIFF_BYTES.to_string();
+        let mut args = vec![w.path.as_str(), current, max.as_str()];
+        args.extend(&fetch);
+        let script = run.script(w.target).call("landfall_files", args);
+        run.transport
+            .run(&w.target.host, script.text())
+            .map(|out| parse_files(&out.stdout))
+            .unwrap_or_default()
+    };
+
+    let mut out = Vec::new();
+    for path in paths {
+        let old_side = match old_files.get(path.as_str()) {
+            None => Side::Absent,
+            Some(_) => match old_contents.get(path.as_str()) {
+                Some(bytes) => Side::Plain(bytes),
+                None => Side::Large,
+            },
+        };
+        let staged;
+        let new_side = match (rendered.get(path.as_str()), new_files.get(path.as_str())) {
+            (_, None) => Side::Absent,
+            (Some(file), Some(_)) if file.secret => Side::Secret {
+                masked: file.masked.as_deref(),
+                real: &file.contents,
+            },
+            (Some(file), Some(_)) => Side::Plain(&file.contents),
+            (None, Some((_, size))) if *size > diff::MAX_DIFF_BYTES => Side::Large,
+            (None, Some(_)) => match std::fs::read(w.release.stage.join(path)) {
+                Ok(bytes) => {
+                    staged = bytes;
+                    Side::Plain(&staged)
+                }
+                Err(_) => Side::Large,
+            },
+        };
+        let old_private = old_files
+            .get(path.as_str())
+            .is_some_and(|(mode, _)| mode & 0o077 == 0);
+        out.push(diff::file_diff(path, old_side, new_side, old_private));
+    }
+    out
+}
+
+/// Parses what `landfall_files` printed: `file NAME SIZE` lines each
+/// followed by the file's bytes, and `skip NAME` lines.
+fn parse_files(mut out: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    while let Some(end) = out.iter().position(|&b| b == b'\n') {
+        let header = String::from_utf8_lossy(&out[..end]).into_owned();
+        out = &out[end + 1..];
+        let Some(rest) = header.strip_prefix("file\t") else {
+            continue;
+        };
+        let Some((name, size)) = rest.rsplit_once('\t') else {
+            break;
+        };
+        let Ok(size) = size.parse::<usize>() else {
+            break;
+        };
+        if out.len() < size {
+            break;
+        }
+        files.insert(name.to_string(), out[..size].to_vec());
+        out = &out[size..];
+    }
+    files
+}
+
+/// Writes the whole diff of a target, all files, to
+/// `target/landfall/diffs/ENV/HOST/ARTIFACT.diff` when the output cut any
+/// of it.
+fn write_full(run: &Run<'_>, w: &Work<'_>, diffs: &[FileDiff]) -> Option<PathBuf> {
+    if !diffs.iter().any(|d| d.lines > d.diff.lines().count()) {
+        return None;
+    }
+    let path = run
+        .project
+        .workspace
+        .landfall_dir()
+        .join("diffs")
+        .join(&run.env.name)
+        .join(&w.target.host)
+        .join(format!("{}.diff", w.target.artifact));
+    let text: String = diffs.iter().map(|d| d.full.as_str()).collect();
+    crate::hash::write_atomically(&path, text.as_bytes()).ok()?;
+    Some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_parsed_byte_exact() {
+        let out = b"file\ta b.txt\t4\nx\ny\nskip\tbig\nfile\tbin\t3\n\0\n\x01";
+        let files = parse_files(out);
+        assert_eq!(files["a b.txt"], b"x\ny\n");
+        assert_eq!(files["bin"], b"\0\n\x01");
+        assert!(!files.contains_key("big"));
+    }
+}
