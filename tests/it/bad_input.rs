@@ -813,7 +813,7 @@ fn template_and_hook_errors_point_into_their_source() {
             name: "template with an unclosed expression",
             setup: |ws| append(ws, "templates/hello.toml.j2", "extra = {{ oops \n"),
             args: DEPLOY,
-            expect_in_stderr: &["templates/hello.toml.j2:8:"],
+            expect_in_stderr: &["templates/hello.toml.j2:11:"],
         },
         Case {
             name: "template with an if without a condition",

@@ -4,4 +4,5 @@ mod bad_input;
 mod build;
 mod local;
 mod remote;
+mod secrets;
 mod support;

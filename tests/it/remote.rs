@@ -14,14 +14,14 @@ const APP: &str = "hello/app";
 const SITE: &str = "hello/site";
 
 /// A workspace deploying to a fresh test bed of three hosts.
-struct Bed {
-    ws: Workspace,
-    testbed: Scoped,
-    port: u16,
+pub(crate) struct Bed {
+    pub(crate) ws: Workspace,
+    pub(crate) testbed: Scoped,
+    pub(crate) port: u16,
 }
 
 impl Bed {
-    fn new() -> Bed {
+    pub(crate) fn new() -> Bed {
         let testbed =
             Scoped::up(3).expect("the test bed starts (this needs root, sshd and util-linux)");
         let ws = Workspace::hello();
@@ -36,7 +36,7 @@ impl Bed {
         self.ws.run(&args)
     }
 
-    fn hosts(&self) -> Vec<(String, String)> {
+    pub(crate) fn hosts(&self) -> Vec<(String, String)> {
         self.testbed
             .hosts
             .iter()
@@ -45,7 +45,7 @@ impl Bed {
     }
 
     /// A path under a host's `/srv`, seen from outside.
-    fn srv(&self, host: &str, path: &str) -> std::path::PathBuf {
+    pub(crate) fn srv(&self, host: &str, path: &str) -> std::path::PathBuf {
         self.testbed.srv(host).join(path)
     }
 

@@ -239,13 +239,24 @@ impl Workspace {
             .env("NO_COLOR", "1")
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_TARGET_DIR");
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("LANDFALL_AGE_IDENTITY")
+            .env_remove("VISUAL")
+            .env_remove("EDITOR");
         cmd
     }
 
     /// Runs `cargo-deploy ARGS` in the workspace.
     pub(crate) fn run(&self, args: &[&str]) -> Outcome {
-        let output = self.command(args).output().unwrap();
+        self.run_with(args, &[])
+    }
+
+    /// Runs `cargo-deploy ARGS` in the workspace with more environment
+    /// variables.
+    pub(crate) fn run_with(&self, args: &[&str], vars: &[(&str, &Path)]) -> Outcome {
+        let mut command = self.command(args);
+        command.envs(vars.iter().copied());
+        let output = command.output().unwrap();
         Outcome {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -256,8 +267,13 @@ impl Workspace {
     /// Starts `cargo-deploy ARGS` in the background, in a process group of
     /// its own (so that a test can kill it with everything it started).
     pub(crate) fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.spawn_with(args, &[])
+    }
+
+    pub(crate) fn spawn_with(&self, args: &[&str], vars: &[(&str, &Path)]) -> std::process::Child {
         use std::os::unix::process::CommandExt;
         self.command(args)
+            .envs(vars.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .process_group(0)
@@ -354,6 +370,17 @@ pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 
 /// `GET http://ADDRESS:PORT/PATH`: the status and body.
 pub(crate) fn http_get_at(address: &str, port: u16, path: &str) -> Option<(u16, String)> {
+    http_get_with(address, port, path, "")
+}
+
+/// `GET http://ADDRESS:PORT/PATH` with extra header lines (each ending in
+/// `\r\n`): the status and body.
+pub(crate) fn http_get_with(
+    address: &str,
+    port: u16,
+    path: &str,
+    headers: &str,
+) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect((address, port)).ok()?;
     stream
@@ -361,7 +388,7 @@ pub(crate) fn http_get_at(address: &str, port: u16, path: &str) -> Option<(u16, 
         .ok()?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{headers}\r\n"
     )
     .ok()?;
     let mut response = String::new();

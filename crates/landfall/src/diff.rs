@@ -233,7 +233,10 @@ mod tests {
 
     #[test]
     fn long_diffs_are_cut() {
-        let new: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let new: String = (0..100)
+            .map(|i| format!("line {i}\n"))
+            .collect::<Vec<_>>()
+            .concat();
         let d = file_diff("x", Side::Plain(b""), Side::Plain(new.as_bytes()), false);
         assert_eq!(d.diff.lines().count(), SHOWN_LINES);
         assert_eq!(d.lines, 103);

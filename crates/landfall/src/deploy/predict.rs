@@ -161,7 +161,8 @@ fn diffs(
         };
         let old_private = old_files
             .get(path.as_str())
-            .is_some_and(|(mode, _)| mode & 0o077 == 0);
+            // No permission bits for group or others: a private file.
+            .is_some_and(|(mode, _)| mode.trailing_zeros() >= 6);
         out.push(diff::file_diff(path, old_side, new_side, old_private));
     }
     out
