@@ -297,6 +297,76 @@ fn a_wrong_identity_a_damaged_file_and_missing_recipients_are_refused() {
 }
 
 #[test]
+fn a_new_recipient_is_added_by_rekeying() {
+    let ws = Workspace::hello();
+    let ops = local_secrets(&ws);
+    let dev = ws.path("keys/dev");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "dev@test", "-f"])
+        .arg(&dev)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let public = fs::read_to_string(dev.with_extension("pub")).unwrap();
+    let env = ws.read("environments/dev.toml");
+    ws.write(
+        "environments/dev.toml",
+        &env.replace(
+            "recipients = [",
+            &format!("recipients = [\"{}\", ", public.trim()),
+        ),
+    );
+
+    let listed = ws.run_with(
+        &["secrets", "recipients", "dev"],
+        &[("LANDFALL_AGE_IDENTITY", &ops)],
+    );
+    listed.assert_code(0);
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    assert!(
+        lines[1].ends_with("dev@test  # NOT in the file"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        lines[2].ends_with("ops@test  # in the file"),
+        "{}",
+        listed.stdout
+    );
+    assert!(listed.stderr.contains("--rekey"), "{}", listed.stderr);
+    // Until then the new key cannot decrypt, and deploys say why.
+    let check = ws.run_with(&["check", "dev"], &[("LANDFALL_AGE_IDENTITY", &ops)]);
+    assert!(
+        check
+            .assert_code(0)
+            .stderr
+            .contains("is not encrypted to `ssh-ed25519")
+    );
+    ws.run_with(
+        &["secrets", "show", "dev"],
+        &[("LANDFALL_AGE_IDENTITY", &dev)],
+    )
+    .assert_code(2);
+
+    ws.run_with(
+        &["secrets", "recipients", "dev", "--rekey"],
+        &[("LANDFALL_AGE_IDENTITY", &ops)],
+    )
+    .assert_code(0);
+    let shown = ws.run_with(
+        &["secrets", "show", "dev", "db.password"],
+        &[("LANDFALL_AGE_IDENTITY", &dev)],
+    );
+    assert_eq!(shown.assert_code(0).stdout, format!("{PASSWORD}\n"));
+    let listed = ws.run_with(
+        &["secrets", "recipients", "dev"],
+        &[("LANDFALL_AGE_IDENTITY", &dev)],
+    );
+    assert!(!listed.stdout.contains("NOT"), "{}", listed.stdout);
+    assert!(!listed.stderr.contains("--rekey"), "{}", listed.stderr);
+}
+
+#[test]
 fn an_invalid_edit_goes_back_to_the_editor_and_ctrl_c_leaves_no_plaintext() {
     let ws = Workspace::hello();
     let identity = recipient_key(&ws, "dev", "ops");
