@@ -17,6 +17,19 @@ const PASSWORD: &str = "pw-c0ffee-canary-22";
 /// environment lists its public half as the one recipient. Returns the
 /// private key, the identity landfall decrypts with.
 fn recipient_key(ws: &Workspace, env: &str, name: &str) -> PathBuf {
+    let (key, public) = ssh_key(ws, name);
+    let file = format!("environments/{env}.toml");
+    let text = ws.read(&file);
+    ws.write(
+        &file,
+        &format!("{text}\n[secrets]\nrecipients = [\"{}\"]\n", public.trim()),
+    );
+    key
+}
+
+/// A new unencrypted ssh-ed25519 key `keys/NAME`, commented `NAME@test`:
+/// its private path and its public line.
+fn ssh_key(ws: &Workspace, name: &str) -> (PathBuf, String) {
     let key = ws.path(&format!("keys/{name}"));
     fs::create_dir_all(key.parent().unwrap()).unwrap();
     let status = std::process::Command::new("ssh-keygen")
@@ -28,13 +41,7 @@ fn recipient_key(ws: &Workspace, env: &str, name: &str) -> PathBuf {
         .expect("ssh-keygen runs");
     assert!(status.success());
     let public = fs::read_to_string(key.with_extension("pub")).unwrap();
-    let file = format!("environments/{env}.toml");
-    let text = ws.read(&file);
-    ws.write(
-        &file,
-        &format!("{text}\n[secrets]\nrecipients = [\"{}\"]\n", public.trim()),
-    );
-    key
+    (key, public.trim().to_string())
 }
 
 /// An editor that writes `contents` over the file it is given, and notes
@@ -210,16 +217,7 @@ fn local_secrets(ws: &Workspace) -> PathBuf {
 fn a_wrong_identity_a_damaged_file_and_missing_recipients_are_refused() {
     let ws = Workspace::hello();
     let identity = local_secrets(&ws);
-    let stranger = {
-        let key = ws.path("keys/stranger");
-        let status = std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        key
-    };
+    let (stranger, _) = ssh_key(&ws, "stranger");
     let deploy = |identity: &Path| {
         let out = ws.run_with(
             &["deploy", "dev", "--local"],
@@ -300,14 +298,7 @@ fn a_wrong_identity_a_damaged_file_and_missing_recipients_are_refused() {
 fn a_new_recipient_is_added_by_rekeying() {
     let ws = Workspace::hello();
     let ops = local_secrets(&ws);
-    let dev = ws.path("keys/dev");
-    let made = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "dev@test", "-f"])
-        .arg(&dev)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let public = fs::read_to_string(dev.with_extension("pub")).unwrap();
+    let (dev, public) = ssh_key(&ws, "dev");
     let env = ws.read("environments/dev.toml");
     ws.write(
         "environments/dev.toml",
