@@ -113,7 +113,7 @@ impl Printer {
             return;
         }
         match event {
-            Event::Warning { message } => eprintln!("{WARN}warning{WARN:#}: {message}"),
+            Event::Warning { message } => warning(&message),
             Event::BuildStarted { bins } => self.status("Building", GOOD, &bins.join(", ")),
             Event::Assembled {
                 artifact,

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use landfall::Error;
-use landfall::config::{Environment, Project};
+use landfall::config::{Environment, Project, provenance};
 use landfall::process::{self, Cmd};
-use landfall::secrets::{self, Identities};
+use landfall::secrets::{self, Identities, Recipient};
 
 use crate::cli::{RecipientsArgs, SecretsCommand, ShowArgs};
 use crate::commands::{Ctx, EXIT_FAILED, EXIT_OK};
@@ -42,14 +42,18 @@ fn secrets_file(project: &Project, env: &Environment) -> (PathBuf, String) {
     )
 }
 
+fn no_secrets(display: &str, env: &Environment) -> Error {
+    Error::Usage(format!(
+        "environment `{0}` has no secrets: `{display}` does not exist (create it with \
+         `cargo deploy secrets edit {0}`)",
+        env.name
+    ))
+}
+
 fn read_existing(path: &Path, display: &str, env: &Environment) -> Result<Vec<u8>, Error> {
     match fs::read(path) {
         Ok(bytes) => Ok(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Usage(format!(
-            "environment `{0}` has no secrets: `{display}` does not exist (create it with \
-             `cargo deploy secrets edit {0}`)",
-            env.name
-        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(no_secrets(display, env)),
         Err(e) => Err(Error::Usage(format!("cannot read `{display}`: {e}"))),
     }
 }
@@ -63,17 +67,15 @@ fn decrypt(
     secrets::decrypt(ciphertext, identities, &env.recipients, display, &env.name)
 }
 
-fn write_encrypted(path: &Path, plaintext: &[u8], env: &Environment) -> Result<usize, Error> {
-    let recipients = secrets::recipients(env)?;
-    let ciphertext = secrets::encrypt(plaintext, &recipients)?;
-    landfall::hash::write_atomically(path, &ciphertext)?;
-    Ok(recipients.len())
+fn write_encrypted(path: &Path, plaintext: &[u8], recipients: &[Recipient]) -> Result<(), Error> {
+    let ciphertext = secrets::encrypt(plaintext, recipients)?;
+    landfall::hash::write_atomically(path, &ciphertext)
 }
 
 fn edit(ctx: &Ctx<'_>, env_name: &str) -> Result<u8, Error> {
     let (project, env) = ctx.load(env_name)?;
     // Refuse before the editor opens: an edit that cannot be saved is lost.
-    secrets::recipients(&env)?;
+    let recipients = secrets::recipients(&env)?;
     let (path, display) = secrets_file(&project, &env);
     let original = if path.exists() {
         let ciphertext = read_existing(&path, &display, &env)?;
@@ -116,7 +118,8 @@ fn edit(ctx: &Ctx<'_>, env_name: &str) -> Result<u8, Error> {
         }
         match secrets::parse(&edited, &display) {
             Ok(table) => {
-                let count = write_encrypted(&path, &edited, &env)?;
+                write_encrypted(&path, &edited, &recipients)?;
+                let count = recipients.len();
                 status(
                     ctx,
                     "Encrypted",
@@ -211,7 +214,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 fn show(ctx: &Ctx<'_>, args: &ShowArgs) -> Result<u8, Error> {
     let (project, env) = ctx.load(&args.env)?;
     let (path, display) = secrets_file(&project, &env);
-    read_existing(&path, &display, &env)?;
+    if !path.exists() {
+        return Err(no_secrets(&display, &env));
+    }
     let loaded = secrets::load(&project, &env)?;
     for warning in &loaded.warnings {
         render::warning(warning);
@@ -259,27 +264,16 @@ fn show(ctx: &Ctx<'_>, args: &ShowArgs) -> Result<u8, Error> {
 
 /// Dotted paths of every value of a table.
 fn leaf_keys(table: &toml::Table) -> Vec<String> {
-    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
-        for (key, value) in table {
-            let path = if prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{prefix}.{key}")
-            };
-            match value {
-                toml::Value::Table(inner) => walk(&path, inner, out),
-                _ => out.push(path),
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk("", table, &mut out);
-    out
+    provenance::leaves(table)
+        .into_iter()
+        .filter(|(_, value)| !value.is_table())
+        .map(|(key, _)| key)
+        .collect()
 }
 
 fn recipients(ctx: &Ctx<'_>, args: &RecipientsArgs) -> Result<u8, Error> {
     let (project, env) = ctx.load(&args.env)?;
-    secrets::recipients(&env)?;
+    let recipients = secrets::recipients(&env)?;
     let (path, display) = secrets_file(&project, &env);
     let ciphertext = if path.exists() {
         Some(read_existing(&path, &display, &env)?)
@@ -322,7 +316,8 @@ fn recipients(ctx: &Ctx<'_>, args: &RecipientsArgs) -> Result<u8, Error> {
             )));
         };
         let plaintext = decrypt(&ciphertext, &secrets::identities()?, &display, &env)?;
-        let count = write_encrypted(&path, &plaintext, &env)?;
+        write_encrypted(&path, &plaintext, &recipients)?;
+        let count = recipients.len();
         status(
             ctx,
             "Re-encrypted",

@@ -66,13 +66,21 @@ pub fn file_diff(path: &str, old: Side<'_>, new: Side<'_>, old_secret: bool) -> 
         lines: 0,
         full: String::new(),
     };
-    if matches!(old, Side::Large) || matches!(new, Side::Large) {
-        out.kind = DiffKind::Large;
-        return out;
-    }
+    let old_text = match old {
+        Side::Absent => Some(""),
+        Side::Plain(bytes) | Side::Secret { real: bytes, .. } => text(bytes),
+        Side::Large => {
+            out.kind = DiffKind::Large;
+            return out;
+        }
+    };
     let (new_text, real) = match new {
         Side::Absent => (Some(""), None),
         Side::Plain(bytes) => (text(bytes), None),
+        Side::Large => {
+            out.kind = DiffKind::Large;
+            return out;
+        }
         Side::Secret { masked: None, .. } => {
             out.kind = DiffKind::Hidden;
             return out;
@@ -81,12 +89,6 @@ pub fn file_diff(path: &str, old: Side<'_>, new: Side<'_>, old_secret: bool) -> 
             masked: Some(masked),
             real,
         } => (text(masked), text(real)),
-        Side::Large => unreachable!("handled above"),
-    };
-    let old_text = match old {
-        Side::Absent => Some(""),
-        Side::Plain(bytes) | Side::Secret { real: bytes, .. } => text(bytes),
-        Side::Large => unreachable!("handled above"),
     };
     let (Some(old_text), Some(new_text)) = (old_text, new_text) else {
         out.kind = DiffKind::Binary;

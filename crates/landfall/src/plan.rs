@@ -165,6 +165,8 @@ fn target(
     secrets: &Secrets,
 ) -> Result<Target, Vec<Diagnostic>> {
     let context = template::context(project, env, host, artifact, secrets);
+    let placeholders = Secrets::placeholders();
+    let masked_context = std::cell::OnceCell::new();
     let mut errors = Vec::new();
     let mut rendered = Vec::new();
     for tpl in &artifact.templates {
@@ -181,15 +183,15 @@ fn target(
                 // template rendered with every secret as the mask.
                 let masked = secret
                     .then(|| {
-                        let placeholders = Secrets::placeholders();
-                        let context =
-                            template::context(project, env, host, artifact, &placeholders);
+                        let context = masked_context.get_or_init(|| {
+                            template::context(project, env, host, artifact, &placeholders)
+                        });
                         template::render(
                             jinja,
                             &tpl.source,
                             &tpl.source.text,
                             &template::Origin::At(0),
-                            &context,
+                            context,
                         )
                         .ok()
                     })

@@ -95,6 +95,11 @@ impl Mask {
         for value in table.values() {
             self.add_value(value);
         }
+        self.normalise();
+    }
+
+    /// Longest first, each once.
+    fn normalise(&mut self) {
         self.values
             .sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         self.values.dedup();
@@ -141,9 +146,7 @@ impl Mask {
     /// Adds another environment's values.
     pub fn extend(&mut self, other: &Mask) {
         self.values.extend(other.values.iter().cloned());
-        self.values
-            .sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
-        self.values.dedup();
+        self.normalise();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -566,14 +569,18 @@ pub fn parse(plaintext: &[u8], display: &str) -> Result<toml::Table, String> {
     })
 }
 
+fn no_recipients(env: &Environment) -> Error {
+    Error::Usage(format!(
+        "environment `{0}` lists no recipients for its secrets: add \
+         `[secrets] recipients = [\"age1…\" or \"ssh-ed25519 AAAA…\"]` to `environments/{0}.toml`",
+        env.name
+    ))
+}
+
 /// The environment's recipients, parsed; an error if it lists none.
 pub fn recipients(env: &Environment) -> Result<Vec<Recipient>> {
     if env.recipients.is_empty() {
-        return Err(Error::Usage(format!(
-            "environment `{0}` lists no recipients for its secrets: add \
-             `[secrets] recipients = [\"age1…\" or \"ssh-ed25519 AAAA…\"]` to `environments/{0}.toml`",
-            env.name
-        )));
+        return Err(no_recipients(env));
     }
     env.recipients
         .iter()
@@ -592,7 +599,7 @@ pub fn load(project: &Project, env: &Environment) -> Result<Secrets> {
         Err(e) => return Err(Error::Usage(format!("cannot read `{display}`: {e}"))),
     };
     if env.recipients.is_empty() {
-        recipients(env)?;
+        return Err(no_recipients(env));
     }
     let identities = identities()?;
     let plaintext = decrypt(

@@ -93,7 +93,7 @@ pub fn annotate(project: &Project, env: &Environment, host: &Host) -> Vec<Variab
 
 /// Every non-table value of `table` by dotted path (an empty table counts
 /// as a value).
-fn leaves(table: &toml::Table) -> Vec<(String, &toml::Value)> {
+pub fn leaves(table: &toml::Table) -> Vec<(String, &toml::Value)> {
     fn walk<'t>(prefix: &str, table: &'t toml::Table, out: &mut Vec<(String, &'t toml::Value)>) {
         for (key, value) in table {
             let path = if prefix.is_empty() {
