@@ -111,6 +111,9 @@ pub(crate) struct DeployArgs {
     /// Remove a lock left behind by a deploy that is gone
     #[arg(long)]
     pub(crate) break_lock: bool,
+    /// Deploy git artifacts from HEAD although the working tree has changes
+    #[arg(long)]
+    pub(crate) allow_dirty: bool,
 }
 
 #[derive(Debug, Args)]

@@ -144,7 +144,9 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
         let report = ctx.report();
         let options = BuildOptions {
             quiet: ctx.global.quiet || ctx.global.message_format == MessageFormat::Json,
-            revision: None,
+            // A dry run shows what HEAD would change, and warns.
+            allow_dirty: args.allow_dirty || args.dry_run,
+            ..BuildOptions::default()
         };
         let built = landfall::build_releases(&project, &plan, &options, &report)?;
         let hosts: Vec<&Host> = env
@@ -232,7 +234,9 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             &plan,
             &BuildOptions {
                 quiet,
-                revision: None,
+                // Building deploys nothing: a dirty tree is only warned about.
+                allow_dirty: true,
+                ..BuildOptions::default()
             },
             &report,
         )?;

@@ -198,12 +198,14 @@ impl Printer {
                 release,
                 files,
                 bytes,
+                objects,
             } => {
+                let objects = objects.map_or_else(String::new, |n| format!("{n} git objects, "));
                 self.status(
                     "Pushed",
                     GOOD,
                     &format!(
-                        "{host} {artifact} {} ({files} files written, {})",
+                        "{host} {artifact} {} ({objects}{files} files written, {})",
                         short(&release),
                         size(bytes)
                     ),

@@ -13,9 +13,10 @@
 //! so that a size-and-mtime comparison (rsync's quick check, or the local
 //! transport's) never mistakes a changed file for an unchanged one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
+use std::ops::Bound;
 use std::io::{self, Write as _};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use serde::Serialize;
 
 use crate::config::{Artifact, Project};
 use crate::error::{Error, Result};
+use crate::git::{self, TreeSource};
 use crate::hash::{HashCache, write_atomically};
 use crate::plan::Target;
 
@@ -126,6 +128,18 @@ impl Manifest {
         Some(Manifest { entries })
     }
 
+    /// A file or link whose path is also a directory of other entries: the
+    /// first such path and an entry inside it.
+    pub fn file_over_directory(&self) -> Option<(&str, &str)> {
+        let paths: BTreeSet<&str> = self.entries.iter().map(|e| e.path.as_str()).collect();
+        paths.iter().find_map(|path| {
+            let prefix = format!("{path}/");
+            let bounds = (Bound::Included(prefix.as_str()), Bound::Unbounded);
+            let inside: &str = paths.range::<str, _>(bounds).next()?;
+            inside.starts_with(&prefix).then_some((*path, inside))
+        })
+    }
+
     pub fn total_size(&self) -> u64 {
         self.entries
             .iter()
@@ -193,6 +207,22 @@ pub struct Assembled {
     pub manifest: Manifest,
     /// True if the store already held this tree.
     pub reused: bool,
+    /// For a git artifact: the commit and tree it comes from, and which
+    /// entries do not (`files` and shared links, added on the host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitTree>,
+}
+
+/// Where a git artifact's tree comes from.
+#[derive(Debug, Clone, Serialize)]
+pub struct GitTree {
+    /// The local repository holding the commit.
+    #[serde(skip)]
+    pub repository: PathBuf,
+    pub commit: String,
+    pub tree: String,
+    #[serde(skip)]
+    pub added: BTreeSet<String>,
 }
 
 /// Hashes an artifact's inputs and makes sure its tree is in the store.
@@ -259,7 +289,204 @@ pub fn assemble(
         dir,
         manifest,
         reused,
+        git: None,
     })
+}
+
+/// Hashes a git artifact's inputs and makes sure its tree is in the store:
+/// the files of `source`'s tree, with `files` on top (replacing files of
+/// the same path) and links to shared directories.
+///
+/// The tree itself is read from git once per tree id, into
+/// `store/git/<tree>/` with its manifest beside it; artifact trees link to
+/// it.
+pub fn assemble_git(
+    store: &Store,
+    artifact: &Artifact,
+    repo: &Path,
+    source: &TreeSource,
+    cache: &mut HashCache,
+) -> Result<Assembled> {
+    let tree_dir = store.root.join("store").join("git").join(&source.tree);
+    let tree_manifest = match read_manifest(&tree_dir) {
+        Some(manifest) => manifest,
+        None => store_tree(&tree_dir, repo, &source.tree).map_err(|err| match err {
+            Error::Usage(message) => {
+                Error::Usage(format!("artifact `{}`: {message}", artifact.name))
+            }
+            other => other,
+        })?,
+    };
+
+    let paths: Vec<&Path> = artifact.files.iter().map(|f| f.src.as_path()).collect();
+    let facts = cache.hash_files(&paths)?;
+    let mut added: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut copies: BTreeMap<&str, &Path> = BTreeMap::new();
+    for (file, facts) in artifact.files.iter().zip(&facts) {
+        let mode = file
+            .mode
+            .unwrap_or(if facts.executable { 0o755 } else { 0o644 });
+        added.insert(
+            file.dst.clone(),
+            Entry {
+                path: file.dst.clone(),
+                kind: EntryKind::File {
+                    mode,
+                    size: facts.size,
+                    hash: facts.hash,
+                },
+            },
+        );
+        copies.insert(&file.dst, &file.src);
+    }
+    for dir in &artifact.shared {
+        added.insert(
+            dir.clone(),
+            Entry {
+                path: dir.clone(),
+                kind: EntryKind::Symlink {
+                    target: shared_link(dir),
+                },
+            },
+        );
+    }
+    let mut entries: Vec<Entry> = tree_manifest
+        .entries
+        .into_iter()
+        .filter(|e| !added.contains_key(&e.path))
+        .collect();
+    entries.extend(added.values().cloned());
+    let manifest = Manifest::new(entries);
+    if let Some((dir, inside)) = manifest.file_over_directory() {
+        let (what, name) = if added.contains_key(dir) {
+            ("is added by `files` or `shared`", dir)
+        } else {
+            ("holds files", inside)
+        };
+        return Err(Error::Usage(format!(
+            "artifact `{}`: `{dir}` is a directory of the repository's tree and a file or link \
+             of the artifact (`{name}` {what})",
+            artifact.name
+        )));
+    }
+    let id = manifest.id().to_hex().to_string();
+    let dir = store.artifact_dir(&id);
+    let reused = dir.is_dir();
+    if !reused {
+        materialise_from(&dir, &manifest, |path| match copies.get(path) {
+            Some(src) => Source::Copy(src),
+            None => Source::Link(tree_dir.join(path)),
+        })?;
+        write_atomically(
+            &store.root.join("store").join(format!("{id}.manifest")),
+            manifest.canonical().as_bytes(),
+        )?;
+    }
+    Ok(Assembled {
+        artifact: artifact.name.clone(),
+        id,
+        dir,
+        manifest,
+        reused,
+        git: Some(GitTree {
+            repository: repo.to_path_buf(),
+            commit: source.commit.clone(),
+            tree: source.tree.clone(),
+            added: added.into_keys().collect(),
+        }),
+    })
+}
+
+/// The manifest stored beside a tree of the store, if it is complete.
+fn read_manifest(dir: &Path) -> Option<Manifest> {
+    let text = fs::read_to_string(dir.with_extension("manifest")).ok()?;
+    Manifest::parse(&text).filter(|_| dir.is_dir())
+}
+
+/// Reads a git tree into `dir` (files and symlinks, with normalised modes
+/// and content-derived mtimes) and records its manifest beside it.
+fn store_tree(dir: &Path, repo: &Path, tree: &str) -> Result<Manifest> {
+    let listed = git::list_tree(repo, tree)?;
+    if let Some(sub) = listed
+        .iter()
+        .find(|e| e.kind == git::TreeEntryKind::Submodule)
+    {
+        return Err(Error::Usage(format!(
+            "`{}` is a submodule, and git artifacts deploy the tree of one repository",
+            sub.path
+        )));
+    }
+    let partial = partial_of(dir);
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
+    }
+    fs::create_dir_all(&partial).map_err(Error::io("cannot create", &partial))?;
+    let oids: Vec<&str> = listed.iter().map(|e| e.oid.as_str()).collect();
+    let mut entries = Vec::with_capacity(listed.len());
+    let mut failure = None;
+    git::read_blobs(repo, &oids, |i, _size, blob| {
+        let entry = &listed[i];
+        let path = partial.join(&entry.path);
+        let result = write_blob(&path, entry, blob);
+        match result {
+            Ok(kind) => entries.push(Entry {
+                path: entry.path.clone(),
+                kind,
+            }),
+            Err(err) => {
+                failure = Some(err);
+                return Err(io::Error::other("stopped"));
+            }
+        }
+        Ok(())
+    })
+    .map_err(|err| failure.take().unwrap_or(Error::Process(err)))?;
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    let manifest = Manifest::new(entries);
+    fs::rename(&partial, dir).map_err(Error::io("cannot rename", &partial))?;
+    write_atomically(&dir.with_extension("manifest"), manifest.canonical().as_bytes())?;
+    Ok(manifest)
+}
+
+/// Writes one blob of a tree: a file (hashed as it is written) or a
+/// symlink (the blob is its target).
+fn write_blob(path: &Path, entry: &git::TreeEntry, blob: &mut dyn io::Read) -> Result<EntryKind> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(Error::io("cannot create", parent))?;
+    }
+    match entry.kind {
+        git::TreeEntryKind::Symlink => {
+            let mut target = String::new();
+            blob.read_to_string(&mut target)
+                .map_err(Error::io("cannot read the link", path))?;
+            std::os::unix::fs::symlink(&target, path)
+                .map_err(Error::io("cannot create symlink", path))?;
+            Ok(EntryKind::Symlink { target })
+        }
+        git::TreeEntryKind::File { executable } => {
+            let mut file = fs::File::create(path).map_err(Error::io("cannot create", path))?;
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; 1 << 16];
+            let mut size = 0u64;
+            loop {
+                let n = blob.read(&mut buf).map_err(Error::io("cannot read", path))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                file.write_all(&buf[..n])
+                    .map_err(Error::io("cannot write", path))?;
+                size += n as u64;
+            }
+            let hash = hasher.finalize();
+            let mode = if executable { 0o755 } else { 0o644 };
+            finish_file(&file, path, mode, &hash)?;
+            Ok(EntryKind::File { mode, size, hash })
+        }
+        git::TreeEntryKind::Submodule => unreachable!("submodules are refused before"),
+    }
 }
 
 /// A release: an artifact with one host's rendered files, staged locally.
@@ -277,17 +504,38 @@ pub struct Release {
     /// once the release is pushed.
     #[serde(skip)]
     pub secret: bool,
+    /// For a git artifact: the commit pushed, the tree checked out, and
+    /// what is added on top.
+    #[serde(skip)]
+    pub git: Option<GitRelease>,
+}
+
+/// How a git release is made on the host.
+#[derive(Debug, Clone)]
+pub struct GitRelease {
+    /// The local repository holding the commit.
+    pub repository: PathBuf,
+    pub commit: String,
+    pub tree: String,
+    /// Entries that do not come from the tree (`files`, rendered files,
+    /// shared links), written over the checkout.
+    pub added: Vec<Entry>,
 }
 
 pub const RELEASE_ID_LEN: usize = 20;
 
-/// The release id: blake3 of the artifact id and the rendered files.
-pub fn release_id(artifact_id: &str, rendered: &Manifest) -> String {
+/// The release id: blake3 of the artifact id, the rendered files and the
+/// `build` hook, if there is one (what it makes is part of the release).
+pub fn release_id(artifact_id: &str, rendered: &Manifest, build: Option<&str>) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"landfall-release-v1\n");
     hasher.update(artifact_id.as_bytes());
     hasher.update(b"\n");
     hasher.update(rendered.canonical().as_bytes());
+    if let Some(build) = build {
+        hasher.update(b"build\n");
+        hasher.update(build.as_bytes());
+    }
     hasher.finalize().to_hex()[..RELEASE_ID_LEN].to_string()
 }
 
@@ -307,10 +555,40 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
         })
         .collect();
     let rendered_manifest = Manifest::new(rendered);
-    let id = release_id(&assembled.id, &rendered_manifest);
-    let mut all = assembled.manifest.entries.clone();
+    let id = release_id(
+        &assembled.id,
+        &rendered_manifest,
+        target.hooks.build.as_deref(),
+    );
+    let git = assembled.git.as_ref().map(|tree| GitRelease {
+        repository: tree.repository.clone(),
+        commit: tree.commit.clone(),
+        tree: tree.tree.clone(),
+        added: assembled
+            .manifest
+            .entries
+            .iter()
+            .filter(|e| tree.added.contains(&e.path))
+            .chain(&rendered_manifest.entries)
+            .cloned()
+            .collect(),
+    });
+    let mut all: Vec<Entry> = assembled
+        .manifest
+        .entries
+        .iter()
+        .filter(|e| !rendered_manifest.entries.iter().any(|r| r.path == e.path))
+        .cloned()
+        .collect();
     all.extend(rendered_manifest.entries);
     let manifest = Manifest::new(all);
+    if let Some((dir, inside)) = manifest.file_over_directory() {
+        return Err(Error::Usage(format!(
+            "artifact `{}` on `{}`: `{dir}` is a directory of the release and a file of it \
+             (`{inside}` is inside it)",
+            target.artifact, target.host
+        )));
+    }
     let dir = store.stage_dir(&id);
     if !dir.is_dir() {
         let contents: BTreeMap<&str, &[u8]> = target
@@ -327,6 +605,7 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
         stage: dir,
         manifest,
         secret: target.rendered.iter().any(|f| f.secret),
+        git,
     })
 }
 
@@ -362,6 +641,16 @@ fn materialise(
     fs::rename(&partial, dir).map_err(Error::io("cannot rename", &partial))
 }
 
+/// Where [`materialise_from`] gets a file's bytes.
+enum Source<'a> {
+    /// A file of the store, already in its final form: hard-linked.
+    Link(PathBuf),
+    /// A file of the workspace: copied, then given its mode and mtime.
+    Copy(&'a Path),
+    /// Rendered bytes, which may be secret: written to a private file.
+    Bytes(&'a [u8]),
+}
+
 /// Like [`materialise`], but files present in `linked_from` are hard links
 /// and the others come from `contents`.
 fn materialise_linked(
@@ -369,6 +658,19 @@ fn materialise_linked(
     manifest: &Manifest,
     linked_from: &Path,
     contents: &BTreeMap<&str, &[u8]>,
+) -> Result<()> {
+    materialise_from(dir, manifest, |path| match contents.get(path) {
+        Some(bytes) => Source::Bytes(bytes),
+        None => Source::Link(linked_from.join(path)),
+    })
+}
+
+/// Builds a tree in `<dir>.partial`, each file from where `source` says,
+/// and renames it into place.
+fn materialise_from<'a>(
+    dir: &Path,
+    manifest: &Manifest,
+    source: impl Fn(&str) -> Source<'a>,
 ) -> Result<()> {
     let partial = partial_of(dir);
     if partial.exists() {
@@ -380,8 +682,25 @@ fn materialise_linked(
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(Error::io("cannot create", parent))?;
         }
-        match (&entry.kind, contents.get(entry.path.as_str())) {
-            (EntryKind::File { mode, hash, .. }, Some(bytes)) => {
+        let (mode, hash) = match &entry.kind {
+            EntryKind::File { mode, hash, .. } => (*mode, hash),
+            EntryKind::Symlink { target } => {
+                std::os::unix::fs::symlink(target, &path)
+                    .map_err(Error::io("cannot create symlink", &path))?;
+                continue;
+            }
+        };
+        match source(&entry.path) {
+            Source::Link(from) => link_or_copy(&from, &path)?,
+            Source::Copy(from) => {
+                fs::copy(from, &path).map_err(Error::io("cannot copy", from))?;
+                let file = fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .map_err(Error::io("cannot open", &path))?;
+                finish_file(&file, &path, mode, hash)?;
+            }
+            Source::Bytes(bytes) => {
                 // Private from the start: a rendered file may hold secrets,
                 // and its final mode is set only once it is complete.
                 let mut file = fs::File::options()
@@ -392,15 +711,7 @@ fn materialise_linked(
                     .map_err(Error::io("cannot create", &path))?;
                 file.write_all(bytes)
                     .map_err(Error::io("cannot write", &path))?;
-                finish_file(&file, &path, *mode, hash)?;
-            }
-            (EntryKind::File { .. }, None) => {
-                let source = linked_from.join(&entry.path);
-                link_or_copy(&source, &path)?;
-            }
-            (EntryKind::Symlink { target }, _) => {
-                std::os::unix::fs::symlink(target, &path)
-                    .map_err(Error::io("cannot create symlink", &path))?;
+                finish_file(&file, &path, mode, hash)?;
             }
         }
     }
@@ -505,12 +816,12 @@ mod tests {
         let artifact = "ab".repeat(32);
         let one = Manifest::new(vec![file("etc/app.toml", b"port = 1\n", 0o644)]);
         let two = Manifest::new(vec![file("etc/app.toml", b"port = 2\n", 0o644)]);
-        assert_eq!(release_id(&artifact, &one).len(), RELEASE_ID_LEN);
-        assert_eq!(release_id(&artifact, &one), release_id(&artifact, &one));
-        assert_ne!(release_id(&artifact, &one), release_id(&artifact, &two));
+        assert_eq!(release_id(&artifact, &one, None).len(), RELEASE_ID_LEN);
+        assert_eq!(release_id(&artifact, &one, None), release_id(&artifact, &one, None));
+        assert_ne!(release_id(&artifact, &one, None), release_id(&artifact, &two, None));
         assert_ne!(
-            release_id(&artifact, &one),
-            release_id(&"cd".repeat(32), &one)
+            release_id(&artifact, &one, None),
+            release_id(&"cd".repeat(32), &one, None)
         );
     }
 

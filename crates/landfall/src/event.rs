@@ -60,6 +60,9 @@ pub enum Event {
         files: usize,
         /// Bytes written to the host (unchanged files are hard links).
         bytes: u64,
+        /// For git artifacts: the objects git sent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        objects: Option<u64>,
     },
     Activated {
         host: String,
@@ -95,6 +98,7 @@ pub enum Phase {
     Probe,
     Lock,
     Push,
+    Build,
     PreActivate,
     Activate,
     Health,
@@ -108,6 +112,7 @@ impl Phase {
             Phase::Probe => "probe",
             Phase::Lock => "lock",
             Phase::Push => "push",
+            Phase::Build => "build",
             Phase::PreActivate => "pre_activate",
             Phase::Activate => "activate",
             Phase::Health => "health",

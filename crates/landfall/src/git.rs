@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::process::{self, Cmd};
+use crate::process::{self, Cmd, ProcessError};
 
 /// Used as `SOURCE_DATE_EPOCH` outside a git repository: 1980-01-01, the
 /// earliest time a zip archive can hold.
@@ -62,4 +62,172 @@ pub fn revision(dir: &Path) -> Revision {
         dirty,
         time,
     }
+}
+
+/// The tree a git artifact deploys: a directory of the HEAD commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeSource {
+    pub commit: String,
+    /// The object id of the deployed directory's tree.
+    pub tree: String,
+    /// Paths under the directory with changes HEAD does not have
+    /// (modified, staged, deleted or untracked), as `git status` shows them.
+    pub dirty: Vec<String>,
+}
+
+/// One entry of a tree, from `git ls-tree -r`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// Relative to the tree, `/`-separated.
+    pub path: String,
+    pub kind: TreeEntryKind,
+    /// The blob's object id.
+    pub oid: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeEntryKind {
+    File { executable: bool },
+    Symlink,
+    /// A submodule: a commit of another repository, which is not here.
+    Submodule,
+}
+
+fn git_in(dir: &Path) -> Cmd {
+    Cmd::new("git").arg("-C").arg(dir)
+}
+
+/// Finds the tree of `subdir` (relative to `dir`, empty for `dir` itself)
+/// in the HEAD commit of the repository holding `dir`.
+pub fn tree_source(dir: &Path, subdir: &str) -> Result<TreeSource, String> {
+    let run = |args: &[&str]| {
+        process::run(&git_in(dir).args(args))
+            .map(|o| o.stdout_text().trim_end_matches('\n').to_string())
+    };
+    let prefix = run(&["rev-parse", "--show-prefix"]).map_err(|_| {
+        format!(
+            "`{}` is not in a git repository (or git is not installed)",
+            dir.display()
+        )
+    })?;
+    let commit = run(&["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
+        .map_err(|_| "the repository has no commit yet".to_string())?;
+    let path = format!("{prefix}{subdir}");
+    let path = path.trim_end_matches('/');
+    let not_a_directory = || {
+        format!(
+            "`{}` is not a directory in HEAD ({})",
+            if subdir.is_empty() { "." } else { subdir },
+            &commit[..12.min(commit.len())]
+        )
+    };
+    // After `:` everything is a path, so the type is checked apart.
+    let tree = run(&["rev-parse", "--verify", "--quiet", &format!("{commit}:{path}")])
+        .map_err(|_| not_a_directory())?;
+    if run(&["cat-file", "-t", &tree]).ok().as_deref() != Some("tree") {
+        return Err(not_a_directory());
+    }
+    let status = process::run(&git_in(dir).args([
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=normal",
+        "--",
+        if subdir.is_empty() { "." } else { subdir },
+    ]))
+    .map_err(|err| format!("cannot read the state of the tree: {err}"))?;
+    Ok(TreeSource {
+        commit,
+        tree,
+        dirty: parse_status(&status.stdout),
+    })
+}
+
+/// The paths of `git status --porcelain=v1 -z`: `XY PATH`, with the
+/// original path of a rename or copy as an extra field.
+fn parse_status(out: &[u8]) -> Vec<String> {
+    let mut paths = Vec::new();
+    let mut fields = out.split(|&b| b == 0).filter(|f| !f.is_empty());
+    while let Some(field) = fields.next() {
+        if field.len() < 4 {
+            continue;
+        }
+        paths.push(String::from_utf8_lossy(&field[3..]).into_owned());
+        if matches!(field[0], b'R' | b'C') {
+            fields.next();
+        }
+    }
+    paths
+}
+
+/// Lists every entry of a tree, recursively.
+pub fn list_tree(dir: &Path, tree: &str) -> Result<Vec<TreeEntry>, ProcessError> {
+    let output = process::run(&git_in(dir).args(["ls-tree", "-r", "-l", "-z", tree]))?;
+    Ok(parse_ls_tree(&output.stdout))
+}
+
+/// Parses `git ls-tree -r -l -z`: `MODE TYPE OID SIZE\tPATH` records.
+fn parse_ls_tree(out: &[u8]) -> Vec<TreeEntry> {
+    out.split(|&b| b == 0)
+        .filter_map(|record| {
+            let record = std::str::from_utf8(record).ok()?;
+            let (meta, path) = record.split_once('\t')?;
+            let mut words = meta.split_whitespace();
+            let (mode, _kind, oid, size) =
+                (words.next()?, words.next()?, words.next()?, words.next()?);
+            let kind = match mode {
+                "100755" => TreeEntryKind::File { executable: true },
+                "120000" => TreeEntryKind::Symlink,
+                "160000" => TreeEntryKind::Submodule,
+                _ => TreeEntryKind::File { executable: false },
+            };
+            Some(TreeEntry {
+                path: path.to_string(),
+                kind,
+                oid: oid.to_string(),
+                size: size.parse().unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Streams the contents of blobs, in the order given, to `each` (the index
+/// in `oids`, the blob's size and a reader of exactly its bytes), with one
+/// `git cat-file --batch`.
+pub fn read_blobs(
+    dir: &Path,
+    oids: &[&str],
+    mut each: impl FnMut(usize, u64, &mut dyn std::io::Read) -> std::io::Result<()>,
+) -> Result<(), ProcessError> {
+    use std::io::{BufRead, BufReader, Error, ErrorKind, Read};
+    let mut input = oids.join("\n");
+    input.push('\n');
+    let cmd = git_in(dir).args(["cat-file", "--batch"]).input(input);
+    process::read_stdout(&cmd, |stdout| {
+        let mut reader = BufReader::with_capacity(1 << 16, stdout);
+        let mut header = String::new();
+        for (i, oid) in oids.iter().enumerate() {
+            header.clear();
+            reader.read_line(&mut header)?;
+            // `OID TYPE SIZE`, or `OID missing`.
+            let size = header
+                .trim_end()
+                .strip_prefix(*oid)
+                .and_then(|rest| rest.rsplit(' ').next())
+                .and_then(|size| size.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidData,
+                        format!("object {oid}: {}", header.trim_end()),
+                    )
+                })?;
+            let mut blob = (&mut reader).take(size);
+            each(i, size, &mut blob)?;
+            std::io::copy(&mut blob, &mut std::io::sink())?;
+            let mut newline = [0u8; 1];
+            reader.read_exact(&mut newline)?;
+        }
+        Ok(())
+    })
 }

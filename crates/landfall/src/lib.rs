@@ -74,6 +74,13 @@ pub struct BuildOptions {
     /// Use this revision instead of reading the workspace's git repository
     /// (for builds of a copy of the workspace).
     pub revision: Option<Revision>,
+    /// Read the trees of git artifacts from the repository of this
+    /// directory instead of the workspace's (for builds of a copy).
+    pub repository: Option<PathBuf>,
+    /// Deploy git artifacts from HEAD even where the working tree has
+    /// changes HEAD does not (each is warned about); otherwise such a tree
+    /// is refused.
+    pub allow_dirty: bool,
 }
 
 /// What building and assembling produced.
@@ -100,6 +107,11 @@ pub fn build_releases(
         .revision
         .clone()
         .unwrap_or_else(|| git::revision(&project.workspace.root));
+    let repository = options
+        .repository
+        .as_deref()
+        .unwrap_or(&project.workspace.root);
+    let trees = git_trees(project, plan, repository, options.allow_dirty, events)?;
     let started = Instant::now();
     let bin_names: Vec<String> = plan.bins.iter().map(|b| b.name.clone()).collect();
     if !bin_names.is_empty() {
@@ -132,7 +144,12 @@ pub fn build_releases(
         if !plan.targets.iter().any(|t| t.artifact == artifact.name) {
             continue;
         }
-        let done = assemble::assemble(&store, artifact, &binaries, &mut cache)?;
+        let done = match trees.get(artifact.name.as_str()) {
+            Some(source) => {
+                assemble::assemble_git(&store, artifact, repository, source, &mut cache)?
+            }
+            None => assemble::assemble(&store, artifact, &binaries, &mut cache)?,
+        };
         events(Event::Assembled {
             artifact: done.artifact.clone(),
             id: done.id.clone(),
@@ -157,6 +174,58 @@ pub fn build_releases(
         build_seconds,
         assemble_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The HEAD trees of the git artifacts the plan deploys. A tree with
+/// uncommitted changes under an artifact's directory is refused, or with
+/// `allow_dirty` deployed from HEAD with a warning.
+fn git_trees<'p>(
+    project: &'p Project,
+    plan: &Plan,
+    repository: &Path,
+    allow_dirty: bool,
+    events: Reporter<'_>,
+) -> Result<BTreeMap<&'p str, git::TreeSource>> {
+    let mut trees = BTreeMap::new();
+    for artifact in &project.artifacts {
+        let config::Transport::Git { subdir } = &artifact.transport else {
+            continue;
+        };
+        if !plan.targets.iter().any(|t| t.artifact == artifact.name) {
+            continue;
+        }
+        let source = git::tree_source(repository, subdir).map_err(|message| {
+            Error::Usage(format!(
+                "artifact `{}` (transport git): {message}",
+                artifact.name
+            ))
+        })?;
+        if !source.dirty.is_empty() {
+            const SHOWN: usize = 10;
+            let mut paths = source.dirty[..source.dirty.len().min(SHOWN)].join(", ");
+            if source.dirty.len() > SHOWN {
+                paths.push_str(&format!(" and {} more", source.dirty.len() - SHOWN));
+            }
+            let commit = &source.commit[..12.min(source.commit.len())];
+            if !allow_dirty {
+                return Err(Error::Usage(format!(
+                    "artifact `{}` (transport git) deploys the HEAD commit ({commit}), but the \
+                     working tree has changes it does not: {paths}\n\
+                     hint: commit them, or deploy HEAD as it is with `--allow-dirty`",
+                    artifact.name
+                )));
+            }
+            events(Event::Warning {
+                message: format!(
+                    "artifact `{}` deploys the HEAD commit ({commit}) without the working \
+                     tree's changes to {paths}",
+                    artifact.name
+                ),
+            });
+        }
+        trees.insert(artifact.name.as_str(), source);
+    }
+    Ok(trees)
 }
 
 /// The ids two independent builds produced, per artifact and per target.
@@ -209,6 +278,8 @@ pub fn check_reproducible(
             let options = BuildOptions {
                 quiet,
                 revision: Some(revision.clone()),
+                repository: Some(project.workspace.root.clone()),
+                allow_dirty: true,
             };
             let built = build_releases(&copy, &plan, &options, events)?;
             all.push(BuildIds::of(&built, &plan));

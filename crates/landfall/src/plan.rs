@@ -58,6 +58,7 @@ pub struct RenderedFile {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RenderedHooks {
+    pub build: Option<String>,
     pub pre_activate: Option<String>,
     pub activate: Option<String>,
     pub health: Option<String>,
@@ -226,6 +227,7 @@ fn target(
         }
     };
     let hooks = RenderedHooks {
+        build: render_hook(&hooks.build),
         pre_activate: render_hook(&hooks.pre_activate),
         activate: render_hook(&hooks.activate),
         health: render_hook(&hooks.health),

@@ -232,6 +232,45 @@ pub fn run_unchecked(cmd: &Cmd) -> Result<Output, ProcessError> {
     })
 }
 
+/// Runs a command and hands its standard output to `read` as a stream, for
+/// output too big to hold in memory. A non-zero exit status is an error,
+/// and so is an error of `read` (the process is then killed).
+pub fn read_stdout<T>(
+    cmd: &Cmd,
+    read: impl FnOnce(&mut dyn io::Read) -> io::Result<T>,
+) -> Result<T, ProcessError> {
+    let spawn_error = |err| cmd.error(ProcessErrorKind::Spawn(err));
+    let handle = cmd
+        .expression()
+        .stderr_capture()
+        .unchecked()
+        .reader()
+        .map_err(spawn_error)?;
+    let result = read(&mut &handle).and_then(|value| {
+        // Drain what `read` left, so that the process is waited for.
+        io::copy(&mut &handle, &mut io::sink())?;
+        Ok(value)
+    });
+    let value = match result {
+        Ok(value) => value,
+        Err(err) => {
+            let _ = handle.kill();
+            return Err(cmd.error(ProcessErrorKind::Status {
+                code: None,
+                stderr_tail: format!("reading its output failed: {err}"),
+            }));
+        }
+    };
+    match handle.try_wait().map_err(spawn_error)? {
+        Some(output) if output.status.success() => Ok(value),
+        Some(output) => Err(cmd.error(ProcessErrorKind::Status {
+            code: output.status.code(),
+            stderr_tail: tail(&output.stderr, 12),
+        })),
+        None => unreachable!("the output was read to its end, so the process was waited for"),
+    }
+}
+
 /// Runs a command that may leave a process behind holding its output (such
 /// as `ssh -f`, whose backgrounded master keeps stdout and stderr): stdout
 /// goes nowhere and stderr to `log`, which is read back for errors.

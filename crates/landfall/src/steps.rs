@@ -97,6 +97,20 @@ impl Script {
         script
     }
 
+    /// Appends a `landfall_put` writing `bytes` to `dir/name` with `mode`:
+    /// the bytes travel base64-encoded in a here-document.
+    #[must_use]
+    pub fn put(self, dir: &str, name: &str, mode: u32, bytes: &[u8]) -> Script {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let mut lines = String::with_capacity(encoded.len() + encoded.len() / 76 + 1);
+        for chunk in encoded.as_bytes().chunks(76) {
+            lines.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+            lines.push('\n');
+        }
+        self.call_with_input("landfall_put", [dir, name, &format!("{mode:o}")], &lines)
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }
@@ -106,6 +120,7 @@ impl Script {
 pub const EXIT_LOCKED: i32 = 3;
 pub const EXIT_PRE_ACTIVATE_FAILED: i32 = 10;
 pub const EXIT_ACTIVATION_FAILED: i32 = 11;
+pub const EXIT_BUILD_FAILED: i32 = 12;
 
 /// What a host holds for one artifact path.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -8,7 +8,8 @@
 # Results are reported as tab-separated lines on stdout; hook output goes
 # to stderr. Exit statuses: 0 done, 3 locked by another deploy, 10
 # pre_activate failed (current untouched), 11 activation failed after the
-# switch, 70 an unexpected error.
+# switch, 12 the build hook failed (the upload is removed), 70 an
+# unexpected error.
 
 set -u
 umask 022
@@ -80,6 +81,57 @@ landfall_prepare() {
   done
   c=$(readlink "$p/current" 2>/dev/null) || c=
   printf 'current\t%s\n' "${c##*/}"
+}
+
+# landfall_git_init PATH: the bare repository that git artifacts are
+# pushed to, created on first use.
+landfall_git_init() {
+  r="$1/.landfall/repo.git"
+  [ -d "$r" ] && return 0
+  command -v git >/dev/null || landfall_fail "git is not installed on this host"
+  git init --quiet --bare "$r.new" && mv "$r.new" "$r" || landfall_fail "cannot create $r"
+}
+
+# landfall_checkout PATH RELEASE TREE: checks a tree of the pushed commit
+# out into the release's upload directory, with a private index.
+landfall_checkout() {
+  part="$1/releases/$2.partial"
+  rm -rf "$part" && mkdir -p "$part" || landfall_fail "cannot create $part"
+  (
+    GIT_DIR="$1/.landfall/repo.git" GIT_WORK_TREE="$part" GIT_INDEX_FILE="$1/.landfall/index.$2"
+    export GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE
+    git read-tree "$3" && git checkout-index --all --force
+    status=$?
+    rm -f "$GIT_INDEX_FILE"
+    exit $status
+  ) || landfall_fail "cannot check out tree $3 into $part"
+}
+
+# landfall_put DIR NAME MODE: writes a file of a release from base64 on
+# standard input (a here-document), replacing whatever is at NAME.
+landfall_put() {
+  f="$1/$2"
+  mkdir -p "${f%/*}" && rm -rf "$f" && (umask 077 && base64 -d >"$f") && chmod "$3" "$f" ||
+    landfall_fail "cannot write $f"
+}
+
+# landfall_link DIR NAME TARGET: a symlink of a release, replacing whatever
+# is at NAME.
+landfall_link() {
+  f="$1/$2"
+  mkdir -p "${f%/*}" && rm -rf "$f" && ln -s "$3" "$f" || landfall_fail "cannot link $f"
+}
+
+# landfall_build PATH RELEASE PREVIOUS COMMAND: runs the build hook in the
+# upload directory; if it fails, the upload is removed.
+landfall_build() {
+  part="$1/releases/$2.partial"
+  export LANDFALL_PATH="$1" LANDFALL_RELEASE="$2" LANDFALL_PREVIOUS="$3"
+  if ! landfall_hook build "$part" "$4"; then
+    rm -rf "$part"
+    printf 'failed\tbuild\n'
+    exit 12
+  fi
 }
 
 # landfall_finalize PATH RELEASE: the upload is complete: record its

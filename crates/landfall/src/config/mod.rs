@@ -104,6 +104,7 @@ pub struct Artifact {
     pub files: Vec<FileSource>,
     pub templates: Vec<Template>,
     pub shared: Vec<String>,
+    pub transport: Transport,
     pub keep: u32,
     pub after: Vec<String>,
     pub max_parallel: u32,
@@ -111,6 +112,20 @@ pub struct Artifact {
     /// The hooks `--local` runs: `hooks.local` laid over `hooks`.
     pub local_hooks: Hooks,
     pub(crate) span: Range<usize>,
+}
+
+/// How an artifact's tree reaches its hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// The assembled tree, with rsync (or a copy, locally).
+    Rsync,
+    /// The tree of the workspace's HEAD commit, pushed to a bare repository
+    /// on the host and checked out there, with `files` and templates added.
+    Git {
+        /// The part of the repository deployed: a directory relative to the
+        /// workspace root, `/`-separated; empty for the whole workspace.
+        subdir: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +153,8 @@ pub struct Template {
 
 #[derive(Debug, Clone, Default)]
 pub struct Hooks {
+    /// Runs on the host in the uploaded release before it is complete.
+    pub build: Option<Hook>,
     pub pre_activate: Option<Hook>,
     pub activate: Option<Hook>,
     pub health: Option<Hook>,

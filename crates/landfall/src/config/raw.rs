@@ -55,6 +55,8 @@ pub(crate) struct Artifact {
     pub(crate) shared: Vec<Spanned<String>>,
     pub(crate) keep: Option<Spanned<i64>>,
     pub(crate) transport: Option<Spanned<Transport>>,
+    /// For git artifacts: the part of the repository to deploy.
+    pub(crate) subdir: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) after: Vec<Name>,
     pub(crate) max_parallel: Option<Spanned<u32>>,
@@ -88,6 +90,7 @@ pub(crate) enum Transport {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Hooks {
+    pub(crate) build: Option<Spanned<String>>,
     pub(crate) pre_activate: Option<Spanned<String>>,
     pub(crate) activate: Option<Spanned<String>>,
     pub(crate) health: Option<Spanned<String>>,
@@ -100,6 +103,7 @@ pub(crate) struct Hooks {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LocalHooks {
+    pub(crate) build: Option<Spanned<String>>,
     pub(crate) pre_activate: Option<Spanned<String>>,
     pub(crate) activate: Option<Spanned<String>>,
     pub(crate) health: Option<Spanned<String>>,

@@ -16,6 +16,7 @@ use toml::Spanned;
 use super::raw;
 use super::{
     Artifact, BinTarget, BuildSettings, Environment, FileSource, Hook, Hooks, Host, Project,
+    Transport,
     Template, Workspace,
 };
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
@@ -227,6 +228,7 @@ fn resolve_artifact(
         );
     }
 
+    let transport = resolve_transport(check, name, &raw);
     let keep = match raw.keep {
         Some(keep) if *keep.get_ref() < 1 => {
             check.error(
@@ -239,16 +241,6 @@ fn resolve_artifact(
         Some(keep) => u32::try_from(*keep.get_ref()).unwrap_or(u32::MAX),
         None => DEFAULT_KEEP,
     };
-    if let Some(transport) = &raw.transport
-        && *transport.get_ref() == raw::Transport::Git
-    {
-        check.error(
-            transport.span(),
-            "transport `git` is not supported yet",
-            "only `rsync` is available",
-        );
-    }
-
     let mut after = Vec::new();
     for dep in raw.after {
         if !names.contains(dep.get_ref()) {
@@ -443,12 +435,59 @@ fn resolve_artifact(
         files,
         templates,
         shared,
+        transport,
         keep,
         after,
         max_parallel: raw.max_parallel.map_or(0, Spanned::into_inner),
         hooks,
         local_hooks,
         span,
+    }
+}
+
+/// `transport` and `subdir`. A git artifact deploys a tree of the
+/// repository: it has no binaries of its own (a `build` hook can make them
+/// on the host).
+fn resolve_transport(check: &mut Checker, name: &str, raw: &raw::Artifact) -> Transport {
+    let git = raw
+        .transport
+        .as_ref()
+        .is_some_and(|t| *t.get_ref() == raw::Transport::Git);
+    let subdir = match &raw.subdir {
+        Some(subdir) if !git => {
+            check.error(
+                subdir.span(),
+                format!("`subdir` needs `transport = \"git\"` (artifact `{name}`)"),
+                "only git artifacts deploy a part of the repository",
+            );
+            String::new()
+        }
+        Some(subdir) => {
+            let text = subdir.get_ref().trim_end_matches('/');
+            if text.starts_with('/') || !clean_components(text) {
+                check.error(
+                    subdir.span(),
+                    "`subdir` must be a relative directory of the workspace",
+                    "no `.`, `..`, empty components or control characters",
+                );
+            }
+            text.to_string()
+        }
+        None => String::new(),
+    };
+    if git && let Some(bin) = raw.bins.first() {
+        check.error_with_note(
+            bin.span(),
+            format!("git artifact `{name}` cannot have `bins`"),
+            "a git artifact deploys the repository's tree",
+            "put the binaries in an rsync artifact, or build them on the host with `hooks.build`"
+                .to_string(),
+        );
+    }
+    if git {
+        Transport::Git { subdir }
+    } else {
+        Transport::Rsync
     }
 }
 
@@ -468,6 +507,7 @@ fn resolve_hooks(check: &mut Checker, raw: raw::Hooks) -> (Hooks, Hooks) {
         text.map(|text| parse_duration(check, &text))
     };
     let hooks = Hooks {
+        build: hook(check, raw.build),
         pre_activate: hook(check, raw.pre_activate),
         activate: hook(check, raw.activate),
         health: hook(check, raw.health),
@@ -476,6 +516,9 @@ fn resolve_hooks(check: &mut Checker, raw: raw::Hooks) -> (Hooks, Hooks) {
     let mut local = hooks.clone();
     if let Some(over) = raw.local {
         let over = over.into_inner();
+        if let Some(h) = hook(check, over.build) {
+            local.build = Some(h);
+        }
         if let Some(h) = hook(check, over.pre_activate) {
             local.pre_activate = Some(h);
         }

@@ -2,7 +2,7 @@
 //! run, the report of what would change).
 
 use super::{DeployOptions, Run, Status, Summary, Work, by_host, describe_failure, parallel};
-use crate::assemble::Release;
+use crate::assemble::{EntryKind, Release};
 use crate::config::OnFailure;
 use crate::event::{Event, Phase};
 use crate::plan::{Plan, Target};
@@ -135,10 +135,15 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
         result: Ok(()),
     };
     let prepare = |script: steps::Script| {
-        script.call(
+        let script = script.call(
             "landfall_prepare",
             std::iter::once(w.path.as_str()).chain(shared_dirs(run, w.target)),
-        )
+        );
+        if w.release.git.is_some() {
+            script.call("landfall_git_init", [w.path.as_str()])
+        } else {
+            script
+        }
     };
     let output = match run.locked(w.target, &w.path, break_lock, prepare) {
         Ok(output) => output,
@@ -159,19 +164,29 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
     if w.present || current.as_deref() == Some(w.release.id.as_str()) {
         return result;
     }
-    let stats = match run.transport.push(w.target, w.release, current.as_deref()) {
+    let mut stats = match run.transport.push(w.target, w.release, current.as_deref()) {
         Ok(stats) => stats,
         Err(err) => {
             result.result = Err((Phase::Push, format!("{err:#}")));
             return result;
         }
     };
-    let manifest = w.release.manifest.canonical();
-    let script = run.script(w.target).call_with_input(
-        "landfall_finalize",
-        [w.path.as_str(), w.release.id.as_str()],
-        &manifest,
-    );
+    if let Some(git) = &w.release.git {
+        // The files added on top of the checkout travel in the step script.
+        for entry in &git.added {
+            if let EntryKind::File { size, .. } = entry.kind {
+                stats.files += 1;
+                stats.bytes += size;
+            }
+        }
+    }
+    let script = match completion(run, w, current.as_deref()) {
+        Ok(script) => script,
+        Err(message) => {
+            result.result = Err((Phase::Push, message));
+            return result;
+        }
+    };
     match run.transport.run(&w.target.host, script.text()) {
         Ok(out) if out.success() => {
             (run.events)(Event::Pushed {
@@ -180,12 +195,53 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
                 release: w.release.id.clone(),
                 files: stats.files,
                 bytes: stats.bytes,
+                objects: stats.objects,
             });
+        }
+        Ok(out) if out.code == Some(steps::EXIT_BUILD_FAILED) => {
+            let tail = out.stderr_tail();
+            result.result = Err((
+                Phase::Build,
+                format!("the hook failed; `current` is untouched:\n{tail}"),
+            ));
         }
         Ok(out) => result.result = Err((Phase::Push, describe_failure(&out))),
         Err(err) => result.result = Err((Phase::Push, err.to_string())),
     }
     result
+}
+
+/// The steps that turn an upload into a release, in one round trip: for a
+/// git release the checkout of its tree and the files added on top, then
+/// the `build` hook if there is one, then the manifest and the rename.
+fn completion(run: &Run<'_>, w: &Work<'_>, current: Option<&str>) -> Result<steps::Script, String> {
+    let mut script = run.script(w.target);
+    let id = w.release.id.as_str();
+    if let Some(git) = &w.release.git {
+        let partial = format!("{}/releases/{id}.partial", w.path);
+        script = script.call("landfall_checkout", [w.path.as_str(), id, &git.tree]);
+        for entry in &git.added {
+            script = match &entry.kind {
+                EntryKind::File { mode, .. } => {
+                    let staged = w.release.stage.join(&entry.path);
+                    let bytes = std::fs::read(&staged)
+                        .map_err(|err| format!("cannot read `{}`: {err}", staged.display()))?;
+                    script.put(&partial, &entry.path, *mode, &bytes)
+                }
+                EntryKind::Symlink { target } => {
+                    script.call("landfall_link", [&partial, &entry.path, target])
+                }
+            };
+        }
+    }
+    if let Some(build) = &w.target.hooks.build {
+        script = script.call(
+            "landfall_build",
+            [w.path.as_str(), id, current.unwrap_or(""), build],
+        );
+    }
+    let manifest = w.release.manifest.canonical();
+    Ok(script.call_with_input("landfall_finalize", [w.path.as_str(), id], &manifest))
 }
 
 fn shared_dirs<'p>(run: &'p Run<'_>, target: &Target) -> impl Iterator<Item = &'p str> {

@@ -55,6 +55,7 @@ fn predict(run: &Run<'_>, w: &Work<'_>) -> Event {
     };
     let hooks = &w.target.hooks;
     let hooks: Vec<String> = [
+        ("build", &hooks.build),
         ("pre_activate", &hooks.pre_activate),
         ("activate", &hooks.activate),
         ("health", &hooks.health),

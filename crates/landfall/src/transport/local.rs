@@ -64,6 +64,15 @@ impl Transport for Local {
     ) -> Result<PushStats> {
         self.trips.count(&target.host);
         let base = self.dir(target);
+        if let Some(git) = &release.git {
+            let url = base.join(".landfall").join("repo.git");
+            return Ok(super::git_push(
+                git,
+                &url.to_string_lossy(),
+                None,
+                &target.host,
+            )?);
+        }
         let partial = base
             .join("releases")
             .join(format!("{}.partial", release.id));

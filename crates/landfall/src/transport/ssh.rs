@@ -107,6 +107,17 @@ impl Ssh {
         args
     }
 
+    /// The ssh command line rsync and git run, as one shell-quoted string,
+    /// through the host's master connection.
+    fn remote_shell(&self) -> String {
+        let words: Vec<String> = std::iter::once(OsString::from("ssh"))
+            .chain(self.ssh_args())
+            .chain(["-o".into(), "ControlMaster=no".into()])
+            .map(|word| quote(&word.to_string_lossy()))
+            .collect();
+        words.join(" ")
+    }
+
     fn ssh_cmd(&self) -> Cmd {
         Cmd::new("ssh").args(self.ssh_args())
     }
@@ -164,18 +175,28 @@ impl Transport for Ssh {
         link_dest: Option<&str>,
     ) -> Result<PushStats> {
         self.trips.count(&target.host);
-        let remote_shell: Vec<String> = std::iter::once(OsString::from("ssh"))
-            .chain(self.ssh_args())
-            .chain(["-o".into(), "ControlMaster=no".into()])
-            .map(|word| quote(&word.to_string_lossy()))
-            .collect();
+        let remote_shell = self.remote_shell();
+        let address = self.address(&target.host);
+        if let Some(git) = &release.git {
+            // scp-like syntax; an IPv6 address needs brackets.
+            let address = if address.contains(':') {
+                format!("[{address}]")
+            } else {
+                address.to_string()
+            };
+            let url = format!("{address}:{}/.landfall/repo.git", target.path);
+            return Ok(super::git_push(
+                git,
+                &url,
+                Some(remote_shell),
+                &target.host,
+            )?);
+        }
         let mut source = release.stage.clone().into_os_string();
         source.push("/");
         let dest = format!(
-            "{}:{}/releases/{}.partial/",
-            self.address(&target.host),
-            target.path,
-            release.id
+            "{address}:{}/releases/{}.partial/",
+            target.path, release.id
         );
         // Owner and group are the remote user's; everything else is kept.
         let mut cmd = Cmd::new("rsync")
@@ -188,7 +209,7 @@ impl Transport for Ssh {
                 "--stats",
             ])
             .arg("-e")
-            .arg(remote_shell.join(" "));
+            .arg(remote_shell);
         if let Some(current) = link_dest {
             cmd = cmd.arg(format!("--link-dest={}/releases/{current}", target.path));
         }
@@ -222,6 +243,7 @@ fn parse_rsync_stats(stdout: &str) -> PushStats {
         files: usize::try_from(number("Number of regular files transferred: "))
             .unwrap_or(usize::MAX),
         bytes: number("Total bytes sent: "),
+        objects: None,
     }
 }
 
