@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod build;
+mod git;
 mod local;
 mod remote;
 mod secrets;

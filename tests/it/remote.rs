@@ -30,7 +30,7 @@ impl Bed {
         Bed { ws, testbed, port }
     }
 
-    fn deploy(&self, extra: &[&str]) -> Outcome {
+    pub(crate) fn deploy(&self, extra: &[&str]) -> Outcome {
         let mut args = vec!["deploy", "testbed", "--message-format", "json"];
         args.extend_from_slice(extra);
         self.ws.run(&args)
@@ -49,7 +49,7 @@ impl Bed {
         self.testbed.srv(host).join(path)
     }
 
-    fn current(&self, host: &str, path: &str) -> Option<String> {
+    pub(crate) fn current(&self, host: &str, path: &str) -> Option<String> {
         let link = fs::read_link(self.srv(host, path).join("current")).ok()?;
         Some(link.file_name()?.to_string_lossy().into_owned())
     }

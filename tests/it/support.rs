@@ -180,29 +180,32 @@ impl Workspace {
         self.write("environments/testbed.toml", &env);
     }
 
-    /// Makes the workspace a git repository with one commit; returns it.
+    /// Makes the workspace a git repository if it is not one, and commits
+    /// everything; returns the commit.
     pub(crate) fn git_commit(&self, message: &str) -> String {
-        let git = |args: &[&str]| {
-            let out = Command::new("git")
-                .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-                .args(args)
-                .current_dir(self.root())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "git {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
         if !self.path(".git").exists() {
-            git(&["init", "-q"]);
+            self.git(&["init", "-q"]);
             self.write(".gitignore", "/target\n");
         }
-        git(&["add", "-A"]);
-        git(&["commit", "-q", "--allow-empty", "-m", message]);
-        git(&["rev-parse", "HEAD"])
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// Runs git in the workspace, which must succeed; returns its output.
+    pub(crate) fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+            .args(args)
+            .current_dir(self.root())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     pub(crate) fn root(&self) -> &Path {

@@ -16,8 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
-use std::ops::Bound;
 use std::io::{self, Write as _};
+use std::ops::Bound;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -446,7 +446,10 @@ fn store_tree(dir: &Path, repo: &Path, tree: &str) -> Result<Manifest> {
     }
     let manifest = Manifest::new(entries);
     fs::rename(&partial, dir).map_err(Error::io("cannot rename", &partial))?;
-    write_atomically(&dir.with_extension("manifest"), manifest.canonical().as_bytes())?;
+    write_atomically(
+        &dir.with_extension("manifest"),
+        manifest.canonical().as_bytes(),
+    )?;
     Ok(manifest)
 }
 
@@ -471,7 +474,9 @@ fn write_blob(path: &Path, entry: &git::TreeEntry, blob: &mut dyn io::Read) -> R
             let mut buf = vec![0u8; 1 << 16];
             let mut size = 0u64;
             loop {
-                let n = blob.read(&mut buf).map_err(Error::io("cannot read", path))?;
+                let n = blob
+                    .read(&mut buf)
+                    .map_err(Error::io("cannot read", path))?;
                 if n == 0 {
                     break;
                 }
@@ -817,8 +822,14 @@ mod tests {
         let one = Manifest::new(vec![file("etc/app.toml", b"port = 1\n", 0o644)]);
         let two = Manifest::new(vec![file("etc/app.toml", b"port = 2\n", 0o644)]);
         assert_eq!(release_id(&artifact, &one, None).len(), RELEASE_ID_LEN);
-        assert_eq!(release_id(&artifact, &one, None), release_id(&artifact, &one, None));
-        assert_ne!(release_id(&artifact, &one, None), release_id(&artifact, &two, None));
+        assert_eq!(
+            release_id(&artifact, &one, None),
+            release_id(&artifact, &one, None)
+        );
+        assert_ne!(
+            release_id(&artifact, &one, None),
+            release_id(&artifact, &two, None)
+        );
         assert_ne!(
             release_id(&artifact, &one, None),
             release_id(&"cd".repeat(32), &one, None)

@@ -88,7 +88,9 @@ pub struct TreeEntry {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TreeEntryKind {
-    File { executable: bool },
+    File {
+        executable: bool,
+    },
     Symlink,
     /// A submodule: a commit of another repository, which is not here.
     Submodule,
@@ -123,8 +125,13 @@ pub fn tree_source(dir: &Path, subdir: &str) -> Result<TreeSource, String> {
         )
     };
     // After `:` everything is a path, so the type is checked apart.
-    let tree = run(&["rev-parse", "--verify", "--quiet", &format!("{commit}:{path}")])
-        .map_err(|_| not_a_directory())?;
+    let tree = run(&[
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        &format!("{commit}:{path}"),
+    ])
+    .map_err(|_| not_a_directory())?;
     if run(&["cat-file", "-t", &tree]).ok().as_deref() != Some("tree") {
         return Err(not_a_directory());
     }

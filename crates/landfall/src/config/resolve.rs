@@ -16,8 +16,7 @@ use toml::Spanned;
 use super::raw;
 use super::{
     Artifact, BinTarget, BuildSettings, Environment, FileSource, Hook, Hooks, Host, Project,
-    Transport,
-    Template, Workspace,
+    Template, Transport, Workspace,
 };
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
 use crate::error::{Error, Result};

@@ -49,7 +49,9 @@ fn git_push(
         .arg(format!("{}:{PUSHED_REF}", git.commit))
         .env("GIT_TERMINAL_PROMPT", "0");
     if let Some(ssh) = ssh_command {
-        cmd = cmd.env("GIT_SSH_COMMAND", ssh).env("GIT_SSH_VARIANT", "ssh");
+        cmd = cmd
+            .env("GIT_SSH_COMMAND", ssh)
+            .env("GIT_SSH_VARIANT", "ssh");
     }
     let output = process::run(&cmd.for_host(host))?;
     Ok(parse_git_push(&output.stderr))

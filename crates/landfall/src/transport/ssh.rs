@@ -194,10 +194,7 @@ impl Transport for Ssh {
         }
         let mut source = release.stage.clone().into_os_string();
         source.push("/");
-        let dest = format!(
-            "{address}:{}/releases/{}.partial/",
-            target.path, release.id
-        );
+        let dest = format!("{address}:{}/releases/{}.partial/", target.path, release.id);
         // Owner and group are the remote user's; everything else is kept.
         let mut cmd = Cmd::new("rsync")
             .args([
