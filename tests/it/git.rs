@@ -296,6 +296,24 @@ fn amended_history_deploys_and_a_failing_build_leaves_current_alone() {
         );
     }
 
+    // `--local` makes the same releases, through a bare repository of its
+    // own, with the build step run here.
+    let local = ws.run(&["deploy", "testbed", "--local", "--message-format", "json"]);
+    local.assert_code(0);
+    for host in &testbed.hosts {
+        let release = out.release_of(&host.name, "docs");
+        assert_eq!(local.release_of(&host.name, "docs"), release);
+        let dir = ws.path(&format!(
+            "target/landfall/local/testbed/{}/srv/docs",
+            host.name
+        ));
+        assert!(dir.join(".landfall/repo.git").is_dir());
+        assert_eq!(
+            fs::read_to_string(dir.join("current/out/index.html")).unwrap(),
+            "<h1>v1</h1>\n"
+        );
+    }
+
     // Done-when 4: the deployed commit is amended (a history rewrite); the
     // next deploy force-updates the host's repository.
     ws.write("docs/index.html", "<h1>v1, amended</h1>\n");
