@@ -728,6 +728,82 @@ fn semantic_errors_in_deploy_toml_are_refused_where_they_are_written() {
             args: DEPLOY,
             expect_in_stderr: &["deploy.toml:34:11", "invalid artifact name `my site`"],
         },
+        Case {
+            name: "subdir on an rsync artifact",
+            setup: |ws| append(ws, "deploy.toml", "subdir = \"examples\"\n"),
+            args: DEPLOY,
+            expect_in_stderr: &["deploy.toml:39:10", "`subdir` needs `transport = \"git\"`"],
+        },
+        Case {
+            name: "subdir climbing out of the workspace",
+            setup: |ws| {
+                append(
+                    ws,
+                    "deploy.toml",
+                    "transport = \"git\"\nsubdir = \"../up\"\n",
+                )
+            },
+            args: DEPLOY,
+            expect_in_stderr: &["deploy.toml:40:10", "relative directory of the workspace"],
+        },
+        Case {
+            name: "git artifact with binaries",
+            setup: |ws| {
+                ws.edit(
+                    "deploy.toml",
+                    "keep = 3\nafter",
+                    "transport = \"git\"\nkeep = 3\nafter",
+                );
+            },
+            args: DEPLOY,
+            expect_in_stderr: &["deploy.toml:20:9", "git artifact `app` cannot have `bins`"],
+        },
+        Case {
+            name: "git artifact outside a git repository",
+            setup: |ws| append(ws, "deploy.toml", "transport = \"git\"\n"),
+            args: DEPLOY,
+            expect_in_stderr: &[
+                "artifact `site` (transport git)",
+                "is not in a git repository",
+            ],
+        },
+        Case {
+            name: "git artifact whose subdir is not in HEAD",
+            setup: |ws| {
+                append(
+                    ws,
+                    "deploy.toml",
+                    "transport = \"git\"\nsubdir = \"nowhere\"\n",
+                );
+                ws.git_commit("first");
+            },
+            args: DEPLOY,
+            expect_in_stderr: &[
+                "artifact `site` (transport git)",
+                "`nowhere` is not a directory in HEAD",
+            ],
+        },
+        Case {
+            name: "git artifact with uncommitted changes",
+            setup: |ws| {
+                append(
+                    ws,
+                    "deploy.toml",
+                    "transport = \"git\"\nsubdir = \"examples/hello/site\"\n",
+                );
+                ws.git_commit("first");
+                append(
+                    ws,
+                    "examples/hello/site/index.html",
+                    "<p>not committed</p>\n",
+                );
+            },
+            args: DEPLOY,
+            expect_in_stderr: &[
+                "changes it does not: examples/hello/site/index.html",
+                "`--allow-dirty`",
+            ],
+        },
     ]);
 }
 
