@@ -741,7 +741,7 @@ fn semantic_errors_in_deploy_toml_are_refused_where_they_are_written() {
                     ws,
                     "deploy.toml",
                     "transport = \"git\"\nsubdir = \"../up\"\n",
-                )
+                );
             },
             args: DEPLOY,
             expect_in_stderr: &["deploy.toml:40:10", "relative directory of the workspace"],

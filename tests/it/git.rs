@@ -2,6 +2,7 @@
 //! the workspace's repository to a bare repository on each host over the
 //! run's ssh connection, so hosts need no access to any git server.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -249,7 +250,7 @@ fn docs_only(testbed: &Scoped) -> Workspace {
         testbed.ssh_config().display()
     );
     for host in &testbed.hosts {
-        env.push_str(&format!("\n[hosts.{}]\nroles = [\"docs\"]\n", host.name));
+        let _ = write!(env, "\n[hosts.{}]\nroles = [\"docs\"]\n", host.name);
     }
     ws.write("environments/testbed.toml", &env);
     let deploy = ws.read("deploy.toml");

@@ -98,6 +98,10 @@ pub(crate) struct RecipientsArgs {
 
 /// `cargo deploy ENV`.
 #[derive(Debug, Args)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each is a flag of the command line"
+)]
 pub(crate) struct DeployArgs {
     /// The environment: a file `environments/ENV.toml`
     #[arg(required = true)]

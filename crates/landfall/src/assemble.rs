@@ -416,6 +416,13 @@ fn store_tree(dir: &Path, repo: &Path, tree: &str) -> Result<Manifest> {
             sub.path
         )));
     }
+    // Manifests are tab-separated lines, and hosts get paths as shell words.
+    if let Some(odd) = listed.iter().find(|e| e.path.chars().any(char::is_control)) {
+        return Err(Error::Usage(format!(
+            "`{}` has a control character (such as a tab or a newline) in its name",
+            odd.path.escape_debug()
+        )));
+    }
     let partial = partial_of(dir);
     if partial.exists() {
         fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
@@ -833,6 +840,21 @@ mod tests {
         assert_ne!(
             release_id(&artifact, &one, None),
             release_id(&"cd".repeat(32), &one, None)
+        );
+    }
+
+    #[test]
+    fn a_file_over_a_directory_is_found() {
+        let fine = Manifest::new(vec![file("a", b"", 0o644), file("a.txt", b"", 0o644)]);
+        assert_eq!(fine.file_over_directory(), None);
+        let clash = Manifest::new(vec![
+            file("public", b"", 0o644),
+            file("public.txt", b"", 0o644),
+            file("public/index.html", b"", 0o644),
+        ]);
+        assert_eq!(
+            clash.file_over_directory(),
+            Some(("public", "public/index.html"))
         );
     }
 

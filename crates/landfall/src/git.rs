@@ -238,3 +238,42 @@ pub fn read_blobs(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_paths_include_renames_once() {
+        let out = b" M docs/a.html\0R  docs/new.txt\0docs/old.txt\0?? docs/untracked\0";
+        assert_eq!(
+            parse_status(out),
+            ["docs/a.html", "docs/new.txt", "docs/untracked"]
+        );
+    }
+
+    #[test]
+    fn tree_listings_keep_odd_names_and_kinds() {
+        let out = b"100644 blob aaaa     12\tpublic/a b.html\0100755 blob bbbb    3\tbuild.sh\0\
+                    120000 blob cccc    7\tlatest\0160000 commit dddd       -\tvendor/lib\0";
+        let entries = parse_ls_tree(out);
+        let kinds: Vec<(&str, TreeEntryKind, u64)> = entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.kind, e.size))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (
+                    "public/a b.html",
+                    TreeEntryKind::File { executable: false },
+                    12
+                ),
+                ("build.sh", TreeEntryKind::File { executable: true }, 3),
+                ("latest", TreeEntryKind::Symlink, 7),
+                ("vendor/lib", TreeEntryKind::Submodule, 0),
+            ]
+        );
+        assert_eq!(entries[0].oid, "aaaa");
+    }
+}

@@ -47,6 +47,7 @@ pub mod template;
 pub mod transport;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -204,7 +205,7 @@ fn git_trees<'p>(
             const SHOWN: usize = 10;
             let mut paths = source.dirty[..source.dirty.len().min(SHOWN)].join(", ");
             if source.dirty.len() > SHOWN {
-                paths.push_str(&format!(" and {} more", source.dirty.len() - SHOWN));
+                let _ = write!(paths, " and {} more", source.dirty.len() - SHOWN);
             }
             let commit = &source.commit[..12.min(source.commit.len())];
             if !allow_dirty {

@@ -65,7 +65,7 @@ fn parse_git_push(stderr: &[u8]) -> PushStats {
     let last = text
         .split(['\r', '\n'])
         .filter_map(|line| line.trim().strip_prefix("Writing objects: 100% ("))
-        .last();
+        .next_back();
     let (objects, bytes) = last
         .and_then(|rest| {
             let (count, rest) = rest.split_once('/')?;
@@ -175,4 +175,23 @@ pub fn changes(old: &Manifest, new: &Manifest) -> Changes {
         .map(|p| (*p).to_string())
         .collect();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_push_counts_come_from_its_last_progress_line() {
+        let stderr = b"Enumerating objects: 9, done.\nWriting objects:  50% (3/6)\r\
+                       Writing objects: 100% (6/6)\rWriting objects: 100% (6/6), 1.50 KiB | 1.50 MiB/s, done.\n\
+                       Total 6 (delta 1), reused 0 (delta 0), pack-reused 0\n";
+        let stats = parse_git_push(stderr);
+        assert_eq!((stats.objects, stats.bytes), (Some(6), 1536));
+        let small =
+            parse_git_push(b"Writing objects: 100% (3/3), 290 bytes | 290.00 KiB/s, done.\n");
+        assert_eq!((small.objects, small.bytes), (Some(3), 290));
+        let nothing = parse_git_push(b"Everything up-to-date\n");
+        assert_eq!((nothing.objects, nothing.bytes), (Some(0), 0));
+    }
 }
