@@ -4,7 +4,9 @@
 //!
 //! 1. probe: one round trip per host reads what is current for all its
 //!    artifacts; a release already current is `unchanged` and left alone;
-//! 2. push: lock, prepare, copy the release into `<id>.partial`, rename;
+//! 2. push: lock, prepare, copy the release into `<id>.partial` (or push
+//!    a git release's commit and check its tree out there, adding the
+//!    rendered files), run the `build` hook, rename;
 //! 3. activate: artifacts in `after` order, `max_parallel` hosts at once;
 //!    on failure the host switches back, and with `rollback-all` every
 //!    host switched in this run does too;
