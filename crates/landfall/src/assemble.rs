@@ -232,20 +232,42 @@ pub fn assemble(
     binaries: &BTreeMap<String, PathBuf>,
     cache: &mut HashCache,
 ) -> Result<Assembled> {
-    let mut inputs: Vec<(String, PathBuf, Option<u32>)> = Vec::new();
+    let mut inputs: Vec<(String, &Path, Option<u32>)> = Vec::new();
     for bin in &artifact.bins {
         let path = binaries
             .get(&bin.name)
             .ok_or_else(|| Error::Failed(format!("binary `{}` was not built", bin.name)))?;
-        inputs.push((format!("bin/{}", bin.name), path.clone(), Some(0o755)));
+        inputs.push((format!("bin/{}", bin.name), path, Some(0o755)));
     }
-    for file in &artifact.files {
-        inputs.push((file.dst.clone(), file.src.clone(), file.mode));
-    }
-    let paths: Vec<&Path> = inputs.iter().map(|(_, src, _)| src.as_path()).collect();
-    let facts = cache.hash_files(&paths)?;
+    inputs.extend(
+        artifact
+            .files
+            .iter()
+            .map(|f| (f.dst.clone(), f.src.as_path(), f.mode)),
+    );
+    let (mut entries, sources) = hash_inputs(&inputs, cache)?;
+    entries.extend(shared_links(artifact));
+    let manifest = Manifest::new(entries);
+    let (id, dir, reused) = store_artifact(store, &manifest, |path| Source::Copy(sources[path]))?;
+    Ok(Assembled {
+        artifact: artifact.name.clone(),
+        id,
+        dir,
+        manifest,
+        reused,
+        git: None,
+    })
+}
 
-    let mut entries = Vec::new();
+/// Hashes the files that go into an artifact (destination, source,
+/// declared mode) into entries, with where each comes from.
+fn hash_inputs<'a>(
+    inputs: &[(String, &'a Path, Option<u32>)],
+    cache: &mut HashCache,
+) -> Result<(Vec<Entry>, BTreeMap<String, &'a Path>)> {
+    let paths: Vec<&Path> = inputs.iter().map(|(_, src, _)| *src).collect();
+    let facts = cache.hash_files(&paths)?;
+    let mut entries = Vec::with_capacity(inputs.len());
     let mut sources = BTreeMap::new();
     for ((dst, src, mode), facts) in inputs.iter().zip(&facts) {
         let mode = mode.unwrap_or(if facts.executable { 0o755 } else { 0o644 });
@@ -257,40 +279,39 @@ pub fn assemble(
                 hash: facts.hash,
             },
         });
-        sources.insert(dst.clone(), src.clone());
+        sources.insert(dst.clone(), *src);
     }
-    for dir in &artifact.shared {
-        entries.push(Entry {
-            path: dir.clone(),
-            kind: EntryKind::Symlink {
-                target: shared_link(dir),
-            },
-        });
-    }
-    let manifest = Manifest::new(entries);
+    Ok((entries, sources))
+}
+
+/// The links from a release to the artifact's shared directories.
+fn shared_links(artifact: &Artifact) -> impl Iterator<Item = Entry> + '_ {
+    artifact.shared.iter().map(|dir| Entry {
+        path: dir.clone(),
+        kind: EntryKind::Symlink {
+            target: shared_link(dir),
+        },
+    })
+}
+
+/// Puts an artifact tree into the store under its id unless it is there
+/// already; returns the id, the directory and whether it was there.
+fn store_artifact<'a>(
+    store: &Store,
+    manifest: &Manifest,
+    source: impl Fn(&str) -> Source<'a>,
+) -> Result<(String, PathBuf, bool)> {
     let id = manifest.id().to_hex().to_string();
     let dir = store.artifact_dir(&id);
     let reused = dir.is_dir();
     if !reused {
-        materialise(&dir, &manifest, |path, out| {
-            let src = &sources[path];
-            let mut input = fs::File::open(src).map_err(Error::io("cannot read", src))?;
-            io::copy(&mut input, out).map_err(Error::io("cannot copy", src))?;
-            Ok(())
-        })?;
+        materialise_from(&dir, manifest, source)?;
         write_atomically(
             &store.root.join("store").join(format!("{id}.manifest")),
             manifest.canonical().as_bytes(),
         )?;
     }
-    Ok(Assembled {
-        artifact: artifact.name.clone(),
-        id,
-        dir,
-        manifest,
-        reused,
-        git: None,
-    })
+    Ok((id, dir, reused))
 }
 
 /// Hashes a git artifact's inputs and makes sure its tree is in the store:
@@ -318,38 +339,17 @@ pub fn assemble_git(
         })?,
     };
 
-    let paths: Vec<&Path> = artifact.files.iter().map(|f| f.src.as_path()).collect();
-    let facts = cache.hash_files(&paths)?;
-    let mut added: BTreeMap<String, Entry> = BTreeMap::new();
-    let mut copies: BTreeMap<&str, &Path> = BTreeMap::new();
-    for (file, facts) in artifact.files.iter().zip(&facts) {
-        let mode = file
-            .mode
-            .unwrap_or(if facts.executable { 0o755 } else { 0o644 });
-        added.insert(
-            file.dst.clone(),
-            Entry {
-                path: file.dst.clone(),
-                kind: EntryKind::File {
-                    mode,
-                    size: facts.size,
-                    hash: facts.hash,
-                },
-            },
-        );
-        copies.insert(&file.dst, &file.src);
-    }
-    for dir in &artifact.shared {
-        added.insert(
-            dir.clone(),
-            Entry {
-                path: dir.clone(),
-                kind: EntryKind::Symlink {
-                    target: shared_link(dir),
-                },
-            },
-        );
-    }
+    let inputs: Vec<(String, &Path, Option<u32>)> = artifact
+        .files
+        .iter()
+        .map(|f| (f.dst.clone(), f.src.as_path(), f.mode))
+        .collect();
+    let (files, copies) = hash_inputs(&inputs, cache)?;
+    let added: BTreeMap<String, Entry> = files
+        .into_iter()
+        .chain(shared_links(artifact))
+        .map(|e| (e.path.clone(), e))
+        .collect();
     let mut entries: Vec<Entry> = tree_manifest
         .entries
         .into_iter()
@@ -369,19 +369,10 @@ pub fn assemble_git(
             artifact.name
         )));
     }
-    let id = manifest.id().to_hex().to_string();
-    let dir = store.artifact_dir(&id);
-    let reused = dir.is_dir();
-    if !reused {
-        materialise_from(&dir, &manifest, |path| match copies.get(path) {
-            Some(src) => Source::Copy(src),
-            None => Source::Link(tree_dir.join(path)),
-        })?;
-        write_atomically(
-            &store.root.join("store").join(format!("{id}.manifest")),
-            manifest.canonical().as_bytes(),
-        )?;
-    }
+    let (id, dir, reused) = store_artifact(store, &manifest, |path| match copies.get(path) {
+        Some(src) => Source::Copy(src),
+        None => Source::Link(tree_dir.join(path)),
+    })?;
     Ok(Assembled {
         artifact: artifact.name.clone(),
         id,
@@ -621,38 +612,6 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
     })
 }
 
-/// Builds a tree in `<dir>.partial` and renames it into place, writing each
-/// file's bytes with `write`.
-fn materialise(
-    dir: &Path,
-    manifest: &Manifest,
-    mut write: impl FnMut(&str, &mut fs::File) -> Result<()>,
-) -> Result<()> {
-    let partial = partial_of(dir);
-    if partial.exists() {
-        fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
-    }
-    fs::create_dir_all(&partial).map_err(Error::io("cannot create", &partial))?;
-    for entry in &manifest.entries {
-        let path = partial.join(&entry.path);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(Error::io("cannot create", parent))?;
-        }
-        match &entry.kind {
-            EntryKind::File { mode, hash, .. } => {
-                let mut out = fs::File::create(&path).map_err(Error::io("cannot create", &path))?;
-                write(&entry.path, &mut out)?;
-                finish_file(&out, &path, *mode, hash)?;
-            }
-            EntryKind::Symlink { target } => {
-                std::os::unix::fs::symlink(target, &path)
-                    .map_err(Error::io("cannot create symlink", &path))?;
-            }
-        }
-    }
-    fs::rename(&partial, dir).map_err(Error::io("cannot rename", &partial))
-}
-
 /// Where [`materialise_from`] gets a file's bytes.
 enum Source<'a> {
     /// A file of the store, already in its final form: hard-linked.
@@ -663,8 +622,9 @@ enum Source<'a> {
     Bytes(&'a [u8]),
 }
 
-/// Like [`materialise`], but files present in `linked_from` are hard links
-/// and the others come from `contents`.
+/// Builds a tree in `<dir>.partial` whose files present in `linked_from`
+/// are hard links and the others come from `contents`, and renames it into
+/// place.
 fn materialise_linked(
     dir: &Path,
     manifest: &Manifest,

@@ -254,8 +254,8 @@ mod tests {
 
     #[test]
     fn tree_listings_keep_odd_names_and_kinds() {
-        let out = b"100644 blob aaaa     12\tpublic/a b.html\0100755 blob bbbb    3\tbuild.sh\0\
-                    120000 blob cccc    7\tlatest\0160000 commit dddd       -\tvendor/lib\0";
+        let out = b"100644 blob aaaa     12\tpublic/a b.html\x00100755 blob bbbb    3\tbuild.sh\0\
+                    120000 blob cccc    7\tlatest\x00160000 commit dddd       -\tvendor/lib\0";
         let entries = parse_ls_tree(out);
         let kinds: Vec<(&str, TreeEntryKind, u64)> = entries
             .iter()
