@@ -118,14 +118,24 @@ pub(crate) struct DeployArgs {
     /// Deploy git artifacts from HEAD although the working tree has changes
     #[arg(long)]
     pub(crate) allow_dirty: bool,
+    /// Deploy the bundle in DIR (made by `build --out`) instead of building
+    #[arg(long, value_name = "DIR")]
+    pub(crate) from: Option<PathBuf>,
+    /// With `--from`: render the bundle's releases with a configuration of
+    /// another commit than the bundle's
+    #[arg(long, requires = "from")]
+    pub(crate) allow_config_drift: bool,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct BuildArgs {
     pub(crate) env: String,
     /// Build twice from scratch in two directories and compare the ids
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub(crate) check_reproducible: bool,
+    /// Write a bundle to DIR: the artifacts and a manifest, for `--from`
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

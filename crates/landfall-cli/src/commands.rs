@@ -7,7 +7,7 @@ use landfall::diag::Diagnostic;
 use landfall::event::Event;
 use landfall::secrets::Secrets;
 use landfall::transport::{Local, Ssh, SshOptions, Transport};
-use landfall::{BuildOptions, Error, plan};
+use landfall::{BuildOptions, Error, FromOptions, plan};
 
 use crate::cli::{
     BuildArgs, CheckArgs, ConfigArgs, DeployArgs, ExecArgs, Global, MessageFormat, RollbackArgs,
@@ -142,13 +142,21 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
         let secrets = ctx.secrets(&project, &env)?;
         let plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
         let report = ctx.report();
-        let options = BuildOptions {
-            quiet: ctx.global.quiet || ctx.global.message_format == MessageFormat::Json,
-            // A dry run shows what HEAD would change, and warns.
-            allow_dirty: args.allow_dirty || args.dry_run,
-            ..BuildOptions::default()
+        let built = if let Some(dir) = &args.from {
+            let bundle = landfall::bundle::open(dir)?;
+            let options = FromOptions {
+                allow_config_drift: args.allow_config_drift,
+            };
+            landfall::releases_from_bundle(&project, &plan, &bundle, options, &report)?
+        } else {
+            let options = BuildOptions {
+                quiet: ctx.global.quiet || ctx.global.message_format == MessageFormat::Json,
+                // A dry run shows what HEAD would change, and warns.
+                allow_dirty: args.allow_dirty || args.dry_run,
+                ..BuildOptions::default()
+            };
+            landfall::build_releases(&project, &plan, &options, &report)?
         };
-        let built = landfall::build_releases(&project, &plan, &options, &report)?;
         let hosts: Vec<&Host> = env
             .hosts
             .iter()
@@ -240,6 +248,20 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             },
             &report,
         )?;
+        if let Some(out) = &args.out {
+            let manifest = landfall::bundle_manifest(&project, &plan, &built)?;
+            landfall::bundle::write(out, &manifest, &built.assembled)?;
+            if ctx.global.message_format == MessageFormat::Json {
+                let line = serde_json::json!({"event": "bundle", "dir": out, "manifest": manifest});
+                render::println!("{line}");
+            } else {
+                render::println!("bundle {}", out.display());
+                for a in &manifest.artifacts {
+                    render::println!("{}  {}", a.name, a.id);
+                }
+            }
+            return Ok(EXIT_OK);
+        }
         let manifest = serde_json::json!({
             "event": "manifest",
             "env": env.name,

@@ -248,7 +248,9 @@ pub fn assemble(
     let (mut entries, sources) = hash_inputs(&inputs, cache)?;
     entries.extend(shared_links(artifact));
     let manifest = Manifest::new(entries);
-    let (id, dir, reused) = store_artifact(store, &manifest, |path| Source::Copy(sources[path]))?;
+    let (id, dir, reused) = store_artifact(store, &manifest, |path| {
+        Source::Copy(sources[path].to_path_buf())
+    })?;
     Ok(Assembled {
         artifact: artifact.name.clone(),
         id,
@@ -296,7 +298,7 @@ fn shared_links(artifact: &Artifact) -> impl Iterator<Item = Entry> + '_ {
 
 /// Puts an artifact tree into the store under its id unless it is there
 /// already; returns the id, the directory and whether it was there.
-fn store_artifact<'a>(
+pub(crate) fn store_artifact<'a>(
     store: &Store,
     manifest: &Manifest,
     source: impl Fn(&str) -> Source<'a>,
@@ -370,7 +372,7 @@ pub fn assemble_git(
         )));
     }
     let (id, dir, reused) = store_artifact(store, &manifest, |path| match copies.get(path) {
-        Some(src) => Source::Copy(src),
+        Some(src) => Source::Copy(src.to_path_buf()),
         None => Source::Link(tree_dir.join(path)),
     })?;
     Ok(Assembled {
@@ -613,11 +615,12 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
 }
 
 /// Where [`materialise_from`] gets a file's bytes.
-enum Source<'a> {
+pub(crate) enum Source<'a> {
     /// A file of the store, already in its final form: hard-linked.
     Link(PathBuf),
-    /// A file of the workspace: copied, then given its mode and mtime.
-    Copy(&'a Path),
+    /// A file of the workspace or a bundle: copied, then given its mode and
+    /// mtime.
+    Copy(PathBuf),
     /// Rendered bytes, which may be secret: written to a private file.
     Bytes(&'a [u8]),
 }
@@ -639,7 +642,7 @@ fn materialise_linked(
 
 /// Builds a tree in `<dir>.partial`, each file from where `source` says,
 /// and renames it into place.
-fn materialise_from<'a>(
+pub(crate) fn materialise_from<'a>(
     dir: &Path,
     manifest: &Manifest,
     source: impl Fn(&str) -> Source<'a>,
@@ -665,7 +668,7 @@ fn materialise_from<'a>(
         match source(&entry.path) {
             Source::Link(from) => link_or_copy(&from, &path)?,
             Source::Copy(from) => {
-                fs::copy(from, &path).map_err(Error::io("cannot copy", from))?;
+                fs::copy(&from, &path).map_err(Error::io("cannot copy", &from))?;
                 let file = fs::File::options()
                     .write(true)
                     .open(&path)

@@ -178,3 +178,17 @@ fn with_remapped_paths(cmd: Cmd, workspace_root: &Path) -> Cmd {
             .arg(format!("build.rustflags = [{array}]"))
     }
 }
+
+/// The Rust toolchain that builds the workspace: `rustc -V` and its host
+/// triple, as `rustc 1.x.y (hash date) on x86_64-unknown-linux-gnu`.
+pub fn toolchain(workspace_root: &Path) -> Result<String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = process::run(&Cmd::new(rustc).arg("-vV").dir(workspace_root))?;
+    let text = output.stdout_text();
+    let version = text.lines().next().unwrap_or_default().trim();
+    let host = text
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .unwrap_or("unknown");
+    Ok(format!("{version} on {host}"))
+}

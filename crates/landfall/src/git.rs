@@ -168,6 +168,11 @@ fn parse_status(out: &[u8]) -> Vec<String> {
     paths
 }
 
+/// The repository holding `dir` has this commit.
+pub fn has_commit(dir: &Path, commit: &str) -> bool {
+    process::run(&git_in(dir).args(["cat-file", "-e", &format!("{commit}^{{commit}}")])).is_ok()
+}
+
 /// Lists every entry of a tree, recursively.
 pub fn list_tree(dir: &Path, tree: &str) -> Result<Vec<TreeEntry>, ProcessError> {
     let output = process::run(&git_in(dir).args(["ls-tree", "-r", "-l", "-z", tree]))?;

@@ -31,6 +31,7 @@
 
 pub mod assemble;
 pub mod build;
+pub mod bundle;
 pub mod config;
 pub mod deploy;
 pub mod diag;
@@ -55,6 +56,7 @@ use std::time::Instant;
 pub use error::{Error, Result};
 
 use assemble::{Assembled, Release, Store};
+use bundle::{Bundle, BundleArtifact, BundleManifest, BundleRelease};
 use config::Project;
 use event::{Event, Reporter};
 use git::Revision;
@@ -161,13 +163,7 @@ pub fn build_releases(
         assembled.push(done);
     }
     cache.save()?;
-    let by_name: BTreeMap<&str, &Assembled> =
-        assembled.iter().map(|a| (a.artifact.as_str(), a)).collect();
-    let releases = plan
-        .targets
-        .iter()
-        .map(|target| assemble::stage(&store, by_name[target.artifact.as_str()], target))
-        .collect::<Result<Vec<_>>>()?;
+    let releases = stage_all(&store, plan, &assembled)?;
     Ok(Built {
         revision,
         assembled,
@@ -175,6 +171,148 @@ pub fn build_releases(
         build_seconds,
         assemble_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Stages every target's release from its artifact's tree.
+fn stage_all(store: &Store, plan: &Plan, assembled: &[Assembled]) -> Result<Vec<Release>> {
+    let by_name: BTreeMap<&str, &Assembled> =
+        assembled.iter().map(|a| (a.artifact.as_str(), a)).collect();
+    plan.targets
+        .iter()
+        .map(|target| assemble::stage(store, by_name[target.artifact.as_str()], target))
+        .collect()
+}
+
+/// The manifest of a bundle of what `built` holds, for `plan`'s
+/// environment.
+pub fn bundle_manifest(project: &Project, plan: &Plan, built: &Built) -> Result<BundleManifest> {
+    Ok(BundleManifest {
+        schema: bundle::SCHEMA.to_string(),
+        landfall: env!("CARGO_PKG_VERSION").to_string(),
+        project: project.name.clone(),
+        revision: built.revision.commit.clone(),
+        dirty: built.revision.dirty,
+        source_date_epoch: built.revision.time,
+        toolchain: build::toolchain(&project.workspace.root)?,
+        profile: project.build.profile.clone(),
+        target: project.build.target.clone(),
+        features: project.build.features.clone(),
+        env: plan.env.clone(),
+        artifacts: built.assembled.iter().map(BundleArtifact::of).collect(),
+        releases: plan
+            .targets
+            .iter()
+            .zip(&built.releases)
+            .map(|(t, r)| BundleRelease {
+                host: t.host.clone(),
+                artifact: t.artifact.clone(),
+                release: r.id.clone(),
+            })
+            .collect(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FromOptions {
+    /// Render the bundle's releases with a configuration of another commit
+    /// than the bundle's.
+    pub allow_config_drift: bool,
+}
+
+/// Takes the plan's artifacts from a verified bundle instead of building
+/// them, and stages every target's release with the workspace's
+/// configuration (templates, secrets, hooks).
+pub fn releases_from_bundle(
+    project: &Project,
+    plan: &Plan,
+    bundle: &Bundle,
+    options: FromOptions,
+    events: Reporter<'_>,
+) -> Result<Built> {
+    let started = Instant::now();
+    let config = git::revision(&project.workspace.root);
+    let built_from = &bundle.manifest;
+    let drift = match (&config.commit, &built_from.revision) {
+        (Some(now), Some(then)) if now != then => Some(format!(
+            "the bundle was built from {}, the configuration is at {}",
+            short(then),
+            short(now)
+        )),
+        (Some(_), Some(_)) if config.dirty => Some(format!(
+            "the bundle was built from {}, and the configuration has uncommitted changes",
+            short(built_from.revision.as_deref().unwrap_or_default())
+        )),
+        _ => None,
+    };
+    if let Some(drift) = drift {
+        if !options.allow_config_drift {
+            return Err(Error::Usage(format!(
+                "{drift}\nhint: templates, hooks and hosts come from the workspace; deploy them \
+                 with the bundle anyway with `--allow-config-drift`"
+            )));
+        }
+        events(Event::Warning {
+            message: format!("{drift}: rendering with the workspace's configuration"),
+        });
+    }
+    let store = Store::new(project);
+    let mut assembled = Vec::new();
+    for artifact in &project.artifacts {
+        if !plan.targets.iter().any(|t| t.artifact == artifact.name) {
+            continue;
+        }
+        let Some(from) = bundle.artifact(&artifact.name) else {
+            let names: Vec<&str> = built_from.artifacts.iter().map(|a| a.name.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "the bundle has no artifact `{}` (it has: {})",
+                artifact.name,
+                names.join(", ")
+            )));
+        };
+        let git = matches!(artifact.transport, config::Transport::Git { .. });
+        if git != from.git.is_some() {
+            return Err(Error::Usage(format!(
+                "artifact `{}` is a {} artifact in deploy.toml but not in the bundle",
+                artifact.name,
+                if git { "git" } else { "rsync" }
+            )));
+        }
+        if let Some(commit) = from.git.as_ref().map(|g| g.commit.as_str())
+            && !git::has_commit(&project.workspace.root, commit)
+        {
+            return Err(Error::Usage(format!(
+                "artifact `{}` of the bundle is commit {}, which this repository does not have; \
+                 fetch it first",
+                artifact.name,
+                short(commit)
+            )));
+        }
+        let done = bundle.import(&store, &artifact.name, &project.workspace.root)?;
+        events(Event::Assembled {
+            artifact: done.artifact.clone(),
+            id: done.id.clone(),
+            files: done.manifest.entries.len(),
+            bytes: done.manifest.total_size(),
+            reused: done.reused,
+        });
+        assembled.push(done);
+    }
+    let releases = stage_all(&store, plan, &assembled)?;
+    Ok(Built {
+        revision: Revision {
+            commit: built_from.revision.clone(),
+            dirty: built_from.dirty,
+            time: built_from.source_date_epoch,
+        },
+        assembled,
+        releases,
+        build_seconds: 0.0,
+        assemble_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
 }
 
 /// The HEAD trees of the git artifacts the plan deploys. A tree with

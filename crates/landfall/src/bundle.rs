@@ -1,0 +1,378 @@
+//! Bundles: the assembled artifacts of one build in a directory, with a
+//! versioned manifest, deployed later to any environment without building
+//! (build once, promote the same bytes).
+//!
+//! ```text
+//! DIR/landfall-bundle.json    the manifest (schema `landfall-bundle/1`)
+//! DIR/artifacts/<name>/…      each artifact's tree
+//! ```
+//!
+//! The manifest holds nothing that depends on where or when the bundle was
+//! written, so the same commit and toolchain give the same bytes. Opening a
+//! bundle checks every file against it (size and blake3, link targets, no
+//! file missing and none extra) and every artifact id against its file
+//! list, before anything else is done; modes and mtimes are not trusted
+//! (archivers lose them) but restored from the manifest on import.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::assemble::{self, Assembled, Entry, EntryKind, GitTree, Manifest, Source, Store};
+use crate::error::{Error, Result};
+
+pub const MANIFEST_FILE: &str = "landfall-bundle.json";
+pub const SCHEMA: &str = "landfall-bundle/1";
+
+/// `landfall-bundle.json`. See `docs/bundle.md` for the schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleManifest {
+    /// Always [`SCHEMA`]; a later landfall writes a new one when the format
+    /// changes incompatibly.
+    pub schema: String,
+    /// The version of landfall that wrote the bundle.
+    pub landfall: String,
+    pub project: String,
+    /// The commit built, if the workspace is a git repository.
+    pub revision: Option<String>,
+    /// The working tree had changes the commit does not.
+    pub dirty: bool,
+    pub source_date_epoch: i64,
+    /// `rustc -V` and its host.
+    pub toolchain: String,
+    pub profile: String,
+    pub target: Option<String>,
+    pub features: Vec<String>,
+    /// The environment the bundle was built for, and its releases there.
+    pub env: String,
+    pub artifacts: Vec<BundleArtifact>,
+    pub releases: Vec<BundleRelease>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleArtifact {
+    pub name: String,
+    /// The blake3 of the artifact's canonical manifest: its files, below.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<BundleGit>,
+    pub files: Vec<BundleFile>,
+}
+
+/// Where a git artifact's tree comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleGit {
+    pub commit: String,
+    pub tree: String,
+    /// The paths not from the tree (`files`, shared links).
+    pub added: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BundleFile {
+    File {
+        path: String,
+        /// Octal, such as `0755`.
+        mode: String,
+        size: u64,
+        blake3: String,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleRelease {
+    pub host: String,
+    pub artifact: String,
+    pub release: String,
+}
+
+impl BundleFile {
+    fn of(entry: &Entry) -> BundleFile {
+        match &entry.kind {
+            EntryKind::File { mode, size, hash } => BundleFile::File {
+                path: entry.path.clone(),
+                mode: format!("{mode:04o}"),
+                size: *size,
+                blake3: hash.to_hex().to_string(),
+            },
+            EntryKind::Symlink { target } => BundleFile::Symlink {
+                path: entry.path.clone(),
+                target: target.clone(),
+            },
+        }
+    }
+
+    fn path(&self) -> &str {
+        match self {
+            BundleFile::File { path, .. } | BundleFile::Symlink { path, .. } => path,
+        }
+    }
+
+    fn entry(&self) -> Option<Entry> {
+        let kind = match self {
+            BundleFile::File {
+                mode, size, blake3, ..
+            } => EntryKind::File {
+                mode: u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777)?,
+                size: *size,
+                hash: blake3::Hash::from_hex(blake3).ok()?,
+            },
+            BundleFile::Symlink { target, .. } => EntryKind::Symlink {
+                target: target.clone(),
+            },
+        };
+        Some(Entry {
+            path: self.path().to_string(),
+            kind,
+        })
+    }
+}
+
+impl BundleArtifact {
+    pub fn of(assembled: &Assembled) -> BundleArtifact {
+        BundleArtifact {
+            name: assembled.artifact.clone(),
+            id: assembled.id.clone(),
+            git: assembled.git.as_ref().map(|git| BundleGit {
+                commit: git.commit.clone(),
+                tree: git.tree.clone(),
+                added: git.added.iter().cloned().collect(),
+            }),
+            files: assembled
+                .manifest
+                .entries
+                .iter()
+                .map(BundleFile::of)
+                .collect(),
+        }
+    }
+}
+
+/// Writes a bundle of `artifacts` (trees of the store) to `out`, replacing
+/// a bundle already there. Nothing is left half-written: the bundle is
+/// made beside `out` and renamed.
+pub fn write(out: &Path, manifest: &BundleManifest, artifacts: &[Assembled]) -> Result<()> {
+    if out.exists() && !out.join(MANIFEST_FILE).is_file() && !is_empty_dir(out) {
+        return Err(Error::Usage(format!(
+            "`{}` exists and is not a bundle; give `--out` a new directory",
+            out.display()
+        )));
+    }
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    let partial = out.with_file_name(name);
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
+    }
+    for assembled in artifacts {
+        let dir = partial.join("artifacts").join(&assembled.artifact);
+        assemble::materialise_from(&dir, &assembled.manifest, |path| {
+            Source::Copy(assembled.dir.join(path))
+        })?;
+    }
+    let mut text = serde_json::to_string_pretty(manifest).expect("manifests serialise");
+    text.push('\n');
+    let path = partial.join(MANIFEST_FILE);
+    fs::write(&path, text).map_err(Error::io("cannot write", &path))?;
+    if out.exists() {
+        fs::remove_dir_all(out).map_err(Error::io("cannot replace", out))?;
+    }
+    fs::rename(&partial, out).map_err(Error::io("cannot rename", &partial))
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
+}
+
+/// A bundle whose every file matched its manifest when it was opened.
+#[derive(Debug)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub manifest: BundleManifest,
+    /// Per artifact name, its files as a manifest.
+    manifests: BTreeMap<String, Manifest>,
+}
+
+/// Reads a bundle and verifies all of it; any difference is an error
+/// naming the file (exit status 2: nothing was contacted).
+pub fn open(dir: &Path) -> Result<Bundle> {
+    let refuse = |what: String| {
+        Error::Usage(format!(
+            "bundle `{}`: {what}; it is damaged or was changed after it was built",
+            dir.display()
+        ))
+    };
+    let path = dir.join(MANIFEST_FILE);
+    let text = fs::read_to_string(&path).map_err(|err| {
+        Error::Usage(format!(
+            "`{}` is not a bundle: cannot read `{MANIFEST_FILE}`: {err}",
+            dir.display()
+        ))
+    })?;
+    let schema = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("schema")?.as_str().map(str::to_string));
+    if let Some(schema) = schema.as_deref().filter(|s| *s != SCHEMA) {
+        return Err(Error::Usage(format!(
+            "bundle `{}` has schema `{schema}`; this landfall reads `{SCHEMA}`",
+            dir.display()
+        )));
+    }
+    let manifest: BundleManifest = serde_json::from_str(&text)
+        .map_err(|err| refuse(format!("`{MANIFEST_FILE}` is not valid: {err}")))?;
+
+    let mut manifests = BTreeMap::new();
+    let mut names = BTreeSet::new();
+    for artifact in &manifest.artifacts {
+        if !clean_path(&artifact.name) || artifact.name.contains('/') {
+            return Err(refuse(format!("invalid artifact name `{}`", artifact.name)));
+        }
+        names.insert(artifact.name.clone());
+        let files = verify(dir, artifact).map_err(refuse)?;
+        manifests.insert(artifact.name.clone(), files);
+    }
+    let artifacts_dir = dir.join("artifacts");
+    for entry in fs::read_dir(&artifacts_dir).map_err(|e| refuse(format!("`artifacts/`: {e}")))? {
+        let name = entry
+            .map_err(|e| refuse(format!("`artifacts/`: {e}")))?
+            .file_name();
+        let name = name.to_string_lossy();
+        if !names.contains(name.as_ref()) {
+            return Err(refuse(format!(
+                "`artifacts/{name}` is not in the manifest"
+            )));
+        }
+    }
+    Ok(Bundle {
+        dir: dir.to_path_buf(),
+        manifest,
+        manifests,
+    })
+}
+
+/// A relative path of plain components.
+fn clean_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.chars().any(char::is_control)
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// Checks one artifact's tree against its file list, and the list against
+/// the artifact id.
+fn verify(dir: &Path, artifact: &BundleArtifact) -> Result<Manifest, String> {
+    let name = &artifact.name;
+    let mut entries = Vec::with_capacity(artifact.files.len());
+    for file in &artifact.files {
+        if !clean_path(file.path()) {
+            return Err(format!(
+                "artifact `{name}` lists the invalid path `{}`",
+                file.path().escape_debug()
+            ));
+        }
+        entries.push(
+            file.entry()
+                .ok_or_else(|| format!("artifact `{name}`: `{}` has an invalid mode or hash", file.path()))?,
+        );
+    }
+    let manifest = Manifest::new(entries);
+    if manifest.id().to_hex().as_str() != artifact.id {
+        return Err(format!(
+            "the files listed for artifact `{name}` do not give its id `{}`",
+            artifact.id
+        ));
+    }
+    let root = dir.join("artifacts").join(name);
+    let mut expected: BTreeSet<&str> = BTreeSet::new();
+    for entry in &manifest.entries {
+        expected.insert(&entry.path);
+        let shown = format!("`artifacts/{name}/{}`", entry.path);
+        let path = root.join(&entry.path);
+        let meta = fs::symlink_metadata(&path).map_err(|_| format!("{shown} is missing"))?;
+        match &entry.kind {
+            EntryKind::File { size, hash, .. } => {
+                if !meta.is_file() {
+                    return Err(format!("{shown} is not a regular file"));
+                }
+                if meta.len() != *size {
+                    return Err(format!(
+                        "{shown} has {} bytes, the manifest says {size}",
+                        meta.len()
+                    ));
+                }
+                let actual = crate::hash::hash_file(&path, *size)
+                    .map_err(|err| format!("{shown} cannot be read: {err}"))?;
+                if actual != *hash {
+                    return Err(format!(
+                        "{shown} does not match its blake3 in the manifest"
+                    ));
+                }
+            }
+            EntryKind::Symlink { target } => {
+                let actual = fs::read_link(&path).ok();
+                if !meta.is_symlink() || actual.as_deref() != Some(Path::new(target)) {
+                    return Err(format!("{shown} is not a link to `{target}`"));
+                }
+            }
+        }
+    }
+    for found in walkdir::WalkDir::new(&root).min_depth(1) {
+        let found = found.map_err(|err| format!("`artifacts/{name}`: {err}"))?;
+        if found.file_type().is_dir() {
+            continue;
+        }
+        let rel = found.path().strip_prefix(&root).expect("walked under root");
+        let rel = rel.to_string_lossy();
+        if !expected.contains(rel.as_ref()) {
+            return Err(format!(
+                "`artifacts/{name}/{rel}` is not in the manifest"
+            ));
+        }
+    }
+    Ok(manifest)
+}
+
+impl Bundle {
+    pub fn artifact(&self, name: &str) -> Option<&BundleArtifact> {
+        self.manifest.artifacts.iter().find(|a| a.name == name)
+    }
+
+    /// Puts an artifact of the bundle into the store (its files copied,
+    /// with the modes and mtimes the manifest gives), unless the store has
+    /// it already. A git artifact's commit is pushed from `repository`.
+    pub fn import(&self, store: &Store, name: &str, repository: &Path) -> Result<Assembled> {
+        let artifact = self
+            .artifact(name)
+            .ok_or_else(|| Error::Usage(format!("the bundle has no artifact `{name}`")))?;
+        let manifest = self.manifests[name].clone();
+        let root = self.dir.join("artifacts").join(name);
+        let (id, dir, reused) = assemble::store_artifact(store, &manifest, |path| {
+            Source::Copy(root.join(path))
+        })?;
+        Ok(Assembled {
+            artifact: name.to_string(),
+            id,
+            dir,
+            manifest,
+            reused,
+            git: artifact.git.as_ref().map(|git| GitTree {
+                repository: repository.to_path_buf(),
+                commit: git.commit.clone(),
+                tree: git.tree.clone(),
+                added: git.added.iter().cloned().collect(),
+            }),
+        })
+    }
+}
