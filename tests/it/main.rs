@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod build;
+mod bundle;
 mod git;
 mod local;
 mod remote;

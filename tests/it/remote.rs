@@ -84,7 +84,7 @@ impl Bed {
     }
 
     /// Sessions sshd has opened on a host, from its own log.
-    fn sessions(&self, host: &str) -> usize {
+    pub(crate) fn sessions(&self, host: &str) -> usize {
         let log = fs::read_to_string(self.testbed.sshd_log(host)).unwrap_or_default();
         log.matches("server_input_channel_open: ctype session")
             .count()

@@ -192,6 +192,29 @@ impl Workspace {
         self.git(&["rev-parse", "HEAD"])
     }
 
+    /// A fresh clone of the workspace's repository, as CI checks it out.
+    pub(crate) fn clone_repo(&self) -> Workspace {
+        let dir = tempfile::Builder::new()
+            .prefix("landfall-it-clone-")
+            .tempdir()
+            .unwrap();
+        let out = Command::new("git")
+            .args(["clone", "-q"])
+            .arg(self.root())
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Workspace {
+            dir,
+            ports: self.ports,
+        }
+    }
+
     /// Runs git in the workspace, which must succeed; returns its output.
     pub(crate) fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git")

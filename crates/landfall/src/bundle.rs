@@ -249,9 +249,7 @@ pub fn open(dir: &Path) -> Result<Bundle> {
             .file_name();
         let name = name.to_string_lossy();
         if !names.contains(name.as_ref()) {
-            return Err(refuse(format!(
-                "`artifacts/{name}` is not in the manifest"
-            )));
+            return Err(refuse(format!("`artifacts/{name}` is not in the manifest")));
         }
     }
     Ok(Bundle {
@@ -282,10 +280,12 @@ fn verify(dir: &Path, artifact: &BundleArtifact) -> Result<Manifest, String> {
                 file.path().escape_debug()
             ));
         }
-        entries.push(
-            file.entry()
-                .ok_or_else(|| format!("artifact `{name}`: `{}` has an invalid mode or hash", file.path()))?,
-        );
+        entries.push(file.entry().ok_or_else(|| {
+            format!(
+                "artifact `{name}`: `{}` has an invalid mode or hash",
+                file.path()
+            )
+        })?);
     }
     let manifest = Manifest::new(entries);
     if manifest.id().to_hex().as_str() != artifact.id {
@@ -315,9 +315,7 @@ fn verify(dir: &Path, artifact: &BundleArtifact) -> Result<Manifest, String> {
                 let actual = crate::hash::hash_file(&path, *size)
                     .map_err(|err| format!("{shown} cannot be read: {err}"))?;
                 if actual != *hash {
-                    return Err(format!(
-                        "{shown} does not match its blake3 in the manifest"
-                    ));
+                    return Err(format!("{shown} does not match its blake3 in the manifest"));
                 }
             }
             EntryKind::Symlink { target } => {
@@ -336,9 +334,7 @@ fn verify(dir: &Path, artifact: &BundleArtifact) -> Result<Manifest, String> {
         let rel = found.path().strip_prefix(&root).expect("walked under root");
         let rel = rel.to_string_lossy();
         if !expected.contains(rel.as_ref()) {
-            return Err(format!(
-                "`artifacts/{name}/{rel}` is not in the manifest"
-            ));
+            return Err(format!("`artifacts/{name}/{rel}` is not in the manifest"));
         }
     }
     Ok(manifest)
@@ -358,9 +354,8 @@ impl Bundle {
             .ok_or_else(|| Error::Usage(format!("the bundle has no artifact `{name}`")))?;
         let manifest = self.manifests[name].clone();
         let root = self.dir.join("artifacts").join(name);
-        let (id, dir, reused) = assemble::store_artifact(store, &manifest, |path| {
-            Source::Copy(root.join(path))
-        })?;
+        let (id, dir, reused) =
+            assemble::store_artifact(store, &manifest, |path| Source::Copy(root.join(path)))?;
         Ok(Assembled {
             artifact: name.to_string(),
             id,

@@ -262,7 +262,11 @@ pub fn releases_from_bundle(
             continue;
         }
         let Some(from) = bundle.artifact(&artifact.name) else {
-            let names: Vec<&str> = built_from.artifacts.iter().map(|a| a.name.as_str()).collect();
+            let names: Vec<&str> = built_from
+                .artifacts
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect();
             return Err(Error::Usage(format!(
                 "the bundle has no artifact `{}` (it has: {})",
                 artifact.name,
