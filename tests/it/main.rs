@@ -5,6 +5,7 @@ mod build;
 mod bundle;
 mod git;
 mod local;
+mod pipeline;
 mod remote;
 mod secrets;
 mod support;

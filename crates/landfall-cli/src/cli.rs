@@ -115,9 +115,13 @@ pub(crate) struct DeployArgs {
     /// Remove a lock left behind by a deploy that is gone
     #[arg(long)]
     pub(crate) break_lock: bool,
-    /// Deploy git artifacts from HEAD although the working tree has changes
+    /// Deploy although the working tree has changes (git artifacts deploy
+    /// HEAD; a protected environment accepts it)
     #[arg(long)]
     pub(crate) allow_dirty: bool,
+    /// Confirm the deploy of a protected environment without asking
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
     /// Deploy the bundle in DIR (made by `build --out`) instead of building
     #[arg(long, value_name = "DIR")]
     pub(crate) from: Option<PathBuf>,

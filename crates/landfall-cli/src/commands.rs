@@ -139,9 +139,20 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
     let env_name = args.env.as_deref().expect("clap requires ENV");
     let result = (|| {
         let (project, env) = ctx.load(env_name)?;
+        let report = ctx.report();
+        if let Some(problem) = landfall::protection(&project, &env, args.allow_dirty) {
+            if !args.dry_run {
+                return Err(Error::Usage(problem));
+            }
+            report(Event::Warning {
+                message: format!("{problem}; a deploy would be refused"),
+            });
+        }
         let secrets = ctx.secrets(&project, &env)?;
         let plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
-        let report = ctx.report();
+        if env.protect && !args.dry_run && !args.yes {
+            confirm(&env, &plan)?;
+        }
         let built = if let Some(dir) = &args.from {
             let bundle = landfall::bundle::open(dir)?;
             let options = FromOptions {
@@ -193,6 +204,41 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             }
             code
         }
+    }
+}
+
+/// Asks the person at the terminal to confirm the deploy of a protected
+/// environment; without a terminal (or under CI) only `--yes` confirms.
+fn confirm(env: &Environment, plan: &plan::Plan) -> Result<(), Error> {
+    if !interactive() {
+        return Err(Error::Usage(format!(
+            "environment `{}` is protected: confirm the deploy with `--yes` (there is no terminal to ask on)",
+            env.name
+        )));
+    }
+    let hosts: Vec<&str> = plan
+        .targets
+        .iter()
+        .map(|t| t.host.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    anstream::eprint!(
+        "Deploy to protected environment `{}` ({} hosts: {})? [y/N] ",
+        env.name,
+        hosts.len(),
+        hosts.join(", ")
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|err| Error::Usage(format!("no answer: {err}")))?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::Usage(
+            "the deploy was not confirmed; nothing was changed".into(),
+        ))
     }
 }
 

@@ -168,6 +168,35 @@ fn parse_status(out: &[u8]) -> Vec<String> {
     paths
 }
 
+/// Whether HEAD is on `branch`: checked out, or detached at the commit the
+/// branch (or its remote-tracking branch, as CI checkouts have it) points
+/// at.
+pub fn on_branch(dir: &Path, branch: &str) -> bool {
+    let run = |args: &[&str]| {
+        process::run(&git_in(dir).args(args))
+            .ok()
+            .map(|o| o.stdout_text().trim().to_string())
+    };
+    if let Some(current) = run(&["symbolic-ref", "--quiet", "--short", "HEAD"]) {
+        return current == branch;
+    }
+    let head = run(&["rev-parse", "--verify", "--quiet", "HEAD"]);
+    head.is_some()
+        && [
+            format!("refs/heads/{branch}"),
+            format!("refs/remotes/origin/{branch}"),
+        ]
+        .iter()
+        .any(|r| run(&["rev-parse", "--verify", "--quiet", r]) == head)
+}
+
+/// The branch checked out, if HEAD is on one.
+pub fn branch(dir: &Path) -> Option<String> {
+    process::run(&git_in(dir).args(["symbolic-ref", "--quiet", "--short", "HEAD"]))
+        .ok()
+        .map(|o| o.stdout_text().trim().to_string())
+}
+
 /// The repository holding `dir` has this commit.
 pub fn has_commit(dir: &Path, commit: &str) -> bool {
     process::run(&git_in(dir).args(["cat-file", "-e", &format!("{commit}^{{commit}}")])).is_ok()

@@ -1,0 +1,82 @@
+//! Release pipelines: protected environments.
+
+use std::path::Path;
+
+use crate::support::{Outcome, Workspace};
+
+fn deploy(ws: &Workspace, extra: &[&str]) -> Outcome {
+    let mut args = vec!["deploy", "dev", "--local"];
+    args.extend_from_slice(extra);
+    ws.run_with(&args, &[("CI", Path::new("true"))])
+}
+
+#[test]
+fn a_protected_environment_needs_a_clean_tree_its_branch_and_a_confirmation() {
+    let ws = Workspace::hello();
+    ws.edit(
+        "environments/dev.toml",
+        "jobs = 4",
+        "jobs = 4\nprotect = true\nbranch = \"main\"",
+    );
+    ws.git_commit("protected dev");
+    ws.git(&["branch", "-M", "main"]);
+    let nothing_deployed = |ws: &Workspace| {
+        assert!(
+            !ws.path("target/landfall/local/dev").exists(),
+            "nothing was deployed"
+        );
+    };
+
+    // Under CI nobody can be asked: only `--yes` confirms.
+    let out = deploy(&ws, &[]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("confirm the deploy with `--yes`"),
+        "{}",
+        out.stderr
+    );
+    nothing_deployed(&ws);
+    deploy(&ws, &["--dry-run"]).assert_code(0);
+
+    // A dirty tree is refused, even confirmed; a dry run only warns.
+    ws.write("NOTES.md", "uncommitted\n");
+    let out = deploy(&ws, &["--yes"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("uncommitted changes") && out.stderr.contains("--allow-dirty"),
+        "{}",
+        out.stderr
+    );
+    nothing_deployed(&ws);
+    let dry = deploy(&ws, &["--dry-run"]);
+    dry.assert_code(0);
+    assert!(
+        dry.stderr.contains("a deploy would be refused"),
+        "{}",
+        dry.stderr
+    );
+    std::fs::remove_file(ws.path("NOTES.md")).unwrap();
+
+    // Another branch is refused.
+    ws.git(&["checkout", "-q", "-b", "feature"]);
+    let out = deploy(&ws, &["--yes"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("deployed from branch `main`, and this is branch `feature`"),
+        "{}",
+        out.stderr
+    );
+    nothing_deployed(&ws);
+    deploy(&ws, &["--dry-run"]).assert_code(0);
+
+    // On its branch, clean and confirmed, it deploys.
+    ws.git(&["checkout", "-q", "main"]);
+    let out = deploy(&ws, &["--yes", "--message-format", "json"]);
+    out.assert_code(0);
+    assert!(
+        out.statuses().iter().all(|(_, s)| s == "deployed"),
+        "{:?}",
+        out.statuses()
+    );
+}
