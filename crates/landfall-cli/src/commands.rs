@@ -184,7 +184,12 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             &hosts,
             args.local,
             built.revision.clone(),
-            |run| deploy::deploy(run, &plan, &built.releases, options),
+            |run| {
+                let mut summary = deploy::deploy(run, &plan, &built.releases, options);
+                summary.timings.build = built.build_seconds;
+                summary.timings.assemble = built.assemble_seconds;
+                summary
+            },
         )
     })();
     match result {
@@ -200,6 +205,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
                     env: env_name.to_string(),
                     dry_run: args.dry_run,
                     hosts: Vec::new(),
+                    timings: deploy::Timings::default(),
                 });
             }
             code

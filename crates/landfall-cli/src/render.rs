@@ -341,8 +341,14 @@ impl Printer {
             (false, false) => ("Failed", BAD),
         };
         eprintln!();
+        let phases = summary.timings.describe();
+        let phases = if phases.is_empty() {
+            String::new()
+        } else {
+            format!(" ({phases})")
+        };
         eprintln!(
-            "{style}{verb:>12}{style:#} {}: {counts} in {seconds:.2}s",
+            "{style}{verb:>12}{style:#} {}: {counts} in {seconds:.2}s{phases}",
             summary.env
         );
     }

@@ -26,6 +26,7 @@ mod predict;
 pub use manage::{ExecResult, ReleaseStatus, TargetStatus, exec, rollback, status};
 pub use phases::deploy;
 
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -177,6 +178,35 @@ pub struct Summary {
     /// Commands and copies per host: what the run cost in round trips.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub round_trips: BTreeMap<String, usize>,
+    /// Seconds spent in each phase.
+    pub timings: Timings,
+}
+
+/// Seconds per phase of a run. `build` and `assemble` are the caller's to
+/// fill in (a deploy gets its releases ready-made).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    pub build: f64,
+    pub assemble: f64,
+    pub push: f64,
+    pub activate: f64,
+}
+
+impl Timings {
+    /// `build 1.20s, assemble 0.05s, …` for the phases that took time.
+    pub fn describe(&self) -> String {
+        [
+            ("build", self.build),
+            ("assemble", self.assemble),
+            ("push", self.push),
+            ("activate", self.activate),
+        ]
+        .iter()
+        .filter(|(_, s)| *s >= 0.005)
+        .map(|(name, s)| format!("{name} {s:.2}s"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
 }
 
 impl Summary {
@@ -194,6 +224,7 @@ impl Summary {
             dry_run,
             hosts,
             round_trips: run.transport.round_trips(),
+            timings: Timings::default(),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! run, the report of what would change).
 
 use super::{DeployOptions, Run, Status, Summary, Work, by_host, describe_failure, parallel};
+use std::time::Instant;
+
 use crate::assemble::{EntryKind, Release};
 use crate::config::OnFailure;
 use crate::event::{Event, Phase};
@@ -84,6 +86,7 @@ fn deploy_releases(
     }
 
     // Phase 2: lock and push; a host's artifacts in turn, hosts in parallel.
+    let started = Instant::now();
     let pending: Vec<usize> = (0..work.len()).filter(|&i| work[i].needs_work()).collect();
     let pending_targets: Vec<&Target> = pending.iter().map(|&i| work[i].target).collect();
     let hosts = by_host(&pending_targets);
@@ -108,14 +111,20 @@ fn deploy_releases(
         }
     }
 
+    let push = started.elapsed().as_secs_f64();
+
     // Phase 3: activate, unless a push failed anywhere.
+    let started = Instant::now();
     if !push_failed {
         activate_all(run, &mut work);
     }
 
     // Phase 4: clean up and unlock.
     finish(run, &mut work);
-    Summary::new(run, false, work.iter().map(Work::outcome).collect())
+    let mut summary = Summary::new(run, false, work.iter().map(Work::outcome).collect());
+    summary.timings.push = push;
+    summary.timings.activate = started.elapsed().as_secs_f64();
+    summary
 }
 
 struct PushResult {
