@@ -1,6 +1,7 @@
-//! Release pipelines: protected environments.
+//! Release pipelines: protected environments, and `init`.
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::support::{Outcome, Workspace};
 
@@ -79,4 +80,54 @@ fn a_protected_environment_needs_a_clean_tree_its_branch_and_a_confirmation() {
         "{:?}",
         out.statuses()
     );
+}
+
+#[test]
+fn init_scaffolds_a_new_cargo_package_that_then_deploys_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["new", "-q", "--vcs", "none", "shop"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let root = dir.path().join("shop");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cargo-deploy"))
+            .args(args)
+            .current_dir(&root)
+            .env("NO_COLOR", "1")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&["init"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for file in [
+        "deploy.toml",
+        "environments/dev.toml",
+        "templates/shop.toml.j2",
+        "Cargo.lock",
+    ] {
+        assert!(root.join(file).is_file(), "{file} was written");
+    }
+    let (code, stderr) = run(&["deploy", "dev", "--local"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let current = root.join("target/landfall/local/dev/local/srv/shop/current");
+    let output = Command::new(current.join("bin/shop")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "Hello, world!\n");
+    let config = std::fs::read_to_string(current.join("etc/shop.toml")).unwrap();
+    assert!(config.contains("name = \"shop\""), "{config}");
+
+    // It never overwrites.
+    let (code, stderr) = run(&["init"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("`deploy.toml` exists already"), "{stderr}");
 }

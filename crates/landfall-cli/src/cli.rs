@@ -45,6 +45,9 @@ pub(crate) enum Command {
     /// Manage an environment's encrypted secrets, `secrets/ENV.toml.age`
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Write deploy.toml, environments/dev.toml and a template for this
+    /// workspace's binaries
+    Init,
 }
 
 #[derive(Debug, Args)]

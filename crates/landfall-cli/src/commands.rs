@@ -520,3 +520,33 @@ pub(crate) fn config(ctx: &Ctx<'_>, args: &ConfigArgs) -> u8 {
     })();
     result.unwrap_or_else(|err| Ctx::fail(&err))
 }
+
+pub(crate) fn init(ctx: &Ctx<'_>) -> u8 {
+    let result = (|| {
+        let workspace = landfall::build::workspace(ctx.global.manifest_path.as_deref())?;
+        let files = landfall::init::scaffold(&workspace);
+        if let Some(existing) = files.iter().find(|f| workspace.root.join(&f.path).exists()) {
+            return Err(Error::Usage(format!(
+                "`{}` exists already; `init` writes only new files",
+                existing.path.display()
+            )));
+        }
+        for file in &files {
+            let path = workspace.root.join(&file.path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::Failed(format!("cannot create `{}`: {e}", parent.display()))
+                })?;
+            }
+            std::fs::write(&path, &file.contents)
+                .map_err(|e| Error::Failed(format!("cannot write `{}`: {e}", path.display())))?;
+            render::eprintln!("     Created {}", file.path.display());
+        }
+        if landfall::build::ensure_lockfile(&workspace)? {
+            render::eprintln!("     Created Cargo.lock (deploys build with --locked: commit it)");
+        }
+        render::eprintln!("Next: cargo deploy dev --local");
+        Ok(EXIT_OK)
+    })();
+    result.unwrap_or_else(|err| Ctx::fail(&err))
+}

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         Some(Command::Exec(args)) => commands::exec(&ctx, args),
         Some(Command::Config(args)) => commands::config(&ctx, args),
         Some(Command::Secrets(command)) => secrets::run(&ctx, command),
+        Some(Command::Init) => commands::init(&ctx),
     };
     ExitCode::from(code)
 }

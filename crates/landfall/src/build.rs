@@ -192,3 +192,19 @@ pub fn toolchain(workspace_root: &Path) -> Result<String> {
         .unwrap_or("unknown");
     Ok(format!("{version} on {host}"))
 }
+
+/// Writes `Cargo.lock` if the workspace has none (builds use `--locked`);
+/// returns whether it did.
+pub fn ensure_lockfile(workspace: &Workspace) -> Result<bool> {
+    if workspace.root.join("Cargo.lock").exists() {
+        return Ok(false);
+    }
+    process::run(
+        &Cmd::new(cargo())
+            .arg("generate-lockfile")
+            .arg("--manifest-path")
+            .arg(&workspace.manifest_path)
+            .dir(&workspace.root),
+    )?;
+    Ok(true)
+}

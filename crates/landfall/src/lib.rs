@@ -40,6 +40,7 @@ mod error;
 pub mod event;
 pub mod git;
 pub mod hash;
+pub mod init;
 pub mod plan;
 pub mod process;
 pub mod secrets;

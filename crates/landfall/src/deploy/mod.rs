@@ -26,7 +26,6 @@ mod predict;
 pub use manage::{ExecResult, ReleaseStatus, TargetStatus, exec, rollback, status};
 pub use phases::deploy;
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
