@@ -31,7 +31,7 @@ pub fn scaffold(workspace: &Workspace) -> Vec<ScaffoldFile> {
         .collect();
     let list = bins
         .iter()
-        .map(|b| format!("{:?}", b))
+        .map(|b| format!("{b:?}"))
         .collect::<Vec<_>>()
         .join(", ");
     let check = bins.first().map_or_else(
