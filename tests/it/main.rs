@@ -4,6 +4,7 @@ mod bad_input;
 mod build;
 mod bundle;
 mod git;
+mod json_events;
 mod local;
 mod pipeline;
 mod remote;

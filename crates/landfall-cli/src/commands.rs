@@ -376,7 +376,17 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
             }
         }
     }
+    let checked = || {
+        if ctx.global.message_format == MessageFormat::Json {
+            let line = serde_json::json!({
+                "event": "checked", "ok": errors.is_empty(), "artifacts": project.artifacts.len(),
+                "environments": names, "hosts": hosts,
+            });
+            render::println!("{line}");
+        }
+    };
     if errors.is_empty() {
+        checked();
         if !ctx.global.quiet && ctx.global.message_format == MessageFormat::Human {
             render::eprintln!(
                 "{:>12} {} artifacts, {} environments ({}), {hosts} hosts",
@@ -405,6 +415,7 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
             }
         }
     }
+    checked();
     if errors.iter().all(Error::is_usage) {
         EXIT_USAGE
     } else {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Color, Command};
+use cli::{Cli, Color, Command, MessageFormat};
 use commands::Ctx;
 use render::Printer;
 
@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Color::Never => anstream::ColorChoice::Never.write_global(),
         Color::Auto => {}
     }
+    render::json_errors(cli.global.message_format == MessageFormat::Json);
     let printer = Printer::new(
         cli.global.message_format,
         cli.global.quiet,

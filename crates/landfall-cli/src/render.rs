@@ -2,6 +2,7 @@
 //! for CI (stdout), diagnostics, and the final summary.
 
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::Instant;
 
@@ -20,6 +21,13 @@ use crate::cli::MessageFormat;
 /// this binary prints passes through it: the output layer is the one place
 /// no secret gets past, whatever event, error or hook output carries it.
 static MASK: RwLock<Option<Mask>> = RwLock::new(None);
+
+/// Errors are JSON lines on stdout too (`--message-format json`).
+static JSON_ERRORS: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn json_errors(on: bool) {
+    JSON_ERRORS.store(on, Ordering::Relaxed);
+}
 
 /// Masks these values in everything printed from now on.
 pub(crate) fn hide(mask: &Mask) {
@@ -472,6 +480,11 @@ impl Printer {
 /// Errors and warnings always go to stderr, whatever `--quiet` says.
 pub(crate) fn diagnostic(diag: &Diagnostic) {
     eprintln!("{}", diag.render(true));
+    if JSON_ERRORS.load(Ordering::Relaxed) {
+        Printer::json_line(&serde_json::json!({
+            "event": "error", "message": diag.message, "location": diag.position(),
+        }));
+    }
 }
 
 /// A predicted change of one file, indented under its target.
@@ -516,4 +529,9 @@ pub(crate) fn warning(message: &str) {
 
 pub(crate) fn error(message: &str) {
     eprintln!("{BAD}error{BAD:#}: {message}");
+    if JSON_ERRORS.load(Ordering::Relaxed) {
+        Printer::json_line(&serde_json::json!({
+            "event": "error", "message": message, "location": null,
+        }));
+    }
 }
