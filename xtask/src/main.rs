@@ -5,7 +5,8 @@ use xshell::{Shell, cmd};
 
 const USAGE: &str = "usage: cargo xtask <lint|demo|testbed>
   lint                 cargo fmt --check and cargo clippy with warnings denied
-  demo                 deploy examples/hello locally and ask each host for its greeting
+  demo                 deploy examples/hello locally through landfall's library and ask
+                       each host for its greeting
   testbed up [N]       start N (default 3) real sshd hosts under target/testbed/
   testbed down         stop them and every process they started
   testbed status       list the hosts and whether they run";
@@ -33,12 +34,45 @@ fn lint(sh: &Shell) -> Result<()> {
     Ok(())
 }
 
+/// Deploys examples/hello to its local hosts through landfall's library,
+/// the pipeline `cargo deploy dev --local` runs, then asks each service.
 fn demo(sh: &Shell) -> Result<()> {
-    cmd!(
-        sh,
-        "cargo run --quiet --release -p landfall-cli -- deploy dev --local"
-    )
-    .run()?;
+    use landfall::deploy::{self, DeployOptions, Identity, Run};
+    use landfall::{config, plan, secrets, transport};
+
+    let project = landfall::load(Some(&sh.current_dir().join("Cargo.toml")))?;
+    let env = config::load_environment(&project, "dev")?;
+    let secrets = secrets::load(&project, &env)?;
+    let plan = plan::plan(&project, &env, &[], true, &secrets)?;
+    let report = |event: landfall::event::Event| {
+        if let Ok(line) = serde_json::to_string(&event) {
+            eprintln!("{line}");
+        }
+    };
+    let built =
+        landfall::build_releases(&project, &plan, &landfall::BuildOptions::default(), &report)?;
+    let local = transport::Local::new(&project.workspace.landfall_dir(), &env.name);
+    let identity = Identity::current(built.revision.clone());
+    let run = Run {
+        project: &project,
+        env: &env,
+        transport: &local,
+        identity: &identity,
+        jobs: env.jobs,
+        events: &report,
+    };
+    let summary = deploy::deploy(&run, &plan, &built.releases, DeployOptions::default());
+    for outcome in &summary.hosts {
+        println!(
+            "{} {}: {}",
+            outcome.host,
+            outcome.artifact,
+            outcome.status.name()
+        );
+    }
+    if !summary.ok {
+        bail!("the deploy failed");
+    }
     for port in ["18081", "18082"] {
         let answer = cmd!(
             sh,

@@ -223,6 +223,23 @@ pub struct FromOptions {
 /// Takes the plan's artifacts from a verified bundle instead of building
 /// them, and stages every target's release with the workspace's
 /// configuration (templates, secrets, hooks).
+///
+/// ```no_run
+/// use landfall::{bundle, config, plan, secrets};
+///
+/// let project = landfall::load(None)?;
+/// let env = config::load_environment(&project, "prod")?;
+/// let secrets = secrets::load(&project, &env)?;
+/// let plan = plan::plan(&project, &env, &[], false, &secrets)?;
+/// // Every file is checked against the bundle's manifest here.
+/// let bundle = bundle::open(std::path::Path::new("bundle"))?;
+/// let report = |event: landfall::event::Event| eprintln!("{event:?}");
+/// let built = landfall::releases_from_bundle(&project, &plan, &bundle, Default::default(), &report)?;
+/// for (target, release) in plan.targets.iter().zip(&built.releases) {
+///     println!("{} {}: {}", target.host, target.artifact, release.id);
+/// }
+/// # Ok::<(), landfall::Error>(())
+/// ```
 pub fn releases_from_bundle(
     project: &Project,
     plan: &Plan,
