@@ -131,3 +131,29 @@ fn init_scaffolds_a_new_cargo_package_that_then_deploys_locally() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("`deploy.toml` exists already"), "{stderr}");
 }
+
+#[test]
+fn colours_only_on_a_terminal_or_when_asked() {
+    let ws = Workspace::hello();
+    let stderr = |color: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-deploy"));
+        cmd.args(["deploy", "nowhere", "--local"]);
+        if let Some(color) = color {
+            cmd.args(["--color", color]);
+        }
+        let out = cmd
+            .current_dir(ws.root())
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // stderr is a pipe here: plain lines.
+    let plain = stderr(None);
+    assert!(plain.starts_with("error: "), "{plain}");
+    assert!(!plain.contains('\u{1b}'), "{plain:?}");
+    assert!(!stderr(Some("never")).contains('\u{1b}'));
+    assert!(stderr(Some("always")).contains("\u{1b}["));
+}
