@@ -108,7 +108,7 @@ fn init_scaffolds_a_new_cargo_package_that_then_deploys_locally() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (code, stderr) = run(&["init"]);
+    let (code, stderr) = run(&["init", "--message-format", "json"]);
     assert_eq!(code, Some(0), "{stderr}");
     for file in [
         "deploy.toml",

@@ -551,12 +551,22 @@ pub(crate) fn init(ctx: &Ctx<'_>) -> u8 {
             }
             std::fs::write(&path, &file.contents)
                 .map_err(|e| Error::Failed(format!("cannot write `{}`: {e}", path.display())))?;
-            render::eprintln!("     Created {}", file.path.display());
         }
+        let mut created: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
         if landfall::build::ensure_lockfile(&workspace)? {
-            render::eprintln!("     Created Cargo.lock (deploys build with --locked: commit it)");
+            created.push("Cargo.lock".to_string());
         }
-        render::eprintln!("Next: cargo deploy dev --local");
+        if ctx.global.message_format == MessageFormat::Json {
+            let line = serde_json::json!({"event": "initialized", "created": created});
+            render::println!("{line}");
+        } else {
+            for path in &created {
+                render::eprintln!("{:>12} {path}", "Created");
+            }
+            render::eprintln!(
+                "Next: cargo deploy dev --local (and commit Cargo.lock: deploys build with --locked)"
+            );
+        }
         Ok(EXIT_OK)
     })();
     result.unwrap_or_else(|err| Ctx::fail(&err))
