@@ -91,6 +91,19 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// An artifact's tree is in the store.
+    pub fn assembled(done: &crate::assemble::Assembled) -> Event {
+        Event::Assembled {
+            artifact: done.artifact.clone(),
+            id: done.id.clone(),
+            files: done.manifest.entries.len(),
+            bytes: done.manifest.total_size(),
+            reused: done.reused,
+        }
+    }
+}
+
 /// Where in a deploy something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -28,10 +28,15 @@ impl Revision {
         let commit = self.commit.as_deref()?;
         Some(format!(
             "{}{}",
-            &commit[..commit.len().min(12)],
+            short(commit),
             if self.dirty { "+dirty" } else { "" }
         ))
     }
+}
+
+/// A commit id as people read it: its first 12 hex digits.
+pub fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
 }
 
 /// Reads the revision of the repository containing `dir`; a directory
@@ -121,7 +126,7 @@ pub fn tree_source(dir: &Path, subdir: &str) -> Result<TreeSource, String> {
         format!(
             "`{}` is not a directory in HEAD ({})",
             if subdir.is_empty() { "." } else { subdir },
-            &commit[..12.min(commit.len())]
+            short(&commit)
         )
     };
     // After `:` everything is a path, so the type is checked apart.

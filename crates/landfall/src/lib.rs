@@ -154,13 +154,7 @@ pub fn build_releases(
             }
             None => assemble::assemble(&store, artifact, &binaries, &mut cache)?,
         };
-        events(Event::Assembled {
-            artifact: done.artifact.clone(),
-            id: done.id.clone(),
-            files: done.manifest.entries.len(),
-            bytes: done.manifest.total_size(),
-            reused: done.reused,
-        });
+        events(Event::assembled(&done));
         assembled.push(done);
     }
     cache.save()?;
@@ -253,12 +247,12 @@ pub fn releases_from_bundle(
     let drift = match (&config.commit, &built_from.revision) {
         (Some(now), Some(then)) if now != then => Some(format!(
             "the bundle was built from {}, the configuration is at {}",
-            short(then),
-            short(now)
+            git::short(then),
+            git::short(now)
         )),
         (Some(_), Some(_)) if config.dirty => Some(format!(
             "the bundle was built from {}, and the configuration has uncommitted changes",
-            short(built_from.revision.as_deref().unwrap_or_default())
+            git::short(built_from.revision.as_deref().unwrap_or_default())
         )),
         _ => None,
     };
@@ -306,17 +300,11 @@ pub fn releases_from_bundle(
                 "artifact `{}` of the bundle is commit {}, which this repository does not have; \
                  fetch it first",
                 artifact.name,
-                short(commit)
+                git::short(commit)
             )));
         }
         let done = bundle.import(&store, &artifact.name, &project.workspace.root)?;
-        events(Event::Assembled {
-            artifact: done.artifact.clone(),
-            id: done.id.clone(),
-            files: done.manifest.entries.len(),
-            bytes: done.manifest.total_size(),
-            reused: done.reused,
-        });
+        events(Event::assembled(&done));
         assembled.push(done);
     }
     let releases = stage_all(&store, plan, &assembled)?;
@@ -375,10 +363,6 @@ pub fn protection(
     None
 }
 
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
-}
-
 /// The HEAD trees of the git artifacts the plan deploys. A tree with
 /// uncommitted changes under an artifact's directory is refused, or with
 /// `allow_dirty` deployed from HEAD with a warning.
@@ -409,7 +393,7 @@ fn git_trees<'p>(
             if source.dirty.len() > SHOWN {
                 let _ = write!(paths, " and {} more", source.dirty.len() - SHOWN);
             }
-            let commit = &source.commit[..12.min(source.commit.len())];
+            let commit = git::short(&source.commit);
             if !allow_dirty {
                 return Err(Error::Usage(format!(
                     "artifact `{}` (transport git) deploys the HEAD commit ({commit}), but the \
