@@ -1,15 +1,20 @@
-//! Developer tasks: `cargo xtask lint`, `demo` and `testbed`.
+//! Developer tasks: `cargo xtask lint`, `demo`, `testbed` and `bench`.
+
+mod bench;
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
-const USAGE: &str = "usage: cargo xtask <lint|demo|testbed>
+const USAGE: &str = "usage: cargo xtask <lint|demo|testbed|bench>
   lint                 cargo fmt --check and cargo clippy with warnings denied
   demo                 deploy examples/hello locally through landfall's library and ask
                        each host for its greeting
   testbed up [N]       start N (default 3) real sshd hosts under target/testbed/
   testbed down         stop them and every process they started
-  testbed status       list the hosts and whether they run";
+  testbed status       list the hosts and whether they run
+  bench [--runs N] [--hosts 1,4,8]
+                       landfall against a hand-written rsync+ssh deploy on the test bed
+                       (needs root, sshd, rsync and nftables; see docs/benchmarks.md)";
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1);
@@ -20,6 +25,7 @@ fn main() -> Result<()> {
         Some("lint") => lint(&sh),
         Some("demo") => demo(&sh),
         Some("testbed") => testbed(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("bench") => bench::bench(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,177 @@
+//! Measuring one run: its wall time, the bytes it sent to the hosts (an
+//! nftables counter on the test bed's port, so landfall and the baseline are
+//! counted the same way, at the IP level) and the peak resident memory of
+//! the process started.
+
+use std::fs;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+const TABLE: &str = "landfall_bench";
+
+/// A byte counter of the traffic from this machine's clients to the test
+/// bed's sshd port. Its nftables table is removed on drop.
+pub(crate) struct Counters {
+    table: &'static str,
+}
+
+impl Counters {
+    pub(crate) fn install(port: u16) -> Result<Counters> {
+        let _ = nft(&["delete", "table", "inet", TABLE], "");
+        let rules = format!(
+            "table inet {TABLE} {{\n\
+               chain output {{\n\
+                 type filter hook output priority 0; policy accept;\n\
+                 ip daddr 127.0.0.2-127.0.0.254 tcp dport {port} counter comment \"to-hosts\"\n\
+               }}\n\
+             }}\n"
+        );
+        nft(&["-f", "-"], &rules).context(
+            "cannot install an nftables counter (the benchmark counts the bytes sent to the hosts \
+             with one: it needs root and `nft`, apt-get install nftables)",
+        )?;
+        Ok(Counters { table: TABLE })
+    }
+
+    /// The bytes sent to the hosts so far.
+    pub(crate) fn sent(&self) -> Result<u64> {
+        let json = nft(&["-j", "list", "table", "inet", self.table], "")?;
+        let value: serde_json::Value = serde_json::from_str(&json)?;
+        value["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.get("rule"))
+            .find(|rule| rule["comment"] == "to-hosts")
+            .and_then(|rule| {
+                rule["expr"]
+                    .as_array()?
+                    .iter()
+                    .find_map(|e| e.get("counter")?.get("bytes")?.as_u64())
+            })
+            .context("the nftables counter is missing")
+    }
+}
+
+impl Drop for Counters {
+    fn drop(&mut self) {
+        let _ = nft(&["delete", "table", "inet", self.table], "");
+    }
+}
+
+fn nft(args: &[&str], input: &str) -> Result<String> {
+    let mut child = Command::new("nft")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run `nft`")?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())?;
+    let output = child.wait_with_output()?;
+    ensure!(
+        output.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// What one run cost.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sample {
+    pub(crate) seconds: f64,
+    pub(crate) sent: u64,
+    /// The started process's own peak resident set (`VmHWM`), in KiB.
+    pub(crate) peak_kib: u64,
+    pub(crate) stdout: String,
+}
+
+/// Runs `cmd` to completion and measures it; a failure is an error with
+/// its output, since a benchmark of a failing run means nothing.
+pub(crate) fn measure(cmd: &mut Command, counters: &Counters) -> Result<Sample> {
+    let before = counters.sent()?;
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let pid = child.id();
+    // Pipes are read on threads so that a chatty child never blocks.
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    // VmHWM only grows; the last reading before the process exits is its
+    // peak, give or take the final few milliseconds.
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        peak_kib = peak_kib.max(vm_hwm(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
+        bail!("{cmd:?} failed ({status}):\n{stdout}{stderr}");
+    }
+    Ok(Sample {
+        seconds,
+        sent: counters.sent()? - before,
+        peak_kib,
+        stdout,
+    })
+}
+
+fn vm_hwm(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The median, least and greatest of some samples.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Spread {
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+impl Spread {
+    pub(crate) fn of(values: impl IntoIterator<Item = f64>) -> Spread {
+        let mut values: Vec<f64> = values.into_iter().collect();
+        if values.is_empty() {
+            return Spread::default();
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            f64::midpoint(values[n / 2 - 1], values[n / 2])
+        };
+        Spread {
+            median,
+            min: values[0],
+            max: values[n - 1],
+        }
+    }
+}
