@@ -3,9 +3,14 @@
 //!
 //! An artifact tree (binaries, copied files, links to shared directories)
 //! is the same for every host and lives in the store under its artifact id.
-//! A release adds one host's rendered templates; its id covers the artifact
-//! id and the rendered files, and its staged tree (hard links into the
-//! store plus the rendered files) is what a transport copies to the host.
+//! Its files are hard links to the store's objects, one per content and
+//! mode, so that a new tree copies only the files that changed. A release
+//! adds one host's rendered templates; its id covers the artifact id and
+//! the rendered files. Its stage holds only what is its own: the rendered
+//! files and its manifest ([`MANIFEST_FILE`]). A transport copies the
+//! artifact tree and the stage, together, to the host; the manifest stays
+//! in the release directory there, so that `--dry-run` can compare with it
+//! and the next push sends it as a delta.
 //!
 //! Modes are normalised (0755 executables, 0644 others, or the declared
 //! mode). Every file's mtime is derived from its content hash: fixed for
@@ -192,7 +197,51 @@ impl Store {
     }
 
     pub fn hash_cache(&self) -> PathBuf {
-        self.root.join("hash-cache.json")
+        self.root.join("hash-cache")
+    }
+
+    /// The object holding `from`'s content with `mode`, copied into the
+    /// store unless it is there already. The copy is hashed as it is made,
+    /// so that a file changed since it was hashed never enters the store
+    /// under the wrong name.
+    fn object(&self, from: &Path, mode: u32, hash: &blake3::Hash) -> Result<PathBuf> {
+        let hex = hash.to_hex();
+        let path = self
+            .root
+            .join("store/objects")
+            .join(&hex[..2])
+            .join(format!("{}-{mode:o}", &hex[2..]));
+        if path.is_file() {
+            return Ok(path);
+        }
+        let dir = path.parent().expect("objects are in a directory");
+        fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let mut input = fs::File::open(from).map_err(Error::io("cannot read", from))?;
+        let mut output = fs::File::create(&tmp).map_err(Error::io("cannot create", &tmp))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buffer = vec![0; 1 << 16];
+        loop {
+            let n =
+                io::Read::read(&mut input, &mut buffer).map_err(Error::io("cannot read", from))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            output
+                .write_all(&buffer[..n])
+                .map_err(Error::io("cannot write", &tmp))?;
+        }
+        if hasher.finalize() != *hash {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Failed(format!(
+                "`{}` changed while it was being assembled; run the deploy again",
+                from.display()
+            )));
+        }
+        finish_file(&output, &tmp, mode, hash)?;
+        fs::rename(&tmp, &path).map_err(Error::io("cannot rename", &tmp))?;
+        Ok(path)
     }
 }
 
@@ -239,10 +288,14 @@ pub fn assemble(
             .ok_or_else(|| Error::Failed(format!("binary `{}` was not built", bin.name)))?;
         inputs.push((format!("bin/{}", bin.name), path, Some(0o755)));
     }
+    // A file that a template replaces is not part of the artifact: the
+    // release has the rendered one, and the artifact tree and a release's
+    // own files never share a path.
     inputs.extend(
         artifact
             .files
             .iter()
+            .filter(|f| !artifact.templates.iter().any(|t| t.dst == f.dst))
             .map(|f| (f.dst.clone(), f.src.as_path(), f.mode)),
     );
     let (mut entries, sources) = hash_inputs(&inputs, cache)?;
@@ -307,7 +360,19 @@ pub(crate) fn store_artifact<'a>(
     let dir = store.artifact_dir(&id);
     let reused = dir.is_dir();
     if !reused {
-        materialise_from(&dir, manifest, source)?;
+        // Copied files become objects first; the tree links to them.
+        let mut objects = BTreeMap::new();
+        for entry in &manifest.entries {
+            if let EntryKind::File { mode, hash, .. } = &entry.kind
+                && let Source::Copy(from) = source(&entry.path)
+            {
+                objects.insert(entry.path.as_str(), store.object(&from, *mode, hash)?);
+            }
+        }
+        materialise_from(&dir, manifest, |path| match objects.get(path) {
+            Some(object) => Source::Link(object.clone()),
+            None => source(path),
+        })?;
         write_atomically(
             &store.root.join("store").join(format!("{id}.manifest")),
             manifest.canonical().as_bytes(),
@@ -501,8 +566,15 @@ pub struct Release {
     pub id: String,
     pub artifact: String,
     pub artifact_id: String,
+    /// The artifact's tree in the store.
+    #[serde(skip)]
+    pub tree: PathBuf,
+    /// The release's own files: rendered files and [`MANIFEST_FILE`].
     #[serde(skip)]
     pub stage: PathBuf,
+    /// The paths of the rendered files.
+    #[serde(skip)]
+    pub rendered: BTreeSet<String>,
     #[serde(skip)]
     pub manifest: Manifest,
     /// Some of its rendered files hold secrets: the staged copy is removed
@@ -528,6 +600,20 @@ pub struct GitRelease {
 }
 
 pub const RELEASE_ID_LEN: usize = 20;
+
+/// The file in every release directory that holds its canonical manifest.
+pub const MANIFEST_FILE: &str = ".landfall-manifest";
+
+impl Release {
+    /// Where the release's file at `path` is on this machine.
+    pub fn local_path(&self, path: &str) -> PathBuf {
+        if self.rendered.contains(path) {
+            self.stage.join(path)
+        } else {
+            self.tree.join(path)
+        }
+    }
+}
 
 /// The release id: blake3 of the artifact id, the rendered files and the
 /// `build` hook, if there is one (what it makes is part of the release).
@@ -585,7 +671,7 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
         .filter(|e| !rendered_manifest.entries.iter().any(|r| r.path == e.path))
         .cloned()
         .collect();
-    all.extend(rendered_manifest.entries);
+    all.extend(rendered_manifest.entries.iter().cloned());
     let manifest = Manifest::new(all);
     if let Some((dir, inside)) = manifest.file_over_directory() {
         return Err(Error::Usage(format!(
@@ -594,20 +680,46 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
             target.artifact, target.host
         )));
     }
+    if manifest.entries.iter().any(|e| e.path == MANIFEST_FILE) {
+        return Err(Error::Usage(format!(
+            "artifact `{}` has a file `{MANIFEST_FILE}`, and that name is landfall's own in every \
+             release",
+            target.artifact
+        )));
+    }
     let dir = store.stage_dir(&id);
-    if !dir.is_dir() {
-        let contents: BTreeMap<&str, &[u8]> = target
+    // A stage is complete once its manifest is written, which comes last.
+    if !dir.join(MANIFEST_FILE).is_file() {
+        let canonical = manifest.canonical();
+        let mut contents: BTreeMap<&str, &[u8]> = target
             .rendered
             .iter()
             .map(|f| (f.dst.as_str(), f.contents.as_slice()))
             .collect();
-        materialise_linked(&dir, &manifest, &assembled.dir, &contents)?;
+        contents.insert(MANIFEST_FILE, canonical.as_bytes());
+        let mut own = rendered_manifest.entries.clone();
+        own.push(Entry {
+            path: MANIFEST_FILE.to_string(),
+            kind: EntryKind::File {
+                mode: 0o644,
+                size: canonical.len() as u64,
+                hash: blake3::hash(canonical.as_bytes()),
+            },
+        });
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(Error::io("cannot remove", &dir))?;
+        }
+        materialise_from(&dir, &Manifest::new(own), |path| {
+            Source::Bytes(contents[path])
+        })?;
     }
     Ok(Release {
         id,
         artifact: assembled.artifact.clone(),
         artifact_id: assembled.id.clone(),
+        tree: assembled.dir.clone(),
         stage: dir,
+        rendered: target.rendered.iter().map(|f| f.dst.clone()).collect(),
         manifest,
         secret: target.rendered.iter().any(|f| f.secret),
         git,
@@ -623,21 +735,6 @@ pub(crate) enum Source<'a> {
     Copy(PathBuf),
     /// Rendered bytes, which may be secret: written to a private file.
     Bytes(&'a [u8]),
-}
-
-/// Builds a tree in `<dir>.partial` whose files present in `linked_from`
-/// are hard links and the others come from `contents`, and renames it into
-/// place.
-fn materialise_linked(
-    dir: &Path,
-    manifest: &Manifest,
-    linked_from: &Path,
-    contents: &BTreeMap<&str, &[u8]>,
-) -> Result<()> {
-    materialise_from(dir, manifest, |path| match contents.get(path) {
-        Some(bytes) => Source::Bytes(bytes),
-        None => Source::Link(linked_from.join(path)),
-    })
 }
 
 /// Builds a tree in `<dir>.partial`, each file from where `source` says,

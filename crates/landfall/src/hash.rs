@@ -6,6 +6,10 @@
 //! than [`RACY_WINDOW`] when it was hashed: a file written in the same clock
 //! tick as its hashing could change again without its mtime moving (git's
 //! "racy timestamp" problem), so such entries are re-hashed next time.
+//!
+//! A warm run costs one `stat` per file plus reading the cache, so the cache
+//! is a compact binary file (records of fixed-size fields after the path)
+//! rather than text: an unreadable or foreign one is simply an empty cache.
 
 use std::collections::HashMap;
 use std::fs;
@@ -14,14 +18,15 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
 
 const RACY_WINDOW: Duration = Duration::from_secs(2);
 /// Files at least this big are memory-mapped and hashed on several threads.
 const MMAP_THRESHOLD: u64 = 1 << 20;
-const CACHE_VERSION: u32 = 1;
+/// The cache file's first bytes: its format and version.
+const MAGIC: &[u8; 16] = b"landfall-hash\0v2";
+/// Below this many files, one thread stats them all.
+const PARALLEL_STAT_MIN: usize = 512;
 
 /// What hashing a file tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +36,7 @@ pub struct FileFacts {
     pub executable: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stat {
     size: u64,
     mtime_ns: i128,
@@ -54,20 +59,14 @@ impl Stat {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy)]
 struct Entry {
     stat: Stat,
-    hash: String,
+    hash: blake3::Hash,
     hashed_at_ns: i128,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct CacheFile {
-    version: u32,
-    entries: HashMap<String, Entry>,
-}
-
-/// The hash cache, loaded from and saved to one JSON file.
+/// The hash cache, loaded from and saved to one file.
 #[derive(Debug)]
 pub struct HashCache {
     path: PathBuf,
@@ -89,9 +88,7 @@ impl HashCache {
     pub fn load(path: &Path) -> HashCache {
         let entries = fs::read(path)
             .ok()
-            .and_then(|bytes| serde_json::from_slice::<CacheFile>(&bytes).ok())
-            .filter(|file| file.version == CACHE_VERSION)
-            .map(|file| file.entries)
+            .and_then(|bytes| decode(&bytes))
             .unwrap_or_default();
         HashCache {
             path: path.to_path_buf(),
@@ -109,13 +106,11 @@ impl HashCache {
 
     /// Hashes files, in parallel for those the cache cannot answer.
     pub fn hash_files(&mut self, paths: &[&Path]) -> Result<Vec<FileFacts>> {
+        let stats = stat_all(paths)?;
         let mut results: Vec<Option<FileFacts>> = vec![None; paths.len()];
         let mut misses: Vec<(usize, Stat)> = Vec::new();
         let now = now_ns();
-        for (i, path) in paths.iter().enumerate() {
-            let meta = fs::metadata(path).map_err(Error::io("cannot read", path))?;
-            let stat = Stat::of(&meta);
-            let executable = stat.mode & 0o111 != 0;
+        for (i, (path, stat)) in paths.iter().zip(stats).enumerate() {
             let hit = path
                 .to_str()
                 .and_then(|key| self.entries.get(key))
@@ -124,12 +119,12 @@ impl HashCache {
                         && stat.mtime_ns + RACY_WINDOW.as_nanos().cast_signed()
                             <= entry.hashed_at_ns
                 });
-            match hit.and_then(|entry| blake3::Hash::from_hex(&entry.hash).ok()) {
-                Some(hash) => {
+            match hit {
+                Some(entry) => {
                     results[i] = Some(FileFacts {
                         size: stat.size,
-                        hash,
-                        executable,
+                        hash: entry.hash,
+                        executable: stat.mode & 0o111 != 0,
                     });
                 }
                 None => misses.push((i, stat)),
@@ -150,7 +145,7 @@ impl HashCache {
                     key.to_string(),
                     Entry {
                         stat,
-                        hash: hash.to_hex().to_string(),
+                        hash,
                         hashed_at_ns: now,
                     },
                 );
@@ -168,13 +163,92 @@ impl HashCache {
         if !self.changed || self.path.as_os_str().is_empty() {
             return Ok(());
         }
-        let file = CacheFile {
-            version: CACHE_VERSION,
-            entries: self.entries.clone(),
-        };
-        let bytes = serde_json::to_vec(&file).expect("the cache serialises");
-        write_atomically(&self.path, &bytes)
+        write_atomically(&self.path, &encode(&self.entries))
     }
+}
+
+/// `stat`s every path, on several threads when there are many.
+fn stat_all(paths: &[&Path]) -> Result<Vec<Stat>> {
+    let stat = |path: &&Path| {
+        fs::metadata(path)
+            .map(|meta| Stat::of(&meta))
+            .map_err(Error::io("cannot read", path))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if paths.len() < PARALLEL_STAT_MIN || threads == 1 {
+        return paths.iter().map(stat).collect();
+    }
+    let chunk = paths.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(stat).collect::<Result<Vec<_>>>()))
+            .collect();
+        let mut all = Vec::with_capacity(paths.len());
+        for handle in handles {
+            all.extend(handle.join().expect("stat threads do not panic")?);
+        }
+        Ok(all)
+    })
+}
+
+/// The cache file: [`MAGIC`], then per entry the path's length (u32) and
+/// bytes, size, mtime, ctime, inode, device, mode, hash and hashing time,
+/// little-endian.
+fn encode(entries: &HashMap<String, Entry>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAGIC.len() + entries.len() * 160);
+    out.extend_from_slice(MAGIC);
+    for (path, entry) in entries {
+        let len = u32::try_from(path.len()).expect("paths are shorter than 4 GiB");
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(path.as_bytes());
+        let stat = &entry.stat;
+        out.extend_from_slice(&stat.size.to_le_bytes());
+        out.extend_from_slice(&stat.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&stat.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&stat.ino.to_le_bytes());
+        out.extend_from_slice(&stat.dev.to_le_bytes());
+        out.extend_from_slice(&stat.mode.to_le_bytes());
+        out.extend_from_slice(entry.hash.as_bytes());
+        out.extend_from_slice(&entry.hashed_at_ns.to_le_bytes());
+    }
+    out
+}
+
+/// Reads what [`encode`] wrote; `None` for anything else.
+fn decode(bytes: &[u8]) -> Option<HashMap<String, Entry>> {
+    fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
+        let (head, tail) = rest.split_first_chunk::<N>()?;
+        *rest = tail;
+        Some(*head)
+    }
+    let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
+    let mut entries = HashMap::new();
+    while !rest.is_empty() {
+        let len = usize::try_from(u32::from_le_bytes(take(&mut rest)?)).ok()?;
+        let (path, tail) = rest.split_at_checked(len)?;
+        rest = tail;
+        let path = std::str::from_utf8(path).ok()?.to_string();
+        let stat = Stat {
+            size: u64::from_le_bytes(take(&mut rest)?),
+            mtime_ns: i128::from_le_bytes(take(&mut rest)?),
+            ctime_ns: i128::from_le_bytes(take(&mut rest)?),
+            ino: u64::from_le_bytes(take(&mut rest)?),
+            dev: u64::from_le_bytes(take(&mut rest)?),
+            mode: u32::from_le_bytes(take(&mut rest)?),
+        };
+        let hash = blake3::Hash::from_bytes(take(&mut rest)?);
+        let hashed_at_ns = i128::from_le_bytes(take(&mut rest)?);
+        entries.insert(
+            path,
+            Entry {
+                stat,
+                hash,
+                hashed_at_ns,
+            },
+        );
+    }
+    Some(entries)
 }
 
 /// Hashes the files at the given indices, spreading them over the cores.
@@ -262,6 +336,19 @@ mod tests {
         let second = cache.hash_files(&[&file]).unwrap();
         assert_eq!(second[0].hash, blake3::hash(b"two"));
         assert_eq!(cache.files_read, 1);
+    }
+
+    #[test]
+    fn a_cache_file_of_another_format_is_an_empty_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache");
+        fs::write(&path, b"{\"version\":1,\"entries\":{}}").unwrap();
+        assert!(HashCache::load(&path).entries.is_empty());
+        let mut truncated = MAGIC.to_vec();
+        truncated.extend_from_slice(&9u32.to_le_bytes());
+        truncated.extend_from_slice(b"abc");
+        fs::write(&path, truncated).unwrap();
+        assert!(HashCache::load(&path).entries.is_empty());
     }
 
     #[test]

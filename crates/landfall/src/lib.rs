@@ -56,6 +56,9 @@ use std::time::Instant;
 
 pub use error::{Error, Result};
 
+/// This version of landfall.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 use assemble::{Assembled, Release, Store};
 use bundle::{Bundle, BundleArtifact, BundleManifest, BundleRelease};
 use config::Project;
@@ -183,7 +186,7 @@ fn stage_all(store: &Store, plan: &Plan, assembled: &[Assembled]) -> Result<Vec<
 pub fn bundle_manifest(project: &Project, plan: &Plan, built: &Built) -> Result<BundleManifest> {
     Ok(BundleManifest {
         schema: bundle::SCHEMA.to_string(),
-        landfall: env!("CARGO_PKG_VERSION").to_string(),
+        landfall: VERSION.to_string(),
         project: project.name.clone(),
         revision: built.revision.commit.clone(),
         dirty: built.revision.dirty,

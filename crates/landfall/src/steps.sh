@@ -134,13 +134,9 @@ landfall_build() {
   fi
 }
 
-# landfall_finalize PATH RELEASE: the upload is complete: record its
-# manifest (a here-document on stdin) and give it its name.
+# landfall_finalize PATH RELEASE: the upload is complete (its manifest,
+# .landfall-manifest, came with it): give it its name.
 landfall_finalize() {
-  mkdir -p "$1/.landfall/manifests" || landfall_fail "cannot create $1/.landfall/manifests"
-  cat >"$1/.landfall/manifests/$2.tmp" &&
-    mv -f "$1/.landfall/manifests/$2.tmp" "$1/.landfall/manifests/$2" ||
-    landfall_fail "cannot record the manifest of $2"
   if [ -d "$1/releases/$2" ]; then
     rm -rf "$1/releases/$2.partial"
   else
@@ -148,10 +144,13 @@ landfall_finalize() {
   fi
 }
 
-# landfall_manifest PATH RELEASE: prints the manifest recorded for a
-# release, if there is one.
+# landfall_manifest PATH RELEASE: prints the manifest of a release, if it
+# has one (releases made before manifests moved into the release directory
+# have theirs under .landfall/manifests).
 landfall_manifest() {
-  if [ -f "$1/.landfall/manifests/$2" ]; then
+  if [ -f "$1/releases/$2/.landfall-manifest" ]; then
+    cat "$1/releases/$2/.landfall-manifest"
+  elif [ -f "$1/.landfall/manifests/$2" ]; then
     cat "$1/.landfall/manifests/$2"
   fi
 }

@@ -34,7 +34,9 @@ fn options(args: &[String]) -> Result<Options> {
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
-        let value = args.next().with_context(|| format!("`{arg}` needs a value"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("`{arg}` needs a value"))?;
         match arg.as_str() {
             "--runs" => options.runs = value.parse().context("--runs takes a number")?,
             "--hosts" => {
@@ -165,7 +167,13 @@ pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
     }
 
     let machine = report::machine(&root, options.runs);
-    let text = report::render(&machine, &options.fleets, &run.results, &run.phases, &hashing);
+    let text = report::render(
+        &machine,
+        &options.fleets,
+        &run.results,
+        &run.phases,
+        &hashing,
+    );
     print!("{text}");
     let path = dir.join("report.md");
     fs::write(&path, &text)?;

@@ -43,7 +43,10 @@ pub(crate) fn hashing(ws: &Workspace, binary: &Path, runs: usize) -> Result<Hash
         cold_cache.hash_files(&paths)?;
         cold_cache.save()?;
         cold.push(started.elapsed().as_secs_f64());
-        ensure!(cold_cache.files_read == paths.len(), "a cold hash reads every file");
+        ensure!(
+            cold_cache.files_read == paths.len(),
+            "a cold hash reads every file"
+        );
 
         let started = Instant::now();
         let mut warm_cache = HashCache::load(&cache);
@@ -92,7 +95,11 @@ pub(crate) fn machine(root: &Path, runs: usize) -> String {
             .current_dir(root)
             .output()
             .map(|o| {
-                let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+                let text = if o.stdout.is_empty() {
+                    o.stderr
+                } else {
+                    o.stdout
+                };
                 String::from_utf8_lossy(&text)
                     .lines()
                     .next()
@@ -109,10 +116,11 @@ pub(crate) fn machine(root: &Path, runs: usize) -> String {
         output("uname", &["-sr"]),
         output("ssh", &["-V"]),
         output("rsync", &["--version"])
-            .split("  ")
-            .next()
-            .unwrap_or_default(),
-        env!("CARGO_PKG_VERSION"),
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        landfall::VERSION,
         output("git", &["rev-parse", "--short", "HEAD"]),
         output("date", &["-u", "+%Y-%m-%d"]),
     )

@@ -127,7 +127,10 @@ impl Workspace {
             .args(["generate-lockfile", "--offline", "--quiet"])
             .current_dir(root)
             .status()?;
-        anyhow::ensure!(status.success(), "cargo generate-lockfile failed in the bench workspace");
+        anyhow::ensure!(
+            status.success(),
+            "cargo generate-lockfile failed in the bench workspace"
+        );
         ws.git(&["init", "-q"])?;
         ws.git(&["add", "-A"])?;
         ws.git(&[
@@ -150,7 +153,10 @@ impl Workspace {
             .args(args)
             .status()
             .context("cannot run git")?;
-        anyhow::ensure!(status.success(), "git {args:?} failed in the bench workspace");
+        anyhow::ensure!(
+            status.success(),
+            "git {args:?} failed in the bench workspace"
+        );
         Ok(())
     }
 
@@ -168,7 +174,10 @@ impl Workspace {
     pub(crate) fn change_one_file(&self, round: u64) -> Result<()> {
         let mut bytes = vec![0; 4_096];
         Rng(1_000 + round).fill(&mut bytes);
-        write(&self.data_file(usize::try_from(round).unwrap_or(0) % DATA_FILES), &bytes)
+        write(
+            &self.data_file(usize::try_from(round).unwrap_or(0) % DATA_FILES),
+            &bytes,
+        )
     }
 
     /// Rewrites about 10% of the blob the binary embeds, in regions spread

@@ -4,7 +4,7 @@
 use super::{DeployOptions, Run, Status, Summary, Work, by_host, describe_failure, parallel};
 use std::time::Instant;
 
-use crate::assemble::{EntryKind, Release};
+use crate::assemble::{EntryKind, MANIFEST_FILE, Release};
 use crate::config::OnFailure;
 use crate::event::{Event, Phase};
 use crate::plan::{Plan, Target};
@@ -221,8 +221,8 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
 }
 
 /// The steps that turn an upload into a release, in one round trip: for a
-/// git release the checkout of its tree and the files added on top, then
-/// the `build` hook if there is one, then the manifest and the rename.
+/// git release the checkout of its tree and the files added on top and its
+/// manifest, then the `build` hook if there is one, then the rename.
 fn completion(run: &Run<'_>, w: &Work<'_>, current: Option<&str>) -> Result<steps::Script, String> {
     let mut script = run.script(w.target);
     let id = w.release.id.as_str();
@@ -232,7 +232,7 @@ fn completion(run: &Run<'_>, w: &Work<'_>, current: Option<&str>) -> Result<step
         for entry in &git.added {
             script = match &entry.kind {
                 EntryKind::File { mode, .. } => {
-                    let staged = w.release.stage.join(&entry.path);
+                    let staged = w.release.local_path(&entry.path);
                     let bytes = std::fs::read(&staged)
                         .map_err(|err| format!("cannot read `{}`: {err}", staged.display()))?;
                     script.put(&partial, &entry.path, *mode, &bytes)
@@ -249,8 +249,12 @@ fn completion(run: &Run<'_>, w: &Work<'_>, current: Option<&str>) -> Result<step
             [w.path.as_str(), id, current.unwrap_or(""), build],
         );
     }
-    let manifest = w.release.manifest.canonical();
-    Ok(script.call_with_input("landfall_finalize", [w.path.as_str(), id], &manifest))
+    if w.release.git.is_some() {
+        let partial = format!("{}/releases/{id}.partial", w.path);
+        let manifest = w.release.manifest.canonical();
+        script = script.put(&partial, MANIFEST_FILE, 0o644, manifest.as_bytes());
+    }
+    Ok(script.call("landfall_finalize", [w.path.as_str(), id]))
 }
 
 fn shared_dirs<'p>(run: &'p Run<'_>, target: &Target) -> impl Iterator<Item = &'p str> {

@@ -152,7 +152,7 @@ fn diffs(
             },
             (Some(file), Some(_)) => Side::Plain(&file.contents),
             (None, Some((_, size))) if *size > diff::MAX_DIFF_BYTES => Side::Large,
-            (None, Some(_)) => match std::fs::read(w.release.stage.join(path)) {
+            (None, Some(_)) => match std::fs::read(w.release.local_path(path)) {
                 Ok(bytes) => {
                     staged = bytes;
                     Side::Plain(&staged)

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::{PushStats, RoundTrips, Transport};
-use crate::assemble::{EntryKind, Release, content_mtime, finish_file};
+use crate::assemble::{EntryKind, MANIFEST_FILE, Release, content_mtime, finish_file};
 use crate::error::{Error, Result};
 use crate::plan::Target;
 use crate::process::{self, Cmd, Output, ProcessError};
@@ -108,7 +108,7 @@ impl Transport for Local {
                     if same && fs::hard_link(old.as_ref().expect("checked"), &dest).is_ok() {
                         continue;
                     }
-                    let source = release.stage.join(&entry.path);
+                    let source = release.local_path(&entry.path);
                     fs::copy(&source, &dest).map_err(Error::io("cannot copy", &source))?;
                     let file = fs::File::options()
                         .write(true)
@@ -120,6 +120,9 @@ impl Transport for Local {
                 }
             }
         }
+        let manifest = release.stage.join(MANIFEST_FILE);
+        fs::copy(&manifest, partial.join(MANIFEST_FILE))
+            .map_err(Error::io("cannot copy", &manifest))?;
         Ok(stats)
     }
 

@@ -4,7 +4,8 @@
 //! ssh and rsync call of the run goes through it. Step scripts travel on
 //! the standard input of `sh -s`; releases travel with
 //! `rsync --link-dest` at the host's current release, so unchanged files
-//! become hard links and changed ones are sent as deltas. Host keys are
+//! become hard links and changed ones (the release's manifest among them)
+//! are sent as deltas. Host keys are
 //! always checked.
 
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{PushStats, RoundTrips, Transport};
-use crate::assemble::Release;
+use crate::assemble::{MANIFEST_FILE, Release};
 use crate::config::Host;
 use crate::error::Result;
 use crate::plan::Target;
@@ -192,8 +193,13 @@ impl Transport for Ssh {
                 &target.host,
             )?);
         }
-        let mut source = release.stage.clone().into_os_string();
-        source.push("/");
+        // The artifact tree and the release's own files, which never share
+        // a path, merge into one upload.
+        let with_slash = |dir: &Path| {
+            let mut dir = dir.as_os_str().to_os_string();
+            dir.push("/");
+            dir
+        };
         let dest = format!("{address}:{}/releases/{}.partial/", target.path, release.id);
         // Owner and group are the remote user's; everything else is kept.
         let mut cmd = Cmd::new("rsync")
@@ -204,13 +210,20 @@ impl Transport for Ssh {
                 "--times",
                 "--delete",
                 "--stats",
+                // One line per file sent, to count them without the
+                // release's manifest.
+                "--out-format=%i %n",
             ])
             .arg("-e")
             .arg(remote_shell);
         if let Some(current) = link_dest {
             cmd = cmd.arg(format!("--link-dest={}/releases/{current}", target.path));
         }
-        let cmd = cmd.arg(source).arg(dest).for_host(&target.host);
+        let cmd = cmd
+            .arg(with_slash(&release.tree))
+            .arg(with_slash(&release.stage))
+            .arg(dest)
+            .for_host(&target.host);
         let output = process::run(&cmd)?;
         Ok(parse_rsync_stats(&output.stdout_text()))
     }
@@ -220,26 +233,30 @@ impl Transport for Ssh {
     }
 }
 
-/// Reads `Number of regular files transferred` and `Total bytes sent`
-/// from `rsync --stats`.
+/// Reads the files sent (`<f` lines of `--out-format=%i %n`, the
+/// release's manifest left out) and `Total bytes sent` from rsync's output.
 fn parse_rsync_stats(stdout: &str) -> PushStats {
-    let number = |label: &str| -> u64 {
-        stdout
-            .lines()
-            .find_map(|line| line.trim().strip_prefix(label))
-            .map(|rest| {
-                rest.chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == ',')
-                    .filter(char::is_ascii_digit)
-                    .collect::<String>()
-            })
-            .and_then(|digits| digits.parse().ok())
-            .unwrap_or(0)
-    };
+    let files = stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("<f"))
+        .filter(|rest| {
+            rest.split_once(' ')
+                .is_none_or(|(_, name)| name != MANIFEST_FILE)
+        })
+        .count();
+    let bytes = stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Total bytes sent: "))
+        .map(|rest| {
+            rest.chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(0);
     PushStats {
-        files: usize::try_from(number("Number of regular files transferred: "))
-            .unwrap_or(usize::MAX),
-        bytes: number("Total bytes sent: "),
+        files,
+        bytes,
         objects: None,
     }
 }
@@ -273,7 +290,9 @@ mod tests {
 
     #[test]
     fn rsync_statistics_are_read() {
-        let stats = "Number of files: 5 (reg: 3, dir: 2)\nNumber of regular files transferred: 1\n\
+        let stats = "cd+++++++++ etc/\n<f.st...... etc/hello.toml\n<f+++++++++ .landfall-manifest\n\
+                     cL+++++++++ log -> ../../shared/log\n\
+                     Number of files: 5 (reg: 3, dir: 2)\nNumber of regular files transferred: 2\n\
                      Total file size: 4,620 bytes\nTotal bytes sent: 1,234\nTotal bytes received: 96\n";
         let parsed = parse_rsync_stats(stats);
         assert_eq!((parsed.files, parsed.bytes), (1, 1234));
