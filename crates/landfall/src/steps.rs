@@ -2,9 +2,9 @@
 //! (`steps.sh`) and run by every transport the same way: the script on
 //! the standard input of `sh -s`, locally or over ssh.
 //!
-//! This module builds the scripts (the functions, a header exporting the
-//! `LANDFALL_*` variables, and the calls, every value quoted by
-//! [`crate::process::quote`]) and parses what they report. It runs
+//! This module builds the scripts (the functions a script calls, a header
+//! exporting the `LANDFALL_*` variables, and the calls, every value quoted
+//! by [`crate::process::quote`]) and parses what they report. It runs
 //! nothing itself.
 
 use std::time::Duration;
@@ -15,28 +15,79 @@ use crate::process::{Output, quote};
 
 const FUNCTIONS: &str = include_str!("steps.sh");
 
+/// `steps.sh` taken apart: the lines outside any function (`set -u`,
+/// `umask`), and each function's definition with the step functions it
+/// calls. A script carries only the functions it needs, since every byte
+/// of it crosses the network on every round trip.
+struct Library {
+    preamble: String,
+    /// In file order: name, definition, the names it calls.
+    functions: Vec<(&'static str, &'static str, Vec<&'static str>)>,
+}
+
+fn library() -> &'static Library {
+    static LIBRARY: std::sync::OnceLock<Library> = std::sync::OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        let mut preamble = String::new();
+        let mut functions = Vec::new();
+        let mut rest = FUNCTIONS;
+        while !rest.is_empty() {
+            let line_end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+            let line = &rest[..line_end];
+            if let Some(name) = line.strip_suffix("() {\n") {
+                let end = rest.find("\n}\n").map_or(rest.len(), |i| i + "\n}\n".len());
+                functions.push((name, &rest[..end], Vec::new()));
+                rest = &rest[end..];
+                continue;
+            }
+            if !line.starts_with('#') && !line.trim().is_empty() {
+                preamble.push_str(line);
+            }
+            rest = &rest[line_end..];
+        }
+        let names: Vec<&'static str> = functions.iter().map(|(name, _, _)| *name).collect();
+        for (name, definition, calls) in &mut functions {
+            let body = &definition[name.len()..];
+            calls.extend(names.iter().copied().filter(|other| {
+                body.match_indices(other).any(|(at, _)| {
+                    let after = body[at + other.len()..].chars().next();
+                    !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+            }));
+        }
+        Library {
+            preamble,
+            functions,
+        }
+    })
+}
+
 /// A script of step calls for one host.
 #[derive(Debug, Clone)]
 pub struct Script {
-    text: String,
+    /// The variables hooks see, then the calls.
+    body: String,
+    called: Vec<String>,
 }
 
 impl Script {
     /// A script for `host` of environment `env`, with the variables hooks
     /// see.
     pub fn new(env: &str, host: &str, artifact: Option<&str>) -> Script {
-        let mut text = String::with_capacity(FUNCTIONS.len() + 512);
-        text.push_str(FUNCTIONS);
-        text.push_str("\nexport LANDFALL_ENV=");
-        text.push_str(&quote(env));
-        text.push_str(" LANDFALL_HOST=");
-        text.push_str(&quote(host));
+        let mut body = String::with_capacity(512);
+        body.push_str("export LANDFALL_ENV=");
+        body.push_str(&quote(env));
+        body.push_str(" LANDFALL_HOST=");
+        body.push_str(&quote(host));
         if let Some(artifact) = artifact {
-            text.push_str(" LANDFALL_ARTIFACT=");
-            text.push_str(&quote(artifact));
+            body.push_str(" LANDFALL_ARTIFACT=");
+            body.push_str(&quote(artifact));
         }
-        text.push('\n');
-        Script { text }
+        body.push('\n');
+        Script {
+            body,
+            called: Vec::new(),
+        }
     }
 
     /// Appends a call of one of the step functions.
@@ -47,15 +98,21 @@ impl Script {
         args: impl IntoIterator<Item = S>,
     ) -> Script {
         debug_assert!(
-            FUNCTIONS.contains(&format!("\n{function}() {{")),
+            library()
+                .functions
+                .iter()
+                .any(|(name, _, _)| *name == function),
             "no step `{function}`"
         );
-        self.text.push_str(function);
-        for arg in args {
-            self.text.push(' ');
-            self.text.push_str(&quote(arg.as_ref()));
+        if !self.called.iter().any(|f| f == function) {
+            self.called.push(function.to_string());
         }
-        self.text.push('\n');
+        self.body.push_str(function);
+        for arg in args {
+            self.body.push(' ');
+            self.body.push_str(&quote(arg.as_ref()));
+        }
+        self.body.push('\n');
         self
     }
 
@@ -63,9 +120,9 @@ impl Script {
     #[must_use]
     pub fn command<S: AsRef<str>>(mut self, words: impl IntoIterator<Item = S>) -> Script {
         let words: Vec<String> = words.into_iter().map(|w| quote(w.as_ref())).collect();
-        self.text.push_str("cd / && ");
-        self.text.push_str(&words.join(" "));
-        self.text.push_str(" </dev/null\n");
+        self.body.push_str("cd / && ");
+        self.body.push_str(&words.join(" "));
+        self.body.push_str(" </dev/null\n");
         self
     }
 
@@ -84,16 +141,16 @@ impl Script {
         );
         let mut script = self.call(function, args);
         // Replace the call's newline with the here-document.
-        script.text.pop();
-        script.text.push_str(" <<'");
-        script.text.push_str(END);
-        script.text.push_str("'\n");
-        script.text.push_str(input);
+        script.body.pop();
+        script.body.push_str(" <<'");
+        script.body.push_str(END);
+        script.body.push_str("'\n");
+        script.body.push_str(input);
         if !input.ends_with('\n') {
-            script.text.push('\n');
+            script.body.push('\n');
         }
-        script.text.push_str(END);
-        script.text.push('\n');
+        script.body.push_str(END);
+        script.body.push('\n');
         script
     }
 
@@ -111,8 +168,31 @@ impl Script {
         self.call_with_input("landfall_put", [dir, name, &format!("{mode:o}")], &lines)
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The whole script: the functions it calls (and those they call), in
+    /// the order of `steps.sh`, then its body.
+    pub fn text(&self) -> String {
+        let library = library();
+        let mut needed: Vec<&str> = self.called.iter().map(String::as_str).collect();
+        let mut i = 0;
+        while i < needed.len() {
+            if let Some((_, _, calls)) = library.functions.iter().find(|(n, _, _)| *n == needed[i])
+            {
+                for call in calls {
+                    if !needed.contains(call) {
+                        needed.push(call);
+                    }
+                }
+            }
+            i += 1;
+        }
+        let mut text = library.preamble.clone();
+        for (name, definition, _) in &library.functions {
+            if needed.contains(name) {
+                text.push_str(definition);
+            }
+        }
+        text.push_str(&self.body);
+        text
     }
 }
 
@@ -322,6 +402,34 @@ mod tests {
             })
         );
         assert_eq!(parse_activation(&out(70, "")), None);
+    }
+
+    #[test]
+    fn a_script_carries_the_functions_it_calls_and_no_others() {
+        let script =
+            Script::new("prod", "web1", Some("web")).call("landfall_finalize", ["/srv/a", "r1"]);
+        let text = script.text();
+        assert!(text.starts_with("set -u\numask 022\n"), "{text}");
+        for needed in ["landfall_finalize() {", "landfall_fail() {"] {
+            assert!(text.contains(needed), "`{needed}` is missing:\n{text}");
+        }
+        assert!(!text.contains("landfall_activate() {"), "{text}");
+        assert!(text.len() < FUNCTIONS.len() / 4, "{} bytes", text.len());
+        let library = library();
+        assert_eq!(
+            library.functions.len(),
+            FUNCTIONS.matches("() {\n").count(),
+            "every function of steps.sh is found"
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &text])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]

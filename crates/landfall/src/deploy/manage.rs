@@ -132,7 +132,7 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
             "landfall_unlock",
             [path.as_str(), run.identity.token.as_str()],
         );
-        let _ = run.transport.run(&target.host, unlock.text());
+        let _ = run.transport.run(&target.host, &unlock.text());
         result
     });
     for ((i, release, _), result) in chosen.iter().zip(results) {
@@ -259,7 +259,7 @@ impl ExecResult {
 pub fn exec(run: &Run<'_>, hosts: &[&Host], command: &[String]) -> Vec<ExecResult> {
     parallel(hosts, run.jobs, |host| {
         let script = Script::new(&run.env.name, &host.name, None).command(command);
-        match run.transport.run(&host.name, script.text()) {
+        match run.transport.run(&host.name, &script.text()) {
             Ok(out) => ExecResult {
                 host: host.name.clone(),
                 code: out.code,

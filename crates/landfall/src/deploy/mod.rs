@@ -344,7 +344,7 @@ impl Run<'_> {
             );
             let script = then(lock);
             self.transport
-                .run(&target.host, script.text())
+                .run(&target.host, &script.text())
                 .map_err(|err| (Phase::Lock, err.to_string()))
         };
         let output = attempt(break_lock)?;
@@ -469,7 +469,7 @@ impl Run<'_> {
             })
             .chain(paths);
             let script = Script::new(&self.env.name, host, None).call("landfall_probe", args);
-            match self.transport.run(host, script.text()) {
+            match self.transport.run(host, &script.text()) {
                 Ok(out) if out.success() => {
                     Ok(steps::parse_probe(&out.stdout_text(), indices.len()))
                 }

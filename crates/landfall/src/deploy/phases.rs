@@ -196,7 +196,7 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
             return result;
         }
     };
-    match run.transport.run(&w.target.host, script.text()) {
+    match run.transport.run(&w.target.host, &script.text()) {
         Ok(out) if out.success() => {
             (run.events)(Event::Pushed {
                 host: w.target.host.clone(),
@@ -341,7 +341,7 @@ fn activate_one(run: &Run<'_>, w: &Work<'_>) -> Result<(Activation, String), Str
     );
     let output = run
         .transport
-        .run(&w.target.host, script.text())
+        .run(&w.target.host, &script.text())
         .map_err(|e| e.to_string())?;
     let activation = steps::parse_activation(&output).ok_or_else(|| describe_failure(&output))?;
     let tail = output.stderr_tail();
@@ -414,7 +414,7 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
                 hooks.health.as_deref().unwrap_or(""),
             ],
         );
-        run.transport.run(&w.target.host, script.text())
+        run.transport.run(&w.target.host, &script.text())
     });
     for (&i, output) in order.iter().zip(outputs) {
         let w = &mut work[i];
@@ -456,7 +456,7 @@ fn finish(run: &Run<'_>, work: &mut [Work<'_>]) {
             "landfall_unlock",
             [w.path.as_str(), run.identity.token.as_str()],
         );
-        run.transport.run(&w.target.host, script.text())
+        run.transport.run(&w.target.host, &script.text())
     });
     for (&i, output) in locked.iter().zip(outputs) {
         let w = &mut work[i];

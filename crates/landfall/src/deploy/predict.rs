@@ -36,7 +36,7 @@ fn predict(run: &Run<'_>, w: &Work<'_>) -> Event {
                 .script(w.target)
                 .call("landfall_manifest", [w.path.as_str(), current.as_str()]);
             run.transport
-                .run(&w.target.host, script.text())
+                .run(&w.target.host, &script.text())
                 .ok()
                 .and_then(|out| Manifest::parse(&out.stdout_text()))
                 .unwrap_or_default()
@@ -129,7 +129,7 @@ fn diffs(
         args.extend(&fetch);
         let script = run.script(w.target).call("landfall_files", args);
         run.transport
-            .run(&w.target.host, script.text())
+            .run(&w.target.host, &script.text())
             .map(|out| parse_files(&out.stdout))
             .unwrap_or_default()
     };
