@@ -153,44 +153,49 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
         if env.protect && !args.dry_run && !args.yes {
             confirm(&env, &plan)?;
         }
-        let built = if let Some(dir) = &args.from {
+        let hosts: Vec<&Host> = env
+            .hosts
+            .iter()
+            .filter(|h| plan.targets.iter().any(|t| t.host == h.name))
+            .collect();
+        let (built, transport) = if let Some(dir) = &args.from {
+            // A bundle is verified before any host is contacted.
             let bundle = landfall::bundle::open(dir)?;
             let options = FromOptions {
                 allow_config_drift: args.allow_config_drift,
             };
-            landfall::releases_from_bundle(&project, &plan, &bundle, options, &report)?
+            let built = landfall::releases_from_bundle(&project, &plan, &bundle, options, &report)?;
+            (built, transport(ctx, &project, &env, &hosts, args.local)?)
         } else {
+            // The connections open while cargo builds and the artifacts
+            // are assembled.
+            let transport = transport(ctx, &project, &env, &hosts, args.local)?;
             let options = BuildOptions {
                 quiet: ctx.global.quiet || ctx.global.message_format == MessageFormat::Json,
                 // A dry run shows what HEAD would change, and warns.
                 allow_dirty: args.allow_dirty || args.dry_run,
                 ..BuildOptions::default()
             };
-            landfall::build_releases(&project, &plan, &options, &report)?
+            let built = landfall::build_releases(&project, &plan, &options, &report)?;
+            (built, transport)
         };
-        let hosts: Vec<&Host> = env
-            .hosts
-            .iter()
-            .filter(|h| plan.targets.iter().any(|t| t.host == h.name))
-            .collect();
         let options = DeployOptions {
             dry_run: args.dry_run,
             break_lock: args.break_lock,
         };
-        with_run(
-            ctx,
-            &project,
-            &env,
-            &hosts,
-            args.local,
-            built.revision.clone(),
-            |run| {
-                let mut summary = deploy::deploy(run, &plan, &built.releases, options);
-                summary.timings.build = built.build_seconds;
-                summary.timings.assemble = built.assemble_seconds;
-                summary
-            },
-        )
+        let identity = Identity::current(built.revision.clone());
+        let run = Run {
+            project: &project,
+            env: &env,
+            transport: transport.as_ref(),
+            identity: &identity,
+            jobs: ctx.jobs(&env),
+            events: &report,
+        };
+        let mut summary = deploy::deploy(&run, &plan, &built.releases, options);
+        summary.timings.build = built.build_seconds;
+        summary.timings.assemble = built.assemble_seconds;
+        Ok(summary)
     })();
     match result {
         Ok(summary) => ctx.finish(&summary),

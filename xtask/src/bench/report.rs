@@ -16,13 +16,17 @@ use super::{Phases, Results, Scenario, Side};
 
 /// Hashing the payload: landfall cold (empty hash cache), landfall warm
 /// (every entry a hit) and the blake3 crate reading and hashing the same
-/// files on one thread.
+/// files on one thread, all with the files in the page cache; the `stat`
+/// of every file alone (what a warm run cannot do without); and landfall
+/// cold with the page cache dropped first, reading from the disk.
 pub(crate) struct Hashing {
     files: usize,
     bytes: u64,
     cold: Spread,
     warm: Spread,
     reference: Spread,
+    stat: Spread,
+    from_disk: Spread,
 }
 
 pub(crate) fn hashing(ws: &Workspace, binary: &Path, runs: usize) -> Result<Hashing> {
@@ -36,6 +40,7 @@ pub(crate) fn hashing(ws: &Workspace, binary: &Path, runs: usize) -> Result<Hash
         .sum::<std::io::Result<u64>>()?;
     let cache = ws.root.join("target/bench-hash-cache.json");
     let (mut cold, mut warm, mut reference) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut stat, mut from_disk) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         let _ = fs::remove_file(&cache);
         let started = Instant::now();
@@ -65,6 +70,20 @@ pub(crate) fn hashing(ws: &Workspace, binary: &Path, runs: usize) -> Result<Hash
             std::hint::black_box(hasher.finalize());
         }
         reference.push(started.elapsed().as_secs_f64());
+
+        let started = Instant::now();
+        for path in &paths {
+            std::hint::black_box(fs::metadata(path)?);
+        }
+        stat.push(started.elapsed().as_secs_f64());
+
+        let _ = fs::remove_file(&cache);
+        drop_page_cache()?;
+        let started = Instant::now();
+        let mut disk_cache = HashCache::load(&cache);
+        disk_cache.hash_files(&paths)?;
+        disk_cache.save()?;
+        from_disk.push(started.elapsed().as_secs_f64());
     }
     Ok(Hashing {
         files: paths.len(),
@@ -72,6 +91,17 @@ pub(crate) fn hashing(ws: &Workspace, binary: &Path, runs: usize) -> Result<Hash
         cold: Spread::of(cold),
         warm: Spread::of(warm),
         reference: Spread::of(reference),
+        stat: Spread::of(stat),
+        from_disk: Spread::of(from_disk),
+    })
+}
+
+/// Writes dirty pages out and drops the page cache, so that the next
+/// reads come from the disk.
+fn drop_page_cache() -> Result<()> {
+    ensure!(Command::new("sync").status()?.success(), "`sync` failed");
+    fs::write("/proc/sys/vm/drop_caches", "3\n").map_err(|err| {
+        anyhow::anyhow!("cannot drop the page cache (the benchmark runs as root): {err}")
     })
 }
 
@@ -327,11 +357,13 @@ pub(crate) fn render(
     let _ = write!(
         out,
         "\n## Hashing the payload\n\n\
-         {} files, {}, in the page cache.\n\n\
+         {} files, {}, in the page cache unless said otherwise.\n\n\
          | | time | throughput |\n|---|---|---:|\n\
          | landfall, cold (empty hash cache) | {} | {:.0} MiB/s |\n\
          | landfall, warm (every file a cache hit) | {} | {:.0} MiB/s |\n\
-         | blake3 crate, one thread, one process | {} | {:.0} MiB/s |\n",
+         | blake3 crate, one thread, one process | {} | {:.0} MiB/s |\n\
+         | `stat` of every file, nothing else | {} | |\n\
+         | landfall, cold, page cache dropped first | {} | {:.0} MiB/s |\n",
         hashing.files,
         mib(hashing.bytes as f64),
         seconds(hashing.cold),
@@ -340,13 +372,19 @@ pub(crate) fn render(
         throughput(hashing.warm),
         seconds(hashing.reference),
         throughput(hashing.reference),
+        seconds(hashing.stat),
+        seconds(hashing.from_disk),
+        throughput(hashing.from_disk),
     );
     let warm_share = hashing.warm.median / hashing.cold.median;
     targets.push(Target {
         met: warm_share < 0.05,
         text: format!(
-            "warm re-hash: {:.1}% of the cold hash time; under 5%",
-            warm_share * 100.0
+            "warm re-hash: {:.1}% of the cold hash time with the files in the page cache \
+             (`stat` alone is {:.1}%; {:.1}% of a cold hash from the disk); under 5%",
+            warm_share * 100.0,
+            hashing.stat.median / hashing.cold.median * 100.0,
+            hashing.warm.median / hashing.from_disk.median * 100.0,
         ),
     });
 

@@ -1,7 +1,8 @@
 //! The ssh transport: the system's OpenSSH client and rsync.
 //!
-//! One `ControlMaster` per host is opened up front (in parallel) and every
-//! ssh and rsync call of the run goes through it. Step scripts travel on
+//! One `ControlMaster` per host is opened up front (in parallel, in the
+//! background, so that the handshakes overlap the build) and every ssh and
+//! rsync call of the run goes through it. Step scripts travel on
 //! the standard input of `sh -s`; releases travel with
 //! `rsync --link-dest` at the host's current release, so unchanged files
 //! become hard links and changed ones (the release's manifest among them)
@@ -12,7 +13,9 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 
 use super::{PushStats, RoundTrips, Transport};
 use crate::assemble::{MANIFEST_FILE, Release};
@@ -43,12 +46,16 @@ pub struct Ssh {
     /// Host name -> the address ssh is given (an `ssh_config` alias works).
     addresses: BTreeMap<String, String>,
     trips: RoundTrips,
+    /// The opening of the master connections, until it is waited for.
+    opening: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Ssh {
-    /// Opens a master connection to every host, `jobs` at a time. A host
-    /// that cannot be reached is not an error here: its first command
-    /// reports why, with ssh's own message.
+    /// Starts opening a master connection to every host, `jobs` at a time,
+    /// and returns at once: the handshakes proceed while the caller builds.
+    /// The first command waits for them. A host that cannot be reached is
+    /// not an error here: its first command reports why, with ssh's own
+    /// message.
     pub fn connect(hosts: &[&Host], options: SshOptions, jobs: usize) -> Ssh {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         // Control sockets need short paths (about 100 bytes at most).
@@ -65,27 +72,44 @@ impl Ssh {
                 .collect(),
             control_dir,
             trips: RoundTrips::default(),
+            opening: Mutex::new(None),
         };
         if fs::create_dir_all(&ssh.control_dir).is_ok() {
-            let names: Vec<&String> = ssh.addresses.keys().collect();
-            crate::deploy::parallel(&names, jobs, |name| {
-                let log = ssh.control_dir.join(format!("{name}.log"));
-                let cmd = ssh
-                    .ssh_cmd()
-                    .args([
-                        "-o",
-                        "ControlMaster=yes",
-                        "-o",
-                        "ControlPersist=yes",
-                        "-f",
-                        "-N",
-                    ])
-                    .arg(&ssh.addresses[*name])
-                    .for_host(name.as_str());
-                let _ = process::run_detaching(&cmd, &log);
+            let masters: Vec<(Cmd, PathBuf)> = ssh
+                .addresses
+                .iter()
+                .map(|(name, address)| {
+                    let cmd = ssh
+                        .ssh_cmd()
+                        .args([
+                            "-o",
+                            "ControlMaster=yes",
+                            "-o",
+                            "ControlPersist=yes",
+                            "-f",
+                            "-N",
+                        ])
+                        .arg(address)
+                        .for_host(name.as_str());
+                    (cmd, ssh.control_dir.join(format!("{name}.log")))
+                })
+                .collect();
+            let opening = std::thread::spawn(move || {
+                crate::deploy::parallel(&masters, jobs, |(cmd, log)| {
+                    let _ = process::run_detaching(cmd, log);
+                });
             });
+            *ssh.opening.lock().expect("not poisoned") = Some(opening);
         }
         ssh
+    }
+
+    /// Waits until every master connection is open (or has failed).
+    fn connected(&self) {
+        let opening = self.opening.lock().expect("not poisoned").take();
+        if let Some(opening) = opening {
+            let _ = opening.join();
+        }
     }
 
     /// The options every ssh call shares.
@@ -154,6 +178,7 @@ impl Transport for Ssh {
     }
 
     fn run(&self, host: &str, script: &str) -> Result<Output, ProcessError> {
+        self.connected();
         self.trips.count(host);
         let cmd = self
             .ssh_cmd()
@@ -175,6 +200,7 @@ impl Transport for Ssh {
         release: &Release,
         link_dest: Option<&str>,
     ) -> Result<PushStats> {
+        self.connected();
         self.trips.count(&target.host);
         let remote_shell = self.remote_shell();
         let address = self.address(&target.host);
@@ -263,6 +289,8 @@ fn parse_rsync_stats(stdout: &str) -> PushStats {
 
 impl Drop for Ssh {
     fn drop(&mut self) {
+        // A master still being opened would outlive the run.
+        self.connected();
         for (name, address) in &self.addresses {
             let socket_exists = fs::read_dir(&self.control_dir)
                 .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| !is_log(&e.path()))));
