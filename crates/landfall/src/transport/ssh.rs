@@ -104,11 +104,13 @@ impl Ssh {
         ssh
     }
 
-    /// Waits until every master connection is open (or has failed).
+    /// Waits until every master connection is open (or has failed). The
+    /// lock is held while waiting, so that no caller goes ahead (and makes
+    /// a connection of its own) before the masters are there.
     fn connected(&self) {
-        let opening = self.opening.lock().expect("not poisoned").take();
-        if let Some(opening) = opening {
-            let _ = opening.join();
+        let mut opening = self.opening.lock().expect("not poisoned");
+        if let Some(handle) = opening.take() {
+            let _ = handle.join();
         }
     }
 
