@@ -87,7 +87,21 @@ impl Testbed {
         let dir = fs::canonicalize(dir)?;
         // sshd refuses to start without its privilege separation directory.
         fs::create_dir_all("/run/sshd")?;
-        let port = free_port()?;
+        // A port is picked before sshd binds it, so another test bed may
+        // take it first: then its hosts are started again on another.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Testbed::up_on(&dir, count, free_port()?) {
+                Ok(testbed) => return Ok(testbed),
+                Err(err) if attempt >= 3 => return Err(err),
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn up_on(dir: &Path, count: usize, port: u16) -> Result<Testbed> {
+        let dir = dir.to_path_buf();
         let hosts: Vec<Host> = (1..=count)
             .map(|i| Host {
                 name: format!("host{i}"),
@@ -143,7 +157,10 @@ impl Testbed {
         fs::write(testbed.ssh_config(), testbed.client_config())?;
         testbed.save()?;
         for host in &testbed.hosts {
-            testbed.start(&host.name)?;
+            if let Err(err) = testbed.start(&host.name) {
+                let _ = testbed.down();
+                return Err(err);
+            }
         }
         Ok(testbed)
     }
@@ -248,6 +265,7 @@ impl Testbed {
         // sshd appends its log with `-E`; its own stdout and stderr (only
         // written when it fails to start) go to a second file.
         let _ = fs::remove_file(self.sshd_log(name));
+        let _ = fs::remove_file(self.pid_file(name));
         let log = fs::File::create(dir.join("sshd.out"))?;
         // A host's login shell reads a plain `~/.bashrc`, as on a fresh
         // server, not the operator's: bash reads it for every command run
@@ -260,7 +278,7 @@ impl Testbed {
         let script = r#"mount --bind "$1" /srv &&
             { [ ! -f "$5" ] || mount --bind "$6" "$5"; } &&
             exec "$2" -D -E "$4" -f "$3""#;
-        Command::new("unshare")
+        let mut sshd = Command::new("unshare")
             .args([
                 "--mount",
                 "--propagation",
@@ -288,8 +306,13 @@ impl Testbed {
             )?;
         let address: SocketAddr = format!("{}:{}", host.address, host.port).parse()?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline {
+        // Listening is not enough: another test bed's sshd could hold the
+        // same port (ports are picked before they are bound). Ours writes
+        // its pid file once it listens.
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err()
+            || !self.running().contains(&host.name)
+        {
+            if Instant::now() > deadline || sshd.try_wait()?.is_some() {
                 let log = fs::read_to_string(dir.join("sshd.out")).unwrap_or_default()
                     + &fs::read_to_string(self.sshd_log(name)).unwrap_or_default();
                 bail!("sshd of `{name}` did not start listening on {address}:\n{log}");
