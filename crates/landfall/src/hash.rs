@@ -174,19 +174,34 @@ fn stat_all(paths: &[&Path]) -> Result<Vec<Stat>> {
             .map(|meta| Stat::of(&meta))
             .map_err(Error::io("cannot read", path))
     };
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if paths.len() < PARALLEL_STAT_MIN || threads == 1 {
+    if paths.len() < PARALLEL_STAT_MIN {
         return paths.iter().map(stat).collect();
     }
-    let chunk = paths.len().div_ceil(threads);
+    map_on_cores(paths, stat)
+}
+
+/// `f` of every item, in order, the items spread over the cores in
+/// contiguous parts; the first error wins.
+fn map_on_cores<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(items.len());
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = paths
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(stat).collect::<Result<Vec<_>>>()))
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Result<Vec<_>>>()))
             .collect();
-        let mut all = Vec::with_capacity(paths.len());
+        let mut all = Vec::with_capacity(items.len());
         for handle in handles {
-            all.extend(handle.join().expect("stat threads do not panic")?);
+            all.extend(handle.join().expect("worker threads do not panic")?);
         }
         Ok(all)
     })
@@ -253,32 +268,8 @@ fn decode(bytes: &[u8]) -> Option<HashMap<String, Entry>> {
 
 /// Hashes the files at the given indices, spreading them over the cores.
 fn hash_in_parallel(paths: &[&Path], misses: &[(usize, Stat)]) -> Result<Vec<blake3::Hash>> {
-    if misses.is_empty() {
-        return Ok(Vec::new());
-    }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(misses.len());
-    let chunk = misses.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = misses
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(i, stat)| {
-                            hash_file(paths[*i], stat.size)
-                                .map_err(Error::io("cannot hash", paths[*i]))
-                        })
-                        .collect::<Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(misses.len());
-        for handle in handles {
-            all.extend(handle.join().expect("hashing threads do not panic")?);
-        }
-        Ok(all)
+    map_on_cores(misses, |(i, stat)| {
+        hash_file(paths[*i], stat.size).map_err(Error::io("cannot hash", paths[*i]))
     })
 }
 

@@ -421,21 +421,17 @@ mod tests {
             FUNCTIONS.matches("() {\n").count(),
             "every function of steps.sh is found"
         );
-        let out = std::process::Command::new("sh")
-            .args(["-n", "-c", &text])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_parses_as_sh(&text);
     }
 
     #[test]
     fn the_step_functions_parse_as_posix_sh() {
+        assert_parses_as_sh(FUNCTIONS);
+    }
+
+    fn assert_parses_as_sh(text: &str) {
         let out = std::process::Command::new("sh")
-            .args(["-n", "-c", FUNCTIONS])
+            .args(["-n", "-c", text])
             .output()
             .unwrap();
         assert!(
