@@ -356,8 +356,12 @@ impl Testbed {
         if own.as_ref() == Some(&namespace) {
             bail!("sshd of `{name}` (pid {pid}) is not in a namespace of its own");
         }
+        // Only the processes found now are signalled: once they are all
+        // gone the namespace is freed, and its number can be given to the
+        // namespace of a host another test bed is starting.
+        let mut members = processes_in(&namespace);
         for signal in ["-TERM", "-KILL"] {
-            let members = processes_in(&namespace);
+            members.retain(|pid| in_namespace(*pid, &namespace));
             if members.is_empty() {
                 break;
             }
@@ -366,7 +370,9 @@ impl Testbed {
                 .args(members.iter().map(ToString::to_string));
             let _ = kill.stdin(Stdio::null()).stderr(Stdio::null()).status();
             let deadline = Instant::now() + Duration::from_secs(3);
-            while !processes_in(&namespace).is_empty() && Instant::now() < deadline {
+            while members.iter().any(|pid| in_namespace(*pid, &namespace))
+                && Instant::now() < deadline
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -398,8 +404,13 @@ fn processes_in(namespace: &Path) -> Vec<u32> {
         .flatten()
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|ns| ns == namespace))
+        .filter(|pid| in_namespace(*pid, namespace))
         .collect()
+}
+
+/// Whether process `pid` lives, in mount namespace `namespace`.
+fn in_namespace(pid: u32, namespace: &Path) -> bool {
+    fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|ns| ns == namespace)
 }
 
 /// A test bed that is stopped and removed when dropped, for tests.
