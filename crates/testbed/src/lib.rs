@@ -322,22 +322,29 @@ impl Testbed {
         Ok(())
     }
 
+    /// The pid of a host's running sshd. A pid file can outlive its sshd,
+    /// and the pid be another process's by now: it counts only while that
+    /// process's command line names this host's `sshd_config`.
     fn pid(&self, name: &str) -> Option<u32> {
-        fs::read_to_string(self.pid_file(name))
+        let pid: u32 = fs::read_to_string(self.pid_file(name))
             .ok()?
             .trim()
             .parse()
-            .ok()
+            .ok()?;
+        let config = self.host_dir(name).join("sshd_config");
+        let config = config.as_os_str().as_encoded_bytes();
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        cmdline
+            .windows(config.len())
+            .any(|w| w == config)
+            .then_some(pid)
     }
 
     /// The names of the hosts whose sshd runs.
     pub fn running(&self) -> Vec<String> {
         self.hosts
             .iter()
-            .filter(|h| {
-                self.pid(&h.name)
-                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
-            })
+            .filter(|h| self.pid(&h.name).is_some())
             .map(|h| h.name.clone())
             .collect()
     }
