@@ -210,6 +210,12 @@ fn a_small_change_sends_about_that_change_and_links_the_rest() {
             .statuses()
             .contains(&("host1/site".into(), "unchanged".into()))
     );
+    let summary = second.summary();
+    for (host, _) in bed.hosts() {
+        // The probe (which takes the lock), the copy, the activation (which
+        // renames the upload) and the cleanup.
+        assert_eq!(summary["round_trips"][host.as_str()], 4, "{summary}");
+    }
     for (host, address) in bed.hosts() {
         let releases = bed.srv(&host, APP).join("releases");
         let inode = |id: &str| {

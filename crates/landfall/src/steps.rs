@@ -210,6 +210,20 @@ pub struct PathState {
     pub releases: Vec<String>,
     pub log: Vec<LogEntry>,
     pub lock: Option<String>,
+    /// What `landfall_claim` did, when the probe asked for the lock.
+    #[serde(skip)]
+    pub claim: Option<Claim>,
+}
+
+/// The outcome of `landfall_claim` for one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The lock is held by this run; `current` as read under it.
+    Held { current: Option<String> },
+    /// Another deploy holds the lock: its lock line.
+    Busy(String),
+    /// The lock or the directories could not be made: why.
+    Unclaimed(String),
 }
 
 /// One line of `.landfall/log`.
@@ -252,6 +266,13 @@ pub fn parse_probe(stdout: &str, count: usize) -> Vec<PathState> {
                 .log
                 .extend(serde_json::from_str::<LogEntry>(value).ok()),
             "lock" => state.lock = Some(value.to_string()),
+            "held" => {
+                state.claim = Some(Claim::Held {
+                    current: (!value.is_empty()).then(|| value.to_string()),
+                });
+            }
+            "busy" => state.claim = Some(Claim::Busy(value.to_string())),
+            "unclaimed" => state.claim = Some(Claim::Unclaimed(value.trim().to_string())),
             _ => {}
         }
     }
@@ -362,6 +383,24 @@ mod tests {
         assert_eq!(states[0].releases, ["abc", "def"]);
         assert_eq!(states[1].current, None);
         assert!(states[0].log.is_empty());
+        assert_eq!(states[0].claim, None);
+
+        let out = "current\t0\tabc\ncurrent\t1\t\ncurrent\t2\t\nheld\t0\tabc\nheld\t1\t\n\
+                   busy\t2\t{\"user\":\"ann\"}\nunclaimed\t3\tcannot create /srv/x \n";
+        let states = parse_probe(out, 4);
+        let held = |current: Option<&str>| Claim::Held {
+            current: current.map(str::to_string),
+        };
+        assert_eq!(states[0].claim, Some(held(Some("abc"))));
+        assert_eq!(states[1].claim, Some(held(None)));
+        assert_eq!(
+            states[2].claim,
+            Some(Claim::Busy(r#"{"user":"ann"}"#.into()))
+        );
+        assert_eq!(
+            states[3].claim,
+            Some(Claim::Unclaimed("cannot create /srv/x".into()))
+        );
     }
 
     #[test]

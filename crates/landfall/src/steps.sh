@@ -47,27 +47,63 @@ landfall_probe() {
   done
 }
 
-# landfall_lock PATH OWNER BREAK: takes the deploy lock of PATH, or reports
-# who holds it and exits 3. BREAK=1 removes a lock left behind first.
-landfall_lock() {
-  mkdir -p "$1/.landfall" || landfall_fail "cannot create $1/.landfall"
-  chmod 700 "$1/.landfall"
+# landfall_try_lock PATH OWNER BREAK: takes the deploy lock of PATH, or
+# fails if another deploy holds it. BREAK=1 removes a lock left behind
+# first.
+landfall_try_lock() {
+  mkdir -p "$1/.landfall" && chmod 700 "$1/.landfall" || landfall_fail "cannot create $1/.landfall"
   if [ "$3" = 1 ]; then
     rm -f "$1/.landfall/lock"
   fi
   # noclobber makes the redirection an exclusive create.
-  if (set -C && printf '%s\n' "$2" >"$1/.landfall/lock") 2>/dev/null; then
-    return 0
-  fi
+  (set -C && printf '%s\n' "$2" >"$1/.landfall/lock") 2>/dev/null
+}
+
+# landfall_lock PATH OWNER BREAK: takes the deploy lock of PATH, or reports
+# who holds it and exits 3.
+landfall_lock() {
+  landfall_try_lock "$@" && return 0
   printf 'locked\t%s\n' "$(head -n 1 "$1/.landfall/lock" 2>/dev/null)"
   exit 3
+}
+
+# landfall_claim INDEX PATH RELEASE OWNER BREAK GIT SHARED...: unless
+# RELEASE is current and unlocked, takes the deploy lock of PATH and
+# prepares the directories a release needs (the bare repository too with
+# GIT=1). Reports, for the path numbered INDEX, `held` with the current
+# release as read under the lock, `busy` with the holder of the lock, or
+# `unclaimed` with the reason the directories could not be made (the lock
+# is then released). It never exits: the other paths of the host go on.
+landfall_claim() {
+  i=$1 p=$2 id=$3 owner=$4 brk=$5 git=$6
+  shift 6
+  c=$(readlink "$p/current" 2>/dev/null) || c=
+  if [ "${c##*/}" = "$id" ] && [ ! -f "$p/.landfall/lock" ]; then
+    return 0
+  fi
+  if ! err=$( (landfall_try_lock "$p" "$owner" "$brk") 2>&1); then
+    if [ -f "$p/.landfall/lock" ]; then
+      printf 'busy\t%s\t%s\n' "$i" "$(head -n 1 "$p/.landfall/lock" 2>/dev/null)"
+    else
+      printf 'unclaimed\t%s\t%s\n' "$i" "$(printf '%s' "$err" | tr '\n' ' ')"
+    fi
+    return 0
+  fi
+  if ! err=$( (landfall_prepare "$p" "$@" >/dev/null && if [ "$git" = 1 ]; then landfall_git_init "$p"; fi) 2>&1); then
+    rm -f "$p/.landfall/lock"
+    printf 'unclaimed\t%s\t%s\n' "$i" "$(printf '%s' "$err" | tr '\n' ' ')"
+    return 0
+  fi
+  c=$(readlink "$p/current" 2>/dev/null) || c=
+  printf 'held\t%s\t%s\n' "$i" "${c##*/}"
 }
 
 # landfall_unlock PATH TOKEN: removes the lock if this run holds it.
 landfall_unlock() {
   if [ -f "$1/.landfall/lock" ] && grep -qF "$2" "$1/.landfall/lock"; then
-    rm -f "$1/.landfall/lock"
+    rm -f "$1/.landfall/lock" || return 1
   fi
+  printf 'unlocked\t\n'
 }
 
 # landfall_prepare PATH SHARED...: the directories a release needs; prints

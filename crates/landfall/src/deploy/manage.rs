@@ -33,7 +33,7 @@ pub struct ReleaseStatus {
 /// Reads what every target's host holds, one round trip per host.
 pub fn status(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
     let targets: Vec<&Target> = plan.targets.iter().collect();
-    let states = run.probe(&targets, true);
+    let states = run.probe(&targets, true, None);
     targets
         .iter()
         .zip(states)
@@ -78,7 +78,7 @@ pub fn status(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
 /// activate and health, and reports `rolled_back` where that worked.
 pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) -> Summary {
     let targets: Vec<&Target> = plan.targets.iter().collect();
-    let states = run.probe(&targets, true);
+    let states = run.probe(&targets, true, None);
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut chosen: Vec<(usize, String, Option<String>)> = Vec::new();
     let mut refused = false;

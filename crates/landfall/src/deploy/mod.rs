@@ -3,17 +3,24 @@
 //! A deploy runs in phases, each over all hosts (`jobs` at a time):
 //!
 //! 1. probe: one round trip per host reads what is current for all its
-//!    artifacts; a release already current is `unchanged` and left alone;
-//! 2. push: lock, prepare, copy the release into `<id>.partial` (or push
-//!    a git release's commit and check its tree out there, adding the
-//!    rendered files), run the `build` hook, rename;
+//!    artifacts; a release already current is `unchanged` and left alone,
+//!    and every other target's lock is taken (and its directories made) in
+//!    the same round trip;
+//! 2. push: copy the release into `<id>.partial` (or push a git release's
+//!    commit and check its tree out there, adding the rendered files), run
+//!    the `build` hook, rename; an rsync release without a `build` hook is
+//!    renamed by its activation instead, saving a round trip;
 //! 3. activate: artifacts in `after` order, `max_parallel` hosts at once;
 //!    on failure the host switches back, and with `rollback-all` every
 //!    host switched in this run does too;
-//! 4. finish: remove old releases beyond `keep`, release the locks.
+//! 4. finish: remove old releases beyond `keep`, release the locks. A host
+//!    that no other host's failure can switch back (`on_failure = "stop"`,
+//!    or a run with one target to deploy) does this in its activation's
+//!    round trip.
 //!
-//! Architecture invariant: nothing on a host changes before every probe has
-//! succeeded, and no host is activated before every push has succeeded.
+//! Architecture invariant: nothing on a host changes but its lock before
+//! every probe has succeeded and every lock is held, and no host is
+//! activated before every push has succeeded.
 //!
 //! This module holds what the operations share (the run's context,
 //! outcomes, bounded parallelism, probing); `phases` is the deploy itself,
@@ -273,7 +280,9 @@ struct Work<'a> {
     path: String,
     current: Option<String>,
     present: bool,
-    locked: bool,
+    lock: Lock,
+    /// Uploaded in full but not yet renamed: the activation renames it.
+    unfinished: bool,
     status: Option<Status>,
     message: Option<String>,
 }
@@ -293,6 +302,17 @@ impl Work<'_> {
     fn needs_work(&self) -> bool {
         self.status.is_none()
     }
+}
+
+/// This run's hold on a target's deploy lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// Not held (or released).
+    Free,
+    /// Left behind by a deploy of this machine that is gone: the push takes
+    /// it over.
+    TakeOver,
+    Held,
 }
 
 /// Targets grouped by host, keeping plan order within a host.
@@ -352,7 +372,26 @@ impl Run<'_> {
             return Ok(output);
         }
         let stdout = output.stdout_text();
-        let text = steps::reported(&stdout, "locked").unwrap_or("");
+        self.judge_lock(
+            target,
+            path,
+            steps::reported(&stdout, "locked").unwrap_or(""),
+        )?;
+        let output = attempt(true)?;
+        if output.code == Some(steps::EXIT_LOCKED) {
+            return Err((
+                Phase::Lock,
+                format!("`{path}` was locked again by another deploy"),
+            ));
+        }
+        Ok(output)
+    }
+
+    /// Judges a lock another deploy holds on `path`, given its first line:
+    /// one left behind by a deploy of this machine that is gone is reported
+    /// and may be taken over (`Ok`); any other holder is an error that
+    /// names it.
+    fn judge_lock(&self, target: &Target, path: &str, text: &str) -> Result<(), (Phase, String)> {
         match serde_json::from_str::<LockHolder>(text) {
             Ok(holder) if holder.is_stale(self.identity) => {
                 (self.events)(Event::Warning {
@@ -362,14 +401,7 @@ impl Run<'_> {
                         target.host, holder.since, holder.pid
                     ),
                 });
-                let output = attempt(true)?;
-                if output.code == Some(steps::EXIT_LOCKED) {
-                    return Err((
-                        Phase::Lock,
-                        format!("`{path}` was locked again by another deploy"),
-                    ));
-                }
-                Ok(output)
+                Ok(())
             }
             Ok(holder) => Err((
                 Phase::Lock,
@@ -455,7 +487,15 @@ impl Run<'_> {
     }
 
     /// One round trip per host: the state of every artifact path on it.
-    fn probe(&self, targets: &[&Target], detail: bool) -> Vec<Result<PathState, String>> {
+    /// With `claims` (per target, the arguments of `landfall_claim` after
+    /// the index), the same round trip takes the deploy lock of every
+    /// target whose release is not current, and prepares its directories.
+    fn probe(
+        &self,
+        targets: &[&Target],
+        detail: bool,
+        claims: Option<&[Vec<String>]>,
+    ) -> Vec<Result<PathState, String>> {
         let hosts = by_host(targets);
         let answers = parallel(&hosts, self.jobs, |(host, indices)| {
             let paths: Vec<String> = indices
@@ -468,7 +508,14 @@ impl Run<'_> {
                 "0".to_string()
             })
             .chain(paths);
-            let script = Script::new(&self.env.name, host, None).call("landfall_probe", args);
+            let mut script = Script::new(&self.env.name, host, None).call("landfall_probe", args);
+            for (k, &i) in indices.iter().enumerate().filter(|_| claims.is_some()) {
+                let claim = claims.map_or(&[][..], |c| c[i].as_slice());
+                script = script.call(
+                    "landfall_claim",
+                    std::iter::once(k.to_string()).chain(claim.iter().cloned()),
+                );
+            }
             match self.transport.run(host, &script.text()) {
                 Ok(out) if out.success() => {
                     Ok(steps::parse_probe(&out.stdout_text(), indices.len()))

@@ -1,14 +1,14 @@
 //! The phases of a deploy: probe, push, activate, finish (or, for a dry
 //! run, the report of what would change).
 
-use super::{DeployOptions, Run, Status, Summary, Work, by_host, describe_failure, parallel};
+use super::{DeployOptions, Lock, Run, Status, Summary, Work, by_host, describe_failure, parallel};
 use std::time::Instant;
 
 use crate::assemble::{EntryKind, MANIFEST_FILE, Release};
 use crate::config::OnFailure;
 use crate::event::{Event, Phase};
 use crate::plan::{Plan, Target};
-use crate::steps::{self, Activation, Revert};
+use crate::steps::{self, Activation, Claim, Revert};
 
 /// Deploys the plan's releases (one per target, in plan order).
 pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployOptions) -> Summary {
@@ -38,15 +38,34 @@ fn deploy_releases(
             path: run.transport.host_path(target),
             current: None,
             present: false,
-            locked: false,
+            lock: Lock::Free,
+            unfinished: false,
             status: None,
             message: None,
         })
         .collect();
 
-    // Phase 1: probe.
-    let states = run.probe(&targets, false);
-    let mut unreachable = false;
+    // Phase 1: probe, and lock what is not current.
+    let claims = (!options.dry_run).then(|| {
+        let owner = run.identity.lock_owner(&run.env.name);
+        work.iter()
+            .map(|w| {
+                [
+                    w.path.as_str(),
+                    &w.release.id,
+                    &owner,
+                    if options.break_lock { "1" } else { "0" },
+                    if w.release.git.is_some() { "1" } else { "0" },
+                ]
+                .into_iter()
+                .chain(shared_dirs(run, w.target))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    });
+    let states = run.probe(&targets, false, claims.as_deref());
+    let mut refused = false;
     for (w, state) in work.iter_mut().zip(states) {
         match state {
             Ok(state) => {
@@ -64,25 +83,47 @@ fn deploy_releases(
                     current: w.current.clone(),
                     unchanged,
                 });
-                if unchanged {
+                match state.claim {
+                    Some(Claim::Held { current }) => {
+                        w.lock = Lock::Held;
+                        w.current = current;
+                    }
+                    Some(Claim::Busy(holder)) => {
+                        // A lock this run may take over is taken in the push.
+                        match run.judge_lock(w.target, &w.path, &holder) {
+                            Ok(()) => w.lock = Lock::TakeOver,
+                            Err((phase, message)) => {
+                                refused = true;
+                                run.fail(w, phase, message);
+                            }
+                        }
+                    }
+                    Some(Claim::Unclaimed(message)) => {
+                        refused = true;
+                        run.fail(w, Phase::Lock, message);
+                    }
+                    None => {}
+                }
+                if unchanged && w.status.is_none() {
                     w.status = Some(Status::Unchanged);
                 }
             }
             Err(message) => {
-                unreachable = true;
+                refused = true;
                 run.fail(w, Phase::Probe, message);
             }
         }
     }
-    if unreachable {
-        return Summary::new(
-            run,
-            options.dry_run,
-            work.iter().map(Work::outcome).collect(),
-        );
-    }
     if options.dry_run {
+        if refused {
+            return Summary::new(run, true, work.iter().map(Work::outcome).collect());
+        }
         return super::predict::dry_run(run, &mut work);
+    }
+    if refused {
+        // Nothing changes unless every host could be read and locked.
+        finish(run, &mut work);
+        return Summary::new(run, false, work.iter().map(Work::outcome).collect());
     }
 
     // Phase 2: lock and push; a host's artifacts in turn, hosts in parallel.
@@ -93,14 +134,17 @@ fn deploy_releases(
     let results = parallel(&hosts, run.jobs, |(_, indices)| {
         indices
             .iter()
-            .map(|&j| push_one(run, &work[pending[j]], options.break_lock))
+            .map(|&j| push_one(run, &work[pending[j]]))
             .collect::<Vec<_>>()
     });
     let mut push_failed = false;
     for ((_, indices), results) in hosts.iter().zip(results) {
         for (&j, result) in indices.iter().zip(results) {
             let w = &mut work[pending[j]];
-            w.locked = result.locked;
+            if result.locked {
+                w.lock = Lock::Held;
+            }
+            w.unfinished = result.unfinished;
             if let Some(Current(current)) = result.current {
                 w.current = current;
             }
@@ -128,48 +172,58 @@ fn deploy_releases(
 }
 
 struct PushResult {
+    /// The lock was taken here (a lock left by a gone deploy, taken over).
     locked: bool,
-    /// The current release as read under the lock, once the lock is held.
+    /// The current release as read under a lock taken here.
     current: Option<Current>,
+    /// Uploaded, but the rename is left to the activation.
+    unfinished: bool,
     result: Result<(), (Phase, String)>,
 }
 
 /// What `current` pointed at (`None`: nothing yet).
 struct Current(Option<String>);
 
-fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
+fn push_one(run: &Run<'_>, w: &Work<'_>) -> PushResult {
     let mut result = PushResult {
         locked: false,
         current: None,
+        unfinished: false,
         result: Ok(()),
     };
-    let prepare = |script: steps::Script| {
-        let script = script.call(
-            "landfall_prepare",
-            std::iter::once(w.path.as_str()).chain(shared_dirs(run, w.target)),
-        );
-        if w.release.git.is_some() {
-            script.call("landfall_git_init", [w.path.as_str()])
-        } else {
-            script
-        }
-    };
-    let output = match run.locked(w.target, &w.path, break_lock, prepare) {
-        Ok(output) => output,
-        Err(err) => {
-            result.result = Err(err);
+    let mut current = w.current.clone();
+    if w.lock != Lock::Held {
+        // The probe found a lock left behind by a deploy of this machine
+        // that is gone (and said so), and it is taken over; or the probe
+        // could not tell, and the lock is taken as usual.
+        let prepare = |script: steps::Script| {
+            let script = script.call(
+                "landfall_prepare",
+                std::iter::once(w.path.as_str()).chain(shared_dirs(run, w.target)),
+            );
+            if w.release.git.is_some() {
+                script.call("landfall_git_init", [w.path.as_str()])
+            } else {
+                script
+            }
+        };
+        let output = match run.locked(w.target, &w.path, w.lock == Lock::TakeOver, prepare) {
+            Ok(output) => output,
+            Err(err) => {
+                result.result = Err(err);
+                return result;
+            }
+        };
+        result.locked = true;
+        if !output.success() {
+            result.result = Err((Phase::Lock, describe_failure(&output)));
             return result;
         }
-    };
-    result.locked = true;
-    if !output.success() {
-        result.result = Err((Phase::Lock, describe_failure(&output)));
-        return result;
+        current = steps::reported(&output.stdout_text(), "current")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
+        result.current = Some(Current(current.clone()));
     }
-    let current = steps::reported(&output.stdout_text(), "current")
-        .filter(|c| !c.is_empty())
-        .map(str::to_string);
-    result.current = Some(Current(current.clone()));
     if w.present || current.as_deref() == Some(w.release.id.as_str()) {
         return result;
     }
@@ -189,24 +243,31 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
             }
         }
     }
+    let pushed = || {
+        (run.events)(Event::Pushed {
+            host: w.target.host.clone(),
+            artifact: w.target.artifact.clone(),
+            release: w.release.id.clone(),
+            files: stats.files,
+            bytes: stats.bytes,
+            objects: stats.objects,
+        });
+    };
     let script = match completion(run, w, current.as_deref()) {
-        Ok(script) => script,
+        Ok(Some(script)) => script,
+        Ok(None) => {
+            // Nothing runs on the upload: the activation renames it.
+            result.unfinished = true;
+            pushed();
+            return result;
+        }
         Err(message) => {
             result.result = Err((Phase::Push, message));
             return result;
         }
     };
     match run.transport.run(&w.target.host, &script.text()) {
-        Ok(out) if out.success() => {
-            (run.events)(Event::Pushed {
-                host: w.target.host.clone(),
-                artifact: w.target.artifact.clone(),
-                release: w.release.id.clone(),
-                files: stats.files,
-                bytes: stats.bytes,
-                objects: stats.objects,
-            });
-        }
+        Ok(out) if out.success() => pushed(),
         Ok(out) if out.code == Some(steps::EXIT_BUILD_FAILED) => {
             let tail = out.stderr_tail();
             result.result = Err((
@@ -223,7 +284,17 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, break_lock: bool) -> PushResult {
 /// The steps that turn an upload into a release, in one round trip: for a
 /// git release the checkout of its tree and the files added on top and its
 /// manifest, then the `build` hook if there is one, then the rename.
-fn completion(run: &Run<'_>, w: &Work<'_>, current: Option<&str>) -> Result<steps::Script, String> {
+/// `None` when there is nothing to do but the rename, which the
+/// activation then does: the push of an rsync release without a `build`
+/// hook is a single copy.
+fn completion(
+    run: &Run<'_>,
+    w: &Work<'_>,
+    current: Option<&str>,
+) -> Result<Option<steps::Script>, String> {
+    if w.release.git.is_none() && w.target.hooks.build.is_none() {
+        return Ok(None);
+    }
     let mut script = run.script(w.target);
     let id = w.release.id.as_str();
     if let Some(git) = &w.release.git {
@@ -254,7 +325,9 @@ fn completion(run: &Run<'_>, w: &Work<'_>, current: Option<&str>) -> Result<step
         let manifest = w.release.manifest.canonical();
         script = script.put(&partial, MANIFEST_FILE, 0o644, manifest.as_bytes());
     }
-    Ok(script.call("landfall_finalize", [w.path.as_str(), id]))
+    Ok(Some(
+        script.call("landfall_finalize", [w.path.as_str(), id]),
+    ))
 }
 
 fn shared_dirs<'p>(run: &'p Run<'_>, target: &Target) -> impl Iterator<Item = &'p str> {
@@ -268,6 +341,10 @@ fn shared_dirs<'p>(run: &'p Run<'_>, target: &Target) -> impl Iterator<Item = &'
 /// of `max_parallel`.
 fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
     let mut switched: Vec<usize> = Vec::new();
+    // A host that activated is done, and may tidy up and unlock in the same
+    // round trip, unless another host's failure could still switch it back.
+    let tidy = run.env.on_failure == OnFailure::Stop
+        || work.iter().filter(|w| w.needs_work()).count() == 1;
     for artifact in &run.project.artifacts {
         let todo: Vec<usize> = (0..work.len())
             .filter(|&i| work[i].target.artifact == artifact.name && work[i].needs_work())
@@ -279,11 +356,15 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
         };
         let mut failed = false;
         for chunk in todo.chunks(batch) {
-            let outputs = parallel(chunk, run.jobs, |&i| activate_one(run, &work[i]));
+            let outputs = parallel(chunk, run.jobs, |&i| activate_one(run, &work[i], tidy));
             for (&i, output) in chunk.iter().zip(outputs) {
                 let w = &mut work[i];
                 match output {
-                    Ok((Activation::Activated, _)) => {
+                    Ok(Ended {
+                        activation: Activation::Activated,
+                        tidied,
+                        ..
+                    }) => {
                         w.status = Some(Status::Deployed);
                         switched.push(i);
                         (run.events)(Event::Activated {
@@ -292,8 +373,16 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
                             release: w.release.id.clone(),
                             previous: w.current.clone(),
                         });
+                        if let Some(removed) = tidied {
+                            w.lock = Lock::Free;
+                            report_removed(run, w, removed);
+                        }
                     }
-                    Ok((Activation::PreActivateFailed, detail)) => {
+                    Ok(Ended {
+                        activation: Activation::PreActivateFailed,
+                        detail,
+                        ..
+                    }) => {
                         failed = true;
                         run.fail(
                             w,
@@ -301,7 +390,11 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
                             format!("the hook failed; `current` is untouched{detail}"),
                         );
                     }
-                    Ok((Activation::Failed { step, revert }, detail)) => {
+                    Ok(Ended {
+                        activation: Activation::Failed { step, revert },
+                        detail,
+                        ..
+                    }) => {
                         failed = true;
                         let phase = if step == "health" {
                             Phase::Health
@@ -329,30 +422,93 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
     }
 }
 
-/// Runs `landfall_activate` for one target; returns how it ended and the
-/// tail of the hooks' output, for failure messages.
-fn activate_one(run: &Run<'_>, w: &Work<'_>) -> Result<(Activation, String), String> {
-    let script = run.activation(
-        run.script(w.target),
+/// How an activation ended on one host.
+struct Ended {
+    activation: Activation,
+    /// The tail of the hooks' output, for failure messages.
+    detail: String,
+    /// When the host tidied up and unlocked in the same round trip: the
+    /// releases it removed.
+    tidied: Option<Vec<String>>,
+}
+
+/// Runs `landfall_activate` for one target, renaming its upload first if
+/// the push left that to it, and with `tidy` removing old releases and
+/// unlocking once it is activated.
+fn activate_one(run: &Run<'_>, w: &Work<'_>, tidy: bool) -> Result<Ended, String> {
+    let mut script = run.script(w.target);
+    if w.unfinished {
+        script = script.call(
+            "landfall_finalize",
+            [w.path.as_str(), w.release.id.as_str()],
+        );
+    }
+    script = run.activation(
+        script,
         w.target,
         &w.path,
         &w.release.id,
         w.current.as_deref(),
     );
+    if tidy {
+        script = tidy_up(run, w, script, true);
+    }
     let output = run
         .transport
         .run(&w.target.host, &script.text())
         .map_err(|e| e.to_string())?;
     let activation = steps::parse_activation(&output).ok_or_else(|| describe_failure(&output))?;
+    let stdout = output.stdout_text();
     let tail = output.stderr_tail();
-    Ok((
+    Ok(Ended {
         activation,
-        if tail.is_empty() {
+        detail: if tail.is_empty() {
             String::new()
         } else {
             format!(":\n{tail}")
         },
-    ))
+        tidied: steps::reported(&stdout, "unlocked").map(|_| removed(&stdout)),
+    })
+}
+
+/// Appends the end of a target's deploy: with `deployed`, the removal of
+/// releases beyond `keep`; then the release of the lock.
+fn tidy_up(run: &Run<'_>, w: &Work<'_>, script: steps::Script, deployed: bool) -> steps::Script {
+    let script = if deployed {
+        let keep = run
+            .project
+            .artifact(&w.target.artifact)
+            .map_or(1, |a| a.keep)
+            .to_string();
+        script.call(
+            "landfall_cleanup",
+            [w.path.as_str(), &keep, w.current.as_deref().unwrap_or("")],
+        )
+    } else {
+        script
+    };
+    script.call(
+        "landfall_unlock",
+        [w.path.as_str(), run.identity.token.as_str()],
+    )
+}
+
+/// The releases `landfall_cleanup` reported removing.
+fn removed(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("removed\t").map(str::to_string))
+        .collect()
+}
+
+fn report_removed(run: &Run<'_>, w: &Work<'_>, releases: Vec<String>) {
+    if !releases.is_empty() {
+        (run.events)(Event::Removed {
+            host: w.target.host.clone(),
+            artifact: w.target.artifact.clone(),
+            releases,
+        });
+    }
 }
 
 /// Records how switching back went. `detail` is the tail of the hooks'
@@ -437,45 +593,24 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
 
 /// Phase 4: old releases go, locks are released.
 fn finish(run: &Run<'_>, work: &mut [Work<'_>]) {
-    let locked: Vec<usize> = (0..work.len()).filter(|&i| work[i].locked).collect();
+    let locked: Vec<usize> = (0..work.len())
+        .filter(|&i| work[i].lock == Lock::Held)
+        .collect();
     let outputs = parallel(&locked, run.jobs, |&i| {
         let w = &work[i];
-        let mut script = run.script(w.target);
-        if w.status == Some(Status::Deployed) {
-            let keep = run
-                .project
-                .artifact(&w.target.artifact)
-                .map_or(1, |a| a.keep)
-                .to_string();
-            script = script.call(
-                "landfall_cleanup",
-                [w.path.as_str(), &keep, w.current.as_deref().unwrap_or("")],
-            );
-        }
-        script = script.call(
-            "landfall_unlock",
-            [w.path.as_str(), run.identity.token.as_str()],
+        let script = tidy_up(
+            run,
+            w,
+            run.script(w.target),
+            w.status == Some(Status::Deployed),
         );
         run.transport.run(&w.target.host, &script.text())
     });
     for (&i, output) in locked.iter().zip(outputs) {
         let w = &mut work[i];
-        w.locked = false;
+        w.lock = Lock::Free;
         match output {
-            Ok(out) if out.success() => {
-                let removed: Vec<String> = out
-                    .stdout_text()
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("removed\t").map(str::to_string))
-                    .collect();
-                if !removed.is_empty() {
-                    (run.events)(Event::Removed {
-                        host: w.target.host.clone(),
-                        artifact: w.target.artifact.clone(),
-                        releases: removed,
-                    });
-                }
-            }
+            Ok(out) if out.success() => report_removed(run, w, removed(&out.stdout_text())),
             // The release is active; failing to tidy up is worth a warning,
             // not a failed deploy.
             Ok(out) => (run.events)(Event::Warning {
