@@ -70,12 +70,17 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(path, bytes).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
-fn write_aged(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes a file dated `age` after [`epoch`]. Each generated file gets its
+/// own time, to the nanosecond, as files written by a checkout or a build
+/// have: identical times would let rsync shorten the baseline's file list
+/// (it leaves out a time equal to the previous entry's), which no real
+/// source tree allows.
+fn write_aged(path: &Path, bytes: &[u8], age: Duration) -> Result<()> {
     write(path, bytes)?;
     fs::File::options()
         .write(true)
         .open(path)?
-        .set_modified(epoch())?;
+        .set_modified(epoch() + age)?;
     Ok(())
 }
 
@@ -101,14 +106,15 @@ impl Workspace {
         )?;
         let mut blob = vec![0; BLOB_SIZE];
         Rng(1).fill(&mut blob);
-        write_aged(&root.join("blob.bin"), &blob)?;
+        write_aged(&root.join("blob.bin"), &blob, Duration::ZERO)?;
 
         let mut rng = Rng(2);
         for i in 0..DATA_FILES {
             // About 4 KiB: 3,584 to 4,608 bytes.
             let mut bytes = vec![0; 3_584 + rng.below(1_025)];
             rng.fill(&mut bytes);
-            write_aged(&ws.data_file(i), &bytes)?;
+            let age = Duration::new(i as u64, u32::try_from(rng.below(1_000_000_000))?);
+            write_aged(&ws.data_file(i), &bytes, age)?;
         }
         write(
             &root.join("templates/app.toml.j2"),
