@@ -3,6 +3,7 @@
 mod bad_input;
 mod build;
 mod bundle;
+mod faults;
 mod git;
 mod json_events;
 mod local;

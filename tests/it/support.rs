@@ -215,6 +215,30 @@ impl Workspace {
         }
     }
 
+    /// A copy of the workspace, with what it has built, as a second
+    /// operator's checkout.
+    pub(crate) fn copy(&self) -> Workspace {
+        let dir = tempfile::Builder::new()
+            .prefix("landfall-it-copy-")
+            .tempdir()
+            .unwrap();
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", self.root().display()))
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Workspace {
+            dir,
+            ports: self.ports,
+        }
+    }
+
     /// Runs git in the workspace, which must succeed; returns its output.
     pub(crate) fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git")

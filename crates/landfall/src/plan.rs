@@ -64,6 +64,8 @@ pub struct RenderedHooks {
     pub health: Option<String>,
     #[serde(serialize_with = "seconds")]
     pub health_timeout: Duration,
+    #[serde(serialize_with = "seconds")]
+    pub timeout: Duration,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -232,6 +234,7 @@ fn target(
         activate: render_hook(&hooks.activate),
         health: render_hook(&hooks.health),
         health_timeout: hooks.health_timeout,
+        timeout: hooks.timeout,
     };
     if !errors.is_empty() {
         return Err(errors);

@@ -288,6 +288,24 @@ pub fn reported<'a>(stdout: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
+/// What the hooks of a step left to show: a line for each hook stopped at
+/// its time limit, then the tail of their output.
+pub fn hook_output(output: &Output) -> String {
+    let stdout = output.stdout_text();
+    let mut text = String::new();
+    for line in stdout.lines() {
+        if let ["timeout", hook, seconds] = fields(line)[..] {
+            text.push_str("the ");
+            text.push_str(hook);
+            text.push_str(" hook did not finish within ");
+            text.push_str(seconds);
+            text.push_str("s and was stopped\n");
+        }
+    }
+    text.push_str(&output.stderr_tail());
+    text.trim_end().to_string()
+}
+
 /// How an activation ended on one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activation {

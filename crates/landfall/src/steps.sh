@@ -53,6 +53,7 @@ landfall_probe() {
 landfall_try_lock() {
   mkdir -p "$1/.landfall" && chmod 700 "$1/.landfall" || landfall_fail "cannot create $1/.landfall"
   if [ "$3" = 1 ]; then
+    landfall_wait_steps "$1"
     rm -f "$1/.landfall/lock"
   fi
   # noclobber makes the redirection an exclusive create.
@@ -96,6 +97,32 @@ landfall_claim() {
   fi
   c=$(readlink "$p/current" 2>/dev/null) || c=
   printf 'held\t%s\t%s\n' "$i" "${c##*/}"
+}
+
+# landfall_steps PATH: notes that this script runs steps under the lock of
+# PATH (its process group, in .landfall/steps, until it exits), so that a
+# deploy taking over the lock of an interrupted one can wait for steps that
+# still run: one that ran landfall over ssh can be killed while its steps
+# go on on the host.
+landfall_steps() {
+  g=$(ps -o pgid= -p $$ 2>/dev/null | tr -d ' ')
+  [ -n "$g" ] || return 0
+  printf '%s\n' "$g" >"$1/.landfall/steps" || return 0
+  steps_file="$1/.landfall/steps"
+  trap 'rm -f "$steps_file"' EXIT
+}
+
+# landfall_wait_steps PATH: waits (at most 30 seconds) until the steps of
+# another deploy noted in .landfall/steps have ended.
+landfall_wait_steps() {
+  g=$(cat "$1/.landfall/steps" 2>/dev/null) || return 0
+  case $g in '' | *[!0-9]*) return 0 ;; esac
+  n=0
+  while kill -0 "-$g" 2>/dev/null && [ "$n" -lt 150 ]; do
+    sleep 0.2
+    n=$((n + 1))
+  done
+  rm -f "$1/.landfall/steps"
 }
 
 # landfall_unlock PATH TOKEN: removes the lock if this run holds it.
@@ -158,12 +185,13 @@ landfall_link() {
   mkdir -p "${f%/*}" && rm -rf "$f" && ln -s "$3" "$f" || landfall_fail "cannot link $f"
 }
 
-# landfall_build PATH RELEASE PREVIOUS COMMAND: runs the build hook in the
-# upload directory; if it fails, the upload is removed.
+# landfall_build PATH RELEASE PREVIOUS COMMAND LIMIT: runs the build hook
+# in the upload directory; if it fails, the upload is removed.
 landfall_build() {
+  landfall_steps "$1"
   part="$1/releases/$2.partial"
   export LANDFALL_PATH="$1" LANDFALL_RELEASE="$2" LANDFALL_PREVIOUS="$3"
-  if ! landfall_hook build "$part" "$4"; then
+  if ! landfall_hook build "$part" "$4" "$5"; then
     rm -rf "$part"
     printf 'failed\tbuild\n'
     exit 12
@@ -178,6 +206,12 @@ landfall_finalize() {
   else
     mv "$1/releases/$2.partial" "$1/releases/$2" || landfall_fail "cannot rename $1/releases/$2.partial"
   fi
+}
+
+# landfall_discard PATH RELEASE: removes what was uploaded of a release
+# that will not be activated.
+landfall_discard() {
+  rm -rf "$1/releases/$2.partial"
 }
 
 # landfall_manifest PATH RELEASE: prints the manifest of a release, if it
@@ -219,19 +253,38 @@ landfall_switch() {
     landfall_fail "cannot switch $1/current to $2"
 }
 
-# landfall_hook NAME DIR COMMAND: runs a hook in DIR, its output on stderr.
+# landfall_limited DIR COMMAND SECONDS: runs COMMAND in DIR for at most
+# SECONDS. Then it is sent TERM, and KILL 5 seconds later, together with
+# every process it started that is still in its process group (a service
+# it starts as a daemon, in a session of its own, is not).
+landfall_limited() {
+  command -v timeout >/dev/null || landfall_fail "timeout (coreutils) is not installed on this host"
+  (cd "$1" && exec timeout -k 5 "$3" sh -c "$2")
+}
+
+# landfall_hook NAME DIR COMMAND LIMIT: runs a hook in DIR, its output on
+# stderr, for at most LIMIT seconds; reports `timeout` if it was stopped.
 landfall_hook() {
   printf 'hook\t%s\n' "$1"
-  (cd "$2" && exec sh -c "$3") </dev/null >&2
+  started=$(date +%s)
+  landfall_limited "$2" "$3" "$4" </dev/null >&2
+  status=$?
+  if { [ "$status" = 124 ] || [ "$status" = 137 ]; } && [ $(($(date +%s) - started)) -ge "$4" ]; then
+    printf 'timeout\t%s\t%s\n' "$1" "$4"
+  fi
+  return "$status"
 }
 
 # landfall_health DIR COMMAND TIMEOUT: runs COMMAND until it passes or
-# TIMEOUT seconds have passed; shows the output of the last try only.
+# TIMEOUT seconds have passed, each try stopped when the time is up; shows
+# the output of the last try only.
 landfall_health() {
   printf 'hook\thealth\n'
   deadline=$(($(date +%s) + $3))
   while :; do
-    if out=$( (cd "$1" && exec sh -c "$2") </dev/null 2>&1); then
+    left=$((deadline - $(date +%s)))
+    [ "$left" -ge 1 ] || left=1
+    if out=$(landfall_limited "$1" "$2" "$left" </dev/null 2>&1); then
       return 0
     fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
@@ -247,15 +300,17 @@ landfall_log() {
 }
 
 # landfall_activate PATH RELEASE PREVIOUS TIMEOUT REVERT LOG_OK LOG_BACK
-#   PRE_ACTIVATE ACTIVATE HEALTH
-# runs pre_activate, switches `current`, runs activate and polls health.
-# When activate or health fail and REVERT=1 it switches back at once.
+#   PRE_ACTIVATE ACTIVATE HEALTH LIMIT
+# runs pre_activate, switches `current`, runs activate and polls health
+# for TIMEOUT seconds; each other hook may run LIMIT seconds. When
+# activate or health fail and REVERT=1 it switches back at once.
 landfall_activate() {
-  p=$1 id=$2 prev=$3 timeout=$4 revert=$5 log_ok=$6 log_back=$7 pre=$8 act=$9 health=${10}
+  p=$1 id=$2 prev=$3 timeout=$4 revert=$5 log_ok=$6 log_back=$7 pre=$8 act=$9 health=${10} limit=${11}
   rel="$p/releases/$id"
   [ -d "$rel" ] || landfall_fail "release $id is not on this host"
+  landfall_steps "$p"
   export LANDFALL_PATH="$p" LANDFALL_RELEASE="$id" LANDFALL_PREVIOUS="$prev"
-  if [ -n "$pre" ] && ! landfall_hook pre_activate "$rel" "$pre"; then
+  if [ -n "$pre" ] && ! landfall_hook pre_activate "$rel" "$pre" "$limit"; then
     printf 'failed\tpre_activate\n'
     exit 10
   fi
@@ -264,7 +319,7 @@ landfall_activate() {
   landfall_switch "$p" "$id"
   printf 'switched\t%s\n' "$id"
   failed=
-  if [ -n "$act" ] && ! landfall_hook activate "$rel" "$act"; then
+  if [ -n "$act" ] && ! landfall_hook activate "$rel" "$act" "$limit"; then
     failed=activate
   elif [ -n "$health" ] && ! landfall_health "$rel" "$health" "$timeout"; then
     failed=health
@@ -276,16 +331,17 @@ landfall_activate() {
   fi
   printf 'failed\t%s\n' "$failed"
   if [ "$revert" = 1 ]; then
-    landfall_back "$p" "$id" "$prev" "$timeout" "$log_back" "$act" "$health"
+    landfall_back "$p" "$id" "$prev" "$timeout" "$log_back" "$act" "$health" "$limit"
   fi
   exit 11
 }
 
-# landfall_back PATH FROM TO TIMEOUT LOG ACTIVATE HEALTH: switches back to
-# TO (or removes `current` when there is none) and runs activate and
-# health again.
+# landfall_back PATH FROM TO TIMEOUT LOG ACTIVATE HEALTH LIMIT: switches
+# back to TO (or removes `current` when there is none) and runs activate
+# and health again.
 landfall_back() {
   p=$1
+  landfall_steps "$p"
   export LANDFALL_PATH="$p"
   if [ -z "$3" ]; then
     rm -f "$p/current"
@@ -299,7 +355,7 @@ landfall_back() {
   landfall_switch "$p" "$3"
   landfall_log "$p" "$5"
   printf 'reverted\t%s\n' "$3"
-  if [ -n "$6" ] && ! landfall_hook activate "$p/releases/$3" "$6"; then
+  if [ -n "$6" ] && ! landfall_hook activate "$p/releases/$3" "$6" "$8"; then
     printf 'revert-failed\tactivate\n'
     return 1
   fi

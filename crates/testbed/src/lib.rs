@@ -194,6 +194,29 @@ impl Testbed {
         self.host_dir(name).join("srv")
     }
 
+    /// The file a host's login shell reads as `~/.bashrc` (rewritten, plain,
+    /// whenever the host starts): a test can change the environment of the
+    /// commands run there, e.g. put a directory of its own first in `PATH`.
+    pub fn bashrc(&self, name: &str) -> PathBuf {
+        self.host_dir(name).join("bashrc")
+    }
+
+    /// Restarts a host with a `/srv` of its own that holds at most `bytes`
+    /// (a tmpfs, empty), to see what a full disk does. [`Testbed::down`]
+    /// unmounts it.
+    pub fn small_disk(&self, name: &str, bytes: u64) -> Result<()> {
+        self.stop(name)?;
+        let srv = self.srv(name);
+        fs::create_dir_all(&srv)?;
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={bytes},mode=755"))
+            .arg("tmpfs")
+            .arg(&srv))?;
+        fs::write(self.host_dir(name).join("srv.tmpfs"), "")?;
+        self.start(name)
+    }
+
     /// The ssh client configuration naming every host.
     pub fn ssh_config(&self) -> PathBuf {
         self.dir.join("ssh_config")
@@ -387,10 +410,15 @@ impl Testbed {
         Ok(())
     }
 
-    /// Stops every host.
+    /// Stops every host (and unmounts a small disk given to one).
     pub fn down(&self) -> Result<()> {
         for host in &self.hosts {
             self.stop(&host.name)?;
+            let marker = self.host_dir(&host.name).join("srv.tmpfs");
+            if marker.exists() {
+                run(Command::new("umount").arg(self.srv(&host.name)))?;
+                fs::remove_file(marker)?;
+            }
         }
         Ok(())
     }

@@ -159,6 +159,9 @@ pub struct Hooks {
     pub activate: Option<Hook>,
     pub health: Option<Hook>,
     pub health_timeout: Duration,
+    /// How long `build`, `pre_activate` or `activate` may run before it is
+    /// stopped.
+    pub timeout: Duration,
 }
 
 /// A hook's command text, a template rendered per host.

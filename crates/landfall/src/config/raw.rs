@@ -95,6 +95,8 @@ pub(crate) struct Hooks {
     pub(crate) activate: Option<Spanned<String>>,
     pub(crate) health: Option<Spanned<String>>,
     pub(crate) health_timeout: Option<Spanned<String>>,
+    /// How long any other hook may run.
+    pub(crate) timeout: Option<Spanned<String>>,
     /// Replacements used by `--local` for hooks that only make sense on a
     /// server.
     pub(crate) local: Option<Spanned<LocalHooks>>,
@@ -108,6 +110,7 @@ pub(crate) struct LocalHooks {
     pub(crate) activate: Option<Spanned<String>>,
     pub(crate) health: Option<Spanned<String>>,
     pub(crate) health_timeout: Option<Spanned<String>>,
+    pub(crate) timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 const DEFAULT_KEEP: u32 = 5;
 const DEFAULT_JOBS: u32 = 16;
 const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `build`, `pre_activate` and `activate` may run by default: a
+/// hook that hangs must not hold a deploy, and its lock, forever.
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Collects diagnostics for one file.
 struct Checker {
@@ -502,15 +505,17 @@ fn resolve_hooks(check: &mut Checker, raw: raw::Hooks) -> (Hooks, Hooks) {
             text: text.into_inner(),
         })
     };
-    let timeout = |check: &mut Checker, text: Option<Spanned<String>>| {
-        text.map(|text| parse_duration(check, &text))
+    let timeout = |check: &mut Checker, key: &str, text: Option<Spanned<String>>| {
+        text.map(|text| parse_duration(check, key, &text))
     };
     let hooks = Hooks {
         build: hook(check, raw.build),
         pre_activate: hook(check, raw.pre_activate),
         activate: hook(check, raw.activate),
         health: hook(check, raw.health),
-        health_timeout: timeout(check, raw.health_timeout).unwrap_or(DEFAULT_HEALTH_TIMEOUT),
+        health_timeout: timeout(check, "health_timeout", raw.health_timeout)
+            .unwrap_or(DEFAULT_HEALTH_TIMEOUT),
+        timeout: timeout(check, "timeout", raw.timeout).unwrap_or(DEFAULT_HOOK_TIMEOUT),
     };
     let mut local = hooks.clone();
     if let Some(over) = raw.local {
@@ -527,18 +532,21 @@ fn resolve_hooks(check: &mut Checker, raw: raw::Hooks) -> (Hooks, Hooks) {
         if let Some(h) = hook(check, over.health) {
             local.health = Some(h);
         }
-        if let Some(t) = timeout(check, over.health_timeout) {
+        if let Some(t) = timeout(check, "health_timeout", over.health_timeout) {
             local.health_timeout = t;
+        }
+        if let Some(t) = timeout(check, "timeout", over.timeout) {
+            local.timeout = t;
         }
     }
     (hooks, local)
 }
 
-fn parse_duration(check: &mut Checker, text: &Spanned<String>) -> Duration {
+fn parse_duration(check: &mut Checker, key: &str, text: &Spanned<String>) -> Duration {
     match text.get_ref().parse::<jiff::SignedDuration>() {
         Ok(d) if d.is_positive() => d.unsigned_abs(),
         Ok(_) => {
-            check.error(text.span(), "`health_timeout` must be positive", "");
+            check.error(text.span(), format!("`{key}` must be positive"), "");
             DEFAULT_HEALTH_TIMEOUT
         }
         Err(_) => {

@@ -150,13 +150,13 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
             Ok((Some(Activation::PreActivateFailed), out)) => {
                 outcome.message = Some(format!(
                     "pre_activate failed; `current` is untouched:\n{}",
-                    out.stderr_tail()
+                    steps::hook_output(&out)
                 ));
             }
             Ok((Some(Activation::Failed { step, .. }), out)) => {
                 outcome.message = Some(format!(
                     "{step} failed on {release}; switched back:\n{}",
-                    out.stderr_tail()
+                    steps::hook_output(&out)
                 ));
             }
             Ok((None, out)) => outcome.message = Some(describe_failure(&out)),

@@ -387,6 +387,12 @@ impl Run<'_> {
         Ok(output)
     }
 
+    /// Whether a lock, given its first line, was left behind by a deploy
+    /// of this machine that is gone.
+    fn is_stale(&self, text: &str) -> bool {
+        serde_json::from_str::<LockHolder>(text).is_ok_and(|h| h.is_stale(self.identity))
+    }
+
     /// Judges a lock another deploy holds on `path`, given its first line:
     /// one left behind by a deploy of this machine that is gone is reported
     /// and may be taken over (`Ok`); any other holder is an error that
@@ -450,6 +456,7 @@ impl Run<'_> {
                 hooks.pre_activate.as_deref().unwrap_or(""),
                 hooks.activate.as_deref().unwrap_or(""),
                 hooks.health.as_deref().unwrap_or(""),
+                &steps::timeout_seconds(hooks.timeout),
             ],
         )
     }

@@ -64,7 +64,10 @@ fn deploy_releases(
             })
             .collect::<Vec<_>>()
     });
-    let states = run.probe(&targets, false, claims.as_deref());
+    let states = match &claims {
+        Some(claims) => probe_claiming(run, &targets, &work, claims),
+        None => run.probe(&targets, false, None),
+    };
     let mut refused = false;
     for (w, state) in work.iter_mut().zip(states) {
         match state {
@@ -171,6 +174,53 @@ fn deploy_releases(
     summary
 }
 
+/// Probes every host and takes the lock of every target that is not
+/// current, in the same round trip. Two deploys started at once can each
+/// take some of the locks both need; then neither could go on. So a run
+/// that finds another live deploy holding a lock it needs, and itself holds
+/// some, releases them and tries again a moment later (a different moment
+/// for each run): one of the two then gets every lock, and the other is
+/// refused by it.
+fn probe_claiming(
+    run: &Run<'_>,
+    targets: &[&Target],
+    work: &[Work<'_>],
+    claims: &[Vec<String>],
+) -> Vec<Result<steps::PathState, String>> {
+    const ATTEMPTS: u32 = 4;
+    let mut attempt = 1;
+    loop {
+        let states = run.probe(targets, false, Some(claims));
+        let claim = |i: usize| states[i].as_ref().ok().and_then(|s| s.claim.as_ref());
+        let held: Vec<usize> = (0..states.len())
+            .filter(|&i| matches!(claim(i), Some(Claim::Held { .. })))
+            .collect();
+        let contested = (0..states.len())
+            .any(|i| matches!(claim(i), Some(Claim::Busy(holder)) if !run.is_stale(holder)));
+        if held.is_empty() || !contested || attempt == ATTEMPTS {
+            return states;
+        }
+        parallel(&held, run.jobs, |&i| {
+            let w = &work[i];
+            let script = tidy_up(run, w, run.script(w.target), false);
+            let _ = run.transport.run(&w.target.host, &script.text());
+        });
+        std::thread::sleep(backoff(attempt));
+        attempt += 1;
+    }
+}
+
+/// A pause of 100 to 500 ms times `attempt`, different for every run.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seed = u64::from(now.subsec_nanos()) ^ u64::from(std::process::id()).rotate_left(17);
+    // One round of a 64-bit mix spreads neighbouring seeds apart.
+    let mixed = (seed ^ (seed >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    std::time::Duration::from_millis(100 + (mixed >> 33) % 400) * attempt
+}
+
 struct PushResult {
     /// The lock was taken here (a lock left by a gone deploy, taken over).
     locked: bool,
@@ -269,7 +319,7 @@ fn push_one(run: &Run<'_>, w: &Work<'_>) -> PushResult {
     match run.transport.run(&w.target.host, &script.text()) {
         Ok(out) if out.success() => pushed(),
         Ok(out) if out.code == Some(steps::EXIT_BUILD_FAILED) => {
-            let tail = out.stderr_tail();
+            let tail = steps::hook_output(&out);
             result.result = Err((
                 Phase::Build,
                 format!("the hook failed; `current` is untouched:\n{tail}"),
@@ -317,7 +367,13 @@ fn completion(
     if let Some(build) = &w.target.hooks.build {
         script = script.call(
             "landfall_build",
-            [w.path.as_str(), id, current.unwrap_or(""), build],
+            [
+                w.path.as_str(),
+                id,
+                current.unwrap_or(""),
+                build,
+                &steps::timeout_seconds(w.target.hooks.timeout),
+            ],
         );
     }
     if w.release.git.is_some() {
@@ -459,7 +515,7 @@ fn activate_one(run: &Run<'_>, w: &Work<'_>, tidy: bool) -> Result<Ended, String
         .map_err(|e| e.to_string())?;
     let activation = steps::parse_activation(&output).ok_or_else(|| describe_failure(&output))?;
     let stdout = output.stdout_text();
-    let tail = output.stderr_tail();
+    let tail = steps::hook_output(&output);
     Ok(Ended {
         activation,
         detail: if tail.is_empty() {
@@ -472,7 +528,8 @@ fn activate_one(run: &Run<'_>, w: &Work<'_>, tidy: bool) -> Result<Ended, String
 }
 
 /// Appends the end of a target's deploy: with `deployed`, the removal of
-/// releases beyond `keep`; then the release of the lock.
+/// releases beyond `keep`, and otherwise of an upload left unfinished; then
+/// the release of the lock.
 fn tidy_up(run: &Run<'_>, w: &Work<'_>, script: steps::Script, deployed: bool) -> steps::Script {
     let script = if deployed {
         let keep = run
@@ -485,7 +542,7 @@ fn tidy_up(run: &Run<'_>, w: &Work<'_>, script: steps::Script, deployed: bool) -
             [w.path.as_str(), &keep, w.current.as_deref().unwrap_or("")],
         )
     } else {
-        script
+        script.call("landfall_discard", [w.path.as_str(), w.release.id.as_str()])
     };
     script.call(
         "landfall_unlock",
@@ -568,6 +625,7 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
                 &log,
                 hooks.activate.as_deref().unwrap_or(""),
                 hooks.health.as_deref().unwrap_or(""),
+                &steps::timeout_seconds(hooks.timeout),
             ],
         );
         run.transport.run(&w.target.host, &script.text())
@@ -581,7 +639,7 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
                 let detail = if out.success() {
                     String::new()
                 } else {
-                    format!(":\n{}", out.stderr_tail())
+                    format!(":\n{}", steps::hook_output(&out))
                 };
                 record_revert(run, w, phase, &revert, &detail);
             }

@@ -85,7 +85,9 @@ impl Ssh {
                             "-o",
                             "ControlMaster=yes",
                             "-o",
-                            "ControlPersist=yes",
+                            // A run that is killed cannot close its
+                            // masters: they go after ten idle minutes.
+                            "ControlPersist=10m",
                             "-f",
                             "-N",
                         ])
