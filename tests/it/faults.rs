@@ -378,12 +378,13 @@ fn a_hook_that_hangs_is_stopped_at_its_timeout_and_the_deploy_rolls_back() {
 fn of_two_deploys_at_once_one_runs_and_the_other_is_refused() {
     let bed = Bed::new();
     bed.deploy(&[]).assert_code(0);
-    // A slow activation keeps the first deploy's locks held for a while.
+    // The first deploy's activation waits until the test lets it go on,
+    // so that it holds its locks while the second one runs.
     set_greeting(&bed, "hello", "first");
     bed.ws.edit(
         "deploy.toml",
         "activate = \"bin/restart\"",
-        "activate = \"sleep 3; bin/restart\"",
+        "activate = \"while [ ! -e /srv/go ]; do sleep 0.1; done; bin/restart\"",
     );
     let second_ws = bed.ws.copy();
     second_ws.edit(
@@ -399,6 +400,9 @@ fn of_two_deploys_at_once_one_runs_and_the_other_is_refused() {
         bed.hosts().iter().all(|(h, _)| lock_exists(&bed, h, APP))
     });
     let second = second_ws.run(&["deploy", "testbed", "--message-format", "json"]);
+    for (host, _) in bed.hosts() {
+        fs::write(bed.srv(&host, "go"), "").unwrap();
+    }
     let first = finished(first);
 
     first.assert_code(0);

@@ -576,7 +576,7 @@ fn a_deploy_killed_during_activation_leaves_complete_releases_and_the_next_run_c
 }
 
 #[test]
-fn an_unknown_host_key_is_a_clear_error_and_nothing_is_activated() {
+fn an_unknown_host_key_is_refused_unless_accept_new_and_a_changed_one_always() {
     let bed = Bed::new();
     let known = bed.testbed.dir.join("known_hosts");
     // host3's key is no longer known: ssh must refuse, not ask or accept.
@@ -601,6 +601,59 @@ fn an_unknown_host_key_is_a_clear_error_and_nothing_is_activated() {
     for (host, _) in bed.hosts() {
         assert_eq!(bed.current(&host, APP), None, "{host} was not activated");
     }
+
+    // The environment may opt in to recording the key of a new host.
+    bed.ws.edit(
+        "environments/testbed.toml",
+        "jobs = 8",
+        "jobs = 8\nhost_keys = \"accept-new\"",
+    );
+    bed.deploy(&[]).assert_code(0);
+    let recorded = fs::read_to_string(&known).unwrap();
+    assert_eq!(recorded.lines().count(), 3, "host3's key was recorded");
+
+    // A key that changed is refused all the same.
+    bed.testbed.stop("host3").unwrap();
+    let key = bed.testbed.dir.join("hosts/host3/ssh_host_ed25519_key");
+    fs::remove_file(&key).unwrap();
+    fs::remove_file(key.with_extension("pub")).unwrap();
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    bed.testbed.start("host3").unwrap();
+    bed.ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"howdy\"",
+    );
+    let out = bed.deploy(&[]);
+    out.assert_code(1);
+    let failed: Vec<serde_json::Value> = out
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "failed")
+        .collect();
+    assert!(failed.iter().all(|e| e["host"] == "host3"), "{failed:?}");
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Host key verification failed"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(&known).unwrap(),
+        recorded,
+        "known_hosts kept"
+    );
+    let statuses = out.statuses();
+    assert!(
+        !statuses.iter().any(|(_, s)| s == "deployed"),
+        "nothing was deployed: {statuses:?}"
+    );
 }
 
 #[test]

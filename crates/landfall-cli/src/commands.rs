@@ -125,6 +125,7 @@ fn transport(
         config: env.ssh_config.clone(),
         user: env.user.clone(),
         batch: !interactive(),
+        accept_new_host_keys: env.host_keys == landfall::config::HostKeys::AcceptNew,
     };
     Ok(Box::new(Ssh::connect(hosts, options, ctx.jobs(env))))
 }

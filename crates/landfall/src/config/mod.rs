@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use raw::OnFailure;
+pub use raw::{HostKeys, OnFailure};
 pub use resolve::{load_environment, load_project};
 
 use crate::diag::{Diagnostic, SourceFile};
@@ -181,6 +181,7 @@ pub struct Environment {
     pub user: Option<String>,
     pub ssh_config: Option<PathBuf>,
     pub on_failure: OnFailure,
+    pub host_keys: HostKeys,
     pub vars: toml::Table,
     /// Sorted by name.
     pub hosts: Vec<Host>,

@@ -134,6 +134,19 @@ pub(crate) struct EnvironmentSection {
     pub(crate) user: Option<Spanned<String>>,
     pub(crate) ssh_config: Option<Spanned<String>>,
     pub(crate) on_failure: Option<OnFailure>,
+    pub(crate) host_keys: Option<HostKeys>,
+}
+
+/// How unknown host keys are treated. A changed key is always refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeys {
+    /// Only hosts whose key is known already (the default).
+    #[default]
+    Strict,
+    /// A host seen for the first time has its key recorded in
+    /// `known_hosts` (OpenSSH's `StrictHostKeyChecking=accept-new`).
+    AcceptNew,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

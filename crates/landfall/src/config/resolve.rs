@@ -884,6 +884,7 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
         user: section.user.map(Spanned::into_inner),
         ssh_config,
         on_failure: section.on_failure.unwrap_or(raw::OnFailure::RollbackAll),
+        host_keys: section.host_keys.unwrap_or_default(),
         vars: raw.vars,
         hosts,
         recipients,

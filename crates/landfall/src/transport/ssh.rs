@@ -36,6 +36,9 @@ pub struct SshOptions {
     pub user: Option<String>,
     /// Never prompt (for passwords or passphrases): non-interactive runs.
     pub batch: bool,
+    /// Record the key of a host seen for the first time instead of
+    /// refusing it; a changed key is refused either way.
+    pub accept_new_host_keys: bool,
 }
 
 /// Hosts reached over OpenSSH.
@@ -126,7 +129,12 @@ impl Ssh {
         let mut control_path = OsString::from("ControlPath=");
         control_path.push(self.control_dir.join("%C"));
         args.extend(["-o".into(), control_path]);
-        args.extend(["-o".into(), "StrictHostKeyChecking=yes".into()]);
+        let checking = if self.options.accept_new_host_keys {
+            "StrictHostKeyChecking=accept-new"
+        } else {
+            "StrictHostKeyChecking=yes"
+        };
+        args.extend(["-o".into(), checking.into()]);
         if self.options.batch {
             args.extend(["-o".into(), "BatchMode=yes".into()]);
         }
@@ -162,8 +170,9 @@ fn connection_error(cmd: &Cmd, host: &str, output: &Output) -> ProcessError {
     let mut stderr_tail = output.stderr_tail();
     if stderr_tail.contains("Host key verification failed") {
         stderr_tail.push_str(
-            "\nhint: the host's key is unknown or has changed; check it and add it to the known_hosts file \
-             (landfall never accepts host keys on its own)",
+            "\nhint: the host's key is unknown or has changed; check it and add it to the known_hosts file, \
+             or, for a host that is new, set `host_keys = \"accept-new\"` in the environment's \
+             `[environment]` (a changed key is always refused)",
         );
     }
     ProcessError {
