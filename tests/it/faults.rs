@@ -136,6 +136,18 @@ fn failures(out: &Outcome) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Checks that a run failed, exit status 1, with a failure that names the
+/// host and the phase.
+#[track_caller]
+fn assert_failed_on(out: &Outcome, host: &str, phase: &str) {
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let failed = failures(out);
+    assert!(
+        failed.iter().any(|(h, p, _)| h == host && p == phase),
+        "the failure names the host and the phase: {failed:?}"
+    );
+}
+
 /// A deploy that must succeed, and leave every host serving `greeting`.
 #[track_caller]
 fn assert_converges(bed: &Bed, greeting: &str) -> Outcome {
@@ -173,14 +185,7 @@ fn a_host_down_before_the_run_changes_nothing_anywhere() {
     bed.testbed.stop("host2").unwrap();
 
     let out = bed.deploy(&[]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    let failed = failures(&out);
-    assert!(
-        failed
-            .iter()
-            .any(|(host, phase, _)| host == "host2" && phase == "probe"),
-        "the failure names the host and the phase: {failed:?}"
-    );
+    assert_failed_on(&out, "host2", "probe");
     assert_eq!(currents(&bed, APP), before, "no host switched");
     for host in ["host1", "host3"] {
         for path in PATHS {
@@ -223,14 +228,7 @@ fn a_host_down_during_the_push_leaves_every_host_on_its_release() {
     bed.testbed.stop("host2").unwrap();
     let out = finished(deploy);
 
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    let failed = failures(&out);
-    assert!(
-        failed
-            .iter()
-            .any(|(host, phase, _)| host == "host2" && phase == "push"),
-        "the failure names the host and the phase: {failed:?}"
-    );
+    assert_failed_on(&out, "host2", "push");
     assert_eq!(currents(&bed, APP), before, "no host was activated");
     for host in ["host1", "host3"] {
         for path in PATHS {
@@ -275,14 +273,7 @@ fn a_host_down_during_activation_is_reported_and_the_others_switch_back() {
     bed.testbed.stop("host2").unwrap();
     let out = finished(deploy);
 
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    let failed = failures(&out);
-    assert!(
-        failed
-            .iter()
-            .any(|(host, phase, _)| host == "host2" && phase == "activate"),
-        "the failure names the host and the phase: {failed:?}"
-    );
+    assert_failed_on(&out, "host2", "activate");
     // The hosts that could be reached are back on the release they had.
     let after = currents(&bed, APP);
     assert_eq!(after[0], before[0], "host1 switched back");
@@ -315,14 +306,7 @@ fn a_full_disk_fails_the_push_cleanly() {
         "files = [{ src = \"examples/hello/scripts/restart\", dst = \"bin/restart\" }, { src = \"big.bin\", dst = \"big.bin\" }]",
     );
     let out = bed.deploy(&[]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    let failed = failures(&out);
-    assert!(
-        failed
-            .iter()
-            .any(|(host, phase, _)| host == "host2" && phase == "push"),
-        "the failure names the host and the phase: {failed:?}"
-    );
+    assert_failed_on(&out, "host2", "push");
     assert_eq!(currents(&bed, APP), before, "no host was activated");
     for (host, _) in bed.hosts() {
         assert!(
