@@ -121,6 +121,21 @@ fn lock_exists(bed: &Bed, host: &str, path: &str) -> bool {
     bed.srv(host, path).join(".landfall/lock").exists()
 }
 
+/// Checks that a failed run left the hosts it could reach unlocked and
+/// without an unfinished upload.
+#[track_caller]
+fn assert_left_clean(bed: &Bed, hosts: &[&str]) {
+    for host in hosts {
+        for path in PATHS {
+            assert!(!lock_exists(bed, host, path), "{host}:{path} is unlocked");
+            assert!(
+                partials(bed, host, path).is_empty(),
+                "the upload to {host}:{path} was removed"
+            );
+        }
+    }
+}
+
 /// The `failed` events of a run: host, phase and message.
 fn failures(out: &Outcome) -> Vec<(String, String, String)> {
     out.events()
@@ -187,15 +202,7 @@ fn a_host_down_before_the_run_changes_nothing_anywhere() {
     let out = bed.deploy(&[]);
     assert_failed_on(&out, "host2", "probe");
     assert_eq!(currents(&bed, APP), before, "no host switched");
-    for host in ["host1", "host3"] {
-        for path in PATHS {
-            assert!(!lock_exists(&bed, host, path), "{host}:{path} is unlocked");
-            assert!(
-                partials(&bed, host, path).is_empty(),
-                "nothing uploaded to {host}"
-            );
-        }
-    }
+    assert_left_clean(&bed, &["host1", "host3"]);
     assert_nothing_lost(&bed);
 
     bed.testbed.start("host2").unwrap();
@@ -230,15 +237,7 @@ fn a_host_down_during_the_push_leaves_every_host_on_its_release() {
 
     assert_failed_on(&out, "host2", "push");
     assert_eq!(currents(&bed, APP), before, "no host was activated");
-    for host in ["host1", "host3"] {
-        for path in PATHS {
-            assert!(!lock_exists(&bed, host, path), "{host}:{path} is unlocked");
-            assert!(
-                partials(&bed, host, path).is_empty(),
-                "the upload to {host}:{path} was removed"
-            );
-        }
-    }
+    assert_left_clean(&bed, &["host1", "host3"]);
     assert_nothing_lost(&bed);
 
     bed.testbed.start("host2").unwrap();
@@ -308,13 +307,7 @@ fn a_full_disk_fails_the_push_cleanly() {
     let out = bed.deploy(&[]);
     assert_failed_on(&out, "host2", "push");
     assert_eq!(currents(&bed, APP), before, "no host was activated");
-    for (host, _) in bed.hosts() {
-        assert!(
-            partials(&bed, &host, APP).is_empty(),
-            "the partial upload to {host} was removed"
-        );
-        assert!(!lock_exists(&bed, &host, APP), "{host} is unlocked");
-    }
+    assert_left_clean(&bed, &["host1", "host2", "host3"]);
     assert_nothing_lost(&bed);
 }
 
@@ -561,12 +554,7 @@ fn a_deploy_killed_at_any_moment_loses_nothing_and_the_next_run_converges() {
 
 /// Waits for a spawned deploy and collects its output.
 fn finished(child: std::process::Child) -> Outcome {
-    let output = child.wait_with_output().unwrap();
-    Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Outcome::from(child.wait_with_output().unwrap())
 }
 
 fn set_mode(path: &Path, mode: u32) {

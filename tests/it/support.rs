@@ -40,6 +40,16 @@ pub(crate) struct Outcome {
     pub(crate) stderr: String,
 }
 
+impl From<std::process::Output> for Outcome {
+    fn from(output: std::process::Output) -> Outcome {
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
 impl Outcome {
     /// The JSON lines of a `--message-format json` run.
     pub(crate) fn events(&self) -> Vec<serde_json::Value> {
@@ -194,40 +204,30 @@ impl Workspace {
 
     /// A fresh clone of the workspace's repository, as CI checks it out.
     pub(crate) fn clone_repo(&self) -> Workspace {
-        let dir = tempfile::Builder::new()
-            .prefix("landfall-it-clone-")
-            .tempdir()
-            .unwrap();
-        let out = Command::new("git")
-            .args(["clone", "-q"])
-            .arg(self.root())
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Workspace {
-            dir,
-            ports: self.ports,
-        }
+        self.duplicate("landfall-it-clone-", |to| {
+            let mut git = Command::new("git");
+            git.args(["clone", "-q"]).arg(self.root()).arg(to);
+            git
+        })
     }
 
     /// A copy of the workspace, with what it has built, as a second
     /// operator's checkout.
     pub(crate) fn copy(&self) -> Workspace {
-        let dir = tempfile::Builder::new()
-            .prefix("landfall-it-copy-")
-            .tempdir()
-            .unwrap();
-        let out = Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", self.root().display()))
-            .arg(dir.path())
-            .output()
-            .unwrap();
+        self.duplicate("landfall-it-copy-", |to| {
+            let mut cp = Command::new("cp");
+            cp.arg("-a")
+                .arg(format!("{}/.", self.root().display()))
+                .arg(to);
+            cp
+        })
+    }
+
+    /// A new workspace in a fresh temporary directory, filled by the
+    /// command `fill` makes for it, with the same ports.
+    fn duplicate(&self, prefix: &str, fill: impl FnOnce(&Path) -> Command) -> Workspace {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+        let out = fill(dir.path()).output().unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -306,12 +306,7 @@ impl Workspace {
     pub(crate) fn run_with(&self, args: &[&str], vars: &[(&str, &Path)]) -> Outcome {
         let mut command = self.command(args);
         command.envs(vars.iter().copied());
-        let output = command.output().unwrap();
-        Outcome {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Outcome::from(command.output().unwrap())
     }
 
     /// Starts `cargo-deploy ARGS` in the background, in a process group of

@@ -426,7 +426,7 @@ impl Run<'_> {
         }
     }
 
-    fn lock_owner(&self) -> String {
+    pub(super) fn lock_owner(&self) -> String {
         self.identity.lock_owner(&self.env.name)
     }
 

@@ -47,7 +47,7 @@ fn deploy_releases(
 
     // Phase 1: probe, and lock what is not current.
     let claims = (!options.dry_run).then(|| {
-        let owner = run.identity.lock_owner(&run.env.name);
+        let owner = run.lock_owner();
         work.iter()
             .map(|w| {
                 [
