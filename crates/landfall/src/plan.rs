@@ -220,7 +220,7 @@ fn target(
         let hook = hook.as_ref()?;
         let origin =
             template::Origin::of_toml_string(&project.file.text, hook.span.clone(), &hook.text);
-        match template::render(jinja, &project.file, &hook.text, &origin, &context) {
+        match template::render_hook(jinja, &project.file, &hook.text, &origin, &context) {
             Ok(text) => Some(text),
             Err(diag) => {
                 errors.push(diag);

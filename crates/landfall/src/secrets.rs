@@ -134,6 +134,15 @@ impl Mask {
                 self.values.push(line.to_string());
             }
         }
+        // A hook holds the value shell-quoted, and its text may be shown.
+        let quoted = crate::process::quote(&text);
+        if quoted != text {
+            self.add_text(quoted);
+        }
+        self.add_text(text);
+    }
+
+    fn add_text(&mut self, text: String) {
         // In JSON output, quotes and backslashes arrive escaped.
         let json = serde_json::to_string(&text).expect("strings serialise");
         let json = &json[1..json.len() - 1];
@@ -757,6 +766,14 @@ mod tests {
             "x=******** y=******** p=******** s=ab\n********"
         );
         assert_eq!(too_short_to_mask(&table), ["short"]);
+    }
+
+    #[test]
+    fn masks_values_as_hooks_quote_them() {
+        let table: toml::Table = toml::from_str("pw = \"it's a secret\"\n").unwrap();
+        let secrets = Secrets::from_table(table);
+        let hook = format!("login {}", crate::process::quote("it's a secret"));
+        assert_eq!(secrets.mask().apply(&hook), "login ********");
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! Templates: per-host rendering of configuration files and hook commands
 //! with minijinja.
 //!
-//! Undefined values are errors, nothing is auto-escaped and the output is
-//! byte for byte what the template says (a final newline is kept). Errors
-//! point into the template with its line, for the host being rendered.
+//! Undefined values are errors and a final newline is kept. Files are not
+//! escaped: their output is byte for byte what the template says. Hooks
+//! are shell commands, so every value interpolated into one is
+//! shell-quoted: a variable holding `$(reboot)` or `'; rm -rf /` stays one
+//! word of data. `{{ x | safe }}` opts out, for a deliberate fragment of
+//! shell. Errors point into the template with its line, for the host being
+//! rendered.
 
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Serde, Value};
-use minijinja::{Environment as Jinja, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment as Jinja, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::config::{Artifact, Environment, Host, Project, merge_vars};
@@ -154,11 +158,32 @@ pub fn context<'a>(
     }
 }
 
-/// A template environment configured the way landfall renders.
+/// The name hooks are rendered under: it selects shell quoting.
+const HOOK: &str = "<hook>";
+
+/// The escaping of hooks: every interpolated value becomes one shell word.
+const SHELL: AutoEscape = AutoEscape::Custom(std::borrow::Cow::Borrowed("sh"));
+
+/// A template environment configured the way landfall renders: files
+/// verbatim, hooks with every interpolated value shell-quoted.
 pub fn engine() -> Jinja<'static> {
     let mut jinja = Jinja::new();
     jinja.set_undefined_behavior(UndefinedBehavior::Strict);
-    jinja.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    jinja.set_auto_escape_callback(|name| {
+        if name == HOOK {
+            SHELL
+        } else {
+            AutoEscape::None
+        }
+    });
+    jinja.set_formatter(|out, state, value| {
+        if *state.auto_escape() == SHELL && !value.is_safe() {
+            let word = crate::process::quote(&value.to_string());
+            out.write_str(&word).map_err(minijinja::Error::from)
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
     jinja.set_debug(true);
     let syntax = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)
@@ -209,8 +234,8 @@ impl Origin {
     }
 }
 
-/// Renders `text`, which comes from `source` at `origin`, for one host;
-/// errors point into the source.
+/// Renders a file's `text`, which comes from `source` at `origin`, for one
+/// host, verbatim; errors point into the source.
 pub fn render(
     jinja: &Jinja<'_>,
     source: &Arc<SourceFile>,
@@ -218,8 +243,31 @@ pub fn render(
     origin: &Origin,
     context: &Context<'_>,
 ) -> Result<String, Diagnostic> {
+    render_named(jinja, "<file>", source, text, origin, context)
+}
+
+/// Renders a hook's command for one host, with every interpolated value
+/// shell-quoted (unless marked `safe`); errors point into the source.
+pub fn render_hook(
+    jinja: &Jinja<'_>,
+    source: &Arc<SourceFile>,
+    text: &str,
+    origin: &Origin,
+    context: &Context<'_>,
+) -> Result<String, Diagnostic> {
+    render_named(jinja, HOOK, source, text, origin, context)
+}
+
+fn render_named(
+    jinja: &Jinja<'_>,
+    name: &str,
+    source: &Arc<SourceFile>,
+    text: &str,
+    origin: &Origin,
+    context: &Context<'_>,
+) -> Result<String, Diagnostic> {
     context.secrets_read.store(false, Ordering::Relaxed);
-    let result = jinja.render_str(text, Value::from(Serde(context)));
+    let result = jinja.render_named_str(name, text, Value::from(Serde(context)));
     result.map_err(|err| {
         let mut message = format!(
             "cannot render `{}` for host `{}`",
@@ -290,8 +338,27 @@ mod tests {
         text: &str,
         secrets: Option<&toml::Table>,
     ) -> Result<(String, bool), Diagnostic> {
+        with_context("port = 8080\nname = \"<b>&\"", secrets, |ctx| {
+            let src = source(text);
+            render(&engine(), &src, text, &Origin::At(0), ctx).map(|out| (out, ctx.read_secrets()))
+        })
+    }
+
+    fn hook_render(vars: &str, text: &str) -> Result<String, Diagnostic> {
+        with_context(vars, None, |ctx| {
+            render_hook(&engine(), &source(text), text, &Origin::At(0), ctx)
+        })
+    }
+
+    /// Calls `f` with a context for host `web1` of `prod` with these
+    /// variables and secrets (`None`: placeholders).
+    fn with_context<R>(
+        vars: &str,
+        secrets: Option<&toml::Table>,
+        f: impl FnOnce(&Context<'_>) -> R,
+    ) -> R {
         let read = Arc::new(AtomicBool::new(false));
-        let table: toml::Table = toml::from_str("port = 8080\nname = \"<b>&\"").unwrap();
+        let table: toml::Table = toml::from_str(vars).unwrap();
         let roles = vec!["web".to_string()];
         let empty = toml::Table::new();
         let host = HostView {
@@ -317,8 +384,60 @@ mod tests {
             },
             secrets_read: read,
         };
-        let src = source(text);
-        render(&engine(), &src, text, &Origin::At(0), &ctx).map(|out| (out, ctx.read_secrets()))
+        f(&ctx)
+    }
+
+    #[test]
+    fn hooks_quote_every_interpolated_value() {
+        let vars = r#"
+evil = "$(touch /tmp/pwned) `id` 'q' \"d\"; x\n -rf"
+port = 8080
+plain = "a-b_c.d/e:f@g"
+empty = ""
+list = ["a b", "c"]
+"#;
+        let hook = |text| hook_render(vars, text).unwrap();
+        // Plain words stay as they are, so ordinary hooks read the same.
+        assert_eq!(
+            hook("curl http://{{ vars.plain }}:{{ vars.port }}/health"),
+            "curl http://a-b_c.d/e:f@g:8080/health"
+        );
+        assert_eq!(hook("x={{ vars.empty }}"), "x=''");
+        // Anything else is one quoted word, whatever it holds.
+        let evil = hook("echo {{ vars.evil }}");
+        assert_eq!(
+            evil,
+            format!(
+                "echo {}",
+                crate::process::quote("$(touch /tmp/pwned) `id` 'q' \"d\"; x\n -rf")
+            )
+        );
+        // Filters' results are quoted too; `safe` is the deliberate way out.
+        assert_eq!(
+            hook("{{ vars.list | join(' ') }}; {{ 'ls -l' | safe }}"),
+            "'a b c'; ls -l"
+        );
+        assert_eq!(hook("{{ host.name }} {{ env }}"), "web1 prod");
+        // Files are never quoted.
+        assert_eq!(
+            with_context(vars, None, |ctx| {
+                let text = "{{ vars.evil }}";
+                render(&engine(), &source(text), text, &Origin::At(0), ctx).unwrap()
+            }),
+            "$(touch /tmp/pwned) `id` 'q' \"d\"; x\n -rf"
+        );
+    }
+
+    #[test]
+    fn quoted_hook_values_reach_a_real_shell_intact() {
+        let vars = r#"evil = "it's $(echo pwned) `echo pwned` ; echo pwned\n-x ${HOME} \\ *""#;
+        let hook = hook_render(vars, "printf %s {{ vars.evil }}").unwrap();
+        let out =
+            crate::process::run(&crate::process::Cmd::new("sh").arg("-c").arg(&hook)).unwrap();
+        assert_eq!(
+            out.stdout_text(),
+            "it's $(echo pwned) `echo pwned` ; echo pwned\n-x ${HOME} \\ *"
+        );
     }
 
     #[test]
