@@ -158,7 +158,7 @@ pub(crate) struct RollbackArgs {
     #[command(flatten)]
     pub(crate) target: TargetArgs,
     /// The release to switch to (a unique prefix of its id); default: the previous one
-    #[arg(long, value_name = "RELEASE")]
+    #[arg(long, value_name = "RELEASE", value_parser = release_prefix)]
     pub(crate) to: Option<String>,
     /// Remove a lock left behind by a deploy that is gone
     #[arg(long)]
@@ -179,6 +179,20 @@ pub(crate) struct ExecArgs {
 pub(crate) struct CheckArgs {
     /// Check only this environment (default: all of them)
     pub(crate) env: Option<String>,
+}
+
+/// A release id or its first characters: lowercase hexadecimal digits, as
+/// `status` shows them. Anything else could never match, and is refused
+/// before a host is contacted.
+fn release_prefix(text: &str) -> Result<String, String> {
+    let hex = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if hex && (1..=64).contains(&text.len()) {
+        Ok(text.to_string())
+    } else {
+        Err("a release is named by its id or a prefix of it, in hexadecimal digits (see `cargo deploy status`)".to_string())
+    }
 }
 
 /// Options every command takes.

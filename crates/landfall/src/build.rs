@@ -28,8 +28,23 @@ pub fn workspace(manifest_path: Option<&Path>) -> Result<Workspace> {
     if let Some(path) = manifest_path {
         cmd = cmd.arg("--manifest-path").arg(path);
     }
-    let output = process::run(&cmd)
-        .map_err(|err| Error::Usage(format!("cannot read the cargo workspace: {err}")))?;
+    if let Some(path) = manifest_path.filter(|p| !p.is_file()) {
+        return Err(Error::Usage(format!(
+            "`--manifest-path {}`: no such file",
+            path.display()
+        )));
+    }
+    // Cargo's own message says what is wrong; the command line it ran would
+    // only add the toolchain's path.
+    let output = process::run(&cmd).map_err(|err| match err.kind {
+        process::ProcessErrorKind::Status { stderr_tail, .. } if !stderr_tail.is_empty() => {
+            Error::Usage(format!(
+                "cannot read the cargo workspace (`cargo metadata`):\n{}",
+                stderr_tail.trim_end()
+            ))
+        }
+        _ => Error::Usage(format!("cannot read the cargo workspace: {err}")),
+    })?;
     let metadata: Metadata = serde_json::from_slice(&output.stdout)
         .map_err(|err| Error::Failed(format!("cannot parse `cargo metadata` output: {err}")))?;
 

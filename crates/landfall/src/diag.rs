@@ -12,6 +12,21 @@ use std::sync::Arc;
 
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
+/// `text` as a message shows a value from the user: control characters
+/// (a newline, a tab) escaped, so that the message stays on its line, and
+/// everything else, quotes included, as written.
+pub fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A file whose text diagnostics can point into.
 #[derive(Debug)]
 pub struct SourceFile {

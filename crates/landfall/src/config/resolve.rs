@@ -114,10 +114,24 @@ fn read_source(path: &Path, display: String) -> Result<Arc<SourceFile>> {
 fn parse<T: serde::de::DeserializeOwned>(file: &Arc<SourceFile>) -> Result<T> {
     toml::from_str(&file.text).map_err(|err| {
         let span = err.span().unwrap_or(0..0);
-        let message = err.message().trim_end().to_string();
+        let message = plain_types(err.message().trim_end());
         Error::Config(Diagnostics(vec![
             Diagnostic::error(message).at(file, span, ""),
         ]))
+    })
+}
+
+/// serde's names of types, as a TOML file calls them.
+fn plain_types(message: &str) -> String {
+    [
+        ("expected i64", "expected an integer"),
+        ("expected u32", "expected an integer from 0 to 4294967295"),
+        ("expected a map", "expected a table"),
+        ("expected a sequence", "expected an array"),
+    ]
+    .iter()
+    .fold(message.to_string(), |message, (serde, toml)| {
+        message.replace(serde, toml)
     })
 }
 
@@ -198,7 +212,7 @@ fn check_name(check: &mut Checker, name: &Spanned<String>, what: &str) {
     if !ok {
         check.error(
             name.span(),
-            format!("invalid {what} `{}`", name.get_ref().escape_debug()),
+            format!("invalid {what} `{}`", crate::diag::shown(name.get_ref())),
             "use letters, digits, `-`, `_` and `.`, not starting with `-`",
         );
     }
@@ -604,7 +618,10 @@ fn check_dst(check: &mut Checker, dst: &Spanned<String>) -> Option<String> {
     } else if text.is_empty() || !clean_components(text) {
         check.error(
             dst.span(),
-            format!("invalid destination `{}`", dst.get_ref().escape_debug()),
+            format!(
+                "invalid destination `{}`",
+                crate::diag::shown(dst.get_ref())
+            ),
             "use a relative path without `.`, `..` or control characters",
         );
         None
@@ -704,7 +721,10 @@ fn list_sources(
         if !clean_components(&dst) {
             check.error(
                 span.clone(),
-                format!("file name `{}` has control characters", dst.escape_debug()),
+                format!(
+                    "file name `{}` has control characters",
+                    crate::diag::shown(&dst)
+                ),
                 "",
             );
             continue;
@@ -773,6 +793,23 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
         Some(jobs) => *jobs.get_ref(),
         None => DEFAULT_JOBS,
     };
+    // The user reaches ssh's command line and its `%r` expansions (in a
+    // `ProxyCommand`, say): a user name, nothing a shell would read.
+    if let Some(user) = &section.user {
+        let ok = !user.get_ref().is_empty()
+            && !user.get_ref().starts_with('-')
+            && user
+                .get_ref()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !ok {
+            check.error(
+                user.span(),
+                format!("invalid user `{}`", crate::diag::shown(user.get_ref())),
+                "use letters, digits, `-`, `_` and `.`, not starting with `-`",
+            );
+        }
+    }
     let ssh_config = section
         .ssh_config
         .map(|p| project.environments_dir().join(p.get_ref()));
@@ -796,7 +833,10 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
                 if !ok {
                     check.error(
                         address.span(),
-                        format!("invalid address `{}`", address.get_ref().escape_debug()),
+                        format!(
+                            "invalid address `{}`",
+                            crate::diag::shown(address.get_ref())
+                        ),
                         "a host name or IP address",
                     );
                 }
