@@ -168,16 +168,19 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             let built = landfall::releases_from_bundle(&project, &plan, &bundle, options, &report)?;
             (built, transport(ctx, &project, &env, &hosts, args.local)?)
         } else {
-            // The connections open while cargo builds and the artifacts
-            // are assembled.
-            let transport = transport(ctx, &project, &env, &hosts, args.local)?;
             let options = BuildOptions {
                 quiet: ctx.global.quiet || ctx.global.message_format == MessageFormat::Json,
                 // A dry run shows what HEAD would change, and warns.
                 allow_dirty: args.allow_dirty || args.dry_run,
                 ..BuildOptions::default()
             };
-            let built = landfall::build_releases(&project, &plan, &options, &report)?;
+            // A git artifact's tree is refused (a dirty tree, a missing
+            // `subdir`) before any host is contacted.
+            let sources = landfall::read_sources(&project, &plan, &options, &report)?;
+            // The connections open while cargo builds and the artifacts
+            // are assembled.
+            let transport = transport(ctx, &project, &env, &hosts, args.local)?;
+            let built = landfall::build_from_sources(&project, &plan, sources, &options, &report)?;
             (built, transport)
         };
         let options = DeployOptions {

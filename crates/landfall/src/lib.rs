@@ -110,6 +110,43 @@ pub fn build_releases(
     options: &BuildOptions,
     events: Reporter<'_>,
 ) -> Result<Built> {
+    let sources = read_sources(project, plan, options, events)?;
+    build_from_sources(project, plan, sources, options, events)
+}
+
+/// What a build reads from the repository before it starts: the HEAD tree
+/// of every git artifact the plan deploys. Reading it is where a dirty tree
+/// or a missing `subdir` is refused, so a caller that reads the sources
+/// before it contacts any host refuses such input with nothing contacted.
+#[derive(Debug)]
+pub struct Sources<'p> {
+    trees: BTreeMap<&'p str, git::TreeSource>,
+}
+
+/// Reads the sources of a build (see [`Sources`]); [`build_from_sources`]
+/// builds from them.
+pub fn read_sources<'p>(
+    project: &'p Project,
+    plan: &Plan,
+    options: &BuildOptions,
+    events: Reporter<'_>,
+) -> Result<Sources<'p>> {
+    let repository = options
+        .repository
+        .as_deref()
+        .unwrap_or(&project.workspace.root);
+    let trees = git_trees(project, plan, repository, options.allow_dirty, events)?;
+    Ok(Sources { trees })
+}
+
+/// [`build_releases`], from sources read before.
+pub fn build_from_sources(
+    project: &Project,
+    plan: &Plan,
+    sources: Sources<'_>,
+    options: &BuildOptions,
+    events: Reporter<'_>,
+) -> Result<Built> {
     let revision = options
         .revision
         .clone()
@@ -118,7 +155,7 @@ pub fn build_releases(
         .repository
         .as_deref()
         .unwrap_or(&project.workspace.root);
-    let trees = git_trees(project, plan, repository, options.allow_dirty, events)?;
+    let trees = sources.trees;
     let started = Instant::now();
     let bin_names: Vec<String> = plan.bins.iter().map(|b| b.name.clone()).collect();
     if !bin_names.is_empty() {
@@ -283,7 +320,8 @@ pub fn releases_from_bundle(
                 .map(|a| a.name.as_str())
                 .collect();
             return Err(Error::Usage(format!(
-                "the bundle has no artifact `{}` (it has: {})",
+                "bundle `{}` has no artifact `{}` of deploy.toml (it has: {})",
+                bundle.dir.display(),
                 artifact.name,
                 names.join(", ")
             )));
@@ -291,9 +329,10 @@ pub fn releases_from_bundle(
         let git = matches!(artifact.transport, config::Transport::Git { .. });
         if git != from.git.is_some() {
             return Err(Error::Usage(format!(
-                "artifact `{}` is a {} artifact in deploy.toml but not in the bundle",
+                "artifact `{}` is a {} artifact in deploy.toml but not in bundle `{}`",
                 artifact.name,
-                if git { "git" } else { "rsync" }
+                if git { "git" } else { "rsync" },
+                bundle.dir.display()
             )));
         }
         if let Some(commit) = from.git.as_ref().map(|g| g.commit.as_str())
@@ -385,10 +424,13 @@ fn git_trees<'p>(
             continue;
         }
         let source = git::tree_source(repository, subdir).map_err(|message| {
-            Error::Usage(format!(
-                "artifact `{}` (transport git): {message}",
-                artifact.name
-            ))
+            let message = format!("artifact `{}` (transport git): {message}", artifact.name);
+            let diag = diag::Diagnostic::error(message).at(
+                &project.file,
+                artifact.span.clone(),
+                "deploys a tree of the HEAD commit",
+            );
+            Error::Config(diag::Diagnostics(vec![diag]))
         })?;
         if !source.dirty.is_empty() {
             const SHOWN: usize = 10;
