@@ -236,7 +236,10 @@ pub fn open(dir: &Path) -> Result<Bundle> {
     let mut names = BTreeSet::new();
     for artifact in &manifest.artifacts {
         if !clean_path(&artifact.name) || artifact.name.contains('/') {
-            return Err(refuse(format!("invalid artifact name `{}`", artifact.name)));
+            return Err(refuse(format!(
+                "`{MANIFEST_FILE}` names an invalid artifact `{}`",
+                crate::diag::shown(&artifact.name)
+            )));
         }
         names.insert(artifact.name.clone());
         let files = verify(dir, artifact).map_err(refuse)?;
@@ -268,6 +271,32 @@ fn clean_path(path: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
+/// Whether a link at `path` of a release directory
+/// (`<path>/releases/<id>/<path>`), pointing to `target`, stays inside the
+/// artifact's base directory `<path>`: relative, climbing first (a `..`
+/// after a name could climb out of where a link leads) and never above
+/// `<path>`. The links to shared directories (`../../shared/log`) do.
+fn link_stays_inside(path: &str, target: &str) -> bool {
+    if target.is_empty() || target.starts_with('/') || target.chars().any(char::is_control) {
+        return false;
+    }
+    // The link's directory, counted from `<path>`: `releases/<id>/…`.
+    let mut depth = 2 + path.split('/').count() - 1;
+    let mut named = false;
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." if named => return false,
+            ".." => match depth.checked_sub(1) {
+                Some(up) => depth = up,
+                None => return false,
+            },
+            _ => named = true,
+        }
+    }
+    true
+}
+
 /// Checks one artifact's tree against its file list, and the list against
 /// the artifact id.
 fn verify(dir: &Path, artifact: &BundleArtifact) -> Result<Manifest, String> {
@@ -276,9 +305,25 @@ fn verify(dir: &Path, artifact: &BundleArtifact) -> Result<Manifest, String> {
     for file in &artifact.files {
         if !clean_path(file.path()) {
             return Err(format!(
-                "artifact `{name}` lists the invalid path `{}`",
-                file.path().escape_debug()
+                "`{MANIFEST_FILE}` lists the invalid path `{}` in artifact `{name}`",
+                crate::diag::shown(file.path())
             ));
+        }
+        if let BundleFile::Symlink { path, target } = file {
+            // A git artifact's tree reaches the host through git, from the
+            // commit; every other link is written as the bundle says.
+            let from_git = artifact
+                .git
+                .as_ref()
+                .is_some_and(|git| !git.added.contains(path));
+            if !from_git && !link_stays_inside(path, target) {
+                return Err(format!(
+                    "`artifacts/{name}/{}` is a link to `{}`, outside the artifact's directory \
+                     on the host",
+                    crate::diag::shown(path),
+                    crate::diag::shown(target)
+                ));
+            }
         }
         entries.push(file.entry().ok_or_else(|| {
             format!(
@@ -369,5 +414,29 @@ impl Bundle {
                 added: git.added.iter().cloned().collect(),
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_stays_inside;
+
+    #[test]
+    fn links_must_stay_inside_the_artifact_directory() {
+        assert!(link_stays_inside("log", "../../shared/log"));
+        assert!(link_stays_inside("var/log", "../../../shared/var/log"));
+        assert!(link_stays_inside("bin/tool", "hello"));
+        assert!(link_stays_inside("a", "../../current/etc"));
+        for (path, target) in [
+            ("log", "/etc"),
+            ("log", "../../../etc"),
+            ("var/log", "../../../../x"),
+            ("log", "../../shared/log/../../../x"),
+            ("a", "b/../../.."),
+            ("a", ""),
+            ("a", "x\ny"),
+        ] {
+            assert!(!link_stays_inside(path, target), "{path} -> {target}");
+        }
     }
 }
