@@ -5,6 +5,7 @@ mod build;
 mod bundle;
 mod faults;
 mod git;
+mod hostile;
 mod json_events;
 mod local;
 mod pipeline;
