@@ -10,6 +10,7 @@
 pub mod provenance;
 mod raw;
 mod resolve;
+mod write;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -23,7 +24,7 @@ pub use resolve::{load_environment, load_project};
 use crate::diag::{Diagnostic, SourceFile};
 
 /// The user's Cargo workspace, as `cargo metadata` describes it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
     pub root: PathBuf,
     pub manifest_path: PathBuf,
@@ -86,7 +87,7 @@ impl Project {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildSettings {
     pub profile: String,
     pub features: Vec<String>,
@@ -128,13 +129,13 @@ pub enum Transport {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BinTarget {
     pub name: String,
     pub package: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSource {
     pub src: PathBuf,
     /// Relative to the release directory, `/`-separated.
@@ -151,7 +152,7 @@ pub struct Template {
     pub source: Arc<SourceFile>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Hooks {
     /// Runs on the host in the uploaded release before it is complete.
     pub build: Option<Hook>,
@@ -227,5 +228,7 @@ pub fn merge_vars(base: &mut toml::Table, over: &toml::Table) {
     }
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 pub(crate) mod tests;
