@@ -46,6 +46,7 @@ const KEYS: &[&str] = &[
     "activate",
     "health",
     "health_timeout",
+    "timeout",
     "local",
     "environment",
     "protect",
@@ -54,6 +55,7 @@ const KEYS: &[&str] = &[
     "user",
     "ssh_config",
     "on_failure",
+    "host_keys",
     "hosts",
     "web1",
     "address",
@@ -232,7 +234,7 @@ fn field(key: &'static str) -> BoxedStrategy<Value> {
         "mode" => one_of(&["0644", "0755", "0600"]),
         "transport" => one_of(&["rsync", "git"]),
         "subdir" => one_of(&["static"]),
-        "health_timeout" => one_of(&["30s", "1s", "1m 30s"]),
+        "health_timeout" | "timeout" => one_of(&["30s", "1s", "1m 30s", "0s"]),
         "name" => one_of(&["svc", "web1"]),
         "profile" => one_of(&["release", "dev"]),
         "target" => one_of(&["x86_64-unknown-linux-musl"]),
@@ -241,6 +243,7 @@ fn field(key: &'static str) -> BoxedStrategy<Value> {
         "branch" => one_of(&["main"]),
         "ssh_config" => one_of(&["ssh_config"]),
         "on_failure" => one_of(&["stop", "rollback-all"]),
+        "host_keys" => one_of(&["strict", "accept-new", "ask"]),
         "keep" => (1i64..5).prop_map(Value::Integer).boxed(),
         "max_parallel" => (0i64..3).prop_map(Value::Integer).boxed(),
         "jobs" => (1i64..8).prop_map(Value::Integer).boxed(),
@@ -257,6 +260,7 @@ fn field(key: &'static str) -> BoxedStrategy<Value> {
             "activate",
             "health",
             "health_timeout",
+            "timeout",
             "local",
         ])
         .prop_map(Value::Table)
@@ -267,6 +271,7 @@ fn field(key: &'static str) -> BoxedStrategy<Value> {
             "activate",
             "health",
             "health_timeout",
+            "timeout",
         ])
         .prop_map(Value::Table)
         .boxed(),
@@ -390,6 +395,7 @@ fn environment_document() -> impl Strategy<Value = String> {
         "user",
         "ssh_config",
         "on_failure",
+        "host_keys",
     ]);
     let host = table_with(&["roles"], &["address", "vars"]);
     let file = (
@@ -510,16 +516,8 @@ fn hooks() -> impl Strategy<Value = Table> {
             "[^\u{0}]{0,16}",
         ])
     };
-    (
-        text(),
-        text(),
-        text(),
-        text(),
-        prop::option::of(prop::sample::select(vec![
-            "1s", "30s", "1m 30s", "2h", "500ms",
-        ])),
-    )
-        .prop_map(|(build, pre_activate, activate, health, timeout)| {
+    (text(), text(), text(), text(), duration(), duration()).prop_map(
+        |(build, pre_activate, activate, health, health_timeout, timeout)| {
             let mut table = Table::new();
             for (name, hook) in [
                 ("build", build),
@@ -531,11 +529,20 @@ fn hooks() -> impl Strategy<Value = Table> {
                     table.insert(name.into(), Value::String(hook));
                 }
             }
-            if let Some(timeout) = timeout {
-                table.insert("health_timeout".into(), Value::String(timeout.into()));
+            for (key, limit) in [("health_timeout", health_timeout), ("timeout", timeout)] {
+                if let Some(limit) = limit {
+                    table.insert(key.into(), Value::String(limit.into()));
+                }
             }
             table
-        })
+        },
+    )
+}
+
+fn duration() -> impl Strategy<Value = Option<&'static str>> {
+    prop::option::of(prop::sample::select(vec![
+        "1s", "30s", "1m 30s", "2h", "500ms",
+    ]))
 }
 
 fn mode() -> impl Strategy<Value = Option<&'static str>> {
@@ -694,6 +701,7 @@ fn environment_toml() -> impl Strategy<Value = String> {
         prop::option::of(prop::sample::select(vec!["deploy", "root", "a.b-c_d"])),
         prop::option::of(prop::sample::select(vec!["ssh_config", "../ssh/config"])),
         prop::option::of(prop::sample::select(vec!["rollback-all", "stop"])),
+        prop::option::of(prop::sample::select(vec!["strict", "accept-new"])),
     );
     (
         section,
@@ -706,7 +714,12 @@ fn environment_toml() -> impl Strategy<Value = String> {
         any::<bool>(),
     )
         .prop_map(
-            |((protect, branch, jobs, user, ssh_config, on_failure), vars, hosts, secrets)| {
+            |(
+                (protect, branch, jobs, user, ssh_config, on_failure, host_keys),
+                vars,
+                hosts,
+                secrets,
+            )| {
                 let mut section = Table::new();
                 if let Some(protect) = protect {
                     section.insert("protect".into(), Value::Boolean(protect));
@@ -721,6 +734,7 @@ fn environment_toml() -> impl Strategy<Value = String> {
                     ("user", user),
                     ("ssh_config", ssh_config),
                     ("on_failure", on_failure),
+                    ("host_keys", host_keys),
                 ] {
                     if let Some(value) = value {
                         section.insert(key.into(), Value::String(value.into()));

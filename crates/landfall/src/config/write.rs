@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use super::{Artifact, Environment, Hook, Hooks, Host, OnFailure, Project, Template, Transport};
+use super::{
+    Artifact, Environment, Hook, Hooks, Host, HostKeys, OnFailure, Project, Template, Transport,
+};
 
 impl Project {
     /// A `deploy.toml` that resolves to this project.
@@ -129,16 +131,23 @@ fn hooks_table(hooks: &Hooks, over: Option<&Hooks>) -> Table {
             out.insert(name.into(), string(&hook.text));
         }
     }
-    if over.is_none_or(|o| o.health_timeout != hooks.health_timeout) {
-        out.insert(
-            "health_timeout".into(),
-            Value::String(duration(hooks.health_timeout)),
-        );
+    let limits = [
+        (
+            "health_timeout",
+            hooks.health_timeout,
+            over.map(|o| o.health_timeout),
+        ),
+        ("timeout", hooks.timeout, over.map(|o| o.timeout)),
+    ];
+    for (name, limit, base) in limits {
+        if base != Some(limit) {
+            out.insert(name.into(), Value::String(duration(limit)));
+        }
     }
     out
 }
 
-/// A duration as `health_timeout` reads it, such as `1m 30s`.
+/// A duration as `health_timeout` and `timeout` read it, such as `1m 30s`.
 fn duration(duration: Duration) -> String {
     let signed = jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::MAX);
     format!("{signed:#}")
@@ -159,6 +168,13 @@ impl Environment {
                 string(match self.on_failure {
                     OnFailure::RollbackAll => "rollback-all",
                     OnFailure::Stop => "stop",
+                }),
+            ),
+            (
+                "host_keys",
+                string(match self.host_keys {
+                    HostKeys::Strict => "strict",
+                    HostKeys::AcceptNew => "accept-new",
                 }),
             ),
         ]);
@@ -272,6 +288,7 @@ impl PartialEq for Environment {
             && self.user == other.user
             && self.ssh_config == other.ssh_config
             && self.on_failure == other.on_failure
+            && self.host_keys == other.host_keys
             && self.vars == other.vars
             && self.hosts == other.hosts
             && self.recipients == other.recipients
