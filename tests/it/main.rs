@@ -11,4 +11,5 @@ mod local;
 mod pipeline;
 mod remote;
 mod secrets;
+mod security;
 mod support;

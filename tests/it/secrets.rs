@@ -27,10 +27,15 @@ fn recipient_key(ws: &Workspace, env: &str, name: &str) -> PathBuf {
     key
 }
 
-/// A new unencrypted ssh-ed25519 key `keys/NAME`, commented `NAME@test`:
-/// its private path and its public line.
+/// An unencrypted ssh-ed25519 key `keys/NAME`, commented `NAME@test`
+/// (made by the first call for a name): its private path and its public
+/// line.
 fn ssh_key(ws: &Workspace, name: &str) -> (PathBuf, String) {
     let key = ws.path(&format!("keys/{name}"));
+    if key.exists() {
+        let public = fs::read_to_string(key.with_extension("pub")).unwrap();
+        return (key, public.trim().to_string());
+    }
     fs::create_dir_all(key.parent().unwrap()).unwrap();
     let status = std::process::Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C"])
@@ -200,13 +205,14 @@ fn secrets_reach_the_hosts_in_private_files_and_no_output_shows_them() {
     }
 }
 
-/// A workspace whose `dev` environment has secrets, encrypted to a key of
+/// Gives environment `env` of a workspace secrets (`admin_token`, which
+/// the example's template renders, and a password), encrypted to a key of
 /// its own. Returns the identity.
-fn local_secrets(ws: &Workspace) -> PathBuf {
-    let identity = recipient_key(ws, "dev", "ops");
+pub(crate) fn sealed_secrets(ws: &Workspace, env: &str) -> PathBuf {
+    let identity = recipient_key(ws, env, "ops");
     let editor = editor_writing(ws, "editor", SECRETS);
     ws.run_with(
-        &["secrets", "edit", "dev"],
+        &["secrets", "edit", env],
         &[("LANDFALL_AGE_IDENTITY", &identity), ("EDITOR", &editor)],
     )
     .assert_code(0);
@@ -216,7 +222,7 @@ fn local_secrets(ws: &Workspace) -> PathBuf {
 #[test]
 fn a_wrong_identity_a_damaged_file_and_missing_recipients_are_refused() {
     let ws = Workspace::hello();
-    let identity = local_secrets(&ws);
+    let identity = sealed_secrets(&ws, "dev");
     let (stranger, _) = ssh_key(&ws, "stranger");
     let deploy = |identity: &Path| {
         let out = ws.run_with(
@@ -297,7 +303,7 @@ fn a_wrong_identity_a_damaged_file_and_missing_recipients_are_refused() {
 #[test]
 fn a_new_recipient_is_added_by_rekeying() {
     let ws = Workspace::hello();
-    let ops = local_secrets(&ws);
+    let ops = sealed_secrets(&ws, "dev");
     let (dev, public) = ssh_key(&ws, "dev");
     let env = ws.read("environments/dev.toml");
     ws.write(

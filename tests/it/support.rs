@@ -284,8 +284,14 @@ impl Workspace {
     /// not leak the test runner's build settings.
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-deploy"));
-        cmd.args(args)
-            .current_dir(self.root())
+        cmd.args(args);
+        self.prepare(cmd)
+    }
+
+    /// `cmd` run in the workspace, with an environment that does not leak
+    /// the test runner's build settings.
+    fn prepare(&self, mut cmd: Command) -> Command {
+        cmd.current_dir(self.root())
             .env("NO_COLOR", "1")
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -307,6 +313,25 @@ impl Workspace {
         let mut command = self.command(args);
         command.envs(vars.iter().copied());
         Outcome::from(command.output().unwrap())
+    }
+
+    /// Runs `cargo-deploy ARGS` in the workspace under the file mode
+    /// creation mask `umask`, with more environment variables.
+    pub(crate) fn run_under_umask(
+        &self,
+        umask: u32,
+        args: &[&str],
+        vars: &[(&str, &Path)],
+    ) -> Outcome {
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(format!("umask {umask:03o} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_cargo-deploy"))
+            .args(args);
+        let mut cmd = self.prepare(shell);
+        cmd.envs(vars.iter().copied());
+        Outcome::from(cmd.output().unwrap())
     }
 
     /// Starts `cargo-deploy ARGS` in the background, in a process group of

@@ -69,7 +69,7 @@ fn decrypt(
 
 fn write_encrypted(path: &Path, plaintext: &[u8], recipients: &[Recipient]) -> Result<(), Error> {
     let ciphertext = secrets::encrypt(plaintext, recipients)?;
-    landfall::hash::write_atomically(path, &ciphertext)
+    landfall::files::write_atomically(path, &ciphertext)
 }
 
 fn edit(ctx: &Ctx<'_>, env_name: &str) -> Result<u8, Error> {

@@ -31,8 +31,9 @@ use serde::Serialize;
 
 use crate::config::{Artifact, Project};
 use crate::error::{Error, Result};
+use crate::files::{self, write_atomically};
 use crate::git::{self, TreeSource};
-use crate::hash::{HashCache, write_atomically};
+use crate::hash::HashCache;
 use crate::plan::Target;
 
 /// One entry of a release tree. Directories are implied by the paths.
@@ -182,10 +183,13 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(project: &Project) -> Store {
-        Store {
-            root: project.workspace.landfall_dir(),
-        }
+    /// The store of `project`'s workspace, in landfall's own directory,
+    /// which is made private (it holds rendered secrets while they are
+    /// staged).
+    pub fn open(project: &Project) -> Result<Store> {
+        let root = project.workspace.landfall_dir();
+        files::private_dir(&root)?;
+        Ok(Store { root })
     }
 
     pub fn artifact_dir(&self, id: &str) -> PathBuf {
@@ -215,7 +219,7 @@ impl Store {
             return Ok(path);
         }
         let dir = path.parent().expect("objects are in a directory");
-        fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
+        files::create_dirs(dir)?;
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         let mut input = fs::File::open(from).map_err(Error::io("cannot read", from))?;
         let mut output = fs::File::create(&tmp).map_err(Error::io("cannot create", &tmp))?;
@@ -485,7 +489,7 @@ fn store_tree(dir: &Path, repo: &Path, tree: &str) -> Result<Manifest> {
     if partial.exists() {
         fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
     }
-    fs::create_dir_all(&partial).map_err(Error::io("cannot create", &partial))?;
+    files::create_dirs(&partial)?;
     let oids: Vec<&str> = listed.iter().map(|e| e.oid.as_str()).collect();
     let mut entries = Vec::with_capacity(listed.len());
     let mut failure = None;
@@ -522,7 +526,7 @@ fn store_tree(dir: &Path, repo: &Path, tree: &str) -> Result<Manifest> {
 /// symlink (the blob is its target).
 fn write_blob(path: &Path, entry: &git::TreeEntry, blob: &mut dyn io::Read) -> Result<EntryKind> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(Error::io("cannot create", parent))?;
+        files::create_dirs(parent)?;
     }
     match entry.kind {
         git::TreeEntryKind::Symlink => {
@@ -748,11 +752,11 @@ pub(crate) fn materialise_from<'a>(
     if partial.exists() {
         fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
     }
-    fs::create_dir_all(&partial).map_err(Error::io("cannot create", &partial))?;
+    files::create_dirs(&partial)?;
     for entry in &manifest.entries {
         let path = partial.join(&entry.path);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(Error::io("cannot create", parent))?;
+            files::create_dirs(parent)?;
         }
         let (mode, hash) = match &entry.kind {
             EntryKind::File { mode, hash, .. } => (*mode, hash),

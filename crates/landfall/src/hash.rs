@@ -163,7 +163,7 @@ impl HashCache {
         if !self.changed || self.path.as_os_str().is_empty() {
             return Ok(());
         }
-        write_atomically(&self.path, &encode(&self.entries))
+        crate::files::write_atomically(&self.path, &encode(&self.entries))
     }
 }
 
@@ -282,16 +282,6 @@ pub fn hash_file(path: &Path, size: u64) -> io::Result<blake3::Hash> {
         hasher.update_reader(fs::File::open(path)?)?;
     }
     Ok(hasher.finalize())
-}
-
-/// Writes a file through a temporary name and a rename, so that readers see
-/// the old or the new content, never a part.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    fs::write(&tmp, bytes).map_err(Error::io("cannot write", &tmp))?;
-    fs::rename(&tmp, path).map_err(Error::io("cannot rename", &tmp))
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ pub mod diag;
 pub mod diff;
 mod error;
 pub mod event;
+pub mod files;
 pub mod git;
 pub mod hash;
 pub mod init;
@@ -156,6 +157,8 @@ pub fn build_from_sources(
         .as_deref()
         .unwrap_or(&project.workspace.root);
     let trees = sources.trees;
+    // landfall's directory is private before cargo builds into it.
+    let store = Store::open(project)?;
     let started = Instant::now();
     let bin_names: Vec<String> = plan.bins.iter().map(|b| b.name.clone()).collect();
     if !bin_names.is_empty() {
@@ -181,7 +184,6 @@ pub fn build_from_sources(
     }
 
     let started = Instant::now();
-    let store = Store::new(project);
     let mut cache = HashCache::load(&store.hash_cache());
     let mut assembled: Vec<Assembled> = Vec::new();
     for artifact in &project.artifacts {
@@ -307,7 +309,7 @@ pub fn releases_from_bundle(
             message: format!("{drift}: rendering with the workspace's configuration"),
         });
     }
-    let store = Store::new(project);
+    let store = Store::open(project)?;
     let mut assembled = Vec::new();
     for artifact in &project.artifacts {
         if !plan.targets.iter().any(|t| t.artifact == artifact.name) {
@@ -555,7 +557,7 @@ fn copy_workspace(root: &Path, target_dir: &Path, dest: &Path) -> Result<()> {
         let out: PathBuf = dest.join(rel);
         let kind = entry.file_type();
         if kind.is_dir() {
-            fs::create_dir_all(&out).map_err(Error::io("cannot create", &out))?;
+            crate::files::create_dirs(&out)?;
         } else if kind.is_symlink() {
             let link =
                 fs::read_link(entry.path()).map_err(Error::io("cannot read", entry.path()))?;

@@ -210,7 +210,7 @@ fn write_full(run: &Run<'_>, w: &Work<'_>, diffs: &[FileDiff]) -> Option<PathBuf
         .join(&w.target.host)
         .join(format!("{}.diff", w.target.artifact));
     let text: String = diffs.iter().map(|d| d.full.as_str()).collect();
-    crate::hash::write_atomically(&path, text.as_bytes()).ok()?;
+    crate::files::write_atomically(&path, text.as_bytes()).ok()?;
     Some(path)
 }
 

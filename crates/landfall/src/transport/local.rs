@@ -79,13 +79,13 @@ impl Transport for Local {
         if partial.exists() {
             fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
         }
-        fs::create_dir_all(&partial).map_err(Error::io("cannot create", &partial))?;
+        crate::files::create_dirs(&partial)?;
         let previous = link_dest.map(|id| base.join("releases").join(id));
         let mut stats = PushStats::default();
         for entry in &release.manifest.entries {
             let dest = partial.join(&entry.path);
             if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent).map_err(Error::io("cannot create", parent))?;
+                crate::files::create_dirs(parent)?;
             }
             match &entry.kind {
                 EntryKind::Symlink { target } => {

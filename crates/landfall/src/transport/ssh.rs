@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,7 +46,8 @@ pub struct SshOptions {
 #[derive(Debug)]
 pub struct Ssh {
     options: SshOptions,
-    control_dir: PathBuf,
+    /// Where the master connections' sockets are, if anywhere.
+    control_dir: Option<PathBuf>,
     /// Host name -> the address ssh is given (an `ssh_config` alias works).
     addresses: BTreeMap<String, String>,
     trips: RoundTrips,
@@ -60,24 +62,17 @@ impl Ssh {
     /// not an error here: its first command reports why, with ssh's own
     /// message.
     pub fn connect(hosts: &[&Host], options: SshOptions, jobs: usize) -> Ssh {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        // Control sockets need short paths (about 100 bytes at most).
-        let control_dir = std::env::temp_dir().join(format!(
-            "landfall-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
         let ssh = Ssh {
             options,
             addresses: hosts
                 .iter()
                 .map(|h| (h.name.clone(), h.address.clone()))
                 .collect(),
-            control_dir,
+            control_dir: control_dir(),
             trips: RoundTrips::default(),
             opening: Mutex::new(None),
         };
-        if fs::create_dir_all(&ssh.control_dir).is_ok() {
+        if let Some(control_dir) = &ssh.control_dir {
             let masters: Vec<(Cmd, PathBuf)> = ssh
                 .addresses
                 .iter()
@@ -96,7 +91,7 @@ impl Ssh {
                         ])
                         .arg(address)
                         .for_host(name.as_str());
-                    (cmd, ssh.control_dir.join(format!("{name}.log")))
+                    (cmd, control_dir.join(format!("{name}.log")))
                 })
                 .collect();
             let opening = std::thread::spawn(move || {
@@ -126,9 +121,11 @@ impl Ssh {
             args.push("-F".into());
             args.push(config.into());
         }
-        let mut control_path = OsString::from("ControlPath=");
-        control_path.push(self.control_dir.join("%C"));
-        args.extend(["-o".into(), control_path]);
+        if let Some(control_dir) = &self.control_dir {
+            let mut control_path = OsString::from("ControlPath=");
+            control_path.push(control_dir.join("%C"));
+            args.extend(["-o".into(), control_path]);
+        }
         let checking = if self.options.accept_new_host_keys {
             "StrictHostKeyChecking=accept-new"
         } else {
@@ -240,12 +237,15 @@ impl Transport for Ssh {
             dir
         };
         let dest = format!("{address}:{}/releases/{}.partial/", target.path, release.id);
-        // Owner and group are the remote user's; everything else is kept.
+        // Owner and group are the remote user's; files keep their modes,
+        // and directories are `rwxr-xr-x` as landfall makes them anywhere,
+        // whatever the umask they were made under here.
         let mut cmd = Cmd::new("rsync")
             .args([
                 "--recursive",
                 "--links",
                 "--perms",
+                "--chmod=D755",
                 "--times",
                 "--delete",
                 "--stats",
@@ -304,8 +304,11 @@ impl Drop for Ssh {
     fn drop(&mut self) {
         // A master still being opened would outlive the run.
         self.connected();
+        let Some(control_dir) = &self.control_dir else {
+            return;
+        };
         for (name, address) in &self.addresses {
-            let socket_exists = fs::read_dir(&self.control_dir)
+            let socket_exists = fs::read_dir(control_dir)
                 .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| !is_log(&e.path()))));
             if !socket_exists {
                 break;
@@ -317,8 +320,30 @@ impl Drop for Ssh {
                 .for_host(name.as_str());
             let _ = process::run_unchecked(&cmd);
         }
-        let _ = fs::remove_dir_all(&self.control_dir);
+        let _ = fs::remove_dir_all(control_dir);
     }
+}
+
+/// A new directory for the master connections' sockets, which only this
+/// user may enter, in the temporary directory (sockets need short paths,
+/// about 100 bytes at most). Its name is made fresh: a directory of that
+/// name made by someone else is never used. `None` if none can be made:
+/// then every connection is a connection of its own.
+fn control_dir() -> Option<PathBuf> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    for _ in 0..100 {
+        let dir = std::env::temp_dir().join(format!(
+            "landfall-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Some(dir),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 fn is_log(path: &Path) -> bool {
@@ -328,6 +353,19 @@ fn is_log(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_directories_are_new_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let a = control_dir().unwrap();
+        let b = control_dir().unwrap();
+        assert_ne!(a, b);
+        for dir in [a, b] {
+            let mode = fs::metadata(&dir).unwrap().permissions().mode();
+            fs::remove_dir(&dir).unwrap();
+            assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+        }
+    }
 
     #[test]
     fn rsync_statistics_are_read() {
