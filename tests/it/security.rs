@@ -106,3 +106,144 @@ fn nothing_written_is_open_to_others_whatever_the_umask_unless_declared() {
     // private.
     assert_eq!(mode(&ws.path("target/landfall")), 0o700);
 }
+
+/// The lines of a host's log of `artifact`, each parsed (which fails the
+/// test if one is not a JSON object).
+fn log_of(bed: &Bed, host: &str, artifact: &str) -> (String, Vec<serde_json::Value>) {
+    let text = fs::read_to_string(bed.srv(host, &format!("hello/{artifact}/.landfall/log")))
+        .unwrap_or_default();
+    let entries = text
+        .lines()
+        .map(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|err| panic!("{host}: `{line}` is no JSON line: {err}"));
+            assert!(entry.is_object(), "{host}: {line}");
+            entry
+        })
+        .collect();
+    (text, entries)
+}
+
+/// What a deploy leaves on a host that another may not change: each
+/// artifact's `current`, releases and log.
+fn host_state(bed: &Bed, host: &str) -> Vec<(Option<String>, Vec<String>, String)> {
+    ["app", "site"]
+        .into_iter()
+        .map(|artifact| {
+            let base = bed.srv(host, &format!("hello/{artifact}"));
+            let mut releases: Vec<String> = fs::read_dir(base.join("releases"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            releases.sort();
+            let log = log_of(bed, host, artifact).0;
+            (
+                bed.current(host, &format!("hello/{artifact}")),
+                releases,
+                log,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_log_says_who_deployed_what_and_no_other_artifact_writes_to_it() {
+    let bed = Bed::new();
+    let ws = &bed.ws;
+    let machine = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let machine = machine.trim();
+    let as_ann: [(&str, &Path); 1] = [("USER", Path::new("ann"))];
+    let commit = ws.git_commit("first");
+    let deploy = ws.run_with(&["deploy", "testbed", "--message-format", "json"], &as_ann);
+    deploy.assert_code(0);
+
+    for (host, _) in bed.hosts() {
+        for artifact in ["app", "site"] {
+            let (_, entries) = log_of(&bed, &host, artifact);
+            let activated: Vec<_> = entries
+                .iter()
+                .filter(|e| e["event"] == "activated")
+                .collect();
+            assert_eq!(activated.len(), 1, "{host}: {entries:?}");
+            let entry = activated[0];
+            assert_eq!(entry["user"], "ann");
+            assert_eq!(entry["from"], machine);
+            assert_eq!(entry["revision"], &commit[..12]);
+            assert_eq!(entry["env"], "testbed");
+            assert_eq!(entry["artifact"], artifact);
+            assert_eq!(entry["release"], deploy.release_of(&host, artifact));
+            let owner = bed.srv(&host, &format!("hello/{artifact}/.landfall/artifact"));
+            assert_eq!(
+                fs::read_to_string(owner).unwrap(),
+                format!("hello/{artifact}\n")
+            );
+        }
+    }
+    let status = ws.run(&["status", "testbed", "--message-format", "json"]);
+    status.assert_code(0);
+    let report: serde_json::Value = serde_json::from_str(status.stdout.trim()).unwrap();
+    let targets = report["hosts"].as_array().unwrap();
+    assert_eq!(targets.len(), 6);
+    for target in targets {
+        let activated = &target["releases"][0]["activated"];
+        assert_eq!(activated["user"], "ann", "{target}");
+        assert_eq!(activated["from"], machine, "{target}");
+        assert_eq!(activated["revision"], &commit[..12], "{target}");
+    }
+
+    // A deploy that changes only `site` leaves `app`'s log as it was.
+    let before: Vec<_> = bed
+        .hosts()
+        .iter()
+        .map(|(h, _)| host_state(&bed, h))
+        .collect();
+    ws.edit(
+        "examples/hello/site/index.html",
+        "The hello site",
+        "The new site",
+    );
+    let second = ws.git_commit("site only");
+    ws.run(&["deploy", "testbed"]).assert_code(0);
+    for ((host, _), before) in bed.hosts().iter().zip(&before) {
+        let after = host_state(&bed, host);
+        assert_eq!(after[0], before[0], "{host}: app is untouched");
+        let (_, site) = log_of(&bed, host, "site");
+        let last = site.last().unwrap();
+        assert_eq!(
+            (&last["event"], &last["revision"]),
+            (&"activated".into(), &second[..12].into())
+        );
+    }
+
+    // Another project whose artifacts have the same paths deploys nothing
+    // and switches nothing back: the directories are `hello`'s.
+    let before: Vec<_> = bed
+        .hosts()
+        .iter()
+        .map(|(h, _)| host_state(&bed, h))
+        .collect();
+    let other = ws.copy();
+    other.edit("deploy.toml", "name = \"hello\"", "name = \"intruder\"");
+    other.edit(
+        "examples/hello/site/index.html",
+        "The new site",
+        "Taken over",
+    );
+    for args in [&["deploy", "testbed"][..], &["rollback", "testbed"]] {
+        let out = other.run(args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("/srv/hello/site holds the releases of hello/site, not of intruder/site"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        for ((host, _), before) in bed.hosts().iter().zip(&before) {
+            assert_eq!(&host_state(&bed, host), before, "{args:?}: {host}");
+            for artifact in ["app", "site"] {
+                let lock = bed.srv(host, &format!("hello/{artifact}/.landfall/lock"));
+                assert!(!lock.exists(), "{args:?}: {host}: {artifact} is unlocked");
+            }
+        }
+    }
+}

@@ -198,6 +198,7 @@ impl Script {
 
 /// Exit statuses of the steps, as documented in `steps.sh`.
 pub const EXIT_LOCKED: i32 = 3;
+pub const EXIT_NOT_OWNER: i32 = 4;
 pub const EXIT_PRE_ACTIVATE_FAILED: i32 = 10;
 pub const EXIT_ACTIVATION_FAILED: i32 = 11;
 pub const EXIT_BUILD_FAILED: i32 = 12;

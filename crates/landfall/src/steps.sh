@@ -6,10 +6,10 @@
 # Because the script arrives on standard input, nothing here may read
 # standard input except from a here-document: hooks get /dev/null.
 # Results are reported as tab-separated lines on stdout; hook output goes
-# to stderr. Exit statuses: 0 done, 3 locked by another deploy, 10
-# pre_activate failed (current untouched), 11 activation failed after the
-# switch, 12 the build hook failed (the upload is removed), 70 an
-# unexpected error.
+# to stderr. Exit statuses: 0 done, 3 locked by another deploy, 4 the
+# path is another artifact's (see landfall_owns), 10 pre_activate failed
+# (current untouched), 11 activation failed after the switch, 12 the build
+# hook failed (the upload is removed), 70 an unexpected error.
 
 set -u
 umask 022
@@ -47,9 +47,10 @@ landfall_probe() {
   done
 }
 
-# landfall_try_lock PATH OWNER BREAK: takes the deploy lock of PATH, or
-# fails if another deploy holds it. BREAK=1 removes a lock left behind
-# first.
+# landfall_try_lock PATH OWNER BREAK NAME: takes the deploy lock of PATH,
+# or fails if another deploy holds it, or if PATH is not artifact NAME's
+# (see landfall_owns; the reason is on stderr, and no lock is left).
+# BREAK=1 removes a lock left behind first.
 landfall_try_lock() {
   mkdir -p "$1/.landfall" && chmod 700 "$1/.landfall" || landfall_fail "cannot create $1/.landfall"
   if [ "$3" = 1 ]; then
@@ -57,32 +58,54 @@ landfall_try_lock() {
     rm -f "$1/.landfall/lock"
   fi
   # noclobber makes the redirection an exclusive create.
-  (set -C && printf '%s\n' "$2" >"$1/.landfall/lock") 2>/dev/null
+  (set -C && printf '%s\n' "$2" >"$1/.landfall/lock") 2>/dev/null || return 1
+  landfall_owns "$1" "$4" && return 0
+  rm -f "$1/.landfall/lock"
+  return 1
 }
 
-# landfall_lock PATH OWNER BREAK: takes the deploy lock of PATH, or reports
-# who holds it and exits 3.
+# landfall_owns PATH NAME: whether PATH holds the releases of NAME (a
+# project and an artifact), as recorded when it was first deployed: no
+# other artifact deploys into it, switches its `current` or writes to its
+# log.
+landfall_owns() {
+  f="$1/.landfall/artifact"
+  if [ ! -f "$f" ]; then
+    printf '%s\n' "$2" >"$f" || landfall_fail "cannot write $f"
+    return 0
+  fi
+  o=$(head -n 1 "$f")
+  [ "$o" = "$2" ] && return 0
+  printf '%s holds the releases of %s, not of %s (if it is to change hands, remove %s)\n' \
+    "$1" "$o" "$2" "$f" >&2
+  return 1
+}
+
+# landfall_lock PATH OWNER BREAK NAME: takes the deploy lock of PATH, or
+# reports who holds it and exits 3, or exits 4 if PATH is not NAME's.
 landfall_lock() {
   landfall_try_lock "$@" && return 0
+  [ -f "$1/.landfall/lock" ] || exit 4
   printf 'locked\t%s\n' "$(head -n 1 "$1/.landfall/lock" 2>/dev/null)"
   exit 3
 }
 
-# landfall_claim INDEX PATH RELEASE OWNER BREAK GIT SHARED...: unless
-# RELEASE is current and unlocked, takes the deploy lock of PATH and
-# prepares the directories a release needs (the bare repository too with
-# GIT=1). Reports, for the path numbered INDEX, `held` with the current
-# release as read under the lock, `busy` with the holder of the lock, or
-# `unclaimed` with the reason the directories could not be made (the lock
-# is then released). It never exits: the other paths of the host go on.
+# landfall_claim INDEX PATH RELEASE OWNER BREAK GIT NAME SHARED...: unless
+# RELEASE is current and unlocked, takes the deploy lock of PATH (for
+# artifact NAME) and prepares the directories a release needs (the bare
+# repository too with GIT=1). Reports, for the path numbered INDEX, `held`
+# with the current release as read under the lock, `busy` with the holder
+# of the lock, or `unclaimed` with the reason the path could not be locked
+# or its directories made (no lock is then left). It never exits: the
+# other paths of the host go on.
 landfall_claim() {
-  i=$1 p=$2 id=$3 owner=$4 brk=$5 git=$6
-  shift 6
+  i=$1 p=$2 id=$3 owner=$4 brk=$5 git=$6 name=$7
+  shift 7
   c=$(readlink "$p/current" 2>/dev/null) || c=
   if [ "${c##*/}" = "$id" ] && [ ! -f "$p/.landfall/lock" ]; then
     return 0
   fi
-  if ! err=$( (landfall_try_lock "$p" "$owner" "$brk") 2>&1); then
+  if ! err=$( (landfall_try_lock "$p" "$owner" "$brk" "$name") 2>&1); then
     if [ -f "$p/.landfall/lock" ]; then
       printf 'busy\t%s\t%s\n' "$i" "$(head -n 1 "$p/.landfall/lock" 2>/dev/null)"
     else

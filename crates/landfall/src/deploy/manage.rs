@@ -137,6 +137,8 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
     });
     for ((i, release, _), result) in chosen.iter().zip(results) {
         let outcome = &mut outcomes[*i];
+        // A target chosen for switching back either is or has failed.
+        outcome.status = Status::Failed;
         match result.map(|out| (steps::parse_activation(&out), out)) {
             Ok((Some(Activation::Activated), _)) => {
                 outcome.status = Status::RolledBack;

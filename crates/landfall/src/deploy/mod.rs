@@ -345,6 +345,12 @@ impl Run<'_> {
         Script::new(&self.env.name, &target.host, Some(&target.artifact))
     }
 
+    /// What a host records as the owner of a target's directory: the
+    /// project and the artifact (see `landfall_owns`).
+    pub(super) fn artifact_name(&self, target: &Target) -> String {
+        format!("{}/{}", self.project.name, target.artifact)
+    }
+
     /// Runs `then` (more step calls) under the deploy lock of `path` on the
     /// target's host, in one round trip. A lock left behind by a deploy of
     /// this machine that is gone is reported and taken over; any other
@@ -357,15 +363,21 @@ impl Run<'_> {
         then: impl Fn(Script) -> Script,
     ) -> Result<Output, (Phase, String)> {
         let owner = self.lock_owner();
+        let name = self.artifact_name(target);
         let attempt = |force: bool| {
             let lock = self.script(target).call(
                 "landfall_lock",
-                [path, owner.as_str(), if force { "1" } else { "0" }],
+                [path, owner.as_str(), if force { "1" } else { "0" }, &name],
             );
             let script = then(lock);
-            self.transport
+            let output = self
+                .transport
                 .run(&target.host, &script.text())
-                .map_err(|err| (Phase::Lock, err.to_string()))
+                .map_err(|err| (Phase::Lock, err.to_string()))?;
+            if output.code == Some(steps::EXIT_NOT_OWNER) {
+                return Err((Phase::Lock, output.stderr_tail().trim_end().to_string()));
+            }
+            Ok(output)
         };
         let output = attempt(break_lock)?;
         if output.code != Some(steps::EXIT_LOCKED) {

@@ -50,12 +50,14 @@ fn deploy_releases(
         let owner = run.lock_owner();
         work.iter()
             .map(|w| {
+                let name = run.artifact_name(w.target);
                 [
                     w.path.as_str(),
                     &w.release.id,
                     &owner,
                     if options.break_lock { "1" } else { "0" },
                     if w.release.git.is_some() { "1" } else { "0" },
+                    &name,
                 ]
                 .into_iter()
                 .chain(shared_dirs(run, w.target))
