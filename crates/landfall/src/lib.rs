@@ -309,8 +309,8 @@ pub fn releases_from_bundle(
             message: format!("{drift}: rendering with the workspace's configuration"),
         });
     }
-    let store = Store::open(project)?;
-    let mut assembled = Vec::new();
+    // Every artifact is checked before anything is written.
+    let mut imports = Vec::new();
     for artifact in &project.artifacts {
         if !plan.targets.iter().any(|t| t.artifact == artifact.name) {
             continue;
@@ -347,7 +347,12 @@ pub fn releases_from_bundle(
                 git::short(commit)
             )));
         }
-        let done = bundle.import(&store, &artifact.name, &project.workspace.root)?;
+        imports.push(&artifact.name);
+    }
+    let store = Store::open(project)?;
+    let mut assembled = Vec::new();
+    for name in imports {
+        let done = bundle.import(&store, name, &project.workspace.root)?;
         events(Event::assembled(&done));
         assembled.push(done);
     }
