@@ -322,7 +322,7 @@ fn a_hook_that_hangs_is_stopped_at_its_timeout_and_the_deploy_rolls_back() {
     bed.ws.edit(
         "deploy.toml",
         "activate = \"bin/restart\"",
-        "activate = \"if grep -q hang etc/hello.toml; then sleep 4243 & sleep 4242; fi; bin/restart\"\ntimeout = \"2s\"",
+        "activate = \"if grep -q hang etc/hello.toml; then sleep 4243 & sleep 4242; fi; bin/restart\"\ntimeout = \"5s\"",
     );
     let started = Instant::now();
     let out = bed.deploy(&[]);
@@ -334,14 +334,15 @@ fn a_hook_that_hangs_is_stopped_at_its_timeout_and_the_deploy_rolls_back() {
     );
     assert!(
         out.stdout
-            .contains("did not finish within 2s and was stopped"),
+            .contains("did not finish within 5s and was stopped"),
         "the message says why:\n{}",
         out.stdout
     );
     assert!(
         out.statuses().iter().any(|(_, s)| s == "rolled_back"),
-        "{:?}",
-        out.statuses()
+        "{:?}\n{}",
+        out.statuses(),
+        out.stdout
     );
     assert_eq!(currents(&bed, APP), before, "every host switched back");
     wait_for(10, "the hook's processes to go", || {

@@ -7,9 +7,9 @@
 # standard input except from a here-document: hooks get /dev/null.
 # Results are reported as tab-separated lines on stdout; hook output goes
 # to stderr. Exit statuses: 0 done, 3 locked by another deploy, 4 the
-# path is another artifact's (see landfall_owns), 10 pre_activate failed
-# (current untouched), 11 activation failed after the switch, 12 the build
-# hook failed (the upload is removed), 70 an unexpected error.
+# path is not the artifact's to lock (see landfall_owns), 10 pre_activate
+# failed (current untouched), 11 activation failed after the switch, 12 the
+# build hook failed (the upload is removed), 70 an unexpected error.
 
 set -u
 umask 022
@@ -67,12 +67,15 @@ landfall_try_lock() {
 # landfall_owns PATH NAME: whether PATH holds the releases of NAME (a
 # project and an artifact), as recorded when it was first deployed: no
 # other artifact deploys into it, switches its `current` or writes to its
-# log.
+# log. Fails, saying why on stderr, if it is another's or if the record
+# cannot be written.
 landfall_owns() {
   f="$1/.landfall/artifact"
   if [ ! -f "$f" ]; then
-    printf '%s\n' "$2" >"$f" || landfall_fail "cannot write $f"
-    return 0
+    printf '%s\n' "$2" >"$f" 2>/dev/null && return 0
+    rm -f "$f"
+    printf 'cannot write %s\n' "$f" >&2
+    return 1
   fi
   o=$(head -n 1 "$f")
   [ "$o" = "$2" ] && return 0
