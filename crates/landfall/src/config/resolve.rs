@@ -796,19 +796,7 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
     // The user reaches ssh's command line and its `%r` expansions (in a
     // `ProxyCommand`, say): a user name, nothing a shell would read.
     if let Some(user) = &section.user {
-        let ok = !user.get_ref().is_empty()
-            && !user.get_ref().starts_with('-')
-            && user
-                .get_ref()
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if !ok {
-            check.error(
-                user.span(),
-                format!("invalid user `{}`", crate::diag::shown(user.get_ref())),
-                "use letters, digits, `-`, `_` and `.`, not starting with `-`",
-            );
-        }
+        check_name(&mut check, user, "user");
     }
     let ssh_config = section
         .ssh_config
