@@ -499,7 +499,8 @@ fn a_deploy_killed_during_the_push_leaves_complete_releases_and_the_next_run_con
     next.assert_code(0);
     assert!(
         next.events().iter().any(|e| e["event"] == "warning"),
-        "the dead deploy's lock is reported"
+        "the dead deploy's lock is reported:\n{}",
+        next.stdout
     );
     for (host, address) in bed.hosts() {
         let current = bed.current(&host, SITE).unwrap();
