@@ -138,9 +138,8 @@ fn assert_left_clean(bed: &Bed, hosts: &[&str]) {
 
 /// The `failed` events of a run: host, phase and message.
 fn failures(out: &Outcome) -> Vec<(String, String, String)> {
-    out.events()
+    out.events_of("failed")
         .iter()
-        .filter(|e| e["event"] == "failed")
         .map(|e| {
             (
                 e["host"].as_str().unwrap_or("").to_string(),

@@ -361,11 +361,7 @@ fn amended_history_deploys_and_a_failing_build_leaves_current_alone() {
     let out = deploy(&[]);
     out.assert_code(1);
     assert_eq!(status_of(&out, "docs"), ["failed"; 2]);
-    let failed: Vec<serde_json::Value> = out
-        .events()
-        .into_iter()
-        .filter(|e| e["event"] == "failed")
-        .collect();
+    let failed = out.events_of("failed");
     assert_eq!(failed.len(), 2, "{}", out.stdout);
     for event in &failed {
         assert_eq!(event["phase"], "build", "{event}");

@@ -247,11 +247,7 @@ fn hostile_values_arrive_intact_and_never_run() {
     let exec = ws.run(&command);
     exec.assert_code(0);
     let expected: String = args.iter().flat_map(|a| [*a, "|"]).collect();
-    let outputs: Vec<serde_json::Value> = exec
-        .events()
-        .into_iter()
-        .filter(|e| e["event"] == "exec")
-        .collect();
+    let outputs = exec.events_of("exec");
     assert_eq!(outputs.len(), 3, "{}", exec.stdout);
     for output in outputs {
         assert_eq!(output["stdout"], expected.as_str(), "{output}");

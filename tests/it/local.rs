@@ -143,9 +143,7 @@ fn changing_one_static_file_redeploys_only_its_artifact() {
     );
     let new_site = second.release_of("web1", "site");
     assert_ne!(new_site, old_site);
-    let events = second.events();
-    let pushed: Vec<&serde_json::Value> =
-        events.iter().filter(|e| e["event"] == "pushed").collect();
+    let pushed = second.events_of("pushed");
     assert_eq!(pushed.len(), 2);
     assert!(
         pushed.iter().all(|e| e["files"] == 1),
@@ -405,11 +403,7 @@ fn dry_run_reports_changes_and_writes_nothing_on_hosts() {
     let out = deploy(&ws, &["--dry-run"]);
     out.assert_code(0);
     assert!(!ws.path("target/landfall/local").exists());
-    let would: Vec<serde_json::Value> = out
-        .events()
-        .into_iter()
-        .filter(|e| e["event"] == "would-deploy")
-        .collect();
+    let would = out.events_of("would-deploy");
     assert_eq!(would.len(), 4);
     let app = would
         .iter()
@@ -425,11 +419,7 @@ fn dry_run_reports_changes_and_writes_nothing_on_hosts() {
     let before = ws.snapshot();
     let out = deploy(&ws, &["--dry-run"]);
     out.assert_code(0);
-    let changed: Vec<serde_json::Value> = out
-        .events()
-        .into_iter()
-        .filter(|e| e["event"] == "would-deploy")
-        .collect();
+    let changed = out.events_of("would-deploy");
     assert_eq!(changed.len(), 2, "only app changes: {changed:?}");
     assert_eq!(changed[0]["changed"], serde_json::json!(["etc/hello.toml"]));
     let after: Vec<_> = ws

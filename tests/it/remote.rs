@@ -191,7 +191,7 @@ fn a_small_change_sends_about_that_change_and_links_the_rest() {
     let binary = fs::metadata(bed.ws.path("target/landfall/build/release/hello"))
         .unwrap()
         .len();
-    for event in second.events().iter().filter(|e| e["event"] == "pushed") {
+    for event in second.events_of("pushed") {
         assert_eq!(event["artifact"], "app", "only app changed: {event}");
         assert_eq!(
             event["files"], 1,
@@ -288,11 +288,7 @@ fn a_host_that_is_down_stops_the_deploy_before_any_activation() {
 
     let out = bed.deploy(&[]);
     out.assert_code(1);
-    let failed: Vec<serde_json::Value> = out
-        .events()
-        .into_iter()
-        .filter(|e| e["event"] == "failed")
-        .collect();
+    let failed = out.events_of("failed");
     assert!(!failed.is_empty());
     assert!(failed.iter().all(|e| e["host"] == "host2"), "{failed:?}");
     assert!(
@@ -586,11 +582,7 @@ fn an_unknown_host_key_is_refused_unless_accept_new_and_a_changed_one_always() {
     fs::write(&known, kept.join("\n") + "\n").unwrap();
     let out = bed.deploy(&[]);
     out.assert_code(1);
-    let failed: Vec<serde_json::Value> = out
-        .events()
-        .into_iter()
-        .filter(|e| e["event"] == "failed")
-        .collect();
+    let failed = out.events_of("failed");
     assert!(failed.iter().all(|e| e["host"] == "host3"), "{failed:?}");
     let message = failed[0]["message"].as_str().unwrap();
     assert!(message.contains("on `host3`"), "{message}");
@@ -632,11 +624,7 @@ fn an_unknown_host_key_is_refused_unless_accept_new_and_a_changed_one_always() {
     );
     let out = bed.deploy(&[]);
     out.assert_code(1);
-    let failed: Vec<serde_json::Value> = out
-        .events()
-        .into_iter()
-        .filter(|e| e["event"] == "failed")
-        .collect();
+    let failed = out.events_of("failed");
     assert!(failed.iter().all(|e| e["host"] == "host3"), "{failed:?}");
     assert!(
         failed[0]["message"]
@@ -669,11 +657,7 @@ fn dry_run_reads_the_hosts_and_writes_nothing() {
         .collect();
     let out = bed.deploy(&["--dry-run"]);
     out.assert_code(0);
-    let would: Vec<serde_json::Value> = out
-        .events()
-        .into_iter()
-        .filter(|e| e["event"] == "would-deploy")
-        .collect();
+    let would = out.events_of("would-deploy");
     assert_eq!(would.len(), 3, "only site changes: {would:?}");
     for event in &would {
         assert_eq!(event["artifact"], "site");

@@ -59,6 +59,14 @@ impl Outcome {
             .collect()
     }
 
+    /// The events of one kind (`failed`, `pushed`, …), in order.
+    pub(crate) fn events_of(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["event"] == kind)
+            .collect()
+    }
+
     /// The final summary line, which must be the last one.
     pub(crate) fn summary(&self) -> serde_json::Value {
         let events = self.events();
