@@ -411,7 +411,14 @@ fn dry_run_reports_changes_and_writes_nothing_on_hosts() {
         .unwrap();
     assert_eq!(
         app["added"],
-        serde_json::json!(["bin/hello", "bin/restart", "etc/hello.toml", "log", "run"])
+        serde_json::json!([
+            ".landfall-activation",
+            "bin/hello",
+            "bin/restart",
+            "etc/hello.toml",
+            "log",
+            "run"
+        ])
     );
 
     deploy(&ws, &[]).assert_code(0);

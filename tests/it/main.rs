@@ -9,6 +9,7 @@ mod hostile;
 mod json_events;
 mod local;
 mod pipeline;
+mod release;
 mod remote;
 mod secrets;
 mod security;

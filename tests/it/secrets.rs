@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::remote::Bed;
 use crate::support::{Outcome, Workspace, http_get_with, wait_for};
 
-const TOKEN: &str = "tok-7f3a9c1e-canary";
+pub(crate) const TOKEN: &str = "tok-7f3a9c1e-canary";
 const PASSWORD: &str = "pw-c0ffee-canary-22";
 
 /// An ssh-ed25519 key pair made by `ssh-keygen` in the workspace; the

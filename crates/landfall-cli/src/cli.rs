@@ -125,6 +125,10 @@ pub(crate) struct DeployArgs {
     /// Confirm the deploy of a protected environment without asking
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
+    /// Run the activation of releases that are current already (to restart
+    /// a service with nothing changed)
+    #[arg(long)]
+    pub(crate) force: bool,
     /// Deploy the bundle in DIR (made by `build --out`) instead of building
     #[arg(long, value_name = "DIR")]
     pub(crate) from: Option<PathBuf>,
@@ -163,6 +167,9 @@ pub(crate) struct RollbackArgs {
     /// Remove a lock left behind by a deploy that is gone
     #[arg(long)]
     pub(crate) break_lock: bool,
+    /// Confirm the rollback of a protected environment without asking
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -152,7 +152,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
         let secrets = ctx.secrets(&project, &env)?;
         let plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
         if env.protect && !args.dry_run && !args.yes {
-            confirm(&env, &plan)?;
+            confirm(&env, &plan, "deploy")?;
         }
         let hosts: Vec<&Host> = env
             .hosts
@@ -186,6 +186,14 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
         let options = DeployOptions {
             dry_run: args.dry_run,
             break_lock: args.break_lock,
+            force: args.force,
+            bundle: args.from.as_ref().map(|dir| {
+                std::path::absolute(dir)
+                    .unwrap_or_else(|_| dir.clone())
+                    .display()
+                    .to_string()
+            }),
+            overrides: ctx.global.vars.clone(),
         };
         let identity = Identity::current(built.revision.clone());
         let run = Run {
@@ -196,7 +204,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             jobs: ctx.jobs(&env),
             events: &report,
         };
-        let mut summary = deploy::deploy(&run, &plan, &built.releases, options);
+        let mut summary = deploy::deploy(&run, &plan, &built.releases, &options);
         summary.timings.build = built.build_seconds;
         summary.timings.assemble = built.assemble_seconds;
         Ok(summary)
@@ -222,12 +230,13 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
     }
 }
 
-/// Asks the person at the terminal to confirm the deploy of a protected
-/// environment; without a terminal (or under CI) only `--yes` confirms.
-fn confirm(env: &Environment, plan: &plan::Plan) -> Result<(), Error> {
+/// Asks the person at the terminal to confirm a deploy or a rollback
+/// (`what`) of a protected environment; without a terminal (or under CI)
+/// only `--yes` confirms.
+fn confirm(env: &Environment, plan: &plan::Plan, what: &str) -> Result<(), Error> {
     if !interactive() {
         return Err(Error::Usage(format!(
-            "environment `{}` is protected: confirm the deploy with `--yes` (there is no terminal to ask on)",
+            "environment `{}` is protected: confirm the {what} with `--yes` (there is no terminal to ask on)",
             env.name
         )));
     }
@@ -238,8 +247,13 @@ fn confirm(env: &Environment, plan: &plan::Plan) -> Result<(), Error> {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    let verb = if what == "deploy" {
+        "Deploy to"
+    } else {
+        "Roll back"
+    };
     anstream::eprint!(
-        "Deploy to protected environment `{}` ({} hosts: {})? [y/N] ",
+        "{verb} protected environment `{}` ({} hosts: {})? [y/N] ",
         env.name,
         hosts.len(),
         hosts.join(", ")
@@ -251,9 +265,9 @@ fn confirm(env: &Environment, plan: &plan::Plan) -> Result<(), Error> {
     if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
         Ok(())
     } else {
-        Err(Error::Usage(
-            "the deploy was not confirmed; nothing was changed".into(),
-        ))
+        Err(Error::Usage(format!(
+            "the {what} was not confirmed; nothing was changed"
+        )))
     }
 }
 
@@ -432,9 +446,13 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
     }
 }
 
+/// Connects to the selected hosts and runs `f` on them. With `confirm`, a
+/// protected environment's confirmation of that (`rollback`) is asked for
+/// before any host is contacted.
 fn run_on_targets<T>(
     ctx: &Ctx<'_>,
     args: &TargetArgs,
+    confirmation: Option<&str>,
     f: impl FnOnce(&Run<'_>, &plan::Plan, &[&Host]) -> T,
 ) -> Result<T, Error> {
     let (project, env) = ctx.load(&args.env)?;
@@ -442,6 +460,11 @@ fn run_on_targets<T>(
     // is needed either.
     let secrets = Secrets::placeholders();
     let plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
+    if let Some(what) = confirmation
+        && env.protect
+    {
+        confirm(&env, &plan, what)?;
+    }
     let hosts = plan::select(&env, &ctx.global.only)?;
     let revision = landfall::git::revision(&project.workspace.root);
     with_run(ctx, &project, &env, &hosts, args.local, revision, |run| {
@@ -475,7 +498,7 @@ fn with_run<T>(
 }
 
 pub(crate) fn status(ctx: &Ctx<'_>, args: &TargetArgs) -> u8 {
-    match run_on_targets(ctx, args, |run, plan, _| deploy::status(run, plan)) {
+    match run_on_targets(ctx, args, None, |run, plan, _| deploy::status(run, plan)) {
         Ok(report) => {
             ctx.printer.status_report(&args.env, &report);
             if report.iter().any(|t| t.error.is_some()) {
@@ -489,7 +512,11 @@ pub(crate) fn status(ctx: &Ctx<'_>, args: &TargetArgs) -> u8 {
 }
 
 pub(crate) fn rollback(ctx: &Ctx<'_>, args: &RollbackArgs) -> u8 {
-    match run_on_targets(ctx, &args.target, |run, plan, _| {
+    // A rollback changes hosts as a deploy does: a protected environment
+    // asks first. It needs no clean tree nor branch: it runs what the
+    // releases recorded, not the workspace.
+    let confirmation = (!args.yes).then_some("rollback");
+    match run_on_targets(ctx, &args.target, confirmation, |run, plan, _| {
         deploy::rollback(run, plan, args.to.as_deref(), args.break_lock)
     }) {
         Ok(summary) => ctx.finish(&summary),
@@ -509,7 +536,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
-    let results = run_on_targets(ctx, &args.target, |run, _, hosts| {
+    let results = run_on_targets(ctx, &args.target, None, |run, _, hosts| {
         deploy::exec(run, hosts, &args.command)
     });
     match results {

@@ -464,14 +464,29 @@ impl Printer {
                 } else {
                     " ".to_string()
                 };
-                let detail = release.activated.as_ref().map_or_else(
-                    || "no activation recorded".to_string(),
-                    |e| {
-                        let rev = e.revision.as_deref().unwrap_or("no git revision");
-                        format!("{} by {}@{} from {rev}", e.time, e.user, e.from)
+                let made = release.provenance.as_ref().map_or_else(
+                    || "no provenance recorded".to_string(),
+                    |p| {
+                        let mut made = match &p.revision {
+                            Some(rev) => format!("built from {}", landfall::git::short(rev)),
+                            None => "built from no git revision".to_string(),
+                        };
+                        if p.dirty {
+                            made.push_str(" with uncommitted changes");
+                        }
+                        if let Some(bundle) = &p.bundle {
+                            made.push_str(&format!(", bundle {bundle}"));
+                        }
+                        for over in &p.overrides {
+                            made.push_str(&format!(", --var {over}"));
+                        }
+                        format!("{made}, by {}@{} {}", p.user, p.from, p.time)
                     },
                 );
-                println!("  {marker} {}  {DIM}{detail}{DIM:#}", release.id);
+                let last = release.activated.as_ref().map_or_else(String::new, |e| {
+                    format!("; {} {} by {}@{}", e.event, e.time, e.user, e.from)
+                });
+                println!("  {marker} {}  {DIM}{made}{last}{DIM:#}", release.id);
             }
         }
     }

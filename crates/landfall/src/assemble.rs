@@ -619,18 +619,48 @@ impl Release {
     }
 }
 
-/// The release id: blake3 of the artifact id, the rendered files and the
-/// `build` hook, if there is one (what it makes is part of the release).
-pub fn release_id(artifact_id: &str, rendered: &Manifest, build: Option<&str>) -> String {
+/// The file a host writes into a release directory when the release is
+/// complete: where it comes from (see [`Provenance`]). It is not one of the
+/// release's files, and the release id does not cover it.
+pub const PROVENANCE_FILE: &str = ".landfall-release";
+
+/// The names landfall keeps for itself in every release directory.
+pub const RESERVED_FILES: [&str; 3] =
+    [MANIFEST_FILE, crate::plan::ACTIVATION_FILE, PROVENANCE_FILE];
+
+/// Where a release comes from, recorded with it on the host the first time
+/// it is made there (`.landfall-release`), and shown by `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Provenance {
+    /// The commit of the workspace (or of the bundle) it was built from.
+    pub revision: Option<String>,
+    /// The working tree had uncommitted changes.
+    pub dirty: bool,
+    /// The bundle it was promoted from: the directory `--from` named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+    /// Every `--var KEY=VALUE` given, as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    /// Who made it, and on which machine.
+    pub user: String,
+    pub from: String,
+    /// When it was made.
+    pub time: String,
+    /// The version of landfall that made it.
+    pub landfall: String,
+}
+
+/// The release id: blake3 of the artifact id and the release's own files
+/// (the host's rendered files and its activation: hooks, time limits and
+/// the variables hooks get), so that a change to any of them is a new
+/// release.
+pub fn release_id(artifact_id: &str, rendered: &Manifest) -> String {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(b"landfall-release-v1\n");
+    hasher.update(b"landfall-release-v2\n");
     hasher.update(artifact_id.as_bytes());
     hasher.update(b"\n");
     hasher.update(rendered.canonical().as_bytes());
-    if let Some(build) = build {
-        hasher.update(b"build\n");
-        hasher.update(build.as_bytes());
-    }
     hasher.finalize().to_hex()[..RELEASE_ID_LEN].to_string()
 }
 
@@ -638,8 +668,7 @@ pub fn release_id(artifact_id: &str, rendered: &Manifest, build: Option<&str>) -
 /// store, plus the rendered files) unless it is staged already.
 pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Release> {
     let rendered: Vec<Entry> = target
-        .rendered
-        .iter()
+        .release_files()
         .map(|file| Entry {
             path: file.dst.clone(),
             kind: EntryKind::File {
@@ -650,11 +679,7 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
         })
         .collect();
     let rendered_manifest = Manifest::new(rendered);
-    let id = release_id(
-        &assembled.id,
-        &rendered_manifest,
-        target.hooks.build.as_deref(),
-    );
+    let id = release_id(&assembled.id, &rendered_manifest);
     let git = assembled.git.as_ref().map(|tree| GitRelease {
         repository: tree.repository.clone(),
         commit: tree.commit.clone(),
@@ -684,10 +709,11 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
             target.artifact, target.host
         )));
     }
-    if manifest.entries.iter().any(|e| e.path == MANIFEST_FILE) {
+    let own = assembled.manifest.entries.iter().map(|e| e.path.as_str());
+    let templates = target.rendered.iter().map(|f| f.dst.as_str());
+    if let Some(path) = own.chain(templates).find(|p| RESERVED_FILES.contains(p)) {
         return Err(Error::Usage(format!(
-            "artifact `{}` has a file `{MANIFEST_FILE}`, and that name is landfall's own in every \
-             release",
+            "artifact `{}` has a file `{path}`, and that name is landfall's own in every release",
             target.artifact
         )));
     }
@@ -696,8 +722,7 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
     if !dir.join(MANIFEST_FILE).is_file() {
         let canonical = manifest.canonical();
         let mut contents: BTreeMap<&str, &[u8]> = target
-            .rendered
-            .iter()
+            .release_files()
             .map(|f| (f.dst.as_str(), f.contents.as_slice()))
             .collect();
         contents.insert(MANIFEST_FILE, canonical.as_bytes());
@@ -723,9 +748,9 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
         artifact_id: assembled.id.clone(),
         tree: assembled.dir.clone(),
         stage: dir,
-        rendered: target.rendered.iter().map(|f| f.dst.clone()).collect(),
+        rendered: target.release_files().map(|f| f.dst.clone()).collect(),
         manifest,
-        secret: target.rendered.iter().any(|f| f.secret),
+        secret: target.release_files().any(|f| f.secret),
         git,
     })
 }
@@ -892,18 +917,12 @@ mod tests {
         let artifact = "ab".repeat(32);
         let one = Manifest::new(vec![file("etc/app.toml", b"port = 1\n", 0o644)]);
         let two = Manifest::new(vec![file("etc/app.toml", b"port = 2\n", 0o644)]);
-        assert_eq!(release_id(&artifact, &one, None).len(), RELEASE_ID_LEN);
-        assert_eq!(
-            release_id(&artifact, &one, None),
-            release_id(&artifact, &one, None)
-        );
+        assert_eq!(release_id(&artifact, &one).len(), RELEASE_ID_LEN);
+        assert_eq!(release_id(&artifact, &one), release_id(&artifact, &one));
+        assert_ne!(release_id(&artifact, &one), release_id(&artifact, &two));
         assert_ne!(
-            release_id(&artifact, &one, None),
-            release_id(&artifact, &two, None)
-        );
-        assert_ne!(
-            release_id(&artifact, &one, None),
-            release_id(&"cd".repeat(32), &one, None)
+            release_id(&artifact, &one),
+            release_id(&"cd".repeat(32), &one)
         );
     }
 

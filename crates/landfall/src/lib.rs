@@ -24,7 +24,7 @@
 //! let local = transport::Local::new(&project.workspace.landfall_dir(), &env.name);
 //! let identity = deploy::Identity::current(built.revision.clone());
 //! let run = deploy::Run { project: &project, env: &env, transport: &local, identity: &identity, jobs: env.jobs, events: &report };
-//! let summary = deploy::deploy(&run, &plan, &built.releases, deploy::DeployOptions::default());
+//! let summary = deploy::deploy(&run, &plan, &built.releases, &deploy::DeployOptions::default());
 //! assert!(summary.ok);
 //! # Ok::<(), landfall::Error>(())
 //! ```

@@ -37,9 +37,23 @@ pub struct Target {
     pub artifact: String,
     /// The artifact's base directory on the host.
     pub path: String,
+    /// The artifact's templates, rendered for this host.
     #[serde(skip)]
     pub rendered: Vec<RenderedFile>,
+    /// The release's activation ([`ACTIVATION_FILE`]), rendered from
+    /// `hooks`.
+    #[serde(skip)]
+    pub activation: RenderedFile,
     pub hooks: RenderedHooks,
+}
+
+impl Target {
+    /// The release's own files: the rendered templates and the activation.
+    pub fn release_files(&self) -> impl Iterator<Item = &RenderedFile> {
+        self.rendered
+            .iter()
+            .chain(std::iter::once(&self.activation))
+    }
 }
 
 /// A template rendered for one host.
@@ -216,11 +230,14 @@ fn target(
     } else {
         &artifact.hooks
     };
-    let mut render_hook = |hook: &Option<Hook>| -> Option<String> {
+    // Hooks render in a context of their own, so that whether they read
+    // a secret is theirs to say, not the templates'.
+    let hook_context = template::context(project, env, host, artifact, secrets);
+    let mut render_hook = |hook: &Option<Hook>, context: &template::Context<'_>| {
         let hook = hook.as_ref()?;
         let origin =
             template::Origin::of_toml_string(&project.file.text, hook.span.clone(), &hook.text);
-        match template::render_hook(jinja, &project.file, &hook.text, &origin, &context) {
+        match template::render_hook(jinja, &project.file, &hook.text, &origin, context) {
             Ok(text) => Some(text),
             Err(diag) => {
                 errors.push(diag);
@@ -228,14 +245,30 @@ fn target(
             }
         }
     };
-    let hooks = RenderedHooks {
-        build: render_hook(&hooks.build),
-        pre_activate: render_hook(&hooks.pre_activate),
-        activate: render_hook(&hooks.activate),
-        health: render_hook(&hooks.health),
+    let render_all = |render: &mut dyn FnMut(&Option<Hook>) -> Option<String>| RenderedHooks {
+        build: render(&hooks.build),
+        pre_activate: render(&hooks.pre_activate),
+        activate: render(&hooks.activate),
+        health: render(&hooks.health),
         health_timeout: hooks.health_timeout,
         timeout: hooks.timeout,
     };
+    let rendered_hooks = render_all(&mut |hook| render_hook(hook, &hook_context));
+    let secret = hook_context.read_secrets();
+    let masked = secret.then(|| {
+        let context = masked_context
+            .get_or_init(|| template::context(project, env, host, artifact, &placeholders));
+        let masked = render_all(&mut |hook| render_hook(hook, context));
+        activation(&masked).into_bytes()
+    });
+    let activation = RenderedFile {
+        dst: ACTIVATION_FILE.to_string(),
+        mode: if secret { 0o600 } else { 0o644 },
+        contents: activation(&rendered_hooks).into_bytes(),
+        secret,
+        masked,
+    };
+    let hooks = rendered_hooks;
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -245,8 +278,36 @@ fn target(
         artifact: artifact.name.clone(),
         path: artifact.path.clone(),
         rendered,
+        activation,
         hooks,
     })
+}
+
+/// The file in every release directory that holds its activation: what
+/// activating the release, or going back to it, runs.
+pub const ACTIVATION_FILE: &str = ".landfall-activation";
+
+/// A release's activation as `landfall_recorded` reads it: sh assignments,
+/// every value quoted. It is one of the release's files, so the release id
+/// covers it, and a release holding a secret in a hook keeps it at 0600.
+/// Where the release runs (`LANDFALL_ENV`, `LANDFALL_HOST`, its path) is
+/// not part of it: hosts whose files and hooks are the same share a
+/// release id, in every environment.
+fn activation(hooks: &RenderedHooks) -> String {
+    use crate::process::quote;
+    let hook = |h: &Option<String>| quote(h.as_deref().unwrap_or(""));
+    let seconds = crate::steps::timeout_seconds;
+    format!(
+        "# The activation of this release, written by landfall and read by its steps.\n\
+         hook_build={}\nhook_pre_activate={}\nhook_activate={}\nhook_health={}\n\
+         health_timeout={}\nhook_timeout={}\n",
+        hook(&hooks.build),
+        hook(&hooks.pre_activate),
+        hook(&hooks.activate),
+        hook(&hooks.health),
+        seconds(hooks.health_timeout),
+        seconds(hooks.timeout),
+    )
 }
 
 #[cfg(test)]

@@ -1,17 +1,20 @@
-//! The steps that change a host, written once as POSIX sh functions
-//! (`steps.sh`) and run by every transport the same way: the script on
-//! the standard input of `sh -s`, locally or over ssh.
+//! The host protocol: the steps that read and change a host, written once
+//! as POSIX sh functions (`steps.sh`) and run by every transport the same
+//! way, as a script on the standard input of `sh -s`, locally or over ssh.
 //!
-//! This module builds the scripts (the functions a script calls, a header
-//! exporting the `LANDFALL_*` variables, and the calls, every value quoted
-//! by [`crate::process::quote`]) and parses what they report. It runs
-//! nothing itself.
+//! A [`Step`] is one call, as a Rust value; [`Script`] is the steps for
+//! one host, and [`Script::text`] the one place they become sh: the
+//! functions the calls need, a header exporting the `LANDFALL_*` variables,
+//! and the calls, every value quoted by [`crate::process::quote`], all in
+//! one `{ ...; }` group, so that a script cut short in transit is a syntax
+//! error and runs nothing. What a script reports is parsed into a
+//! [`Reply`] (see `reply.rs`). This module runs nothing itself.
 
-use std::time::Duration;
+mod reply;
 
-use serde::{Deserialize, Serialize};
+pub use reply::{Activation, Claim, Exit, LogEntry, PathState, Reply, Report, Revert};
 
-use crate::process::{Output, quote};
+use crate::process::quote;
 
 const FUNCTIONS: &str = include_str!("steps.sh");
 
@@ -62,312 +65,412 @@ fn library() -> &'static Library {
     })
 }
 
-/// A script of step calls for one host.
+/// One step on a host: a call of one function of `steps.sh`. Paths are the
+/// artifact's directory on the host (see [`crate::transport::Transport::host_path`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Reads each path (numbered in order): its current release, complete
+    /// releases, lock and, with `detail`, each release's provenance and the
+    /// log's tail.
+    Probe { detail: bool, paths: Vec<String> },
+    /// Unless `release` is current and unlocked, takes the lock of the
+    /// path numbered `index` for artifact `name` (project/artifact) and
+    /// makes the directories a release needs.
+    Claim {
+        index: usize,
+        path: String,
+        release: String,
+        owner: String,
+        break_lock: bool,
+        git: bool,
+        name: String,
+        shared: Vec<String>,
+    },
+    /// Takes the lock, or exits [`Exit::Locked`] or [`Exit::NotOwner`].
+    Lock {
+        path: String,
+        owner: String,
+        break_lock: bool,
+        name: String,
+    },
+    /// Releases the lock if the run holding `token` holds it.
+    Unlock { path: String, token: String },
+    /// The directories a release needs; reports the current release.
+    Prepare { path: String, shared: Vec<String> },
+    /// The bare repository git releases are pushed to.
+    GitInit { path: String },
+    /// Checks a pushed tree out into the release's upload directory.
+    Checkout {
+        path: String,
+        release: String,
+        tree: String,
+    },
+    /// Writes a file into `dir` (its bytes travel in the script).
+    Put {
+        dir: String,
+        name: String,
+        mode: u32,
+        bytes: Vec<u8>,
+    },
+    /// A symlink in `dir`.
+    Link {
+        dir: String,
+        name: String,
+        target: String,
+    },
+    /// Runs the `build` hook the upload recorded.
+    Build {
+        path: String,
+        release: String,
+        previous: Option<String>,
+    },
+    /// Records the provenance (one line of JSON) of a complete upload and
+    /// gives it its name.
+    Finalize {
+        path: String,
+        release: String,
+        provenance: String,
+    },
+    /// Removes an upload that will not be activated.
+    Discard { path: String, release: String },
+    /// Prints a release's manifest.
+    Manifest { path: String, release: String },
+    /// Prints files of a release no bigger than `max` bytes.
+    Files {
+        path: String,
+        release: String,
+        max: u64,
+        files: Vec<String>,
+    },
+    /// Runs the activation `release` recorded; with `revert`, a failure
+    /// after the switch goes back to `previous` and runs what it recorded.
+    Activate {
+        path: String,
+        release: String,
+        previous: Option<String>,
+        revert: bool,
+        log_ok: String,
+        log_back: String,
+    },
+    /// Switches back from `from` to `to` (or to nothing) and runs what
+    /// `to` recorded.
+    Back {
+        path: String,
+        from: String,
+        to: Option<String>,
+        log: String,
+    },
+    /// Removes releases beyond the `keep` most recently activated, never
+    /// the current one nor `previous`.
+    Cleanup {
+        path: String,
+        keep: usize,
+        previous: Option<String>,
+    },
+    /// A command given as words, each quoted, run from `/` with no input.
+    Command { words: Vec<String> },
+}
+
+/// The words of a [`Step`] for sh: the function and its arguments, and the
+/// standard input it reads from a here-document.
+struct Call {
+    function: &'static str,
+    args: Vec<String>,
+    input: Option<String>,
+}
+
+fn bool_arg(value: bool) -> String {
+    if value { "1" } else { "0" }.to_string()
+}
+
+fn optional(value: Option<&String>) -> String {
+    value.cloned().unwrap_or_default()
+}
+
+/// The one translation of steps into calls of `steps.sh`.
+fn call(step: &Step) -> Call {
+    let plain = |function, args: Vec<String>| Call {
+        function,
+        args,
+        input: None,
+    };
+    match step {
+        Step::Probe { detail, paths } => plain(
+            "landfall_probe",
+            std::iter::once(bool_arg(*detail))
+                .chain(paths.iter().cloned())
+                .collect(),
+        ),
+        Step::Claim {
+            index,
+            path,
+            release,
+            owner,
+            break_lock,
+            git,
+            name,
+            shared,
+        } => plain(
+            "landfall_claim",
+            [
+                index.to_string(),
+                path.clone(),
+                release.clone(),
+                owner.clone(),
+                bool_arg(*break_lock),
+                bool_arg(*git),
+                name.clone(),
+            ]
+            .into_iter()
+            .chain(shared.iter().cloned())
+            .collect(),
+        ),
+        Step::Lock {
+            path,
+            owner,
+            break_lock,
+            name,
+        } => plain(
+            "landfall_lock",
+            vec![
+                path.clone(),
+                owner.clone(),
+                bool_arg(*break_lock),
+                name.clone(),
+            ],
+        ),
+        Step::Unlock { path, token } => plain("landfall_unlock", vec![path.clone(), token.clone()]),
+        Step::Prepare { path, shared } => plain(
+            "landfall_prepare",
+            std::iter::once(path.clone())
+                .chain(shared.iter().cloned())
+                .collect(),
+        ),
+        Step::GitInit { path } => plain("landfall_git_init", vec![path.clone()]),
+        Step::Checkout {
+            path,
+            release,
+            tree,
+        } => plain(
+            "landfall_checkout",
+            vec![path.clone(), release.clone(), tree.clone()],
+        ),
+        Step::Put {
+            dir,
+            name,
+            mode,
+            bytes,
+        } => {
+            use base64::Engine as _;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            let mut lines = String::with_capacity(encoded.len() + encoded.len() / 76 + 1);
+            for chunk in encoded.as_bytes().chunks(76) {
+                lines.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+                lines.push('\n');
+            }
+            Call {
+                function: "landfall_put",
+                args: vec![dir.clone(), name.clone(), format!("{mode:o}")],
+                input: Some(lines),
+            }
+        }
+        Step::Link { dir, name, target } => plain(
+            "landfall_link",
+            vec![dir.clone(), name.clone(), target.clone()],
+        ),
+        Step::Build {
+            path,
+            release,
+            previous,
+        } => plain(
+            "landfall_build",
+            vec![path.clone(), release.clone(), optional(previous.as_ref())],
+        ),
+        Step::Finalize {
+            path,
+            release,
+            provenance,
+        } => {
+            debug_assert!(!provenance.contains('\n'), "provenance is one line");
+            plain(
+                "landfall_finalize",
+                vec![path.clone(), release.clone(), provenance.clone()],
+            )
+        }
+        Step::Discard { path, release } => {
+            plain("landfall_discard", vec![path.clone(), release.clone()])
+        }
+        Step::Manifest { path, release } => {
+            plain("landfall_manifest", vec![path.clone(), release.clone()])
+        }
+        Step::Files {
+            path,
+            release,
+            max,
+            files,
+        } => plain(
+            "landfall_files",
+            [path.clone(), release.clone(), max.to_string()]
+                .into_iter()
+                .chain(files.iter().cloned())
+                .collect(),
+        ),
+        Step::Activate {
+            path,
+            release,
+            previous,
+            revert,
+            log_ok,
+            log_back,
+        } => plain(
+            "landfall_activate",
+            vec![
+                path.clone(),
+                release.clone(),
+                optional(previous.as_ref()),
+                bool_arg(*revert),
+                log_ok.clone(),
+                log_back.clone(),
+            ],
+        ),
+        Step::Back {
+            path,
+            from,
+            to,
+            log,
+        } => plain(
+            "landfall_back",
+            vec![
+                path.clone(),
+                from.clone(),
+                optional(to.as_ref()),
+                log.clone(),
+            ],
+        ),
+        Step::Cleanup {
+            path,
+            keep,
+            previous,
+        } => plain(
+            "landfall_cleanup",
+            vec![path.clone(), keep.to_string(), optional(previous.as_ref())],
+        ),
+        Step::Command { words } => plain("", words.clone()),
+    }
+}
+
+/// The steps for one host, in order, with the variables hooks see.
 #[derive(Debug, Clone)]
 pub struct Script {
-    /// The variables hooks see, then the calls.
-    body: String,
-    called: Vec<String>,
+    env: String,
+    host: String,
+    artifact: Option<String>,
+    steps: Vec<Step>,
 }
 
 impl Script {
-    /// A script for `host` of environment `env`, with the variables hooks
-    /// see.
+    /// A script for `host` of environment `env`.
     pub fn new(env: &str, host: &str, artifact: Option<&str>) -> Script {
-        let mut body = String::with_capacity(512);
-        body.push_str("export LANDFALL_ENV=");
-        body.push_str(&quote(env));
-        body.push_str(" LANDFALL_HOST=");
-        body.push_str(&quote(host));
-        if let Some(artifact) = artifact {
-            body.push_str(" LANDFALL_ARTIFACT=");
-            body.push_str(&quote(artifact));
-        }
-        body.push('\n');
         Script {
-            body,
-            called: Vec::new(),
+            env: env.to_string(),
+            host: host.to_string(),
+            artifact: artifact.map(str::to_string),
+            steps: Vec::new(),
         }
     }
 
-    /// Appends a call of one of the step functions.
+    /// Appends a step.
     #[must_use]
-    pub fn call<S: AsRef<str>>(
-        mut self,
-        function: &str,
-        args: impl IntoIterator<Item = S>,
-    ) -> Script {
-        debug_assert!(
-            library()
-                .functions
-                .iter()
-                .any(|(name, _, _)| *name == function),
-            "no step `{function}`"
-        );
-        if !self.called.iter().any(|f| f == function) {
-            self.called.push(function.to_string());
-        }
-        self.body.push_str(function);
-        for arg in args {
-            self.body.push(' ');
-            self.body.push_str(&quote(arg.as_ref()));
-        }
-        self.body.push('\n');
+    pub fn step(mut self, step: Step) -> Script {
+        self.steps.push(step);
         self
     }
 
-    /// Appends a command given as words, each quoted, with no input.
-    #[must_use]
-    pub fn command<S: AsRef<str>>(mut self, words: impl IntoIterator<Item = S>) -> Script {
-        let words: Vec<String> = words.into_iter().map(|w| quote(w.as_ref())).collect();
-        self.body.push_str("cd / && ");
-        self.body.push_str(&words.join(" "));
-        self.body.push_str(" </dev/null\n");
-        self
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
     }
 
-    /// Appends a call whose standard input is `input` (a here-document).
-    #[must_use]
-    pub fn call_with_input<S: AsRef<str>>(
-        self,
-        function: &str,
-        args: impl IntoIterator<Item = S>,
-        input: &str,
-    ) -> Script {
-        const END: &str = "LANDFALL_INPUT_END";
-        assert!(
-            !input.lines().any(|line| line == END),
-            "input holds the here-document's delimiter"
-        );
-        let mut script = self.call(function, args);
-        // Replace the call's newline with the here-document.
-        script.body.pop();
-        script.body.push_str(" <<'");
-        script.body.push_str(END);
-        script.body.push_str("'\n");
-        script.body.push_str(input);
-        if !input.ends_with('\n') {
-            script.body.push('\n');
-        }
-        script.body.push_str(END);
-        script.body.push('\n');
-        script
-    }
-
-    /// Appends a `landfall_put` writing `bytes` to `dir/name` with `mode`:
-    /// the bytes travel base64-encoded in a here-document.
-    #[must_use]
-    pub fn put(self, dir: &str, name: &str, mode: u32, bytes: &[u8]) -> Script {
-        use base64::Engine as _;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-        let mut lines = String::with_capacity(encoded.len() + encoded.len() / 76 + 1);
-        for chunk in encoded.as_bytes().chunks(76) {
-            lines.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-            lines.push('\n');
-        }
-        self.call_with_input("landfall_put", [dir, name, &format!("{mode:o}")], &lines)
-    }
-
-    /// The whole script: the functions it calls (and those they call), in
-    /// the order of `steps.sh`, then its body.
+    /// The whole script: in one `{ ...; }` group, the functions its steps
+    /// call (and those they call) in the order of `steps.sh`, the exported
+    /// variables, then the calls. sh reads a group whole before it runs any
+    /// of it, so a script cut short runs nothing.
     pub fn text(&self) -> String {
+        const END: &str = "LANDFALL_INPUT_END";
         let library = library();
-        let mut needed: Vec<&str> = self.called.iter().map(String::as_str).collect();
+        let calls: Vec<Call> = self.steps.iter().map(call).collect();
+        let mut needed: Vec<&str> = Vec::new();
+        for c in calls.iter().filter(|c| !c.function.is_empty()) {
+            if !needed.contains(&c.function) {
+                needed.push(c.function);
+            }
+        }
         let mut i = 0;
         while i < needed.len() {
-            if let Some((_, _, calls)) = library.functions.iter().find(|(n, _, _)| *n == needed[i])
+            if let Some((_, _, called)) = library.functions.iter().find(|(n, _, _)| *n == needed[i])
             {
-                for call in calls {
-                    if !needed.contains(call) {
-                        needed.push(call);
+                for c in called {
+                    if !needed.contains(c) {
+                        needed.push(c);
                     }
                 }
             }
             i += 1;
         }
-        let mut text = library.preamble.clone();
+        let mut text = String::with_capacity(4096);
+        text.push_str("{\n");
+        text.push_str(&library.preamble);
         for (name, definition, _) in &library.functions {
             if needed.contains(name) {
                 text.push_str(definition);
             }
         }
-        text.push_str(&self.body);
+        text.push_str("export LANDFALL_ENV=");
+        text.push_str(&quote(&self.env));
+        text.push_str(" LANDFALL_HOST=");
+        text.push_str(&quote(&self.host));
+        if let Some(artifact) = &self.artifact {
+            text.push_str(" LANDFALL_ARTIFACT=");
+            text.push_str(&quote(artifact));
+        }
+        text.push('\n');
+        for c in &calls {
+            if c.function.is_empty() {
+                // A command of its own: from `/`, reading nothing.
+                let words: Vec<String> = c.args.iter().map(|w| quote(w)).collect();
+                text.push_str("(cd / && ");
+                text.push_str(&words.join(" "));
+                text.push_str(" </dev/null)\n");
+                continue;
+            }
+            text.push_str(c.function);
+            for arg in &c.args {
+                text.push(' ');
+                text.push_str(&quote(arg));
+            }
+            if let Some(input) = &c.input {
+                assert!(
+                    !input.lines().any(|line| line == END),
+                    "input holds the here-document's delimiter"
+                );
+                text.push_str(" <<'");
+                text.push_str(END);
+                text.push_str("'\n");
+                text.push_str(input);
+                if !input.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str(END);
+            }
+            text.push('\n');
+        }
+        text.push_str("}\n");
         text
     }
 }
 
-/// Exit statuses of the steps, as documented in `steps.sh`.
-pub const EXIT_LOCKED: i32 = 3;
-pub const EXIT_NOT_OWNER: i32 = 4;
-pub const EXIT_PRE_ACTIVATE_FAILED: i32 = 10;
-pub const EXIT_ACTIVATION_FAILED: i32 = 11;
-pub const EXIT_BUILD_FAILED: i32 = 12;
-
-/// What a host holds for one artifact path.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PathState {
-    pub current: Option<String>,
-    /// Complete releases, most recently activated first.
-    pub releases: Vec<String>,
-    pub log: Vec<LogEntry>,
-    pub lock: Option<String>,
-    /// What `landfall_claim` did, when the probe asked for the lock.
-    #[serde(skip)]
-    pub claim: Option<Claim>,
-}
-
-/// The outcome of `landfall_claim` for one path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// The lock is held by this run; `current` as read under it.
-    Held { current: Option<String> },
-    /// Another deploy holds the lock: its lock line.
-    Busy(String),
-    /// The lock or the directories could not be made: why.
-    Unclaimed(String),
-}
-
-/// One line of `.landfall/log`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogEntry {
-    pub time: String,
-    pub event: String,
-    pub env: String,
-    pub artifact: String,
-    pub release: Option<String>,
-    pub previous: Option<String>,
-    pub user: String,
-    /// The machine landfall ran on.
-    pub from: String,
-    pub revision: Option<String>,
-}
-
-fn fields(line: &str) -> Vec<&str> {
-    line.split('\t').collect()
-}
-
-/// Parses `landfall_probe` output for `count` paths.
-pub fn parse_probe(stdout: &str, count: usize) -> Vec<PathState> {
-    let mut states = vec![PathState::default(); count];
-    for line in stdout.lines() {
-        let mut parts = line.splitn(3, '\t');
-        let (Some(kind), Some(index), Some(value)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let Some(state) = index.parse::<usize>().ok().and_then(|i| states.get_mut(i)) else {
-            continue;
-        };
-        match kind {
-            "current" if !value.is_empty() => state.current = Some(value.to_string()),
-            "release" => state.releases.push(value.to_string()),
-            // A line that is not valid JSON (written by hand, or cut off)
-            // is skipped rather than failing the whole status.
-            "log" => state
-                .log
-                .extend(serde_json::from_str::<LogEntry>(value).ok()),
-            "lock" => state.lock = Some(value.to_string()),
-            "held" => {
-                state.claim = Some(Claim::Held {
-                    current: (!value.is_empty()).then(|| value.to_string()),
-                });
-            }
-            "busy" => state.claim = Some(Claim::Busy(value.to_string())),
-            "unclaimed" => state.claim = Some(Claim::Unclaimed(value.trim().to_string())),
-            _ => {}
-        }
-    }
-    states
-}
-
-/// The first value reported under `key`, e.g. `current` from
-/// `landfall_prepare`.
-pub fn reported<'a>(stdout: &'a str, key: &str) -> Option<&'a str> {
-    stdout.lines().find_map(|line| {
-        let f = fields(line);
-        (f.first() == Some(&key)).then(|| f.get(1).copied().unwrap_or(""))
-    })
-}
-
-/// What the hooks of a step left to show: a line for each hook stopped at
-/// its time limit, then the tail of their output.
-pub fn hook_output(output: &Output) -> String {
-    let stdout = output.stdout_text();
-    let mut text = String::new();
-    for line in stdout.lines() {
-        if let ["timeout", hook, seconds] = fields(line)[..] {
-            text.push_str("the ");
-            text.push_str(hook);
-            text.push_str(" hook did not finish within ");
-            text.push_str(seconds);
-            text.push_str("s and was stopped\n");
-        }
-    }
-    text.push_str(&output.stderr_tail());
-    text.trim_end().to_string()
-}
-
-/// How an activation ended on one host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Activation {
-    Activated,
-    /// `pre_activate` failed; `current` was not touched.
-    PreActivateFailed,
-    /// `activate` or `health` failed after the switch.
-    Failed {
-        step: String,
-        revert: Revert,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Revert {
-    /// Not asked to switch back.
-    NotAttempted,
-    /// Back on the previous release (or on none, if there was none) and,
-    /// as far as activate and health tell, working.
-    Done { to: Option<String> },
-    /// Switched back, but activate or health failed there too.
-    Failed { to: Option<String>, step: String },
-}
-
-/// Parses what `landfall_activate` (or `landfall_back` alone) reported.
-pub fn parse_activation(output: &Output) -> Option<Activation> {
-    let stdout = output.stdout_text();
-    match output.code {
-        Some(0) if reported(&stdout, "activated").is_some() => Some(Activation::Activated),
-        Some(EXIT_PRE_ACTIVATE_FAILED) => Some(Activation::PreActivateFailed),
-        Some(EXIT_ACTIVATION_FAILED) => {
-            let step = reported(&stdout, "failed")
-                .unwrap_or("activate")
-                .to_string();
-            Some(Activation::Failed {
-                step,
-                revert: parse_revert(&stdout),
-            })
-        }
-        _ => None,
-    }
-}
-
-/// Parses what `landfall_back` reported.
-pub fn parse_revert(stdout: &str) -> Revert {
-    let Some(to) = reported(stdout, "reverted") else {
-        return Revert::NotAttempted;
-    };
-    let to = (!to.is_empty()).then(|| to.to_string());
-    match reported(stdout, "revert-failed") {
-        Some(step) => Revert::Failed {
-            to,
-            step: step.to_string(),
-        },
-        None => Revert::Done { to },
-    }
-}
-
-/// Seconds for the health loop, rounded up so that a sub-second timeout
-/// still allows one try.
-pub fn timeout_seconds(timeout: Duration) -> String {
+/// Seconds for a hook's time limit, rounded up so that a sub-second
+/// timeout still allows one try.
+pub fn timeout_seconds(timeout: std::time::Duration) -> String {
     timeout.as_secs_f64().ceil().max(1.0).to_string()
 }
 
@@ -375,99 +478,35 @@ pub fn timeout_seconds(timeout: Duration) -> String {
 mod tests {
     use super::*;
 
+    fn finalize(path: &str) -> Step {
+        Step::Finalize {
+            path: path.into(),
+            release: "r1".into(),
+            provenance: "{}".into(),
+        }
+    }
+
     #[test]
     fn scripts_quote_every_argument() {
-        let script = Script::new("prod", "web1", Some("web"))
-            .call("landfall_probe", ["0", "/srv/a b", "$(reboot)"]);
+        let script = Script::new("prod", "web1", Some("web")).step(Step::Probe {
+            detail: false,
+            paths: vec!["/srv/a b".into(), "$(reboot)".into()],
+        });
+        let text = script.text();
         assert!(
-            script
-                .text()
-                .ends_with("landfall_probe 0 '/srv/a b' '$(reboot)'\n"),
-            "{}",
-            script.text()
+            text.ends_with("landfall_probe 0 '/srv/a b' '$(reboot)'\n}\n"),
+            "{text}"
         );
         assert!(
-            script
-                .text()
-                .contains("export LANDFALL_ENV=prod LANDFALL_HOST=web1 LANDFALL_ARTIFACT=web\n")
+            text.contains("export LANDFALL_ENV=prod LANDFALL_HOST=web1 LANDFALL_ARTIFACT=web\n")
         );
-    }
-
-    #[test]
-    fn probe_output_is_parsed_per_path() {
-        let out =
-            "current\t0\tabc\nrelease\t0\tabc\nrelease\t0\tdef\ncurrent\t1\t\nlog\t0\tnot json\n";
-        let states = parse_probe(out, 2);
-        assert_eq!(states[0].current.as_deref(), Some("abc"));
-        assert_eq!(states[0].releases, ["abc", "def"]);
-        assert_eq!(states[1].current, None);
-        assert!(states[0].log.is_empty());
-        assert_eq!(states[0].claim, None);
-
-        let out = "current\t0\tabc\ncurrent\t1\t\ncurrent\t2\t\nheld\t0\tabc\nheld\t1\t\n\
-                   busy\t2\t{\"user\":\"ann\"}\nunclaimed\t3\tcannot create /srv/x \n";
-        let states = parse_probe(out, 4);
-        let held = |current: Option<&str>| Claim::Held {
-            current: current.map(str::to_string),
-        };
-        assert_eq!(states[0].claim, Some(held(Some("abc"))));
-        assert_eq!(states[1].claim, Some(held(None)));
-        assert_eq!(
-            states[2].claim,
-            Some(Claim::Busy(r#"{"user":"ann"}"#.into()))
-        );
-        assert_eq!(
-            states[3].claim,
-            Some(Claim::Unclaimed("cannot create /srv/x".into()))
-        );
-    }
-
-    #[test]
-    fn activation_outcomes() {
-        let out = |code, stdout: &str| Output {
-            code: Some(code),
-            stdout: stdout.into(),
-            stderr: Vec::new(),
-        };
-        assert_eq!(
-            parse_activation(&out(0, "switched\tx\nactivated\tx\n")),
-            Some(Activation::Activated)
-        );
-        assert_eq!(
-            parse_activation(&out(10, "failed\tpre_activate\n")),
-            Some(Activation::PreActivateFailed)
-        );
-        assert_eq!(
-            parse_activation(&out(11, "switched\tx\nfailed\thealth\nreverted\tp\n")),
-            Some(Activation::Failed {
-                step: "health".into(),
-                revert: Revert::Done {
-                    to: Some("p".into())
-                }
-            })
-        );
-        assert_eq!(
-            parse_activation(&out(
-                11,
-                "failed\tactivate\nreverted\tp\nrevert-failed\thealth\n"
-            )),
-            Some(Activation::Failed {
-                step: "activate".into(),
-                revert: Revert::Failed {
-                    to: Some("p".into()),
-                    step: "health".into()
-                }
-            })
-        );
-        assert_eq!(parse_activation(&out(70, "")), None);
     }
 
     #[test]
     fn a_script_carries_the_functions_it_calls_and_no_others() {
-        let script =
-            Script::new("prod", "web1", Some("web")).call("landfall_finalize", ["/srv/a", "r1"]);
+        let script = Script::new("prod", "web1", Some("web")).step(finalize("/srv/a"));
         let text = script.text();
-        assert!(text.starts_with("set -u\numask 022\n"), "{text}");
+        assert!(text.starts_with("{\nset -u\numask 022\n"), "{text}");
         for needed in ["landfall_finalize() {", "landfall_fail() {"] {
             assert!(text.contains(needed), "`{needed}` is missing:\n{text}");
         }
@@ -480,6 +519,169 @@ mod tests {
             "every function of steps.sh is found"
         );
         assert_parses_as_sh(&text);
+    }
+
+    #[test]
+    fn every_step_renders_to_a_script_that_parses() {
+        let s = String::from;
+        let steps = [
+            Step::Probe {
+                detail: true,
+                paths: vec![s("/a")],
+            },
+            Step::Claim {
+                index: 0,
+                path: s("/a"),
+                release: s("r"),
+                owner: s("{}"),
+                break_lock: true,
+                git: false,
+                name: s("p/a"),
+                shared: vec![s("log")],
+            },
+            Step::Lock {
+                path: s("/a"),
+                owner: s("o"),
+                break_lock: false,
+                name: s("p/a"),
+            },
+            Step::Unlock {
+                path: s("/a"),
+                token: s("t"),
+            },
+            Step::Prepare {
+                path: s("/a"),
+                shared: vec![],
+            },
+            Step::GitInit { path: s("/a") },
+            Step::Checkout {
+                path: s("/a"),
+                release: s("r"),
+                tree: s("abc"),
+            },
+            Step::Put {
+                dir: s("/a"),
+                name: s("x y"),
+                mode: 0o600,
+                bytes: b"secret\n".to_vec(),
+            },
+            Step::Link {
+                dir: s("/a"),
+                name: s("l"),
+                target: s("../t"),
+            },
+            Step::Build {
+                path: s("/a"),
+                release: s("r"),
+                previous: None,
+            },
+            finalize("/a"),
+            Step::Discard {
+                path: s("/a"),
+                release: s("r"),
+            },
+            Step::Manifest {
+                path: s("/a"),
+                release: s("r"),
+            },
+            Step::Files {
+                path: s("/a"),
+                release: s("r"),
+                max: 10,
+                files: vec![s("f")],
+            },
+            Step::Activate {
+                path: s("/a"),
+                release: s("r"),
+                previous: Some(s("q")),
+                revert: true,
+                log_ok: s("{}"),
+                log_back: s("{}"),
+            },
+            Step::Back {
+                path: s("/a"),
+                from: s("r"),
+                to: None,
+                log: s("{}"),
+            },
+            Step::Cleanup {
+                path: s("/a"),
+                keep: 3,
+                previous: None,
+            },
+            Step::Command {
+                words: vec![s("echo"), s("a;b")],
+            },
+        ];
+        let mut script = Script::new("prod", "web1", None);
+        for step in steps {
+            script = script.step(step);
+        }
+        let text = script.text();
+        assert!(text.contains("landfall_put /a 'x y' 600 <<'LANDFALL_INPUT_END'\nc2VjcmV0Cg==\nLANDFALL_INPUT_END\n"), "{text}");
+        assert!(text.contains("(cd / && echo 'a;b' </dev/null)\n"), "{text}");
+        assert_parses_as_sh(&text);
+    }
+
+    /// A script cut short anywhere, as a dropped connection would, runs
+    /// none of its steps: it is one `{ ...; }` group, which sh reads whole
+    /// before running any of it.
+    #[test]
+    fn a_script_cut_short_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a").to_string_lossy().into_owned();
+        let marker = dir.path().join("ran");
+        let script = Script::new("prod", "web1", None)
+            .step(Step::Prepare {
+                path: path.clone(),
+                shared: vec!["log".into()],
+            })
+            .step(Step::Put {
+                dir: path.clone(),
+                name: "f".into(),
+                mode: 0o644,
+                bytes: vec![b'x'; 300],
+            })
+            .step(Step::Command {
+                words: vec!["touch".into(), marker.to_string_lossy().into_owned()],
+            });
+        let text = script.text();
+        let run = |text: &str| {
+            use std::io::Write as _;
+            let mut child = std::process::Command::new("sh")
+                .arg("-s")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            child.wait().unwrap()
+        };
+        // Every cut in the calls, and a spread of cuts in the functions (the
+        // last byte, a newline after the closing brace, is not needed).
+        let calls = text.find("export LANDFALL_ENV").unwrap();
+        let cuts = (0..calls).step_by(97).chain(calls..text.len() - 1);
+        for cut in cuts {
+            let status = run(&text[..cut]);
+            assert!(
+                !std::path::Path::new(&path).exists() && !marker.exists(),
+                "a script cut at byte {cut} of {} ran (status {status}):\n{}",
+                text.len(),
+                &text[..cut]
+            );
+        }
+        assert!(run(&text).success());
+        assert!(marker.exists(), "the whole script runs");
+        assert_eq!(
+            std::fs::read(dir.path().join("a/f")).unwrap(),
+            vec![b'x'; 300]
+        );
     }
 
     #[test]

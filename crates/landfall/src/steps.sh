@@ -1,10 +1,19 @@
 # landfall's steps on a host: POSIX sh and coreutils only, no agent.
 #
-# This file holds functions only. landfall appends a header that exports
-# the LANDFALL_* variables and the calls with every argument shell-quoted,
-# and feeds the whole text to `sh -s`, on the local machine or over ssh.
-# Because the script arrives on standard input, nothing here may read
-# standard input except from a here-document: hooks get /dev/null.
+# This file holds functions only. landfall renders each step it wants run
+# as a call with every argument shell-quoted, puts the functions the calls
+# need before them, wraps the whole in one `{ ...; }` group (so that a
+# script cut short is a syntax error and runs nothing), and feeds it to
+# `sh -s`, on the local machine or over ssh. Because the script arrives
+# on standard input, nothing here may read standard input except from a
+# here-document: hooks get /dev/null.
+#
+# A release carries its own activation: `.landfall-activation` in the
+# release directory, written by landfall with every value quoted, sets
+# the hooks and their time limits (landfall_recorded reads it). Activating a release, switching back to
+# one and building one run what that release recorded, never what the
+# deploying workspace says today.
+#
 # Results are reported as tab-separated lines on stdout; hook output goes
 # to stderr. Exit statuses: 0 done, 3 locked by another deploy, 4 the
 # path is not the artifact's to lock (see landfall_owns), 10 pre_activate
@@ -21,7 +30,8 @@ landfall_fail() {
 
 # landfall_probe DETAIL PATH...: for each path (numbered from 0), the
 # current release, the complete releases (newest first) and the lock, if
-# one is held; with DETAIL=1 also the tail of the log.
+# one is held; with DETAIL=1 also each release's provenance and the tail
+# of the log.
 landfall_probe() {
   detail=$1
   shift
@@ -33,6 +43,9 @@ landfall_probe() {
       for r in $(ls -1t "$p/releases"); do
         case $r in *[!0-9a-f]*) continue ;; esac
         printf 'release\t%s\t%s\n' "$i" "$r"
+        if [ "$detail" = 1 ] && [ -f "$p/releases/$r/.landfall-release" ]; then
+          printf 'provenance\t%s\t%s\t%s\n' "$i" "$r" "$(head -n 1 "$p/releases/$r/.landfall-release")"
+        fi
       done
     fi
     if [ -f "$p/.landfall/lock" ]; then
@@ -159,8 +172,8 @@ landfall_unlock() {
   printf 'unlocked\t\n'
 }
 
-# landfall_prepare PATH SHARED...: the directories a release needs; prints
-# the current release.
+# landfall_prepare PATH SHARED...: the directories a release needs;
+# reports the current release as `prepared`.
 landfall_prepare() {
   p=$1
   shift
@@ -169,7 +182,7 @@ landfall_prepare() {
     mkdir -p "$p/shared/$d" || landfall_fail "cannot create $p/shared/$d"
   done
   c=$(readlink "$p/current" 2>/dev/null) || c=
-  printf 'current\t%s\n' "${c##*/}"
+  printf 'prepared\t%s\n' "${c##*/}"
 }
 
 # landfall_git_init PATH: the bare repository that git artifacts are
@@ -211,26 +224,44 @@ landfall_link() {
   mkdir -p "${f%/*}" && rm -rf "$f" && ln -s "$3" "$f" || landfall_fail "cannot link $f"
 }
 
-# landfall_build PATH RELEASE PREVIOUS COMMAND LIMIT: runs the build hook
-# in the upload directory; if it fails, the upload is removed.
+# landfall_recorded DIR: reads the activation a release recorded
+# (.landfall-activation in DIR, written by landfall with every value
+# quoted) into hook_build, hook_pre_activate, hook_activate, hook_health,
+# health_timeout and hook_timeout. Fails, with every hook empty, for a
+# release that recorded none (one made before releases carried their
+# activation).
+landfall_recorded() {
+  hook_build= hook_pre_activate= hook_activate= hook_health=
+  health_timeout=1 hook_timeout=1
+  [ -f "$1/.landfall-activation" ] && [ ! -L "$1/.landfall-activation" ] || return 1
+  . "$1/.landfall-activation" || landfall_fail "cannot read $1/.landfall-activation"
+}
+
+# landfall_build PATH RELEASE PREVIOUS: runs the build hook the upload
+# recorded, in the upload directory; if it fails, the upload is removed.
 landfall_build() {
   landfall_steps "$1"
   part="$1/releases/$2.partial"
+  landfall_recorded "$part" || landfall_fail "the upload of $2 has no .landfall-activation"
   export LANDFALL_PATH="$1" LANDFALL_RELEASE="$2" LANDFALL_PREVIOUS="$3"
-  if ! landfall_hook build "$part" "$4" "$5"; then
+  [ -n "$hook_build" ] || return 0
+  if ! landfall_hook build "$part" "$hook_build" "$hook_timeout"; then
     rm -rf "$part"
     printf 'failed\tbuild\n'
     exit 12
   fi
 }
 
-# landfall_finalize PATH RELEASE: the upload is complete (its manifest,
-# .landfall-manifest, came with it): give it its name.
+# landfall_finalize PATH RELEASE PROVENANCE: the upload is complete (its
+# manifest and activation came with it): records where it comes from in
+# .landfall-release (one line of JSON) and gives it its name. A release
+# already complete keeps the provenance it was made with.
 landfall_finalize() {
   if [ -d "$1/releases/$2" ]; then
     rm -rf "$1/releases/$2.partial"
   else
-    mv "$1/releases/$2.partial" "$1/releases/$2" || landfall_fail "cannot rename $1/releases/$2.partial"
+    printf '%s\n' "$3" >"$1/releases/$2.partial/.landfall-release" &&
+      mv "$1/releases/$2.partial" "$1/releases/$2" || landfall_fail "cannot rename $1/releases/$2.partial"
   fi
 }
 
@@ -325,18 +356,20 @@ landfall_log() {
   printf '%s\n' "$2" >>"$1/.landfall/log"
 }
 
-# landfall_activate PATH RELEASE PREVIOUS TIMEOUT REVERT LOG_OK LOG_BACK
-#   PRE_ACTIVATE ACTIVATE HEALTH LIMIT
-# runs pre_activate, switches `current`, runs activate and polls health
-# for TIMEOUT seconds; each other hook may run LIMIT seconds. When
-# activate or health fail and REVERT=1 it switches back at once.
+# landfall_activate PATH RELEASE PREVIOUS REVERT LOG_OK LOG_BACK: runs the
+# activation RELEASE recorded: pre_activate, the switch of `current`,
+# activate, and health polled for its timeout. When activate or health
+# fail and REVERT=1, it switches back to PREVIOUS at once and runs what
+# PREVIOUS recorded (see landfall_back). A release that recorded no
+# activation is switched to with no hook run, and reported `unrecorded`.
 landfall_activate() {
-  p=$1 id=$2 prev=$3 timeout=$4 revert=$5 log_ok=$6 log_back=$7 pre=$8 act=$9 health=${10} limit=${11}
+  p=$1 id=$2 prev=$3 revert=$4 log_ok=$5 log_back=$6
   rel="$p/releases/$id"
   [ -d "$rel" ] || landfall_fail "release $id is not on this host"
   landfall_steps "$p"
+  landfall_recorded "$rel" || printf 'unrecorded\t%s\n' "$id"
   export LANDFALL_PATH="$p" LANDFALL_RELEASE="$id" LANDFALL_PREVIOUS="$prev"
-  if [ -n "$pre" ] && ! landfall_hook pre_activate "$rel" "$pre" "$limit"; then
+  if [ -n "$hook_pre_activate" ] && ! landfall_hook pre_activate "$rel" "$hook_pre_activate" "$hook_timeout"; then
     printf 'failed\tpre_activate\n'
     exit 10
   fi
@@ -345,9 +378,9 @@ landfall_activate() {
   landfall_switch "$p" "$id"
   printf 'switched\t%s\n' "$id"
   failed=
-  if [ -n "$act" ] && ! landfall_hook activate "$rel" "$act" "$limit"; then
+  if [ -n "$hook_activate" ] && ! landfall_hook activate "$rel" "$hook_activate" "$hook_timeout"; then
     failed=activate
-  elif [ -n "$health" ] && ! landfall_health "$rel" "$health" "$timeout"; then
+  elif [ -n "$hook_health" ] && ! landfall_health "$rel" "$hook_health" "$health_timeout"; then
     failed=health
   fi
   if [ -z "$failed" ]; then
@@ -357,35 +390,35 @@ landfall_activate() {
   fi
   printf 'failed\t%s\n' "$failed"
   if [ "$revert" = 1 ]; then
-    landfall_back "$p" "$id" "$prev" "$timeout" "$log_back" "$act" "$health" "$limit"
+    landfall_back "$p" "$id" "$prev" "$log_back"
   fi
   exit 11
 }
 
-# landfall_back PATH FROM TO TIMEOUT LOG ACTIVATE HEALTH LIMIT: switches
-# back to TO (or removes `current` when there is none) and runs activate
-# and health again.
+# landfall_back PATH FROM TO LOG: switches back to TO (or removes `current`
+# when there is none) and runs the activate and health hooks TO recorded.
 landfall_back() {
   p=$1
   landfall_steps "$p"
-  export LANDFALL_PATH="$p"
   if [ -z "$3" ]; then
     rm -f "$p/current"
-    landfall_log "$p" "$5"
+    landfall_log "$p" "$4"
     printf 'reverted\t\n'
     return 0
   fi
-  export LANDFALL_RELEASE="$3" LANDFALL_PREVIOUS="$2"
-  [ -d "$p/releases/$3" ] || landfall_fail "release $3 is not on this host"
-  touch "$p/releases/$3"
+  to="$p/releases/$3"
+  [ -d "$to" ] || landfall_fail "release $3 is not on this host"
+  landfall_recorded "$to" || printf 'unrecorded\t%s\n' "$3"
+  export LANDFALL_PATH="$p" LANDFALL_RELEASE="$3" LANDFALL_PREVIOUS="$2"
+  touch "$to"
   landfall_switch "$p" "$3"
-  landfall_log "$p" "$5"
+  landfall_log "$p" "$4"
   printf 'reverted\t%s\n' "$3"
-  if [ -n "$6" ] && ! landfall_hook activate "$p/releases/$3" "$6" "$8"; then
+  if [ -n "$hook_activate" ] && ! landfall_hook activate "$to" "$hook_activate" "$hook_timeout"; then
     printf 'revert-failed\tactivate\n'
     return 1
   fi
-  if [ -n "$7" ] && ! landfall_health "$p/releases/$3" "$7" "$4"; then
+  if [ -n "$hook_health" ] && ! landfall_health "$to" "$hook_health" "$health_timeout"; then
     printf 'revert-failed\thealth\n'
     return 1
   fi

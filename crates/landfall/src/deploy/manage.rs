@@ -3,10 +3,11 @@
 use serde::Serialize;
 
 use super::{Outcome, Run, Status, Summary, describe_failure, parallel};
+use crate::assemble::Provenance;
 use crate::config::Host;
 use crate::event::{Event, Phase};
 use crate::plan::{Plan, Target};
-use crate::steps::{self, Activation, LogEntry, PathState, Script};
+use crate::steps::{Activation, LogEntry, PathState, Script, Step};
 
 /// One artifact on one host, as `status` reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -26,7 +27,10 @@ pub struct TargetStatus {
 pub struct ReleaseStatus {
     pub id: String,
     pub current: bool,
-    /// The last log entry that activated this release, if any.
+    /// Where the release comes from, as it recorded when it was made.
+    pub provenance: Option<Provenance>,
+    /// The last log entry that switched to this release, if any: a
+    /// deploy, a rollback, or a switch back.
     pub activated: Option<LogEntry>,
 }
 
@@ -56,11 +60,12 @@ pub fn status(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
                         .map(|id| ReleaseStatus {
                             id: id.clone(),
                             current: state.current.as_ref() == Some(id),
+                            provenance: state.provenance.get(id).cloned(),
                             activated: state
                                 .log
                                 .iter()
                                 .rev()
-                                .find(|e| e.release.as_ref() == Some(id) && e.event == "activated")
+                                .find(|e| e.release.as_ref() == Some(id))
                                 .cloned(),
                         })
                         .collect();
@@ -80,7 +85,9 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
     let targets: Vec<&Target> = plan.targets.iter().collect();
     let states = run.probe(&targets, true, None);
     let mut outcomes: Vec<Outcome> = Vec::new();
-    let mut chosen: Vec<(usize, String, Option<String>)> = Vec::new();
+    // Per target switched: its index, the release to switch to, the
+    // current one, and the commit the release was built from.
+    let mut chosen: Vec<(usize, String, Option<String>, Option<String>)> = Vec::new();
     let mut refused = false;
     for (i, (target, state)) in targets.iter().zip(states).enumerate() {
         let mut outcome = Outcome {
@@ -93,14 +100,18 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
         };
         match state
             .map_err(|e| format!("probe: {e}"))
-            .and_then(|state| rollback_target(&state, to))
+            .and_then(|state| Ok((rollback_target(&state, to)?, state)))
         {
-            Ok(Choice::Switch { release, current }) => {
+            Ok((Choice::Switch { release, current }, state)) => {
                 outcome.release = Some(release.clone());
                 outcome.previous.clone_from(&current);
-                chosen.push((i, release, current));
+                let revision = state
+                    .provenance
+                    .get(&release)
+                    .and_then(|p| p.revision.clone());
+                chosen.push((i, release, current, revision));
             }
-            Ok(Choice::Skip(reason)) => outcome.message = Some(reason),
+            Ok((Choice::Skip(reason), _)) => outcome.message = Some(reason),
             Err(message) => {
                 refused = true;
                 outcome.status = Status::Failed;
@@ -121,25 +132,48 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
         summary.ok = false;
         return summary;
     }
-    let results = parallel(&chosen, run.jobs, |(i, release, current)| {
+    // What runs is what the release recorded when it was made: its own
+    // hooks, with its own secrets, whatever the workspace says today.
+    let results = parallel(&chosen, run.jobs, |(i, release, current, revision)| {
         let target = targets[*i];
         let path = run.transport.host_path(target);
-        let activate = |script| run.activation(script, target, &path, release, current.as_deref());
+        let activate = |script: Script| {
+            script.step(run.activation(
+                target,
+                &path,
+                release,
+                current.as_deref(),
+                true,
+                "rollback",
+                revision.clone(),
+            ))
+        };
         let result = run
             .locked(target, &path, break_lock, activate)
             .map_err(|(phase, err)| format!("{}: {err}", phase.name()));
-        let unlock = run.script(target).call(
-            "landfall_unlock",
-            [path.as_str(), run.identity.token.as_str()],
-        );
-        let _ = run.transport.run(&target.host, &unlock.text());
+        let unlock = run.script(target).step(Step::Unlock {
+            path: path.clone(),
+            token: run.identity.token.clone(),
+        });
+        let _ = run.transport.run(&target.host, &unlock);
         result
     });
-    for ((i, release, _), result) in chosen.iter().zip(results) {
+    for ((i, release, _, _), result) in chosen.iter().zip(results) {
         let outcome = &mut outcomes[*i];
         // A target chosen for switching back either is or has failed.
         outcome.status = Status::Failed;
-        match result.map(|out| (steps::parse_activation(&out), out)) {
+        if let Ok(reply) = &result {
+            for unrecorded in reply.unrecorded() {
+                (run.events)(Event::Warning {
+                    message: format!(
+                        "on `{}`: release {unrecorded} of `{}` recorded no activation (it was made \
+                         by an older landfall), so no hook ran for it",
+                        outcome.host, outcome.artifact
+                    ),
+                });
+            }
+        }
+        match result.map(|reply| (reply.activation(), reply)) {
             Ok((Some(Activation::Activated), _)) => {
                 outcome.status = Status::RolledBack;
                 (run.events)(Event::RolledBack {
@@ -152,13 +186,13 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
             Ok((Some(Activation::PreActivateFailed), out)) => {
                 outcome.message = Some(format!(
                     "pre_activate failed; `current` is untouched:\n{}",
-                    steps::hook_output(&out)
+                    out.hook_output()
                 ));
             }
             Ok((Some(Activation::Failed { step, .. }), out)) => {
                 outcome.message = Some(format!(
                     "{step} failed on {release}; switched back:\n{}",
-                    steps::hook_output(&out)
+                    out.hook_output()
                 ));
             }
             Ok((None, out)) => outcome.message = Some(describe_failure(&out)),
@@ -211,6 +245,7 @@ fn rollback_target(state: &PathState, to: Option<&str>) -> Result<Choice, String
             }
         }
     } else {
+        // The release that was current before this one was deployed.
         let from_log = state.log.iter().rev().find_map(|e| {
             (e.event == "activated" && e.release == current)
                 .then(|| e.previous.clone())
@@ -260,13 +295,15 @@ impl ExecResult {
 /// Runs a command (its words each quoted) on hosts, `jobs` at a time.
 pub fn exec(run: &Run<'_>, hosts: &[&Host], command: &[String]) -> Vec<ExecResult> {
     parallel(hosts, run.jobs, |host| {
-        let script = Script::new(&run.env.name, &host.name, None).command(command);
-        match run.transport.run(&host.name, &script.text()) {
-            Ok(out) => ExecResult {
+        let script = Script::new(&run.env.name, &host.name, None).step(Step::Command {
+            words: command.to_vec(),
+        });
+        match run.transport.run(&host.name, &script) {
+            Ok(reply) => ExecResult {
                 host: host.name.clone(),
-                code: out.code,
-                stdout: out.stdout_text(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                code: reply.output.code,
+                stdout: reply.output.stdout_text(),
+                stderr: String::from_utf8_lossy(&reply.output.stderr).into_owned(),
                 error: None,
             },
             Err(err) => ExecResult {

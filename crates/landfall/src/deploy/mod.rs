@@ -26,9 +26,12 @@
 //! outcomes, bounded parallelism, probing); `phases` is the deploy itself,
 //! `manage` the status and rollback commands.
 
+mod decide;
 mod manage;
 mod phases;
 mod predict;
+
+pub use decide::{Action, Upload, decide};
 
 pub use manage::{ExecResult, ReleaseStatus, TargetStatus, exec, rollback, status};
 pub use phases::deploy;
@@ -44,8 +47,7 @@ use crate::config::{Environment, Project};
 use crate::event::{Event, Phase, Reporter};
 use crate::git::Revision;
 use crate::plan::Target;
-use crate::process::Output;
-use crate::steps::{self, LogEntry, PathState, Script};
+use crate::steps::{Exit, LogEntry, PathState, Reply, Script, Step};
 use crate::transport::Transport;
 
 /// Who is deploying, recorded in locks and logs.
@@ -235,10 +237,17 @@ impl Summary {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DeployOptions {
     pub dry_run: bool,
     pub break_lock: bool,
+    /// Run the activation of releases that are current already.
+    pub force: bool,
+    /// The bundle the releases come from, recorded with each new release.
+    pub bundle: Option<String>,
+    /// The `--var KEY=VALUE` overrides, as given, recorded with each new
+    /// release.
+    pub overrides: Vec<String>,
 }
 
 /// Runs `f` on every item, at most `jobs` at once, and returns the results
@@ -279,7 +288,8 @@ struct Work<'a> {
     release: &'a Release,
     path: String,
     current: Option<String>,
-    present: bool,
+    /// What the deploy does with it, once the probe has read the host.
+    action: Action,
     lock: Lock,
     /// Uploaded in full but not yet renamed: the activation renames it.
     unfinished: bool,
@@ -327,17 +337,8 @@ fn by_host(targets: &[&Target]) -> Vec<(String, Vec<usize>)> {
         .collect()
 }
 
-fn describe_failure(output: &Output) -> String {
-    let tail = output.stderr_tail();
-    let status = output.code.map_or_else(
-        || "killed by a signal".to_string(),
-        |c| format!("exit status {c}"),
-    );
-    if tail.is_empty() {
-        status
-    } else {
-        format!("{status}:\n{tail}")
-    }
+fn describe_failure(reply: &Reply) -> String {
+    reply.describe_failure()
 }
 
 impl Run<'_> {
@@ -361,42 +362,41 @@ impl Run<'_> {
         path: &str,
         break_lock: bool,
         then: impl Fn(Script) -> Script,
-    ) -> Result<Output, (Phase, String)> {
+    ) -> Result<Reply, (Phase, String)> {
         let owner = self.lock_owner();
         let name = self.artifact_name(target);
         let attempt = |force: bool| {
-            let lock = self.script(target).call(
-                "landfall_lock",
-                [path, owner.as_str(), if force { "1" } else { "0" }, &name],
-            );
-            let script = then(lock);
-            let output = self
+            let lock = self.script(target).step(Step::Lock {
+                path: path.to_string(),
+                owner: owner.clone(),
+                break_lock: force,
+                name: name.clone(),
+            });
+            let reply = self
                 .transport
-                .run(&target.host, &script.text())
+                .run(&target.host, &then(lock))
                 .map_err(|err| (Phase::Lock, err.to_string()))?;
-            if output.code == Some(steps::EXIT_NOT_OWNER) {
-                return Err((Phase::Lock, output.stderr_tail().trim_end().to_string()));
+            if reply.exit == Exit::NotOwner {
+                return Err((
+                    Phase::Lock,
+                    reply.output.stderr_tail().trim_end().to_string(),
+                ));
             }
-            Ok(output)
+            Ok(reply)
         };
-        let output = attempt(break_lock)?;
-        if output.code != Some(steps::EXIT_LOCKED) {
-            return Ok(output);
+        let reply = attempt(break_lock)?;
+        if reply.exit != Exit::Locked {
+            return Ok(reply);
         }
-        let stdout = output.stdout_text();
-        self.judge_lock(
-            target,
-            path,
-            steps::reported(&stdout, "locked").unwrap_or(""),
-        )?;
-        let output = attempt(true)?;
-        if output.code == Some(steps::EXIT_LOCKED) {
+        self.judge_lock(target, path, reply.locked_by().unwrap_or(""))?;
+        let reply = attempt(true)?;
+        if reply.exit == Exit::Locked {
             return Err((
                 Phase::Lock,
                 format!("`{path}` was locked again by another deploy"),
             ));
         }
-        Ok(output)
+        Ok(reply)
     }
 
     /// Whether a lock, given its first line, was left behind by a deploy
@@ -442,35 +442,32 @@ impl Run<'_> {
         self.identity.lock_owner(&self.env.name)
     }
 
-    /// Appends the activation of `release` of a target to `script`,
-    /// switching back to `previous` if activate or health fail.
+    /// The activation of `release` of a target: what the release
+    /// recorded, switching back to `previous` (and running what that
+    /// recorded) if activate or health fail and `revert` is set. `event`
+    /// names it in the log (`activated`, `rollback`, `reactivated`), and
+    /// `revision` is the commit the release was built from.
+    #[allow(clippy::too_many_arguments, reason = "each is a field of the step")]
     fn activation(
         &self,
-        script: Script,
         target: &Target,
         path: &str,
         release: &str,
         previous: Option<&str>,
-    ) -> Script {
-        let hooks = &target.hooks;
-        let log_ok = self.log_line(target, "activated", Some(release), previous);
-        let log_back = self.log_line(target, "rolled_back", previous, Some(release));
-        script.call(
-            "landfall_activate",
-            [
-                path,
-                release,
-                previous.unwrap_or(""),
-                &steps::timeout_seconds(hooks.health_timeout),
-                "1",
-                &log_ok,
-                &log_back,
-                hooks.pre_activate.as_deref().unwrap_or(""),
-                hooks.activate.as_deref().unwrap_or(""),
-                hooks.health.as_deref().unwrap_or(""),
-                &steps::timeout_seconds(hooks.timeout),
-            ],
-        )
+        revert: bool,
+        event: &str,
+        revision: Option<String>,
+    ) -> Step {
+        Step::Activate {
+            path: path.to_string(),
+            release: release.to_string(),
+            previous: previous.map(str::to_string),
+            revert,
+            log_ok: self.log_line(target, event, Some(release), previous, revision),
+            // The revision of a release switched back to is not known here;
+            // the log's earlier entries have it.
+            log_back: self.log_line(target, "rolled_back", previous, Some(release), None),
+        }
     }
 
     fn log_line(
@@ -479,6 +476,7 @@ impl Run<'_> {
         event: &str,
         release: Option<&str>,
         previous: Option<&str>,
+        revision: Option<String>,
     ) -> String {
         let entry = LogEntry {
             time: jiff::Timestamp::now().to_string(),
@@ -489,7 +487,7 @@ impl Run<'_> {
             previous: previous.map(str::to_string),
             user: self.identity.user.clone(),
             from: self.identity.machine.clone(),
-            revision: self.identity.revision.describe(),
+            revision,
         };
         serde_json::to_string(&entry).expect("log entries serialise")
     }
@@ -506,14 +504,14 @@ impl Run<'_> {
     }
 
     /// One round trip per host: the state of every artifact path on it.
-    /// With `claims` (per target, the arguments of `landfall_claim` after
-    /// the index), the same round trip takes the deploy lock of every
-    /// target whose release is not current, and prepares its directories.
+    /// With `claims` (per target, a claim of its lock), the same round trip
+    /// takes the deploy lock of every target whose release is not current,
+    /// and prepares its directories.
     fn probe(
         &self,
         targets: &[&Target],
         detail: bool,
-        claims: Option<&[Vec<String>]>,
+        claims: Option<&[Step]>,
     ) -> Vec<Result<PathState, String>> {
         let hosts = by_host(targets);
         let answers = parallel(&hosts, self.jobs, |(host, indices)| {
@@ -521,25 +519,20 @@ impl Run<'_> {
                 .iter()
                 .map(|&i| self.transport.host_path(targets[i]))
                 .collect();
-            let args = std::iter::once(if detail {
-                "1".to_string()
-            } else {
-                "0".to_string()
-            })
-            .chain(paths);
-            let mut script = Script::new(&self.env.name, host, None).call("landfall_probe", args);
-            for (k, &i) in indices.iter().enumerate().filter(|_| claims.is_some()) {
-                let claim = claims.map_or(&[][..], |c| c[i].as_slice());
-                script = script.call(
-                    "landfall_claim",
-                    std::iter::once(k.to_string()).chain(claim.iter().cloned()),
-                );
-            }
-            match self.transport.run(host, &script.text()) {
-                Ok(out) if out.success() => {
-                    Ok(steps::parse_probe(&out.stdout_text(), indices.len()))
+            let mut script =
+                Script::new(&self.env.name, host, None).step(Step::Probe { detail, paths });
+            for (k, &i) in indices.iter().enumerate() {
+                if let Some(Step::Claim { .. }) = claims.map(|c| &c[i]) {
+                    let mut claim = claims.expect("checked")[i].clone();
+                    if let Step::Claim { index, .. } = &mut claim {
+                        *index = k;
+                    }
+                    script = script.step(claim);
                 }
-                Ok(out) => Err(describe_failure(&out)),
+            }
+            match self.transport.run(host, &script) {
+                Ok(reply) if reply.success() => Ok(reply.states(indices.len())),
+                Ok(reply) => Err(describe_failure(&reply)),
                 Err(err) => Err(err.to_string()),
             }
         });

@@ -1,17 +1,23 @@
 //! The phases of a deploy: probe, push, activate, finish (or, for a dry
 //! run, the report of what would change).
 
+use super::decide::{self, Action, Found, Upload};
 use super::{DeployOptions, Lock, Run, Status, Summary, Work, by_host, describe_failure, parallel};
 use std::time::Instant;
 
-use crate::assemble::{EntryKind, MANIFEST_FILE, Release};
+use crate::assemble::{EntryKind, MANIFEST_FILE, Provenance, Release};
 use crate::config::OnFailure;
 use crate::event::{Event, Phase};
 use crate::plan::{Plan, Target};
-use crate::steps::{self, Activation, Claim, Revert};
+use crate::steps::{self, Activation, Claim, Exit, Revert, Script, Step};
 
 /// Deploys the plan's releases (one per target, in plan order).
-pub fn deploy(run: &Run<'_>, plan: &Plan, releases: &[Release], options: DeployOptions) -> Summary {
+pub fn deploy(
+    run: &Run<'_>,
+    plan: &Plan,
+    releases: &[Release],
+    options: &DeployOptions,
+) -> Summary {
     let summary = deploy_releases(run, plan, releases, options);
     // Staged copies of files rendered with secrets live only as long as the
     // run needs them.
@@ -25,7 +31,7 @@ fn deploy_releases(
     run: &Run<'_>,
     plan: &Plan,
     releases: &[Release],
-    options: DeployOptions,
+    options: &DeployOptions,
 ) -> Summary {
     let targets: Vec<&Target> = plan.targets.iter().collect();
     let mut work: Vec<Work<'_>> = plan
@@ -37,7 +43,8 @@ fn deploy_releases(
             release,
             path: run.transport.host_path(target),
             current: None,
-            present: false,
+            // Until the probe has read the host.
+            action: Action::Unchanged,
             lock: Lock::Free,
             unfinished: false,
             status: None,
@@ -45,24 +52,24 @@ fn deploy_releases(
         })
         .collect();
 
-    // Phase 1: probe, and lock what is not current.
+    // Phase 1: probe, and lock what is not current (everything, with
+    // `--force`).
     let claims = (!options.dry_run).then(|| {
         let owner = run.lock_owner();
         work.iter()
-            .map(|w| {
-                let name = run.artifact_name(w.target);
-                [
-                    w.path.as_str(),
-                    &w.release.id,
-                    &owner,
-                    if options.break_lock { "1" } else { "0" },
-                    if w.release.git.is_some() { "1" } else { "0" },
-                    &name,
-                ]
-                .into_iter()
-                .chain(shared_dirs(run, w.target))
-                .map(str::to_string)
-                .collect::<Vec<_>>()
+            .map(|w| Step::Claim {
+                index: 0,
+                path: w.path.clone(),
+                release: if options.force {
+                    String::new()
+                } else {
+                    w.release.id.clone()
+                },
+                owner: owner.clone(),
+                break_lock: options.break_lock,
+                git: w.release.git.is_some(),
+                name: run.artifact_name(w.target),
+                shared: shared_dirs(run, w.target).map(str::to_string).collect(),
             })
             .collect::<Vec<_>>()
     });
@@ -73,25 +80,23 @@ fn deploy_releases(
     let mut refused = false;
     for (w, state) in work.iter_mut().zip(states) {
         match state {
-            Ok(state) => {
-                w.present = state.releases.contains(&w.release.id);
-                w.current = state.current;
-                // A lock means a deploy is running or was interrupted, maybe
-                // after switching `current` but before activate and health
-                // finished: only an unlocked current release is unchanged.
-                let unchanged =
-                    w.current.as_deref() == Some(w.release.id.as_str()) && state.lock.is_none();
+            Ok(mut state) => {
+                let unchanged = decide::decide(w.target, w.release, Found::of(&state), false)
+                    == Action::Unchanged;
                 (run.events)(Event::Probed {
                     host: w.target.host.clone(),
                     artifact: w.target.artifact.clone(),
                     release: w.release.id.clone(),
-                    current: w.current.clone(),
+                    current: state.current.clone(),
                     unchanged,
                 });
-                match state.claim {
+                match state.claim.take() {
                     Some(Claim::Held { current }) => {
+                        // Read again under the lock, which now holds it
+                        // still.
                         w.lock = Lock::Held;
-                        w.current = current;
+                        state.current = current;
+                        state.lock = None;
                     }
                     Some(Claim::Busy(holder)) => {
                         // A lock this run may take over is taken in the push.
@@ -109,7 +114,9 @@ fn deploy_releases(
                     }
                     None => {}
                 }
-                if unchanged && w.status.is_none() {
+                w.action = decide::decide(w.target, w.release, Found::of(&state), options.force);
+                w.current = state.current;
+                if w.action == Action::Unchanged && w.status.is_none() {
                     w.status = Some(Status::Unchanged);
                 }
             }
@@ -136,10 +143,12 @@ fn deploy_releases(
     let pending: Vec<usize> = (0..work.len()).filter(|&i| work[i].needs_work()).collect();
     let pending_targets: Vec<&Target> = pending.iter().map(|&i| work[i].target).collect();
     let hosts = by_host(&pending_targets);
+    let provenance =
+        serde_json::to_string(&provenance(run, options)).expect("provenance serialises");
     let results = parallel(&hosts, run.jobs, |(_, indices)| {
         indices
             .iter()
-            .map(|&j| push_one(run, &work[pending[j]]))
+            .map(|&j| push_one(run, &work[pending[j]], &provenance))
             .collect::<Vec<_>>()
     });
     let mut push_failed = false;
@@ -153,6 +162,9 @@ fn deploy_releases(
             if let Some(Current(current)) = result.current {
                 w.current = current;
             }
+            if let Some(action) = result.action {
+                w.action = action;
+            }
             if let Err((phase, message)) = result.result {
                 push_failed = true;
                 run.fail(w, phase, message);
@@ -165,7 +177,7 @@ fn deploy_releases(
     // Phase 3: activate, unless a push failed anywhere.
     let started = Instant::now();
     if !push_failed {
-        activate_all(run, &mut work);
+        activate_all(run, &mut work, &provenance);
     }
 
     // Phase 4: clean up and unlock.
@@ -187,7 +199,7 @@ fn probe_claiming(
     run: &Run<'_>,
     targets: &[&Target],
     work: &[Work<'_>],
-    claims: &[Vec<String>],
+    claims: &[Step],
 ) -> Vec<Result<steps::PathState, String>> {
     const ATTEMPTS: u32 = 4;
     let mut attempt = 1;
@@ -205,7 +217,7 @@ fn probe_claiming(
         parallel(&held, run.jobs, |&i| {
             let w = &work[i];
             let script = tidy_up(run, w, run.script(w.target), false);
-            let _ = run.transport.run(&w.target.host, &script.text());
+            let _ = run.transport.run(&w.target.host, &script);
         });
         std::thread::sleep(backoff(attempt));
         attempt += 1;
@@ -223,11 +235,27 @@ fn backoff(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_millis(100 + (mixed >> 33) % 400) * attempt
 }
 
+/// What a new release records of where it comes from.
+fn provenance(run: &Run<'_>, options: &DeployOptions) -> Provenance {
+    Provenance {
+        revision: run.identity.revision.commit.clone(),
+        dirty: run.identity.revision.dirty,
+        bundle: options.bundle.clone(),
+        overrides: options.overrides.clone(),
+        user: run.identity.user.clone(),
+        from: run.identity.machine.clone(),
+        time: jiff::Timestamp::now().to_string(),
+        landfall: crate::VERSION.to_string(),
+    }
+}
+
 struct PushResult {
     /// The lock was taken here (a lock left by a gone deploy, taken over).
     locked: bool,
     /// The current release as read under a lock taken here.
     current: Option<Current>,
+    /// The action decided again from what was read under that lock.
+    action: Option<Action>,
     /// Uploaded, but the rename is left to the activation.
     unfinished: bool,
     result: Result<(), (Phase, String)>,
@@ -236,47 +264,64 @@ struct PushResult {
 /// What `current` pointed at (`None`: nothing yet).
 struct Current(Option<String>);
 
-fn push_one(run: &Run<'_>, w: &Work<'_>) -> PushResult {
+fn push_one(run: &Run<'_>, w: &Work<'_>, provenance: &str) -> PushResult {
     let mut result = PushResult {
         locked: false,
         current: None,
+        action: None,
         unfinished: false,
         result: Ok(()),
     };
     let mut current = w.current.clone();
+    let mut action = w.action;
     if w.lock != Lock::Held {
         // The probe found a lock left behind by a deploy of this machine
         // that is gone (and said so), and it is taken over; or the probe
         // could not tell, and the lock is taken as usual.
-        let prepare = |script: steps::Script| {
-            let script = script.call(
-                "landfall_prepare",
-                std::iter::once(w.path.as_str()).chain(shared_dirs(run, w.target)),
-            );
+        let prepare = |script: Script| {
+            let script = script.step(Step::Prepare {
+                path: w.path.clone(),
+                shared: shared_dirs(run, w.target).map(str::to_string).collect(),
+            });
             if w.release.git.is_some() {
-                script.call("landfall_git_init", [w.path.as_str()])
+                script.step(Step::GitInit {
+                    path: w.path.clone(),
+                })
             } else {
                 script
             }
         };
-        let output = match run.locked(w.target, &w.path, w.lock == Lock::TakeOver, prepare) {
-            Ok(output) => output,
+        let reply = match run.locked(w.target, &w.path, w.lock == Lock::TakeOver, prepare) {
+            Ok(reply) => reply,
             Err(err) => {
                 result.result = Err(err);
                 return result;
             }
         };
         result.locked = true;
-        if !output.success() {
-            result.result = Err((Phase::Lock, describe_failure(&output)));
+        if !reply.success() {
+            result.result = Err((Phase::Lock, describe_failure(&reply)));
             return result;
         }
-        current = steps::reported(&output.stdout_text(), "current")
-            .filter(|c| !c.is_empty())
-            .map(str::to_string);
+        current = reply.prepared().flatten();
         result.current = Some(Current(current.clone()));
+        // The lock is this run's now. What the interrupted run left is
+        // judged again: it may have switched `current` without finishing
+        // the activation, so a current release is activated again.
+        let releases: Vec<String> = match w.action {
+            Action::Activate(Upload::Present) => vec![w.release.id.clone()],
+            _ => Vec::new(),
+        };
+        let found = Found {
+            current: current.as_deref(),
+            releases: &releases,
+            locked: true,
+        };
+        let force = w.action == Action::Reactivate;
+        action = decide::decide(w.target, w.release, found, force);
+        result.action = Some(action);
     }
-    if w.present || current.as_deref() == Some(w.release.id.as_str()) {
+    if !action.uploads() {
         return result;
     }
     let mut stats = match run.transport.push(w.target, w.release, current.as_deref()) {
@@ -305,29 +350,29 @@ fn push_one(run: &Run<'_>, w: &Work<'_>) -> PushResult {
             objects: stats.objects,
         });
     };
-    let script = match completion(run, w, current.as_deref()) {
-        Ok(Some(script)) => script,
-        Ok(None) => {
-            // Nothing runs on the upload: the activation renames it.
-            result.unfinished = true;
-            pushed();
-            return result;
-        }
+    if action == Action::Activate(Upload::Copy) {
+        // Nothing runs on the upload: the activation renames it.
+        result.unfinished = true;
+        pushed();
+        return result;
+    }
+    let script = match completion(run, w, current.as_deref(), provenance) {
+        Ok(script) => script,
         Err(message) => {
             result.result = Err((Phase::Push, message));
             return result;
         }
     };
-    match run.transport.run(&w.target.host, &script.text()) {
-        Ok(out) if out.success() => pushed(),
-        Ok(out) if out.code == Some(steps::EXIT_BUILD_FAILED) => {
-            let tail = steps::hook_output(&out);
+    match run.transport.run(&w.target.host, &script) {
+        Ok(reply) if reply.success() => pushed(),
+        Ok(reply) if reply.exit == Exit::BuildFailed => {
+            let tail = reply.hook_output();
             result.result = Err((
                 Phase::Build,
                 format!("the hook failed; `current` is untouched:\n{tail}"),
             ));
         }
-        Ok(out) => result.result = Err((Phase::Push, describe_failure(&out))),
+        Ok(reply) => result.result = Err((Phase::Push, describe_failure(&reply))),
         Err(err) => result.result = Err((Phase::Push, err.to_string())),
     }
     result
@@ -336,56 +381,66 @@ fn push_one(run: &Run<'_>, w: &Work<'_>) -> PushResult {
 /// The steps that turn an upload into a release, in one round trip: for a
 /// git release the checkout of its tree and the files added on top and its
 /// manifest, then the `build` hook if there is one, then the rename.
-/// `None` when there is nothing to do but the rename, which the
-/// activation then does: the push of an rsync release without a `build`
-/// hook is a single copy.
 fn completion(
     run: &Run<'_>,
     w: &Work<'_>,
     current: Option<&str>,
-) -> Result<Option<steps::Script>, String> {
-    if w.release.git.is_none() && w.target.hooks.build.is_none() {
-        return Ok(None);
-    }
+    provenance: &str,
+) -> Result<Script, String> {
     let mut script = run.script(w.target);
     let id = w.release.id.as_str();
+    let partial = format!("{}/releases/{id}.partial", w.path);
     if let Some(git) = &w.release.git {
-        let partial = format!("{}/releases/{id}.partial", w.path);
-        script = script.call("landfall_checkout", [w.path.as_str(), id, &git.tree]);
+        script = script.step(Step::Checkout {
+            path: w.path.clone(),
+            release: id.to_string(),
+            tree: git.tree.clone(),
+        });
         for entry in &git.added {
-            script = match &entry.kind {
+            script = script.step(match &entry.kind {
                 EntryKind::File { mode, .. } => {
                     let staged = w.release.local_path(&entry.path);
                     let bytes = std::fs::read(&staged)
                         .map_err(|err| format!("cannot read `{}`: {err}", staged.display()))?;
-                    script.put(&partial, &entry.path, *mode, &bytes)
+                    Step::Put {
+                        dir: partial.clone(),
+                        name: entry.path.clone(),
+                        mode: *mode,
+                        bytes,
+                    }
                 }
-                EntryKind::Symlink { target } => {
-                    script.call("landfall_link", [&partial, &entry.path, target])
-                }
-            };
+                EntryKind::Symlink { target } => Step::Link {
+                    dir: partial.clone(),
+                    name: entry.path.clone(),
+                    target: target.clone(),
+                },
+            });
         }
     }
-    if let Some(build) = &w.target.hooks.build {
-        script = script.call(
-            "landfall_build",
-            [
-                w.path.as_str(),
-                id,
-                current.unwrap_or(""),
-                build,
-                &steps::timeout_seconds(w.target.hooks.timeout),
-            ],
-        );
+    if w.target.hooks.build.is_some() {
+        script = script.step(Step::Build {
+            path: w.path.clone(),
+            release: id.to_string(),
+            previous: current.map(str::to_string),
+        });
     }
     if w.release.git.is_some() {
-        let partial = format!("{}/releases/{id}.partial", w.path);
-        let manifest = w.release.manifest.canonical();
-        script = script.put(&partial, MANIFEST_FILE, 0o644, manifest.as_bytes());
+        script = script.step(Step::Put {
+            dir: partial,
+            name: MANIFEST_FILE.to_string(),
+            mode: 0o644,
+            bytes: w.release.manifest.canonical().into_bytes(),
+        });
     }
-    Ok(Some(
-        script.call("landfall_finalize", [w.path.as_str(), id]),
-    ))
+    Ok(script.step(finalize(w, provenance)))
+}
+
+fn finalize(w: &Work<'_>, provenance: &str) -> Step {
+    Step::Finalize {
+        path: w.path.clone(),
+        release: w.release.id.clone(),
+        provenance: provenance.to_string(),
+    }
 }
 
 fn shared_dirs<'p>(run: &'p Run<'_>, target: &Target) -> impl Iterator<Item = &'p str> {
@@ -397,7 +452,7 @@ fn shared_dirs<'p>(run: &'p Run<'_>, target: &Target) -> impl Iterator<Item = &'
 
 /// The activate phase: artifacts in order, each over its hosts in batches
 /// of `max_parallel`.
-fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
+fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) {
     let mut switched: Vec<usize> = Vec::new();
     // A host that activated is done, and may tidy up and unlock in the same
     // round trip, unless another host's failure could still switch it back.
@@ -414,9 +469,14 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
         };
         let mut failed = false;
         for chunk in todo.chunks(batch) {
-            let outputs = parallel(chunk, run.jobs, |&i| activate_one(run, &work[i], tidy));
+            let outputs = parallel(chunk, run.jobs, |&i| {
+                activate_one(run, &work[i], tidy, provenance)
+            });
             for (&i, output) in chunk.iter().zip(outputs) {
                 let w = &mut work[i];
+                if let Ok(ended) = &output {
+                    warn_unrecorded(run, w, &ended.unrecorded);
+                }
                 match output {
                     Ok(Ended {
                         activation: Activation::Activated,
@@ -424,7 +484,11 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
                         ..
                     }) => {
                         w.status = Some(Status::Deployed);
-                        switched.push(i);
+                        // A release activated again is not switched: no
+                        // other host's failure switches it back.
+                        if w.action != Action::Reactivate {
+                            switched.push(i);
+                        }
                         (run.events)(Event::Activated {
                             host: w.target.host.clone(),
                             artifact: w.target.artifact.clone(),
@@ -480,6 +544,21 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>]) {
     }
 }
 
+/// Releases switched to that recorded no activation (made by a landfall
+/// before releases carried theirs) ran no hook: said, so that nobody
+/// takes a silent switch for a restart.
+fn warn_unrecorded(run: &Run<'_>, w: &Work<'_>, releases: &[String]) {
+    for release in releases {
+        (run.events)(Event::Warning {
+            message: format!(
+                "on `{}`: release {release} of `{}` recorded no activation (it was made by an \
+                 older landfall), so no hook ran for it",
+                w.target.host, w.target.artifact
+            ),
+        });
+    }
+}
+
 /// How an activation ended on one host.
 struct Ended {
     activation: Activation,
@@ -488,36 +567,47 @@ struct Ended {
     /// When the host tidied up and unlocked in the same round trip: the
     /// releases it removed.
     tidied: Option<Vec<String>>,
+    /// Releases switched to that recorded no activation.
+    unrecorded: Vec<String>,
 }
 
-/// Runs `landfall_activate` for one target, renaming its upload first if
-/// the push left that to it, and with `tidy` removing old releases and
+/// Runs the activation for one target, renaming its upload first if the
+/// push left that to it, and with `tidy` removing old releases and
 /// unlocking once it is activated.
-fn activate_one(run: &Run<'_>, w: &Work<'_>, tidy: bool) -> Result<Ended, String> {
+fn activate_one(
+    run: &Run<'_>,
+    w: &Work<'_>,
+    tidy: bool,
+    provenance: &str,
+) -> Result<Ended, String> {
     let mut script = run.script(w.target);
     if w.unfinished {
-        script = script.call(
-            "landfall_finalize",
-            [w.path.as_str(), w.release.id.as_str()],
-        );
+        script = script.step(finalize(w, provenance));
     }
-    script = run.activation(
-        script,
+    let reactivate = w.action == Action::Reactivate;
+    let (event, previous) = if reactivate {
+        ("reactivated", None)
+    } else {
+        ("activated", w.current.as_deref())
+    };
+    script = script.step(run.activation(
         w.target,
         &w.path,
         &w.release.id,
-        w.current.as_deref(),
-    );
+        previous,
+        !reactivate,
+        event,
+        run.identity.revision.commit.clone(),
+    ));
     if tidy {
         script = tidy_up(run, w, script, true);
     }
-    let output = run
+    let reply = run
         .transport
-        .run(&w.target.host, &script.text())
+        .run(&w.target.host, &script)
         .map_err(|e| e.to_string())?;
-    let activation = steps::parse_activation(&output).ok_or_else(|| describe_failure(&output))?;
-    let stdout = output.stdout_text();
-    let tail = steps::hook_output(&output);
+    let activation = reply.activation().ok_or_else(|| describe_failure(&reply))?;
+    let tail = reply.hook_output();
     Ok(Ended {
         activation,
         detail: if tail.is_empty() {
@@ -525,39 +615,35 @@ fn activate_one(run: &Run<'_>, w: &Work<'_>, tidy: bool) -> Result<Ended, String
         } else {
             format!(":\n{tail}")
         },
-        tidied: steps::reported(&stdout, "unlocked").map(|_| removed(&stdout)),
+        tidied: reply.unlocked().then(|| reply.removed()),
+        unrecorded: reply.unrecorded(),
     })
 }
 
 /// Appends the end of a target's deploy: with `deployed`, the removal of
 /// releases beyond `keep`, and otherwise of an upload left unfinished; then
 /// the release of the lock.
-fn tidy_up(run: &Run<'_>, w: &Work<'_>, script: steps::Script, deployed: bool) -> steps::Script {
+fn tidy_up(run: &Run<'_>, w: &Work<'_>, script: Script, deployed: bool) -> Script {
     let script = if deployed {
         let keep = run
             .project
             .artifact(&w.target.artifact)
-            .map_or(1, |a| a.keep)
-            .to_string();
-        script.call(
-            "landfall_cleanup",
-            [w.path.as_str(), &keep, w.current.as_deref().unwrap_or("")],
-        )
+            .map_or(1, |a| a.keep as usize);
+        script.step(Step::Cleanup {
+            path: w.path.clone(),
+            keep,
+            previous: w.current.clone(),
+        })
     } else {
-        script.call("landfall_discard", [w.path.as_str(), w.release.id.as_str()])
+        script.step(Step::Discard {
+            path: w.path.clone(),
+            release: w.release.id.clone(),
+        })
     };
-    script.call(
-        "landfall_unlock",
-        [w.path.as_str(), run.identity.token.as_str()],
-    )
-}
-
-/// The releases `landfall_cleanup` reported removing.
-fn removed(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("removed\t").map(str::to_string))
-        .collect()
+    script.step(Step::Unlock {
+        path: w.path.clone(),
+        token: run.identity.token.clone(),
+    })
 }
 
 fn report_removed(run: &Run<'_>, w: &Work<'_>, releases: Vec<String>) {
@@ -598,7 +684,9 @@ fn record_revert(run: &Run<'_>, w: &mut Work<'_>, phase: Phase, revert: &Revert,
             run.fail(
                 w,
                 phase,
-                format!("{what}; switched back to {to}, but its {step} hook failed too{detail}"),
+                format!(
+                    "{what}; switched back to {to}, but the {step} hook it recorded failed too{detail}"
+                ),
             );
         }
         Revert::NotAttempted => run.fail(w, phase, format!("{what}{detail}")),
@@ -610,42 +698,35 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
     let order: Vec<usize> = switched.iter().rev().copied().collect();
     let outputs = parallel(&order, run.jobs, |&i| {
         let w = &work[i];
-        let hooks = &w.target.hooks;
         let log = run.log_line(
             w.target,
             "rolled_back",
             w.current.as_deref(),
             Some(&w.release.id),
+            None,
         );
-        let script = run.script(w.target).call(
-            "landfall_back",
-            [
-                w.path.as_str(),
-                w.release.id.as_str(),
-                w.current.as_deref().unwrap_or(""),
-                &steps::timeout_seconds(hooks.health_timeout),
-                &log,
-                hooks.activate.as_deref().unwrap_or(""),
-                hooks.health.as_deref().unwrap_or(""),
-                &steps::timeout_seconds(hooks.timeout),
-            ],
-        );
-        run.transport.run(&w.target.host, &script.text())
+        let script = run.script(w.target).step(Step::Back {
+            path: w.path.clone(),
+            from: w.release.id.clone(),
+            to: w.current.clone(),
+            log,
+        });
+        run.transport.run(&w.target.host, &script)
     });
     for (&i, output) in order.iter().zip(outputs) {
         let w = &mut work[i];
         let phase = Phase::Rollback;
         match output {
-            Ok(out) if out.code == Some(0) || out.code == Some(1) => {
-                let revert = steps::parse_revert(&out.stdout_text());
-                let detail = if out.success() {
+            Ok(reply) if matches!(reply.output.code, Some(0 | 1)) => {
+                warn_unrecorded(run, w, &reply.unrecorded());
+                let detail = if reply.success() {
                     String::new()
                 } else {
-                    format!(":\n{}", steps::hook_output(&out))
+                    format!(":\n{}", reply.hook_output())
                 };
-                record_revert(run, w, phase, &revert, &detail);
+                record_revert(run, w, phase, &reply.revert(), &detail);
             }
-            Ok(out) => run.fail(w, phase, describe_failure(&out)),
+            Ok(reply) => run.fail(w, phase, describe_failure(&reply)),
             Err(err) => run.fail(w, phase, err.to_string()),
         }
     }
@@ -664,21 +745,21 @@ fn finish(run: &Run<'_>, work: &mut [Work<'_>]) {
             run.script(w.target),
             w.status == Some(Status::Deployed),
         );
-        run.transport.run(&w.target.host, &script.text())
+        run.transport.run(&w.target.host, &script)
     });
     for (&i, output) in locked.iter().zip(outputs) {
         let w = &mut work[i];
         w.lock = Lock::Free;
         match output {
-            Ok(out) if out.success() => report_removed(run, w, removed(&out.stdout_text())),
+            Ok(reply) if reply.success() => report_removed(run, w, reply.removed()),
             // The release is active; failing to tidy up is worth a warning,
             // not a failed deploy.
-            Ok(out) => (run.events)(Event::Warning {
+            Ok(reply) => (run.events)(Event::Warning {
                 message: format!(
                     "on `{}`: cleaning up `{}` failed: {}",
                     w.target.host,
                     w.path,
-                    describe_failure(&out)
+                    describe_failure(&reply)
                 ),
             }),
             Err(err) => (run.events)(Event::Warning {

@@ -9,6 +9,7 @@ use super::{Run, Status, Summary, Work, parallel};
 use crate::assemble::{EntryKind, Manifest};
 use crate::diff::{self, FileDiff, Side};
 use crate::event::Event;
+use crate::steps::Step;
 use crate::transport::changes;
 
 /// Files diffed per host and artifact; the others are only listed.
@@ -32,13 +33,14 @@ pub(super) fn dry_run(run: &Run<'_>, work: &mut [Work<'_>]) -> Summary {
 fn predict(run: &Run<'_>, w: &Work<'_>) -> Event {
     let old = match &w.current {
         Some(current) => {
-            let script = run
-                .script(w.target)
-                .call("landfall_manifest", [w.path.as_str(), current.as_str()]);
+            let script = run.script(w.target).step(Step::Manifest {
+                path: w.path.clone(),
+                release: current.clone(),
+            });
             run.transport
-                .run(&w.target.host, &script.text())
+                .run(&w.target.host, &script)
                 .ok()
-                .and_then(|out| Manifest::parse(&out.stdout_text()))
+                .and_then(|reply| Manifest::parse(&reply.output.stdout_text()))
                 .unwrap_or_default()
         }
         None => Manifest::default(),
@@ -53,17 +55,12 @@ fn predict(run: &Run<'_>, w: &Work<'_>) -> Event {
         }
         None => (Vec::new(), None),
     };
-    let hooks = &w.target.hooks;
-    let hooks: Vec<String> = [
-        ("build", &hooks.build),
-        ("pre_activate", &hooks.pre_activate),
-        ("activate", &hooks.activate),
-        ("health", &hooks.health),
-    ]
-    .into_iter()
-    .filter(|(_, h)| h.is_some())
-    .map(|(name, _)| name.to_string())
-    .collect();
+    let hooks = w
+        .action
+        .hooks(w.target)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     Event::WouldDeploy {
         host: w.target.host.clone(),
         artifact: w.target.artifact.clone(),
@@ -98,8 +95,7 @@ fn diffs(
     let (old_files, new_files) = (files(old), files(&w.release.manifest));
     let rendered: BTreeMap<&str, &crate::plan::RenderedFile> = w
         .target
-        .rendered
-        .iter()
+        .release_files()
         .map(|f| (f.dst.as_str(), f))
         .collect();
     let mut paths: Vec<&String> = change
@@ -124,13 +120,15 @@ fn diffs(
     let old_contents = if fetch.is_empty() {
         BTreeMap::new()
     } else {
-        let max = diff::MAX_DIFF_BYTES.to_string();
-        let mut args = vec![w.path.as_str(), current, max.as_str()];
-        args.extend(&fetch);
-        let script = run.script(w.target).call("landfall_files", args);
+        let script = run.script(w.target).step(Step::Files {
+            path: w.path.clone(),
+            release: current.to_string(),
+            max: diff::MAX_DIFF_BYTES,
+            files: fetch.iter().map(|f| (*f).to_string()).collect(),
+        });
         run.transport
-            .run(&w.target.host, &script.text())
-            .map(|out| parse_files(&out.stdout))
+            .run(&w.target.host, &script)
+            .map(|reply| parse_files(&reply.output.stdout))
             .unwrap_or_default()
     };
 

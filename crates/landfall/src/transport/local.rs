@@ -9,7 +9,8 @@ use super::{PushStats, RoundTrips, Transport};
 use crate::assemble::{EntryKind, MANIFEST_FILE, Release, content_mtime, finish_file};
 use crate::error::{Error, Result};
 use crate::plan::Target;
-use crate::process::{self, Cmd, Output, ProcessError};
+use crate::process::{self, Cmd, ProcessError};
+use crate::steps::{Reply, Script};
 
 /// Hosts as directories on this machine.
 #[derive(Debug)]
@@ -45,15 +46,16 @@ impl Transport for Local {
         rooted.to_string_lossy().into_owned()
     }
 
-    fn run(&self, host: &str, script: &str) -> Result<Output, ProcessError> {
+    fn run(&self, host: &str, script: &Script) -> Result<Reply, ProcessError> {
         self.trips.count(host);
         process::run_unchecked(
             &Cmd::new("sh")
                 .arg("-s")
-                .input(script)
+                .input(script.text())
                 .dir("/")
                 .for_host(host),
         )
+        .map(Reply::from)
     }
 
     fn push(

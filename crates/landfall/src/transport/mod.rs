@@ -20,7 +20,8 @@ pub use ssh::{Ssh, SshOptions};
 use crate::assemble::{EntryKind, GitRelease, Manifest, Release};
 use crate::error::Result;
 use crate::plan::Target;
-use crate::process::{self, Cmd, Output, ProcessError};
+use crate::process::{self, Cmd, ProcessError};
+use crate::steps::{Reply, Script};
 
 /// The ref of a host's repository that holds the commit last pushed. It is
 /// forced: history rewrites need no repair on the host.
@@ -108,9 +109,9 @@ pub trait Transport: Sync {
     /// The directory that stands for `target.path` on its host.
     fn host_path(&self, target: &Target) -> String;
 
-    /// Runs a step script on a host and returns its output, whatever the
+    /// Runs steps on a host and returns what they reported, whatever the
     /// script's exit status; an error means the host could not be reached.
-    fn run(&self, host: &str, script: &str) -> Result<Output, ProcessError>;
+    fn run(&self, host: &str, script: &Script) -> Result<Reply, ProcessError>;
 
     /// Copies a staged release into `<path>/releases/<id>.partial`, hard
     /// linking files unchanged since `link_dest` (a release id on the host).

@@ -24,6 +24,7 @@ use crate::config::Host;
 use crate::error::Result;
 use crate::plan::Target;
 use crate::process::{self, Cmd, Output, ProcessError, ProcessErrorKind, quote};
+use crate::steps::{Reply, Script};
 
 /// ssh's exit status when it could not connect or authenticate.
 const SSH_FAILED: i32 = 255;
@@ -187,7 +188,7 @@ impl Transport for Ssh {
         target.path.clone()
     }
 
-    fn run(&self, host: &str, script: &str) -> Result<Output, ProcessError> {
+    fn run(&self, host: &str, script: &Script) -> Result<Reply, ProcessError> {
         self.connected();
         self.trips.count(host);
         let cmd = self
@@ -195,13 +196,13 @@ impl Transport for Ssh {
             .args(["-o", "ControlMaster=no", "-T"])
             .arg(self.address(host))
             .args(["sh", "-s"])
-            .input(script)
+            .input(script.text())
             .for_host(host);
         let output = process::run_unchecked(&cmd)?;
         if output.code == Some(SSH_FAILED) {
             return Err(connection_error(&cmd, host, &output));
         }
-        Ok(output)
+        Ok(Reply::from(output))
     }
 
     fn push(

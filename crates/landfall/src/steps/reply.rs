@@ -1,0 +1,567 @@
+//! What a host's steps report: each tab-separated line of a script's
+//! standard output parsed into a [`Report`], and the exit status into an
+//! [`Exit`]. Nothing else reads a step's output, except the raw bytes of
+//! `landfall_manifest` and `landfall_files`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::assemble::Provenance;
+use crate::process::Output;
+
+/// How a script ended, as `steps.sh` documents its exit statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Done,
+    /// Another deploy holds the lock (`landfall_lock`).
+    Locked,
+    /// The path holds another artifact's releases (`landfall_lock`).
+    NotOwner,
+    /// `pre_activate` failed; `current` was not touched.
+    PreActivateFailed,
+    /// `activate` or `health` failed after the switch.
+    ActivationFailed,
+    /// The `build` hook failed; the upload was removed.
+    BuildFailed,
+    /// Anything else: an unexpected error (70), a script cut short, sh
+    /// missing, or a signal (`None`).
+    Other(Option<i32>),
+}
+
+impl Exit {
+    fn of(code: Option<i32>) -> Exit {
+        match code {
+            Some(0) => Exit::Done,
+            Some(3) => Exit::Locked,
+            Some(4) => Exit::NotOwner,
+            Some(10) => Exit::PreActivateFailed,
+            Some(11) => Exit::ActivationFailed,
+            Some(12) => Exit::BuildFailed,
+            other => Exit::Other(other),
+        }
+    }
+}
+
+/// One line a step reported. `index` numbers the paths of a probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    Current {
+        index: usize,
+        release: Option<String>,
+    },
+    Release {
+        index: usize,
+        release: String,
+    },
+    /// A release's provenance, as recorded (`None`: not valid JSON).
+    Provenance {
+        index: usize,
+        release: String,
+        provenance: Option<Provenance>,
+    },
+    Lock {
+        index: usize,
+        holder: String,
+    },
+    /// A line of the log (one that is not valid JSON is dropped).
+    Log {
+        index: usize,
+        entry: LogEntry,
+    },
+    Held {
+        index: usize,
+        current: Option<String>,
+    },
+    Busy {
+        index: usize,
+        holder: String,
+    },
+    Unclaimed {
+        index: usize,
+        reason: String,
+    },
+    /// `landfall_lock` found the lock held: its first line.
+    Locked {
+        holder: String,
+    },
+    Unlocked,
+    /// `landfall_prepare`: the current release, as read under the lock.
+    Prepared {
+        current: Option<String>,
+    },
+    Hook {
+        name: String,
+    },
+    /// A hook was stopped at its time limit.
+    Timeout {
+        hook: String,
+        seconds: String,
+    },
+    /// A release that recorded no activation: no hook ran for it.
+    Unrecorded {
+        release: String,
+    },
+    Switched {
+        release: String,
+    },
+    Activated {
+        release: String,
+    },
+    /// A hook failed: `build`, `pre_activate`, `activate` or `health`.
+    Failed {
+        step: String,
+    },
+    /// Switched back to a release (`None`: `current` removed).
+    Reverted {
+        to: Option<String>,
+    },
+    RevertFailed {
+        step: String,
+    },
+    Removed {
+        release: String,
+    },
+}
+
+fn some(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+impl Report {
+    /// Parses one line; `None` for anything that is no report.
+    fn parse(line: &str) -> Option<Report> {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let index = || fields.get(1)?.parse::<usize>().ok();
+        // The value after the index: everything else on the line.
+        let rest = |n: usize| line.splitn(n + 1, '\t').nth(n).unwrap_or("");
+        Some(match fields[0] {
+            "current" if fields.len() >= 3 => Report::Current {
+                index: index()?,
+                release: some(rest(2)),
+            },
+            "release" => Report::Release {
+                index: index()?,
+                release: rest(2).to_string(),
+            },
+            "provenance" => Report::Provenance {
+                index: index()?,
+                release: fields.get(2)?.to_string(),
+                provenance: serde_json::from_str(rest(3)).ok(),
+            },
+            "lock" => Report::Lock {
+                index: index()?,
+                holder: rest(2).to_string(),
+            },
+            "log" => Report::Log {
+                index: index()?,
+                entry: serde_json::from_str(rest(2)).ok()?,
+            },
+            "held" => Report::Held {
+                index: index()?,
+                current: some(rest(2)),
+            },
+            "busy" => Report::Busy {
+                index: index()?,
+                holder: rest(2).to_string(),
+            },
+            "unclaimed" => Report::Unclaimed {
+                index: index()?,
+                reason: rest(2).trim().to_string(),
+            },
+            "locked" => Report::Locked {
+                holder: rest(1).to_string(),
+            },
+            "unlocked" => Report::Unlocked,
+            "prepared" => Report::Prepared {
+                current: some(rest(1)),
+            },
+            "hook" => Report::Hook {
+                name: rest(1).to_string(),
+            },
+            "timeout" => Report::Timeout {
+                hook: fields.get(1)?.to_string(),
+                seconds: fields.get(2)?.to_string(),
+            },
+            "unrecorded" => Report::Unrecorded {
+                release: rest(1).to_string(),
+            },
+            "switched" => Report::Switched {
+                release: rest(1).to_string(),
+            },
+            "activated" => Report::Activated {
+                release: rest(1).to_string(),
+            },
+            "failed" => Report::Failed {
+                step: rest(1).to_string(),
+            },
+            "reverted" => Report::Reverted { to: some(rest(1)) },
+            "revert-failed" => Report::RevertFailed {
+                step: rest(1).to_string(),
+            },
+            "removed" => Report::Removed {
+                release: rest(1).to_string(),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// What a script did on a host: its exit, its reports, and its output.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub exit: Exit,
+    pub reports: Vec<Report>,
+    pub output: Output,
+}
+
+impl From<Output> for Reply {
+    fn from(output: Output) -> Reply {
+        let reports = output
+            .stdout_text()
+            .lines()
+            .filter_map(Report::parse)
+            .collect();
+        Reply {
+            exit: Exit::of(output.code),
+            reports,
+            output,
+        }
+    }
+}
+
+/// What a host holds for one artifact path.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PathState {
+    pub current: Option<String>,
+    /// Complete releases, most recently activated first.
+    pub releases: Vec<String>,
+    /// Each release's provenance, where it recorded one.
+    #[serde(skip)]
+    pub provenance: std::collections::BTreeMap<String, Provenance>,
+    pub log: Vec<LogEntry>,
+    pub lock: Option<String>,
+    /// What `landfall_claim` did, when the probe asked for the lock.
+    #[serde(skip)]
+    pub claim: Option<Claim>,
+}
+
+/// The outcome of `landfall_claim` for one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The lock is held by this run; `current` as read under it.
+    Held { current: Option<String> },
+    /// Another deploy holds the lock: its lock line.
+    Busy(String),
+    /// The lock or the directories could not be made: why.
+    Unclaimed(String),
+}
+
+/// One line of `.landfall/log`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub time: String,
+    /// `activated` (a deploy), `rolled_back` (switched back when an
+    /// activation failed), `rollback` (`cargo deploy rollback`) or
+    /// `reactivated` (`--force`).
+    pub event: String,
+    pub env: String,
+    pub artifact: String,
+    /// The release switched to.
+    pub release: Option<String>,
+    /// The release switched from.
+    pub previous: Option<String>,
+    pub user: String,
+    /// The machine landfall ran on.
+    pub from: String,
+    /// The commit the release switched to was built from.
+    pub revision: Option<String>,
+}
+
+/// How an activation ended on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activation {
+    Activated,
+    /// `pre_activate` failed; `current` was not touched.
+    PreActivateFailed,
+    /// `activate` or `health` failed after the switch.
+    Failed {
+        step: String,
+        revert: Revert,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revert {
+    /// Not asked to switch back.
+    NotAttempted,
+    /// Back on the previous release (or on none, if there was none) and,
+    /// as far as its own activate and health tell, working.
+    Done { to: Option<String> },
+    /// Switched back, but activate or health failed there too.
+    Failed { to: Option<String>, step: String },
+}
+
+impl Reply {
+    pub fn success(&self) -> bool {
+        self.exit == Exit::Done
+    }
+
+    /// The state of each of `count` probed paths.
+    pub fn states(&self, count: usize) -> Vec<PathState> {
+        let mut states = vec![PathState::default(); count];
+        for report in &self.reports {
+            let (index, apply): (usize, Box<dyn FnOnce(&mut PathState)>) = match report.clone() {
+                Report::Current { index, release } => (index, Box::new(|s| s.current = release)),
+                Report::Release { index, release } => {
+                    (index, Box::new(|s| s.releases.push(release)))
+                }
+                Report::Provenance {
+                    index,
+                    release,
+                    provenance: Some(provenance),
+                } => (
+                    index,
+                    Box::new(|s| {
+                        s.provenance.insert(release, provenance);
+                    }),
+                ),
+                Report::Log { index, entry } => (index, Box::new(|s| s.log.push(entry))),
+                Report::Lock { index, holder } => (index, Box::new(|s| s.lock = Some(holder))),
+                Report::Held { index, current } => {
+                    (index, Box::new(|s| s.claim = Some(Claim::Held { current })))
+                }
+                Report::Busy { index, holder } => {
+                    (index, Box::new(|s| s.claim = Some(Claim::Busy(holder))))
+                }
+                Report::Unclaimed { index, reason } => (
+                    index,
+                    Box::new(|s| s.claim = Some(Claim::Unclaimed(reason))),
+                ),
+                _ => continue,
+            };
+            if let Some(state) = states.get_mut(index) {
+                apply(state);
+            }
+        }
+        states
+    }
+
+    /// What `landfall_prepare` read: `Some(current)` if it ran.
+    pub fn prepared(&self) -> Option<Option<String>> {
+        self.reports.iter().find_map(|r| match r {
+            Report::Prepared { current } => Some(current.clone()),
+            _ => None,
+        })
+    }
+
+    /// Who holds the lock that `landfall_lock` could not take.
+    pub fn locked_by(&self) -> Option<&str> {
+        self.reports.iter().find_map(|r| match r {
+            Report::Locked { holder } => Some(holder.as_str()),
+            _ => None,
+        })
+    }
+
+    pub fn unlocked(&self) -> bool {
+        self.reports.contains(&Report::Unlocked)
+    }
+
+    /// The releases `landfall_cleanup` removed.
+    pub fn removed(&self) -> Vec<String> {
+        self.reports
+            .iter()
+            .filter_map(|r| match r {
+                Report::Removed { release } => Some(release.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Releases switched to that recorded no activation.
+    pub fn unrecorded(&self) -> Vec<String> {
+        self.reports
+            .iter()
+            .filter_map(|r| match r {
+                Report::Unrecorded { release } => Some(release.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn failed_step(&self) -> Option<&str> {
+        self.reports.iter().find_map(|r| match r {
+            Report::Failed { step } => Some(step.as_str()),
+            _ => None,
+        })
+    }
+
+    /// How `landfall_activate` ended, if it ended as it documents.
+    pub fn activation(&self) -> Option<Activation> {
+        let activated = self
+            .reports
+            .iter()
+            .any(|r| matches!(r, Report::Activated { .. }));
+        match self.exit {
+            Exit::Done if activated => Some(Activation::Activated),
+            Exit::PreActivateFailed => Some(Activation::PreActivateFailed),
+            Exit::ActivationFailed => Some(Activation::Failed {
+                step: self.failed_step().unwrap_or("activate").to_string(),
+                revert: self.revert(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// How switching back (`landfall_back`) went, if it was tried.
+    pub fn revert(&self) -> Revert {
+        let Some(to) = self.reports.iter().find_map(|r| match r {
+            Report::Reverted { to } => Some(to.clone()),
+            _ => None,
+        }) else {
+            return Revert::NotAttempted;
+        };
+        match self.reports.iter().find_map(|r| match r {
+            Report::RevertFailed { step } => Some(step.clone()),
+            _ => None,
+        }) {
+            Some(step) => Revert::Failed { to, step },
+            None => Revert::Done { to },
+        }
+    }
+
+    /// What the hooks of a step left to show: a line for each hook stopped
+    /// at its time limit, then the tail of their output.
+    pub fn hook_output(&self) -> String {
+        let mut text = String::new();
+        for report in &self.reports {
+            if let Report::Timeout { hook, seconds } = report {
+                text.push_str(&format!(
+                    "the {hook} hook did not finish within {seconds}s and was stopped\n"
+                ));
+            }
+        }
+        text.push_str(&self.output.stderr_tail());
+        text.trim_end().to_string()
+    }
+
+    /// The exit status and the tail of stderr, for a step that failed in a
+    /// way it does not report.
+    pub fn describe_failure(&self) -> String {
+        let tail = self.output.stderr_tail();
+        let status = self.output.code.map_or_else(
+            || "killed by a signal".to_string(),
+            |c| format!("exit status {c}"),
+        );
+        if tail.is_empty() {
+            status
+        } else {
+            format!("{status}:\n{tail}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: i32, stdout: &str) -> Reply {
+        Reply::from(Output {
+            code: Some(code),
+            stdout: stdout.into(),
+            stderr: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn probe_output_is_parsed_per_path() {
+        let states = reply(
+            0,
+            "current\t0\tabc\nrelease\t0\tabc\nrelease\t0\tdef\ncurrent\t1\t\nlog\t0\tnot json\n\
+             provenance\t0\tabc\t{\"revision\":\"c0ffee\",\"dirty\":false,\"user\":\"ann\",\"from\":\"m\",\"time\":\"t\",\"landfall\":\"0.1.0\"}\n",
+        )
+        .states(2);
+        assert_eq!(states[0].current.as_deref(), Some("abc"));
+        assert_eq!(states[0].releases, ["abc", "def"]);
+        assert_eq!(
+            states[0].provenance["abc"].revision.as_deref(),
+            Some("c0ffee")
+        );
+        assert_eq!(states[1].current, None);
+        assert!(states[0].log.is_empty());
+        assert_eq!(states[0].claim, None);
+
+        let states = reply(
+            0,
+            "current\t0\tabc\ncurrent\t1\t\ncurrent\t2\t\nheld\t0\tabc\nheld\t1\t\n\
+             busy\t2\t{\"user\":\"ann\"}\nunclaimed\t3\tcannot create /srv/x \n",
+        )
+        .states(4);
+        let held = |current: Option<&str>| Claim::Held {
+            current: current.map(str::to_string),
+        };
+        assert_eq!(states[0].claim, Some(held(Some("abc"))));
+        assert_eq!(states[1].claim, Some(held(None)));
+        assert_eq!(
+            states[2].claim,
+            Some(Claim::Busy(r#"{"user":"ann"}"#.into()))
+        );
+        assert_eq!(
+            states[3].claim,
+            Some(Claim::Unclaimed("cannot create /srv/x".into()))
+        );
+    }
+
+    #[test]
+    fn activation_outcomes() {
+        assert_eq!(
+            reply(0, "switched\tx\nactivated\tx\n").activation(),
+            Some(Activation::Activated)
+        );
+        assert_eq!(
+            reply(10, "failed\tpre_activate\n").activation(),
+            Some(Activation::PreActivateFailed)
+        );
+        assert_eq!(
+            reply(11, "switched\tx\nfailed\thealth\nreverted\tp\n").activation(),
+            Some(Activation::Failed {
+                step: "health".into(),
+                revert: Revert::Done {
+                    to: Some("p".into())
+                }
+            })
+        );
+        assert_eq!(
+            reply(11, "failed\tactivate\nreverted\tp\nrevert-failed\thealth\n").activation(),
+            Some(Activation::Failed {
+                step: "activate".into(),
+                revert: Revert::Failed {
+                    to: Some("p".into()),
+                    step: "health".into()
+                }
+            })
+        );
+        assert_eq!(reply(0, "switched\tx\n").activation(), None);
+        assert_eq!(reply(70, "").activation(), None);
+        assert_eq!(reply(2, "").exit, Exit::Other(Some(2)));
+    }
+
+    #[test]
+    fn other_reports() {
+        let r = reply(
+            0,
+            "prepared\t\nunrecorded\tr1\nremoved\ta\nremoved\tb\nunlocked\t\n\
+             timeout\tactivate\t5\nnoise from somewhere\n",
+        );
+        assert_eq!(r.prepared(), Some(None));
+        assert_eq!(r.unrecorded(), ["r1"]);
+        assert_eq!(r.removed(), ["a", "b"]);
+        assert!(r.unlocked());
+        assert_eq!(
+            r.hook_output(),
+            "the activate hook did not finish within 5s and was stopped"
+        );
+        assert_eq!(
+            reply(3, "locked\t{\"a\":1}\n").locked_by(),
+            Some("{\"a\":1}")
+        );
+    }
+}
