@@ -8,7 +8,10 @@ use std::fs;
 use crate::remote::Bed;
 use crate::support::{Outcome, Workspace, http_get, http_get_at, wait_for};
 
+/// The app's path on a test bed host, under its `/srv`.
 const APP: &str = "hello/app";
+/// The app's path on a local host.
+const LOCAL_APP: &str = "/srv/hello/app";
 
 fn deploy(ws: &Workspace, extra: &[&str]) -> Outcome {
     let mut args = vec!["deploy", "dev", "--local", "--message-format", "json"];
@@ -18,7 +21,7 @@ fn deploy(ws: &Workspace, extra: &[&str]) -> Outcome {
 
 /// The lines hooks appended to `shared/log/hooks` of a host's app.
 fn hook_lines(ws: &Workspace, host: &str) -> Vec<String> {
-    fs::read_to_string(ws.host_dir(host, APP).join("shared/log/hooks"))
+    fs::read_to_string(ws.host_dir(host, LOCAL_APP).join("shared/log/hooks"))
         .unwrap_or_default()
         .lines()
         .map(str::to_string)
@@ -58,8 +61,8 @@ fn a_hook_only_change_is_a_new_release_and_reverting_it_activates_the_old_one_ag
     assert_eq!(status_of(&second, "web1", "app"), "deployed");
     assert_eq!(status_of(&second, "web1", "site"), "unchanged");
     assert_eq!(hook_lines(&ws, "web1"), ["one", "two"], "the new hook ran");
-    let new = ws.host_dir("web1", APP).join("releases").join(&two);
-    let old = ws.host_dir("web1", APP).join("releases").join(&one);
+    let new = ws.host_dir("web1", LOCAL_APP).join("releases").join(&two);
+    let old = ws.host_dir("web1", LOCAL_APP).join("releases").join(&one);
     {
         use std::os::unix::fs::MetadataExt;
         let inode = |dir: &std::path::Path| fs::metadata(dir.join("bin/hello")).unwrap().ino();
@@ -102,10 +105,14 @@ fn a_hook_only_change_is_a_new_release_and_reverting_it_activates_the_old_one_ag
         hook_lines(&ws, "web2").len() == 3,
         "--only kept web2 as it was"
     );
-    let log = fs::read_to_string(ws.host_dir("web1", APP).join(".landfall/log")).unwrap();
+    let log = fs::read_to_string(ws.host_dir("web1", LOCAL_APP).join(".landfall/log")).unwrap();
     let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "reactivated");
-    assert!(!ws.host_dir("web1", APP).join(".landfall/lock").exists());
+    assert!(
+        !ws.host_dir("web1", LOCAL_APP)
+            .join(".landfall/lock")
+            .exists()
+    );
     let again = deploy(&ws, &[]);
     again.assert_code(0);
     assert!(
@@ -137,7 +144,7 @@ fn a_failed_health_check_switches_back_and_runs_the_old_releases_own_health_hook
         old_health,
         "health = \"echo new-health >>$LANDFALL_PATH/shared/log/hooks; exit 1\"",
     );
-    fs::remove_file(ws.host_dir("web1", APP).join("shared/log/hooks")).unwrap();
+    fs::remove_file(ws.host_dir("web1", LOCAL_APP).join("shared/log/hooks")).unwrap();
     let out = deploy(&ws, &[]);
     out.assert_code(1);
     assert_eq!(
@@ -146,7 +153,10 @@ fn a_failed_health_check_switches_back_and_runs_the_old_releases_own_health_hook
         "{}",
         out.stdout
     );
-    assert_eq!(ws.current("web1", APP).as_deref(), Some(good.as_str()));
+    assert_eq!(
+        ws.current("web1", LOCAL_APP).as_deref(),
+        Some(good.as_str())
+    );
     let lines = hook_lines(&ws, "web1");
     assert!(
         lines.first().is_some_and(|l| l == "new-health"),
@@ -162,7 +172,7 @@ fn a_failed_health_check_switches_back_and_runs_the_old_releases_own_health_hook
         Some((200, "ok\n".into())),
         "the old release serves"
     );
-    let log = fs::read_to_string(ws.host_dir("web1", APP).join(".landfall/log")).unwrap();
+    let log = fs::read_to_string(ws.host_dir("web1", LOCAL_APP).join(".landfall/log")).unwrap();
     let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "rolled_back");
     assert_eq!(last["release"], good.as_str());
@@ -284,7 +294,7 @@ fn a_rollback_from_a_fresh_clone_without_an_identity_runs_what_the_release_recor
         "status shows the commit the release was built from: {current}"
     );
     assert_eq!(current["activated"]["event"], "rollback");
-    assert_eq!(current["activated"]["revision"], first_commit.as_str());
+    assert_eq!(current["activated"]["revision"], &first_commit[..12]);
     assert!(
         current["activated"]["user"]
             .as_str()

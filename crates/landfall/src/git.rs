@@ -25,13 +25,14 @@ impl Revision {
     /// The revision as people read it: a short hash, `+dirty` when the tree
     /// has changes.
     pub fn describe(&self) -> Option<String> {
-        let commit = self.commit.as_deref()?;
-        Some(format!(
-            "{}{}",
-            short(commit),
-            if self.dirty { "+dirty" } else { "" }
-        ))
+        Some(describe(self.commit.as_deref()?, self.dirty))
     }
+}
+
+/// A commit as the log records it: its short id, `+dirty` when the tree
+/// had uncommitted changes.
+pub fn describe(commit: &str, dirty: bool) -> String {
+    format!("{}{}", short(commit), if dirty { "+dirty" } else { "" })
 }
 
 /// A commit id as people read it: its first 12 hex digits.

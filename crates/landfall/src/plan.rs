@@ -230,14 +230,16 @@ fn target(
     } else {
         &artifact.hooks
     };
-    // Hooks render in a context of their own, so that whether they read
-    // a secret is theirs to say, not the templates'.
+    // Whether any hook read a secret: each rendering says so of itself.
     let hook_context = template::context(project, env, host, artifact, secrets);
+    let read_secret = std::cell::Cell::new(false);
     let mut render_hook = |hook: &Option<Hook>, context: &template::Context<'_>| {
         let hook = hook.as_ref()?;
         let origin =
             template::Origin::of_toml_string(&project.file.text, hook.span.clone(), &hook.text);
-        match template::render_hook(jinja, &project.file, &hook.text, &origin, context) {
+        let rendered = template::render_hook(jinja, &project.file, &hook.text, &origin, context);
+        read_secret.set(read_secret.get() || context.read_secrets());
+        match rendered {
             Ok(text) => Some(text),
             Err(diag) => {
                 errors.push(diag);
@@ -254,7 +256,7 @@ fn target(
         timeout: hooks.timeout,
     };
     let rendered_hooks = render_all(&mut |hook| render_hook(hook, &hook_context));
-    let secret = hook_context.read_secrets();
+    let secret = read_secret.get();
     let masked = secret.then(|| {
         let context = masked_context
             .get_or_init(|| template::context(project, env, host, artifact, &placeholders));

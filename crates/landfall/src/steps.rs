@@ -75,11 +75,11 @@ pub enum Step {
     Probe { detail: bool, paths: Vec<String> },
     /// Unless `release` is current and unlocked, takes the lock of the
     /// path numbered `index` for artifact `name` (project/artifact) and
-    /// makes the directories a release needs.
+    /// makes the directories a release needs; with no `release`, always.
     Claim {
         index: usize,
         path: String,
-        release: String,
+        release: Option<String>,
         owner: String,
         break_lock: bool,
         git: bool,
@@ -215,7 +215,7 @@ fn call(step: &Step) -> Call {
             [
                 index.to_string(),
                 path.clone(),
-                release.clone(),
+                optional(release.as_ref()),
                 owner.clone(),
                 bool_arg(*break_lock),
                 bool_arg(*git),
@@ -532,7 +532,7 @@ mod tests {
             Step::Claim {
                 index: 0,
                 path: s("/a"),
-                release: s("r"),
+                release: Some(s("r")),
                 owner: s("{}"),
                 break_lock: true,
                 git: false,

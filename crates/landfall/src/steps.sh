@@ -107,7 +107,8 @@ landfall_lock() {
 }
 
 # landfall_claim INDEX PATH RELEASE OWNER BREAK GIT NAME SHARED...: unless
-# RELEASE is current and unlocked, takes the deploy lock of PATH (for
+# RELEASE is current and unlocked (an empty RELEASE never is), takes the
+# deploy lock of PATH (for
 # artifact NAME) and prepares the directories a release needs (the bare
 # repository too with GIT=1). Reports, for the path numbered INDEX, `held`
 # with the current release as read under the lock, `busy` with the holder
@@ -118,7 +119,7 @@ landfall_claim() {
   i=$1 p=$2 id=$3 owner=$4 brk=$5 git=$6 name=$7
   shift 7
   c=$(readlink "$p/current" 2>/dev/null) || c=
-  if [ "${c##*/}" = "$id" ] && [ ! -f "$p/.landfall/lock" ]; then
+  if [ -n "$id" ] && [ "${c##*/}" = "$id" ] && [ ! -f "$p/.landfall/lock" ]; then
     return 0
   fi
   if ! err=$( (landfall_try_lock "$p" "$owner" "$brk" "$name") 2>&1); then

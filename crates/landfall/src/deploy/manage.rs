@@ -108,7 +108,7 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
                 let revision = state
                     .provenance
                     .get(&release)
-                    .and_then(|p| p.revision.clone());
+                    .and_then(|p| Some(crate::git::describe(p.revision.as_deref()?, p.dirty)));
                 chosen.push((i, release, current, revision));
             }
             Ok((Choice::Skip(reason), _)) => outcome.message = Some(reason),

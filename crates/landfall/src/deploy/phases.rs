@@ -60,11 +60,7 @@ fn deploy_releases(
             .map(|w| Step::Claim {
                 index: 0,
                 path: w.path.clone(),
-                release: if options.force {
-                    String::new()
-                } else {
-                    w.release.id.clone()
-                },
+                release: (!options.force).then(|| w.release.id.clone()),
                 owner: owner.clone(),
                 break_lock: options.break_lock,
                 git: w.release.git.is_some(),
@@ -597,7 +593,7 @@ fn activate_one(
         previous,
         !reactivate,
         event,
-        run.identity.revision.commit.clone(),
+        run.identity.revision.describe(),
     ));
     if tidy {
         script = tidy_up(run, w, script, true);
