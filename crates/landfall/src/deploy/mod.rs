@@ -30,6 +30,8 @@ mod decide;
 mod manage;
 mod phases;
 mod predict;
+#[cfg(test)]
+mod tests;
 
 pub use decide::{Action, Upload, decide};
 

@@ -1,0 +1,346 @@
+//! The fleet's logic over the local transport, in milliseconds: locks,
+//! switching back one host or every host, `on_failure = "stop"`, taking
+//! over a lock a gone deploy left, rollback, and the dry run's decision.
+//! Each host is a directory; the artifact is files only, so nothing is
+//! built. The sshd test bed is for end-to-end tests (`tests/it/`).
+
+use std::fs;
+use std::path::PathBuf;
+
+use super::{DeployOptions, Identity, Run, Status, Summary};
+use crate::config::tests::Fixture;
+use crate::config::{Environment, Project};
+use crate::event::Event;
+use crate::git::Revision;
+use crate::secrets::Secrets;
+use crate::transport::Local;
+
+/// A workspace of one files-only artifact on three local hosts. Its
+/// hooks append to `shared/hooks` and fail where a host's variable says.
+struct Fleet {
+    fixture: Fixture,
+}
+
+const DEPLOY: &str = r#"
+[vars]
+version = "1"
+healthy = "yes"
+
+[artifact.app]
+roles = ["web"]
+path = "/srv/app"
+files = [{ src = "static", dst = "static" }]
+shared = ["log"]
+keep = 5
+max_parallel = 1
+
+[artifact.app.hooks]
+activate = "echo activate {{ vars.version }} >>$LANDFALL_PATH/shared/log/hooks"
+health = "echo health {{ vars.version }} >>$LANDFALL_PATH/shared/log/hooks && test {{ vars.healthy }} = yes"
+health_timeout = "1s"
+"#;
+
+impl Fleet {
+    fn new(on_failure: &str) -> Fleet {
+        let env = format!(
+            "[environment]\non_failure = \"{on_failure}\"\n\n\
+             [hosts.web1]\nroles = [\"web\"]\n[hosts.web2]\nroles = [\"web\"]\n\
+             [hosts.web3]\nroles = [\"web\"]\n"
+        );
+        Fleet {
+            fixture: Fixture::new(&[
+                ("deploy.toml", DEPLOY),
+                ("environments/dev.toml", &env),
+                ("static/index.html", "v1\n"),
+            ]),
+        }
+    }
+
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.fixture.dir.path().join(file);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} has no `{from}`");
+        fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// Makes one host's health check fail.
+    fn unhealthy(&self, host: &str) {
+        self.edit(
+            "environments/dev.toml",
+            &format!("[hosts.{host}]\nroles = [\"web\"]\n"),
+            &format!("[hosts.{host}]\nroles = [\"web\"]\nvars = {{ healthy = \"no\" }}\n"),
+        );
+    }
+
+    fn load(&self) -> (Project, Environment) {
+        self.fixture.load("dev")
+    }
+
+    fn dir(&self, host: &str) -> PathBuf {
+        self.fixture
+            .dir
+            .path()
+            .join("target/landfall/local/dev")
+            .join(host)
+            .join("srv/app")
+    }
+
+    fn current(&self, host: &str) -> Option<String> {
+        let link = fs::read_link(self.dir(host).join("current")).ok()?;
+        Some(link.file_name()?.to_string_lossy().into_owned())
+    }
+
+    fn hooks(&self, host: &str) -> Vec<String> {
+        fs::read_to_string(self.dir(host).join("shared/log/hooks"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Runs `f` with a run over the local hosts.
+    fn with_run<T>(&self, f: impl FnOnce(&Run<'_>, &crate::plan::Plan) -> T) -> T {
+        let (project, env) = self.load();
+        let plan = crate::plan::plan(&project, &env, &[], true, &Secrets::none()).unwrap();
+        let local = Local::new(&project.workspace.landfall_dir(), &env.name);
+        let identity = Identity::current(Revision {
+            commit: Some("c0ffee".repeat(6) + "c0ff"),
+            dirty: false,
+            time: 0,
+        });
+        let events = |_: Event| {};
+        let run = Run {
+            project: &project,
+            env: &env,
+            transport: &local,
+            identity: &identity,
+            jobs: 4,
+            events: &events,
+        };
+        f(&run, &plan)
+    }
+
+    fn deploy(&self, options: &DeployOptions) -> Summary {
+        self.with_run(|run, plan| {
+            let built =
+                crate::build_releases(run.project, plan, &crate::BuildOptions::default(), &|_| {})
+                    .unwrap();
+            super::deploy(run, plan, &built.releases, options)
+        })
+    }
+
+    fn statuses(summary: &Summary) -> Vec<(String, Status)> {
+        summary
+            .hosts
+            .iter()
+            .map(|o| (o.host.clone(), o.status))
+            .collect()
+    }
+}
+
+fn statuses(pairs: &[(&str, Status)]) -> Vec<(String, Status)> {
+    pairs.iter().map(|(h, s)| ((*h).to_string(), *s)).collect()
+}
+
+#[test]
+fn a_failure_switches_back_every_host_switched_with_rollback_all() {
+    let fleet = Fleet::new("rollback-all");
+    let first = fleet.deploy(&DeployOptions::default());
+    assert!(first.ok, "{first:?}");
+    let old = fleet.current("web1").unwrap();
+    assert_eq!(fleet.current("web3").as_deref(), Some(old.as_str()));
+
+    fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
+    fleet.unhealthy("web2");
+    let second = fleet.deploy(&DeployOptions::default());
+    assert!(!second.ok);
+    use Status::{RolledBack, Skipped};
+    assert_eq!(
+        Fleet::statuses(&second),
+        statuses(&[
+            ("web1", RolledBack),
+            ("web2", RolledBack),
+            ("web3", Skipped)
+        ])
+    );
+    for host in ["web1", "web2", "web3"] {
+        assert_eq!(fleet.current(host).as_deref(), Some(old.as_str()), "{host}");
+        assert!(!fleet.dir(host).join(".landfall/lock").exists(), "{host}");
+    }
+    // web1 switched, then back when web2 failed; each switch back ran the
+    // hooks of the release it went back to (version 1).
+    assert_eq!(
+        fleet.hooks("web1"),
+        [
+            "activate 1",
+            "health 1",
+            "activate 2",
+            "health 2",
+            "activate 1",
+            "health 1"
+        ]
+    );
+    let web2 = fleet.hooks("web2");
+    assert_eq!(web2[..3], ["activate 1", "health 1", "activate 2"]);
+    assert_eq!(
+        web2[web2.len() - 2..],
+        ["activate 1", "health 1"],
+        "{web2:?}"
+    );
+    assert_eq!(fleet.hooks("web3"), ["activate 1", "health 1"]);
+}
+
+#[test]
+fn on_failure_stop_keeps_the_hosts_already_switched() {
+    let fleet = Fleet::new("stop");
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let old = fleet.current("web1").unwrap();
+    fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
+    fleet.unhealthy("web2");
+    let second = fleet.deploy(&DeployOptions::default());
+    use Status::{Deployed, RolledBack, Skipped};
+    assert_eq!(
+        Fleet::statuses(&second),
+        statuses(&[("web1", Deployed), ("web2", RolledBack), ("web3", Skipped)])
+    );
+    assert_ne!(fleet.current("web1").as_deref(), Some(old.as_str()));
+    assert_eq!(fleet.current("web2").as_deref(), Some(old.as_str()));
+    assert_eq!(fleet.current("web3").as_deref(), Some(old.as_str()));
+}
+
+/// A lock line as a deploy writes it.
+fn lock_line(from: &str, pid: u32) -> String {
+    serde_json::json!({
+        "user": "ann", "from": from, "pid": pid, "since": "2026-01-01T00:00:00Z",
+        "env": "dev", "token": "t",
+    })
+    .to_string()
+}
+
+#[test]
+fn a_lock_of_a_live_deploy_refuses_the_run_on_every_host() {
+    let fleet = Fleet::new("rollback-all");
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let old = fleet.current("web1").unwrap();
+    fleet.edit("static/index.html", "v1", "v2");
+    let lock = fleet.dir("web3").join(".landfall/lock");
+    fs::write(&lock, lock_line("another-machine", 1)).unwrap();
+    let refused = fleet.deploy(&DeployOptions::default());
+    assert!(!refused.ok);
+    let web3 = &refused.hosts[2];
+    assert_eq!(web3.status, Status::Failed);
+    assert!(
+        web3.message
+            .as_deref()
+            .unwrap()
+            .contains("is locked by another deploy: ann@another-machine"),
+        "{web3:?}"
+    );
+    for host in ["web1", "web2", "web3"] {
+        assert_eq!(fleet.current(host).as_deref(), Some(old.as_str()), "{host}");
+    }
+    assert!(lock.exists(), "another deploy's lock stays");
+    assert!(!fleet.dir("web1").join(".landfall/lock").exists());
+
+    // `--break-lock` clears it.
+    let broken = fleet.deploy(&DeployOptions {
+        break_lock: true,
+        ..DeployOptions::default()
+    });
+    assert!(broken.ok, "{broken:?}");
+    assert!(!lock.exists());
+}
+
+#[test]
+fn a_lock_left_by_a_gone_deploy_of_this_machine_is_taken_over() {
+    let fleet = Fleet::new("rollback-all");
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    fleet.edit("static/index.html", "v1", "v2");
+    // A process of this machine that has ended: its pid is free.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let machine = Identity::current(Revision::default()).machine;
+    let lock = fleet.dir("web2").join(".landfall/lock");
+    fs::write(&lock, lock_line(&machine, pid)).unwrap();
+    let summary = fleet.deploy(&DeployOptions::default());
+    assert!(summary.ok, "{summary:?}");
+    assert!(summary.hosts.iter().all(|o| o.status == Status::Deployed));
+    assert!(!lock.exists());
+}
+
+#[test]
+fn rollback_runs_the_hooks_the_release_recorded_not_the_workspaces() {
+    let fleet = Fleet::new("rollback-all");
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let first = fleet.current("web1").unwrap();
+    fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    // The workspace's hooks change again, and are never deployed.
+    fleet.edit("deploy.toml", "echo activate", "echo changed");
+    let summary = fleet.with_run(|run, plan| super::rollback(run, plan, None, false));
+    assert!(summary.ok, "{summary:?}");
+    assert!(summary.hosts.iter().all(|o| o.status == Status::RolledBack));
+    assert_eq!(fleet.current("web1").as_deref(), Some(first.as_str()));
+    let hooks = fleet.hooks("web1");
+    assert_eq!(
+        hooks[hooks.len() - 2..],
+        ["activate 1", "health 1"],
+        "{hooks:?}"
+    );
+    let log = fs::read_to_string(fleet.dir("web1").join(".landfall/log")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "rollback");
+    assert_eq!(last["release"], first.as_str());
+    assert_eq!(last["revision"], "c0ffeec0ffee");
+}
+
+#[test]
+fn the_dry_run_lists_the_hooks_the_decision_runs() {
+    let fleet = Fleet::new("rollback-all");
+    fleet.edit(
+        "deploy.toml",
+        "[artifact.app.hooks]\n",
+        "[artifact.app.hooks]\nbuild = \"true\"\n",
+    );
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let first = fleet.current("web1").unwrap();
+    fleet.edit("static/index.html", "v1", "v2");
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    // Back to the first files: that release is on the hosts, and its
+    // build hook does not run again.
+    fleet.edit("static/index.html", "v2", "v1");
+    let (project, env) = fleet.load();
+    let plan = crate::plan::plan(&project, &env, &[], true, &Secrets::none()).unwrap();
+    let built =
+        crate::build_releases(&project, &plan, &crate::BuildOptions::default(), &|_| {}).unwrap();
+    assert_eq!(built.releases[0].id, first);
+    let local = Local::new(&project.workspace.landfall_dir(), &env.name);
+    let identity = Identity::current(Revision::default());
+    let seen = std::sync::Mutex::new(Vec::new());
+    let events = |event: Event| {
+        if let Event::WouldDeploy { hooks, .. } = event {
+            seen.lock().unwrap().push(hooks);
+        }
+    };
+    let run = Run {
+        project: &project,
+        env: &env,
+        transport: &local,
+        identity: &identity,
+        jobs: 4,
+        events: &events,
+    };
+    let options = DeployOptions {
+        dry_run: true,
+        ..DeployOptions::default()
+    };
+    let summary = super::deploy(&run, &plan, &built.releases, &options);
+    assert!(summary.ok);
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter().all(|hooks| hooks == &["activate", "health"]),
+        "{seen:?}"
+    );
+}
