@@ -35,8 +35,10 @@ fn status_of(out: &Outcome, host: &str, artifact: &str) -> String {
         .unwrap()
         .iter()
         .find(|h| h["host"] == host && h["artifact"] == artifact)
-        .map(|h| h["status"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no {host}/{artifact} in {summary}"))
+        .map_or_else(
+            || panic!("no {host}/{artifact} in {summary}"),
+            |h| h["status"].as_str().unwrap().to_string(),
+        )
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Rendering: events as progress lines for people (stderr) or JSON lines
 //! for CI (stdout), diagnostics, and the final summary.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
@@ -475,10 +476,10 @@ impl Printer {
                             made.push_str(" with uncommitted changes");
                         }
                         if let Some(bundle) = &p.bundle {
-                            made.push_str(&format!(", bundle {bundle}"));
+                            let _ = write!(made, ", bundle {bundle}");
                         }
                         for over in &p.overrides {
-                            made.push_str(&format!(", --var {over}"));
+                            let _ = write!(made, ", --var {over}");
                         }
                         format!("{made}, by {}@{} {}", p.user, p.from, p.time)
                     },

@@ -138,7 +138,7 @@ mod tests {
             artifact_id: "a".into(),
             tree: "/".into(),
             stage: "/".into(),
-            rendered: Default::default(),
+            rendered: std::collections::BTreeSet::new(),
             manifest: Manifest::default(),
             secret: false,
             git: None,

@@ -7,6 +7,7 @@
 use std::fs;
 use std::path::PathBuf;
 
+use super::Status::{Deployed, RolledBack, Skipped};
 use super::{DeployOptions, Identity, Run, Status, Summary};
 use crate::config::tests::Fixture;
 use crate::config::{Environment, Project};
@@ -154,7 +155,6 @@ fn a_failure_switches_back_every_host_switched_with_rollback_all() {
     fleet.unhealthy("web2");
     let second = fleet.deploy(&DeployOptions::default());
     assert!(!second.ok);
-    use Status::{RolledBack, Skipped};
     assert_eq!(
         Fleet::statuses(&second),
         statuses(&[
@@ -198,7 +198,6 @@ fn on_failure_stop_keeps_the_hosts_already_switched() {
     fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
     fleet.unhealthy("web2");
     let second = fleet.deploy(&DeployOptions::default());
-    use Status::{Deployed, RolledBack, Skipped};
     assert_eq!(
         Fleet::statuses(&second),
         statuses(&[("web1", Deployed), ("web2", RolledBack), ("web3", Skipped)])
@@ -265,7 +264,7 @@ fn a_lock_left_by_a_gone_deploy_of_this_machine_is_taken_over() {
     fs::write(&lock, lock_line(&machine, pid)).unwrap();
     let summary = fleet.deploy(&DeployOptions::default());
     assert!(summary.ok, "{summary:?}");
-    assert!(summary.hosts.iter().all(|o| o.status == Status::Deployed));
+    assert!(summary.hosts.iter().all(|o| o.status == Deployed));
     assert!(!lock.exists());
 }
 
@@ -280,7 +279,7 @@ fn rollback_runs_the_hooks_the_release_recorded_not_the_workspaces() {
     fleet.edit("deploy.toml", "echo activate", "echo changed");
     let summary = fleet.with_run(|run, plan| super::rollback(run, plan, None, false));
     assert!(summary.ok, "{summary:?}");
-    assert!(summary.hosts.iter().all(|o| o.status == Status::RolledBack));
+    assert!(summary.hosts.iter().all(|o| o.status == RolledBack));
     assert_eq!(fleet.current("web1").as_deref(), Some(first.as_str()));
     let hooks = fleet.hooks("web1");
     assert_eq!(

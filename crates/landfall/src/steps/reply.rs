@@ -3,6 +3,8 @@
 //! [`Exit`]. Nothing else reads a step's output, except the raw bytes of
 //! `landfall_manifest` and `landfall_files`.
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 
 use crate::assemble::Provenance;
@@ -309,37 +311,36 @@ impl Reply {
     pub fn states(&self, count: usize) -> Vec<PathState> {
         let mut states = vec![PathState::default(); count];
         for report in &self.reports {
-            let (index, apply): (usize, Box<dyn FnOnce(&mut PathState)>) = match report.clone() {
-                Report::Current { index, release } => (index, Box::new(|s| s.current = release)),
-                Report::Release { index, release } => {
-                    (index, Box::new(|s| s.releases.push(release)))
-                }
-                Report::Provenance {
-                    index,
-                    release,
-                    provenance: Some(provenance),
-                } => (
-                    index,
-                    Box::new(|s| {
-                        s.provenance.insert(release, provenance);
-                    }),
-                ),
-                Report::Log { index, entry } => (index, Box::new(|s| s.log.push(entry))),
-                Report::Lock { index, holder } => (index, Box::new(|s| s.lock = Some(holder))),
-                Report::Held { index, current } => {
-                    (index, Box::new(|s| s.claim = Some(Claim::Held { current })))
-                }
-                Report::Busy { index, holder } => {
-                    (index, Box::new(|s| s.claim = Some(Claim::Busy(holder))))
-                }
-                Report::Unclaimed { index, reason } => (
-                    index,
-                    Box::new(|s| s.claim = Some(Claim::Unclaimed(reason))),
-                ),
+            let index = match report {
+                Report::Current { index, .. }
+                | Report::Release { index, .. }
+                | Report::Provenance { index, .. }
+                | Report::Log { index, .. }
+                | Report::Lock { index, .. }
+                | Report::Held { index, .. }
+                | Report::Busy { index, .. }
+                | Report::Unclaimed { index, .. } => *index,
                 _ => continue,
             };
-            if let Some(state) = states.get_mut(index) {
-                apply(state);
+            let Some(state) = states.get_mut(index) else {
+                continue;
+            };
+            match report.clone() {
+                Report::Current { release, .. } => state.current = release,
+                Report::Release { release, .. } => state.releases.push(release),
+                Report::Provenance {
+                    release,
+                    provenance: Some(provenance),
+                    ..
+                } => {
+                    state.provenance.insert(release, provenance);
+                }
+                Report::Log { entry, .. } => state.log.push(entry),
+                Report::Lock { holder, .. } => state.lock = Some(holder),
+                Report::Held { current, .. } => state.claim = Some(Claim::Held { current }),
+                Report::Busy { holder, .. } => state.claim = Some(Claim::Busy(holder)),
+                Report::Unclaimed { reason, .. } => state.claim = Some(Claim::Unclaimed(reason)),
+                _ => {}
             }
         }
         states
@@ -434,9 +435,10 @@ impl Reply {
         let mut text = String::new();
         for report in &self.reports {
             if let Report::Timeout { hook, seconds } = report {
-                text.push_str(&format!(
-                    "the {hook} hook did not finish within {seconds}s and was stopped\n"
-                ));
+                let _ = writeln!(
+                    text,
+                    "the {hook} hook did not finish within {seconds}s and was stopped"
+                );
             }
         }
         text.push_str(&self.output.stderr_tail());
