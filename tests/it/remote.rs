@@ -434,34 +434,6 @@ fn a_second_deploy_is_refused_while_the_first_holds_the_lock() {
 }
 
 #[test]
-fn a_lock_from_elsewhere_is_reported_and_break_lock_clears_it() {
-    let bed = Bed::new();
-    bed.deploy(&[]).assert_code(0);
-    let foreign = r#"{"user":"ops","from":"laptop","pid":4242,"since":"2026-01-01T00:00:00Z","env":"testbed","token":"t"}"#;
-    fs::write(lock_of(&bed, "host2", APP), format!("{foreign}\n")).unwrap();
-
-    let refused = bed.deploy(&[]);
-    refused.assert_code(1);
-    let failed = refused
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "failed")
-        .unwrap();
-    assert_eq!(failed["host"], "host2");
-    let message = failed["message"].as_str().unwrap();
-    assert!(message.contains("ops@laptop (pid 4242"), "{message}");
-    assert!(message.contains("--break-lock"), "{message}");
-    assert!(
-        lock_of(&bed, "host2", APP).exists(),
-        "a refused deploy leaves the other lock alone"
-    );
-
-    let broken = bed.deploy(&["--break-lock"]);
-    broken.assert_code(0);
-    assert!(!lock_of(&bed, "host2", APP).exists());
-}
-
-#[test]
 fn a_deploy_killed_during_the_push_leaves_complete_releases_and_the_next_run_converges() {
     let bed = Bed::new();
     let first = bed.deploy(&[]);
@@ -711,51 +683,4 @@ fn rollback_switches_every_host_back_and_restarts_the_service() {
             Some((200, format!("hello from {host}\n")))
         );
     }
-}
-
-#[test]
-fn on_failure_stop_keeps_hosts_already_switched() {
-    let bed = Bed::new();
-    bed.activate_one_host_at_a_time();
-    let first = bed.deploy(&[]);
-    first.assert_code(0);
-    bed.ws.edit(
-        "environments/testbed.toml",
-        "jobs = 8",
-        "jobs = 8\non_failure = \"stop\"",
-    );
-    bed.make_unhealthy("host2");
-    bed.ws.edit(
-        "deploy.toml",
-        "greeting = \"hello\"",
-        "greeting = \"howdy\"",
-    );
-
-    let out = bed.deploy(&[]);
-    out.assert_code(1);
-    let statuses = out.statuses();
-    assert!(
-        statuses.contains(&("host1/app".into(), "deployed".into())),
-        "{statuses:?}"
-    );
-    assert!(
-        statuses.contains(&("host2/app".into(), "rolled_back".into())),
-        "{statuses:?}"
-    );
-    assert!(
-        statuses.contains(&("host3/app".into(), "skipped".into())),
-        "{statuses:?}"
-    );
-    assert_ne!(
-        bed.current("host1", APP),
-        Some(first.release_of("host1", "app"))
-    );
-    assert_eq!(
-        bed.current("host2", APP),
-        Some(first.release_of("host2", "app"))
-    );
-    assert_eq!(
-        bed.current("host3", APP),
-        Some(first.release_of("host3", "app"))
-    );
 }

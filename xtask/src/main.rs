@@ -6,7 +6,8 @@ use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
 const USAGE: &str = "usage: cargo xtask <lint|demo|testbed|bench>
-  lint                 cargo fmt --check and cargo clippy with warnings denied
+  lint                 cargo fmt --check, shellcheck over every shell script (the host
+                       steps as POSIX sh), and cargo clippy with warnings denied
   demo                 deploy examples/hello locally through landfall's library and ask
                        each host for its greeting
   testbed up [N]       start N (default 3) real sshd hosts under target/testbed/
@@ -36,8 +37,94 @@ fn main() -> Result<()> {
 
 fn lint(sh: &Shell) -> Result<()> {
     cmd!(sh, "cargo fmt --all -- --check").run()?;
+    shellcheck(sh)?;
     cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
     Ok(())
+}
+
+/// The host steps. They have no `#!` line: landfall feeds them to `sh -s`
+/// on hosts whose `sh` may be dash or busybox, so they are checked as POSIX
+/// sh.
+const HOST_STEPS: &str = "crates/landfall/src/steps.sh";
+
+/// Runs shellcheck over the host steps and every other shell script of the
+/// repository (tracked, or new and not ignored), reporting every finding
+/// down to style. `--norc` keeps a developer's own `.shellcheckrc` from
+/// making the lint pass where CI fails.
+fn shellcheck(sh: &Shell) -> Result<()> {
+    if cmd!(sh, "shellcheck --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_err()
+    {
+        bail!("`shellcheck` is not installed: install it with apt-get install shellcheck");
+    }
+    let scripts: Vec<String> = shell_scripts(sh)?
+        .into_iter()
+        .filter(|path| path != HOST_STEPS)
+        .collect();
+    // SC2015 ("A && B || C is not if-then-else") is off for the steps
+    // alone: their `A && B || landfall_fail ...` means "fail if any step
+    // fails", which is what the construct does.
+    let steps = cmd!(
+        sh,
+        "shellcheck --norc --severity=style --shell=sh --exclude=SC2015 {HOST_STEPS}"
+    )
+    .run();
+    let others = if scripts.is_empty() {
+        Ok(())
+    } else {
+        cmd!(sh, "shellcheck --norc --severity=style {scripts...}").run()
+    };
+    // Both run, so that one lint shows every finding.
+    steps?;
+    others?;
+    Ok(())
+}
+
+/// Every file of the repository, tracked or new and not ignored, named
+/// `*.sh` or starting with a `#!` line that runs a shell.
+fn shell_scripts(sh: &Shell) -> Result<Vec<String>> {
+    let listed = cmd!(sh, "git ls-files -z --cached --others --exclude-standard").read()?;
+    let mut scripts = Vec::new();
+    for path in listed.split('\0').filter(|path| !path.is_empty()) {
+        let file = sh.current_dir().join(path);
+        // A file deleted from the work tree but not from the index.
+        if !file.is_file() {
+            continue;
+        }
+        if path.ends_with(".sh") || runs_a_shell(&file)? {
+            scripts.push(path.to_string());
+        }
+    }
+    scripts.sort();
+    scripts.dedup();
+    Ok(scripts)
+}
+
+/// Whether `file` starts with a `#!` line whose interpreter is a shell,
+/// directly (`#!/bin/sh`) or through env (`#!/usr/bin/env bash`).
+fn runs_a_shell(file: &std::path::Path) -> Result<bool> {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(128);
+    std::fs::File::open(file)
+        .and_then(|f| f.take(128).read_to_end(&mut head))
+        .with_context(|| format!("cannot read `{}`", file.display()))?;
+    let Some(line) = head.strip_prefix(b"#!") else {
+        return Ok(false);
+    };
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.lines().next().unwrap_or_default().split_whitespace();
+    let mut interpreter = words.next().unwrap_or_default();
+    if interpreter.ends_with("/env") {
+        interpreter = words
+            .find(|word| !word.starts_with('-'))
+            .unwrap_or_default();
+    }
+    let name = interpreter.rsplit('/').next().unwrap_or_default();
+    Ok(matches!(name, "sh" | "bash" | "dash" | "ksh" | "ash"))
 }
 
 /// Deploys examples/hello to its local hosts through landfall's library,
@@ -67,7 +154,7 @@ fn demo(sh: &Shell) -> Result<()> {
         jobs: env.jobs,
         events: &report,
     };
-    let summary = deploy::deploy(&run, &plan, &built.releases, DeployOptions::default());
+    let summary = deploy::deploy(&run, &built.releases, &DeployOptions::default());
     for outcome in &summary.hosts {
         println!(
             "{} {}: {}",

@@ -204,7 +204,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             jobs: ctx.jobs(&env),
             events: &report,
         };
-        let mut summary = deploy::deploy(&run, &plan, &built.releases, &options);
+        let mut summary = deploy::deploy(&run, &built.releases, &options);
         summary.timings.build = built.build_seconds;
         summary.timings.assemble = built.assemble_seconds;
         Ok(summary)
@@ -342,8 +342,8 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             "env": env.name,
             "revision": built.revision,
             "artifacts": built.assembled,
-            "releases": plan.targets.iter().zip(&built.releases).map(|(t, r)| serde_json::json!({
-                "host": t.host, "artifact": t.artifact, "release": r.id,
+            "releases": built.releases.iter().map(|r| serde_json::json!({
+                "host": r.target.host, "artifact": r.target.artifact, "release": r.release.id,
             })).collect::<Vec<_>>(),
         });
         if ctx.global.message_format == MessageFormat::Json {
@@ -355,8 +355,8 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
                     render::println!("    {}", entry.path);
                 }
             }
-            for (t, r) in plan.targets.iter().zip(&built.releases) {
-                render::println!("{}  {}  {}", t.host, t.artifact, r.id);
+            for r in &built.releases {
+                render::println!("{}  {}  {}", r.target.host, r.target.artifact, r.release.id);
             }
         }
         Ok(EXIT_OK)

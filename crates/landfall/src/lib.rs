@@ -24,7 +24,7 @@
 //! let local = transport::Local::new(&project.workspace.landfall_dir(), &env.name);
 //! let identity = deploy::Identity::current(built.revision.clone());
 //! let run = deploy::Run { project: &project, env: &env, transport: &local, identity: &identity, jobs: env.jobs, events: &report };
-//! let summary = deploy::deploy(&run, &plan, &built.releases, &deploy::DeployOptions::default());
+//! let summary = deploy::deploy(&run, &built.releases, &deploy::DeployOptions::default());
 //! assert!(summary.ok);
 //! # Ok::<(), landfall::Error>(())
 //! ```
@@ -93,24 +93,31 @@ pub struct BuildOptions {
 
 /// What building and assembling produced.
 #[derive(Debug)]
-pub struct Built {
+pub struct Built<'p> {
     pub revision: Revision,
     /// One per artifact the plan deploys, in plan order.
     pub assembled: Vec<Assembled>,
-    /// One per plan target, in plan order.
-    pub releases: Vec<Release>,
+    /// Each target of the plan with its release, in plan order.
+    pub releases: Vec<TargetRelease<'p>>,
     pub build_seconds: f64,
     pub assemble_seconds: f64,
 }
 
+/// A target of the plan and the release staged for it.
+#[derive(Debug)]
+pub struct TargetRelease<'p> {
+    pub target: &'p plan::Target,
+    pub release: Release,
+}
+
 /// Builds the binaries the plan needs, assembles every artifact into the
 /// store and stages every target's release.
-pub fn build_releases(
+pub fn build_releases<'p>(
     project: &Project,
-    plan: &Plan,
+    plan: &'p Plan,
     options: &BuildOptions,
     events: Reporter<'_>,
-) -> Result<Built> {
+) -> Result<Built<'p>> {
     let sources = read_sources(project, plan, options, events)?;
     build_from_sources(project, plan, sources, options, events)
 }
@@ -141,13 +148,13 @@ pub fn read_sources<'p>(
 }
 
 /// [`build_releases`], from sources read before.
-pub fn build_from_sources(
+pub fn build_from_sources<'p>(
     project: &Project,
-    plan: &Plan,
+    plan: &'p Plan,
     sources: Sources<'_>,
     options: &BuildOptions,
     events: Reporter<'_>,
-) -> Result<Built> {
+) -> Result<Built<'p>> {
     let revision = options
         .revision
         .clone()
@@ -211,18 +218,29 @@ pub fn build_from_sources(
 }
 
 /// Stages every target's release from its artifact's tree.
-fn stage_all(store: &Store, plan: &Plan, assembled: &[Assembled]) -> Result<Vec<Release>> {
+fn stage_all<'p>(
+    store: &Store,
+    plan: &'p Plan,
+    assembled: &[Assembled],
+) -> Result<Vec<TargetRelease<'p>>> {
     let by_name: BTreeMap<&str, &Assembled> =
         assembled.iter().map(|a| (a.artifact.as_str(), a)).collect();
     plan.targets
         .iter()
-        .map(|target| assemble::stage(store, by_name[target.artifact.as_str()], target))
+        .map(|target| {
+            let release = assemble::stage(store, by_name[target.artifact.as_str()], target)?;
+            Ok(TargetRelease { target, release })
+        })
         .collect()
 }
 
 /// The manifest of a bundle of what `built` holds, for `plan`'s
 /// environment.
-pub fn bundle_manifest(project: &Project, plan: &Plan, built: &Built) -> Result<BundleManifest> {
+pub fn bundle_manifest(
+    project: &Project,
+    plan: &Plan,
+    built: &Built<'_>,
+) -> Result<BundleManifest> {
     Ok(BundleManifest {
         schema: bundle::SCHEMA.to_string(),
         landfall: VERSION.to_string(),
@@ -236,14 +254,13 @@ pub fn bundle_manifest(project: &Project, plan: &Plan, built: &Built) -> Result<
         features: project.build.features.clone(),
         env: plan.env.clone(),
         artifacts: built.assembled.iter().map(BundleArtifact::of).collect(),
-        releases: plan
-            .targets
+        releases: built
+            .releases
             .iter()
-            .zip(&built.releases)
-            .map(|(t, r)| BundleRelease {
-                host: t.host.clone(),
-                artifact: t.artifact.clone(),
-                release: r.id.clone(),
+            .map(|r| BundleRelease {
+                host: r.target.host.clone(),
+                artifact: r.target.artifact.clone(),
+                release: r.release.id.clone(),
             })
             .collect(),
     })
@@ -271,18 +288,18 @@ pub struct FromOptions {
 /// let bundle = bundle::open(std::path::Path::new("bundle"))?;
 /// let report = |event: landfall::event::Event| eprintln!("{event:?}");
 /// let built = landfall::releases_from_bundle(&project, &plan, &bundle, Default::default(), &report)?;
-/// for (target, release) in plan.targets.iter().zip(&built.releases) {
-///     println!("{} {}: {}", target.host, target.artifact, release.id);
+/// for r in &built.releases {
+///     println!("{} {}: {}", r.target.host, r.target.artifact, r.release.id);
 /// }
 /// # Ok::<(), landfall::Error>(())
 /// ```
-pub fn releases_from_bundle(
+pub fn releases_from_bundle<'p>(
     project: &Project,
-    plan: &Plan,
+    plan: &'p Plan,
     bundle: &Bundle,
     options: FromOptions,
     events: Reporter<'_>,
-) -> Result<Built> {
+) -> Result<Built<'p>> {
     let started = Instant::now();
     let config = git::revision(&project.workspace.root);
     let built_from = &bundle.manifest;
@@ -475,18 +492,20 @@ pub struct BuildIds {
 }
 
 impl BuildIds {
-    fn of(built: &Built, plan: &Plan) -> BuildIds {
+    fn of(built: &Built<'_>) -> BuildIds {
         BuildIds {
             artifacts: built
                 .assembled
                 .iter()
                 .map(|a| (a.artifact.clone(), a.id.clone()))
                 .collect(),
-            releases: plan
-                .targets
+            releases: built
+                .releases
                 .iter()
-                .zip(&built.releases)
-                .map(|(t, r)| (format!("{}/{}", t.host, t.artifact), r.id.clone()))
+                .map(|r| {
+                    let t = r.target;
+                    (format!("{}/{}", t.host, t.artifact), r.release.id.clone())
+                })
                 .collect(),
         }
     }
@@ -521,8 +540,8 @@ pub fn check_reproducible(
                 allow_dirty: true,
             };
             let built = build_releases(&copy, &plan, &options, events)?;
-            all.push(BuildIds::of(&built, &plan));
-            built_all.push(built);
+            all.push(BuildIds::of(&built));
+            built_all.push(built.assembled);
         }
         let differences = differing_files(&built_all[0], &built_all[1]);
         let second = all.pop().expect("two builds");
@@ -533,9 +552,9 @@ pub fn check_reproducible(
     result
 }
 
-fn differing_files(a: &Built, b: &Built) -> Vec<String> {
+fn differing_files(a: &[Assembled], b: &[Assembled]) -> Vec<String> {
     let mut out = Vec::new();
-    for (x, y) in a.assembled.iter().zip(&b.assembled) {
+    for (x, y) in a.iter().zip(b) {
         let changes = transport::changes(&x.manifest, &y.manifest);
         for path in changes
             .added

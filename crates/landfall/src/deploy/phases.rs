@@ -5,51 +5,49 @@ use super::decide::{self, Action, Found, Upload};
 use super::{DeployOptions, Lock, Run, Status, Summary, Work, by_host, describe_failure, parallel};
 use std::time::Instant;
 
-use crate::assemble::{EntryKind, MANIFEST_FILE, Provenance, Release};
+use crate::TargetRelease;
+use crate::assemble::{EntryKind, MANIFEST_FILE, Provenance};
 use crate::config::OnFailure;
 use crate::event::{Event, Phase};
-use crate::plan::{Plan, Target};
+use crate::plan::Target;
 use crate::steps::{self, Activation, Claim, Exit, Revert, Script, Step};
 
-/// Deploys the plan's releases (one per target, in plan order).
-pub fn deploy(
-    run: &Run<'_>,
-    plan: &Plan,
-    releases: &[Release],
-    options: &DeployOptions,
-) -> Summary {
-    let summary = deploy_releases(run, plan, releases, options);
+/// Deploys each target's release (in plan order).
+pub fn deploy(run: &Run<'_>, releases: &[TargetRelease<'_>], options: &DeployOptions) -> Summary {
+    let summary = deploy_releases(run, releases, options);
     // Staged copies of files rendered with secrets live only as long as the
     // run needs them.
-    for release in releases.iter().filter(|r| r.secret) {
-        let _ = std::fs::remove_dir_all(&release.stage);
+    for r in releases.iter().filter(|r| r.release.secret) {
+        let _ = std::fs::remove_dir_all(&r.release.stage);
     }
     summary
 }
 
 fn deploy_releases(
     run: &Run<'_>,
-    plan: &Plan,
-    releases: &[Release],
+    releases: &[TargetRelease<'_>],
     options: &DeployOptions,
 ) -> Summary {
-    let targets: Vec<&Target> = plan.targets.iter().collect();
-    let mut work: Vec<Work<'_>> = plan
-        .targets
+    let targets: Vec<&Target> = releases.iter().map(|r| r.target).collect();
+    let mut work: Vec<Work<'_>> = releases
         .iter()
-        .zip(releases)
-        .map(|(target, release)| Work {
-            target,
-            release,
-            path: run.transport.host_path(target),
-            current: None,
-            // Until the probe has read the host.
-            action: Action::Unchanged,
-            lock: Lock::Free,
-            unfinished: false,
-            status: None,
-            message: None,
-        })
+        .map(
+            |&TargetRelease {
+                 target,
+                 ref release,
+             }| Work {
+                target,
+                release,
+                path: run.transport.host_path(target),
+                current: None,
+                // Until the probe has read the host.
+                action: Action::Unchanged,
+                lock: Lock::Free,
+                unfinished: false,
+                status: None,
+                message: None,
+            },
+        )
         .collect();
 
     // Phase 1: probe, and lock what is not current (everything, with

@@ -126,7 +126,7 @@ impl Fleet {
             let built =
                 crate::build_releases(run.project, plan, &crate::BuildOptions::default(), &|_| {})
                     .unwrap();
-            super::deploy(run, plan, &built.releases, options)
+            super::deploy(run, &built.releases, options)
         })
     }
 
@@ -228,13 +228,12 @@ fn a_lock_of_a_live_deploy_refuses_the_run_on_every_host() {
     assert!(!refused.ok);
     let web3 = &refused.hosts[2];
     assert_eq!(web3.status, Status::Failed);
+    let message = web3.message.as_deref().unwrap();
     assert!(
-        web3.message
-            .as_deref()
-            .unwrap()
-            .contains("is locked by another deploy: ann@another-machine"),
-        "{web3:?}"
+        message.contains("is locked by another deploy: ann@another-machine (pid 1"),
+        "{message}"
     );
+    assert!(message.contains("--break-lock"), "{message}");
     for host in ["web1", "web2", "web3"] {
         assert_eq!(fleet.current(host).as_deref(), Some(old.as_str()), "{host}");
     }
@@ -313,7 +312,7 @@ fn the_dry_run_lists_the_hooks_the_decision_runs() {
     let plan = crate::plan::plan(&project, &env, &[], true, &Secrets::none()).unwrap();
     let built =
         crate::build_releases(&project, &plan, &crate::BuildOptions::default(), &|_| {}).unwrap();
-    assert_eq!(built.releases[0].id, first);
+    assert_eq!(built.releases[0].release.id, first);
     let local = Local::new(&project.workspace.landfall_dir(), &env.name);
     let identity = Identity::current(Revision::default());
     let seen = std::sync::Mutex::new(Vec::new());
@@ -334,7 +333,7 @@ fn the_dry_run_lists_the_hooks_the_decision_runs() {
         dry_run: true,
         ..DeployOptions::default()
     };
-    let summary = super::deploy(&run, &plan, &built.releases, &options);
+    let summary = super::deploy(&run, &built.releases, &options);
     assert!(summary.ok);
     let seen = seen.into_inner().unwrap();
     assert_eq!(seen.len(), 3);
