@@ -589,3 +589,56 @@ fn processes_with_args(args: &[&str]) -> Vec<u32> {
         .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
         .collect()
 }
+
+/// A host that accepts TCP connections but never says a word of SSH, as a
+/// wedged sshd or a stray port forward does.
+fn silent_host() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        // Connections are held open, unanswered, until the test ends.
+        for stream in listener.incoming().take(8) {
+            held.push(stream);
+        }
+    });
+    (port, holder)
+}
+
+#[test]
+fn a_host_that_never_speaks_ssh_is_named_and_given_up_on() {
+    let ws = crate::support::Workspace::hello();
+    let (port, _holder) = silent_host();
+    ws.write(
+        "environments/silent_ssh_config",
+        &format!(
+            "Host silent\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  \
+             UserKnownHostsFile /dev/null\n"
+        ),
+    );
+    ws.write(
+        "environments/silent.toml",
+        "[environment]\nssh_config = \"silent_ssh_config\"\n\n\
+         [hosts.silent]\nroles = [\"web\"]\nvars = { port = 1 }\n",
+    );
+    let started = Instant::now();
+    let out = ws.run_within(120, &["deploy", "silent", "--message-format", "json"]);
+    out.assert_code(1);
+    let failed = out.events_of("failed");
+    assert!(
+        failed
+            .iter()
+            .any(|e| e["host"] == "silent" && e["phase"] == "probe"),
+        "{}",
+        out.stdout
+    );
+    let message = failed[0]["message"].as_str().unwrap();
+    assert!(message.contains("timed out"), "{message}");
+    // The connect timeout, twice at most (the master, then the probe),
+    // after the build.
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -359,6 +359,30 @@ impl Workspace {
             .unwrap()
     }
 
+    /// Runs `cargo-deploy ARGS`, which must end within `seconds`: past
+    /// that, it is killed with everything it started, and the test fails
+    /// (a hang is a failure, never a wait).
+    pub(crate) fn run_within(&self, seconds: u64, args: &[&str]) -> Outcome {
+        let child = self.spawn(args);
+        let group = format!("-{}", child.id());
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait_with_output());
+        });
+        match wait.recv_timeout(std::time::Duration::from_secs(seconds)) {
+            Ok(output) => Outcome::from(output.unwrap()),
+            Err(_) => {
+                let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+                let output = wait.recv().unwrap().unwrap();
+                panic!(
+                    "`cargo deploy {}` did not end within {seconds}s; stderr:\n{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        }
+    }
+
     /// The directory that stands for `path` on `host` in local mode.
     pub(crate) fn host_dir(&self, host: &str, path: &str) -> PathBuf {
         self.path("target/landfall/local/dev")

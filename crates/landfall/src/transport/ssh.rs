@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,12 +43,26 @@ pub struct SshOptions {
     pub accept_new_host_keys: bool,
 }
 
+/// How long ssh may take to connect, and how often it asks a silent host
+/// whether it is still there (and how many unanswered asks end the
+/// connection): landfall's defaults, which a user's ssh configuration
+/// overrides. A host that accepts TCP but never speaks SSH, or that
+/// freezes, is given up in seconds rather than waited for forever.
+const SSH_DEFAULTS: [(&str, &str); 3] = [
+    ("ConnectTimeout", "10"),
+    ("ServerAliveInterval", "5"),
+    ("ServerAliveCountMax", "3"),
+];
+
 /// Hosts reached over OpenSSH.
 #[derive(Debug)]
 pub struct Ssh {
     options: SshOptions,
     /// Where the master connections' sockets are, if anywhere.
     control_dir: Option<PathBuf>,
+    /// The configuration ssh reads (`-F`): the user's own, then landfall's
+    /// defaults (see [`defaults_config`]).
+    config: Option<PathBuf>,
     /// Host name -> the address ssh is given (an `ssh_config` alias works).
     addresses: BTreeMap<String, String>,
     trips: RoundTrips,
@@ -63,13 +77,18 @@ impl Ssh {
     /// not an error here: its first command reports why, with ssh's own
     /// message.
     pub fn connect(hosts: &[&Host], options: SshOptions, jobs: usize) -> Ssh {
+        let control_dir = control_dir();
+        let config = control_dir
+            .as_deref()
+            .and_then(|dir| defaults_config(dir, options.config.as_deref()));
         let ssh = Ssh {
             options,
             addresses: hosts
                 .iter()
                 .map(|h| (h.name.clone(), h.address.clone()))
                 .collect(),
-            control_dir: control_dir(),
+            control_dir,
+            config,
             trips: RoundTrips::default(),
             opening: Mutex::new(None),
         };
@@ -118,9 +137,19 @@ impl Ssh {
     /// The options every ssh call shares.
     fn ssh_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
-        if let Some(config) = &self.options.config {
+        if let Some(config) = &self.config {
             args.push("-F".into());
             args.push(config.into());
+        } else {
+            // Without a file of defaults, they are options, which the
+            // user's configuration cannot override.
+            if let Some(config) = &self.options.config {
+                args.push("-F".into());
+                args.push(config.into());
+            }
+            for (key, value) in SSH_DEFAULTS {
+                args.extend(["-o".into(), format!("{key}={value}").into()]);
+            }
         }
         if let Some(control_dir) = &self.control_dir {
             let mut control_path = OsString::from("ControlPath=");
@@ -309,8 +338,9 @@ impl Drop for Ssh {
             return;
         };
         for (name, address) in &self.addresses {
-            let socket_exists = fs::read_dir(control_dir)
-                .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| !is_log(&e.path()))));
+            let socket_exists = fs::read_dir(control_dir).is_ok_and(|mut d| {
+                d.any(|e| e.is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_socket())))
+            });
             if !socket_exists {
                 break;
             }
@@ -326,14 +356,33 @@ impl Drop for Ssh {
 }
 
 /// A new directory for the master connections' sockets, which only this
-/// user may enter, in the temporary directory (sockets need short paths,
-/// about 100 bytes at most). Its name is made fresh: a directory of that
-/// name made by someone else is never used. `None` if none can be made:
-/// then every connection is a connection of its own.
+/// user may enter, in the temporary directory. Its name is made fresh: a
+/// directory of that name made by someone else is never used. Sockets need
+/// short paths (about 100 bytes at most) that ssh reads as they are, so a
+/// `TMPDIR` that is long, or holds anything but letters, digits and
+/// `/._-`, is passed over for `/tmp`. `None` if none can be made: then
+/// every connection is a connection of its own.
 fn control_dir() -> Option<PathBuf> {
+    control_dir_in(&std::env::temp_dir()).or_else(|| control_dir_in(Path::new("/tmp")))
+}
+
+/// The room a socket's name needs in a control directory: `landfall-`, a
+/// pid and a counter, `/`, and ssh's `%C` (40 hex digits), plus ssh's own
+/// suffix while it makes the socket.
+const SOCKET_ROOM: usize = 90;
+const SOCKET_PATH_MAX: usize = 104;
+
+fn control_dir_in(base: &Path) -> Option<PathBuf> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let text = base.to_str()?;
+    let plain = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
+    if !plain || !base.is_absolute() || text.len() + SOCKET_ROOM > SOCKET_PATH_MAX + 20 {
+        return None;
+    }
     for _ in 0..100 {
-        let dir = std::env::temp_dir().join(format!(
+        let dir = base.join(format!(
             "landfall-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
@@ -347,8 +396,40 @@ fn control_dir() -> Option<PathBuf> {
     None
 }
 
-fn is_log(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "log")
+/// Writes, into the private control directory, the configuration ssh is
+/// given: the user's own (the environment's `ssh_config`, or else
+/// `~/.ssh/config` and the system's), then landfall's defaults for every
+/// host. ssh takes the first value it reads for each setting, so the
+/// user's win. `None` (the defaults then become options) where a path
+/// cannot be written in ssh's configuration syntax.
+fn defaults_config(dir: &Path, user_config: Option<&Path>) -> Option<PathBuf> {
+    let mut includes: Vec<PathBuf> = Vec::new();
+    match user_config {
+        Some(config) => includes.push(std::path::absolute(config).ok()?),
+        None => {
+            if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+                includes.push(PathBuf::from(home).join(".ssh/config"));
+            }
+            includes.push(PathBuf::from("/etc/ssh/ssh_config"));
+        }
+    }
+    let mut text = String::from(
+        "# The user's ssh configuration, then landfall's defaults: the first value ssh reads wins.\n",
+    );
+    for include in &includes {
+        let include = include.to_str()?;
+        if include.contains(['"', '\n', '\r']) {
+            return None;
+        }
+        text.push_str(&format!("Include \"{include}\"\n"));
+    }
+    text.push_str("Host *\n");
+    for (key, value) in SSH_DEFAULTS {
+        text.push_str(&format!("  {key} {value}\n"));
+    }
+    let path = dir.join("ssh_config");
+    fs::write(&path, text).ok()?;
+    Some(path)
 }
 
 #[cfg(test)]
@@ -366,6 +447,53 @@ mod tests {
             fs::remove_dir(&dir).unwrap();
             assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
         }
+    }
+
+    /// What `ssh -G` makes of a configuration for a host: the value of
+    /// `key`.
+    fn effective(config: &Path, key: &str) -> String {
+        let out = std::process::Command::new("ssh")
+            .arg("-G")
+            .arg("-F")
+            .arg(config)
+            .arg("web1")
+            .output()
+            .expect("ssh runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+            .to_string()
+    }
+
+    #[test]
+    fn landfall_bounds_connections_unless_the_users_configuration_says_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("user_config");
+        fs::write(&user, "Host web1\n  ConnectTimeout 3\n  Port 2222\n").unwrap();
+        let config = defaults_config(dir.path(), Some(&user)).unwrap();
+        assert_eq!(effective(&config, "connecttimeout"), "3");
+        assert_eq!(effective(&config, "port"), "2222");
+        assert_eq!(effective(&config, "serveraliveinterval"), "5");
+        assert_eq!(effective(&config, "serveralivecountmax"), "3");
+
+        fs::write(&user, "Host other\n  ConnectTimeout 3\n").unwrap();
+        assert_eq!(effective(&config, "connecttimeout"), "10");
+    }
+
+    #[test]
+    fn a_temporary_directory_sockets_cannot_use_is_passed_over() {
+        let long = PathBuf::from(format!("/tmp/{}", "x".repeat(80)));
+        assert!(control_dir_in(&long).is_none());
+        assert!(control_dir_in(Path::new("/tmp/it's here")).is_none());
+        assert!(control_dir_in(Path::new("relative")).is_none());
+        let dir = control_dir_in(Path::new("/tmp")).unwrap();
+        fs::remove_dir(&dir).unwrap();
     }
 
     #[test]
