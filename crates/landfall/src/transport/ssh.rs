@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::{Path, PathBuf};
@@ -404,14 +405,13 @@ fn control_dir_in(base: &Path) -> Option<PathBuf> {
 /// cannot be written in ssh's configuration syntax.
 fn defaults_config(dir: &Path, user_config: Option<&Path>) -> Option<PathBuf> {
     let mut includes: Vec<PathBuf> = Vec::new();
-    match user_config {
-        Some(config) => includes.push(std::path::absolute(config).ok()?),
-        None => {
-            if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-                includes.push(PathBuf::from(home).join(".ssh/config"));
-            }
-            includes.push(PathBuf::from("/etc/ssh/ssh_config"));
+    if let Some(config) = user_config {
+        includes.push(std::path::absolute(config).ok()?);
+    } else {
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            includes.push(PathBuf::from(home).join(".ssh/config"));
         }
+        includes.push(PathBuf::from("/etc/ssh/ssh_config"));
     }
     let mut text = String::from(
         "# The user's ssh configuration, then landfall's defaults: the first value ssh reads wins.\n",
@@ -421,11 +421,11 @@ fn defaults_config(dir: &Path, user_config: Option<&Path>) -> Option<PathBuf> {
         if include.contains(['"', '\n', '\r']) {
             return None;
         }
-        text.push_str(&format!("Include \"{include}\"\n"));
+        let _ = writeln!(text, "Include \"{include}\"");
     }
     text.push_str("Host *\n");
     for (key, value) in SSH_DEFAULTS {
-        text.push_str(&format!("  {key} {value}\n"));
+        let _ = writeln!(text, "  {key} {value}");
     }
     let path = dir.join("ssh_config");
     fs::write(&path, text).ok()?;
