@@ -369,18 +369,16 @@ impl Workspace {
         std::thread::spawn(move || {
             let _ = done.send(child.wait_with_output());
         });
-        match wait.recv_timeout(std::time::Duration::from_secs(seconds)) {
-            Ok(output) => Outcome::from(output.unwrap()),
-            Err(_) => {
-                let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-                let output = wait.recv().unwrap().unwrap();
-                panic!(
-                    "`cargo deploy {}` did not end within {seconds}s; stderr:\n{}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
+        if let Ok(output) = wait.recv_timeout(std::time::Duration::from_secs(seconds)) {
+            return Outcome::from(output.unwrap());
         }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let output = wait.recv().unwrap().unwrap();
+        panic!(
+            "`cargo deploy {}` did not end within {seconds}s; stderr:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// The directory that stands for `path` on `host` in local mode.
