@@ -208,6 +208,42 @@ fn a_host_down_before_the_run_changes_nothing_anywhere() {
     assert_converges(&bed, "howdy");
 }
 
+/// Every file and directory under a host's `/srv`, sorted.
+fn tree(bed: &Bed, host: &str) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            out.push(entry.path().strip_prefix(root).unwrap().to_path_buf());
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&entry.path(), root, out);
+            }
+        }
+    }
+    let root = bed.testbed.srv(host);
+    let mut out = Vec::new();
+    walk(&root, &root, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn a_first_deploy_with_a_host_down_leaves_nothing_on_the_hosts_it_reached() {
+    let bed = Bed::new();
+    let before: Vec<_> = bed.hosts().iter().map(|(h, _)| tree(&bed, h)).collect();
+    bed.testbed.stop("host2").unwrap();
+
+    let out = bed.deploy(&[]);
+    assert_failed_on(&out, "host2", "probe");
+    let after: Vec<_> = bed.hosts().iter().map(|(h, _)| tree(&bed, h)).collect();
+    assert_eq!(
+        (&after[0], &after[2]),
+        (&before[0], &before[2]),
+        "no directory, lock or ownership record is left on host1 and host3"
+    );
+
+    bed.testbed.start("host2").unwrap();
+    assert_converges(&bed, "hello");
+}
+
 #[test]
 fn a_host_down_during_the_push_leaves_every_host_on_its_release() {
     let bed = Bed::new();

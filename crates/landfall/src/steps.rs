@@ -95,6 +95,14 @@ pub enum Step {
     },
     /// Releases the lock if the run holding `token` holds it.
     Unlock { path: String, token: String },
+    /// Undoes the claim of a path that did not exist, by a run that goes no
+    /// further: removes `dir`, the outermost directory the claim made, if
+    /// the run holding `token` holds the lock.
+    Forget {
+        path: String,
+        dir: String,
+        token: String,
+    },
     /// The directories a release needs; reports the current release.
     Prepare { path: String, shared: Vec<String> },
     /// The bare repository git releases are pushed to.
@@ -240,6 +248,10 @@ fn call(step: &Step) -> Call {
             ],
         ),
         Step::Unlock { path, token } => plain("landfall_unlock", vec![path.clone(), token.clone()]),
+        Step::Forget { path, dir, token } => plain(
+            "landfall_forget",
+            vec![path.clone(), dir.clone(), token.clone()],
+        ),
         Step::Prepare { path, shared } => plain(
             "landfall_prepare",
             std::iter::once(path.clone())
@@ -547,6 +559,11 @@ mod tests {
             },
             Step::Unlock {
                 path: s("/a"),
+                token: s("t"),
+            },
+            Step::Forget {
+                path: s("/a/b"),
+                dir: s("/a"),
                 token: s("t"),
             },
             Step::Prepare {

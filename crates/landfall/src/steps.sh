@@ -106,15 +106,27 @@ landfall_lock() {
   exit 3
 }
 
+# landfall_missing PATH: prints the outermost directory of PATH that does
+# not exist yet (PATH itself, or one of its parents), or nothing.
+landfall_missing() {
+  d=$1 top=
+  while [ -n "$d" ] && [ "$d" != / ] && [ ! -e "$d" ] && [ ! -L "$d" ]; do
+    top=$d
+    d=${d%/*}
+  done
+  printf '%s' "$top"
+}
+
 # landfall_claim INDEX PATH RELEASE OWNER BREAK GIT NAME SHARED...: unless
 # RELEASE is current and unlocked (an empty RELEASE never is), takes the
-# deploy lock of PATH (for
-# artifact NAME) and prepares the directories a release needs (the bare
-# repository too with GIT=1). Reports, for the path numbered INDEX, `held`
-# with the current release as read under the lock, `busy` with the holder
-# of the lock, or `unclaimed` with the reason the path could not be locked
-# or its directories made (no lock is then left). It never exits: the
-# other paths of the host go on.
+# deploy lock of PATH (for artifact NAME) and prepares the directories a
+# release needs (the bare repository too with GIT=1). Reports, for the
+# path numbered INDEX, `held` with the current release as read under the
+# lock (and `created` with the outermost directory it made, for a path
+# that did not exist: what to remove if the run goes no further), `busy`
+# with the holder of the lock, or `unclaimed` with the reason the path
+# could not be locked or its directories made (no lock, and nothing it
+# made, is then left). It never exits: the other paths of the host go on.
 landfall_claim() {
   i=$1 p=$2 id=$3 owner=$4 brk=$5 git=$6 name=$7
   shift 7
@@ -122,21 +134,35 @@ landfall_claim() {
   if [ -n "$id" ] && [ "${c##*/}" = "$id" ] && [ ! -f "$p/.landfall/lock" ]; then
     return 0
   fi
+  new=$(landfall_missing "$p")
   if ! err=$( (landfall_try_lock "$p" "$owner" "$brk" "$name") 2>&1); then
     if [ -f "$p/.landfall/lock" ]; then
       printf 'busy\t%s\t%s\n' "$i" "$(head -n 1 "$p/.landfall/lock" 2>/dev/null)"
     else
+      [ -z "$new" ] || rm -rf "$new"
       printf 'unclaimed\t%s\t%s\n' "$i" "$(printf '%s' "$err" | tr '\n' ' ')"
     fi
     return 0
   fi
   if ! err=$( (landfall_prepare "$p" "$@" >/dev/null && if [ "$git" = 1 ]; then landfall_git_init "$p"; fi) 2>&1); then
     rm -f "$p/.landfall/lock"
+    [ -z "$new" ] || rm -rf "$new"
     printf 'unclaimed\t%s\t%s\n' "$i" "$(printf '%s' "$err" | tr '\n' ' ')"
     return 0
   fi
   c=$(readlink "$p/current" 2>/dev/null) || c=
   printf 'held\t%s\t%s\n' "$i" "${c##*/}"
+  [ -z "$new" ] || printf 'created\t%s\t%s\n' "$i" "$new"
+}
+
+# landfall_forget PATH DIR TOKEN: undoes a claim of PATH that made DIR (see
+# landfall_claim) by a run that goes no further: removes DIR, if this run
+# (TOKEN) holds the lock of PATH.
+landfall_forget() {
+  if [ -f "$1/.landfall/lock" ] && grep -qF "$3" "$1/.landfall/lock"; then
+    case $1 in "$2" | "$2"/*) rm -rf "$2" ;; esac
+  fi
+  printf 'unlocked\t\n'
 }
 
 # landfall_steps PATH: notes that this script runs steps under the lock of

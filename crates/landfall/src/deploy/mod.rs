@@ -293,6 +293,9 @@ struct Work<'a> {
     /// What the deploy does with it, once the probe has read the host.
     action: Action,
     lock: Lock,
+    /// The outermost directory the lock's claim made (the path did not
+    /// exist): removed again if the run goes no further.
+    created: Option<String>,
     /// Uploaded in full but not yet renamed: the activation renames it.
     unfinished: bool,
     status: Option<Status>,

@@ -31,23 +31,19 @@ fn deploy_releases(
     let targets: Vec<&Target> = releases.iter().map(|r| r.target).collect();
     let mut work: Vec<Work<'_>> = releases
         .iter()
-        .map(
-            |&TargetRelease {
-                 target,
-                 ref release,
-             }| Work {
-                target,
-                release,
-                path: run.transport.host_path(target),
-                current: None,
-                // Until the probe has read the host.
-                action: Action::Unchanged,
-                lock: Lock::Free,
-                unfinished: false,
-                status: None,
-                message: None,
-            },
-        )
+        .map(|r| Work {
+            target: r.target,
+            release: &r.release,
+            path: run.transport.host_path(r.target),
+            current: None,
+            // Until the probe has read the host.
+            action: Action::Unchanged,
+            lock: Lock::Free,
+            created: None,
+            unfinished: false,
+            status: None,
+            message: None,
+        })
         .collect();
 
     // Phase 1: probe, and lock what is not current (everything, with
@@ -85,10 +81,11 @@ fn deploy_releases(
                     unchanged,
                 });
                 match state.claim.take() {
-                    Some(Claim::Held { current }) => {
+                    Some(Claim::Held { current, created }) => {
                         // Read again under the lock, which now holds it
                         // still.
                         w.lock = Lock::Held;
+                        w.created = created;
                         state.current = current;
                         state.lock = None;
                     }
@@ -128,7 +125,7 @@ fn deploy_releases(
     }
     if refused {
         // Nothing changes unless every host could be read and locked.
-        finish(run, &mut work);
+        finish(run, &mut work, false);
         return Summary::new(run, false, work.iter().map(Work::outcome).collect());
     }
 
@@ -175,7 +172,7 @@ fn deploy_releases(
     }
 
     // Phase 4: clean up and unlock.
-    finish(run, &mut work);
+    finish(run, &mut work, !push_failed);
     let mut summary = Summary::new(run, false, work.iter().map(Work::outcome).collect());
     summary.timings.push = push;
     summary.timings.activate = started.elapsed().as_secs_f64();
@@ -210,7 +207,11 @@ fn probe_claiming(
         }
         parallel(&held, run.jobs, |&i| {
             let w = &work[i];
-            let script = tidy_up(run, w, run.script(w.target), false);
+            let created = match claim(i) {
+                Some(Claim::Held { created, .. }) => created.clone(),
+                _ => None,
+            };
+            let script = abandon(run, w, created.as_deref());
             let _ = run.transport.run(&w.target.host, &script);
         });
         std::thread::sleep(backoff(attempt));
@@ -614,6 +615,22 @@ fn activate_one(
     })
 }
 
+/// The end of a target's deploy in a run that activated nothing anywhere:
+/// what its claim made (`created`) goes again, or else the upload left
+/// unfinished, and the lock is released. A first deploy that goes no
+/// further leaves nothing on a host.
+fn abandon(run: &Run<'_>, w: &Work<'_>, created: Option<&str>) -> Script {
+    let script = run.script(w.target);
+    match created {
+        Some(dir) => script.step(Step::Forget {
+            path: w.path.clone(),
+            dir: dir.to_string(),
+            token: run.identity.token.clone(),
+        }),
+        None => tidy_up(run, w, script, false),
+    }
+}
+
 /// Appends the end of a target's deploy: with `deployed`, the removal of
 /// releases beyond `keep`, and otherwise of an upload left unfinished; then
 /// the release of the lock.
@@ -726,19 +743,25 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
     }
 }
 
-/// Phase 4: old releases go, locks are released.
-fn finish(run: &Run<'_>, work: &mut [Work<'_>]) {
+/// Phase 4: old releases go, locks are released. When the run activated
+/// nothing (`activating` false: it was refused, or a push failed), the
+/// directories its claims made go too.
+fn finish(run: &Run<'_>, work: &mut [Work<'_>], activating: bool) {
     let locked: Vec<usize> = (0..work.len())
         .filter(|&i| work[i].lock == Lock::Held)
         .collect();
     let outputs = parallel(&locked, run.jobs, |&i| {
         let w = &work[i];
-        let script = tidy_up(
-            run,
-            w,
-            run.script(w.target),
-            w.status == Some(Status::Deployed),
-        );
+        let script = if activating {
+            tidy_up(
+                run,
+                w,
+                run.script(w.target),
+                w.status == Some(Status::Deployed),
+            )
+        } else {
+            abandon(run, w, w.created.as_deref())
+        };
         run.transport.run(&w.target.host, &script)
     });
     for (&i, output) in locked.iter().zip(outputs) {

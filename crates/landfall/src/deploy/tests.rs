@@ -268,6 +268,32 @@ fn a_lock_left_by_a_gone_deploy_of_this_machine_is_taken_over() {
 }
 
 #[test]
+fn a_first_deploy_refused_on_one_host_leaves_nothing_on_the_others() {
+    let fleet = Fleet::new("rollback-all");
+    // web3's directory cannot be made: a file stands where it would be.
+    let web3 = fleet
+        .fixture
+        .dir
+        .path()
+        .join("target/landfall/local/dev/web3");
+    fs::create_dir_all(&web3).unwrap();
+    fs::write(web3.join("srv"), "in the way").unwrap();
+    let summary = fleet.deploy(&DeployOptions::default());
+    assert!(!summary.ok);
+    assert_eq!(summary.hosts[2].status, Status::Failed, "{summary:?}");
+    let hosts = fleet.fixture.dir.path().join("target/landfall/local/dev");
+    let mut left: Vec<String> = fs::read_dir(&hosts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["web3"], "web1 and web2 are as they were: absent");
+
+    fs::remove_file(web3.join("srv")).unwrap();
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+}
+
+#[test]
 fn rollback_runs_the_hooks_the_release_recorded_not_the_workspaces() {
     let fleet = Fleet::new("rollback-all");
     assert!(fleet.deploy(&DeployOptions::default()).ok);

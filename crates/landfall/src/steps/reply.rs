@@ -81,6 +81,12 @@ pub enum Report {
         index: usize,
         reason: String,
     },
+    /// The claim made the path: this directory (the path or a parent) did
+    /// not exist before.
+    Created {
+        index: usize,
+        dir: String,
+    },
     /// `landfall_lock` found the lock held: its first line.
     Locked {
         holder: String,
@@ -169,6 +175,10 @@ impl Report {
                 index: index()?,
                 reason: rest(2).trim().to_string(),
             },
+            "created" => Report::Created {
+                index: index()?,
+                dir: rest(2).to_string(),
+            },
             "locked" => Report::Locked {
                 holder: rest(1).to_string(),
             },
@@ -249,8 +259,12 @@ pub struct PathState {
 /// The outcome of `landfall_claim` for one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The lock is held by this run; `current` as read under it.
-    Held { current: Option<String> },
+    /// The lock is held by this run; `current` as read under it, and the
+    /// outermost directory the claim made, for a path that did not exist.
+    Held {
+        current: Option<String>,
+        created: Option<String>,
+    },
     /// Another deploy holds the lock: its lock line.
     Busy(String),
     /// The lock or the directories could not be made: why.
@@ -319,7 +333,8 @@ impl Reply {
                 | Report::Lock { index, .. }
                 | Report::Held { index, .. }
                 | Report::Busy { index, .. }
-                | Report::Unclaimed { index, .. } => *index,
+                | Report::Unclaimed { index, .. }
+                | Report::Created { index, .. } => *index,
                 _ => continue,
             };
             let Some(state) = states.get_mut(index) else {
@@ -337,7 +352,17 @@ impl Reply {
                 }
                 Report::Log { entry, .. } => state.log.push(entry),
                 Report::Lock { holder, .. } => state.lock = Some(holder),
-                Report::Held { current, .. } => state.claim = Some(Claim::Held { current }),
+                Report::Held { current, .. } => {
+                    state.claim = Some(Claim::Held {
+                        current,
+                        created: None,
+                    });
+                }
+                Report::Created { dir, .. } => {
+                    if let Some(Claim::Held { created, .. }) = &mut state.claim {
+                        *created = Some(dir);
+                    }
+                }
                 Report::Busy { holder, .. } => state.claim = Some(Claim::Busy(holder)),
                 Report::Unclaimed { reason, .. } => state.claim = Some(Claim::Unclaimed(reason)),
                 _ => {}
@@ -494,11 +519,13 @@ mod tests {
         let states = reply(
             0,
             "current\t0\tabc\ncurrent\t1\t\ncurrent\t2\t\nheld\t0\tabc\nheld\t1\t\n\
-             busy\t2\t{\"user\":\"ann\"}\nunclaimed\t3\tcannot create /srv/x \n",
+             busy\t2\t{\"user\":\"ann\"}\nunclaimed\t3\tcannot create /srv/x \n\
+             held\t4\t\ncreated\t4\t/srv\n",
         )
-        .states(4);
+        .states(5);
         let held = |current: Option<&str>| Claim::Held {
             current: current.map(str::to_string),
+            created: None,
         };
         assert_eq!(states[0].claim, Some(held(Some("abc"))));
         assert_eq!(states[1].claim, Some(held(None)));
@@ -509,6 +536,13 @@ mod tests {
         assert_eq!(
             states[3].claim,
             Some(Claim::Unclaimed("cannot create /srv/x".into()))
+        );
+        assert_eq!(
+            states[4].claim,
+            Some(Claim::Held {
+                current: None,
+                created: Some("/srv".into())
+            })
         );
     }
 
