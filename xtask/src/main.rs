@@ -95,7 +95,7 @@ fn shell_scripts(sh: &Shell) -> Result<Vec<String>> {
         if !file.is_file() {
             continue;
         }
-        if path.ends_with(".sh") || runs_a_shell(&file)? {
+        if file.extension().is_some_and(|ext| ext == "sh") || runs_a_shell(&file)? {
             scripts.push(path.to_string());
         }
     }

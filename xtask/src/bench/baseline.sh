@@ -16,12 +16,15 @@ set -eu
 
 mode=$1
 shift
+# shellcheck disable=SC2153 # SSH_CONFIG comes from the caller; it is no misspelling of ssh_config.
 ssh_config=$SSH_CONFIG
 
+# shellcheck disable=SC2317 # Called through $each below.
 floor_host() {
     ssh -F "$ssh_config" "$1" "readlink $base/current" >/dev/null
 }
 
+# shellcheck disable=SC2317 # Called through $each below.
 deploy_host() {
     host=$1
     ssh="ssh -F $ssh_config -o ControlMaster=auto -o ControlPath=$CONTROL_DIR/%C -o ControlPersist=60"
@@ -31,7 +34,7 @@ deploy_host() {
     if [ -n "$previous" ]; then
         link_dest="--link-dest=../${previous##*/}"
     fi
-    rsync -a $link_dest -e "$ssh" "$binary" "$payload" "$host:$base/releases/$release/"
+    rsync -a ${link_dest:+"$link_dest"} -e "$ssh" "$binary" "$payload" "$host:$base/releases/$release/"
     printf '# Rendered for %s in %s.\nname = "%s"\ngreeting = "hello"\n' "$host" "$env" "$host" |
         $ssh "$host" "cd $base && mkdir -p releases/$release/etc &&
             cat > releases/$release/etc/app.toml &&
