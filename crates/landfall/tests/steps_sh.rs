@@ -1,0 +1,1560 @@
+//! Behavioural tests of the host steps, `src/steps.sh`, run for real under
+//! both shells a host's `sh` is likely to be: dash (Debian, Ubuntu) and
+//! busybox sh (Alpine). As the transports do, each script is the step
+//! functions followed by calls, fed to `SHELL -s` on standard input from
+//! `/`; every test works in temporary directories of its own.
+//!
+//! To add a test, write `fn what_it_checks(shell: Shell)`: make an
+//! `Artifact` (its directory, releases with their ages, `current`, the
+//! lock), run calls rendered by `call` with `shell.run`, or start them with
+//! `shell.start` when the test must act while they run, and assert the
+//! `Outcome` (`expect` takes the status and the whole stdout) and the files
+//! left. Then add its name to `under_both_shells!` at the end of the file,
+//! which makes the test `under_both_shells::what_it_checks`: it runs the
+//! function under each shell at once, in a thread named after the shell,
+//! and fails if either fails. A shell, or git, that is not installed fails
+//! the tests that need it: they never pass by skipping.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant, SystemTime};
+
+use landfall::process::quote;
+
+const STEPS: &str = include_str!("../src/steps.sh");
+
+/// How long any script may run; the slowest waits 6 seconds for a hook
+/// to be killed.
+const RUN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How long a test waits for a script to reach a point it reports with a
+/// file.
+const GATE_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy)]
+enum Shell {
+    Dash,
+    Busybox,
+}
+
+impl Shell {
+    const ALL: [Shell; 2] = [Shell::Dash, Shell::Busybox];
+
+    fn name(self) -> &'static str {
+        match self {
+            Shell::Dash => "dash",
+            Shell::Busybox => "busybox sh",
+        }
+    }
+
+    /// Runs `calls` after the step functions, to the end.
+    #[track_caller]
+    fn run(self, calls: &str) -> Outcome {
+        self.start(calls).finish()
+    }
+
+    /// Starts `calls` after the step functions, in a process group of its
+    /// own (as a script run over ssh is).
+    #[track_caller]
+    fn start(self, calls: &str) -> Running {
+        let mut words = self.name().split(' ');
+        let mut command = Command::new(words.next().expect("a shell has a name"));
+        command
+            .args(words)
+            .arg("-s")
+            .current_dir("/")
+            .env("LC_ALL", "C")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start `{}` ({e}): the steps are tested under it, install it with \
+                 apt-get install dash busybox",
+                self.name()
+            )
+        });
+        let script = format!("{STEPS}\n{calls}");
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        // A script that exits early stops reading; the rest is not needed.
+        std::thread::spawn(move || drop(stdin.write_all(script.as_bytes())));
+        let stdout = read_in_background(child.stdout.take().expect("stdout is piped"));
+        let stderr = read_in_background(child.stderr.take().expect("stderr is piped"));
+        Running {
+            shell: self,
+            calls: calls.to_string(),
+            child,
+            stdout,
+            stderr,
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+}
+
+fn read_in_background(mut pipe: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        drop(pipe.read_to_end(&mut bytes));
+        drop(send.send(bytes));
+    });
+    receive
+}
+
+/// A script that runs; dropping it kills its process group.
+struct Running {
+    shell: Shell,
+    calls: String,
+    child: Child,
+    stdout: Receiver<Vec<u8>>,
+    stderr: Receiver<Vec<u8>>,
+    started: Instant,
+    finished: bool,
+}
+
+impl Running {
+    /// The script's process id, which is also its process group's.
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child
+            .try_wait()
+            .expect("waiting for a shell")
+            .is_none()
+    }
+
+    /// Waits for the script to end, at most until its deadline.
+    #[track_caller]
+    fn finish(mut self) -> Outcome {
+        let deadline = self.started + RUN_DEADLINE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for a shell") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                kill_group(self.pid());
+                let (stdout, stderr) = self.output(Instant::now() + Duration::from_secs(2));
+                panic!(
+                    "`{}` did not finish within {RUN_DEADLINE:?}:\n{}stdout:\n{}stderr:\n{}",
+                    self.shell.name(),
+                    abridged(&self.calls),
+                    abridged(&stdout.unwrap_or_default()),
+                    abridged(&stderr.unwrap_or_default())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        self.finished = true;
+        let (stdout, stderr) = self.output(deadline);
+        let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
+            kill_group(self.pid());
+            panic!(
+                "a process that `{}` started still held its output open at the deadline:\n{}",
+                self.shell.name(),
+                abridged(&self.calls)
+            );
+        };
+        let status = status.code().unwrap_or_else(|| {
+            panic!(
+                "`{}` was killed ({status}):\n{}",
+                self.shell.name(),
+                abridged(&self.calls)
+            )
+        });
+        Outcome {
+            calls: std::mem::take(&mut self.calls),
+            status,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn output(&self, until: Instant) -> (Option<String>, Option<String>) {
+        let read = |pipe: &Receiver<Vec<u8>>| {
+            pipe.recv_timeout(until.saturating_duration_since(Instant::now()))
+                .ok()
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        };
+        (read(&self.stdout), read(&self.stderr))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.finished {
+            kill_group(self.pid());
+            drop(self.child.wait());
+        }
+    }
+}
+
+fn kill_group(pid: u32) {
+    drop(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -KILL -{pid} 2>/dev/null"))
+            .status(),
+    );
+}
+
+/// What a script did.
+#[derive(Debug)]
+struct Outcome {
+    calls: String,
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    /// Asserts the exit status and the whole of stdout.
+    #[track_caller]
+    fn expect(&self, status: i32, stdout: &str) -> &Outcome {
+        assert_eq!(
+            (self.status, self.stdout.as_str()),
+            (status, stdout),
+            "\n{self}"
+        );
+        self
+    }
+
+    /// Asserts the whole of stderr.
+    #[track_caller]
+    fn expect_stderr(&self, stderr: &str) -> &Outcome {
+        assert_eq!(self.stderr, stderr, "\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit status {}\ncalls:\n{}stdout:\n{}stderr:\n{}",
+            self.status,
+            abridged(&self.calls),
+            abridged(&self.stdout),
+            abridged(&self.stderr)
+        )
+    }
+}
+
+/// `text` with the middle of its lines left out when there are many, and
+/// a newline at its end.
+fn abridged(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= 40 {
+        return lines.iter().map(|line| [line, "\n"].concat()).collect();
+    }
+    format!(
+        "{}\n[... {} lines ...]\n{}\n",
+        lines[..30].join("\n"),
+        lines.len() - 35,
+        lines[lines.len() - 5..].join("\n")
+    )
+}
+
+/// A call of a step function, every argument quoted as landfall quotes it.
+fn call(function: &str, args: &[&str]) -> String {
+    let mut line = function.to_string();
+    for arg in args {
+        line.push(' ');
+        line.push_str(&quote(arg));
+    }
+    line.push('\n');
+    line
+}
+
+/// A `landfall_put` of `bytes`, as landfall renders it: base64 in lines of
+/// 76 in a quoted here-document.
+fn put(dir: &str, name: &str, mode: &str, bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut text = call("landfall_put", &[dir, name, mode]);
+    text.pop();
+    text.push_str(" <<'LANDFALL_INPUT_END'\n");
+    for chunk in encoded.as_bytes().chunks(76) {
+        text.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        text.push('\n');
+    }
+    text.push_str("LANDFALL_INPUT_END\n");
+    text
+}
+
+/// Sh that waits (at most 20 seconds) until `gate` exists.
+fn wait_for_in_sh(gate: &Path) -> String {
+    format!(
+        "gate_n=0\nwhile [ ! -e {} ] && [ \"$gate_n\" -lt 2000 ]; do sleep 0.01; gate_n=$((gate_n + 1)); done\n",
+        quote(&text(gate))
+    )
+}
+
+/// Waits until `file` exists (a script reports it reached a point).
+#[track_caller]
+fn wait_for(file: &Path) {
+    let deadline = Instant::now() + GATE_DEADLINE;
+    while !file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "`{}` did not appear within {GATE_DEADLINE:?}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn text(path: &Path) -> String {
+    path.to_str()
+        .expect("temporary paths are UTF-8")
+        .to_string()
+}
+
+/// The directory of an artifact on a host, in a temporary directory of
+/// its own, at a path with a space (as any path may have). It does not
+/// exist until something is made in it.
+struct Artifact {
+    root: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Artifact {
+    fn new() -> Artifact {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let path = root.path().join("srv dir").join("app");
+        Artifact { root, path }
+    }
+
+    /// The artifact's path, as the steps take it.
+    fn path(&self) -> String {
+        text(&self.path)
+    }
+
+    /// A path inside the artifact's directory.
+    fn join(&self, relative: &str) -> PathBuf {
+        self.path.join(relative)
+    }
+
+    /// A path outside the artifact's directory, in the same temporary one.
+    fn outside(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    /// Writes a file in the artifact's directory, making its parents.
+    fn write(&self, relative: &str, contents: impl AsRef<[u8]>) -> &Artifact {
+        let file = self.join(relative);
+        fs::create_dir_all(file.parent().expect("a file has a parent")).unwrap();
+        fs::write(file, contents).unwrap();
+        self
+    }
+
+    fn mkdir(&self, relative: &str) -> &Artifact {
+        fs::create_dir_all(self.join(relative)).unwrap();
+        self
+    }
+
+    /// A complete release `id` holding `bin/app`, last activated
+    /// `age_secs` seconds ago (the mtime that probe and cleanup order by).
+    fn release(&self, id: &str, age_secs: u64) -> &Artifact {
+        self.write(&format!("releases/{id}/bin/app"), format!("app of {id}\n"))
+            .activated(id, age_secs)
+    }
+
+    /// Sets when release `id` was last activated, its directory's mtime:
+    /// call it again after writing in the release, which moves it.
+    fn activated(&self, id: &str, age_secs: u64) -> &Artifact {
+        let modified = SystemTime::now() - Duration::from_secs(age_secs);
+        fs::File::open(self.join(&format!("releases/{id}")))
+            .and_then(|dir| dir.set_modified(modified))
+            .unwrap();
+        self
+    }
+
+    /// Points `current` at release `id`, as `landfall_switch` does.
+    fn set_current(&self, id: &str) -> &Artifact {
+        let current = self.join("current");
+        drop(fs::remove_file(&current));
+        symlink(format!("releases/{id}"), current).unwrap();
+        self
+    }
+
+    /// What `current` points at, if it is a link.
+    fn current(&self) -> Option<String> {
+        fs::read_link(self.join("current")).ok().map(|p| text(&p))
+    }
+
+    fn read(&self, relative: &str) -> String {
+        fs::read_to_string(self.join(relative))
+            .unwrap_or_else(|e| panic!("cannot read `{relative}`: {e}"))
+    }
+
+    /// Whether anything, a dangling link included, is at `relative`.
+    fn has(&self, relative: &str) -> bool {
+        fs::symlink_metadata(self.join(relative)).is_ok()
+    }
+
+    /// The names in a directory of the artifact's, sorted.
+    fn list(&self, relative: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.join(relative))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn mode(&self, relative: &str) -> u32 {
+        fs::metadata(self.join(relative))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+}
+
+/// Every file and link under `dir`, as sorted relative paths.
+fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(dir: &Path, prefix: &str, found: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = format!("{prefix}{}", entry.file_name().to_str().unwrap());
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path(), &format!("{name}/"), found);
+            } else {
+                found.push(name);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(dir, "", &mut found);
+    found.sort();
+    found
+}
+
+/// The id of a process group that has ended: what a deploy that is gone
+/// leaves in `.landfall/steps`.
+fn ended_group() -> String {
+    let mut child = Command::new("true").process_group(0).spawn().unwrap();
+    child.wait().unwrap();
+    child.id().to_string()
+}
+
+/// Runs git with no configuration but the author's, and returns its stdout.
+#[track_caller]
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run git ({e}): install it with apt-get install git"));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+// --- landfall_fail
+
+fn fail_says_why_on_stderr_and_exits_70(shell: Shell) {
+    shell
+        .run(&format!(
+            "{}echo not reached\n",
+            call("landfall_fail", &["cannot create", "/srv/a b"])
+        ))
+        .expect(70, "")
+        .expect_stderr("landfall: cannot create /srv/a b\n");
+}
+
+// --- landfall_probe
+
+fn probe_reports_current_the_releases_newest_first_and_the_lock(shell: Shell) {
+    let a = Artifact::new();
+    a.release("aa01", 30)
+        .release("aa03", 10)
+        .release("aa02", 20)
+        .mkdir("releases/aa04.partial")
+        .mkdir("releases/AA05")
+        .mkdir("releases/notes")
+        .write("releases/aa02/.landfall-release", "{\"by\":\"alice\"}\n")
+        .activated("aa02", 20)
+        .set_current("aa02")
+        .write(".landfall/lock", "run-1 by alice\nsecond line\n")
+        .write(".landfall/log", "deployed aa02\n");
+    let never_deployed = Artifact::new();
+    shell
+        .run(&call(
+            "landfall_probe",
+            &["0", &a.path(), &never_deployed.path()],
+        ))
+        .expect(
+            0,
+            "current\t0\taa02\n\
+             release\t0\taa03\n\
+             release\t0\taa02\n\
+             release\t0\taa01\n\
+             lock\t0\trun-1 by alice\n\
+             current\t1\t\n",
+        );
+}
+
+fn probe_with_detail_adds_provenance_and_the_last_200_lines_of_the_log(shell: Shell) {
+    let a = Artifact::new();
+    let mut log: Vec<String> = (1..250).map(|n| format!("line {n}")).collect();
+    log.push(r"  kept as written: \t \\ $HOME".to_string());
+    a.release("aa01", 20)
+        .release("aa02", 10)
+        .write(
+            "releases/aa02/.landfall-release",
+            "{\"by\":\"alice\"}\nsecond line\n",
+        )
+        .activated("aa02", 10)
+        .set_current("aa02")
+        .write(".landfall/log", log.join("\n") + "\n");
+    let mut expected = "current\t0\taa02\n\
+                        release\t0\taa02\n\
+                        provenance\t0\taa02\t{\"by\":\"alice\"}\n\
+                        release\t0\taa01\n"
+        .to_string();
+    for line in &log[50..] {
+        writeln!(expected, "log\t0\t{line}").unwrap();
+    }
+    shell
+        .run(&call("landfall_probe", &["1", &a.path()]))
+        .expect(0, &expected);
+}
+
+// --- landfall_try_lock, landfall_lock, landfall_owns
+
+fn lock_is_taken_once_and_records_the_artifact(shell: Shell) {
+    let a = Artifact::new();
+    shell
+        .run(&call(
+            "landfall_lock",
+            &[&a.path(), "run-1", "0", "shop/web"],
+        ))
+        .expect(0, "");
+    assert_eq!(a.read(".landfall/lock"), "run-1\n");
+    assert_eq!(a.read(".landfall/artifact"), "shop/web\n");
+    assert_eq!(a.mode(".landfall"), 0o700);
+    shell
+        .run(&format!(
+            "{}echo not reached\n",
+            call("landfall_lock", &[&a.path(), "run-2", "0", "shop/web"])
+        ))
+        .expect(3, "locked\trun-1\n");
+    assert_eq!(a.read(".landfall/lock"), "run-1\n");
+}
+
+fn lock_is_exclusive_among_racing_deploys(shell: Shell) {
+    let a = Artifact::new();
+    let gate = a.outside("gate");
+    let runs: Vec<Running> = (0..6)
+        .map(|n| {
+            shell.start(&format!(
+                "{}{}",
+                wait_for_in_sh(&gate),
+                call(
+                    "landfall_lock",
+                    &[&a.path(), &format!("run-{n}"), "0", "shop/web"]
+                )
+            ))
+        })
+        .collect();
+    fs::write(&gate, "").unwrap();
+    let outcomes: Vec<Outcome> = runs.into_iter().map(Running::finish).collect();
+    let winners: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, outcome)| outcome.status == 0)
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "\n{}",
+        outcomes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(a.read(".landfall/lock"), format!("run-{}\n", winners[0]));
+    for outcome in outcomes.iter().filter(|o| o.status != 0) {
+        assert_eq!(outcome.status, 3, "\n{outcome}");
+        assert!(outcome.stdout.starts_with("locked\t"), "\n{outcome}");
+    }
+}
+
+fn lock_of_another_artifacts_path_exits_4_and_leaves_no_lock(shell: Shell) {
+    let a = Artifact::new();
+    a.write(".landfall/artifact", "shop/api\n");
+    let p = a.path();
+    shell
+        .run(&format!(
+            "{}echo not reached\n",
+            call("landfall_lock", &[&p, "run-1", "0", "shop/web"])
+        ))
+        .expect(4, "")
+        .expect_stderr(&format!(
+            "{p} holds the releases of shop/api, not of shop/web \
+             (if it is to change hands, remove {p}/.landfall/artifact)\n"
+        ));
+    assert!(!a.has(".landfall/lock"));
+    assert_eq!(a.read(".landfall/artifact"), "shop/api\n");
+}
+
+fn lock_with_break_takes_over_a_lock_left_behind(shell: Shell) {
+    let a = Artifact::new();
+    a.write(".landfall/lock", "run-0 (killed)\n")
+        .write(".landfall/artifact", "shop/web\n")
+        .write(".landfall/steps", ended_group() + "\n");
+    shell
+        .run(&call(
+            "landfall_lock",
+            &[&a.path(), "run-1", "1", "shop/web"],
+        ))
+        .expect(0, "");
+    assert_eq!(a.read(".landfall/lock"), "run-1\n");
+    assert!(!a.has(".landfall/steps"));
+}
+
+fn try_lock_fails_without_exiting_and_leaves_no_lock_it_cannot_keep(shell: Shell) {
+    let a = Artifact::new();
+    let other = Artifact::new();
+    other.write(".landfall/artifact", "shop/api\n");
+    let out = shell.run(&format!(
+        "{}echo \"first $?\"\n{}echo \"second $?\"\n{}echo \"another's $?\"\n",
+        call("landfall_try_lock", &[&a.path(), "run-1", "0", "shop/web"]),
+        call("landfall_try_lock", &[&a.path(), "run-2", "0", "shop/web"]),
+        call(
+            "landfall_try_lock",
+            &[&other.path(), "run-3", "0", "shop/web"]
+        ),
+    ));
+    out.expect(0, "first 0\nsecond 1\nanother's 1\n");
+    assert!(
+        out.stderr.contains("holds the releases of shop/api"),
+        "\n{out}"
+    );
+    assert_eq!(a.read(".landfall/lock"), "run-1\n");
+    assert!(!other.has(".landfall/lock"));
+}
+
+fn owns_records_the_first_artifact_and_refuses_any_other(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    let p = a.path();
+    shell
+        .run(&format!(
+            "{}echo \"first $?\"\n{}echo \"again $?\"\n{}echo \"another $?\"\n",
+            call("landfall_owns", &[&p, "shop/web"]),
+            call("landfall_owns", &[&p, "shop/web"]),
+            call("landfall_owns", &[&p, "shop/api"]),
+        ))
+        .expect(0, "first 0\nagain 0\nanother 1\n")
+        .expect_stderr(&format!(
+            "{p} holds the releases of shop/web, not of shop/api \
+             (if it is to change hands, remove {p}/.landfall/artifact)\n"
+        ));
+    assert_eq!(a.read(".landfall/artifact"), "shop/web\n");
+}
+
+fn owns_fails_when_its_record_cannot_be_written(shell: Shell) {
+    // A directory where the record goes: the tests may run as root, whom
+    // no file mode stops.
+    let a = Artifact::new();
+    a.mkdir(".landfall/artifact/in the way");
+    let p = a.path();
+    let out = shell.run(&format!(
+        "{}echo \"owns $?\"\n{}",
+        call("landfall_owns", &[&p, "shop/web"]),
+        call("landfall_lock", &[&p, "run-1", "0", "shop/web"]),
+    ));
+    out.expect(4, "owns 1\n");
+    assert!(
+        out.stderr
+            .ends_with(&format!("cannot write {p}/.landfall/artifact\n")),
+        "\n{out}"
+    );
+    assert!(!a.has(".landfall/lock"));
+}
+
+// --- landfall_claim
+
+fn claim_prints_nothing_when_the_release_is_current_and_unlocked(shell: Shell) {
+    let a = Artifact::new();
+    a.release("aa01", 0).set_current("aa01");
+    shell
+        .run(&format!(
+            "{}echo done\n",
+            call(
+                "landfall_claim",
+                &["0", &a.path(), "aa01", "run-1", "0", "0", "shop/web", "log"]
+            )
+        ))
+        .expect(0, "done\n");
+    assert!(!a.has(".landfall/lock"));
+    assert!(!a.has("shared"));
+}
+
+fn claim_with_no_release_always_claims(shell: Shell) {
+    // A path with no `current` is not "current and unlocked" for an empty
+    // RELEASE.
+    let a = Artifact::new();
+    a.mkdir("releases");
+    shell
+        .run(&call(
+            "landfall_claim",
+            &["0", &a.path(), "", "run-1", "0", "0", "shop/web"],
+        ))
+        .expect(0, "held\t0\t\n");
+    assert_eq!(a.read(".landfall/lock"), "run-1\n");
+}
+
+fn claim_holds_and_prepares_free_paths(shell: Shell) {
+    let empty = Artifact::new();
+    empty.mkdir("");
+    let deployed = Artifact::new();
+    deployed.release("aa01", 0).set_current("aa01");
+    shell
+        .run(&format!(
+            "{}{}",
+            call(
+                "landfall_claim",
+                &[
+                    "0",
+                    &empty.path(),
+                    "aa02",
+                    "run-1",
+                    "0",
+                    "0",
+                    "shop/web",
+                    "log",
+                    "run/sockets"
+                ]
+            ),
+            call(
+                "landfall_claim",
+                &["1", &deployed.path(), "aa02", "run-1", "0", "0", "shop/web"]
+            ),
+        ))
+        .expect(0, "held\t0\t\nheld\t1\taa01\n");
+    for a in [&empty, &deployed] {
+        assert_eq!(a.read(".landfall/lock"), "run-1\n");
+        assert_eq!(a.read(".landfall/artifact"), "shop/web\n");
+        assert!(a.join("releases").is_dir());
+    }
+    assert_eq!(empty.list("shared"), ["log", "run"]);
+    assert!(empty.join("shared/run/sockets").is_dir());
+}
+
+fn claim_of_a_path_that_does_not_exist_reports_what_it_made(shell: Shell) {
+    let a = Artifact::new();
+    let made = text(&a.outside("srv dir"));
+    shell
+        .run(&call(
+            "landfall_claim",
+            &["0", &a.path(), "aa01", "run-1", "0", "0", "shop/web"],
+        ))
+        .expect(0, &format!("held\t0\t\ncreated\t0\t{made}\n"));
+    assert_eq!(a.read(".landfall/lock"), "run-1\n");
+}
+
+fn forget_removes_what_a_claim_made_only_with_the_runs_token(shell: Shell) {
+    let a = Artifact::new();
+    let made = a.outside("srv dir");
+    let elsewhere = a.outside("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    shell
+        .run(&call(
+            "landfall_claim",
+            &["0", &a.path(), "aa01", "run-1", "0", "0", "shop/web"],
+        ))
+        .expect(0, &format!("held\t0\t\ncreated\t0\t{}\n", text(&made)));
+    let forget = |dir: &Path, token: &str| {
+        format!(
+            "{}[ -d {} ] && echo kept || echo removed\n",
+            call("landfall_forget", &[&a.path(), &text(dir), token]),
+            quote(&text(dir))
+        )
+    };
+    shell
+        .run(&format!(
+            "{}{}{}",
+            forget(&made, "run-2"),
+            forget(&elsewhere, "run-1"),
+            forget(&made, "run-1"),
+        ))
+        .expect(
+            0,
+            "unlocked\t\nkept\nunlocked\t\nkept\nunlocked\t\nremoved\n",
+        );
+}
+
+fn claim_reports_busy_and_unclaimed_paths_and_goes_on(shell: Shell) {
+    let busy = Artifact::new();
+    busy.write(".landfall/lock", "run-9\n")
+        .write(".landfall/artifact", "shop/web\n");
+    let anothers = Artifact::new();
+    anothers.write(".landfall/artifact", "shop/api\n");
+    let broken = Artifact::new();
+    broken.write("shared", "a file where a directory goes\n");
+    let current_but_locked = Artifact::new();
+    current_but_locked
+        .release("aa02", 0)
+        .set_current("aa02")
+        .write(".landfall/lock", "run-9\n");
+    let claim = |i: &str, a: &Artifact| {
+        call(
+            "landfall_claim",
+            &[i, &a.path(), "aa02", "run-1", "0", "0", "shop/web", "log"],
+        )
+    };
+    let out = shell.run(&format!(
+        "{}{}{}{}echo done\n",
+        claim("0", &busy),
+        claim("1", &anothers),
+        claim("2", &broken),
+        claim("3", &current_but_locked),
+    ));
+    assert_eq!(out.status, 0, "\n{out}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let p = anothers.path();
+    assert_eq!(lines.len(), 5, "\n{out}");
+    assert_eq!(lines[0], "busy\t0\trun-9");
+    assert_eq!(
+        lines[1],
+        format!(
+            "unclaimed\t1\t{p} holds the releases of shop/api, not of shop/web \
+             (if it is to change hands, remove {p}/.landfall/artifact)"
+        )
+    );
+    assert!(lines[2].starts_with("unclaimed\t2\t"), "\n{out}");
+    assert!(
+        lines[2].ends_with(&format!(
+            "landfall: cannot create {}/releases",
+            broken.path()
+        )),
+        "\n{out}"
+    );
+    assert_eq!(lines[3], "busy\t3\trun-9");
+    assert_eq!(lines[4], "done");
+    assert_eq!(busy.read(".landfall/lock"), "run-9\n");
+    assert!(!anothers.has(".landfall/lock"));
+    assert!(!broken.has(".landfall/lock"));
+}
+
+fn claim_of_a_git_artifact_makes_its_bare_repository(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir("");
+    shell
+        .run(&call(
+            "landfall_claim",
+            &["0", &a.path(), "aa01", "run-1", "0", "1", "shop/site"],
+        ))
+        .expect(0, "held\t0\t\n");
+    let repo = a.join(".landfall/repo.git");
+    assert_eq!(git(&repo, &["rev-parse", "--is-bare-repository"]), "true");
+}
+
+// --- landfall_unlock
+
+fn unlock_removes_the_lock_only_with_the_runs_token(shell: Shell) {
+    let a = Artifact::new();
+    a.write(".landfall/lock", "run-1 token-abc\n");
+    let lock = text(&a.join(".landfall/lock"));
+    shell
+        .run(&format!(
+            "{}[ -f {q} ] && echo kept\n{}[ -f {q} ] || echo removed\n{}",
+            call("landfall_unlock", &[&a.path(), "token-xyz"]),
+            call("landfall_unlock", &[&a.path(), "token-abc"]),
+            call("landfall_unlock", &[&a.path(), "token-abc"]),
+            q = quote(&lock),
+        ))
+        .expect(0, "unlocked\t\nkept\nunlocked\t\nremoved\nunlocked\t\n");
+}
+
+// --- landfall_prepare
+
+fn prepare_makes_the_directories_and_reads_current(shell: Shell) {
+    let empty = Artifact::new();
+    let deployed = Artifact::new();
+    deployed.release("aa01", 0).set_current("aa01");
+    shell
+        .run(&format!(
+            "{}{}",
+            call("landfall_prepare", &[&empty.path(), "log", "run/x"]),
+            call("landfall_prepare", &[&deployed.path()]),
+        ))
+        .expect(0, "prepared\t\nprepared\taa01\n");
+    assert!(empty.join("releases").is_dir());
+    assert_eq!(empty.list("shared"), ["log", "run"]);
+    assert!(empty.join("shared/run/x").is_dir());
+}
+
+fn prepare_that_cannot_make_a_directory_exits_70(shell: Shell) {
+    let a = Artifact::new();
+    a.write("shared/log", "a file where a directory goes\n");
+    let out = shell.run(&call("landfall_prepare", &[&a.path(), "log"]));
+    out.expect(70, "");
+    assert!(
+        out.stderr.ends_with(&format!(
+            "landfall: cannot create {}/shared/log\n",
+            a.path()
+        )),
+        "\n{out}"
+    );
+}
+
+// --- landfall_git_init, landfall_checkout
+
+fn git_init_makes_a_bare_repository_once(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    let init = call("landfall_git_init", &[&a.path()]);
+    shell.run(&init).expect(0, "");
+    let repo = a.join(".landfall/repo.git");
+    assert_eq!(git(&repo, &["rev-parse", "--is-bare-repository"]), "true");
+    assert!(!a.has(".landfall/repo.git.new"));
+    a.write(".landfall/repo.git/pushed", "what a push left\n");
+    shell.run(&init).expect(0, "");
+    assert_eq!(a.read(".landfall/repo.git/pushed"), "what a push left\n");
+}
+
+fn git_init_without_git_exits_70(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    shell
+        .run(&format!(
+            "PATH=/nonexistent\n{}",
+            call("landfall_git_init", &[&a.path()])
+        ))
+        .expect(70, "")
+        .expect_stderr("landfall: git is not installed on this host\n");
+    assert!(!a.has(".landfall/repo.git"));
+}
+
+/// A bare repository at the artifact's `.landfall/repo.git` holding a
+/// commit of `files` (name, contents, mode) pushed from a work tree, as
+/// landfall pushes; returns the commit's tree.
+fn pushed_tree(a: &Artifact, files: &[(&str, &str, u32)]) -> String {
+    let repo = a.join(".landfall/repo.git");
+    fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "--quiet", "--bare"]);
+    let work = a.outside("work");
+    fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "--quiet"]);
+    for (name, contents, mode) in files {
+        let file = work.join(name);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, contents).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(*mode)).unwrap();
+    }
+    git(&work, &["add", "--all"]);
+    git(&work, &["commit", "--quiet", "-m", "release"]);
+    git(
+        &work,
+        &["push", "--quiet", &text(&repo), "HEAD:refs/heads/main"],
+    );
+    git(&work, &["rev-parse", "HEAD^{tree}"])
+}
+
+fn checkout_writes_a_pushed_tree_into_the_upload(shell: Shell) {
+    let a = Artifact::new();
+    let tree = pushed_tree(
+        &a,
+        &[
+            ("bin/app", "#!/bin/sh\necho hello\n", 0o755),
+            ("etc/app.toml", "port = 8080\n", 0o644),
+            ("a name with spaces.txt", "spaced\n", 0o644),
+        ],
+    );
+    a.write("releases/aa01.partial/left/from before", "stale\n");
+    shell
+        .run(&call("landfall_checkout", &[&a.path(), "aa01", &tree]))
+        .expect(0, "");
+    assert_eq!(
+        files_under(&a.join("releases/aa01.partial")),
+        ["a name with spaces.txt", "bin/app", "etc/app.toml"]
+    );
+    assert_eq!(
+        a.read("releases/aa01.partial/bin/app"),
+        "#!/bin/sh\necho hello\n"
+    );
+    assert_eq!(
+        a.read("releases/aa01.partial/etc/app.toml"),
+        "port = 8080\n"
+    );
+    assert_eq!(a.mode("releases/aa01.partial/bin/app") & 0o111, 0o111);
+    assert_eq!(a.mode("releases/aa01.partial/etc/app.toml") & 0o111, 0);
+    assert!(!a.has(".landfall/index.aa01"));
+}
+
+fn checkout_of_a_tree_the_repository_lacks_exits_70(shell: Shell) {
+    let a = Artifact::new();
+    pushed_tree(&a, &[("bin/app", "app\n", 0o755)]);
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    let out = shell.run(&call("landfall_checkout", &[&a.path(), "aa02", missing]));
+    out.expect(70, "");
+    assert!(
+        out.stderr.ends_with(&format!(
+            "landfall: cannot check out tree {missing} into {}/releases/aa02.partial\n",
+            a.path()
+        )),
+        "\n{out}"
+    );
+    assert!(!a.has(".landfall/index.aa02"));
+}
+
+// --- landfall_put, landfall_link
+
+fn put_writes_base64_from_a_here_document_with_its_mode(shell: Shell) {
+    let a = Artifact::new();
+    let dir = text(&a.join("releases/aa01.partial"));
+    // Every byte value, long enough for many lines of base64.
+    let binary: Vec<u8> = (0..=255u8).cycle().take(4000).collect();
+    shell
+        .run(&format!(
+            "{}{}",
+            put(&dir, "bin/app", "755", &binary),
+            put(&dir, "etc/secret.toml", "600", b"token = \"s3cret\"\n"),
+        ))
+        .expect(0, "");
+    assert_eq!(
+        fs::read(a.join("releases/aa01.partial/bin/app")).unwrap(),
+        binary
+    );
+    assert_eq!(a.mode("releases/aa01.partial/bin/app"), 0o755);
+    assert_eq!(
+        a.read("releases/aa01.partial/etc/secret.toml"),
+        "token = \"s3cret\"\n"
+    );
+    assert_eq!(a.mode("releases/aa01.partial/etc/secret.toml"), 0o600);
+}
+
+fn put_replaces_a_link_or_a_directory_rather_than_writing_through_it(shell: Shell) {
+    let a = Artifact::new();
+    let outside = a.outside("outside.toml");
+    fs::write(&outside, "not landfall's\n").unwrap();
+    a.mkdir("releases/aa01.partial/etc")
+        .write("releases/aa01.partial/data/old", "old\n");
+    symlink(&outside, a.join("releases/aa01.partial/etc/app.toml")).unwrap();
+    let dir = text(&a.join("releases/aa01.partial"));
+    shell
+        .run(&format!(
+            "{}{}",
+            put(&dir, "etc/app.toml", "644", b"port = 1\n"),
+            put(&dir, "data", "644", b"now a file\n"),
+        ))
+        .expect(0, "");
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "not landfall's\n");
+    assert_eq!(a.read("releases/aa01.partial/etc/app.toml"), "port = 1\n");
+    assert!(!a.join("releases/aa01.partial/etc/app.toml").is_symlink());
+    assert_eq!(a.read("releases/aa01.partial/data"), "now a file\n");
+}
+
+fn put_that_cannot_write_exits_70(shell: Shell) {
+    let a = Artifact::new();
+    a.write("releases/aa01.partial", "a file where a directory goes\n");
+    let dir = text(&a.join("releases/aa01.partial"));
+    let out = shell.run(&put(&dir, "etc/app.toml", "644", b"port = 1\n"));
+    out.expect(70, "");
+    assert!(
+        out.stderr
+            .ends_with(&format!("landfall: cannot write {dir}/etc/app.toml\n")),
+        "\n{out}"
+    );
+}
+
+fn link_makes_a_symlink_replacing_what_was_there(shell: Shell) {
+    let a = Artifact::new();
+    a.write("releases/aa01.partial/log/old.log", "old\n");
+    let dir = text(&a.join("releases/aa01.partial"));
+    shell
+        .run(&format!(
+            "{}{}",
+            call("landfall_link", &[&dir, "log", "../../shared/log"]),
+            call(
+                "landfall_link",
+                &[&dir, "etc/deep/app.toml", "/etc/app.toml"]
+            ),
+        ))
+        .expect(0, "");
+    let target = |name: &str| text(&fs::read_link(a.join(name)).unwrap());
+    assert_eq!(target("releases/aa01.partial/log"), "../../shared/log");
+    assert_eq!(
+        target("releases/aa01.partial/etc/deep/app.toml"),
+        "/etc/app.toml"
+    );
+}
+
+fn link_that_cannot_be_made_exits_70(shell: Shell) {
+    let a = Artifact::new();
+    a.write("releases/aa01.partial", "a file where a directory goes\n");
+    let dir = text(&a.join("releases/aa01.partial"));
+    let out = shell.run(&call("landfall_link", &[&dir, "log", "../../shared/log"]));
+    out.expect(70, "");
+    assert!(
+        out.stderr
+            .ends_with(&format!("landfall: cannot link {dir}/log\n")),
+        "\n{out}"
+    );
+}
+
+// --- landfall_discard, landfall_manifest, landfall_files
+
+fn discard_removes_only_the_upload(shell: Shell) {
+    let a = Artifact::new();
+    a.release("aa01", 0)
+        .write("releases/aa01.partial/bin/app", "half\n")
+        .write("releases/aa02.partial/bin/app", "another's upload\n");
+    shell
+        .run(&format!(
+            "{}{}echo \"status $?\"\n",
+            call("landfall_discard", &[&a.path(), "aa01"]),
+            call("landfall_discard", &[&a.path(), "aa03"]),
+        ))
+        .expect(0, "status 0\n");
+    assert_eq!(a.list("releases"), ["aa01", "aa02.partial"]);
+}
+
+fn manifest_prints_the_releases_own_or_the_one_kept_aside(shell: Shell) {
+    let a = Artifact::new();
+    a.write("releases/aa01/.landfall-manifest", "manifest of aa01\n")
+        .write(".landfall/manifests/aa01", "older copy of aa01\n")
+        .write(".landfall/manifests/aa02", "manifest of aa02\n")
+        .mkdir("releases/aa03");
+    shell
+        .run(&format!(
+            "{}echo --\n{}echo --\n{}echo \"status $?\"\n",
+            call("landfall_manifest", &[&a.path(), "aa01"]),
+            call("landfall_manifest", &[&a.path(), "aa02"]),
+            call("landfall_manifest", &[&a.path(), "aa03"]),
+        ))
+        .expect(0, "manifest of aa01\n--\nmanifest of aa02\n--\nstatus 0\n");
+}
+
+fn files_prints_small_regular_files_and_skips_the_rest(shell: Shell) {
+    let a = Artifact::new();
+    a.write("releases/aa01/etc/app.toml", "port = 1\n")
+        .write("releases/aa01/a name.txt", "xyz")
+        .write("releases/aa01/ten", "0123456789")
+        .write("releases/aa01/eleven", "0123456789\n");
+    symlink("etc/app.toml", a.join("releases/aa01/link")).unwrap();
+    shell
+        .run(&call(
+            "landfall_files",
+            &[
+                &a.path(),
+                "aa01",
+                "10",
+                "etc/app.toml",
+                "a name.txt",
+                "ten",
+                "eleven",
+                "link",
+                "etc",
+                "missing",
+            ],
+        ))
+        .expect(
+            0,
+            "file\tetc/app.toml\t9\nport = 1\n\
+             file\ta name.txt\t3\nxyz\
+             file\tten\t10\n0123456789\
+             skip\televen\n\
+             skip\tlink\n\
+             skip\tetc\n\
+             skip\tmissing\n",
+        );
+}
+
+// --- landfall_switch
+
+fn switch_points_current_at_the_release(shell: Shell) {
+    let a = Artifact::new();
+    a.release("aa01", 0).release("aa02", 0);
+    shell
+        .run(&call("landfall_switch", &[&a.path(), "aa01"]))
+        .expect(0, "");
+    assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+    // A new link left by a switch that was interrupted is replaced.
+    symlink("releases/aa01", a.join(".current.new")).unwrap();
+    shell
+        .run(&call("landfall_switch", &[&a.path(), "aa02"]))
+        .expect(0, "");
+    assert_eq!(a.current().as_deref(), Some("releases/aa02"));
+    assert!(!a.has(".current.new"));
+}
+
+fn switch_replaces_current_atomically(shell: Shell) {
+    let a = Artifact::new();
+    a.release("aa01", 0).release("aa02", 0).set_current("aa01");
+    let ready = a.outside("ready");
+    let stop = a.outside("stop");
+    // The reader checks `current` with the shell's own `test`, as often as
+    // it can, until it is told to stop.
+    let reader = shell.start(&format!(
+        "current={}\n: >{}\n\
+         while [ ! -e {} ]; do [ -L \"$current\" ] || {{ echo 'no current'; exit 1; }}; done\n",
+        quote(&text(&a.join("current"))),
+        quote(&text(&ready)),
+        quote(&text(&stop)),
+    ));
+    wait_for(&ready);
+    let switch = format!(
+        "i=0\nwhile [ \"$i\" -lt 50 ]; do\n{}{}i=$((i + 1))\ndone\n",
+        call("landfall_switch", &[&a.path(), "aa02"]),
+        call("landfall_switch", &[&a.path(), "aa01"]),
+    );
+    let switched = shell.run(&switch);
+    fs::write(&stop, "").unwrap();
+    reader.finish().expect(0, "");
+    switched.expect(0, "");
+    assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+}
+
+fn switch_that_cannot_replace_current_exits_70(shell: Shell) {
+    let a = Artifact::new();
+    a.release("aa01", 0)
+        .write("current/something", "a directory\n");
+    let out = shell.run(&call("landfall_switch", &[&a.path(), "aa01"]));
+    out.expect(70, "");
+    assert!(
+        out.stderr.ends_with(&format!(
+            "landfall: cannot switch {}/current to aa01\n",
+            a.path()
+        )),
+        "\n{out}"
+    );
+    assert_eq!(a.read("current/something"), "a directory\n");
+}
+
+// --- landfall_limited, landfall_hook
+
+fn limited_runs_in_its_directory_and_passes_the_status_on(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir("releases/aa01");
+    let dir = text(&a.join("releases/aa01"));
+    shell
+        .run(&format!(
+            "{}echo \"status $?\"\n",
+            call("landfall_limited", &[&dir, "pwd; exit 7", "10"])
+        ))
+        .expect(0, &format!("{dir}\nstatus 7\n"));
+}
+
+fn limited_stops_a_command_at_its_time_limit(shell: Shell) {
+    let started = Instant::now();
+    shell
+        .run(&format!(
+            "{}echo \"status $?\"\n",
+            call("landfall_limited", &["/", "sleep 60", "1"])
+        ))
+        .expect(0, "status 124\n");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+fn hook_reports_its_name_and_its_output_goes_to_stderr(shell: Shell) {
+    // `cat` reads the hook's standard input: were it the script's, it would
+    // swallow the rest of the script, more than a shell reads ahead.
+    let more_than_read_ahead = "# a comment line of the script\n".repeat(4096);
+    shell
+        .run(&format!(
+            "{}echo \"status $?\"\n{more_than_read_ahead}echo the script goes on\n",
+            call(
+                "landfall_hook",
+                &["build", "/", "echo out; echo err >&2; cat; exit 3", "10"]
+            )
+        ))
+        .expect(0, "hook\tbuild\nstatus 3\nthe script goes on\n")
+        .expect_stderr("out\nerr\n");
+}
+
+fn hook_past_its_limit_is_stopped_and_reported(shell: Shell) {
+    let started = Instant::now();
+    shell
+        .run(&format!(
+            "{}echo \"status $?\"\n",
+            call("landfall_hook", &["activate", "/", "sleep 60", "1"])
+        ))
+        .expect(0, "hook\tactivate\ntimeout\tactivate\t1\nstatus 124\n");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+fn hook_that_ignores_term_is_killed_5_seconds_later(shell: Shell) {
+    let started = Instant::now();
+    shell
+        .run(&format!(
+            "{}echo \"status $?\"\n",
+            call(
+                "landfall_hook",
+                &["activate", "/", "trap '' TERM; sleep 60", "1"]
+            )
+        ))
+        .expect(0, "hook\tactivate\ntimeout\tactivate\t1\nstatus 137\n");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(6) && elapsed < Duration::from_secs(15),
+        "{elapsed:?}"
+    );
+}
+
+fn hook_that_fails_with_124_in_time_is_no_timeout(shell: Shell) {
+    shell
+        .run(&format!(
+            "{}echo \"status $?\"\n",
+            call("landfall_hook", &["activate", "/", "exit 124", "10"])
+        ))
+        .expect(0, "hook\tactivate\nstatus 124\n");
+}
+
+// --- landfall_health
+
+/// A health check that counts its tries in `tries`, in the directory it
+/// runs in, and passes from try `passing` on.
+fn counting_check(passing: u32) -> String {
+    format!(
+        "n=$(($(cat tries 2>/dev/null || echo 0) + 1)); echo \"$n\" >tries; \
+         echo \"try $n\"; echo \"try $n on stderr\" >&2; [ \"$n\" -ge {passing} ]"
+    )
+}
+
+fn health_passes_once_a_try_passes(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir("releases/aa01");
+    let dir = text(&a.join("releases/aa01"));
+    shell
+        .run(&format!(
+            "{}echo \"status $?\"\n",
+            call("landfall_health", &[&dir, &counting_check(3), "20"])
+        ))
+        .expect(0, "hook\thealth\nstatus 0\n")
+        .expect_stderr("");
+    assert_eq!(a.read("releases/aa01/tries"), "3\n");
+}
+
+fn health_fails_at_its_timeout_showing_the_last_try_only(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir("releases/aa01");
+    let dir = text(&a.join("releases/aa01"));
+    let out = shell.run(&format!(
+        "{}echo \"status $?\"\n",
+        call("landfall_health", &[&dir, &counting_check(u32::MAX), "1"])
+    ));
+    out.expect(0, "hook\thealth\nstatus 1\n");
+    let tries = a.read("releases/aa01/tries");
+    let tries = tries.trim_end();
+    out.expect_stderr(&format!("try {tries}\ntry {tries} on stderr\n"));
+}
+
+fn health_stops_a_try_that_hangs_at_the_timeout(shell: Shell) {
+    let started = Instant::now();
+    shell
+        .run(&format!(
+            "{}echo \"status $?\"\n",
+            call("landfall_health", &["/", "echo started; sleep 60", "1"])
+        ))
+        .expect(0, "hook\thealth\nstatus 1\n")
+        .expect_stderr("started\n");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+// --- landfall_cleanup
+
+fn cleanup_keeps_the_newest_the_current_and_the_previous(shell: Shell) {
+    let a = Artifact::new();
+    for (id, age) in [
+        ("aa01", 60),
+        ("aa02", 50),
+        ("aa03", 40),
+        ("aa04", 30),
+        ("aa05", 20),
+        ("aa06", 10),
+    ] {
+        a.release(id, age)
+            .write(&format!(".landfall/manifests/{id}"), id);
+    }
+    a.set_current("aa01")
+        .mkdir("releases/aa07.partial")
+        .mkdir("releases/notes");
+    shell
+        .run(&call("landfall_cleanup", &[&a.path(), "2", "aa02"]))
+        .expect(0, "removed\taa04\nremoved\taa03\n");
+    assert_eq!(
+        a.list("releases"),
+        ["aa01", "aa02", "aa05", "aa06", "aa07.partial", "notes"]
+    );
+    assert_eq!(
+        a.list(".landfall/manifests"),
+        ["aa01", "aa02", "aa05", "aa06"]
+    );
+}
+
+// --- landfall_steps, landfall_wait_steps
+
+fn steps_notes_the_process_group_until_the_script_exits(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    let steps = text(&a.join(".landfall/steps"));
+    let run = shell.start(&format!(
+        "{}cat {}\n",
+        call("landfall_steps", &[&a.path()]),
+        quote(&steps)
+    ));
+    let pid = run.pid();
+    run.finish().expect(0, &format!("{pid}\n"));
+    assert!(!a.has(".landfall/steps"));
+    shell
+        .run(&format!(
+            "{}{}",
+            call("landfall_steps", &[&a.path()]),
+            call("landfall_fail", &["stopped on purpose"])
+        ))
+        .expect(70, "");
+    assert!(!a.has(".landfall/steps"));
+}
+
+fn wait_steps_waits_until_the_noted_steps_have_ended(shell: Shell) {
+    let a = Artifact::new();
+    let gate = a.outside("gate");
+    let waiting = a.outside("waiting");
+    let steps = shell.start(&wait_for_in_sh(&gate));
+    a.write(".landfall/steps", format!("{}\n", steps.pid()));
+    let mut waiter = shell.start(&format!(
+        ": >{}\n{}echo waited\n",
+        quote(&text(&waiting)),
+        call("landfall_wait_steps", &[&a.path()]),
+    ));
+    wait_for(&waiting);
+    // A hold, not a synchronisation: a waiter that does not wait has ended
+    // long before it is over, one that waits goes on until the gate opens.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        waiter.is_running(),
+        "it returned while the steps ran:\n{}",
+        waiter.finish()
+    );
+    fs::write(&gate, "").unwrap();
+    steps.finish().expect(0, "");
+    waiter.finish().expect(0, "waited\n");
+    assert!(!a.has(".landfall/steps"));
+}
+
+fn wait_steps_returns_at_once_for_steps_that_ended(shell: Shell) {
+    let ended = Artifact::new();
+    ended.write(".landfall/steps", ended_group() + "\n");
+    let garbled = Artifact::new();
+    garbled.write(".landfall/steps", "12 34\n");
+    let nothing = Artifact::new();
+    let started = Instant::now();
+    shell
+        .run(&format!(
+            "{}{}{}echo done\n",
+            call("landfall_wait_steps", &[&ended.path()]),
+            call("landfall_wait_steps", &[&garbled.path()]),
+            call("landfall_wait_steps", &[&nothing.path()]),
+        ))
+        .expect(0, "done\n");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!ended.has(".landfall/steps"));
+}
+
+/// Makes a test of each function that runs it under both shells at once.
+macro_rules! under_both_shells {
+    ($($test:ident),* $(,)?) => {
+        mod under_both_shells {
+            $(#[test] fn $test() { super::under_each_shell(super::$test) })*
+        }
+    };
+}
+
+/// Runs `test` under every shell at once (most tests mostly wait), each in
+/// a thread named after its shell, so that a failure names the shell.
+fn under_each_shell(test: fn(Shell)) {
+    std::thread::scope(|scope| {
+        let runs = Shell::ALL.map(|shell| {
+            std::thread::Builder::new()
+                .name(shell.name().to_string())
+                .spawn_scoped(scope, move || test(shell))
+                .expect("a thread")
+        });
+        let failed: Vec<&str> = runs
+            .into_iter()
+            .zip(Shell::ALL)
+            .filter_map(|(run, shell)| run.join().is_err().then_some(shell.name()))
+            .collect();
+        assert!(failed.is_empty(), "failed under {}", failed.join(" and "));
+    });
+}
+
+under_both_shells!(
+    fail_says_why_on_stderr_and_exits_70,
+    probe_reports_current_the_releases_newest_first_and_the_lock,
+    probe_with_detail_adds_provenance_and_the_last_200_lines_of_the_log,
+    lock_is_taken_once_and_records_the_artifact,
+    lock_is_exclusive_among_racing_deploys,
+    lock_of_another_artifacts_path_exits_4_and_leaves_no_lock,
+    lock_with_break_takes_over_a_lock_left_behind,
+    try_lock_fails_without_exiting_and_leaves_no_lock_it_cannot_keep,
+    owns_records_the_first_artifact_and_refuses_any_other,
+    owns_fails_when_its_record_cannot_be_written,
+    claim_prints_nothing_when_the_release_is_current_and_unlocked,
+    claim_with_no_release_always_claims,
+    claim_holds_and_prepares_free_paths,
+    claim_of_a_path_that_does_not_exist_reports_what_it_made,
+    forget_removes_what_a_claim_made_only_with_the_runs_token,
+    claim_reports_busy_and_unclaimed_paths_and_goes_on,
+    claim_of_a_git_artifact_makes_its_bare_repository,
+    unlock_removes_the_lock_only_with_the_runs_token,
+    prepare_makes_the_directories_and_reads_current,
+    prepare_that_cannot_make_a_directory_exits_70,
+    git_init_makes_a_bare_repository_once,
+    git_init_without_git_exits_70,
+    checkout_writes_a_pushed_tree_into_the_upload,
+    checkout_of_a_tree_the_repository_lacks_exits_70,
+    put_writes_base64_from_a_here_document_with_its_mode,
+    put_replaces_a_link_or_a_directory_rather_than_writing_through_it,
+    put_that_cannot_write_exits_70,
+    link_makes_a_symlink_replacing_what_was_there,
+    link_that_cannot_be_made_exits_70,
+    discard_removes_only_the_upload,
+    manifest_prints_the_releases_own_or_the_one_kept_aside,
+    files_prints_small_regular_files_and_skips_the_rest,
+    switch_points_current_at_the_release,
+    switch_replaces_current_atomically,
+    switch_that_cannot_replace_current_exits_70,
+    limited_runs_in_its_directory_and_passes_the_status_on,
+    limited_stops_a_command_at_its_time_limit,
+    hook_reports_its_name_and_its_output_goes_to_stderr,
+    hook_past_its_limit_is_stopped_and_reported,
+    hook_that_ignores_term_is_killed_5_seconds_later,
+    hook_that_fails_with_124_in_time_is_no_timeout,
+    health_passes_once_a_try_passes,
+    health_fails_at_its_timeout_showing_the_last_try_only,
+    health_stops_a_try_that_hangs_at_the_timeout,
+    cleanup_keeps_the_newest_the_current_and_the_previous,
+    steps_notes_the_process_group_until_the_script_exits,
+    wait_steps_waits_until_the_noted_steps_have_ended,
+    wait_steps_returns_at_once_for_steps_that_ended,
+);
