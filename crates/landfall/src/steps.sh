@@ -20,6 +20,10 @@
 # failed (current untouched), 11 activation failed after the switch, 12 the
 # build hook failed (the upload is removed), 70 an unexpected error.
 
+# `A && B || landfall_fail ...` means "fail if any of them fails", which
+# is what it does: SC2015 ("A && B || C is not if-then-else") does not
+# apply.
+# shellcheck disable=SC2015
 set -u
 umask 022
 
@@ -40,7 +44,8 @@ landfall_probe() {
     c=$(readlink "$p/current" 2>/dev/null) || c=
     printf 'current\t%s\t%s\n' "$i" "${c##*/}"
     if [ -d "$p/releases" ]; then
-      for r in $(ls -1t "$p/releases"); do
+      # shellcheck disable=SC2012 # Only ls sorts by mtime; ids are hex.
+      ls -1t "$p/releases" | while IFS= read -r r; do
         case $r in *[!0-9a-f]*) continue ;; esac
         printf 'release\t%s\t%s\n' "$i" "$r"
         if [ "$detail" = 1 ] && [ -f "$p/releases/$r/.landfall-release" ]; then
@@ -65,7 +70,16 @@ landfall_probe() {
 # (see landfall_owns; the reason is on stderr, and no lock is left).
 # BREAK=1 removes a lock left behind first.
 landfall_try_lock() {
-  mkdir -p "$1/.landfall" && chmod 700 "$1/.landfall" || landfall_fail "cannot create $1/.landfall"
+  if [ -L "$1/.landfall" ]; then
+    printf '%s/.landfall is a link, which landfall did not make\n' "$1" >&2
+    return 1
+  fi
+  if [ -e "$1" ]; then
+    landfall_trusted "$1" || return 1
+  fi
+  mkdir -p "$1/.landfall" || landfall_fail "cannot create $1/.landfall"
+  landfall_trusted "$1/.landfall" || return 1
+  chmod 700 "$1/.landfall" || landfall_fail "cannot make $1/.landfall private"
   if [ "$3" = 1 ]; then
     landfall_wait_steps "$1"
     rm -f "$1/.landfall/lock"
@@ -77,6 +91,29 @@ landfall_try_lock() {
   return 1
 }
 
+# landfall_trusted DIR: whether DIR (followed, if it is a link) belongs to
+# the user landfall runs as, and nobody else may write to it: what landfall
+# keeps there must not be changed behind its back. Says why not on stderr.
+landfall_trusted() {
+  # shellcheck disable=SC2046 # ls's words are the fields wanted.
+  set -- "$1" $(ls -ldLn "$1" 2>/dev/null)
+  if [ $# -lt 4 ]; then
+    printf 'cannot read %s\n' "$1" >&2
+    return 1
+  fi
+  if [ "$4" != "$(id -u)" ]; then
+    printf '%s belongs to user id %s, not to the user deploying (%s): refusing to keep releases there\n' \
+      "$1" "$4" "$(id -u)" >&2
+    return 1
+  fi
+  case $2 in
+  ????????w*)
+    printf '%s can be written by any user (%s): refusing to keep releases there\n' "$1" "$2" >&2
+    return 1
+    ;;
+  esac
+}
+
 # landfall_owns PATH NAME: whether PATH holds the releases of NAME (a
 # project and an artifact), as recorded when it was first deployed: no
 # other artifact deploys into it, switches its `current` or writes to its
@@ -84,6 +121,10 @@ landfall_try_lock() {
 # cannot be written.
 landfall_owns() {
   f="$1/.landfall/artifact"
+  if [ -L "$f" ]; then
+    printf '%s is a link, which landfall did not make\n' "$f" >&2
+    return 1
+  fi
   if [ ! -f "$f" ]; then
     printf '%s\n' "$2" >"$f" 2>/dev/null && return 0
     rm -f "$f"
@@ -173,6 +214,8 @@ landfall_forget() {
 landfall_steps() {
   g=$(ps -o pgid= -p $$ 2>/dev/null | tr -d ' ')
   [ -n "$g" ] || return 0
+  # Written anew, never through a link that stands there.
+  rm -f "$1/.landfall/steps"
   printf '%s\n' "$g" >"$1/.landfall/steps" || return 0
   steps_file="$1/.landfall/steps"
   trap 'rm -f "$steps_file"' EXIT
@@ -205,6 +248,12 @@ landfall_prepare() {
   p=$1
   shift
   mkdir -p "$p/releases" "$p/shared" || landfall_fail "cannot create $p/releases"
+  # An upload goes into a directory landfall makes, never through a link.
+  for f in "$p"/releases/*.partial; do
+    if [ -L "$f" ]; then
+      rm -f "$f" || landfall_fail "cannot remove the link $f"
+    fi
+  done
   for d in "$@"; do
     mkdir -p "$p/shared/$d" || landfall_fail "cannot create $p/shared/$d"
   done
@@ -258,9 +307,10 @@ landfall_link() {
 # release that recorded none (one made before releases carried their
 # activation).
 landfall_recorded() {
-  hook_build= hook_pre_activate= hook_activate= hook_health=
+  hook_build='' hook_pre_activate='' hook_activate='' hook_health=''
   health_timeout=1 hook_timeout=1
   [ -f "$1/.landfall-activation" ] && [ ! -L "$1/.landfall-activation" ] || return 1
+  # shellcheck source=/dev/null # The release's own, written by landfall.
   . "$1/.landfall-activation" || landfall_fail "cannot read $1/.landfall-activation"
 }
 
@@ -379,8 +429,13 @@ landfall_health() {
   done
 }
 
+# landfall_log PATH LINE: appends LINE to the log, or reports `unlogged`
+# (the disk is full, or the log is a link landfall did not make, which it
+# does not write through).
 landfall_log() {
-  printf '%s\n' "$2" >>"$1/.landfall/log"
+  if [ -L "$1/.landfall/log" ] || ! printf '%s\n' "$2" >>"$1/.landfall/log"; then
+    printf 'unlogged\t%s\n' "$1/.landfall/log"
+  fi
 }
 
 # landfall_activate PATH RELEASE PREVIOUS REVERT LOG_OK LOG_BACK: runs the
@@ -459,7 +514,8 @@ landfall_cleanup() {
   c=$(readlink "$p/current" 2>/dev/null) || c=
   c=${c##*/}
   n=0
-  for r in $(ls -1t "$p/releases"); do
+  # shellcheck disable=SC2012 # Only ls sorts by mtime; ids are hex.
+  ls -1t "$p/releases" | while IFS= read -r r; do
     case $r in *[!0-9a-f]*) continue ;; esac
     n=$((n + 1))
     if [ "$n" -le "$keep" ] || [ "$r" = "$c" ] || [ "$r" = "$prev" ]; then

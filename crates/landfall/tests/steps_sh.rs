@@ -1508,6 +1508,290 @@ fn under_each_shell(test: fn(Shell)) {
     });
 }
 
+/// A release `id` whose recorded activation appends each hook's name and
+/// the release it runs for to `hooks` in the artifact's directory, and
+/// whose health passes unless `healthy` is false.
+fn recorded(a: &Artifact, id: &str, age_secs: u64, healthy: bool) {
+    let log = text(&a.join("hooks"));
+    let note = |hook: &str| format!("echo {hook} $LANDFALL_RELEASE >>{}", quote(&log));
+    let health = if healthy {
+        note("health")
+    } else {
+        format!("{}; exit 1", note("health"))
+    };
+    let activation = format!(
+        "hook_build={}\nhook_pre_activate={}\nhook_activate={}\nhook_health={}\n\
+         health_timeout=1\nhook_timeout=5\n",
+        quote(&note("build")),
+        quote(&note("pre_activate")),
+        quote(&note("activate")),
+        quote(&health),
+    );
+    a.release(id, age_secs)
+        .write(&format!("releases/{id}/.landfall-activation"), activation)
+        .activated(id, age_secs);
+}
+
+/// The lines the hooks of [`recorded`] releases appended.
+fn hooks_ran(a: &Artifact) -> Vec<String> {
+    fs::read_to_string(a.join("hooks"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn recorded_reads_the_activation_a_release_kept(shell: Shell) {
+    let a = Artifact::new();
+    recorded(&a, "aa01", 0, true);
+    a.release("aa02", 0);
+    let rel = |id: &str| text(&a.join(&format!("releases/{id}")));
+    shell
+        .run(&format!(
+            "{}printf '%s|%s|%s\\n' \"$hook_activate\" \"$health_timeout\" \"$hook_timeout\"\n\
+             landfall_recorded {} || echo \"none:$hook_activate\"\n",
+            call("landfall_recorded", &[&rel("aa01")]),
+            quote(&rel("aa02")),
+        ))
+        .expect(
+            0,
+            &format!(
+                "echo activate $LANDFALL_RELEASE >>{}|1|5\nnone:\n",
+                quote(&text(&a.join("hooks")))
+            ),
+        );
+}
+
+fn activate_runs_what_the_release_recorded_and_logs_it(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, true);
+    a.set_current("aa01");
+    shell
+        .run(&call(
+            "landfall_activate",
+            &[&a.path(), "aa02", "aa01", "1", "{\"ok\":1}", "{\"back\":1}"],
+        ))
+        .expect(
+            0,
+            "hook\tpre_activate\nswitched\taa02\nhook\tactivate\nhook\thealth\nactivated\taa02\n",
+        );
+    assert_eq!(a.current().as_deref(), Some("releases/aa02"));
+    assert_eq!(
+        hooks_ran(&a),
+        ["pre_activate aa02", "activate aa02", "health aa02"]
+    );
+    assert_eq!(a.read(".landfall/log"), "{\"ok\":1}\n");
+}
+
+fn activate_whose_pre_activate_fails_exits_10_and_leaves_current(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, true);
+    a.release("aa02", 60).write(
+        "releases/aa02/.landfall-activation",
+        "hook_pre_activate='echo no >&2; exit 3'\nhook_activate=''\nhook_health=''\n",
+    );
+    a.set_current("aa01");
+    let out = shell.run(&call(
+        "landfall_activate",
+        &[&a.path(), "aa02", "aa01", "1", "{}", "{}"],
+    ));
+    out.expect(10, "hook\tpre_activate\nfailed\tpre_activate\n");
+    assert!(out.stderr.contains("no"), "{out}");
+    assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+    assert!(hooks_ran(&a).is_empty());
+}
+
+fn activate_whose_health_fails_switches_back_and_runs_what_the_previous_recorded(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, false);
+    a.set_current("aa01");
+    shell
+        .run(&call(
+            "landfall_activate",
+            &[&a.path(), "aa02", "aa01", "1", "{\"ok\":1}", "{\"back\":1}"],
+        ))
+        .expect(
+            11,
+            "hook\tpre_activate\nswitched\taa02\nhook\tactivate\nhook\thealth\nfailed\thealth\n\
+             reverted\taa01\nhook\tactivate\nhook\thealth\n",
+        );
+    assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+    let ran = hooks_ran(&a);
+    assert_eq!(
+        ran[..3],
+        ["pre_activate aa02", "activate aa02", "health aa02"]
+    );
+    assert_eq!(
+        ran[ran.len() - 2..],
+        ["activate aa01", "health aa01"],
+        "{ran:?}"
+    );
+    assert_eq!(a.read(".landfall/log"), "{\"back\":1}\n");
+}
+
+fn activate_of_a_release_that_recorded_nothing_runs_no_hook_and_says_so(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall").release("aa01", 0);
+    shell
+        .run(&call(
+            "landfall_activate",
+            &[&a.path(), "aa01", "", "1", "{}", "{}"],
+        ))
+        .expect(0, "unrecorded\taa01\nswitched\taa01\nactivated\taa01\n");
+    assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+}
+
+fn back_to_no_release_removes_current(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 0, true);
+    a.set_current("aa01");
+    shell
+        .run(&call(
+            "landfall_back",
+            &[&a.path(), "aa01", "", "{\"back\":1}"],
+        ))
+        .expect(0, "reverted\t\n");
+    assert!(!a.has("current"));
+    assert_eq!(a.read(".landfall/log"), "{\"back\":1}\n");
+}
+
+fn back_whose_recorded_health_fails_says_so(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, false);
+    recorded(&a, "aa02", 60, true);
+    a.set_current("aa02");
+    shell
+        .run(&call("landfall_back", &[&a.path(), "aa02", "aa01", "{}"]))
+        .expect(
+            1,
+            "reverted\taa01\nhook\tactivate\nhook\thealth\nrevert-failed\thealth\n",
+        );
+    assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+    assert_eq!(hooks_ran(&a)[0], "activate aa01");
+}
+
+fn build_runs_the_recorded_build_hook_and_a_failure_removes_the_upload(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    a.write(
+        "releases/aa01.partial/.landfall-activation",
+        "hook_build='echo built >made'\nhook_timeout=5\n",
+    );
+    shell
+        .run(&call("landfall_build", &[&a.path(), "aa01", ""]))
+        .expect(0, "hook\tbuild\n");
+    assert_eq!(a.read("releases/aa01.partial/made"), "built\n");
+
+    a.write(
+        "releases/aa02.partial/.landfall-activation",
+        "hook_build='exit 2'\nhook_timeout=5\n",
+    );
+    shell
+        .run(&call("landfall_build", &[&a.path(), "aa02", "aa01"]))
+        .expect(12, "hook\tbuild\nfailed\tbuild\n");
+    assert!(!a.has("releases/aa02.partial"));
+}
+
+fn finalize_records_the_provenance_once_and_names_the_release(shell: Shell) {
+    let a = Artifact::new();
+    a.write("releases/aa01.partial/bin/app", "x");
+    shell
+        .run(&call(
+            "landfall_finalize",
+            &[&a.path(), "aa01", "{\"revision\":\"c1\"}"],
+        ))
+        .expect(0, "");
+    assert_eq!(a.list("releases"), ["aa01"]);
+    assert_eq!(
+        a.read("releases/aa01/.landfall-release"),
+        "{\"revision\":\"c1\"}\n"
+    );
+
+    // The same release uploaded again keeps the provenance it was made with.
+    a.write("releases/aa01.partial/bin/app", "x");
+    shell
+        .run(&call(
+            "landfall_finalize",
+            &[&a.path(), "aa01", "{\"revision\":\"c2\"}"],
+        ))
+        .expect(0, "");
+    assert_eq!(a.list("releases"), ["aa01"]);
+    assert_eq!(
+        a.read("releases/aa01/.landfall-release"),
+        "{\"revision\":\"c1\"}\n"
+    );
+}
+
+fn log_never_writes_through_a_link_and_says_so(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    let elsewhere = a.outside("elsewhere");
+    fs::write(&elsewhere, "untouched\n").unwrap();
+    symlink(&elsewhere, a.join(".landfall/log")).unwrap();
+    shell
+        .run(&call("landfall_log", &[&a.path(), "{}"]))
+        .expect(0, &format!("unlogged\t{}/.landfall/log\n", a.path()));
+    assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "untouched\n");
+}
+
+fn lock_refuses_a_directory_others_may_write_or_a_link_as_its_own(shell: Shell) {
+    let open = Artifact::new();
+    open.mkdir("");
+    fs::set_permissions(open.join(""), fs::Permissions::from_mode(0o777)).unwrap();
+    let out = shell.run(&call(
+        "landfall_lock",
+        &[&open.path(), "run-1", "0", "shop/web"],
+    ));
+    out.expect(4, "");
+    assert!(
+        out.stderr
+            .contains("can be written by any user (drwxrwxrwx)"),
+        "{out}"
+    );
+    assert!(!open.has(".landfall"));
+
+    let linked = Artifact::new();
+    linked.mkdir("");
+    let elsewhere = linked.outside("landfall-elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    symlink(&elsewhere, linked.join(".landfall")).unwrap();
+    let out = shell.run(&call(
+        "landfall_lock",
+        &[&linked.path(), "run-1", "0", "shop/web"],
+    ));
+    out.expect(4, "");
+    assert!(
+        out.stderr
+            .contains(".landfall is a link, which landfall did not make"),
+        "{out}"
+    );
+    assert!(
+        fs::read_dir(&elsewhere).unwrap().next().is_none(),
+        "nothing written there"
+    );
+}
+
+fn prepare_removes_an_upload_that_is_a_link(shell: Shell) {
+    let a = Artifact::new();
+    let elsewhere = a.outside("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join("keep"), "x").unwrap();
+    a.mkdir("releases");
+    symlink(&elsewhere, a.join("releases/aa01.partial")).unwrap();
+    shell
+        .run(&call("landfall_prepare", &[&a.path()]))
+        .expect(0, "prepared\t\n");
+    assert!(!a.has("releases/aa01.partial"));
+    assert_eq!(fs::read_to_string(elsewhere.join("keep")).unwrap(), "x");
+}
+
 under_both_shells!(
     fail_says_why_on_stderr_and_exits_70,
     probe_reports_current_the_releases_newest_first_and_the_lock,
@@ -1557,4 +1841,16 @@ under_both_shells!(
     steps_notes_the_process_group_until_the_script_exits,
     wait_steps_waits_until_the_noted_steps_have_ended,
     wait_steps_returns_at_once_for_steps_that_ended,
+    recorded_reads_the_activation_a_release_kept,
+    activate_runs_what_the_release_recorded_and_logs_it,
+    activate_whose_pre_activate_fails_exits_10_and_leaves_current,
+    activate_whose_health_fails_switches_back_and_runs_what_the_previous_recorded,
+    activate_of_a_release_that_recorded_nothing_runs_no_hook_and_says_so,
+    back_to_no_release_removes_current,
+    back_whose_recorded_health_fails_says_so,
+    build_runs_the_recorded_build_hook_and_a_failure_removes_the_upload,
+    finalize_records_the_provenance_once_and_names_the_release,
+    log_never_writes_through_a_link_and_says_so,
+    lock_refuses_a_directory_others_may_write_or_a_link_as_its_own,
+    prepare_removes_an_upload_that_is_a_link,
 );

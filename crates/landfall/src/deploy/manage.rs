@@ -163,15 +163,7 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
         // A target chosen for switching back either is or has failed.
         outcome.status = Status::Failed;
         if let Ok(reply) = &result {
-            for unrecorded in reply.unrecorded() {
-                (run.events)(Event::Warning {
-                    message: format!(
-                        "on `{}`: release {unrecorded} of `{}` recorded no activation (it was made \
-                         by an older landfall), so no hook ran for it",
-                        outcome.host, outcome.artifact
-                    ),
-                });
-            }
+            run.notify(&outcome.host, &outcome.artifact, reply);
         }
         match result.map(|reply| (reply.activation(), reply)) {
             Ok((Some(Activation::Activated), _)) => {

@@ -497,6 +497,16 @@ impl Run<'_> {
         serde_json::to_string(&entry).expect("log entries serialise")
     }
 
+    /// Warns of what a reply says a person should know (see
+    /// [`Reply::notices`]).
+    fn notify(&self, host: &str, artifact: &str, reply: &Reply) {
+        for notice in reply.notices() {
+            (self.events)(Event::Warning {
+                message: format!("on `{host}`, `{artifact}`: {notice}"),
+            });
+        }
+    }
+
     fn fail(&self, work: &mut Work<'_>, phase: Phase, message: String) {
         work.status = Some(Status::Failed);
         work.message = Some(format!("{}: {message}", phase.name()));

@@ -469,9 +469,6 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) {
             });
             for (&i, output) in chunk.iter().zip(outputs) {
                 let w = &mut work[i];
-                if let Ok(ended) = &output {
-                    warn_unrecorded(run, w, &ended.unrecorded);
-                }
                 match output {
                     Ok(Ended {
                         activation: Activation::Activated,
@@ -539,21 +536,6 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) {
     }
 }
 
-/// Releases switched to that recorded no activation (made by a landfall
-/// before releases carried theirs) ran no hook: said, so that nobody
-/// takes a silent switch for a restart.
-fn warn_unrecorded(run: &Run<'_>, w: &Work<'_>, releases: &[String]) {
-    for release in releases {
-        (run.events)(Event::Warning {
-            message: format!(
-                "on `{}`: release {release} of `{}` recorded no activation (it was made by an \
-                 older landfall), so no hook ran for it",
-                w.target.host, w.target.artifact
-            ),
-        });
-    }
-}
-
 /// How an activation ended on one host.
 struct Ended {
     activation: Activation,
@@ -562,8 +544,6 @@ struct Ended {
     /// When the host tidied up and unlocked in the same round trip: the
     /// releases it removed.
     tidied: Option<Vec<String>>,
-    /// Releases switched to that recorded no activation.
-    unrecorded: Vec<String>,
 }
 
 /// Runs the activation for one target, renaming its upload first if the
@@ -601,6 +581,7 @@ fn activate_one(
         .transport
         .run(&w.target.host, &script)
         .map_err(|e| e.to_string())?;
+    run.notify(&w.target.host, &w.target.artifact, &reply);
     let activation = reply.activation().ok_or_else(|| describe_failure(&reply))?;
     let tail = reply.hook_output();
     Ok(Ended {
@@ -611,7 +592,6 @@ fn activate_one(
             format!(":\n{tail}")
         },
         tidied: reply.unlocked().then(|| reply.removed()),
-        unrecorded: reply.unrecorded(),
     })
 }
 
@@ -729,7 +709,7 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
         let phase = Phase::Rollback;
         match output {
             Ok(reply) if matches!(reply.output.code, Some(0 | 1)) => {
-                warn_unrecorded(run, w, &reply.unrecorded());
+                run.notify(&w.target.host, &w.target.artifact, &reply);
                 let detail = if reply.success() {
                     String::new()
                 } else {

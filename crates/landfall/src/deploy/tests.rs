@@ -101,6 +101,15 @@ impl Fleet {
 
     /// Runs `f` with a run over the local hosts.
     fn with_run<T>(&self, f: impl FnOnce(&Run<'_>, &crate::plan::Plan) -> T) -> T {
+        self.with_run_events(|_| {}, f)
+    }
+
+    /// Runs `f` with a run over the local hosts whose events go to `events`.
+    fn with_run_events<T>(
+        &self,
+        events: impl Fn(Event) + Sync,
+        f: impl FnOnce(&Run<'_>, &crate::plan::Plan) -> T,
+    ) -> T {
         let (project, env) = self.load();
         let plan = crate::plan::plan(&project, &env, &[], true, &Secrets::none()).unwrap();
         let local = Local::new(&project.workspace.landfall_dir(), &env.name);
@@ -109,7 +118,6 @@ impl Fleet {
             dirty: false,
             time: 0,
         });
-        let events = |_: Event| {};
         let run = Run {
             project: &project,
             env: &env,
@@ -367,4 +375,113 @@ fn the_dry_run_lists_the_hooks_the_decision_runs() {
         seen.iter().all(|hooks| hooks == &["activate", "health"]),
         "{seen:?}"
     );
+}
+
+/// A file outside every host, with what it held: what a link planted on a
+/// host points at, which a deploy must never write through.
+fn bystander(fleet: &Fleet, name: &str) -> PathBuf {
+    let path = fleet.fixture.dir.path().join(name);
+    fs::write(&path, "untouched\n").unwrap();
+    path
+}
+
+#[test]
+fn links_landfall_did_not_make_are_never_written_through() {
+    let fleet = Fleet::new("rollback-all");
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    fleet.edit("static/index.html", "v1", "v2");
+    let dry = fleet.deploy(&DeployOptions {
+        dry_run: true,
+        ..DeployOptions::default()
+    });
+    let next = dry.hosts[0].release.clone().unwrap();
+
+    let dir = fleet.dir("web1");
+    let log = bystander(&fleet, "log-elsewhere");
+    fs::remove_file(dir.join(".landfall/log")).unwrap();
+    std::os::unix::fs::symlink(&log, dir.join(".landfall/log")).unwrap();
+    let steps = bystander(&fleet, "steps-elsewhere");
+    std::os::unix::fs::symlink(&steps, dir.join(".landfall/steps")).unwrap();
+    let elsewhere = fleet.fixture.dir.path().join("partial-elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join("keep"), "untouched\n").unwrap();
+    let partial = dir.join("releases").join(format!("{next}.partial"));
+    std::os::unix::fs::symlink(&elsewhere, &partial).unwrap();
+
+    let warnings = std::sync::Mutex::new(Vec::new());
+    let summary = fleet.with_run_events(
+        |event| {
+            if let Event::Warning { message } = event {
+                warnings.lock().unwrap().push(message);
+            }
+        },
+        |run, plan| {
+            let built =
+                crate::build_releases(run.project, plan, &crate::BuildOptions::default(), &|_| {})
+                    .unwrap();
+            super::deploy(run, &built.releases, &DeployOptions::default())
+        },
+    );
+    assert!(summary.ok, "{summary:?}");
+    assert_eq!(fleet.current("web1").as_deref(), Some(next.as_str()));
+    assert_eq!(fs::read_to_string(&log).unwrap(), "untouched\n");
+    assert_eq!(fs::read_to_string(&steps).unwrap(), "untouched\n");
+    assert_eq!(
+        fs::read_to_string(elsewhere.join("keep")).unwrap(),
+        "untouched\n"
+    );
+    let warnings = warnings.into_inner().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("could not be appended to") && w.contains("web1")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_directory_another_user_owns_or_anyone_may_write_to_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let fleet = Fleet::new("rollback-all");
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    fleet.edit("static/index.html", "v1", "v2");
+    let old = fleet.current("web1").unwrap();
+
+    let dir = fleet.dir("web1");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let summary = fleet.deploy(&DeployOptions::default());
+    assert!(!summary.ok);
+    let message = summary.hosts[0].message.clone().unwrap();
+    assert!(
+        message.contains("can be written by any user (drwxrwxrwx)"),
+        "{message}"
+    );
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+
+    let landfall = dir.join(".landfall");
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(&landfall).unwrap().uid()
+    };
+    std::os::unix::fs::chown(&landfall, Some(65534), None)
+        .expect("giving a directory to another user needs root, as the test bed does");
+    let summary = fleet.deploy(&DeployOptions::default());
+    assert!(!summary.ok);
+    let message = summary.hosts[0].message.clone().unwrap();
+    assert!(message.contains("belongs to user id 65534"), "{message}");
+    std::os::unix::fs::chown(&landfall, Some(owner), None).unwrap();
+
+    let moved = fleet.fixture.dir.path().join("landfall-elsewhere");
+    fs::rename(&landfall, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &landfall).unwrap();
+    let summary = fleet.deploy(&DeployOptions::default());
+    assert!(!summary.ok);
+    let message = summary.hosts[0].message.clone().unwrap();
+    assert!(
+        message.contains(".landfall is a link, which landfall did not make"),
+        "{message}"
+    );
+    for host in ["web1", "web2", "web3"] {
+        assert_eq!(fleet.current(host).as_deref(), Some(old.as_str()), "{host}");
+    }
 }

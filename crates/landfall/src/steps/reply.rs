@@ -108,6 +108,11 @@ pub enum Report {
     Unrecorded {
         release: String,
     },
+    /// A line could not be appended to this log (a full disk, or a link
+    /// landfall did not make).
+    Unlogged {
+        log: String,
+    },
     Switched {
         release: String,
     },
@@ -195,6 +200,9 @@ impl Report {
             },
             "unrecorded" => Report::Unrecorded {
                 release: rest(1).to_string(),
+            },
+            "unlogged" => Report::Unlogged {
+                log: rest(1).to_string(),
             },
             "switched" => Report::Switched {
                 release: rest(1).to_string(),
@@ -402,12 +410,22 @@ impl Reply {
             .collect()
     }
 
-    /// Releases switched to that recorded no activation.
-    pub fn unrecorded(&self) -> Vec<String> {
+    /// What the steps did that a person should know although they went
+    /// on: a release switched to that recorded no activation (made by a
+    /// landfall before releases carried theirs), so that no hook ran for
+    /// it; a log line that could not be written.
+    pub fn notices(&self) -> Vec<String> {
         self.reports
             .iter()
             .filter_map(|r| match r {
-                Report::Unrecorded { release } => Some(release.clone()),
+                Report::Unrecorded { release } => Some(format!(
+                    "release {release} recorded no activation (it was made by an older \
+                     landfall), so no hook ran for it"
+                )),
+                Report::Unlogged { log } => Some(format!(
+                    "`{log}` could not be appended to (is the disk full, or is it a link?); \
+                     this change is not in the log"
+                )),
                 _ => None,
             })
             .collect()
@@ -588,7 +606,12 @@ mod tests {
              timeout\tactivate\t5\nnoise from somewhere\n",
         );
         assert_eq!(r.prepared(), Some(None));
-        assert_eq!(r.unrecorded(), ["r1"]);
+        assert_eq!(
+            r.notices(),
+            [
+                "release r1 recorded no activation (it was made by an older landfall), so no hook ran for it"
+            ]
+        );
         assert_eq!(r.removed(), ["a", "b"]);
         assert!(r.unlocked());
         assert_eq!(
