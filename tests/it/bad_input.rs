@@ -2141,3 +2141,78 @@ fn no_host_is_contacted_for_bad_input() {
         ],
     );
 }
+
+#[test]
+fn inputs_that_are_not_what_they_seem_are_refused_where_they_are() {
+    run_cases(
+        &expect_file!["snapshots/bad_input/not_what_they_seem.txt"],
+        &[
+            Case {
+                name: "a FIFO among the files",
+                setup: |ws| {
+                    let fifo = ws.path("examples/hello/site/pipe");
+                    let status = std::process::Command::new("mkfifo")
+                        .arg(&fifo)
+                        .status()
+                        .unwrap();
+                    assert!(status.success());
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:37:", "`examples/hello/site/pipe` is a FIFO"],
+            },
+            Case {
+                name: "a template that is a link leaving the workspace",
+                setup: |ws| {
+                    let template = ws.path("templates/hello.toml.j2");
+                    fs::remove_file(&template).unwrap();
+                    std::os::unix::fs::symlink("/etc/hostname", &template).unwrap();
+                },
+                args: CHECK,
+                expect_in_stderr: &[
+                    "deploy.toml:22:",
+                    "is a link that points outside the workspace",
+                ],
+            },
+            Case {
+                name: "a host named `..`",
+                setup: |ws| {
+                    append(
+                        ws,
+                        "environments/dev.toml",
+                        "\n[hosts.\"..\"]\nroles = [\"web\"]\n",
+                    );
+                },
+                args: CHECK_DEV,
+                expect_in_stderr: &["environments/dev.toml:14:", "invalid host name `..`"],
+            },
+            Case {
+                name: "a hook that renders a NUL from a variable",
+                setup: |ws| {
+                    ws.edit(
+                        "deploy.toml",
+                        "healthy = true",
+                        "healthy = true\nnul = \"a\\u0000b\"",
+                    );
+                    append(
+                        ws,
+                        "deploy.toml",
+                        "\n[artifact.site.hooks]\nactivate = \"echo {{ vars.nul }}\"\n",
+                    );
+                },
+                args: CHECK_DEV,
+                expect_in_stderr: &["deploy.toml:42:", "a value holds a NUL character"],
+            },
+            Case {
+                name: "an identity that is a device",
+                setup: |ws| {
+                    with_secrets(ws);
+                    let identity = ws.path(IDENTITY);
+                    fs::remove_file(&identity).unwrap();
+                    std::os::unix::fs::symlink("/dev/zero", &identity).unwrap();
+                },
+                args: DEPLOY,
+                expect_in_stderr: &["cannot read the identity", "it is not a regular file"],
+            },
+        ],
+    );
+}

@@ -240,7 +240,8 @@ fn target(
         let rendered = template::render_hook(jinja, &project.file, &hook.text, &origin, context);
         read_secret.set(read_secret.get() || context.read_secrets());
         match rendered {
-            Ok(text) => Some(text),
+            // A hook written with CRLF line ends runs as it reads.
+            Ok(text) => Some(text.replace("\r\n", "\n")),
             Err(diag) => {
                 errors.push(diag);
                 None

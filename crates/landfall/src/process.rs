@@ -328,8 +328,8 @@ pub fn run_passing_stderr(cmd: &Cmd, quiet: bool) -> Result<Vec<u8>, ProcessErro
 /// Quotes one word for a POSIX shell. Every value that landfall puts into a
 /// shell command goes through here.
 pub fn quote(word: &str) -> String {
-    // Only NUL cannot be quoted, and no value reaching a shell can hold one:
-    // TOML strings, file names and process arguments all exclude it.
+    // Only NUL cannot be quoted. File names and process arguments exclude
+    // it, and hooks refuse a value that holds one (see `template::engine`).
     shlex::try_quote(word).map_or_else(
         |_| quote(&word.replace('\0', "")),
         std::borrow::Cow::into_owned,

@@ -251,9 +251,35 @@ pub fn identities() -> Result<Identities> {
     Ok(all)
 }
 
+/// The most an identity file may hold: keys are a few kilobytes.
+const IDENTITY_MAX: u64 = 1024 * 1024;
+
+/// Reads an identity file: a regular file (not a device or a FIFO, which
+/// could be read forever) of at most [`IDENTITY_MAX`] bytes.
+fn read_identity(path: &Path, name: &str) -> Result<String> {
+    use std::io::Read as _;
+    let cannot =
+        |e: &dyn std::fmt::Display| Error::Usage(format!("cannot read the identity {name}: {e}"));
+    let meta = std::fs::metadata(path).map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        return Err(cannot(&"it is not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(|e| cannot(&e))?
+        .take(IDENTITY_MAX + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| cannot(&e))?;
+    if text.len() as u64 > IDENTITY_MAX {
+        return Err(cannot(&format!(
+            "it is larger than {IDENTITY_MAX} bytes, which no key is"
+        )));
+    }
+    Ok(text)
+}
+
 fn identity_file(path: &Path, name: &str) -> Result<Identities> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("cannot read the identity {name}: {e}")))?;
+    let text = read_identity(path, name)?;
     if text.contains("-----BEGIN") {
         let identity = age::ssh::Identity::from_buffer(text.as_bytes(), None)
             .map_err(|e| Error::Usage(format!("the identity {name} is not a usable key: {e}")))?;

@@ -178,7 +178,16 @@ pub fn engine() -> Jinja<'static> {
     });
     jinja.set_formatter(|out, state, value| {
         if *state.auto_escape() == SHELL && !value.is_safe() {
-            let word = crate::process::quote(&value.to_string());
+            let text = value.to_string();
+            // sh cannot hold a NUL: a value with one would run as
+            // something else than it says.
+            if text.contains('\0') {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    "a value holds a NUL character, which no shell command can",
+                ));
+            }
+            let word = crate::process::quote(&text);
             out.write_str(&word).map_err(minijinja::Error::from)
         } else {
             minijinja::escape_formatter(out, state, value)

@@ -203,8 +203,11 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
 }
 
 fn check_name(check: &mut Checker, name: &Spanned<String>, what: &str) {
+    // `.` and `..` would name a directory that is not the host's (or the
+    // artifact's) own wherever a name becomes a path.
     let ok = !name.get_ref().is_empty()
         && !name.get_ref().starts_with('-')
+        && !name.get_ref().bytes().all(|b| b == b'.')
         && name
             .get_ref()
             .bytes()
@@ -213,7 +216,7 @@ fn check_name(check: &mut Checker, name: &Spanned<String>, what: &str) {
         check.error(
             name.span(),
             format!("invalid {what} `{}`", crate::diag::shown(name.get_ref())),
-            "use letters, digits, `-`, `_` and `.`, not starting with `-`",
+            "use letters, digits, `-`, `_` and `.`, not starting with `-`, and not dots alone",
         );
     }
 }
@@ -393,6 +396,40 @@ fn resolve_artifact(
             continue;
         }
         let path = templates_dir.join(src);
+        // A template, or the templates directory, that is a link must
+        // resolve inside the workspace, as under `files`; and it must be a
+        // file, which a FIFO or a device is not.
+        let root = fs::canonicalize(&workspace.root).unwrap_or_else(|_| workspace.root.clone());
+        match fs::canonicalize(&path) {
+            Ok(target) if !target.starts_with(&root) => {
+                check.error(
+                    entry.src.span(),
+                    format!(
+                        "template `templates/{src}` is a link that points outside the workspace"
+                    ),
+                    "copy what it points to into the workspace",
+                );
+                continue;
+            }
+            Ok(target) => {
+                if let Ok(meta) = fs::metadata(&target)
+                    && !meta.is_file()
+                {
+                    let kind = if meta.is_dir() {
+                        "a directory"
+                    } else {
+                        special_kind(meta.file_type())
+                    };
+                    check.error(
+                        entry.src.span(),
+                        format!("template `templates/{src}` is {kind}, not a file"),
+                        "",
+                    );
+                    continue;
+                }
+            }
+            Err(_) => {}
+        }
         let text = match fs::read(&path) {
             Ok(bytes) => {
                 let Ok(text) = String::from_utf8(bytes) else {
@@ -670,7 +707,19 @@ fn list_sources(
         .follow_links(true)
         .sort_by_file_name()
         .into_iter();
+    let target_dir = fs::canonicalize(&workspace.target_dir).ok();
     let walker = walker.filter_entry(|entry| {
+        // A repository's own data and the build's output are never a
+        // release's files, even under `src = "."`.
+        if entry.depth() > 0
+            && (entry.file_name() == ".git"
+                || target_dir.as_deref().is_some_and(|t| entry.path() == t)
+                || (entry.depth() == 1
+                    && src == workspace.root.as_path()
+                    && entry.file_name() == "target"))
+        {
+            return false;
+        }
         let inside = !entry.path_is_symlink()
             || fs::canonicalize(entry.path()).is_ok_and(|target| target.starts_with(&root));
         if !inside {
@@ -682,6 +731,17 @@ fn list_sources(
     for entry in walker {
         match entry {
             Ok(entry) if entry.file_type().is_dir() => {}
+            Ok(entry) if !entry.file_type().is_file() => {
+                let kind = special_kind(entry.file_type());
+                check.error(
+                    span.clone(),
+                    format!(
+                        "`{}` is {kind}: only files, directories and links are deployed",
+                        workspace.display(entry.path())
+                    ),
+                    "",
+                );
+            }
             Ok(entry) => entries.push(entry.into_path()),
             Err(err) => {
                 check.error(
@@ -732,6 +792,21 @@ fn list_sources(
         out.push((path.to_path_buf(), dst));
     }
     out
+}
+
+/// What a file that is neither a regular file nor a directory is, as a
+/// message says it.
+fn special_kind(kind: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Sorts artifacts so that each comes after those in its `after`, and
