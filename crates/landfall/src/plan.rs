@@ -368,6 +368,23 @@ mod tests {
     }
 
     #[test]
+    fn hooks_written_with_crlf_line_ends_run_as_they_read() {
+        let fixture = fixture();
+        let deploy = crate::config::tests::root(&fixture).join("deploy.toml");
+        let text = fs::read_to_string(&deploy).unwrap().replace(
+            "health = \"curl localhost:{{ vars.port }}\"\n",
+            "health = \"\"\"\ncurl localhost:{{ vars.port }} &&\ntrue\n\"\"\"\n",
+        );
+        fs::write(&deploy, text.replace('\n', "\r\n")).unwrap();
+        let (project, env) = fixture.load("dev");
+        let plan = plan(&project, &env, &[], false, &Secrets::none()).unwrap();
+        assert_eq!(
+            plan.targets[1].hooks.health.as_deref(),
+            Some("curl localhost:81 &&\ntrue\n")
+        );
+    }
+
+    #[test]
     fn local_plans_use_local_hooks() {
         let fixture = fixture();
         let (project, env) = fixture.load("dev");

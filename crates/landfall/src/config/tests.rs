@@ -100,6 +100,36 @@ fn defaults_are_applied_and_sources_listed() {
 }
 
 #[test]
+fn the_whole_workspace_as_files_leaves_out_git_and_the_build_output() {
+    let fixture = Fixture::new(&[
+        (
+            "deploy.toml",
+            "[artifact.web]\nroles = [\"web\"]\npath = \"/srv/web\"\n\
+             files = [{ src = \".\", dst = \"all\" }]\n",
+        ),
+        (".git/HEAD", "ref: refs/heads/main\n"),
+        ("sub/.git", "gitdir: ../.git/worktrees/sub\n"),
+        ("target/debug/svc", "binary"),
+        ("static/a.txt", "a"),
+        ("environments/dev.toml", ENV),
+    ]);
+    let (project, _) = fixture.load("dev");
+    let dsts: Vec<&str> = project.artifacts[0]
+        .files
+        .iter()
+        .map(|f| f.dst.as_str())
+        .collect();
+    assert_eq!(
+        dsts,
+        [
+            "all/deploy.toml",
+            "all/environments/dev.toml",
+            "all/static/a.txt"
+        ]
+    );
+}
+
+#[test]
 fn artifacts_come_in_after_order() {
     let deploy = "[artifact.a]\npath = \"/a\"\nafter = [\"c\"]\n[artifact.b]\npath = \"/b\"\n\
                   [artifact.c]\npath = \"/c\"\nafter = [\"b\"]\n";
