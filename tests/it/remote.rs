@@ -684,3 +684,34 @@ fn rollback_switches_every_host_back_and_restarts_the_service() {
         );
     }
 }
+
+#[test]
+fn an_ipv6_literal_address_reaches_its_host_through_ssh_and_rsync() {
+    let testbed =
+        Scoped::up(1).expect("the test bed starts (this needs root, sshd and util-linux)");
+    let ws = Workspace::hello();
+    let port = free_port();
+    // `::1` stands for the test bed's host in the ssh configuration, so
+    // that the address landfall hands to ssh and rsync is the literal.
+    let config = fs::read_to_string(testbed.ssh_config())
+        .unwrap()
+        .replace("Host host1\n", "Host ::1\n");
+    ws.write("environments/v6_ssh_config", &config);
+    let address = &testbed.hosts[0].address;
+    ws.write(
+        "environments/v6.toml",
+        &format!(
+            "[environment]\nssh_config = \"v6_ssh_config\"\n\n[hosts.host1]\naddress = \"::1\"\n\
+             roles = [\"web\"]\nvars = {{ bind = \"{address}\", port = {port} }}\n"
+        ),
+    );
+    let out = ws.run(&["deploy", "v6", "--message-format", "json"]);
+    out.assert_code(0);
+    let release = out.release_of("host1", "app");
+    let current = fs::read_link(testbed.srv("host1").join(APP).join("current")).unwrap();
+    assert_eq!(current, std::path::Path::new("releases").join(&release));
+    assert_eq!(
+        http_get_at(address, port, "/"),
+        Some((200, "hello from host1\n".into()))
+    );
+}

@@ -246,13 +246,7 @@ impl Transport for Ssh {
         let remote_shell = self.remote_shell();
         let address = self.address(&target.host);
         if let Some(git) = &release.git {
-            // scp-like syntax; an IPv6 address needs brackets.
-            let address = if address.contains(':') {
-                format!("[{address}]")
-            } else {
-                address.to_string()
-            };
-            let url = format!("{address}:{}/.landfall/repo.git", target.path);
+            let url = remote_path(address, &format!("{}/.landfall/repo.git", target.path));
             return Ok(super::git_push(
                 git,
                 &url,
@@ -267,7 +261,10 @@ impl Transport for Ssh {
             dir.push("/");
             dir
         };
-        let dest = format!("{address}:{}/releases/{}.partial/", target.path, release.id);
+        let dest = remote_path(
+            address,
+            &format!("{}/releases/{}.partial/", target.path, release.id),
+        );
         // Owner and group are the remote user's; files keep their modes,
         // and directories are `rwxr-xr-x` as landfall makes them anywhere,
         // whatever the umask they were made under here.
@@ -300,6 +297,16 @@ impl Transport for Ssh {
 
     fn round_trips(&self) -> BTreeMap<String, usize> {
         self.trips.get()
+    }
+}
+
+/// `ADDRESS:PATH` as rsync and git read it (scp's syntax), an IPv6
+/// address in brackets: `::1:/srv` would be read as a daemon's module.
+fn remote_path(address: &str, path: &str) -> String {
+    if address.contains(':') && !address.starts_with('[') {
+        format!("[{address}]:{path}")
+    } else {
+        format!("{address}:{path}")
     }
 }
 
@@ -494,6 +501,14 @@ mod tests {
         assert!(control_dir_in(Path::new("relative")).is_none());
         let dir = control_dir_in(Path::new("/tmp")).unwrap();
         fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_ipv6_address_is_bracketed_for_rsync_and_git() {
+        assert_eq!(remote_path("::1", "/srv/a/"), "[::1]:/srv/a/");
+        assert_eq!(remote_path("fe80::1%eth0", "/srv"), "[fe80::1%eth0]:/srv");
+        assert_eq!(remote_path("web1", "/srv"), "web1:/srv");
+        assert_eq!(remote_path("10.0.0.2", "/srv"), "10.0.0.2:/srv");
     }
 
     #[test]
