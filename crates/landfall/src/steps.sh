@@ -411,17 +411,23 @@ landfall_hook() {
 
 # landfall_health DIR COMMAND TIMEOUT: runs COMMAND until it passes or
 # TIMEOUT seconds have passed, each try stopped when the time is up; shows
-# the output of the last try only.
+# the output of the last try only. The time is also counted here, in
+# tenths of a second, from what each pause and each try stopped at its
+# limit took at the least, so that a clock that stands still cannot keep
+# the loop going.
 landfall_health() {
   printf 'hook\thealth\n'
   deadline=$(($(date +%s) + $3))
+  spent=0
   while :; do
     left=$((deadline - $(date +%s)))
+    counted=$(($3 - spent / 10))
+    [ "$counted" -ge "$left" ] || left=$counted
     [ "$left" -ge 1 ] || left=1
-    if out=$(landfall_limited "$1" "$2" "$left" </dev/null 2>&1); then
-      return 0
-    fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
+    out=$(landfall_limited "$1" "$2" "$left" </dev/null 2>&1) && return 0
+    case $? in 124 | 137) spent=$((spent + left * 10)) ;; esac
+    spent=$((spent + 2))
+    if [ "$(date +%s)" -ge "$deadline" ] || [ "$spent" -ge $(($3 * 10)) ]; then
       printf '%s\n' "$out" >&2
       return 1
     fi

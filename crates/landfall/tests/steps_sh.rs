@@ -1792,6 +1792,44 @@ fn prepare_removes_an_upload_that_is_a_link(shell: Shell) {
     assert_eq!(fs::read_to_string(elsewhere.join("keep")).unwrap(), "x");
 }
 
+fn health_ends_at_its_timeout_even_when_the_clock_stands_still(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir("");
+    // A `date` that always says the same second.
+    let bin = a.outside("frozen-clock");
+    fs::create_dir(&bin).unwrap();
+    fs::write(bin.join("date"), "#!/bin/sh\necho 1000000000\n").unwrap();
+    fs::set_permissions(bin.join("date"), fs::Permissions::from_mode(0o755)).unwrap();
+    let started = Instant::now();
+    let out = shell.run(&format!(
+        "PATH={}:$PATH\n{}",
+        quote(&text(&bin)),
+        call("landfall_health", &[&a.path(), "echo try; false", "1"])
+    ));
+    out.expect(1, "hook\thealth\n");
+    assert_eq!(out.stderr, "try\n", "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A try that hangs counts for the time it was given.
+    let started = Instant::now();
+    shell
+        .run(&format!(
+            "PATH={}:$PATH\n{}",
+            quote(&text(&bin)),
+            call("landfall_health", &[&a.path(), "sleep 30", "2"])
+        ))
+        .expect(1, "hook\thealth\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 under_both_shells!(
     fail_says_why_on_stderr_and_exits_70,
     probe_reports_current_the_releases_newest_first_and_the_lock,
@@ -1853,4 +1891,5 @@ under_both_shells!(
     log_never_writes_through_a_link_and_says_so,
     lock_refuses_a_directory_others_may_write_or_a_link_as_its_own,
     prepare_removes_an_upload_that_is_a_link,
+    health_ends_at_its_timeout_even_when_the_clock_stands_still,
 );
