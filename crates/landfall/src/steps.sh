@@ -81,7 +81,7 @@ landfall_try_lock() {
   landfall_trusted "$1/.landfall" || return 1
   chmod 700 "$1/.landfall" || landfall_fail "cannot make $1/.landfall private"
   if [ "$3" = 1 ]; then
-    landfall_wait_steps "$1"
+    landfall_wait_steps "$1" || return 1
     rm -f "$1/.landfall/lock"
   fi
   # noclobber makes the redirection an exclusive create.
@@ -221,13 +221,26 @@ landfall_steps() {
   trap 'rm -f "$steps_file"' EXIT
 }
 
-# landfall_wait_steps PATH: waits (at most 30 seconds) until the steps of
-# another deploy noted in .landfall/steps have ended.
+# landfall_wait_steps PATH [SECONDS]: waits (at most SECONDS, 30 unless
+# given) until the steps of another deploy noted in .landfall/steps have
+# ended; steps still running then are stopped (TERM, then KILL 5 seconds
+# later), and seen to be gone. Fails, saying so on stderr, if they are
+# not: a lock is never taken over while the steps of the deploy that held
+# it run.
 landfall_wait_steps() {
   g=$(cat "$1/.landfall/steps" 2>/dev/null) || return 0
   case $g in '' | *[!0-9]*) return 0 ;; esac
+  term=$((${2:-30} * 5))
   n=0
-  while kill -0 "-$g" 2>/dev/null && [ "$n" -lt 150 ]; do
+  while kill -0 "-$g" 2>/dev/null; do
+    if [ "$n" = "$term" ]; then
+      kill -TERM "-$g" 2>/dev/null
+    elif [ "$n" = $((term + 25)) ]; then
+      kill -KILL "-$g" 2>/dev/null
+    elif [ "$n" = $((term + 50)) ]; then
+      printf 'the steps of the deploy that held the lock (process group %s) still run\n' "$g" >&2
+      return 1
+    fi
     sleep 0.2
     n=$((n + 1))
   done

@@ -1830,6 +1830,41 @@ fn health_ends_at_its_timeout_even_when_the_clock_stands_still(shell: Shell) {
     );
 }
 
+fn wait_steps_stops_steps_that_outlast_it_and_sees_them_gone(shell: Shell) {
+    for (steps_script, waited_at_least) in [
+        ("sleep 60\n", Duration::from_secs(1)),
+        // Steps that ignore TERM are killed 5 seconds later.
+        ("trap '' TERM\nsleep 60\n", Duration::from_secs(6)),
+    ] {
+        let a = Artifact::new();
+        let mut steps = shell.start(steps_script);
+        a.write(".landfall/steps", format!("{}\n", steps.pid()));
+        // The steps are reaped as soon as they end, as sshd reaps a
+        // session's: a zombie would count as running.
+        let reaper = std::thread::spawn(move || {
+            let deadline = Instant::now() + RUN_DEADLINE;
+            while steps.is_running() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            steps.is_running()
+        });
+        let started = Instant::now();
+        shell
+            .run(&format!(
+                "{}echo waited $?\n",
+                call("landfall_wait_steps", &[&a.path(), "1"])
+            ))
+            .expect(0, "waited 0\n");
+        assert!(
+            started.elapsed() >= waited_at_least,
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(!reaper.join().unwrap(), "the steps are gone");
+        assert!(!a.has(".landfall/steps"));
+    }
+}
+
 under_both_shells!(
     fail_says_why_on_stderr_and_exits_70,
     probe_reports_current_the_releases_newest_first_and_the_lock,
@@ -1892,4 +1927,5 @@ under_both_shells!(
     lock_refuses_a_directory_others_may_write_or_a_link_as_its_own,
     prepare_removes_an_upload_that_is_a_link,
     health_ends_at_its_timeout_even_when_the_clock_stands_still,
+    wait_steps_stops_steps_that_outlast_it_and_sees_them_gone,
 );

@@ -39,7 +39,6 @@ pub use manage::{ExecResult, ReleaseStatus, TargetStatus, exec, rollback, status
 pub use phases::deploy;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
@@ -62,6 +61,48 @@ pub struct Identity {
     /// Unique to this run; a lock is released only by the run holding it.
     pub token: String,
     pub revision: Revision,
+    /// What makes the process certain, beyond the machine's name and its
+    /// pid: the boot (`/proc/sys/kernel/random/boot_id`), the PID
+    /// namespace (a container shares the host's name but not its pids),
+    /// and the process's start time, in clock ticks since the boot (a pid
+    /// is reused; a start time with it is not). `None` where there is no
+    /// `/proc`.
+    pub process: Option<ProcessId>,
+}
+
+/// A process, certainly: see [`Identity::process`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ProcessId {
+    pub boot: String,
+    pub pid_ns: String,
+    pub started: u64,
+}
+
+impl ProcessId {
+    /// This process.
+    fn current() -> Option<ProcessId> {
+        Some(ProcessId {
+            boot: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()?
+                .trim()
+                .to_string(),
+            pid_ns: std::fs::read_link("/proc/self/ns/pid")
+                .ok()?
+                .to_string_lossy()
+                .into_owned(),
+            started: start_time(std::process::id())?,
+        })
+    }
+}
+
+/// When process `pid` started, in clock ticks since the boot (field 22 of
+/// `/proc/PID/stat`); `None` if there is no such process.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command's name, in parentheses, may hold anything: the fields
+    // are counted from after its last parenthesis (field 3 on).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 impl Identity {
@@ -85,6 +126,7 @@ impl Identity {
             pid,
             token,
             revision,
+            process: ProcessId::current(),
         }
     }
 
@@ -93,6 +135,7 @@ impl Identity {
             "user": self.user,
             "from": self.machine,
             "pid": self.pid,
+            "process": self.process,
             "since": jiff::Timestamp::now().to_string(),
             "env": env,
             "token": self.token,
@@ -121,16 +164,24 @@ struct LockHolder {
     pid: u32,
     since: String,
     env: String,
+    #[serde(default)]
+    process: Option<ProcessId>,
 }
 
 impl LockHolder {
-    /// A deploy of this machine whose process is gone left this lock. (A
-    /// lock from another machine cannot be judged from here.)
+    /// A deploy that is certainly gone left this lock: one of this machine,
+    /// this boot and this PID namespace, whose process no longer runs (its
+    /// pid is free, or another process, started at another time, has it).
+    /// A lock of any other deploy, or one that does not say all of that
+    /// (written by an older landfall), cannot be judged from here.
     fn is_stale(&self, identity: &Identity) -> bool {
-        let proc_fs = Path::new("/proc/self").exists();
-        proc_fs
-            && self.from == identity.machine
-            && !Path::new(&format!("/proc/{}", self.pid)).exists()
+        let (Some(theirs), Some(ours)) = (&self.process, &identity.process) else {
+            return false;
+        };
+        self.from == identity.machine
+            && theirs.boot == ours.boot
+            && theirs.pid_ns == ours.pid_ns
+            && start_time(self.pid) != Some(theirs.started)
     }
 }
 

@@ -257,22 +257,73 @@ fn a_lock_of_a_live_deploy_refuses_the_run_on_every_host() {
     assert!(!lock.exists());
 }
 
+/// A lock line as a deploy of this machine, this boot and `pid_ns`
+/// writes it, for process `pid` started at `started`.
+fn lock_of_this_machine(pid: u32, pid_ns: &str, started: u64) -> String {
+    let ours = Identity::current(Revision::default());
+    let process = ours.process.expect("this machine has /proc");
+    serde_json::json!({
+        "user": "ann", "from": ours.machine, "pid": pid, "since": "2026-01-01T00:00:00Z",
+        "env": "dev", "token": "t",
+        "process": { "boot": process.boot, "pid_ns": pid_ns, "started": started },
+    })
+    .to_string()
+}
+
+/// The pid of a process of this machine that has ended: it is free.
+fn ended_pid() -> u32 {
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    pid
+}
+
 #[test]
 fn a_lock_left_by_a_gone_deploy_of_this_machine_is_taken_over() {
     let fleet = Fleet::new("rollback-all");
     assert!(fleet.deploy(&DeployOptions::default()).ok);
     fleet.edit("static/index.html", "v1", "v2");
-    // A process of this machine that has ended: its pid is free.
-    let mut gone = std::process::Command::new("true").spawn().unwrap();
-    let pid = gone.id();
-    gone.wait().unwrap();
-    let machine = Identity::current(Revision::default()).machine;
-    let lock = fleet.dir("web2").join(".landfall/lock");
-    fs::write(&lock, lock_line(&machine, pid)).unwrap();
+    let ours = Identity::current(Revision::default()).process.unwrap();
+    // A deploy whose process is gone, and one whose pid another process
+    // has now (this one, started at another time).
+    let gone = lock_of_this_machine(ended_pid(), &ours.pid_ns, 1);
+    let reused = lock_of_this_machine(std::process::id(), &ours.pid_ns, ours.started + 1);
+    fs::write(fleet.dir("web1").join(".landfall/lock"), gone).unwrap();
+    fs::write(fleet.dir("web2").join(".landfall/lock"), reused).unwrap();
     let summary = fleet.deploy(&DeployOptions::default());
     assert!(summary.ok, "{summary:?}");
     assert!(summary.hosts.iter().all(|o| o.status == Deployed));
-    assert!(!lock.exists());
+    assert!(!fleet.dir("web1").join(".landfall/lock").exists());
+    assert!(!fleet.dir("web2").join(".landfall/lock").exists());
+}
+
+#[test]
+fn a_lock_of_a_live_deploy_or_of_another_pid_namespace_is_never_taken_over() {
+    let fleet = Fleet::new("rollback-all");
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    fleet.edit("static/index.html", "v1", "v2");
+    let old = fleet.current("web1").unwrap();
+    let ours = Identity::current(Revision::default()).process.unwrap();
+    // This very process holds it: alive.
+    let live = lock_of_this_machine(std::process::id(), &ours.pid_ns, ours.started);
+    // A container of this machine: same name and boot, pids of its own,
+    // so a pid free here says nothing of it.
+    let container = lock_of_this_machine(ended_pid(), "pid:[1]", 1);
+    // An older landfall's lock says nothing of the boot or the namespace.
+    let old_style = lock_line(&Identity::current(Revision::default()).machine, ended_pid());
+    for lock in [live, container, old_style] {
+        let path = fleet.dir("web2").join(".landfall/lock");
+        fs::write(&path, &lock).unwrap();
+        let summary = fleet.deploy(&DeployOptions::default());
+        assert!(!summary.ok, "{lock}: {summary:?}");
+        assert_eq!(summary.hosts[1].status, Status::Failed, "{lock}");
+        assert!(path.exists(), "{lock}");
+        assert_eq!(
+            fleet.current("web1").as_deref(),
+            Some(old.as_str()),
+            "{lock}"
+        );
+    }
 }
 
 #[test]
