@@ -19,6 +19,7 @@ pub struct Cmd {
     env: Vec<(OsString, OsString)>,
     host: Option<String>,
     input: Option<Vec<u8>>,
+    deadline: Option<std::time::Duration>,
 }
 
 impl Cmd {
@@ -30,7 +31,16 @@ impl Cmd {
             env: Vec::new(),
             host: None,
             input: None,
+            deadline: None,
         }
+    }
+
+    /// The longest the command may run: past that it is killed, and its
+    /// run is an error that says so.
+    #[must_use]
+    pub fn deadline(mut self, deadline: std::time::Duration) -> Cmd {
+        self.deadline = Some(deadline);
+        self
     }
 
     #[must_use]
@@ -178,6 +188,11 @@ pub enum ProcessErrorKind {
         code: Option<i32>,
         stderr_tail: String,
     },
+    /// It ran past its deadline and was killed.
+    Deadline {
+        seconds: u64,
+        stderr_tail: String,
+    },
 }
 
 impl fmt::Display for ProcessError {
@@ -192,6 +207,20 @@ impl fmt::Display for ProcessError {
                     Some(code) => write!(f, "`{}` exited with status {code}", self.command)?,
                     None => write!(f, "`{}` was killed by a signal", self.command)?,
                 }
+                if !stderr_tail.is_empty() {
+                    write!(f, ":\n{stderr_tail}")?;
+                }
+                Ok(())
+            }
+            ProcessErrorKind::Deadline {
+                seconds,
+                stderr_tail,
+            } => {
+                write!(
+                    f,
+                    "`{}` did not finish within {seconds}s and was stopped",
+                    self.command
+                )?;
                 if !stderr_tail.is_empty() {
                     write!(f, ":\n{stderr_tail}")?;
                 }
@@ -218,18 +247,64 @@ pub fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
 /// Runs a command to completion, capturing its output, and returns it
 /// whatever the exit status.
 pub fn run_unchecked(cmd: &Cmd) -> Result<Output, ProcessError> {
-    let output = cmd
+    let expression = cmd
         .expression()
         .stdout_capture()
         .stderr_capture()
-        .unchecked()
-        .run()
-        .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
+        .unchecked();
+    let output = match cmd.deadline {
+        None => expression
+            .run()
+            .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?,
+        Some(deadline) => wait_until(cmd, &expression, deadline)?,
+    };
     Ok(Output {
         code: output.status.code(),
         stdout: output.stdout,
         stderr: output.stderr,
     })
+}
+
+/// Runs `expression` for at most `deadline`, then kills it.
+fn wait_until(
+    cmd: &Cmd,
+    expression: &duct::Expression,
+    deadline: std::time::Duration,
+) -> Result<std::process::Output, ProcessError> {
+    let started = std::time::Instant::now();
+    let handle = expression
+        .start()
+        .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        if let Some(output) = handle
+            .try_wait()
+            .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?
+        {
+            return Ok(output.clone());
+        }
+        if started.elapsed() >= deadline {
+            let _ = handle.kill();
+            // What it said is collected once its output closes, which a
+            // process it started may hold open: that is not waited for
+            // long.
+            let mut stderr_tail = String::new();
+            let grace = std::time::Instant::now();
+            while grace.elapsed() < std::time::Duration::from_secs(2) {
+                if let Ok(Some(output)) = handle.try_wait() {
+                    stderr_tail = tail(&output.stderr, 12);
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            return Err(cmd.error(ProcessErrorKind::Deadline {
+                seconds: deadline.as_secs(),
+                stderr_tail,
+            }));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Runs a command and hands its standard output to `read` as a stream, for
@@ -339,6 +414,33 @@ pub fn quote(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_past_its_deadline_is_stopped_and_named() {
+        let started = std::time::Instant::now();
+        let cmd = Cmd::new("sh")
+            .args(["-c", "echo started >&2; exec sleep 30"])
+            .deadline(std::time::Duration::from_millis(300))
+            .for_host("web1");
+        let err = run_unchecked(&cmd).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let message = err.to_string();
+        assert!(
+            message.starts_with("on `web1`: `sh -c")
+                && message.contains("did not finish within 0s and was stopped:\nstarted"),
+            "{message}"
+        );
+        // A process it started, which holds its output open, delays the
+        // error a little, not until it ends.
+        let started = std::time::Instant::now();
+        let cmd = Cmd::new("sh")
+            .args(["-c", "sleep 30; true"])
+            .deadline(std::time::Duration::from_millis(300));
+        assert!(run_unchecked(&cmd).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let quick = Cmd::new("true").deadline(std::time::Duration::from_secs(30));
+        assert!(run_unchecked(&quick).unwrap().success());
+    }
 
     #[test]
     fn quote_passes_plain_words_and_wraps_the_rest() {

@@ -371,6 +371,11 @@ fn call(step: &Step) -> Call {
     }
 }
 
+/// How long a script's own work may take on a host (its hooks aside, see
+/// [`Script::allowing`]): past that, landfall stops waiting for the host
+/// and reports it failed.
+const SCRIPT_TIME: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The steps for one host, in order, with the variables hooks see.
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -378,6 +383,8 @@ pub struct Script {
     host: String,
     artifact: Option<String>,
     steps: Vec<Step>,
+    /// What its hooks may take, besides [`SCRIPT_TIME`].
+    hooks_time: std::time::Duration,
 }
 
 impl Script {
@@ -388,7 +395,20 @@ impl Script {
             host: host.to_string(),
             artifact: artifact.map(str::to_string),
             steps: Vec::new(),
+            hooks_time: std::time::Duration::ZERO,
         }
+    }
+
+    /// Allows the script `time` more, for the hooks its steps run.
+    #[must_use]
+    pub fn allowing(mut self, time: std::time::Duration) -> Script {
+        self.hooks_time += time;
+        self
+    }
+
+    /// How long the host may take to run the script.
+    pub fn deadline(&self) -> std::time::Duration {
+        SCRIPT_TIME + self.hooks_time
     }
 
     /// Appends a step.

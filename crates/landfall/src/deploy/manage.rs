@@ -1,5 +1,7 @@
 //! `status` and `rollback`: reading what hosts hold, and switching back.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use super::{Outcome, Run, Status, Summary, describe_failure, parallel};
@@ -137,8 +139,11 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
     let results = parallel(&chosen, run.jobs, |(i, release, current, revision)| {
         let target = targets[*i];
         let path = run.transport.host_path(target);
+        // The release's own hooks may have other time limits than today's:
+        // it is given at least ten minutes.
+        let time = super::activation_time(&target.hooks).max(Duration::from_secs(600));
         let activate = |script: Script| {
-            script.step(run.activation(
+            script.allowing(time).step(run.activation(
                 target,
                 &path,
                 release,
@@ -284,12 +289,18 @@ impl ExecResult {
     }
 }
 
-/// Runs a command (its words each quoted) on hosts, `jobs` at a time.
+/// The longest a command of `exec` may run on a host.
+const EXEC_TIME: Duration = Duration::from_secs(3600);
+
+/// Runs a command (its words each quoted) on hosts, `jobs` at a time, each
+/// for at most an hour.
 pub fn exec(run: &Run<'_>, hosts: &[&Host], command: &[String]) -> Vec<ExecResult> {
     parallel(hosts, run.jobs, |host| {
-        let script = Script::new(&run.env.name, &host.name, None).step(Step::Command {
-            words: command.to_vec(),
-        });
+        let script = Script::new(&run.env.name, &host.name, None)
+            .allowing(EXEC_TIME)
+            .step(Step::Command {
+                words: command.to_vec(),
+            });
         match run.transport.run(&host.name, &script) {
             Ok(reply) => ExecResult {
                 host: host.name.clone(),

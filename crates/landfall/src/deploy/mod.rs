@@ -381,6 +381,20 @@ enum Lock {
     Held,
 }
 
+/// How long a hook limited to `timeout` may take: it is stopped then, and
+/// killed 5 seconds later.
+fn hook_time(timeout: std::time::Duration) -> std::time::Duration {
+    timeout + std::time::Duration::from_secs(5)
+}
+
+/// What the hooks of one activation may take at most (`pre_activate`,
+/// `activate`, `health`), switching back included, the release switched
+/// back to taken to have the same time limits.
+fn activation_time(hooks: &crate::plan::RenderedHooks) -> std::time::Duration {
+    let once = hook_time(hooks.timeout) * 2 + hook_time(hooks.health_timeout);
+    once * 2
+}
+
 /// Targets grouped by host, keeping plan order within a host.
 fn by_host(targets: &[&Target]) -> Vec<(String, Vec<usize>)> {
     let mut hosts: BTreeMap<&str, Vec<usize>> = BTreeMap::new();

@@ -382,7 +382,9 @@ fn completion(
     current: Option<&str>,
     provenance: &str,
 ) -> Result<Script, String> {
-    let mut script = run.script(w.target);
+    let mut script = run
+        .script(w.target)
+        .allowing(super::hook_time(w.target.hooks.timeout));
     let id = w.release.id.as_str();
     let partial = format!("{}/releases/{id}.partial", w.path);
     if let Some(git) = &w.release.git {
@@ -555,7 +557,9 @@ fn activate_one(
     tidy: bool,
     provenance: &str,
 ) -> Result<Ended, String> {
-    let mut script = run.script(w.target);
+    let mut script = run
+        .script(w.target)
+        .allowing(super::activation_time(&w.target.hooks));
     if w.unfinished {
         script = script.step(finalize(w, provenance));
     }
@@ -696,12 +700,15 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
             Some(&w.release.id),
             None,
         );
-        let script = run.script(w.target).step(Step::Back {
-            path: w.path.clone(),
-            from: w.release.id.clone(),
-            to: w.current.clone(),
-            log,
-        });
+        let script = run
+            .script(w.target)
+            .allowing(super::activation_time(&w.target.hooks))
+            .step(Step::Back {
+                path: w.path.clone(),
+                from: w.release.id.clone(),
+                to: w.current.clone(),
+                log,
+            });
         run.transport.run(&w.target.host, &script)
     });
     for (&i, output) in order.iter().zip(outputs) {

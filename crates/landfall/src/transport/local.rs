@@ -53,6 +53,7 @@ impl Transport for Local {
                 .arg("-s")
                 .input(script.text())
                 .dir("/")
+                .deadline(script.deadline())
                 .for_host(host),
         )
         .map(Reply::from)

@@ -227,6 +227,7 @@ impl Transport for Ssh {
             .arg(self.address(host))
             .args(["sh", "-s"])
             .input(script.text())
+            .deadline(script.deadline())
             .for_host(host);
         let output = process::run_unchecked(&cmd)?;
         if output.code == Some(SSH_FAILED) {
@@ -277,6 +278,9 @@ impl Transport for Ssh {
                 "--times",
                 "--delete",
                 "--stats",
+                // A transfer that stalls this long (a host that froze, a
+                // network that went away) is given up.
+                "--timeout=120",
                 // One line per file sent, to count them without the
                 // release's manifest.
                 "--out-format=%i %n",
