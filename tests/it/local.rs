@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
-use crate::support::{Workspace, http_get};
+use crate::support::{Workspace, http_get, wait_for};
 
 const APP: &str = "/srv/hello/app";
 const SITE: &str = "/srv/hello/site";
@@ -458,5 +458,83 @@ fn human_output_has_a_line_per_host_and_a_summary() {
         out.stderr.contains("Finished dev: 4 deployed in"),
         "{}",
         out.stderr
+    );
+}
+
+/// Sends `signal` to a spawned deploy's process group, as a terminal's
+/// Ctrl-C reaches every process of the foreground job.
+fn signal_group(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_during_activation_lets_the_host_in_flight_finish_then_switches_every_host_back() {
+    let ws = Workspace::hello();
+    deploy(&ws, &[]).assert_code(0);
+    let gate = ws.path("gate");
+    fs::create_dir_all(&gate).unwrap();
+    let gate = gate.display().to_string();
+    // web1 activates first; web2's activate hook waits (a bounded while)
+    // for the test to open the gate once it has sent the signal.
+    ws.edit(
+        "deploy.toml",
+        "activate = \"bin/restart\"",
+        &format!(
+            "activate = \"bin/restart && if [ {{{{ host.name }}}} = web2 ]; then touch {gate}/started; \
+             n=0; while [ ! -e {gate}/go ] && [ $n -lt 1000 ]; do sleep 0.02; n=$((n + 1)); done; fi\""
+        ),
+    );
+    ws.edit(
+        "deploy.toml",
+        "after = [\"site\"]",
+        "after = [\"site\"]\nmax_parallel = 1",
+    );
+    let first = deploy(&ws, &[]);
+    first.assert_code(0);
+    ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"howdy\"",
+    );
+    fs::remove_file(format!("{gate}/started")).unwrap();
+
+    let child = ws.spawn(&["deploy", "dev", "--local", "--message-format", "json"]);
+    wait_for(60, "web2's activate hook to start", || {
+        std::path::Path::new(&format!("{gate}/started")).exists()
+    });
+    signal_group(&child, "-INT");
+    fs::write(format!("{gate}/go"), "").unwrap();
+    let out = crate::support::Outcome::from(child.wait_with_output().unwrap());
+    assert_eq!(out.code, 130, "stderr:\n{}", out.stderr);
+    assert!(out.stderr.contains("landfall: stopping"), "{}", out.stderr);
+    let summary = out.summary();
+    assert_eq!(summary["ok"], false);
+    for host in ["web1", "web2"] {
+        assert_eq!(
+            ws.current(host, APP),
+            Some(first.release_of(host, "app")),
+            "{host} is back on the release it had: {summary}"
+        );
+        assert!(
+            !ws.host_dir(host, APP).join(".landfall/lock").exists(),
+            "{host}"
+        );
+    }
+    assert_eq!(
+        out.statuses(),
+        [
+            ("web1/site".to_string(), "unchanged".to_string()),
+            ("web2/site".into(), "unchanged".into()),
+            ("web1/app".into(), "rolled_back".into()),
+            ("web2/app".into(), "rolled_back".into()),
+        ]
+    );
+    assert_eq!(
+        http_get(ws.ports[1], "/"),
+        Some((200, "hello from web2\n".into()))
     );
 }

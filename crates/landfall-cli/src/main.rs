@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod render;
 mod secrets;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,11 @@ fn main() -> ExitCode {
         global: &cli.global,
         printer: &printer,
     };
+    // The fleet's commands settle on a first signal and end on a second;
+    // `secrets edit` handles signals its own way (its editor gets them too).
+    if !matches!(cli.command, Some(Command::Secrets(_))) {
+        signals::listen();
+    }
     let code = match &cli.command {
         None => commands::deploy(&ctx, &cli.deploy),
         Some(Command::Build(args)) => commands::build(&ctx, args),
@@ -57,5 +63,8 @@ fn main() -> ExitCode {
         Some(Command::Secrets(command)) => secrets::run(&ctx, command),
         Some(Command::Init) => commands::init(&ctx),
     };
-    ExitCode::from(code)
+    match signals::received() {
+        Some(signal) => ExitCode::from(signals::exit_status(signal)),
+        None => ExitCode::from(code),
+    }
 }

@@ -22,7 +22,8 @@ use crate::render::{self, eprintln, println};
 
 /// Set by Ctrl-C (or SIGTERM) while secrets are being edited: the editor
 /// gets the signal too, and landfall cleans up once it has exited.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static INTERRUPTED: std::sync::LazyLock<std::sync::Arc<AtomicBool>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(AtomicBool::new(false)));
 
 pub(crate) fn run(ctx: &Ctx<'_>, command: &SecretsCommand) -> u8 {
     let result = match command {
@@ -89,8 +90,14 @@ fn edit(ctx: &Ctx<'_>, env_name: &str) -> Result<u8, Error> {
         .into_bytes()
     };
 
-    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
-        .map_err(|e| Error::Failed(format!("cannot handle Ctrl-C while editing: {e}")))?;
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&INTERRUPTED))
+            .map_err(|e| Error::Failed(format!("cannot handle Ctrl-C while editing: {e}")))?;
+    }
     let dir = private_dir()?;
     let file = dir.path().join(format!("{}.toml", env.name));
     write_private(&file, &original)?;

@@ -742,6 +742,10 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
             Source::Bytes(contents[path])
         })?;
     }
+    let secret = target.release_files().any(|f| f.secret);
+    if secret {
+        crate::interrupt::staged_secrets(&dir);
+    }
     Ok(Release {
         id,
         artifact: assembled.artifact.clone(),
@@ -750,7 +754,7 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
         stage: dir,
         rendered: target.release_files().map(|f| f.dst.clone()).collect(),
         manifest,
-        secret: target.release_files().any(|f| f.secret),
+        secret,
         git,
     })
 }

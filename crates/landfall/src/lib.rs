@@ -42,6 +42,7 @@ pub mod files;
 pub mod git;
 pub mod hash;
 pub mod init;
+pub mod interrupt;
 pub mod plan;
 pub mod process;
 pub mod secrets;

@@ -20,6 +20,7 @@ pub struct Cmd {
     host: Option<String>,
     input: Option<Vec<u8>>,
     deadline: Option<std::time::Duration>,
+    own_group: bool,
 }
 
 impl Cmd {
@@ -32,7 +33,17 @@ impl Cmd {
             host: None,
             input: None,
             deadline: None,
+            own_group: false,
         }
+    }
+
+    /// Runs the command in a process group of its own, so that a signal
+    /// sent to landfall's group (Ctrl-C at a terminal) does not reach it:
+    /// landfall decides what becomes of work in flight on a host.
+    #[must_use]
+    pub fn in_own_process_group(mut self) -> Cmd {
+        self.own_group = true;
+        self
     }
 
     /// The longest the command may run: past that it is killed, and its
@@ -97,6 +108,13 @@ impl Cmd {
     /// The command with the caller's stdin, stdout and stderr.
     fn attached(&self) -> duct::Expression {
         let mut expr = duct::cmd(&self.program, &self.args);
+        if self.own_group {
+            expr = expr.before_spawn(|command| {
+                use std::os::unix::process::CommandExt;
+                command.process_group(0);
+                Ok(())
+            });
+        }
         if let Some(dir) = &self.dir {
             expr = expr.dir(dir);
         }

@@ -26,6 +26,10 @@
 # shellcheck disable=SC2015
 set -u
 umask 022
+# The steps finish on the host whatever becomes of the connection that
+# brought them: a hangup, or output nobody reads any more, does not stop
+# them (hooks get the default dispositions back, see landfall_limited).
+trap '' HUP PIPE
 
 landfall_fail() {
   printf 'landfall: %s\n' "$*" >&2
@@ -406,7 +410,7 @@ landfall_switch() {
 # it starts as a daemon, in a session of its own, is not).
 landfall_limited() {
   command -v timeout >/dev/null || landfall_fail "timeout (coreutils) is not installed on this host"
-  (cd "$1" && exec timeout -k 5 "$3" sh -c "$2")
+  (cd "$1" && trap - HUP PIPE && exec timeout -k 5 "$3" sh -c "$2")
 }
 
 # landfall_hook NAME DIR COMMAND LIMIT: runs a hook in DIR, its output on

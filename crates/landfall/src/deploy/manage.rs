@@ -153,6 +153,9 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
                 revision.clone(),
             ))
         };
+        if crate::interrupt::stop_requested() {
+            return Err("interrupted: landfall was asked to stop before this host's turn".into());
+        }
         let result = run
             .locked(target, &path, break_lock, activate)
             .map_err(|(phase, err)| format!("{}: {err}", phase.name()));

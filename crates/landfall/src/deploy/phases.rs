@@ -18,7 +18,7 @@ pub fn deploy(run: &Run<'_>, releases: &[TargetRelease<'_>], options: &DeployOpt
     // Staged copies of files rendered with secrets live only as long as the
     // run needs them.
     for r in releases.iter().filter(|r| r.release.secret) {
-        let _ = std::fs::remove_dir_all(&r.release.stage);
+        crate::interrupt::remove_staged(&r.release.stage);
     }
     summary
 }
@@ -123,7 +123,7 @@ fn deploy_releases(
         }
         return super::predict::dry_run(run, &mut work);
     }
-    if refused {
+    if refused || interrupted(&mut work) {
         // Nothing changes unless every host could be read and locked.
         finish(run, &mut work, false);
         return Summary::new(run, false, work.iter().map(Work::outcome).collect());
@@ -230,6 +230,24 @@ fn backoff(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_millis(100 + (mixed >> 33) % 400) * attempt
 }
 
+/// What a target not yet worked on says when the run was asked to stop.
+const INTERRUPTED: &str = "interrupted: landfall was asked to stop before this host's turn";
+
+/// Whether the run was asked to stop; if so, every target not yet worked
+/// on is marked so (it ends `skipped`, with the reason).
+fn interrupted(work: &mut [Work<'_>]) -> bool {
+    if !crate::interrupt::stop_requested() {
+        return false;
+    }
+    for w in work
+        .iter_mut()
+        .filter(|w| w.needs_work() && w.message.is_none())
+    {
+        w.message = Some(INTERRUPTED.to_string());
+    }
+    true
+}
+
 /// What a new release records of where it comes from.
 fn provenance(run: &Run<'_>, options: &DeployOptions) -> Provenance {
     Provenance {
@@ -267,6 +285,10 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, provenance: &str) -> PushResult {
         unfinished: false,
         result: Ok(()),
     };
+    if crate::interrupt::stop_requested() {
+        result.result = Err((Phase::Push, INTERRUPTED.to_string()));
+        return result;
+    }
     let mut current = w.current.clone();
     let mut action = w.action;
     if w.lock != Lock::Held {
@@ -466,6 +488,10 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) {
         };
         let mut failed = false;
         for chunk in todo.chunks(batch) {
+            if interrupted(work) {
+                failed = true;
+                break;
+            }
             let outputs = parallel(chunk, run.jobs, |&i| {
                 activate_one(run, &work[i], tidy, provenance)
             });
@@ -525,12 +551,18 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) {
                     }
                 }
             }
-            if failed {
+            // Asked to stop while this batch ran: the run settles as a
+            // failure would, whatever the batch did.
+            if failed || interrupted(work) {
+                failed = true;
                 break;
             }
         }
         if failed {
             if run.env.on_failure == OnFailure::RollbackAll {
+                // A host that already tidied up and unlocked (the only one
+                // this run deploys) is done, and stays so.
+                switched.retain(|&i| work[i].lock == Lock::Held);
                 revert_switched(run, work, &switched);
             }
             return;

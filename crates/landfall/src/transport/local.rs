@@ -54,6 +54,7 @@ impl Transport for Local {
                 .input(script.text())
                 .dir("/")
                 .deadline(script.deadline())
+                .in_own_process_group()
                 .for_host(host),
         )
         .map(Reply::from)

@@ -54,7 +54,7 @@ fn git_push(
             .env("GIT_SSH_COMMAND", ssh)
             .env("GIT_SSH_VARIANT", "ssh");
     }
-    let output = process::run(&cmd.for_host(host))?;
+    let output = process::run(&cmd.in_own_process_group().for_host(host))?;
     Ok(parse_git_push(&output.stderr))
 }
 

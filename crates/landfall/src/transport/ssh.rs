@@ -228,6 +228,7 @@ impl Transport for Ssh {
             .args(["sh", "-s"])
             .input(script.text())
             .deadline(script.deadline())
+            .in_own_process_group()
             .for_host(host);
         let output = process::run_unchecked(&cmd)?;
         if output.code == Some(SSH_FAILED) {
@@ -294,6 +295,7 @@ impl Transport for Ssh {
             .arg(with_slash(&release.tree))
             .arg(with_slash(&release.stage))
             .arg(dest)
+            .in_own_process_group()
             .for_host(&target.host);
         let output = process::run(&cmd)?;
         Ok(parse_rsync_stats(&output.stdout_text()))

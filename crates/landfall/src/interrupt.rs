@@ -1,0 +1,58 @@
+//! A request to stop, which the binary makes when it receives SIGINT or
+//! SIGTERM, and the files that must not outlive the process.
+//!
+//! A fleet operation asked to stop starts no new work: what is in flight
+//! on a host finishes there (the steps do not depend on the connection),
+//! and the run settles as a failure would, `on_failure` included. The
+//! rendered files that hold secrets, staged while a run needs them, are
+//! registered here so that a second signal, which ends the process at
+//! once, can still remove them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static STAGED_SECRETS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Asks every fleet operation of this process to stop as soon as it can.
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Whether a stop was asked for.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Notes a staged directory that holds rendered secrets.
+pub(crate) fn staged_secrets(dir: &Path) {
+    let mut dirs = STAGED_SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !dirs.iter().any(|d| d == dir) {
+        dirs.push(dir.to_path_buf());
+    }
+}
+
+/// Removes a staged directory of secrets, and forgets it.
+pub(crate) fn remove_staged(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    STAGED_SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|d| d != dir);
+}
+
+/// Removes every staged directory of secrets still there: for a process
+/// about to end at once.
+pub fn remove_staged_secrets() {
+    let dirs = std::mem::take(
+        &mut *STAGED_SECRETS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
