@@ -37,9 +37,9 @@ landfall_fail() {
 }
 
 # landfall_probe DETAIL PATH...: for each path (numbered from 0), the
-# current release, the complete releases (newest first) and the lock, if
-# one is held; with DETAIL=1 also each release's provenance and the tail
-# of the log.
+# current release, the complete releases (newest first), the lock, if one
+# is held, and the release the log last confirmed; with DETAIL=1 also each
+# release's provenance and the tail of the log.
 landfall_probe() {
   detail=$1
   shift
@@ -59,6 +59,12 @@ landfall_probe() {
     fi
     if [ -f "$p/.landfall/lock" ]; then
       printf 'lock\t%s\t%s\n' "$i" "$(head -n 1 "$p/.landfall/lock")"
+    fi
+    # The release the log last confirmed running: an activation is logged
+    # once its health passed, a switch back once it is done.
+    if [ -f "$p/.landfall/log" ]; then
+      printf 'confirmed\t%s\t%s\n' "$i" "$(tail -n 1 "$p/.landfall/log" |
+        sed -n 's/.*"release":"\([0-9a-f]*\)".*/\1/p')"
     fi
     if [ "$detail" = 1 ] && [ -f "$p/.landfall/log" ]; then
       tail -n 200 "$p/.landfall/log" | while IFS= read -r line; do

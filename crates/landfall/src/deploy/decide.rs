@@ -79,6 +79,29 @@ pub fn decide(target: &Target, release: &Release, found: Found<'_>, force: bool)
     }
 }
 
+/// The release a failed activation switches back to. It is the current
+/// one, unless a deploy holding the lock (`lock_found`) was interrupted:
+/// then `current` may be a release it switched to but never confirmed
+/// healthy, and the release the log last confirmed is taken instead (none,
+/// if the log confirmed none), as long as the host still has it.
+pub fn previous_good(state: &PathState, lock_found: bool) -> Option<String> {
+    let current = state.current.clone();
+    if !lock_found {
+        return current;
+    }
+    match &state.confirmed {
+        Some(Some(confirmed)) if Some(confirmed) != current.as_ref() => {
+            if state.releases.contains(confirmed) {
+                Some(confirmed.clone())
+            } else {
+                current
+            }
+        }
+        Some(None) => None,
+        _ => current,
+    }
+}
+
 impl Action {
     /// The hooks this action runs on the host, in order.
     pub fn hooks(self, target: &Target) -> Vec<&'static str> {
@@ -216,6 +239,37 @@ mod tests {
                 "{found:?}, force {force}"
             );
         }
+    }
+
+    #[test]
+    fn a_release_the_log_never_confirmed_is_not_gone_back_to() {
+        let state = |current: &str, confirmed: Option<Option<&str>>| PathState {
+            current: Some(current.into()),
+            releases: vec!["r3".into(), "r2".into(), "r1".into()],
+            confirmed: confirmed.map(|c| c.map(str::to_string)),
+            ..PathState::default()
+        };
+        let good = |s: &PathState, lock| previous_good(s, lock);
+        // No lock: whatever is current was confirmed, or never touched.
+        assert_eq!(
+            good(&state("r3", Some(Some("r2"))), false).as_deref(),
+            Some("r3")
+        );
+        // An interrupted deploy switched to r3 but the log confirmed r2.
+        assert_eq!(
+            good(&state("r3", Some(Some("r2"))), true).as_deref(),
+            Some("r2")
+        );
+        assert_eq!(
+            good(&state("r3", Some(Some("r3"))), true).as_deref(),
+            Some("r3")
+        );
+        assert_eq!(
+            good(&state("r3", Some(Some("gone"))), true).as_deref(),
+            Some("r3")
+        );
+        assert_eq!(good(&state("r3", Some(None)), true), None);
+        assert_eq!(good(&state("r3", None), true).as_deref(), Some("r3"));
     }
 
     #[test]

@@ -33,7 +33,7 @@ mod predict;
 #[cfg(test)]
 mod tests;
 
-pub use decide::{Action, Upload, decide};
+pub use decide::{Action, Upload, decide, previous_good};
 
 pub use manage::{ExecResult, ReleaseStatus, TargetStatus, exec, rollback, status};
 pub use phases::deploy;
@@ -341,6 +341,10 @@ struct Work<'a> {
     release: &'a Release,
     path: String,
     current: Option<String>,
+    /// The release to switch back to if the activation fails: `current`,
+    /// unless a deploy interrupted while holding the lock left a release
+    /// current that the log never confirmed (see [`decide::previous_good`]).
+    previous: Option<String>,
     /// What the deploy does with it, once the probe has read the host.
     action: Action,
     lock: Lock,

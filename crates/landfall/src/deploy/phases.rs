@@ -36,6 +36,7 @@ fn deploy_releases(
             release: &r.release,
             path: run.transport.host_path(r.target),
             current: None,
+            previous: None,
             // Until the probe has read the host.
             action: Action::Unchanged,
             lock: Lock::Free,
@@ -71,6 +72,8 @@ fn deploy_releases(
     for (w, state) in work.iter_mut().zip(states) {
         match state {
             Ok(mut state) => {
+                // A deploy held the lock, or was interrupted holding it.
+                let lock_found = state.lock.is_some();
                 let unchanged = decide::decide(w.target, w.release, Found::of(&state), false)
                     == Action::Unchanged;
                 (run.events)(Event::Probed {
@@ -106,6 +109,7 @@ fn deploy_releases(
                     None => {}
                 }
                 w.action = decide::decide(w.target, w.release, Found::of(&state), options.force);
+                w.previous = decide::previous_good(&state, lock_found);
                 w.current = state.current;
                 if w.action == Action::Unchanged && w.status.is_none() {
                     w.status = Some(Status::Unchanged);
@@ -599,7 +603,7 @@ fn activate_one(
     let (event, previous) = if reactivate {
         ("reactivated", None)
     } else {
-        ("activated", w.current.as_deref())
+        ("activated", w.previous.as_deref())
     };
     script = script.step(run.activation(
         w.target,
@@ -659,7 +663,7 @@ fn tidy_up(run: &Run<'_>, w: &Work<'_>, script: Script, deployed: bool) -> Scrip
         script.step(Step::Cleanup {
             path: w.path.clone(),
             keep,
-            previous: w.current.clone(),
+            previous: w.previous.clone(),
         })
     } else {
         script.step(Step::Discard {
@@ -728,7 +732,7 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
         let log = run.log_line(
             w.target,
             "rolled_back",
-            w.current.as_deref(),
+            w.previous.as_deref(),
             Some(&w.release.id),
             None,
         );
@@ -738,7 +742,7 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
             .step(Step::Back {
                 path: w.path.clone(),
                 from: w.release.id.clone(),
-                to: w.current.clone(),
+                to: w.previous.clone(),
                 log,
             });
         run.transport.run(&w.target.host, &script)

@@ -536,3 +536,45 @@ fn a_directory_another_user_owns_or_anyone_may_write_to_is_refused() {
         assert_eq!(fleet.current(host).as_deref(), Some(old.as_str()), "{host}");
     }
 }
+
+#[test]
+fn a_release_an_interrupted_deploy_never_confirmed_is_not_switched_back_to() {
+    let fleet = Fleet::new("rollback-all");
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let good = fleet.current("web1").unwrap();
+    // A deploy switched web1 to another release and was killed before its
+    // health check passed: `current` points at a release the log never
+    // confirmed, and its lock is left (of a process that is gone).
+    let dir = fleet.dir("web1");
+    let unconfirmed = "abcdef0123456789abcd";
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(dir.join("releases").join(&good))
+        .arg(dir.join("releases").join(unconfirmed))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    fs::remove_file(dir.join("current")).unwrap();
+    std::os::unix::fs::symlink(format!("releases/{unconfirmed}"), dir.join("current")).unwrap();
+    let ours = Identity::current(Revision::default()).process.unwrap();
+    fs::write(
+        dir.join(".landfall/lock"),
+        lock_of_this_machine(ended_pid(), &ours.pid_ns, 1),
+    )
+    .unwrap();
+
+    // The next deploy fails its health check on web1: it goes back to the
+    // release the log last confirmed.
+    fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
+    fleet.unhealthy("web1");
+    let summary = fleet.deploy(&DeployOptions::default());
+    assert!(!summary.ok);
+    assert_eq!(summary.hosts[0].status, RolledBack, "{summary:?}");
+    assert_eq!(fleet.current("web1").as_deref(), Some(good.as_str()));
+    let hooks = fleet.hooks("web1");
+    assert_eq!(
+        hooks[hooks.len() - 2..],
+        ["activate 1", "health 1"],
+        "{hooks:?}"
+    );
+}

@@ -64,6 +64,11 @@ pub enum Report {
         index: usize,
         holder: String,
     },
+    /// The release the log's last line switched to (`None`: to no release).
+    Confirmed {
+        index: usize,
+        release: Option<String>,
+    },
     /// A line of the log (one that is not valid JSON is dropped).
     Log {
         index: usize,
@@ -159,6 +164,10 @@ impl Report {
                 index: index()?,
                 release: fields.get(2)?.to_string(),
                 provenance: serde_json::from_str(rest(3)).ok(),
+            },
+            "confirmed" => Report::Confirmed {
+                index: index()?,
+                release: some(rest(2)),
             },
             "lock" => Report::Lock {
                 index: index()?,
@@ -259,6 +268,10 @@ pub struct PathState {
     pub provenance: std::collections::BTreeMap<String, Provenance>,
     pub log: Vec<LogEntry>,
     pub lock: Option<String>,
+    /// The release the log last confirmed running (`Some(None)`: none),
+    /// if there is a log.
+    #[serde(skip)]
+    pub confirmed: Option<Option<String>>,
     /// What `landfall_claim` did, when the probe asked for the lock.
     #[serde(skip)]
     pub claim: Option<Claim>,
@@ -339,6 +352,7 @@ impl Reply {
                 | Report::Provenance { index, .. }
                 | Report::Log { index, .. }
                 | Report::Lock { index, .. }
+                | Report::Confirmed { index, .. }
                 | Report::Held { index, .. }
                 | Report::Busy { index, .. }
                 | Report::Unclaimed { index, .. }
@@ -360,6 +374,7 @@ impl Reply {
                 }
                 Report::Log { entry, .. } => state.log.push(entry),
                 Report::Lock { holder, .. } => state.lock = Some(holder),
+                Report::Confirmed { release, .. } => state.confirmed = Some(release),
                 Report::Held { current, .. } => {
                     state.claim = Some(Claim::Held {
                         current,
@@ -521,6 +536,7 @@ mod tests {
         let states = reply(
             0,
             "current\t0\tabc\nrelease\t0\tabc\nrelease\t0\tdef\ncurrent\t1\t\nlog\t0\tnot json\n\
+             confirmed\t0\tdef\nconfirmed\t1\t\n\
              provenance\t0\tabc\t{\"revision\":\"c0ffee\",\"dirty\":false,\"user\":\"ann\",\"from\":\"m\",\"time\":\"t\",\"landfall\":\"0.1.0\"}\n",
         )
         .states(2);
@@ -531,6 +547,8 @@ mod tests {
             Some("c0ffee")
         );
         assert_eq!(states[1].current, None);
+        assert_eq!(states[0].confirmed, Some(Some("def".into())));
+        assert_eq!(states[1].confirmed, Some(None));
         assert!(states[0].log.is_empty());
         assert_eq!(states[0].claim, None);
 
