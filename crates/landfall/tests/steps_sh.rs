@@ -513,6 +513,7 @@ fn probe_reports_current_the_releases_newest_first_and_the_lock(shell: Shell) {
              release\t0\taa02\n\
              release\t0\taa01\n\
              lock\t0\trun-1 by alice\n\
+             confirmed\t0\t\n\
              current\t1\t\n",
         );
 }
@@ -533,7 +534,8 @@ fn probe_with_detail_adds_provenance_and_the_last_200_lines_of_the_log(shell: Sh
     let mut expected = "current\t0\taa02\n\
                         release\t0\taa02\n\
                         provenance\t0\taa02\t{\"by\":\"alice\"}\n\
-                        release\t0\taa01\n"
+                        release\t0\taa01\n\
+                        confirmed\t0\t\n"
         .to_string();
     for line in &log[50..] {
         writeln!(expected, "log\t0\t{line}").unwrap();
@@ -541,6 +543,24 @@ fn probe_with_detail_adds_provenance_and_the_last_200_lines_of_the_log(shell: Sh
     shell
         .run(&call("landfall_probe", &["1", &a.path()]))
         .expect(0, &expected);
+}
+
+fn probe_reports_the_release_the_log_last_confirmed(shell: Shell) {
+    let a = Artifact::new();
+    a.release("aa01", 20)
+        .release("aa02", 10)
+        .set_current("aa02")
+        .write(
+            ".landfall/log",
+            "{\"event\":\"activated\",\"release\":\"aa01\",\"previous\":null}\n\
+         {\"event\":\"rolled_back\",\"release\":\"aa01\",\"previous\":\"aa02\"}\n",
+        );
+    shell
+        .run(&call("landfall_probe", &["0", &a.path()]))
+        .expect(
+            0,
+            "current\t0\taa02\nrelease\t0\taa02\nrelease\t0\taa01\nconfirmed\t0\taa01\n",
+        );
 }
 
 // --- landfall_try_lock, landfall_lock, landfall_owns
@@ -1869,6 +1889,7 @@ under_both_shells!(
     fail_says_why_on_stderr_and_exits_70,
     probe_reports_current_the_releases_newest_first_and_the_lock,
     probe_with_detail_adds_provenance_and_the_last_200_lines_of_the_log,
+    probe_reports_the_release_the_log_last_confirmed,
     lock_is_taken_once_and_records_the_artifact,
     lock_is_exclusive_among_racing_deploys,
     lock_of_another_artifacts_path_exits_4_and_leaves_no_lock,
