@@ -2203,6 +2203,27 @@ fn inputs_that_are_not_what_they_seem_are_refused_where_they_are() {
                 expect_in_stderr: &["deploy.toml:42:", "a value holds a NUL character"],
             },
             Case {
+                name: "a hook too long for a command line",
+                setup: |ws| {
+                    let long = "x".repeat(70_000);
+                    ws.edit(
+                        "deploy.toml",
+                        "healthy = true",
+                        &format!("healthy = true\nlong = \"{long}\""),
+                    );
+                    append(
+                        ws,
+                        "deploy.toml",
+                        "\n[artifact.site.hooks]\nactivate = \"echo {{ vars.long }}\"\n",
+                    );
+                },
+                args: CHECK_DEV,
+                expect_in_stderr: &[
+                    "deploy.toml:42:",
+                    "more than the 65536 a command line holds",
+                ],
+            },
+            Case {
                 name: "an identity that is a device",
                 setup: |ws| {
                     with_secrets(ws);

@@ -240,6 +240,25 @@ fn target(
         let rendered = template::render_hook(jinja, &project.file, &hook.text, &origin, context);
         read_secret.set(read_secret.get() || context.read_secrets());
         match rendered {
+            // A hook runs as one argument of `sh -c`, which the kernel
+            // bounds (128 KiB on Linux): a longer one is refused here
+            // rather than failing on every host.
+            Ok(text) if text.len() > MAX_HOOK_BYTES => {
+                errors.push(
+                    crate::diag::Diagnostic::error(format!(
+                        "a hook renders {} bytes for host `{}`, more than the {MAX_HOOK_BYTES} a \
+                         command line holds",
+                        text.len(),
+                        host.name
+                    ))
+                    .at(
+                        &project.file,
+                        hook.span.clone(),
+                        "put the commands in a script among the artifact's files, and run that",
+                    ),
+                );
+                None
+            }
             // A hook written with CRLF line ends runs as it reads.
             Ok(text) => Some(text.replace("\r\n", "\n")),
             Err(diag) => {
@@ -285,6 +304,10 @@ fn target(
         hooks,
     })
 }
+
+/// The most a rendered hook may hold: it must fit in one argument of a
+/// command line.
+pub const MAX_HOOK_BYTES: usize = 64 * 1024;
 
 /// The file in every release directory that holds its activation: what
 /// activating the release, or going back to it, runs.
