@@ -123,6 +123,9 @@ impl Printer {
         }
         match event {
             Event::Warning { message } => warning(&message),
+            Event::Waiting { host, seconds } => {
+                self.status("Waiting", WARN, &format!("for {host} ({seconds}s)"));
+            }
             Event::BuildStarted { bins } => self.status("Building", GOOD, &bins.join(", ")),
             Event::Assembled {
                 artifact,

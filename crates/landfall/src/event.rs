@@ -14,6 +14,12 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// A host has been working on a round trip for this long, and landfall
+    /// still waits for it (said every 10 seconds, until its deadline).
+    Waiting {
+        host: String,
+        seconds: u64,
+    },
     BuildStarted {
         bins: Vec<String>,
     },

@@ -84,6 +84,10 @@ pub fn status(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
 /// Switches every target back to its previous release (or to `to`), runs
 /// activate and health, and reports `rolled_back` where that worked.
 pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) -> Summary {
+    super::watching(run, |run| rollback_watched(run, plan, to, break_lock))
+}
+
+fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) -> Summary {
     let targets: Vec<&Target> = plan.targets.iter().collect();
     let states = run.probe(&targets, true, None);
     let mut outcomes: Vec<Outcome> = Vec::new();

@@ -303,6 +303,98 @@ pub struct DeployOptions {
     pub overrides: Vec<String>,
 }
 
+/// How often a host that keeps landfall waiting is named.
+const WAITING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A transport that notes the round trips in flight, so that a host that
+/// keeps landfall waiting can be named while it does.
+struct Watched<'a> {
+    inner: &'a dyn Transport,
+    in_flight: std::sync::Mutex<BTreeMap<u64, (String, std::time::Instant)>>,
+    next: AtomicUsize,
+}
+
+impl Watched<'_> {
+    fn track<T>(&self, host: &str, f: impl FnOnce() -> T) -> T {
+        let key = self.next.fetch_add(1, Ordering::Relaxed) as u64;
+        self.in_flight
+            .lock()
+            .expect("not poisoned")
+            .insert(key, (host.to_string(), std::time::Instant::now()));
+        let result = f();
+        self.in_flight.lock().expect("not poisoned").remove(&key);
+        result
+    }
+
+    /// Names every host that has kept a round trip waiting for another
+    /// [`WAITING_EVERY`] since it was last named.
+    fn report_waiting(&self, events: Reporter<'_>, named: &mut BTreeMap<u64, u64>) {
+        let in_flight = self.in_flight.lock().expect("not poisoned").clone();
+        named.retain(|key, _| in_flight.contains_key(key));
+        for (key, (host, started)) in in_flight {
+            let seconds = started.elapsed().as_secs();
+            let due = seconds / WAITING_EVERY.as_secs();
+            let last = named.entry(key).or_insert(0);
+            if due > *last {
+                *last = due;
+                events(Event::Waiting { host, seconds });
+            }
+        }
+    }
+}
+
+impl Transport for Watched<'_> {
+    fn host_path(&self, target: &Target) -> String {
+        self.inner.host_path(target)
+    }
+
+    fn run(&self, host: &str, script: &Script) -> Result<Reply, crate::process::ProcessError> {
+        self.track(host, || self.inner.run(host, script))
+    }
+
+    fn push(
+        &self,
+        target: &Target,
+        release: &Release,
+        link_dest: Option<&str>,
+    ) -> crate::error::Result<crate::transport::PushStats> {
+        self.track(&target.host, || self.inner.push(target, release, link_dest))
+    }
+
+    fn round_trips(&self) -> BTreeMap<String, usize> {
+        self.inner.round_trips()
+    }
+}
+
+/// Runs `f` with a run whose transport names, every [`WAITING_EVERY`],
+/// each host that keeps a round trip waiting.
+fn watching<T>(run: &Run<'_>, f: impl FnOnce(&Run<'_>) -> T) -> T {
+    let watched = Watched {
+        inner: run.transport,
+        in_flight: std::sync::Mutex::new(BTreeMap::new()),
+        next: AtomicUsize::new(0),
+    };
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let watched = &watched;
+        scope.spawn(move || {
+            let mut named = BTreeMap::new();
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                finished.recv_timeout(std::time::Duration::from_secs(1))
+            {
+                watched.report_waiting(run.events, &mut named);
+            }
+        });
+        let watched_run = Run {
+            transport: watched,
+            ..*run
+        };
+        let result = f(&watched_run);
+        drop(done);
+        result
+    })
+}
+
 /// Runs `f` on every item, at most `jobs` at once, and returns the results
 /// in order.
 pub fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {

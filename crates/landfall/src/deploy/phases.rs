@@ -14,7 +14,7 @@ use crate::steps::{self, Activation, Claim, Exit, Revert, Script, Step};
 
 /// Deploys each target's release (in plan order).
 pub fn deploy(run: &Run<'_>, releases: &[TargetRelease<'_>], options: &DeployOptions) -> Summary {
-    let summary = deploy_releases(run, releases, options);
+    let summary = super::watching(run, |run| deploy_releases(run, releases, options));
     // Staged copies of files rendered with secrets live only as long as the
     // run needs them.
     for r in releases.iter().filter(|r| r.release.secret) {

@@ -578,3 +578,45 @@ fn a_release_an_interrupted_deploy_never_confirmed_is_not_switched_back_to() {
         "{hooks:?}"
     );
 }
+
+#[test]
+fn a_host_that_keeps_landfall_waiting_is_named_every_ten_seconds() {
+    use std::time::{Duration, Instant};
+    let fixture = Fleet::new("rollback-all");
+    let local = Local::new(&fixture.fixture.dir.path().join("target/landfall"), "dev");
+    let watched = super::Watched {
+        inner: &local,
+        in_flight: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+        next: std::sync::atomic::AtomicUsize::new(0),
+    };
+    let now = Instant::now();
+    let ago = |seconds| now.checked_sub(Duration::from_secs(seconds)).unwrap();
+    watched.in_flight.lock().unwrap().extend([
+        (0, ("web1".to_string(), ago(25))),
+        (1, ("web2".to_string(), ago(3))),
+    ]);
+    let seen = std::sync::Mutex::new(Vec::new());
+    let events = |event: Event| {
+        if let Event::Waiting { host, seconds } = event {
+            seen.lock().unwrap().push((host, seconds));
+        }
+    };
+    let mut named = std::collections::BTreeMap::new();
+    watched.report_waiting(&events, &mut named);
+    watched.report_waiting(&events, &mut named);
+    assert_eq!(*seen.lock().unwrap(), [("web1".to_string(), 25)]);
+
+    // Ten seconds on, it is named again; a round trip that ended is not.
+    watched.in_flight.lock().unwrap().remove(&0);
+    watched
+        .in_flight
+        .lock()
+        .unwrap()
+        .insert(2, ("web3".to_string(), ago(10)));
+    watched.report_waiting(&events, &mut named);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("web1".to_string(), 25), ("web3".to_string(), 10)]
+    );
+    assert_eq!(named.len(), 2, "{named:?}");
+}
