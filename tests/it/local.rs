@@ -538,3 +538,115 @@ fn ctrl_c_during_activation_lets_the_host_in_flight_finish_then_switches_every_h
         Some((200, "hello from web2\n".into()))
     );
 }
+
+#[test]
+fn a_second_ctrl_c_ends_at_once_leaving_no_secret_staged_and_the_hosts_finish_by_themselves() {
+    use std::io::Read as _;
+    let ws = Workspace::hello();
+    let identity = crate::secrets::sealed_secrets(&ws, "dev");
+    let gate = ws.path("gate");
+    fs::create_dir_all(&gate).unwrap();
+    let gate = gate.display().to_string();
+    // Once armed, web1's activate hook waits (a bounded while) for the gate.
+    ws.edit(
+        "deploy.toml",
+        "activate = \"bin/restart\"",
+        &format!(
+            "activate = \"bin/restart && if [ {{{{ host.name }}}} = web1 ] && [ -e {gate}/armed ]; \
+             then touch {gate}/started; n=0; while [ ! -e {gate}/go ] && [ $n -lt 1000 ]; \
+             do sleep 0.02; n=$((n + 1)); done; fi\""
+        ),
+    );
+    let env: [(&str, &std::path::Path); 1] = [("LANDFALL_AGE_IDENTITY", &identity)];
+    ws.run_with(&["deploy", "dev", "--local"], &env)
+        .assert_code(0);
+    ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"howdy\"",
+    );
+    fs::write(format!("{gate}/armed"), "").unwrap();
+
+    let mut child = ws.spawn_with(
+        &["deploy", "dev", "--local", "--message-format", "json"],
+        &env,
+    );
+    let mut stderr = child.stderr.take().unwrap();
+    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let said = std::sync::Arc::clone(&said);
+        std::thread::spawn(move || {
+            let mut buf = [0; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                said.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    wait_for(60, "web1's activate hook to start", || {
+        std::path::Path::new(&format!("{gate}/started")).exists()
+    });
+    signal_group(&child, "-INT");
+    wait_for(10, "landfall to say it stops", || {
+        said.lock().unwrap().contains("landfall: stopping")
+    });
+    signal_group(&child, "-INT");
+    let mut code = None;
+    wait_for(10, "landfall to end at the second signal", || {
+        code = child.try_wait().unwrap().map(|s| s.code());
+        code.is_some()
+    });
+    reader.join().unwrap();
+    assert_eq!(code, Some(Some(130)), "{}", said.lock().unwrap());
+
+    // No rendered file holding a secret is left staged.
+    let stage = ws.path("target/landfall/stage");
+    let mut staged = Vec::new();
+    let mut dirs = vec![stage];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else if fs::read(entry.path())
+                .unwrap()
+                .windows(crate::secrets::TOKEN.len())
+                .any(|w| w == crate::secrets::TOKEN.as_bytes())
+            {
+                staged.push(entry.path());
+            }
+        }
+    }
+    assert!(staged.is_empty(), "{staged:?}");
+
+    // web1's activation goes on by itself and completes once the gate opens.
+    fs::write(format!("{gate}/go"), "").unwrap();
+    let log = ws.host_dir("web1", APP).join(".landfall/log");
+    wait_for(30, "web1 to log its activation", || {
+        fs::read_to_string(&log).is_ok_and(|l| l.lines().count() == 2)
+    });
+    assert_eq!(
+        http_get(ws.ports[0], "/"),
+        Some((200, "howdy from web1\n".into()))
+    );
+    // The next run takes over the locks the ended one left, and converges.
+    fs::remove_file(format!("{gate}/armed")).unwrap();
+    let next = ws.run_with(
+        &["deploy", "dev", "--local", "--message-format", "json"],
+        &env,
+    );
+    next.assert_code(0);
+    for host in ["web1", "web2"] {
+        assert!(
+            !ws.host_dir(host, APP).join(".landfall/lock").exists(),
+            "{host}"
+        );
+        assert_eq!(
+            http_get(ws.ports[if host == "web1" { 0 } else { 1 }], "/"),
+            Some((200, format!("howdy from {host}\n")))
+        );
+    }
+}
