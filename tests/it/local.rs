@@ -639,13 +639,13 @@ fn a_second_ctrl_c_ends_at_once_leaving_no_secret_staged_and_the_hosts_finish_by
         &env,
     );
     next.assert_code(0);
-    for host in ["web1", "web2"] {
+    for (host, port) in [("web1", ws.ports[0]), ("web2", ws.ports[1])] {
         assert!(
             !ws.host_dir(host, APP).join(".landfall/lock").exists(),
             "{host}"
         );
         assert_eq!(
-            http_get(ws.ports[if host == "web1" { 0 } else { 1 }], "/"),
+            http_get(port, "/"),
             Some((200, format!("howdy from {host}\n")))
         );
     }
