@@ -715,3 +715,39 @@ fn an_ipv6_literal_address_reaches_its_host_through_ssh_and_rsync() {
         Some((200, "hello from host1\n".into()))
     );
 }
+
+#[test]
+fn a_long_temporary_directory_with_a_quote_in_it_does_not_stop_a_deploy() {
+    let testbed =
+        Scoped::up(1).expect("the test bed starts (this needs root, sshd and util-linux)");
+    let ws = Workspace::hello();
+    let port = free_port();
+    ws.use_testbed(&testbed, port);
+    let tmp = ws.path(&format!(
+        "it's a temporary directory {}",
+        "with a long name ".repeat(6)
+    ));
+    fs::create_dir_all(&tmp).unwrap();
+    let out = ws.run_with(
+        &["deploy", "testbed", "--message-format", "json"],
+        &[("TMPDIR", &tmp)],
+    );
+    out.assert_code(0);
+    let address = &testbed.hosts[0].address;
+    assert_eq!(
+        http_get_at(address, port, "/"),
+        Some((200, "hello from host1\n".into()))
+    );
+    // Its master connection was used: one session per round trip.
+    let again = ws.run_with(
+        &["deploy", "testbed", "--message-format", "json"],
+        &[("TMPDIR", &tmp)],
+    );
+    again.assert_code(0);
+    assert_eq!(
+        again.summary()["round_trips"]["host1"],
+        1,
+        "{}",
+        again.stdout
+    );
+}
