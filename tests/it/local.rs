@@ -461,6 +461,25 @@ fn human_output_has_a_line_per_host_and_a_summary() {
     );
 }
 
+/// Makes the app's activate hook, on the hosts where the sh `condition`
+/// (given the gate's directory) holds, touch `GATE/started` and then wait
+/// (a bounded while) until the test makes `GATE/go`. Returns GATE.
+fn gate_activation(ws: &Workspace, condition: impl Fn(&str) -> String) -> String {
+    let gate = ws.path("gate");
+    fs::create_dir_all(&gate).unwrap();
+    let gate = gate.display().to_string();
+    let condition = condition(&gate);
+    ws.edit(
+        "deploy.toml",
+        "activate = \"bin/restart\"",
+        &format!(
+            "activate = \"bin/restart && if {condition}; then touch {gate}/started; n=0; \
+             while [ ! -e {gate}/go ] && [ $n -lt 1000 ]; do sleep 0.02; n=$((n + 1)); done; fi\""
+        ),
+    );
+    gate
+}
+
 /// Sends `signal` to a spawned deploy's process group, as a terminal's
 /// Ctrl-C reaches every process of the foreground job.
 fn signal_group(child: &std::process::Child, signal: &str) {
@@ -475,19 +494,9 @@ fn signal_group(child: &std::process::Child, signal: &str) {
 fn ctrl_c_during_activation_lets_the_host_in_flight_finish_then_switches_every_host_back() {
     let ws = Workspace::hello();
     deploy(&ws, &[]).assert_code(0);
-    let gate = ws.path("gate");
-    fs::create_dir_all(&gate).unwrap();
-    let gate = gate.display().to_string();
-    // web1 activates first; web2's activate hook waits (a bounded while)
-    // for the test to open the gate once it has sent the signal.
-    ws.edit(
-        "deploy.toml",
-        "activate = \"bin/restart\"",
-        &format!(
-            "activate = \"bin/restart && if [ {{{{ host.name }}}} = web2 ]; then touch {gate}/started; \
-             n=0; while [ ! -e {gate}/go ] && [ $n -lt 1000 ]; do sleep 0.02; n=$((n + 1)); done; fi\""
-        ),
-    );
+    // web1 activates first; web2's activate hook waits for the test to
+    // open the gate once it has sent the signal.
+    let gate = gate_activation(&ws, |_| "[ {{ host.name }} = web2 ]".to_string());
     ws.edit(
         "deploy.toml",
         "after = [\"site\"]",
@@ -544,19 +553,10 @@ fn a_second_ctrl_c_ends_at_once_leaving_no_secret_staged_and_the_hosts_finish_by
     use std::io::Read as _;
     let ws = Workspace::hello();
     let identity = crate::secrets::sealed_secrets(&ws, "dev");
-    let gate = ws.path("gate");
-    fs::create_dir_all(&gate).unwrap();
-    let gate = gate.display().to_string();
-    // Once armed, web1's activate hook waits (a bounded while) for the gate.
-    ws.edit(
-        "deploy.toml",
-        "activate = \"bin/restart\"",
-        &format!(
-            "activate = \"bin/restart && if [ {{{{ host.name }}}} = web1 ] && [ -e {gate}/armed ]; \
-             then touch {gate}/started; n=0; while [ ! -e {gate}/go ] && [ $n -lt 1000 ]; \
-             do sleep 0.02; n=$((n + 1)); done; fi\""
-        ),
-    );
+    // Once armed, web1's activate hook waits for the gate.
+    let gate = gate_activation(&ws, |gate| {
+        format!("[ {{{{ host.name }}}} = web1 ] && [ -e {gate}/armed ]")
+    });
     let env: [(&str, &std::path::Path); 1] = [("LANDFALL_AGE_IDENTITY", &identity)];
     ws.run_with(&["deploy", "dev", "--local"], &env)
         .assert_code(0);
