@@ -678,3 +678,44 @@ fn a_host_that_never_speaks_ssh_is_named_and_given_up_on() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_host_that_freezes_during_activation_is_given_up_on_and_the_others_switch_back() {
+    let bed = Bed::new();
+    bed.deploy(&[]).assert_code(0);
+    let before = currents(&bed, APP);
+    // host2's activate hook says when it runs, and takes a moment, during
+    // which the test freezes the whole host.
+    bed.ws.edit(
+        "deploy.toml",
+        "activate = \"bin/restart\"",
+        "activate = \"bin/restart && if [ {{ host.name }} = host2 ]; then \
+         touch $LANDFALL_PATH/shared/run/activating; sleep 3; fi\"",
+    );
+    set_greeting(&bed, "hello", "howdy");
+    let mark = bed.srv("host2", APP).join("shared/run/activating");
+    let child = bed
+        .ws
+        .spawn(&["deploy", "testbed", "--message-format", "json"]);
+    wait_for(120, "host2's activate hook to run", || mark.exists());
+    bed.testbed.freeze("host2").unwrap();
+    let started = Instant::now();
+    let out = crate::support::finish_within(child, 120, "testbed");
+    let waited = started.elapsed();
+    bed.testbed.thaw("host2").unwrap();
+    assert_failed_on(&out, "host2", "activate");
+    assert!(
+        waited < Duration::from_secs(60),
+        "given up after {waited:?}"
+    );
+    let waiting = out.events_of("waiting");
+    assert!(
+        waiting.iter().any(|e| e["host"] == "host2"),
+        "host2 is named while landfall waits for it: {}",
+        out.stdout
+    );
+    for (host, release) in [("host1", &before[0]), ("host3", &before[2])] {
+        assert_eq!(&bed.current(host, APP), release, "{host} switched back");
+    }
+    assert_converges(&bed, "howdy");
+}

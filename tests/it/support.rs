@@ -363,22 +363,7 @@ impl Workspace {
     /// that, it is killed with everything it started, and the test fails
     /// (a hang is a failure, never a wait).
     pub(crate) fn run_within(&self, seconds: u64, args: &[&str]) -> Outcome {
-        let child = self.spawn(args);
-        let group = format!("-{}", child.id());
-        let (done, wait) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = done.send(child.wait_with_output());
-        });
-        if let Ok(output) = wait.recv_timeout(std::time::Duration::from_secs(seconds)) {
-            return Outcome::from(output.unwrap());
-        }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let output = wait.recv().unwrap().unwrap();
-        panic!(
-            "`cargo deploy {}` did not end within {seconds}s; stderr:\n{}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        finish_within(self.spawn(args), seconds, &args.join(" "))
     }
 
     /// The directory that stands for `path` on `host` in local mode.
@@ -453,6 +438,26 @@ pub(crate) fn wait_for(seconds: u64, what: &str, mut ready: impl FnMut() -> bool
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// Waits for a process started by [`Workspace::spawn`], which must end
+/// within `seconds`: past that, it is killed with everything it started,
+/// and the test fails (a hang is a failure, never a wait).
+pub(crate) fn finish_within(child: std::process::Child, seconds: u64, what: &str) -> Outcome {
+    let group = format!("-{}", child.id());
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    if let Ok(output) = wait.recv_timeout(std::time::Duration::from_secs(seconds)) {
+        return Outcome::from(output.unwrap());
+    }
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let output = wait.recv().unwrap().unwrap();
+    panic!(
+        "`cargo deploy {what}` did not end within {seconds}s; stderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Kills a process started by [`Workspace::spawn`] and everything in its

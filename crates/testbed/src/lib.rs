@@ -374,6 +374,36 @@ impl Testbed {
 
     /// Stops one host: its sshd and every process in its mount namespace
     /// (services its deploys started).
+    /// Freezes a host (`thaw` undoes it): every process of its namespace
+    /// is stopped with SIGSTOP, as a host that hangs is, keeping its
+    /// connections open but answering nothing.
+    pub fn freeze(&self, name: &str) -> Result<()> {
+        self.signal_all(name, "-STOP")
+    }
+
+    /// Lets a frozen host go on.
+    pub fn thaw(&self, name: &str) -> Result<()> {
+        self.signal_all(name, "-CONT")
+    }
+
+    fn signal_all(&self, name: &str, signal: &str) -> Result<()> {
+        let Some(pid) = self.pid(name) else {
+            bail!("host `{name}` does not run");
+        };
+        let namespace = fs::read_link(format!("/proc/{pid}/ns/mnt"))
+            .with_context(|| format!("the namespace of `{name}`"))?;
+        let members = processes_in(&namespace);
+        let status = Command::new("kill")
+            .arg(signal)
+            .args(members.iter().map(ToString::to_string))
+            .stdin(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("cannot signal the processes of `{name}`");
+        }
+        Ok(())
+    }
+
     pub fn stop(&self, name: &str) -> Result<()> {
         let Some(pid) = self.pid(name) else {
             return Ok(());
