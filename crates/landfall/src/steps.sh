@@ -94,8 +94,16 @@ landfall_try_lock() {
     landfall_wait_steps "$1" || return 1
     rm -f "$1/.landfall/lock"
   fi
-  # noclobber makes the redirection an exclusive create.
-  (set -C && printf '%s\n' "$2" >"$1/.landfall/lock") 2>/dev/null || return 1
+  # The lock is written whole under a name of its own, then linked into
+  # place: `ln` fails if a lock is there, so only one deploy takes it, and
+  # whoever reads it finds its owner line.
+  t="$1/.landfall/lock.$$"
+  printf '%s\n' "$2" >"$t" || landfall_fail "cannot write $t"
+  if ! ln "$t" "$1/.landfall/lock" 2>/dev/null; then
+    rm -f "$t"
+    return 1
+  fi
+  rm -f "$t"
   landfall_owns "$1" "$4" && return 0
   rm -f "$1/.landfall/lock"
   return 1

@@ -619,10 +619,15 @@ fn lock_is_exclusive_among_racing_deploys(shell: Shell) {
             .join("\n")
     );
     assert_eq!(a.read(".landfall/lock"), format!("run-{}\n", winners[0]));
+    // A lock is never seen half written: every loser names the winner.
     for outcome in outcomes.iter().filter(|o| o.status != 0) {
-        assert_eq!(outcome.status, 3, "\n{outcome}");
-        assert!(outcome.stdout.starts_with("locked\t"), "\n{outcome}");
+        outcome.expect(3, &format!("locked\trun-{}\n", winners[0]));
     }
+    assert_eq!(
+        a.list(".landfall"),
+        ["artifact", "lock"],
+        "no temporary file is left"
+    );
 }
 
 fn lock_of_another_artifacts_path_exits_4_and_leaves_no_lock(shell: Shell) {
