@@ -247,3 +247,107 @@ fn the_log_says_who_deployed_what_and_no_other_artifact_writes_to_it() {
         }
     }
 }
+
+/// Replaces `path` with a link to `target`.
+fn plant_link(target: &Path, path: &Path) {
+    let _ = fs::remove_file(path);
+    std::os::unix::fs::symlink(target, path).unwrap();
+}
+
+#[test]
+fn on_real_hosts_planted_links_are_never_followed_and_foreign_directories_and_locks_are_refused() {
+    const APP: &str = "hello/app";
+    let bed = Bed::new();
+    bed.deploy(&[]).assert_code(0);
+    let set_greeting = |from: &str, to: &str| {
+        bed.ws.edit(
+            "deploy.toml",
+            &format!("greeting = \"{from}\""),
+            &format!("greeting = \"{to}\""),
+        );
+    };
+
+    // host1: the log and the steps' note are links to files elsewhere on
+    // the host. The deploy goes on, writes through neither, and says so.
+    let landfall = bed.srv("host1", APP).join(".landfall");
+    let bystanders = [
+        bed.srv("host1", "log-elsewhere"),
+        bed.srv("host1", "steps-elsewhere"),
+    ];
+    for (bystander, name) in bystanders.iter().zip(["log", "steps"]) {
+        fs::write(bystander, "untouched\n").unwrap();
+        plant_link(bystander, &landfall.join(name));
+    }
+    set_greeting("hello", "howdy");
+    let out = bed.deploy(&[]);
+    out.assert_code(0);
+    for bystander in &bystanders {
+        assert_eq!(fs::read_to_string(bystander).unwrap(), "untouched\n");
+    }
+    assert!(
+        out.events_of("warning").iter().any(|w| {
+            let message = w["message"].as_str().unwrap();
+            message.contains("host1") && message.contains("could not be appended to")
+        }),
+        "{}",
+        out.stdout
+    );
+    fs::remove_file(landfall.join("log")).unwrap();
+
+    // host2: its `.landfall` belongs to another user. Nothing changes on
+    // any host, and the message says why.
+    let before: Vec<Option<String>> = bed
+        .hosts()
+        .iter()
+        .map(|(h, _)| bed.current(h, APP))
+        .collect();
+    let foreign = bed.srv("host2", APP).join(".landfall");
+    std::os::unix::fs::chown(&foreign, Some(65534), None).unwrap();
+    set_greeting("howdy", "hey");
+    let out = bed.deploy(&[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let failed = out.events_of("failed");
+    assert!(
+        failed.iter().any(|f| f["host"] == "host2"
+            && f["message"]
+                .as_str()
+                .unwrap()
+                .contains("belongs to user id 65534")),
+        "{}",
+        out.stdout
+    );
+    let after: Vec<Option<String>> = bed
+        .hosts()
+        .iter()
+        .map(|(h, _)| bed.current(h, APP))
+        .collect();
+    assert_eq!(before, after, "no host changed");
+    std::os::unix::fs::chown(&foreign, Some(0), None).unwrap();
+
+    // host3: a lock of a deploy of this machine's name and boot, but of
+    // another PID namespace (a container): it cannot be judged from here,
+    // and is never taken over.
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let machine = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let lock = serde_json::json!({
+        "user": "ci", "from": machine.trim(), "pid": 999_999, "since": "2026-01-01T00:00:00Z",
+        "env": "testbed", "token": "t",
+        "process": { "boot": boot.trim(), "pid_ns": "pid:[1]", "started": 1 },
+    });
+    let lock_file = bed.srv("host3", APP).join(".landfall/lock");
+    fs::write(&lock_file, format!("{lock}\n")).unwrap();
+    let out = bed.deploy(&[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.events_of("failed").iter().any(|f| f["host"] == "host3"
+            && f["message"]
+                .as_str()
+                .unwrap()
+                .contains("is locked by another deploy: ci@")),
+        "{}",
+        out.stdout
+    );
+    assert!(lock_file.exists(), "the container's lock stays");
+    fs::remove_file(&lock_file).unwrap();
+    bed.deploy(&[]).assert_code(0);
+}
