@@ -684,13 +684,14 @@ fn a_host_that_freezes_during_activation_is_given_up_on_and_the_others_switch_ba
     let bed = Bed::new();
     bed.deploy(&[]).assert_code(0);
     let before = currents(&bed, APP);
-    // host2's activate hook says when it runs, and takes a moment, during
-    // which the test freezes the whole host.
+    // host2's activate hook says when it runs, then waits (a bounded while)
+    // for a gate the test opens only once it has frozen and thawed the host.
     bed.ws.edit(
         "deploy.toml",
         "activate = \"bin/restart\"",
         "activate = \"bin/restart && if [ {{ host.name }} = host2 ]; then \
-         touch $LANDFALL_PATH/shared/run/activating; sleep 3; fi\"",
+         touch $LANDFALL_PATH/shared/run/activating; n=0; \
+         while [ ! -e $LANDFALL_PATH/shared/run/go ] && [ $n -lt 3000 ]; do sleep 0.02; n=$((n + 1)); done; fi\"",
     );
     set_greeting(&bed, "hello", "howdy");
     let mark = bed.srv("host2", APP).join("shared/run/activating");
@@ -703,6 +704,7 @@ fn a_host_that_freezes_during_activation_is_given_up_on_and_the_others_switch_ba
     let out = crate::support::finish_within(child, 120, "testbed");
     let waited = started.elapsed();
     bed.testbed.thaw("host2").unwrap();
+    fs::write(bed.srv("host2", APP).join("shared/run/go"), "").unwrap();
     assert_failed_on(&out, "host2", "activate");
     assert!(
         waited < Duration::from_secs(60),

@@ -1464,22 +1464,22 @@ fn wait_steps_waits_until_the_noted_steps_have_ended(shell: Shell) {
     let a = Artifact::new();
     let gate = a.outside("gate");
     let waiting = a.outside("waiting");
-    let steps = shell.start(&wait_for_in_sh(&gate));
+    let ended = a.outside("ended");
+    // The steps run until the gate opens, and say when they end.
+    let steps = shell.start(&format!(
+        "{}: >{}\n",
+        wait_for_in_sh(&gate),
+        quote(&text(&ended))
+    ));
     a.write(".landfall/steps", format!("{}\n", steps.pid()));
-    let mut waiter = shell.start(&format!(
-        ": >{}\n{}echo waited\n",
+    // The waiter says, once it returns, whether the steps had ended.
+    let waiter = shell.start(&format!(
+        ": >{}\n{}if [ -e {} ]; then echo waited; else echo returned while they ran; fi\n",
         quote(&text(&waiting)),
         call("landfall_wait_steps", &[&a.path()]),
+        quote(&text(&ended)),
     ));
     wait_for(&waiting);
-    // A hold, not a synchronisation: a waiter that does not wait has ended
-    // long before it is over, one that waits goes on until the gate opens.
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        waiter.is_running(),
-        "it returned while the steps ran:\n{}",
-        waiter.finish()
-    );
     fs::write(&gate, "").unwrap();
     steps.finish().expect(0, "");
     waiter.finish().expect(0, "waited\n");
