@@ -179,10 +179,11 @@ pub enum Step {
     Command { words: Vec<String> },
 }
 
-/// The words of a [`Step`] for sh: the function and its arguments, and the
-/// standard input it reads from a here-document.
+/// The words of a [`Step`] for sh: the function and its arguments (no
+/// function: the arguments are a command of their own), and the standard
+/// input it reads from a here-document.
 struct Call {
-    function: &'static str,
+    function: Option<&'static str>,
     args: Vec<String>,
     input: Option<String>,
 }
@@ -198,7 +199,7 @@ fn optional(value: Option<&String>) -> String {
 /// The one translation of steps into calls of `steps.sh`.
 fn call(step: &Step) -> Call {
     let plain = |function, args: Vec<String>| Call {
-        function,
+        function: Some(function),
         args,
         input: None,
     };
@@ -281,7 +282,7 @@ fn call(step: &Step) -> Call {
                 lines.push('\n');
             }
             Call {
-                function: "landfall_put",
+                function: Some("landfall_put"),
                 args: vec![dir.clone(), name.clone(), format!("{mode:o}")],
                 input: Some(lines),
             }
@@ -367,7 +368,11 @@ fn call(step: &Step) -> Call {
             "landfall_cleanup",
             vec![path.clone(), keep.to_string(), optional(previous.as_ref())],
         ),
-        Step::Command { words } => plain("", words.clone()),
+        Step::Command { words } => Call {
+            function: None,
+            args: words.clone(),
+            input: None,
+        },
     }
 }
 
@@ -431,9 +436,9 @@ impl Script {
         let library = library();
         let calls: Vec<Call> = self.steps.iter().map(call).collect();
         let mut needed: Vec<&str> = Vec::new();
-        for c in calls.iter().filter(|c| !c.function.is_empty()) {
-            if !needed.contains(&c.function) {
-                needed.push(c.function);
+        for function in calls.iter().filter_map(|c| c.function) {
+            if !needed.contains(&function) {
+                needed.push(function);
             }
         }
         let mut i = 0;
@@ -466,15 +471,15 @@ impl Script {
         }
         text.push('\n');
         for c in &calls {
-            if c.function.is_empty() {
+            let Some(function) = c.function else {
                 // A command of its own: from `/`, reading nothing.
                 let words: Vec<String> = c.args.iter().map(|w| quote(w)).collect();
                 text.push_str("(cd / && ");
                 text.push_str(&words.join(" "));
                 text.push_str(" </dev/null)\n");
                 continue;
-            }
-            text.push_str(c.function);
+            };
+            text.push_str(function);
             for arg in &c.args {
                 text.push(' ');
                 text.push_str(&quote(arg));

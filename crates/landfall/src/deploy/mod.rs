@@ -311,12 +311,12 @@ const WAITING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 struct Watched<'a> {
     inner: &'a dyn Transport,
     in_flight: std::sync::Mutex<BTreeMap<u64, (String, std::time::Instant)>>,
-    next: AtomicUsize,
+    next: std::sync::atomic::AtomicU64,
 }
 
 impl Watched<'_> {
     fn track<T>(&self, host: &str, f: impl FnOnce() -> T) -> T {
-        let key = self.next.fetch_add(1, Ordering::Relaxed) as u64;
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
         self.in_flight
             .lock()
             .expect("not poisoned")
@@ -372,7 +372,7 @@ fn watching<T>(run: &Run<'_>, f: impl FnOnce(&Run<'_>) -> T) -> T {
     let watched = Watched {
         inner: run.transport,
         in_flight: std::sync::Mutex::new(BTreeMap::new()),
-        next: AtomicUsize::new(0),
+        next: std::sync::atomic::AtomicU64::new(0),
     };
     let (done, finished) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {

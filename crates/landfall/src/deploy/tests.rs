@@ -57,6 +57,14 @@ impl Fleet {
         }
     }
 
+    /// A fleet deployed once, successfully.
+    fn deployed(on_failure: &str) -> Fleet {
+        let fleet = Fleet::new(on_failure);
+        let first = fleet.deploy(&DeployOptions::default());
+        assert!(first.ok, "{first:?}");
+        fleet
+    }
+
     fn edit(&self, file: &str, from: &str, to: &str) {
         let path = self.fixture.dir.path().join(file);
         let text = fs::read_to_string(&path).unwrap();
@@ -200,8 +208,7 @@ fn a_failure_switches_back_every_host_switched_with_rollback_all() {
 
 #[test]
 fn on_failure_stop_keeps_the_hosts_already_switched() {
-    let fleet = Fleet::new("stop");
-    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let fleet = Fleet::deployed("stop");
     let old = fleet.current("web1").unwrap();
     fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
     fleet.unhealthy("web2");
@@ -226,8 +233,7 @@ fn lock_line(from: &str, pid: u32) -> String {
 
 #[test]
 fn a_lock_of_a_live_deploy_refuses_the_run_on_every_host() {
-    let fleet = Fleet::new("rollback-all");
-    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let fleet = Fleet::deployed("rollback-all");
     let old = fleet.current("web1").unwrap();
     fleet.edit("static/index.html", "v1", "v2");
     let lock = fleet.dir("web3").join(".landfall/lock");
@@ -280,8 +286,7 @@ fn ended_pid() -> u32 {
 
 #[test]
 fn a_lock_left_by_a_gone_deploy_of_this_machine_is_taken_over() {
-    let fleet = Fleet::new("rollback-all");
-    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let fleet = Fleet::deployed("rollback-all");
     fleet.edit("static/index.html", "v1", "v2");
     let ours = Identity::current(Revision::default()).process.unwrap();
     // A deploy whose process is gone, and one whose pid another process
@@ -299,8 +304,7 @@ fn a_lock_left_by_a_gone_deploy_of_this_machine_is_taken_over() {
 
 #[test]
 fn a_lock_of_a_live_deploy_or_of_another_pid_namespace_is_never_taken_over() {
-    let fleet = Fleet::new("rollback-all");
-    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let fleet = Fleet::deployed("rollback-all");
     fleet.edit("static/index.html", "v1", "v2");
     let old = fleet.current("web1").unwrap();
     let ours = Identity::current(Revision::default()).process.unwrap();
@@ -354,8 +358,7 @@ fn a_first_deploy_refused_on_one_host_leaves_nothing_on_the_others() {
 
 #[test]
 fn rollback_runs_the_hooks_the_release_recorded_not_the_workspaces() {
-    let fleet = Fleet::new("rollback-all");
-    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let fleet = Fleet::deployed("rollback-all");
     let first = fleet.current("web1").unwrap();
     fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
     assert!(fleet.deploy(&DeployOptions::default()).ok);
@@ -438,8 +441,7 @@ fn bystander(fleet: &Fleet, name: &str) -> PathBuf {
 
 #[test]
 fn links_landfall_did_not_make_are_never_written_through() {
-    let fleet = Fleet::new("rollback-all");
-    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let fleet = Fleet::deployed("rollback-all");
     fleet.edit("static/index.html", "v1", "v2");
     let dry = fleet.deploy(&DeployOptions {
         dry_run: true,
@@ -493,8 +495,7 @@ fn links_landfall_did_not_make_are_never_written_through() {
 #[test]
 fn a_directory_another_user_owns_or_anyone_may_write_to_is_refused() {
     use std::os::unix::fs::PermissionsExt;
-    let fleet = Fleet::new("rollback-all");
-    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let fleet = Fleet::deployed("rollback-all");
     fleet.edit("static/index.html", "v1", "v2");
     let old = fleet.current("web1").unwrap();
 
@@ -539,8 +540,7 @@ fn a_directory_another_user_owns_or_anyone_may_write_to_is_refused() {
 
 #[test]
 fn a_release_an_interrupted_deploy_never_confirmed_is_not_switched_back_to() {
-    let fleet = Fleet::new("rollback-all");
-    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let fleet = Fleet::deployed("rollback-all");
     let good = fleet.current("web1").unwrap();
     // A deploy switched web1 to another release and was killed before its
     // health check passed: `current` points at a release the log never
@@ -587,7 +587,7 @@ fn a_host_that_keeps_landfall_waiting_is_named_every_ten_seconds() {
     let watched = super::Watched {
         inner: &local,
         in_flight: std::sync::Mutex::new(std::collections::BTreeMap::new()),
-        next: std::sync::atomic::AtomicUsize::new(0),
+        next: std::sync::atomic::AtomicU64::new(0),
     };
     let now = Instant::now();
     let ago = |seconds| now.checked_sub(Duration::from_secs(seconds)).unwrap();
