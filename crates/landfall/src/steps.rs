@@ -423,10 +423,6 @@ impl Script {
         self
     }
 
-    pub fn steps(&self) -> &[Step] {
-        &self.steps
-    }
-
     /// The whole script: in one `{ ...; }` group, the functions its steps
     /// call (and those they call) in the order of `steps.sh`, the exported
     /// variables, then the calls. sh reads a group whole before it runs any

@@ -158,7 +158,7 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
             ))
         };
         if crate::interrupt::stop_requested() {
-            return Err("interrupted: landfall was asked to stop before this host's turn".into());
+            return Err(super::INTERRUPTED.into());
         }
         let result = run
             .locked(target, &path, break_lock, activate)

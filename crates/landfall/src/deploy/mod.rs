@@ -303,6 +303,9 @@ pub struct DeployOptions {
     pub overrides: Vec<String>,
 }
 
+/// What a target not yet worked on says when the run was asked to stop.
+const INTERRUPTED: &str = "interrupted: landfall was asked to stop before this host's turn";
+
 /// How often a host that keeps landfall waiting is named.
 const WAITING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 

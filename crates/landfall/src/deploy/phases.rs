@@ -2,7 +2,10 @@
 //! run, the report of what would change).
 
 use super::decide::{self, Action, Found, Upload};
-use super::{DeployOptions, Lock, Run, Status, Summary, Work, by_host, describe_failure, parallel};
+use super::{
+    DeployOptions, INTERRUPTED, Lock, Run, Status, Summary, Work, by_host, describe_failure,
+    parallel,
+};
 use std::time::Instant;
 
 use crate::TargetRelease;
@@ -233,9 +236,6 @@ fn backoff(attempt: u32) -> std::time::Duration {
     let mixed = (seed ^ (seed >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
     std::time::Duration::from_millis(100 + (mixed >> 33) % 400) * attempt
 }
-
-/// What a target not yet worked on says when the run was asked to stop.
-const INTERRUPTED: &str = "interrupted: landfall was asked to stop before this host's turn";
 
 /// Whether the run was asked to stop; if so, every target not yet worked
 /// on is marked so (it ends `skipped`, with the reason).
