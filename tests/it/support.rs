@@ -134,16 +134,33 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 impl Workspace {
-    /// The repository's deployment of `examples/hello`, in a workspace of
-    /// its own, with two local hosts on free ports.
+    /// `examples/hello` deployed by hooks (`fixtures/hooks-deploy.toml`: a
+    /// restart script and a health hook), in a workspace of its own, with
+    /// two local hosts on free ports.
     pub(crate) fn hello() -> Workspace {
+        let ws = Workspace::hello_service();
+        let fixtures = repo().join("tests/it/fixtures");
+        fs::copy(fixtures.join("hooks-deploy.toml"), ws.path("deploy.toml")).unwrap();
+        fs::create_dir_all(ws.path("examples/hello/scripts")).unwrap();
+        fs::copy(
+            fixtures.join("restart"),
+            ws.path("examples/hello/scripts/restart"),
+        )
+        .unwrap();
+        ws
+    }
+
+    /// The repository's own deployment of `examples/hello` (`deploy.toml`,
+    /// which runs it as a service), in a workspace of its own, with two
+    /// local hosts on free ports.
+    pub(crate) fn hello_service() -> Workspace {
         let dir = tempfile::Builder::new()
             .prefix("landfall-it-")
             .tempdir()
             .unwrap();
         let repo = repo();
         let root = dir.path();
-        for sub in ["src", "static", "site", "scripts"] {
+        for sub in ["src", "static", "site"] {
             copy_dir(
                 &repo.join("examples/hello").join(sub),
                 &root.join("examples/hello").join(sub),
@@ -415,13 +432,18 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 impl Drop for Workspace {
+    /// Stops the services local deploys started: by the restart script
+    /// (`shared/run/hello.pid`) or as a service (`.landfall/service.pid`).
     fn drop(&mut self) {
         for host in ["web1", "web2"] {
-            let pid_file = self
-                .host_dir(host, "/srv/hello/app")
-                .join("shared/run/hello.pid");
-            if let Ok(pid) = fs::read_to_string(pid_file) {
-                let _ = Command::new("kill").arg(pid.trim()).status();
+            let app = self.host_dir(host, "/srv/hello/app");
+            for pid_file in [
+                app.join("shared/run/hello.pid"),
+                app.join(".landfall/service.pid"),
+            ] {
+                if let Ok(pid) = fs::read_to_string(pid_file) {
+                    let _ = Command::new("kill").arg(pid.trim()).status();
+                }
             }
         }
     }

@@ -40,6 +40,8 @@ pub(crate) enum Command {
     Check(CheckArgs),
     /// Run a command on the selected hosts in parallel, output prefixed by host
     Exec(ExecArgs),
+    /// Print each host's service log (journalctl, or supervisord's), prefixed by host
+    Logs(LogsArgs),
     /// Print the variables each host sees; with --annotate, where each comes from
     Config(ConfigArgs),
     /// Manage an environment's encrypted secrets, `secrets/ENV.toml.age`
@@ -180,6 +182,18 @@ pub(crate) struct ExecArgs {
     /// `sh -c '…'` for shell syntax)
     #[arg(last = true, required = true, value_name = "CMD")]
     pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+    /// Keep printing what the services write, until interrupted
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+    /// How many of the last lines to print from each host first
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 20)]
+    pub(crate) lines: u32,
 }
 
 #[derive(Debug, Args)]

@@ -10,8 +10,8 @@ use landfall::transport::{Local, Ssh, SshOptions, Transport};
 use landfall::{BuildOptions, Error, FromOptions, plan};
 
 use crate::cli::{
-    BuildArgs, CheckArgs, ConfigArgs, DeployArgs, ExecArgs, Global, MessageFormat, RollbackArgs,
-    TargetArgs,
+    BuildArgs, CheckArgs, ConfigArgs, DeployArgs, ExecArgs, Global, LogsArgs, MessageFormat,
+    RollbackArgs, TargetArgs,
 };
 use crate::render::{self, Printer};
 
@@ -543,6 +543,80 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
         Ok(results) => {
             ctx.printer.exec_report(&args.target.env, &results);
             if results.iter().all(deploy::ExecResult::success) {
+                EXIT_OK
+            } else {
+                EXIT_FAILED
+            }
+        }
+        Err(err) => Ctx::fail(&err),
+    }
+}
+
+pub(crate) fn logs(ctx: &Ctx<'_>, args: &LogsArgs) -> u8 {
+    // Following a log ends with Ctrl-C.
+    crate::signals::expected();
+    let results = run_on_targets(ctx, &args.target, None, |run, plan, _| {
+        if !plan.targets.iter().any(|t| t.service.is_some()) {
+            return Err(Error::Usage(format!(
+                "no artifact of environment `{}` runs a service on the selected hosts \
+                 (see `[artifact.NAME.service]` in the guide)",
+                args.target.env
+            )));
+        }
+        // With services of several artifacts, each line says whose it is.
+        let artifacts: std::collections::BTreeSet<&str> = plan
+            .targets
+            .iter()
+            .filter(|t| t.service.is_some())
+            .map(|t| t.artifact.as_str())
+            .collect();
+        let width = plan
+            .targets
+            .iter()
+            .filter(|t| t.service.is_some())
+            .map(|t| {
+                t.host.len()
+                    + if artifacts.len() > 1 {
+                        t.artifact.len() + 1
+                    } else {
+                        0
+                    }
+            })
+            .max()
+            .unwrap_or(0);
+        let line = |target: &plan::Target, text: &str| {
+            let label = if artifacts.len() > 1 {
+                format!("{}/{}", target.host, target.artifact)
+            } else {
+                target.host.clone()
+            };
+            ctx.printer
+                .log_line(&label, width, &target.host, &target.artifact, text);
+        };
+        Ok(deploy::logs(
+            run,
+            plan,
+            args.lines,
+            args.follow,
+            &landfall::interrupt::stop_requested,
+            &line,
+        ))
+    });
+    match results.and_then(|r| r) {
+        Ok(results) => {
+            let mut ok = true;
+            for result in &results {
+                if let Some(error) = &result.error {
+                    ok = false;
+                    render::error(&format!(
+                        "`{}` on `{}`: {error}",
+                        result.artifact, result.host
+                    ));
+                }
+            }
+            if let Some(signal) = crate::signals::received() {
+                crate::signals::exit_status(signal)
+            } else if ok {
                 EXIT_OK
             } else {
                 EXIT_FAILED

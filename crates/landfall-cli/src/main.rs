@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         Some(Command::Rollback(args)) => commands::rollback(&ctx, args),
         Some(Command::Check(args)) => commands::check(&ctx, args),
         Some(Command::Exec(args)) => commands::exec(&ctx, args),
+        Some(Command::Logs(args)) => commands::logs(&ctx, args),
         Some(Command::Config(args)) => commands::config(&ctx, args),
         Some(Command::Secrets(command)) => secrets::run(&ctx, command),
         Some(Command::Init) => commands::init(&ctx),

@@ -399,6 +399,25 @@ impl Printer {
         }
     }
 
+    /// One line of a service's log, on stdout, as it comes: prefixed by
+    /// `label` (the host, or host/artifact), or a JSON line.
+    pub(crate) fn log_line(
+        &self,
+        label: &str,
+        width: usize,
+        host: &str,
+        artifact: &str,
+        text: &str,
+    ) {
+        if self.format == MessageFormat::Json {
+            Printer::json_line(&serde_json::json!({
+                "event": "log", "host": host, "artifact": artifact, "line": text,
+            }));
+            return;
+        }
+        println!("{INFO}{label:width$}{INFO:#} | {text}");
+    }
+
     /// One host's variables, on stdout: TOML people can read, with each
     /// value's origin as a comment when `annotate` is set.
     pub(crate) fn config_report(&self, env: &str, host: &str, vars: &[Variable], annotate: bool) {
@@ -458,6 +477,20 @@ impl Printer {
             }
             if let Some(lock) = &target.lock {
                 println!("  {WARN}locked{WARN:#}: {lock}");
+            }
+            if let Some(service) = &target.service {
+                let style = if service.running() { GOOD } else { BAD };
+                let mut line = format!(
+                    "  service {} ({}): {style}{}{style:#}",
+                    service.name, service.manager, service.state
+                );
+                if let Some(pid) = service.pid {
+                    let _ = write!(line, ", pid {pid}");
+                }
+                if let Some(since) = &service.since {
+                    let _ = write!(line, ", since {since}");
+                }
+                println!("{line}");
             }
             if target.releases.is_empty() {
                 println!("  no releases");

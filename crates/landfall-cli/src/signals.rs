@@ -6,13 +6,23 @@
 //! staged files that hold secrets; the steps in flight on the hosts finish
 //! there by themselves, so no host is left on a partial release.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 /// The first signal received, or 0.
 static FIRST: AtomicI32 = AtomicI32::new(0);
+
+/// The first signal ends what runs as it is meant to end (following a log):
+/// nothing to say about it.
+static EXPECTED: AtomicBool = AtomicBool::new(false);
+
+/// Says that the first signal is the expected end of the command, not an
+/// interruption to explain.
+pub(crate) fn expected() {
+    EXPECTED.store(true, Ordering::SeqCst);
+}
 
 /// Starts listening for SIGINT and SIGTERM. Without it (it cannot fail
 /// unless the process is out of resources), the signals keep their default
@@ -28,6 +38,9 @@ pub(crate) fn listen() {
                 .is_ok()
             {
                 landfall::interrupt::request_stop();
+                if EXPECTED.load(Ordering::SeqCst) {
+                    continue;
+                }
                 crate::render::eprintln!(
                     "landfall: stopping: finishing the work in flight on the hosts, then settling \
                      as a failure would (a second signal ends at once)"

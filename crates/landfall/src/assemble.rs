@@ -628,6 +628,16 @@ pub const PROVENANCE_FILE: &str = ".landfall-release";
 pub const RESERVED_FILES: [&str; 3] =
     [MANIFEST_FILE, crate::plan::ACTIVATION_FILE, PROVENANCE_FILE];
 
+/// Whether a path of a release is landfall's own: one of
+/// [`RESERVED_FILES`], or in the service's directory.
+pub fn reserved(path: &str) -> bool {
+    RESERVED_FILES.contains(&path)
+        || path == crate::service::SERVICE_DIR
+        || path
+            .strip_prefix(crate::service::SERVICE_DIR)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// Where a release comes from, recorded with it on the host the first time
 /// it is made there (`.landfall-release`), and shown by `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -711,7 +721,7 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
     }
     let own = assembled.manifest.entries.iter().map(|e| e.path.as_str());
     let templates = target.rendered.iter().map(|f| f.dst.as_str());
-    if let Some(path) = own.chain(templates).find(|p| RESERVED_FILES.contains(p)) {
+    if let Some(path) = own.chain(templates).find(|p| reserved(p)) {
         return Err(Error::Usage(format!(
             "artifact `{}` has a file `{path}`, and that name is landfall's own in every release",
             target.artifact

@@ -46,6 +46,7 @@ pub mod interrupt;
 pub mod plan;
 pub mod process;
 pub mod secrets;
+pub mod service;
 pub mod steps;
 pub mod template;
 pub mod transport;

@@ -16,6 +16,7 @@ use crate::config::{Artifact, BinTarget, Environment, Hook, Hooks, Host, Project
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::error::{Error, Result};
 use crate::secrets::Secrets;
+use crate::service::RenderedService;
 use crate::template;
 
 #[derive(Debug, Serialize)]
@@ -45,14 +46,18 @@ pub struct Target {
     #[serde(skip)]
     pub activation: RenderedFile,
     pub hooks: RenderedHooks,
+    /// The service the artifact runs as, rendered for this host.
+    pub service: Option<RenderedService>,
 }
 
 impl Target {
-    /// The release's own files: the rendered templates and the activation.
+    /// The release's own files: the rendered templates, the activation and
+    /// the service's files.
     pub fn release_files(&self) -> impl Iterator<Item = &RenderedFile> {
         self.rendered
             .iter()
             .chain(std::iter::once(&self.activation))
+            .chain(self.service.iter().flat_map(|s| &s.files))
     }
 }
 
@@ -82,7 +87,7 @@ pub struct RenderedHooks {
     pub timeout: Duration,
 }
 
-fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
@@ -230,6 +235,37 @@ fn target(
     } else {
         &artifact.hooks
     };
+    // Each field of the service gets a context of its own, so that what
+    // each read of the secrets is known.
+    let field = |hook: &Hook, command: bool, secrets: &Secrets| {
+        let context = template::context(project, env, host, artifact, secrets);
+        let origin =
+            template::Origin::of_toml_string(&project.file.text, hook.span.clone(), &hook.text);
+        let text = if command {
+            template::render_hook(jinja, &project.file, &hook.text, &origin, &context)?
+        } else {
+            template::render(jinja, &project.file, &hook.text, &origin, &context)?
+        };
+        Ok((text, context.read_secrets()))
+    };
+    let service = match &artifact.service {
+        Some(service) => match crate::service::render(
+            project,
+            &artifact.name,
+            &artifact.path,
+            &host.name,
+            service,
+            &mut |hook, command| field(hook, command, secrets),
+            &mut |hook, command| field(hook, command, &placeholders),
+        ) {
+            Ok(service) => Some(service),
+            Err(mut diags) => {
+                errors.append(&mut diags);
+                None
+            }
+        },
+        None => None,
+    };
     // Whether any hook read a secret: each rendering says so of itself.
     let hook_context = template::context(project, env, host, artifact, secrets);
     let read_secret = std::cell::Cell::new(false);
@@ -281,12 +317,12 @@ fn target(
         let context = masked_context
             .get_or_init(|| template::context(project, env, host, artifact, &placeholders));
         let masked = render_all(&mut |hook| render_hook(hook, context));
-        activation(&masked).into_bytes()
+        activation(&masked, service.as_ref()).into_bytes()
     });
     let activation = RenderedFile {
         dst: ACTIVATION_FILE.to_string(),
         mode: if secret { 0o600 } else { 0o644 },
-        contents: activation(&rendered_hooks).into_bytes(),
+        contents: activation(&rendered_hooks, service.as_ref()).into_bytes(),
         secret,
         masked,
     };
@@ -302,6 +338,7 @@ fn target(
         rendered,
         activation,
         hooks,
+        service,
     })
 }
 
@@ -319,20 +356,21 @@ pub const ACTIVATION_FILE: &str = ".landfall-activation";
 /// Where the release runs (`LANDFALL_ENV`, `LANDFALL_HOST`, its path) is
 /// not part of it: hosts whose files and hooks are the same share a
 /// release id, in every environment.
-fn activation(hooks: &RenderedHooks) -> String {
+fn activation(hooks: &RenderedHooks, service: Option<&RenderedService>) -> String {
     use crate::process::quote;
     let hook = |h: &Option<String>| quote(h.as_deref().unwrap_or(""));
     let seconds = crate::steps::timeout_seconds;
     format!(
         "# The activation of this release, written by landfall and read by its steps.\n\
          hook_build={}\nhook_pre_activate={}\nhook_activate={}\nhook_health={}\n\
-         health_timeout={}\nhook_timeout={}\n",
+         health_timeout={}\nhook_timeout={}\n{}",
         hook(&hooks.build),
         hook(&hooks.pre_activate),
         hook(&hooks.activate),
         hook(&hooks.health),
         seconds(hooks.health_timeout),
         seconds(hooks.timeout),
+        crate::service::activation(service),
     )
 }
 

@@ -364,6 +364,67 @@ pub fn read_stdout<T>(
     }
 }
 
+/// Runs a command and hands each line of its standard output to `line` as
+/// it comes (without its end of line), for output that may never end, such
+/// as a log followed. Once `stop` says so (it is asked every tenth of a
+/// second) the command is killed. Returns its output, stdout excepted.
+pub fn stream_lines(
+    cmd: &Cmd,
+    stop: &(dyn Fn() -> bool + Sync),
+    line: &mut dyn FnMut(&str),
+) -> Result<Output, ProcessError> {
+    use std::io::BufRead as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let spawn_error = |err| cmd.error(ProcessErrorKind::Spawn(err));
+    let handle = cmd
+        .expression()
+        .stderr_capture()
+        .unchecked()
+        .reader()
+        .map_err(spawn_error)?;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                if stop() {
+                    let _ = handle.kill();
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        let mut reader = io::BufReader::new(&handle);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&buf);
+                    line(text.trim_end_matches(['\n', '\r']));
+                }
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    match handle.try_wait() {
+        Ok(Some(output)) => Ok(Output {
+            code: output.status.code(),
+            stdout: Vec::new(),
+            stderr: output.stderr.clone(),
+        }),
+        // Killed, or its output ended before it did.
+        Ok(None) | Err(_) => {
+            let _ = handle.kill();
+            Ok(Output {
+                code: None,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            })
+        }
+    }
+}
+
 /// Runs a command that may leave a process behind holding its output (such
 /// as `ssh -f`, whose backgrounded master keeps stdout and stderr): stdout
 /// goes nowhere and stderr to `log`, which is read back for errors.

@@ -12,7 +12,9 @@
 
 mod reply;
 
-pub use reply::{Activation, Claim, Exit, LogEntry, PathState, Reply, Report, Revert};
+pub use reply::{
+    Activation, Claim, Exit, LogEntry, PathState, Reply, Report, Revert, ServiceState,
+};
 
 use crate::process::quote;
 
@@ -174,6 +176,14 @@ pub enum Step {
         path: String,
         keep: usize,
         previous: Option<String>,
+    },
+    /// Prints the last `lines` lines of the log of the service the current
+    /// release runs, and with `follow` what it writes next, until stopped;
+    /// exits [`Exit::NoService`] if it runs none.
+    ServiceLogs {
+        path: String,
+        lines: u32,
+        follow: bool,
     },
     /// A command given as words, each quoted, run from `/` with no input.
     Command { words: Vec<String> },
@@ -367,6 +377,14 @@ fn call(step: &Step) -> Call {
         } => plain(
             "landfall_cleanup",
             vec![path.clone(), keep.to_string(), optional(previous.as_ref())],
+        ),
+        Step::ServiceLogs {
+            path,
+            lines,
+            follow,
+        } => plain(
+            "landfall_service_logs",
+            vec![path.clone(), lines.to_string(), bool_arg(*follow)],
         ),
         Step::Command { words } => Call {
             function: None,

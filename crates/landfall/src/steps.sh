@@ -14,11 +14,18 @@
 # one and building one run what that release recorded, never what the
 # deploying workspace says today.
 #
+# A release that runs a service also carries the service's definition in
+# .landfall-service/ (see landfall_service_start): activating the release
+# installs it and restarts the service; going back installs the older
+# release's own. Under `--local` (LANDFALL_LOCAL=1) no service manager is
+# used: the service runs as a plain background process (landfall_process_*).
+#
 # Results are reported as tab-separated lines on stdout; hook output goes
 # to stderr. Exit statuses: 0 done, 3 locked by another deploy, 4 the
 # path is not the artifact's to lock (see landfall_owns), 10 pre_activate
-# failed (current untouched), 11 activation failed after the switch, 12 the
-# build hook failed (the upload is removed), 70 an unexpected error.
+# or the check of the service manager failed (current untouched), 11
+# activation failed after the switch, 12 the build hook failed (the upload
+# is removed), 13 the artifact runs no service, 70 an unexpected error.
 
 # `A && B || landfall_fail ...` means "fail if any of them fails", which
 # is what it does: SC2015 ("A && B || C is not if-then-else") does not
@@ -65,6 +72,9 @@ landfall_probe() {
     if [ -f "$p/.landfall/log" ]; then
       printf 'confirmed\t%s\t%s\n' "$i" "$(tail -n 1 "$p/.landfall/log" |
         sed -n 's/.*"release":"\([0-9a-f]*\)".*/\1/p')"
+    fi
+    if [ "$detail" = 1 ]; then
+      landfall_service_state "$i" "$p"
     fi
     if [ "$detail" = 1 ] && [ -f "$p/.landfall/log" ]; then
       tail -n 200 "$p/.landfall/log" | while IFS= read -r line; do
@@ -334,12 +344,15 @@ landfall_link() {
 # landfall_recorded DIR: reads the activation a release recorded
 # (.landfall-activation in DIR, written by landfall with every value
 # quoted) into hook_build, hook_pre_activate, hook_activate, hook_health,
-# health_timeout and hook_timeout. Fails, with every hook empty, for a
-# release that recorded none (one made before releases carried their
-# activation).
+# health_timeout and hook_timeout, and for a service service_manager,
+# service_name, service_ready, ready_timeout, stop_timeout, service_reload
+# and service_bin. Fails, with every hook empty, for a release that
+# recorded none (one made before releases carried their activation).
 landfall_recorded() {
   hook_build='' hook_pre_activate='' hook_activate='' hook_health=''
   health_timeout=1 hook_timeout=1
+  service_manager='' service_name='' service_ready='' ready_timeout=1
+  stop_timeout=1 service_reload=0 service_bin=''
   [ -f "$1/.landfall-activation" ] && [ ! -L "$1/.landfall-activation" ] || return 1
   # shellcheck source=/dev/null # The release's own, written by landfall.
   . "$1/.landfall-activation" || landfall_fail "cannot read $1/.landfall-activation"
@@ -440,14 +453,15 @@ landfall_hook() {
   return "$status"
 }
 
-# landfall_health DIR COMMAND TIMEOUT: runs COMMAND until it passes or
-# TIMEOUT seconds have passed, each try stopped when the time is up; shows
-# the output of the last try only. The time is also counted here, in
+# landfall_health DIR COMMAND TIMEOUT [NAME]: runs COMMAND until it passes
+# or TIMEOUT seconds have passed, each try stopped when the time is up;
+# shows the output of the last try only. NAME (`health` unless given) is
+# what it is reported as. The time is also counted here, in
 # tenths of a second, from what each pause and each try stopped at its
 # limit took at the least, so that a clock that stands still cannot keep
 # the loop going.
 landfall_health() {
-  printf 'hook\thealth\n'
+  printf 'hook\t%s\n' "${4:-health}"
   deadline=$(($(date +%s) + $3))
   spent=0
   while :; do
@@ -476,18 +490,28 @@ landfall_log() {
 }
 
 # landfall_activate PATH RELEASE PREVIOUS REVERT LOG_OK LOG_BACK: runs the
-# activation RELEASE recorded: pre_activate, the switch of `current`,
-# activate, and health polled for its timeout. When activate or health
-# fail and REVERT=1, it switches back to PREVIOUS at once and runs what
-# PREVIOUS recorded (see landfall_back). A release that recorded no
-# activation is switched to with no hook run, and reported `unrecorded`.
+# activation RELEASE recorded: the check of its service manager,
+# pre_activate, the switch of `current`, the service (its definition
+# installed, restarted or reloaded, then `ready` polled), activate, and
+# health polled for its timeout. When any of these fail after the switch
+# and REVERT=1, it switches back to PREVIOUS at once and runs what PREVIOUS
+# recorded (see landfall_back). A release that recorded no activation is
+# switched to with no hook run, and reported `unrecorded`.
 landfall_activate() {
   p=$1 id=$2 prev=$3 revert=$4 log_ok=$5 log_back=$6
   rel="$p/releases/$id"
   [ -d "$rel" ] || landfall_fail "release $id is not on this host"
   landfall_steps "$p"
+  # The service that runs now, if any: the one current recorded.
+  c=$(readlink "$p/current" 2>/dev/null) || c=
+  old=
+  [ -z "$c" ] || old=$(landfall_service_of "$p/releases/${c##*/}")
   landfall_recorded "$rel" || printf 'unrecorded\t%s\n' "$id"
   export LANDFALL_PATH="$p" LANDFALL_RELEASE="$id" LANDFALL_PREVIOUS="$prev"
+  if ! landfall_service_check >&2; then
+    printf 'failed\tservice\n'
+    exit 10
+  fi
   if [ -n "$hook_pre_activate" ] && ! landfall_hook pre_activate "$rel" "$hook_pre_activate" "$hook_timeout"; then
     printf 'failed\tpre_activate\n'
     exit 10
@@ -497,7 +521,16 @@ landfall_activate() {
   landfall_switch "$p" "$id"
   printf 'switched\t%s\n' "$id"
   failed=
-  if [ -n "$hook_activate" ] && ! landfall_hook activate "$rel" "$hook_activate" "$hook_timeout"; then
+  # The release the service ran from, to reload rather than restart it if
+  # only its configuration changed (a forced activation of the same
+  # release restarts it).
+  was=
+  [ -z "$c" ] || [ "${c##*/}" = "$id" ] || was="$p/releases/${c##*/}"
+  if ! landfall_service_switch "$p" "$rel" "$old" "$was"; then
+    failed=service
+  elif [ -n "$service_ready" ] && ! landfall_health "$rel" "$service_ready" "$ready_timeout" ready; then
+    failed=ready
+  elif [ -n "$hook_activate" ] && ! landfall_hook activate "$rel" "$hook_activate" "$hook_timeout"; then
     failed=activate
   elif [ -n "$hook_health" ] && ! landfall_health "$rel" "$hook_health" "$health_timeout"; then
     failed=health
@@ -515,12 +548,17 @@ landfall_activate() {
 }
 
 # landfall_back PATH FROM TO LOG: switches back to TO (or removes `current`
-# when there is none) and runs the activate and health hooks TO recorded.
+# when there is none) and runs what TO recorded: its service (definition
+# installed and restarted; FROM's service removed if TO runs another or
+# none), then the activate and health hooks.
 landfall_back() {
   p=$1
   landfall_steps "$p"
+  old=$(landfall_service_of "$p/releases/$2")
   if [ -z "$3" ]; then
     rm -f "$p/current"
+    # shellcheck disable=SC2086 # OLD is two words.
+    [ -z "$old" ] || landfall_service_remove "$p" $old
     landfall_log "$p" "$4"
     printf 'reverted\t\n'
     return 0
@@ -533,6 +571,14 @@ landfall_back() {
   landfall_switch "$p" "$3"
   landfall_log "$p" "$4"
   printf 'reverted\t%s\n' "$3"
+  if ! landfall_service_switch "$p" "$to" "$old" "$p/releases/$2"; then
+    printf 'revert-failed\tservice\n'
+    return 1
+  fi
+  if [ -n "$service_ready" ] && ! landfall_health "$to" "$service_ready" "$ready_timeout" ready; then
+    printf 'revert-failed\tready\n'
+    return 1
+  fi
   if [ -n "$hook_activate" ] && ! landfall_hook activate "$to" "$hook_activate" "$hook_timeout"; then
     printf 'revert-failed\tactivate\n'
     return 1
@@ -542,6 +588,388 @@ landfall_back() {
     return 1
   fi
   return 0
+}
+
+# landfall_as_root COMMAND...: runs COMMAND as root: directly when landfall
+# runs as root, else through sudo, which must allow it without a password
+# (see the guide for the rules a service needs).
+landfall_as_root() {
+  if [ "$(id -u)" = 0 ]; then
+    "$@"
+  else
+    sudo -n "$@"
+  fi
+}
+
+# landfall_service_of DIR: prints the manager and name of the service the
+# release in DIR recorded (`MANAGER NAME`), or nothing.
+landfall_service_of() {
+  (landfall_recorded "$1" 2>/dev/null && [ -n "$service_manager" ] &&
+    printf '%s %s' "$service_manager" "$service_name") 2>/dev/null
+}
+
+# landfall_service_check: whether the service manager the recorded service
+# names can be used here, before anything changes: installed, and allowed
+# (root or sudo for system units; lingering for a user's own systemd).
+# Says why not on stderr.
+landfall_service_check() {
+  [ -n "$service_manager" ] || return 0
+  [ -z "${LANDFALL_LOCAL:-}" ] || return 0
+  case $service_manager in
+  systemd | systemd-user)
+    if ! command -v systemctl >/dev/null 2>&1; then
+      printf 'systemctl is not installed on this host (the service has manager = "%s")\n' "$service_manager"
+      return 1
+    fi
+    ;;
+  supervisor)
+    if ! command -v supervisorctl >/dev/null 2>&1; then
+      printf 'supervisorctl is not installed on this host (the service has manager = "supervisor")\n'
+      return 1
+    fi
+    if ! landfall_supervisor_dir >/dev/null; then
+      printf 'supervisord has no directory of programs here (/etc/supervisor/conf.d or /etc/supervisord.d)\n'
+      return 1
+    fi
+    ;;
+  esac
+  if [ "$service_manager" = systemd-user ]; then
+    u=$(id -un)
+    if [ ! -e "/var/lib/systemd/linger/$u" ] &&
+      ! loginctl show-user "$u" -p Linger 2>/dev/null | grep -q '=yes'; then
+      printf 'user %s has no lingering systemd: a service of systemd-user would stop at logout (as root: loginctl enable-linger %s)\n' "$u" "$u"
+      return 1
+    fi
+  elif [ "$(id -u)" != 0 ]; then
+    case $service_manager in
+    systemd) tool=systemctl ;;
+    *) tool=supervisorctl ;;
+    esac
+    if ! sudo -n -l "$tool" >/dev/null 2>&1; then
+      printf 'user %s may not run %s as root without a password: a system service needs root or a sudo rule (cargo deploy init --sudoers)\n' "$(id -un)" "$tool"
+      return 1
+    fi
+  fi
+}
+
+# landfall_systemctl MANAGER ARGS...: systemctl of the system (as root) or
+# of the user.
+landfall_systemctl() {
+  if [ "$1" = systemd-user ]; then
+    shift
+    XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/run/user/$(id -u)} systemctl --user "$@"
+  else
+    shift
+    landfall_as_root systemctl "$@"
+  fi
+}
+
+# landfall_unit_dir MANAGER: where the units of MANAGER go.
+landfall_unit_dir() {
+  if [ "$1" = systemd-user ]; then
+    printf '%s/systemd/user' "${XDG_CONFIG_HOME:-$HOME/.config}"
+  else
+    printf '/etc/systemd/system'
+  fi
+}
+
+# landfall_supervisor_dir: where supervisord reads programs from.
+landfall_supervisor_dir() {
+  for d in /etc/supervisor/conf.d /etc/supervisord.d; do
+    if [ -d "$d" ]; then
+      printf '%s' "$d"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# landfall_install MANAGER SRC DST MODE: puts SRC at DST (written whole,
+# then renamed) unless DST holds the same already; succeeds only if DST
+# changed.
+landfall_install() {
+  cmp -s "$2" "$3" 2>/dev/null && return 1
+  if [ "$1" = systemd-user ]; then
+    mkdir -p "${3%/*}" && install -m "$4" "$2" "$3.landfall-new" && mv -f "$3.landfall-new" "$3"
+  else
+    landfall_as_root install -m "$4" "$2" "$3.landfall-new" && landfall_as_root mv -f "$3.landfall-new" "$3"
+  fi || landfall_fail "cannot install $3"
+}
+
+# landfall_reloadable DIR OLD: whether the service of the release in DIR
+# may be reloaded rather than restarted after the one in OLD: it asks for
+# reloads, and the binary it runs, its launcher, environment and definition
+# are the same.
+landfall_reloadable() {
+  [ "$service_reload" = 1 ] && [ -n "$2" ] && [ -n "$service_bin" ] || return 1
+  for f in "$service_bin" .landfall-service/run .landfall-service/env .landfall-service/unit; do
+    cmp -s "$1/$f" "$2/$f" || return 1
+  done
+  [ ! -f "$1/.landfall-service/socket" ] || cmp -s "$1/.landfall-service/socket" "$2/.landfall-service/socket"
+}
+
+# landfall_service_switch PATH DIR OLD OLDDIR: after `current` switched to
+# the release in DIR (whose activation is read): removes the service OLD
+# (`MANAGER NAME`, of the release in OLDDIR) if DIR runs another or none,
+# then starts DIR's service.
+landfall_service_switch() {
+  if [ -n "$3" ] && [ "$3" != "$service_manager $service_name" ]; then
+    # shellcheck disable=SC2086 # OLD is two words.
+    landfall_service_remove "$1" $3 || return 1
+  fi
+  [ -n "$service_manager" ] || return 0
+  if [ "$3" = "$service_manager $service_name" ]; then
+    landfall_service_start "$1" "$2" "$4"
+  else
+    landfall_service_start "$1" "$2" ''
+  fi
+}
+
+# landfall_service_start PATH DIR OLDDIR: installs the definition of the
+# service the release in DIR recorded and restarts the service (or reloads
+# it, see landfall_reloadable: OLDDIR is the release it ran from).
+landfall_service_start() {
+  p=$1 s="$2/.landfall-service" name=$service_name m=$service_manager
+  printf 'hook\tservice\n'
+  if [ -n "${LANDFALL_LOCAL:-}" ]; then
+    landfall_process_start "$p" "$2" >&2 || return 1
+    printf 'restarted\t%s\n' "$name"
+    return 0
+  fi
+  reload=
+  if landfall_reloadable "$2" "$3"; then
+    reload=1
+  fi
+  case $m in
+  systemd | systemd-user)
+    d=$(landfall_unit_dir "$m")
+    changed='' socket=''
+    landfall_install "$m" "$s/unit" "$d/$name.service" 644 && changed=1
+    if [ -f "$s/socket" ]; then
+      landfall_install "$m" "$s/socket" "$d/$name.socket" 644 && socket=1
+    elif [ -f "$d/$name.socket" ]; then
+      landfall_systemctl "$m" disable --quiet --now "$name.socket" >&2
+      if [ "$m" = systemd-user ]; then
+        rm -f "$d/$name.socket"
+      else
+        landfall_as_root rm -f "$d/$name.socket"
+      fi
+      changed=1
+    fi
+    if [ -n "$changed$socket" ]; then
+      landfall_systemctl "$m" daemon-reload >&2 || return 1
+    fi
+    if [ -f "$s/socket" ]; then
+      # New addresses: the service lets go of the old sockets, which are
+      # then made anew.
+      if [ -n "$socket" ]; then
+        landfall_systemctl "$m" stop "$name.service" "$name.socket" >&2
+      fi
+      landfall_systemctl "$m" enable --quiet --now "$name.socket" >&2 || return 1
+    fi
+    landfall_systemctl "$m" enable --quiet "$name.service" >&2 || return 1
+    if [ -n "$reload" ] && [ -z "$changed$socket" ]; then
+      landfall_systemctl "$m" reload "$name.service" >&2 || return 1
+      printf 'reloaded\t%s\n' "$name"
+      return 0
+    fi
+    landfall_systemctl "$m" restart "$name.service" >&2 || return 1
+    ;;
+  supervisor)
+    d=$(landfall_supervisor_dir) || return 1
+    if landfall_install "$m" "$s/unit" "$d/$name.conf" 600; then
+      # A changed program is stopped, replaced and started again.
+      landfall_as_root supervisorctl reread >&2 &&
+        landfall_as_root supervisorctl update "$name" >&2 || return 1
+      landfall_supervisor_running "$name" || landfall_as_root supervisorctl start "$name" >&2 || return 1
+    elif [ -n "$reload" ]; then
+      landfall_as_root supervisorctl signal HUP "$name" >&2 || return 1
+      printf 'reloaded\t%s\n' "$name"
+      return 0
+    else
+      landfall_as_root supervisorctl restart "$name" >&2 || return 1
+    fi
+    landfall_supervisor_running "$name" || return 1
+    ;;
+  esac
+  printf 'restarted\t%s\n' "$name"
+}
+
+# landfall_supervisor_running NAME: whether supervisord runs program NAME;
+# says what it is in otherwise.
+landfall_supervisor_running() {
+  st=$(landfall_as_root supervisorctl status "$1" 2>&1)
+  case $st in
+  *" RUNNING "*) return 0 ;;
+  esac
+  printf '%s\n' "$st" >&2
+  return 1
+}
+
+# landfall_service_remove PATH MANAGER NAME: stops the service NAME and
+# removes its definition.
+landfall_service_remove() {
+  p=$1 m=$2 name=$3
+  if [ -n "${LANDFALL_LOCAL:-}" ]; then
+    landfall_process_stop "$p"
+    return 0
+  fi
+  case $m in
+  systemd | systemd-user)
+    d=$(landfall_unit_dir "$m")
+    landfall_systemctl "$m" disable --quiet --now "$name.service" >&2
+    if [ -f "$d/$name.socket" ]; then
+      landfall_systemctl "$m" disable --quiet --now "$name.socket" >&2
+    fi
+    if [ "$m" = systemd-user ]; then
+      rm -f "$d/$name.service" "$d/$name.socket"
+    else
+      landfall_as_root rm -f "$d/$name.service" "$d/$name.socket"
+    fi
+    landfall_systemctl "$m" daemon-reload >&2
+    ;;
+  supervisor)
+    d=$(landfall_supervisor_dir) || return 0
+    landfall_as_root supervisorctl stop "$name" >&2
+    landfall_as_root rm -f "$d/$name.conf"
+    landfall_as_root supervisorctl reread >&2 && landfall_as_root supervisorctl update "$name" >&2
+    ;;
+  esac
+  printf 'removed-service\t%s\n' "$name"
+}
+
+# landfall_process_start PATH DIR: under `--local`, where no service
+# manager is used, runs the service of the release in DIR as a background
+# process of its own session, its output appended to .landfall/service.log
+# and its pid in .landfall/service.pid, after stopping the one running.
+landfall_process_start() {
+  landfall_process_stop "$1"
+  (
+    set -a
+    # shellcheck source=/dev/null # The release's own, written by landfall.
+    . "$2/.landfall-service/env" || exit 1
+    set +a
+    LANDFALL_PATH=$1
+    export LANDFALL_PATH
+    trap - HUP PIPE
+    if command -v setsid >/dev/null 2>&1; then
+      exec setsid "$1/current/.landfall-service/run"
+    fi
+    exec "$1/current/.landfall-service/run"
+  ) </dev/null >>"$1/.landfall/service.log" 2>&1 &
+  printf '%s\n' "$!" >"$1/.landfall/service.pid" || return 1
+  # A command that cannot start at all is seen at once.
+  sleep 0.1
+  if ! kill -0 "$!" 2>/dev/null; then
+    printf 'the service exited at once:\n' >&2
+    tail -n 20 "$1/.landfall/service.log" >&2
+    return 1
+  fi
+}
+
+# landfall_process_pid PATH: the pid of the service landfall_process_start
+# started, if it still runs in a release of PATH.
+landfall_process_pid() {
+  pid=$(cat "$1/.landfall/service.pid" 2>/dev/null) || return 1
+  case $pid in '' | *[!0-9]*) return 1 ;; esac
+  kill -0 "$pid" 2>/dev/null || return 1
+  if [ -d "/proc/$pid" ]; then
+    real=$(cd -P "$1" 2>/dev/null && pwd -P) || return 1
+    case $(readlink "/proc/$pid/cwd" 2>/dev/null) in
+    "$real"/releases/*) ;;
+    *) return 1 ;;
+    esac
+  fi
+  printf '%s' "$pid"
+}
+
+# landfall_process_stop PATH: stops the service landfall_process_start
+# started: TERM, then KILL once stop_timeout has passed.
+landfall_process_stop() {
+  if pid=$(landfall_process_pid "$1"); then
+    kill -TERM "$pid" 2>/dev/null
+    n=0
+    while kill -0 "$pid" 2>/dev/null; do
+      if [ "$n" = $((${stop_timeout:-30} * 10)) ]; then
+        kill -KILL "$pid" 2>/dev/null
+      elif [ "$n" -gt $((${stop_timeout:-30} * 10 + 50)) ]; then
+        break
+      fi
+      sleep 0.1
+      n=$((n + 1))
+    done
+  fi
+  rm -f "$1/.landfall/service.pid"
+}
+
+# landfall_service_state INDEX PATH: reports the state of the service the
+# current release of PATH (numbered INDEX) runs: `service`, its manager,
+# name, state, pid and since when.
+landfall_service_state() {
+  (
+    landfall_recorded "$2/current" 2>/dev/null && [ -n "$service_manager" ] || exit 0
+    m=$service_manager name=$service_name state=unknown pid='' since=''
+    if [ -n "${LANDFALL_LOCAL:-}" ]; then
+      m=process
+      if pid=$(landfall_process_pid "$2"); then
+        state=running
+        since=$(date -r "$2/.landfall/service.pid" '+%Y-%m-%d %H:%M:%S %Z' 2>/dev/null)
+      else
+        state=stopped pid=
+      fi
+    else
+      case $m in
+      systemd | systemd-user)
+        if [ "$m" = systemd ]; then
+          out=$(systemctl show "$name.service" -p ActiveState -p SubState -p MainPID -p ActiveEnterTimestamp 2>/dev/null)
+        else
+          out=$(landfall_systemctl "$m" show "$name.service" -p ActiveState -p SubState -p MainPID -p ActiveEnterTimestamp 2>/dev/null)
+        fi
+        state=$(printf '%s\n' "$out" | sed -n 's/^ActiveState=//p')
+        sub=$(printf '%s\n' "$out" | sed -n 's/^SubState=//p')
+        [ -z "$sub" ] || state="$state ($sub)"
+        pid=$(printf '%s\n' "$out" | sed -n 's/^MainPID=//p')
+        since=$(printf '%s\n' "$out" | sed -n 's/^ActiveEnterTimestamp=//p')
+        [ "$pid" != 0 ] || pid=
+        ;;
+      supervisor)
+        # NAME STATE pid PID, uptime H:MM:SS (or a description)
+        out=$(landfall_as_root supervisorctl status "$name" 2>/dev/null | head -n 1)
+        # shellcheck disable=SC2086 # Its words are the fields wanted.
+        set -- $out
+        state=${2:-unknown}
+        if [ "${3:-}" = pid ]; then
+          pid=${4%,}
+          since="up ${6:-}"
+        fi
+        ;;
+      esac
+    fi
+    printf 'service\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$m" "$name" "${state:-unknown}" "$pid" "$since"
+  )
+}
+
+# landfall_service_logs PATH LINES FOLLOW: prints the last LINES lines of
+# the log of the service the current release of PATH runs, and with
+# FOLLOW=1 goes on printing what it writes. Exits 13 if it runs none.
+landfall_service_logs() {
+  if ! landfall_recorded "$1/current" 2>/dev/null || [ -z "$service_manager" ]; then
+    printf 'the current release of %s runs no service\n' "$1" >&2
+    exit 13
+  fi
+  trap - HUP PIPE
+  if [ -n "${LANDFALL_LOCAL:-}" ] || [ "$service_manager" = supervisor ]; then
+    if [ "$3" = 1 ]; then
+      exec tail -n "$2" -F "$1/.landfall/service.log"
+    fi
+    exec tail -n "$2" "$1/.landfall/service.log"
+  fi
+  set -- "$2" "$3" --no-pager -o short-iso -u "$service_name.service"
+  [ "$service_manager" != systemd-user ] || set -- "$@" --user
+  if [ "$2" = 1 ]; then
+    exec journalctl -n "$@" -f
+  fi
+  exec journalctl -n "$@"
 }
 
 # landfall_cleanup PATH KEEP PREVIOUS: removes releases beyond the KEEP

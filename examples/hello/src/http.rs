@@ -10,6 +10,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -53,20 +54,26 @@ impl Site {
     }
 }
 
-/// Accepts connections on `listener` forever, answering each on its own
-/// thread.
-pub(crate) fn serve(listener: &TcpListener, site: &Arc<Site>) -> ! {
+/// Accepts connections on `listener`, answering each on its own thread,
+/// until `stop` is set (and a connection wakes the loop up to see it); then
+/// waits, at most `grace`, for the answers in flight. A connection the
+/// kernel queued and this process did not accept is left to whoever holds
+/// the socket next: with the socket handed over by a service manager, a
+/// restart refuses no connection.
+pub(crate) fn serve(listener: &TcpListener, site: &Arc<Site>, stop: &AtomicBool, grace: Duration) {
+    let in_flight = Arc::new(AtomicUsize::new(0));
     loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let site = Arc::clone(site);
-                let spawned = thread::Builder::new()
-                    .name("connection".to_owned())
-                    .spawn(move || handle(stream, &site));
-                if let Err(err) = spawned {
-                    eprintln!("hello: cannot start a connection thread: {err}");
-                }
+        let accepted = listener.accept();
+        if stop.load(Ordering::SeqCst) {
+            // The connection that woke the loop may be a client's: it is
+            // answered like the others.
+            if let Ok((stream, _)) = accepted {
+                answer(stream, site, &in_flight);
             }
+            break;
+        }
+        match accepted {
+            Ok((stream, _)) => answer(stream, site, &in_flight),
             Err(err) => {
                 eprintln!("hello: cannot accept a connection: {err}");
                 // Errors such as running out of file descriptors persist for a
@@ -74,6 +81,28 @@ pub(crate) fn serve(listener: &TcpListener, site: &Arc<Site>) -> ! {
                 thread::sleep(Duration::from_millis(100));
             }
         }
+    }
+    let deadline = Instant::now() + grace;
+    while in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Answers one connection on a thread of its own, counted in `in_flight`
+/// while it runs.
+fn answer(stream: TcpStream, site: &Arc<Site>, in_flight: &Arc<AtomicUsize>) {
+    let site = Arc::clone(site);
+    let counter = Arc::clone(in_flight);
+    counter.fetch_add(1, Ordering::SeqCst);
+    let spawned = thread::Builder::new()
+        .name("connection".to_owned())
+        .spawn(move || {
+            handle(stream, &site);
+            counter.fetch_sub(1, Ordering::SeqCst);
+        });
+    if let Err(err) = spawned {
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+        eprintln!("hello: cannot start a connection thread: {err}");
     }
 }
 
@@ -588,8 +617,42 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let site = Arc::new(site);
-        thread::spawn(move || serve(&listener, &site));
+        thread::spawn(move || serve(&listener, &site, &AtomicBool::new(false), Duration::ZERO));
         address
+    }
+
+    #[test]
+    fn a_stop_finishes_the_answers_in_flight_and_leaves_the_queue() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let site = Arc::new(site(true, PathBuf::from("/nonexistent")));
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = {
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || {
+                serve(&listener, &site, &stop, Duration::from_secs(10));
+                listener
+            })
+        };
+        // A client that is in the middle of its request when the stop
+        // comes still gets its answer.
+        let mut slow = TcpStream::connect(address).unwrap();
+        slow.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+        // Its connection is accepted before the one that wakes the loop.
+        let probe = get(address, "/health");
+        assert_eq!(probe.0, 200);
+        stop.store(true, Ordering::SeqCst);
+        drop(TcpStream::connect(address).unwrap());
+        slow.write_all(b"Host: x\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        slow.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let listener = server.join().unwrap();
+        // A connection made now waits in the queue of the socket, which
+        // outlives the loop: the next server to accept on it answers.
+        let queued = TcpStream::connect(address).unwrap();
+        drop(queued);
+        let (_, _) = listener.accept().unwrap();
     }
 
     fn site(healthy: bool, static_root: PathBuf) -> Site {

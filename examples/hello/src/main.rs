@@ -9,10 +9,11 @@ mod http;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const USAGE: &str = "\
@@ -128,7 +129,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`--timeout` expects a positive number of seconds, found `{text}`"))
 }
 
-/// Runs `hello serve`; returns only on failure.
+/// Runs `hello serve`: until a signal stops it, or it fails.
 fn serve(config_path: &std::path::Path, check: bool) -> ExitCode {
     let config = match config::load(config_path) {
         Ok(config) => config,
@@ -141,28 +142,82 @@ fn serve(config_path: &std::path::Path, check: bool) -> ExitCode {
         println!("config ok");
         return ExitCode::SUCCESS;
     }
-    let listener = match TcpListener::bind(&config.listen) {
-        Ok(listener) => listener,
+    // A socket handed over by the service manager (systemd's socket
+    // activation, `LISTEN_FDS`) is used as it is: the manager keeps it open
+    // across restarts, so that no connection is refused meanwhile.
+    let (listener, handed) = match listenfd::ListenFd::from_env().take_tcp_listener(0) {
+        Ok(Some(listener)) => (listener, true),
+        Ok(None) => match TcpListener::bind(&config.listen) {
+            Ok(listener) => (listener, false),
+            Err(err) => {
+                eprintln!("error: cannot listen on {}: {err}", config.listen);
+                return ExitCode::FAILURE;
+            }
+        },
         Err(err) => {
-            eprintln!("error: cannot listen on {}: {err}", config.listen);
+            eprintln!("error: the socket the service manager handed over is unusable: {err}");
             return ExitCode::FAILURE;
         }
     };
     // The bound address, rather than the configured one, shows the real port
     // when the configuration asks for port 0.
-    let address = listener
-        .local_addr()
-        .map_or_else(|_| config.listen.clone(), |address| address.to_string());
+    let bound = listener.local_addr();
+    let address = bound
+        .as_ref()
+        .map_or_else(|_| config.listen.clone(), ToString::to_string);
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Err(err) = stop_on_signal(&stop, bound.ok()) {
+        eprintln!("error: cannot handle signals: {err}");
+        return ExitCode::FAILURE;
+    }
     {
         let mut stdout = io::stdout().lock();
+        let from = if handed {
+            " (a socket of the service manager)"
+        } else {
+            ""
+        };
         // Whoever started the service may wait for this line to know it is
         // ready, so it is flushed at once. A closed stdout must not stop the
         // service, so a failed write is ignored.
-        let _ = writeln!(stdout, "hello: listening on {address}").and_then(|()| stdout.flush());
+        let _ =
+            writeln!(stdout, "hello: listening on {address}{from}").and_then(|()| stdout.flush());
     }
     let static_root = PathBuf::from(&config.static_dir);
     let site = http::Site::new(config, static_root);
-    http::serve(&listener, &Arc::new(site))
+    http::serve(&listener, &Arc::new(site), &stop, STOP_GRACE);
+    println!("hello: stopped");
+    ExitCode::SUCCESS
+}
+
+/// How long a stopping server waits for the answers in flight.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// On SIGTERM or SIGINT, sets `stop` and wakes the accept loop with a
+/// connection of its own, so that the server stops accepting, finishes what
+/// it answers, and exits.
+fn stop_on_signal(stop: &Arc<AtomicBool>, address: Option<SocketAddr>) -> io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    let stop = Arc::clone(stop);
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            stop.store(true, Ordering::SeqCst);
+            let woken = address.is_some_and(|mut address| {
+                if address.ip().is_unspecified() {
+                    address.set_ip(match address {
+                        SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                        SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
+                std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_ok()
+            });
+            if !woken {
+                std::process::exit(0);
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Runs `hello probe`.

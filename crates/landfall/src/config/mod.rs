@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use raw::{HostKeys, OnFailure};
+pub use raw::{HostKeys, Manager, OnFailure};
 pub use resolve::{load_environment, load_project};
 
 use crate::diag::{Diagnostic, SourceFile};
@@ -112,7 +112,34 @@ pub struct Artifact {
     pub hooks: Hooks,
     /// The hooks `--local` runs: `hooks.local` laid over `hooks`.
     pub local_hooks: Hooks,
+    /// The long-lived process the artifact runs as, if any.
+    pub service: Option<Service>,
     pub(crate) span: Range<usize>,
+}
+
+/// `[artifact.X.service]`, resolved. Its texts are templates, rendered per
+/// host like hooks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub manager: Manager,
+    /// The unit's (or program's) name: `PROJECT-ARTIFACT` unless given.
+    pub name: String,
+    /// The command, run from the release in the foreground.
+    pub exec: Hook,
+    /// The account it runs as (system managers only); the deploying user's
+    /// by default.
+    pub user: Option<String>,
+    /// Sorted by name.
+    pub environment: Vec<(String, Hook)>,
+    /// Addresses the manager listens on and hands over (systemd only).
+    pub listen: Vec<Hook>,
+    /// What says the service is ready: `http://…`, `tcp://HOST:PORT` or
+    /// `exec:COMMAND`.
+    pub ready: Option<Hook>,
+    pub ready_timeout: Duration,
+    pub stop_timeout: Duration,
+    /// Reload instead of restart when the binary is unchanged.
+    pub reload: bool,
 }
 
 /// How an artifact's tree reaches its hosts.

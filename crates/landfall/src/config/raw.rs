@@ -62,6 +62,49 @@ pub(crate) struct Artifact {
     pub(crate) max_parallel: Option<Spanned<u32>>,
     #[serde(default)]
     pub(crate) hooks: Hooks,
+    pub(crate) service: Option<Spanned<Service>>,
+}
+
+/// `[artifact.X.service]`: the artifact runs as a long-lived process under
+/// a service manager.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Service {
+    pub(crate) manager: Spanned<Manager>,
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) exec: Spanned<String>,
+    pub(crate) user: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) environment: BTreeMap<Name, Spanned<toml::Value>>,
+    #[serde(default)]
+    pub(crate) listen: Vec<Spanned<String>>,
+    pub(crate) ready: Option<Spanned<String>>,
+    pub(crate) ready_timeout: Option<Spanned<String>>,
+    pub(crate) stop_timeout: Option<Spanned<String>>,
+    pub(crate) reload: Option<bool>,
+}
+
+/// Which service manager runs a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Manager {
+    /// A system unit of systemd.
+    Systemd,
+    /// A unit of the deploying user's own systemd (`systemctl --user`).
+    SystemdUser,
+    /// A program of supervisord.
+    Supervisor,
+}
+
+impl Manager {
+    /// As written in `deploy.toml`, and in a release's activation.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Manager::Systemd => "systemd",
+            Manager::SystemdUser => "systemd-user",
+            Manager::Supervisor => "supervisor",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,7 +16,7 @@ use toml::Spanned;
 use super::raw;
 use super::{
     Artifact, BinTarget, BuildSettings, Environment, FileSource, Hook, Hooks, Host, Project,
-    Template, Transport, Workspace,
+    Service, Template, Transport, Workspace,
 };
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
 use crate::error::{Error, Result};
@@ -176,14 +176,15 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
 
     let names: BTreeSet<String> = raw.artifact.keys().map(|k| k.get_ref().clone()).collect();
     let mut artifacts = Vec::new();
-    for (name, artifact) in raw.artifact {
-        check_name(&mut check, &name, "artifact name");
+    for (artifact_name, artifact) in raw.artifact {
+        check_name(&mut check, &artifact_name, "artifact name");
         let span = artifact.span();
         let artifact = resolve_artifact(
             &mut check,
             &workspace,
             &names,
-            name.get_ref(),
+            &name,
+            artifact_name.get_ref(),
             artifact.into_inner(),
             span,
         );
@@ -225,6 +226,7 @@ fn resolve_artifact(
     check: &mut Checker,
     workspace: &Workspace,
     names: &BTreeSet<String>,
+    project: &str,
     name: &str,
     raw: raw::Artifact,
     span: Range<usize>,
@@ -480,6 +482,9 @@ fn resolve_artifact(
     }
 
     let (hooks, local_hooks) = resolve_hooks(check, raw.hooks);
+    let service = raw
+        .service
+        .map(|service| resolve_service(check, project, name, &path, service));
     Artifact {
         name: name.to_string(),
         roles: raw.roles.into_iter().map(Spanned::into_inner).collect(),
@@ -494,7 +499,213 @@ fn resolve_artifact(
         max_parallel: raw.max_parallel.map_or(0, Spanned::into_inner),
         hooks,
         local_hooks,
+        service,
         span,
+    }
+}
+
+/// How long a service may take to be ready, and to stop, unless told.
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `[artifact.X.service]`. What is rendered per host (`exec`,
+/// `environment`, `listen`, `ready`) is checked again once rendered; the
+/// rest is checked here.
+fn resolve_service(
+    check: &mut Checker,
+    project: &str,
+    artifact: &str,
+    path: &str,
+    raw: Spanned<raw::Service>,
+) -> Service {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let manager = *raw.manager.get_ref();
+    // The name becomes a unit's or a program's, and a file name in
+    // /etc: letters, digits and a few marks only.
+    let plain = |text: &str| {
+        !text.is_empty()
+            && !text.starts_with(['-', '.'])
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    let name = match raw.name {
+        Some(name) => {
+            if !plain(name.get_ref()) || name.get_ref().len() > 200 {
+                check.error(
+                    name.span(),
+                    format!(
+                        "invalid service name `{}`",
+                        crate::diag::shown(name.get_ref())
+                    ),
+                    "use letters, digits, `-`, `_` and `.`, not starting with `-` or `.`",
+                );
+            }
+            name.into_inner()
+        }
+        None => format!("{project}-{artifact}"),
+    };
+    // The path is written into the unit or program definition, whose
+    // quoting rules differ from sh's: only plain paths go there.
+    if !path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-_.+@:,~".contains(&b))
+    {
+        check.error(
+            span.clone(),
+            format!("artifact `{artifact}` runs a service, so its `path` must be plain"),
+            "a service's path may hold letters, digits and `/-_.+@:,~` only",
+        );
+    }
+    let text = |check: &mut Checker, key: &str, text: Spanned<String>| -> Option<Hook> {
+        if text.get_ref().contains('\0') {
+            check.error(
+                text.span(),
+                format!("`{key}` cannot contain NUL characters"),
+                "",
+            );
+            return None;
+        }
+        Some(Hook {
+            span: text.span(),
+            text: text.into_inner(),
+        })
+    };
+    let exec = if raw.exec.get_ref().trim().is_empty() {
+        check.error(
+            raw.exec.span(),
+            "`exec` is empty",
+            "give the command the service runs, e.g. `bin/server --config etc/server.toml`",
+        );
+        None
+    } else {
+        text(check, "exec", raw.exec)
+    };
+    let user = match raw.user {
+        Some(user) if manager == raw::Manager::SystemdUser => {
+            check.error(
+                user.span(),
+                "`user` does not apply to `manager = \"systemd-user\"`",
+                "a user's own systemd runs its services as that user",
+            );
+            None
+        }
+        Some(user) => {
+            if !plain(user.get_ref()) {
+                check.error(
+                    user.span(),
+                    format!("invalid user `{}`", crate::diag::shown(user.get_ref())),
+                    "an account name: letters, digits, `-`, `_` and `.`",
+                );
+            }
+            Some(user.into_inner())
+        }
+        None => None,
+    };
+    let mut environment = Vec::new();
+    for (key, value) in raw.environment {
+        let valid =
+            key.get_ref().bytes().enumerate().all(|(i, b)| {
+                b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit())
+            });
+        if !valid || key.get_ref().is_empty() {
+            check.error(
+                key.span(),
+                format!(
+                    "invalid environment variable name `{}`",
+                    crate::diag::shown(key.get_ref())
+                ),
+                "letters, digits and `_`, not starting with a digit",
+            );
+            continue;
+        }
+        if key.get_ref().starts_with("LANDFALL_") {
+            check.error(
+                key.span(),
+                format!("`{}` is set by landfall", key.get_ref()),
+                "`LANDFALL_*` variables are landfall's own",
+            );
+            continue;
+        }
+        let span = value.span();
+        let value = match value.into_inner() {
+            toml::Value::String(text) => text,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(n) => n.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                check.error(
+                    span,
+                    format!(
+                        "`{}` must be a string, a number or a boolean",
+                        key.get_ref()
+                    ),
+                    "",
+                );
+                continue;
+            }
+        };
+        if let Some(hook) = text(check, "environment", Spanned::new(span, value)) {
+            environment.push((key.into_inner(), hook));
+        }
+    }
+    let mut listen = Vec::new();
+    for address in raw.listen {
+        if manager != raw::Manager::Systemd && manager != raw::Manager::SystemdUser {
+            check.error_with_note(
+                address.span(),
+                format!(
+                    "`listen` needs systemd's socket activation; `{}` cannot hold sockets across restarts",
+                    manager.as_str()
+                ),
+                "",
+                "with supervisord, restart hosts a few at a time (`max_parallel`) instead".into(),
+            );
+            break;
+        }
+        listen.extend(text(check, "listen", address));
+    }
+    let ready = raw.ready.and_then(|ready| {
+        let known = ["http://", "https://", "tcp://", "exec:"];
+        if known.iter().any(|p| ready.get_ref().starts_with(p)) {
+            text(check, "ready", ready)
+        } else {
+            check.error(
+                ready.span(),
+                format!("`ready` must start with `http://`, `https://`, `tcp://` or `exec:`"),
+                "",
+            );
+            None
+        }
+    });
+    let limit = |check: &mut Checker, key: &str, text: Option<Spanned<String>>, default| {
+        text.map_or(default, |text| parse_duration(check, key, &text))
+    };
+    Service {
+        manager,
+        name,
+        exec: exec.unwrap_or(Hook {
+            span,
+            text: String::new(),
+        }),
+        user,
+        environment,
+        listen,
+        ready,
+        ready_timeout: limit(
+            check,
+            "ready_timeout",
+            raw.ready_timeout,
+            DEFAULT_READY_TIMEOUT,
+        ),
+        stop_timeout: limit(
+            check,
+            "stop_timeout",
+            raw.stop_timeout,
+            DEFAULT_STOP_TIMEOUT,
+        ),
+        reload: raw.reload.unwrap_or(false),
     }
 }
 

@@ -13,7 +13,8 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 use super::{
-    Artifact, Environment, Hook, Hooks, Host, HostKeys, OnFailure, Project, Template, Transport,
+    Artifact, Environment, Hook, Hooks, Host, HostKeys, OnFailure, Project, Service, Template,
+    Transport,
 };
 
 impl Project {
@@ -106,8 +107,50 @@ impl Project {
             hooks.insert("local".into(), Value::Table(local));
         }
         out.insert("hooks".into(), Value::Table(hooks));
+        if let Some(service) = &artifact.service {
+            out.insert("service".into(), Value::Table(service_table(service)));
+        }
         out
     }
+}
+
+/// A `[service]` table, with every key written out.
+fn service_table(service: &Service) -> Table {
+    let mut out = table([
+        ("manager", string(service.manager.as_str())),
+        ("name", string(&service.name)),
+        ("exec", string(&service.exec.text)),
+        (
+            "environment",
+            Value::Table(
+                service
+                    .environment
+                    .iter()
+                    .map(|(key, value)| (key.clone(), string(&value.text)))
+                    .collect(),
+            ),
+        ),
+        (
+            "listen",
+            Value::Array(service.listen.iter().map(|l| string(&l.text)).collect()),
+        ),
+        (
+            "ready_timeout",
+            Value::String(duration(service.ready_timeout)),
+        ),
+        (
+            "stop_timeout",
+            Value::String(duration(service.stop_timeout)),
+        ),
+        ("reload", Value::Boolean(service.reload)),
+    ]);
+    if let Some(user) = &service.user {
+        out.insert("user".into(), string(user));
+    }
+    if let Some(ready) = &service.ready {
+        out.insert("ready".into(), string(&ready.text));
+    }
+    out
 }
 
 /// A `[hooks]` table; with `over`, only what differs from it (for
@@ -261,6 +304,7 @@ impl PartialEq for Artifact {
             && self.max_parallel == other.max_parallel
             && self.hooks == other.hooks
             && self.local_hooks == other.local_hooks
+            && self.service == other.service
     }
 }
 

@@ -111,6 +111,11 @@ impl Action {
         [
             ("build", build),
             ("pre_activate", activation && hooks.pre_activate.is_some()),
+            ("service", activation && target.service.is_some()),
+            (
+                "ready",
+                activation && target.service.as_ref().is_some_and(|s| s.ready.is_some()),
+            ),
             ("activate", activation && hooks.activate.is_some()),
             ("health", activation && hooks.health.is_some()),
         ]
@@ -151,6 +156,7 @@ mod tests {
                 health: Some("probe".into()),
                 ..RenderedHooks::default()
             },
+            service: None,
         }
     }
 

@@ -9,7 +9,7 @@ use crate::assemble::Provenance;
 use crate::config::Host;
 use crate::event::{Event, Phase};
 use crate::plan::{Plan, Target};
-use crate::steps::{Activation, LogEntry, PathState, Script, Step};
+use crate::steps::{Activation, Exit, LogEntry, PathState, Script, ServiceState, Step};
 
 /// One artifact on one host, as `status` reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +21,9 @@ pub struct TargetStatus {
     /// Complete releases, most recently activated first.
     pub releases: Vec<ReleaseStatus>,
     pub lock: Option<String>,
+    /// The service the current release runs, as its manager says it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -52,6 +55,7 @@ pub fn status(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
                 current: None,
                 releases: Vec::new(),
                 lock: None,
+                service: None,
                 error: None,
             };
             match state {
@@ -73,12 +77,79 @@ pub fn status(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
                         .collect();
                     report.current = state.current;
                     report.lock = state.lock;
+                    report.service = state.service;
                 }
                 Err(err) => report.error = Some(err),
             }
             report
         })
         .collect()
+}
+
+/// How `logs` ended for one target.
+#[derive(Debug, Clone)]
+pub struct LogsResult {
+    pub host: String,
+    pub artifact: String,
+    /// Why its log could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// Prints the log of the service of every target that runs one, each host
+/// at once: the last `lines` lines, and with `follow` what comes next, until
+/// `stop` says so. Each line goes to `line` with its host and artifact as it
+/// comes.
+pub fn logs(
+    run: &Run<'_>,
+    plan: &Plan,
+    lines: u32,
+    follow: bool,
+    stop: &(dyn Fn() -> bool + Sync),
+    line: &(dyn Fn(&Target, &str) + Sync),
+) -> Vec<LogsResult> {
+    let targets: Vec<&Target> = plan
+        .targets
+        .iter()
+        .filter(|t| t.service.is_some())
+        .collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = targets
+            .iter()
+            .map(|target| {
+                scope.spawn(move || {
+                    let script = run.script(target).step(Step::ServiceLogs {
+                        path: run.transport.host_path(target),
+                        lines,
+                        follow,
+                    });
+                    let reply = run
+                        .transport
+                        .stream(&target.host, &script, stop, &mut |text| {
+                            line(target, text);
+                        });
+                    let error = match reply {
+                        Ok(reply) if reply.exit == Exit::NoService => {
+                            Some("its current release runs no service".to_string())
+                        }
+                        // Stopped on purpose, by a signal.
+                        Ok(reply) if reply.output.code.is_none() => None,
+                        Ok(reply) if !reply.success() => Some(describe_failure(&reply)),
+                        Ok(_) => None,
+                        Err(err) => Some(err.to_string()),
+                    };
+                    LogsResult {
+                        host: target.host.clone(),
+                        artifact: target.artifact.clone(),
+                        error,
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a log reader does not panic"))
+            .collect()
+    })
 }
 
 /// Switches every target back to its previous release (or to `to`), runs
@@ -145,7 +216,7 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
         let path = run.transport.host_path(target);
         // The release's own hooks may have other time limits than today's:
         // it is given at least ten minutes.
-        let time = super::activation_time(&target.hooks).max(Duration::from_secs(600));
+        let time = super::activation_time(target).max(Duration::from_secs(600));
         let activate = |script: Script| {
             script.allowing(time).step(run.activation(
                 target,

@@ -35,7 +35,9 @@ mod tests;
 
 pub use decide::{Action, Upload, decide, previous_good};
 
-pub use manage::{ExecResult, ReleaseStatus, TargetStatus, exec, rollback, status};
+pub use manage::{
+    ExecResult, LogsResult, ReleaseStatus, TargetStatus, exec, logs, rollback, status,
+};
 pub use phases::deploy;
 
 use std::collections::BTreeMap;
@@ -355,6 +357,17 @@ impl Transport for Watched<'_> {
         self.track(host, || self.inner.run(host, script))
     }
 
+    /// Not watched: a stream waits for its output on purpose.
+    fn stream(
+        &self,
+        host: &str,
+        script: &Script,
+        stop: &(dyn Fn() -> bool + Sync),
+        line: &mut dyn FnMut(&str),
+    ) -> Result<Reply, crate::process::ProcessError> {
+        self.inner.stream(host, script, stop, line)
+    }
+
     fn push(
         &self,
         target: &Target,
@@ -487,10 +500,17 @@ fn hook_time(timeout: std::time::Duration) -> std::time::Duration {
 }
 
 /// What the hooks of one activation may take at most (`pre_activate`,
-/// `activate`, `health`), switching back included, the release switched
-/// back to taken to have the same time limits.
-fn activation_time(hooks: &crate::plan::RenderedHooks) -> std::time::Duration {
-    let once = hook_time(hooks.timeout) * 2 + hook_time(hooks.health_timeout);
+/// `activate`, `health`, and a service's stop, start and `ready`),
+/// switching back included, the release switched back to taken to have the
+/// same time limits.
+fn activation_time(target: &Target) -> std::time::Duration {
+    let hooks = &target.hooks;
+    let mut once = hook_time(hooks.timeout) * 2 + hook_time(hooks.health_timeout);
+    if let Some(service) = &target.service {
+        // The old process may take its whole stop time, the new one its
+        // ready time; the manager's own work is quick.
+        once += hook_time(service.stop_timeout) + hook_time(service.ready_timeout);
+    }
     once * 2
 }
 

@@ -542,12 +542,12 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) {
                         ..
                     }) => {
                         failed = true;
-                        let phase = if step == "health" {
+                        let phase = if step == "health" || step == "ready" {
                             Phase::Health
                         } else {
                             Phase::Activate
                         };
-                        record_revert(run, w, phase, &revert, &detail);
+                        record_revert(run, w, phase, Some(&step), &revert, &detail);
                     }
                     Err(message) => {
                         failed = true;
@@ -595,7 +595,7 @@ fn activate_one(
 ) -> Result<Ended, String> {
     let mut script = run
         .script(w.target)
-        .allowing(super::activation_time(&w.target.hooks));
+        .allowing(super::activation_time(w.target));
     if w.unfinished {
         script = script.step(finalize(w, provenance));
     }
@@ -689,11 +689,23 @@ fn report_removed(run: &Run<'_>, w: &Work<'_>, releases: Vec<String>) {
 
 /// Records how switching back went. `detail` is the tail of the hooks'
 /// output, shown after the message.
-fn record_revert(run: &Run<'_>, w: &mut Work<'_>, phase: Phase, revert: &Revert, detail: &str) {
-    let what = if phase == Phase::Rollback {
-        "another host failed".to_string()
-    } else {
-        format!("the {} hook failed", phase.name())
+fn record_revert(
+    run: &Run<'_>,
+    w: &mut Work<'_>,
+    phase: Phase,
+    step: Option<&str>,
+    revert: &Revert,
+    detail: &str,
+) {
+    let ready_timeout = w.target.service.as_ref().map(|s| s.ready_timeout);
+    let what = match (phase, step) {
+        (Phase::Rollback, _) => "another host failed".to_string(),
+        (_, Some("service")) => "the service could not be started".to_string(),
+        (_, Some("ready")) => format!(
+            "the service was not ready within {}s",
+            crate::steps::timeout_seconds(ready_timeout.unwrap_or_default())
+        ),
+        _ => format!("the {} hook failed", phase.name()),
     };
     match revert {
         Revert::Done { to } => {
@@ -716,7 +728,12 @@ fn record_revert(run: &Run<'_>, w: &mut Work<'_>, phase: Phase, revert: &Revert,
                 w,
                 phase,
                 format!(
-                    "{what}; switched back to {to}, but the {step} hook it recorded failed too{detail}"
+                    "{what}; switched back to {to}, but {} it recorded failed too{detail}",
+                    match step.as_str() {
+                        "service" => "the service".to_string(),
+                        "ready" => "the readiness check of the service".to_string(),
+                        hook => format!("the {hook} hook"),
+                    }
                 ),
             );
         }
@@ -738,7 +755,7 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
         );
         let script = run
             .script(w.target)
-            .allowing(super::activation_time(&w.target.hooks))
+            .allowing(super::activation_time(w.target))
             .step(Step::Back {
                 path: w.path.clone(),
                 from: w.release.id.clone(),
@@ -758,7 +775,7 @@ fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
                 } else {
                     format!(":\n{}", reply.hook_output())
                 };
-                record_revert(run, w, phase, &reply.revert(), &detail);
+                record_revert(run, w, phase, None, &reply.revert(), &detail);
             }
             Ok(reply) => run.fail(w, phase, describe_failure(&reply)),
             Err(err) => run.fail(w, phase, err.to_string()),

@@ -24,6 +24,8 @@ pub enum Exit {
     ActivationFailed,
     /// The `build` hook failed; the upload was removed.
     BuildFailed,
+    /// The current release runs no service (`landfall_service_logs`).
+    NoService,
     /// Anything else: an unexpected error (70), a script cut short, sh
     /// missing, or a signal (`None`).
     Other(Option<i32>),
@@ -38,6 +40,7 @@ impl Exit {
             Some(10) => Exit::PreActivateFailed,
             Some(11) => Exit::ActivationFailed,
             Some(12) => Exit::BuildFailed,
+            Some(13) => Exit::NoService,
             other => Exit::Other(other),
         }
     }
@@ -138,6 +141,44 @@ pub enum Report {
     Removed {
         release: String,
     },
+    /// The state of the service the current release of a path runs.
+    Service {
+        index: usize,
+        state: ServiceState,
+    },
+    /// A service was (re)started, or reloaded, with the definition of the
+    /// release switched to.
+    Restarted {
+        name: String,
+        reloaded: bool,
+    },
+    /// A service that the release switched to no longer runs was stopped
+    /// and its definition removed.
+    ServiceRemoved {
+        name: String,
+    },
+}
+
+/// What the service manager says of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceState {
+    /// `systemd`, `systemd-user`, `supervisor`, or `process` (`--local`).
+    pub manager: String,
+    pub name: String,
+    /// As the manager says it: `active (running)`, `failed (failed)`,
+    /// `RUNNING`, `FATAL`, `running`, `stopped`…
+    pub state: String,
+    pub pid: Option<u32>,
+    /// Since when it is in that state, as the manager says it.
+    pub since: Option<String>,
+}
+
+impl ServiceState {
+    /// Whether the manager says it runs.
+    pub fn running(&self) -> bool {
+        let state = self.state.to_ascii_lowercase();
+        state.starts_with("active") || state == "running"
+    }
 }
 
 fn some(value: &str) -> Option<String> {
@@ -229,6 +270,27 @@ impl Report {
             "removed" => Report::Removed {
                 release: rest(1).to_string(),
             },
+            "service" => Report::Service {
+                index: index()?,
+                state: ServiceState {
+                    manager: fields.get(2)?.to_string(),
+                    name: fields.get(3)?.to_string(),
+                    state: fields.get(4)?.to_string(),
+                    pid: fields.get(5).and_then(|p| p.parse().ok()),
+                    since: fields.get(6).and_then(|s| some(s.trim())),
+                },
+            },
+            "restarted" => Report::Restarted {
+                name: rest(1).to_string(),
+                reloaded: false,
+            },
+            "reloaded" => Report::Restarted {
+                name: rest(1).to_string(),
+                reloaded: true,
+            },
+            "removed-service" => Report::ServiceRemoved {
+                name: rest(1).to_string(),
+            },
             _ => return None,
         })
     }
@@ -275,6 +337,10 @@ pub struct PathState {
     /// What `landfall_claim` did, when the probe asked for the lock.
     #[serde(skip)]
     pub claim: Option<Claim>,
+    /// The service the current release runs, when the probe asked for
+    /// detail.
+    #[serde(skip)]
+    pub service: Option<ServiceState>,
 }
 
 /// The outcome of `landfall_claim` for one path.
@@ -356,7 +422,8 @@ impl Reply {
                 | Report::Held { index, .. }
                 | Report::Busy { index, .. }
                 | Report::Unclaimed { index, .. }
-                | Report::Created { index, .. } => *index,
+                | Report::Created { index, .. }
+                | Report::Service { index, .. } => *index,
                 _ => continue,
             };
             let Some(state) = states.get_mut(index) else {
@@ -388,6 +455,7 @@ impl Reply {
                 }
                 Report::Busy { holder, .. } => state.claim = Some(Claim::Busy(holder)),
                 Report::Unclaimed { reason, .. } => state.claim = Some(Claim::Unclaimed(reason)),
+                Report::Service { state: service, .. } => state.service = Some(service),
                 _ => {}
             }
         }

@@ -51,6 +51,9 @@ impl Transport for Local {
         process::run_unchecked(
             &Cmd::new("sh")
                 .arg("-s")
+                // Steps and hooks know they run locally: a service runs as
+                // a plain process, not under a service manager.
+                .env("LANDFALL_LOCAL", "1")
                 .input(script.text())
                 .dir("/")
                 .deadline(script.deadline())
@@ -58,6 +61,23 @@ impl Transport for Local {
                 .for_host(host),
         )
         .map(Reply::from)
+    }
+
+    fn stream(
+        &self,
+        host: &str,
+        script: &Script,
+        stop: &(dyn Fn() -> bool + Sync),
+        line: &mut dyn FnMut(&str),
+    ) -> Result<Reply, ProcessError> {
+        self.trips.count(host);
+        let cmd = Cmd::new("sh")
+            .arg("-s")
+            .env("LANDFALL_LOCAL", "1")
+            .input(script.text())
+            .dir("/")
+            .for_host(host);
+        process::stream_lines(&cmd, stop, line).map(Reply::from)
     }
 
     fn push(

@@ -113,6 +113,18 @@ pub trait Transport: Sync {
     /// script's exit status; an error means the host could not be reached.
     fn run(&self, host: &str, script: &Script) -> Result<Reply, ProcessError>;
 
+    /// Runs steps on a host with no deadline, handing each line they print
+    /// to `line` as it comes, until they end or `stop` says so (see
+    /// [`process::stream_lines`]); for output that may not end, such as a
+    /// service's log followed. The reply has the exit, and no reports.
+    fn stream(
+        &self,
+        host: &str,
+        script: &Script,
+        stop: &(dyn Fn() -> bool + Sync),
+        line: &mut dyn FnMut(&str),
+    ) -> Result<Reply, ProcessError>;
+
     /// Copies a staged release into `<path>/releases/<id>.partial`, hard
     /// linking files unchanged since `link_dest` (a release id on the host).
     /// A git release's commit goes to `<path>/.landfall/repo.git` instead;

@@ -237,6 +237,30 @@ impl Transport for Ssh {
         Ok(Reply::from(output))
     }
 
+    fn stream(
+        &self,
+        host: &str,
+        script: &Script,
+        stop: &(dyn Fn() -> bool + Sync),
+        line: &mut dyn FnMut(&str),
+    ) -> Result<Reply, ProcessError> {
+        self.connected();
+        self.trips.count(host);
+        let cmd = self
+            .ssh_cmd()
+            .args(["-o", "ControlMaster=no", "-T"])
+            .arg(self.address(host))
+            .args(["sh", "-s"])
+            .input(script.text())
+            .in_own_process_group()
+            .for_host(host);
+        let output = process::stream_lines(&cmd, stop, line)?;
+        if output.code == Some(SSH_FAILED) {
+            return Err(connection_error(&cmd, host, &output));
+        }
+        Ok(Reply::from(output))
+    }
+
     fn push(
         &self,
         target: &Target,
