@@ -476,6 +476,163 @@ pub(crate) fn activation(service: Option<&RenderedService>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::Fixture;
+    use crate::secrets::Secrets;
+
+    /// A project whose artifact `web`, deployed at `path`, runs a service
+    /// with these keys (TOML lines).
+    fn fixture(path: &str, service: &str) -> Fixture {
+        Fixture::new(&[
+            (
+                "deploy.toml",
+                &format!(
+                    "[project]\nname = \"shop\"\n[vars]\nport = 8080\n\n\
+                     [artifact.web]\nroles = [\"web\"]\npath = \"{path}\"\n\n\
+                     [artifact.web.service]\n{service}\n"
+                ),
+            ),
+            (
+                "environments/dev.toml",
+                "[hosts.web1]\nroles = [\"web\"]\nvars = { port = 81 }\n",
+            ),
+        ])
+    }
+
+    fn rendered(fixture: &Fixture) -> Result<RenderedService, String> {
+        let (project, env) = fixture.load("dev");
+        let secrets = Secrets::placeholders();
+        crate::plan::plan(&project, &env, &[], false, &secrets)
+            .map(|mut plan| plan.targets.remove(0).service.expect("a service"))
+            .map_err(|e| e.to_string())
+    }
+
+    fn file<'s>(service: &'s RenderedService, name: &str) -> &'s str {
+        let file = service
+            .files
+            .iter()
+            .find(|f| f.dst == format!("{SERVICE_DIR}/{name}"))
+            .unwrap_or_else(|| panic!("no {name}"));
+        std::str::from_utf8(&file.contents).unwrap()
+    }
+
+    /// `systemd-analyze verify` on the service's units, installed under
+    /// their names in a directory of their own, with the release's
+    /// launcher where the unit expects it: systemd itself says whether it
+    /// would load them.
+    #[test]
+    fn systemd_accepts_the_units_it_is_given() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("srv").join("web");
+        let path = path.to_str().unwrap();
+        let fixture = fixture(
+            path,
+            "manager = \"systemd\"\nexec = \"bin/web --port {{ vars.port }}\"\nuser = \"daemon\"\n\
+             environment = { RUST_LOG = \"info\", GREETING = \"it's 100% \\\"fine\\\"\" }\n\
+             listen = [\"127.0.0.1:{{ vars.port }}\", \"[::1]:{{ vars.port }}\"]\n\
+             ready = \"http://127.0.0.1:{{ vars.port }}/health\"\nstop_timeout = \"1m\"\nreload = true",
+        );
+        let service = rendered(&fixture).unwrap();
+        assert_eq!(service.name, "shop-web");
+        assert_eq!(service.listen, ["127.0.0.1:81", "[::1]:81"]);
+        let release = std::path::Path::new(path).join("current").join(SERVICE_DIR);
+        std::fs::create_dir_all(&release).unwrap();
+        for f in &service.files {
+            let name = f.dst.rsplit('/').next().unwrap();
+            std::fs::write(release.join(name), &f.contents).unwrap();
+            std::fs::set_permissions(
+                release.join(name),
+                std::os::unix::fs::PermissionsExt::from_mode(f.mode),
+            )
+            .unwrap();
+        }
+        let units = root.path().join("units");
+        std::fs::create_dir_all(&units).unwrap();
+        std::fs::write(units.join("shop-web.service"), file(&service, "unit")).unwrap();
+        std::fs::write(units.join("shop-web.socket"), file(&service, "socket")).unwrap();
+        let unit = file(&service, "unit");
+        for line in [
+            &format!("ExecStart={path}/current/.landfall-service/run"),
+            &format!("EnvironmentFile={path}/current/.landfall-service/env"),
+            "User=daemon",
+            "TimeoutStopSec=60",
+            "Requires=shop-web.socket",
+            "ExecReload=/bin/kill -HUP $MAINPID",
+        ] {
+            assert!(unit.lines().any(|l| l == line), "no `{line}` in\n{unit}");
+        }
+        let output = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(units.join("shop-web.socket"))
+            .arg(units.join("shop-web.service"))
+            .output()
+            .expect("systemd-analyze (from systemd) checks the units: install systemd");
+        let said = String::from_utf8_lossy(&output.stderr);
+        // Only what concerns these units: systemd may warn of its own.
+        let ours: Vec<&str> = said.lines().filter(|l| l.contains("shop-web")).collect();
+        assert!(output.status.success() && ours.is_empty(), "{said}");
+        // The environment reaches the service byte for byte through sh,
+        // as under `--local`; systemd reads the same quoting.
+        let env = file(&service, "env");
+        let out = crate::process::run(
+            &crate::process::Cmd::new("sh")
+                .arg("-c")
+                .arg(format!("{env}printf '%s|%s' \"$RUST_LOG\" \"$GREETING\"")),
+        )
+        .unwrap();
+        assert_eq!(out.stdout_text(), "info|it's 100% \"fine\"");
+    }
+
+    #[test]
+    fn supervisor_programs_keep_values_and_logs_in_the_artifact() {
+        let fixture = fixture(
+            "/srv/web",
+            "manager = \"supervisor\"\nexec = \"bin/web\"\nname = \"web\"\n\
+             environment = { A = \"50% \\\"off\\\"\" }",
+        );
+        let service = rendered(&fixture).unwrap();
+        let program = file(&service, "unit");
+        for line in [
+            "[program:web]",
+            "command=/srv/web/current/.landfall-service/run",
+            "environment=LANDFALL_PATH=\"/srv/web\",A=\"50%% \\\"off\\\"\"",
+            "stdout_logfile=/srv/web/.landfall/service.log",
+            "stopwaitsecs=30",
+        ] {
+            assert!(
+                program.lines().any(|l| l == line),
+                "no `{line}` in\n{program}"
+            );
+        }
+        assert!(!service.files.iter().any(|f| f.dst.ends_with("/socket")));
+    }
+
+    #[test]
+    fn rendered_fields_are_checked_for_each_host() {
+        let err = |service: &str| rendered(&fixture("/srv/web", service)).unwrap_err();
+        let message = err(
+            "manager = \"systemd\"\nexec = \"bin/web\"\nlisten = [\"localhost:{{ vars.port }}\"]",
+        );
+        assert!(
+            message.contains(
+                "`listen` renders `localhost:81` for host `web1`, which is not an address and port"
+            ),
+            "{message}"
+        );
+        let message = err("manager = \"systemd\"\nexec = \"bin/web {{ secrets.token }}\"");
+        assert!(
+            message.contains("the service's `exec` reads a secret"),
+            "{message}"
+        );
+        let message =
+            err("manager = \"systemd\"\nexec = \"bin/web\"\nready = \"tcp://{{ vars.port }}\"");
+        assert!(message.contains("`ready` renders `tcp://81`"), "{message}");
+        let message =
+            err("manager = \"supervisor\"\nexec = \"bin/web\"\nenvironment = { X = \"a ;b\" }");
+        assert!(
+            message.contains("supervisord reads as a comment"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn values_in_single_quotes_survive_sh() {

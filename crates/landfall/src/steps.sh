@@ -812,6 +812,7 @@ landfall_service_remove() {
   p=$1 m=$2 name=$3
   if [ -n "${LANDFALL_LOCAL:-}" ]; then
     landfall_process_stop "$p"
+    printf 'removed-service\t%s\n' "$name"
     return 0
   fi
   case $m in

@@ -1702,6 +1702,237 @@ fn back_whose_recorded_health_fails_says_so(shell: Shell) {
     assert_eq!(hooks_ran(&a)[0], "activate aa01");
 }
 
+/// A release `id` that runs a service (as `--local` runs one: a plain
+/// process): it appends `RELEASE GREETING PID` to `started` in the
+/// artifact's directory, then sleeps. Its readiness check passes once that
+/// line is written, unless `ready` is false.
+fn with_service(a: &Artifact, id: &str, age_secs: u64, ready: bool) {
+    let check = if ready {
+        "grep -q \"^$LANDFALL_RELEASE \" \"$LANDFALL_PATH/started\"".to_string()
+    } else {
+        "echo not ready; exit 1".to_string()
+    };
+    let activation = format!(
+        "hook_pre_activate=''\nhook_activate=''\nhook_health=''\nhook_timeout=5\n\
+         service_manager=supervisor\nservice_name=app\nservice_ready={}\nready_timeout=2\n\
+         stop_timeout=2\nservice_reload=0\nservice_bin=bin/app\n",
+        quote(&check)
+    );
+    a.release(id, age_secs)
+        .write(&format!("releases/{id}/.landfall-activation"), activation)
+        .write(
+            &format!("releases/{id}/.landfall-service/run"),
+            "#!/bin/sh\ncd -P -- \"${0%/*}/..\" || exit 1\nLANDFALL_RELEASE=${PWD##*/}\n\
+             export LANDFALL_RELEASE\n\
+             exec sh -c 'printf \"%s %s %s\\n\" \"$LANDFALL_RELEASE\" \"$GREETING\" $$ >>\"$LANDFALL_PATH/started\"; exec sleep 60'\n",
+        )
+        .write(
+            &format!("releases/{id}/.landfall-service/env"),
+            format!("GREETING='hi from {id}'\n"),
+        );
+    fs::set_permissions(
+        a.join(&format!("releases/{id}/.landfall-service/run")),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    a.activated(id, age_secs);
+}
+
+/// The services [`with_service`] releases started: release, greeting and
+/// pid, in order. Dropping it kills every one of them.
+struct Started<'a>(&'a Artifact);
+
+impl Started<'_> {
+    fn lines(&self) -> Vec<(String, String, u32)> {
+        fs::read_to_string(self.0.join("started"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let (release, rest) = line.split_once(' ').unwrap();
+                let (greeting, pid) = rest.rsplit_once(' ').unwrap();
+                (release.into(), greeting.into(), pid.parse().unwrap())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        for (_, _, pid) in self.lines() {
+            kill_group(pid);
+            drop(
+                Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status(),
+            );
+        }
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A process that exited but was not reaped yet is a zombie: gone.
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Calls of the steps as `--local` runs them.
+fn local(calls: &str) -> String {
+    format!("export LANDFALL_LOCAL=1\n{calls}")
+}
+
+fn service_under_local_is_a_process_restarted_by_each_activation(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    with_service(&a, "aa01", 60, true);
+    with_service(&a, "aa02", 60, true);
+    let started = Started(&a);
+    shell
+        .run(&local(&call(
+            "landfall_activate",
+            &[&a.path(), "aa01", "", "1", "{}", "{}"],
+        )))
+        .expect(
+            0,
+            "switched\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa01\n",
+        );
+    let first = started.lines();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (first[0].0.as_str(), first[0].1.as_str()),
+        ("aa01", "hi from aa01")
+    );
+    assert_eq!(
+        a.read(".landfall/service.pid").trim(),
+        first[0].2.to_string()
+    );
+    assert!(alive(first[0].2));
+    shell
+        .run(&local(&call(
+            "landfall_activate",
+            &[&a.path(), "aa02", "aa01", "1", "{}", "{}"],
+        )))
+        .expect(
+            0,
+            "switched\taa02\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa02\n",
+        );
+    let second = started.lines();
+    assert_eq!(second.len(), 2);
+    assert_eq!(second[1].0, "aa02");
+    assert!(!alive(first[0].2), "the service of aa01 still runs");
+    assert!(alive(second[1].2));
+    // Its state, as `status` reads it.
+    let out = shell.run(&local(&call("landfall_service_state", &["0", &a.path()])));
+    assert!(
+        out.stdout.starts_with(&format!(
+            "service\t0\tprocess\tapp\trunning\t{}\t",
+            second[1].2
+        )),
+        "{out}"
+    );
+}
+
+fn service_that_is_not_ready_switches_back_and_restarts_the_previous(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    with_service(&a, "aa01", 60, true);
+    with_service(&a, "aa02", 60, false);
+    let started = Started(&a);
+    shell
+        .run(&local(&call(
+            "landfall_activate",
+            &[&a.path(), "aa01", "", "1", "{}", "{}"],
+        )))
+        .expect(
+            0,
+            "switched\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa01\n",
+        );
+    let out = shell.run(&local(&call(
+        "landfall_activate",
+        &[&a.path(), "aa02", "aa01", "1", "{}", "{\"back\":1}"],
+    )));
+    out.expect(
+        11,
+        "switched\taa02\nhook\tservice\nrestarted\tapp\nhook\tready\nfailed\tready\n\
+         reverted\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\n",
+    );
+    assert!(out.stderr.contains("not ready"), "{out}");
+    assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+    let lines = started.lines();
+    let releases: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
+    assert_eq!(releases, ["aa01", "aa02", "aa01"]);
+    assert!(!alive(lines[0].2) && !alive(lines[1].2));
+    assert!(
+        alive(lines[2].2),
+        "the previous release's service runs again"
+    );
+    assert_eq!(a.read(".landfall/log"), "{}\n{\"back\":1}\n");
+}
+
+fn a_release_without_a_service_stops_the_one_that_ran(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    with_service(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, true);
+    let started = Started(&a);
+    shell
+        .run(&local(&call(
+            "landfall_activate",
+            &[&a.path(), "aa01", "", "1", "{}", "{}"],
+        )))
+        .expect(
+            0,
+            "switched\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa01\n",
+        );
+    shell
+        .run(&local(&call(
+            "landfall_activate",
+            &[&a.path(), "aa02", "aa01", "1", "{}", "{}"],
+        )))
+        .expect(
+            0,
+            "hook\tpre_activate\nswitched\taa02\nremoved-service\tapp\nhook\tactivate\n\
+             hook\thealth\nactivated\taa02\n",
+        );
+    assert!(!alive(started.lines()[0].2));
+    assert!(!a.has(".landfall/service.pid"));
+    // Going back to aa01 starts its service again.
+    shell
+        .run(&local(&call(
+            "landfall_back",
+            &[&a.path(), "aa02", "aa01", "{}"],
+        )))
+        .expect(
+            0,
+            "reverted\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\n",
+        );
+    assert!(alive(started.lines()[1].2));
+}
+
+fn service_logs_prints_the_tail_of_its_log_or_exits_13(shell: Shell) {
+    let a = Artifact::new();
+    with_service(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, true);
+    a.write(".landfall/service.log", "one\ntwo\nthree\n");
+    a.set_current("aa01");
+    shell
+        .run(&local(&call(
+            "landfall_service_logs",
+            &[&a.path(), "2", "0"],
+        )))
+        .expect(0, "two\nthree\n");
+    a.set_current("aa02");
+    let out = shell.run(&local(&call(
+        "landfall_service_logs",
+        &[&a.path(), "2", "0"],
+    )));
+    out.expect(13, "");
+    assert!(out.stderr.contains("runs no service"), "{out}");
+}
+
 fn build_runs_the_recorded_build_hook_and_a_failure_removes_the_upload(shell: Shell) {
     let a = Artifact::new();
     a.mkdir(".landfall");
@@ -1947,6 +2178,10 @@ under_both_shells!(
     activate_of_a_release_that_recorded_nothing_runs_no_hook_and_says_so,
     back_to_no_release_removes_current,
     back_whose_recorded_health_fails_says_so,
+    service_under_local_is_a_process_restarted_by_each_activation,
+    service_that_is_not_ready_switches_back_and_restarts_the_previous,
+    a_release_without_a_service_stops_the_one_that_ran,
+    service_logs_prints_the_tail_of_its_log_or_exits_13,
     build_runs_the_recorded_build_hook_and_a_failure_removes_the_upload,
     finalize_records_the_provenance_once_and_names_the_release,
     log_never_writes_through_a_link_and_says_so,
