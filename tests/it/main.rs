@@ -13,4 +13,5 @@ mod release;
 mod remote;
 mod secrets;
 mod security;
+mod services;
 mod support;

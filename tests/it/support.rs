@@ -120,6 +120,49 @@ impl Outcome {
     }
 }
 
+/// A `Cargo.lock` for a workspace of `examples/hello` alone: the
+/// repository's, with what hello does not use pruned by cargo itself
+/// (offline: it changes no version).
+fn hello_lock() -> &'static str {
+    static LOCK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("landfall-it-lock-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path();
+        let repo = repo();
+        copy_dir(
+            &repo.join("examples/hello/src"),
+            &root.join("examples/hello/src"),
+        );
+        fs::copy(
+            repo.join("examples/hello/Cargo.toml"),
+            root.join("examples/hello/Cargo.toml"),
+        )
+        .unwrap();
+        fs::write(root.join("Cargo.toml"), HELLO_WORKSPACE).unwrap();
+        fs::copy(repo.join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .args(["update", "--workspace", "--offline", "--quiet"])
+            .current_dir(root)
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "cannot prune Cargo.lock for hello: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        fs::read_to_string(root.join("Cargo.lock")).unwrap()
+    })
+}
+
+/// The `Cargo.toml` of a workspace of `examples/hello` alone.
+const HELLO_WORKSPACE: &str = "[workspace]\nresolver = \"3\"\nmembers = [\"examples/hello\"]\n\n\
+     [workspace.package]\nedition = \"2024\"\n\n[workspace.lints.rust]\nunsafe_code = \"forbid\"\n";
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
@@ -171,17 +214,8 @@ impl Workspace {
             root.join("examples/hello/Cargo.toml"),
         )
         .unwrap();
-        fs::write(
-            root.join("Cargo.toml"),
-            "[workspace]\nresolver = \"3\"\nmembers = [\"examples/hello\"]\n\n\
-             [workspace.package]\nedition = \"2024\"\n\n[workspace.lints.rust]\nunsafe_code = \"forbid\"\n",
-        )
-        .unwrap();
-        fs::write(
-            root.join("Cargo.lock"),
-            "version = 4\n\n[[package]]\nname = \"hello\"\nversion = \"0.1.0\"\n",
-        )
-        .unwrap();
+        fs::write(root.join("Cargo.toml"), HELLO_WORKSPACE).unwrap();
+        fs::write(root.join("Cargo.lock"), hello_lock()).unwrap();
         copy_dir(&repo.join("templates"), &root.join("templates"));
         fs::copy(repo.join("deploy.toml"), root.join("deploy.toml")).unwrap();
         let ports = [free_port(), free_port()];
