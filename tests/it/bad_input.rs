@@ -17,8 +17,8 @@
 //! and read the difference: a message that is unclear, lacks a location
 //! or blames the wrong place is a bug to fix, not a snapshot to take.
 //!
-//! The workspace is `Workspace::hello()`. Line numbers below refer to the
-//! repository's `deploy.toml` (the `app` artifact's `files` entry is on line
+//! The workspace is `Workspace::hello()`. Line numbers below refer to its
+//! `deploy.toml`, `tests/it/fixtures/hooks-deploy.toml` (the `app` artifact's `files` entry is on line
 //! 21, its `keep` on line 24, its hooks on lines 28 to 31, `[artifact.site]`
 //! on line 34, 38 lines in all), to the harness's `environments/dev.toml`
 //! (`jobs` on line 2, `[hosts.web1]` on line 4 with `address`, `roles` and
@@ -221,6 +221,151 @@ fn run_cases(snapshot: &ExpectFile, cases: &[Case]) {
         failures.join("\n\n")
     );
     snapshot.assert_eq(&transcripts.join("\n"));
+}
+
+/// Adds a service to the `app` artifact, with these keys (TOML lines); the
+/// section starts on line 40 of `deploy.toml`.
+fn service(ws: &Workspace, keys: &str) {
+    append(
+        ws,
+        "deploy.toml",
+        format!("\n[artifact.app.service]\n{keys}\n"),
+    );
+}
+
+#[test]
+fn service_errors_are_refused_where_they_are_written() {
+    run_cases(
+        &expect_file!["snapshots/bad_input/services.txt"],
+        &[
+            Case {
+                name: "a manager landfall does not know",
+                setup: |ws| service(ws, "manager = \"upstart\"\nexec = \"bin/hello\""),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:41:11", "upstart"],
+            },
+            Case {
+                name: "no exec",
+                setup: |ws| service(ws, "manager = \"supervisor\""),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:", "exec"],
+            },
+            Case {
+                name: "an empty exec",
+                setup: |ws| service(ws, "manager = \"supervisor\"\nexec = \" \""),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:42:8", "`exec` is empty"],
+            },
+            Case {
+                name: "listen under supervisord",
+                setup: |ws| {
+                    service(
+                        ws,
+                        "manager = \"supervisor\"\nexec = \"bin/hello\"\nlisten = [\"127.0.0.1:80\"]",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &[
+                    "deploy.toml:43:11",
+                    "`listen` needs systemd's socket activation",
+                ],
+            },
+            Case {
+                name: "a user for a user's own systemd",
+                setup: |ws| {
+                    service(
+                        ws,
+                        "manager = \"systemd-user\"\nexec = \"bin/hello\"\nuser = \"www-data\"",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:43:8", "`user` does not apply"],
+            },
+            Case {
+                name: "a readiness check of an unknown kind",
+                setup: |ws| {
+                    service(
+                        ws,
+                        "manager = \"systemd\"\nexec = \"bin/hello\"\nready = \"ftp://x/\"",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:43:9", "`ready` must start with"],
+            },
+            Case {
+                name: "an environment variable that is landfall's",
+                setup: |ws| {
+                    service(
+                        ws,
+                        "manager = \"systemd\"\nexec = \"bin/hello\"\nenvironment = { LANDFALL_PATH = \"/x\" }",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:43:17", "`LANDFALL_PATH` is set by landfall"],
+            },
+            Case {
+                name: "an environment value that is a table",
+                setup: |ws| {
+                    service(
+                        ws,
+                        "manager = \"systemd\"\nexec = \"bin/hello\"\nenvironment = { A = { b = 1 } }",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:43:21", "`A` must be a string"],
+            },
+            Case {
+                name: "a service name with a space",
+                setup: |ws| {
+                    service(
+                        ws,
+                        "manager = \"systemd\"\nexec = \"bin/hello\"\nname = \"hello app\"",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:43:8", "invalid service name"],
+            },
+            Case {
+                name: "a service on a path a unit cannot hold",
+                setup: |ws| {
+                    ws.edit(
+                        "deploy.toml",
+                        "path = \"/srv/hello/app\"",
+                        "path = \"/srv/hello app\"",
+                    );
+                    service(ws, "manager = \"systemd\"\nexec = \"bin/hello\"");
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:", "its `path` must be plain"],
+            },
+            Case {
+                name: "a listen address that renders to a name",
+                setup: |ws| {
+                    service(
+                        ws,
+                        "manager = \"systemd\"\nexec = \"bin/hello\"\nlisten = [\"localhost:{{ vars.port }}\"]",
+                    );
+                },
+                args: DEPLOY,
+                expect_in_stderr: &["deploy.toml:43:11", "which is not an address and port"],
+            },
+            Case {
+                name: "a file in the service's directory of the release",
+                setup: |ws| {
+                    ws.edit(
+                        "deploy.toml",
+                        "dst = \"bin/restart\"",
+                        "dst = \".landfall-service/run\"",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &[
+                    "deploy.toml:21:",
+                    "`.landfall-service/run` is landfall's own",
+                ],
+            },
+        ],
+    );
 }
 
 /// A comment line holding bytes that are not UTF-8.

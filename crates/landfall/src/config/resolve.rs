@@ -482,9 +482,10 @@ fn resolve_artifact(
     }
 
     let (hooks, local_hooks) = resolve_hooks(check, raw.hooks);
+    let path_span = raw.path.span();
     let service = raw
         .service
-        .map(|service| resolve_service(check, project, name, &path, service));
+        .map(|service| resolve_service(check, project, name, (&path, path_span), service));
     Artifact {
         name: name.to_string(),
         roles: raw.roles.into_iter().map(Spanned::into_inner).collect(),
@@ -515,7 +516,7 @@ fn resolve_service(
     check: &mut Checker,
     project: &str,
     artifact: &str,
-    path: &str,
+    (path, path_span): (&str, Range<usize>),
     raw: Spanned<raw::Service>,
 ) -> Service {
     let span = raw.span();
@@ -553,7 +554,7 @@ fn resolve_service(
         .all(|b| b.is_ascii_alphanumeric() || b"/-_.+@:,~".contains(&b))
     {
         check.error(
-            span.clone(),
+            path_span,
             format!("artifact `{artifact}` runs a service, so its `path` must be plain"),
             "a service's path may hold letters, digits and `/-_.+@:,~` only",
         );
@@ -871,6 +872,18 @@ fn check_dst(check: &mut Checker, dst: &Spanned<String>) -> Option<String> {
                 crate::diag::shown(dst.get_ref())
             ),
             "use a relative path without `.`, `..` or control characters",
+        );
+        None
+    } else if crate::assemble::reserved(text)
+        || text
+            .split('/')
+            .next()
+            .is_some_and(|top| top == crate::service::SERVICE_DIR)
+    {
+        check.error(
+            dst.span(),
+            format!("`{text}` is landfall's own in every release"),
+            "choose another destination",
         );
         None
     } else {
