@@ -49,7 +49,7 @@ pub(crate) enum Command {
     Secrets(SecretsCommand),
     /// Write deploy.toml, environments/dev.toml and a template for this
     /// workspace's binaries
-    Init,
+    Init(InitArgs),
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +182,14 @@ pub(crate) struct ExecArgs {
     /// `sh -c '…'` for shell syntax)
     #[arg(last = true, required = true, value_name = "CMD")]
     pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Write nothing; print the sudoers rules that let the deploy user of
+    /// ENV manage its system services without being root
+    #[arg(long, value_name = "ENV")]
+    pub(crate) sudoers: Option<String>,
 }
 
 #[derive(Debug, Args)]

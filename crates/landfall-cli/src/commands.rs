@@ -642,6 +642,41 @@ pub(crate) fn config(ctx: &Ctx<'_>, args: &ConfigArgs) -> u8 {
     result.unwrap_or_else(|err| Ctx::fail(&err))
 }
 
+/// `init --sudoers ENV`: the sudo rules for the environment's system
+/// services, on stdout.
+pub(crate) fn sudoers(ctx: &Ctx<'_>, env: &str) -> u8 {
+    let result = (|| {
+        let (project, env) = ctx.load(env)?;
+        let user = env.user.clone().unwrap_or_else(|| {
+            std::env::var("USER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "deploy".into())
+        });
+        let services: Vec<(&str, &str, &config::Service)> = project
+            .artifacts
+            .iter()
+            .filter(|a| env.hosts.iter().any(|h| h.receives(a)))
+            .filter_map(|a| Some((a.name.as_str(), a.path.as_str(), a.service.as_ref()?)))
+            .collect();
+        if services.is_empty() {
+            return Err(Error::Usage(format!(
+                "no artifact of environment `{}` runs a service",
+                env.name
+            )));
+        }
+        render::println!(
+            "# sudo rules for landfall's deploys of `{}` as `{user}`: install with\n\
+             # visudo -f /etc/sudoers.d/landfall-{}\n\n{}",
+            env.name,
+            project.name,
+            landfall::service::sudoers(&user, &services)
+        );
+        Ok(EXIT_OK)
+    })();
+    result.unwrap_or_else(|err| Ctx::fail(&err))
+}
+
 pub(crate) fn init(ctx: &Ctx<'_>) -> u8 {
     let result = (|| {
         let workspace = landfall::build::workspace(ctx.global.manifest_path.as_deref())?;

@@ -62,7 +62,10 @@ fn main() -> ExitCode {
         Some(Command::Logs(args)) => commands::logs(&ctx, args),
         Some(Command::Config(args)) => commands::config(&ctx, args),
         Some(Command::Secrets(command)) => secrets::run(&ctx, command),
-        Some(Command::Init) => commands::init(&ctx),
+        Some(Command::Init(args)) => match &args.sudoers {
+            Some(env) => commands::sudoers(&ctx, env),
+            None => commands::init(&ctx),
+        },
     };
     match signals::received() {
         Some(signal) => ExitCode::from(signals::exit_status(signal)),

@@ -2,6 +2,7 @@
 //! template for a workspace, such that `cargo deploy dev --local` works at
 //! once. This module only computes the files; the caller writes them.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::config::Workspace;
@@ -13,9 +14,10 @@ pub struct ScaffoldFile {
     pub contents: String,
 }
 
-/// The files for `workspace`: one artifact holding every binary of the
-/// workspace (a binary two packages define is left out), with a rendered
-/// config file, deployed to one local host.
+/// The files for `workspace`: an artifact per binary of the workspace (a
+/// binary two packages define is left out; with one binary, or none, one
+/// artifact named after the project), each with a rendered config file and
+/// a service section to turn on, deployed to one local host.
 pub fn scaffold(workspace: &Workspace) -> Vec<ScaffoldFile> {
     let dir_name = workspace
         .root
@@ -29,16 +31,7 @@ pub fn scaffold(workspace: &Workspace) -> Vec<ScaffoldFile> {
         .filter(|(_, packages)| packages.len() == 1)
         .map(|(bin, _)| bin.as_str())
         .collect();
-    let list = bins
-        .iter()
-        .map(|b| format!("{b:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let check = bins.first().map_or_else(
-        || format!("test -f etc/{name}.toml"),
-        |bin| format!("test -x bin/{bin}"),
-    );
-    let deploy = format!(
+    let mut deploy = format!(
         r#"# What `cargo deploy` builds and where it goes. Every key is described
 # in landfall's guide; unknown keys are errors.
 
@@ -51,22 +44,58 @@ profile = "release"
 # Template variables: environments and hosts override them.
 [vars]
 log_level = "info"
-
-[artifact.{name}]
-roles = ["app"]                  # hosts with one of these roles get it
-path = "/srv/{name}"             # base directory on the host
-bins = [{list}]
-templates = [{{ src = "{name}.toml.j2", dst = "etc/{name}.toml" }}]
-shared = ["log"]                 # kept across releases, under /srv/{name}/shared/
-keep = 5
-
-[artifact.{name}.hooks]
-# Each hook runs on the host, in the release directory.
-pre_activate = "{check}"
-# activate = "systemctl restart {name}"
-# health = "curl -fsS http://127.0.0.1:8080/health"
+port = 8080
 "#
     );
+    let artifacts: Vec<(String, Option<&str>)> = match bins.as_slice() {
+        [] => vec![(name.clone(), None)],
+        [bin] => vec![(name.clone(), Some(*bin))],
+        many => many.iter().map(|b| (name_from(b), Some(*b))).collect(),
+    };
+    let single = artifacts.len() == 1;
+    for (artifact, bin) in &artifacts {
+        let path = if single {
+            format!("/srv/{name}")
+        } else {
+            format!("/srv/{name}/{artifact}")
+        };
+        let list = bin.map_or_else(String::new, |b| format!("{b:?}"));
+        let check = bin.map_or_else(
+            || format!("test -f etc/{name}.toml"),
+            |bin| format!("test -x bin/{bin}"),
+        );
+        let exec = bin.map_or_else(|| "bin/SERVER".to_string(), |b| format!("bin/{b}"));
+        let _ = write!(
+            deploy,
+            r#"
+[artifact.{artifact}]
+roles = ["app"]                  # hosts with one of these roles get it
+path = "{path}"{pad}# base directory on the host
+bins = [{list}]
+templates = [{{ src = "{name}.toml.j2", dst = "etc/{name}.toml" }}]
+shared = ["log"]                 # kept across releases, under {path}/shared/
+keep = 5
+
+[artifact.{artifact}.hooks]
+# Each hook runs on the host, in the release directory.
+pre_activate = "{check}"
+
+# Once `{exec}` is a long-running server, uncomment this section: every
+# activation then installs its definition and restarts it (under `--local`,
+# as a plain background process), and a release that is not ready within
+# `ready_timeout` is switched back from.
+# [artifact.{artifact}.service]
+# manager = "systemd"            # or "systemd-user", or "supervisor"
+# exec = "{exec} --config etc/{name}.toml"
+# user = "{name}"                 # the account it runs as (default: the deploy user)
+# environment = {{ RUST_LOG = "{{{{ vars.log_level }}}}" }}
+# listen = ["127.0.0.1:{{{{ vars.port }}}}"]   # systemd holds it across restarts (LISTEN_FDS)
+# ready = "http://127.0.0.1:{{{{ vars.port }}}}/health"
+# stop_timeout = "30s"
+"#,
+            pad = " ".repeat(25usize.saturating_sub(path.len() + 9).max(1)),
+        );
+    }
     let env = r#"# `cargo deploy dev --local` deploys this environment under
 # target/landfall/local/dev/; `cargo deploy dev` over ssh.
 
@@ -132,7 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn every_binary_goes_into_one_artifact() {
+    fn every_binary_gets_an_artifact_with_a_service_to_turn_on() {
         let workspace = Workspace {
             root: "/work/shop".into(),
             manifest_path: "/work/shop/Cargo.toml".into(),
@@ -146,12 +175,72 @@ mod tests {
         };
         let files = scaffold(&workspace);
         let deploy = &files[0].contents;
-        assert!(deploy.contains("[artifact.shop]"), "{deploy}");
-        assert!(deploy.contains("bins = [\"api\", \"worker\"]"), "{deploy}");
-        assert!(
-            deploy.contains("pre_activate = \"test -x bin/api\""),
-            "{deploy}"
-        );
+        for (artifact, bin) in [("api", "api"), ("worker", "worker")] {
+            assert!(
+                deploy.contains(&format!("[artifact.{artifact}]")),
+                "{deploy}"
+            );
+            assert!(deploy.contains(&format!("bins = [\"{bin}\"]")), "{deploy}");
+            assert!(
+                deploy.contains(&format!("pre_activate = \"test -x bin/{bin}\"")),
+                "{deploy}"
+            );
+            assert!(
+                deploy.contains(&format!("# [artifact.{artifact}.service]")),
+                "{deploy}"
+            );
+            assert!(
+                deploy.contains(&format!("path = \"/srv/shop/{artifact}\"")),
+                "{deploy}"
+            );
+        }
+        assert!(!deploy.contains("twice"), "{deploy}");
+
+        // Turned on, the service sections are valid, and plan.
+        let on: String = deploy
+            .lines()
+            .map(|line| {
+                let uncommented = line.strip_prefix("# ").unwrap_or(line);
+                let key = uncommented.split([' ', '=']).next().unwrap_or("");
+                if uncommented.starts_with("[artifact.")
+                    || [
+                        "manager",
+                        "exec",
+                        "user",
+                        "environment",
+                        "listen",
+                        "ready",
+                        "stop_timeout",
+                    ]
+                    .contains(&key)
+                {
+                    uncommented.to_string()
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(on.contains("\n[artifact.api.service]\n"), "{on}");
+        // The fixture's workspace has binaries of its own.
+        let on = on.replace("[\"api\"]", "[]").replace("[\"worker\"]", "[]");
+        let fixture = crate::config::tests::Fixture::new(&[
+            ("deploy.toml", &on),
+            ("environments/dev.toml", &files[1].contents),
+            ("templates/shop.toml.j2", &files[2].contents),
+        ]);
+        let (project, env) = fixture.load("dev");
+        let plan = crate::plan::plan(
+            &project,
+            &env,
+            &[],
+            true,
+            &crate::secrets::Secrets::placeholders(),
+        )
+        .unwrap();
+        let service = plan.targets[0].service.as_ref().unwrap();
+        assert_eq!(service.listen, ["127.0.0.1:8080"]);
+        assert_eq!(service.exec, "bin/api --config etc/shop.toml");
         assert_eq!(files[2].path, PathBuf::from("templates/shop.toml.j2"));
         assert!(files[2].contents.contains("{{ vars.log_level }}"));
     }

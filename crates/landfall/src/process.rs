@@ -407,22 +407,20 @@ pub fn stream_lines(
         }
         done.store(true, Ordering::Relaxed);
     });
-    match handle.try_wait() {
-        Ok(Some(output)) => Ok(Output {
+    if let Ok(Some(output)) = handle.try_wait() {
+        return Ok(Output {
             code: output.status.code(),
             stdout: Vec::new(),
             stderr: output.stderr.clone(),
-        }),
-        // Killed, or its output ended before it did.
-        Ok(None) | Err(_) => {
-            let _ = handle.kill();
-            Ok(Output {
-                code: None,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-            })
-        }
+        });
     }
+    // Killed, or its output ended before it did.
+    let _ = handle.kill();
+    Ok(Output {
+        code: None,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    })
 }
 
 /// Runs a command that may leave a process behind holding its output (such

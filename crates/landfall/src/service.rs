@@ -450,6 +450,67 @@ fn ready_command(ready: &str) -> Result<String, &'static str> {
     ))
 }
 
+/// The sudoers rules that let `user`, not root, manage the system services
+/// of `services` (artifact, path and service): exactly the commands the
+/// host's steps run as root for them, and nothing else. `systemd-user`
+/// services need none. Install them with `visudo -f /etc/sudoers.d/NAME`.
+pub fn sudoers(user: &str, services: &[(&str, &str, &Service)]) -> String {
+    let mut text = String::new();
+    for (artifact, path, service) in services {
+        let name = &service.name;
+        let nopasswd = format!("{user} ALL=(root) NOPASSWD:");
+        let install = |mode: &str, dst: &str| {
+            format!(
+                "{nopasswd} /usr/bin/install -m {mode} {path}/releases/*/{SERVICE_DIR}/unit {dst}.landfall-new, \\\n    \
+                 /usr/bin/mv -f {dst}.landfall-new {dst}\n"
+            )
+        };
+        let _ = writeln!(
+            text,
+            "# landfall: {user} manages service `{name}` (artifact `{artifact}`, {path}) as root."
+        );
+        match service.manager {
+            Manager::SystemdUser => {
+                let _ = writeln!(text, "# A user's own systemd needs no rule.\n");
+            }
+            Manager::Systemd => {
+                let dir = "/etc/systemd/system";
+                let unit = format!("{dir}/{name}.service");
+                let socket = format!("{dir}/{name}.socket");
+                text.push_str(&install("644", &unit));
+                let _ = writeln!(
+                    text,
+                    "{nopasswd} /usr/bin/install -m 644 {path}/releases/*/{SERVICE_DIR}/socket {socket}.landfall-new, \\\n    \
+                     /usr/bin/mv -f {socket}.landfall-new {socket}, \\\n    \
+                     /usr/bin/rm -f {socket}, /usr/bin/rm -f {unit} {socket}"
+                );
+                let _ = writeln!(
+                    text,
+                    "{nopasswd} /usr/bin/systemctl daemon-reload, \\\n    \
+                     /usr/bin/systemctl enable --quiet {name}.service, \\\n    \
+                     /usr/bin/systemctl enable --quiet --now {name}.socket, \\\n    \
+                     /usr/bin/systemctl restart {name}.service, /usr/bin/systemctl reload {name}.service, \\\n    \
+                     /usr/bin/systemctl stop {name}.service {name}.socket, \\\n    \
+                     /usr/bin/systemctl disable --quiet --now {name}.service, \\\n    \
+                     /usr/bin/systemctl disable --quiet --now {name}.socket\n"
+                );
+            }
+            Manager::Supervisor => {
+                let conf = format!("/etc/supervisor/conf.d/{name}.conf");
+                text.push_str(&install("600", &conf));
+                let _ = writeln!(
+                    text,
+                    "{nopasswd} /usr/bin/rm -f {conf}, /usr/bin/supervisorctl reread, \\\n    \
+                     /usr/bin/supervisorctl update {name}, /usr/bin/supervisorctl start {name}, \\\n    \
+                     /usr/bin/supervisorctl restart {name}, /usr/bin/supervisorctl stop {name}, \\\n    \
+                     /usr/bin/supervisorctl status {name}, /usr/bin/supervisorctl signal HUP {name}\n"
+                );
+            }
+        }
+    }
+    text
+}
+
 /// The service's part of a release's activation: sh assignments, every
 /// value quoted (see `landfall_recorded` in `steps.sh`).
 pub(crate) fn activation(service: Option<&RenderedService>) -> String {

@@ -642,11 +642,11 @@ landfall_service_check() {
     fi
   elif [ "$(id -u)" != 0 ]; then
     case $service_manager in
-    systemd) tool=systemctl ;;
-    *) tool=supervisorctl ;;
+    systemd) set -- systemctl daemon-reload ;;
+    *) set -- supervisorctl reread ;;
     esac
-    if ! sudo -n -l "$tool" >/dev/null 2>&1; then
-      printf 'user %s may not run %s as root without a password: a system service needs root or a sudo rule (cargo deploy init --sudoers)\n' "$(id -un)" "$tool"
+    if ! sudo -n -l "$@" >/dev/null 2>&1; then
+      printf 'user %s may not run "%s" as root without a password: a system service needs root or the sudo rules that "cargo deploy init --sudoers ENV" prints\n' "$(id -un)" "$*"
       return 1
     fi
   fi

@@ -674,7 +674,7 @@ fn resolve_service(
         } else {
             check.error(
                 ready.span(),
-                format!("`ready` must start with `http://`, `https://`, `tcp://` or `exec:`"),
+                "`ready` must start with `http://`, `https://`, `tcp://` or `exec:`",
                 "",
             );
             None
