@@ -270,6 +270,25 @@ fn every_command_prints_events_that_fit_the_schema() {
     ws.write("deploy.toml", "[artifact.x]\nroles = 3\n");
     run("bad configuration", json(&["check"]), 2);
 
+    // The example as a service: its state in `status`, and its log.
+    let service = Workspace::hello_service();
+    let json = |args: &[&str]| {
+        let mut all = vec![args[0], "--message-format", "json"];
+        all.extend(&args[1..]);
+        service.run(&all)
+    };
+    run("service deploy", json(&["deploy", "dev", "--local"]), 0);
+    let status = json(&["status", "dev", "--local"]);
+    assert!(
+        status
+            .stdout
+            .contains("\"service\":{\"manager\":\"process\""),
+        "{}",
+        status.stdout
+    );
+    run("service status", status, 0);
+    run("logs", json(&["logs", "dev", "--local", "-n", "1"]), 0);
+
     for event in [
         "build-started",
         "build-finished",
@@ -283,6 +302,7 @@ fn every_command_prints_events_that_fit_the_schema() {
         "removed",
         "summary",
         "status",
+        "log",
         "exec",
         "config",
         "checked",
