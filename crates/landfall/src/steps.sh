@@ -621,6 +621,14 @@ landfall_service_check() {
       printf 'systemctl is not installed on this host (the service has manager = "%s")\n' "$service_manager"
       return 1
     fi
+    if [ "$service_manager" = systemd ]; then
+      out=$(systemctl show --property=Version 2>&1)
+    else
+      out=$(landfall_systemctl systemd-user show --property=Version 2>&1)
+    fi || {
+      printf 'systemd does not answer here (the service has manager = "%s"): %s\n' "$service_manager" "$out"
+      return 1
+    }
     ;;
   supervisor)
     if ! command -v supervisorctl >/dev/null 2>&1; then
@@ -629,6 +637,10 @@ landfall_service_check() {
     fi
     if ! landfall_supervisor_dir >/dev/null; then
       printf 'supervisord has no directory of programs here (/etc/supervisor/conf.d or /etc/supervisord.d)\n'
+      return 1
+    fi
+    if [ "$(id -u)" = 0 ] && ! out=$(supervisorctl pid 2>&1); then
+      printf 'supervisord does not answer here: %s\n' "$out"
       return 1
     fi
     ;;
