@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use crate::support::{Workspace, http_get};
+use crate::support::{Workspace, http_get, http_get_at};
 
 const APP: &str = "/srv/hello/app";
 
@@ -143,5 +143,223 @@ fn logs_of_an_environment_without_services_is_a_usage_error() {
             .contains("no artifact of environment `dev` runs a service"),
         "{}",
         out.stderr
+    );
+}
+
+/// A test bed of three hosts under `init`, and the example deployed there
+/// as a service under `manager`: the environment `testbed`, hello on
+/// `port` of each host's own address.
+struct Fleet {
+    testbed: landfall_testbed::Scoped,
+    ws: Workspace,
+    port: u16,
+}
+
+impl Fleet {
+    fn new(init: landfall_testbed::Init) -> Fleet {
+        let testbed = landfall_testbed::Scoped::up_with(3, init).unwrap();
+        let ws = Workspace::hello_service();
+        let port = crate::support::free_port();
+        ws.use_testbed(&testbed, port);
+        Fleet { testbed, ws, port }
+    }
+
+    fn deploy(&self, extra: &[&str]) -> crate::support::Outcome {
+        let mut args = vec!["deploy", "testbed", "--message-format", "json"];
+        args.extend_from_slice(extra);
+        self.ws.run(&args)
+    }
+
+    /// What each host's hello answers on `/`.
+    fn greetings(&self) -> Vec<Option<String>> {
+        self.testbed
+            .hosts
+            .iter()
+            .map(|h| http_get_at(&h.address, self.port, "/").map(|(_, body)| body))
+            .collect()
+    }
+
+    fn expect_greeting(&self, greeting: &str) {
+        let want: Vec<Option<String>> = self
+            .testbed
+            .hosts
+            .iter()
+            .map(|h| Some(format!("{greeting} from {}\n", h.name)))
+            .collect();
+        assert_eq!(self.greetings(), want);
+    }
+
+    /// Runs a command on a host, in its namespaces; its stdout.
+    fn on(&self, host: &str, args: &[&str]) -> String {
+        let output = self.testbed.exec_in(host, args).unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Each host's service pid, as `status` reports it.
+    fn pids(&self) -> Vec<u64> {
+        services(&self.ws, &["testbed"])
+            .into_iter()
+            .map(|(host, service)| {
+                assert!(
+                    service["state"]
+                        .as_str()
+                        .is_some_and(|s| s == "RUNNING" || s.starts_with("active")),
+                    "{host}: {service}"
+                );
+                service["pid"].as_u64().unwrap()
+            })
+            .collect()
+    }
+
+    /// The whole life of a service: deployed, its state and log read,
+    /// restarted, a release that is not ready switched back from, changed
+    /// and rolled back.
+    fn lifecycle(&self, listening: &str) {
+        let out = self.deploy(&[]);
+        out.assert_code(0);
+        self.expect_greeting("hello");
+        let first = self.pids();
+        let logs = self.ws.run(&["logs", "testbed", "-n", "5"]);
+        logs.assert_code(0);
+        // journald puts its own prefix (time, host, process) first.
+        for host in &self.testbed.hosts {
+            let said = format!(
+                "hello: listening on {}:{}{listening}",
+                host.address, self.port
+            );
+            assert!(
+                logs.stdout
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{} | ", host.name)) && l.ends_with(&said)),
+                "no `{said}` from {} in\n{}",
+                host.name,
+                logs.stdout
+            );
+        }
+
+        self.deploy(&["--force"]).assert_code(0);
+        let forced = self.pids();
+        assert!(
+            first.iter().zip(&forced).all(|(a, b)| a != b),
+            "{first:?} {forced:?}"
+        );
+        self.expect_greeting("hello");
+
+        let out = self.deploy(&["--var", "healthy=false", "--var", "greeting=bye"]);
+        out.assert_code(1);
+        let summary = out.summary();
+        let app: Vec<&serde_json::Value> = summary["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["artifact"] == "app")
+            .collect();
+        assert!(
+            app.iter().all(|h| h["status"] == "rolled_back"
+                && h["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("the service was not ready within 10s"))),
+            "{}",
+            out.stdout
+        );
+        self.expect_greeting("hello");
+        self.pids();
+
+        self.deploy(&["--var", "greeting=howdy"]).assert_code(0);
+        self.expect_greeting("howdy");
+        self.ws
+            .run(&["rollback", "testbed", "--message-format", "json"])
+            .assert_code(0);
+        self.expect_greeting("hello");
+    }
+}
+
+#[test]
+fn under_supervisord_on_the_test_bed() {
+    let fleet = Fleet::new(landfall_testbed::Init::Plain);
+    for host in &fleet.testbed.hosts {
+        fleet.testbed.start_supervisord(&host.name).unwrap();
+    }
+    fleet.lifecycle("");
+    let program = fleet.on("host1", &["cat", "/etc/supervisor/conf.d/hello-app.conf"]);
+    assert!(program.contains("[program:hello-app]"), "{program}");
+    let state = fleet.on("host2", &["supervisorctl", "status", "hello-app"]);
+    assert!(state.contains("RUNNING"), "{state}");
+
+    // An artifact that stops being a service: the program is stopped and
+    // its definition removed, on every host.
+    let deploy = fleet.ws.read("deploy.toml");
+    let start = deploy.find("[artifact.app.service]").unwrap();
+    let end = deploy.find("# Static pages").unwrap();
+    fleet.ws.write(
+        "deploy.toml",
+        &format!("{}{}", &deploy[..start], &deploy[end..]),
+    );
+    fleet.deploy(&[]).assert_code(0);
+    for host in &fleet.testbed.hosts {
+        let left = fleet.on(&host.name, &["ls", "/etc/supervisor/conf.d"]);
+        assert_eq!(left.trim(), "", "{}", host.name);
+        assert_eq!(http_get_at(&host.address, fleet.port, "/"), None);
+    }
+}
+
+#[test]
+fn under_systemd_on_the_test_bed_with_sockets_that_refuse_nothing() {
+    let fleet = Fleet::new(landfall_testbed::Init::Systemd);
+    fleet.ws.edit(
+        "deploy.toml",
+        "manager = \"supervisor\"",
+        "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]",
+    );
+    fleet.lifecycle(" (a socket of the service manager)");
+    for host in &fleet.testbed.hosts {
+        let active = fleet.on(
+            &host.name,
+            &[
+                "systemctl",
+                "is-active",
+                "hello-app.socket",
+                "hello-app.service",
+            ],
+        );
+        assert_eq!(active, "active\nactive\n", "{}", host.name);
+    }
+    let journal = fleet.on(
+        "host1",
+        &["journalctl", "-u", "hello-app.service", "--no-pager"],
+    );
+    assert!(journal.contains("hello: listening on"), "{journal}");
+
+    // Restarts under load: a client that connects again and again, to
+    // every host, while a change restarts every service, is never
+    // refused: systemd holds the sockets.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (answered, refused) = std::thread::scope(|scope| {
+        let prober = scope.spawn(|| {
+            let (mut answered, mut refused) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for host in &fleet.testbed.hosts {
+                    match http_get_at(&host.address, fleet.port, "/health") {
+                        Some((200, _)) => answered += 1,
+                        _ => refused += 1,
+                    }
+                }
+            }
+            (answered, refused)
+        });
+        fleet.deploy(&["--var", "greeting=zero"]).assert_code(0);
+        fleet
+            .deploy(&["--var", "greeting=zero", "--force"])
+            .assert_code(0);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        prober.join().unwrap()
+    });
+    fleet.expect_greeting("zero");
+    assert!(answered > 0);
+    assert_eq!(
+        refused,
+        0,
+        "{refused} of {} requests failed",
+        answered + refused
     );
 }

@@ -10,12 +10,17 @@ const USAGE: &str = "usage: cargo xtask <lint|demo|testbed|bench>
                        steps as POSIX sh), and cargo clippy with warnings denied
   demo                 deploy examples/hello locally through landfall's library and ask
                        each host for its greeting
-  testbed up [N]       start N (default 3) real sshd hosts under target/testbed/
+  testbed up [N] [--systemd]
+                       start N (default 3) real sshd hosts under target/testbed/; with
+                       --systemd, each under a systemd of its own (PID 1 of its namespaces)
   testbed down         stop them and every process they started
   testbed status       list the hosts and whether they run
   bench [--runs N] [--hosts 1,4,8]
                        landfall against a hand-written rsync+ssh deploy on the test bed
-                       (needs root, sshd, rsync and nftables; see docs/benchmarks.md)";
+                       (needs root, sshd, rsync and nftables; see docs/benchmarks.md)
+  bench restarts [--runs N]
+                       the requests lost while a deploy restarts the example's service,
+                       under supervisord (at once, rolling) and systemd's socket activation";
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1);
@@ -177,20 +182,26 @@ fn demo(sh: &Shell) -> Result<()> {
 }
 
 fn testbed(sh: &Shell, args: &[String]) -> Result<()> {
-    use landfall_testbed::Testbed;
+    use landfall_testbed::{Init, Testbed};
     let dir = sh.current_dir().join("target/testbed");
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["up"] | ["up", _] => {
-            let count = args
-                .get(1)
-                .map_or(Ok(3), |n| n.parse())
-                .context("N must be a number")?;
-            let testbed = Testbed::up(&dir, count)?;
+    match args.first().map(String::as_str) {
+        Some("up") => {
+            let mut count = None;
+            let mut init = Init::Plain;
+            for arg in &args[1..] {
+                match arg.as_str() {
+                    "--systemd" => init = Init::Systemd,
+                    n if count.is_none() => {
+                        count = Some(n.parse().context("N must be a number")?);
+                    }
+                    _ => bail!("{USAGE}"),
+                }
+            }
+            let testbed = Testbed::up_with(&dir, count.unwrap_or(3), init)?;
+            // The example's service runs under supervisord.
+            for host in &testbed.hosts {
+                testbed.start_supervisord(&host.name)?;
+            }
             for host in &testbed.hosts {
                 println!(
                     "{}  {}:{}  /srv = {}",
@@ -200,20 +211,30 @@ fn testbed(sh: &Shell, args: &[String]) -> Result<()> {
                     testbed.srv(&host.name).display()
                 );
             }
+            if init == Init::Systemd {
+                println!("each host runs a systemd of its own, its sshd one of its units");
+            }
             println!("ssh -F {} host1", testbed.ssh_config().display());
             Ok(())
         }
-        ["down"] => Testbed::open(&dir)?.down(),
-        ["status"] => {
+        Some("down") if args.len() == 1 => Testbed::open(&dir)?.down(),
+        Some("status") if args.len() == 1 => {
             let testbed = Testbed::open(&dir)?;
             let running = testbed.running();
+            let init = match testbed.init {
+                Init::Plain => "",
+                Init::Systemd => "  (systemd)",
+            };
             for host in &testbed.hosts {
                 let state = if running.contains(&host.name) {
                     "running"
                 } else {
                     "stopped"
                 };
-                println!("{}  {}:{}  {state}", host.name, host.address, host.port);
+                println!(
+                    "{}  {}:{}  {state}{init}",
+                    host.name, host.address, host.port
+                );
             }
             Ok(())
         }

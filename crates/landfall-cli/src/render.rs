@@ -487,8 +487,15 @@ impl Printer {
                 if let Some(pid) = service.pid {
                     let _ = write!(line, ", pid {pid}");
                 }
-                if let Some(since) = &service.since {
-                    let _ = write!(line, ", since {since}");
+                match &service.since {
+                    // supervisord says how long it has been up.
+                    Some(up) if up.starts_with("up ") => {
+                        let _ = write!(line, ", {up}");
+                    }
+                    Some(since) => {
+                        let _ = write!(line, ", since {since}");
+                    }
+                    None => {}
                 }
                 println!("{line}");
             }

@@ -335,9 +335,10 @@ fn systemd_service(spec: &Spec<'_>) -> String {
     }
     let _ = write!(
         text,
-        "\n[Service]\nType=exec\nExecStart={launcher}\nEnvironment=LANDFALL_PATH={path}\n\
-         EnvironmentFile={path}/current/{SERVICE_DIR}/env\n",
+        "\n[Service]\nType=exec\nExecStart={launcher}\nSyslogIdentifier={name}\n\
+         Environment=LANDFALL_PATH={path}\nEnvironmentFile={path}/current/{SERVICE_DIR}/env\n",
         launcher = spec.launcher(),
+        name = service.name,
         path = spec.path,
     );
     if let Some(user) = &service.user {

@@ -793,7 +793,6 @@ landfall_service_start() {
       # A changed program is stopped, replaced and started again.
       landfall_as_root supervisorctl reread >&2 &&
         landfall_as_root supervisorctl update "$name" >&2 || return 1
-      landfall_supervisor_running "$name" || landfall_as_root supervisorctl start "$name" >&2 || return 1
     elif [ -n "$reload" ]; then
       landfall_as_root supervisorctl signal HUP "$name" >&2 || return 1
       printf 'reloaded\t%s\n' "$name"
@@ -807,13 +806,26 @@ landfall_service_start() {
   printf 'restarted\t%s\n' "$name"
 }
 
-# landfall_supervisor_running NAME: whether supervisord runs program NAME;
+# landfall_supervisor_running NAME: waits (at most 30 seconds) until
+# supervisord says program NAME is RUNNING, starting it if it is stopped;
 # says what it is in otherwise.
 landfall_supervisor_running() {
-  st=$(landfall_as_root supervisorctl status "$1" 2>&1)
-  case $st in
-  *" RUNNING "*) return 0 ;;
-  esac
+  n=0 started=''
+  while [ "$n" -lt 150 ]; do
+    st=$(landfall_as_root supervisorctl status "$1" 2>&1)
+    case $st in
+    *" RUNNING "*) return 0 ;;
+    *" STARTING"* | *" BACKOFF"*) ;;
+    *" STOPPED"* | *" EXITED"*)
+      [ -z "$started" ] || break
+      started=1
+      landfall_as_root supervisorctl start "$1" >&2
+      ;;
+    *) break ;;
+    esac
+    sleep 0.2
+    n=$((n + 1))
+  done
   printf '%s\n' "$st" >&2
   return 1
 }
@@ -920,13 +932,14 @@ landfall_process_stop() {
 # name, state, pid and since when.
 landfall_service_state() {
   (
-    landfall_recorded "$2/current" 2>/dev/null && [ -n "$service_manager" ] || exit 0
+    index=$1 p=$2
+    landfall_recorded "$p/current" 2>/dev/null && [ -n "$service_manager" ] || exit 0
     m=$service_manager name=$service_name state=unknown pid='' since=''
     if [ -n "${LANDFALL_LOCAL:-}" ]; then
       m=process
-      if pid=$(landfall_process_pid "$2"); then
+      if pid=$(landfall_process_pid "$p"); then
         state=running
-        since=$(date -r "$2/.landfall/service.pid" '+%Y-%m-%d %H:%M:%S %Z' 2>/dev/null)
+        since=$(date -r "$p/.landfall/service.pid" '+%Y-%m-%d %H:%M:%S %Z' 2>/dev/null)
       else
         state=stopped pid=
       fi
@@ -958,7 +971,7 @@ landfall_service_state() {
         ;;
       esac
     fi
-    printf 'service\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$m" "$name" "${state:-unknown}" "$pid" "$since"
+    printf 'service\t%s\t%s\t%s\t%s\t%s\t%s\n' "$index" "$m" "$name" "${state:-unknown}" "$pid" "$since"
   )
 }
 
@@ -977,12 +990,11 @@ landfall_service_logs() {
     fi
     exec tail -n "$2" "$1/.landfall/service.log"
   fi
-  set -- "$2" "$3" --no-pager -o short-iso -u "$service_name.service"
+  n=$2 follow=$3
+  set -- --no-pager -o short-iso -n "$n" -u "$service_name.service"
   [ "$service_manager" != systemd-user ] || set -- "$@" --user
-  if [ "$2" = 1 ]; then
-    exec journalctl -n "$@" -f
-  fi
-  exec journalctl -n "$@"
+  [ "$follow" != 1 ] || set -- "$@" -f
+  exec journalctl "$@"
 }
 
 # landfall_cleanup PATH KEEP PREVIOUS: removes releases beyond the KEEP

@@ -4,6 +4,7 @@
 
 mod measure;
 mod report;
+mod restarts;
 mod workspace;
 
 use std::collections::BTreeMap;
@@ -103,6 +104,17 @@ pub(crate) type Results = BTreeMap<(usize, Scenario, Side), Vec<Sample>>;
 pub(crate) type Phases = BTreeMap<(usize, Scenario), Vec<BTreeMap<String, f64>>>;
 
 pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
+    if args.first().map(String::as_str) == Some("restarts") {
+        let options = options(&args[1..])?;
+        let root = sh.current_dir();
+        eprintln!("bench: building landfall (release)");
+        cmd!(sh, "cargo build --quiet --release -p landfall-cli").run()?;
+        return restarts::restarts(
+            &root,
+            &root.join("target/release/cargo-deploy"),
+            options.runs,
+        );
+    }
     let options = options(args)?;
     let root = sh.current_dir();
     for tool in ["nft", "rsync", "ssh", "git"] {
