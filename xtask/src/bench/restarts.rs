@@ -2,8 +2,9 @@
 //! the service loses. The example (`examples/hello`, deployed by the
 //! repository's `deploy.toml`) runs on three test-bed hosts; a client asks
 //! one host after the other for `/health`, one request every 50 ms, while
-//! a deploy with a changed greeting restarts every service. Each way to run
-//! the service is measured in the same run:
+//! a deploy with a changed greeting restarts every service; a second client
+//! asks back to back, as fast as answers come, to see short gaps too. Each
+//! way to run the service is measured in the same run:
 //!
 //! - supervisord, every host restarted at once;
 //! - supervisord, one host at a time (`max_parallel = 1`, a rolling
@@ -94,14 +95,19 @@ pub(crate) fn restarts(root: &Path, landfall: &Path, runs: usize) -> Result<()> 
         let mut probes = Vec::new();
         for run in 0..runs {
             let stop = AtomicBool::new(false);
-            let (probe, deployed) = std::thread::scope(|scope| {
-                let client = scope.spawn(|| client(&bed.0, port, &stop));
+            let (probe, busy, deployed) = std::thread::scope(|scope| {
+                let client_every = scope.spawn(|| client(&bed.0, port, &stop, EVERY));
+                let client_busy = scope.spawn(|| client(&bed.0, port, &stop, Duration::ZERO));
                 let deployed = deploy(&format!("run{run}"));
                 stop.store(true, Ordering::SeqCst);
-                (client.join().expect("the client does not panic"), deployed)
+                (
+                    client_every.join().expect("the client does not panic"),
+                    client_busy.join().expect("the client does not panic"),
+                    deployed,
+                )
             });
             deployed?;
-            probes.push(probe);
+            probes.push((probe, busy));
         }
         rows.push((setup.title, probes));
     }
@@ -122,10 +128,10 @@ impl Drop for Bed {
     }
 }
 
-/// Asks one host after the other for `/health` every [`EVERY`] until
-/// `stop`; a request refused, reset or answered with anything but 200
-/// counts as failed.
-fn client(bed: &Testbed, port: u16, stop: &AtomicBool) -> Probe {
+/// Asks one host after the other for `/health` every `every` (zero: back
+/// to back) until `stop`; a request refused, reset or answered with
+/// anything but 200 counts as failed.
+fn client(bed: &Testbed, port: u16, stop: &AtomicBool, every: Duration) -> Probe {
     let started = Instant::now();
     let mut probe = Probe::default();
     let mut next = Instant::now();
@@ -137,7 +143,7 @@ fn client(bed: &Testbed, port: u16, stop: &AtomicBool) -> Probe {
         } else {
             probe.failed += 1;
         }
-        next += EVERY;
+        next += every;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     probe.seconds = started.elapsed().as_secs_f64();
@@ -237,31 +243,34 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn render(rows: &[(&str, Vec<Probe>)], runs: usize) -> String {
+fn render(rows: &[(&str, Vec<(Probe, Probe)>)], runs: usize) -> String {
     let mut text = format!(
         "## Requests lost while a deploy restarts the service\n\n\
-         3 hosts; one `GET /health` every 50 ms, to each host in turn, during a deploy \
-         that changes the greeting; {runs} run(s) each. Failed: refused, reset or not 200.\n\n\
-         | service | requests (per run) | failed (per run) | failed, worst run | deploy (s, median) |\n\
-         |---|---|---|---|---|\n"
+         3 hosts, a deploy that changes the greeting (every service restarts), {runs} run(s) \
+         each. One client sends `GET /health` every 50 ms, to each host in turn; another \
+         sends them back to back. Failed: refused, reset or not 200.\n\n\
+         | service | every 50 ms: failed / requests, per run | back to back: failed / requests, \
+         per run | deploy (s, median) |\n|---|---|---|---|\n"
     );
     for (title, probes) in rows {
-        let median = |mut values: Vec<f64>| {
-            values.sort_by(f64::total_cmp);
-            values[values.len() / 2]
+        let runs = |pick: fn(&(Probe, Probe)) -> Probe| {
+            probes
+                .iter()
+                .map(|p| {
+                    let p = pick(p);
+                    format!("{}/{}", p.failed, p.answered + p.failed)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         };
-        let requests: Vec<String> = probes
-            .iter()
-            .map(|p| (p.answered + p.failed).to_string())
-            .collect();
-        let failed: Vec<String> = probes.iter().map(|p| p.failed.to_string()).collect();
-        let worst = probes.iter().map(|p| p.failed).max().unwrap_or(0);
-        let seconds = median(probes.iter().map(|p| p.seconds).collect());
+        let mut seconds: Vec<f64> = probes.iter().map(|p| p.0.seconds).collect();
+        seconds.sort_by(f64::total_cmp);
         let _ = writeln!(
             text,
-            "| {title} | {} | {} | {worst} | {seconds:.2} |",
-            requests.join(", "),
-            failed.join(", "),
+            "| {title} | {} | {} | {:.2} |",
+            runs(|p| p.0),
+            runs(|p| p.1),
+            seconds[seconds.len() / 2],
         );
     }
     text
