@@ -862,7 +862,7 @@ fn semantic_errors_in_deploy_toml_are_refused_where_they_are_written() {
             Case {
                 name: "src is a symlink out of the workspace",
                 setup: |ws| {
-                    let outside = repo().join("examples/hello/scripts/restart");
+                    let outside = repo().join("tests/it/fixtures/restart");
                     std::os::unix::fs::symlink(outside, ws.path("examples/hello/scripts/out"))
                         .unwrap();
                     ws.edit("deploy.toml", "scripts/restart\"", "scripts/out\"");

@@ -274,9 +274,51 @@ impl Fleet {
     }
 }
 
+impl Fleet {
+    /// A value with quotes, a dollar, a backslash and a percent sign
+    /// reaches the service as written: each manager's quoting of the
+    /// environment is its own, and each is read by the real manager here.
+    fn environment_arrives_byte_for_byte(&self, tricky: &str) {
+        self.ws.edit(
+            "deploy.toml",
+            "exec = \"bin/hello serve --config etc/hello.toml\"",
+            &format!(
+                "exec = \"sh -c 'printf %s \\\"$TRICKY\\\" >\\\"$LANDFALL_PATH/tricky\\\"; \
+                 exec bin/hello serve --config etc/hello.toml'\"\n\
+                 environment = {{ TRICKY = '''{tricky}''' }}"
+            ),
+        );
+        self.deploy(&[]).assert_code(0);
+        for host in &self.testbed.hosts {
+            let written =
+                fs::read_to_string(self.testbed.srv(&host.name).join("hello/app/tricky")).unwrap();
+            assert_eq!(written, tricky, "{}", host.name);
+        }
+    }
+}
+
 #[test]
 fn under_supervisord_on_the_test_bed() {
     let fleet = Fleet::new(landfall_testbed::Init::Plain);
+    // No supervisord answers yet: no host is switched.
+    let out = fleet.deploy(&[]);
+    out.assert_code(1);
+    for host in &fleet.testbed.hosts {
+        assert!(
+            !fleet
+                .testbed
+                .srv(&host.name)
+                .join("hello/app/current")
+                .exists()
+        );
+    }
+    assert!(
+        out.stdout
+            .contains("the service manager cannot be used here; `current` is untouched")
+            && out.stdout.contains("supervisord does not answer here"),
+        "{}",
+        out.stdout
+    );
     for host in &fleet.testbed.hosts {
         fleet.testbed.start_supervisord(&host.name).unwrap();
     }
@@ -285,6 +327,8 @@ fn under_supervisord_on_the_test_bed() {
     assert!(program.contains("[program:hello-app]"), "{program}");
     let state = fleet.on("host2", &["supervisorctl", "status", "hello-app"]);
     assert!(state.contains("RUNNING"), "{state}");
+    // supervisord cannot hold both kinds of quote in one value.
+    fleet.environment_arrives_byte_for_byte(r"it's $HOME \ \\ `x` 100%;#x");
 
     // An artifact that stops being a service: the program is stopped and
     // its definition removed, on every host.
@@ -312,6 +356,7 @@ fn under_systemd_on_the_test_bed_with_sockets_that_refuse_nothing() {
         "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]",
     );
     fleet.lifecycle(" (a socket of the service manager)");
+    fleet.environment_arrives_byte_for_byte(r#"it's "quoted" $HOME \ \\ `x` 100%;#x"#);
     for host in &fleet.testbed.hosts {
         let active = fleet.on(
             &host.name,

@@ -172,14 +172,14 @@ pub(crate) fn render(
                     continue;
                 }
                 if service.manager == Manager::Supervisor
-                    && (value.contains(" ;") || value.contains(" #"))
+                    && let Some(why) = supervisor_cannot_hold(&value)
                 {
                     error(
                         &mut errors,
                         hook,
                         format!(
-                            "`{key}` renders to a value holding ` ;` or ` #` for host `{host}`, \
-                             which supervisord reads as a comment"
+                            "`{key}` renders to a value supervisord cannot hold, for host \
+                             `{host}`: {why}"
                         ),
                         "",
                     );
@@ -307,15 +307,41 @@ fn launcher(spec: &Spec<'_>, exec: &str) -> String {
 fn env_file(environment: &[(String, String)]) -> String {
     let mut text = String::from("# The service's environment, written by landfall.\n");
     for (key, value) in environment {
-        let _ = writeln!(text, "{key}={}", sh_single_quoted(value));
+        let _ = writeln!(text, "{key}={}", double_quoted(value));
     }
     text
 }
 
-/// A value in single quotes, as sh and systemd both read it: a `'` inside
-/// becomes `'\''`.
-fn sh_single_quoted(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
+/// A value in double quotes, with `\`, `"`, `$` and `` ` `` escaped by a
+/// backslash: sh and systemd (which takes a quote only at the start of a
+/// value, and no `'` inside single quotes) read it the same.
+fn double_quoted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if matches!(c, '\\' | '"' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Why supervisord cannot hold `value` in a program's `environment=`,
+/// if it cannot: it splits that line with Python's `shlex` without
+/// escapes, takes ` ;` and ` #` for comments, and strips quotes from the
+/// ends of each value.
+fn supervisor_cannot_hold(value: &str) -> Option<&'static str> {
+    if value.contains(" ;") || value.contains(" #") {
+        Some("supervisord reads ` ;` and ` #` as the start of a comment")
+    } else if value.contains('"') && value.contains('\'') {
+        Some("supervisord cannot quote a value that holds both `'` and `\"`")
+    } else if value.starts_with(['"', '\'']) || value.ends_with(['"', '\'']) {
+        Some("supervisord strips quotes from the ends of a value")
+    } else {
+        None
+    }
 }
 
 fn systemd_service(spec: &Spec<'_>) -> String {
@@ -378,14 +404,12 @@ fn systemd_socket(spec: &Spec<'_>) -> String {
 /// `.landfall/service.log`.
 fn supervisor_program(spec: &Spec<'_>, environment: &[(String, String)]) -> String {
     let service = spec.service;
+    // No escapes: a value is quoted with the quote it does not hold (see
+    // `supervisor_cannot_hold`); `%` is doubled, as supervisord expands
+    // `%(name)s`.
     let escape = |value: &str| {
-        format!(
-            "\"{}\"",
-            value
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('%', "%%")
-        )
+        let quote = if value.contains('"') { '\'' } else { '"' };
+        format!("{quote}{}{quote}", value.replace('%', "%%"))
     };
     let mut env = format!("LANDFALL_PATH={}", escape(spec.path));
     for (key, value) in environment {
@@ -649,14 +673,14 @@ mod tests {
         let fixture = fixture(
             "/srv/web",
             "manager = \"supervisor\"\nexec = \"bin/web\"\nname = \"web\"\n\
-             environment = { A = \"50% \\\"off\\\"\" }",
+             environment = { A = \"50% \\\"off\\\" now\", B = \"it's \\\\ here\" }",
         );
         let service = rendered(&fixture).unwrap();
         let program = file(&service, "unit");
         for line in [
             "[program:web]",
             "command=/srv/web/current/.landfall-service/run",
-            "environment=LANDFALL_PATH=\"/srv/web\",A=\"50%% \\\"off\\\"\"",
+            "environment=LANDFALL_PATH=\"/srv/web\",A='50%% \"off\" now',B=\"it's \\ here\"",
             "stdout_logfile=/srv/web/.landfall/service.log",
             "stopwaitsecs=30",
         ] {
@@ -691,14 +715,21 @@ mod tests {
         let message =
             err("manager = \"supervisor\"\nexec = \"bin/web\"\nenvironment = { X = \"a ;b\" }");
         assert!(
-            message.contains("supervisord reads as a comment"),
+            message.contains("` ;` and ` #` as the start of a comment"),
             "{message}"
         );
+        let message = err(
+            "manager = \"supervisor\"\nexec = \"bin/web\"\nenvironment = { X = \"it's \\\"q\\\" x\" }",
+        );
+        assert!(message.contains("both `'` and `\"`"), "{message}");
+        let message =
+            err("manager = \"supervisor\"\nexec = \"bin/web\"\nenvironment = { X = \"'q'\" }");
+        assert!(message.contains("strips quotes from the ends"), "{message}");
     }
 
     #[test]
-    fn values_in_single_quotes_survive_sh() {
-        let nasty = "it's $(echo pwned) `id` \"q\" \\ %h";
+    fn values_in_double_quotes_survive_sh() {
+        let nasty = "it's $(echo pwned) `id` \"q\" \\ \\\\ %h $HOME";
         let text = env_file(&[("V".into(), nasty.into())]);
         let out = crate::process::run(
             &crate::process::Cmd::new("sh")

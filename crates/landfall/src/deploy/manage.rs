@@ -258,9 +258,14 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
                     to: Some(release.clone()),
                 });
             }
-            Ok((Some(Activation::PreActivateFailed), out)) => {
+            Ok((Some(Activation::PreActivateFailed { step }), out)) => {
+                let what = if step == "service" {
+                    "the service manager cannot be used here"
+                } else {
+                    "pre_activate failed"
+                };
                 outcome.message = Some(format!(
-                    "pre_activate failed; `current` is untouched:\n{}",
+                    "{what}; `current` is untouched:\n{}",
                     out.hook_output()
                 ));
             }

@@ -525,15 +525,20 @@ fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) {
                         }
                     }
                     Ok(Ended {
-                        activation: Activation::PreActivateFailed,
+                        activation: Activation::PreActivateFailed { step },
                         detail,
                         ..
                     }) => {
                         failed = true;
+                        let what = if step == "service" {
+                            "the service manager cannot be used here"
+                        } else {
+                            "the hook failed"
+                        };
                         run.fail(
                             w,
                             Phase::PreActivate,
-                            format!("the hook failed; `current` is untouched{detail}"),
+                            format!("{what}; `current` is untouched{detail}"),
                         );
                     }
                     Ok(Ended {

@@ -383,8 +383,11 @@ pub struct LogEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activation {
     Activated,
-    /// `pre_activate` failed; `current` was not touched.
-    PreActivateFailed,
+    /// Before the switch, `pre_activate` failed or the service manager
+    /// cannot be used (`step` is `service`); `current` was not touched.
+    PreActivateFailed {
+        step: String,
+    },
     /// `activate` or `health` failed after the switch.
     Failed {
         step: String,
@@ -529,7 +532,9 @@ impl Reply {
             .any(|r| matches!(r, Report::Activated { .. }));
         match self.exit {
             Exit::Done if activated => Some(Activation::Activated),
-            Exit::PreActivateFailed => Some(Activation::PreActivateFailed),
+            Exit::PreActivateFailed => Some(Activation::PreActivateFailed {
+                step: self.failed_step().unwrap_or("pre_activate").to_string(),
+            }),
             Exit::ActivationFailed => Some(Activation::Failed {
                 step: self.failed_step().unwrap_or("activate").to_string(),
                 revert: self.revert(),
@@ -658,7 +663,15 @@ mod tests {
         );
         assert_eq!(
             reply(10, "failed\tpre_activate\n").activation(),
-            Some(Activation::PreActivateFailed)
+            Some(Activation::PreActivateFailed {
+                step: "pre_activate".into()
+            })
+        );
+        assert_eq!(
+            reply(10, "failed\tservice\n").activation(),
+            Some(Activation::PreActivateFailed {
+                step: "service".into()
+            })
         );
         assert_eq!(
             reply(11, "switched\tx\nfailed\thealth\nreverted\tp\n").activation(),
