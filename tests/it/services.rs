@@ -408,3 +408,52 @@ fn under_systemd_on_the_test_bed_with_sockets_that_refuse_nothing() {
         answered + refused
     );
 }
+
+#[test]
+fn logs_follow_prints_each_line_as_it_comes_until_interrupted() {
+    use std::io::BufRead as _;
+    let ws = Workspace::hello_service();
+    ws.run(&["deploy", "dev", "--local"]).assert_code(0);
+    let mut child = ws.spawn(&["logs", "dev", "--local", "-f", "-n", "1"]);
+    let stdout = child.stdout.take().unwrap();
+    let (send, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for_line = |what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line == what => return,
+                Ok(_) => {}
+                Err(err) => panic!("no `{what}` within 30s ({err})"),
+            }
+        }
+    };
+    wait_for_line(&format!(
+        "web1 | hello: listening on 127.0.0.1:{}",
+        ws.ports[0]
+    ));
+    // A restart writes to the log while it is followed.
+    ws.run(&["deploy", "dev", "--local", "--force"])
+        .assert_code(0);
+    wait_for_line("web1 | hello: stopped");
+    wait_for_line(&format!(
+        "web1 | hello: listening on 127.0.0.1:{}",
+        ws.ports[0]
+    ));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = crate::support::finish_within(child, 20, "logs -f");
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    assert!(!out.stderr.contains("error"), "{}", out.stderr);
+}

@@ -714,10 +714,13 @@ landfall_install() {
 # are the same.
 landfall_reloadable() {
   [ "$service_reload" = 1 ] && [ -n "$2" ] && [ -n "$service_bin" ] || return 1
-  for f in "$service_bin" .landfall-service/run .landfall-service/env .landfall-service/unit; do
-    cmp -s "$1/$f" "$2/$f" || return 1
+  cmp -s "$1/$service_bin" "$2/$service_bin" || return 1
+  for f in run env unit socket; do
+    f=".landfall-service/$f"
+    if [ -e "$1/$f" ] || [ -e "$2/$f" ]; then
+      cmp -s "$1/$f" "$2/$f" || return 1
+    fi
   done
-  [ ! -f "$1/.landfall-service/socket" ] || cmp -s "$1/.landfall-service/socket" "$2/.landfall-service/socket"
 }
 
 # landfall_service_switch PATH DIR OLD OLDDIR: after `current` switched to
@@ -743,14 +746,19 @@ landfall_service_switch() {
 landfall_service_start() {
   p=$1 s="$2/.landfall-service" name=$service_name m=$service_manager
   printf 'hook\tservice\n'
-  if [ -n "${LANDFALL_LOCAL:-}" ]; then
-    landfall_process_start "$p" "$2" >&2 || return 1
-    printf 'restarted\t%s\n' "$name"
-    return 0
-  fi
   reload=
   if landfall_reloadable "$2" "$3"; then
     reload=1
+  fi
+  if [ -n "${LANDFALL_LOCAL:-}" ]; then
+    if [ -n "$reload" ] && pid=$(landfall_process_pid "$p"); then
+      kill -HUP "$pid" || return 1
+      printf 'reloaded\t%s\n' "$name"
+      return 0
+    fi
+    landfall_process_start "$p" "$2" >&2 || return 1
+    printf 'restarted\t%s\n' "$name"
+    return 0
   fi
   case $m in
   systemd | systemd-user)

@@ -1707,7 +1707,16 @@ fn back_whose_recorded_health_fails_says_so(shell: Shell) {
 /// artifact's directory, then sleeps. Its readiness check passes once that
 /// line is written, unless `ready` is false.
 fn with_service(a: &Artifact, id: &str, age_secs: u64, ready: bool) {
-    let check = if ready {
+    service_release(a, id, age_secs, ready, false);
+}
+
+/// A [`with_service`] release; with `reload`, its service asks for reloads
+/// and notes each SIGHUP it gets in `hups` in the artifact's directory.
+fn service_release(a: &Artifact, id: &str, age_secs: u64, ready: bool, reload: bool) {
+    let check = if ready && reload {
+        // A reloaded service is the one that started from another release.
+        "test -s \"$LANDFALL_PATH/started\"".to_string()
+    } else if ready {
         "grep -q \"^$LANDFALL_RELEASE \" \"$LANDFALL_PATH/started\"".to_string()
     } else {
         "echo not ready; exit 1".to_string()
@@ -1715,21 +1724,44 @@ fn with_service(a: &Artifact, id: &str, age_secs: u64, ready: bool) {
     let activation = format!(
         "hook_pre_activate=''\nhook_activate=''\nhook_health=''\nhook_timeout=5\n\
          service_manager=supervisor\nservice_name=app\nservice_ready={}\nready_timeout=2\n\
-         stop_timeout=2\nservice_reload=0\nservice_bin=bin/app\n",
-        quote(&check)
+         stop_timeout=2\nservice_reload={}\nservice_bin=bin/app\n",
+        quote(&check),
+        u8::from(reload),
     );
+    let body = if reload {
+        "trap \"echo hup >>\\\"\\$LANDFALL_PATH/hups\\\"\" HUP; \
+         printf \"%s %s %s\\n\" \"$LANDFALL_RELEASE\" \"$GREETING\" $$ >>\"$LANDFALL_PATH/started\"; \
+         while :; do sleep 0.1; done"
+    } else {
+        "printf \"%s %s %s\\n\" \"$LANDFALL_RELEASE\" \"$GREETING\" $$ >>\"$LANDFALL_PATH/started\"; \
+         exec sleep 60"
+    };
     a.release(id, age_secs)
         .write(&format!("releases/{id}/.landfall-activation"), activation)
         .write(
             &format!("releases/{id}/.landfall-service/run"),
-            "#!/bin/sh\ncd -P -- \"${0%/*}/..\" || exit 1\nLANDFALL_RELEASE=${PWD##*/}\n\
-             export LANDFALL_RELEASE\n\
-             exec sh -c 'printf \"%s %s %s\\n\" \"$LANDFALL_RELEASE\" \"$GREETING\" $$ >>\"$LANDFALL_PATH/started\"; exec sleep 60'\n",
+            format!(
+                "#!/bin/sh\ncd -P -- \"${{0%/*}}/..\" || exit 1\nLANDFALL_RELEASE=${{PWD##*/}}\n\
+                 export LANDFALL_RELEASE\nexec sh -c {}\n",
+                quote(body)
+            ),
         )
         .write(
             &format!("releases/{id}/.landfall-service/env"),
-            format!("GREETING='hi from {id}'\n"),
+            if reload {
+                "GREETING=\"the same\"\n".to_string()
+            } else {
+                format!("GREETING=\"hi from {id}\"\n")
+            },
         );
+    if reload {
+        // The same binary in every release: only the rest may differ.
+        a.write(&format!("releases/{id}/bin/app"), "the app\n")
+            .write(
+                &format!("releases/{id}/etc/conf"),
+                format!("conf of {id}\n"),
+            );
+    }
     fs::set_permissions(
         a.join(&format!("releases/{id}/.landfall-service/run")),
         fs::Permissions::from_mode(0o755),
@@ -1764,6 +1796,7 @@ impl Drop for Started<'_> {
                 Command::new("kill")
                     .arg("-KILL")
                     .arg(pid.to_string())
+                    .stderr(Stdio::null())
                     .status(),
             );
         }
@@ -1910,6 +1943,46 @@ fn a_release_without_a_service_stops_the_one_that_ran(shell: Shell) {
             "reverted\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\n",
         );
     assert!(alive(started.lines()[1].2));
+}
+
+fn service_that_asks_for_reloads_is_reloaded_when_only_its_files_changed(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    service_release(&a, "aa01", 60, true, true);
+    service_release(&a, "aa02", 60, true, true);
+    with_service(&a, "aa03", 60, true);
+    let started = Started(&a);
+    let activate = |id: &str, previous: &str| {
+        shell.run(&local(&call(
+            "landfall_activate",
+            &[&a.path(), id, previous, "1", "{}", "{}"],
+        )))
+    };
+    activate("aa01", "").expect(
+        0,
+        "switched\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa01\n",
+    );
+    // Only etc/conf differs: the running process is told, not replaced.
+    activate("aa02", "aa01").expect(
+        0,
+        "switched\taa02\nhook\tservice\nreloaded\tapp\nhook\tready\nactivated\taa02\n",
+    );
+    wait_for(&a.join("hups"));
+    assert_eq!(started.lines().len(), 1);
+    assert!(alive(started.lines()[0].2));
+    // A forced activation of the same release restarts.
+    activate("aa02", "aa02").expect(
+        0,
+        "switched\taa02\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa02\n",
+    );
+    assert_eq!(started.lines().len(), 2);
+    // Another binary restarts.
+    activate("aa03", "aa02").expect(
+        0,
+        "switched\taa03\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa03\n",
+    );
+    assert_eq!(started.lines().len(), 3);
+    assert!(!alive(started.lines()[1].2));
 }
 
 fn service_logs_prints_the_tail_of_its_log_or_exits_13(shell: Shell) {
@@ -2182,6 +2255,7 @@ under_both_shells!(
     service_that_is_not_ready_switches_back_and_restarts_the_previous,
     a_release_without_a_service_stops_the_one_that_ran,
     service_logs_prints_the_tail_of_its_log_or_exits_13,
+    service_that_asks_for_reloads_is_reloaded_when_only_its_files_changed,
     build_runs_the_recorded_build_hook_and_a_failure_removes_the_upload,
     finalize_records_the_provenance_once_and_names_the_release,
     log_never_writes_through_a_link_and_says_so,

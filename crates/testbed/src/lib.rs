@@ -1100,16 +1100,28 @@ impl Testbed {
         let namespaces = self
             .namespaces(pid)
             .with_context(|| format!("the namespace of `{name}`"))?;
-        let members = self.members(pid, &namespaces);
-        let status = Command::new("kill")
-            .arg(signal)
-            .args(members.iter().map(ToString::to_string))
-            .stdin(Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("cannot signal the processes of `{name}`");
+        // A process may end before its signal (it needs none then), and
+        // one may start while the others are signalled: the members are
+        // listed again until no new one appears.
+        let mut signalled = std::collections::BTreeSet::new();
+        for _ in 0..100 {
+            let fresh: Vec<u32> = self
+                .members(pid, &namespaces)
+                .into_iter()
+                .filter(|member| !signalled.contains(member))
+                .collect();
+            if fresh.is_empty() {
+                return Ok(());
+            }
+            Command::new("kill")
+                .arg(signal)
+                .args(fresh.iter().map(ToString::to_string))
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            signalled.extend(fresh);
         }
-        Ok(())
+        bail!("the processes of `{name}` kept changing while they were signalled");
     }
 
     /// Stops one host: its sshd and every process in its mount namespace
