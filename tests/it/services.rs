@@ -330,6 +330,32 @@ fn under_supervisord_on_the_test_bed() {
     // supervisord cannot hold both kinds of quote in one value.
     fleet.environment_arrives_byte_for_byte(r"it's $HOME \ \\ `x` 100%;#x");
 
+    // A log followed over ssh: once interrupted, nothing of it is left
+    // running on the hosts.
+    let mut child = fleet.ws.spawn(&["logs", "testbed", "-f", "-n", "1"]);
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.contains(" | "), "{first}");
+    let following = |host: &str| {
+        fleet.testbed.processes(host).into_iter().any(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "tail")
+        })
+    };
+    assert!(fleet.testbed.hosts.iter().any(|h| following(&h.name)));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        crate::support::finish_within(child, 20, "logs -f").code,
+        130
+    );
+    crate::support::wait_for(20, "the followers on the hosts to end", || {
+        !fleet.testbed.hosts.iter().any(|h| following(&h.name))
+    });
+
     // An artifact that stops being a service: the program is stopped and
     // its definition removed, on every host.
     let deploy = fleet.ws.read("deploy.toml");

@@ -985,24 +985,25 @@ landfall_service_state() {
 
 # landfall_service_logs PATH LINES FOLLOW: prints the last LINES lines of
 # the log of the service the current release of PATH runs, and with
-# FOLLOW=1 goes on printing what it writes. Exits 13 if it runs none.
+# FOLLOW=1 goes on printing what it writes. Exits 13 if it runs none. A
+# follower gets the default dispositions back, so that the hangup of a
+# connection that ends stops it.
 landfall_service_logs() {
   if ! landfall_recorded "$1/current" 2>/dev/null || [ -z "$service_manager" ]; then
     printf 'the current release of %s runs no service\n' "$1" >&2
     exit 13
   fi
   trap - HUP PIPE
-  if [ -n "${LANDFALL_LOCAL:-}" ] || [ "$service_manager" = supervisor ]; then
-    if [ "$3" = 1 ]; then
-      exec tail -n "$2" -F "$1/.landfall/service.log"
-    fi
-    exec tail -n "$2" "$1/.landfall/service.log"
-  fi
   n=$2 follow=$3
-  set -- --no-pager -o short-iso -n "$n" -u "$service_name.service"
-  [ "$service_manager" != systemd-user ] || set -- "$@" --user
-  [ "$follow" != 1 ] || set -- "$@" -f
-  exec journalctl "$@"
+  if [ -n "${LANDFALL_LOCAL:-}" ] || [ "$service_manager" = supervisor ]; then
+    set -- tail -n "$n" "$1/.landfall/service.log"
+    [ "$follow" != 1 ] || set -- "$@" -F
+  else
+    set -- journalctl --no-pager -o short-iso -n "$n" -u "$service_name.service"
+    [ "$service_manager" != systemd-user ] || set -- "$@" --user
+    [ "$follow" != 1 ] || set -- "$@" -f
+  fi
+  exec "$@"
 }
 
 # landfall_cleanup PATH KEEP PREVIOUS: removes releases beyond the KEEP
