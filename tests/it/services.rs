@@ -237,11 +237,13 @@ impl Fleet {
             );
         }
 
-        self.deploy(&["--force"]).assert_code(0);
+        let out = self.deploy(&["--force"]);
+        out.assert_code(0);
         let forced = self.pids();
         assert!(
             first.iter().zip(&forced).all(|(a, b)| a != b),
-            "{first:?} {forced:?}"
+            "{first:?} {forced:?}\n{}",
+            out.stdout
         );
         self.expect_greeting("hello");
 
@@ -482,4 +484,105 @@ fn logs_follow_prints_each_line_as_it_comes_until_interrupted() {
     let out = crate::support::finish_within(child, 20, "logs -f");
     assert_eq!(out.code, 130, "{}", out.stderr);
     assert!(!out.stderr.contains("error"), "{}", out.stderr);
+}
+
+#[test]
+fn a_deploy_user_that_is_not_root_manages_services_with_the_sudo_rules_init_prints() {
+    use std::os::unix::fs::PermissionsExt as _;
+    const USER: &str = "lfdeploy";
+    const ID: u32 = 4242;
+    let fleet = Fleet::new(landfall_testbed::Init::Plain);
+    // The account exists on the hosts only: each gets an /etc/passwd,
+    // group and shadow with it, and an /etc/sudoers.d, of its own.
+    let etc = tempfile::tempdir().unwrap();
+    let add = |file: &str, line: String, mode: u32| {
+        let path = etc.path().join(file);
+        let text = fs::read_to_string(format!("/etc/{file}")).unwrap();
+        fs::write(&path, format!("{text}{line}\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        path
+    };
+    let passwd = add(
+        "passwd",
+        format!("{USER}:x:{ID}:{ID}:landfall deploys:/srv:/bin/sh"),
+        0o644,
+    );
+    let group = add("group", format!("{USER}:x:{ID}:"), 0o644);
+    let shadow = add("shadow", format!("{USER}:*:19000:0:99999:7:::"), 0o640);
+    let sudoers = etc.path().join("sudoers.d");
+    fs::create_dir(&sudoers).unwrap();
+    fs::set_permissions(&sudoers, fs::Permissions::from_mode(0o755)).unwrap();
+    for host in &fleet.testbed.hosts {
+        for (source, target) in [
+            (&passwd, "/etc/passwd"),
+            (&group, "/etc/group"),
+            (&shadow, "/etc/shadow"),
+            (&sudoers, "/etc/sudoers.d"),
+        ] {
+            let out = fleet
+                .testbed
+                .exec_in(
+                    &host.name,
+                    &["mount", "--bind", source.to_str().unwrap(), target],
+                )
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        fleet.testbed.start_supervisord(&host.name).unwrap();
+        let base = fleet.testbed.srv(&host.name).join("hello");
+        fs::create_dir_all(&base).unwrap();
+        std::os::unix::fs::chown(&base, Some(ID), Some(ID)).unwrap();
+    }
+    fleet.ws.edit(
+        "environments/testbed.toml",
+        "jobs = 8\n",
+        &format!("jobs = 8\nuser = \"{USER}\"\n"),
+    );
+    let sudo = std::process::Command::new("sudo").arg("--version").output();
+    assert!(
+        sudo.is_ok_and(|o| o.status.success()),
+        "sudo is not installed (apt-get install sudo): this test needs it"
+    );
+
+    // Without a rule, no host is switched, and each says why.
+    let out = fleet.deploy(&[]);
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "user {USER} may not run \\\"supervisorctl reread\\\" as root without a password"
+        )),
+        "{}",
+        out.stdout
+    );
+    for host in &fleet.testbed.hosts {
+        assert!(
+            !fleet
+                .testbed
+                .srv(&host.name)
+                .join("hello/app/current")
+                .exists()
+        );
+    }
+
+    // With the rules `init --sudoers` prints, everything works as root's
+    // deploys do.
+    let rules = fleet.ws.run(&["init", "--sudoers", "testbed"]);
+    rules.assert_code(0);
+    assert!(
+        rules
+            .stdout
+            .contains(&format!("{USER} ALL=(root) NOPASSWD:")),
+        "{}",
+        rules.stdout
+    );
+    let file = sudoers.join("landfall-hello");
+    fs::write(&file, &rules.stdout).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o440)).unwrap();
+    fleet.lifecycle("");
+    let owner = fs::metadata(fleet.testbed.srv("host1").join("hello/app/.landfall")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&owner), ID);
 }

@@ -696,16 +696,20 @@ landfall_supervisor_dir() {
   return 1
 }
 
-# landfall_install MANAGER SRC DST MODE: puts SRC at DST (written whole,
-# then renamed) unless DST holds the same already; succeeds only if DST
-# changed.
+# landfall_install MANAGER SRC DST MODE RECORD: puts SRC at DST (written
+# whole, then renamed) unless DST is there and RECORD, the copy of what was
+# last installed there (DST itself may be readable by root only), holds
+# the same; succeeds only if DST changed.
 landfall_install() {
-  cmp -s "$2" "$3" 2>/dev/null && return 1
+  if [ -e "$3" ] && cmp -s "$2" "$5" 2>/dev/null; then
+    return 1
+  fi
   if [ "$1" = systemd-user ]; then
     mkdir -p "${3%/*}" && install -m "$4" "$2" "$3.landfall-new" && mv -f "$3.landfall-new" "$3"
   else
     landfall_as_root install -m "$4" "$2" "$3.landfall-new" && landfall_as_root mv -f "$3.landfall-new" "$3"
   fi || landfall_fail "cannot install $3"
+  rm -f "$5" && (umask 077 && cp "$2" "$5") || landfall_fail "cannot record $5"
 }
 
 # landfall_reloadable DIR OLD: whether the service of the release in DIR
@@ -764,9 +768,9 @@ landfall_service_start() {
   systemd | systemd-user)
     d=$(landfall_unit_dir "$m")
     changed='' socket=''
-    landfall_install "$m" "$s/unit" "$d/$name.service" 644 && changed=1
+    landfall_install "$m" "$s/unit" "$d/$name.service" 644 "$p/.landfall/service.unit" && changed=1
     if [ -f "$s/socket" ]; then
-      landfall_install "$m" "$s/socket" "$d/$name.socket" 644 && socket=1
+      landfall_install "$m" "$s/socket" "$d/$name.socket" 644 "$p/.landfall/service.socket" && socket=1
     elif [ -f "$d/$name.socket" ]; then
       landfall_systemctl "$m" disable --quiet --now "$name.socket" >&2
       if [ "$m" = systemd-user ]; then
@@ -774,6 +778,7 @@ landfall_service_start() {
       else
         landfall_as_root rm -f "$d/$name.socket"
       fi
+      rm -f "$p/.landfall/service.socket"
       changed=1
     fi
     if [ -n "$changed$socket" ]; then
@@ -797,7 +802,7 @@ landfall_service_start() {
     ;;
   supervisor)
     d=$(landfall_supervisor_dir) || return 1
-    if landfall_install "$m" "$s/unit" "$d/$name.conf" 600; then
+    if landfall_install "$m" "$s/unit" "$d/$name.conf" 600 "$p/.landfall/service.unit"; then
       # A changed program is stopped, replaced and started again.
       landfall_as_root supervisorctl reread >&2 &&
         landfall_as_root supervisorctl update "$name" >&2 || return 1
@@ -868,6 +873,7 @@ landfall_service_remove() {
     landfall_as_root supervisorctl reread >&2 && landfall_as_root supervisorctl update "$name" >&2
     ;;
   esac
+  rm -f "$p/.landfall/service.unit" "$p/.landfall/service.socket"
   printf 'removed-service\t%s\n' "$name"
 }
 
