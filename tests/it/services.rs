@@ -486,62 +486,97 @@ fn logs_follow_prints_each_line_as_it_comes_until_interrupted() {
     assert!(!out.stderr.contains("error"), "{}", out.stderr);
 }
 
+/// The account that deploys in the tests of a deploy user that is not
+/// root.
+const USER: &str = "lfdeploy";
+const USER_ID: u32 = 4242;
+
+impl Fleet {
+    /// Makes [`USER`] the account that deploys, on the hosts only: each
+    /// gets an /etc/passwd, group and shadow with it, and an
+    /// /etc/sudoers.d and a /var/lib/systemd (holding `linger/`) of its
+    /// own: the sudoers and linger directories returned (in `dir`) start
+    /// empty. `/srv/hello` is
+    /// the account's.
+    fn deploy_user(&self, dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let add = |file: &str, line: String, mode: u32| {
+            let path = dir.join(file);
+            let text = fs::read_to_string(format!("/etc/{file}")).unwrap();
+            fs::write(&path, format!("{text}{line}\n")).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            path
+        };
+        let passwd = add(
+            "passwd",
+            format!("{USER}:x:{USER_ID}:{USER_ID}:landfall deploys:/srv/hello:/bin/sh"),
+            0o644,
+        );
+        let group = add("group", format!("{USER}:x:{USER_ID}:"), 0o644);
+        // It may read the journal, as a user of a host without persistent
+        // journals of users' own needs to, for `logs`.
+        let groups = fs::read_to_string(&group).unwrap();
+        let groups: String = groups
+            .lines()
+            .map(|line| match line.strip_suffix(':') {
+                Some(head) if line.starts_with("systemd-journal:") => format!("{head}:{USER}\n"),
+                _ if line.starts_with("systemd-journal:") => format!("{line},{USER}\n"),
+                _ => format!("{line}\n"),
+            })
+            .collect();
+        fs::write(&group, groups).unwrap();
+        let shadow = add("shadow", format!("{USER}:*:19000:0:99999:7:::"), 0o640);
+        let sudoers = dir.join("sudoers.d");
+        let state = dir.join("systemd");
+        let linger = state.join("linger");
+        for made in [&sudoers, &state, &linger] {
+            fs::create_dir(made).unwrap();
+            fs::set_permissions(made, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        for host in &self.testbed.hosts {
+            let mounts = [
+                (&passwd, "/etc/passwd"),
+                (&group, "/etc/group"),
+                (&shadow, "/etc/shadow"),
+                (&sudoers, "/etc/sudoers.d"),
+                (&state, "/var/lib/systemd"),
+            ];
+            for (source, target) in mounts {
+                let out = self
+                    .testbed
+                    .exec_in(
+                        &host.name,
+                        &["mount", "--bind", source.to_str().unwrap(), target],
+                    )
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let base = self.testbed.srv(&host.name).join("hello");
+            fs::create_dir_all(&base).unwrap();
+            std::os::unix::fs::chown(&base, Some(USER_ID), Some(USER_ID)).unwrap();
+        }
+        self.ws.edit(
+            "environments/testbed.toml",
+            "jobs = 8\n",
+            &format!("jobs = 8\nuser = \"{USER}\"\n"),
+        );
+        (sudoers, linger)
+    }
+}
+
 #[test]
 fn a_deploy_user_that_is_not_root_manages_services_with_the_sudo_rules_init_prints() {
     use std::os::unix::fs::PermissionsExt as _;
-    const USER: &str = "lfdeploy";
-    const ID: u32 = 4242;
     let fleet = Fleet::new(landfall_testbed::Init::Plain);
-    // The account exists on the hosts only: each gets an /etc/passwd,
-    // group and shadow with it, and an /etc/sudoers.d, of its own.
     let etc = tempfile::tempdir().unwrap();
-    let add = |file: &str, line: String, mode: u32| {
-        let path = etc.path().join(file);
-        let text = fs::read_to_string(format!("/etc/{file}")).unwrap();
-        fs::write(&path, format!("{text}{line}\n")).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-        path
-    };
-    let passwd = add(
-        "passwd",
-        format!("{USER}:x:{ID}:{ID}:landfall deploys:/srv:/bin/sh"),
-        0o644,
-    );
-    let group = add("group", format!("{USER}:x:{ID}:"), 0o644);
-    let shadow = add("shadow", format!("{USER}:*:19000:0:99999:7:::"), 0o640);
-    let sudoers = etc.path().join("sudoers.d");
-    fs::create_dir(&sudoers).unwrap();
-    fs::set_permissions(&sudoers, fs::Permissions::from_mode(0o755)).unwrap();
+    let (sudoers, _) = fleet.deploy_user(etc.path());
     for host in &fleet.testbed.hosts {
-        for (source, target) in [
-            (&passwd, "/etc/passwd"),
-            (&group, "/etc/group"),
-            (&shadow, "/etc/shadow"),
-            (&sudoers, "/etc/sudoers.d"),
-        ] {
-            let out = fleet
-                .testbed
-                .exec_in(
-                    &host.name,
-                    &["mount", "--bind", source.to_str().unwrap(), target],
-                )
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
         fleet.testbed.start_supervisord(&host.name).unwrap();
-        let base = fleet.testbed.srv(&host.name).join("hello");
-        fs::create_dir_all(&base).unwrap();
-        std::os::unix::fs::chown(&base, Some(ID), Some(ID)).unwrap();
     }
-    fleet.ws.edit(
-        "environments/testbed.toml",
-        "jobs = 8\n",
-        &format!("jobs = 8\nuser = \"{USER}\"\n"),
-    );
     let sudo = std::process::Command::new("sudo").arg("--version").output();
     assert!(
         sudo.is_ok_and(|o| o.status.success()),
@@ -584,5 +619,61 @@ fn a_deploy_user_that_is_not_root_manages_services_with_the_sudo_rules_init_prin
     fs::set_permissions(&file, fs::Permissions::from_mode(0o440)).unwrap();
     fleet.lifecycle("");
     let owner = fs::metadata(fleet.testbed.srv("host1").join("hello/app/.landfall")).unwrap();
-    assert_eq!(std::os::unix::fs::MetadataExt::uid(&owner), ID);
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&owner), USER_ID);
+}
+
+#[test]
+fn under_a_users_own_systemd_with_lingering() {
+    let fleet = Fleet::new(landfall_testbed::Init::Systemd);
+    let etc = tempfile::tempdir().unwrap();
+    let (_, linger) = fleet.deploy_user(etc.path());
+    fleet.ws.edit(
+        "deploy.toml",
+        "manager = \"supervisor\"",
+        "manager = \"systemd-user\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]",
+    );
+    // Without lingering the user's services would stop at logout: no host
+    // is switched, and each says so.
+    let out = fleet.deploy(&[]);
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "user {USER} has no lingering systemd: a service of systemd-user would stop at logout"
+        )),
+        "{}",
+        out.stdout
+    );
+    // Lingering on: the user's manager runs, as logind would start it. The
+    // test bed runs no logind nor D-Bus, so the runtime directory (and the
+    // variable naming it) that logind would give are given by drop-ins.
+    fs::write(linger.join(USER), "").unwrap();
+    let runtime_dir = "d=/run/systemd/system && \
+        mkdir -p $d/user-runtime-dir@.service.d $d/user@.service.d && \
+        printf '[Service]\\nExecStart=\\nExecStart=/usr/bin/install -d -m 700 -o %%i -g %%i \
+        /run/user/%%i\\nExecStop=\\nExecStop=/bin/rm -rf /run/user/%%i\\n' \
+        >$d/user-runtime-dir@.service.d/testbed.conf && \
+        printf '[Service]\\nEnvironment=XDG_RUNTIME_DIR=/run/user/%%i\\n' \
+        >$d/user@.service.d/testbed.conf && \
+        systemctl daemon-reload && systemctl start user@$1.service";
+    for host in &fleet.testbed.hosts {
+        let out = fleet
+            .testbed
+            .exec_in(
+                &host.name,
+                &["sh", "-c", runtime_dir, "sh", &USER_ID.to_string()],
+            )
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    fleet.lifecycle(" (a socket of the service manager)");
+    let unit = fleet
+        .testbed
+        .srv("host1")
+        .join("hello/.config/systemd/user/hello-app.service");
+    assert!(unit.is_file(), "{}", unit.display());
 }

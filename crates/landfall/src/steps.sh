@@ -615,6 +615,14 @@ landfall_service_of() {
 landfall_service_check() {
   [ -n "$service_manager" ] || return 0
   [ -z "${LANDFALL_LOCAL:-}" ] || return 0
+  if [ "$service_manager" = systemd-user ]; then
+    u=$(id -un)
+    if [ ! -e "/var/lib/systemd/linger/$u" ] &&
+      ! loginctl show-user "$u" -p Linger 2>/dev/null | grep -q '=yes'; then
+      printf 'user %s has no lingering systemd: a service of systemd-user would stop at logout (as root: loginctl enable-linger %s)\n' "$u" "$u"
+      return 1
+    fi
+  fi
   case $service_manager in
   systemd | systemd-user)
     if ! command -v systemctl >/dev/null 2>&1; then
@@ -645,14 +653,7 @@ landfall_service_check() {
     fi
     ;;
   esac
-  if [ "$service_manager" = systemd-user ]; then
-    u=$(id -un)
-    if [ ! -e "/var/lib/systemd/linger/$u" ] &&
-      ! loginctl show-user "$u" -p Linger 2>/dev/null | grep -q '=yes'; then
-      printf 'user %s has no lingering systemd: a service of systemd-user would stop at logout (as root: loginctl enable-linger %s)\n' "$u" "$u"
-      return 1
-    fi
-  elif [ "$(id -u)" != 0 ]; then
+  if [ "$service_manager" != systemd-user ] && [ "$(id -u)" != 0 ]; then
     case $service_manager in
     systemd) set -- systemctl daemon-reload ;;
     *) set -- supervisorctl reread ;;
@@ -699,7 +700,8 @@ landfall_supervisor_dir() {
 # landfall_install MANAGER SRC DST MODE RECORD: puts SRC at DST (written
 # whole, then renamed) unless DST is there and RECORD, the copy of what was
 # last installed there (DST itself may be readable by root only), holds
-# the same; succeeds only if DST changed.
+# the same. Returns 0 if DST changed, 1 if it did not, 2 (saying why on
+# stderr) if it could not be written: the caller switches back then.
 landfall_install() {
   if [ -e "$3" ] && cmp -s "$2" "$5" 2>/dev/null; then
     return 1
@@ -708,8 +710,14 @@ landfall_install() {
     mkdir -p "${3%/*}" && install -m "$4" "$2" "$3.landfall-new" && mv -f "$3.landfall-new" "$3"
   else
     landfall_as_root install -m "$4" "$2" "$3.landfall-new" && landfall_as_root mv -f "$3.landfall-new" "$3"
-  fi || landfall_fail "cannot install $3"
-  rm -f "$5" && (umask 077 && cp "$2" "$5") || landfall_fail "cannot record $5"
+  fi || {
+    printf 'landfall: cannot install %s\n' "$3" >&2
+    return 2
+  }
+  rm -f "$5" && (umask 077 && cp "$2" "$5") || {
+    printf 'landfall: cannot record %s\n' "$5" >&2
+    return 2
+  }
 }
 
 # landfall_reloadable DIR OLD: whether the service of the release in DIR
@@ -768,9 +776,11 @@ landfall_service_start() {
   systemd | systemd-user)
     d=$(landfall_unit_dir "$m")
     changed='' socket=''
-    landfall_install "$m" "$s/unit" "$d/$name.service" 644 "$p/.landfall/service.unit" && changed=1
+    landfall_install "$m" "$s/unit" "$d/$name.service" 644 "$p/.landfall/service.unit"
+    case $? in 0) changed=1 ;; 2) return 1 ;; esac
     if [ -f "$s/socket" ]; then
-      landfall_install "$m" "$s/socket" "$d/$name.socket" 644 "$p/.landfall/service.socket" && socket=1
+      landfall_install "$m" "$s/socket" "$d/$name.socket" 644 "$p/.landfall/service.socket"
+      case $? in 0) socket=1 ;; 2) return 1 ;; esac
     elif [ -f "$d/$name.socket" ]; then
       landfall_systemctl "$m" disable --quiet --now "$name.socket" >&2
       if [ "$m" = systemd-user ]; then
@@ -802,7 +812,11 @@ landfall_service_start() {
     ;;
   supervisor)
     d=$(landfall_supervisor_dir) || return 1
-    if landfall_install "$m" "$s/unit" "$d/$name.conf" 600 "$p/.landfall/service.unit"; then
+    landfall_install "$m" "$s/unit" "$d/$name.conf" 600 "$p/.landfall/service.unit"
+    installed=$?
+    if [ "$installed" = 2 ]; then
+      return 1
+    elif [ "$installed" = 0 ]; then
       # A changed program is stopped, replaced and started again.
       landfall_as_root supervisorctl reread >&2 &&
         landfall_as_root supervisorctl update "$name" >&2 || return 1
@@ -1005,8 +1019,11 @@ landfall_service_logs() {
     set -- tail -n "$n" "$1/.landfall/service.log"
     [ "$follow" != 1 ] || set -- "$@" -F
   else
-    set -- journalctl --no-pager -o short-iso -n "$n" -u "$service_name.service"
-    [ "$service_manager" != systemd-user ] || set -- "$@" --user
+    if [ "$service_manager" = systemd-user ]; then
+      set -- journalctl --no-pager -o short-iso -n "$n" --user-unit "$service_name.service"
+    else
+      set -- journalctl --no-pager -o short-iso -n "$n" -u "$service_name.service"
+    fi
     [ "$follow" != 1 ] || set -- "$@" -f
   fi
   exec "$@"

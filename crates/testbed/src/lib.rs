@@ -869,6 +869,17 @@ impl Testbed {
              [Install]\n\
              WantedBy=multi-user.target\n",
         )?;
+        // The journal belongs to the systemd-journal group, as
+        // systemd-tmpfiles (masked: it would clean the machine's /tmp) makes
+        // it at boot, so that its members read it without root.
+        let journald = units.join("systemd-journald.service.d");
+        fs::create_dir_all(&journald)?;
+        fs::write(
+            journald.join("landfall-testbed.conf"),
+            "[Service]\n\
+             ExecStartPost=-systemd-tmpfiles --create --prefix=/run/log/journal \
+             --prefix=/var/log/journal\n",
+        )?;
         Ok(())
     }
 
