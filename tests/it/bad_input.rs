@@ -1245,6 +1245,43 @@ fn environment_errors_are_refused_where_they_are_written() {
         &expect_file!["snapshots/bad_input/environments.txt"],
         &[
             Case {
+                name: "a role mistyped: the deploy would reach no host",
+                setup: |ws| {
+                    ws.edit("deploy.toml", "roles = [\"web\"]", "roles = [\"wbe\"]");
+                    ws.edit("deploy.toml", "roles = [\"web\"]", "roles = [\"wbe\"]");
+                },
+                args: DEPLOY,
+                expect_in_stderr: &[
+                    "deploy.toml:18:10",
+                    "no host of environment `dev` has a role of artifact `app`",
+                    "a deploy would reach no host at all",
+                ],
+            },
+            Case {
+                name: "a role mistyped, seen by check",
+                setup: |ws| {
+                    ws.edit("deploy.toml", "roles = [\"web\"]", "roles = [\"wbe\"]");
+                    ws.edit("deploy.toml", "roles = [\"web\"]", "roles = [\"wbe\"]");
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:18:10", "a deploy would reach no host at all"],
+            },
+            Case {
+                name: "--only narrows the deploy to no host that receives an artifact",
+                setup: |ws| {
+                    ws.edit(
+                        "environments/dev.toml",
+                        "[hosts.web2]\naddress = \"127.0.0.1\"\nroles = [\"web\"]",
+                        "[hosts.web2]\naddress = \"127.0.0.1\"\nroles = [\"db\"]",
+                    );
+                },
+                args: &["deploy", "dev", "--local", "--only", "web2"],
+                expect_in_stderr: &[
+                    "`--only web2` selects no host that receives an artifact",
+                    "hosts of `dev` that receive one: `web1`",
+                ],
+            },
+            Case {
                 name: "host name starting with -",
                 setup: |ws| ws.edit("environments/dev.toml", "[hosts.web2]", "[hosts.\"-rf\"]"),
                 args: DEPLOY,

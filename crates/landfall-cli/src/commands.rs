@@ -140,6 +140,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
     let env_name = args.env.as_deref().expect("clap requires ENV");
     let result = (|| {
         let (project, env) = ctx.load(env_name)?;
+        plan::reaches_a_host(&project, &env, &ctx.global.only)?;
         let report = ctx.report();
         if let Some(problem) = landfall::protection(&project, &env, args.allow_dirty) {
             if !args.dry_run {

@@ -132,6 +132,36 @@ pub fn select<'e>(env: &'e Environment, only: &[String]) -> Result<Vec<&'e Host>
         .collect())
 }
 
+/// Refuses a selection (`--only`) under which a deploy would reach no host:
+/// none of the hosts it selects receives an artifact. (An environment whose
+/// hosts receive nothing at all is refused when it is loaded.)
+pub fn reaches_a_host(project: &Project, env: &Environment, only: &[String]) -> Result<()> {
+    if only.is_empty() {
+        return Ok(());
+    }
+    let selected = select(env, only)?;
+    if project
+        .artifacts
+        .iter()
+        .any(|a| selected.iter().any(|h| h.receives(a)))
+    {
+        return Ok(());
+    }
+    let receiving: Vec<String> = env
+        .hosts
+        .iter()
+        .filter(|h| project.artifacts.iter().any(|a| h.receives(a)))
+        .map(|h| format!("`{}`", h.name))
+        .collect();
+    Err(Error::Usage(format!(
+        "`--only {}` selects no host that receives an artifact, so a deploy would reach no \
+         host at all (hosts of `{}` that receive one: {})",
+        only.join(" --only "),
+        env.name,
+        receiving.join(", ")
+    )))
+}
+
 /// Computes the plan for the selected hosts of an environment, rendering
 /// templates and hooks with `secrets`.
 pub fn plan(

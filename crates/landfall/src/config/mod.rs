@@ -115,6 +115,8 @@ pub struct Artifact {
     /// The long-lived process the artifact runs as, if any.
     pub service: Option<Service>,
     pub(crate) span: Range<usize>,
+    /// Where its `roles` are written (the artifact's table if it has none).
+    pub(crate) roles_span: Range<usize>,
 }
 
 /// `[artifact.X.service]`, resolved. Its texts are templates, rendered per

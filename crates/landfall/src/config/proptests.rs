@@ -785,8 +785,29 @@ proptest! {
             ("conf/app.conf", "c"),
         ]);
         let project = fixture.project().map_err(|e| TestCaseError::fail(format!("{e}\n{deploy}")))?;
-        let env = load_environment(&project, "dev")
-            .map_err(|e| TestCaseError::fail(format!("{e}\n{environment}")))?;
+        let env = match load_environment(&project, "dev") {
+            Ok(env) => env,
+            // An environment no artifact goes to is refused: rightly so,
+            // if indeed no host has a role of any artifact.
+            Err(e) if e.to_string().contains("a deploy would reach no host at all") => {
+                let raw: toml::Table = environment.parse().unwrap();
+                let host_roles: Vec<&str> = raw["hosts"]
+                    .as_table()
+                    .unwrap()
+                    .values()
+                    .flat_map(|h| h["roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()))
+                    .collect();
+                prop_assert!(
+                    !project
+                        .artifacts
+                        .iter()
+                        .any(|a| a.roles.iter().any(|r| host_roles.contains(&r.as_str()))),
+                    "{e}\n{deploy}\n{environment}"
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(TestCaseError::fail(format!("{e}\n{environment}"))),
+        };
 
         let deploy_again = project.to_toml();
         let environment_again = env.to_toml(&project.environments_dir());

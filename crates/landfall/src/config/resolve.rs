@@ -234,6 +234,10 @@ fn resolve_artifact(
     for role in &raw.roles {
         check_name(check, role, "role");
     }
+    let roles_span = match (raw.roles.first(), raw.roles.last()) {
+        (Some(first), Some(last)) => first.span().start..last.span().end,
+        _ => span.clone(),
+    };
     let path = raw.path.get_ref().trim_end_matches('/').to_string();
     if !raw.path.get_ref().starts_with('/') || path.is_empty() {
         check.error(
@@ -502,6 +506,7 @@ fn resolve_artifact(
         local_hooks,
         service,
         span,
+        roles_span,
     }
 }
 
@@ -1140,8 +1145,52 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
         });
     }
 
+    // An environment that no artifact goes to is a mistake (a role's name
+    // mistyped, most likely), not a deploy with nothing to do.
+    let reached = project
+        .artifacts
+        .iter()
+        .any(|a| hosts.iter().any(|h| h.receives(a)));
+    if hosts.is_empty() && !project.artifacts.is_empty() {
+        check.error(
+            0..0,
+            format!("environment `{name}` has no hosts: a deploy would reach no host at all"),
+            "add a `[hosts.NAME]` table with the roles of the artifacts it gets",
+        );
+    } else if !reached && !project.artifacts.is_empty() {
+        let known: BTreeSet<&str> = hosts
+            .iter()
+            .flat_map(|h| h.roles.iter().map(String::as_str))
+            .collect();
+        let known = if known.is_empty() {
+            format!("no host of `{name}` has a role")
+        } else {
+            format!(
+                "the roles of `{name}`'s hosts are {}",
+                known
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        for artifact in &project.artifacts {
+            let diag = Diagnostic::error(format!(
+                "no host of environment `{name}` has a role of artifact `{}`: a deploy \
+                 would reach no host at all",
+                artifact.name
+            ))
+            .at(
+                &project.file,
+                artifact.roles_span.clone(),
+                "no host has these",
+            )
+            .note(known.clone());
+            check.errors.push(diag);
+        }
+    }
     for artifact in &project.artifacts {
-        if !hosts.iter().any(|h| h.receives(artifact)) {
+        if reached && !hosts.iter().any(|h| h.receives(artifact)) {
             let roles = artifact
                 .roles
                 .iter()

@@ -225,11 +225,12 @@ fn two_sources_writing_one_file_are_reported() {
 }
 
 #[test]
-fn an_artifact_for_no_host_is_a_warning() {
+fn an_artifact_for_no_host_is_a_warning_and_no_artifact_for_any_host_an_error() {
     let fixture = Fixture::new(&[
         (
             "deploy.toml",
-            "[artifact.db]\nroles = [\"db\"]\npath = \"/db\"\n",
+            "[artifact.db]\nroles = [\"db\"]\npath = \"/db\"\n\
+             [artifact.web]\nroles = [\"web\"]\npath = \"/web\"\n",
         ),
         ("environments/dev.toml", ENV),
     ]);
@@ -238,6 +239,23 @@ fn an_artifact_for_no_host_is_a_warning() {
     assert_eq!(
         env.warnings[0].to_string(),
         "deploy.toml:1:1: artifact `db` goes to no host of `dev`"
+    );
+    // A role mistyped: nothing would be deployed anywhere.
+    let typo = Fixture::new(&[
+        (
+            "deploy.toml",
+            "[artifact.web]\nroles = [\"wbe\"]\npath = \"/web\"\n",
+        ),
+        ("environments/dev.toml", ENV),
+    ]);
+    let project = typo.project().unwrap();
+    let err = load_environment(&project, "dev").unwrap_err();
+    assert!(err.is_usage());
+    assert!(
+        err.to_string().starts_with(
+            "deploy.toml:2:10: no host of environment `dev` has a role of artifact `web`"
+        ),
+        "{err}"
     );
 }
 
