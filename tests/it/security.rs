@@ -175,7 +175,7 @@ fn the_log_says_who_deployed_what_and_no_other_artifact_writes_to_it() {
             let owner = bed.srv(&host, &format!("hello/{artifact}/.landfall/artifact"));
             assert_eq!(
                 fs::read_to_string(owner).unwrap(),
-                format!("hello/{artifact}\n")
+                format!("hello/{artifact}@testbed\n")
             );
         }
     }
@@ -234,7 +234,7 @@ fn the_log_says_who_deployed_what_and_no_other_artifact_writes_to_it() {
         assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
         assert!(
             out.stderr
-                .contains("/srv/hello/site holds the releases of hello/site, not of intruder/site"),
+                .contains("/srv/hello/site holds the releases of hello/site@testbed, not of intruder/site@testbed"),
             "{args:?}: {}",
             out.stderr
         );
@@ -244,6 +244,28 @@ fn the_log_says_who_deployed_what_and_no_other_artifact_writes_to_it() {
                 let lock = bed.srv(host, &format!("hello/{artifact}/.landfall/lock"));
                 assert!(!lock.exists(), "{args:?}: {host}: {artifact} is unlocked");
             }
+        }
+    }
+
+    // Another environment of the same project on the same paths (staging
+    // pointed at prod's hosts) is refused too, and says how to fix it.
+    ws.write(
+        "environments/staging.toml",
+        &ws.read("environments/testbed.toml"),
+    );
+    for args in [&["deploy", "staging"][..], &["rollback", "staging"]] {
+        let out = ws.run(args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(
+                "/srv/hello/site holds the releases of hello/site for environment testbed, not \
+                 staging: one environment never deploys over another's (give each its own path"
+            ),
+            "{args:?}: {}",
+            out.stderr
+        );
+        for ((host, _), before) in bed.hosts().iter().zip(&before) {
+            assert_eq!(&host_state(&bed, host), before, "{args:?}: {host}");
         }
     }
 }

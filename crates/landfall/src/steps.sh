@@ -142,28 +142,47 @@ landfall_trusted() {
   esac
 }
 
-# landfall_owns PATH NAME: whether PATH holds the releases of NAME (a
-# project and an artifact), as recorded when it was first deployed: no
-# other artifact deploys into it, switches its `current` or writes to its
-# log. Fails, saying why on stderr, if it is another's or if the record
-# cannot be written.
+# landfall_owns PATH NAME: whether PATH holds the releases of NAME
+# (PROJECT/ARTIFACT@ENVIRONMENT), as recorded when it was first deployed:
+# no other artifact, nor the same artifact of another environment, deploys
+# into it, switches its `current` or writes to its log. A record made
+# before records named the environment (PROJECT/ARTIFACT) is taken to be
+# this environment's, and says so from then on. Fails, saying why on
+# stderr, if it is another's or if the record cannot be written.
 landfall_owns() {
   f="$1/.landfall/artifact"
-  if [ -L "$f" ]; then
-    printf '%s is a link, which landfall did not make\n' "$f" >&2
-    return 1
-  fi
-  if [ ! -f "$f" ]; then
-    printf '%s\n' "$2" >"$f" 2>/dev/null && return 0
-    rm -f "$f"
+  ! landfall_foreign "$1" "$2" || return 1
+  if [ -e "$f" ] && [ ! -f "$f" ]; then
     printf 'cannot write %s\n' "$f" >&2
     return 1
   fi
-  o=$(head -n 1 "$f")
-  [ "$o" = "$2" ] && return 0
-  printf '%s holds the releases of %s, not of %s (if it is to change hands, remove %s)\n' \
-    "$1" "$o" "$2" "$f" >&2
+  [ "$(head -n 1 "$f" 2>/dev/null)" != "$2" ] || return 0
+  printf '%s\n' "$2" >"$f.new" 2>/dev/null && mv -fT "$f.new" "$f" && return 0
+  rm -f "$f.new"
+  printf 'cannot write %s\n' "$f" >&2
   return 1
+}
+
+# landfall_foreign PATH NAME: whether the record of PATH names another
+# owner than NAME (see landfall_owns), saying whose on stderr; reads only.
+landfall_foreign() {
+  f="$1/.landfall/artifact"
+  if [ -L "$f" ]; then
+    printf '%s is a link, which landfall did not make\n' "$f" >&2
+    return 0
+  fi
+  [ -f "$f" ] || return 1
+  o=$(head -n 1 "$f")
+  if [ -z "$o" ] || [ "$o" = "$2" ] || [ "$o" = "${2%@*}" ]; then
+    return 1
+  fi
+  if [ "${o%@*}" = "${2%@*}" ]; then
+    printf '%s holds the releases of %s for environment %s, not %s: one environment never deploys over another'"'"'s (give each its own path; if this one is to change environments, remove %s)\n' \
+      "$1" "${o%@*}" "${o##*@}" "${2##*@}" "$f" >&2
+  else
+    printf '%s holds the releases of %s, not of %s (if it is to change hands, remove %s)\n' \
+      "$1" "$o" "$2" "$f" >&2
+  fi
 }
 
 # landfall_lock PATH OWNER BREAK NAME: takes the deploy lock of PATH, or
@@ -201,6 +220,10 @@ landfall_claim() {
   shift 7
   c=$(readlink "$p/current" 2>/dev/null) || c=
   if [ -n "$id" ] && [ "${c##*/}" = "$id" ] && [ ! -f "$p/.landfall/lock" ]; then
+    # Nothing to do here, unless the path is another's.
+    if err=$(landfall_foreign "$p" "$name" 2>&1); then
+      printf 'unclaimed\t%s\t%s\n' "$i" "$(printf '%s' "$err" | tr '\n' ' ')"
+    fi
     return 0
   fi
   new=$(landfall_missing "$p")

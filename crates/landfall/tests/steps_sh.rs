@@ -704,6 +704,26 @@ fn owns_records_the_first_artifact_and_refuses_any_other(shell: Shell) {
     assert_eq!(a.read(".landfall/artifact"), "shop/web\n");
 }
 
+fn owns_refuses_another_environment_and_adopts_a_record_without_one(shell: Shell) {
+    let a = Artifact::new();
+    a.write(".landfall/artifact", "shop/web\n");
+    let p = a.path();
+    shell
+        .run(&format!(
+            "{}echo \"adopted $?\"\n{}echo \"again $?\"\n{}echo \"staging $?\"\n",
+            call("landfall_owns", &[&p, "shop/web@prod"]),
+            call("landfall_owns", &[&p, "shop/web@prod"]),
+            call("landfall_owns", &[&p, "shop/web@staging"]),
+        ))
+        .expect(0, "adopted 0\nagain 0\nstaging 1\n")
+        .expect_stderr(&format!(
+            "{p} holds the releases of shop/web for environment prod, not staging: one \
+             environment never deploys over another's (give each its own path; if this one is \
+             to change environments, remove {p}/.landfall/artifact)\n"
+        ));
+    assert_eq!(a.read(".landfall/artifact"), "shop/web@prod\n");
+}
+
 fn owns_fails_when_its_record_cannot_be_written(shell: Shell) {
     // A directory where the record goes: the tests may run as root, whom
     // no file mode stops.
@@ -2206,6 +2226,7 @@ under_both_shells!(
     try_lock_fails_without_exiting_and_leaves_no_lock_it_cannot_keep,
     owns_records_the_first_artifact_and_refuses_any_other,
     owns_fails_when_its_record_cannot_be_written,
+    owns_refuses_another_environment_and_adopts_a_record_without_one,
     claim_prints_nothing_when_the_release_is_current_and_unlocked,
     claim_with_no_release_always_claims,
     claim_holds_and_prepares_free_paths,

@@ -536,9 +536,12 @@ impl Run<'_> {
     }
 
     /// What a host records as the owner of a target's directory: the
-    /// project and the artifact (see `landfall_owns`).
+    /// project, the artifact and the environment (see `landfall_owns`).
     pub(super) fn artifact_name(&self, target: &Target) -> String {
-        format!("{}/{}", self.project.name, target.artifact)
+        format!(
+            "{}/{}@{}",
+            self.project.name, target.artifact, self.env.name
+        )
     }
 
     /// Runs `then` (more step calls) under the deploy lock of `path` on the
