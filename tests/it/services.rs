@@ -189,6 +189,20 @@ impl Fleet {
         assert_eq!(self.greetings(), want);
     }
 
+    /// Deploys, and expects every host to have refused before its switch
+    /// (no `current` for the app anywhere), saying each of `said`.
+    fn refused_before_switch(&self, said: &[&str]) {
+        let out = self.deploy(&[]);
+        out.assert_code(1);
+        for host in &self.testbed.hosts {
+            let current = self.testbed.srv(&host.name).join("hello/app/current");
+            assert!(!current.exists(), "{}", host.name);
+        }
+        for text in said {
+            assert!(out.stdout.contains(text), "no `{text}` in\n{}", out.stdout);
+        }
+    }
+
     /// Runs a command on a host, in its namespaces; its stdout.
     fn on(&self, host: &str, args: &[&str]) -> String {
         let output = self.testbed.exec_in(host, args).unwrap();
@@ -303,24 +317,10 @@ impl Fleet {
 fn under_supervisord_on_the_test_bed() {
     let fleet = Fleet::new(landfall_testbed::Init::Plain);
     // No supervisord answers yet: no host is switched.
-    let out = fleet.deploy(&[]);
-    out.assert_code(1);
-    for host in &fleet.testbed.hosts {
-        assert!(
-            !fleet
-                .testbed
-                .srv(&host.name)
-                .join("hello/app/current")
-                .exists()
-        );
-    }
-    assert!(
-        out.stdout
-            .contains("the service manager cannot be used here; `current` is untouched")
-            && out.stdout.contains("supervisord does not answer here"),
-        "{}",
-        out.stdout
-    );
+    fleet.refused_before_switch(&[
+        "the service manager cannot be used here; `current` is untouched",
+        "supervisord does not answer here",
+    ]);
     for host in &fleet.testbed.hosts {
         fleet.testbed.start_supervisord(&host.name).unwrap();
     }
@@ -584,24 +584,9 @@ fn a_deploy_user_that_is_not_root_manages_services_with_the_sudo_rules_init_prin
     );
 
     // Without a rule, no host is switched, and each says why.
-    let out = fleet.deploy(&[]);
-    out.assert_code(1);
-    assert!(
-        out.stdout.contains(&format!(
-            "user {USER} may not run \\\"supervisorctl reread\\\" as root without a password"
-        )),
-        "{}",
-        out.stdout
-    );
-    for host in &fleet.testbed.hosts {
-        assert!(
-            !fleet
-                .testbed
-                .srv(&host.name)
-                .join("hello/app/current")
-                .exists()
-        );
-    }
+    fleet.refused_before_switch(&[&format!(
+        "user {USER} may not run \\\"supervisorctl reread\\\" as root without a password"
+    )]);
 
     // With the rules `init --sudoers` prints, everything works as root's
     // deploys do.
@@ -634,15 +619,9 @@ fn under_a_users_own_systemd_with_lingering() {
     );
     // Without lingering the user's services would stop at logout: no host
     // is switched, and each says so.
-    let out = fleet.deploy(&[]);
-    out.assert_code(1);
-    assert!(
-        out.stdout.contains(&format!(
-            "user {USER} has no lingering systemd: a service of systemd-user would stop at logout"
-        )),
-        "{}",
-        out.stdout
-    );
+    fleet.refused_before_switch(&[&format!(
+        "user {USER} has no lingering systemd: a service of systemd-user would stop at logout"
+    )]);
     // Lingering on: the user's manager runs, as logind would start it. The
     // test bed runs no logind nor D-Bus, so the runtime directory (and the
     // variable naming it) that logind would give are given by drop-ins.

@@ -1751,7 +1751,7 @@ fn service_release(a: &Artifact, id: &str, age_secs: u64, ready: bool, reload: b
     let body = if reload {
         "trap \"echo hup >>\\\"\\$LANDFALL_PATH/hups\\\"\" HUP; \
          printf \"%s %s %s\\n\" \"$LANDFALL_RELEASE\" \"$GREETING\" $$ >>\"$LANDFALL_PATH/started\"; \
-         while :; do sleep 0.1; done"
+         while :; do sleep 60 & wait $!; done"
     } else {
         "printf \"%s %s %s\\n\" \"$LANDFALL_RELEASE\" \"$GREETING\" $$ >>\"$LANDFALL_PATH/started\"; \
          exec sleep 60"
@@ -1832,6 +1832,21 @@ fn alive(pid: u32) -> bool {
     })
 }
 
+/// Activates release `id` of `a` (after `previous`) as `--local` does,
+/// switching back on failure.
+fn activate_locally(shell: Shell, a: &Artifact, id: &str, previous: &str) -> Outcome {
+    shell.run(&local(&call(
+        "landfall_activate",
+        &[&a.path(), id, previous, "1", "{}", "{}"],
+    )))
+}
+
+/// What activating release `id` reports when its service restarts and is
+/// ready.
+fn restarted(id: &str) -> String {
+    format!("switched\t{id}\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\t{id}\n")
+}
+
 /// Calls of the steps as `--local` runs them.
 fn local(calls: &str) -> String {
     format!("export LANDFALL_LOCAL=1\n{calls}")
@@ -1843,15 +1858,7 @@ fn service_under_local_is_a_process_restarted_by_each_activation(shell: Shell) {
     with_service(&a, "aa01", 60, true);
     with_service(&a, "aa02", 60, true);
     let started = Started(&a);
-    shell
-        .run(&local(&call(
-            "landfall_activate",
-            &[&a.path(), "aa01", "", "1", "{}", "{}"],
-        )))
-        .expect(
-            0,
-            "switched\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa01\n",
-        );
+    activate_locally(shell, &a, "aa01", "").expect(0, &restarted("aa01"));
     let first = started.lines();
     assert_eq!(first.len(), 1);
     assert_eq!(
@@ -1863,15 +1870,7 @@ fn service_under_local_is_a_process_restarted_by_each_activation(shell: Shell) {
         first[0].2.to_string()
     );
     assert!(alive(first[0].2));
-    shell
-        .run(&local(&call(
-            "landfall_activate",
-            &[&a.path(), "aa02", "aa01", "1", "{}", "{}"],
-        )))
-        .expect(
-            0,
-            "switched\taa02\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa02\n",
-        );
+    activate_locally(shell, &a, "aa02", "aa01").expect(0, &restarted("aa02"));
     let second = started.lines();
     assert_eq!(second.len(), 2);
     assert_eq!(second[1].0, "aa02");
@@ -1894,15 +1893,7 @@ fn service_that_is_not_ready_switches_back_and_restarts_the_previous(shell: Shel
     with_service(&a, "aa01", 60, true);
     with_service(&a, "aa02", 60, false);
     let started = Started(&a);
-    shell
-        .run(&local(&call(
-            "landfall_activate",
-            &[&a.path(), "aa01", "", "1", "{}", "{}"],
-        )))
-        .expect(
-            0,
-            "switched\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa01\n",
-        );
+    activate_locally(shell, &a, "aa01", "").expect(0, &restarted("aa01"));
     let out = shell.run(&local(&call(
         "landfall_activate",
         &[&a.path(), "aa02", "aa01", "1", "{}", "{\"back\":1}"],
@@ -1931,15 +1922,7 @@ fn a_release_without_a_service_stops_the_one_that_ran(shell: Shell) {
     with_service(&a, "aa01", 60, true);
     recorded(&a, "aa02", 60, true);
     let started = Started(&a);
-    shell
-        .run(&local(&call(
-            "landfall_activate",
-            &[&a.path(), "aa01", "", "1", "{}", "{}"],
-        )))
-        .expect(
-            0,
-            "switched\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa01\n",
-        );
+    activate_locally(shell, &a, "aa01", "").expect(0, &restarted("aa01"));
     shell
         .run(&local(&call(
             "landfall_activate",
@@ -1972,16 +1955,8 @@ fn service_that_asks_for_reloads_is_reloaded_when_only_its_files_changed(shell: 
     service_release(&a, "aa02", 60, true, true);
     with_service(&a, "aa03", 60, true);
     let started = Started(&a);
-    let activate = |id: &str, previous: &str| {
-        shell.run(&local(&call(
-            "landfall_activate",
-            &[&a.path(), id, previous, "1", "{}", "{}"],
-        )))
-    };
-    activate("aa01", "").expect(
-        0,
-        "switched\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa01\n",
-    );
+    let activate = |id: &str, previous: &str| activate_locally(shell, &a, id, previous);
+    activate("aa01", "").expect(0, &restarted("aa01"));
     // Only etc/conf differs: the running process is told, not replaced.
     activate("aa02", "aa01").expect(
         0,
@@ -1991,16 +1966,10 @@ fn service_that_asks_for_reloads_is_reloaded_when_only_its_files_changed(shell: 
     assert_eq!(started.lines().len(), 1);
     assert!(alive(started.lines()[0].2));
     // A forced activation of the same release restarts.
-    activate("aa02", "aa02").expect(
-        0,
-        "switched\taa02\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa02\n",
-    );
+    activate("aa02", "aa02").expect(0, &restarted("aa02"));
     assert_eq!(started.lines().len(), 2);
     // Another binary restarts.
-    activate("aa03", "aa02").expect(
-        0,
-        "switched\taa03\nhook\tservice\nrestarted\tapp\nhook\tready\nactivated\taa03\n",
-    );
+    activate("aa03", "aa02").expect(0, &restarted("aa03"));
     assert_eq!(started.lines().len(), 3);
     assert!(!alive(started.lines()[1].2));
 }

@@ -10,7 +10,8 @@ use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -61,7 +62,7 @@ impl Site {
 /// the socket next: with the socket handed over by a service manager, a
 /// restart refuses no connection.
 pub(crate) fn serve(listener: &TcpListener, site: &Arc<Site>, stop: &AtomicBool, grace: Duration) {
-    let in_flight = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(InFlight::default());
     loop {
         let accepted = listener.accept();
         if stop.load(Ordering::SeqCst) {
@@ -82,26 +83,47 @@ pub(crate) fn serve(listener: &TcpListener, site: &Arc<Site>, stop: &AtomicBool,
             }
         }
     }
-    let deadline = Instant::now() + grace;
-    while in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
+    in_flight.wait_for_none(grace);
+}
+
+/// How many connections are being answered, and a way to wait until none
+/// is.
+#[derive(Default)]
+struct InFlight {
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl InFlight {
+    fn add(&self, delta: isize) {
+        let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        *count = count.saturating_add_signed(delta);
+        self.changed.notify_all();
+    }
+
+    /// Waits until no connection is being answered, at most `grace`.
+    fn wait_for_none(&self, grace: Duration) {
+        let count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self
+            .changed
+            .wait_timeout_while(count, grace, |count| *count > 0);
     }
 }
 
 /// Answers one connection on a thread of its own, counted in `in_flight`
 /// while it runs.
-fn answer(stream: TcpStream, site: &Arc<Site>, in_flight: &Arc<AtomicUsize>) {
+fn answer(stream: TcpStream, site: &Arc<Site>, in_flight: &Arc<InFlight>) {
     let site = Arc::clone(site);
     let counter = Arc::clone(in_flight);
-    counter.fetch_add(1, Ordering::SeqCst);
+    counter.add(1);
     let spawned = thread::Builder::new()
         .name("connection".to_owned())
         .spawn(move || {
             handle(stream, &site);
-            counter.fetch_sub(1, Ordering::SeqCst);
+            counter.add(-1);
         });
     if let Err(err) = spawned {
-        in_flight.fetch_sub(1, Ordering::SeqCst);
+        in_flight.add(-1);
         eprintln!("hello: cannot start a connection thread: {err}");
     }
 }

@@ -194,7 +194,7 @@ pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
 }
 
 /// The test bed, stopped when the benchmark ends, however it ends.
-struct Bed(Testbed);
+pub(crate) struct Bed(pub(crate) Testbed);
 
 impl Drop for Bed {
     fn drop(&mut self) {

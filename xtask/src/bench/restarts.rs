@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use landfall_testbed::{Init, Testbed};
 
+use super::Bed;
+
 /// How often the client asks.
 const EVERY: Duration = Duration::from_millis(50);
 
@@ -117,15 +119,6 @@ pub(crate) fn restarts(root: &Path, landfall: &Path, runs: usize) -> Result<()> 
     fs::write(&path, &text)?;
     eprintln!("bench: the report is in {}", path.display());
     Ok(())
-}
-
-/// The test bed, stopped when the benchmark ends, however it ends.
-struct Bed(Testbed);
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        let _ = self.0.down();
-    }
 }
 
 /// Asks one host after the other for `/health` every `every` (zero: back

@@ -35,6 +35,19 @@ impl Local {
     fn dir(&self, target: &Target) -> PathBuf {
         PathBuf::from(self.host_path(target))
     }
+
+    /// `sh -s` from `/`, fed `script`, for `host`.
+    fn script_cmd(&self, host: &str, script: &Script) -> Cmd {
+        self.trips.count(host);
+        Cmd::new("sh")
+            .arg("-s")
+            // Steps and hooks know they run locally: a service runs as a
+            // plain process, not under a service manager.
+            .env("LANDFALL_LOCAL", "1")
+            .input(script.text())
+            .dir("/")
+            .for_host(host)
+    }
 }
 
 impl Transport for Local {
@@ -47,20 +60,11 @@ impl Transport for Local {
     }
 
     fn run(&self, host: &str, script: &Script) -> Result<Reply, ProcessError> {
-        self.trips.count(host);
-        process::run_unchecked(
-            &Cmd::new("sh")
-                .arg("-s")
-                // Steps and hooks know they run locally: a service runs as
-                // a plain process, not under a service manager.
-                .env("LANDFALL_LOCAL", "1")
-                .input(script.text())
-                .dir("/")
-                .deadline(script.deadline())
-                .in_own_process_group()
-                .for_host(host),
-        )
-        .map(Reply::from)
+        let cmd = self
+            .script_cmd(host, script)
+            .deadline(script.deadline())
+            .in_own_process_group();
+        process::run_unchecked(&cmd).map(Reply::from)
     }
 
     fn stream(
@@ -70,13 +74,7 @@ impl Transport for Local {
         stop: &(dyn Fn() -> bool + Sync),
         line: &mut dyn FnMut(&str),
     ) -> Result<Reply, ProcessError> {
-        self.trips.count(host);
-        let cmd = Cmd::new("sh")
-            .arg("-s")
-            .env("LANDFALL_LOCAL", "1")
-            .input(script.text())
-            .dir("/")
-            .for_host(host);
+        let cmd = self.script_cmd(host, script);
         process::stream_lines(&cmd, stop, line).map(Reply::from)
     }
 

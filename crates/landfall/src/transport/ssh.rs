@@ -213,28 +213,39 @@ fn connection_error(cmd: &Cmd, host: &str, output: &Output) -> ProcessError {
     }
 }
 
+impl Ssh {
+    /// `sh -s` on `host`, through its master connection, fed `script`.
+    fn script_cmd(&self, host: &str, script: &Script) -> Cmd {
+        self.connected();
+        self.trips.count(host);
+        self.ssh_cmd()
+            .args(["-o", "ControlMaster=no", "-T"])
+            .arg(self.address(host))
+            .args(["sh", "-s"])
+            .input(script.text())
+            .in_own_process_group()
+            .for_host(host)
+    }
+}
+
+/// What a script run by `cmd` printed, as a reply; or the connection's
+/// failure, if ssh could not reach the host.
+fn script_reply(cmd: &Cmd, host: &str, output: process::Output) -> Result<Reply, ProcessError> {
+    if output.code == Some(SSH_FAILED) {
+        return Err(connection_error(cmd, host, &output));
+    }
+    Ok(Reply::from(output))
+}
+
 impl Transport for Ssh {
     fn host_path(&self, target: &Target) -> String {
         target.path.clone()
     }
 
     fn run(&self, host: &str, script: &Script) -> Result<Reply, ProcessError> {
-        self.connected();
-        self.trips.count(host);
-        let cmd = self
-            .ssh_cmd()
-            .args(["-o", "ControlMaster=no", "-T"])
-            .arg(self.address(host))
-            .args(["sh", "-s"])
-            .input(script.text())
-            .deadline(script.deadline())
-            .in_own_process_group()
-            .for_host(host);
+        let cmd = self.script_cmd(host, script).deadline(script.deadline());
         let output = process::run_unchecked(&cmd)?;
-        if output.code == Some(SSH_FAILED) {
-            return Err(connection_error(&cmd, host, &output));
-        }
-        Ok(Reply::from(output))
+        script_reply(&cmd, host, output)
     }
 
     fn stream(
@@ -244,21 +255,9 @@ impl Transport for Ssh {
         stop: &(dyn Fn() -> bool + Sync),
         line: &mut dyn FnMut(&str),
     ) -> Result<Reply, ProcessError> {
-        self.connected();
-        self.trips.count(host);
-        let cmd = self
-            .ssh_cmd()
-            .args(["-o", "ControlMaster=no", "-T"])
-            .arg(self.address(host))
-            .args(["sh", "-s"])
-            .input(script.text())
-            .in_own_process_group()
-            .for_host(host);
+        let cmd = self.script_cmd(host, script);
         let output = process::stream_lines(&cmd, stop, line)?;
-        if output.code == Some(SSH_FAILED) {
-            return Err(connection_error(&cmd, host, &output));
-        }
-        Ok(Reply::from(output))
+        script_reply(&cmd, host, output)
     }
 
     fn push(
