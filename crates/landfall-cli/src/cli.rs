@@ -44,6 +44,9 @@ pub(crate) enum Command {
     Logs(LogsArgs),
     /// Print the variables each host sees; with --annotate, where each comes from
     Config(ConfigArgs),
+    /// Stop and remove what artifacts that left deploy.toml (or moved) left
+    /// on the hosts, after confirmation
+    Prune(PruneArgs),
     /// Manage an environment's encrypted secrets, `secrets/ENV.toml.age`
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -157,6 +160,15 @@ pub(crate) struct TargetArgs {
     /// Work on the local directories of `--local` deploys instead of the hosts
     #[arg(long)]
     pub(crate) local: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PruneArgs {
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+    /// Remove them without asking
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,11 +7,11 @@ use landfall::diag::Diagnostic;
 use landfall::event::Event;
 use landfall::secrets::Secrets;
 use landfall::transport::{Local, Ssh, SshOptions, Transport};
-use landfall::{BuildOptions, Error, FromOptions, plan};
+use landfall::{BuildOptions, Error, FromOptions, hooks, plan};
 
 use crate::cli::{
     BuildArgs, CheckArgs, ConfigArgs, DeployArgs, ExecArgs, Global, LogsArgs, MessageFormat,
-    RollbackArgs, TargetArgs,
+    PruneArgs, RollbackArgs, TargetArgs,
 };
 use crate::render::{self, Printer};
 
@@ -160,6 +160,20 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             .iter()
             .filter(|h| plan.targets.iter().any(|t| t.host == h.name))
             .collect();
+        let host_names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+        let revision = || landfall::git::revision(&project.workspace.root).commit;
+        // `before` runs before any host is contacted (the connections open
+        // while cargo builds); a dry run runs neither hook.
+        if !args.dry_run {
+            let context = hooks::Context {
+                project: &project,
+                env: &env,
+                hosts: &host_names,
+                revision: revision(),
+                summary: None,
+            };
+            hooks::run(hooks::Which::Before, &context, &report)?;
+        }
         let (built, transport) = if let Some(dir) = &args.from {
             // A bundle is verified before any host is contacted.
             let bundle = landfall::bundle::open(dir)?;
@@ -208,6 +222,11 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
         let mut summary = deploy::deploy(&run, &built.releases, &options);
         summary.timings.build = built.build_seconds;
         summary.timings.assemble = built.assemble_seconds;
+        // `after` runs once the summary is known, and before it is printed:
+        // the summary stays the last line of the output.
+        if !args.dry_run && project.hooks.after.is_some() {
+            after_hook(ctx, &project, &env, &host_names, &summary, &report);
+        }
         Ok(summary)
     })();
     match result {
@@ -228,6 +247,41 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             }
             code
         }
+    }
+}
+
+/// Runs the `after` hook with the summary in a private file; a failure is
+/// a warning: the deploy is over, and its exit status says how it went.
+fn after_hook(
+    ctx: &Ctx<'_>,
+    project: &Project,
+    env: &Environment,
+    hosts: &[String],
+    summary: &Summary,
+    report: &(dyn Fn(Event) + Sync),
+) {
+    let dir = project.workspace.landfall_dir().join("summaries");
+    let file = dir.join(format!("{}.json", env.name));
+    let written = landfall::files::private_dir(&dir).and_then(|()| {
+        landfall::files::write_atomically(&file, render::summary_json(summary).as_bytes())
+    });
+    if let Err(err) = written {
+        ctx.printer.event(Event::Warning {
+            message: format!("the `after` hook did not run: {}", error_chain(&err)),
+        });
+        return;
+    }
+    let context = hooks::Context {
+        project,
+        env,
+        hosts,
+        revision: landfall::git::revision(&project.workspace.root).commit,
+        summary: Some((&file, summary.ok)),
+    };
+    if let Err(err) = hooks::run(hooks::Which::After, &context, report) {
+        report(Event::Warning {
+            message: error_chain(&err),
+        });
     }
 }
 
@@ -499,10 +553,13 @@ fn with_run<T>(
 }
 
 pub(crate) fn status(ctx: &Ctx<'_>, args: &TargetArgs) -> u8 {
-    match run_on_targets(ctx, args, None, |run, plan, _| deploy::status(run, plan)) {
-        Ok(report) => {
-            ctx.printer.status_report(&args.env, &report);
-            if report.iter().any(|t| t.error.is_some()) {
+    match run_on_targets(ctx, args, None, |run, plan, hosts| {
+        (deploy::status(run, plan), deploy::orphans(run, plan, hosts))
+    }) {
+        Ok((report, orphans)) => {
+            ctx.printer.status_report(&args.env, &report, &orphans);
+            if report.iter().any(|t| t.error.is_some()) || orphans.iter().any(|h| h.error.is_some())
+            {
                 EXIT_FAILED
             } else {
                 EXIT_OK
@@ -522,6 +579,79 @@ pub(crate) fn rollback(ctx: &Ctx<'_>, args: &RollbackArgs) -> u8 {
     }) {
         Ok(summary) => ctx.finish(&summary),
         Err(err) => Ctx::fail(&err),
+    }
+}
+
+pub(crate) fn prune(ctx: &Ctx<'_>, args: &PruneArgs) -> u8 {
+    let result = run_on_targets(ctx, &args.target, None, |run, plan, hosts| {
+        let found = deploy::orphans(run, plan, hosts);
+        for h in &found {
+            if let Some(err) = &h.error {
+                return Err(Error::Failed(format!(
+                    "cannot read the orphans of `{}`: {err}; nothing was removed",
+                    h.host
+                )));
+            }
+        }
+        let count: usize = found.iter().map(|h| h.orphans.len()).sum();
+        if count == 0 {
+            ctx.printer.event(Event::Warning {
+                message: format!("nothing to prune in `{}`", run.env.name),
+            });
+            return Ok(Vec::new());
+        }
+        ctx.printer.orphans_report(&found);
+        if !args.yes {
+            ask(&format!(
+                "Stop and remove these {count} orphan{} of `{}`?",
+                if count == 1 { "" } else { "s" },
+                run.env.name
+            ))?;
+        }
+        Ok(deploy::prune(run, &found))
+    });
+    match result.and_then(|r| r) {
+        Ok(results) => {
+            let pruned: usize = results.iter().map(|r| r.pruned.len()).sum();
+            let failed: Vec<&str> = results
+                .iter()
+                .filter(|r| r.error.is_some())
+                .map(|r| r.host.as_str())
+                .collect();
+            if failed.is_empty() {
+                if pruned > 0 {
+                    ctx.printer.finished(&format!("{pruned} orphans pruned"));
+                }
+                EXIT_OK
+            } else {
+                render::error(&format!(
+                    "pruning failed on {}; {pruned} orphans pruned",
+                    failed.join(", ")
+                ));
+                EXIT_FAILED
+            }
+        }
+        Err(err) => Ctx::fail(&err),
+    }
+}
+
+/// Asks the person at the terminal a yes-or-no `question`; without a
+/// terminal (or under CI) the answer is no, and only `--yes` confirms.
+fn ask(question: &str) -> Result<(), Error> {
+    if !interactive() {
+        return Err(Error::Usage(
+            "confirm with `--yes` (there is no terminal to ask on); nothing was changed".into(),
+        ));
+    }
+    anstream::eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|err| Error::Usage(format!("no answer: {err}")))?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::Usage("not confirmed; nothing was changed".into()))
     }
 }
 

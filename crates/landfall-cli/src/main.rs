@@ -61,6 +61,7 @@ fn main() -> ExitCode {
         Some(Command::Exec(args)) => commands::exec(&ctx, args),
         Some(Command::Logs(args)) => commands::logs(&ctx, args),
         Some(Command::Config(args)) => commands::config(&ctx, args),
+        Some(Command::Prune(args)) => commands::prune(&ctx, args),
         Some(Command::Secrets(command)) => secrets::run(&ctx, command),
         Some(Command::Init(args)) => match &args.sudoers {
             Some(env) => commands::sudoers(&ctx, env),

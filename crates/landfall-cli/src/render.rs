@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anstyle::{AnsiColor, Effects, Style};
 use landfall::config::provenance::{Layer, Variable};
-use landfall::deploy::{ExecResult, Status, Summary, TargetStatus};
+use landfall::deploy::{ExecResult, HostOrphans, Status, Summary, TargetStatus};
 use landfall::diag::Diagnostic;
 use landfall::diff::{DiffKind, FileDiff};
 use landfall::event::Event;
@@ -74,6 +74,18 @@ struct Tagged<'a, T: Serialize> {
     event: &'static str,
     #[serde(flatten)]
     inner: &'a T,
+}
+
+/// The summary as its JSON line says it, masked: what the `after` hook
+/// reads.
+pub(crate) fn summary_json(summary: &Summary) -> String {
+    masked(
+        &serde_json::to_string(&Tagged {
+            event: "summary",
+            inner: summary,
+        })
+        .expect("a summary serialises"),
+    )
 }
 
 fn short(id: &str) -> &str {
@@ -263,6 +275,90 @@ impl Printer {
                     phase.name()
                 );
             }
+            Event::Batch {
+                artifact,
+                batch,
+                batches,
+                canary,
+                hosts,
+            } => {
+                if batches > 1 {
+                    let what = if canary { "canary" } else { "batch" };
+                    self.status(
+                        "Rolling out",
+                        INFO,
+                        &format!("{artifact} {what} {batch}/{batches}: {}", hosts.join(", ")),
+                    );
+                }
+            }
+            Event::Pause {
+                artifact,
+                seconds,
+                next,
+            } => self.status(
+                "Pausing",
+                INFO,
+                &format!(
+                    "{artifact} for {seconds}s before batch {next}, checking the hosts activated"
+                ),
+            ),
+            Event::RolloutStopped {
+                artifact,
+                failed,
+                max_fail,
+                reason,
+            } => eprintln!(
+                "{BAD}{:>12}{BAD:#} {artifact}: {reason} ({failed} failed, {max_fail} allowed)",
+                "Stopped"
+            ),
+            Event::Once {
+                host,
+                artifact,
+                release,
+            } => self.status(
+                "Ran once",
+                GOOD,
+                &format!("{host} {artifact} {}", short(&release)),
+            ),
+            Event::Hook {
+                hook,
+                ok,
+                seconds,
+                output,
+            } => {
+                let (verb, style) = if ok {
+                    ("Hook", GOOD)
+                } else {
+                    ("Hook failed", BAD)
+                };
+                self.status(verb, style, &format!("{hook} ({seconds:.2}s)"));
+                if !self.quiet {
+                    for line in output.lines() {
+                        eprintln!("{:>12}   {DIM}{line}{DIM:#}", "");
+                    }
+                }
+            }
+            Event::Orphan { host, orphan } => {
+                let found = FoundOrphan {
+                    host: &host,
+                    orphan: &orphan,
+                };
+                eprintln!("{WARN}{:>12}{WARN:#} {}", "Orphan", describe_orphan(&found));
+            }
+            Event::Pruned {
+                host,
+                path,
+                artifact,
+                service,
+            } => {
+                let service =
+                    service.map_or_else(String::new, |s| format!(", service {s} removed"));
+                self.status(
+                    "Pruned",
+                    GOOD,
+                    &format!("{host} {artifact} {path}{service}"),
+                );
+            }
             Event::Removed {
                 host,
                 artifact,
@@ -299,10 +395,13 @@ impl Printer {
         };
         let host_w = width(|o| o.host.len()).max(4);
         let art_w = width(|o| o.artifact.len()).max(8);
+        // A batch column when some rollout had more than one batch.
+        let batched = summary.hosts.iter().any(|o| o.batch.is_some_and(|b| b > 1));
         if !summary.hosts.is_empty() {
             eprintln!();
+            let batch = if batched { "batch  " } else { "" };
             eprintln!(
-                "{DIM}{:host_w$}  {:art_w$}  {:11}  {:20}  previous{DIM:#}",
+                "{DIM}{:host_w$}  {:art_w$}  {batch}{:11}  {:20}  previous{DIM:#}",
                 "host", "artifact", "status", "release"
             );
         }
@@ -315,8 +414,13 @@ impl Printer {
             };
             let release = o.release.as_deref().unwrap_or("-");
             let previous = o.previous.as_deref().unwrap_or("-");
+            let batch = match (batched, o.batch) {
+                (false, _) => String::new(),
+                (true, Some(b)) => format!("{b:<5}  "),
+                (true, None) => format!("{:<5}  ", "-"),
+            };
             eprintln!(
-                "{:host_w$}  {:art_w$}  {style}{:11}{style:#}  {release:20}  {previous}",
+                "{:host_w$}  {:art_w$}  {batch}{style}{:11}{style:#}  {release:20}  {previous}",
                 o.host,
                 o.artifact,
                 o.status.name()
@@ -453,19 +557,92 @@ impl Printer {
         println!();
     }
 
-    pub(crate) fn status_report(&self, env: &str, report: &[TargetStatus]) {
+    pub(crate) fn status_report(
+        &self,
+        env: &str,
+        report: &[TargetStatus],
+        orphans: &[HostOrphans],
+    ) {
+        let found: Vec<FoundOrphan<'_>> = orphans
+            .iter()
+            .flat_map(|h| {
+                h.orphans.iter().map(|orphan| FoundOrphan {
+                    host: &h.host,
+                    orphan,
+                })
+            })
+            .collect();
         if self.format == MessageFormat::Json {
             #[derive(Serialize)]
             struct StatusReport<'a> {
                 env: &'a str,
                 hosts: &'a [TargetStatus],
+                orphans: &'a [FoundOrphan<'a>],
             }
             Printer::json_line(&Tagged {
                 event: "status",
-                inner: &StatusReport { env, hosts: report },
+                inner: &StatusReport {
+                    env,
+                    hosts: report,
+                    orphans: &found,
+                },
             });
             return;
         }
+        Printer::targets_report(report);
+        if !found.is_empty() {
+            println!(
+                "{WARN}orphans{WARN:#} {DIM}(no longer in deploy.toml for these hosts; `cargo deploy prune {env}` removes them){DIM:#}"
+            );
+            for o in &found {
+                println!("  {}", describe_orphan(o));
+            }
+        }
+        for h in orphans {
+            if let Some(err) = &h.error
+                && report.iter().all(|t| t.host != h.host || t.error.is_none())
+            {
+                println!(
+                    "{INFO}{}{INFO:#} {BAD}orphans unknown{BAD:#}: {err}",
+                    h.host
+                );
+            }
+        }
+    }
+
+    /// The last line of a command that has no summary.
+    pub(crate) fn finished(&self, text: &str) {
+        self.status("Finished", GOOD, text);
+    }
+
+    /// What `prune` would remove, before it asks.
+    pub(crate) fn orphans_report(&self, orphans: &[HostOrphans]) {
+        if self.format == MessageFormat::Json {
+            for h in orphans {
+                for orphan in &h.orphans {
+                    Printer::json_line(&Event::Orphan {
+                        host: h.host.clone(),
+                        orphan: orphan.clone(),
+                    });
+                }
+            }
+            return;
+        }
+        for h in orphans {
+            for orphan in &h.orphans {
+                eprintln!(
+                    "{WARN}{:>12}{WARN:#} {}",
+                    "Orphan",
+                    describe_orphan(&FoundOrphan {
+                        host: &h.host,
+                        orphan
+                    })
+                );
+            }
+        }
+    }
+
+    fn targets_report(report: &[TargetStatus]) {
         for target in report {
             println!(
                 "{INFO}{}{INFO:#} {} {DIM}{}{DIM:#}",
@@ -534,6 +711,30 @@ impl Printer {
             }
         }
     }
+}
+
+/// An orphan and the host it is on.
+#[derive(Serialize)]
+struct FoundOrphan<'a> {
+    host: &'a str,
+    #[serde(flatten)]
+    orphan: &'a landfall::steps::Orphan,
+}
+
+fn describe_orphan(o: &FoundOrphan<'_>) -> String {
+    let current = o.orphan.current.as_deref().map_or_else(
+        || "no current release".to_string(),
+        |c| format!("current {}", short(c)),
+    );
+    let service = o
+        .orphan
+        .service
+        .as_deref()
+        .map_or_else(String::new, |s| format!(", runs service {s}"));
+    format!(
+        "{} {} {DIM}{}{DIM:#} ({current}{service})",
+        o.host, o.orphan.artifact, o.orphan.path
+    )
 }
 
 /// Errors and warnings always go to stderr, whatever `--quiet` says.

@@ -95,6 +95,59 @@ pub enum Event {
         artifact: String,
         releases: Vec<String>,
     },
+    /// A batch of an artifact's rollout starts (numbered from 1; the
+    /// canaries, if any, are the first).
+    Batch {
+        artifact: String,
+        batch: usize,
+        batches: usize,
+        canary: bool,
+        hosts: Vec<String>,
+    },
+    /// The rollout waits before batch `next`, checking the hosts activated
+    /// so far.
+    Pause {
+        artifact: String,
+        seconds: f64,
+        next: usize,
+    },
+    /// An artifact's rollout stopped: a canary failed, or more hosts failed
+    /// than `max_fail` allows (`on_failure` applies then).
+    RolloutStopped {
+        artifact: String,
+        failed: usize,
+        max_fail: usize,
+        reason: String,
+    },
+    /// The artifact's `once` hook ran, and passed, on this host.
+    Once {
+        host: String,
+        artifact: String,
+        release: String,
+    },
+    /// A top-level hook (`before` or `after`) ran on this machine.
+    Hook {
+        hook: String,
+        ok: bool,
+        seconds: f64,
+        /// What it printed (stdout, then stderr).
+        output: String,
+    },
+    /// A path that holds releases of this project and environment that the
+    /// model no longer deploys there.
+    Orphan {
+        host: String,
+        #[serde(flatten)]
+        orphan: crate::steps::Orphan,
+    },
+    /// An orphan was removed (`prune`).
+    Pruned {
+        host: String,
+        path: String,
+        artifact: String,
+        /// Its service, stopped and removed.
+        service: Option<String>,
+    },
 }
 
 impl Event {
@@ -121,8 +174,10 @@ pub enum Phase {
     PreActivate,
     Activate,
     Health,
+    Once,
     Rollback,
     Cleanup,
+    Prune,
 }
 
 impl Phase {
@@ -135,6 +190,8 @@ impl Phase {
             Phase::PreActivate => "pre_activate",
             Phase::Activate => "activate",
             Phase::Health => "health",
+            Phase::Once => "once",
+            Phase::Prune => "prune",
             Phase::Rollback => "rollback",
             Phase::Cleanup => "cleanup",
         }

@@ -41,6 +41,7 @@ pub mod event;
 pub mod files;
 pub mod git;
 pub mod hash;
+pub mod hooks;
 pub mod init;
 pub mod interrupt;
 pub mod plan;

@@ -81,6 +81,7 @@ pub struct RenderedHooks {
     pub pre_activate: Option<String>,
     pub activate: Option<String>,
     pub health: Option<String>,
+    pub once: Option<String>,
     #[serde(serialize_with = "seconds")]
     pub health_timeout: Duration,
     #[serde(serialize_with = "seconds")]
@@ -338,6 +339,7 @@ fn target(
         pre_activate: render(&hooks.pre_activate),
         activate: render(&hooks.activate),
         health: render(&hooks.health),
+        once: render(&hooks.once),
         health_timeout: hooks.health_timeout,
         timeout: hooks.timeout,
     };
@@ -401,7 +403,17 @@ fn activation(hooks: &RenderedHooks, service: Option<&RenderedService>) -> Strin
         seconds(hooks.health_timeout),
         seconds(hooks.timeout),
         crate::service::activation(service),
-    )
+    ) + &once(hooks)
+}
+
+/// The `once` hook's line of an activation; none without one, so that the
+/// ids of releases made before there was such a hook do not change.
+fn once(hooks: &RenderedHooks) -> String {
+    hooks
+        .once
+        .as_ref()
+        .map(|h| format!("hook_once={}\n", crate::process::quote(h)))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 mod reply;
 
 pub use reply::{
-    Activation, Claim, Exit, LogEntry, PathState, Reply, Report, Revert, ServiceState,
+    Activation, Claim, Exit, LogEntry, Orphan, PathState, Reply, Report, Revert, ServiceState,
 };
 
 use crate::process::quote;
@@ -184,6 +184,26 @@ pub enum Step {
         path: String,
         lines: u32,
         follow: bool,
+    },
+    /// Runs the `once` hook `release` (complete, not current) recorded;
+    /// exits [`Exit::PreActivateFailed`] if it fails.
+    Once { path: String, release: String },
+    /// Checks the activated `release` again (one try of `ready` and
+    /// `health`); exits [`Exit::ActivationFailed`] if it is not well.
+    Check { path: String, release: String },
+    /// Reports every path this host's registry lists that holds releases of
+    /// `project` for `env` and is not one of `known`.
+    Orphans {
+        project: String,
+        env: String,
+        known: Vec<String>,
+    },
+    /// Removes the orphan `path` (of `name`, project/artifact@env) under
+    /// its lock, and its service if it is still the one it installed.
+    Prune {
+        path: String,
+        owner: String,
+        name: String,
     },
     /// A command given as words, each quoted, run from `/` with no input.
     Command { words: Vec<String> },
@@ -385,6 +405,25 @@ fn call(step: &Step) -> Call {
         } => plain(
             "landfall_service_logs",
             vec![path.clone(), lines.to_string(), bool_arg(*follow)],
+        ),
+        Step::Once { path, release } => plain("landfall_once", vec![path.clone(), release.clone()]),
+        Step::Check { path, release } => {
+            plain("landfall_check", vec![path.clone(), release.clone()])
+        }
+        Step::Orphans {
+            project,
+            env,
+            known,
+        } => plain(
+            "landfall_orphans",
+            [project.clone(), env.clone()]
+                .into_iter()
+                .chain(known.iter().cloned())
+                .collect(),
+        ),
+        Step::Prune { path, owner, name } => plain(
+            "landfall_prune",
+            vec![path.clone(), owner.clone(), name.clone()],
         ),
         Step::Command { words } => Call {
             function: None,

@@ -114,9 +114,102 @@ landfall_try_lock() {
     return 1
   fi
   rm -f "$t"
-  landfall_owns "$1" "$4" && return 0
+  if landfall_owns "$1" "$4"; then
+    landfall_register "$1"
+    return 0
+  fi
   rm -f "$1/.landfall/lock"
   return 1
+}
+
+# landfall_registry: the file that lists every path landfall has locked
+# on this host for the user it runs as, one a line, so that an artifact
+# that left the model (or moved) is known later as an orphan.
+landfall_registry() {
+  printf '%s/paths' "${LANDFALL_STATE:-${XDG_STATE_HOME:-${HOME:-/nonexistent}/.local/state}/landfall}"
+}
+
+# landfall_register PATH: adds PATH to the registry, if it is not there.
+# A registry that cannot be written only means orphans will not be known.
+landfall_register() {
+  r=$(landfall_registry)
+  grep -qxF -- "$1" "$r" 2>/dev/null && return 0
+  (mkdir -p "${r%/*}" && printf '%s\n' "$1" >>"$r") 2>/dev/null || :
+}
+
+# landfall_orphans PROJECT ENV KNOWN...: reports each path of the registry
+# that holds releases of PROJECT for environment ENV and is not one of
+# KNOWN (the paths the model deploys to on this host): `orphan`, the path,
+# its artifact, its current release, and its service (`MANAGER NAME`).
+landfall_orphans() {
+  project=$1 env=$2
+  shift 2
+  r=$(landfall_registry)
+  [ -f "$r" ] || return 0
+  sort -u "$r" | while IFS= read -r p; do
+    [ -n "$p" ] || continue
+    for k in "$@"; do
+      [ "$k" != "$p" ] || continue 2
+    done
+    f="$p/.landfall/artifact"
+    [ -f "$f" ] && [ ! -L "$f" ] || continue
+    o=$(head -n 1 "$f")
+    case $o in "$project"/*@"$env") ;; *) continue ;; esac
+    a=${o#"$project"/}
+    c=$(readlink "$p/current" 2>/dev/null) || c=
+    printf 'orphan\t%s\t%s\t%s\t%s\n' "$p" "${a%@*}" "${c##*/}" "$(landfall_service_of "$p/current")"
+  done
+}
+
+# landfall_prune PATH OWNER NAME TOKEN: removes the orphan PATH, which
+# must hold NAME's releases: under its lock, stops its service (only if the
+# definition installed is still the one PATH installed: another path may
+# run a service of that name now), removes the directory and drops it from
+# the registry. Exits 3 or 4 as landfall_lock does.
+landfall_prune() {
+  p=$1
+  if [ ! -e "$p" ]; then
+    landfall_unregister "$p"
+    printf 'pruned\t%s\n' "$p"
+    return 0
+  fi
+  landfall_lock "$p" "$2" 0 "$3"
+  landfall_steps "$p"
+  if landfall_recorded "$p/current" 2>/dev/null && [ -n "$service_manager" ]; then
+    if landfall_installed_here "$p"; then
+      landfall_service_remove "$p" "$service_manager" "$service_name" || landfall_fail "cannot stop the service $service_name"
+    else
+      printf 'kept-service\t%s\n' "$service_name"
+    fi
+  fi
+  rm -rf "$p" || landfall_fail "cannot remove $p"
+  landfall_unregister "$p"
+  printf 'pruned\t%s\n' "$p"
+}
+
+# landfall_installed_here PATH: whether the definition of the service
+# PATH's current release recorded is, where its manager reads it, the one
+# PATH installed (see landfall_install); under `--local`, whether its
+# process runs from PATH.
+landfall_installed_here() {
+  if [ -n "${LANDFALL_LOCAL:-}" ]; then
+    landfall_process_pid "$1" >/dev/null
+    return
+  fi
+  case $service_manager in
+  systemd | systemd-user) f="$(landfall_unit_dir "$service_manager")/$service_name.service" ;;
+  supervisor) f="$(landfall_supervisor_dir)/$service_name.conf" || return 1 ;;
+  *) return 1 ;;
+  esac
+  [ -f "$1/.landfall/service.unit" ] && landfall_as_root cat "$f" 2>/dev/null | cmp -s - "$1/.landfall/service.unit"
+}
+
+# landfall_unregister PATH: drops PATH from the registry.
+landfall_unregister() {
+  r=$(landfall_registry)
+  [ -f "$r" ] || return 0
+  grep -vxF -- "$1" "$r" >"$r.new" 2>/dev/null
+  mv -f "$r.new" "$r" 2>/dev/null || rm -f "$r.new"
 }
 
 # landfall_trusted DIR: whether DIR (followed, if it is a link) belongs to
@@ -223,6 +316,8 @@ landfall_claim() {
     # Nothing to do here, unless the path is another's.
     if err=$(landfall_foreign "$p" "$name" 2>&1); then
       printf 'unclaimed\t%s\t%s\n' "$i" "$(printf '%s' "$err" | tr '\n' ' ')"
+    else
+      landfall_register "$p"
     fi
     return 0
   fi
@@ -373,7 +468,7 @@ landfall_link() {
 # recorded none (one made before releases carried their activation).
 landfall_recorded() {
   hook_build='' hook_pre_activate='' hook_activate='' hook_health=''
-  health_timeout=1 hook_timeout=1
+  hook_once='' health_timeout=1 hook_timeout=1
   service_manager='' service_name='' service_ready='' ready_timeout=1
   stop_timeout=1 service_reload=0 service_bin=''
   [ -f "$1/.landfall-activation" ] && [ ! -L "$1/.landfall-activation" ] || return 1
@@ -568,6 +663,43 @@ landfall_activate() {
     landfall_back "$p" "$id" "$prev" "$log_back"
   fi
   exit 11
+}
+
+# landfall_once PATH RELEASE: runs the `once` hook RELEASE recorded, in
+# the release (complete, not yet current), before any host switches; exits
+# 10 if it fails, and nothing is switched.
+landfall_once() {
+  rel="$1/releases/$2"
+  [ -d "$rel" ] || landfall_fail "release $2 is not on this host"
+  landfall_steps "$1"
+  landfall_recorded "$rel" || landfall_fail "release $2 recorded no activation"
+  c=$(readlink "$1/current" 2>/dev/null) || c=
+  export LANDFALL_PATH="$1" LANDFALL_RELEASE="$2" LANDFALL_PREVIOUS="${c##*/}"
+  [ -n "$hook_once" ] || return 0
+  if ! landfall_hook once "$rel" "$hook_once" "$hook_timeout"; then
+    printf 'failed\tonce\n'
+    exit 10
+  fi
+}
+
+# landfall_check PATH RELEASE: checks again that the activated RELEASE is
+# well, between the batches of a rollout: one try of its service's `ready`
+# and of its health hook, each for at most its time limit. Exits 11,
+# reporting the check that failed, if it is not.
+landfall_check() {
+  rel="$1/releases/$2"
+  c=$(readlink "$1/current" 2>/dev/null) || c=
+  [ "${c##*/}" = "$2" ] || landfall_fail "current is ${c##*/}, not $2"
+  landfall_recorded "$rel" || return 0
+  export LANDFALL_PATH="$1" LANDFALL_RELEASE="$2"
+  if [ -n "$service_ready" ] && ! landfall_hook ready "$rel" "$service_ready" "$ready_timeout"; then
+    printf 'failed\tready\n'
+    exit 11
+  fi
+  if [ -n "$hook_health" ] && ! landfall_hook health "$rel" "$hook_health" "$health_timeout"; then
+    printf 'failed\thealth\n'
+    exit 11
+  fi
 }
 
 # landfall_back PATH FROM TO LOG: switches back to TO (or removes `current`

@@ -58,6 +58,7 @@ pub struct Project {
     pub vars: toml::Table,
     /// In activation order: every artifact comes after those in its `after`.
     pub artifacts: Vec<Artifact>,
+    pub hooks: ProjectHooks,
     pub warnings: Vec<Diagnostic>,
     pub(crate) file: Arc<SourceFile>,
 }
@@ -108,7 +109,7 @@ pub struct Artifact {
     pub transport: Transport,
     pub keep: u32,
     pub after: Vec<String>,
-    pub max_parallel: u32,
+    pub rollout: Rollout,
     pub hooks: Hooks,
     /// The hooks `--local` runs: `hooks.local` laid over `hooks`.
     pub local_hooks: Hooks,
@@ -181,6 +182,86 @@ pub struct Template {
     pub source: Arc<SourceFile>,
 }
 
+/// `[artifact.X.rollout]`: the order and pace in which hosts are
+/// activated, and how many may fail before the rollout stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollout {
+    /// Hosts activated (and healthy) first, alone: any failure among them
+    /// stops the rollout.
+    pub canary: u32,
+    /// Hosts activated at once after the canaries.
+    pub batch: Amount,
+    /// The wait between batches, during which the hosts activated so far
+    /// are checked again.
+    pub pause: Duration,
+    /// Hosts that may fail (each switched back alone) before the rollout
+    /// stops and `on_failure` applies.
+    pub max_fail: Amount,
+}
+
+impl Default for Rollout {
+    fn default() -> Rollout {
+        Rollout {
+            canary: 0,
+            batch: Amount::All,
+            pause: Duration::ZERO,
+            max_fail: Amount::Count(0),
+        }
+    }
+}
+
+/// A number of hosts, or a share of the artifact's hosts in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amount {
+    All,
+    Count(u32),
+    /// Percent, 1 to 100.
+    Percent(u32),
+}
+
+impl Amount {
+    /// How many of `hosts` this is. A share is rounded down (`10%` of 6
+    /// hosts is none), as Ansible's `max_fail_percentage` counts.
+    pub fn of(self, hosts: usize) -> usize {
+        match self {
+            Amount::All => hosts,
+            Amount::Count(n) => (n as usize).min(hosts),
+            Amount::Percent(p) => hosts * p as usize / 100,
+        }
+    }
+
+    /// How many of `hosts` this is, a share rounded up (`25%` of 6 hosts
+    /// is 2): the size of a batch.
+    pub fn of_rounded_up(self, hosts: usize) -> usize {
+        match self {
+            Amount::Percent(p) => (hosts * p as usize).div_ceil(100),
+            other => other.of(hosts),
+        }
+    }
+
+    /// As written in `deploy.toml`.
+    pub fn to_toml(self) -> toml::Value {
+        match self {
+            Amount::All => toml::Value::Integer(0),
+            Amount::Count(n) => toml::Value::Integer(n.into()),
+            Amount::Percent(p) => toml::Value::String(format!("{p}%")),
+        }
+    }
+}
+
+/// The top-level `[hooks]`: commands run by `sh -c` on the deploying
+/// machine, in the workspace's root, with the `LANDFALL_*` variables of the
+/// run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProjectHooks {
+    /// Before any host is contacted; if it fails, nothing is deployed.
+    pub before: Option<String>,
+    /// After the summary, whatever the outcome, with the summary's JSON in
+    /// `LANDFALL_SUMMARY`.
+    pub after: Option<String>,
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Hooks {
     /// Runs on the host in the uploaded release before it is complete.
@@ -189,8 +270,11 @@ pub struct Hooks {
     pub activate: Option<Hook>,
     pub health: Option<Hook>,
     pub health_timeout: Duration,
-    /// How long `build`, `pre_activate` or `activate` may run before it is
-    /// stopped.
+    /// Runs on one host of the artifact per deploy, in the new release,
+    /// after every push and before any switch (a migration).
+    pub once: Option<Hook>,
+    /// How long `build`, `pre_activate`, `activate` or `once` may run
+    /// before it is stopped.
     pub timeout: Duration,
 }
 

@@ -22,6 +22,35 @@ pub(crate) struct DeployFile {
     pub(crate) vars: toml::Table,
     #[serde(default)]
     pub(crate) artifact: BTreeMap<Name, Spanned<Artifact>>,
+    #[serde(default)]
+    pub(crate) hooks: ProjectHooks,
+}
+
+/// The top-level `[hooks]`: commands run on the deploying machine.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProjectHooks {
+    pub(crate) before: Option<Spanned<String>>,
+    pub(crate) after: Option<Spanned<String>>,
+    pub(crate) timeout: Option<Spanned<String>>,
+}
+
+/// `[artifact.X.rollout]`: how the activation goes through the hosts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rollout {
+    pub(crate) canary: Option<Spanned<u32>>,
+    pub(crate) batch: Option<Spanned<Amount>>,
+    pub(crate) pause: Option<Spanned<String>>,
+    pub(crate) max_fail: Option<Spanned<Amount>>,
+}
+
+/// A number of hosts, or a share of them (`"25%"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Amount {
+    Count(i64),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,7 +88,9 @@ pub(crate) struct Artifact {
     pub(crate) subdir: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) after: Vec<Name>,
+    /// The older name of `rollout.batch`.
     pub(crate) max_parallel: Option<Spanned<u32>>,
+    pub(crate) rollout: Option<Spanned<Rollout>>,
     #[serde(default)]
     pub(crate) hooks: Hooks,
     pub(crate) service: Option<Spanned<Service>>,
@@ -138,6 +169,8 @@ pub(crate) struct Hooks {
     pub(crate) activate: Option<Spanned<String>>,
     pub(crate) health: Option<Spanned<String>>,
     pub(crate) health_timeout: Option<Spanned<String>>,
+    /// Runs on one host per deploy, before any switch.
+    pub(crate) once: Option<Spanned<String>>,
     /// How long any other hook may run.
     pub(crate) timeout: Option<Spanned<String>>,
     /// Replacements used by `--local` for hooks that only make sense on a
@@ -153,6 +186,7 @@ pub(crate) struct LocalHooks {
     pub(crate) activate: Option<Spanned<String>>,
     pub(crate) health: Option<Spanned<String>>,
     pub(crate) health_timeout: Option<Spanned<String>>,
+    pub(crate) once: Option<Spanned<String>>,
     pub(crate) timeout: Option<Spanned<String>>,
 }
 

@@ -15,8 +15,8 @@ use toml::Spanned;
 
 use super::raw;
 use super::{
-    Artifact, BinTarget, BuildSettings, Environment, FileSource, Hook, Hooks, Host, Project,
-    Service, Template, Transport, Workspace,
+    Amount, Artifact, BinTarget, BuildSettings, Environment, FileSource, Hook, Hooks, Host,
+    Project, ProjectHooks, Rollout, Service, Template, Transport, Workspace,
 };
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
 use crate::error::{Error, Result};
@@ -191,6 +191,7 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
         artifacts.push(artifact);
     }
     let artifacts = order_artifacts(&mut check, artifacts);
+    let hooks = resolve_project_hooks(&mut check, raw.hooks);
     let warnings = check.finish()?;
     Ok(Project {
         workspace,
@@ -198,6 +199,7 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
         build,
         vars: raw.vars,
         artifacts,
+        hooks,
         warnings,
         file,
     })
@@ -486,6 +488,7 @@ fn resolve_artifact(
     }
 
     let (hooks, local_hooks) = resolve_hooks(check, raw.hooks);
+    let rollout = resolve_rollout(check, raw.max_parallel.as_ref(), raw.rollout);
     let path_span = raw.path.span();
     let service = raw
         .service
@@ -501,7 +504,7 @@ fn resolve_artifact(
         transport,
         keep,
         after,
-        max_parallel: raw.max_parallel.map_or(0, Spanned::into_inner),
+        rollout,
         hooks,
         local_hooks,
         service,
@@ -666,7 +669,7 @@ fn resolve_service(
                     manager.as_str()
                 ),
                 "",
-                "with supervisord, restart hosts a few at a time (`max_parallel`) instead".into(),
+                "with supervisord, restart hosts a few at a time (`rollout.batch`) instead".into(),
             );
             break;
         }
@@ -761,6 +764,128 @@ fn resolve_transport(check: &mut Checker, name: &str, raw: &raw::Artifact) -> Tr
     }
 }
 
+/// `[artifact.X.rollout]`, with `max_parallel`, its older name for
+/// `batch`.
+fn resolve_rollout(
+    check: &mut Checker,
+    max_parallel: Option<&Spanned<u32>>,
+    raw: Option<Spanned<raw::Rollout>>,
+) -> Rollout {
+    let mut rollout = Rollout::default();
+    if let Some(max) = max_parallel
+        && *max.get_ref() > 0
+    {
+        rollout.batch = Amount::Count(*max.get_ref());
+    }
+    let Some(raw) = raw else {
+        return rollout;
+    };
+    let raw = raw.into_inner();
+    if let Some(canary) = raw.canary {
+        rollout.canary = canary.into_inner();
+    }
+    if let Some(batch) = raw.batch {
+        if let Some(max) = max_parallel {
+            check.error(
+                max.span(),
+                "`max_parallel` and `rollout.batch` say the same thing",
+                "`max_parallel` is the older name of `rollout.batch`: keep only `batch`",
+            );
+        }
+        match amount(check, "batch", &batch) {
+            Some(Amount::Count(0)) => check.error(
+                batch.span(),
+                "`batch` must be at least 1 host (or a share, such as \"25%\")",
+                "",
+            ),
+            Some(b) => rollout.batch = b,
+            None => {}
+        }
+    }
+    if let Some(pause) = raw.pause {
+        rollout.pause = match pause.get_ref().parse::<jiff::SignedDuration>() {
+            Ok(d) if !d.is_negative() => d.unsigned_abs(),
+            _ => {
+                check.error(
+                    pause.span(),
+                    format!("invalid duration `{}`", pause.get_ref()),
+                    "write e.g. `30s`, `2m` or `1m 30s`",
+                );
+                Duration::ZERO
+            }
+        };
+    }
+    if let Some(max_fail) = raw.max_fail
+        && let Some(m) = amount(check, "max_fail", &max_fail)
+    {
+        rollout.max_fail = m;
+    }
+    rollout
+}
+
+/// A number of hosts (`2`) or a share of them (`"25%"`).
+fn amount(check: &mut Checker, key: &str, raw: &Spanned<raw::Amount>) -> Option<Amount> {
+    let help = "write a number of hosts, such as 2, or a share of them, such as \"25%\"";
+    match raw.get_ref() {
+        raw::Amount::Count(n) => {
+            if let Ok(n) = u32::try_from(*n) {
+                return Some(Amount::Count(n));
+            }
+            check.error(
+                raw.span(),
+                format!("`{key}` must be a number of hosts, not {n}"),
+                help,
+            );
+            None
+        }
+        raw::Amount::Text(text) => {
+            let percent = text
+                .trim()
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<u32>().ok());
+            match percent {
+                Some(p @ 1..=100) => Some(Amount::Percent(p)),
+                Some(0) if key == "max_fail" => Some(Amount::Count(0)),
+                _ => {
+                    check.error(
+                        raw.span(),
+                        format!("`{key}` must be a number of hosts or a share from 1% to 100%, not `{text}`"),
+                        help,
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// The top-level `[hooks]`.
+fn resolve_project_hooks(check: &mut Checker, raw: raw::ProjectHooks) -> ProjectHooks {
+    let command = |check: &mut Checker, text: Option<Spanned<String>>| {
+        let text = text?;
+        if text.get_ref().contains('\0') {
+            check.error(text.span(), "hooks cannot contain NUL characters", "");
+            return None;
+        }
+        if text.get_ref().trim().is_empty() {
+            check.error(
+                text.span(),
+                "an empty hook",
+                "remove the key, or give it a command",
+            );
+            return None;
+        }
+        Some(text.into_inner())
+    };
+    ProjectHooks {
+        before: command(check, raw.before),
+        after: command(check, raw.after),
+        timeout: raw.timeout.map_or(DEFAULT_HOOK_TIMEOUT, |t| {
+            parse_duration(check, "timeout", &t)
+        }),
+    }
+}
+
 fn resolve_hooks(check: &mut Checker, raw: raw::Hooks) -> (Hooks, Hooks) {
     let hook = |check: &mut Checker, text: Option<Spanned<String>>| {
         let text = text?;
@@ -783,6 +908,7 @@ fn resolve_hooks(check: &mut Checker, raw: raw::Hooks) -> (Hooks, Hooks) {
         health: hook(check, raw.health),
         health_timeout: timeout(check, "health_timeout", raw.health_timeout)
             .unwrap_or(DEFAULT_HEALTH_TIMEOUT),
+        once: hook(check, raw.once),
         timeout: timeout(check, "timeout", raw.timeout).unwrap_or(DEFAULT_HOOK_TIMEOUT),
     };
     let mut local = hooks.clone();
@@ -799,6 +925,9 @@ fn resolve_hooks(check: &mut Checker, raw: raw::Hooks) -> (Hooks, Hooks) {
         }
         if let Some(h) = hook(check, over.health) {
             local.health = Some(h);
+        }
+        if let Some(h) = hook(check, over.once) {
+            local.once = Some(h);
         }
         if let Some(t) = timeout(check, "health_timeout", over.health_timeout) {
             local.health_timeout = t;

@@ -82,7 +82,7 @@ fn defaults_are_applied_and_sources_listed() {
     let web = &project.artifacts[0];
     assert_eq!(web.path, "/srv/web");
     assert_eq!(web.keep, 5);
-    assert_eq!(web.max_parallel, 0);
+    assert_eq!(web.rollout, crate::config::Rollout::default());
     assert_eq!(web.hooks.health_timeout, Duration::from_secs(30));
     let dsts: Vec<&str> = web.files.iter().map(|f| f.dst.as_str()).collect();
     assert_eq!(

@@ -40,6 +40,17 @@ impl Project {
             .map(|a| (a.name.clone(), Value::Table(self.artifact_table(a))))
             .collect();
         file.insert("artifact".into(), Value::Table(artifacts));
+        let mut hooks = Table::new();
+        for (key, hook) in [("before", &self.hooks.before), ("after", &self.hooks.after)] {
+            if let Some(hook) = hook {
+                hooks.insert(key.into(), string(hook));
+            }
+        }
+        hooks.insert(
+            "timeout".into(),
+            Value::String(duration(self.hooks.timeout)),
+        );
+        file.insert("hooks".into(), Value::Table(hooks));
         toml::to_string(&file).expect("a table of TOML values serialises")
     }
 
@@ -88,8 +99,20 @@ impl Project {
             ("shared", strings(&artifact.shared)),
             ("keep", Value::Integer(artifact.keep.into())),
             ("after", strings(&artifact.after)),
-            ("max_parallel", Value::Integer(artifact.max_parallel.into())),
+            (
+                "rollout",
+                Value::Table(table([
+                    ("canary", Value::Integer(artifact.rollout.canary.into())),
+                    ("pause", Value::String(duration(artifact.rollout.pause))),
+                    ("max_fail", artifact.rollout.max_fail.to_toml()),
+                ])),
+            ),
         ]);
+        if artifact.rollout.batch != crate::config::Amount::All
+            && let Some(Value::Table(rollout)) = out.get_mut("rollout")
+        {
+            rollout.insert("batch".into(), artifact.rollout.batch.to_toml());
+        }
         match &artifact.transport {
             Transport::Rsync => {
                 out.insert("transport".into(), string("rsync"));
@@ -166,6 +189,7 @@ fn hooks_table(hooks: &Hooks, over: Option<&Hooks>) -> Table {
         ),
         ("activate", &hooks.activate, over.map(|o| &o.activate)),
         ("health", &hooks.health, over.map(|o| &o.health)),
+        ("once", &hooks.once, over.map(|o| &o.once)),
     ];
     for (name, hook, base) in all {
         if let Some(hook) = hook
@@ -286,6 +310,7 @@ impl PartialEq for Project {
             && self.build == other.build
             && self.vars == other.vars
             && self.artifacts == other.artifacts
+            && self.hooks == other.hooks
     }
 }
 
@@ -301,7 +326,7 @@ impl PartialEq for Artifact {
             && self.transport == other.transport
             && self.keep == other.keep
             && self.after == other.after
-            && self.max_parallel == other.max_parallel
+            && self.rollout == other.rollout
             && self.hooks == other.hooks
             && self.local_hooks == other.local_hooks
             && self.service == other.service

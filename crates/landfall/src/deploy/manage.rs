@@ -9,7 +9,9 @@ use crate::assemble::Provenance;
 use crate::config::Host;
 use crate::event::{Event, Phase};
 use crate::plan::{Plan, Target};
-use crate::steps::{Activation, Exit, LogEntry, PathState, Script, ServiceState, Step};
+use crate::steps::{
+    Activation, Exit, LogEntry, Orphan, PathState, Report, Script, ServiceState, Step,
+};
 
 /// One artifact on one host, as `status` reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -166,6 +168,8 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
     // current one, and the commit the release was built from.
     let mut chosen: Vec<(usize, String, Option<String>, Option<String>)> = Vec::new();
     let mut refused = false;
+    // Targets that lack the release asked for.
+    let mut lacking: Vec<usize> = Vec::new();
     for (i, (target, state)) in targets.iter().zip(states).enumerate() {
         let mut outcome = Outcome {
             host: target.host.clone(),
@@ -173,6 +177,7 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
             status: Status::Skipped,
             release: None,
             previous: None,
+            batch: None,
             message: None,
         };
         match state
@@ -189,6 +194,7 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
                 chosen.push((i, release, current, revision));
             }
             Ok((Choice::Skip(reason), _)) => outcome.message = Some(reason),
+            Ok((Choice::Lacking, _)) => lacking.push(i),
             Err(message) => {
                 refused = true;
                 outcome.status = Status::Failed;
@@ -196,6 +202,26 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
             }
         }
         outcomes.push(outcome);
+    }
+    // A rollback to a given release goes to it on every selected host, or
+    // on none: a fleet is not left mixed.
+    if let (Some(to), false) = (to, lacking.is_empty()) {
+        let names: Vec<String> = lacking
+            .iter()
+            .map(|&i| format!("`{}`", targets[i].host))
+            .collect();
+        for &i in &lacking {
+            let outcome = &mut outcomes[i];
+            outcome.status = Status::Failed;
+            outcome.message = Some(format!("no release `{to}` here"));
+        }
+        (run.events)(Event::Warning {
+            message: format!(
+                "release `{to}` is not on {}: nothing was rolled back (select the hosts that have it with `--only`)",
+                names.join(", ")
+            ),
+        });
+        refused = true;
     }
     // Like a deploy, a rollback changes no host unless every host could be
     // read and every choice is clear.
@@ -303,6 +329,8 @@ enum Choice {
         current: Option<String>,
     },
     Skip(String),
+    /// The release asked for is not on this host.
+    Lacking,
 }
 
 /// Picks the release to roll back to: `to` (a unique prefix of a release
@@ -317,7 +345,7 @@ fn rollback_target(state: &PathState, to: Option<&str>) -> Result<Choice, String
             .collect();
         match matches.as_slice() {
             [one] => (*one).clone(),
-            [] => return Ok(Choice::Skip(format!("no release `{prefix}` here"))),
+            [] => return Ok(Choice::Lacking),
             _ => {
                 return Err(format!(
                     "`{prefix}` matches several releases; give more characters"
@@ -325,6 +353,19 @@ fn rollback_target(state: &PathState, to: Option<&str>) -> Result<Choice, String
             }
         }
     } else {
+        // The last deploy failed here, and switched this host back on its
+        // own (a rollout's failure budget let the others go on): it is on
+        // the release the others go back to already.
+        if let Some(last) = state.log.last()
+            && last.event == "rolled_back"
+            && last.release == current
+            && current.is_some()
+        {
+            return Ok(Choice::Skip(format!(
+                "the last deploy failed here and switched back to {} already",
+                current.as_deref().unwrap_or_default()
+            )));
+        }
         // The release that was current before this one was deployed.
         let from_log = state.log.iter().rev().find_map(|e| {
             (e.event == "activated" && e.release == current)
@@ -400,5 +441,132 @@ pub fn exec(run: &Run<'_>, hosts: &[&Host], command: &[String]) -> Vec<ExecResul
                 error: Some(err.to_string()),
             },
         }
+    })
+}
+
+/// The orphans on one host: directories that hold releases of this
+/// project and environment which the model no longer deploys there.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostOrphans {
+    pub host: String,
+    pub orphans: Vec<Orphan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Reads every selected host's record of the paths landfall deployed to,
+/// one round trip per host, and reports those that hold releases of this
+/// project and environment but are none of the paths the plan deploys to
+/// on that host: an artifact that left `deploy.toml`, moved (`path`
+/// changed), or left the host (`roles` changed).
+pub fn orphans(run: &Run<'_>, plan: &Plan, hosts: &[&Host]) -> Vec<HostOrphans> {
+    parallel(hosts, run.jobs, |host| {
+        let known: Vec<String> = plan
+            .targets
+            .iter()
+            .filter(|t| t.host == host.name)
+            .map(|t| run.transport.host_path(t))
+            .collect();
+        let script = Script::new(&run.env.name, &host.name, None).step(Step::Orphans {
+            project: run.project.name.clone(),
+            env: run.env.name.clone(),
+            known,
+        });
+        let (orphans, error) = match run.transport.run(&host.name, &script) {
+            Ok(reply) if reply.success() => (reply.orphans(), None),
+            Ok(reply) => (Vec::new(), Some(describe_failure(&reply))),
+            Err(err) => (Vec::new(), Some(err.to_string())),
+        };
+        HostOrphans {
+            host: host.name.clone(),
+            orphans,
+            error,
+        }
+    })
+}
+
+/// How pruning went on one host: the paths removed, and the error that
+/// stopped it, if one did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneResult {
+    pub host: String,
+    pub pruned: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Removes the orphans found by [`orphans`], each under its lock: its
+/// service stopped and removed (unless another path installed a service of
+/// that name since), its directory, and its line in the host's record.
+pub fn prune(run: &Run<'_>, found: &[HostOrphans]) -> Vec<PruneResult> {
+    let with_orphans: Vec<&HostOrphans> = found.iter().filter(|h| !h.orphans.is_empty()).collect();
+    parallel(&with_orphans, run.jobs, |host| {
+        let mut script = Script::new(&run.env.name, &host.host, None);
+        let time: Duration = Duration::from_secs(120);
+        for orphan in &host.orphans {
+            script = script.step(Step::Prune {
+                path: orphan.path.clone(),
+                owner: run.lock_owner(),
+                name: format!("{}/{}@{}", run.project.name, orphan.artifact, run.env.name),
+            });
+        }
+        let script = script.allowing(time);
+        let mut result = PruneResult {
+            host: host.host.clone(),
+            pruned: Vec::new(),
+            error: None,
+        };
+        if crate::interrupt::stop_requested() {
+            result.error = Some(super::INTERRUPTED.into());
+            return result;
+        }
+        match run.transport.run(&host.host, &script) {
+            Ok(reply) => {
+                // An orphan's service left running is reported before the
+                // orphan's removal.
+                let mut kept = false;
+                for report in &reply.reports {
+                    match report {
+                        Report::Pruned { path } => {
+                            let orphan = host.orphans.iter().find(|o| &o.path == path);
+                            (run.events)(Event::Pruned {
+                                host: host.host.clone(),
+                                path: path.clone(),
+                                artifact: orphan.map(|o| o.artifact.clone()).unwrap_or_default(),
+                                service: orphan
+                                    .and_then(|o| o.service.clone())
+                                    .filter(|_| !std::mem::take(&mut kept)),
+                            });
+                            result.pruned.push(path.clone());
+                        }
+                        Report::KeptService { name } => {
+                            kept = true;
+                            (run.events)(Event::Warning {
+                                message: format!(
+                                    "on `{}`: the service `{name}` was left running: another path installed it since",
+                                    host.host
+                                ),
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                if !reply.success() {
+                    let error = match reply.locked_by() {
+                        Some(holder) => format!("locked by another deploy: {holder}"),
+                        None => describe_failure(&reply),
+                    };
+                    (run.events)(Event::Failed {
+                        host: host.host.clone(),
+                        artifact: String::new(),
+                        phase: Phase::Prune,
+                        message: error.clone(),
+                    });
+                    result.error = Some(error);
+                }
+            }
+            Err(err) => result.error = Some(err.to_string()),
+        }
+        result
     })
 }

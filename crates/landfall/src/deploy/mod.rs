@@ -10,9 +10,11 @@
 //!    commit and check its tree out there, adding the rendered files), run
 //!    the `build` hook, rename; an rsync release without a `build` hook is
 //!    renamed by its activation instead, saving a round trip;
-//! 3. activate: artifacts in `after` order, `max_parallel` hosts at once;
-//!    on failure the host switches back, and with `rollback-all` every
-//!    host switched in this run does too;
+//! 3. activate: each artifact's `once` hook on one host; then artifacts
+//!    in `after` order, each rolled out over its hosts (`rollout`: canaries,
+//!    batches, pauses, a failure budget); a host that fails switches back,
+//!    and past the budget, with `rollback-all`, every host switched in this
+//!    run does too;
 //! 4. finish: remove old releases beyond `keep`, release the locks. A host
 //!    that no other host's failure can switch back (`on_failure = "stop"`,
 //!    or a run with one target to deploy) does this in its activation's
@@ -30,13 +32,15 @@ mod decide;
 mod manage;
 mod phases;
 mod predict;
+mod rollout;
 #[cfg(test)]
 mod tests;
 
 pub use decide::{Action, Upload, decide, previous_good};
 
 pub use manage::{
-    ExecResult, LogsResult, ReleaseStatus, TargetStatus, exec, logs, rollback, status,
+    ExecResult, HostOrphans, LogsResult, PruneResult, ReleaseStatus, TargetStatus, exec, logs,
+    orphans, prune, rollback, status,
 };
 pub use phases::deploy;
 
@@ -227,6 +231,10 @@ pub struct Outcome {
     pub status: Status,
     pub release: Option<String>,
     pub previous: Option<String>,
+    /// The batch of its artifact's rollout the host was activated in,
+    /// from 1 (the canaries, if there are any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -463,6 +471,8 @@ struct Work<'a> {
     unfinished: bool,
     status: Option<Status>,
     message: Option<String>,
+    /// The batch of the rollout it was activated in.
+    batch: Option<usize>,
 }
 
 impl Work<'_> {
@@ -473,6 +483,7 @@ impl Work<'_> {
             status: self.status.unwrap_or(Status::Skipped),
             release: Some(self.release.id.clone()),
             previous: self.current.clone(),
+            batch: self.batch,
             message: self.message.clone(),
         }
     }

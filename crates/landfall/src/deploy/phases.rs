@@ -2,6 +2,7 @@
 //! run, the report of what would change).
 
 use super::decide::{self, Action, Found, Upload};
+use super::rollout;
 use super::{
     DeployOptions, INTERRUPTED, Lock, Run, Status, Summary, Work, by_host, describe_failure,
     parallel,
@@ -10,7 +11,6 @@ use std::time::Instant;
 
 use crate::TargetRelease;
 use crate::assemble::{EntryKind, MANIFEST_FILE, Provenance};
-use crate::config::OnFailure;
 use crate::event::{Event, Phase};
 use crate::plan::Target;
 use crate::steps::{self, Activation, Claim, Exit, Revert, Script, Step};
@@ -47,6 +47,7 @@ fn deploy_releases(
             unfinished: false,
             status: None,
             message: None,
+            batch: None,
         })
         .collect();
 
@@ -72,6 +73,7 @@ fn deploy_releases(
         None => run.probe(&targets, false, None),
     };
     let mut refused = false;
+    let mut unreachable = false;
     for (w, state) in work.iter_mut().zip(states) {
         match state {
             Ok(mut state) => {
@@ -119,19 +121,25 @@ fn deploy_releases(
                 }
             }
             Err(message) => {
-                refused = true;
+                unreachable = true;
                 run.fail(w, Phase::Probe, message);
             }
         }
     }
     if options.dry_run {
-        if refused {
+        if refused || unreachable {
             return Summary::new(run, true, work.iter().map(Work::outcome).collect());
         }
         return super::predict::dry_run(run, &mut work);
     }
+    // A host that cannot be read counts against the rollouts' failure
+    // budgets (none, unless `max_fail` allows it).
+    if unreachable && !rollout::within_budget(run, &work) {
+        refused = true;
+    }
     if refused || interrupted(&mut work) {
-        // Nothing changes unless every host could be read and locked.
+        // Nothing changes unless every host could be read and locked, or
+        // those that could not are within the failure budget.
         finish(run, &mut work, false);
         return Summary::new(run, false, work.iter().map(Work::outcome).collect());
     }
@@ -172,14 +180,25 @@ fn deploy_releases(
 
     let push = started.elapsed().as_secs_f64();
 
-    // Phase 3: activate, unless a push failed anywhere.
+    // Phase 3: the `once` hooks, then the rollout, unless more pushes
+    // failed than a rollout allows (with no failure allowed, the default:
+    // unless a push failed anywhere).
     let started = Instant::now();
-    if !push_failed {
-        activate_all(run, &mut work, &provenance);
+    let activating = (!push_failed || rollout::within_budget(run, &work))
+        && rollout::run_once(run, &mut work, &provenance);
+    if activating {
+        rollout::activate_all(run, &mut work, &provenance);
+    } else {
+        for w in work
+            .iter_mut()
+            .filter(|w| w.needs_work() && w.message.is_none())
+        {
+            w.message = Some("not activated: another host failed before any switch".into());
+        }
     }
 
     // Phase 4: clean up and unlock.
-    finish(run, &mut work, !push_failed);
+    finish(run, &mut work, activating);
     let mut summary = Summary::new(run, false, work.iter().map(Work::outcome).collect());
     summary.timings.push = push;
     summary.timings.activate = started.elapsed().as_secs_f64();
@@ -239,7 +258,7 @@ fn backoff(attempt: u32) -> std::time::Duration {
 
 /// Whether the run was asked to stop; if so, every target not yet worked
 /// on is marked so (it ends `skipped`, with the reason).
-fn interrupted(work: &mut [Work<'_>]) -> bool {
+pub(super) fn interrupted(work: &mut [Work<'_>]) -> bool {
     if !crate::interrupt::stop_requested() {
         return false;
     }
@@ -458,7 +477,7 @@ fn completion(
     Ok(script.step(finalize(w, provenance)))
 }
 
-fn finalize(w: &Work<'_>, provenance: &str) -> Step {
+pub(super) fn finalize(w: &Work<'_>, provenance: &str) -> Step {
     Step::Finalize {
         path: w.path.clone(),
         release: w.release.id.clone(),
@@ -473,126 +492,20 @@ fn shared_dirs<'p>(run: &'p Run<'_>, target: &Target) -> impl Iterator<Item = &'
         .flat_map(|a| a.shared.iter().map(String::as_str))
 }
 
-/// The activate phase: artifacts in order, each over its hosts in batches
-/// of `max_parallel`.
-fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) {
-    let mut switched: Vec<usize> = Vec::new();
-    // A host that activated is done, and may tidy up and unlock in the same
-    // round trip, unless another host's failure could still switch it back.
-    let tidy = run.env.on_failure == OnFailure::Stop
-        || work.iter().filter(|w| w.needs_work()).count() == 1;
-    for artifact in &run.project.artifacts {
-        let todo: Vec<usize> = (0..work.len())
-            .filter(|&i| work[i].target.artifact == artifact.name && work[i].needs_work())
-            .collect();
-        let batch = if artifact.max_parallel == 0 {
-            todo.len().max(1)
-        } else {
-            artifact.max_parallel as usize
-        };
-        let mut failed = false;
-        for chunk in todo.chunks(batch) {
-            if interrupted(work) {
-                failed = true;
-                break;
-            }
-            let outputs = parallel(chunk, run.jobs, |&i| {
-                activate_one(run, &work[i], tidy, provenance)
-            });
-            for (&i, output) in chunk.iter().zip(outputs) {
-                let w = &mut work[i];
-                match output {
-                    Ok(Ended {
-                        activation: Activation::Activated,
-                        tidied,
-                        ..
-                    }) => {
-                        w.status = Some(Status::Deployed);
-                        // A release activated again is not switched: no
-                        // other host's failure switches it back.
-                        if w.action != Action::Reactivate {
-                            switched.push(i);
-                        }
-                        (run.events)(Event::Activated {
-                            host: w.target.host.clone(),
-                            artifact: w.target.artifact.clone(),
-                            release: w.release.id.clone(),
-                            previous: w.current.clone(),
-                        });
-                        if let Some(removed) = tidied {
-                            w.lock = Lock::Free;
-                            report_removed(run, w, removed);
-                        }
-                    }
-                    Ok(Ended {
-                        activation: Activation::PreActivateFailed { step },
-                        detail,
-                        ..
-                    }) => {
-                        failed = true;
-                        let what = if step == "service" {
-                            "the service manager cannot be used here"
-                        } else {
-                            "the hook failed"
-                        };
-                        run.fail(
-                            w,
-                            Phase::PreActivate,
-                            format!("{what}; `current` is untouched{detail}"),
-                        );
-                    }
-                    Ok(Ended {
-                        activation: Activation::Failed { step, revert },
-                        detail,
-                        ..
-                    }) => {
-                        failed = true;
-                        let phase = if step == "health" || step == "ready" {
-                            Phase::Health
-                        } else {
-                            Phase::Activate
-                        };
-                        record_revert(run, w, phase, Some(&step), &revert, &detail);
-                    }
-                    Err(message) => {
-                        failed = true;
-                        run.fail(w, Phase::Activate, message);
-                    }
-                }
-            }
-            // Asked to stop while this batch ran: the run settles as a
-            // failure would, whatever the batch did.
-            if failed || interrupted(work) {
-                failed = true;
-                break;
-            }
-        }
-        if failed {
-            if run.env.on_failure == OnFailure::RollbackAll {
-                // A host that already tidied up and unlocked (the only one
-                // this run deploys) is done, and stays so.
-                switched.retain(|&i| work[i].lock == Lock::Held);
-                revert_switched(run, work, &switched);
-            }
-            return;
-        }
-    }
-}
-
 /// How an activation ended on one host.
-struct Ended {
-    activation: Activation,
+pub(super) struct Ended {
+    pub(super) activation: Activation,
     /// The tail of the hooks' output, for failure messages.
-    detail: String,
+    pub(super) detail: String,
     /// When the host tidied up and unlocked in the same round trip: the
     /// releases it removed.
-    tidied: Option<Vec<String>>,
+    pub(super) tidied: Option<Vec<String>>,
 }
 
 /// Runs the activation for one target, renaming its upload first if the
 /// push left that to it, and with `tidy` removing old releases and
 /// unlocking once it is activated.
-fn activate_one(
+pub(super) fn activate_one(
     run: &Run<'_>,
     w: &Work<'_>,
     tidy: bool,
@@ -682,7 +595,7 @@ fn tidy_up(run: &Run<'_>, w: &Work<'_>, script: Script, deployed: bool) -> Scrip
     })
 }
 
-fn report_removed(run: &Run<'_>, w: &Work<'_>, releases: Vec<String>) {
+pub(super) fn report_removed(run: &Run<'_>, w: &Work<'_>, releases: Vec<String>) {
     if !releases.is_empty() {
         (run.events)(Event::Removed {
             host: w.target.host.clone(),
@@ -694,7 +607,7 @@ fn report_removed(run: &Run<'_>, w: &Work<'_>, releases: Vec<String>) {
 
 /// Records how switching back went. `detail` is the tail of the hooks'
 /// output, shown after the message.
-fn record_revert(
+pub(super) fn record_revert(
     run: &Run<'_>,
     w: &mut Work<'_>,
     phase: Phase,
@@ -747,7 +660,7 @@ fn record_revert(
 }
 
 /// Switches back every host switched in this run, last first.
-fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
+pub(super) fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
     let order: Vec<usize> = switched.iter().rev().copied().collect();
     let outputs = parallel(&order, run.jobs, |&i| {
         let w = &work[i];

@@ -620,3 +620,197 @@ fn a_host_that_keeps_landfall_waiting_is_named_every_ten_seconds() {
     );
     assert_eq!(named.len(), 2, "{named:?}");
 }
+
+impl Fleet {
+    /// Replaces `max_parallel = 1` with a `[artifact.app.rollout]` of
+    /// `keys`, and adds `hooks` to the artifact's hooks.
+    fn rollout(&self, keys: &str, hooks: &str) {
+        self.edit(
+            "deploy.toml",
+            "max_parallel = 1\n",
+            &format!("\n[artifact.app.rollout]\n{keys}\n"),
+        );
+        if !hooks.is_empty() {
+            self.edit(
+                "deploy.toml",
+                "health_timeout = \"1s\"\n",
+                &format!("health_timeout = \"1s\"\n{hooks}\n"),
+            );
+        }
+    }
+
+    fn batches(summary: &Summary) -> Vec<Option<usize>> {
+        summary.hosts.iter().map(|o| o.batch).collect()
+    }
+}
+
+#[test]
+fn a_host_that_fails_within_the_budget_is_switched_back_alone() {
+    let fleet = Fleet::deployed("rollback-all");
+    fleet.rollout("batch = 1\nmax_fail = 1", "");
+    let old = fleet.current("web1").unwrap();
+    fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
+    fleet.unhealthy("web2");
+    let second = fleet.deploy(&DeployOptions::default());
+    assert!(!second.ok, "a host failed");
+    assert_eq!(
+        Fleet::statuses(&second),
+        statuses(&[
+            ("web1", Deployed),
+            ("web2", Status::Failed),
+            ("web3", Deployed)
+        ])
+    );
+    assert_eq!(Fleet::batches(&second), [Some(1), Some(2), Some(3)]);
+    let message = second.hosts[1].message.as_deref().unwrap();
+    assert!(message.contains("rolled back to"), "{message}");
+    assert_ne!(fleet.current("web1").as_deref(), Some(old.as_str()));
+    assert_eq!(fleet.current("web2").as_deref(), Some(old.as_str()));
+    assert_ne!(fleet.current("web3").as_deref(), Some(old.as_str()));
+
+    // A second failure is past the budget: with `rollback-all`, every
+    // host switched in that run goes back.
+    fleet.edit("deploy.toml", "version = \"2\"", "version = \"3\"");
+    fleet.unhealthy("web3");
+    let third = fleet.deploy(&DeployOptions::default());
+    assert_eq!(
+        Fleet::statuses(&third),
+        statuses(&[
+            ("web1", RolledBack),
+            ("web2", Status::Failed),
+            ("web3", RolledBack)
+        ])
+    );
+}
+
+#[test]
+fn a_canary_that_fails_stops_the_rollout_before_any_other_host_switches() {
+    let fleet = Fleet::deployed("stop");
+    fleet.rollout("canary = 1\nbatch = \"50%\"\nmax_fail = 2", "");
+    let old = fleet.current("web1").unwrap();
+    fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
+    fleet.unhealthy("web1");
+    let events = std::sync::Mutex::new(Vec::new());
+    let second = fleet.with_run_events(
+        |e| events.lock().unwrap().push(e),
+        |run, plan| {
+            let built =
+                crate::build_releases(run.project, plan, &crate::BuildOptions::default(), &|_| {})
+                    .unwrap();
+            super::deploy(run, &built.releases, &DeployOptions::default())
+        },
+    );
+    assert_eq!(
+        Fleet::statuses(&second),
+        statuses(&[("web1", RolledBack), ("web2", Skipped), ("web3", Skipped)])
+    );
+    for host in ["web1", "web2", "web3"] {
+        assert_eq!(fleet.current(host).as_deref(), Some(old.as_str()), "{host}");
+    }
+    let events = events.into_inner().unwrap();
+    assert!(events.iter().any(|e| matches!(e,
+        Event::Batch { batch: 1, batches: 2, canary: true, hosts, .. } if hosts == &["web1"])));
+    assert!(events.iter().any(|e| matches!(e,
+        Event::RolloutStopped { reason, .. } if reason.starts_with("a canary failed"))));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Batch { batch: 2, .. }))
+    );
+}
+
+#[test]
+fn once_runs_on_one_host_before_any_switch_and_stops_all_when_it_fails() {
+    let fleet = Fleet::deployed("rollback-all");
+    let once = "once = \"echo once {{ vars.version }} $(readlink $LANDFALL_PATH/current) \
+                >>$LANDFALL_PATH/shared/log/once && test {{ vars.version }} != 3\"";
+    fleet.rollout("batch = 2", once);
+    let count = |version: &str| {
+        ["web1", "web2", "web3"]
+            .iter()
+            .map(|h| {
+                fs::read_to_string(fleet.dir(h).join("shared/log/once"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.starts_with(&format!("once {version} ")))
+                    .count()
+            })
+            .sum::<usize>()
+    };
+    let before = fleet.current("web1").unwrap();
+    fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
+    let second = fleet.deploy(&DeployOptions::default());
+    assert!(second.ok, "{second:?}");
+    assert_eq!(count("2"), 1);
+    // It ran on the first host, before that host switched.
+    let line = fs::read_to_string(fleet.dir("web1").join("shared/log/once")).unwrap();
+    assert!(line.contains(&before), "{line}");
+    // Nothing changed: nothing runs, once included.
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    assert_eq!(count("2"), 1);
+
+    let deployed = fleet.current("web1").unwrap();
+    fleet.edit("deploy.toml", "version = \"2\"", "version = \"3\"");
+    let failed = fleet.deploy(&DeployOptions::default());
+    assert!(!failed.ok);
+    assert_eq!(failed.hosts[0].status, Status::Failed);
+    assert!(
+        failed.hosts[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("once:"),
+        "{:?}",
+        failed.hosts[0].message
+    );
+    assert_eq!(count("3"), 1);
+    for host in ["web1", "web2", "web3"] {
+        assert_eq!(
+            fleet.current(host).as_deref(),
+            Some(deployed.as_str()),
+            "{host}"
+        );
+        assert!(!fleet.dir(host).join(".landfall/lock").exists(), "{host}");
+    }
+}
+
+#[test]
+fn an_artifact_that_moved_leaves_an_orphan_that_prune_removes() {
+    let fleet = Fleet::deployed("rollback-all");
+    let old = fleet.dir("web1");
+    fleet.edit("deploy.toml", "path = \"/srv/app\"", "path = \"/srv/app2\"");
+    assert!(fleet.deploy(&DeployOptions::default()).ok);
+    let found = fleet.with_run(|run, plan| {
+        let hosts: Vec<&crate::config::Host> = run.env.hosts.iter().collect();
+        super::orphans(run, plan, &hosts)
+    });
+    assert_eq!(found.len(), 3);
+    for host in &found {
+        assert_eq!(host.error, None);
+        assert_eq!(host.orphans.len(), 1, "{host:?}");
+        assert_eq!(host.orphans[0].artifact, "app");
+        assert!(host.orphans[0].path.ends_with("/srv/app"), "{host:?}");
+    }
+    assert!(old.exists());
+    let pruned = fleet.with_run(|run, _| super::prune(run, &found));
+    assert!(
+        pruned
+            .iter()
+            .all(|r| r.error.is_none() && r.pruned.len() == 1),
+        "{pruned:?}"
+    );
+    assert!(!old.exists());
+    assert!(
+        fleet
+            .dir("web1")
+            .parent()
+            .unwrap()
+            .join("app2/current")
+            .exists()
+    );
+    let again = fleet.with_run(|run, plan| {
+        let hosts: Vec<&crate::config::Host> = run.env.hosts.iter().collect();
+        super::orphans(run, plan, &hosts)
+    });
+    assert!(again.iter().all(|h| h.orphans.is_empty()), "{again:?}");
+}

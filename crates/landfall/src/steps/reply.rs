@@ -157,6 +157,30 @@ pub enum Report {
     ServiceRemoved {
         name: String,
     },
+    /// A path that holds releases of an artifact the model no longer
+    /// deploys there (`landfall_orphans`).
+    Orphan(Orphan),
+    /// An orphan's path was removed (`landfall_prune`).
+    Pruned {
+        path: String,
+    },
+    /// An orphan's service was left alone: another path installed a
+    /// service of that name since.
+    KeptService {
+        name: String,
+    },
+}
+
+/// A directory on a host that holds releases of an artifact of this
+/// project and environment, which the model no longer deploys there: the
+/// artifact left `deploy.toml`, or its `path` changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    pub path: String,
+    pub artifact: String,
+    pub current: Option<String>,
+    /// The service its current release runs: `MANAGER NAME`.
+    pub service: Option<String>,
 }
 
 /// What the service manager says of a service.
@@ -289,6 +313,18 @@ impl Report {
                 reloaded: true,
             },
             "removed-service" => Report::ServiceRemoved {
+                name: rest(1).to_string(),
+            },
+            "orphan" => Report::Orphan(Orphan {
+                path: fields.get(1)?.to_string(),
+                artifact: fields.get(2)?.to_string(),
+                current: fields.get(3).and_then(|c| some(c)),
+                service: fields.get(4).and_then(|s| some(s)),
+            }),
+            "pruned" => Report::Pruned {
+                path: rest(1).to_string(),
+            },
+            "kept-service" => Report::KeptService {
                 name: rest(1).to_string(),
             },
             _ => return None,
@@ -483,6 +519,17 @@ impl Reply {
 
     pub fn unlocked(&self) -> bool {
         self.reports.contains(&Report::Unlocked)
+    }
+
+    /// The orphans `landfall_orphans` reported.
+    pub fn orphans(&self) -> Vec<Orphan> {
+        self.reports
+            .iter()
+            .filter_map(|r| match r {
+                Report::Orphan(orphan) => Some(orphan.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The releases `landfall_cleanup` removed.

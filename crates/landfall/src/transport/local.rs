@@ -44,6 +44,11 @@ impl Local {
             // Steps and hooks know they run locally: a service runs as a
             // plain process, not under a service manager.
             .env("LANDFALL_LOCAL", "1")
+            // Each host keeps its own record of the paths deployed to it.
+            .env(
+                "LANDFALL_STATE",
+                self.root.join(host).join(".landfall-state"),
+            )
             .input(script.text())
             .dir("/")
             .for_host(host)

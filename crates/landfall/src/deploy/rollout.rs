@@ -1,0 +1,474 @@
+//! The activate phase as a rollout: per artifact, in `after` order, the
+//! canaries first, then batches, with a pause between them during which the
+//! hosts activated so far are checked again, and a failure budget
+//! (`[artifact.X.rollout]`). Before any of it, each artifact's `once` hook
+//! runs on one host.
+
+use std::time::{Duration, Instant};
+
+use super::phases::{Ended, activate_one, record_revert, report_removed, revert_switched};
+use super::{Action, Lock, Run, Status, Work, describe_failure, parallel};
+use crate::config::{Artifact, OnFailure};
+use crate::event::{Event, Phase};
+use crate::steps::{Activation, Step};
+
+/// How often the hosts activated so far are checked during a pause.
+const CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// How many of an artifact's hosts may fail before its rollout stops: its
+/// `max_fail`, of the hosts it has in this run.
+pub(super) fn allowed_failures(artifact: &Artifact, work: &[Work<'_>]) -> usize {
+    let hosts = work
+        .iter()
+        .filter(|w| w.target.artifact == artifact.name)
+        .count();
+    artifact.rollout.max_fail.of(hosts)
+}
+
+/// How many of an artifact's hosts failed so far in this run.
+fn failures(artifact: &str, work: &[Work<'_>]) -> usize {
+    work.iter()
+        .filter(|w| w.target.artifact == artifact && w.status == Some(Status::Failed))
+        .count()
+}
+
+/// Whether every artifact's failures so far are within its budget (hosts
+/// that could not be read or pushed to count against it).
+pub(super) fn within_budget(run: &Run<'_>, work: &[Work<'_>]) -> bool {
+    run.project
+        .artifacts
+        .iter()
+        .all(|a| failures(&a.name, work) <= allowed_failures(a, work))
+}
+
+/// Runs each artifact's `once` hook on one host (the first that the
+/// rollout activates), after every push and before any switch. Returns
+/// false if one failed: then nothing is activated.
+pub(super) fn run_once(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) -> bool {
+    for artifact in &run.project.artifacts {
+        let Some(i) = (0..work.len()).find(|&i| {
+            work[i].target.artifact == artifact.name
+                && work[i].needs_work()
+                && work[i].target.hooks.once.is_some()
+        }) else {
+            continue;
+        };
+        if super::phases::interrupted(work) {
+            return false;
+        }
+        let w = &work[i];
+        let mut script = run
+            .script(w.target)
+            .allowing(super::hook_time(w.target.hooks.timeout));
+        if w.unfinished {
+            script = script.step(super::phases::finalize(w, provenance));
+        }
+        script = script.step(Step::Once {
+            path: w.path.clone(),
+            release: w.release.id.clone(),
+        });
+        let result = run.transport.run(&w.target.host, &script);
+        let w = &mut work[i];
+        match result {
+            Ok(reply) if reply.success() => {
+                w.unfinished = false;
+                (run.events)(Event::Once {
+                    host: w.target.host.clone(),
+                    artifact: w.target.artifact.clone(),
+                    release: w.release.id.clone(),
+                });
+            }
+            Ok(reply) => {
+                let message = if reply.exit == crate::steps::Exit::PreActivateFailed {
+                    format!(
+                        "the hook failed; no host was switched:\n{}",
+                        reply.hook_output()
+                    )
+                } else {
+                    describe_failure(&reply)
+                };
+                run.fail(w, Phase::Once, message);
+                let host = w.target.host.clone();
+                skip_all(
+                    work,
+                    &format!(
+                        "not activated: the once hook of `{}` failed on `{host}`",
+                        artifact.name
+                    ),
+                );
+                return false;
+            }
+            Err(err) => {
+                run.fail(w, Phase::Once, err.to_string());
+                skip_all(
+                    work,
+                    &format!(
+                        "not activated: the once hook of `{}` could not run",
+                        artifact.name
+                    ),
+                );
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Marks every target not yet worked on as skipped, for `reason`.
+fn skip_all(work: &mut [Work<'_>], reason: &str) {
+    for w in work.iter_mut().filter(|w| w.needs_work()) {
+        w.status = Some(Status::Skipped);
+        w.message = Some(reason.to_string());
+    }
+}
+
+/// The hosts of one artifact in the order the rollout takes them: the
+/// canaries alone first, then batches.
+fn batches(artifact: &Artifact, todo: &[usize], hosts: usize) -> Vec<(bool, Vec<usize>)> {
+    let rollout = &artifact.rollout;
+    let canaries = (rollout.canary as usize).min(todo.len());
+    let size = rollout.batch.of_rounded_up(hosts).max(1);
+    let mut out = Vec::new();
+    if canaries > 0 {
+        out.push((true, todo[..canaries].to_vec()));
+    }
+    for chunk in todo[canaries..].chunks(size) {
+        out.push((false, chunk.to_vec()));
+    }
+    out
+}
+
+/// The activate phase: artifacts in order, each rolled out over its hosts.
+pub(super) fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) {
+    let mut switched: Vec<usize> = Vec::new();
+    // A host that activated is done, and may tidy up and unlock in the same
+    // round trip, unless another host's failure, or a check during a
+    // pause, could still switch it back.
+    let tidy = (run.env.on_failure == OnFailure::Stop
+        || work.iter().filter(|w| w.needs_work()).count() == 1)
+        && run
+            .project
+            .artifacts
+            .iter()
+            .all(|a| a.rollout.pause.is_zero());
+    for artifact in &run.project.artifacts {
+        skip_after_failed(run, work, artifact);
+        let todo: Vec<usize> = (0..work.len())
+            .filter(|&i| work[i].target.artifact == artifact.name && work[i].needs_work())
+            .collect();
+        let hosts = work
+            .iter()
+            .filter(|w| w.target.artifact == artifact.name)
+            .count();
+        let allowed = allowed_failures(artifact, work);
+        let plan = batches(artifact, &todo, hosts);
+        let count = plan.len();
+        let mut stopped: Option<String> = None;
+        for (n, (canary, batch)) in plan.iter().enumerate() {
+            if super::phases::interrupted(work) {
+                stopped = Some("landfall was asked to stop".into());
+                break;
+            }
+            for &i in batch {
+                work[i].batch = Some(n + 1);
+            }
+            (run.events)(Event::Batch {
+                artifact: artifact.name.clone(),
+                batch: n + 1,
+                batches: count,
+                canary: *canary,
+                hosts: batch.iter().map(|&i| work[i].target.host.clone()).collect(),
+            });
+            let outputs = parallel(batch, run.jobs, |&i| {
+                activate_one(run, &work[i], tidy, provenance)
+            });
+            let mut failed_here = Vec::new();
+            for (&i, output) in batch.iter().zip(outputs) {
+                if record_activation(run, &mut work[i], output) {
+                    if work[i].action != Action::Reactivate {
+                        switched.push(i);
+                    }
+                } else {
+                    failed_here.push(i);
+                }
+            }
+            if let Some(reason) = judge(run, work, artifact, allowed, *canary, &failed_here) {
+                stopped = Some(reason);
+                break;
+            }
+            if n + 1 < count && !artifact.rollout.pause.is_zero() {
+                (run.events)(Event::Pause {
+                    artifact: artifact.name.clone(),
+                    seconds: artifact.rollout.pause.as_secs_f64(),
+                    next: n + 2,
+                });
+                let failed_here = pause(run, work, artifact, &switched);
+                if let Some(reason) = judge(run, work, artifact, allowed, *canary, &failed_here) {
+                    stopped = Some(reason);
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = stopped {
+            (run.events)(Event::RolloutStopped {
+                artifact: artifact.name.clone(),
+                failed: failures(&artifact.name, work),
+                max_fail: allowed,
+                reason: reason.clone(),
+            });
+            skip_all(
+                work,
+                &format!("not activated: the rollout stopped ({reason})"),
+            );
+            if run.env.on_failure == OnFailure::RollbackAll {
+                // A host that already tidied up and unlocked (the only one
+                // this run deploys) is done, and stays so; one switched
+                // back by a check in a pause is back already.
+                switched.retain(|&i| {
+                    work[i].lock == Lock::Held && work[i].status == Some(Status::Deployed)
+                });
+                revert_switched(run, work, &switched);
+            }
+            return;
+        }
+    }
+}
+
+/// Targets of `artifact` on hosts where an artifact it comes `after` failed
+/// in this run are not activated.
+fn skip_after_failed(run: &Run<'_>, work: &mut [Work<'_>], artifact: &Artifact) {
+    if artifact.after.is_empty() {
+        return;
+    }
+    let failed: Vec<(String, String)> = work
+        .iter()
+        .filter(|w| {
+            artifact.after.contains(&w.target.artifact)
+                && matches!(w.status, Some(Status::Failed | Status::RolledBack))
+        })
+        .map(|w| (w.target.host.clone(), w.target.artifact.clone()))
+        .collect();
+    for w in work
+        .iter_mut()
+        .filter(|w| w.target.artifact == artifact.name && w.needs_work())
+    {
+        if let Some((_, before)) = failed.iter().find(|(host, _)| *host == w.target.host) {
+            w.status = Some(Status::Skipped);
+            w.message = Some(format!(
+                "not activated: `{before}`, which it comes after, failed on this host"
+            ));
+            (run.events)(Event::Warning {
+                message: format!(
+                    "on `{}`: `{}` is not activated, since `{before}` failed there",
+                    w.target.host, artifact.name
+                ),
+            });
+        }
+    }
+}
+
+/// Records how one activation ended; true if the host is on the new
+/// release.
+fn record_activation(run: &Run<'_>, w: &mut Work<'_>, output: Result<Ended, String>) -> bool {
+    match output {
+        Ok(Ended {
+            activation: Activation::Activated,
+            tidied,
+            ..
+        }) => {
+            w.status = Some(Status::Deployed);
+            (run.events)(Event::Activated {
+                host: w.target.host.clone(),
+                artifact: w.target.artifact.clone(),
+                release: w.release.id.clone(),
+                previous: w.current.clone(),
+            });
+            if let Some(removed) = tidied {
+                w.lock = Lock::Free;
+                report_removed(run, w, removed);
+            }
+            true
+        }
+        Ok(Ended {
+            activation: Activation::PreActivateFailed { step },
+            detail,
+            ..
+        }) => {
+            let what = if step == "service" {
+                "the service manager cannot be used here"
+            } else {
+                "the hook failed"
+            };
+            run.fail(
+                w,
+                Phase::PreActivate,
+                format!("{what}; `current` is untouched{detail}"),
+            );
+            false
+        }
+        Ok(Ended {
+            activation: Activation::Failed { step, revert },
+            detail,
+            ..
+        }) => {
+            let phase = if step == "health" || step == "ready" {
+                Phase::Health
+            } else {
+                Phase::Activate
+            };
+            record_revert(run, w, phase, Some(&step), &revert, &detail);
+            false
+        }
+        Err(message) => {
+            run.fail(w, Phase::Activate, message);
+            false
+        }
+    }
+}
+
+/// After a batch (or a pause) in which `failed` hosts failed: the reason
+/// the rollout stops, if it does. Otherwise each of them, switched back on
+/// its own, is reported `failed`, within the budget.
+fn judge(
+    run: &Run<'_>,
+    work: &mut [Work<'_>],
+    artifact: &Artifact,
+    allowed: usize,
+    canary: bool,
+    failed: &[usize],
+) -> Option<String> {
+    if failed.is_empty() {
+        return None;
+    }
+    if canary {
+        return Some(format!(
+            "a canary failed: {}",
+            hosts_of(work, failed).join(", ")
+        ));
+    }
+    let earlier = failures(&artifact.name, work);
+    let rolled_back = failed
+        .iter()
+        .filter(|&&i| work[i].status == Some(Status::RolledBack))
+        .count();
+    let total = earlier + rolled_back;
+    if total > allowed {
+        return Some(format!(
+            "{total} host{} failed, more than `max_fail` allows ({allowed})",
+            if total == 1 { "" } else { "s" }
+        ));
+    }
+    for &i in failed {
+        let w = &mut work[i];
+        let message = w.message.clone().unwrap_or_default();
+        w.status = Some(Status::Failed);
+        (run.events)(Event::Warning {
+            message: format!(
+                "on `{}`: `{}` failed and was switched back alone; the rollout goes on \
+                 ({total} of {allowed} failures allowed)",
+                w.target.host, w.target.artifact
+            ),
+        });
+        w.message = Some(message);
+    }
+    None
+}
+
+fn hosts_of(work: &[Work<'_>], indices: &[usize]) -> Vec<String> {
+    indices
+        .iter()
+        .map(|&i| format!("`{}`", work[i].target.host))
+        .collect()
+}
+
+/// Waits for the artifact's `pause`, checking the hosts it activated so far
+/// every [`CHECK_EVERY`] and at its end. A host that is not well is
+/// switched back; the hosts switched back are returned.
+fn pause(
+    run: &Run<'_>,
+    work: &mut [Work<'_>],
+    artifact: &Artifact,
+    switched: &[usize],
+) -> Vec<usize> {
+    let end = Instant::now() + artifact.rollout.pause;
+    let mut failed = Vec::new();
+    loop {
+        let next = (Instant::now() + CHECK_EVERY).min(end);
+        while Instant::now() < next {
+            if crate::interrupt::stop_requested() {
+                return failed;
+            }
+            std::thread::sleep((next - Instant::now()).min(Duration::from_millis(100)));
+        }
+        let live: Vec<usize> = switched
+            .iter()
+            .copied()
+            .filter(|&i| {
+                work[i].target.artifact == artifact.name
+                    && work[i].status == Some(Status::Deployed)
+                    && work[i].lock == Lock::Held
+            })
+            .collect();
+        let results = parallel(&live, run.jobs, |&i| {
+            let w = &work[i];
+            let script = run
+                .script(w.target)
+                .allowing(super::activation_time(w.target))
+                .step(Step::Check {
+                    path: w.path.clone(),
+                    release: w.release.id.clone(),
+                });
+            run.transport.run(&w.target.host, &script)
+        });
+        let mut unwell = Vec::new();
+        for (&i, result) in live.iter().zip(results) {
+            match result {
+                Ok(reply) if reply.success() => {}
+                Ok(reply) => {
+                    let what = reply
+                        .reports
+                        .iter()
+                        .find_map(|r| match r {
+                            crate::steps::Report::Failed { step } => Some(step.clone()),
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| "health".into());
+                    unwell.push((i, what, reply.hook_output()));
+                }
+                Err(err) => unwell.push((i, "health".into(), err.to_string())),
+            }
+        }
+        if !unwell.is_empty() {
+            let indices: Vec<usize> = unwell.iter().map(|(i, _, _)| *i).collect();
+            for (i, what, detail) in &unwell {
+                (run.events)(Event::Warning {
+                    message: format!(
+                        "on `{}`: `{}` is not well during the pause ({what} failed): switching it back{}",
+                        work[*i].target.host,
+                        artifact.name,
+                        if detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(":\n{detail}")
+                        }
+                    ),
+                });
+            }
+            revert_switched(run, work, &indices);
+            for &i in &indices {
+                let w = &mut work[i];
+                if let Some(message) = &mut w.message {
+                    *message = message.replacen(
+                        "another host failed",
+                        "it was not well during the pause",
+                        1,
+                    );
+                }
+            }
+            failed.extend(indices);
+        }
+        if Instant::now() >= end {
+            return failed;
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The top-level `[hooks]` of `deploy.toml`: `before` and `after`, run by
+//! `sh -c` on the machine that deploys, in the workspace's root, with a
+//! deadline (`[hooks] timeout`).
+//!
+//! `before` runs before any host is contacted: if it fails, nothing is
+//! deployed. `after` runs once the summary is known, whatever it says, with
+//! the summary's JSON in the file `LANDFALL_SUMMARY`; its failure is
+//! reported, and changes nothing else.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::config::{Environment, Project};
+use crate::error::{Error, Result};
+use crate::event::{Event, Reporter};
+use crate::process::{self, Cmd};
+
+/// Which of the top-level hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Before,
+    After,
+}
+
+impl Which {
+    pub fn name(self) -> &'static str {
+        match self {
+            Which::Before => "before",
+            Which::After => "after",
+        }
+    }
+}
+
+/// What a top-level hook is told of the run.
+pub struct Context<'a> {
+    pub project: &'a Project,
+    pub env: &'a Environment,
+    /// The hosts the run selected.
+    pub hosts: &'a [String],
+    /// The commit being deployed, if known.
+    pub revision: Option<String>,
+    /// For `after`: the file holding the summary's JSON, and whether the
+    /// run succeeded.
+    pub summary: Option<(&'a Path, bool)>,
+}
+
+/// Runs the hook `which`, if the project has one, and reports it. A hook
+/// that fails (or is stopped at its deadline) is an error that says so,
+/// with the tail of its output.
+pub fn run(which: Which, context: &Context<'_>, events: Reporter<'_>) -> Result<()> {
+    let hooks = &context.project.hooks;
+    let command = match which {
+        Which::Before => &hooks.before,
+        Which::After => &hooks.after,
+    };
+    let Some(command) = command else {
+        return Ok(());
+    };
+    let mut cmd = Cmd::new("sh")
+        .arg("-c")
+        .arg(command)
+        .dir(&context.project.workspace.root)
+        .deadline(hooks.timeout)
+        .env("LANDFALL_HOOK", which.name())
+        .env("LANDFALL_PROJECT", &context.project.name)
+        .env("LANDFALL_ENV", &context.env.name)
+        .env("LANDFALL_HOSTS", context.hosts.join(" "))
+        .env(
+            "LANDFALL_REVISION",
+            context.revision.clone().unwrap_or_default(),
+        );
+    if let Some((path, ok)) = context.summary {
+        cmd = cmd
+            .env("LANDFALL_SUMMARY", path)
+            .env("LANDFALL_OK", if ok { "1" } else { "0" });
+    }
+    let started = Instant::now();
+    let result = process::run_unchecked(&cmd);
+    let seconds = started.elapsed().as_secs_f64();
+    let (ok, output, failure) = match result {
+        Ok(out) => {
+            let mut text = out.stdout_text();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            let failure = (!out.success()).then(|| {
+                out.code.map_or_else(
+                    || "it was killed by a signal".to_string(),
+                    |c| format!("it exited with status {c}"),
+                )
+            });
+            (out.success(), text.trim_end().to_string(), failure)
+        }
+        Err(err) => (false, String::new(), Some(err.to_string())),
+    };
+    events(Event::Hook {
+        hook: which.name().to_string(),
+        ok,
+        seconds,
+        output: output.clone(),
+    });
+    match failure {
+        None => Ok(()),
+        Some(why) => {
+            let consequence = match which {
+                Which::Before => "; nothing was deployed",
+                Which::After => "",
+            };
+            let tail = process::tail(output.as_bytes(), 12);
+            let tail = if tail.is_empty() {
+                String::new()
+            } else {
+                format!(":\n{tail}")
+            };
+            Err(Error::Failed(format!(
+                "the `{}` hook of deploy.toml failed ({why}){consequence}{tail}",
+                which.name()
+            )))
+        }
+    }
+}
