@@ -11,6 +11,7 @@ mod local;
 mod pipeline;
 mod release;
 mod remote;
+mod rollout;
 mod secrets;
 mod security;
 mod services;

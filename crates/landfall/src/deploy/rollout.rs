@@ -360,16 +360,27 @@ fn judge(
     }
     for &i in failed {
         let w = &mut work[i];
-        let message = w.message.clone().unwrap_or_default();
+        if w.status != Some(Status::RolledBack) {
+            // Failed already, and reported so.
+            continue;
+        }
+        // Switched back on its own: reported `failed`, for the rollout goes
+        // on without it.
         w.status = Some(Status::Failed);
-        (run.events)(Event::Warning {
+        let message = w.message.clone().unwrap_or_default();
+        let (phase, text) = match message.split_once(": ") {
+            Some(("health", rest)) => (Phase::Health, rest),
+            Some(("activate", rest)) => (Phase::Activate, rest),
+            _ => (Phase::Activate, message.as_str()),
+        };
+        (run.events)(Event::Failed {
+            host: w.target.host.clone(),
+            artifact: w.target.artifact.clone(),
+            phase,
             message: format!(
-                "on `{}`: `{}` failed and was switched back alone; the rollout goes on \
-                 ({total} of {allowed} failures allowed)",
-                w.target.host, w.target.artifact
+                "{text} (within the failure budget: {total} of {allowed} allowed; the rollout goes on)"
             ),
         });
-        w.message = Some(message);
     }
     None
 }
