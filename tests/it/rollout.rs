@@ -207,7 +207,7 @@ fn a_failure_budget_deploys_the_other_hosts_and_a_pause_is_kept_between_batches(
         assert_eq!(status, expected, "{target}: {statuses:?}");
     }
     let failed = out.events_of("failed");
-    assert_eq!(hosts_of(&failed), [bad.clone()], "{failed:?}");
+    assert_eq!(hosts_of(&failed), std::slice::from_ref(bad), "{failed:?}");
     assert!(
         failed[0]["message"]
             .as_str()
