@@ -368,6 +368,112 @@ fn service_errors_are_refused_where_they_are_written() {
     );
 }
 
+fn rollout(ws: &Workspace, keys: &str) {
+    append(
+        ws,
+        "deploy.toml",
+        format!("\n[artifact.app.rollout]\n{keys}\n"),
+    );
+}
+
+fn project_hooks(ws: &Workspace, keys: &str) {
+    append(ws, "deploy.toml", format!("\n[hooks]\n{keys}\n"));
+}
+
+#[test]
+fn rollout_and_hook_errors_are_refused_where_they_are_written() {
+    run_cases(
+        &expect_file!["snapshots/bad_input/rollouts.txt"],
+        &[
+            Case {
+                name: "max_parallel and rollout.batch both",
+                setup: |ws| {
+                    ws.edit(
+                        "deploy.toml",
+                        "keep = 3\nafter",
+                        "max_parallel = 2\nkeep = 3\nafter",
+                    );
+                    rollout(ws, "batch = 3");
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:24:16", "`max_parallel` is the older name"],
+            },
+            Case {
+                name: "a batch of no host",
+                setup: |ws| rollout(ws, "batch = 0"),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:41:9", "at least 1 host"],
+            },
+            Case {
+                name: "a share above 100%",
+                setup: |ws| rollout(ws, "batch = \"110%\""),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:41:9", "from 1% to 100%"],
+            },
+            Case {
+                name: "a share that is no number",
+                setup: |ws| rollout(ws, "max_fail = \"ten\""),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:41:12", "`ten`"],
+            },
+            Case {
+                name: "a negative failure budget",
+                setup: |ws| rollout(ws, "max_fail = -1"),
+                args: DEPLOY,
+                expect_in_stderr: &["deploy.toml:41:12", "not -1"],
+            },
+            Case {
+                name: "a pause that is no duration",
+                setup: |ws| rollout(ws, "pause = \"a while\""),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:41:9", "invalid duration `a while`"],
+            },
+            Case {
+                name: "a negative canary",
+                setup: |ws| rollout(ws, "canary = -1"),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:41:10"],
+            },
+            Case {
+                name: "a rollout key mistyped",
+                setup: |ws| rollout(ws, "canaries = 1"),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:41:1", "canaries"],
+            },
+            Case {
+                name: "an empty before hook",
+                setup: |ws| project_hooks(ws, "before = \" \""),
+                args: DEPLOY,
+                expect_in_stderr: &["deploy.toml:41:10", "an empty hook"],
+            },
+            Case {
+                name: "a top-level hook landfall does not know",
+                setup: |ws| project_hooks(ws, "on_success = \"true\""),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:41:1", "on_success"],
+            },
+            Case {
+                name: "a top-level hook's timeout that is no duration",
+                setup: |ws| project_hooks(ws, "after = \"true\"\ntimeout = \"soon\""),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:42:11", "invalid duration `soon`"],
+            },
+            Case {
+                name: "a once hook that is not a string",
+                setup: |ws| {
+                    ws.edit(
+                        "deploy.toml",
+                        "activate = \"bin/restart\"",
+                        "activate = \"bin/restart\"\nonce = 3",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:30:8"],
+            },
+        ],
+    );
+}
+
 /// A comment line holding bytes that are not UTF-8.
 const NOT_UTF8: &[u8] = b"# \xff\xfe\n";
 

@@ -289,7 +289,55 @@ fn every_command_prints_events_that_fit_the_schema() {
     run("service status", status, 0);
     run("logs", json(&["logs", "dev", "--local", "-n", "1"]), 0);
 
+    // Rollouts, `once`, the top-level hooks, and orphans pruned.
+    let rollout = Workspace::hello();
+    rollout.edit(
+        "deploy.toml",
+        "after = [\"site\"]\n",
+        "after = [\"site\"]\n\n[artifact.app.rollout]\ncanary = 1\npause = \"1s\"\n",
+    );
+    rollout.edit(
+        "deploy.toml",
+        "health_timeout = \"10s\"",
+        "health_timeout = \"2s\"\nonce = \"true\"",
+    );
+    rollout.write(
+        "deploy.toml",
+        &format!(
+            "{}\n[hooks]\nbefore = \"echo before\"\nafter = \"echo after\"\n",
+            rollout.read("deploy.toml")
+        ),
+    );
+    let json = |args: &[&str]| {
+        let mut all = vec![args[0], "--message-format", "json"];
+        all.extend(&args[1..]);
+        rollout.run(&all)
+    };
+    run("rollout", json(&["deploy", "dev", "--local"]), 0);
+    run(
+        "a canary fails",
+        json(&["deploy", "dev", "--local", "--var", "healthy=false"]),
+        1,
+    );
+    let text = rollout.read("deploy.toml");
+    let start = text.find("# Static pages").unwrap();
+    let end = text[start..].find("keep = 3\n").unwrap() + start + "keep = 3\n".len();
+    rollout.write(
+        "deploy.toml",
+        &(text[..start].replace("after = [\"site\"]\n", "") + &text[end..]),
+    );
+    run("without site", json(&["deploy", "dev", "--local"]), 0);
+    run("orphans", json(&["status", "dev", "--local"]), 0);
+    run("prune", json(&["prune", "dev", "--local", "--yes"]), 0);
+
     for event in [
+        "batch",
+        "pause",
+        "rollout-stopped",
+        "once",
+        "hook",
+        "orphan",
+        "pruned",
         "build-started",
         "build-finished",
         "assembled",

@@ -625,8 +625,24 @@ fn artifact(index: usize) -> impl Strategy<Value = (String, Table)> {
                     }
                     None => {}
                 }
-                if let Some(max) = max_parallel {
-                    table.insert("max_parallel".into(), Value::Integer(max));
+                // 3 and 4 stand for a `[rollout]` table instead.
+                match max_parallel {
+                    Some(3) => {
+                        let rollout: Table = toml::from_str(
+                            "canary = 1\nbatch = \"50%\"\npause = \"1s\"\nmax_fail = \"25%\"",
+                        )
+                        .expect("a valid table");
+                        table.insert("rollout".into(), Value::Table(rollout));
+                    }
+                    Some(4) => {
+                        let rollout: Table =
+                            toml::from_str("batch = 2\nmax_fail = 1").expect("a valid table");
+                        table.insert("rollout".into(), Value::Table(rollout));
+                    }
+                    Some(max) => {
+                        table.insert("max_parallel".into(), Value::Integer(max));
+                    }
+                    None => {}
                 }
                 let mut hooks = hooks;
                 if let Some(local) = local {

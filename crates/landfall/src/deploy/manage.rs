@@ -170,6 +170,18 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
     let mut refused = false;
     // Targets that lack the release asked for.
     let mut lacking: Vec<usize> = Vec::new();
+    // Per artifact: whether its last deploy left the fleet partly on it.
+    let partial = |artifact: &str| {
+        let states = || {
+            targets
+                .iter()
+                .zip(&states)
+                .filter(move |(t, _)| t.artifact == artifact)
+                .filter_map(|(_, s)| s.as_ref().ok())
+        };
+        states().any(deployed_last) && states().any(switched_back)
+    };
+    let partial: Vec<bool> = targets.iter().map(|t| partial(&t.artifact)).collect();
     for (i, (target, state)) in targets.iter().zip(states).enumerate() {
         let mut outcome = Outcome {
             host: target.host.clone(),
@@ -182,7 +194,7 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
         };
         match state
             .map_err(|e| format!("probe: {e}"))
-            .and_then(|state| Ok((rollback_target(&state, to)?, state)))
+            .and_then(|state| Ok((rollback_target(&state, to, partial[i])?, state)))
         {
             Ok((Choice::Switch { release, current }, state)) => {
                 outcome.release = Some(release.clone());
@@ -333,9 +345,29 @@ enum Choice {
     Lacking,
 }
 
+/// Whether the last change of a path was a switch back after a failed
+/// activation: its deploy failed there.
+fn switched_back(state: &PathState) -> bool {
+    state.current.is_some()
+        && state
+            .log
+            .last()
+            .is_some_and(|last| last.event == "rolled_back" && last.release == state.current)
+}
+
+/// Whether the last change of a path was a deploy that succeeded.
+fn deployed_last(state: &PathState) -> bool {
+    state
+        .log
+        .last()
+        .is_some_and(|last| last.event == "activated")
+}
+
 /// Picks the release to roll back to: `to` (a unique prefix of a release
-/// on the host), or the one that was current before the current one.
-fn rollback_target(state: &PathState, to: Option<&str>) -> Result<Choice, String> {
+/// on the host), or the one that was current before the current one. With
+/// `partial` (the last deploy of the artifact succeeded on some hosts and
+/// failed on others), a host where it failed stays.
+fn rollback_target(state: &PathState, to: Option<&str>, partial: bool) -> Result<Choice, String> {
     let current = state.current.clone();
     let release = if let Some(prefix) = to {
         let matches: Vec<&String> = state
@@ -354,13 +386,10 @@ fn rollback_target(state: &PathState, to: Option<&str>) -> Result<Choice, String
         }
     } else {
         // The last deploy failed here, and switched this host back on its
-        // own (a rollout's failure budget let the others go on): it is on
-        // the release the others go back to already.
-        if let Some(last) = state.log.last()
-            && last.event == "rolled_back"
-            && last.release == current
-            && current.is_some()
-        {
+        // own, while others of the fleet kept it (a rollout's failure
+        // budget let them go on): it is on the release they go back to
+        // already.
+        if partial && switched_back(state) {
             return Ok(Choice::Skip(format!(
                 "the last deploy failed here and switched back to {} already",
                 current.as_deref().unwrap_or_default()

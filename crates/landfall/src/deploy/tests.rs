@@ -814,3 +814,41 @@ fn an_artifact_that_moved_leaves_an_orphan_that_prune_removes() {
     });
     assert!(again.iter().all(|h| h.orphans.is_empty()), "{again:?}");
 }
+
+#[test]
+fn a_rollback_after_a_partly_failed_rollout_leaves_one_release_on_the_fleet() {
+    let fleet = Fleet::deployed("rollback-all");
+    fleet.rollout("batch = 1\nmax_fail = 1", "");
+    let old = fleet.current("web1").unwrap();
+    fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
+    fleet.unhealthy("web2");
+    let partly = fleet.deploy(&DeployOptions::default());
+    assert_eq!(partly.hosts[1].status, Status::Failed);
+    let back = fleet.with_run(|run, plan| super::rollback(run, plan, None, false));
+    assert!(back.ok, "{back:?}");
+    assert_eq!(
+        Fleet::statuses(&back),
+        statuses(&[
+            ("web1", RolledBack),
+            ("web2", Skipped),
+            ("web3", RolledBack)
+        ])
+    );
+    for host in ["web1", "web2", "web3"] {
+        assert_eq!(fleet.current(host).as_deref(), Some(old.as_str()), "{host}");
+    }
+    // A release asked for by name goes to every host that has it, or to
+    // none.
+    let only_on_web1 = fleet.with_run(|run, plan| {
+        super::rollback(
+            run,
+            plan,
+            Some(&partly.hosts[0].release.clone().unwrap()),
+            false,
+        )
+    });
+    assert!(!only_on_web1.ok);
+    for host in ["web1", "web2", "web3"] {
+        assert_eq!(fleet.current(host).as_deref(), Some(old.as_str()), "{host}");
+    }
+}
