@@ -92,6 +92,14 @@ pre_activate = "{check}"
 # listen = ["127.0.0.1:{{{{ vars.port }}}}"]   # systemd holds it across restarts (LISTEN_FDS)
 # ready = "http://127.0.0.1:{{{{ vars.port }}}}/health"
 # stop_timeout = "30s"
+
+# On many hosts, roll out gradually: canaries first, then batches, with a
+# pause between them and a failure budget.
+# [artifact.{artifact}.rollout]
+# canary = 1
+# batch = "25%"
+# pause = "30s"
+# max_fail = 0
 "#,
             pad = " ".repeat(25usize.saturating_sub(path.len() + 9).max(1)),
         );

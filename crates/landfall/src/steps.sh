@@ -208,8 +208,8 @@ landfall_installed_here() {
 landfall_unregister() {
   r=$(landfall_registry)
   [ -f "$r" ] || return 0
-  grep -vxF -- "$1" "$r" >"$r.new" 2>/dev/null
-  mv -f "$r.new" "$r" 2>/dev/null || rm -f "$r.new"
+  grep -vxF -- "$1" "$r" >"$r.$$" 2>/dev/null
+  mv -f "$r.$$" "$r" 2>/dev/null || rm -f "$r.$$"
 }
 
 # landfall_trusted DIR: whether DIR (followed, if it is a link) belongs to

@@ -70,6 +70,12 @@ impl Shell {
             .arg("-s")
             .current_dir("/")
             .env("LC_ALL", "C")
+            // The host's record of the paths it was deployed to is kept out
+            // of the user's home; a test of it gives its own.
+            .env(
+                "LANDFALL_STATE",
+                std::env::temp_dir().join(format!("landfall-steps-state-{}", std::process::id())),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1630,6 +1636,134 @@ fn activate_runs_what_the_release_recorded_and_logs_it(shell: Shell) {
     assert_eq!(a.read(".landfall/log"), "{\"ok\":1}\n");
 }
 
+fn once_runs_the_recorded_hook_in_the_release_before_any_switch(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, true);
+    a.set_current("aa01");
+    let log = text(&a.join("hooks"));
+    let once = |id: &str, hook: &str| {
+        let file = format!("releases/{id}/.landfall-activation");
+        let activation = a.read(&file);
+        a.write(&file, format!("{activation}hook_once={}\n", quote(hook)));
+    };
+    once(
+        "aa02",
+        &format!(
+            "echo once $LANDFALL_RELEASE $LANDFALL_PREVIOUS $(pwd -P) >>{}",
+            quote(&log)
+        ),
+    );
+    shell
+        .run(&call("landfall_once", &[&a.path(), "aa02"]))
+        .expect(0, "hook\tonce\n");
+    let real = fs::canonicalize(a.join("releases/aa02")).unwrap();
+    assert_eq!(hooks_ran(&a), [format!("once aa02 aa01 {}", text(&real))]);
+    assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+
+    // A release without one runs nothing; a failing one exits 10.
+    shell
+        .run(&call("landfall_once", &[&a.path(), "aa01"]))
+        .expect(0, "");
+    once("aa01", "echo broken >&2; exit 4");
+    shell
+        .run(&call("landfall_once", &[&a.path(), "aa01"]))
+        .expect(10, "hook\tonce\nfailed\tonce\n")
+        .expect_stderr("broken\n");
+    assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+}
+
+fn check_tries_health_once_and_names_what_failed(shell: Shell) {
+    let a = Artifact::new();
+    recorded(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, false);
+    a.set_current("aa01");
+    shell
+        .run(&call("landfall_check", &[&a.path(), "aa01"]))
+        .expect(0, "hook\thealth\n");
+    a.set_current("aa02");
+    shell
+        .run(&call("landfall_check", &[&a.path(), "aa02"]))
+        .expect(11, "hook\thealth\nfailed\thealth\n");
+    assert_eq!(hooks_ran(&a), ["health aa01", "health aa02"]);
+    // It checks the release it was told is current, no other.
+    shell
+        .run(&call("landfall_check", &[&a.path(), "aa01"]))
+        .expect(70, "");
+}
+
+fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell: Shell) {
+    let a = Artifact::new();
+    let state = text(&a.outside("state"));
+    let env = format!("LANDFALL_STATE={}; export LANDFALL_STATE\n", quote(&state));
+    let dir = |name: &str| text(&a.outside(name));
+    // Four paths locked once: two of `shop` in prod, one in staging, one of
+    // another project.
+    let mut calls = env.clone();
+    for (name, owner) in [
+        ("web", "shop/web@prod"),
+        ("old", "shop/old@prod"),
+        ("stage", "shop/web@staging"),
+        ("other", "blog/web@prod"),
+    ] {
+        calls.push_str(&call("landfall_lock", &[&dir(name), "run-1", "0", owner]));
+        calls.push_str(&call("landfall_unlock", &[&dir(name), "run-1"]));
+    }
+    // Locking again records nothing twice.
+    calls.push_str(&call(
+        "landfall_lock",
+        &[&dir("web"), "run-2", "0", "shop/web@prod"],
+    ));
+    calls.push_str(&call("landfall_unlock", &[&dir("web"), "run-2"]));
+    shell
+        .run(&calls)
+        .expect(0, "unlocked\t\n".repeat(5).as_str());
+    let registry = fs::read_to_string(a.outside("state").join("paths")).unwrap();
+    assert_eq!(registry.lines().count(), 4, "{registry}");
+    fs::create_dir_all(a.outside("old").join("releases/aa01")).unwrap();
+    symlink("releases/aa01", a.outside("old").join("current")).unwrap();
+
+    shell
+        .run(&format!(
+            "{env}{}",
+            call("landfall_orphans", &["shop", "prod", &dir("web")])
+        ))
+        .expect(0, &format!("orphan\t{}\told\taa01\t\n", dir("old")));
+
+    // Pruned under its lock: the directory and its line go.
+    fs::write(a.outside("old").join(".landfall/lock"), "run-9\n").unwrap();
+    shell
+        .run(&format!(
+            "{env}{}",
+            call("landfall_prune", &[&dir("old"), "run-3", "shop/old@prod"])
+        ))
+        .expect(3, "locked\trun-9\n");
+    assert!(a.outside("old").exists());
+    fs::remove_file(a.outside("old").join(".landfall/lock")).unwrap();
+    shell
+        .run(&format!(
+            "{env}{}",
+            call("landfall_prune", &[&dir("old"), "run-3", "shop/old@prod"])
+        ))
+        .expect(0, &format!("pruned\t{}\n", dir("old")));
+    assert!(!a.outside("old").exists());
+    let registry = fs::read_to_string(a.outside("state").join("paths")).unwrap();
+    assert!(!registry.contains(&dir("old")), "{registry}");
+    assert_eq!(registry.lines().count(), 3, "{registry}");
+    // Another's path is not pruned.
+    shell
+        .run(&format!(
+            "{env}{}",
+            call(
+                "landfall_prune",
+                &[&dir("other"), "run-3", "shop/other@prod"]
+            )
+        ))
+        .expect(4, "");
+    assert!(a.outside("other").exists());
+}
+
 fn activate_whose_pre_activate_fails_exits_10_and_leaves_current(shell: Shell) {
     let a = Artifact::new();
     a.mkdir(".landfall");
@@ -2237,6 +2371,9 @@ under_both_shells!(
     recorded_reads_the_activation_a_release_kept,
     activate_runs_what_the_release_recorded_and_logs_it,
     activate_whose_pre_activate_fails_exits_10_and_leaves_current,
+    once_runs_the_recorded_hook_in_the_release_before_any_switch,
+    check_tries_health_once_and_names_what_failed,
+    orphans_are_the_registered_paths_of_the_environment_that_are_not_known,
     activate_whose_health_fails_switches_back_and_runs_what_the_previous_recorded,
     activate_of_a_release_that_recorded_nothing_runs_no_hook_and_says_so,
     back_to_no_release_removes_current,

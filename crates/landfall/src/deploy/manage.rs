@@ -215,25 +215,43 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
         }
         outcomes.push(outcome);
     }
-    // A rollback to a given release goes to it on every selected host, or
-    // on none: a fleet is not left mixed.
-    if let (Some(to), false) = (to, lacking.is_empty()) {
-        let names: Vec<String> = lacking
+    // A rollback to a given release goes to it on every selected host of
+    // its artifact, or on none: a fleet is not left mixed. (The artifacts
+    // that have it nowhere are not concerned: an id is one artifact's.)
+    if let Some(to) = to {
+        let concerned = |artifact: &str| {
+            targets.iter().enumerate().any(|(i, t)| {
+                t.artifact == artifact
+                    && !lacking.contains(&i)
+                    && outcomes[i].status != Status::Failed
+            })
+        };
+        let (missing, elsewhere): (Vec<usize>, Vec<usize>) = lacking
             .iter()
-            .map(|&i| format!("`{}`", targets[i].host))
-            .collect();
-        for &i in &lacking {
-            let outcome = &mut outcomes[i];
-            outcome.status = Status::Failed;
-            outcome.message = Some(format!("no release `{to}` here"));
+            .partition(|&&i| concerned(&targets[i].artifact));
+        for &i in &elsewhere {
+            outcomes[i].message = Some(format!("no release `{to}` here"));
         }
-        (run.events)(Event::Warning {
-            message: format!(
-                "release `{to}` is not on {}: nothing was rolled back (select the hosts that have it with `--only`)",
-                names.join(", ")
-            ),
-        });
-        refused = true;
+        if !missing.is_empty() {
+            let names: Vec<String> = missing
+                .iter()
+                .map(|&i| format!("`{}`", targets[i].host))
+                .collect();
+            for &i in &missing {
+                let outcome = &mut outcomes[i];
+                outcome.status = Status::Failed;
+                outcome.message = Some(format!(
+                    "no release `{to}` here, while other hosts have it: nothing was rolled back"
+                ));
+            }
+            (run.events)(Event::Warning {
+                message: format!(
+                    "release `{to}` is not on {}: nothing was rolled back (select the hosts that have it with `--only`)",
+                    names.join(", ")
+                ),
+            });
+            refused = true;
+        }
     }
     // Like a deploy, a rollback changes no host unless every host could be
     // read and every choice is clear.

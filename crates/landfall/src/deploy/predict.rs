@@ -20,7 +20,21 @@ pub(super) fn dry_run(run: &Run<'_>, work: &mut [Work<'_>]) -> Summary {
         .filter(|&i| work[i].status.is_none())
         .collect();
     let shared: &[Work<'_>] = work;
-    let predictions = parallel(&pending, run.jobs, |&i| predict(run, &shared[i]));
+    // Where each artifact's `once` hook would run: its first host with
+    // something to do.
+    let once: Vec<usize> = run
+        .project
+        .artifacts
+        .iter()
+        .filter_map(|a| {
+            pending.iter().copied().find(|&i| {
+                shared[i].target.artifact == a.name && shared[i].target.hooks.once.is_some()
+            })
+        })
+        .collect();
+    let predictions = parallel(&pending, run.jobs, |&i| {
+        predict(run, &shared[i], once.contains(&i))
+    });
     for (i, event) in pending.into_iter().zip(predictions) {
         (run.events)(event);
         work[i].status = Some(Status::Skipped);
@@ -29,8 +43,9 @@ pub(super) fn dry_run(run: &Run<'_>, work: &mut [Work<'_>]) -> Summary {
     Summary::new(run, true, work.iter().map(Work::outcome).collect())
 }
 
-/// What deploying `w` would change, as an event.
-fn predict(run: &Run<'_>, w: &Work<'_>) -> Event {
+/// What deploying `w` would change, as an event; `once`: its `once` hook
+/// would run there.
+fn predict(run: &Run<'_>, w: &Work<'_>, once: bool) -> Event {
     let old = match &w.current {
         Some(current) => {
             let script = run.script(w.target).step(Step::Manifest {
@@ -55,12 +70,17 @@ fn predict(run: &Run<'_>, w: &Work<'_>) -> Event {
         }
         None => (Vec::new(), None),
     };
-    let hooks = w
+    let mut hooks: Vec<String> = w
         .action
         .hooks(w.target)
         .into_iter()
         .map(str::to_string)
         .collect();
+    if once {
+        // After the build, before anything switches.
+        let at = usize::from(hooks.first().is_some_and(|h| h == "build"));
+        hooks.insert(at, "once".to_string());
+    }
     Event::WouldDeploy {
         host: w.target.host.clone(),
         artifact: w.target.artifact.clone(),

@@ -118,7 +118,8 @@ pub(super) fn run_once(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) -
 fn skip_all(work: &mut [Work<'_>], reason: &str) {
     for w in work.iter_mut().filter(|w| w.needs_work()) {
         w.status = Some(Status::Skipped);
-        w.message = Some(reason.to_string());
+        // One interrupted says so already.
+        w.message.get_or_insert_with(|| reason.to_string());
     }
 }
 
@@ -194,6 +195,12 @@ pub(super) fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &st
             }
             if let Some(reason) = judge(run, work, artifact, allowed, *canary, &failed_here) {
                 stopped = Some(reason);
+                break;
+            }
+            // Asked to stop while this batch ran: the run settles as a
+            // failure would, whatever the batch did.
+            if super::phases::interrupted(work) {
+                stopped = Some("landfall was asked to stop".into());
                 break;
             }
             if n + 1 < count && !artifact.rollout.pause.is_zero() {
