@@ -376,6 +376,91 @@ fn under_supervisord_on_the_test_bed() {
 }
 
 #[test]
+fn prune_stops_the_service_of_an_orphan_unless_another_path_runs_it_now() {
+    let fleet = Fleet::new(landfall_testbed::Init::Plain);
+    for host in &fleet.testbed.hosts {
+        fleet.testbed.start_supervisord(&host.name).unwrap();
+    }
+    fleet.deploy(&[]).assert_code(0);
+    fleet.expect_greeting("hello");
+    let orphans = |fleet: &Fleet| -> Vec<serde_json::Value> {
+        let status = fleet
+            .ws
+            .run(&["status", "testbed", "--message-format", "json"]);
+        status.assert_code(0);
+        let report: serde_json::Value =
+            serde_json::from_str(status.stdout.lines().last().unwrap()).unwrap();
+        report["orphans"].as_array().unwrap().clone()
+    };
+
+    // The artifact moves: its service, of the same name, now runs from the
+    // new path, and pruning the old one leaves it running.
+    fleet.ws.edit(
+        "deploy.toml",
+        "path = \"/srv/hello/app\"",
+        "path = \"/srv/hello/app2\"",
+    );
+    fleet.deploy(&["--var", "greeting=moved"]).assert_code(0);
+    fleet.expect_greeting("moved");
+    let found = orphans(&fleet);
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .all(|o| o["path"] == "/srv/hello/app" && o["service"] == "supervisor hello-app"),
+        "{found:?}"
+    );
+    let pruned = fleet
+        .ws
+        .run(&["prune", "testbed", "--yes", "--message-format", "json"]);
+    pruned.assert_code(0);
+    assert!(
+        pruned
+            .events_of("warning")
+            .iter()
+            .any(|w| w["message"].as_str().unwrap().contains("was left running")),
+        "{}",
+        pruned.stdout
+    );
+    for host in &fleet.testbed.hosts {
+        assert!(!fleet.testbed.srv(&host.name).join("hello/app").exists());
+    }
+    fleet.expect_greeting("moved");
+    assert!(orphans(&fleet).is_empty());
+
+    // The artifact leaves deploy.toml: pruning stops its service and
+    // removes its program.
+    let deploy = fleet.ws.read("deploy.toml");
+    let start = deploy.find("[artifact.app]").unwrap();
+    let end = deploy.find("# Static pages").unwrap();
+    fleet.ws.write(
+        "deploy.toml",
+        &format!("{}{}", &deploy[..start], &deploy[end..]),
+    );
+    fleet.deploy(&[]).assert_code(0);
+    fleet.expect_greeting("moved");
+    let found = orphans(&fleet);
+    assert_eq!(found.len(), 3, "{found:?}");
+    let pruned = fleet
+        .ws
+        .run(&["prune", "testbed", "--yes", "--message-format", "json"]);
+    pruned.assert_code(0);
+    let events = pruned.events_of("pruned");
+    assert_eq!(events.len(), 3, "{}", pruned.stdout);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["service"] == "supervisor hello-app")
+    );
+    for host in &fleet.testbed.hosts {
+        let left = fleet.on(&host.name, &["ls", "/etc/supervisor/conf.d"]);
+        assert_eq!(left.trim(), "", "{}", host.name);
+        assert_eq!(http_get_at(&host.address, fleet.port, "/"), None);
+        assert!(!fleet.testbed.srv(&host.name).join("hello/app2").exists());
+    }
+}
+
+#[test]
 fn under_systemd_on_the_test_bed_with_sockets_that_refuse_nothing() {
     let fleet = Fleet::new(landfall_testbed::Init::Systemd);
     fleet.ws.edit(
