@@ -25,8 +25,12 @@ impl Fleet {
     /// Six hosts; `app` records when its activate hook ran on each host,
     /// and rolls out as `rollout` says.
     fn new(rollout: &str) -> Fleet {
+        Fleet::with_hosts(HOSTS, rollout)
+    }
+
+    fn with_hosts(hosts: usize, rollout: &str) -> Fleet {
         let testbed =
-            Scoped::up(HOSTS).expect("the test bed starts (this needs root, sshd and util-linux)");
+            Scoped::up(hosts).expect("the test bed starts (this needs root, sshd and util-linux)");
         let ws = Workspace::hello();
         let port = free_port();
         ws.use_testbed(&testbed, port);
@@ -453,4 +457,51 @@ fn orphans_are_listed_by_status_and_pruned_after_confirmation() {
         serde_json::from_str(status.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(report["orphans"], serde_json::json!([]));
     fleet.ws.run(&["prune", "testbed"]).assert_code(0);
+}
+
+#[test]
+fn a_host_that_cannot_be_reached_counts_against_the_budget() {
+    let fleet = Fleet::with_hosts(3, "max_fail = 1");
+    fleet.ws.write(
+        "deploy.toml",
+        &format!(
+            "{}\n[artifact.site.rollout]\nmax_fail = 1\n",
+            fleet.ws.read("deploy.toml")
+        ),
+    );
+    fleet.deploy(&[]).assert_code(0);
+    let hosts = fleet.hosts();
+    fleet.testbed.stop(&hosts[1]).unwrap();
+    let out = fleet.deploy(&["--var", "greeting=howdy"]);
+    out.assert_code(1);
+    for (target, status) in out.statuses() {
+        let expected = if target.starts_with(&format!("{}/", hosts[1])) {
+            "failed"
+        } else if target.ends_with("/app") {
+            "deployed"
+        } else {
+            "unchanged"
+        };
+        assert_eq!(status, expected, "{target}: {}", out.stdout);
+    }
+    let failed = out.events_of("failed");
+    assert!(
+        failed
+            .iter()
+            .all(|f| f["phase"] == "probe" && f["host"] == hosts[1].as_str())
+    );
+    for host in [&hosts[0], &hosts[2]] {
+        assert_eq!(fleet.greeting(host), Some(format!("howdy from {host}\n")));
+    }
+
+    // Two artifacts' budgets are their own: with none for `site`, the same
+    // host stops everything before any host switches.
+    fleet
+        .ws
+        .edit("deploy.toml", "[artifact.site.rollout]\nmax_fail = 1\n", "");
+    let before = fleet.currents();
+    let out = fleet.deploy(&["--var", "greeting=hey"]);
+    out.assert_code(1);
+    assert!(out.events_of("activated").is_empty(), "{}", out.stdout);
+    assert_eq!(fleet.currents(), before);
 }
