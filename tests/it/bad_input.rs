@@ -225,12 +225,14 @@ fn run_cases(snapshot: &ExpectFile, cases: &[Case]) {
 
 /// Adds a service to the `app` artifact, with these keys (TOML lines); the
 /// section starts on line 40 of `deploy.toml`.
+/// Appends the table `[name]` with `keys` to deploy.toml: its first key is
+/// on line 41.
+fn table(ws: &Workspace, name: &str, keys: &str) {
+    append(ws, "deploy.toml", format!("\n[{name}]\n{keys}\n"));
+}
+
 fn service(ws: &Workspace, keys: &str) {
-    append(
-        ws,
-        "deploy.toml",
-        format!("\n[artifact.app.service]\n{keys}\n"),
-    );
+    table(ws, "artifact.app.service", keys);
 }
 
 #[test]
@@ -369,15 +371,11 @@ fn service_errors_are_refused_where_they_are_written() {
 }
 
 fn rollout(ws: &Workspace, keys: &str) {
-    append(
-        ws,
-        "deploy.toml",
-        format!("\n[artifact.app.rollout]\n{keys}\n"),
-    );
+    table(ws, "artifact.app.rollout", keys);
 }
 
 fn project_hooks(ws: &Workspace, keys: &str) {
-    append(ws, "deploy.toml", format!("\n[hooks]\n{keys}\n"));
+    table(ws, "hooks", keys);
 }
 
 #[test]

@@ -319,13 +319,7 @@ fn every_command_prints_events_that_fit_the_schema() {
         json(&["deploy", "dev", "--local", "--var", "healthy=false"]),
         1,
     );
-    let text = rollout.read("deploy.toml");
-    let start = text.find("# Static pages").unwrap();
-    let end = text[start..].find("keep = 3\n").unwrap() + start + "keep = 3\n".len();
-    rollout.write(
-        "deploy.toml",
-        &(text[..start].replace("after = [\"site\"]\n", "") + &text[end..]),
-    );
+    rollout.remove_site();
     run("without site", json(&["deploy", "dev", "--local"]), 0);
     run("orphans", json(&["status", "dev", "--local"]), 0);
     run("prune", json(&["prune", "dev", "--local", "--yes"]), 0);

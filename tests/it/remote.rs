@@ -73,16 +73,6 @@ impl Bed {
         );
     }
 
-    /// Makes the service of one host report itself unhealthy.
-    fn make_unhealthy(&self, host: &str) {
-        let header = format!("[hosts.{host}]\nroles = [\"web\"]\nvars = {{");
-        self.ws.edit(
-            "environments/testbed.toml",
-            &header,
-            &format!("{header} healthy = false,"),
-        );
-    }
-
     /// Sessions sshd has opened on a host, from its own log.
     pub(crate) fn sessions(&self, host: &str) -> usize {
         let log = fs::read_to_string(self.testbed.sshd_log(host)).unwrap_or_default();
@@ -247,7 +237,7 @@ fn health_failing_on_one_host_rolls_back_every_host_switched() {
         "greeting = \"hello\"",
         "greeting = \"howdy\"",
     );
-    bed.make_unhealthy("host2");
+    bed.ws.make_unhealthy("host2");
 
     let out = bed.deploy(&[]);
     out.assert_code(1);

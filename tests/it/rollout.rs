@@ -77,16 +77,6 @@ impl Fleet {
         http_get_at(address, self.port, "/").map(|(_, body)| body)
     }
 
-    /// Makes the service of one host report itself unhealthy.
-    fn make_unhealthy(&self, host: &str) {
-        let header = format!("[hosts.{host}]\nroles = [\"web\"]\nvars = {{");
-        self.ws.edit(
-            "environments/testbed.toml",
-            &header,
-            &format!("{header} healthy = false,"),
-        );
-    }
-
     /// When the activate hook of `app` last ran on a host (seconds).
     fn activated_at(&self, host: &str) -> f64 {
         let log = fs::read_to_string(
@@ -135,7 +125,7 @@ fn a_canary_that_fails_its_health_check_stops_the_rollout_before_any_other_host_
     let before = fleet.currents();
     let hosts = fleet.hosts();
 
-    fleet.make_unhealthy(&hosts[0]);
+    fleet.ws.make_unhealthy(&hosts[0]);
     let out = fleet.deploy(&["--var", "greeting=howdy"]);
     out.assert_code(1);
     eprintln!(
@@ -189,7 +179,7 @@ fn a_failure_budget_deploys_the_other_hosts_and_a_pause_is_kept_between_batches(
     let bad = &hosts[2];
     let old_bad = fleet.current(bad, APP);
 
-    fleet.make_unhealthy(bad);
+    fleet.ws.make_unhealthy(bad);
     let out = fleet.deploy(&["--var", "greeting=howdy"]);
     out.assert_code(1);
     eprintln!(
@@ -400,22 +390,10 @@ fn orphans_are_listed_by_status_and_pruned_after_confirmation() {
     fleet.deploy(&[]).assert_code(0);
     let hosts = fleet.hosts();
     // `site` leaves deploy.toml: what it left on the hosts is an orphan.
-    let text = fleet.ws.read("deploy.toml");
-    let start = text.find("# Static pages").unwrap();
-    let end = text[start..].find("keep = 3\n").unwrap() + start + "keep = 3\n".len();
-    fleet.ws.write(
-        "deploy.toml",
-        &(text[..start].replace("after = [\"site\"]\n", "") + &text[end..]),
-    );
+    fleet.ws.remove_site();
     fleet.deploy(&[]).assert_code(0);
 
-    let status = fleet
-        .ws
-        .run(&["status", "testbed", "--message-format", "json"]);
-    status.assert_code(0);
-    let report: serde_json::Value =
-        serde_json::from_str(status.stdout.lines().last().unwrap()).unwrap();
-    let orphans = report["orphans"].as_array().unwrap();
+    let orphans = fleet.ws.orphans("testbed");
     assert_eq!(orphans.len(), HOSTS, "{orphans:?}");
     for (orphan, host) in orphans.iter().zip(&hosts) {
         assert_eq!(orphan["host"], host.as_str());
@@ -450,12 +428,7 @@ fn orphans_are_listed_by_status_and_pruned_after_confirmation() {
         assert!(!fleet.testbed.srv(host).join(SITE).exists(), "{host}");
         assert!(fleet.current(host, APP).is_some());
     }
-    let status = fleet
-        .ws
-        .run(&["status", "testbed", "--message-format", "json"]);
-    let report: serde_json::Value =
-        serde_json::from_str(status.stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(report["orphans"], serde_json::json!([]));
+    assert!(fleet.ws.orphans("testbed").is_empty());
     fleet.ws.run(&["prune", "testbed"]).assert_code(0);
 }
 

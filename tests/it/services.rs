@@ -383,15 +383,6 @@ fn prune_stops_the_service_of_an_orphan_unless_another_path_runs_it_now() {
     }
     fleet.deploy(&[]).assert_code(0);
     fleet.expect_greeting("hello");
-    let orphans = |fleet: &Fleet| -> Vec<serde_json::Value> {
-        let status = fleet
-            .ws
-            .run(&["status", "testbed", "--message-format", "json"]);
-        status.assert_code(0);
-        let report: serde_json::Value =
-            serde_json::from_str(status.stdout.lines().last().unwrap()).unwrap();
-        report["orphans"].as_array().unwrap().clone()
-    };
 
     // The artifact moves: its service, of the same name, now runs from the
     // new path, and pruning the old one leaves it running.
@@ -402,7 +393,7 @@ fn prune_stops_the_service_of_an_orphan_unless_another_path_runs_it_now() {
     );
     fleet.deploy(&["--var", "greeting=moved"]).assert_code(0);
     fleet.expect_greeting("moved");
-    let found = orphans(&fleet);
+    let found = fleet.ws.orphans("testbed");
     assert_eq!(found.len(), 3, "{found:?}");
     assert!(
         found
@@ -426,7 +417,7 @@ fn prune_stops_the_service_of_an_orphan_unless_another_path_runs_it_now() {
         assert!(!fleet.testbed.srv(&host.name).join("hello/app").exists());
     }
     fleet.expect_greeting("moved");
-    assert!(orphans(&fleet).is_empty());
+    assert!(fleet.ws.orphans("testbed").is_empty());
 
     // The artifact leaves deploy.toml: pruning stops its service and
     // removes its program.
@@ -439,7 +430,7 @@ fn prune_stops_the_service_of_an_orphan_unless_another_path_runs_it_now() {
     );
     fleet.deploy(&[]).assert_code(0);
     fleet.expect_greeting("moved");
-    let found = orphans(&fleet);
+    let found = fleet.ws.orphans("testbed");
     assert_eq!(found.len(), 3, "{found:?}");
     let pruned = fleet
         .ws

@@ -249,6 +249,37 @@ impl Workspace {
         self.write("environments/testbed.toml", &env);
     }
 
+    /// Makes the service of one test-bed host report itself unhealthy.
+    pub(crate) fn make_unhealthy(&self, host: &str) {
+        let header = format!("[hosts.{host}]\nroles = [\"web\"]\nvars = {{");
+        self.edit(
+            "environments/testbed.toml",
+            &header,
+            &format!("{header} healthy = false,"),
+        );
+    }
+
+    /// Takes the `site` artifact out of the hooks deployment
+    /// (`Workspace::hello`), and `app`'s `after` of it.
+    pub(crate) fn remove_site(&self) {
+        let text = self.read("deploy.toml");
+        let start = text.find("# Static pages").unwrap();
+        let end = text[start..].find("keep = 3\n").unwrap() + start + "keep = 3\n".len();
+        self.write(
+            "deploy.toml",
+            &(text[..start].replace("after = [\"site\"]\n", "") + &text[end..]),
+        );
+    }
+
+    /// The orphans `status ENV` reports, as JSON.
+    pub(crate) fn orphans(&self, env: &str) -> Vec<serde_json::Value> {
+        let status = self.run(&["status", env, "--message-format", "json"]);
+        status.assert_code(0);
+        let report: serde_json::Value =
+            serde_json::from_str(status.stdout.lines().last().unwrap()).unwrap();
+        report["orphans"].as_array().unwrap().clone()
+    }
+
     /// Makes the workspace a git repository if it is not one, and commits
     /// everything; returns the commit.
     pub(crate) fn git_commit(&self, message: &str) -> String {

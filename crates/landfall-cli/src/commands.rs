@@ -307,17 +307,13 @@ fn confirm(env: &Environment, plan: &plan::Plan, what: &str) -> Result<(), Error
     } else {
         "Roll back"
     };
-    anstream::eprint!(
-        "{verb} protected environment `{}` ({} hosts: {})? [y/N] ",
+    let question = format!(
+        "{verb} protected environment `{}` ({} hosts: {})?",
         env.name,
         hosts.len(),
         hosts.join(", ")
     );
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .map_err(|err| Error::Usage(format!("no answer: {err}")))?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+    if answered_yes(&question)? {
         Ok(())
     } else {
         Err(Error::Usage(format!(
@@ -643,16 +639,24 @@ fn ask(question: &str) -> Result<(), Error> {
             "confirm with `--yes` (there is no terminal to ask on); nothing was changed".into(),
         ));
     }
+    if answered_yes(question)? {
+        Ok(())
+    } else {
+        Err(Error::Usage("not confirmed; nothing was changed".into()))
+    }
+}
+
+/// Asks `question` on the terminal; whether the answer was yes.
+fn answered_yes(question: &str) -> Result<bool, Error> {
     anstream::eprint!("{question} [y/N] ");
     let mut answer = String::new();
     std::io::stdin()
         .read_line(&mut answer)
         .map_err(|err| Error::Usage(format!("no answer: {err}")))?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(Error::Usage("not confirmed; nothing was changed".into()))
-    }
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// An error with all its causes: `top: cause: cause`.
