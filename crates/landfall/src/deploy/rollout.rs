@@ -385,7 +385,8 @@ fn judge(
             artifact: w.target.artifact.clone(),
             phase,
             message: format!(
-                "{text} (within the failure budget: {total} of {allowed} allowed; the rollout goes on)"
+                "within the failure budget ({total} of {allowed} allowed), the rollout goes on \
+                 without this host: {text}"
             ),
         });
     }
