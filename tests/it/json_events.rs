@@ -251,7 +251,11 @@ fn every_command_prints_events_that_fit_the_schema() {
     );
     run("status", json(&["status", "dev", "--local"]), 0);
     run("rollback", json(&["rollback", "dev", "--local"]), 0);
-    run("exec", json(&["exec", "dev", "--local", "--", "true"]), 0);
+    run(
+        "exec",
+        json(&["exec", "dev", "--local", "--", "echo", "hi"]),
+        0,
+    );
     run("config", json(&["config", "dev", "--annotate"]), 0);
     run("check", json(&["check"]), 0);
     run("build", json(&["build", "dev"]), 0);
@@ -346,6 +350,7 @@ fn every_command_prints_events_that_fit_the_schema() {
         "status",
         "log",
         "exec",
+        "output",
         "config",
         "checked",
         "manifest",

@@ -15,4 +15,5 @@ mod rollout;
 mod secrets;
 mod security;
 mod services;
+mod shell;
 mod support;

@@ -372,7 +372,7 @@ impl Workspace {
 
     /// `cargo-deploy ARGS` in the workspace, with an environment that does
     /// not leak the test runner's build settings.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-deploy"));
         cmd.args(args);
         self.prepare(cmd)

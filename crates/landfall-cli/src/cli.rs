@@ -47,6 +47,10 @@ pub(crate) enum Command {
     /// Stop and remove what artifacts that left deploy.toml (or moved) left
     /// on the hosts, after confirmation
     Prune(PruneArgs),
+    /// An interactive shell over the environment's hosts: `cd @ROLE`,
+    /// `ls`, `run CMD`, `ssh HOST`, `status`, `deploy`, with completion and
+    /// history
+    Shell(ShellArgs),
     /// Manage an environment's encrypted secrets, `secrets/ENV.toml.age`
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -163,6 +167,14 @@ pub(crate) struct TargetArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct ShellArgs {
+    pub(crate) env: String,
+    /// Work on the local directories of `--local` deploys instead of the hosts
+    #[arg(long)]
+    pub(crate) local: bool,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct PruneArgs {
     #[command(flatten)]
     pub(crate) target: TargetArgs,
@@ -187,9 +199,30 @@ pub(crate) struct RollbackArgs {
 }
 
 #[derive(Debug, Args)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each is a flag of the command line"
+)]
 pub(crate) struct ExecArgs {
     #[command(flatten)]
     pub(crate) target: TargetArgs,
+    /// Start the command in this artifact's `current` (on the hosts that
+    /// have it), rather than in the home directory
+    #[arg(long, value_name = "NAME")]
+    pub(crate) artifact: Option<String>,
+    /// Print one block per distinct output once every host is done, with
+    /// the hosts that gave it, failed ones first (instead of each line as it
+    /// comes)
+    #[arg(long, conflicts_with = "tty")]
+    pub(crate) group: bool,
+    /// Send what landfall reads on its standard input to the command on
+    /// every host
+    #[arg(long, conflicts_with = "tty")]
+    pub(crate) stdin: bool,
+    /// Run the command on a terminal of the host, for a person to work
+    /// with (one host only)
+    #[arg(long, short = 't')]
+    pub(crate) tty: bool,
     /// The command and its arguments, each passed as one word (use
     /// `sh -c '…'` for shell syntax)
     #[arg(last = true, required = true, value_name = "CMD")]

@@ -101,7 +101,7 @@ impl Ctx<'_> {
 }
 
 /// The transport for a run: local directories, or the hosts over ssh.
-fn transport(
+pub(crate) fn transport(
     ctx: &Ctx<'_>,
     project: &Project,
     env: &Environment,
@@ -646,6 +646,12 @@ fn ask(question: &str) -> Result<(), Error> {
     }
 }
 
+/// Asks `question` if there is a terminal to ask on; whether the answer
+/// was yes.
+pub(crate) fn ask_yes(question: &str) -> bool {
+    interactive() && answered_yes(question).unwrap_or(false)
+}
+
 /// Asks `question` on the terminal; whether the answer was yes.
 fn answered_yes(question: &str) -> Result<bool, Error> {
     anstream::eprint!("{question} [y/N] ");
@@ -671,20 +677,115 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
-    let results = run_on_targets(ctx, &args.target, None, |run, _, hosts| {
-        deploy::exec(run, hosts, &args.command)
+    use std::io::{IsTerminal as _, Read as _};
+    let input = if args.stdin {
+        let mut bytes = Vec::new();
+        if let Err(err) = std::io::stdin().read_to_end(&mut bytes) {
+            return Ctx::fail(&Error::Usage(format!("cannot read standard input: {err}")));
+        }
+        Some(bytes)
+    } else {
+        None
+    };
+    if args.tty && !std::io::stdin().is_terminal() {
+        return Ctx::fail(&Error::Usage(
+            "`-t` needs a terminal: landfall's standard input is not one".into(),
+        ));
+    }
+    let results = run_on_targets(ctx, &args.target, None, |run, plan, hosts| {
+        let hosts = hosts_of_artifact(run.project, plan, hosts, args.artifact.as_deref())?;
+        // Secrets typed in a command are masked in the hosts' logs, when
+        // they can be read here.
+        let secrets = landfall::secrets::load(run.project, run.env).ok();
+        let request = deploy::ExecRequest {
+            command: &args.command,
+            artifact: args.artifact.as_deref(),
+            input: input.as_deref(),
+            mask: secrets.as_ref().map(landfall::secrets::Secrets::mask),
+        };
+        if args.tty {
+            let [host] = hosts.as_slice() else {
+                return Err(Error::Usage(format!(
+                    "`-t` works on one host, and {} are selected: choose one with `--only HOST`",
+                    hosts.len()
+                )));
+            };
+            let code = deploy::exec_attached(run, plan, host, &request).map_err(Error::Failed)?;
+            return Ok(ExecOutcome::Attached(host.name.clone(), code));
+        }
+        let width = hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+        let line = |host: &str, text: &str| {
+            if !args.group {
+                ctx.printer.output_line(host, width, text);
+            }
+        };
+        Ok(ExecOutcome::Streamed(deploy::exec(
+            run, plan, &hosts, &request, &line,
+        )))
     });
-    match results {
-        Ok(results) => {
-            ctx.printer.exec_report(&args.target.env, &results);
+    match results.and_then(|r| r) {
+        Ok(ExecOutcome::Streamed(results)) => {
+            ctx.printer
+                .exec_report(&args.target.env, &results, args.group);
             if results.iter().all(deploy::ExecResult::success) {
                 EXIT_OK
             } else {
                 EXIT_FAILED
             }
         }
+        Ok(ExecOutcome::Attached(_, Some(0))) => EXIT_OK,
+        Ok(ExecOutcome::Attached(host, code)) => {
+            let how = code.map_or_else(
+                || "a signal ended it".to_string(),
+                |c| format!("exit status {c}"),
+            );
+            render::error(&format!("the command failed on {host}: {how}"));
+            EXIT_FAILED
+        }
         Err(err) => Ctx::fail(&err),
     }
+}
+
+/// How `exec` went: each host's result, streamed, or the one host's exit
+/// status on a terminal.
+enum ExecOutcome {
+    Streamed(Vec<deploy::ExecResult>),
+    Attached(String, Option<i32>),
+}
+
+/// The selected hosts that have `artifact` (all of them without one); an
+/// artifact the project does not have is a usage error.
+fn hosts_of_artifact<'h>(
+    project: &Project,
+    plan: &plan::Plan,
+    hosts: &[&'h Host],
+    artifact: Option<&str>,
+) -> Result<Vec<&'h Host>, Error> {
+    let Some(artifact) = artifact else {
+        return Ok(hosts.to_vec());
+    };
+    if project.artifact(artifact).is_none() {
+        let known: Vec<&str> = project.artifacts.iter().map(|a| a.name.as_str()).collect();
+        return Err(Error::Usage(format!(
+            "no artifact `{artifact}` in deploy.toml (it has: {})",
+            known.join(", ")
+        )));
+    }
+    let having: Vec<&Host> = hosts
+        .iter()
+        .copied()
+        .filter(|h| {
+            plan.targets
+                .iter()
+                .any(|t| t.host == h.name && t.artifact == artifact)
+        })
+        .collect();
+    if having.is_empty() {
+        return Err(Error::Usage(format!(
+            "no selected host has artifact `{artifact}`"
+        )));
+    }
+    Ok(having)
 }
 
 pub(crate) fn logs(ctx: &Ctx<'_>, args: &LogsArgs) -> u8 {

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod render;
 mod secrets;
+mod shell;
 mod signals;
 
 use std::process::ExitCode;
@@ -49,7 +50,8 @@ fn main() -> ExitCode {
     };
     // The fleet's commands settle on a first signal and end on a second;
     // `secrets edit` handles signals its own way (its editor gets them too).
-    if !matches!(cli.command, Some(Command::Secrets(_))) {
+    // The shell leaves Ctrl-C to the commands it runs.
+    if !matches!(cli.command, Some(Command::Secrets(_) | Command::Shell(_))) {
         signals::listen();
     }
     let code = match &cli.command {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Some(Command::Logs(args)) => commands::logs(&ctx, args),
         Some(Command::Config(args)) => commands::config(&ctx, args),
         Some(Command::Prune(args)) => commands::prune(&ctx, args),
+        Some(Command::Shell(args)) => shell::run(&ctx, args),
         Some(Command::Secrets(command)) => secrets::run(&ctx, command),
         Some(Command::Init(args)) => match &args.sudoers {
             Some(env) => commands::sudoers(&ctx, env),

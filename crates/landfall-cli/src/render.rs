@@ -469,7 +469,24 @@ impl Printer {
         );
     }
 
-    pub(crate) fn exec_report(&self, env: &str, results: &[ExecResult]) {
+    /// One line a command printed on a host, as it comes: `host | line` on
+    /// stdout, or a JSON `output` event.
+    pub(crate) fn output_line(&self, host: &str, width: usize, line: &str) {
+        if self.format == MessageFormat::Json {
+            Printer::json_line(&serde_json::json!({"event": "output", "host": host, "line": line}));
+        } else {
+            println!(
+                "{}",
+                masked(&format!("{INFO}{host:width$}{INFO:#} | {line}"))
+            );
+        }
+    }
+
+    /// The end of `exec`: with `group`, one block per distinct output with
+    /// the hosts that gave it, failed ones first; then the hosts that
+    /// failed, each with why. Under JSON, an `exec` event per host and a
+    /// summary.
+    pub(crate) fn exec_report(&self, env: &str, results: &[ExecResult], group: bool) {
         if self.format == MessageFormat::Json {
             for result in results {
                 Printer::json_line(&Tagged {
@@ -483,23 +500,56 @@ impl Printer {
             );
             return;
         }
-        let width = results.iter().map(|r| r.host.len()).max().unwrap_or(0);
-        for result in results {
-            for line in result.stdout.lines() {
-                println!("{INFO}{:width$}{INFO:#} | {line}", result.host);
+        if group {
+            // Failed hosts' blocks first, then by the hosts' order.
+            let mut blocks: Vec<(bool, String, Vec<&str>)> = Vec::new();
+            for result in results {
+                let text = format!("{}{}", result.stdout, result.error.as_deref().unwrap_or(""));
+                let failed = !result.success();
+                match blocks
+                    .iter_mut()
+                    .find(|(f, t, _)| *f == failed && *t == text)
+                {
+                    Some((_, _, hosts)) => hosts.push(&result.host),
+                    None => blocks.push((failed, text, vec![&result.host])),
+                }
             }
+            blocks.sort_by_key(|(failed, _, _)| !*failed);
+            for (failed, text, hosts) in &blocks {
+                let style = if *failed { BAD } else { INFO };
+                println!("{DIM}----------------{DIM:#}");
+                println!("{style}{}{style:#}", hosts.join(","));
+                println!("{DIM}----------------{DIM:#}");
+                print!("{}", masked(text));
+                if !text.is_empty() && !text.ends_with('\n') {
+                    println!();
+                }
+            }
+        }
+        let width = results.iter().map(|r| r.host.len()).max().unwrap_or(0);
+        let mut failed = Vec::new();
+        for result in results {
             for line in result.stderr.lines() {
                 eprintln!("{INFO}{:width$}{INFO:#} | {line}", result.host);
             }
-            if let Some(error) = &result.error {
-                eprintln!("{BAD}{:width$}{BAD:#} | {error}", result.host);
-            } else if !result.success() {
-                let status = result.code.map_or_else(
-                    || "killed by a signal".to_string(),
-                    |c| format!("exit status {c}"),
-                );
-                eprintln!("{BAD}{:width$}{BAD:#} | {status}", result.host);
+            if result.success() {
+                continue;
             }
+            let why = match (&result.error, result.code) {
+                (Some(error), _) => error.clone(),
+                (None, Some(code)) => format!("exit status {code}"),
+                (None, None) => "killed by a signal".to_string(),
+            };
+            eprintln!("{BAD}{:width$}{BAD:#} | {why}", result.host);
+            failed.push(result.host.as_str());
+        }
+        if !failed.is_empty() {
+            error(&format!(
+                "the command failed on {} of {} hosts: {}",
+                failed.len(),
+                results.len(),
+                failed.join(", ")
+            ));
         }
     }
 

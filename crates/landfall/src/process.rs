@@ -365,7 +365,7 @@ pub fn read_stdout<T>(
 }
 
 /// Runs a command and hands each line of its standard output to `line` as
-/// it comes (without its end of line), for output that may never end, such
+/// it comes (with its end of line, unless it is the last and had none), for output that may never end, such
 /// as a log followed. Once `stop` says so (it is asked every tenth of a
 /// second) the command is killed. Returns its output, stdout excepted.
 pub fn stream_lines(
@@ -399,10 +399,7 @@ pub fn stream_lines(
             buf.clear();
             match reader.read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&buf);
-                    line(text.trim_end_matches(['\n', '\r']));
-                }
+                Ok(_) => line(&String::from_utf8_lossy(&buf)),
             }
         }
         done.store(true, Ordering::Relaxed);

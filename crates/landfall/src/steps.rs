@@ -207,6 +207,18 @@ pub enum Step {
     },
     /// A command given as words, each quoted, run from `/` with no input.
     Command { words: Vec<String> },
+    /// A command given as words, run by a person (`exec`, `run`): from
+    /// `dir` (the home directory if none), with its errors with its output
+    /// (unless on a terminal); then `head`, its exit status and `tail`
+    /// appended to the log of each path of `logs`.
+    Exec {
+        dir: Option<String>,
+        input: ExecInput,
+        logs: Vec<String>,
+        head: String,
+        tail: String,
+        words: Vec<String>,
+    },
 }
 
 /// The words of a [`Step`] for sh: the function and its arguments (no
@@ -224,6 +236,28 @@ fn bool_arg(value: bool) -> String {
 
 fn optional(value: Option<&String>) -> String {
     value.cloned().unwrap_or_default()
+}
+
+/// The standard input of a command run by [`Step::Exec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecInput {
+    Nothing,
+    /// The same bytes on every host.
+    Bytes(Vec<u8>),
+    /// The terminal the script was started on (`ssh -t`), as it is.
+    Terminal,
+}
+
+/// Bytes as base64 lines of 76 characters, for a here-document.
+fn base64_lines(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut lines = String::with_capacity(encoded.len() + encoded.len() / 76 + 1);
+    for chunk in encoded.as_bytes().chunks(76) {
+        lines.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        lines.push('\n');
+    }
+    lines
 }
 
 /// The one translation of steps into calls of `steps.sh`.
@@ -303,20 +337,11 @@ fn call(step: &Step) -> Call {
             name,
             mode,
             bytes,
-        } => {
-            use base64::Engine as _;
-            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-            let mut lines = String::with_capacity(encoded.len() + encoded.len() / 76 + 1);
-            for chunk in encoded.as_bytes().chunks(76) {
-                lines.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-                lines.push('\n');
-            }
-            Call {
-                function: Some("landfall_put"),
-                args: vec![dir.clone(), name.clone(), format!("{mode:o}")],
-                input: Some(lines),
-            }
-        }
+        } => Call {
+            function: Some("landfall_put"),
+            args: vec![dir.clone(), name.clone(), format!("{mode:o}")],
+            input: Some(base64_lines(bytes)),
+        },
         Step::Link { dir, name, target } => plain(
             "landfall_link",
             vec![dir.clone(), name.clone(), target.clone()],
@@ -425,6 +450,35 @@ fn call(step: &Step) -> Call {
             "landfall_prune",
             vec![path.clone(), owner.clone(), name.clone()],
         ),
+        Step::Exec {
+            dir,
+            input,
+            logs,
+            head,
+            tail,
+            words,
+        } => Call {
+            function: Some("landfall_exec"),
+            args: [
+                optional(dir.as_ref()),
+                match input {
+                    ExecInput::Nothing => "0",
+                    ExecInput::Bytes(_) => "1",
+                    ExecInput::Terminal => "t",
+                }
+                .to_string(),
+                logs.join("\n"),
+                head.clone(),
+                tail.clone(),
+            ]
+            .into_iter()
+            .chain(words.iter().cloned())
+            .collect(),
+            input: match input {
+                ExecInput::Bytes(bytes) => Some(base64_lines(bytes)),
+                ExecInput::Nothing | ExecInput::Terminal => None,
+            },
+        },
         Step::Command { words } => Call {
             function: None,
             args: words.clone(),

@@ -69,8 +69,9 @@ landfall_probe() {
     fi
     # The release the log last confirmed running: an activation is logged
     # once its health passed, a switch back once it is done.
+    # Commands run on the host are logged too: they confirm nothing.
     if [ -f "$p/.landfall/log" ]; then
-      printf 'confirmed\t%s\t%s\n' "$i" "$(tail -n 1 "$p/.landfall/log" |
+      printf 'confirmed\t%s\t%s\n' "$i" "$(grep -v '"event":"exec"' "$p/.landfall/log" | tail -n 1 |
         sed -n 's/.*"release":"\([0-9a-f]*\)".*/\1/p')"
     fi
     if [ "$detail" = 1 ]; then
@@ -1182,6 +1183,39 @@ landfall_service_logs() {
     [ "$follow" != 1 ] || set -- "$@" -f
   fi
   exec "$@"
+}
+
+# landfall_exec DIR INPUT LOGS HEAD TAIL CMD...: runs the command CMD (its
+# words) from DIR, or from the home directory when DIR is empty, with its
+# output and errors on stdout as they come and, with INPUT=1, the base64
+# here-document decoded as its standard input (else nothing); with
+# INPUT=t, on the terminal it was given, as it is. Then it
+# appends HEAD, the command's exit status and TAIL (one line of JSON) to
+# the log of each path in LOGS (one a line): who ran what, where, and how
+# it ended. Exits with the command's status.
+landfall_exec() {
+  dir=$1 input=$2 logs=$3 head=$4 tail=$5
+  shift 5
+  if [ -n "$dir" ]; then
+    cd "$dir" 2>/dev/null || {
+      printf 'landfall: %s is not there (has it been deployed?)\n' "$dir" >&2
+      exit 70
+    }
+  else
+    cd 2>/dev/null || cd /
+  fi
+  if [ "$input" = t ]; then
+    (trap - HUP PIPE INT && exec "$@")
+  elif [ "$input" = 1 ]; then
+    base64 -d | (trap - HUP PIPE && exec "$@") 2>&1
+  else
+    (trap - HUP PIPE && exec "$@") </dev/null 2>&1
+  fi
+  status=$?
+  printf '%s\n' "$logs" | while IFS= read -r p; do
+    [ -z "$p" ] || [ ! -d "$p/.landfall" ] || landfall_log "$p" "$head$status$tail" >/dev/null
+  done
+  exit "$status"
 }
 
 # landfall_cleanup PATH KEEP PREVIOUS: removes releases beyond the KEEP

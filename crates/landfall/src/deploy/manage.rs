@@ -10,7 +10,7 @@ use crate::config::Host;
 use crate::event::{Event, Phase};
 use crate::plan::{Plan, Target};
 use crate::steps::{
-    Activation, Exit, LogEntry, Orphan, PathState, Report, Script, ServiceState, Step,
+    Activation, ExecInput, Exit, LogEntry, Orphan, PathState, Report, Script, ServiceState, Step,
 };
 
 /// One artifact on one host, as `status` reports it.
@@ -127,7 +127,7 @@ pub fn logs(
                     let reply = run
                         .transport
                         .stream(&target.host, &script, stop, &mut |text| {
-                            line(target, text);
+                            line(target, text.trim_end_matches(['\n', '\r']));
                         });
                     let error = match reply {
                         Ok(reply) if reply.exit == Exit::NoService => {
@@ -367,18 +367,19 @@ enum Choice {
 /// activation: its deploy failed there.
 fn switched_back(state: &PathState) -> bool {
     state.current.is_some()
-        && state
-            .log
-            .last()
+        && last_change(state)
             .is_some_and(|last| last.event == "rolled_back" && last.release == state.current)
 }
 
 /// Whether the last change of a path was a deploy that succeeded.
 fn deployed_last(state: &PathState) -> bool {
-    state
-        .log
-        .last()
-        .is_some_and(|last| last.event == "activated")
+    last_change(state).is_some_and(|last| last.event == "activated")
+}
+
+/// The log's last entry that changed the release (commands run are
+/// logged too).
+fn last_change(state: &PathState) -> Option<&LogEntry> {
+    state.log.iter().rev().find(|e| e.is_change())
 }
 
 /// Picks the release to roll back to: `to` (a unique prefix of a release
@@ -463,32 +464,155 @@ impl ExecResult {
 /// The longest a command of `exec` may run on a host.
 const EXEC_TIME: Duration = Duration::from_secs(3600);
 
-/// Runs a command (its words each quoted) on hosts, `jobs` at a time, each
-/// for at most an hour.
-pub fn exec(run: &Run<'_>, hosts: &[&Host], command: &[String]) -> Vec<ExecResult> {
+/// A command to run on hosts (`exec`, or `run` in the shell).
+#[derive(Debug, Clone, Copy)]
+pub struct ExecRequest<'a> {
+    /// Its words, each passed as one (`sh -c '…'` for shell syntax).
+    pub command: &'a [String],
+    /// Start it in this artifact's `current` rather than the home
+    /// directory.
+    pub artifact: Option<&'a str>,
+    /// What every host gets on its standard input.
+    pub input: Option<&'a [u8]>,
+    /// The secrets to mask in the command as the hosts' logs record it.
+    pub mask: Option<&'a crate::secrets::Mask>,
+}
+
+/// Runs a command on hosts, `jobs` at a time, each for at most an hour,
+/// handing each line it prints (its errors with its output) to `line` with
+/// its host as it comes. Each host's log (the log of each artifact of the
+/// plan there, or of `artifact`'s only) records who ran what and how it
+/// ended. A host that has no `artifact` is not worked on.
+pub fn exec(
+    run: &Run<'_>,
+    plan: &Plan,
+    hosts: &[&Host],
+    request: &ExecRequest<'_>,
+    line: &(dyn Fn(&str, &str) + Sync),
+) -> Vec<ExecResult> {
+    let input = request
+        .input
+        .map_or(ExecInput::Nothing, |bytes| ExecInput::Bytes(bytes.to_vec()));
     parallel(hosts, run.jobs, |host| {
-        let script = Script::new(&run.env.name, &host.name, None)
-            .allowing(EXEC_TIME)
-            .step(Step::Command {
-                words: command.to_vec(),
+        let mut result = ExecResult {
+            host: host.name.clone(),
+            code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            error: None,
+        };
+        let script = match exec_script(run, plan, host, request, input.clone()) {
+            Ok(script) => script,
+            Err(err) => {
+                result.error = Some(err);
+                return result;
+            }
+        };
+        let started = std::time::Instant::now();
+        let stop = || crate::interrupt::stop_requested() || started.elapsed() > EXEC_TIME;
+        let mut output = String::new();
+        let reply = run
+            .transport
+            .stream(&host.name, &script, &stop, &mut |text| {
+                line(&host.name, text.trim_end_matches(['\n', '\r']));
+                output.push_str(text);
             });
-        match run.transport.run(&host.name, &script) {
-            Ok(reply) => ExecResult {
-                host: host.name.clone(),
-                code: reply.output.code,
-                stdout: reply.output.stdout_text(),
-                stderr: String::from_utf8_lossy(&reply.output.stderr).into_owned(),
-                error: None,
-            },
-            Err(err) => ExecResult {
-                host: host.name.clone(),
-                code: None,
-                stdout: String::new(),
-                stderr: String::new(),
-                error: Some(err.to_string()),
-            },
+        result.stdout = output;
+        match reply {
+            Ok(reply) => {
+                result.code = reply.output.code;
+                result.stderr = String::from_utf8_lossy(&reply.output.stderr).into_owned();
+                if reply.output.code.is_none() && started.elapsed() > EXEC_TIME {
+                    result.error = Some(format!(
+                        "stopped after {}s, the longest a command may run",
+                        EXEC_TIME.as_secs()
+                    ));
+                }
+            }
+            Err(err) => result.error = Some(err.to_string()),
         }
+        result
     })
+}
+
+/// Runs a command on one host for the person at this terminal, on a
+/// pseudo-terminal there (`exec -t`, and `ssh HOST` in the shell, whose
+/// command is a login shell), logged on the host as [`exec`] logs it.
+/// Returns its exit status.
+pub fn exec_attached(
+    run: &Run<'_>,
+    plan: &Plan,
+    host: &Host,
+    request: &ExecRequest<'_>,
+) -> Result<Option<i32>, String> {
+    let script = exec_script(run, plan, host, request, ExecInput::Terminal)?;
+    run.transport
+        .attach(&host.name, &script)
+        .map_err(|err| err.to_string())
+}
+
+/// The script that runs `request` on `host`, and logs it there.
+fn exec_script(
+    run: &Run<'_>,
+    plan: &Plan,
+    host: &Host,
+    request: &ExecRequest<'_>,
+    input: ExecInput,
+) -> Result<Script, String> {
+    let text = request
+        .command
+        .iter()
+        .map(|w| crate::process::quote(w))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = match request.mask {
+        Some(mask) => mask.apply(&text).into_owned(),
+        None => text,
+    };
+    let on_host: Vec<&Target> = plan
+        .targets
+        .iter()
+        .filter(|t| t.host == host.name)
+        .filter(|t| request.artifact.is_none_or(|a| t.artifact == a))
+        .collect();
+    let dir = match request.artifact {
+        Some(artifact) => match on_host.first() {
+            Some(target) => Some(format!("{}/current", run.transport.host_path(target))),
+            None => return Err(format!("`{artifact}` is not deployed to this host")),
+        },
+        None => None,
+    };
+    let artifact = match on_host.as_slice() {
+        [one] => one.artifact.clone(),
+        _ => String::new(),
+    };
+    let entry = LogEntry {
+        time: jiff::Timestamp::now().to_string(),
+        event: "exec".into(),
+        env: run.env.name.clone(),
+        artifact,
+        release: None,
+        previous: None,
+        user: run.identity.user.clone(),
+        from: run.identity.machine.clone(),
+        revision: None,
+        command: Some(text),
+        status: None,
+    };
+    let json = serde_json::to_string(&entry).expect("log entries serialise");
+    // The status is only known on the host, once the command ended: it goes
+    // last, between the two halves.
+    let head = format!("{},\"status\":", json.strip_suffix('}').expect("an object"));
+    Ok(
+        Script::new(&run.env.name, &host.name, None).step(Step::Exec {
+            dir,
+            input,
+            logs: on_host.iter().map(|t| run.transport.host_path(t)).collect(),
+            head,
+            tail: "}".into(),
+            words: request.command.to_vec(),
+        }),
+    )
 }
 
 /// The orphans on one host: directories that hold releases of this

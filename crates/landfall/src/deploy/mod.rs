@@ -39,8 +39,8 @@ mod tests;
 pub use decide::{Action, Upload, decide, previous_good};
 
 pub use manage::{
-    ExecResult, HostOrphans, LogsResult, PruneResult, ReleaseStatus, TargetStatus, exec, logs,
-    orphans, prune, rollback, status,
+    ExecRequest, ExecResult, HostOrphans, LogsResult, PruneResult, ReleaseStatus, TargetStatus,
+    exec, exec_attached, logs, orphans, prune, rollback, status,
 };
 pub use phases::deploy;
 
@@ -376,6 +376,15 @@ impl Transport for Watched<'_> {
         self.inner.stream(host, script, stop, line)
     }
 
+    /// Not watched: a person is at it.
+    fn attach(
+        &self,
+        host: &str,
+        script: &Script,
+    ) -> Result<Option<i32>, crate::process::ProcessError> {
+        self.inner.attach(host, script)
+    }
+
     fn push(
         &self,
         target: &Target,
@@ -691,6 +700,8 @@ impl Run<'_> {
             user: self.identity.user.clone(),
             from: self.identity.machine.clone(),
             revision,
+            command: None,
+            status: None,
         };
         serde_json::to_string(&entry).expect("log entries serialise")
     }

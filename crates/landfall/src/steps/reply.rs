@@ -399,8 +399,8 @@ pub enum Claim {
 pub struct LogEntry {
     pub time: String,
     /// `activated` (a deploy), `rolled_back` (switched back when an
-    /// activation failed), `rollback` (`cargo deploy rollback`) or
-    /// `reactivated` (`--force`).
+    /// activation failed), `rollback` (`cargo deploy rollback`),
+    /// `reactivated` (`--force`), or `exec` (a command run on the host).
     pub event: String,
     pub env: String,
     pub artifact: String,
@@ -413,6 +413,20 @@ pub struct LogEntry {
     pub from: String,
     /// The commit the release switched to was built from.
     pub revision: Option<String>,
+    /// For `exec` (a command a person ran with `exec` or the shell): the
+    /// command, secrets masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// For `exec`: the command's exit status (none if a signal ended it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+}
+
+impl LogEntry {
+    /// Whether it records a change of the release (not a command run).
+    pub fn is_change(&self) -> bool {
+        self.event != "exec"
+    }
 }
 
 /// How an activation ended on one host.

@@ -83,6 +83,23 @@ impl Transport for Local {
         process::stream_lines(&cmd, stop, line).map(Reply::from)
     }
 
+    fn attach(&self, host: &str, script: &Script) -> Result<Option<i32>, ProcessError> {
+        self.trips.count(host);
+        // On this terminal, in landfall's process group: the terminal is
+        // the command's.
+        let cmd = Cmd::new("sh")
+            .arg("-c")
+            .arg(script.text())
+            .env("LANDFALL_LOCAL", "1")
+            .env(
+                "LANDFALL_STATE",
+                self.root.join(host).join(".landfall-state"),
+            )
+            .dir("/")
+            .for_host(host);
+        process::run_attached(&cmd)
+    }
+
     fn push(
         &self,
         target: &Target,

@@ -114,7 +114,7 @@ pub trait Transport: Sync {
     fn run(&self, host: &str, script: &Script) -> Result<Reply, ProcessError>;
 
     /// Runs steps on a host with no deadline, handing each line they print
-    /// to `line` as it comes, until they end or `stop` says so (see
+    /// to `line` as it comes (with its end of line, if it had one), until they end or `stop` says so (see
     /// [`process::stream_lines`]); for output that may not end, such as a
     /// service's log followed. The reply has the exit, and no reports.
     fn stream(
@@ -124,6 +124,11 @@ pub trait Transport: Sync {
         stop: &(dyn Fn() -> bool + Sync),
         line: &mut dyn FnMut(&str),
     ) -> Result<Reply, ProcessError>;
+
+    /// Runs steps on a host for the person at this terminal, who works
+    /// with them (a pseudo-terminal on the host, as `ssh -t` gives), until
+    /// they end; returns their exit status (`None`: a signal ended them).
+    fn attach(&self, host: &str, script: &Script) -> Result<Option<i32>, ProcessError>;
 
     /// Copies a staged release into `<path>/releases/<id>.partial`, hard
     /// linking files unchanged since `link_dest` (a release id on the host).

@@ -260,6 +260,31 @@ impl Transport for Ssh {
         script_reply(&cmd, host, output)
     }
 
+    fn attach(&self, host: &str, script: &Script) -> Result<Option<i32>, ProcessError> {
+        self.connected();
+        self.trips.count(host);
+        // The script is the remote command (standard input is the
+        // terminal's), with a pseudo-terminal, in landfall's process group:
+        // what is typed goes to the host, Ctrl-C included.
+        let cmd = self
+            .ssh_cmd()
+            .args(["-o", "ControlMaster=no", "-t"])
+            .arg(self.address(host))
+            .arg(format!("sh -c {}", process::quote(&script.text())))
+            .for_host(host);
+        match process::run_attached(&cmd)? {
+            Some(SSH_FAILED) => Err(ProcessError {
+                command: cmd.to_string(),
+                host: Some(host.to_string()),
+                kind: process::ProcessErrorKind::Status {
+                    code: Some(SSH_FAILED),
+                    stderr_tail: "ssh could not reach the host (its error is above)".into(),
+                },
+            }),
+            code => Ok(code),
+        }
+    }
+
     fn push(
         &self,
         target: &Target,
