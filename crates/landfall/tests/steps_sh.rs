@@ -1764,6 +1764,54 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
     assert!(a.outside("other").exists());
 }
 
+fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall").release("aa01", 0).set_current("aa01");
+    let input = format!(
+        "landfall_exec {} 1 {} '{{\"event\":\"exec\",\"status\":' '}}' sh -c 'pwd; cat; echo oops >&2; exit 3' <<'LANDFALL_EOF'\n{}LANDFALL_EOF\n",
+        quote(&text(&a.join("current"))),
+        quote(&a.path()),
+        "ZmVkCg==\n",
+    );
+    shell
+        .run(&input)
+        .expect(3, &format!("{}\nfed\noops\n", text(&a.join("current"))));
+    assert_eq!(
+        a.read(".landfall/log"),
+        "{\"event\":\"exec\",\"status\":3}\n"
+    );
+    // From the home directory, with no input, where a log is missing.
+    shell
+        .run(&format!(
+            "HOME={}; export HOME\n{}",
+            quote(&text(&a.outside(""))),
+            call(
+                "landfall_exec",
+                &[
+                    "",
+                    "0",
+                    &text(&a.outside("nowhere")),
+                    "{",
+                    "}",
+                    "sh",
+                    "-c",
+                    "pwd; cat"
+                ]
+            )
+        ))
+        .expect(
+            0,
+            &format!("{}\n", text(&a.outside("")).trim_end_matches('/')),
+        );
+    // A directory that is not there says so.
+    shell
+        .run(&call(
+            "landfall_exec",
+            &[&text(&a.outside("gone")), "0", "", "{", "}", "true"],
+        ))
+        .expect(70, "");
+}
+
 fn activate_whose_pre_activate_fails_exits_10_and_leaves_current(shell: Shell) {
     let a = Artifact::new();
     a.mkdir(".landfall");
@@ -2372,6 +2420,7 @@ under_both_shells!(
     activate_runs_what_the_release_recorded_and_logs_it,
     activate_whose_pre_activate_fails_exits_10_and_leaves_current,
     once_runs_the_recorded_hook_in_the_release_before_any_switch,
+    exec_runs_a_command_with_its_input_and_logs_how_it_ended,
     check_tries_health_once_and_names_what_failed,
     orphans_are_the_registered_paths_of_the_environment_that_are_not_known,
     activate_whose_health_fails_switches_back_and_runs_what_the_previous_recorded,
