@@ -741,3 +741,76 @@ fn a_long_temporary_directory_with_a_quote_in_it_does_not_stop_a_deploy() {
         again.stdout
     );
 }
+
+/// Authentications sshd accepted on a host, from its own log.
+fn logins(bed: &Bed, host: &str) -> usize {
+    fs::read_to_string(bed.testbed.sshd_log(host))
+        .unwrap_or_default()
+        .matches("Accepted publickey")
+        .count()
+}
+
+#[test]
+fn connections_are_kept_for_the_next_run_unless_told_and_a_planted_directory_is_refused() {
+    let bed = Bed::new();
+    let status = |extra: &[&str], runtime: Option<&std::path::Path>| {
+        let mut args = vec!["status", "testbed"];
+        args.extend_from_slice(extra);
+        let mut command = bed.ws.command(&args);
+        if let Some(dir) = runtime {
+            command.env("XDG_RUNTIME_DIR", dir);
+        }
+        let out = crate::support::Outcome::from(command.output().unwrap());
+        out.assert_code(0);
+        out
+    };
+    let runtime = tempfile::tempdir().unwrap();
+    status(&[], Some(runtime.path()));
+    let first = logins(&bed, "host1");
+    assert_eq!(first, 1);
+    // The next run finds the master kept, and logs in no more.
+    status(&[], Some(runtime.path()));
+    assert_eq!(logins(&bed, "host1"), first);
+    // A master whose process is gone leaves its socket: it is replaced.
+    let kept = runtime.path().join("landfall-ssh");
+    for socket in fs::read_dir(&kept).unwrap() {
+        let socket = socket.unwrap().path();
+        let cmd = std::process::Command::new("ssh")
+            .args([
+                "-o",
+                &format!("ControlPath={}", socket.display()),
+                "-O",
+                "exit",
+                "x",
+            ])
+            .output()
+            .unwrap();
+        assert!(cmd.status.success(), "{cmd:?}");
+        std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    }
+    status(&[], Some(runtime.path()));
+    assert_eq!(logins(&bed, "host1"), first + 1);
+    // `--no-persist`: a connection of the run's own.
+    status(&["--no-persist"], Some(runtime.path()));
+    assert_eq!(logins(&bed, "host1"), first + 2);
+
+    // Something of another user's in the directory: it is not used (the
+    // run still works, with connections of its own), and says why.
+    let planted = kept.join("planted");
+    fs::write(&planted, "").unwrap();
+    std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+    let out = status(&[], Some(runtime.path()));
+    assert!(
+        out.stderr
+            .contains("ssh connections are not kept for the next run")
+            && out.stderr.contains("someone else put it there"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(logins(&bed, "host1"), first + 3);
+    // A directory that others may enter is refused too.
+    fs::remove_file(&planted).unwrap();
+    fs::set_permissions(&kept, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let out = status(&[], Some(runtime.path()));
+    assert!(out.stderr.contains("others may use"), "{}", out.stderr);
+}

@@ -297,6 +297,10 @@ pub(crate) struct Global {
     /// Path to the workspace's Cargo.toml
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) manifest_path: Option<PathBuf>,
+    /// Close the ssh connections when the command ends, instead of keeping
+    /// them for the next run (`ssh_persist`)
+    #[arg(long, global = true)]
+    pub(crate) no_persist: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -126,8 +126,19 @@ pub(crate) fn transport(
         user: env.user.clone(),
         batch: !interactive(),
         accept_new_host_keys: env.host_keys == landfall::config::HostKeys::AcceptNew,
+        persist: if ctx.global.no_persist {
+            std::time::Duration::ZERO
+        } else {
+            env.ssh_persist
+        },
     };
-    Ok(Box::new(Ssh::connect(hosts, options, ctx.jobs(env))))
+    let ssh = Ssh::connect(hosts, options, ctx.jobs(env));
+    for warning in ssh.warnings() {
+        ctx.printer.event(Event::Warning {
+            message: warning.clone(),
+        });
+    }
+    Ok(Box::new(ssh))
 }
 
 /// A person at a terminal who could answer a prompt; CI never is.

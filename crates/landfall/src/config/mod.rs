@@ -294,6 +294,10 @@ pub struct Environment {
     pub jobs: usize,
     pub user: Option<String>,
     pub ssh_config: Option<PathBuf>,
+    /// How long a master connection to a host stays open once a run no
+    /// longer uses it, for the next run to start warm; zero: it closes with
+    /// the run.
+    pub ssh_persist: Duration,
     pub on_failure: OnFailure,
     pub host_keys: HostKeys,
     pub vars: toml::Table,

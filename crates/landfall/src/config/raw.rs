@@ -210,6 +210,8 @@ pub(crate) struct EnvironmentSection {
     pub(crate) jobs: Option<Spanned<u32>>,
     pub(crate) user: Option<Spanned<String>>,
     pub(crate) ssh_config: Option<Spanned<String>>,
+    /// How long the master connections to the hosts outlive a run.
+    pub(crate) ssh_persist: Option<Spanned<String>>,
     pub(crate) on_failure: Option<OnFailure>,
     pub(crate) host_keys: Option<HostKeys>,
 }

@@ -27,6 +27,9 @@ const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `build`, `pre_activate` and `activate` may run by default: a
 /// hook that hangs must not hold a deploy, and its lock, forever.
 const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long ssh's master connections outlive a run unless told (as
+/// Ansible's `ControlPersist`).
+const DEFAULT_SSH_PERSIST: Duration = Duration::from_secs(60);
 
 /// Collects diagnostics for one file.
 struct Checker {
@@ -1234,6 +1237,20 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
     let ssh_config = section
         .ssh_config
         .map(|p| project.environments_dir().join(p.get_ref()));
+    let ssh_persist = match &section.ssh_persist {
+        None => DEFAULT_SSH_PERSIST,
+        Some(text) => match text.get_ref().parse::<jiff::SignedDuration>() {
+            Ok(d) if !d.is_negative() => d.unsigned_abs(),
+            _ => {
+                check.error(
+                    text.span(),
+                    format!("invalid duration `{}`", text.get_ref()),
+                    "write e.g. `60s` or `10m`; `0s` closes the connections with each run",
+                );
+                DEFAULT_SSH_PERSIST
+            }
+        },
+    };
 
     let mut hosts = Vec::new();
     for (host_name, host) in raw.hosts {
@@ -1388,6 +1405,7 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
         jobs: jobs as usize,
         user: section.user.map(Spanned::into_inner),
         ssh_config,
+        ssh_persist,
         on_failure: section.on_failure.unwrap_or(raw::OnFailure::RollbackAll),
         host_keys: section.host_keys.unwrap_or_default(),
         vars: raw.vars,

@@ -251,6 +251,10 @@ impl Environment {
         if let Some(user) = &self.user {
             section.insert("user".into(), string(user));
         }
+        section.insert(
+            "ssh_persist".into(),
+            Value::String(duration(self.ssh_persist)),
+        );
         if let Some(config) = &self.ssh_config {
             let config = config.strip_prefix(environments_dir).unwrap_or(config);
             section.insert(
@@ -356,6 +360,7 @@ impl PartialEq for Environment {
             && self.jobs == other.jobs
             && self.user == other.user
             && self.ssh_config == other.ssh_config
+            && self.ssh_persist == other.ssh_persist
             && self.on_failure == other.on_failure
             && self.host_keys == other.host_keys
             && self.vars == other.vars

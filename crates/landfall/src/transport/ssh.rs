@@ -42,6 +42,10 @@ pub struct SshOptions {
     /// Record the key of a host seen for the first time instead of
     /// refusing it; a changed key is refused either way.
     pub accept_new_host_keys: bool,
+    /// How long a master connection stays open once no run uses it, kept
+    /// in a private directory of the user's for the next run to find;
+    /// zero: each run opens its own and closes them when it ends.
+    pub persist: std::time::Duration,
 }
 
 /// How long ssh may take to connect, and how often it asks a silent host
@@ -59,8 +63,16 @@ const SSH_DEFAULTS: [(&str, &str); 3] = [
 #[derive(Debug)]
 pub struct Ssh {
     options: SshOptions,
-    /// Where the master connections' sockets are, if anywhere.
+    /// This run's own private directory (landfall's ssh configuration, the
+    /// masters' logs), removed when it ends.
     control_dir: Option<PathBuf>,
+    /// Where the master connections' sockets are: a directory of the
+    /// user's kept across runs (see [`persistent_dir`]), or `control_dir`.
+    socket_dir: Option<PathBuf>,
+    /// The sockets outlive the run.
+    persistent: bool,
+    /// What a person should know about the connections.
+    warnings: Vec<String>,
     /// The configuration ssh reads (`-F`): the user's own, then landfall's
     /// defaults (see [`defaults_config`]).
     config: Option<PathBuf>,
@@ -82,47 +94,83 @@ impl Ssh {
         let config = control_dir
             .as_deref()
             .and_then(|dir| defaults_config(dir, options.config.as_deref()));
+        let mut warnings = Vec::new();
+        let persisting = match &control_dir {
+            Some(dir) if !options.persist.is_zero() => {
+                use std::os::unix::fs::MetadataExt as _;
+                // The run's own directory says who this user is.
+                let uid = fs::metadata(dir).map(|m| m.uid()).ok();
+                match uid.map(persistent_dir) {
+                    Some(Ok(dir)) => Some(dir),
+                    Some(Err(why)) => {
+                        warnings.push(format!(
+                            "ssh connections are not kept for the next run: {why}"
+                        ));
+                        None
+                    }
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        let persistent = persisting.is_some();
         let ssh = Ssh {
             options,
             addresses: hosts
                 .iter()
                 .map(|h| (h.name.clone(), h.address.clone()))
                 .collect(),
+            socket_dir: persisting.or_else(|| control_dir.clone()),
             control_dir,
+            persistent,
+            warnings,
             config,
             trips: RoundTrips::default(),
             opening: Mutex::new(None),
         };
         if let Some(control_dir) = &ssh.control_dir {
-            let masters: Vec<(Cmd, PathBuf)> = ssh
+            // A run that is killed cannot close its masters: they go after
+            // ten idle minutes, unless they are kept for less.
+            let persist = if ssh.persistent {
+                ssh.options.persist.as_secs().max(1)
+            } else {
+                600
+            };
+            let masters: Vec<Master> = ssh
                 .addresses
                 .iter()
-                .map(|(name, address)| {
-                    let cmd = ssh
+                .map(|(name, address)| Master {
+                    open: ssh
                         .ssh_cmd()
-                        .args([
-                            "-o",
-                            "ControlMaster=yes",
-                            "-o",
-                            // A run that is killed cannot close its
-                            // masters: they go after ten idle minutes.
-                            "ControlPersist=10m",
-                            "-f",
-                            "-N",
-                        ])
+                        .args(["-o", "ControlMaster=yes", "-o"])
+                        .arg(format!("ControlPersist={persist}"))
+                        .args(["-f", "-N"])
                         .arg(address)
-                        .for_host(name.as_str());
-                    (cmd, control_dir.join(format!("{name}.log")))
+                        .for_host(name.as_str()),
+                    check: ssh.persistent.then(|| {
+                        (
+                            ssh.ssh_cmd().arg("-G").arg(address).for_host(name.as_str()),
+                            ssh.ssh_cmd()
+                                .args(["-O", "check"])
+                                .arg(address)
+                                .for_host(name.as_str()),
+                        )
+                    }),
+                    log: control_dir.join(format!("{name}.log")),
                 })
                 .collect();
             let opening = std::thread::spawn(move || {
-                crate::deploy::parallel(&masters, jobs, |(cmd, log)| {
-                    let _ = process::run_detaching(cmd, log);
-                });
+                crate::deploy::parallel(&masters, jobs, Master::ensure);
             });
             *ssh.opening.lock().expect("not poisoned") = Some(opening);
         }
         ssh
+    }
+
+    /// What a person should know about the connections (a directory of
+    /// kept connections that cannot be trusted, say).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Waits until every master connection is open (or has failed). The
@@ -152,9 +200,9 @@ impl Ssh {
                 args.extend(["-o".into(), format!("{key}={value}").into()]);
             }
         }
-        if let Some(control_dir) = &self.control_dir {
+        if let Some(socket_dir) = &self.socket_dir {
             let mut control_path = OsString::from("ControlPath=");
-            control_path.push(control_dir.join("%C"));
+            control_path.push(socket_dir.join("%C"));
             args.extend(["-o".into(), control_path]);
         }
         let checking = if self.options.accept_new_host_keys {
@@ -399,6 +447,12 @@ impl Drop for Ssh {
         let Some(control_dir) = &self.control_dir else {
             return;
         };
+        if self.persistent {
+            // The masters stay, for the next run; they close themselves
+            // once idle for `persist`.
+            let _ = fs::remove_dir_all(control_dir);
+            return;
+        }
         for (name, address) in &self.addresses {
             let socket_exists = fs::read_dir(control_dir).is_ok_and(|mut d| {
                 d.any(|e| e.is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_socket())))
@@ -415,6 +469,117 @@ impl Drop for Ssh {
         }
         let _ = fs::remove_dir_all(control_dir);
     }
+}
+
+/// One host's master connection, as a run makes sure of it.
+struct Master {
+    open: Cmd,
+    /// With kept connections: `ssh -G` (which says where the socket is)
+    /// and `ssh -O check` (whether the master behind it answers).
+    check: Option<(Cmd, Cmd)>,
+    log: PathBuf,
+}
+
+impl Master {
+    /// Opens the master, unless a kept one answers. A socket whose master
+    /// is gone (stale) is removed first: ssh would not replace it.
+    fn ensure(&self) {
+        if let Some((config, check)) = &self.check {
+            let socket = process::run_unchecked(config).ok().and_then(|out| {
+                out.stdout_text().lines().find_map(|line| {
+                    line.strip_prefix("controlpath ")
+                        .map(|path| PathBuf::from(path.trim()))
+                })
+            });
+            if let Some(socket) = socket
+                && fs::symlink_metadata(&socket).is_ok()
+            {
+                if process::run_unchecked(check).is_ok_and(|out| out.success()) {
+                    return;
+                }
+                let _ = fs::remove_file(&socket);
+            }
+        }
+        let _ = process::run_detaching(&self.open, &self.log);
+    }
+}
+
+/// The directory of the user's kept master connections:
+/// `$XDG_RUNTIME_DIR/landfall-ssh` (else `/tmp/landfall-ssh-UID`), made
+/// private if it is not there. It is used only if it is a directory (not a
+/// link) that belongs to the user, that nobody else may enter, and that
+/// holds nothing of anyone else's: ssh would send commands down any socket
+/// in it, so one planted by another user is refused, and so is the whole
+/// directory.
+fn persistent_dir(uid: u32) -> std::result::Result<PathBuf, String> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|base| short_and_plain(base))
+        .map_or_else(
+            || PathBuf::from(format!("/tmp/landfall-ssh-{uid}")),
+            |base| base.join("landfall-ssh"),
+        );
+    match fs::DirBuilder::new().mode(0o700).create(&base) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(format!("cannot make `{}`: {err}", base.display())),
+    }
+    check_private(&base, uid)?;
+    Ok(base)
+}
+
+/// Whether `dir` is a directory of user `uid`'s alone, holding nothing of
+/// anyone else's and no link; why not, if not.
+fn check_private(dir: &Path, uid: u32) -> std::result::Result<(), String> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let shown = dir.display();
+    let meta = fs::symlink_metadata(dir).map_err(|err| format!("cannot read `{shown}`: {err}"))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!("`{shown}` is a link"));
+    }
+    if !meta.is_dir() {
+        return Err(format!("`{shown}` is not a directory"));
+    }
+    if meta.uid() != uid {
+        return Err(format!(
+            "`{shown}` belongs to user id {}, not to this user ({uid})",
+            meta.uid()
+        ));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!("others may use `{shown}` (mode {mode:04o})"));
+    }
+    let entries = fs::read_dir(dir).map_err(|err| format!("cannot read `{shown}`: {err}"))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.uid() != uid {
+            return Err(format!(
+                "`{}` belongs to user id {}: someone else put it there",
+                path.display(),
+                meta.uid()
+            ));
+        }
+        if meta.file_type().is_symlink() {
+            return Err(format!("`{}` is a link", path.display()));
+        }
+    }
+    Ok(())
+}
+
+/// A base directory whose sockets' paths ssh can use: short, absolute, and
+/// of letters, digits and `/._-` only.
+fn short_and_plain(base: &Path) -> bool {
+    base.to_str().is_some_and(|text| {
+        base.is_absolute()
+            && text.len() + SOCKET_ROOM <= SOCKET_PATH_MAX + 20
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+    })
 }
 
 /// A new directory for the master connections' sockets, which only this
@@ -436,11 +601,7 @@ const SOCKET_PATH_MAX: usize = 104;
 
 fn control_dir_in(base: &Path) -> Option<PathBuf> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let text = base.to_str()?;
-    let plain = text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
-    if !plain || !base.is_absolute() || text.len() + SOCKET_ROOM > SOCKET_PATH_MAX + 20 {
+    if !short_and_plain(base) {
         return None;
     }
     for _ in 0..100 {
@@ -496,6 +657,39 @@ fn defaults_config(dir: &Path, user_config: Option<&Path>) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_of_kept_connections_is_used_only_if_it_is_the_users_alone() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let root = tempfile::tempdir().unwrap();
+        let uid = fs::metadata(root.path()).unwrap().uid();
+        let dir = root.path().join("kept");
+        fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        assert_eq!(check_private(&dir, uid), Ok(()));
+        fs::write(dir.join("socket-of-ours"), "").unwrap();
+        assert_eq!(check_private(&dir, uid), Ok(()));
+
+        // Another owner, a mode others may use, a link.
+        let err = check_private(&dir, uid + 1).unwrap_err();
+        assert!(err.contains("belongs to user id"), "{err}");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let err = check_private(&dir, uid).unwrap_err();
+        assert!(err.contains("others may use"), "{err}");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(check_private(&link, uid).unwrap_err().contains("is a link"));
+
+        // Something of another user's inside: the whole directory is
+        // refused (only root can do this to root, which the tests run as).
+        if uid == 0 {
+            let planted = dir.join("planted");
+            fs::write(&planted, "").unwrap();
+            std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+            let err = check_private(&dir, uid).unwrap_err();
+            assert!(err.contains("someone else put it there"), "{err}");
+        }
+    }
 
     #[test]
     fn control_directories_are_new_and_private() {
