@@ -270,8 +270,10 @@ impl Runner<'_> {
 
     fn landfall_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(self.landfall);
+        // Cold, as the hand-written deploy is: every run opens its own
+        // connections.
         cmd.args(args)
-            .args(["--message-format", "json"])
+            .args(["--message-format", "json", "--no-persist"])
             .current_dir(&self.ws.root)
             .env_remove("CI");
         cmd
