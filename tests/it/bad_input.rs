@@ -1349,6 +1349,18 @@ fn environment_errors_are_refused_where_they_are_written() {
         &expect_file!["snapshots/bad_input/environments.txt"],
         &[
             Case {
+                name: "ssh_persist that is no duration",
+                setup: |ws| {
+                    ws.edit(
+                        "environments/dev.toml",
+                        "jobs = 4",
+                        "jobs = 4\nssh_persist = \"a while\"",
+                    );
+                },
+                args: DEPLOY,
+                expect_in_stderr: &["environments/dev.toml:3:15", "invalid duration `a while`"],
+            },
+            Case {
                 name: "a role mistyped: the deploy would reach no host",
                 setup: |ws| {
                     ws.edit("deploy.toml", "roles = [\"web\"]", "roles = [\"wbe\"]");
