@@ -17,9 +17,8 @@ use crate::support::{Workspace, free_port};
 
 const APP: &str = "hello/app";
 
-/// The prompts on an empty line (the prompt is drawn again, with what is
-/// typed, as completion lists candidates): a line sent before the next
-/// prompt is read with the one before, and lost.
+/// The prompts on an empty line: as completion lists candidates, the
+/// prompt is drawn again with what is typed, which is not the next prompt.
 const ROOT: &str = "testbed (3 hosts)> \r";
 const WEB: &str = "testbed @web (3 hosts)> \r";
 
@@ -29,6 +28,8 @@ fn shell(ws: &Workspace) -> OsSession {
     command.env("TERM", "xterm");
     let mut session = Session::spawn(command).expect("the shell starts on a pseudo-terminal");
     session.set_expect_timeout(Some(Duration::from_secs(20)));
+    // Each match ends at its first occurrence, not at the last one read.
+    session.set_expect_lazy(true);
     session
 }
 

@@ -325,22 +325,15 @@ impl Shell<'_> {
                 .collect();
                 self.child(&args)
             }
-            "status" | "logs" | "prune" | "exec" => {
-                let mut args = vec![words[0].clone(), self.env.name.clone()];
-                args.extend(self.only());
-                args.extend(rest.iter().cloned());
-                self.child(&args)
-            }
-            "deploy" | "rollback" => {
-                let mut args = if words[0] == "deploy" {
-                    vec!["deploy".to_string(), self.env.name.clone()]
-                } else {
-                    vec!["rollback".to_string(), self.env.name.clone()]
-                };
+            command @ ("status" | "logs" | "prune" | "exec" | "deploy" | "rollback") => {
+                let mut args = vec![command.to_string(), self.env.name.clone()];
                 args.extend(self.only());
                 args.extend(rest.iter().cloned());
                 let result = self.child(&args);
-                self.refresh_releases();
+                if matches!(command, "deploy" | "rollback") {
+                    // New releases, for completion.
+                    self.refresh_releases();
+                }
                 result
             }
             other => Err(format!("unknown command `{other}`: `help` lists them")),

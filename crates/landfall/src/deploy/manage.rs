@@ -493,6 +493,7 @@ pub fn exec(
     let input = request
         .input
         .map_or(ExecInput::Nothing, |bytes| ExecInput::Bytes(bytes.to_vec()));
+    let text = command_text(request);
     parallel(hosts, run.jobs, |host| {
         let mut result = ExecResult {
             host: host.name.clone(),
@@ -501,7 +502,7 @@ pub fn exec(
             stderr: String::new(),
             error: None,
         };
-        let script = match exec_script(run, plan, host, request, input.clone()) {
+        let script = match exec_script(run, plan, host, request, &text, input.clone()) {
             Ok(script) => script,
             Err(err) => {
                 result.error = Some(err);
@@ -545,30 +546,43 @@ pub fn exec_attached(
     host: &Host,
     request: &ExecRequest<'_>,
 ) -> Result<Option<i32>, String> {
-    let script = exec_script(run, plan, host, request, ExecInput::Terminal)?;
+    let script = exec_script(
+        run,
+        plan,
+        host,
+        request,
+        &command_text(request),
+        ExecInput::Terminal,
+    )?;
     run.transport
         .attach(&host.name, &script)
         .map_err(|err| err.to_string())
 }
 
-/// The script that runs `request` on `host`, and logs it there.
-fn exec_script(
-    run: &Run<'_>,
-    plan: &Plan,
-    host: &Host,
-    request: &ExecRequest<'_>,
-    input: ExecInput,
-) -> Result<Script, String> {
+/// The command as the hosts' logs record it: its words quoted, secrets
+/// masked.
+fn command_text(request: &ExecRequest<'_>) -> String {
     let text = request
         .command
         .iter()
         .map(|w| crate::process::quote(w))
         .collect::<Vec<_>>()
         .join(" ");
-    let text = match request.mask {
+    match request.mask {
         Some(mask) => mask.apply(&text).into_owned(),
         None => text,
-    };
+    }
+}
+
+/// The script that runs `request` on `host`, and logs it there as `text`.
+fn exec_script(
+    run: &Run<'_>,
+    plan: &Plan,
+    host: &Host,
+    request: &ExecRequest<'_>,
+    text: &str,
+    input: ExecInput,
+) -> Result<Script, String> {
     let on_host: Vec<&Target> = plan
         .targets
         .iter()
@@ -596,7 +610,7 @@ fn exec_script(
         user: run.identity.user.clone(),
         from: run.identity.machine.clone(),
         revision: None,
-        command: Some(text),
+        command: Some(text.to_string()),
         status: None,
     };
     let json = serde_json::to_string(&entry).expect("log entries serialise");

@@ -617,7 +617,7 @@ pub(super) fn record_revert(
 ) {
     let ready_timeout = w.target.service.as_ref().map(|s| s.ready_timeout);
     let what = match (phase, step) {
-        (Phase::Rollback, _) => "another host failed".to_string(),
+        (Phase::Rollback, why) => why.unwrap_or("another host failed").to_string(),
         (_, Some("service")) => "the service could not be started".to_string(),
         (_, Some("ready")) => format!(
             "the service was not ready within {}s",
@@ -659,8 +659,14 @@ pub(super) fn record_revert(
     }
 }
 
-/// Switches back every host switched in this run, last first.
-pub(super) fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[usize]) {
+/// Switches back every host switched in this run, last first; `why` says
+/// why, when it is not that another host failed.
+pub(super) fn revert_switched(
+    run: &Run<'_>,
+    work: &mut [Work<'_>],
+    switched: &[usize],
+    why: Option<&str>,
+) {
     let order: Vec<usize> = switched.iter().rev().copied().collect();
     let outputs = parallel(&order, run.jobs, |&i| {
         let w = &work[i];
@@ -693,7 +699,7 @@ pub(super) fn revert_switched(run: &Run<'_>, work: &mut [Work<'_>], switched: &[
                 } else {
                     format!(":\n{}", reply.hook_output())
                 };
-                record_revert(run, w, phase, None, &reply.revert(), &detail);
+                record_revert(run, w, phase, why, &reply.revert(), &detail);
             }
             Ok(reply) => run.fail(w, phase, describe_failure(&reply)),
             Err(err) => run.fail(w, phase, err.to_string()),

@@ -185,12 +185,10 @@ pub(super) fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &st
             });
             let mut failed_here = Vec::new();
             for (&i, output) in batch.iter().zip(outputs) {
-                if record_activation(run, &mut work[i], output) {
-                    if work[i].action != Action::Reactivate {
-                        switched.push(i);
-                    }
-                } else {
-                    failed_here.push(i);
+                match record_activation(run, &mut work[i], output) {
+                    None if work[i].action != Action::Reactivate => switched.push(i),
+                    None => {}
+                    Some(phase) => failed_here.push((i, phase)),
                 }
             }
             if let Some(reason) = judge(run, work, artifact, allowed, *canary, &failed_here) {
@@ -234,7 +232,7 @@ pub(super) fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &st
                 switched.retain(|&i| {
                     work[i].lock == Lock::Held && work[i].status == Some(Status::Deployed)
                 });
-                revert_switched(run, work, &switched);
+                revert_switched(run, work, &switched, None);
             }
             return;
         }
@@ -274,9 +272,16 @@ fn skip_after_failed(run: &Run<'_>, work: &mut [Work<'_>], artifact: &Artifact) 
     }
 }
 
-/// Records how one activation ended; true if the host is on the new
-/// release.
-fn record_activation(run: &Run<'_>, w: &mut Work<'_>, output: Result<Ended, String>) -> bool {
+/// A host that failed in a rollout, and where.
+type Failure = (usize, Phase);
+
+/// Records how one activation ended; where it failed, if it did (`None`:
+/// the host is on the new release).
+fn record_activation(
+    run: &Run<'_>,
+    w: &mut Work<'_>,
+    output: Result<Ended, String>,
+) -> Option<Phase> {
     match output {
         Ok(Ended {
             activation: Activation::Activated,
@@ -294,7 +299,7 @@ fn record_activation(run: &Run<'_>, w: &mut Work<'_>, output: Result<Ended, Stri
                 w.lock = Lock::Free;
                 report_removed(run, w, removed);
             }
-            true
+            None
         }
         Ok(Ended {
             activation: Activation::PreActivateFailed { step },
@@ -311,7 +316,7 @@ fn record_activation(run: &Run<'_>, w: &mut Work<'_>, output: Result<Ended, Stri
                 Phase::PreActivate,
                 format!("{what}; `current` is untouched{detail}"),
             );
-            false
+            Some(Phase::PreActivate)
         }
         Ok(Ended {
             activation: Activation::Failed { step, revert },
@@ -324,11 +329,11 @@ fn record_activation(run: &Run<'_>, w: &mut Work<'_>, output: Result<Ended, Stri
                 Phase::Activate
             };
             record_revert(run, w, phase, Some(&step), &revert, &detail);
-            false
+            Some(phase)
         }
         Err(message) => {
             run.fail(w, Phase::Activate, message);
-            false
+            Some(Phase::Activate)
         }
     }
 }
@@ -342,7 +347,7 @@ fn judge(
     artifact: &Artifact,
     allowed: usize,
     canary: bool,
-    failed: &[usize],
+    failed: &[Failure],
 ) -> Option<String> {
     if failed.is_empty() {
         return None;
@@ -356,7 +361,7 @@ fn judge(
     let earlier = failures(&artifact.name, work);
     let rolled_back = failed
         .iter()
-        .filter(|&&i| work[i].status == Some(Status::RolledBack))
+        .filter(|&&(i, _)| work[i].status == Some(Status::RolledBack))
         .count();
     let total = earlier + rolled_back;
     if total > allowed {
@@ -365,7 +370,7 @@ fn judge(
             if total == 1 { "" } else { "s" }
         ));
     }
-    for &i in failed {
+    for &(i, phase) in failed {
         let w = &mut work[i];
         if w.status != Some(Status::RolledBack) {
             // Failed already, and reported so.
@@ -374,12 +379,11 @@ fn judge(
         // Switched back on its own: reported `failed`, for the rollout goes
         // on without it.
         w.status = Some(Status::Failed);
+        // The message says where, first, as the event does.
         let message = w.message.clone().unwrap_or_default();
-        let (phase, text) = match message.split_once(": ") {
-            Some(("health", rest)) => (Phase::Health, rest),
-            Some(("activate", rest)) => (Phase::Activate, rest),
-            _ => (Phase::Activate, message.as_str()),
-        };
+        let text = message
+            .split_once(": ")
+            .map_or(message.as_str(), |(_, rest)| rest);
         (run.events)(Event::Failed {
             host: w.target.host.clone(),
             artifact: w.target.artifact.clone(),
@@ -393,10 +397,10 @@ fn judge(
     None
 }
 
-fn hosts_of(work: &[Work<'_>], indices: &[usize]) -> Vec<String> {
-    indices
+fn hosts_of(work: &[Work<'_>], failed: &[Failure]) -> Vec<String> {
+    failed
         .iter()
-        .map(|&i| format!("`{}`", work[i].target.host))
+        .map(|&(i, _)| format!("`{}`", work[i].target.host))
         .collect()
 }
 
@@ -408,7 +412,7 @@ fn pause(
     work: &mut [Work<'_>],
     artifact: &Artifact,
     switched: &[usize],
-) -> Vec<usize> {
+) -> Vec<Failure> {
     let end = Instant::now() + artifact.rollout.pause;
     let mut failed = Vec::new();
     loop {
@@ -473,18 +477,13 @@ fn pause(
                     ),
                 });
             }
-            revert_switched(run, work, &indices);
-            for &i in &indices {
-                let w = &mut work[i];
-                if let Some(message) = &mut w.message {
-                    *message = message.replacen(
-                        "another host failed",
-                        "it was not well during the pause",
-                        1,
-                    );
-                }
-            }
-            failed.extend(indices);
+            revert_switched(
+                run,
+                work,
+                &indices,
+                Some("it was not well during the pause"),
+            );
+            failed.extend(indices.into_iter().map(|i| (i, Phase::Health)));
         }
         if Instant::now() >= end {
             return failed;
