@@ -17,6 +17,7 @@ pub use reply::{
 };
 
 use crate::process::quote;
+use std::fmt::Write as _;
 
 const FUNCTIONS: &str = include_str!("steps.sh");
 
@@ -28,6 +29,12 @@ struct Library {
     preamble: String,
     /// In file order: name, definition, the names it calls.
     functions: Vec<(&'static str, &'static str, Vec<&'static str>)>,
+    /// Every function, then the line that says the whole was read: what a
+    /// host keeps (see [`Functions::Cached`]).
+    whole: String,
+    /// The first 16 hex characters of the blake3 of `whole`, which names
+    /// the host's copy.
+    hash: String,
 }
 
 fn library() -> &'static Library {
@@ -60,12 +67,45 @@ fn library() -> &'static Library {
                 })
             }));
         }
+        let mut whole: String = functions.iter().map(|(_, def, _)| *def).collect();
+        let hash = blake3::hash(whole.as_bytes()).to_hex()[..16].to_string();
+        // Set last: a copy that was cut short never says it is whole.
+        whole.push_str("landfall_library=");
+        whole.push_str(&hash);
+        whole.push('\n');
         Library {
             preamble,
             functions,
+            whole,
+            hash,
         }
     })
 }
+
+/// How a script gets the step functions its calls need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Functions {
+    /// In the script: the functions its steps call, and those they call.
+    Inline,
+    /// From the host's own copy of the whole library, which a script sent
+    /// with [`Functions::Keep`] left there, named after its hash: only the
+    /// calls cross the network. A host without it reports so (see
+    /// [`Reply::library_missing`]) and runs none of the steps.
+    Cached,
+    /// The whole library in the script, which the host keeps for the
+    /// scripts that come after it; if it cannot, it says so (see
+    /// [`Reply::library_unkept`]) and runs the steps all the same.
+    Keep,
+}
+
+/// The exit status of a script whose host lacks the library it needs.
+pub const LIBRARY_MISSING: i32 = 97;
+
+/// The host's copy of the library: in its user's cache directory, named
+/// after the library's hash, so that hosts deployed to by different
+/// versions of landfall keep one copy of each.
+const LIBRARY_FILE: &str =
+    "landfall_lib=${XDG_CACHE_HOME:-${HOME:-/nonexistent}/.cache}/landfall/steps-";
 
 /// One step on a host: a call of one function of `steps.sh`. Paths are the
 /// artifact's directory on the host (see [`crate::transport::Transport::host_path`]).
@@ -539,7 +579,13 @@ impl Script {
     /// variables, then the calls. sh reads a group whole before it runs any
     /// of it, so a script cut short runs nothing.
     pub fn text(&self) -> String {
+        self.text_with(Functions::Inline)
+    }
+
+    /// The whole script, with the step functions as `functions` says.
+    pub fn text_with(&self, functions: Functions) -> String {
         const END: &str = "LANDFALL_INPUT_END";
+        const LIBRARY_END: &str = "LANDFALL_LIBRARY_END";
         let library = library();
         let calls: Vec<Call> = self.steps.iter().map(call).collect();
         let mut needed: Vec<&str> = Vec::new();
@@ -563,9 +609,46 @@ impl Script {
         let mut text = String::with_capacity(4096);
         text.push_str("{\n");
         text.push_str(&library.preamble);
-        for (name, definition, _) in &library.functions {
-            if needed.contains(name) {
-                text.push_str(definition);
+        match functions {
+            Functions::Inline => {
+                for (name, definition, _) in &library.functions {
+                    if needed.contains(name) {
+                        text.push_str(definition);
+                    }
+                }
+            }
+            Functions::Cached => {
+                let _ = writeln!(text, "{LIBRARY_FILE}{}.sh", library.hash);
+                // A copy is written whole or not at all, and a copy whose
+                // last line was not read does not count. `command` keeps a
+                // copy that went, or cannot be read, from ending the shell.
+                let _ = writeln!(
+                    text,
+                    "if command . \"$landfall_lib\" 2>/dev/null && [ \"${{landfall_library:-}}\" = {} ]; then :; \
+                     else printf 'library\\tmissing\\n'; exit {LIBRARY_MISSING}; fi",
+                    library.hash
+                );
+            }
+            Functions::Keep => {
+                assert!(!library.whole.contains(LIBRARY_END));
+                let _ = writeln!(text, "{LIBRARY_FILE}{}.sh", library.hash);
+                text.push_str("landfall_text=$(cat <<'");
+                text.push_str(LIBRARY_END);
+                text.push_str("'\n");
+                text.push_str(&library.whole);
+                text.push_str(LIBRARY_END);
+                text.push_str("\n)\n");
+                // Defined here whatever becomes of the copy; the copy is
+                // written beside its place and renamed into it, so that a
+                // script never reads half of one.
+                text.push_str(
+                    "eval \"$landfall_text\"\n\
+                     if mkdir -p \"${landfall_lib%/*}\" 2>/dev/null \
+                     && printf '%s\\n' \"$landfall_text\" >\"$landfall_lib.$$\" 2>/dev/null \
+                     && mv -f \"$landfall_lib.$$\" \"$landfall_lib\" 2>/dev/null; then :; \
+                     else rm -f \"$landfall_lib.$$\" 2>/dev/null; printf 'library\\tunkept\\n'; fi\n\
+                     unset landfall_text\n",
+                );
             }
         }
         text.push_str("export LANDFALL_ENV=");
@@ -831,6 +914,96 @@ mod tests {
             std::fs::read(dir.path().join("a/f")).unwrap(),
             vec![b'x'; 300]
         );
+    }
+
+    /// A host keeps the library a script sends it, and the scripts after
+    /// it carry only their calls; a host without it runs none of them; a
+    /// host that cannot keep it runs the steps all the same. Under both
+    /// shells a host's `sh` is likely to be.
+    #[test]
+    fn a_host_keeps_the_library_once_and_scripts_then_carry_only_their_calls() {
+        for shell in ["dash", "busybox"] {
+            let dir = tempfile::tempdir().unwrap();
+            let cache = dir.path().join("cache");
+            let release = dir.path().join("a").to_string_lossy().into_owned();
+            let script = |name: &str| {
+                Script::new("prod", "web1", None).step(Step::Put {
+                    dir: release.clone(),
+                    name: name.into(),
+                    mode: 0o644,
+                    bytes: b"x\n".to_vec(),
+                })
+            };
+            let run = |text: &str, cache: &std::path::Path| {
+                use std::io::Write as _;
+                let mut command = std::process::Command::new(shell);
+                if shell == "busybox" {
+                    command.arg("sh");
+                }
+                let mut child = command
+                    .arg("-s")
+                    .env("XDG_CACHE_HOME", cache)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("cannot start {shell}: {e}"));
+                let mut stdin = child.stdin.take().unwrap();
+                stdin.write_all(text.as_bytes()).unwrap();
+                drop(stdin);
+                let out = child.wait_with_output().unwrap();
+                Reply::from(crate::process::Output {
+                    code: out.status.code(),
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                })
+            };
+            std::fs::create_dir(&release).unwrap();
+
+            let cached = script("one").text_with(Functions::Cached);
+            assert!(!cached.contains("() {"), "only calls: {cached}");
+            assert!(script("one").text().contains("landfall_put() {"));
+            let missing = run(&cached, &cache);
+            assert!(missing.library_missing(), "{shell}: {:?}", missing.output);
+            assert!(!dir.path().join("a/one").exists(), "{shell}: nothing ran");
+
+            let kept = run(&script("one").text_with(Functions::Keep), &cache);
+            assert!(
+                kept.success() && !kept.library_unkept(),
+                "{shell}: {:?}",
+                kept.output
+            );
+            assert!(dir.path().join("a/one").exists(), "{shell}");
+            let copy = cache
+                .join("landfall")
+                .join(format!("steps-{}.sh", library().hash));
+            assert_eq!(std::fs::read_to_string(&copy).unwrap(), library().whole);
+
+            let two = run(&script("two").text_with(Functions::Cached), &cache);
+            assert!(two.success(), "{shell}: {:?}", two.output);
+            assert!(dir.path().join("a/two").exists(), "{shell}");
+
+            // A copy cut short is not whole, and is not used, whether or
+            // not it parses.
+            let whole = &library().whole;
+            for cut in [10, whole.len() / 2] {
+                std::fs::write(&copy, &whole[..whole.len() - cut]).unwrap();
+                let cut = run(&script("three").text_with(Functions::Cached), &cache);
+                assert!(cut.library_missing(), "{shell}: {:?}", cut.output);
+                assert!(!dir.path().join("a/three").exists(), "{shell}");
+            }
+
+            // A cache that cannot be written to: the steps still run.
+            let file = dir.path().join("not-a-directory");
+            std::fs::write(&file, "").unwrap();
+            let unkept = run(&script("four").text_with(Functions::Keep), &file);
+            assert!(
+                unkept.success() && unkept.library_unkept(),
+                "{shell}: {:?}",
+                unkept.output
+            );
+            assert!(dir.path().join("a/four").exists(), "{shell}");
+        }
     }
 
     #[test]

@@ -457,6 +457,22 @@ pub enum Revert {
 }
 
 impl Reply {
+    /// The host lacks the step library the script expected it to keep, and
+    /// ran none of the steps (see [`super::Functions::Cached`]).
+    pub fn library_missing(&self) -> bool {
+        self.output.code == Some(super::LIBRARY_MISSING) && self.said("library\tmissing")
+    }
+
+    /// The host could not keep the step library it was sent (see
+    /// [`super::Functions::Keep`]); the steps ran all the same.
+    pub fn library_unkept(&self) -> bool {
+        self.said("library\tunkept")
+    }
+
+    fn said(&self, line: &str) -> bool {
+        self.output.stdout_text().lines().any(|l| l == line)
+    }
+
     pub fn success(&self) -> bool {
         self.exit == Exit::Done
     }

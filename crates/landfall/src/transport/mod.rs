@@ -21,7 +21,7 @@ use crate::assemble::{EntryKind, GitRelease, Manifest, Release};
 use crate::error::Result;
 use crate::plan::Target;
 use crate::process::{self, Cmd, ProcessError};
-use crate::steps::{Reply, Script};
+use crate::steps::{Functions, Reply, Script};
 
 /// The ref of a host's repository that holds the commit last pushed. It is
 /// forced: history rewrites need no repair on the host.
@@ -157,6 +157,56 @@ impl RoundTrips {
 
     fn get(&self) -> BTreeMap<String, usize> {
         self.0.lock().expect("no thread panics holding it").clone()
+    }
+}
+
+/// Which hosts keep the step library, so that a script need carry only
+/// its calls (see [`Functions`]).
+#[derive(Debug, Default)]
+struct Libraries(Mutex<BTreeMap<String, bool>>);
+
+impl Libraries {
+    /// Runs `script` on `host` with `send`, which sends a script's text.
+    /// It carries only its calls if the host keeps the library, or may
+    /// (the first script to a host finds out); a host that lacks it runs
+    /// none of them, and gets the script again with the library to keep.
+    fn run(
+        &self,
+        host: &str,
+        script: &Script,
+        send: impl Fn(String) -> Result<Reply, ProcessError>,
+    ) -> Result<Reply, ProcessError> {
+        if self.kept(host) == Some(false) {
+            return send(script.text_with(Functions::Inline));
+        }
+        let reply = send(script.text_with(Functions::Cached))?;
+        if !reply.library_missing() {
+            self.set(host, true);
+            return Ok(reply);
+        }
+        let reply = send(script.text_with(Functions::Keep))?;
+        self.set(host, !reply.library_unkept());
+        Ok(reply)
+    }
+
+    /// How a script that cannot be sent twice (its input is a person's, or
+    /// its output is handed on as it comes) gets its functions.
+    fn functions(&self, host: &str) -> Functions {
+        if self.kept(host) == Some(true) {
+            Functions::Cached
+        } else {
+            Functions::Inline
+        }
+    }
+
+    fn kept(&self, host: &str) -> Option<bool> {
+        let map = self.0.lock().expect("no thread panics holding it");
+        map.get(host).copied()
+    }
+
+    fn set(&self, host: &str, kept: bool) {
+        let mut map = self.0.lock().expect("no thread panics holding it");
+        map.insert(host.to_string(), kept);
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use super::{PushStats, RoundTrips, Transport};
+use super::{Libraries, PushStats, RoundTrips, Transport};
 use crate::assemble::{MANIFEST_FILE, Release};
 use crate::config::Host;
 use crate::error::Result;
@@ -79,6 +79,7 @@ pub struct Ssh {
     /// Host name -> the address ssh is given (an `ssh_config` alias works).
     addresses: BTreeMap<String, String>,
     trips: RoundTrips,
+    libraries: Libraries,
     /// The opening of the master connections, until it is waited for.
     opening: Mutex<Option<JoinHandle<()>>>,
 }
@@ -126,6 +127,7 @@ impl Ssh {
             warnings,
             config,
             trips: RoundTrips::default(),
+            libraries: Libraries::default(),
             opening: Mutex::new(None),
         };
         if let Some(control_dir) = &ssh.control_dir {
@@ -263,14 +265,14 @@ fn connection_error(cmd: &Cmd, host: &str, output: &Output) -> ProcessError {
 
 impl Ssh {
     /// `sh -s` on `host`, through its master connection, fed `script`.
-    fn script_cmd(&self, host: &str, script: &Script) -> Cmd {
+    fn script_cmd(&self, host: &str, script: String) -> Cmd {
         self.connected();
         self.trips.count(host);
         self.ssh_cmd()
             .args(["-o", "ControlMaster=no", "-T"])
             .arg(self.address(host))
             .args(["sh", "-s"])
-            .input(script.text())
+            .input(script)
             .in_own_process_group()
             .for_host(host)
     }
@@ -291,9 +293,11 @@ impl Transport for Ssh {
     }
 
     fn run(&self, host: &str, script: &Script) -> Result<Reply, ProcessError> {
-        let cmd = self.script_cmd(host, script).deadline(script.deadline());
-        let output = process::run_unchecked(&cmd)?;
-        script_reply(&cmd, host, output)
+        self.libraries.run(host, script, |text| {
+            let cmd = self.script_cmd(host, text).deadline(script.deadline());
+            let output = process::run_unchecked(&cmd)?;
+            script_reply(&cmd, host, output)
+        })
     }
 
     fn stream(
@@ -303,7 +307,8 @@ impl Transport for Ssh {
         stop: &(dyn Fn() -> bool + Sync),
         line: &mut dyn FnMut(&str),
     ) -> Result<Reply, ProcessError> {
-        let cmd = self.script_cmd(host, script);
+        let text = script.text_with(self.libraries.functions(host));
+        let cmd = self.script_cmd(host, text);
         let output = process::stream_lines(&cmd, stop, line)?;
         script_reply(&cmd, host, output)
     }
@@ -318,7 +323,10 @@ impl Transport for Ssh {
             .ssh_cmd()
             .args(["-o", "ControlMaster=no", "-t"])
             .arg(self.address(host))
-            .arg(format!("sh -c {}", process::quote(&script.text())))
+            .arg(format!(
+                "sh -c {}",
+                process::quote(&script.text_with(self.libraries.functions(host)))
+            ))
             .for_host(host);
         match process::run_attached(&cmd)? {
             Some(SSH_FAILED) => Err(ProcessError {
