@@ -176,6 +176,7 @@ fn a_small_change_sends_about_that_change_and_links_the_rest() {
         "greeting = \"hello\"",
         "greeting = \"howdy\"",
     );
+    let sessions: Vec<usize> = bed.hosts().iter().map(|(h, _)| bed.sessions(h)).collect();
     let second = bed.deploy(&[]);
     second.assert_code(0);
     let binary = fs::metadata(bed.ws.path("target/landfall/build/release/hello"))
@@ -205,6 +206,10 @@ fn a_small_change_sends_about_that_change_and_links_the_rest() {
         // The probe (which takes the lock), the copy, the activation (which
         // renames the upload) and the cleanup.
         assert_eq!(summary["round_trips"][host.as_str()], 4, "{summary}");
+    }
+    for (i, (host, _)) in bed.hosts().iter().enumerate() {
+        // sshd's count: rsync's session, and one that ran every step.
+        assert_eq!(bed.sessions(host), sessions[i] + 2, "sessions on {host}");
     }
     for (host, address) in bed.hosts() {
         let releases = bed.srv(&host, APP).join("releases");

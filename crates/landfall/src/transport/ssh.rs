@@ -80,6 +80,9 @@ pub struct Ssh {
     addresses: BTreeMap<String, String>,
     trips: RoundTrips,
     libraries: Libraries,
+    /// Per host, `sh -s` kept running for the run's step scripts, each
+    /// waiting for its next script.
+    sessions: Mutex<BTreeMap<String, Vec<process::Session>>>,
     /// The opening of the master connections, until it is waited for.
     opening: Mutex<Option<JoinHandle<()>>>,
 }
@@ -128,6 +131,7 @@ impl Ssh {
             config,
             trips: RoundTrips::default(),
             libraries: Libraries::default(),
+            sessions: Mutex::new(BTreeMap::new()),
             opening: Mutex::new(None),
         };
         if let Some(control_dir) = &ssh.control_dir {
@@ -266,15 +270,47 @@ fn connection_error(cmd: &Cmd, host: &str, output: &Output) -> ProcessError {
 impl Ssh {
     /// `sh -s` on `host`, through its master connection, fed `script`.
     fn script_cmd(&self, host: &str, script: String) -> Cmd {
+        self.shell_cmd(host).input(script)
+    }
+
+    /// `sh -s` on `host`, through its master connection.
+    fn shell_cmd(&self, host: &str) -> Cmd {
         self.connected();
         self.trips.count(host);
         self.ssh_cmd()
             .args(["-o", "ControlMaster=no", "-T"])
             .arg(self.address(host))
             .args(["sh", "-s"])
-            .input(script)
             .in_own_process_group()
             .for_host(host)
+    }
+
+    /// Runs a script in one of the host's sessions, started if none is
+    /// free: one ssh session then serves every script of the run.
+    fn in_session(
+        &self,
+        host: &str,
+        text: &str,
+        deadline: std::time::Duration,
+    ) -> Result<Reply, ProcessError> {
+        let cmd = self.shell_cmd(host);
+        let free = self.pool().get_mut(host).and_then(Vec::pop);
+        let mut session = match free {
+            Some(session) => session,
+            None => process::Session::start(&cmd)?,
+        };
+        let output = session.run(text, deadline)?;
+        if session.alive() {
+            self.pool()
+                .entry(host.to_string())
+                .or_default()
+                .push(session);
+        }
+        script_reply(&cmd, host, output)
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<process::Session>>> {
+        self.sessions.lock().expect("no thread panics holding it")
     }
 }
 
@@ -294,9 +330,7 @@ impl Transport for Ssh {
 
     fn run(&self, host: &str, script: &Script) -> Result<Reply, ProcessError> {
         self.libraries.run(host, script, |text| {
-            let cmd = self.script_cmd(host, text).deadline(script.deadline());
-            let output = process::run_unchecked(&cmd)?;
-            script_reply(&cmd, host, output)
+            self.in_session(host, &text, script.deadline())
         })
     }
 
@@ -452,6 +486,17 @@ impl Drop for Ssh {
     fn drop(&mut self) {
         // A master still being opened would outlive the run.
         self.connected();
+        // The sessions end as their input closes.
+        let mut sessions: Vec<process::Session> = std::mem::take(&mut *self.pool())
+            .into_values()
+            .flatten()
+            .collect();
+        for session in &mut sessions {
+            session.hang_up();
+        }
+        for session in sessions {
+            session.close(std::time::Duration::from_secs(5));
+        }
         let Some(control_dir) = &self.control_dir else {
             return;
         };
