@@ -59,6 +59,15 @@ const SSH_DEFAULTS: [(&str, &str); 3] = [
     ("ServerAliveCountMax", "3"),
 ];
 
+/// How many connections start at once. sshd drops new connections
+/// beyond its `MaxStartups` (10 by default) while they authenticate, and
+/// hosts may share one sshd (a bastion, or aliases of one machine); a
+/// start that is dropped anyway is tried again (see [`Master::ensure`]).
+const STARTS: usize = 8;
+
+/// How often a connection that sshd dropped while it started is tried.
+const START_ATTEMPTS: u32 = 4;
+
 /// Hosts reached over OpenSSH.
 #[derive(Debug)]
 pub struct Ssh {
@@ -83,6 +92,8 @@ pub struct Ssh {
     /// Per host, `sh -s` kept running for the run's step scripts, each
     /// waiting for its next script.
     sessions: Mutex<BTreeMap<String, Vec<process::Session>>>,
+    /// How many hosts are worked on at once.
+    jobs: usize,
     /// The opening of the master connections, until it is waited for.
     opening: Mutex<Option<JoinHandle<()>>>,
 }
@@ -132,6 +143,7 @@ impl Ssh {
             trips: RoundTrips::default(),
             libraries: Libraries::default(),
             sessions: Mutex::new(BTreeMap::new()),
+            jobs,
             opening: Mutex::new(None),
         };
         if let Some(control_dir) = &ssh.control_dir {
@@ -166,7 +178,7 @@ impl Ssh {
                 })
                 .collect();
             let opening = std::thread::spawn(move || {
-                crate::deploy::parallel(&masters, jobs, Master::ensure);
+                crate::deploy::parallel(&masters, jobs.min(STARTS), Master::ensure);
             });
             *ssh.opening.lock().expect("not poisoned") = Some(opening);
         }
@@ -506,19 +518,19 @@ impl Drop for Ssh {
             let _ = fs::remove_dir_all(control_dir);
             return;
         }
-        for (name, address) in &self.addresses {
-            let socket_exists = fs::read_dir(control_dir).is_ok_and(|mut d| {
-                d.any(|e| e.is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_socket())))
+        let socket_exists = fs::read_dir(control_dir).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_socket())))
+        });
+        if socket_exists {
+            let hosts: Vec<(&String, &String)> = self.addresses.iter().collect();
+            crate::deploy::parallel(&hosts, self.jobs, |(name, address)| {
+                let cmd = self
+                    .ssh_cmd()
+                    .args(["-O", "exit"])
+                    .arg(address.as_str())
+                    .for_host(name.as_str());
+                let _ = process::run_unchecked(&cmd);
             });
-            if !socket_exists {
-                break;
-            }
-            let cmd = self
-                .ssh_cmd()
-                .args(["-O", "exit"])
-                .arg(address)
-                .for_host(name.as_str());
-            let _ = process::run_unchecked(&cmd);
         }
         let _ = fs::remove_dir_all(control_dir);
     }
@@ -553,8 +565,41 @@ impl Master {
                 let _ = fs::remove_file(&socket);
             }
         }
-        let _ = process::run_detaching(&self.open, &self.log);
+        for attempt in 1..=START_ATTEMPTS {
+            if process::run_detaching(&self.open, &self.log).is_ok() || attempt == START_ATTEMPTS {
+                return;
+            }
+            let said = fs::read_to_string(&self.log).unwrap_or_default();
+            if !dropped_while_starting(&said) {
+                return;
+            }
+            std::thread::sleep(start_backoff(attempt));
+        }
     }
+}
+
+/// Whether ssh's error says the server dropped the connection before it
+/// was established, as sshd does past `MaxStartups`: worth another try,
+/// unlike a refused port or a failed authentication.
+fn dropped_while_starting(said: &str) -> bool {
+    said.lines().any(|line| {
+        line.contains("kex_exchange_identification")
+            || line.contains("ssh_exchange_identification")
+            || (line.contains("Connection reset by") || line.contains("Connection closed by"))
+                && !line.contains("Permission denied")
+    })
+}
+
+/// 200 ms, doubled with each attempt, and up to half as much again at
+/// random, so that runs dropped together do not come back together.
+fn start_backoff(attempt: u32) -> std::time::Duration {
+    let base = std::time::Duration::from_millis(200) * 2u32.pow(attempt - 1);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    let spread = u64::from(nanos ^ std::process::id().rotate_left(13)) % 1000;
+    base + base.mul_f64(spread as f64 / 2000.0)
 }
 
 /// The directory of the user's kept master connections:
@@ -742,6 +787,71 @@ mod tests {
             let err = check_private(&dir, uid).unwrap_err();
             assert!(err.contains("someone else put it there"), "{err}");
         }
+    }
+
+    /// A server that drops connections as they start, as sshd does past
+    /// `MaxStartups`, is tried again, a few times, with pauses between;
+    /// one that refuses the port is not.
+    #[test]
+    fn a_connection_dropped_while_it_starts_is_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let master = |port: u16| Master {
+            open: Cmd::new("ssh")
+                .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
+                .args([
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                ])
+                .args(["-o", "ConnectTimeout=5", "-o", "ControlMaster=yes"])
+                .arg("-o")
+                .arg(format!("ControlPath={}/%C", dir.path().display()))
+                .args(["-f", "-N", "-p", &port.to_string(), "127.0.0.1"]),
+            check: None,
+            log: dir.path().join("log"),
+        };
+        let accepted = std::thread::spawn(move || {
+            let mut count = 0;
+            listener.set_nonblocking(true).unwrap();
+            let started = std::time::Instant::now();
+            while started.elapsed() < std::time::Duration::from_secs(10) {
+                match listener.accept() {
+                    // Closed at once, before a word of SSH.
+                    Ok((stream, _)) => {
+                        drop(stream);
+                        count += 1;
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+                if count == START_ATTEMPTS {
+                    break;
+                }
+            }
+            count
+        });
+        let started = std::time::Instant::now();
+        master(port).ensure();
+        let took = started.elapsed();
+        assert_eq!(accepted.join().unwrap(), START_ATTEMPTS);
+        assert!(took >= std::time::Duration::from_millis(1400), "{took:?}");
+        let said = fs::read_to_string(dir.path().join("log")).unwrap();
+        assert!(dropped_while_starting(&said), "{said}");
+
+        // A port nobody listens on is refused: no second try.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let started = std::time::Instant::now();
+        master(port).ensure();
+        assert!(started.elapsed() < std::time::Duration::from_millis(200));
+        let said = fs::read_to_string(dir.path().join("log")).unwrap();
+        assert!(
+            said.contains("Connection refused") && !dropped_while_starting(&said),
+            "{said}"
+        );
     }
 
     #[test]
