@@ -598,8 +598,8 @@ fn start_backoff(attempt: u32) -> std::time::Duration {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .subsec_nanos();
-    let spread = u64::from(nanos ^ std::process::id().rotate_left(13)) % 1000;
-    base + base.mul_f64(spread as f64 / 2000.0)
+    let spread = (nanos ^ std::process::id().rotate_left(13)) % 1000;
+    base + base * spread / 2000
 }
 
 /// The directory of the user's kept master connections:
