@@ -175,7 +175,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
         let revision = || landfall::git::revision(&project.workspace.root).commit;
         // `before` runs before any host is contacted (the connections open
         // while cargo builds); a dry run runs neither hook.
-        if !args.dry_run {
+        if !args.dry_run && project.hooks.before.is_some() {
             let context = hooks::Context {
                 project: &project,
                 env: &env,

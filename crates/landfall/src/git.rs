@@ -48,7 +48,14 @@ pub fn revision(dir: &Path) -> Revision {
             .ok()
             .map(|o| o.stdout_text())
     };
-    let Some(head) = git(&["log", "-1", "--format=%H %ct"]) else {
+    // Both at once: `status` takes the longer, and does not depend on
+    // `log`.
+    let (head, status) = std::thread::scope(|scope| {
+        let status = scope.spawn(|| git(&["status", "--porcelain", "--untracked-files=normal"]));
+        let head = git(&["log", "-1", "--format=%H %ct"]);
+        (head, status.join().ok().flatten())
+    });
+    let Some(head) = head else {
         return Revision {
             commit: None,
             dirty: false,
@@ -61,8 +68,7 @@ pub fn revision(dir: &Path) -> Revision {
         .next()
         .and_then(|t| t.parse().ok())
         .unwrap_or(FALLBACK_EPOCH);
-    let dirty = git(&["status", "--porcelain", "--untracked-files=normal"])
-        .is_some_and(|s| !s.trim().is_empty());
+    let dirty = status.is_some_and(|s| !s.trim().is_empty());
     Revision {
         commit,
         dirty,
