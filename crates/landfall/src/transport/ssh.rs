@@ -160,19 +160,16 @@ impl Ssh {
                 .map(|(name, address)| Master {
                     open: ssh
                         .ssh_cmd()
-                        .args(["-o", "ControlMaster=yes", "-o"])
+                        .args(["-o", "ControlMaster=auto", "-o"])
                         .arg(format!("ControlPersist={persist}"))
                         .args(["-f", "-N"])
                         .arg(address)
                         .for_host(name.as_str()),
                     check: ssh.persistent.then(|| {
-                        (
-                            ssh.ssh_cmd().arg("-G").arg(address).for_host(name.as_str()),
-                            ssh.ssh_cmd()
-                                .args(["-O", "check"])
-                                .arg(address)
-                                .for_host(name.as_str()),
-                        )
+                        ssh.ssh_cmd()
+                            .args(["-O", "check"])
+                            .arg(address)
+                            .for_host(name.as_str())
                     }),
                     log: control_dir.join(format!("{name}.log")),
                 })
@@ -539,31 +536,21 @@ impl Drop for Ssh {
 /// One host's master connection, as a run makes sure of it.
 struct Master {
     open: Cmd,
-    /// With kept connections: `ssh -G` (which says where the socket is)
-    /// and `ssh -O check` (whether the master behind it answers).
-    check: Option<(Cmd, Cmd)>,
+    /// With kept connections: `ssh -O check`, whether a kept master
+    /// answers.
+    check: Option<Cmd>,
     log: PathBuf,
 }
 
 impl Master {
-    /// Opens the master, unless a kept one answers. A socket whose master
-    /// is gone (stale) is removed first: ssh would not replace it.
+    /// Opens the master, unless a kept one answers. `open` says
+    /// `ControlMaster=auto`, with which ssh removes a socket that no master
+    /// answers (a stale one) and opens a new master in its place.
     fn ensure(&self) {
-        if let Some((config, check)) = &self.check {
-            let socket = process::run_unchecked(config).ok().and_then(|out| {
-                out.stdout_text().lines().find_map(|line| {
-                    line.strip_prefix("controlpath ")
-                        .map(|path| PathBuf::from(path.trim()))
-                })
-            });
-            if let Some(socket) = socket
-                && fs::symlink_metadata(&socket).is_ok()
-            {
-                if process::run_unchecked(check).is_ok_and(|out| out.success()) {
-                    return;
-                }
-                let _ = fs::remove_file(&socket);
-            }
+        if let Some(check) = &self.check
+            && process::run_unchecked(check).is_ok_and(|out| out.success())
+        {
+            return;
         }
         for attempt in 1..=START_ATTEMPTS {
             if process::run_detaching(&self.open, &self.log).is_ok() || attempt == START_ATTEMPTS {
