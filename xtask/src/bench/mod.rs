@@ -22,6 +22,10 @@ use workspace::{BASELINE_PATH, HOOK, LANDFALL_PATH, Workspace};
 
 const BASELINE_SH: &str = include_str!("baseline.sh");
 
+/// The longest any one command of the benchmark may take before it is
+/// killed and the benchmark fails.
+const DEADLINE: Duration = Duration::from_mins(20);
+
 /// What `cargo xtask bench` was asked for.
 struct Options {
     runs: usize,
@@ -240,7 +244,7 @@ impl Runner<'_> {
             Scenario::OneFile => self.ws.change_one_file(round)?,
             Scenario::Binary => {
                 self.ws.change_blob(round)?;
-                self.cargo_build()?;
+                self.cargo_build(k)?;
             }
         }
         let mut sides = if scenario == Scenario::Noop {
@@ -256,7 +260,7 @@ impl Runner<'_> {
                 Side::Baseline if scenario == Scenario::Noop => self.floor(hosts)?,
                 Side::Baseline => self.baseline_deploy(k, hosts)?,
                 Side::Cargo => Sample {
-                    seconds: self.cargo_build()?.as_secs_f64(),
+                    seconds: self.cargo_build(k)?.as_secs_f64(),
                     ..Sample::default()
                 },
             };
@@ -275,6 +279,9 @@ impl Runner<'_> {
         cmd.args(args)
             .args(["--message-format", "json", "--no-persist"])
             .current_dir(&self.ws.root)
+            // The generated workspace builds into its own `target/`, not
+            // into the one this benchmark was built in.
+            .env_remove("CARGO_TARGET_DIR")
             .env_remove("CI");
         cmd
     }
@@ -282,7 +289,11 @@ impl Runner<'_> {
     /// `cargo deploy build`: compiles the binary and fills the store.
     fn landfall_build(&mut self, k: usize) -> Result<()> {
         let env = format!("bench{k}");
-        let out = measure(&mut self.landfall_cmd(&["build", &env]), self.counters)?;
+        let out = measure(
+            &mut self.landfall_cmd(&["build", &env]),
+            self.counters,
+            DEADLINE,
+        )?;
         self.binary = self.ws.root.join("target/landfall/build/release/benchapp");
         ensure!(
             out.stdout.contains("\"event\":\"manifest\"") && self.binary.exists(),
@@ -292,16 +303,20 @@ impl Runner<'_> {
     }
 
     /// cargo's own part of a deploy: the build landfall runs, which is a
-    /// freshness check when nothing changed. Returns how long cargo took.
-    fn cargo_build(&self) -> Result<Duration> {
+    /// freshness check when nothing changed, for the environment of `k`
+    /// hosts. Returns how long cargo took.
+    fn cargo_build(&self, k: usize) -> Result<Duration> {
         use landfall::{build, config, git, plan, secrets};
         let project = landfall::load(Some(&self.ws.root.join("Cargo.toml")))?;
-        let env = config::load_environment(&project, "bench1")?;
+        let env = config::load_environment(&project, &format!("bench{k}"))?;
         let secrets = secrets::load(&project, &env)?;
         let plan = plan::plan(&project, &env, &[], false, &secrets)?;
+        // Where `cargo deploy` builds (see `landfall_cmd`), whatever
+        // `CARGO_TARGET_DIR` this process was given.
+        let target_dir = self.ws.root.join("target/landfall/build");
         let request = build::BuildRequest {
             workspace_root: &project.workspace.root,
-            target_dir: &build::target_dir(&project.workspace),
+            target_dir: &target_dir,
             settings: &project.build,
             bins: &plan.bins,
             source_date_epoch: git::revision(&project.workspace.root).time,
@@ -314,7 +329,11 @@ impl Runner<'_> {
 
     fn landfall_deploy(&mut self, k: usize, scenario: Scenario) -> Result<Sample> {
         let env = format!("bench{k}");
-        let sample = measure(&mut self.landfall_cmd(&["deploy", &env]), self.counters)?;
+        let sample = measure(
+            &mut self.landfall_cmd(&["deploy", &env]),
+            self.counters,
+            DEADLINE,
+        )?;
         let summary: serde_json::Value = sample
             .stdout
             .lines()
@@ -367,7 +386,7 @@ impl Runner<'_> {
             .arg(self.ws.payload())
             .arg(format!("bench{k}"))
             .args(hosts);
-        let sample = measure(&mut cmd, self.counters)?;
+        let sample = measure(&mut cmd, self.counters, DEADLINE)?;
         for host in hosts {
             let current = self
                 .bed
@@ -386,6 +405,6 @@ impl Runner<'_> {
     fn floor(&self, hosts: &[String]) -> Result<Sample> {
         let mut cmd = self.baseline_cmd("floor");
         cmd.arg(LANDFALL_PATH).args(hosts);
-        measure(&mut cmd, self.counters)
+        measure(&mut cmd, self.counters, DEADLINE)
     }
 }
