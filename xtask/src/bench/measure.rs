@@ -5,24 +5,28 @@
 
 use std::fs;
 use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
-const TABLE: &str = "landfall_bench";
+/// The name of a benchmark's nftables table, before its process id:
+/// benchmarks of several checkouts may run at once on one machine.
+const TABLE: &str = "landfall_bench_";
 
 /// A byte counter of the traffic from this machine's clients to the test
 /// bed's sshd port. Its nftables table is removed on drop.
 pub(crate) struct Counters {
-    table: &'static str,
+    table: String,
 }
 
 impl Counters {
     pub(crate) fn install(port: u16) -> Result<Counters> {
-        let _ = nft(&["delete", "table", "inet", TABLE], "");
+        remove_stale_tables();
+        let table = format!("{TABLE}{}", std::process::id());
         let rules = format!(
-            "table inet {TABLE} {{\n\
+            "table inet {table} {{\n\
                chain output {{\n\
                  type filter hook output priority 0; policy accept;\n\
                  ip daddr 127.0.0.2-127.0.0.254 tcp dport {port} counter comment \"to-hosts\"\n\
@@ -33,12 +37,12 @@ impl Counters {
             "cannot install an nftables counter (the benchmark counts the bytes sent to the hosts \
              with one: it needs root and `nft`, apt-get install nftables)",
         )?;
-        Ok(Counters { table: TABLE })
+        Ok(Counters { table })
     }
 
     /// The bytes sent to the hosts so far.
     pub(crate) fn sent(&self) -> Result<u64> {
-        let json = nft(&["-j", "list", "table", "inet", self.table], "")?;
+        let json = nft(&["-j", "list", "table", "inet", &self.table], "")?;
         let value: serde_json::Value = serde_json::from_str(&json)?;
         value["nftables"]
             .as_array()
@@ -58,7 +62,27 @@ impl Counters {
 
 impl Drop for Counters {
     fn drop(&mut self) {
-        let _ = nft(&["delete", "table", "inet", self.table], "");
+        let _ = nft(&["delete", "table", "inet", &self.table], "");
+    }
+}
+
+/// Removes the tables of benchmarks whose process is gone (killed before
+/// they could remove their own).
+fn remove_stale_tables() {
+    let Ok(tables) = nft(&["list", "tables", "inet"], "") else {
+        return;
+    };
+    for line in tables.lines() {
+        let Some(name) = line.trim().strip_prefix("table inet ") else {
+            continue;
+        };
+        let gone = name
+            .strip_prefix(TABLE)
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if gone {
+            let _ = nft(&["delete", "table", "inet", name], "");
+        }
     }
 }
 
@@ -94,15 +118,25 @@ pub(crate) struct Sample {
     pub(crate) stdout: String,
 }
 
-/// Runs `cmd` to completion and measures it; a failure is an error with
-/// its output, since a benchmark of a failing run means nothing.
-pub(crate) fn measure(cmd: &mut Command, counters: &Counters) -> Result<Sample> {
-    let before = counters.sent()?;
+/// How a command ended, with what it printed and its peak memory.
+pub(crate) struct Finished {
+    pub(crate) status: std::process::ExitStatus,
+    pub(crate) seconds: f64,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    /// The started process's own peak resident set (`VmHWM`), in KiB.
+    pub(crate) peak_kib: u64,
+}
+
+/// Runs `cmd` to completion, in a process group of its own, which is
+/// killed (and the run is an error) if it has not ended within `deadline`.
+pub(crate) fn run(cmd: &mut Command, deadline: Duration) -> Result<Finished> {
     let started = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .with_context(|| format!("cannot start {cmd:?}"))?;
     let pid = child.id();
@@ -118,20 +152,54 @@ pub(crate) fn measure(cmd: &mut Command, counters: &Counters) -> Result<Sample> 
         if let Some(status) = child.try_wait()? {
             break status;
         }
+        if started.elapsed() > deadline {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let _ = child.wait();
+            bail!(
+                "{cmd:?} did not end within {} s and was killed",
+                deadline.as_secs()
+            );
+        }
         peak_kib = peak_kib.max(vm_hwm(pid).unwrap_or(0));
         std::thread::sleep(Duration::from_millis(2));
     };
     let seconds = started.elapsed().as_secs_f64();
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    if !status.success() {
-        bail!("{cmd:?} failed ({status}):\n{stdout}{stderr}");
+    Ok(Finished {
+        status,
+        seconds,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        peak_kib,
+    })
+}
+
+/// Runs `cmd` to completion (within `deadline`) and measures it; a
+/// failure is an error with its output, since a benchmark of a failing run
+/// means nothing.
+pub(crate) fn measure(
+    cmd: &mut Command,
+    counters: &Counters,
+    deadline: Duration,
+) -> Result<Sample> {
+    let before = counters.sent()?;
+    let finished = run(cmd, deadline)?;
+    if !finished.status.success() {
+        bail!(
+            "{cmd:?} failed ({}):\n{}{}",
+            finished.status,
+            finished.stdout,
+            finished.stderr
+        );
     }
     Ok(Sample {
-        seconds,
+        seconds: finished.seconds,
         sent: counters.sent()? - before,
-        peak_kib,
-        stdout,
+        peak_kib: finished.peak_kib,
+        stdout: finished.stdout,
     })
 }
 

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: landfall against a hand-written rsync+ssh baseline
-//! on the real test bed, in the same run, alternating, and the targets
-//! landfall must meet. See docs/benchmarks.md.
+//! on the real test bed, in the same run, alternating, each with its ssh
+//! connections opened for the run (cold) and kept from an earlier one
+//! (warm), and the targets landfall must meet. See docs/benchmarks.md.
 
 mod measure;
 mod report;
@@ -22,16 +23,50 @@ use workspace::{BASELINE_PATH, HOOK, LANDFALL_PATH, Workspace};
 
 const BASELINE_SH: &str = include_str!("baseline.sh");
 
+/// The largest fleet measured `--runs` times; larger ones are measured
+/// `--large-runs` times, so that the whole benchmark stays within about
+/// half an hour on two cores.
+pub(crate) const SMALL_FLEET: usize = 8;
+
+/// How many hosts the baseline works on at once (`xargs -P`): as many as
+/// landfall's `jobs` in the benchmark's environments.
+pub(crate) const JOBS: usize = 8;
+
+/// How long, in seconds, an idle master connection stays open, for
+/// landfall (`ssh_persist`) and the baseline (`ControlPersist`) alike:
+/// long enough that a master opened before a warm run is still there
+/// when the run starts, whatever ran in between.
+pub(crate) const PERSIST_SECONDS: u64 = 600;
+
+/// The longest any one command of the benchmark may take before it is
+/// killed and the benchmark fails.
+const DEADLINE: Duration = Duration::from_mins(20);
+
 /// What `cargo xtask bench` was asked for.
 struct Options {
     runs: usize,
+    /// Runs per figure for fleets of more than [`SMALL_FLEET`] hosts;
+    /// `None`: `runs`, but at most 3.
+    large_runs: Option<usize>,
     fleets: Vec<usize>,
+}
+
+impl Options {
+    /// How many times each figure of a fleet of `k` hosts is measured.
+    fn runs_for(&self, k: usize) -> usize {
+        if k <= SMALL_FLEET {
+            self.runs
+        } else {
+            self.large_runs.unwrap_or(self.runs.min(3))
+        }
+    }
 }
 
 fn options(args: &[String]) -> Result<Options> {
     let mut options = Options {
         runs: 5,
-        fleets: vec![1, 4, 8],
+        large_runs: None,
+        fleets: vec![1, 4, 8, 32, 64],
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -40,17 +75,24 @@ fn options(args: &[String]) -> Result<Options> {
             .with_context(|| format!("`{arg}` needs a value"))?;
         match arg.as_str() {
             "--runs" => options.runs = value.parse().context("--runs takes a number")?,
+            "--large-runs" => {
+                options.large_runs = Some(value.parse().context("--large-runs takes a number")?);
+            }
             "--hosts" => {
                 options.fleets = value
                     .split(',')
                     .map(str::parse)
                     .collect::<Result<_, _>>()
-                    .context("--hosts takes numbers separated by commas, such as 1,4,8")?;
+                    .context("--hosts takes numbers separated by commas, such as 1,8,64")?;
             }
             _ => bail!("unknown option `{arg}`"),
         }
     }
     ensure!(options.runs >= 1, "--runs must be at least 1");
+    ensure!(
+        options.large_runs != Some(0),
+        "--large-runs must be at least 1"
+    );
     ensure!(
         !options.fleets.is_empty() && options.fleets.iter().all(|k| (1..=250).contains(k)),
         "--hosts takes fleet sizes from 1 to 250"
@@ -87,8 +129,30 @@ impl Scenario {
     }
 }
 
-/// Who ran: landfall, the baseline, or (for the no-op) cargo's freshness
-/// check alone.
+/// How the ssh connections stand when a measured run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Mode {
+    /// None is open: the run opens its own (landfall with `--no-persist`,
+    /// the baseline's masters closed before, and by, each run).
+    Cold,
+    /// A master per host is open, kept from an earlier run, and stays
+    /// open after this one.
+    Warm,
+}
+
+impl Mode {
+    pub(crate) const ALL: [Mode; 2] = [Mode::Cold, Mode::Warm];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::Cold => "cold",
+            Mode::Warm => "warm",
+        }
+    }
+}
+
+/// Who ran: landfall, the baseline (for the no-op, the floor), or (for
+/// the no-op) cargo's freshness check alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Side {
     Landfall,
@@ -96,12 +160,12 @@ pub(crate) enum Side {
     Cargo,
 }
 
-/// Every sample, by fleet size, scenario and side.
-pub(crate) type Results = BTreeMap<(usize, Scenario, Side), Vec<Sample>>;
+/// Every sample, by fleet size, scenario, mode and side.
+pub(crate) type Results = BTreeMap<(usize, Scenario, Mode, Side), Vec<Sample>>;
 
-/// Landfall's phase timings (seconds) from its summaries, by fleet and
-/// scenario.
-pub(crate) type Phases = BTreeMap<(usize, Scenario), Vec<BTreeMap<String, f64>>>;
+/// Landfall's phase timings (seconds) from its summaries, and `rest`, the
+/// wall time outside them, by fleet, scenario and mode.
+pub(crate) type Phases = BTreeMap<(usize, Scenario, Mode), Vec<BTreeMap<String, f64>>>;
 
 pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
     if args.first().map(String::as_str) == Some("restarts") {
@@ -117,19 +181,20 @@ pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
     }
     let options = options(args)?;
     let root = sh.current_dir();
-    for tool in ["nft", "rsync", "ssh", "git"] {
+    for tool in ["nft", "rsync", "ssh", "git", "xargs"] {
         ensure!(
             Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
                 .output()
                 .is_ok_and(|o| o.status.success()),
-            "`{tool}` is not installed (apt-get install nftables rsync openssh-client git)"
+            "`{tool}` is not installed (apt-get install nftables rsync openssh-client git findutils)"
         );
     }
     eprintln!("bench: building landfall (release)");
     cmd!(sh, "cargo build --quiet --release -p landfall-cli").run()?;
     let landfall = root.join("target/release/cargo-deploy");
 
+    let started = Instant::now();
     let dir = root.join("target/bench");
     fs::create_dir_all(&dir)?;
     let bed_dir = dir.join("testbed");
@@ -139,23 +204,36 @@ pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
     let largest = *options.fleets.last().expect("at least one fleet");
     eprintln!("bench: starting {largest} hosts");
     let bed = Bed(Testbed::up(&bed_dir, largest)?);
+    eprintln!(
+        "bench: {largest} hosts up in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // What an earlier benchmark deployed to the hosts.
+    let deployed: Vec<PathBuf> = bed
+        .0
+        .hosts
+        .iter()
+        .map(|h| bed.0.srv(&h.name).join("bench"))
+        .collect();
+    remove_all(&deployed)?;
     let ws = Workspace::generate(&dir.join("ws"), &bed.0.ssh_config(), &options.fleets)?;
     let counters = Counters::install(bed.0.hosts[0].port)?;
+    let masters = Masters::new(&dir, &bed.0)?;
 
     let mut run = Runner {
         bed: &bed.0,
         ws: &ws,
         landfall: &landfall,
-        control_dir: dir.join("ctl"),
+        masters: &masters,
         counters: &counters,
         results: Results::new(),
         phases: Phases::new(),
         baseline_release: 0,
+        changes: 0,
         binary: PathBuf::new(),
         script: dir.join("baseline.sh"),
     };
     fs::write(&run.script, BASELINE_SH)?;
-    fs::create_dir_all(&run.control_dir)?;
 
     eprintln!("bench: first build of the workspace");
     run.landfall_build(largest)?;
@@ -166,19 +244,28 @@ pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
 
     let hashing = report::hashing(&ws, &run.binary, options.runs)?;
 
-    let mut round: u64 = 0;
     for &k in &options.fleets {
         let hosts: Vec<String> = (1..=k).map(|i| format!("host{i}")).collect();
         for scenario in Scenario::ALL {
-            eprintln!("bench: {k} host(s), {}", scenario.title());
-            for r in 0..options.runs {
-                round += 1;
-                run.round(k, &hosts, scenario, r, round)?;
+            let scenario_started = Instant::now();
+            let runs = options.runs_for(k);
+            for r in 0..runs {
+                eprintln!(
+                    "bench: {k} host(s), {}, run {} of {runs}",
+                    scenario.title(),
+                    r + 1
+                );
+                run.round(k, &hosts, scenario, r)?;
             }
+            eprintln!(
+                "bench: {k} host(s), {}: {:.0} s",
+                scenario.title(),
+                scenario_started.elapsed().as_secs_f64()
+            );
         }
     }
 
-    let machine = report::machine(&root, options.runs);
+    let machine = report::machine(&root, &options.fleets, |k| options.runs_for(k));
     let text = report::render(
         &machine,
         &options.fleets,
@@ -189,7 +276,11 @@ pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
     print!("{text}");
     let path = dir.join("report.md");
     fs::write(&path, &text)?;
-    eprintln!("bench: the report is in {}", path.display());
+    eprintln!(
+        "bench: the report is in {} ({:.0} min in all)",
+        path.display(),
+        started.elapsed().as_secs_f64() / 60.0
+    );
     Ok(())
 }
 
@@ -202,47 +293,213 @@ impl Drop for Bed {
     }
 }
 
+/// The master connections both sides keep for their warm runs: landfall's
+/// in `landfall-ssh/` of the `XDG_RUNTIME_DIR` the benchmark gives it, the
+/// baseline's in a directory of its own. Every master still open is
+/// closed when the benchmark ends, however it ends.
+struct Masters {
+    /// landfall's `XDG_RUNTIME_DIR`, private.
+    runtime_dir: PathBuf,
+    /// Where the baseline's sockets are.
+    baseline_dir: PathBuf,
+    ssh_config: PathBuf,
+    /// The directory was made for this run, outside `target/bench/`, and
+    /// goes with it.
+    temporary: bool,
+}
+
+impl Masters {
+    fn new(bench_dir: &Path, bed: &Testbed) -> Result<Masters> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        // landfall keeps its sockets under `XDG_RUNTIME_DIR` only when the
+        // path leaves room for theirs (about 90 bytes of a socket path's
+        // 108): else it uses `/tmp/landfall-ssh-UID`, which other runs on
+        // this machine share. A checkout too deep for that gets a
+        // directory of its own in /tmp.
+        let mut runtime_dir = bench_dir.join("xdg");
+        let temporary = runtime_dir.as_os_str().len() > 34;
+        if temporary {
+            runtime_dir = PathBuf::from(format!("/tmp/landfall-bench-{}", std::process::id()));
+        }
+        let baseline_dir = bench_dir.join("ctl");
+        for dir in [&runtime_dir, &baseline_dir] {
+            let _ = fs::remove_dir_all(dir);
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot make `{}`", dir.display()))?;
+        }
+        Ok(Masters {
+            runtime_dir,
+            baseline_dir,
+            ssh_config: bed.ssh_config(),
+            temporary,
+        })
+    }
+
+    /// Where landfall keeps its masters' sockets.
+    fn landfall_sockets(&self) -> PathBuf {
+        self.runtime_dir.join("landfall-ssh")
+    }
+
+    /// Where the sockets of `tool`'s masters are.
+    fn sockets(&self, tool: Side) -> PathBuf {
+        match tool {
+            Side::Landfall => self.landfall_sockets(),
+            Side::Baseline | Side::Cargo => self.baseline_dir.clone(),
+        }
+    }
+
+    /// Closes every master of `tool` that is open, as `ssh -O exit` on
+    /// each socket.
+    fn close(&self, tool: Side) -> Result<()> {
+        let Ok(entries) = fs::read_dir(self.sockets(tool)) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let mut control_path = std::ffi::OsString::from("ControlPath=");
+            control_path.push(entry.path());
+            // The socket names the master; the host is only a word ssh
+            // wants on its command line.
+            output(
+                Command::new("ssh")
+                    .args(["-F", "/dev/null", "-o"])
+                    .arg(control_path)
+                    .args(["-O", "exit", "master"]),
+            )?;
+            // A socket whose master was gone already stays behind.
+            let _ = fs::remove_file(entry.path());
+        }
+        Ok(())
+    }
+
+    /// The process id of each host's master of `tool`, as `ssh -O check`
+    /// says (sockets are named by ssh's `%C`); `None` for a host that has
+    /// no master that answers.
+    fn pids(&self, tool: Side, hosts: &[String]) -> Result<Vec<Option<u32>>> {
+        let mut control_path = std::ffi::OsString::from("ControlPath=");
+        control_path.push(self.sockets(tool).join("%C"));
+        on_threads(hosts, |host| {
+            let out = output(
+                Command::new("ssh")
+                    .arg("-F")
+                    .arg(&self.ssh_config)
+                    .arg("-o")
+                    .arg(&control_path)
+                    .args(["-O", "check", host]),
+            )?;
+            // "Master running (pid=1234)".
+            let pid = out
+                .stderr
+                .split_once("(pid=")
+                .and_then(|(_, rest)| rest.split_once(')'))
+                .and_then(|(pid, _)| pid.parse().ok());
+            Ok(pid.filter(|_| out.status.success()))
+        })
+    }
+}
+
+impl Drop for Masters {
+    fn drop(&mut self) {
+        let _ = self.close(Side::Landfall);
+        let _ = self.close(Side::Baseline);
+        if self.temporary {
+            let _ = fs::remove_dir_all(&self.runtime_dir);
+        }
+    }
+}
+
+/// Runs a command of the benchmark's own (not measured) and returns how
+/// it ended, whatever that was; it is killed past five minutes.
+fn output(cmd: &mut Command) -> Result<measure::Finished> {
+    measure::run(cmd, Duration::from_mins(5))
+}
+
+/// `work` done to every item, [`JOBS`] items at a time, on threads; the
+/// results in the items' order, or the first error.
+fn on_threads<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<R>>>> =
+        Mutex::new(std::iter::repeat_with(|| None).take(items.len()).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..JOBS.min(items.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let result = work(item);
+                    results.lock().expect("not poisoned")[i] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("not poisoned")
+        .into_iter()
+        .map(|result| result.expect("every item was worked on"))
+        .collect()
+}
+
+/// Removes directories (and everything in them; one that is not there is
+/// fine) on several threads: removing is mostly waiting for the disk (a
+/// first deploy of 64 hosts leaves 256,000 files), and waits overlap.
+fn remove_all(dirs: &[PathBuf]) -> Result<()> {
+    on_threads(dirs, |dir| match fs::remove_dir_all(dir) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("cannot remove `{}`", dir.display()))
+        }
+        _ => Ok(()),
+    })?;
+    Ok(())
+}
+
 struct Runner<'a> {
     bed: &'a Testbed,
     ws: &'a Workspace,
     landfall: &'a Path,
-    control_dir: PathBuf,
+    masters: &'a Masters,
     counters: &'a Counters,
     results: Results,
     phases: Phases,
     baseline_release: u64,
+    /// How many changes were made to the workspace so far: each is new.
+    changes: u64,
     /// The executable cargo built, which the baseline ships.
     binary: PathBuf,
     script: PathBuf,
 }
 
 impl Runner<'_> {
-    /// One round of a scenario: prepares it (not measured), then measures
-    /// each side once, in an order that alternates from round to round.
-    fn round(
+    /// One round of a scenario: a cold half and a warm half, in an order
+    /// that alternates from round to round.
+    fn round(&mut self, k: usize, hosts: &[String], scenario: Scenario, r: usize) -> Result<()> {
+        let mut modes = Mode::ALL;
+        modes.rotate_left(r % Mode::ALL.len());
+        for mode in modes {
+            self.half(k, hosts, scenario, mode, r)?;
+        }
+        Ok(())
+    }
+
+    /// Prepares the scenario (not measured), then measures each side once
+    /// in `mode`, its connections set up first (not measured), in an order
+    /// that alternates from round to round. Each tool deploys once per
+    /// preparation, so that each sends the same change.
+    fn half(
         &mut self,
         k: usize,
         hosts: &[String],
         scenario: Scenario,
+        mode: Mode,
         r: usize,
-        round: u64,
     ) -> Result<()> {
-        match scenario {
-            Scenario::First => {
-                for host in hosts {
-                    let bench = self.bed.srv(host).join("bench");
-                    if bench.exists() {
-                        fs::remove_dir_all(&bench)?;
-                    }
-                }
-            }
-            Scenario::Noop => {}
-            Scenario::OneFile => self.ws.change_one_file(round)?,
-            Scenario::Binary => {
-                self.ws.change_blob(round)?;
-                self.cargo_build()?;
-            }
-        }
+        self.prepare(k, hosts, scenario)?;
         let mut sides = if scenario == Scenario::Noop {
             vec![Side::Landfall, Side::Baseline, Side::Cargo]
         } else {
@@ -251,38 +508,160 @@ impl Runner<'_> {
         let turn = r % sides.len();
         sides.rotate_left(turn);
         for side in sides {
+            let kept = self.connections(k, hosts, side, mode)?;
             let sample = match side {
-                Side::Landfall => self.landfall_deploy(k, scenario)?,
-                Side::Baseline if scenario == Scenario::Noop => self.floor(hosts)?,
-                Side::Baseline => self.baseline_deploy(k, hosts)?,
+                Side::Landfall => self.landfall_deploy(k, scenario, mode)?,
+                Side::Baseline if scenario == Scenario::Noop => self.floor(hosts, mode)?,
+                Side::Baseline => self.baseline_deploy(k, hosts, mode)?,
                 Side::Cargo => Sample {
-                    seconds: self.cargo_build()?.as_secs_f64(),
+                    seconds: self.cargo_build(k)?.as_secs_f64(),
                     ..Sample::default()
                 },
             };
+            if let Some(kept) = kept {
+                // A warm run goes through the masters it was given and
+                // leaves them open.
+                ensure!(
+                    self.masters.pids(side, hosts)? == kept,
+                    "the {} of {k} host(s), warm, did not keep the masters it found open",
+                    scenario.title()
+                );
+            }
             self.results
-                .entry((k, scenario, side))
+                .entry((k, scenario, mode, side))
                 .or_default()
                 .push(sample);
         }
         Ok(())
     }
 
-    fn landfall_cmd(&self, args: &[&str]) -> Command {
+    /// Sets the connections up for a measured run of `side` (not
+    /// measured). Cold: no master of either tool is open. Warm: each host
+    /// has a master of that tool's own, opened by that tool (by an earlier
+    /// run, or else by an unmeasured one), and landfall's are closed
+    /// before the baseline runs: they ask each host every 5 s whether it
+    /// is still there (`ServerAliveInterval`), which the byte counter
+    /// would see; the baseline's, idle, send nothing. Returns, warm, the
+    /// masters' process ids.
+    fn connections(
+        &self,
+        k: usize,
+        hosts: &[String],
+        side: Side,
+        mode: Mode,
+    ) -> Result<Option<Vec<Option<u32>>>> {
+        let open = |pids: &[Option<u32>]| pids.iter().all(Option::is_some);
+        match (mode, side) {
+            (_, Side::Cargo) => Ok(None),
+            (Mode::Cold, _) => {
+                self.masters.close(Side::Landfall)?;
+                self.masters.close(Side::Baseline)?;
+                Ok(None)
+            }
+            (Mode::Warm, Side::Landfall) => {
+                let pids = self.masters.pids(Side::Landfall, hosts)?;
+                if open(&pids) {
+                    return Ok(Some(pids));
+                }
+                // `cargo deploy status` only reads the hosts.
+                let env = format!("bench{k}");
+                let out = output(&mut self.landfall_cmd(&["status", &env], Mode::Warm))?;
+                ensure!(
+                    out.status.success(),
+                    "`cargo deploy status {env}`, which opens landfall's masters, failed:\n{}{}",
+                    out.stdout,
+                    out.stderr
+                );
+                let pids = self.masters.pids(Side::Landfall, hosts)?;
+                ensure!(
+                    open(&pids),
+                    "landfall kept no master for some host of {env} in `{}`",
+                    self.masters.landfall_sockets().display()
+                );
+                Ok(Some(pids))
+            }
+            (Mode::Warm, Side::Baseline) => {
+                self.masters.close(Side::Landfall)?;
+                let pids = self.masters.pids(Side::Baseline, hosts)?;
+                if open(&pids) {
+                    return Ok(Some(pids));
+                }
+                let out = output(self.baseline_cmd("open", Mode::Warm).args(hosts))?;
+                let pids = self.masters.pids(Side::Baseline, hosts)?;
+                ensure!(
+                    out.status.success() && open(&pids),
+                    "the baseline's masters did not open: {}",
+                    out.stderr
+                );
+                Ok(Some(pids))
+            }
+        }
+    }
+
+    /// What comes before a measured run of a scenario: both deploy
+    /// directories removed for a first deploy, a data file rewritten, or
+    /// the blob changed and the binary rebuilt. The baseline's releases
+    /// but the current one are removed too (landfall keeps three, and
+    /// prunes them in its own time; the baseline keeps everything, which
+    /// would fill the disk at 64 hosts).
+    fn prepare(&mut self, k: usize, hosts: &[String], scenario: Scenario) -> Result<()> {
+        self.changes += 1;
+        let mut doomed: Vec<PathBuf> = Vec::new();
+        match scenario {
+            Scenario::First => {
+                doomed.extend(hosts.iter().map(|host| self.bed.srv(host).join("bench")));
+            }
+            Scenario::Noop => {}
+            Scenario::OneFile => self.ws.change_one_file(self.changes)?,
+            Scenario::Binary => {
+                self.ws.change_blob(self.changes)?;
+                self.cargo_build(k)?;
+            }
+        }
+        for host in hosts {
+            let base = self.baseline_dir(host);
+            let current = fs::read_link(base.join("current")).ok();
+            let Ok(releases) = fs::read_dir(base.join("releases")) else {
+                continue;
+            };
+            for release in releases.flatten() {
+                let name = release.file_name();
+                if current
+                    .as_ref()
+                    .is_none_or(|c| c.file_name() != Some(&name))
+                {
+                    doomed.push(release.path());
+                }
+            }
+        }
+        remove_all(&doomed)
+    }
+
+    fn landfall_cmd(&self, args: &[&str], mode: Mode) -> Command {
         let mut cmd = Command::new(self.landfall);
-        // Cold, as the hand-written deploy is: every run opens its own
-        // connections.
         cmd.args(args)
-            .args(["--message-format", "json", "--no-persist"])
+            .args(["--message-format", "json"])
             .current_dir(&self.ws.root)
+            .env("XDG_RUNTIME_DIR", &self.masters.runtime_dir)
+            // The generated workspace builds into its own `target/`, not
+            // into the one this benchmark was built in.
+            .env_remove("CARGO_TARGET_DIR")
             .env_remove("CI");
+        if mode == Mode::Cold {
+            // Every run opens its own connections, and closes them.
+            cmd.arg("--no-persist");
+        }
         cmd
     }
 
     /// `cargo deploy build`: compiles the binary and fills the store.
     fn landfall_build(&mut self, k: usize) -> Result<()> {
         let env = format!("bench{k}");
-        let out = measure(&mut self.landfall_cmd(&["build", &env]), self.counters)?;
+        let out = measure(
+            &mut self.landfall_cmd(&["build", &env], Mode::Cold),
+            self.counters,
+            DEADLINE,
+        )?;
         self.binary = self.ws.root.join("target/landfall/build/release/benchapp");
         ensure!(
             out.stdout.contains("\"event\":\"manifest\"") && self.binary.exists(),
@@ -292,16 +671,20 @@ impl Runner<'_> {
     }
 
     /// cargo's own part of a deploy: the build landfall runs, which is a
-    /// freshness check when nothing changed. Returns how long cargo took.
-    fn cargo_build(&self) -> Result<Duration> {
+    /// freshness check when nothing changed, for the environment of `k`
+    /// hosts. Returns how long cargo took.
+    fn cargo_build(&self, k: usize) -> Result<Duration> {
         use landfall::{build, config, git, plan, secrets};
         let project = landfall::load(Some(&self.ws.root.join("Cargo.toml")))?;
-        let env = config::load_environment(&project, "bench1")?;
+        let env = config::load_environment(&project, &format!("bench{k}"))?;
         let secrets = secrets::load(&project, &env)?;
         let plan = plan::plan(&project, &env, &[], false, &secrets)?;
+        // Where `cargo deploy` builds (see `landfall_cmd`), whatever
+        // `CARGO_TARGET_DIR` this process was given.
+        let target_dir = self.ws.root.join("target/landfall/build");
         let request = build::BuildRequest {
             workspace_root: &project.workspace.root,
-            target_dir: &build::target_dir(&project.workspace),
+            target_dir: &target_dir,
             settings: &project.build,
             bins: &plan.bins,
             source_date_epoch: git::revision(&project.workspace.root).time,
@@ -312,9 +695,13 @@ impl Runner<'_> {
         Ok(started.elapsed())
     }
 
-    fn landfall_deploy(&mut self, k: usize, scenario: Scenario) -> Result<Sample> {
+    fn landfall_deploy(&mut self, k: usize, scenario: Scenario, mode: Mode) -> Result<Sample> {
         let env = format!("bench{k}");
-        let sample = measure(&mut self.landfall_cmd(&["deploy", &env]), self.counters)?;
+        let sample = measure(
+            &mut self.landfall_cmd(&["deploy", &env], mode),
+            self.counters,
+            DEADLINE,
+        )?;
         let summary: serde_json::Value = sample
             .stdout
             .lines()
@@ -334,46 +721,64 @@ impl Runner<'_> {
             .collect();
         ensure!(
             summary["ok"] == true && statuses.len() == k && statuses.iter().all(|s| *s == expected),
-            "landfall's {} on {k} host(s) did not leave every host {expected}: {summary}",
-            scenario.title()
+            "landfall's {} ({}) on {k} host(s) did not leave every host {expected}: {summary}",
+            scenario.title(),
+            mode.name()
         );
         if let Some(timings) = summary["timings"].as_object() {
-            let timings = timings
+            let mut timings: BTreeMap<String, f64> = timings
                 .iter()
                 .filter_map(|(phase, s)| Some((phase.clone(), s.as_f64()?)))
                 .collect();
-            self.phases.entry((k, scenario)).or_default().push(timings);
+            let phases: f64 = timings.values().sum();
+            timings.insert("rest".into(), sample.seconds - phases);
+            self.phases
+                .entry((k, scenario, mode))
+                .or_default()
+                .push(timings);
         }
         Ok(sample)
     }
 
-    fn baseline_cmd(&self, mode: &str) -> Command {
+    fn baseline_cmd(&self, operation: &str, mode: Mode) -> Command {
         let mut cmd = Command::new("sh");
         cmd.arg(&self.script)
-            .arg(mode)
+            .arg(operation)
             .env("SSH_CONFIG", self.bed.ssh_config())
-            .env("CONTROL_DIR", &self.control_dir)
-            .env("HOOK", HOOK);
+            .env("CONTROL_DIR", &self.masters.baseline_dir)
+            .env("HOOK", HOOK)
+            .env("JOBS", JOBS.to_string())
+            .env("PERSIST", PERSIST_SECONDS.to_string())
+            .env(
+                "KEEP",
+                match mode {
+                    Mode::Cold => "no",
+                    Mode::Warm => "yes",
+                },
+            );
         cmd
     }
 
-    fn baseline_deploy(&mut self, k: usize, hosts: &[String]) -> Result<Sample> {
+    /// Where the baseline deploys on a host, seen from outside.
+    fn baseline_dir(&self, host: &str) -> PathBuf {
+        self.bed
+            .srv(host)
+            .join(BASELINE_PATH.trim_start_matches("/srv/"))
+    }
+
+    fn baseline_deploy(&mut self, k: usize, hosts: &[String], mode: Mode) -> Result<Sample> {
         self.baseline_release += 1;
         let release = format!("r{}", self.baseline_release);
-        let mut cmd = self.baseline_cmd("deploy");
+        let mut cmd = self.baseline_cmd("deploy", mode);
         cmd.arg(BASELINE_PATH)
             .arg(&release)
             .arg(&self.binary)
             .arg(self.ws.payload())
             .arg(format!("bench{k}"))
             .args(hosts);
-        let sample = measure(&mut cmd, self.counters)?;
+        let sample = measure(&mut cmd, self.counters, DEADLINE)?;
         for host in hosts {
-            let current = self
-                .bed
-                .srv(host)
-                .join(BASELINE_PATH.trim_start_matches("/srv/"))
-                .join("current");
+            let current = self.baseline_dir(host).join("current");
             ensure!(
                 fs::read_link(&current).is_ok_and(|l| l.ends_with(&release))
                     && current.join("etc/app.toml").exists(),
@@ -383,9 +788,9 @@ impl Runner<'_> {
         Ok(sample)
     }
 
-    fn floor(&self, hosts: &[String]) -> Result<Sample> {
-        let mut cmd = self.baseline_cmd("floor");
+    fn floor(&self, hosts: &[String], mode: Mode) -> Result<Sample> {
+        let mut cmd = self.baseline_cmd("floor", mode);
         cmd.arg(LANDFALL_PATH).args(hosts);
-        measure(&mut cmd, self.counters)
+        measure(&mut cmd, self.counters, DEADLINE)
     }
 }

@@ -217,10 +217,15 @@ fn deploy_toml() -> String {
     )
 }
 
+/// An environment of `hosts` hosts. Kept masters stay as long as the
+/// baseline's do (see [`super::PERSIST_SECONDS`]); landfall works on as
+/// many hosts at once as the baseline does.
 fn environment(ssh_config: &Path, hosts: usize) -> String {
     let mut text = format!(
-        "[environment]\nssh_config = \"{}\"\njobs = 8\n",
-        ssh_config.display()
+        "[environment]\nssh_config = \"{}\"\njobs = {}\nssh_persist = \"{}s\"\n",
+        ssh_config.display(),
+        super::JOBS,
+        super::PERSIST_SECONDS,
     );
     for i in 1..=hosts {
         let _ = write!(text, "\n[hosts.host{i}]\nroles = [\"app\"]\n");
