@@ -381,11 +381,7 @@ fn check_status(
         .limit(4096)
         .read_to_string()
         .unwrap_or_default();
-    Err(remote.failed(
-        what,
-        key,
-        format!("HTTP status {status} {}", body.trim()),
-    ))
+    Err(remote.failed(what, key, format!("HTTP status {status} {}", body.trim())))
 }
 
 /// How long a transfer of `size` bytes may take: a minute, and a second

@@ -245,7 +245,12 @@ fn field(key: &'static str) -> BoxedStrategy<Value> {
         "ssh_config" => one_of(&["ssh_config"]),
         "on_failure" => one_of(&["stop", "rollback-all"]),
         "host_keys" => one_of(&["strict", "accept-new", "ask"]),
-        "store" => one_of(&["s3://releases/shop", "s3://releases", "s3://A/b", "http://x"]),
+        "store" => one_of(&[
+            "s3://releases/shop",
+            "s3://releases",
+            "s3://A/b",
+            "http://x",
+        ]),
         "keep" => (1i64..5).prop_map(Value::Integer).boxed(),
         "max_parallel" => (0i64..3).prop_map(Value::Integer).boxed(),
         "jobs" => (1i64..8).prop_map(Value::Integer).boxed(),

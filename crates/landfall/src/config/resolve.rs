@@ -1251,10 +1251,8 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
             }
         },
     };
-    let store = section
-        .store
-        .as_ref()
-        .and_then(|text| match crate::store::StoreUrl::parse(text.get_ref()) {
+    let store = section.store.as_ref().and_then(|text| {
+        match crate::store::StoreUrl::parse(text.get_ref()) {
             Ok(url) => Some(url),
             Err(why) => {
                 check.error(
@@ -1264,7 +1262,8 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
                 );
                 None
             }
-        });
+        }
+    });
 
     let mut hosts = Vec::new();
     for (host_name, host) in raw.hosts {
