@@ -163,6 +163,16 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
         }
         let secrets = ctx.secrets(&project, &env)?;
         let plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
+        // Hosts pull from the environment's store, reached with the `AWS_*`
+        // variables, which are checked before anything is built or
+        // contacted. A dry run reads no store, and `--local` copies on
+        // this machine, where a store would save nothing.
+        let store = match &env.store {
+            Some(url) if !args.local && !args.dry_run => {
+                Some(landfall::store::Remote::from_env(url)?)
+            }
+            _ => None,
+        };
         if env.protect && !args.dry_run && !args.yes {
             confirm(&env, &plan, "deploy")?;
         }
@@ -220,6 +230,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
                     .to_string()
             }),
             overrides: ctx.global.vars.clone(),
+            store,
         };
         let identity = Identity::current(built.revision.clone());
         let run = Run {
