@@ -8,7 +8,7 @@
 //! bundle published with `build --out s3://…` is its objects and its
 //! manifest, `PREFIX/landfall-bundle.json`.
 //!
-//! Requests are signed with `rusty-s3` as presigned URLs (SigV4 in the
+//! Requests are signed with `rusty-s3` as presigned URLs (`SigV4` in the
 //! query string) and sent with `ureq`, blocking, every one with deadlines;
 //! the hosts get presigned GET URLs, so they need no credentials, only
 //! `curl`. The endpoint and credentials come from the usual `AWS_*`
@@ -458,11 +458,14 @@ impl Sha256Index {
         if self.new.is_empty() {
             return Ok(());
         }
-        let text: String = self
+        let text = self
             .new
             .iter()
-            .map(|(blake3, sha256)| format!("{blake3} {sha256}\n"))
-            .collect();
+            .fold(String::new(), |mut text, (blake3, sha256)| {
+                use std::fmt::Write as _;
+                writeln!(text, "{blake3} {sha256}").unwrap();
+                text
+            });
         let mut file = fs::File::options()
             .create(true)
             .append(true)

@@ -1154,10 +1154,12 @@ fn pull(a: &Artifact, release: &str, current: &str, entries: &[String]) -> Strin
 /// A file's line of `landfall_pull`'s list, fetched from `url`.
 fn pull_file(name: &str, mode: &str, content: &[u8], url: &str) -> String {
     use sha2::Digest as _;
-    let sha256: String = sha2::Sha256::digest(content)
+    let sha256 = sha2::Sha256::digest(content)
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+        .fold(String::new(), |mut hex, b| {
+            write!(hex, "{b:02x}").unwrap();
+            hex
+        });
     format!(
         "file\t{mode}\t{}\t{}\t{sha256}\t200109090146.40\t{url}\t{name}",
         content.len(),
