@@ -382,3 +382,50 @@ fn a_store_without_credentials_is_refused_before_anything_changes() {
         out.stderr
     );
 }
+
+/// `build --out s3://…` publishes a bundle to a store, and `--from s3://…`
+/// deploys it: the hosts pull its objects from that store, though the
+/// environment names none.
+#[test]
+fn a_bundle_published_to_a_store_is_deployed_from_it() {
+    let bed = PullBed::new(2, false);
+    bed.ws.git_commit("first");
+    let url = format!("s3://{BUCKET}/bundles/first");
+    let mut build = bed.ws.command(&[
+        "build",
+        "testbed",
+        "--out",
+        &url,
+        "--message-format",
+        "json",
+    ]);
+    build.envs(bed.s3.env());
+    let built = Outcome::from(build.output().unwrap());
+    built.assert_code(0);
+    let (objects, uploaded) = PullBed::stored(&built);
+    assert!(objects > 0);
+    assert_eq!(objects, uploaded);
+    let published = bed.s3.keys(BUCKET, "bundles/first");
+    assert!(
+        published.contains(&"bundles/first/landfall-bundle.json".to_string()),
+        "{published:?}"
+    );
+    let manifest = built.events_of("bundle").remove(0)["manifest"].clone();
+
+    let deployed = bed.deploy_with(&["--from", &url]);
+    deployed.assert_code(0);
+    assert_eq!(PullBed::stored(&deployed).1, 0, "{}", deployed.stdout);
+    serves_every_host(&bed);
+    for release in manifest["releases"].as_array().unwrap() {
+        assert_eq!(
+            release["release"].as_str().unwrap(),
+            deployed.release_of(
+                release["host"].as_str().unwrap(),
+                release["artifact"].as_str().unwrap()
+            )
+        );
+    }
+    for pushed in deployed.events_of("pushed") {
+        assert!(pushed["files"].as_u64().unwrap() > 0, "{pushed}");
+    }
+}
