@@ -391,7 +391,7 @@ fn a_bundle_published_to_a_store_is_deployed_from_it() {
     let bed = PullBed::new(2, false);
     bed.ws.git_commit("first");
     let url = format!("s3://{BUCKET}/bundles/first");
-    let mut build = bed.ws.command(&[
+    let mut publish = bed.ws.command(&[
         "build",
         "testbed",
         "--out",
@@ -399,8 +399,8 @@ fn a_bundle_published_to_a_store_is_deployed_from_it() {
         "--message-format",
         "json",
     ]);
-    build.envs(bed.s3.env());
-    let built = Outcome::from(build.output().unwrap());
+    publish.envs(bed.s3.env());
+    let built = Outcome::from(publish.output().unwrap());
     built.assert_code(0);
     let (objects, uploaded) = PullBed::stored(&built);
     assert!(objects > 0);
