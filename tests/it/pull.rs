@@ -211,6 +211,8 @@ fn hosts_pull_from_the_store_each_object_is_put_once_and_a_corrupt_one_is_refuse
     let (objects, uploaded) = PullBed::stored(&first);
     assert!(objects > 0);
     assert_eq!(objects, uploaded, "an empty store gets every object");
+    let schema = crate::json_events::schema();
+    crate::json_events::check_run(&schema, "a deploy in pull mode", &first);
     serves_every_host(&bed);
     // Each host fetched what it lacked from the store: the binary at least.
     for pushed in first.events_of("pushed") {
@@ -411,6 +413,8 @@ fn a_bundle_published_to_a_store_is_deployed_from_it() {
         "{published:?}"
     );
     let manifest = built.events_of("bundle").remove(0)["manifest"].clone();
+    let schema = crate::json_events::schema();
+    crate::json_events::check_run(&schema, "build --out s3://", &built);
 
     let deployed = bed.deploy_with(&["--from", &url]);
     deployed.assert_code(0);
