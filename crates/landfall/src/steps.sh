@@ -461,11 +461,11 @@ landfall_put() {
 # A file that CURRENT's manifest lists with the same mode, size and blake3
 # is hard-linked from it, as rsync's --link-dest does, and one whose
 # content this upload has already is linked from there; any other is
-# fetched from URL (a presigned GET) with curl, at most SECONDS each, into
-# a temporary file, checked against its sha256, and only then given its
-# mode and mtime (MTIME: UTC, as `touch -t` reads it) and its name. Any
-# failure removes the upload. Reports `pulled FILES BYTES`: what was
-# fetched.
+# fetched from URL (a presigned GET, which holds no `"` or `\`) with curl,
+# at most SECONDS each, into a temporary file, checked against its sha256,
+# and only then given its mode and mtime (MTIME: UTC, as `touch -t` reads
+# it) and its name. Any failure removes the upload. Reports
+# `pulled FILES BYTES`: what was fetched.
 landfall_pull() {
   p=$1 id=$2 cur=$3 limit=$4
   part="$p/releases/$id.partial"
@@ -526,7 +526,10 @@ landfall_pull() {
       continue
     fi
     tmp="$part/.landfall-pull"
-    if ! curl -fsS --retry 3 --connect-timeout 10 --max-time "$limit" -o "$tmp" "$url"; then
+    # The URL reaches curl on its standard input, not its command line,
+    # where any user of the host could read it.
+    if ! printf 'url = "%s"\n' "$url" |
+      curl -fsS --retry 3 --connect-timeout 10 --max-time "$limit" -K - -o "$tmp"; then
       rm -rf "$part"
       landfall_fail "cannot fetch $name (sha256 $sha) from the store"
     fi

@@ -555,8 +555,9 @@ mod tests {
         assert!(signed.contains("eu-west-1"), "{signed}");
         assert!(!signed.contains("secret"), "{signed}");
         assert!(!format!("{remote:?}").contains("secret"));
-        // A URL travels to the host as one field of a tab-separated line.
-        assert!(!signed.contains(['\t', '\n', ' ']));
+        // A URL travels to the host as one field of a tab-separated line,
+        // and reaches curl in a quoted string of its configuration.
+        assert!(!signed.contains(['\t', '\n', ' ', '"', '\\']));
 
         let aws = Remote::with_vars(
             &url,

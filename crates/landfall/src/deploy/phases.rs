@@ -155,8 +155,14 @@ fn deploy_releases(
     // all hosts; each host then fetches what it lacks from it.
     let pull = match &options.store {
         Some(remote) => {
-            let releases: Vec<&crate::assemble::Release> =
-                pending.iter().map(|&i| work[i].release).collect();
+            // What a lock taken over in the push is decided again from: it
+            // may upload too.
+            let releases: Vec<&crate::assemble::Release> = pending
+                .iter()
+                .map(|&i| &work[i])
+                .filter(|w| w.action.uploads() || w.lock != Lock::Held)
+                .map(|w| w.release)
+                .collect();
             match super::pull::prepare(run, remote, &releases) {
                 Ok(pull) => Some(pull),
                 Err(message) => {
