@@ -1349,6 +1349,21 @@ fn environment_errors_are_refused_where_they_are_written() {
         &expect_file!["snapshots/bad_input/environments.txt"],
         &[
             Case {
+                name: "a store that is no s3:// URL",
+                setup: |ws| {
+                    ws.edit(
+                        "environments/dev.toml",
+                        "jobs = 4",
+                        "jobs = 4\nstore = \"s3://Releases/../x\"",
+                    );
+                },
+                args: DEPLOY,
+                expect_in_stderr: &[
+                    "environments/dev.toml:3:9",
+                    "invalid store `s3://Releases/../x`",
+                ],
+            },
+            Case {
                 name: "ssh_persist that is no duration",
                 setup: |ws| {
                     ws.edit(

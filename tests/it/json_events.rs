@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::support::{Outcome, Workspace, repo};
 
-fn schema() -> Value {
+pub(crate) fn schema() -> Value {
     let text = std::fs::read_to_string(repo().join("docs/json-events.schema.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
@@ -169,7 +169,7 @@ fn matches_pattern(pattern: &str, text: &str) -> bool {
 }
 
 /// Checks every stdout line of a run; returns the event names seen.
-fn check_run(root: &Value, what: &str, out: &Outcome) -> Vec<String> {
+pub(crate) fn check_run(root: &Value, what: &str, out: &Outcome) -> Vec<String> {
     let mut seen = Vec::new();
     for line in out.stdout.lines() {
         let value: Value =

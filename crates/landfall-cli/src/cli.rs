@@ -138,7 +138,8 @@ pub(crate) struct DeployArgs {
     /// a service with nothing changed)
     #[arg(long)]
     pub(crate) force: bool,
-    /// Deploy the bundle in DIR (made by `build --out`) instead of building
+    /// Deploy the bundle in DIR (made by `build --out`) instead of building;
+    /// `s3://BUCKET/PREFIX`: the bundle published there, which hosts pull
     #[arg(long, value_name = "DIR")]
     pub(crate) from: Option<PathBuf>,
     /// With `--from`: render the bundle's releases with a configuration of
@@ -153,7 +154,8 @@ pub(crate) struct BuildArgs {
     /// Build twice from scratch in two directories and compare the ids
     #[arg(long, conflicts_with = "out")]
     pub(crate) check_reproducible: bool,
-    /// Write a bundle to DIR: the artifacts and a manifest, for `--from`
+    /// Write a bundle to DIR: the artifacts and a manifest, for `--from`;
+    /// `s3://BUCKET/PREFIX` publishes it to that object store
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
 }

@@ -141,6 +141,16 @@ pub(crate) fn transport(
     Ok(Box::new(ssh))
 }
 
+/// The object store a `--from` or `--out` names, if it names one
+/// (`s3://…`); a path otherwise.
+fn store_url(path: &std::path::Path) -> Option<Result<landfall::store::StoreUrl, Error>> {
+    let text = path.to_str()?;
+    text.starts_with("s3://").then(|| {
+        landfall::store::StoreUrl::parse(text)
+            .map_err(|why| Error::Usage(format!("invalid store `{text}`: {why}")))
+    })
+}
+
 /// A person at a terminal who could answer a prompt; CI never is.
 fn interactive() -> bool {
     use std::io::IsTerminal;
@@ -163,6 +173,23 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
         }
         let secrets = ctx.secrets(&project, &env)?;
         let plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
+        // Hosts pull from the environment's store, reached with the `AWS_*`
+        // variables, which are checked before anything is built or
+        // contacted. A dry run reads no store, and `--local` copies on
+        // this machine, where a store would save nothing.
+        let from_store = match args.from.as_deref().and_then(store_url).transpose()? {
+            Some(url) => Some(landfall::store::Remote::from_env(&url)?),
+            None => None,
+        };
+        let store = match &env.store {
+            Some(url) if !args.local && !args.dry_run => {
+                Some(landfall::store::Remote::from_env(url)?)
+            }
+            // A bundle pulled from a store is pulled by the hosts from
+            // there, unless the environment has a store of its own.
+            _ if !args.local && !args.dry_run => from_store.clone(),
+            _ => None,
+        };
         if env.protect && !args.dry_run && !args.yes {
             confirm(&env, &plan, "deploy")?;
         }
@@ -186,8 +213,16 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             hooks::run(hooks::Which::Before, &context, &report)?;
         }
         let (built, transport) = if let Some(dir) = &args.from {
-            // A bundle is verified before any host is contacted.
-            let bundle = landfall::bundle::open(dir)?;
+            // A bundle is verified before any host is contacted; one in a
+            // store is fetched to this machine first (once), and verified
+            // the same way.
+            let bundle = match &from_store {
+                Some(remote) => {
+                    let store = landfall::assemble::Store::open(&project)?;
+                    landfall::bundle::open(&landfall::bundle::fetch(remote, &store)?)?
+                }
+                None => landfall::bundle::open(dir)?,
+            };
             let options = FromOptions {
                 allow_config_drift: args.allow_config_drift,
             };
@@ -214,12 +249,16 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             break_lock: args.break_lock,
             force: args.force,
             bundle: args.from.as_ref().map(|dir| {
+                if from_store.is_some() {
+                    return dir.display().to_string();
+                }
                 std::path::absolute(dir)
                     .unwrap_or_else(|_| dir.clone())
                     .display()
                     .to_string()
             }),
             overrides: ctx.global.vars.clone(),
+            store,
         };
         let identity = Identity::current(built.revision.clone());
         let run = Run {
@@ -385,6 +424,28 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             },
             &report,
         )?;
+        if let Some(url) = args.out.as_deref().and_then(store_url).transpose()? {
+            let remote = landfall::store::Remote::from_env(&url)?;
+            let manifest = landfall::bundle_manifest(&project, &plan, &built)?;
+            let store = landfall::assemble::Store::open(&project)?;
+            let uploaded = landfall::bundle::publish(&remote, &store, &manifest, &built.assembled)?;
+            report(Event::Stored {
+                store: url.to_string(),
+                objects: uploaded.objects,
+                uploaded: uploaded.uploaded,
+                bytes: uploaded.bytes,
+            });
+            if ctx.global.message_format == MessageFormat::Json {
+                let line = serde_json::json!({"event": "bundle", "dir": url.to_string(), "manifest": manifest});
+                render::println!("{line}");
+            } else {
+                render::println!("bundle {url}");
+                for a in &manifest.artifacts {
+                    render::println!("{}  {}", a.name, a.id);
+                }
+            }
+            return Ok(EXIT_OK);
+        }
         if let Some(out) = &args.out {
             let manifest = landfall::bundle_manifest(&project, &plan, &built)?;
             landfall::bundle::write(out, &manifest, &built.assembled)?;

@@ -157,6 +157,19 @@ impl Printer {
                     ),
                 );
             }
+            Event::Stored {
+                store,
+                objects,
+                uploaded,
+                bytes,
+            } => self.status(
+                "Stored",
+                GOOD,
+                &format!(
+                    "{store} ({uploaded} of {objects} objects put, {})",
+                    size(bytes)
+                ),
+            ),
             Event::Probed {
                 host,
                 artifact,

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::assemble::{self, Assembled, Entry, EntryKind, GitTree, Manifest, Source, Store};
 use crate::error::{Error, Result};
+use crate::store::{Object, Remote, Sha256Index};
 
 pub const MANIFEST_FILE: &str = "landfall-bundle.json";
 pub const SCHEMA: &str = "landfall-bundle/1";
@@ -82,6 +83,10 @@ pub enum BundleFile {
         mode: String,
         size: u64,
         blake3: String,
+        /// The content's sha256, in a bundle published to an object store:
+        /// its object's key there, and what hosts check it with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
     },
     Symlink {
         path: String,
@@ -105,6 +110,7 @@ impl BundleFile {
                 mode: format!("{mode:04o}"),
                 size: *size,
                 blake3: hash.to_hex().to_string(),
+                sha256: None,
             },
             EntryKind::Symlink { target } => BundleFile::Symlink {
                 path: entry.path.clone(),
@@ -383,6 +389,144 @@ fn verify(dir: &Path, artifact: &BundleArtifact) -> Result<Manifest, String> {
         }
     }
     Ok(manifest)
+}
+
+/// Publishes a bundle to an object store: every file's content as an
+/// object (those the store lacks are put), then the manifest, with each
+/// file's sha256 beside its blake3, at `PREFIX/landfall-bundle.json`, last,
+/// so that a bundle whose manifest is there is complete.
+pub fn publish(
+    remote: &Remote,
+    store: &Store,
+    manifest: &BundleManifest,
+    artifacts: &[Assembled],
+) -> Result<crate::store::Uploaded> {
+    let mut index = Sha256Index::open(store);
+    let mut manifest = manifest.clone();
+    let mut objects = Vec::new();
+    for (bundled, assembled) in manifest.artifacts.iter_mut().zip(artifacts) {
+        for file in &mut bundled.files {
+            if let BundleFile::File {
+                path,
+                size,
+                blake3,
+                sha256,
+                ..
+            } = file
+            {
+                let hash = blake3::Hash::from_hex(&*blake3)
+                    .map_err(|err| Error::Failed(format!("`{path}`: {err}")))?;
+                let local = assembled.dir.join(&*path);
+                let sum = index.sum(&hash, &local)?;
+                objects.push(Object {
+                    sha256: sum.clone(),
+                    size: *size,
+                    path: local,
+                });
+                *sha256 = Some(sum);
+            }
+        }
+    }
+    index.save()?;
+    let uploaded = remote.upload(&objects)?;
+    let mut text = serde_json::to_string_pretty(&manifest).expect("manifests serialise");
+    text.push('\n');
+    remote.put_bytes(&remote.url.bundle_key(), text.as_bytes())?;
+    Ok(uploaded)
+}
+
+/// Fetches the bundle published at a store into a directory of this
+/// machine (`target/landfall/bundles/<blake3 of its manifest>/`), each
+/// object once and checked against its sha256, and returns that directory,
+/// which [`open`] then verifies as any bundle. A bundle fetched before is
+/// not fetched again.
+pub fn fetch(remote: &Remote, store: &Store) -> Result<PathBuf> {
+    use sha2::Digest as _;
+    let key = remote.url.bundle_key();
+    let text = remote.get(&key)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "`{}` holds no bundle: no `{key}` in bucket `{}`",
+            remote.url, remote.url.bucket
+        ))
+    })?;
+    let dir = store
+        .root
+        .join("bundles")
+        .join(blake3::hash(&text).to_hex().as_str());
+    if dir.join(MANIFEST_FILE).is_file() {
+        return Ok(dir);
+    }
+    let manifest: BundleManifest = serde_json::from_slice(&text).map_err(|err| {
+        Error::Usage(format!(
+            "the bundle at `{}` is not valid: {err}",
+            remote.url
+        ))
+    })?;
+    let partial = dir.with_extension("partial");
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
+    }
+    let mut fetched: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for artifact in &manifest.artifacts {
+        if !clean_path(&artifact.name) || artifact.name.contains('/') {
+            return Err(Error::Usage(format!(
+                "the bundle at `{}` names an invalid artifact",
+                remote.url
+            )));
+        }
+        let root = partial.join("artifacts").join(&artifact.name);
+        crate::files::create_dirs(&root)?;
+        for file in &artifact.files {
+            if !clean_path(file.path()) {
+                return Err(Error::Usage(format!(
+                    "the bundle at `{}` has an invalid path `{}`",
+                    remote.url,
+                    crate::diag::shown(file.path())
+                )));
+            }
+            let path = root.join(file.path());
+            if let Some(parent) = path.parent() {
+                crate::files::create_dirs(parent)?;
+            }
+            match file {
+                BundleFile::Symlink { target, .. } => {
+                    std::os::unix::fs::symlink(target, &path)
+                        .map_err(Error::io("cannot create symlink", &path))?;
+                }
+                BundleFile::File { sha256, .. } => {
+                    let Some(sha256) = sha256 else {
+                        return Err(Error::Usage(format!(
+                            "the bundle at `{}` gives no sha256 for `{}`",
+                            remote.url,
+                            file.path()
+                        )));
+                    };
+                    if let Some(first) = fetched.get(sha256) {
+                        assemble::link_or_copy(first, &path)?;
+                        continue;
+                    }
+                    let object = remote.url.object_key(sha256);
+                    let bytes = remote.get(&object)?.ok_or_else(|| {
+                        Error::Failed(format!("the store lacks `{object}` of the bundle"))
+                    })?;
+                    if crate::store::hex(&sha2::Sha256::digest(&bytes)) != *sha256 {
+                        return Err(Error::Failed(format!(
+                            "`{object}` of the store is not what the bundle says (sha256 mismatch)"
+                        )));
+                    }
+                    fs::write(&path, &bytes).map_err(Error::io("cannot write", &path))?;
+                    fetched.insert(sha256.clone(), path);
+                }
+            }
+        }
+    }
+    let manifest_path = partial.join(MANIFEST_FILE);
+    fs::write(&manifest_path, &text).map_err(Error::io("cannot write", &manifest_path))?;
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(Error::io("cannot remove", &dir))?;
+    }
+    fs::rename(&partial, &dir).map_err(Error::io("cannot rename", &partial))?;
+    Ok(dir)
 }
 
 impl Bundle {

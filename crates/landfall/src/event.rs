@@ -59,12 +59,22 @@ pub enum Event {
         /// Where the whole diff is, when `diffs` were cut.
         diff_file: Option<std::path::PathBuf>,
     },
+    /// The object store holds every object of the releases a deploy
+    /// uploads (pull mode): `uploaded` of the `objects` were put now, the
+    /// rest it had.
+    Stored {
+        store: String,
+        objects: usize,
+        uploaded: usize,
+        bytes: u64,
+    },
     Pushed {
         host: String,
         artifact: String,
         release: String,
         files: usize,
-        /// Bytes written to the host (unchanged files are hard links).
+        /// Bytes written to the host (unchanged files are hard links); in
+        /// pull mode, what the host fetched from the store.
         bytes: u64,
         /// For git artifacts: the objects git sent.
         #[serde(skip_serializing_if = "Option::is_none")]

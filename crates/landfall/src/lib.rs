@@ -49,6 +49,7 @@ pub mod process;
 pub mod secrets;
 pub mod service;
 pub mod steps;
+pub mod store;
 pub mod template;
 pub mod transport;
 

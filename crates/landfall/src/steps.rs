@@ -155,6 +155,18 @@ pub enum Step {
         release: String,
         tree: String,
     },
+    /// Makes the upload of `release` from an object store: each file
+    /// hard-linked from `current` when it has the same content there, or
+    /// fetched from its presigned URL with curl, at most `seconds` each,
+    /// and checked against its sha256; symlinks made. The release's own
+    /// files follow as [`Step::Put`]s.
+    Pull {
+        path: String,
+        release: String,
+        current: Option<String>,
+        seconds: u64,
+        entries: Vec<PullEntry>,
+    },
     /// Writes a file into `dir` (its bytes travel in the script).
     Put {
         dir: String,
@@ -278,6 +290,44 @@ fn optional(value: Option<&String>) -> String {
     value.cloned().unwrap_or_default()
 }
 
+/// One entry of a release pulled from an object store ([`Step::Pull`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullEntry {
+    File {
+        path: String,
+        mode: u32,
+        size: u64,
+        blake3: String,
+        sha256: String,
+        /// The file's mtime, UTC, as `touch -t` reads it.
+        mtime: String,
+        /// A presigned GET of the object.
+        url: String,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
+impl PullEntry {
+    /// Its line of `landfall_pull`'s list.
+    fn line(&self) -> String {
+        match self {
+            PullEntry::File {
+                path,
+                mode,
+                size,
+                blake3,
+                sha256,
+                mtime,
+                url,
+            } => format!("file\t{mode:04o}\t{size}\t{blake3}\t{sha256}\t{mtime}\t{url}\t{path}\n"),
+            PullEntry::Symlink { path, target } => format!("symlink\t{target}\t{path}\n"),
+        }
+    }
+}
+
 /// The standard input of a command run by [`Step::Exec`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecInput {
@@ -381,6 +431,22 @@ fn call(step: &Step) -> Call {
             function: Some("landfall_put"),
             args: vec![dir.clone(), name.clone(), format!("{mode:o}")],
             input: Some(base64_lines(bytes)),
+        },
+        Step::Pull {
+            path,
+            release,
+            current,
+            seconds,
+            entries,
+        } => Call {
+            function: Some("landfall_pull"),
+            args: vec![
+                path.clone(),
+                release.clone(),
+                optional(current.as_ref()),
+                seconds.to_string(),
+            ],
+            input: Some(entries.iter().map(PullEntry::line).collect()),
         },
         Step::Link { dir, name, target } => plain(
             "landfall_link",

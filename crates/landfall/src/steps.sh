@@ -453,6 +453,103 @@ landfall_put() {
     landfall_fail "cannot write $f"
 }
 
+# landfall_pull PATH RELEASE CURRENT SECONDS: makes the upload of RELEASE
+# from an object store, as the list on standard input (a here-document)
+# says, one line per entry of the artifact:
+#   file<TAB>MODE<TAB>SIZE<TAB>BLAKE3<TAB>SHA256<TAB>MTIME<TAB>URL<TAB>NAME
+#   symlink<TAB>TARGET<TAB>NAME
+# A file that CURRENT's manifest lists with the same mode, size and blake3
+# is hard-linked from it, as rsync's --link-dest does, and one whose
+# content this upload has already is linked from there; any other is
+# fetched from URL (a presigned GET, which holds no `"` or `\`) with curl,
+# at most SECONDS each, into a temporary file, checked against its sha256,
+# and only then given its mode and mtime (MTIME: UTC, as `touch -t` reads
+# it) and its name. Any failure removes the upload. Reports
+# `pulled FILES BYTES`: what was fetched.
+landfall_pull() {
+  p=$1 id=$2 cur=$3 limit=$4
+  part="$p/releases/$id.partial"
+  command -v curl >/dev/null || landfall_fail "curl is not installed on this host: a deploy from a store needs it"
+  command -v sha256sum >/dev/null || landfall_fail "sha256sum (coreutils) is not installed on this host"
+  rm -rf "$part" && mkdir -p "$part" || landfall_fail "cannot create $part"
+  have=
+  if [ -n "$cur" ] && [ -f "$p/releases/$cur/.landfall-manifest" ]; then
+    have="$p/releases/$cur/.landfall-manifest"
+  fi
+  # Each line gets what to do first: `old NAME` (a file of CURRENT),
+  # `dup NAME` (a file of this upload), `get -`, or `link -`.
+  plan=$(awk -v have="$have" 'BEGIN {
+      FS = "\t"
+      if (have != "") while ((getline line < have) > 0) {
+        n = split(line, f, "\t")
+        if (f[1] == "file" && n >= 5) old[f[2] "\t" f[3] "\t" f[4]] = f[5]
+      }
+    }
+    $1 == "file" {
+      key = $2 "\t" $3 "\t" $4
+      if (key in old) print "old\t" old[key] "\t" $0
+      else if (key in got) print "dup\t" got[key] "\t" $0
+      else print "get\t-\t" $0
+      if (!(key in got)) got[key] = $8
+      next
+    }
+    $1 == "symlink" { print "link\t-\t" $0 }') || {
+    rm -rf "$part"
+    landfall_fail "cannot read the list of objects for $id"
+  }
+  tab=$(printf '\t')
+  files=0 bytes=0
+  # shellcheck disable=SC2034 # The kind and the blake3 were for awk.
+  while IFS=$tab read -r what from kind mode size blake sha mtime url name; do
+    case $what in
+      link)
+        # A symlink's line is `symlink TARGET NAME`: its target is read
+        # into `mode` and its name into `size`.
+        f="$part/$size"
+        mkdir -p "${f%/*}" && ln -s "$mode" "$f" || {
+          rm -rf "$part"
+          landfall_fail "cannot link $f"
+        }
+        continue
+        ;;
+      old) src="$p/releases/$cur/$from" ;;
+      dup) src="$part/$from" ;;
+      get) src= ;;
+      *) continue ;;
+    esac
+    f="$part/$name"
+    mkdir -p "${f%/*}" || {
+      rm -rf "$part"
+      landfall_fail "cannot create the directory of $f"
+    }
+    if [ -n "$src" ] && [ -f "$src" ] && [ ! -L "$src" ] && ln "$src" "$f" 2>/dev/null; then
+      continue
+    fi
+    tmp="$part/.landfall-pull"
+    # The URL reaches curl on its standard input, not its command line,
+    # where any user of the host could read it.
+    if ! printf 'url = "%s"\n' "$url" |
+      curl -fsS --retry 3 --connect-timeout 10 --max-time "$limit" -K - -o "$tmp"; then
+      rm -rf "$part"
+      landfall_fail "cannot fetch $name (sha256 $sha) from the store"
+    fi
+    sum=$(sha256sum "$tmp") && sum=${sum%% *} || sum=
+    if [ "$sum" != "$sha" ]; then
+      rm -rf "$part"
+      landfall_fail "sha256 mismatch: $name fetched from the store has sha256 $sum, not $sha; the release is not made"
+    fi
+    chmod "$mode" "$tmp" && TZ=UTC0 touch -m -t "$mtime" "$tmp" && mv -f "$tmp" "$f" || {
+      rm -rf "$part"
+      landfall_fail "cannot write $f"
+    }
+    files=$((files + 1))
+    bytes=$((bytes + size))
+  done <<EOF
+$plan
+EOF
+  printf 'pulled\t%s\t%s\n' "$files" "$bytes"
+}
+
 # landfall_link DIR NAME TARGET: a symlink of a release, replacing whatever
 # is at NAME.
 landfall_link() {

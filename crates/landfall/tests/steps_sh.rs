@@ -1137,6 +1137,146 @@ fn put_that_cannot_write_exits_70(shell: Shell) {
     );
 }
 
+/// A `landfall_pull` of `entries` (lines of its list), as landfall renders
+/// it: the list in a quoted here-document.
+fn pull(a: &Artifact, release: &str, current: &str, entries: &[String]) -> String {
+    let mut text = call("landfall_pull", &[&a.path(), release, current, "10"]);
+    text.pop();
+    text.push_str(" <<'LANDFALL_INPUT_END'\n");
+    for entry in entries {
+        text.push_str(entry);
+        text.push('\n');
+    }
+    text.push_str("LANDFALL_INPUT_END\n");
+    text
+}
+
+/// A file's line of `landfall_pull`'s list, fetched from `url`.
+fn pull_file(name: &str, mode: &str, content: &[u8], url: &str) -> String {
+    use sha2::Digest as _;
+    let sha256 = sha2::Sha256::digest(content)
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            write!(hex, "{b:02x}").unwrap();
+            hex
+        });
+    format!(
+        "file\t{mode}\t{}\t{}\t{sha256}\t200109090146.40\t{url}\t{name}",
+        content.len(),
+        blake3::hash(content).to_hex()
+    )
+}
+
+/// An object of a store, served as a `file://` URL (curl fetches those as
+/// it fetches presigned https ones).
+fn object(a: &Artifact, name: &str, content: &[u8]) -> String {
+    let path = a.outside(name);
+    fs::write(&path, content).unwrap();
+    format!("file://{}", text(&path).replace(' ', "%20"))
+}
+
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata(path).unwrap().ino()
+}
+
+fn pull_links_what_current_has_fetches_the_rest_once_and_checks_each(shell: Shell) {
+    let a = Artifact::new();
+    a.write("releases/aa01/bin/app", "old app\n")
+        .write("releases/aa01/static/same.txt", "same\n");
+    let manifest = format!(
+        "landfall-manifest-v1\nfile\t0755\t8\t{}\tbin/app\nfile\t0644\t5\t{}\tstatic/same.txt\n",
+        blake3::hash(b"old app\n").to_hex(),
+        blake3::hash(b"same\n").to_hex()
+    );
+    a.write("releases/aa01/.landfall-manifest", manifest);
+    let app = object(&a, "app object", b"new app\n");
+    let doc = object(&a, "doc object", b"a document\n");
+    let nowhere = "file:///nonexistent/object";
+    shell
+        .run(&pull(
+            &a,
+            "bb02",
+            "aa01",
+            &[
+                pull_file("bin/app", "0755", b"new app\n", &app),
+                // Current has it: linked, not fetched.
+                pull_file("static/same.txt", "0644", b"same\n", nowhere),
+                // The second of two files with one content is linked to
+                // the first.
+                pull_file("docs/a b.txt", "0644", b"a document\n", &doc),
+                pull_file("docs/copy.txt", "0644", b"a document\n", nowhere),
+                "symlink\t../../shared/log\tlog".to_string(),
+            ],
+        ))
+        .expect(0, "pulled\t2\t19\n");
+    let part = a.join("releases/bb02.partial");
+    assert_eq!(
+        files_under(&part),
+        [
+            "bin/app",
+            "docs/a b.txt",
+            "docs/copy.txt",
+            "log",
+            "static/same.txt"
+        ]
+    );
+    assert_eq!(a.read("releases/bb02.partial/bin/app"), "new app\n");
+    assert_eq!(a.mode("releases/bb02.partial/bin/app"), 0o755);
+    assert_eq!(a.mode("releases/bb02.partial/docs/a b.txt"), 0o644);
+    assert_eq!(
+        fs::metadata(part.join("bin/app"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)
+    );
+    assert_eq!(
+        inode(&part.join("static/same.txt")),
+        inode(&a.join("releases/aa01/static/same.txt"))
+    );
+    assert_eq!(
+        inode(&part.join("docs/copy.txt")),
+        inode(&part.join("docs/a b.txt"))
+    );
+    assert_eq!(
+        fs::read_link(part.join("log")).unwrap(),
+        Path::new("../../shared/log")
+    );
+}
+
+fn pull_of_an_object_that_is_not_its_sha256_makes_no_release(shell: Shell) {
+    let a = Artifact::new();
+    let tampered = object(&a, "object", b"not what was put\n");
+    let outcome = shell.run(&pull(
+        &a,
+        "bb02",
+        "",
+        &[pull_file("bin/app", "0755", b"new app\n", &tampered)],
+    ));
+    outcome.expect(70, "");
+    assert!(
+        outcome.stderr.contains("sha256 mismatch: bin/app"),
+        "{outcome}"
+    );
+    assert!(!a.has("releases/bb02.partial"));
+
+    let missing = shell.run(&pull(
+        &a,
+        "bb02",
+        "",
+        &[pull_file(
+            "bin/app",
+            "0755",
+            b"new app\n",
+            "file:///nonexistent",
+        )],
+    ));
+    missing.expect(70, "");
+    assert!(missing.stderr.contains("cannot fetch bin/app"), "{missing}");
+    assert!(!a.has("releases/bb02.partial"));
+}
+
 fn link_makes_a_symlink_replacing_what_was_there(shell: Shell) {
     let a = Artifact::new();
     a.write("releases/aa01.partial/log/old.log", "old\n");
@@ -2395,6 +2535,8 @@ under_both_shells!(
     put_writes_base64_from_a_here_document_with_its_mode,
     put_replaces_a_link_or_a_directory_rather_than_writing_through_it,
     put_that_cannot_write_exits_70,
+    pull_links_what_current_has_fetches_the_rest_once_and_checks_each,
+    pull_of_an_object_that_is_not_its_sha256_makes_no_release,
     link_makes_a_symlink_replacing_what_was_there,
     link_that_cannot_be_made_exits_70,
     discard_removes_only_the_upload,

@@ -27,6 +27,10 @@
 //! from util-linux, and OpenSSH's `sshd` and `ssh-keygen`; supervisor for
 //! [`Testbed::start_supervisord`], systemd and cgroup v2 for systemd hosts.
 
+mod s3;
+
+pub use s3::S3Server;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;

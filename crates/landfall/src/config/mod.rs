@@ -298,6 +298,8 @@ pub struct Environment {
     /// longer uses it, for the next run to start warm; zero: it closes with
     /// the run.
     pub ssh_persist: Duration,
+    /// The object store hosts pull releases from (pull mode), if any.
+    pub store: Option<crate::store::StoreUrl>,
     pub on_failure: OnFailure,
     pub host_keys: HostKeys,
     pub vars: toml::Table,

@@ -56,6 +56,7 @@ const KEYS: &[&str] = &[
     "ssh_config",
     "on_failure",
     "host_keys",
+    "store",
     "hosts",
     "web1",
     "address",
@@ -244,6 +245,12 @@ fn field(key: &'static str) -> BoxedStrategy<Value> {
         "ssh_config" => one_of(&["ssh_config"]),
         "on_failure" => one_of(&["stop", "rollback-all"]),
         "host_keys" => one_of(&["strict", "accept-new", "ask"]),
+        "store" => one_of(&[
+            "s3://releases/shop",
+            "s3://releases",
+            "s3://A/b",
+            "http://x",
+        ]),
         "keep" => (1i64..5).prop_map(Value::Integer).boxed(),
         "max_parallel" => (0i64..3).prop_map(Value::Integer).boxed(),
         "jobs" => (1i64..8).prop_map(Value::Integer).boxed(),
@@ -396,6 +403,7 @@ fn environment_document() -> impl Strategy<Value = String> {
         "ssh_config",
         "on_failure",
         "host_keys",
+        "store",
     ]);
     let host = table_with(&["roles"], &["address", "vars"]);
     let file = (
@@ -718,6 +726,10 @@ fn environment_toml() -> impl Strategy<Value = String> {
         prop::option::of(prop::sample::select(vec!["ssh_config", "../ssh/config"])),
         prop::option::of(prop::sample::select(vec!["rollback-all", "stop"])),
         prop::option::of(prop::sample::select(vec!["strict", "accept-new"])),
+        prop::option::of(prop::sample::select(vec![
+            "s3://releases/shop/",
+            "s3://releases",
+        ])),
     );
     (
         section,
@@ -731,7 +743,7 @@ fn environment_toml() -> impl Strategy<Value = String> {
     )
         .prop_map(
             |(
-                (protect, branch, jobs, user, ssh_config, on_failure, host_keys),
+                (protect, branch, jobs, user, ssh_config, on_failure, host_keys, store),
                 vars,
                 hosts,
                 secrets,
@@ -751,6 +763,7 @@ fn environment_toml() -> impl Strategy<Value = String> {
                     ("ssh_config", ssh_config),
                     ("on_failure", on_failure),
                     ("host_keys", host_keys),
+                    ("store", store),
                 ] {
                     if let Some(value) = value {
                         section.insert(key.into(), Value::String(value.into()));

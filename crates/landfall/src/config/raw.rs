@@ -212,6 +212,8 @@ pub(crate) struct EnvironmentSection {
     pub(crate) ssh_config: Option<Spanned<String>>,
     /// How long the master connections to the hosts outlive a run.
     pub(crate) ssh_persist: Option<Spanned<String>>,
+    /// The object store hosts pull from: `s3://BUCKET/PREFIX`.
+    pub(crate) store: Option<Spanned<String>>,
     pub(crate) on_failure: Option<OnFailure>,
     pub(crate) host_keys: Option<HostKeys>,
 }

@@ -1251,6 +1251,19 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
             }
         },
     };
+    let store = section.store.as_ref().and_then(|text| {
+        match crate::store::StoreUrl::parse(text.get_ref()) {
+            Ok(url) => Some(url),
+            Err(why) => {
+                check.error(
+                    text.span(),
+                    format!("invalid store `{}`", crate::diag::shown(text.get_ref())),
+                    why,
+                );
+                None
+            }
+        }
+    });
 
     let mut hosts = Vec::new();
     for (host_name, host) in raw.hosts {
@@ -1406,6 +1419,7 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
         user: section.user.map(Spanned::into_inner),
         ssh_config,
         ssh_persist,
+        store,
         on_failure: section.on_failure.unwrap_or(raw::OnFailure::RollbackAll),
         host_keys: section.host_keys.unwrap_or_default(),
         vars: raw.vars,

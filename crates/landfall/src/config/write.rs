@@ -255,6 +255,9 @@ impl Environment {
             "ssh_persist".into(),
             Value::String(duration(self.ssh_persist)),
         );
+        if let Some(store) = &self.store {
+            section.insert("store".into(), Value::String(store.to_string()));
+        }
         if let Some(config) = &self.ssh_config {
             let config = config.strip_prefix(environments_dir).unwrap_or(config);
             section.insert(
@@ -361,6 +364,7 @@ impl PartialEq for Environment {
             && self.user == other.user
             && self.ssh_config == other.ssh_config
             && self.ssh_persist == other.ssh_persist
+            && self.store == other.store
             && self.on_failure == other.on_failure
             && self.host_keys == other.host_keys
             && self.vars == other.vars

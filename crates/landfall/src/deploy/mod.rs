@@ -32,6 +32,7 @@ mod decide;
 mod manage;
 mod phases;
 mod predict;
+mod pull;
 mod rollout;
 #[cfg(test)]
 mod tests;
@@ -311,6 +312,8 @@ pub struct DeployOptions {
     /// The `--var KEY=VALUE` overrides, as given, recorded with each new
     /// release.
     pub overrides: Vec<String>,
+    /// The object store hosts pull releases from (pull mode), if any.
+    pub store: Option<crate::store::Remote>,
 }
 
 /// What a target not yet worked on says when the run was asked to stop.

@@ -151,10 +151,35 @@ fn deploy_releases(
     let hosts = by_host(&pending_targets);
     let provenance =
         serde_json::to_string(&provenance(run, options)).expect("provenance serialises");
+    // With a store, it gets every object the pushes need first, once for
+    // all hosts; each host then fetches what it lacks from it.
+    let pull = match &options.store {
+        Some(remote) => {
+            // What a lock taken over in the push is decided again from: it
+            // may upload too.
+            let releases: Vec<&crate::assemble::Release> = pending
+                .iter()
+                .map(|&i| &work[i])
+                .filter(|w| w.action.uploads() || w.lock != Lock::Held)
+                .map(|w| w.release)
+                .collect();
+            match super::pull::prepare(run, remote, &releases) {
+                Ok(pull) => Some(pull),
+                Err(message) => {
+                    for &i in &pending {
+                        run.fail(&mut work[i], Phase::Push, message.clone());
+                    }
+                    finish(run, &mut work, false);
+                    return Summary::new(run, false, work.iter().map(Work::outcome).collect());
+                }
+            }
+        }
+        None => None,
+    };
     let results = parallel(&hosts, run.jobs, |(_, indices)| {
         indices
             .iter()
-            .map(|&j| push_one(run, &work[pending[j]], &provenance))
+            .map(|&j| push_one(run, &work[pending[j]], &provenance, pull.as_ref()))
             .collect::<Vec<_>>()
     });
     let mut push_failed = false;
@@ -300,7 +325,12 @@ struct PushResult {
 /// What `current` pointed at (`None`: nothing yet).
 struct Current(Option<String>);
 
-fn push_one(run: &Run<'_>, w: &Work<'_>, provenance: &str) -> PushResult {
+fn push_one(
+    run: &Run<'_>,
+    w: &Work<'_>,
+    provenance: &str,
+    pull: Option<&super::pull::Pull<'_>>,
+) -> PushResult {
     let mut result = PushResult {
         locked: false,
         current: None,
@@ -364,10 +394,19 @@ fn push_one(run: &Run<'_>, w: &Work<'_>, provenance: &str) -> PushResult {
     if !action.uploads() {
         return result;
     }
-    let mut stats = match run.transport.push(w.target, w.release, current.as_deref()) {
+    let pushed = match pull {
+        Some(pull) if w.release.git.is_none() => {
+            super::pull::pull(run, w, current.as_deref(), pull)
+        }
+        _ => run
+            .transport
+            .push(w.target, w.release, current.as_deref())
+            .map_err(|err| format!("{err:#}")),
+    };
+    let mut stats = match pushed {
         Ok(stats) => stats,
-        Err(err) => {
-            result.result = Err((Phase::Push, format!("{err:#}")));
+        Err(message) => {
+            result.result = Err((Phase::Push, message));
             return result;
         }
     };

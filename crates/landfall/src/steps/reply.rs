@@ -104,6 +104,11 @@ pub enum Report {
     Prepared {
         current: Option<String>,
     },
+    /// `landfall_pull`: the files fetched from the store, and their bytes.
+    Pulled {
+        files: usize,
+        bytes: u64,
+    },
     Hook {
         name: String,
     },
@@ -264,6 +269,10 @@ impl Report {
             "unlocked" => Report::Unlocked,
             "prepared" => Report::Prepared {
                 current: some(rest(1)),
+            },
+            "pulled" => Report::Pulled {
+                files: fields.get(1)?.parse().ok()?,
+                bytes: fields.get(2)?.parse().ok()?,
             },
             "hook" => Report::Hook {
                 name: rest(1).to_string(),
@@ -535,6 +544,14 @@ impl Reply {
     pub fn prepared(&self) -> Option<Option<String>> {
         self.reports.iter().find_map(|r| match r {
             Report::Prepared { current } => Some(current.clone()),
+            _ => None,
+        })
+    }
+
+    /// What `landfall_pull` fetched: files and bytes.
+    pub fn pulled(&self) -> Option<(usize, u64)> {
+        self.reports.iter().find_map(|r| match r {
+            Report::Pulled { files, bytes } => Some((*files, *bytes)),
             _ => None,
         })
     }
