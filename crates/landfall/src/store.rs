@@ -254,6 +254,17 @@ impl Remote {
     /// Puts a local file under `key`.
     pub fn put_file(&self, key: &str, path: &Path, size: u64) -> Result<()> {
         let file = fs::File::open(path).map_err(Error::io("cannot read", path))?;
+        self.put(key, size, file)
+    }
+
+    /// Puts bytes under `key`.
+    pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        self.put(key, bytes.len() as u64, bytes)
+    }
+
+    /// Puts `size` bytes read from `body` under `key`, within the time
+    /// they may take to send.
+    fn put(&self, key: &str, size: u64, body: impl ureq::AsSendBody) -> Result<()> {
         let url = self
             .bucket
             .put_object(Some(&self.credentials), key)
@@ -265,24 +276,7 @@ impl Remote {
             .config()
             .timeout_global(Some(transfer_time(size)))
             .build()
-            .send(file)
-            .map_err(|err| self.failed("put", key, err))?;
-        check_status(self, "put", key, response)
-    }
-
-    /// Puts bytes under `key`.
-    pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        let url = self
-            .bucket
-            .put_object(Some(&self.credentials), key)
-            .sign(Duration::from_secs(600));
-        let response = self
-            .agent
-            .put(url.as_str())
-            .config()
-            .timeout_global(Some(transfer_time(bytes.len() as u64)))
-            .build()
-            .send(bytes)
+            .send(body)
             .map_err(|err| self.failed("put", key, err))?;
         check_status(self, "put", key, response)
     }
