@@ -15,11 +15,11 @@ const USAGE: &str = "usage: cargo xtask <lint|demo|testbed|bench>
                        --systemd, each under a systemd of its own (PID 1 of its namespaces)
   testbed down         stop them and every process they started
   testbed status       list the hosts and whether they run
-  bench [--runs N] [--large-runs N] [--hosts 1,4,8,32,64]
+  bench [--runs N] [--large-runs N] [--hosts 1,8,32,64]
                        landfall against a hand-written rsync+ssh deploy on the test bed,
                        each with ssh connections opened for the run (cold) and kept from
                        an earlier one (warm); --runs (5) for fleets of up to 8 hosts,
-                       --large-runs (3, or --runs if fewer) for larger ones (needs root, sshd,
+                       --large-runs (2, or --runs if fewer) for larger ones (needs root, sshd,
                        rsync and nftables; see docs/benchmarks.md)
   bench restarts [--runs N]
                        the requests lost while a deploy restarts the example's service,

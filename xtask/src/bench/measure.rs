@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -128,15 +127,15 @@ pub(crate) struct Finished {
     pub(crate) peak_kib: u64,
 }
 
-/// Runs `cmd` to completion, in a process group of its own, which is
-/// killed (and the run is an error) if it has not ended within `deadline`.
+/// Runs `cmd` to completion; past `deadline`, it is killed with every
+/// process it started (and the run is an error). It stays in this
+/// process's group, so that Ctrl-C at a terminal reaches it too.
 pub(crate) fn run(cmd: &mut Command, deadline: Duration) -> Result<Finished> {
     let started = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .spawn()
         .with_context(|| format!("cannot start {cmd:?}"))?;
     let pid = child.id();
@@ -153,8 +152,15 @@ pub(crate) fn run(cmd: &mut Command, deadline: Duration) -> Result<Finished> {
             break status;
         }
         if started.elapsed() > deadline {
+            let mut doomed = vec![pid];
+            let mut i = 0;
+            while let Some(&parent) = doomed.get(i) {
+                doomed.extend(children(parent));
+                i += 1;
+            }
             let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
+                .arg("-KILL")
+                .args(doomed.iter().map(ToString::to_string))
                 .stdin(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
@@ -201,6 +207,22 @@ pub(crate) fn measure(
         peak_kib: finished.peak_kib,
         stdout: finished.stdout,
     })
+}
+
+/// The children of process `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 fn vm_hwm(pid: u32) -> Option<u64> {

@@ -25,8 +25,8 @@ const BASELINE_SH: &str = include_str!("baseline.sh");
 
 /// The largest fleet measured `--runs` times; larger ones are measured
 /// `--large-runs` times, so that the whole benchmark stays within about
-/// half an hour on two cores.
-pub(crate) const SMALL_FLEET: usize = 8;
+/// 40 minutes on two cores.
+const SMALL_FLEET: usize = 8;
 
 /// How many hosts the baseline works on at once (`xargs -P`): as many as
 /// landfall's `jobs` in the benchmark's environments.
@@ -46,7 +46,7 @@ const DEADLINE: Duration = Duration::from_mins(20);
 struct Options {
     runs: usize,
     /// Runs per figure for fleets of more than [`SMALL_FLEET`] hosts;
-    /// `None`: `runs`, but at most 3.
+    /// `None`: `runs`, but at most 2.
     large_runs: Option<usize>,
     fleets: Vec<usize>,
 }
@@ -57,7 +57,7 @@ impl Options {
         if k <= SMALL_FLEET {
             self.runs
         } else {
-            self.large_runs.unwrap_or(self.runs.min(3))
+            self.large_runs.unwrap_or(self.runs.min(2))
         }
     }
 }
@@ -66,7 +66,7 @@ fn options(args: &[String]) -> Result<Options> {
     let mut options = Options {
         runs: 5,
         large_runs: None,
-        fleets: vec![1, 4, 8, 32, 64],
+        fleets: vec![1, 8, 32, 64],
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -160,6 +160,13 @@ pub(crate) enum Side {
     Cargo,
 }
 
+/// Whose master connections: landfall's or the baseline's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tool {
+    Landfall,
+    Baseline,
+}
+
 /// Every sample, by fleet size, scenario, mode and side.
 pub(crate) type Results = BTreeMap<(usize, Scenario, Mode, Side), Vec<Sample>>;
 
@@ -180,7 +187,9 @@ pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
         );
     }
     let options = options(args)?;
-    let root = sh.current_dir();
+    // Without `..`: landfall's kept sockets go under it, where the length
+    // of a path counts.
+    let root = fs::canonicalize(sh.current_dir())?;
     for tool in ["nft", "rsync", "ssh", "git", "xargs"] {
         ensure!(
             Command::new("sh")
@@ -257,8 +266,16 @@ pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
                 );
                 run.round(k, &hosts, scenario, r)?;
             }
+            // What the runs themselves took, and what preparing them did.
+            let measured: f64 = run
+                .results
+                .iter()
+                .filter(|((fleet, of, _, _), _)| *fleet == k && *of == scenario)
+                .flat_map(|(_, samples)| samples)
+                .map(|sample| sample.seconds)
+                .sum();
             eprintln!(
-                "bench: {k} host(s), {}: {:.0} s",
+                "bench: {k} host(s), {}: {:.0} s, {measured:.0} s of it measured",
                 scenario.title(),
                 scenario_started.elapsed().as_secs_f64()
             );
@@ -312,10 +329,11 @@ impl Masters {
     fn new(bench_dir: &Path, bed: &Testbed) -> Result<Masters> {
         use std::os::unix::fs::DirBuilderExt as _;
         // landfall keeps its sockets under `XDG_RUNTIME_DIR` only when the
-        // path leaves room for theirs (about 90 bytes of a socket path's
-        // 108): else it uses `/tmp/landfall-ssh-UID`, which other runs on
-        // this machine share. A checkout too deep for that gets a
-        // directory of its own in /tmp.
+        // path leaves room for theirs (34 bytes at most, of a socket
+        // path's 108: `short_and_plain` in its ssh transport): else it
+        // uses `/tmp/landfall-ssh-UID`, which other runs on this machine
+        // share. A checkout too deep for that gets a directory of its own
+        // in /tmp.
         let mut runtime_dir = bench_dir.join("xdg");
         let temporary = runtime_dir.as_os_str().len() > 34;
         if temporary {
@@ -343,16 +361,16 @@ impl Masters {
     }
 
     /// Where the sockets of `tool`'s masters are.
-    fn sockets(&self, tool: Side) -> PathBuf {
+    fn sockets(&self, tool: Tool) -> PathBuf {
         match tool {
-            Side::Landfall => self.landfall_sockets(),
-            Side::Baseline | Side::Cargo => self.baseline_dir.clone(),
+            Tool::Landfall => self.landfall_sockets(),
+            Tool::Baseline => self.baseline_dir.clone(),
         }
     }
 
     /// Closes every master of `tool` that is open, as `ssh -O exit` on
     /// each socket.
-    fn close(&self, tool: Side) -> Result<()> {
+    fn close(&self, tool: Tool) -> Result<()> {
         let Ok(entries) = fs::read_dir(self.sockets(tool)) else {
             return Ok(());
         };
@@ -376,7 +394,7 @@ impl Masters {
     /// The process id of each host's master of `tool`, as `ssh -O check`
     /// says (sockets are named by ssh's `%C`); `None` for a host that has
     /// no master that answers.
-    fn pids(&self, tool: Side, hosts: &[String]) -> Result<Vec<Option<u32>>> {
+    fn pids(&self, tool: Tool, hosts: &[String]) -> Result<Vec<Option<u32>>> {
         let mut control_path = std::ffi::OsString::from("ControlPath=");
         control_path.push(self.sockets(tool).join("%C"));
         on_threads(hosts, |host| {
@@ -401,8 +419,8 @@ impl Masters {
 
 impl Drop for Masters {
     fn drop(&mut self) {
-        let _ = self.close(Side::Landfall);
-        let _ = self.close(Side::Baseline);
+        let _ = self.close(Tool::Landfall);
+        let _ = self.close(Tool::Baseline);
         if self.temporary {
             let _ = fs::remove_dir_all(&self.runtime_dir);
         }
@@ -518,11 +536,11 @@ impl Runner<'_> {
                     ..Sample::default()
                 },
             };
-            if let Some(kept) = kept {
+            if let Some((tool, kept)) = kept {
                 // A warm run goes through the masters it was given and
                 // leaves them open.
                 ensure!(
-                    self.masters.pids(side, hosts)? == kept,
+                    self.masters.pids(tool, hosts)? == kept,
                     "the {} of {k} host(s), warm, did not keep the masters it found open",
                     scenario.title()
                 );
@@ -541,27 +559,27 @@ impl Runner<'_> {
     /// run, or else by an unmeasured one), and landfall's are closed
     /// before the baseline runs: they ask each host every 5 s whether it
     /// is still there (`ServerAliveInterval`), which the byte counter
-    /// would see; the baseline's, idle, send nothing. Returns, warm, the
-    /// masters' process ids.
+    /// would see; the baseline's, idle, send nothing. Returns, warm, whose
+    /// masters they are and their process ids.
     fn connections(
         &self,
         k: usize,
         hosts: &[String],
         side: Side,
         mode: Mode,
-    ) -> Result<Option<Vec<Option<u32>>>> {
+    ) -> Result<Option<(Tool, Vec<Option<u32>>)>> {
         let open = |pids: &[Option<u32>]| pids.iter().all(Option::is_some);
         match (mode, side) {
             (_, Side::Cargo) => Ok(None),
             (Mode::Cold, _) => {
-                self.masters.close(Side::Landfall)?;
-                self.masters.close(Side::Baseline)?;
+                self.masters.close(Tool::Landfall)?;
+                self.masters.close(Tool::Baseline)?;
                 Ok(None)
             }
             (Mode::Warm, Side::Landfall) => {
-                let pids = self.masters.pids(Side::Landfall, hosts)?;
+                let pids = self.masters.pids(Tool::Landfall, hosts)?;
                 if open(&pids) {
-                    return Ok(Some(pids));
+                    return Ok(Some((Tool::Landfall, pids)));
                 }
                 // `cargo deploy status` only reads the hosts.
                 let env = format!("bench{k}");
@@ -572,28 +590,28 @@ impl Runner<'_> {
                     out.stdout,
                     out.stderr
                 );
-                let pids = self.masters.pids(Side::Landfall, hosts)?;
+                let pids = self.masters.pids(Tool::Landfall, hosts)?;
                 ensure!(
                     open(&pids),
                     "landfall kept no master for some host of {env} in `{}`",
                     self.masters.landfall_sockets().display()
                 );
-                Ok(Some(pids))
+                Ok(Some((Tool::Landfall, pids)))
             }
             (Mode::Warm, Side::Baseline) => {
-                self.masters.close(Side::Landfall)?;
-                let pids = self.masters.pids(Side::Baseline, hosts)?;
+                self.masters.close(Tool::Landfall)?;
+                let pids = self.masters.pids(Tool::Baseline, hosts)?;
                 if open(&pids) {
-                    return Ok(Some(pids));
+                    return Ok(Some((Tool::Baseline, pids)));
                 }
                 let out = output(self.baseline_cmd("open", Mode::Warm).args(hosts))?;
-                let pids = self.masters.pids(Side::Baseline, hosts)?;
+                let pids = self.masters.pids(Tool::Baseline, hosts)?;
                 ensure!(
                     out.status.success() && open(&pids),
                     "the baseline's masters did not open: {}",
                     out.stderr
                 );
-                Ok(Some(pids))
+                Ok(Some((Tool::Baseline, pids)))
             }
         }
     }

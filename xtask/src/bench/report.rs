@@ -12,7 +12,7 @@ use landfall::hash::HashCache;
 
 use super::measure::{Sample, Spread};
 use super::workspace::{DATA_FILES, Workspace};
-use super::{Mode, Phases, Results, Scenario, Side};
+use super::{JOBS, Mode, Phases, Results, Scenario, Side};
 
 /// Hashing the payload: landfall cold (empty hash cache), landfall warm
 /// (every entry a hit) and the blake3 crate reading and hashing the same
@@ -314,13 +314,15 @@ pub(crate) fn render(
     let mut out = String::from("# landfall benchmark\n\n");
     let _ = writeln!(out, "{machine}\n");
 
-    out.push_str(
+    let _ = write!(
+        out,
         "## Wall time\n\n\
          Cold: every run opens its ssh connections (landfall with `--no-persist`; the \
          baseline's masters closed before and after each run; the floor a connection per \
          host). Warm: a master per host is open before the run, kept from an earlier one, \
          and stays open after it (landfall's `ssh_persist`, the baseline's `ControlPersist`; \
-         the floor over the baseline's master).\n\n\
+         the floor over the baseline's master). Both work on {JOBS} hosts at a time \
+         (landfall's `jobs`, the baseline's `xargs -P`).\n\n\
          | hosts | scenario | landfall cold | baseline cold | ratio | landfall warm | baseline warm | ratio |\n\
          |---:|---|---|---|---:|---|---|---:|\n",
     );
