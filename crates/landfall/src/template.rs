@@ -193,6 +193,7 @@ pub fn engine() -> Jinja<'static> {
             minijinja::escape_formatter(out, state, value)
         }
     });
+    jinja.add_filter("toml", toml_value);
     jinja.set_debug(true);
     let syntax = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)
@@ -200,6 +201,22 @@ pub fn engine() -> Jinja<'static> {
         .expect("the default syntax is valid");
     jinja.set_syntax(syntax);
     jinja
+}
+
+/// `{{ value | toml }}`: the value written as a TOML value (a string
+/// quoted and escaped, a table inline), so that whatever a variable holds,
+/// the rendered file parses and reads back the same value. `tojson` does
+/// the same for JSON.
+fn toml_value(value: &Value) -> Result<String, minijinja::Error> {
+    let invalid = |why: String| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, why);
+    if value.is_undefined() || value.is_none() {
+        return Err(invalid(format!(
+            "`toml` cannot write {value:?}: TOML has no null"
+        )));
+    }
+    let toml = toml::Value::try_from(value)
+        .map_err(|err| invalid(format!("`toml` cannot write this value: {err}")))?;
+    Ok(toml.to_string())
 }
 
 /// Where a template's text sits in its source file.
@@ -394,6 +411,49 @@ mod tests {
             secrets_read: read,
         };
         f(&ctx)
+    }
+
+    /// `| toml` writes any value so that the file parses and reads back
+    /// exactly that value; `| tojson` likewise for JSON.
+    #[test]
+    fn the_toml_and_tojson_filters_write_values_that_read_back_the_same() {
+        let vars = r#"
+quote = "in\"fo"
+tricky = "back\\slash 'single' \"double\"\nnew line\ttab \u0001 é ✓ \"\"\" '''"
+number = 8080
+ratio = 0.25
+yes = true
+list = ["a \"b\"", 'c\d']
+table = { host = "db\"1", port = 5432, nested = { on = false } }
+"#;
+        let expected: toml::Table = toml::from_str(vars).unwrap();
+        let render_text = |text: &str, vars: &str| {
+            with_context(vars, None, |ctx| {
+                render(&engine(), &source(text), text, &Origin::At(0), ctx)
+            })
+        };
+        let template = "quote = {{ vars.quote | toml }}\n\
+            tricky = {{ vars.tricky | toml }}\n\
+            number = {{ vars.number | toml }}\n\
+            ratio = {{ vars.ratio | toml }}\n\
+            yes = {{ vars.yes | toml }}\n\
+            list = {{ vars.list | toml }}\n\
+            table = {{ vars.table | toml }}\n";
+        let rendered = render_text(template, vars).unwrap();
+        let read: toml::Table =
+            toml::from_str(&rendered).unwrap_or_else(|err| panic!("not TOML:\n{rendered}\n{err}"));
+        assert_eq!(read, expected, "{rendered}");
+
+        let json = render_text("{{ vars | tojson }}", vars).unwrap();
+        let read: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, serde_json::to_value(&expected).unwrap(), "{json}");
+
+        // A secret that is not known is written as the quoted mask.
+        let rendered = render_text("token = {{ secrets.token | toml }}", "").unwrap();
+        assert_eq!(rendered, format!("token = \"{}\"", secrets::MASK));
+        // Nothing is not a TOML value: an error, not an empty value.
+        let err = render_text("x = {{ none | toml }}", "").unwrap_err();
+        assert!(err.to_string().contains("TOML has no null"), "{err}");
     }
 
     #[test]
