@@ -528,8 +528,28 @@ pub fn decrypt(
     display: &str,
     env_name: &str,
 ) -> Result<Vec<u8>> {
+    try_decrypt(ciphertext, identities, recipients, display, env_name).map_err(|e| match e {
+        Undecrypted::NotARecipient(err) | Undecrypted::Unreadable(err) => err,
+    })
+}
+
+/// Why a secrets file did not decrypt.
+enum Undecrypted {
+    /// It is whole, but encrypted to none of the identities tried.
+    NotARecipient(Error),
+    /// It is not an age file, or it was altered.
+    Unreadable(Error),
+}
+
+fn try_decrypt(
+    ciphertext: &[u8],
+    identities: &Identities,
+    recipients: &[String],
+    display: &str,
+    env_name: &str,
+) -> std::result::Result<Vec<u8>, Undecrypted> {
     let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(ciphertext))
-        .map_err(|e| corrupt(display, &e))?;
+        .map_err(|e| Undecrypted::Unreadable(corrupt(display, &e)))?;
     let mut reader = decryptor
         .decrypt(identities.identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
         .map_err(|e| match e {
@@ -538,20 +558,20 @@ pub fn decrypt(
                     || "recipients that cannot be read from its header".into(),
                     |s| describe_stanzas(&s, recipients),
                 );
-                Error::Usage(format!(
+                Undecrypted::NotARecipient(Error::Usage(format!(
                     "cannot decrypt `{display}` with the identity {}: the file is encrypted to {holders}; \
                      someone who holds one of those keys must add yours to `[secrets] recipients` in \
                      `environments/{env_name}.toml` and run `cargo deploy secrets recipients {env_name} --rekey`",
                     identities.description
-                ))
+                )))
             }
-            other => corrupt(display, &other),
+            other => Undecrypted::Unreadable(corrupt(display, &other)),
         })?;
     let mut plaintext = Vec::new();
     reader.read_to_end(&mut plaintext).map_err(|e| {
-        Error::Usage(format!(
+        Undecrypted::Unreadable(Error::Usage(format!(
             "`{display}` is corrupted: its contents do not decrypt ({e})"
-        ))
+        )))
     })?;
     Ok(plaintext)
 }
@@ -625,6 +645,19 @@ pub fn recipients(env: &Environment) -> Result<Vec<Recipient>> {
 
 /// Reads and decrypts the secrets of `env`, if it has a secrets file.
 pub fn load(project: &Project, env: &Environment) -> Result<Secrets> {
+    load_with(project, env, false)
+}
+
+/// The secrets `check` renders with. It needs no identity: when this
+/// machine has none that decrypts the file (a CI lint job, a teammate
+/// without the key), every secret is a placeholder, and a warning says so.
+/// The file must still be a whole age file, and the environment must list
+/// its recipients.
+pub fn load_for_check(project: &Project, env: &Environment) -> Result<Secrets> {
+    load_with(project, env, true)
+}
+
+fn load_with(project: &Project, env: &Environment, placeholders: bool) -> Result<Secrets> {
     let relative = relative_path(&env.name);
     let path = project.workspace.root.join(&relative);
     let display = relative.display().to_string();
@@ -636,14 +669,35 @@ pub fn load(project: &Project, env: &Environment) -> Result<Secrets> {
     if env.recipients.is_empty() {
         return Err(no_recipients(env));
     }
-    let identities = identities()?;
-    let plaintext = decrypt(
+    let as_placeholders = |why: &Error| {
+        let mut secrets = Secrets::placeholders();
+        secrets.warnings.push(format!(
+            "templates of environment `{}` are checked with every secret as a placeholder: {why}",
+            env.name
+        ));
+        secrets
+    };
+    let identities = match identities() {
+        Ok(identities) => identities,
+        Err(err) if placeholders => {
+            // The file must still be an age file.
+            age::Decryptor::new_buffered(age::armor::ArmoredReader::new(&ciphertext[..]))
+                .map_err(|e| corrupt(&display, &e))?;
+            return Ok(as_placeholders(&err));
+        }
+        Err(err) => return Err(err),
+    };
+    let plaintext = match try_decrypt(
         &ciphertext,
         &identities,
         &env.recipients,
         &display,
         &env.name,
-    )?;
+    ) {
+        Ok(plaintext) => plaintext,
+        Err(Undecrypted::NotARecipient(err)) if placeholders => return Ok(as_placeholders(&err)),
+        Err(Undecrypted::NotARecipient(err) | Undecrypted::Unreadable(err)) => return Err(err),
+    };
     let table = parse(&plaintext, &display).map_err(Error::Usage)?;
     let mut secrets = Secrets::from_table(table);
     if let Some(stanzas) = stanzas(&ciphertext) {
