@@ -472,6 +472,115 @@ fn rollout_and_hook_errors_are_refused_where_they_are_written() {
     );
 }
 
+#[test]
+fn build_settings_errors_are_refused_where_they_are_written() {
+    run_cases(
+        &expect_file!["snapshots/bad_input/build.txt"],
+        &[
+            Case {
+                name: "a package that is not in the workspace",
+                setup: |ws| {
+                    ws.edit(
+                        "deploy.toml",
+                        "bins = [\"hello\"]",
+                        "bins = [\"hello\"]\npackage = \"nope\"",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &[
+                    "deploy.toml:",
+                    "no package `nope` with binaries in the workspace",
+                    "`hello`",
+                ],
+            },
+            Case {
+                name: "a feature that is no feature",
+                setup: |ws| {
+                    ws.edit(
+                        "deploy.toml",
+                        "bins = [\"hello\"]",
+                        "bins = [\"hello\"]\nfeatures = [\"a b\"]",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:", "`a b` is not a cargo feature"],
+            },
+            Case {
+                name: "features of an artifact without binaries",
+                setup: |ws| {
+                    ws.edit(
+                        "deploy.toml",
+                        "[artifact.site]\n",
+                        "[artifact.site]\nfeatures = [\"x\"]\n",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &[
+                    "deploy.toml:",
+                    "`features` of artifact `site` applies to its `bins`, and it has none",
+                ],
+            },
+            Case {
+                name: "an empty cargo command",
+                setup: |ws| ws.edit("deploy.toml", "[build]\n", "[build]\ncargo = []\n"),
+                args: DEPLOY,
+                expect_in_stderr: &["deploy.toml:", "`cargo` must name a command"],
+            },
+            Case {
+                name: "no_default_features is a string",
+                setup: |ws| {
+                    ws.edit(
+                        "deploy.toml",
+                        "[build]\n",
+                        "[build]\nno_default_features = \"yes\"\n",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:", "expected a boolean"],
+            },
+            Case {
+                name: "a target rustc does not know",
+                setup: |ws| {
+                    ws.edit(
+                        "deploy.toml",
+                        "[build]\n",
+                        "[build]\ntarget = \"x86_64-unknown-nowhere\"\n",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &[
+                    "deploy.toml:",
+                    "`x86_64-unknown-nowhere` is not a target rustc knows",
+                ],
+            },
+            Case {
+                name: "a target that is not installed",
+                setup: |ws| {
+                    ws.edit(
+                        "deploy.toml",
+                        "[build]\n",
+                        "[build]\ntarget = \"riscv64gc-unknown-none-elf\"\n",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &[
+                    "deploy.toml:",
+                    "the target `riscv64gc-unknown-none-elf` is not installed",
+                    "rustup target add riscv64gc-unknown-none-elf",
+                ],
+            },
+            Case {
+                name: "an artifact --artifact does not know",
+                setup: |_| {},
+                args: &["deploy", "dev", "--local", "--artifact", "nope"],
+                expect_in_stderr: &[
+                    "`--artifact nope`: deploy.toml has no such artifact (artifacts: `site`, `app`)",
+                ],
+            },
+        ],
+    );
+}
+
 /// A comment line holding bytes that are not UTF-8.
 const NOT_UTF8: &[u8] = b"# \xff\xfe\n";
 
@@ -1628,19 +1737,6 @@ fn secrets_errors_are_refused_and_named() {
                 },
                 args: DEPLOY,
                 expect_in_stderr: &["secrets/dev.toml.age", IDENTITY],
-            },
-            Case {
-                name: "secrets encrypted to other recipients, seen by check",
-                setup: |ws| {
-                    with_secrets(ws);
-                    fs::write(
-                        ws.path("secrets/dev.toml.age"),
-                        encrypt(SECRETS, OTHER_RECIPIENT),
-                    )
-                    .unwrap();
-                },
-                args: CHECK,
-                expect_in_stderr: &["secrets/dev.toml.age"],
             },
             Case {
                 name: "secrets that are not TOML",

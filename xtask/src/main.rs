@@ -1,15 +1,26 @@
-//! Developer tasks: `cargo xtask lint`, `demo`, `testbed` and `bench`.
+//! Developer tasks: `cargo xtask lint`, `demo`, `man`, `testbed` and
+//! `bench`.
 
 mod bench;
+/// `cargo deploy`'s command line, the one its binary parses, for `man`.
+#[path = "../../crates/landfall-cli/src/cli.rs"]
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "only the command's description is used here"
+)]
+mod cli;
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
-const USAGE: &str = "usage: cargo xtask <lint|demo|testbed|bench>
+const USAGE: &str = "usage: cargo xtask <lint|demo|man|testbed|bench>
   lint                 cargo fmt --check, shellcheck over every shell script (the host
                        steps as POSIX sh), and cargo clippy with warnings denied
   demo                 deploy examples/hello locally through landfall's library and ask
                        each host for its greeting
+  man [DIR]            write the man pages of `cargo deploy` and each of its commands
+                       (cargo-deploy.1, cargo-deploy-status.1, …) to DIR (target/man)
   testbed up [N] [--systemd]
                        start N (default 3) real sshd hosts under target/testbed/; with
                        --systemd, each under a systemd of its own (PID 1 of its namespaces)
@@ -33,6 +44,7 @@ fn main() -> Result<()> {
     match task.as_deref() {
         Some("lint") => lint(&sh),
         Some("demo") => demo(&sh),
+        Some("man") => man(&sh, std::env::args().nth(2)),
         Some("testbed") => testbed(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
         Some("bench") => bench::bench(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
         Some("-h" | "--help") => {
@@ -41,6 +53,30 @@ fn main() -> Result<()> {
         }
         _ => bail!("{USAGE}"),
     }
+}
+
+/// Writes the man pages of `cargo deploy`, generated from the command line
+/// its binary parses, so that they say what `--help` says.
+fn man(sh: &Shell, dir: Option<String>) -> Result<()> {
+    use clap::CommandFactory;
+    let dir = sh
+        .current_dir()
+        .join(dir.unwrap_or_else(|| "target/man".to_string()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = std::fs::canonicalize(&dir)?;
+    // Pages are named after the binary, as `man cargo-deploy` finds it.
+    let command = cli::Cli::command()
+        .name("cargo-deploy")
+        .bin_name("cargo deploy");
+    clap_mangen::generate_to(command, &dir)
+        .with_context(|| format!("cannot write the man pages to {}", dir.display()))?;
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".1"))
+        .collect();
+    pages.sort();
+    println!("{}: {}", dir.display(), pages.join(" "));
+    Ok(())
 }
 
 fn lint(sh: &Shell) -> Result<()> {

@@ -25,7 +25,46 @@ pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) deploy: DeployArgs,
     #[command(flatten)]
-    pub(crate) global: Global,
+    pub(crate) output: Output,
+}
+
+impl Cli {
+    /// The options of the command given, with the defaults of those it
+    /// does not take.
+    pub(crate) fn global(&self) -> Global {
+        let (select, connect, vars) = match &self.command {
+            None => {
+                let d = &self.deploy;
+                (Some(&d.select), Some(&d.connect), Some(&d.vars))
+            }
+            Some(Command::Build(a)) => (Some(&a.select), None, Some(&a.vars)),
+            Some(Command::Check(a)) => (Some(&a.select), None, Some(&a.vars)),
+            Some(Command::Config(a)) => (Some(&a.select), None, Some(&a.vars)),
+            Some(Command::Shell(a)) => (Some(&a.select), Some(&a.connect), Some(&a.vars)),
+            Some(
+                Command::Status(target)
+                | Command::Rollback(RollbackArgs { target, .. })
+                | Command::Exec(ExecArgs { target, .. })
+                | Command::Logs(LogsArgs { target, .. })
+                | Command::Prune(PruneArgs { target, .. }),
+            ) => (Some(&target.select), Some(&target.connect), None),
+            Some(Command::Secrets(_) | Command::Completions(_) | Command::Init(_)) => {
+                (None, None, None)
+            }
+        };
+        let output = &self.output;
+        Global {
+            only: select.map(|s| s.only.clone()).unwrap_or_default(),
+            jobs: connect.and_then(|c| c.jobs),
+            no_persist: connect.is_some_and(|c| c.no_persist),
+            vars: vars.map(|v| v.vars.clone()).unwrap_or_default(),
+            message_format: output.message_format,
+            verbose: output.verbose,
+            quiet: output.quiet,
+            color: output.color,
+            manifest_path: output.manifest_path.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,11 +96,45 @@ pub(crate) enum Command {
     /// Write deploy.toml, environments/dev.toml and a template for this
     /// workspace's binaries
     Init(InitArgs),
+    /// Print the completions of `cargo-deploy` for a shell, to be sourced
+    /// or installed where the shell looks for them
+    Completions(CompletionsArgs),
+}
+
+/// Writes the completions of `cargo-deploy` for `shell`: for the binary's
+/// own name, which is the one a shell completes (cargo does not pass its
+/// subcommands' words on).
+pub(crate) fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    let mut command = Cli::command().bin_name("cargo-deploy");
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "cargo-deploy", &mut script);
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete spells a hyphenated name one way where bash keeps
+        // track of the command line and another in the cases it matches
+        // against, so that no command's options would complete
+        // (clap-rs/clap#6421): the cases are spelt as the tracking does.
+        let text =
+            String::from_utf8_lossy(&script).replace("cargo__subcmd__deploy", "cargo__deploy");
+        script = text.into_bytes();
+    }
+    let _ = out.write_all(&script);
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell: bash, elvish, fish, powershell or zsh
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ConfigArgs {
     pub(crate) env: String,
+    #[command(flatten)]
+    pub(crate) select: Select,
+    #[command(flatten)]
+    pub(crate) vars: Vars,
     /// Only this host (default: every selected host)
     #[arg(long, value_name = "HOST")]
     pub(crate) host: Option<String>,
@@ -146,6 +219,15 @@ pub(crate) struct DeployArgs {
     /// another commit than the bundle's
     #[arg(long, requires = "from")]
     pub(crate) allow_config_drift: bool,
+    /// Only this artifact (and the binaries it needs); repeatable
+    #[arg(long = "artifact", value_name = "NAME")]
+    pub(crate) artifacts: Vec<String>,
+    #[command(flatten)]
+    pub(crate) select: Select,
+    #[command(flatten)]
+    pub(crate) connect: Connect,
+    #[command(flatten)]
+    pub(crate) vars: Vars,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +240,17 @@ pub(crate) struct BuildArgs {
     /// `s3://BUCKET/PREFIX` publishes it to that object store
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
+    /// Only this artifact (and the binaries it needs); repeatable
+    #[arg(
+        long = "artifact",
+        value_name = "NAME",
+        conflicts_with = "check_reproducible"
+    )]
+    pub(crate) artifacts: Vec<String>,
+    #[command(flatten)]
+    pub(crate) select: Select,
+    #[command(flatten)]
+    pub(crate) vars: Vars,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +259,10 @@ pub(crate) struct TargetArgs {
     /// Work on the local directories of `--local` deploys instead of the hosts
     #[arg(long)]
     pub(crate) local: bool,
+    #[command(flatten)]
+    pub(crate) select: Select,
+    #[command(flatten)]
+    pub(crate) connect: Connect,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +271,12 @@ pub(crate) struct ShellArgs {
     /// Work on the local directories of `--local` deploys instead of the hosts
     #[arg(long)]
     pub(crate) local: bool,
+    #[command(flatten)]
+    pub(crate) select: Select,
+    #[command(flatten)]
+    pub(crate) connect: Connect,
+    #[command(flatten)]
+    pub(crate) vars: Vars,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +358,10 @@ pub(crate) struct LogsArgs {
 pub(crate) struct CheckArgs {
     /// Check only this environment (default: all of them)
     pub(crate) env: Option<String>,
+    #[command(flatten)]
+    pub(crate) select: Select,
+    #[command(flatten)]
+    pub(crate) vars: Vars,
 }
 
 /// A release id or its first characters: lowercase hexadecimal digits, as
@@ -271,15 +378,9 @@ fn release_prefix(text: &str) -> Result<String, String> {
     }
 }
 
-/// Options every command takes.
+/// Options every command takes: how it prints, and which workspace.
 #[derive(Debug, Args)]
-pub(crate) struct Global {
-    /// Only these hosts (`HOST`) or roles (`@ROLE`); repeatable
-    #[arg(long, global = true, value_name = "HOST|@ROLE")]
-    pub(crate) only: Vec<String>,
-    /// Hosts worked on at once (default: the environment's `jobs`)
-    #[arg(long, short = 'j', global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) jobs: Option<u32>,
+pub(crate) struct Output {
     /// How to print progress and the summary
     #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
     pub(crate) message_format: MessageFormat,
@@ -292,16 +393,51 @@ pub(crate) struct Global {
     /// When to use colours
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     pub(crate) color: Color,
-    /// Set a template variable, overriding every file (`port=8080`,
-    /// `db.host=x`); repeatable
-    #[arg(long = "var", global = true, value_name = "KEY=VALUE")]
-    pub(crate) vars: Vec<String>,
     /// Path to the workspace's Cargo.toml
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) manifest_path: Option<PathBuf>,
+}
+
+/// The hosts a command works on.
+#[derive(Debug, Args)]
+pub(crate) struct Select {
+    /// Only these hosts (`HOST`) or roles (`@ROLE`); repeatable
+    #[arg(long, value_name = "HOST|@ROLE")]
+    pub(crate) only: Vec<String>,
+}
+
+/// How a command reaches the hosts.
+#[derive(Debug, Args)]
+pub(crate) struct Connect {
+    /// Hosts worked on at once (default: the environment's `jobs`)
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) jobs: Option<u32>,
     /// Close the ssh connections when the command ends, instead of keeping
     /// them for the next run (`ssh_persist`)
-    #[arg(long, global = true)]
+    #[arg(long)]
+    pub(crate) no_persist: bool,
+}
+
+/// Template variables given on the command line.
+#[derive(Debug, Args)]
+pub(crate) struct Vars {
+    /// Set a template variable, overriding every file (`port=8080`,
+    /// `db.host=x`); repeatable
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub(crate) vars: Vec<String>,
+}
+
+/// The options of the command given, as the commands read them.
+#[derive(Debug)]
+pub(crate) struct Global {
+    pub(crate) only: Vec<String>,
+    pub(crate) jobs: Option<u32>,
+    pub(crate) message_format: MessageFormat,
+    pub(crate) verbose: bool,
+    pub(crate) quiet: bool,
+    pub(crate) color: Color,
+    pub(crate) vars: Vec<String>,
+    pub(crate) manifest_path: Option<PathBuf>,
     pub(crate) no_persist: bool,
 }
 
@@ -326,5 +462,116 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    fn help(path: &[&str]) -> String {
+        let mut command = Cli::command();
+        // Global options reach the subcommands when the command is built.
+        command.build();
+        for name in path {
+            command = command
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("no subcommand `{name}`"))
+                .clone();
+        }
+        command.render_long_help().to_string()
+    }
+
+    /// `completions bash` gives a script that bash loads, and that
+    /// completes commands and each command's own options.
+    #[test]
+    fn bash_completes_commands_and_their_options() {
+        let mut script = Vec::new();
+        completions(clap_complete::Shell::Bash, &mut script);
+        let complete = |words: &str| {
+            // The function the script registers for `cargo-deploy`, called
+            // as bash calls it: the command, the word, the previous word.
+            let program = format!(
+                "{}\nfunction=$(complete -p cargo-deploy | sed 's/.* -F \\([^ ]*\\) .*/\\1/')\n\
+                 COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n\
+                 \"$function\" cargo-deploy \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\n\
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                String::from_utf8_lossy(&script)
+            );
+            let output = std::process::Command::new("bash")
+                .args(["--norc", "--noprofile", "-c", &program])
+                .output()
+                .expect("bash runs");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        let commands = complete("cargo-deploy st");
+        assert!(commands.lines().any(|l| l == "status"), "{commands}");
+        let options = complete("cargo-deploy status prod --");
+        assert!(options.lines().any(|l| l == "--only"), "{options}");
+        let options = complete("cargo-deploy init --");
+        assert!(!options.lines().any(|l| l == "--only"), "{options}");
+        assert!(options.lines().any(|l| l == "--sudoers"), "{options}");
+    }
+
+    /// Each command's help lists the options it takes, and no other.
+    #[test]
+    fn each_command_lists_only_the_options_it_takes() {
+        let every = [
+            "--message-format",
+            "--quiet",
+            "--verbose",
+            "--color",
+            "--manifest-path",
+        ];
+        let fleet = ["--only", "--jobs", "--no-persist"];
+        for (path, takes, not) in [
+            (
+                &["init"][..],
+                &[][..],
+                &["--only", "--jobs", "--no-persist", "--var", "--artifact"][..],
+            ),
+            (&["secrets", "edit"], &[], &["--only", "--jobs", "--var"]),
+            (&["completions"], &[], &["--only", "--jobs", "--var"]),
+            (
+                &["check"],
+                &["--only", "--var"],
+                &["--jobs", "--no-persist"],
+            ),
+            (
+                &["build"],
+                &["--only", "--var", "--artifact"],
+                &["--jobs", "--no-persist"],
+            ),
+            (&["config"], &["--only", "--var"], &["--jobs"]),
+            (&["status"], &fleet, &["--var"]),
+            (&["rollback"], &fleet, &["--var"]),
+            (&["exec"], &fleet, &["--var"]),
+            (&["logs"], &fleet, &["--var"]),
+            (&["prune"], &fleet, &["--var"]),
+            (
+                &["shell"],
+                &["--only", "--jobs", "--no-persist", "--var"],
+                &[],
+            ),
+            (
+                &[],
+                &["--only", "--jobs", "--no-persist", "--var", "--artifact"],
+                &[],
+            ),
+        ] {
+            let text = help(path);
+            for option in every.iter().chain(takes) {
+                assert!(
+                    text.contains(option),
+                    "`{path:?} --help` lacks {option}:\n{text}"
+                );
+            }
+            for option in not {
+                assert!(
+                    !text.contains(option),
+                    "`{path:?} --help` lists {option}:\n{text}"
+                );
+            }
+        }
     }
 }

@@ -63,14 +63,19 @@ impl Ctx<'_> {
     /// Decrypts the environment's secrets; from now on their values are
     /// masked in everything printed.
     fn secrets(&self, project: &Project, env: &Environment) -> Result<Secrets, Error> {
-        let secrets = landfall::secrets::load(project, env)?;
+        Ok(self.loaded(landfall::secrets::load(project, env)?))
+    }
+
+    /// Hides the secrets' values from every line printed from now on, and
+    /// reports their warnings.
+    fn loaded(&self, secrets: Secrets) -> Secrets {
         render::hide(secrets.mask());
         for warning in &secrets.warnings {
             self.printer.event(Event::Warning {
                 message: warning.clone(),
             });
         }
-        Ok(secrets)
+        secrets
     }
 
     fn jobs(&self, env: &Environment) -> usize {
@@ -172,7 +177,8 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             });
         }
         let secrets = ctx.secrets(&project, &env)?;
-        let plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
+        let mut plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
+        plan.retain_artifacts(&project, &args.artifacts)?;
         // Hosts pull from the environment's store, reached with the `AWS_*`
         // variables, which are checked before anything is built or
         // contacted. A dry run reads no store, and `--local` copies on
@@ -412,7 +418,8 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             };
         }
         let secrets = ctx.secrets(&project, &env)?;
-        let plan = plan::plan(&project, &env, &ctx.global.only, false, &secrets)?;
+        let mut plan = plan::plan(&project, &env, &ctx.global.only, false, &secrets)?;
+        plan.retain_artifacts(&project, &args.artifacts)?;
         let built = landfall::build_releases(
             &project,
             &plan,
@@ -498,6 +505,9 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
         None => project.environment_names(),
     };
     let mut errors = Vec::new();
+    if let Some(diag) = landfall::build::check_target(&project) {
+        errors.push(Error::Config(landfall::diag::Diagnostics(vec![diag])));
+    }
     let mut hosts = 0;
     for name in &names {
         let env = match ctx.environment(&project, name) {
@@ -508,7 +518,10 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
             }
         };
         hosts += env.hosts.len();
-        let secrets = match ctx.secrets(&project, &env) {
+        // Without an identity that decrypts them, secrets are placeholders.
+        let secrets = match landfall::secrets::load_for_check(&project, &env)
+            .map(|secrets| ctx.loaded(secrets))
+        {
             Ok(secrets) => secrets,
             Err(err) => {
                 errors.push(err);

@@ -33,19 +33,16 @@ fn main() -> ExitCode {
             });
         }
     };
-    match cli.global.color {
+    let global = cli.global();
+    match global.color {
         Color::Always => anstream::ColorChoice::Always.write_global(),
         Color::Never => anstream::ColorChoice::Never.write_global(),
         Color::Auto => {}
     }
-    render::json_errors(cli.global.message_format == MessageFormat::Json);
-    let printer = Printer::new(
-        cli.global.message_format,
-        cli.global.quiet,
-        cli.global.verbose,
-    );
+    render::json_errors(global.message_format == MessageFormat::Json);
+    let printer = Printer::new(global.message_format, global.quiet, global.verbose);
     let ctx = Ctx {
-        global: &cli.global,
+        global: &global,
         printer: &printer,
     };
     // The fleet's commands settle on a first signal and end on a second;
@@ -66,6 +63,10 @@ fn main() -> ExitCode {
         Some(Command::Prune(args)) => commands::prune(&ctx, args),
         Some(Command::Shell(args)) => shell::run(&ctx, args),
         Some(Command::Secrets(command)) => secrets::run(&ctx, command),
+        Some(Command::Completions(args)) => {
+            cli::completions(args.shell, &mut std::io::stdout());
+            commands::EXIT_OK
+        }
         Some(Command::Init(args)) => match &args.sudoers {
             Some(env) => commands::sudoers(&ctx, env),
             None => commands::init(&ctx),

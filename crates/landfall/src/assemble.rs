@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::config::{Artifact, Project};
+use crate::config::{Artifact, BinTarget, Project};
 use crate::error::{Error, Result};
 use crate::files::{self, write_atomically};
 use crate::git::{self, TreeSource};
@@ -282,13 +282,13 @@ pub struct GitTree {
 pub fn assemble(
     store: &Store,
     artifact: &Artifact,
-    binaries: &BTreeMap<String, PathBuf>,
+    binaries: &BTreeMap<BinTarget, PathBuf>,
     cache: &mut HashCache,
 ) -> Result<Assembled> {
     let mut inputs: Vec<(String, &Path, Option<u32>)> = Vec::new();
     for bin in &artifact.bins {
         let path = binaries
-            .get(&bin.name)
+            .get(bin)
             .ok_or_else(|| Error::Failed(format!("binary `{}` was not built", bin.name)))?;
         inputs.push((format!("bin/{}", bin.name), path, Some(0o755)));
     }

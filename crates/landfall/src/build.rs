@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use cargo_metadata::{Message, Metadata};
 
-use crate::config::{BinTarget, BuildSettings, Workspace};
+use crate::config::{BinTarget, BuildSettings, Project, Workspace};
+use crate::diag::Diagnostic;
 use crate::error::{Error, Result};
 use crate::process::{self, Cmd};
 
@@ -34,17 +35,21 @@ pub fn workspace(manifest_path: Option<&Path>) -> Result<Workspace> {
             path.display()
         )));
     }
-    // Cargo's own message says what is wrong; the command line it ran would
-    // only add the toolchain's path.
-    let output = process::run(&cmd).map_err(|err| match err.kind {
-        process::ProcessErrorKind::Status { stderr_tail, .. } if !stderr_tail.is_empty() => {
-            Error::Usage(format!(
+    // Cargo's own message says what is wrong, whole; the command line it
+    // ran would only add the toolchain's path.
+    let output = process::run_unchecked(&cmd)
+        .map_err(|err| Error::Usage(format!("cannot read the cargo workspace: {err}")))?;
+    if !output.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(Error::Usage(if stderr.trim().is_empty() {
+            "cannot read the cargo workspace: `cargo metadata` failed and said nothing".to_string()
+        } else {
+            format!(
                 "cannot read the cargo workspace (`cargo metadata`):\n{}",
-                stderr_tail.trim_end()
-            ))
-        }
-        _ => Error::Usage(format!("cannot read the cargo workspace: {err}")),
-    })?;
+                stderr.trim_end()
+            )
+        }));
+    }
     let metadata: Metadata = serde_json::from_slice(&output.stdout)
         .map_err(|err| Error::Failed(format!("cannot parse `cargo metadata` output: {err}")))?;
 
@@ -82,19 +87,106 @@ pub struct BuildRequest<'a> {
     pub quiet: bool,
 }
 
-/// Builds the binaries and returns their paths by name.
-pub fn build(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf>> {
-    if request.bins.is_empty() {
-        return Ok(BTreeMap::new());
+/// The binaries one cargo invocation builds: those of one package, with one
+/// set of features. Builds of different packages are kept apart, so that
+/// one package's features never change another's dependencies, and adding
+/// a service rebuilds nothing else.
+fn builds(bins: &[BinTarget]) -> BTreeMap<(&str, &[String]), Vec<&BinTarget>> {
+    let mut builds: BTreeMap<(&str, &[String]), Vec<&BinTarget>> = BTreeMap::new();
+    for bin in bins {
+        builds
+            .entry((bin.package.as_str(), bin.features.as_slice()))
+            .or_default()
+            .push(bin);
     }
-    let mut cmd = Cmd::new(cargo())
-        .arg("build")
+    builds
+}
+
+/// Builds the binaries, one cargo invocation per distinct build, and
+/// returns their paths.
+pub fn build(request: &BuildRequest<'_>) -> Result<BTreeMap<BinTarget, PathBuf>> {
+    let builds = builds(request.bins);
+    let mut paths = BTreeMap::new();
+    for (index, ((package, features), bins)) in builds.iter().enumerate() {
+        let built = build_one(request, package, features, bins)?;
+        for bin in bins {
+            let Some(path) = built.get(&bin.name) else {
+                return Err(Error::Failed(format!(
+                    "cargo built no executable for binary `{}`",
+                    bin.name
+                )));
+            };
+            // Cargo puts every build of a binary at one path: a later build
+            // of it with other features would replace this one. A hard link
+            // keeps this build's bytes (cargo replaces the file, it does
+            // not write into it).
+            let kept = if builds.len() > 1 {
+                let dir = request
+                    .target_dir
+                    .join("landfall-bins")
+                    .join(index.to_string());
+                keep(path, &dir.join(&bin.name))?
+            } else {
+                path.clone()
+            };
+            paths.insert((*bin).clone(), kept);
+        }
+    }
+    Ok(paths)
+}
+
+/// Links `path` at `kept`, replacing what was there.
+fn keep(path: &Path, kept: &Path) -> Result<PathBuf> {
+    let cannot = |err: std::io::Error| {
+        Error::Failed(format!(
+            "cannot keep the binary at `{}`: {err}",
+            kept.display()
+        ))
+    };
+    if let Some(dir) = kept.parent() {
+        std::fs::create_dir_all(dir).map_err(cannot)?;
+    }
+    match std::fs::remove_file(kept) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(cannot(err)),
+        _ => {}
+    }
+    std::fs::hard_link(path, kept)
+        .or_else(|_| std::fs::copy(path, kept).map(drop))
+        .map_err(cannot)?;
+    Ok(kept.to_path_buf())
+}
+
+/// The command that builds: `[build] cargo`, with `cargo` itself the one
+/// that runs landfall (`$CARGO`), so that one toolchain does everything.
+fn build_command(settings: &BuildSettings) -> Cmd {
+    let (program, args) = settings
+        .command
+        .split_first()
+        .map_or(("cargo", &[][..]), |(p, a)| (p.as_str(), a));
+    let program = if program == "cargo" {
+        cargo()
+    } else {
+        program.into()
+    };
+    Cmd::new(program).args(args)
+}
+
+/// One cargo invocation: `package`'s `bins`, with `features` besides
+/// `[build] features`; the paths of the executables by name.
+fn build_one(
+    request: &BuildRequest<'_>,
+    package: &str,
+    features: &[String],
+    bins: &[&BinTarget],
+) -> Result<BTreeMap<String, PathBuf>> {
+    let settings = request.settings;
+    let mut cmd = build_command(settings)
         .arg("--locked")
         .arg("--manifest-path")
         .arg(request.workspace_root.join("Cargo.toml"))
         .args([
             "--profile",
-            &request.settings.profile,
+            &settings.profile,
             "--message-format",
             "json-render-diagnostics",
         ])
@@ -105,24 +197,52 @@ pub fn build(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf>> {
     if request.quiet {
         cmd = cmd.arg("--quiet");
     }
-    let mut packages: Vec<&str> = request.bins.iter().map(|b| b.package.as_str()).collect();
-    packages.sort_unstable();
-    packages.dedup();
-    for package in packages {
-        cmd = cmd.args(["--package", package]);
-    }
-    for bin in request.bins {
+    cmd = cmd.args(["--package", package]);
+    for bin in bins {
         cmd = cmd.args(["--bin", &bin.name]);
     }
-    if !request.settings.features.is_empty() {
-        cmd = cmd.args(["--features", &request.settings.features.join(",")]);
+    let mut all: Vec<&str> = settings
+        .features
+        .iter()
+        .chain(features)
+        .map(String::as_str)
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    if !all.is_empty() {
+        cmd = cmd.args(["--features", &all.join(",")]);
     }
-    if let Some(target) = &request.settings.target {
+    if settings.no_default_features {
+        cmd = cmd.arg("--no-default-features");
+    }
+    if let Some(target) = &settings.target {
         cmd = cmd.args(["--target", target]);
     }
     cmd = with_remapped_paths(cmd, request.workspace_root);
 
-    let stdout = process::run_passing_stderr(&cmd, request.quiet)?;
+    let stdout =
+        process::run_passing_stderr(&cmd, request.quiet).map_err(|err| match err.kind {
+            // Cargo's own errors say what is wrong, whole: they were shown as
+            // cargo printed them, or are here.
+            process::ProcessErrorKind::Status { code, stderr_tail } => {
+                let status = code.map_or_else(
+                    || "was killed".to_string(),
+                    |c| format!("exited with status {c}"),
+                );
+                Error::Failed(if stderr_tail.is_empty() {
+                    format!(
+                        "the build of `{package}` failed: `{}` {status} (its errors are above)",
+                        err.command
+                    )
+                } else {
+                    format!(
+                        "the build of `{package}` failed: `{}` {status}:\n{stderr_tail}",
+                        err.command
+                    )
+                })
+            }
+            _ => Error::Process(err),
+        })?;
     let mut paths = BTreeMap::new();
     for message in Message::parse_stream(stdout.as_slice()) {
         let Ok(Message::CompilerArtifact(artifact)) = message else {
@@ -133,14 +253,6 @@ pub fn build(request: &BuildRequest<'_>) -> Result<BTreeMap<String, PathBuf>> {
         }
         if let Some(exe) = artifact.executable {
             paths.insert(artifact.target.name.clone(), PathBuf::from(exe));
-        }
-    }
-    for bin in request.bins {
-        if !paths.contains_key(&bin.name) {
-            return Err(Error::Failed(format!(
-                "cargo built no executable for binary `{}`",
-                bin.name
-            )));
         }
     }
     Ok(paths)
@@ -222,4 +334,82 @@ pub fn ensure_lockfile(workspace: &Workspace) -> Result<bool> {
             .dir(&workspace.root),
     )?;
     Ok(true)
+}
+
+/// `[build] target`, if this machine's toolchain cannot build for it: an
+/// error at the key, saying how to install it. A target of cargo-zigbuild
+/// (`x86_64-unknown-linux-gnu.2.17`) is checked without its glibc version;
+/// a target specification file is left to cargo.
+pub fn check_target(project: &Project) -> Option<Diagnostic> {
+    let target = project.build.target.as_deref()?;
+    if Path::new(target)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        return None;
+    }
+    let triple = without_glibc_version(target);
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let root = &project.workspace.root;
+    let print = |what: &str| {
+        process::run(&Cmd::new(&rustc).args(["--print", what]).dir(root))
+            .map(|output| output.stdout_text())
+    };
+    let at = |diag: Diagnostic, label: &str| match &project.target_span {
+        Some(span) => diag.at(&project.file, span.clone(), label),
+        None => diag,
+    };
+    let known = match print("target-list") {
+        Ok(list) => list.lines().any(|line| line.trim() == triple),
+        Err(err) => {
+            return Some(Diagnostic::error(format!(
+                "cannot ask rustc which targets it knows: {err}"
+            )));
+        }
+    };
+    if !known {
+        return Some(
+            at(
+                Diagnostic::error(format!(
+                    "`{}` is not a target rustc knows",
+                    crate::diag::shown(target)
+                )),
+                "unknown target",
+            )
+            .note("`rustc --print target-list` lists them"),
+        );
+    }
+    let sysroot = print("sysroot").ok()?;
+    let libraries = Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(triple)
+        .join("lib");
+    if libraries.is_dir() {
+        return None;
+    }
+    Some(
+        at(
+            Diagnostic::error(format!(
+                "the target `{triple}` is not installed for the toolchain that builds this workspace"
+            )),
+            "not installed",
+        )
+        .note(format!("install it with `rustup target add {triple}`")),
+    )
+}
+
+/// `x86_64-unknown-linux-gnu` for cargo-zigbuild's
+/// `x86_64-unknown-linux-gnu.2.17`, which pins the glibc version.
+fn without_glibc_version(target: &str) -> &str {
+    match target.split_once('.') {
+        Some((triple, version))
+            if triple.contains("-linux-gnu")
+                && version
+                    .split('.')
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            triple
+        }
+        _ => target,
+    }
 }

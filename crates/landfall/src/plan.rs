@@ -30,6 +30,46 @@ pub struct Plan {
     pub bins: Vec<BinTarget>,
 }
 
+impl Plan {
+    /// Keeps only the targets of the artifacts `names` (`--artifact`), and
+    /// the binaries they need; none are kept out when `names` is empty.
+    /// Each name must be an artifact that goes to a selected host.
+    pub fn retain_artifacts(&mut self, project: &Project, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        for name in names {
+            if project.artifact(name).is_none() {
+                let known: Vec<String> = project
+                    .artifacts
+                    .iter()
+                    .map(|a| format!("`{}`", a.name))
+                    .collect();
+                return Err(Error::Usage(format!(
+                    "`--artifact {}`: deploy.toml has no such artifact (artifacts: {})",
+                    crate::diag::shown(name),
+                    known.join(", ")
+                )));
+            }
+            if !self.targets.iter().any(|t| &t.artifact == name) {
+                return Err(Error::Usage(format!(
+                    "`--artifact {name}`: the artifact goes to no selected host of `{}`",
+                    self.env
+                )));
+            }
+        }
+        self.targets.retain(|t| names.contains(&t.artifact));
+        let needed: BTreeSet<&BinTarget> = project
+            .artifacts
+            .iter()
+            .filter(|a| names.contains(&a.name))
+            .flat_map(|a| &a.bins)
+            .collect();
+        self.bins.retain(|bin| needed.contains(bin));
+        Ok(())
+    }
+}
+
 /// One artifact on one host.
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
@@ -186,7 +226,7 @@ pub fn plan(
             continue;
         }
         for bin in &artifact.bins {
-            if seen_bins.insert(bin.name.clone()) {
+            if seen_bins.insert(bin) {
                 bins.push(bin.clone());
             }
         }

@@ -139,8 +139,9 @@ impl fmt::Display for Cmd {
             .chain(&self.args)
             .map(|word| {
                 let word = word.to_string_lossy();
-                // A long argument (a whole script) would drown the message.
-                let word = if word.len() > 60 {
+                // A script would drown the message; its first line names it.
+                // Every other word (a path, a flag) is shown whole.
+                let word = if word.contains('\n') {
                     format!("{}…", truncate(&word, 60))
                 } else {
                     word.into_owned()
@@ -740,7 +741,11 @@ pub fn run_passing_stderr(cmd: &Cmd, quiet: bool) -> Result<Vec<u8>, ProcessErro
     if output.status.success() {
         Ok(output.stdout)
     } else {
-        let stderr_tail = tail(&output.stderr, 12);
+        // Cargo's errors are shown whole: the first of them is the one that
+        // matters, and a tail would cut it.
+        let stderr_tail = String::from_utf8_lossy(&output.stderr)
+            .trim_end()
+            .to_string();
         Err(cmd.error(ProcessErrorKind::Status {
             code: output.status.code(),
             stderr_tail,

@@ -61,6 +61,8 @@ pub struct Project {
     pub hooks: ProjectHooks,
     pub warnings: Vec<Diagnostic>,
     pub(crate) file: Arc<SourceFile>,
+    /// Where `[build] target` is written, for `check`'s diagnostics.
+    pub(crate) target_span: Option<std::ops::Range<usize>>,
 }
 
 impl Project {
@@ -91,8 +93,13 @@ impl Project {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildSettings {
     pub profile: String,
+    /// Features of every artifact's build.
     pub features: Vec<String>,
+    pub no_default_features: bool,
     pub target: Option<String>,
+    /// The command that builds, `cargo build` unless `[build] cargo` says
+    /// otherwise (`["cargo", "zigbuild"]`).
+    pub command: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -159,10 +166,14 @@ pub enum Transport {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A binary as one build makes it: the same binary built with other
+/// features is another target.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BinTarget {
     pub name: String,
     pub package: String,
+    /// The artifact's own features (sorted), besides `[build] features`.
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

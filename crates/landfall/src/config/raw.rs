@@ -65,7 +65,10 @@ pub(crate) struct Build {
     pub(crate) profile: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) features: Vec<Spanned<String>>,
+    pub(crate) no_default_features: Option<bool>,
     pub(crate) target: Option<Spanned<String>>,
+    /// The command that builds, in place of `cargo build`.
+    pub(crate) cargo: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +79,11 @@ pub(crate) struct Artifact {
     pub(crate) path: Spanned<String>,
     #[serde(default)]
     pub(crate) bins: Vec<Name>,
+    /// The package whose binaries `bins` are.
+    pub(crate) package: Option<Spanned<String>>,
+    /// Features of this artifact's build, besides `[build] features`.
+    #[serde(default)]
+    pub(crate) features: Vec<Spanned<String>>,
     #[serde(default)]
     pub(crate) files: Vec<Spanned<FileEntry>>,
     #[serde(default)]

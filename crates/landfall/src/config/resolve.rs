@@ -163,18 +163,16 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
                 .map_or_else(|| "project".into(), |n| n.to_string_lossy().into_owned())
         }),
     };
+    let target_span = raw.build.target.as_ref().map(Spanned::span);
     let build = BuildSettings {
         profile: raw
             .build
             .profile
             .map_or_else(|| "release".to_string(), Spanned::into_inner),
-        features: raw
-            .build
-            .features
-            .into_iter()
-            .map(Spanned::into_inner)
-            .collect(),
+        features: features(&mut check, raw.build.features),
+        no_default_features: raw.build.no_default_features.unwrap_or(false),
         target: raw.build.target.map(Spanned::into_inner),
+        command: build_command(&mut check, raw.build.cargo),
     };
 
     let names: BTreeSet<String> = raw.artifact.keys().map(|k| k.get_ref().clone()).collect();
@@ -205,7 +203,60 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
         hooks,
         warnings,
         file,
+        target_span,
     })
+}
+
+/// Cargo features, as `--features` takes them: `NAME` or `PACKAGE/NAME`.
+fn features(check: &mut Checker, raw: Vec<Spanned<String>>) -> Vec<String> {
+    let mut features: Vec<String> = Vec::new();
+    for feature in raw {
+        let text = feature.get_ref();
+        let valid = !text.is_empty()
+            && text.split('/').count() <= 2
+            && text.split('/').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '+' | '.'))
+            });
+        if valid {
+            features.push(feature.into_inner());
+        } else {
+            check.error(
+                feature.span(),
+                format!("`{}` is not a cargo feature", crate::diag::shown(text)),
+                "a feature is `NAME` or `PACKAGE/NAME`",
+            );
+        }
+    }
+    features.sort();
+    features.dedup();
+    features
+}
+
+/// `[build] cargo`: the command that builds, in place of `cargo build`.
+fn build_command(check: &mut Checker, raw: Option<Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
+    let default = || vec!["cargo".to_string(), "build".to_string()];
+    let Some(raw) = raw else {
+        return default();
+    };
+    let span = raw.span();
+    let words: Vec<Spanned<String>> = raw.into_inner();
+    if words.is_empty() {
+        check.error(
+            span,
+            "`cargo` must name a command, such as `[\"cargo\", \"zigbuild\"]`",
+            "empty",
+        );
+        return default();
+    }
+    for word in &words {
+        if word.get_ref().is_empty() || word.get_ref().contains('\0') {
+            check.error(word.span(), "a word of `cargo` must not be empty", "");
+        }
+    }
+    words.into_iter().map(Spanned::into_inner).collect()
 }
 
 fn check_name(check: &mut Checker, name: &Spanned<String>, what: &str) {
@@ -335,26 +386,86 @@ fn resolve_artifact(
         }
     };
 
-    let mut bins = Vec::new();
-    for bin in raw.bins {
-        match workspace.bins.get(bin.get_ref()).map(Vec::as_slice) {
-            Some([package]) => {
-                claim(check, &format!("bin/{}", bin.get_ref()), bin.span());
-                bins.push(BinTarget {
-                    name: bin.get_ref().clone(),
-                    package: package.clone(),
-                });
+    let own_features = features(check, raw.features.clone());
+    if raw.bins.is_empty() {
+        // `package` and `features` say how `bins` are built.
+        for (key, span) in [
+            ("package", raw.package.as_ref().map(Spanned::span)),
+            ("features", raw.features.first().map(Spanned::span)),
+        ] {
+            if let Some(span) = span {
+                check.error(
+                    span,
+                    format!("`{key}` of artifact `{name}` applies to its `bins`, and it has none"),
+                    "",
+                );
             }
-            Some(packages) => check.error(
-                bin.span(),
+        }
+    }
+    let package = raw.package.as_ref().and_then(|package| {
+        let known: BTreeSet<&String> = workspace.bins.values().flatten().collect();
+        if known.contains(package.get_ref()) {
+            Some(package.get_ref().clone())
+        } else {
+            check.error_with_note(
+                package.span(),
                 format!(
-                    "binary `{}` is defined by several packages: {}",
-                    bin.get_ref(),
-                    packages.join(", ")
+                    "no package `{}` with binaries in the workspace",
+                    crate::diag::shown(package.get_ref())
                 ),
                 "",
-            ),
-            None => {
+                format!(
+                    "packages with binaries are: {}",
+                    known
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            None
+        }
+    });
+    let mut bins = Vec::new();
+    for bin in raw.bins {
+        let packages = workspace.bins.get(bin.get_ref()).map(Vec::as_slice);
+        let chosen = match (packages, &package, &raw.package) {
+            (Some(packages), Some(package), _) if packages.contains(package) => {
+                Some(package.clone())
+            }
+            (Some(packages), Some(package), _) => {
+                check.error(
+                    bin.span(),
+                    format!(
+                        "package `{package}` has no binary `{}`: {} has",
+                        bin.get_ref(),
+                        packages
+                            .iter()
+                            .map(|p| format!("`{p}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    "",
+                );
+                None
+            }
+            // The package was named, and is not one: said above.
+            (Some(_), None, Some(_)) => None,
+            (Some([package]), None, None) => Some(package.clone()),
+            (Some(packages), None, None) => {
+                check.error_with_note(
+                    bin.span(),
+                    format!(
+                        "binary `{}` is defined by several packages: {}",
+                        bin.get_ref(),
+                        packages.join(", ")
+                    ),
+                    "",
+                    format!("name the one to build: `package = \"{}\"`", packages[0]),
+                );
+                None
+            }
+            (None, _, _) => {
                 let known = workspace
                     .bins
                     .keys()
@@ -367,7 +478,16 @@ fn resolve_artifact(
                     "not a `[[bin]]` of any workspace member",
                     format!("binaries are: {known}"),
                 );
+                None
             }
+        };
+        if let Some(package) = chosen {
+            claim(check, &format!("bin/{}", bin.get_ref()), bin.span());
+            bins.push(BinTarget {
+                name: bin.get_ref().clone(),
+                package,
+                features: own_features.clone(),
+            });
         }
     }
 

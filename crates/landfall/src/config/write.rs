@@ -29,9 +29,14 @@ impl Project {
             ("profile", string(&self.build.profile)),
             ("features", strings(&self.build.features)),
         ]);
+        build.insert(
+            "no_default_features".into(),
+            Value::Boolean(self.build.no_default_features),
+        );
         if let Some(target) = &self.build.target {
             build.insert("target".into(), string(target));
         }
+        build.insert("cargo".into(), strings(&self.build.command));
         file.insert("build".into(), Value::Table(build));
         file.insert("vars".into(), Value::Table(self.vars.clone()));
         let artifacts: Table = self
@@ -69,6 +74,13 @@ impl Project {
             }
             Value::Table(entry)
         };
+        // Bins of one package are written with it; bins of several are
+        // each the only binary of that name.
+        let package = artifact
+            .bins
+            .first()
+            .map(|b| &b.package)
+            .filter(|first| artifact.bins.iter().all(|b| &b.package == *first));
         let mut out = table([
             ("roles", strings(&artifact.roles)),
             ("path", string(&artifact.path)),
@@ -98,6 +110,10 @@ impl Project {
             ),
             ("shared", strings(&artifact.shared)),
             ("keep", Value::Integer(artifact.keep.into())),
+            (
+                "features",
+                strings(artifact.bins.first().map_or(&[][..], |b| &b.features)),
+            ),
             ("after", strings(&artifact.after)),
             (
                 "rollout",
@@ -112,6 +128,9 @@ impl Project {
             && let Some(Value::Table(rollout)) = out.get_mut("rollout")
         {
             rollout.insert("batch".into(), artifact.rollout.batch.to_toml());
+        }
+        if let Some(package) = package {
+            out.insert("package".into(), string(package));
         }
         match &artifact.transport {
             Transport::Rsync => {
