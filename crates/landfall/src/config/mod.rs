@@ -361,4 +361,6 @@ pub fn merge_vars(base: &mut toml::Table, over: &toml::Table) {
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod reference;
+#[cfg(test)]
 pub(crate) mod tests;
