@@ -3,6 +3,7 @@
 //! reproducible.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
 
@@ -16,7 +17,7 @@ const FALLBACK_EPOCH: i64 = 315_532_800;
 pub struct Revision {
     /// The HEAD commit, or `None` outside a git repository.
     pub commit: Option<String>,
-    pub dirty: bool,
+    pub dirty: Dirty,
     /// The HEAD commit's time, in seconds since the epoch.
     pub time: i64,
 }
@@ -25,7 +26,7 @@ impl Revision {
     /// The revision as people read it: a short hash, `+dirty` when the tree
     /// has changes.
     pub fn describe(&self) -> Option<String> {
-        Some(describe(self.commit.as_deref()?, self.dirty))
+        Some(describe(self.commit.as_deref()?, self.dirty.get()))
     }
 }
 
@@ -43,22 +44,94 @@ pub fn short(commit: &str) -> &str {
 /// Reads the revision of the repository containing `dir`; a directory
 /// outside any repository has none.
 pub fn revision(dir: &Path) -> Revision {
-    let git = |args: &[&str]| {
-        process::run(&Cmd::new("git").arg("-C").arg(dir).args(args))
-            .ok()
-            .map(|o| o.stdout_text())
-    };
     // Both at once: `status` takes the longer, and does not depend on
     // `log`.
-    let (head, status) = std::thread::scope(|scope| {
-        let status = scope.spawn(|| git(&["status", "--porcelain", "--untracked-files=normal"]));
-        let head = git(&["log", "-1", "--format=%H %ct"]);
-        (head, status.join().ok().flatten())
-    });
+    let dirty = Dirty::background(dir);
+    let head = head(dir);
+    dirty.get();
+    head.with_dirty(dirty)
+}
+
+/// Whether a working tree has changes: known, or being found out by a
+/// `git status` of its own thread. That may hash every changed file, and
+/// nothing needs the answer before a new release records where it comes
+/// from, so a deploy of nothing new never waits for it.
+#[derive(Clone)]
+pub struct Dirty(Arc<DirtyState>);
+
+struct DirtyState {
+    pending: Mutex<Option<std::thread::JoinHandle<bool>>>,
+    known: OnceLock<bool>,
+}
+
+impl Dirty {
+    pub fn known(dirty: bool) -> Dirty {
+        let known = OnceLock::new();
+        let _ = known.set(dirty);
+        Dirty(Arc::new(DirtyState {
+            pending: Mutex::new(None),
+            known,
+        }))
+    }
+
+    /// Starts finding out whether the tree of the repository containing
+    /// `dir` is dirty.
+    pub fn background(dir: &Path) -> Dirty {
+        let dir = dir.to_path_buf();
+        let status = std::thread::spawn(move || dirty(&dir));
+        Dirty(Arc::new(DirtyState {
+            pending: Mutex::new(Some(status)),
+            known: OnceLock::new(),
+        }))
+    }
+
+    /// Whether the tree is dirty, waiting for `git status` if need be.
+    pub fn get(&self) -> bool {
+        *self.0.known.get_or_init(|| {
+            let status = self.0.pending.lock().map(|mut p| p.take()).ok().flatten();
+            status.is_some_and(|s| s.join().unwrap_or(false))
+        })
+    }
+}
+
+impl Default for Dirty {
+    fn default() -> Dirty {
+        Dirty::known(false)
+    }
+}
+
+impl std::fmt::Debug for Dirty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.known.get() {
+            Some(dirty) => dirty.fmt(f),
+            None => f.write_str("(being read)"),
+        }
+    }
+}
+
+impl Serialize for Dirty {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bool(self.get())
+    }
+}
+
+/// The HEAD commit and its time, read with one `git log`; whether the tree
+/// is dirty is left to [`dirty`], which takes longer (it may hash changed
+/// files), so that a caller can do something else meanwhile.
+pub fn head(dir: &Path) -> Revision {
+    let head =
+        process::run(
+            &Cmd::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(["log", "-1", "--format=%H %ct"]),
+        )
+        .ok()
+        .map(|o| o.stdout_text());
     let Some(head) = head else {
         return Revision {
             commit: None,
-            dirty: false,
+            dirty: Dirty::known(false),
             time: FALLBACK_EPOCH,
         };
     };
@@ -68,11 +141,37 @@ pub fn revision(dir: &Path) -> Revision {
         .next()
         .and_then(|t| t.parse().ok())
         .unwrap_or(FALLBACK_EPOCH);
-    let dirty = status.is_some_and(|s| !s.trim().is_empty());
     Revision {
         commit,
-        dirty,
+        dirty: Dirty::known(false),
         time,
+    }
+}
+
+/// Whether the working tree of the repository containing `dir` has
+/// changes, untracked files included; not when there is no repository.
+pub fn dirty(dir: &Path) -> bool {
+    process::run(&Cmd::new("git").arg("-C").arg(dir).args([
+        "status",
+        "--porcelain",
+        "--untracked-files=normal",
+    ]))
+    .is_ok_and(|o| !o.stdout_text().trim().is_empty())
+}
+
+impl Revision {
+    /// This revision, with the tree dirty or not; a directory outside any
+    /// repository is never dirty.
+    #[must_use]
+    pub fn with_dirty(self, dirty: Dirty) -> Revision {
+        Revision {
+            dirty: if self.commit.is_some() {
+                dirty
+            } else {
+                Dirty::known(false)
+            },
+            ..self
+        }
     }
 }
 

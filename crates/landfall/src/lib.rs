@@ -159,10 +159,6 @@ pub fn build_from_sources<'p>(
     options: &BuildOptions,
     events: Reporter<'_>,
 ) -> Result<Built<'p>> {
-    let revision = options
-        .revision
-        .clone()
-        .unwrap_or_else(|| git::revision(&project.workspace.root));
     let repository = options
         .repository
         .as_deref()
@@ -178,14 +174,23 @@ pub fn build_from_sources<'p>(
         });
     }
     let target_dir = build::target_dir(&project.workspace);
+    // The build needs only the commit's time; whether the tree is dirty
+    // (`git status`, which may hash every changed file) is read meanwhile,
+    // and waited for only by what records it.
+    let root = &project.workspace.root;
+    let revision = options.revision.clone().unwrap_or_else(|| {
+        let dirty = git::Dirty::background(root);
+        git::head(root).with_dirty(dirty)
+    });
     let binaries = build::build(&build::BuildRequest {
-        workspace_root: &project.workspace.root,
+        workspace_root: root,
         target_dir: &target_dir,
         settings: &project.build,
         bins: &plan.bins,
         source_date_epoch: revision.time,
         quiet: options.quiet,
-    })?;
+    });
+    let binaries = binaries?;
     let build_seconds = started.elapsed().as_secs_f64();
     if !bin_names.is_empty() {
         events(Event::BuildFinished {
@@ -250,7 +255,7 @@ pub fn bundle_manifest(
         landfall: VERSION.to_string(),
         project: project.name.clone(),
         revision: built.revision.commit.clone(),
-        dirty: built.revision.dirty,
+        dirty: built.revision.dirty.get(),
         source_date_epoch: built.revision.time,
         toolchain: build::toolchain(&project.workspace.root)?,
         profile: project.build.profile.clone(),
@@ -313,7 +318,7 @@ pub fn releases_from_bundle<'p>(
             git::short(then),
             git::short(now)
         )),
-        (Some(_), Some(_)) if config.dirty => Some(format!(
+        (Some(_), Some(_)) if config.dirty.get() => Some(format!(
             "the bundle was built from {}, and the configuration has uncommitted changes",
             git::short(built_from.revision.as_deref().unwrap_or_default())
         )),
@@ -381,7 +386,7 @@ pub fn releases_from_bundle<'p>(
     Ok(Built {
         revision: Revision {
             commit: built_from.revision.clone(),
-            dirty: built_from.dirty,
+            dirty: git::Dirty::known(built_from.dirty),
             time: built_from.source_date_epoch,
         },
         assembled,
@@ -411,7 +416,7 @@ pub fn protection(
             env.name
         ));
     }
-    if revision.dirty && !allow_dirty {
+    if revision.dirty.get() && !allow_dirty {
         return Some(format!(
             "environment `{}` is protected, and the working tree has uncommitted changes\n\
              hint: commit or stash them, or deploy anyway with `--allow-dirty`",

@@ -149,8 +149,13 @@ fn deploy_releases(
     let pending: Vec<usize> = (0..work.len()).filter(|&i| work[i].needs_work()).collect();
     let pending_targets: Vec<&Target> = pending.iter().map(|&i| work[i].target).collect();
     let hosts = by_host(&pending_targets);
-    let provenance =
-        serde_json::to_string(&provenance(run, options)).expect("provenance serialises");
+    // Only a release that is pushed records it (and a run that pushes
+    // nothing does not wait for `git status`).
+    let provenance = if pending.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&provenance(run, options)).expect("provenance serialises")
+    };
     // With a store, it gets every object the pushes need first, once for
     // all hosts; each host then fetches what it lacks from it.
     let pull = match &options.store {
@@ -300,7 +305,7 @@ pub(super) fn interrupted(work: &mut [Work<'_>]) -> bool {
 fn provenance(run: &Run<'_>, options: &DeployOptions) -> Provenance {
     Provenance {
         revision: run.identity.revision.commit.clone(),
-        dirty: run.identity.revision.dirty,
+        dirty: run.identity.revision.dirty.get(),
         bundle: options.bundle.clone(),
         overrides: options.overrides.clone(),
         user: run.identity.user.clone(),

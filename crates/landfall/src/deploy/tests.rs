@@ -123,7 +123,7 @@ impl Fleet {
         let local = Local::new(&project.workspace.landfall_dir(), &env.name);
         let identity = Identity::current(Revision {
             commit: Some("c0ffee".repeat(6) + "c0ff"),
-            dirty: false,
+            dirty: crate::git::Dirty::known(false),
             time: 0,
         });
         let run = Run {

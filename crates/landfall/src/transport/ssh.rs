@@ -15,8 +15,8 @@ use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::{Libraries, PushStats, RoundTrips, Transport};
@@ -91,7 +91,7 @@ pub struct Ssh {
     libraries: Libraries,
     /// Per host, `sh -s` kept running for the run's step scripts, each
     /// waiting for its next script.
-    sessions: Mutex<BTreeMap<String, Vec<process::Session>>>,
+    sessions: Arc<Mutex<BTreeMap<String, Vec<process::Session>>>>,
     /// How many hosts are worked on at once.
     jobs: usize,
     /// The opening of the master connections, until it is waited for.
@@ -142,7 +142,7 @@ impl Ssh {
             config,
             trips: RoundTrips::default(),
             libraries: Libraries::default(),
-            sessions: Mutex::new(BTreeMap::new()),
+            sessions: Arc::new(Mutex::new(BTreeMap::new())),
             jobs,
             opening: Mutex::new(None),
         };
@@ -158,6 +158,8 @@ impl Ssh {
                 .addresses
                 .iter()
                 .map(|(name, address)| Master {
+                    host: name.clone(),
+                    session: ssh.session_cmd(name),
                     open: ssh
                         .ssh_cmd()
                         .args(["-o", "ControlMaster=auto", "-o"])
@@ -174,8 +176,23 @@ impl Ssh {
                     log: control_dir.join(format!("{name}.log")),
                 })
                 .collect();
+            // Each host's session starts as soon as its master is there,
+            // while the caller builds: the first script then finds ssh
+            // connected and the host's shell waiting for it.
+            let sessions = Arc::clone(&ssh.sessions);
             let opening = std::thread::spawn(move || {
-                crate::deploy::parallel(&masters, jobs.min(STARTS), Master::ensure);
+                crate::deploy::parallel(&masters, jobs.min(STARTS), |master| {
+                    if master.ensure()
+                        && let Ok(session) = process::Session::start(&master.session)
+                    {
+                        sessions
+                            .lock()
+                            .expect("no thread panics holding it")
+                            .entry(master.host.clone())
+                            .or_default()
+                            .push(session);
+                    }
+                });
             });
             *ssh.opening.lock().expect("not poisoned") = Some(opening);
         }
@@ -282,10 +299,16 @@ impl Ssh {
         self.shell_cmd(host).input(script)
     }
 
-    /// `sh -s` on `host`, through its master connection.
+    /// `sh -s` on `host`, through its master connection, once the masters
+    /// are open; it counts as a round trip.
     fn shell_cmd(&self, host: &str) -> Cmd {
         self.connected();
         self.trips.count(host);
+        self.session_cmd(host)
+    }
+
+    /// `sh -s` on `host`, through its master connection.
+    fn session_cmd(&self, host: &str) -> Cmd {
         self.ssh_cmd()
             .args(["-o", "ControlMaster=no", "-T"])
             .arg(self.address(host))
@@ -535,6 +558,9 @@ impl Drop for Ssh {
 
 /// One host's master connection, as a run makes sure of it.
 struct Master {
+    host: String,
+    /// The host's first session, started once the master is open.
+    session: Cmd,
     open: Cmd,
     /// With kept connections: `ssh -O check`, whether a kept master
     /// answers.
@@ -546,22 +572,24 @@ impl Master {
     /// Opens the master, unless a kept one answers. `open` says
     /// `ControlMaster=auto`, with which ssh removes a socket that no master
     /// answers (a stale one) and opens a new master in its place.
-    fn ensure(&self) {
+    fn ensure(&self) -> bool {
         if let Some(check) = &self.check
             && process::run_unchecked(check).is_ok_and(|out| out.success())
         {
-            return;
+            return true;
         }
         for attempt in 1..=START_ATTEMPTS {
-            if process::run_detaching(&self.open, &self.log).is_ok() || attempt == START_ATTEMPTS {
-                return;
+            let opened = process::run_detaching(&self.open, &self.log).is_ok();
+            if opened || attempt == START_ATTEMPTS {
+                return opened;
             }
             let said = fs::read_to_string(&self.log).unwrap_or_default();
             if !dropped_while_starting(&said) {
-                return;
+                return false;
             }
             std::thread::sleep(start_backoff(attempt));
         }
+        false
     }
 }
 
@@ -785,6 +813,8 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let master = |port: u16| Master {
+            host: "h".into(),
+            session: Cmd::new("true"),
             open: Cmd::new("ssh")
                 .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
                 .args([
@@ -820,7 +850,7 @@ mod tests {
             count
         });
         let started = std::time::Instant::now();
-        master(port).ensure();
+        assert!(!master(port).ensure(), "no master opened");
         let took = started.elapsed();
         assert_eq!(accepted.join().unwrap(), START_ATTEMPTS);
         assert!(took >= std::time::Duration::from_millis(1400), "{took:?}");
@@ -832,7 +862,7 @@ mod tests {
         let port = closed.local_addr().unwrap().port();
         drop(closed);
         let started = std::time::Instant::now();
-        master(port).ensure();
+        assert!(!master(port).ensure(), "no master opened");
         assert!(started.elapsed() < std::time::Duration::from_millis(200));
         let said = fs::read_to_string(dir.path().join("log")).unwrap();
         assert!(
