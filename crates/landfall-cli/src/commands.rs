@@ -218,6 +218,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             };
             hooks::run(hooks::Which::Before, &context, &report)?;
         }
+        let mut lookahead = None;
         let (built, transport) = if let Some(dir) = &args.from {
             // A bundle is verified before any host is contacted; one in a
             // store is fetched to this machine first (once), and verified
@@ -245,10 +246,21 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             // `subdir`) before any host is contacted.
             let sources = landfall::read_sources(&project, &plan, &options, &report)?;
             // The connections open while cargo builds and the artifacts
-            // are assembled.
+            // are assembled, and the hosts are read over them meanwhile.
             let transport = transport(ctx, &project, &env, &hosts, args.local)?;
-            let built = landfall::build_from_sources(&project, &plan, sources, &options, &report)?;
-            (built, transport)
+            let targets: Vec<&landfall::plan::Target> = plan.targets.iter().collect();
+            let (built, ahead) = std::thread::scope(|scope| {
+                let ahead = (!args.dry_run && !args.force).then(|| {
+                    scope.spawn(|| {
+                        deploy::look_ahead(transport.as_ref(), &env, &targets, ctx.jobs(&env))
+                    })
+                });
+                let built =
+                    landfall::build_from_sources(&project, &plan, sources, &options, &report);
+                (built, ahead.and_then(|ahead| ahead.join().ok()))
+            });
+            lookahead = ahead;
+            (built?, transport)
         };
         let options = DeployOptions {
             dry_run: args.dry_run,
@@ -265,6 +277,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             }),
             overrides: ctx.global.vars.clone(),
             store,
+            lookahead,
         };
         let identity = Identity::current(built.revision.clone());
         let run = Run {

@@ -128,7 +128,10 @@ impl Workspace {
                 environment(ssh_config, k).as_bytes(),
             )?;
         }
-        write(&root.join(".gitignore"), b"/target\n")?;
+        // The blob is generated, as a build's assets are, and is not
+        // committed: a new 20 MiB version of it in every round would grow
+        // the repository by as much.
+        write(&root.join(".gitignore"), b"/target\n/blob.bin\n")?;
         let status = std::process::Command::new("cargo")
             .args(["generate-lockfile", "--offline", "--quiet"])
             .current_dir(root)
@@ -176,14 +179,27 @@ impl Workspace {
             .join(format!("f{i:04}.dat"))
     }
 
-    /// Rewrites one 4 KiB data file, differently for every `round`.
+    /// Rewrites one 4 KiB data file, differently for every `round`, and
+    /// commits it, as a change is before it is deployed.
     pub(crate) fn change_one_file(&self, round: u64) -> Result<()> {
         let mut bytes = vec![0; 4_096];
         Rng(1_000 + round).fill(&mut bytes);
         write(
             &self.data_file(usize::try_from(round).unwrap_or(0) % DATA_FILES),
             &bytes,
-        )
+        )?;
+        self.git(&["add", "-A"])?;
+        self.git(&[
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@localhost",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            &format!("change {round}"),
+        ])
     }
 
     /// Rewrites about 10% of the blob the binary embeds, in regions spread

@@ -314,6 +314,56 @@ pub struct DeployOptions {
     pub overrides: Vec<String>,
     /// The object store hosts pull releases from (pull mode), if any.
     pub store: Option<crate::store::Remote>,
+    /// The hosts' state as [`look_ahead`] read it while cargo built.
+    pub lookahead: Option<Lookahead>,
+}
+
+/// Every target's state on its host, read while cargo builds: see
+/// [`look_ahead`].
+#[derive(Debug, Clone, Default)]
+pub struct Lookahead {
+    /// By host and artifact path.
+    states: BTreeMap<(String, String), Result<PathState, String>>,
+}
+
+impl Lookahead {
+    /// The state of every target of `work`, if the hosts hold each one's
+    /// release already, unlocked: then the deploy has nothing to do, and
+    /// needs no lock. `None` if anything is to be done, or was not read.
+    fn all_current(&self, work: &[Work<'_>]) -> Option<Vec<Result<PathState, String>>> {
+        work.iter()
+            .map(|w| {
+                let key = (w.target.host.clone(), w.path.clone());
+                let state = self.states.get(&key)?.as_ref().ok()?;
+                let current = state.lock.is_none()
+                    && decide::decide(w.target, w.release, decide::Found::of(state), false)
+                        == Action::Unchanged;
+                current.then(|| Ok(state.clone()))
+            })
+            .collect()
+    }
+}
+
+/// Reads every target's state on its host, one round trip per host, taking
+/// no lock: meant to run while cargo builds. A deploy whose releases the
+/// hosts all hold already then decides from it, and makes no other round
+/// trip; any other deploy probes again, taking its locks, as it would
+/// have. The round trip goes over the session the deploy uses after, so it
+/// costs a script, not a connection.
+pub fn look_ahead(
+    transport: &dyn Transport,
+    env: &Environment,
+    targets: &[&Target],
+    jobs: usize,
+) -> Lookahead {
+    let states = probe_hosts(transport, &env.name, jobs, targets, false, None);
+    Lookahead {
+        states: targets
+            .iter()
+            .zip(states)
+            .map(|(t, state)| ((t.host.clone(), transport.host_path(t)), state))
+            .collect(),
+    }
 }
 
 /// What a target not yet worked on says when the run was asked to stop.
@@ -740,48 +790,68 @@ impl Run<'_> {
         detail: bool,
         claims: Option<&[Step]>,
     ) -> Vec<Result<PathState, String>> {
-        let hosts = by_host(targets);
-        let answers = parallel(&hosts, self.jobs, |(host, indices)| {
-            let paths: Vec<String> = indices
-                .iter()
-                .map(|&i| self.transport.host_path(targets[i]))
-                .collect();
-            let mut script =
-                Script::new(&self.env.name, host, None).step(Step::Probe { detail, paths });
-            for (k, &i) in indices.iter().enumerate() {
-                if let Some(Step::Claim { .. }) = claims.map(|c| &c[i]) {
-                    let mut claim = claims.expect("checked")[i].clone();
-                    if let Step::Claim { index, .. } = &mut claim {
-                        *index = k;
-                    }
-                    script = script.step(claim);
+        probe_hosts(
+            self.transport,
+            &self.env.name,
+            self.jobs,
+            targets,
+            detail,
+            claims,
+        )
+    }
+}
+
+/// One round trip per host: the state of every artifact path on it. With
+/// `claims` (per target, a claim of its lock), the same round trip takes
+/// the deploy lock of every target whose release is not current, and
+/// prepares its directories.
+fn probe_hosts(
+    transport: &dyn Transport,
+    env: &str,
+    jobs: usize,
+    targets: &[&Target],
+    detail: bool,
+    claims: Option<&[Step]>,
+) -> Vec<Result<PathState, String>> {
+    let hosts = by_host(targets);
+    let answers = parallel(&hosts, jobs, |(host, indices)| {
+        let paths: Vec<String> = indices
+            .iter()
+            .map(|&i| transport.host_path(targets[i]))
+            .collect();
+        let mut script = Script::new(env, host, None).step(Step::Probe { detail, paths });
+        for (k, &i) in indices.iter().enumerate() {
+            if let Some(Step::Claim { .. }) = claims.map(|c| &c[i]) {
+                let mut claim = claims.expect("checked")[i].clone();
+                if let Step::Claim { index, .. } = &mut claim {
+                    *index = k;
+                }
+                script = script.step(claim);
+            }
+        }
+        match transport.run(host, &script) {
+            Ok(reply) if reply.success() => Ok(reply.states(indices.len())),
+            Ok(reply) => Err(describe_failure(&reply)),
+            Err(err) => Err(err.to_string()),
+        }
+    });
+    let mut states: Vec<Option<Result<PathState, String>>> = targets.iter().map(|_| None).collect();
+    for ((_, indices), answer) in hosts.iter().zip(answers) {
+        match answer {
+            Ok(found) => {
+                for (&i, state) in indices.iter().zip(found) {
+                    states[i] = Some(Ok(state));
                 }
             }
-            match self.transport.run(host, &script) {
-                Ok(reply) if reply.success() => Ok(reply.states(indices.len())),
-                Ok(reply) => Err(describe_failure(&reply)),
-                Err(err) => Err(err.to_string()),
-            }
-        });
-        let mut states: Vec<Option<Result<PathState, String>>> =
-            targets.iter().map(|_| None).collect();
-        for ((_, indices), answer) in hosts.iter().zip(answers) {
-            match answer {
-                Ok(found) => {
-                    for (&i, state) in indices.iter().zip(found) {
-                        states[i] = Some(Ok(state));
-                    }
-                }
-                Err(message) => {
-                    for &i in indices {
-                        states[i] = Some(Err(message.clone()));
-                    }
+            Err(message) => {
+                for &i in indices {
+                    states[i] = Some(Err(message.clone()));
                 }
             }
         }
-        states
-            .into_iter()
-            .map(|s| s.expect("every target was probed"))
-            .collect()
     }
+    states
+        .into_iter()
+        .map(|s| s.expect("every target was probed"))
+        .collect()
 }

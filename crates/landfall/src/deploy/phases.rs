@@ -68,9 +68,17 @@ fn deploy_releases(
             })
             .collect::<Vec<_>>()
     });
-    let states = match &claims {
-        Some(claims) => probe_claiming(run, &targets, &work, claims),
-        None => run.probe(&targets, false, None),
+    // Read while cargo built: when every host holds its release already,
+    // there is nothing to lock, and nothing more to read.
+    let ahead = options
+        .lookahead
+        .as_ref()
+        .filter(|_| !options.dry_run && !options.force)
+        .and_then(|ahead| ahead.all_current(&work));
+    let states = match (ahead, &claims) {
+        (Some(states), _) => states,
+        (None, Some(claims)) => probe_claiming(run, &targets, &work, claims),
+        (None, None) => run.probe(&targets, false, None),
     };
     let mut refused = false;
     let mut unreachable = false;
