@@ -665,8 +665,9 @@ impl Runner<'_> {
             // into the one this benchmark was built in.
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("CI");
-        if mode == Mode::Cold {
-            // Every run opens its own connections, and closes them.
+        // Every cold run opens its own connections, and closes them;
+        // `build` makes none.
+        if mode == Mode::Cold && args.first() != Some(&"build") {
             cmd.arg("--no-persist");
         }
         cmd

@@ -141,18 +141,24 @@ impl Workspace {
             "cargo generate-lockfile failed in the bench workspace"
         );
         ws.git(&["init", "-q"])?;
-        ws.git(&["add", "-A"])?;
-        ws.git(&[
+        ws.commit("benchmark workspace")?;
+        Ok(ws)
+    }
+
+    /// Commits every change of the workspace.
+    fn commit(&self, message: &str) -> Result<()> {
+        self.git(&["add", "-A"])?;
+        self.git(&[
             "-c",
             "user.name=bench",
             "-c",
             "user.email=bench@localhost",
             "commit",
             "-q",
+            "--allow-empty",
             "-m",
-            "benchmark workspace",
-        ])?;
-        Ok(ws)
+            message,
+        ])
     }
 
     fn git(&self, args: &[&str]) -> Result<()> {
@@ -188,18 +194,7 @@ impl Workspace {
             &self.data_file(usize::try_from(round).unwrap_or(0) % DATA_FILES),
             &bytes,
         )?;
-        self.git(&["add", "-A"])?;
-        self.git(&[
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@localhost",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            &format!("change {round}"),
-        ])
+        self.commit(&format!("change {round}"))
     }
 
     /// Rewrites about 10% of the blob the binary embeds, in regions spread
