@@ -32,32 +32,33 @@ impl Cli {
     /// The options of the command given, with the defaults of those it
     /// does not take.
     pub(crate) fn global(&self) -> Global {
-        let (select, connect, vars) = match &self.command {
-            None => {
-                let d = &self.deploy;
-                (Some(&d.select), Some(&d.connect), Some(&d.vars))
-            }
-            Some(Command::Build(a)) => (Some(&a.select), None, Some(&a.vars)),
-            Some(Command::Check(a)) => (Some(&a.select), None, Some(&a.vars)),
-            Some(Command::Config(a)) => (Some(&a.select), None, Some(&a.vars)),
-            Some(Command::Shell(a)) => (Some(&a.select), Some(&a.connect), Some(&a.vars)),
+        let (only, jobs, no_persist, vars) = match &self.command {
+            None => self.deploy.common.values(),
+            Some(Command::Build(a)) => a.common.values(),
+            Some(Command::Check(a)) => a.common.values(),
+            Some(Command::Config(a)) => a.common.values(),
+            Some(Command::Shell(a)) => a.common.values(),
             Some(
                 Command::Status(target)
                 | Command::Rollback(RollbackArgs { target, .. })
                 | Command::Exec(ExecArgs { target, .. })
                 | Command::Logs(LogsArgs { target, .. })
                 | Command::Prune(PruneArgs { target, .. }),
-            ) => (Some(&target.select), Some(&target.connect), None),
-            Some(Command::Secrets(_) | Command::Completions(_) | Command::Init(_)) => {
-                (None, None, None)
-            }
+            ) => target.common.values(),
+            Some(Command::Secrets(
+                SecretsCommand::Edit(SecretsEnv { common, .. })
+                | SecretsCommand::Show(ShowArgs { common, .. })
+                | SecretsCommand::Recipients(RecipientsArgs { common, .. }),
+            )) => common.values(),
+            Some(Command::Init(a)) => a.common.values(),
+            Some(Command::Completions(_)) => Unused::default_values(),
         };
         let output = &self.output;
         Global {
-            only: select.map(|s| s.only.clone()).unwrap_or_default(),
-            jobs: connect.and_then(|c| c.jobs),
-            no_persist: connect.is_some_and(|c| c.no_persist),
-            vars: vars.map(|v| v.vars.clone()).unwrap_or_default(),
+            only,
+            jobs,
+            no_persist,
+            vars,
             message_format: output.message_format,
             verbose: output.verbose,
             quiet: output.quiet,
@@ -132,9 +133,7 @@ pub(crate) struct CompletionsArgs {
 pub(crate) struct ConfigArgs {
     pub(crate) env: String,
     #[command(flatten)]
-    pub(crate) select: Select,
-    #[command(flatten)]
-    pub(crate) vars: Vars,
+    pub(crate) common: Render,
     /// Only this host (default: every selected host)
     #[arg(long, value_name = "HOST")]
     pub(crate) host: Option<String>,
@@ -160,11 +159,15 @@ pub(crate) enum SecretsCommand {
 #[derive(Debug, Args)]
 pub(crate) struct SecretsEnv {
     pub(crate) env: String,
+    #[command(flatten)]
+    pub(crate) common: Unused,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ShowArgs {
     pub(crate) env: String,
+    #[command(flatten)]
+    pub(crate) common: Unused,
     /// Print this secret's value (dotted for tables: `db.password`)
     #[arg(conflicts_with = "all")]
     pub(crate) key: Option<String>,
@@ -176,6 +179,8 @@ pub(crate) struct ShowArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RecipientsArgs {
     pub(crate) env: String,
+    #[command(flatten)]
+    pub(crate) common: Unused,
     /// Re-encrypt the file to the recipients the environment lists now
     #[arg(long)]
     pub(crate) rekey: bool,
@@ -223,11 +228,7 @@ pub(crate) struct DeployArgs {
     #[arg(long = "artifact", value_name = "NAME")]
     pub(crate) artifacts: Vec<String>,
     #[command(flatten)]
-    pub(crate) select: Select,
-    #[command(flatten)]
-    pub(crate) connect: Connect,
-    #[command(flatten)]
-    pub(crate) vars: Vars,
+    pub(crate) common: Common<true, true, true>,
 }
 
 #[derive(Debug, Args)]
@@ -248,9 +249,7 @@ pub(crate) struct BuildArgs {
     )]
     pub(crate) artifacts: Vec<String>,
     #[command(flatten)]
-    pub(crate) select: Select,
-    #[command(flatten)]
-    pub(crate) vars: Vars,
+    pub(crate) common: Render,
 }
 
 #[derive(Debug, Args)]
@@ -260,9 +259,7 @@ pub(crate) struct TargetArgs {
     #[arg(long)]
     pub(crate) local: bool,
     #[command(flatten)]
-    pub(crate) select: Select,
-    #[command(flatten)]
-    pub(crate) connect: Connect,
+    pub(crate) common: Fleet,
 }
 
 #[derive(Debug, Args)]
@@ -272,11 +269,7 @@ pub(crate) struct ShellArgs {
     #[arg(long)]
     pub(crate) local: bool,
     #[command(flatten)]
-    pub(crate) select: Select,
-    #[command(flatten)]
-    pub(crate) connect: Connect,
-    #[command(flatten)]
-    pub(crate) vars: Vars,
+    pub(crate) common: Common<true, true, true>,
 }
 
 #[derive(Debug, Args)]
@@ -336,6 +329,8 @@ pub(crate) struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
+    #[command(flatten)]
+    pub(crate) common: Unused,
     /// Write nothing; print the sudoers rules that let the deploy user of
     /// ENV manage its system services without being root
     #[arg(long, value_name = "ENV")]
@@ -359,9 +354,7 @@ pub(crate) struct CheckArgs {
     /// Check only this environment (default: all of them)
     pub(crate) env: Option<String>,
     #[command(flatten)]
-    pub(crate) select: Select,
-    #[command(flatten)]
-    pub(crate) vars: Vars,
+    pub(crate) common: Render,
 }
 
 /// A release id or its first characters: lowercase hexadecimal digits, as
@@ -398,34 +391,50 @@ pub(crate) struct Output {
     pub(crate) manifest_path: Option<PathBuf>,
 }
 
-/// The hosts a command works on.
+/// The options of the fleet: `--only`, `--jobs` and `--no-persist`, and
+/// `--var`. Every command accepts each of them, as it always has, so that
+/// no script that passes one breaks; the help of a command lists those it
+/// uses (`S`: `--only`; `C`: `--jobs` and `--no-persist`; `V`: `--var`).
 #[derive(Debug, Args)]
-pub(crate) struct Select {
+pub(crate) struct Common<const S: bool, const C: bool, const V: bool> {
     /// Only these hosts (`HOST`) or roles (`@ROLE`); repeatable
-    #[arg(long, value_name = "HOST|@ROLE")]
+    #[arg(long, value_name = "HOST|@ROLE", hide = !S)]
     pub(crate) only: Vec<String>,
-}
-
-/// How a command reaches the hosts.
-#[derive(Debug, Args)]
-pub(crate) struct Connect {
     /// Hosts worked on at once (default: the environment's `jobs`)
-    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..), hide = !C)]
     pub(crate) jobs: Option<u32>,
     /// Close the ssh connections when the command ends, instead of keeping
     /// them for the next run (`ssh_persist`)
-    #[arg(long)]
+    #[arg(long, hide = !C)]
     pub(crate) no_persist: bool,
-}
-
-/// Template variables given on the command line.
-#[derive(Debug, Args)]
-pub(crate) struct Vars {
     /// Set a template variable, overriding every file (`port=8080`,
     /// `db.host=x`); repeatable
-    #[arg(long = "var", value_name = "KEY=VALUE")]
+    #[arg(long = "var", value_name = "KEY=VALUE", hide = !V)]
     pub(crate) vars: Vec<String>,
 }
+
+impl<const S: bool, const C: bool, const V: bool> Common<S, C, V> {
+    /// The values of a command that has none of these options.
+    fn default_values() -> (Vec<String>, Option<u32>, bool, Vec<String>) {
+        (Vec::new(), None, false, Vec::new())
+    }
+
+    fn values(&self) -> (Vec<String>, Option<u32>, bool, Vec<String>) {
+        (
+            self.only.clone(),
+            self.jobs,
+            self.no_persist,
+            self.vars.clone(),
+        )
+    }
+}
+
+/// The options of a command that works on the fleet's hosts.
+pub(crate) type Fleet = Common<true, true, false>;
+/// The options of a command that renders for the fleet, contacting no host.
+pub(crate) type Render = Common<true, false, true>;
+/// The options of a command that uses none of the fleet's.
+pub(crate) type Unused = Common<false, false, false>;
 
 /// The options of the command given, as the commands read them.
 #[derive(Debug)]
@@ -509,7 +518,6 @@ mod tests {
         let options = complete("cargo-deploy status prod --");
         assert!(options.lines().any(|l| l == "--only"), "{options}");
         let options = complete("cargo-deploy init --");
-        assert!(!options.lines().any(|l| l == "--only"), "{options}");
         assert!(options.lines().any(|l| l == "--sudoers"), "{options}");
     }
 
@@ -571,6 +579,19 @@ mod tests {
                     !text.contains(option),
                     "`{path:?} --help` lists {option}:\n{text}"
                 );
+            }
+        }
+        // What a command does not list, it still accepts, as it always
+        // has: a script that passes it keeps working.
+        for args in [
+            &["rollback", "prod", "--var", "x=1"][..],
+            &["build", "prod", "--no-persist", "--jobs", "2"],
+            &["init", "--only", "web1"],
+            &["secrets", "show", "prod", "--only", "web1"],
+        ] {
+            let words = std::iter::once("cargo-deploy").chain(args.iter().copied());
+            if let Err(err) = Cli::try_parse_from(words) {
+                panic!("{args:?}: {err}");
             }
         }
     }
