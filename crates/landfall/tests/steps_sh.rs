@@ -2070,13 +2070,10 @@ fn service_release(a: &Artifact, id: &str, age_secs: u64, ready: bool, reload: b
         quote(&check),
         u8::from(reload),
     );
-    // A trapped signal is acted on between two short sleeps: one that
-    // came just before a `wait` began could be noticed only when the
-    // waited-for process ended.
     let body = if reload {
         "trap \"echo hup >>\\\"\\$LANDFALL_PATH/hups\\\"\" HUP; \
          printf \"%s %s %s\\n\" \"$LANDFALL_RELEASE\" \"$GREETING\" $$ >>\"$LANDFALL_PATH/started\"; \
-         while :; do sleep 0.2; done"
+         while :; do sleep 60 & wait $!; done"
     } else {
         "printf \"%s %s %s\\n\" \"$LANDFALL_RELEASE\" \"$GREETING\" $$ >>\"$LANDFALL_PATH/started\"; \
          exec sleep 60"
