@@ -94,18 +94,7 @@ fn add_two_packages(ws: &Workspace) {
         "members = [\"examples/hello\"]",
         "members = [\"examples/hello\", \"examples/shared\", \"examples/other\"]",
     );
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = std::process::Command::new(cargo)
-        .args(["update", "--workspace", "--offline", "--quiet"])
-        .current_dir(ws.root())
-        .env_remove("CARGO_TARGET_DIR")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::support::update_lock(ws.root());
 }
 
 /// `build`'s manifest: each artifact's id, and the hash of each of its

@@ -271,15 +271,12 @@ fn a_wrong_identity_a_damaged_file_and_missing_recipients_are_refused() {
     // `check` needs no identity that decrypts: with one that is not a
     // recipient, or with none at all (an empty home, as a CI job has), the
     // templates are checked with every secret as a placeholder.
-    let out = ws.run_with(&["check", "dev"], &[("LANDFALL_AGE_IDENTITY", &stranger)]);
-    out.assert_code(0);
-    assert!(
-        out.stderr
-            .contains("checked with every secret as a placeholder")
-            && out.stderr.contains("cannot decrypt `secrets/dev.toml.age`"),
-        "{}",
-        out.stderr
-    );
+    ws.run_with(&["check", "dev"], &[("LANDFALL_AGE_IDENTITY", &stranger)])
+        .assert_code(0)
+        .assert_says(&[
+            "checked with every secret as a placeholder",
+            "cannot decrypt `secrets/dev.toml.age`",
+        ]);
     let home = PathBuf::from(std::env::var_os("HOME").expect("HOME is set"));
     let cargo_home =
         std::env::var_os("CARGO_HOME").map_or_else(|| home.join(".cargo"), PathBuf::from);
@@ -292,24 +289,17 @@ fn a_wrong_identity_a_damaged_file_and_missing_recipients_are_refused() {
         ("CARGO_HOME", cargo_home.as_path()),
         ("RUSTUP_HOME", rustup_home.as_path()),
     ];
-    let out = ws.run_with(&["check", "dev"], &without_identity);
-    out.assert_code(0);
-    assert!(
-        out.stderr
-            .contains("checked with every secret as a placeholder")
-            && out.stderr.contains("no identity to decrypt secrets with"),
-        "{}",
-        out.stderr
-    );
+    ws.run_with(&["check", "dev"], &without_identity)
+        .assert_code(0)
+        .assert_says(&[
+            "checked with every secret as a placeholder",
+            "no identity to decrypt secrets with",
+        ]);
     // What is not an age file is refused all the same.
     fs::write(&sealed, b"token = \"in the clear\"\n").unwrap();
-    let out = ws.run_with(&["check", "dev"], &without_identity);
-    out.assert_code(2);
-    assert!(
-        out.stderr.contains("`secrets/dev.toml.age` is corrupted"),
-        "{}",
-        out.stderr
-    );
+    ws.run_with(&["check", "dev"], &without_identity)
+        .assert_code(2)
+        .assert_says(&["`secrets/dev.toml.age` is corrupted"]);
     fs::write(&sealed, &good).unwrap();
 
     let env = ws.read("environments/dev.toml");

@@ -109,6 +109,19 @@ impl Outcome {
         entry["release"].as_str().unwrap().to_string()
     }
 
+    /// Asserts that stderr says each of `parts`.
+    #[track_caller]
+    pub(crate) fn assert_says(&self, parts: &[&str]) -> &Outcome {
+        for part in parts {
+            assert!(
+                self.stderr.contains(part),
+                "no `{part}` in:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+
     #[track_caller]
     pub(crate) fn assert_code(&self, code: i32) -> &Outcome {
         assert_eq!(
@@ -143,20 +156,28 @@ fn hello_lock() -> &'static str {
         .unwrap();
         fs::write(root.join("Cargo.toml"), HELLO_WORKSPACE).unwrap();
         fs::copy(repo.join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .args(["update", "--workspace", "--offline", "--quiet"])
-            .current_dir(root)
-            .env_remove("CARGO_TARGET_DIR")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "cannot prune Cargo.lock for hello: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        update_lock(root);
         fs::read_to_string(root.join("Cargo.lock")).unwrap()
     })
+}
+
+/// Brings the `Cargo.lock` of the workspace at `root` in line with its
+/// members, offline: cargo itself adds and prunes packages, and changes no
+/// version.
+pub(crate) fn update_lock(root: &Path) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["update", "--workspace", "--offline", "--quiet"])
+        .current_dir(root)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "cannot update the Cargo.lock of `{}`: {}",
+        root.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The `Cargo.toml` of a workspace of `examples/hello` alone.

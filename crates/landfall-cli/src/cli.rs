@@ -51,7 +51,7 @@ impl Cli {
                 | SecretsCommand::Recipients(RecipientsArgs { common, .. }),
             )) => common.values(),
             Some(Command::Init(a)) => a.common.values(),
-            Some(Command::Completions(_)) => Unused::default_values(),
+            Some(Command::Completions(a)) => a.common.values(),
         };
         let output = &self.output;
         Global {
@@ -124,6 +124,8 @@ pub(crate) fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Wr
 
 #[derive(Debug, Args)]
 pub(crate) struct CompletionsArgs {
+    #[command(flatten)]
+    pub(crate) common: Unused,
     /// The shell: bash, elvish, fish, powershell or zsh
     #[arg(value_enum)]
     pub(crate) shell: clap_complete::Shell,
@@ -414,11 +416,6 @@ pub(crate) struct Common<const S: bool, const C: bool, const V: bool> {
 }
 
 impl<const S: bool, const C: bool, const V: bool> Common<S, C, V> {
-    /// The values of a command that has none of these options.
-    fn default_values() -> (Vec<String>, Option<u32>, bool, Vec<String>) {
-        (Vec::new(), None, false, Vec::new())
-    }
-
     fn values(&self) -> (Vec<String>, Option<u32>, bool, Vec<String>) {
         (
             self.only.clone(),

@@ -474,6 +474,45 @@ impl Testbed {
         self.dir.join("ssh_config")
     }
 
+    /// Runs `command` on `host` over ssh with `input` on its standard
+    /// input, and returns its output; ssh is killed, and the call fails,
+    /// if it has not ended within `deadline`.
+    pub fn ssh(
+        &self,
+        host: &str,
+        command: &str,
+        input: &str,
+        deadline: Duration,
+    ) -> Result<Output> {
+        use std::io::Write as _;
+        let mut child = Command::new("ssh")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .args([host, command])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run ssh")?;
+        let mut stdin = child.stdin.take().context("ssh's stdin")?;
+        stdin
+            .write_all(input.as_bytes())
+            .context("ssh takes its input")?;
+        drop(stdin);
+        let pid = child.id();
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = sender.send(child.wait_with_output());
+        });
+        if let Ok(output) = receiver.recv_timeout(deadline) {
+            return output.context("ssh ends");
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        bail!("`ssh {host} {command}` did not end within {deadline:?}")
+    }
+
     /// sshd's own log of a host (sshd runs with `LogLevel DEBUG1`, which
     /// records every session it opens).
     pub fn sshd_log(&self, name: &str) -> PathBuf {

@@ -4,8 +4,7 @@
 //! OpenSSH's sshd and util-linux.
 
 use std::fs;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use landfall_testbed::{Scoped, Testbed};
@@ -16,31 +15,12 @@ const HOSTS: usize = 64;
 /// How long any one ssh command of this test may take.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Runs `command` on `host` over ssh and returns its output; kills ssh if
-/// it has not ended by [`DEADLINE`].
+/// Runs `command` on `host` over ssh and returns its output, within
+/// [`DEADLINE`].
 fn ssh(testbed: &Testbed, host: &str, command: &str) -> Output {
-    let child = Command::new("ssh")
-        .arg("-F")
-        .arg(testbed.ssh_config())
-        .args([host, command])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ssh runs");
-    let pid = child.id();
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    if let Ok(output) = receiver.recv_timeout(DEADLINE) {
-        output.expect("ssh ends")
-    } else {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        panic!("`ssh {host} {command}` did not end within {DEADLINE:?}");
-    }
+    testbed
+        .ssh(host, command, "", DEADLINE)
+        .unwrap_or_else(|err| panic!("{err:#}"))
 }
 
 #[test]

@@ -3,11 +3,10 @@
 //! root, OpenSSH's sshd, util-linux, supervisor, and, for the systemd
 //! hosts, systemd and cgroup v2.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use landfall_testbed::{Init, Scoped, Testbed};
@@ -15,36 +14,12 @@ use landfall_testbed::{Init, Scoped, Testbed};
 /// How long any one wait of these tests may take.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Runs `command` on `host` over ssh, with `input` on its standard input,
-/// and returns its output; kills ssh if it has not ended by [`DEADLINE`].
+/// Runs `command` on `host` over ssh with `input` on its standard input,
+/// and returns its output, within [`DEADLINE`].
 fn ssh(testbed: &Testbed, host: &str, command: &str, input: &str) -> Output {
-    let mut child = Command::new("ssh")
-        .arg("-F")
-        .arg(testbed.ssh_config())
-        .args([host, command])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ssh runs");
-    let mut stdin = child.stdin.take().expect("ssh's stdin");
-    stdin
-        .write_all(input.as_bytes())
-        .expect("ssh takes its input");
-    drop(stdin);
-    let pid = child.id();
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    if let Ok(output) = receiver.recv_timeout(DEADLINE) {
-        output.expect("ssh ends")
-    } else {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        panic!("`ssh {host} {command}` did not end within {DEADLINE:?}");
-    }
+    testbed
+        .ssh(host, command, input, DEADLINE)
+        .unwrap_or_else(|err| panic!("{err:#}"))
 }
 
 /// The trimmed standard output of a command that must succeed.

@@ -665,9 +665,8 @@ impl Runner<'_> {
             // into the one this benchmark was built in.
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("CI");
-        // Every cold run opens its own connections, and closes them;
-        // `build` makes none.
-        if mode == Mode::Cold && args.first() != Some(&"build") {
+        if mode == Mode::Cold {
+            // Every run opens its own connections, and closes them.
             cmd.arg("--no-persist");
         }
         cmd
