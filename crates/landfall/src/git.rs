@@ -2,7 +2,7 @@
 //! whether the tree is dirty, and the commit time that makes builds
 //! reproducible.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
@@ -52,16 +52,24 @@ pub fn revision(dir: &Path) -> Revision {
     head.with_dirty(dirty)
 }
 
-/// Whether a working tree has changes: known, or being found out by a
-/// `git status` of its own thread. That may hash every changed file, and
-/// nothing needs the answer before a new release records where it comes
-/// from, so a deploy of nothing new never waits for it.
+/// Whether a working tree has changes: known, to be found out by a `git
+/// status` when asked, or being found out by one in its own thread. That
+/// may hash every changed file, and nothing needs the answer before a new
+/// release records where it comes from, so a deploy of nothing new never
+/// runs it.
 #[derive(Clone)]
 pub struct Dirty(Arc<DirtyState>);
 
 struct DirtyState {
-    pending: Mutex<Option<std::thread::JoinHandle<bool>>>,
+    pending: Mutex<Pending>,
     known: OnceLock<bool>,
+}
+
+enum Pending {
+    /// Not asked yet: the repository's directory.
+    Deferred(PathBuf),
+    Running(std::thread::JoinHandle<bool>),
+    Done,
 }
 
 impl Dirty {
@@ -69,7 +77,7 @@ impl Dirty {
         let known = OnceLock::new();
         let _ = known.set(dirty);
         Dirty(Arc::new(DirtyState {
-            pending: Mutex::new(None),
+            pending: Mutex::new(Pending::Done),
             known,
         }))
     }
@@ -77,19 +85,41 @@ impl Dirty {
     /// Starts finding out whether the tree of the repository containing
     /// `dir` is dirty.
     pub fn background(dir: &Path) -> Dirty {
-        let dir = dir.to_path_buf();
-        let status = std::thread::spawn(move || dirty(&dir));
+        let dirty = Dirty::deferred(dir);
+        dirty.prefetch();
+        dirty
+    }
+
+    /// Whether the tree of the repository containing `dir` is dirty, found
+    /// out when first asked (or [prefetched](Dirty::prefetch)).
+    pub fn deferred(dir: &Path) -> Dirty {
         Dirty(Arc::new(DirtyState {
-            pending: Mutex::new(Some(status)),
+            pending: Mutex::new(Pending::Deferred(dir.to_path_buf())),
             known: OnceLock::new(),
         }))
+    }
+
+    /// Starts finding out in the background, if nobody has yet.
+    pub fn prefetch(&self) {
+        let mut pending = self.0.pending.lock().expect("no thread panics holding it");
+        if let Pending::Deferred(dir) = &*pending {
+            let dir = dir.clone();
+            *pending = Pending::Running(std::thread::spawn(move || dirty(&dir)));
+        }
     }
 
     /// Whether the tree is dirty, waiting for `git status` if need be.
     pub fn get(&self) -> bool {
         *self.0.known.get_or_init(|| {
-            let status = self.0.pending.lock().map(|mut p| p.take()).ok().flatten();
-            status.is_some_and(|s| s.join().unwrap_or(false))
+            let pending = std::mem::replace(
+                &mut *self.0.pending.lock().expect("no thread panics holding it"),
+                Pending::Done,
+            );
+            match pending {
+                Pending::Deferred(dir) => dirty(&dir),
+                Pending::Running(status) => status.join().unwrap_or(false),
+                Pending::Done => false,
+            }
         })
     }
 }

@@ -174,14 +174,14 @@ pub fn build_from_sources<'p>(
         });
     }
     let target_dir = build::target_dir(&project.workspace);
-    // The build needs only the commit's time; whether the tree is dirty
-    // (`git status`, which may hash every changed file) is read meanwhile,
-    // and waited for only by what records it.
+    // The build needs only the commit's time. Whether the tree is dirty
+    // (`git status`, which may hash every changed file) is read only if a
+    // release records it (see `Dirty`).
     let root = &project.workspace.root;
-    let revision = options.revision.clone().unwrap_or_else(|| {
-        let dirty = git::Dirty::background(root);
-        git::head(root).with_dirty(dirty)
-    });
+    let revision = options
+        .revision
+        .clone()
+        .unwrap_or_else(|| git::head(root).with_dirty(git::Dirty::deferred(root)));
     let binaries = build::build(&build::BuildRequest {
         workspace_root: root,
         target_dir: &target_dir,

@@ -70,9 +70,12 @@ landfall_probe() {
     # The release the log last confirmed running: an activation is logged
     # once its health passed, a switch back once it is done.
     # Commands run on the host are logged too: they confirm nothing.
+    # One sed: it holds the last line that is not a command's, and at the
+    # end prints that line's release.
+    # shellcheck disable=SC2016 # `$` is sed's last line.
     if [ -f "$p/.landfall/log" ]; then
-      printf 'confirmed\t%s\t%s\n' "$i" "$(grep -v '"event":"exec"' "$p/.landfall/log" | tail -n 1 |
-        sed -n 's/.*"release":"\([0-9a-f]*\)".*/\1/p')"
+      printf 'confirmed\t%s\t%s\n' "$i" "$(sed -n '/"event":"exec"/!h
+        ${x;s/.*"release":"\([0-9a-f]*\)".*/\1/p;}' "$p/.landfall/log")"
     fi
     if [ "$detail" = 1 ]; then
       landfall_service_state "$i" "$p"
@@ -359,13 +362,27 @@ landfall_forget() {
 # still run: one that ran landfall over ssh can be killed while its steps
 # go on on the host.
 landfall_steps() {
-  g=$(ps -o pgid= -p $$ 2>/dev/null | tr -d ' ')
+  landfall_pgid
   [ -n "$g" ] || return 0
   # Written anew, never through a link that stands there.
   rm -f "$1/.landfall/steps"
   printf '%s\n' "$g" >"$1/.landfall/steps" || return 0
   steps_file="$1/.landfall/steps"
   trap 'rm -f "$steps_file"' EXIT
+}
+
+# landfall_pgid: sets g to the process group of this shell, read from
+# /proc where there is one (the fields after the command's name, which
+# ends with the last `)`), or else from ps.
+landfall_pgid() {
+  g=
+  if [ -r "/proc/$$/stat" ] && IFS= read -r g <"/proc/$$/stat"; then
+    # shellcheck disable=SC2086 # The fields are split on purpose.
+    set -- ${g##*) }
+    g=${3:-}
+  else
+    g=$(ps -o pgid= -p $$ 2>/dev/null | tr -d ' ')
+  fi
 }
 
 # landfall_wait_steps PATH [SECONDS]: waits (at most SECONDS, 30 unless

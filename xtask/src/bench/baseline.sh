@@ -6,7 +6,8 @@
 #   baseline.sh deploy BASE RELEASE BINARY PAYLOAD ENV HOST...
 #       rsync the binary and the payload into BASE/releases/RELEASE on each
 #       host (--link-dest at the current release, when there is one), write
-#       the host's config, switch `current` atomically and run the hook.
+#       the host's config, switch `current` atomically, run the hook and
+#       keep the 3 newest releases, as landfall's `keep = 3` does.
 #       The master is closed at the end, unless KEEP=yes: then it stays for
 #       the next run (and one opened by `open` is used).
 #   baseline.sh floor BASE HOST...
@@ -54,7 +55,8 @@ deploy_host() {
         $master "$host" "cd $base && mkdir -p releases/$release/etc &&
             cat > releases/$release/etc/app.toml &&
             ln -sfn releases/$release current.new && mv -T current.new current &&
-            cd current && $HOOK"
+            (cd current && $HOOK) &&
+            cd releases && ls -1t | tail -n +4 | xargs -r rm -rf --"
     if [ "${KEEP:-no}" != yes ]; then
         $ssh -O exit "$host" 2>/dev/null
     fi

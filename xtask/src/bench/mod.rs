@@ -392,18 +392,20 @@ impl Masters {
     }
 
     /// The process id of each host's master of `tool`, as `ssh -O check`
-    /// says (sockets are named by ssh's `%C`); `None` for a host that has
-    /// no master that answers.
+    /// says; `None` for a host that has no master that answers. The
+    /// baseline's sockets are named by ssh's `%C`; landfall names its own,
+    /// so each of its sockets is asked, and its master's command line says
+    /// which host it is for.
     fn pids(&self, tool: Tool, hosts: &[String]) -> Result<Vec<Option<u32>>> {
-        let mut control_path = std::ffi::OsString::from("ControlPath=");
-        control_path.push(self.sockets(tool).join("%C"));
-        on_threads(hosts, |host| {
+        let check = |control_path: &std::path::Path, host: &str| -> Result<Option<u32>> {
+            let mut option = std::ffi::OsString::from("ControlPath=");
+            option.push(control_path);
             let out = output(
                 Command::new("ssh")
                     .arg("-F")
                     .arg(&self.ssh_config)
                     .arg("-o")
-                    .arg(&control_path)
+                    .arg(option)
                     .args(["-O", "check", host]),
             )?;
             // "Master running (pid=1234)".
@@ -413,7 +415,32 @@ impl Masters {
                 .and_then(|(_, rest)| rest.split_once(')'))
                 .and_then(|(pid, _)| pid.parse().ok());
             Ok(pid.filter(|_| out.status.success()))
-        })
+        };
+        match tool {
+            Tool::Baseline => {
+                let control_path = self.sockets(tool).join("%C");
+                on_threads(hosts, |host| check(&control_path, host))
+            }
+            Tool::Landfall => {
+                let sockets: Vec<PathBuf> = fs::read_dir(self.sockets(tool))
+                    .map(|entries| entries.flatten().map(|e| e.path()).collect())
+                    .unwrap_or_default();
+                let masters = on_threads(&sockets, |socket| {
+                    let Some(pid) = check(socket, "master")? else {
+                        return Ok(None);
+                    };
+                    // The master was started as `ssh … HOST`.
+                    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    let host = cmdline
+                        .split(|&b| b == 0)
+                        .rfind(|word| !word.is_empty())
+                        .map(|word| String::from_utf8_lossy(word).into_owned());
+                    Ok(host.map(|host| (host, pid)))
+                })?;
+                let by_host: BTreeMap<String, u32> = masters.into_iter().flatten().collect();
+                Ok(hosts.iter().map(|h| by_host.get(h).copied()).collect())
+            }
+        }
     }
 }
 

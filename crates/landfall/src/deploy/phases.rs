@@ -75,6 +75,10 @@ fn deploy_releases(
         .as_ref()
         .filter(|_| !options.dry_run && !options.force)
         .and_then(|ahead| ahead.all_current(&work));
+    if ahead.is_none() && !options.dry_run {
+        // A new release may record it: read while the hosts are.
+        run.identity.revision.dirty.prefetch();
+    }
     let states = match (ahead, &claims) {
         (Some(states), _) => states,
         (None, Some(claims)) => probe_claiming(run, &targets, &work, claims),

@@ -85,6 +85,9 @@ pub struct Ssh {
     /// The configuration ssh reads (`-F`): the user's own, then landfall's
     /// defaults (see [`defaults_config`]).
     config: Option<PathBuf>,
+    /// What, besides its address, decides where a host's connection goes
+    /// (see [`Ssh::control_path`]).
+    config_key: String,
     /// Host name -> the address ssh is given (an `ssh_config` alias works).
     addresses: BTreeMap<String, String>,
     trips: RoundTrips,
@@ -129,6 +132,7 @@ impl Ssh {
             _ => None,
         };
         let persistent = persisting.is_some();
+        let config_key = config_key(&options);
         let ssh = Ssh {
             options,
             addresses: hosts
@@ -136,6 +140,7 @@ impl Ssh {
                 .map(|h| (h.name.clone(), h.address.clone()))
                 .collect(),
             socket_dir: persisting.or_else(|| control_dir.clone()),
+            config_key,
             control_dir,
             persistent,
             warnings,
@@ -161,18 +166,13 @@ impl Ssh {
                     host: name.clone(),
                     session: ssh.session_cmd(name),
                     open: ssh
-                        .ssh_cmd()
+                        .ssh_cmd(name)
                         .args(["-o", "ControlMaster=auto", "-o"])
                         .arg(format!("ControlPersist={persist}"))
                         .args(["-f", "-N"])
                         .arg(address)
                         .for_host(name.as_str()),
-                    check: ssh.persistent.then(|| {
-                        ssh.ssh_cmd()
-                            .args(["-O", "check"])
-                            .arg(address)
-                            .for_host(name.as_str())
-                    }),
+                    kept: ssh.control_path(name).filter(|_| ssh.persistent),
                     log: control_dir.join(format!("{name}.log")),
                 })
                 .collect();
@@ -215,8 +215,25 @@ impl Ssh {
         }
     }
 
-    /// The options every ssh call shares.
-    fn ssh_args(&self) -> Vec<OsString> {
+    /// Where the socket of `host`'s master connection is: named by a hash
+    /// of the host's address, the user it is reached as and the
+    /// configuration ssh reads (each file's path, size and time of change),
+    /// so that a kept connection is used only for what it was opened for,
+    /// and the run itself can ask it whether it is alive (see
+    /// [`mux_alive`]) without starting ssh.
+    fn control_path(&self, host: &str) -> Option<PathBuf> {
+        let dir = self.socket_dir.as_ref()?;
+        let mut hasher = blake3::Hasher::new();
+        for part in [self.address(host), &self.config_key] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        // As long as ssh's `%C`, which the room for a socket's name allows.
+        Some(dir.join(&hasher.finalize().to_hex()[..40]))
+    }
+
+    /// The options every ssh call to `host` shares.
+    fn ssh_args(&self, host: &str) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         if let Some(config) = &self.config {
             args.push("-F".into());
@@ -232,9 +249,9 @@ impl Ssh {
                 args.extend(["-o".into(), format!("{key}={value}").into()]);
             }
         }
-        if let Some(socket_dir) = &self.socket_dir {
+        if let Some(path) = self.control_path(host) {
             let mut control_path = OsString::from("ControlPath=");
-            control_path.push(socket_dir.join("%C"));
+            control_path.push(path);
             args.extend(["-o".into(), control_path]);
         }
         let checking = if self.options.accept_new_host_keys {
@@ -253,18 +270,18 @@ impl Ssh {
     }
 
     /// The ssh command line rsync and git run, as one shell-quoted string,
-    /// through the host's master connection.
-    fn remote_shell(&self) -> String {
+    /// through `host`'s master connection.
+    fn remote_shell(&self, host: &str) -> String {
         let words: Vec<String> = std::iter::once(OsString::from("ssh"))
-            .chain(self.ssh_args())
+            .chain(self.ssh_args(host))
             .chain(["-o".into(), "ControlMaster=no".into()])
             .map(|word| quote(&word.to_string_lossy()))
             .collect();
         words.join(" ")
     }
 
-    fn ssh_cmd(&self) -> Cmd {
-        Cmd::new("ssh").args(self.ssh_args())
+    fn ssh_cmd(&self, host: &str) -> Cmd {
+        Cmd::new("ssh").args(self.ssh_args(host))
     }
 
     fn address<'a>(&'a self, host: &'a str) -> &'a str {
@@ -309,7 +326,7 @@ impl Ssh {
 
     /// `sh -s` on `host`, through its master connection.
     fn session_cmd(&self, host: &str) -> Cmd {
-        self.ssh_cmd()
+        self.ssh_cmd(host)
             .args(["-o", "ControlMaster=no", "-T"])
             .arg(self.address(host))
             .args(["sh", "-s"])
@@ -386,7 +403,7 @@ impl Transport for Ssh {
         // terminal's), with a pseudo-terminal, in landfall's process group:
         // what is typed goes to the host, Ctrl-C included.
         let cmd = self
-            .ssh_cmd()
+            .ssh_cmd(host)
             .args(["-o", "ControlMaster=no", "-t"])
             .arg(self.address(host))
             .arg(format!(
@@ -415,7 +432,7 @@ impl Transport for Ssh {
     ) -> Result<PushStats> {
         self.connected();
         self.trips.count(&target.host);
-        let remote_shell = self.remote_shell();
+        let remote_shell = self.remote_shell(&target.host);
         let address = self.address(&target.host);
         if let Some(git) = &release.git {
             let url = remote_path(address, &format!("{}/.landfall/repo.git", target.path));
@@ -545,7 +562,7 @@ impl Drop for Ssh {
             let hosts: Vec<(&String, &String)> = self.addresses.iter().collect();
             crate::deploy::parallel(&hosts, self.jobs, |(name, address)| {
                 let cmd = self
-                    .ssh_cmd()
+                    .ssh_cmd(name)
                     .args(["-O", "exit"])
                     .arg(address.as_str())
                     .for_host(name.as_str());
@@ -562,9 +579,8 @@ struct Master {
     /// The host's first session, started once the master is open.
     session: Cmd,
     open: Cmd,
-    /// With kept connections: `ssh -O check`, whether a kept master
-    /// answers.
-    check: Option<Cmd>,
+    /// With kept connections: the socket of one kept from an earlier run.
+    kept: Option<PathBuf>,
     log: PathBuf,
 }
 
@@ -573,9 +589,7 @@ impl Master {
     /// `ControlMaster=auto`, with which ssh removes a socket that no master
     /// answers (a stale one) and opens a new master in its place.
     fn ensure(&self) -> bool {
-        if let Some(check) = &self.check
-            && process::run_unchecked(check).is_ok_and(|out| out.success())
-        {
+        if self.kept.as_deref().is_some_and(mux_alive) {
             return true;
         }
         for attempt in 1..=START_ATTEMPTS {
@@ -591,6 +605,82 @@ impl Master {
         }
         false
     }
+}
+
+/// Whether a master connection answers at `socket`, as `ssh -O check`
+/// finds out, in OpenSSH's multiplexing protocol (its `PROTOCOL.mux`):
+/// each side's hello, then an alive check that the master answers with
+/// its pid. Anything else, or no answer within a second, is not alive.
+fn mux_alive(socket: &Path) -> bool {
+    use std::io::{Read as _, Write as _};
+    const HELLO: u32 = 0x0000_0001;
+    const VERSION: u32 = 4;
+    const ALIVE_CHECK: u32 = 0x1000_0004;
+    const ALIVE: u32 = 0x8000_0005;
+    const REQUEST: u32 = 1;
+    let packet = |words: &[u32]| -> Vec<u8> {
+        let len = u32::try_from(words.len() * 4).expect("a few words");
+        std::iter::once(len)
+            .chain(words.iter().copied())
+            .flat_map(u32::to_be_bytes)
+            .collect()
+    };
+    let read_packet = |stream: &mut std::os::unix::net::UnixStream| -> Option<Vec<u8>> {
+        let mut len = [0; 4];
+        stream.read_exact(&mut len).ok()?;
+        let len = usize::try_from(u32::from_be_bytes(len)).ok()?;
+        if !(4..=4096).contains(&len) {
+            return None;
+        }
+        let mut body = vec![0; len];
+        stream.read_exact(&mut body).ok()?;
+        Some(body)
+    };
+    let word = |body: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?))
+    };
+    let answer = || -> Option<bool> {
+        let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
+        let limit = Some(std::time::Duration::from_secs(1));
+        stream.set_read_timeout(limit).ok()?;
+        stream.set_write_timeout(limit).ok()?;
+        let mut request = packet(&[HELLO, VERSION]);
+        request.extend(packet(&[ALIVE_CHECK, REQUEST]));
+        stream.write_all(&request).ok()?;
+        let hello = read_packet(&mut stream)?;
+        if word(&hello, 0)? != HELLO {
+            return Some(false);
+        }
+        let alive = read_packet(&mut stream)?;
+        Some(word(&alive, 0)? == ALIVE && word(&alive, 4)? == REQUEST && word(&alive, 8)? > 0)
+    };
+    answer().unwrap_or(false)
+}
+
+/// What besides a host's address decides where ssh connects to it: the
+/// user the environment names and the configuration files ssh reads, each
+/// with its size and time of change, so that a change to them is not
+/// served by a connection opened before it. (Files they include are not
+/// followed.)
+fn config_key(options: &SshOptions) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let files: Vec<PathBuf> = match &options.config {
+        Some(config) => vec![std::path::absolute(config).unwrap_or_else(|_| config.clone())],
+        None => std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|home| PathBuf::from(home).join(".ssh/config"))
+            .into_iter()
+            .chain([PathBuf::from("/etc/ssh/ssh_config")])
+            .collect(),
+    };
+    let mut key = format!("user={:?}", options.user);
+    for file in files {
+        let stat = fs::metadata(&file)
+            .map(|m| format!("{} {}.{}", m.len(), m.mtime(), m.mtime_nsec()))
+            .unwrap_or_default();
+        let _ = write!(key, "\n{} {stat}", file.display());
+    }
+    key
 }
 
 /// Whether ssh's error says the server dropped the connection before it
@@ -707,7 +797,7 @@ fn control_dir() -> Option<PathBuf> {
 }
 
 /// The room a socket's name needs in a control directory: `landfall-`, a
-/// pid and a counter, `/`, and ssh's `%C` (40 hex digits), plus ssh's own
+/// pid and a counter, `/`, and a socket's name (40 hex digits), plus ssh's own
 /// suffix while it makes the socket.
 const SOCKET_ROOM: usize = 90;
 const SOCKET_PATH_MAX: usize = 104;
@@ -808,6 +898,70 @@ mod tests {
     /// `MaxStartups`, is tried again, a few times, with pauses between;
     /// one that refuses the port is not.
     #[test]
+    fn a_kept_master_is_alive_only_if_it_answers_as_a_master() {
+        use std::io::{Read as _, Write as _};
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing there, or a socket nobody listens on any more.
+        let socket = dir.path().join("gone");
+        assert!(!mux_alive(&socket));
+        drop(UnixListener::bind(&socket).unwrap());
+        assert!(!mux_alive(&socket));
+        // A listener that never answers is given up within its second.
+        let silent = dir.path().join("silent");
+        let listener = UnixListener::bind(&silent).unwrap();
+        let started = std::time::Instant::now();
+        assert!(!mux_alive(&silent));
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+        drop(listener);
+        // One that answers each request as a master does (hello, then
+        // MUX_S_ALIVE with the request's id and its pid), and one that
+        // answers with another request's id.
+        for (id, alive) in [(1u32, true), (7, false)] {
+            let path = dir.path().join(format!("master{id}"));
+            let listener = UnixListener::bind(&path).unwrap();
+            let master = std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut request = [0u8; 24];
+                stream.read_exact(&mut request).unwrap();
+                let words: Vec<u32> = request
+                    .chunks(4)
+                    .map(|w| u32::from_be_bytes(w.try_into().unwrap()))
+                    .collect();
+                assert_eq!(words, [8, 1, 4, 8, 0x1000_0004, 1]);
+                let reply: Vec<u8> = [8u32, 1, 4, 12, 0x8000_0005, id, 4242]
+                    .iter()
+                    .flat_map(|w| w.to_be_bytes())
+                    .collect();
+                stream.write_all(&reply).unwrap();
+            });
+            assert_eq!(mux_alive(&path), alive);
+            master.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_kept_connection_is_named_by_where_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ssh_config");
+        fs::write(&config, "Host *\n").unwrap();
+        let options = SshOptions {
+            config: Some(config.clone()),
+            ..SshOptions::default()
+        };
+        let key = config_key(&options);
+        assert_eq!(key, config_key(&options));
+        let other_user = SshOptions {
+            user: Some("deploy".into()),
+            ..options.clone()
+        };
+        assert_ne!(key, config_key(&other_user));
+        // An edit of the configuration makes a new name.
+        fs::write(&config, "Host *\n  Port 2222\n").unwrap();
+        assert_ne!(key, config_key(&options));
+    }
+
+    #[test]
     fn a_connection_dropped_while_it_starts_is_tried_again() {
         let dir = tempfile::tempdir().unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -827,7 +981,7 @@ mod tests {
                 .arg("-o")
                 .arg(format!("ControlPath={}/%C", dir.path().display()))
                 .args(["-f", "-N", "-p", &port.to_string(), "127.0.0.1"]),
-            check: None,
+            kept: None,
             log: dir.path().join("log"),
         };
         let accepted = std::thread::spawn(move || {
