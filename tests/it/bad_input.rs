@@ -130,7 +130,7 @@ fn run_case(case: &Case) -> (String, Result<(), String>) {
     let command: Vec<String> = case
         .args
         .iter()
-        .map(|a| landfall::process::quote(a))
+        .map(|a| shlex::try_quote(a).map_or_else(|_| a.to_string(), std::borrow::Cow::into_owned))
         .collect();
     let mut transcript = format!("### {}\n$ cargo deploy {}\n", case.name, command.join(" "));
     if !out.stdout.is_empty() {

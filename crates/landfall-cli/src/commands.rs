@@ -329,17 +329,16 @@ fn after_hook(
     summary: &Summary,
     report: &(dyn Fn(Event) + Sync),
 ) {
-    let dir = project.workspace.landfall_dir().join("summaries");
-    let file = dir.join(format!("{}.json", env.name));
-    let written = landfall::files::private_dir(&dir).and_then(|()| {
-        landfall::files::write_atomically(&file, render::summary_json(summary).as_bytes())
-    });
-    if let Err(err) = written {
-        ctx.printer.event(Event::Warning {
-            message: format!("the `after` hook did not run: {}", error_chain(&err)),
-        });
-        return;
-    }
+    let written = hooks::write_summary(project, env, &render::summary_json(summary));
+    let file = match written {
+        Ok(file) => file,
+        Err(err) => {
+            ctx.printer.event(Event::Warning {
+                message: format!("the `after` hook did not run: {}", error_chain(&err)),
+            });
+            return;
+        }
+    };
     let context = hooks::Context {
         project,
         env,

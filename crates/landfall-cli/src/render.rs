@@ -781,7 +781,7 @@ impl Printer {
 struct FoundOrphan<'a> {
     host: &'a str,
     #[serde(flatten)]
-    orphan: &'a landfall::steps::Orphan,
+    orphan: &'a landfall::deploy::Orphan,
 }
 
 fn describe_orphan(o: &FoundOrphan<'_>) -> String {

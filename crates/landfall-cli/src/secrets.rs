@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use landfall::Error;
 use landfall::config::{Environment, Project, provenance};
-use landfall::process::{self, Cmd};
 use landfall::secrets::{self, Identities, Recipient};
 
 use crate::cli::{RecipientsArgs, SecretsCommand, ShowArgs};
@@ -69,8 +68,7 @@ fn decrypt(
 }
 
 fn write_encrypted(path: &Path, plaintext: &[u8], recipients: &[Recipient]) -> Result<(), Error> {
-    let ciphertext = secrets::encrypt(plaintext, recipients)?;
-    landfall::files::write_atomically(path, &ciphertext)
+    secrets::write_encrypted(path, plaintext, recipients)
 }
 
 fn edit(ctx: &Ctx<'_>, env_name: &str) -> Result<u8, Error> {
@@ -104,7 +102,10 @@ fn edit(ctx: &Ctx<'_>, env_name: &str) -> Result<u8, Error> {
 
     let mut last_invalid: Option<Vec<u8>> = None;
     loop {
-        let code = process::run_attached(&editor(&file))?;
+        let code = editor(&file)
+            .status()
+            .map_err(|e| Error::Failed(format!("cannot start the editor: {e}")))?
+            .code();
         if INTERRUPTED.load(Ordering::SeqCst) || code != Some(0) {
             let why = if INTERRUPTED.load(Ordering::SeqCst) {
                 "interrupted".to_string()
@@ -171,17 +172,18 @@ fn status(ctx: &Ctx<'_>, verb: &str, text: &str) {
 
 /// The user's editor on `file`, through the shell as git does, so that
 /// `EDITOR="code --wait"` works.
-fn editor(file: &Path) -> Cmd {
+fn editor(file: &Path) -> std::process::Command {
     let editor = ["VISUAL", "EDITOR"]
         .into_iter()
         .filter_map(|var| std::env::var(var).ok())
         .find(|value| !value.trim().is_empty())
         .unwrap_or_else(|| "vi".to_string());
-    Cmd::new("sh")
-        .arg("-c")
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
         .arg(format!("{editor} \"$1\""))
         .arg("landfall-editor")
-        .arg(file)
+        .arg(file);
+    cmd
 }
 
 /// A fresh directory only the user can enter, in memory where possible.

@@ -195,8 +195,7 @@ impl Shell<'_> {
     /// `target/landfall/shell/ENV.history`, in a directory only its user
     /// may enter.
     fn history_file(&self) -> Result<PathBuf, Error> {
-        let dir = self.project.workspace.landfall_dir().join("shell");
-        landfall::files::private_dir(&dir)?;
+        let dir = self.project.workspace.private_dir("shell")?;
         Ok(dir.join(format!("{}.history", self.env.name)))
     }
 

@@ -278,8 +278,18 @@ pub struct GitTree {
     pub added: BTreeSet<String>,
 }
 
+/// Hashes `paths` as assembling does, with the stat-keyed cache kept in
+/// the file `cache`, and returns how many files had to be read (the
+/// others were known to the cache, unchanged).
+pub fn hash_files(cache: &Path, paths: &[&Path]) -> Result<usize> {
+    let mut hashes = HashCache::load(cache);
+    hashes.hash_files(paths)?;
+    hashes.save()?;
+    Ok(hashes.files_read)
+}
+
 /// Hashes an artifact's inputs and makes sure its tree is in the store.
-pub fn assemble(
+pub(crate) fn assemble(
     store: &Store,
     artifact: &Artifact,
     binaries: &BTreeMap<BinTarget, PathBuf>,
@@ -392,7 +402,7 @@ pub(crate) fn store_artifact<'a>(
 /// The tree itself is read from git once per tree id, into
 /// `store/git/<tree>/` with its manifest beside it; artifact trees link to
 /// it.
-pub fn assemble_git(
+pub(crate) fn assemble_git(
     store: &Store,
     artifact: &Artifact,
     repo: &Path,

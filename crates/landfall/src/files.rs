@@ -17,21 +17,21 @@ use crate::error::{Error, Result};
 
 /// The mode of every directory landfall makes in a tree it stores, stages
 /// or deploys.
-pub const DIR_MODE: u32 = 0o755;
+pub(crate) const DIR_MODE: u32 = 0o755;
 
 /// The mode of a file [`write_atomically`] creates.
 const FILE_MODE: u32 = 0o644;
 
 /// Creates `dir` and its missing parents, each `rwxr-xr-x` whatever the
 /// umask. Directories that exist are left as they are.
-pub fn create_dirs(dir: &Path) -> Result<()> {
+pub(crate) fn create_dirs(dir: &Path) -> Result<()> {
     create_dir(dir, DIR_MODE)
 }
 
 /// Creates `dir` (its missing parents as [`create_dirs`] does) as
 /// `rwx------`, and makes it so if it exists with more: landfall's own
 /// directory, which only its user may enter.
-pub fn private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
     create_dir(dir, 0o700)?;
     let meta = fs::metadata(dir).map_err(Error::io("cannot read", dir))?;
     if meta.permissions().mode() & 0o077 != 0 {
@@ -64,7 +64,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 /// Writes a file through a temporary name and a rename, so that readers see
 /// the old or the new content, never a part. A new file is `rw-r--r--`; a
 /// file replaced keeps its mode, less any write permission for others.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_dirs(dir)?;
     let mode = fs::metadata(path).map_or(FILE_MODE, |m| m.permissions().mode() & 0o7755);

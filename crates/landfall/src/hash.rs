@@ -30,7 +30,7 @@ const PARALLEL_STAT_MIN: usize = 512;
 
 /// What hashing a file tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileFacts {
+pub(crate) struct FileFacts {
     pub size: u64,
     pub hash: blake3::Hash,
     pub executable: bool,
@@ -68,12 +68,12 @@ struct Entry {
 
 /// The hash cache, loaded from and saved to one file.
 #[derive(Debug)]
-pub struct HashCache {
+pub(crate) struct HashCache {
     path: PathBuf,
     entries: HashMap<String, Entry>,
     changed: bool,
     /// How many files were read (cache misses) since loading.
-    pub files_read: usize,
+    pub(crate) files_read: usize,
     pub bytes_read: u64,
 }
 
@@ -85,7 +85,7 @@ fn now_ns() -> i128 {
 
 impl HashCache {
     /// Loads the cache; a missing or unreadable cache is an empty one.
-    pub fn load(path: &Path) -> HashCache {
+    pub(crate) fn load(path: &Path) -> HashCache {
         let entries = fs::read(path)
             .ok()
             .and_then(|bytes| decode(&bytes))
@@ -100,12 +100,13 @@ impl HashCache {
     }
 
     /// A cache that is never saved.
-    pub fn in_memory() -> HashCache {
+    #[cfg(test)]
+    pub(crate) fn in_memory() -> HashCache {
         HashCache::load(Path::new(""))
     }
 
     /// Hashes files, in parallel for those the cache cannot answer.
-    pub fn hash_files(&mut self, paths: &[&Path]) -> Result<Vec<FileFacts>> {
+    pub(crate) fn hash_files(&mut self, paths: &[&Path]) -> Result<Vec<FileFacts>> {
         let stats = stat_all(paths)?;
         let mut results: Vec<Option<FileFacts>> = vec![None; paths.len()];
         let mut misses: Vec<(usize, Stat)> = Vec::new();
@@ -159,7 +160,7 @@ impl HashCache {
     }
 
     /// Writes the cache back if it changed, atomically.
-    pub fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         if !self.changed || self.path.as_os_str().is_empty() {
             return Ok(());
         }
@@ -274,7 +275,7 @@ fn hash_in_parallel(paths: &[&Path], misses: &[(usize, Stat)]) -> Result<Vec<bla
 }
 
 /// Hashes one file: big files are memory-mapped and hashed on all cores.
-pub fn hash_file(path: &Path, size: u64) -> io::Result<blake3::Hash> {
+pub(crate) fn hash_file(path: &Path, size: u64) -> io::Result<blake3::Hash> {
     let mut hasher = blake3::Hasher::new();
     if size >= MMAP_THRESHOLD {
         hasher.update_mmap_rayon(path)?;

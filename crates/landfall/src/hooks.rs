@@ -7,7 +7,7 @@
 //! the summary's JSON in the file `LANDFALL_SUMMARY`; its failure is
 //! reported, and changes nothing else.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config::{Environment, Project};
@@ -47,6 +47,17 @@ pub struct Context<'a> {
 /// Runs the hook `which`, if the project has one, and reports it. A hook
 /// that fails (or is stopped at its deadline) is an error that says so,
 /// with the tail of its output.
+/// Writes a deploy's summary (its JSON line, `json`) where the `after`
+/// hook reads it: `summaries/ENV.json` in landfall's private directory.
+pub fn write_summary(project: &Project, env: &Environment, json: &str) -> Result<PathBuf> {
+    let file = project
+        .workspace
+        .private_dir("summaries")?
+        .join(format!("{}.json", env.name));
+    crate::files::write_atomically(&file, json.as_bytes())?;
+    Ok(file)
+}
+
 pub fn run(which: Which, context: &Context<'_>, events: Reporter<'_>) -> Result<()> {
     let hooks = &context.project.hooks;
     let command = match which {

@@ -38,17 +38,18 @@ pub mod diag;
 pub mod diff;
 mod error;
 pub mod event;
-pub mod files;
+mod files;
 pub mod git;
-pub mod hash;
+mod hash;
 pub mod hooks;
 pub mod init;
 pub mod interrupt;
+mod parallel;
 pub mod plan;
-pub mod process;
+mod process;
 pub mod secrets;
 pub mod service;
-pub mod steps;
+mod steps;
 pub mod store;
 pub mod template;
 pub mod transport;
@@ -60,6 +61,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use error::{Error, Result};
+pub use process::{ProcessError, ProcessErrorKind};
 
 /// This version of landfall.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// A command to run, described as plain data.
 #[derive(Debug, Clone)]
-pub struct Cmd {
+pub(crate) struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     dir: Option<PathBuf>,
@@ -24,7 +24,7 @@ pub struct Cmd {
 }
 
 impl Cmd {
-    pub fn new(program: impl Into<OsString>) -> Cmd {
+    pub(crate) fn new(program: impl Into<OsString>) -> Cmd {
         Cmd {
             program: program.into(),
             args: Vec::new(),
@@ -41,7 +41,7 @@ impl Cmd {
     /// sent to landfall's group (Ctrl-C at a terminal) does not reach it:
     /// landfall decides what becomes of work in flight on a host.
     #[must_use]
-    pub fn in_own_process_group(mut self) -> Cmd {
+    pub(crate) fn in_own_process_group(mut self) -> Cmd {
         self.own_group = true;
         self
     }
@@ -49,19 +49,19 @@ impl Cmd {
     /// The longest the command may run: past that it is killed, and its
     /// run is an error that says so.
     #[must_use]
-    pub fn deadline(mut self, deadline: std::time::Duration) -> Cmd {
+    pub(crate) fn deadline(mut self, deadline: std::time::Duration) -> Cmd {
         self.deadline = Some(deadline);
         self
     }
 
     #[must_use]
-    pub fn arg(mut self, arg: impl Into<OsString>) -> Cmd {
+    pub(crate) fn arg(mut self, arg: impl Into<OsString>) -> Cmd {
         self.args.push(arg.into());
         self
     }
 
     #[must_use]
-    pub fn args<I, S>(mut self, args: I) -> Cmd
+    pub(crate) fn args<I, S>(mut self, args: I) -> Cmd
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
@@ -71,27 +71,27 @@ impl Cmd {
     }
 
     #[must_use]
-    pub fn dir(mut self, dir: impl AsRef<Path>) -> Cmd {
+    pub(crate) fn dir(mut self, dir: impl AsRef<Path>) -> Cmd {
         self.dir = Some(dir.as_ref().to_path_buf());
         self
     }
 
     #[must_use]
-    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Cmd {
+    pub(crate) fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Cmd {
         self.env.push((key.into(), value.into()));
         self
     }
 
     /// Feeds `bytes` to the command's standard input (instead of nothing).
     #[must_use]
-    pub fn input(mut self, bytes: impl Into<Vec<u8>>) -> Cmd {
+    pub(crate) fn input(mut self, bytes: impl Into<Vec<u8>>) -> Cmd {
         self.input = Some(bytes.into());
         self
     }
 
     /// Names the host this command works on, for error messages.
     #[must_use]
-    pub fn for_host(mut self, host: impl Into<String>) -> Cmd {
+    pub(crate) fn for_host(mut self, host: impl Into<String>) -> Cmd {
         self.host = Some(host.into());
         self
     }
@@ -165,7 +165,7 @@ fn truncate(text: &str, max: usize) -> &str {
 
 /// What a finished process produced.
 #[derive(Debug, Clone)]
-pub struct Output {
+pub(crate) struct Output {
     /// The exit code, or `None` if a signal ended the process.
     pub code: Option<i32>,
     pub stdout: Vec<u8>,
@@ -173,21 +173,21 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.code == Some(0)
     }
 
-    pub fn stdout_text(&self) -> String {
+    pub(crate) fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
-    pub fn stderr_tail(&self) -> String {
+    pub(crate) fn stderr_tail(&self) -> String {
         tail(&self.stderr, 12)
     }
 }
 
 /// The last `lines` lines of some output, as text.
-pub fn tail(bytes: &[u8], lines: usize) -> String {
+pub(crate) fn tail(bytes: &[u8], lines: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
     let all: Vec<&str> = text.trim_end().lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -251,7 +251,7 @@ impl fmt::Display for ProcessError {
 
 /// Runs a command to completion, capturing its output; a non-zero exit
 /// status is an error.
-pub fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
+pub(crate) fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
     let output = run_unchecked(cmd)?;
     if output.success() {
         Ok(output)
@@ -265,7 +265,7 @@ pub fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
 
 /// Runs a command to completion, capturing its output, and returns it
 /// whatever the exit status.
-pub fn run_unchecked(cmd: &Cmd) -> Result<Output, ProcessError> {
+pub(crate) fn run_unchecked(cmd: &Cmd) -> Result<Output, ProcessError> {
     let expression = cmd
         .expression()
         .stdout_capture()
@@ -329,7 +329,7 @@ fn wait_until(
 /// Runs a command and hands its standard output to `read` as a stream, for
 /// output too big to hold in memory. A non-zero exit status is an error,
 /// and so is an error of `read` (the process is then killed).
-pub fn read_stdout<T>(
+pub(crate) fn read_stdout<T>(
     cmd: &Cmd,
     read: impl FnOnce(&mut dyn io::Read) -> io::Result<T>,
 ) -> Result<T, ProcessError> {
@@ -369,7 +369,7 @@ pub fn read_stdout<T>(
 /// it comes (with its end of line, unless it is the last and had none), for output that may never end, such
 /// as a log followed. Once `stop` says so (it is asked every tenth of a
 /// second) the command is killed. Returns its output, stdout excepted.
-pub fn stream_lines(
+pub(crate) fn stream_lines(
     cmd: &Cmd,
     stop: &(dyn Fn() -> bool + Sync),
     line: &mut dyn FnMut(&str),
@@ -428,7 +428,7 @@ pub fn stream_lines(
 /// directory, an `exit`) reaches the next, then prints a line of its own
 /// on stdout and on stderr that ends the script's output and gives its
 /// exit status.
-pub struct Session {
+pub(crate) struct Session {
     cmd: Cmd,
     child: std::process::Child,
     stdin: Option<std::process::ChildStdin>,
@@ -449,7 +449,7 @@ enum Stream {
 impl Session {
     /// Starts `cmd`, which must run a POSIX shell that reads commands from
     /// its standard input.
-    pub fn start(cmd: &Cmd) -> Result<Session, ProcessError> {
+    pub(crate) fn start(cmd: &Cmd) -> Result<Session, ProcessError> {
         use std::os::unix::process::CommandExt as _;
         use std::process::Stdio;
         let mut command = std::process::Command::new(&cmd.program);
@@ -509,7 +509,7 @@ impl Session {
     }
 
     /// Whether the shell may run another script.
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         self.alive
     }
 
@@ -518,7 +518,7 @@ impl Session {
     /// connection failed, say), the status is the shell's own, as a command
     /// of its own would have given; past the deadline the session is ended
     /// and the run is an error that says so.
-    pub fn run(
+    pub(crate) fn run(
         &mut self,
         script: &str,
         deadline: std::time::Duration,
@@ -595,7 +595,7 @@ impl Session {
 
     /// Ends the shell: it reads no more, and is killed if it does not end
     /// at once.
-    pub fn end(&mut self) {
+    pub(crate) fn end(&mut self) {
         self.alive = false;
         self.stdin = None;
         let _ = self.child.kill();
@@ -604,13 +604,13 @@ impl Session {
 
     /// Closes the shell's input, which ends it once the script it runs,
     /// if any, has ended.
-    pub fn hang_up(&mut self) {
+    pub(crate) fn hang_up(&mut self) {
         self.stdin = None;
     }
 
     /// Closes the shell's input and waits for it to end up to `deadline`,
     /// then kills it.
-    pub fn close(mut self, deadline: std::time::Duration) {
+    pub(crate) fn close(mut self, deadline: std::time::Duration) {
         self.stdin = None;
         self.alive = false;
         self.wait(deadline);
@@ -698,7 +698,7 @@ fn session_nonce() -> u128 {
 /// Runs a command that may leave a process behind holding its output (such
 /// as `ssh -f`, whose backgrounded master keeps stdout and stderr): stdout
 /// goes nowhere and stderr to `log`, which is read back for errors.
-pub fn run_detaching(cmd: &Cmd, log: &Path) -> Result<(), ProcessError> {
+pub(crate) fn run_detaching(cmd: &Cmd, log: &Path) -> Result<(), ProcessError> {
     let output = cmd
         .expression()
         .stdout_null()
@@ -719,7 +719,7 @@ pub fn run_detaching(cmd: &Cmd, log: &Path) -> Result<(), ProcessError> {
 
 /// Runs a command on the user's terminal, such as an editor, and returns
 /// its exit code (`None` if a signal ended it).
-pub fn run_attached(cmd: &Cmd) -> Result<Option<i32>, ProcessError> {
+pub(crate) fn run_attached(cmd: &Cmd) -> Result<Option<i32>, ProcessError> {
     let output = cmd
         .attached()
         .unchecked()
@@ -730,7 +730,7 @@ pub fn run_attached(cmd: &Cmd) -> Result<Option<i32>, ProcessError> {
 
 /// Runs a command whose stderr is meant for the user (cargo's progress and
 /// diagnostics) and returns its stdout.
-pub fn run_passing_stderr(cmd: &Cmd, quiet: bool) -> Result<Vec<u8>, ProcessError> {
+pub(crate) fn run_passing_stderr(cmd: &Cmd, quiet: bool) -> Result<Vec<u8>, ProcessError> {
     let mut expr = cmd.expression().stdout_capture().unchecked();
     if quiet {
         expr = expr.stderr_capture();
@@ -755,7 +755,7 @@ pub fn run_passing_stderr(cmd: &Cmd, quiet: bool) -> Result<Vec<u8>, ProcessErro
 
 /// Quotes one word for a POSIX shell. Every value that landfall puts into a
 /// shell command goes through here.
-pub fn quote(word: &str) -> String {
+pub(crate) fn quote(word: &str) -> String {
     // Only NUL cannot be quoted. File names and process arguments exclude
     // it, and hooks refuse a value that holds one (see `template::engine`).
     shlex::try_quote(word).map_or_else(

@@ -591,6 +591,12 @@ fn corrupt(display: &str, err: &age::DecryptError) -> Error {
 }
 
 /// Encrypts `plaintext` to every recipient.
+/// Encrypts `plaintext` to `recipients` into `path`, which readers see
+/// whole, old or new, never a part.
+pub fn write_encrypted(path: &Path, plaintext: &[u8], recipients: &[Recipient]) -> Result<()> {
+    crate::files::write_atomically(path, &encrypt(plaintext, recipients)?)
+}
+
 pub fn encrypt(plaintext: &[u8], recipients: &[Recipient]) -> Result<Vec<u8>> {
     let encryptor = age::Encryptor::with_recipients(recipients.iter().map(Recipient::as_age))
         .map_err(|e| Error::Failed(format!("cannot encrypt: {e}")))?;

@@ -12,9 +12,8 @@
 
 mod reply;
 
-pub use reply::{
-    Activation, Claim, Exit, LogEntry, Orphan, PathState, Reply, Report, Revert, ServiceState,
-};
+pub(crate) use reply::{Activation, Exit, Report, Revert};
+pub use reply::{Claim, LogEntry, Orphan, PathState, Reply, ServiceState};
 
 use crate::process::quote;
 use std::fmt::Write as _;
@@ -84,7 +83,7 @@ fn library() -> &'static Library {
 
 /// How a script gets the step functions its calls need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Functions {
+pub(crate) enum Functions {
     /// In the script: the functions its steps call, and those they call.
     Inline,
     /// From the host's own copy of the whole library, which a script sent
@@ -99,7 +98,7 @@ pub enum Functions {
 }
 
 /// The exit status of a script whose host lacks the library it needs.
-pub const LIBRARY_MISSING: i32 = 97;
+pub(crate) const LIBRARY_MISSING: i32 = 97;
 
 /// The host's copy of the library: in its user's cache directory, named
 /// after the library's hash, so that hosts deployed to by different
@@ -110,7 +109,7 @@ const LIBRARY_FILE: &str =
 /// One step on a host: a call of one function of `steps.sh`. Paths are the
 /// artifact's directory on the host (see [`crate::transport::Transport::host_path`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Reads each path (numbered in order): its current release, complete
     /// releases, lock and, with `detail`, each release's provenance and the
     /// log's tail.
@@ -257,7 +256,9 @@ pub enum Step {
         owner: String,
         name: String,
     },
-    /// A command given as words, each quoted, run from `/` with no input.
+    /// A command given as words, each quoted, run from `/` with no input
+    /// (what the tests of scripts run).
+    #[cfg(test)]
     Command { words: Vec<String> },
     /// A command given as words, run by a person (`exec`, `run`): from
     /// `dir` (the home directory if none), with its errors with its output
@@ -292,7 +293,7 @@ fn optional(value: Option<&String>) -> String {
 
 /// One entry of a release pulled from an object store ([`Step::Pull`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PullEntry {
+pub(crate) enum PullEntry {
     File {
         path: String,
         mode: u32,
@@ -330,7 +331,7 @@ impl PullEntry {
 
 /// The standard input of a command run by [`Step::Exec`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExecInput {
+pub(crate) enum ExecInput {
     Nothing,
     /// The same bytes on every host.
     Bytes(Vec<u8>),
@@ -585,6 +586,7 @@ fn call(step: &Step) -> Call {
                 ExecInput::Nothing | ExecInput::Terminal => None,
             },
         },
+        #[cfg(test)]
         Step::Command { words } => Call {
             function: None,
             args: words.clone(),
@@ -611,7 +613,7 @@ pub struct Script {
 
 impl Script {
     /// A script for `host` of environment `env`.
-    pub fn new(env: &str, host: &str, artifact: Option<&str>) -> Script {
+    pub(crate) fn new(env: &str, host: &str, artifact: Option<&str>) -> Script {
         Script {
             env: env.to_string(),
             host: host.to_string(),
@@ -623,19 +625,19 @@ impl Script {
 
     /// Allows the script `time` more, for the hooks its steps run.
     #[must_use]
-    pub fn allowing(mut self, time: std::time::Duration) -> Script {
+    pub(crate) fn allowing(mut self, time: std::time::Duration) -> Script {
         self.hooks_time += time;
         self
     }
 
     /// How long the host may take to run the script.
-    pub fn deadline(&self) -> std::time::Duration {
+    pub(crate) fn deadline(&self) -> std::time::Duration {
         SCRIPT_TIME + self.hooks_time
     }
 
     /// Appends a step.
     #[must_use]
-    pub fn step(mut self, step: Step) -> Script {
+    pub(crate) fn step(mut self, step: Step) -> Script {
         self.steps.push(step);
         self
     }
@@ -644,12 +646,12 @@ impl Script {
     /// call (and those they call) in the order of `steps.sh`, the exported
     /// variables, then the calls. sh reads a group whole before it runs any
     /// of it, so a script cut short runs nothing.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.text_with(Functions::Inline)
     }
 
     /// The whole script, with the step functions as `functions` says.
-    pub fn text_with(&self, functions: Functions) -> String {
+    pub(crate) fn text_with(&self, functions: Functions) -> String {
         const END: &str = "LANDFALL_INPUT_END";
         const LIBRARY_END: &str = "LANDFALL_LIBRARY_END";
         let library = library();
@@ -763,7 +765,7 @@ impl Script {
 
 /// Seconds for a hook's time limit, rounded up so that a sub-second
 /// timeout still allows one try.
-pub fn timeout_seconds(timeout: std::time::Duration) -> String {
+pub(crate) fn timeout_seconds(timeout: std::time::Duration) -> String {
     timeout.as_secs_f64().ceil().max(1.0).to_string()
 }
 

@@ -25,8 +25,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant, SystemTime};
 
-use landfall::process::quote;
-
 const STEPS: &str = include_str!("../src/steps.sh");
 
 /// How long any script may run; the slowest waits 6 seconds for a hook
@@ -268,6 +266,11 @@ fn abridged(text: &str) -> String {
         lines.len() - 35,
         lines[lines.len() - 5..].join("\n")
     )
+}
+
+/// `word` quoted for sh as landfall quotes it (shlex's quoting).
+fn quote(word: &str) -> String {
+    shlex::try_quote(word).map_or_else(|_| word.to_string(), std::borrow::Cow::into_owned)
 }
 
 /// A call of a step function, every argument quoted as landfall quotes it.

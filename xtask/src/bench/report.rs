@@ -8,7 +8,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Result, ensure};
-use landfall::hash::HashCache;
 
 use super::measure::{Sample, Spread};
 use super::workspace::{DATA_FILES, Workspace};
@@ -44,24 +43,14 @@ pub(crate) fn hashing(ws: &Workspace, binary: &Path, runs: usize) -> Result<Hash
     for _ in 0..runs {
         let _ = fs::remove_file(&cache);
         let started = Instant::now();
-        let mut cold_cache = HashCache::load(&cache);
-        cold_cache.hash_files(&paths)?;
-        cold_cache.save()?;
+        let read = landfall::assemble::hash_files(&cache, &paths)?;
         cold.push(started.elapsed().as_secs_f64());
-        ensure!(
-            cold_cache.files_read == paths.len(),
-            "a cold hash reads every file"
-        );
+        ensure!(read == paths.len(), "a cold hash reads every file");
 
         let started = Instant::now();
-        let mut warm_cache = HashCache::load(&cache);
-        warm_cache.hash_files(&paths)?;
+        let read = landfall::assemble::hash_files(&cache, &paths)?;
         warm.push(started.elapsed().as_secs_f64());
-        ensure!(
-            warm_cache.files_read == 0,
-            "the warm hash read {} files again",
-            warm_cache.files_read
-        );
+        ensure!(read == 0, "the warm hash read {read} files again");
 
         let started = Instant::now();
         for path in &paths {
@@ -80,9 +69,7 @@ pub(crate) fn hashing(ws: &Workspace, binary: &Path, runs: usize) -> Result<Hash
         let _ = fs::remove_file(&cache);
         drop_page_cache()?;
         let started = Instant::now();
-        let mut disk_cache = HashCache::load(&cache);
-        disk_cache.hash_files(&paths)?;
-        disk_cache.save()?;
+        landfall::assemble::hash_files(&cache, &paths)?;
         from_disk.push(started.elapsed().as_secs_f64());
     }
     Ok(Hashing {

@@ -40,6 +40,14 @@ impl Workspace {
         self.target_dir.join("landfall")
     }
 
+    /// `name` in [`landfall_dir`](Workspace::landfall_dir), made if need
+    /// be as a directory only its user may enter.
+    pub fn private_dir(&self, name: &str) -> crate::Result<PathBuf> {
+        let dir = self.landfall_dir().join(name);
+        crate::files::private_dir(&dir)?;
+        Ok(dir)
+    }
+
     /// Shows a path relative to the workspace root when it is inside it.
     pub fn display(&self, path: &Path) -> String {
         path.strip_prefix(&self.root)

@@ -45,8 +45,11 @@ pub use manage::{
 };
 pub use phases::deploy;
 
+pub use crate::steps::{Claim, LogEntry, Orphan, PathState, ServiceState};
+
+use crate::parallel::parallel;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
@@ -55,7 +58,7 @@ use crate::config::{Environment, Project};
 use crate::event::{Event, Phase, Reporter};
 use crate::git::Revision;
 use crate::plan::Target;
-use crate::steps::{Exit, LogEntry, PathState, Reply, Script, Step};
+use crate::steps::{Exit, Reply, Script, Step};
 use crate::transport::Transport;
 
 /// Who is deploying, recorded in locks and logs.
@@ -479,38 +482,6 @@ fn watching<T>(run: &Run<'_>, f: impl FnOnce(&Run<'_>) -> T) -> T {
         drop(done);
         result
     })
-}
-
-/// Runs `f` on every item, at most `jobs` at once, and returns the results
-/// in order.
-pub fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-    let threads = jobs.clamp(1, items.len().max(1));
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        done.push((i, f(item)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        for worker in workers {
-            for (i, result) in worker.join().expect("workers do not panic") {
-                results[i] = Some(result);
-            }
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
 }
 
 /// The state of one target during a deploy.

@@ -12,7 +12,7 @@ use crate::process::Output;
 
 /// How a script ended, as `steps.sh` documents its exit statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     Done,
     /// Another deploy holds the lock (`landfall_lock`).
     Locked,
@@ -48,7 +48,7 @@ impl Exit {
 
 /// One line a step reported. `index` numbers the paths of a probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Report {
+pub(crate) enum Report {
     Current {
         index: usize,
         release: Option<String>,
@@ -344,9 +344,9 @@ impl Report {
 /// What a script did on a host: its exit, its reports, and its output.
 #[derive(Debug, Clone)]
 pub struct Reply {
-    pub exit: Exit,
-    pub reports: Vec<Report>,
-    pub output: Output,
+    pub(crate) exit: Exit,
+    pub(crate) reports: Vec<Report>,
+    pub(crate) output: Output,
 }
 
 impl From<Output> for Reply {
@@ -433,14 +433,14 @@ pub struct LogEntry {
 
 impl LogEntry {
     /// Whether it records a change of the release (not a command run).
-    pub fn is_change(&self) -> bool {
+    pub(crate) fn is_change(&self) -> bool {
         self.event != "exec"
     }
 }
 
 /// How an activation ended on one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Activation {
+pub(crate) enum Activation {
     Activated,
     /// Before the switch, `pre_activate` failed or the service manager
     /// cannot be used (`step` is `service`); `current` was not touched.
@@ -455,7 +455,7 @@ pub enum Activation {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Revert {
+pub(crate) enum Revert {
     /// Not asked to switch back.
     NotAttempted,
     /// Back on the previous release (or on none, if there was none) and,
@@ -468,13 +468,13 @@ pub enum Revert {
 impl Reply {
     /// The host lacks the step library the script expected it to keep, and
     /// ran none of the steps (see [`super::Functions::Cached`]).
-    pub fn library_missing(&self) -> bool {
+    pub(crate) fn library_missing(&self) -> bool {
         self.output.code == Some(super::LIBRARY_MISSING) && self.said("library\tmissing")
     }
 
     /// The host could not keep the step library it was sent (see
     /// [`super::Functions::Keep`]); the steps ran all the same.
-    pub fn library_unkept(&self) -> bool {
+    pub(crate) fn library_unkept(&self) -> bool {
         self.said("library\tunkept")
     }
 
@@ -482,12 +482,12 @@ impl Reply {
         self.output.stdout_text().lines().any(|l| l == line)
     }
 
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.exit == Exit::Done
     }
 
     /// The state of each of `count` probed paths.
-    pub fn states(&self, count: usize) -> Vec<PathState> {
+    pub(crate) fn states(&self, count: usize) -> Vec<PathState> {
         let mut states = vec![PathState::default(); count];
         for report in &self.reports {
             let index = match report {
@@ -541,7 +541,11 @@ impl Reply {
     }
 
     /// What `landfall_prepare` read: `Some(current)` if it ran.
-    pub fn prepared(&self) -> Option<Option<String>> {
+    #[allow(
+        clippy::option_option,
+        reason = "whether the step ran, and the current release it found if any"
+    )]
+    pub(crate) fn prepared(&self) -> Option<Option<String>> {
         self.reports.iter().find_map(|r| match r {
             Report::Prepared { current } => Some(current.clone()),
             _ => None,
@@ -549,7 +553,7 @@ impl Reply {
     }
 
     /// What `landfall_pull` fetched: files and bytes.
-    pub fn pulled(&self) -> Option<(usize, u64)> {
+    pub(crate) fn pulled(&self) -> Option<(usize, u64)> {
         self.reports.iter().find_map(|r| match r {
             Report::Pulled { files, bytes } => Some((*files, *bytes)),
             _ => None,
@@ -557,19 +561,19 @@ impl Reply {
     }
 
     /// Who holds the lock that `landfall_lock` could not take.
-    pub fn locked_by(&self) -> Option<&str> {
+    pub(crate) fn locked_by(&self) -> Option<&str> {
         self.reports.iter().find_map(|r| match r {
             Report::Locked { holder } => Some(holder.as_str()),
             _ => None,
         })
     }
 
-    pub fn unlocked(&self) -> bool {
+    pub(crate) fn unlocked(&self) -> bool {
         self.reports.contains(&Report::Unlocked)
     }
 
     /// The orphans `landfall_orphans` reported.
-    pub fn orphans(&self) -> Vec<Orphan> {
+    pub(crate) fn orphans(&self) -> Vec<Orphan> {
         self.reports
             .iter()
             .filter_map(|r| match r {
@@ -580,7 +584,7 @@ impl Reply {
     }
 
     /// The releases `landfall_cleanup` removed.
-    pub fn removed(&self) -> Vec<String> {
+    pub(crate) fn removed(&self) -> Vec<String> {
         self.reports
             .iter()
             .filter_map(|r| match r {
@@ -594,7 +598,7 @@ impl Reply {
     /// on: a release switched to that recorded no activation (made by a
     /// landfall before releases carried theirs), so that no hook ran for
     /// it; a log line that could not be written.
-    pub fn notices(&self) -> Vec<String> {
+    pub(crate) fn notices(&self) -> Vec<String> {
         self.reports
             .iter()
             .filter_map(|r| match r {
@@ -619,7 +623,7 @@ impl Reply {
     }
 
     /// How `landfall_activate` ended, if it ended as it documents.
-    pub fn activation(&self) -> Option<Activation> {
+    pub(crate) fn activation(&self) -> Option<Activation> {
         let activated = self
             .reports
             .iter()
@@ -638,7 +642,7 @@ impl Reply {
     }
 
     /// How switching back (`landfall_back`) went, if it was tried.
-    pub fn revert(&self) -> Revert {
+    pub(crate) fn revert(&self) -> Revert {
         let Some(to) = self.reports.iter().find_map(|r| match r {
             Report::Reverted { to } => Some(to.clone()),
             _ => None,
@@ -656,7 +660,7 @@ impl Reply {
 
     /// What the hooks of a step left to show: a line for each hook stopped
     /// at its time limit, then the tail of their output.
-    pub fn hook_output(&self) -> String {
+    pub(crate) fn hook_output(&self) -> String {
         let mut text = String::new();
         for report in &self.reports {
             if let Report::Timeout { hook, seconds } = report {
@@ -672,7 +676,7 @@ impl Reply {
 
     /// The exit status and the tail of stderr, for a step that failed in a
     /// way it does not report.
-    pub fn describe_failure(&self) -> String {
+    pub(crate) fn describe_failure(&self) -> String {
         let tail = self.output.stderr_tail();
         let status = self.output.code.map_or_else(
             || "killed by a signal".to_string(),

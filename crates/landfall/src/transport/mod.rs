@@ -11,6 +11,7 @@
 mod local;
 mod ssh;
 
+pub use crate::steps::{Reply, Script};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -21,7 +22,7 @@ use crate::assemble::{EntryKind, GitRelease, Manifest, Release};
 use crate::error::Result;
 use crate::plan::Target;
 use crate::process::{self, Cmd, ProcessError};
-use crate::steps::{Functions, Reply, Script};
+use crate::steps::Functions;
 
 /// The ref of a host's repository that holds the commit last pushed. It is
 /// forced: history rewrites need no repair on the host.

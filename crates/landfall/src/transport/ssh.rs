@@ -181,7 +181,7 @@ impl Ssh {
             // connected and the host's shell waiting for it.
             let sessions = Arc::clone(&ssh.sessions);
             let opening = std::thread::spawn(move || {
-                crate::deploy::parallel(&masters, jobs.min(STARTS), |master| {
+                crate::parallel::parallel(&masters, jobs.min(STARTS), |master| {
                     if master.ensure()
                         && let Ok(session) = process::Session::start(&master.session)
                     {
@@ -560,7 +560,7 @@ impl Drop for Ssh {
         });
         if socket_exists {
             let hosts: Vec<(&String, &String)> = self.addresses.iter().collect();
-            crate::deploy::parallel(&hosts, self.jobs, |(name, address)| {
+            crate::parallel::parallel(&hosts, self.jobs, |(name, address)| {
                 let cmd = self
                     .ssh_cmd(name)
                     .args(["-O", "exit"])
