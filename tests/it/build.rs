@@ -212,7 +212,7 @@ fn each_artifact_builds_its_package_with_its_features_and_nothing_else() {
         "json",
     ]);
     out.assert_code(0);
-    let started = out.events_of("build-started");
+    let started = out.events_of("build_started");
     assert_eq!(started.len(), 1, "{}", out.stdout);
     assert_eq!(started[0]["bins"], serde_json::json!(["other"]));
     let manifest = out.events_of("manifest").pop().unwrap();

@@ -73,7 +73,7 @@ fn a_bundle_is_reproducible_verified_and_deployed_without_building() {
     let out = bed.deploy(&["--from", bundle.to_str().unwrap()]);
     out.assert_code(0);
     assert!(
-        !out.events().iter().any(|e| e["event"] == "build-started"),
+        !out.events().iter().any(|e| e["event"] == "build_started"),
         "{}",
         out.stdout
     );

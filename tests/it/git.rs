@@ -114,7 +114,7 @@ fn a_commit_is_bounced_to_hosts_that_reach_no_git_server() {
     let predictions: Vec<serde_json::Value> = dry
         .events()
         .into_iter()
-        .filter(|e| e["event"] == "would-deploy" && e["artifact"] == "site")
+        .filter(|e| e["event"] == "would_deploy" && e["artifact"] == "site")
         .collect();
     assert_eq!(predictions.len(), 3, "{}", dry.stdout);
     for p in &predictions {

@@ -403,7 +403,7 @@ fn dry_run_reports_changes_and_writes_nothing_on_hosts() {
     let out = deploy(&ws, &["--dry-run"]);
     out.assert_code(0);
     assert!(!ws.path("target/landfall/local").exists());
-    let would = out.events_of("would-deploy");
+    let would = out.events_of("would_deploy");
     assert_eq!(would.len(), 4);
     let app = would
         .iter()
@@ -426,7 +426,7 @@ fn dry_run_reports_changes_and_writes_nothing_on_hosts() {
     let before = ws.snapshot();
     let out = deploy(&ws, &["--dry-run"]);
     out.assert_code(0);
-    let changed = out.events_of("would-deploy");
+    let changed = out.events_of("would_deploy");
     assert_eq!(changed.len(), 2, "only app changes: {changed:?}");
     assert_eq!(changed[0]["changed"], serde_json::json!(["etc/hello.toml"]));
     let after: Vec<_> = ws

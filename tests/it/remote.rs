@@ -625,7 +625,7 @@ fn dry_run_reads_the_hosts_and_writes_nothing() {
         .collect();
     let out = bed.deploy(&["--dry-run"]);
     out.assert_code(0);
-    let would = out.events_of("would-deploy");
+    let would = out.events_of("would_deploy");
     assert_eq!(would.len(), 3, "only site changes: {would:?}");
     for event in &would {
         assert_eq!(event["artifact"], "site");

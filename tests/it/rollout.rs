@@ -132,7 +132,7 @@ fn a_canary_that_fails_its_health_check_stops_the_rollout_before_any_other_host_
         "{}",
         show(
             &out,
-            &["batch", "activated", "rolled-back", "rollout-stopped"]
+            &["batch", "activated", "rolled_back", "rollout_stopped"]
         )
     );
     let batch = out.events_of("batch");
@@ -143,7 +143,7 @@ fn a_canary_that_fails_its_health_check_stops_the_rollout_before_any_other_host_
         batch[0]["batches"], 4,
         "the canary, then 5 hosts 2 at a time"
     );
-    let stopped = out.events_of("rollout-stopped");
+    let stopped = out.events_of("rollout_stopped");
     assert_eq!(stopped.len(), 1);
     assert!(
         stopped[0]["reason"]
@@ -152,7 +152,7 @@ fn a_canary_that_fails_its_health_check_stops_the_rollout_before_any_other_host_
             .starts_with("a canary failed"),
         "{stopped:?}"
     );
-    assert_eq!(hosts_of(&out.events_of("rolled-back")), [hosts[0].clone()]);
+    assert_eq!(hosts_of(&out.events_of("rolled_back")), [hosts[0].clone()]);
     // `app` switched on no host (only `site`, which it comes after).
     assert!(
         out.events_of("activated")
@@ -186,7 +186,7 @@ fn a_failure_budget_deploys_the_other_hosts_and_a_pause_is_kept_between_batches(
         "{}",
         show(
             &out,
-            &["batch", "pause", "activated", "rolled-back", "failed"]
+            &["batch", "pause", "activated", "rolled_back", "failed"]
         )
     );
     let statuses = out.statuses();
@@ -209,7 +209,7 @@ fn a_failure_budget_deploys_the_other_hosts_and_a_pause_is_kept_between_batches(
             .contains("rolled back to"),
         "{failed:?}"
     );
-    assert!(out.events_of("rollout-stopped").is_empty());
+    assert!(out.events_of("rollout_stopped").is_empty());
     assert_eq!(fleet.current(bad, APP), old_bad);
     for host in hosts.iter().filter(|h| *h != bad) {
         assert_eq!(fleet.greeting(host), Some(format!("howdy from {host}\n")));

@@ -1,6 +1,7 @@
 //! Glue between the command line and the library: one function per
 //! command, each returning the exit status.
 
+use landfall::bundle::BundleRelease;
 use landfall::config::{self, Environment, Host, Project};
 use landfall::deploy::{self, DeployOptions, Identity, Run, Summary};
 use landfall::diag::Diagnostic;
@@ -13,6 +14,7 @@ use crate::cli::{
     BuildArgs, CheckArgs, ConfigArgs, DeployArgs, ExecArgs, Global, LogsArgs, MessageFormat,
     PruneArgs, RollbackArgs, TargetArgs,
 };
+use crate::json::Line;
 use crate::render::{self, Printer};
 
 pub(crate) const EXIT_OK: u8 = 0;
@@ -405,8 +407,12 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             )?;
             let same = first == second;
             if ctx.global.message_format == MessageFormat::Json {
-                let line = serde_json::json!({"event": "reproducible", "ok": same, "first": first, "second": second, "differences": differences});
-                render::println!("{line}");
+                render::json_line(&Line::Reproducible {
+                    ok: same,
+                    first: &first,
+                    second: &second,
+                    differences: &differences,
+                });
             } else {
                 for (artifact, id) in &first.artifacts {
                     let other = &second.artifacts[artifact];
@@ -455,8 +461,10 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
                 bytes: uploaded.bytes,
             });
             if ctx.global.message_format == MessageFormat::Json {
-                let line = serde_json::json!({"event": "bundle", "dir": url.to_string(), "manifest": manifest});
-                render::println!("{line}");
+                render::json_line(&Line::Bundle {
+                    dir: url.to_string(),
+                    manifest: &manifest,
+                });
             } else {
                 render::println!("bundle {url}");
                 for a in &manifest.artifacts {
@@ -469,8 +477,10 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             let manifest = landfall::bundle_manifest(&project, &plan, &built)?;
             landfall::bundle::write(out, &manifest, &built.assembled)?;
             if ctx.global.message_format == MessageFormat::Json {
-                let line = serde_json::json!({"event": "bundle", "dir": out, "manifest": manifest});
-                render::println!("{line}");
+                render::json_line(&Line::Bundle {
+                    dir: out.display().to_string(),
+                    manifest: &manifest,
+                });
             } else {
                 render::println!("bundle {}", out.display());
                 for a in &manifest.artifacts {
@@ -479,17 +489,22 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             }
             return Ok(EXIT_OK);
         }
-        let manifest = serde_json::json!({
-            "event": "manifest",
-            "env": env.name,
-            "revision": built.revision,
-            "artifacts": built.assembled,
-            "releases": built.releases.iter().map(|r| serde_json::json!({
-                "host": r.target.host, "artifact": r.target.artifact, "release": r.release.id,
-            })).collect::<Vec<_>>(),
-        });
         if ctx.global.message_format == MessageFormat::Json {
-            render::println!("{manifest}");
+            let releases: Vec<BundleRelease> = built
+                .releases
+                .iter()
+                .map(|r| BundleRelease {
+                    host: r.target.host.clone(),
+                    artifact: r.target.artifact.clone(),
+                    release: r.release.id.clone(),
+                })
+                .collect();
+            render::json_line(&Line::Manifest {
+                env: &env.name,
+                revision: &built.revision,
+                artifacts: &built.assembled,
+                releases: &releases,
+            });
         } else {
             for a in &built.assembled {
                 render::println!("{}  {}", a.artifact, a.id);
@@ -549,11 +564,12 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
     }
     let checked = || {
         if ctx.global.message_format == MessageFormat::Json {
-            let line = serde_json::json!({
-                "event": "checked", "ok": errors.is_empty(), "artifacts": project.artifacts.len(),
-                "environments": names, "hosts": hosts,
+            render::json_line(&Line::Checked {
+                ok: errors.is_empty(),
+                artifacts: project.artifacts.len(),
+                environments: &names,
+                hosts,
             });
-            render::println!("{line}");
         }
     };
     if errors.is_empty() {
@@ -1035,8 +1051,7 @@ pub(crate) fn init(ctx: &Ctx<'_>) -> u8 {
             created.push("Cargo.lock".to_string());
         }
         if ctx.global.message_format == MessageFormat::Json {
-            let line = serde_json::json!({"event": "initialized", "created": created});
-            render::println!("{line}");
+            render::json_line(&Line::Initialized { created: &created });
         } else {
             for path in &created {
                 render::eprintln!("{:>12} {path}", "Created");

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod json;
 mod render;
 mod secrets;
 mod shell;

@@ -14,9 +14,9 @@ use landfall::diag::Diagnostic;
 use landfall::diff::{DiffKind, FileDiff};
 use landfall::event::Event;
 use landfall::secrets::Mask;
-use serde::Serialize;
 
 use crate::cli::MessageFormat;
+use crate::json::{FoundOrphan, Line};
 
 /// The secret values of the environments this run decrypted. Every line
 /// this binary prints passes through it: the output layer is the one place
@@ -68,24 +68,18 @@ pub(crate) struct Printer {
     started: Instant,
 }
 
-/// A JSON line with its `event` name first.
-#[derive(Serialize)]
-struct Tagged<'a, T: Serialize> {
-    event: &'static str,
-    #[serde(flatten)]
-    inner: &'a T,
-}
-
 /// The summary as its JSON line says it, masked: what the `after` hook
 /// reads.
 pub(crate) fn summary_json(summary: &Summary) -> String {
-    masked(
-        &serde_json::to_string(&Tagged {
-            event: "summary",
-            inner: summary,
-        })
-        .expect("a summary serialises"),
-    )
+    masked(&serde_json::to_string(&Line::Summary(summary)).expect("a summary serialises"))
+}
+
+/// Prints a line of `--message-format json` on stdout, masked.
+pub(crate) fn json_line(line: &Line<'_>) {
+    let line = masked(&serde_json::to_string(line).expect("events serialise"));
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 fn short(id: &str) -> &str {
@@ -114,13 +108,6 @@ impl Printer {
         }
     }
 
-    fn json_line<T: Serialize>(value: &T) {
-        let line = masked(&serde_json::to_string(value).expect("events serialise"));
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-    }
-
     /// A progress line: a right-aligned verb, cargo style.
     fn status(&self, verb: &str, style: Style, text: &str) {
         if !self.quiet {
@@ -130,7 +117,7 @@ impl Printer {
 
     pub(crate) fn event(&self, event: Event) {
         if self.format == MessageFormat::Json {
-            Printer::json_line(&event);
+            json_line(&Line::Event(&event));
             return;
         }
         match event {
@@ -397,10 +384,7 @@ impl Printer {
 
     pub(crate) fn summary(&self, summary: &Summary) {
         if self.format == MessageFormat::Json {
-            Printer::json_line(&Tagged {
-                event: "summary",
-                inner: summary,
-            });
+            json_line(&Line::Summary(summary));
             return;
         }
         let width = |f: fn(&landfall::deploy::Outcome) -> usize| {
@@ -486,7 +470,7 @@ impl Printer {
     /// stdout, or a JSON `output` event.
     pub(crate) fn output_line(&self, host: &str, width: usize, line: &str) {
         if self.format == MessageFormat::Json {
-            Printer::json_line(&serde_json::json!({"event": "output", "host": host, "line": line}));
+            json_line(&Line::Output { host, line });
         } else {
             println!(
                 "{}",
@@ -502,15 +486,16 @@ impl Printer {
     pub(crate) fn exec_report(&self, env: &str, results: &[ExecResult], group: bool) {
         if self.format == MessageFormat::Json {
             for result in results {
-                Printer::json_line(&Tagged {
-                    event: "exec",
-                    inner: result,
-                });
+                json_line(&Line::Exec(result));
             }
-            let ok = results.iter().all(ExecResult::success);
-            Printer::json_line(
-                &serde_json::json!({"event": "summary", "ok": ok, "env": env, "hosts": []}),
-            );
+            json_line(&Line::Summary(&Summary {
+                ok: results.iter().all(ExecResult::success),
+                env: env.to_string(),
+                dry_run: false,
+                hosts: Vec::new(),
+                round_trips: std::collections::BTreeMap::new(),
+                timings: landfall::deploy::Timings::default(),
+            }));
             return;
         }
         if group {
@@ -577,9 +562,11 @@ impl Printer {
         text: &str,
     ) {
         if self.format == MessageFormat::Json {
-            Printer::json_line(&serde_json::json!({
-                "event": "log", "host": host, "artifact": artifact, "line": text,
-            }));
+            json_line(&Line::Log {
+                host,
+                artifact,
+                line: text,
+            });
             return;
         }
         println!("{INFO}{label:width$}{INFO:#} | {text}");
@@ -589,9 +576,7 @@ impl Printer {
     /// value's origin as a comment when `annotate` is set.
     pub(crate) fn config_report(&self, env: &str, host: &str, vars: &[Variable], annotate: bool) {
         if self.format == MessageFormat::Json {
-            Printer::json_line(&serde_json::json!({
-                "event": "config", "env": env, "host": host, "vars": vars,
-            }));
+            json_line(&Line::Config { env, host, vars });
             return;
         }
         println!("# host `{host}` of environment `{env}`");
@@ -636,19 +621,10 @@ impl Printer {
             })
             .collect();
         if self.format == MessageFormat::Json {
-            #[derive(Serialize)]
-            struct StatusReport<'a> {
-                env: &'a str,
-                hosts: &'a [TargetStatus],
-                orphans: &'a [FoundOrphan<'a>],
-            }
-            Printer::json_line(&Tagged {
-                event: "status",
-                inner: &StatusReport {
-                    env,
-                    hosts: report,
-                    orphans: &found,
-                },
+            json_line(&Line::Status {
+                env,
+                hosts: report,
+                orphans: &found,
             });
             return;
         }
@@ -683,10 +659,10 @@ impl Printer {
         if self.format == MessageFormat::Json {
             for h in orphans {
                 for orphan in &h.orphans {
-                    Printer::json_line(&Event::Orphan {
+                    json_line(&Line::Event(&Event::Orphan {
                         host: h.host.clone(),
                         orphan: orphan.clone(),
-                    });
+                    }));
                 }
             }
             return;
@@ -776,14 +752,6 @@ impl Printer {
     }
 }
 
-/// An orphan and the host it is on.
-#[derive(Serialize)]
-struct FoundOrphan<'a> {
-    host: &'a str,
-    #[serde(flatten)]
-    orphan: &'a landfall::deploy::Orphan,
-}
-
 fn describe_orphan(o: &FoundOrphan<'_>) -> String {
     let current = o.orphan.current.as_deref().map_or_else(
         || "no current release".to_string(),
@@ -804,9 +772,10 @@ fn describe_orphan(o: &FoundOrphan<'_>) -> String {
 pub(crate) fn diagnostic(diag: &Diagnostic) {
     eprintln!("{}", diag.render(true));
     if JSON_ERRORS.load(Ordering::Relaxed) {
-        Printer::json_line(&serde_json::json!({
-            "event": "error", "message": diag.message, "location": diag.position(),
-        }));
+        json_line(&Line::Error {
+            message: &diag.message,
+            location: diag.position(),
+        });
     }
 }
 
@@ -853,8 +822,9 @@ pub(crate) fn warning(message: &str) {
 pub(crate) fn error(message: &str) {
     eprintln!("{BAD}error{BAD:#}: {message}");
     if JSON_ERRORS.load(Ordering::Relaxed) {
-        Printer::json_line(&serde_json::json!({
-            "event": "error", "message": message, "location": null,
-        }));
+        json_line(&Line::Error {
+            message,
+            location: None,
+        });
     }
 }

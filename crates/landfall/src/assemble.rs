@@ -37,7 +37,7 @@ use crate::hash::HashCache;
 use crate::plan::Target;
 
 /// One entry of a release tree. Directories are implied by the paths.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Entry {
     /// Relative, `/`-separated.
     pub path: String,
@@ -45,13 +45,14 @@ pub struct Entry {
     pub kind: EntryKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum EntryKind {
     File {
         mode: u32,
         size: u64,
         #[serde(serialize_with = "hex")]
+        #[schemars(with = "String")]
         hash: blake3::Hash,
     },
     Symlink {
@@ -64,7 +65,7 @@ fn hex<S: serde::Serializer>(hash: &blake3::Hash, s: S) -> Result<S::Ok, S::Erro
 }
 
 /// A sorted list of entries, with a canonical text form that ids hash.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Manifest {
     pub entries: Vec<Entry>,
 }
@@ -250,7 +251,7 @@ impl Store {
 }
 
 /// An artifact tree in the store.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Assembled {
     pub artifact: String,
     /// The full blake3 hex of the manifest.
@@ -267,7 +268,7 @@ pub struct Assembled {
 }
 
 /// Where a git artifact's tree comes from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct GitTree {
     /// The local repository holding the commit.
     #[serde(skip)]
@@ -574,7 +575,7 @@ fn write_blob(path: &Path, entry: &git::TreeEntry, blob: &mut dyn io::Read) -> R
 }
 
 /// A release: an artifact with one host's rendered files, staged locally.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Release {
     /// The first 20 hex characters of the release hash.
     pub id: String,
@@ -650,7 +651,7 @@ pub fn reserved(path: &str) -> bool {
 
 /// Where a release comes from, recorded with it on the host the first time
 /// it is made there (`.landfall-release`), and shown by `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Provenance {
     /// The commit of the workspace (or of the bundle) it was built from.
     pub revision: Option<String>,

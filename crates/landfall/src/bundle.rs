@@ -28,7 +28,7 @@ pub const MANIFEST_FILE: &str = "landfall-bundle.json";
 pub const SCHEMA: &str = "landfall-bundle/1";
 
 /// `landfall-bundle.json`. See `docs/bundle.md` for the schema.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundleManifest {
     /// Always [`SCHEMA`]; a later landfall writes a new one when the format
@@ -53,7 +53,7 @@ pub struct BundleManifest {
     pub releases: Vec<BundleRelease>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundleArtifact {
     pub name: String,
@@ -65,7 +65,7 @@ pub struct BundleArtifact {
 }
 
 /// Where a git artifact's tree comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundleGit {
     pub commit: String,
@@ -74,7 +74,7 @@ pub struct BundleGit {
     pub added: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum BundleFile {
     File {
@@ -94,7 +94,7 @@ pub enum BundleFile {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundleRelease {
     pub host: String,

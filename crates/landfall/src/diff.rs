@@ -17,7 +17,7 @@ pub const MAX_DIFF_BYTES: u64 = 256 * 1024;
 /// file.
 pub const SHOWN_LINES: usize = 40;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FileDiff {
     pub path: String,
     pub kind: DiffKind,
@@ -29,8 +29,8 @@ pub struct FileDiff {
     pub full: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum DiffKind {
     Text,
     /// Not text: said to have changed, nothing more.

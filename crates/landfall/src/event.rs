@@ -8,8 +8,8 @@ use serde::Serialize;
 /// Receives events, possibly from several threads at once.
 pub type Reporter<'a> = &'a (dyn Fn(Event) + Sync);
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Warning {
         message: String,
@@ -174,7 +174,7 @@ impl Event {
 }
 
 /// Where in a deploy something happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Probe,

@@ -13,10 +13,11 @@ use crate::process::{self, Cmd, ProcessError};
 /// earliest time a zip archive can hold.
 const FALLBACK_EPOCH: i64 = 315_532_800;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Revision {
     /// The HEAD commit, or `None` outside a git repository.
     pub commit: Option<String>,
+    #[schemars(with = "bool")]
     pub dirty: Dirty,
     /// The HEAD commit's time, in seconds since the epoch.
     pub time: i64,

@@ -496,7 +496,7 @@ fn git_trees<'p>(
 }
 
 /// The ids two independent builds produced, per artifact and per target.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct BuildIds {
     pub artifacts: BTreeMap<String, String>,
     pub releases: BTreeMap<String, String>,

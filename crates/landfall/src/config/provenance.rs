@@ -10,8 +10,8 @@ use super::{Environment, Host, Project};
 use crate::diag::SourceFile;
 
 /// The layers of variables, weakest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Layer {
     Deploy,
     Environment,
@@ -19,7 +19,7 @@ pub enum Layer {
     CommandLine,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Origin {
     pub layer: Layer,
     /// `file:line`, or `--var` for the command line.
@@ -27,9 +27,10 @@ pub struct Origin {
 }
 
 /// One variable, by its dotted path, with the value a host sees.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Variable {
     pub key: String,
+    #[schemars(with = "serde_json::Value")]
     pub value: toml::Value,
     pub origin: Origin,
     /// Weaker layers that set it too, weakest first.

@@ -14,7 +14,7 @@ use crate::steps::{
 };
 
 /// One artifact on one host, as `status` reports it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TargetStatus {
     pub host: String,
     pub artifact: String,
@@ -30,7 +30,7 @@ pub struct TargetStatus {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ReleaseStatus {
     pub id: String,
     pub current: bool,
@@ -443,7 +443,7 @@ fn rollback_target(state: &PathState, to: Option<&str>, partial: bool) -> Result
 }
 
 /// What a command run by `exec` did on one host.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ExecResult {
     pub host: String,
     /// The command's exit status; `None` if the host was not reached or a
@@ -631,7 +631,7 @@ fn exec_script(
 
 /// The orphans on one host: directories that hold releases of this
 /// project and environment which the model no longer deploys there.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HostOrphans {
     pub host: String,
     pub orphans: Vec<Orphan>,
@@ -672,7 +672,7 @@ pub fn orphans(run: &Run<'_>, plan: &Plan, hosts: &[&Host]) -> Vec<HostOrphans> 
 
 /// How pruning went on one host: the paths removed, and the error that
 /// stopped it, if one did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PruneResult {
     pub host: String,
     pub pruned: Vec<String>,

@@ -62,7 +62,7 @@ use crate::steps::{Exit, Reply, Script, Step};
 use crate::transport::Transport;
 
 /// Who is deploying, recorded in locks and logs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Identity {
     pub user: String,
     /// The machine landfall runs on.
@@ -81,7 +81,7 @@ pub struct Identity {
 }
 
 /// A process, certainly: see [`Identity::process`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ProcessId {
     pub boot: String,
     pub pid_ns: String,
@@ -205,7 +205,7 @@ pub struct Run<'a> {
     pub events: Reporter<'a>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Deployed,
@@ -228,7 +228,7 @@ impl Status {
 }
 
 /// How one artifact on one host ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Outcome {
     pub host: String,
     pub artifact: String,
@@ -243,7 +243,7 @@ pub struct Outcome {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub ok: bool,
     pub env: String,
@@ -259,7 +259,7 @@ pub struct Summary {
 
 /// Seconds per phase of a run. `build` and `assemble` are the caller's to
 /// fill in (a deploy gets its releases ready-made).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, schemars::JsonSchema)]
 pub struct Timings {
     pub build: f64,
     pub assemble: f64,

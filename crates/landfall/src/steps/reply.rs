@@ -179,7 +179,7 @@ pub(crate) enum Report {
 /// A directory on a host that holds releases of an artifact of this
 /// project and environment, which the model no longer deploys there: the
 /// artifact left `deploy.toml`, or its `path` changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Orphan {
     pub path: String,
     pub artifact: String,
@@ -189,7 +189,7 @@ pub struct Orphan {
 }
 
 /// What the service manager says of a service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ServiceState {
     /// `systemd`, `systemd-user`, `supervisor`, or `process` (`--local`).
     pub manager: String,
@@ -365,7 +365,7 @@ impl From<Output> for Reply {
 }
 
 /// What a host holds for one artifact path.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct PathState {
     pub current: Option<String>,
     /// Complete releases, most recently activated first.
@@ -404,7 +404,7 @@ pub enum Claim {
 }
 
 /// One line of `.landfall/log`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LogEntry {
     pub time: String,
     /// `activated` (a deploy), `rolled_back` (switched back when an
