@@ -1,7 +1,6 @@
 //! Glue between the command line and the library: one function per
 //! command, each returning the exit status.
 
-use landfall::bundle::BundleRelease;
 use landfall::config::{self, Environment, Host, Project};
 use landfall::deploy::{self, DeployOptions, Identity, Run, Summary};
 use landfall::diag::Diagnostic;
@@ -490,15 +489,7 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             return Ok(EXIT_OK);
         }
         if ctx.global.message_format == MessageFormat::Json {
-            let releases: Vec<BundleRelease> = built
-                .releases
-                .iter()
-                .map(|r| BundleRelease {
-                    host: r.target.host.clone(),
-                    artifact: r.target.artifact.clone(),
-                    release: r.release.id.clone(),
-                })
-                .collect();
+            let releases = built.release_ids();
             render::json_line(&Line::Manifest {
                 env: &env.name,
                 revision: &built.revision,

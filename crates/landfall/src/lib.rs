@@ -265,16 +265,22 @@ pub fn bundle_manifest(
         features: project.build.features.clone(),
         env: plan.env.clone(),
         artifacts: built.assembled.iter().map(BundleArtifact::of).collect(),
-        releases: built
-            .releases
+        releases: built.release_ids(),
+    })
+}
+
+impl Built<'_> {
+    /// The release of each target, by host and artifact.
+    pub fn release_ids(&self) -> Vec<BundleRelease> {
+        self.releases
             .iter()
             .map(|r| BundleRelease {
                 host: r.target.host.clone(),
                 artifact: r.target.artifact.clone(),
                 release: r.release.id.clone(),
             })
-            .collect(),
-    })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
