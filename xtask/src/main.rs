@@ -172,31 +172,20 @@ fn runs_a_shell(file: &std::path::Path) -> Result<bool> {
 /// Deploys examples/hello to its local hosts through landfall's library,
 /// the pipeline `cargo deploy dev --local` runs, then asks each service.
 fn demo(sh: &Shell) -> Result<()> {
-    use landfall::deploy::{self, DeployOptions, Identity, Run};
-    use landfall::{config, plan, secrets, transport};
+    use landfall::{Deployment, DeploymentOptions};
 
     let project = landfall::load(Some(&sh.current_dir().join("Cargo.toml")))?;
-    let env = config::load_environment(&project, "dev")?;
-    let secrets = secrets::load(&project, &env)?;
-    let plan = plan::plan(&project, &env, &[], true, &secrets)?;
     let report = |event: landfall::event::Event| {
         if let Ok(line) = serde_json::to_string(&event) {
             eprintln!("{line}");
         }
     };
-    let built =
-        landfall::build_releases(&project, &plan, &landfall::BuildOptions::default(), &report)?;
-    let local = transport::Local::new(&project.workspace.landfall_dir(), &env.name);
-    let identity = Identity::current(built.revision.clone());
-    let run = Run {
-        project: &project,
-        env: &env,
-        transport: &local,
-        identity: &identity,
-        jobs: env.jobs,
-        events: &report,
+    let options = DeploymentOptions {
+        local: true,
+        ..DeploymentOptions::default()
     };
-    let summary = deploy::deploy(&run, &built.releases, &DeployOptions::default());
+    let deployment = Deployment::prepare(&project, "dev", options, &report)?;
+    let summary = deployment.execute(deployment.transport().as_ref(), &report);
     for outcome in &summary.hosts {
         println!(
             "{} {}: {}",

@@ -5,9 +5,12 @@ use landfall::config::{self, Environment, Host, Project};
 use landfall::deploy::{self, DeployOptions, Identity, Run, Summary};
 use landfall::diag::Diagnostic;
 use landfall::event::Event;
+use landfall::ops;
+use landfall::ops::build::BuildOptions;
+use landfall::ops::bundle::FromOptions;
 use landfall::secrets::Secrets;
 use landfall::transport::{Local, Ssh, SshOptions, Transport};
-use landfall::{BuildOptions, Error, FromOptions, hooks, plan};
+use landfall::{Error, hooks, plan};
 
 use crate::cli::{
     BuildArgs, CheckArgs, ConfigArgs, DeployArgs, ExecArgs, Global, LogsArgs, MessageFormat,
@@ -169,7 +172,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
         let (project, env) = ctx.load(env_name)?;
         plan::reaches_a_host(&project, &env, &ctx.global.only)?;
         let report = ctx.report();
-        if let Some(problem) = landfall::protection(&project, &env, args.allow_dirty) {
+        if let Some(problem) = ops::protection::protection(&project, &env, args.allow_dirty) {
             if !args.dry_run {
                 return Err(Error::Usage(problem));
             }
@@ -234,7 +237,8 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             let options = FromOptions {
                 allow_config_drift: args.allow_config_drift,
             };
-            let built = landfall::releases_from_bundle(&project, &plan, &bundle, options, &report)?;
+            let built =
+                ops::bundle::releases_from_bundle(&project, &plan, &bundle, options, &report)?;
             (built, transport(ctx, &project, &env, &hosts, args.local)?)
         } else {
             let options = BuildOptions {
@@ -245,7 +249,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             };
             // A git artifact's tree is refused (a dirty tree, a missing
             // `subdir`) before any host is contacted.
-            let sources = landfall::read_sources(&project, &plan, &options, &report)?;
+            let sources = ops::build::read_sources(&project, &plan, &options, &report)?;
             // The connections open while cargo builds and the artifacts
             // are assembled, and the hosts are read over them meanwhile.
             let transport = transport(ctx, &project, &env, &hosts, args.local)?;
@@ -257,7 +261,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
                     })
                 });
                 let built =
-                    landfall::build_from_sources(&project, &plan, sources, &options, &report);
+                    ops::build::build_from_sources(&project, &plan, sources, &options, &report);
                 (built, ahead.and_then(|ahead| ahead.join().ok()))
             });
             lookahead = ahead;
@@ -397,7 +401,7 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
         let report = ctx.report();
         let quiet = ctx.global.quiet || ctx.global.message_format == MessageFormat::Json;
         if args.check_reproducible {
-            let (first, second, differences) = landfall::check_reproducible(
+            let (first, second, differences) = ops::reproducible::check_reproducible(
                 &project,
                 &env.name,
                 &ctx.global.only,
@@ -437,7 +441,7 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
         let secrets = ctx.secrets(&project, &env)?;
         let mut plan = plan::plan(&project, &env, &ctx.global.only, false, &secrets)?;
         plan.retain_artifacts(&project, &args.artifacts)?;
-        let built = landfall::build_releases(
+        let built = ops::build::build_releases(
             &project,
             &plan,
             &BuildOptions {
@@ -450,7 +454,7 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
         )?;
         if let Some(url) = args.out.as_deref().and_then(store_url).transpose()? {
             let remote = landfall::store::Remote::from_env(&url)?;
-            let manifest = landfall::bundle_manifest(&project, &plan, &built)?;
+            let manifest = ops::bundle::bundle_manifest(&project, &plan, &built)?;
             let store = landfall::assemble::Store::open(&project)?;
             let uploaded = landfall::bundle::publish(&remote, &store, &manifest, &built.assembled)?;
             report(Event::Stored {
@@ -473,7 +477,7 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             return Ok(EXIT_OK);
         }
         if let Some(out) = &args.out {
-            let manifest = landfall::bundle_manifest(&project, &plan, &built)?;
+            let manifest = ops::bundle::bundle_manifest(&project, &plan, &built)?;
             landfall::bundle::write(out, &manifest, &built.assembled)?;
             if ctx.global.message_format == MessageFormat::Json {
                 render::json_line(&Line::Bundle {

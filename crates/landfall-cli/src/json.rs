@@ -5,13 +5,13 @@
 //! Names follow one convention, the keys': event names and every value
 //! landfall defines (statuses, phases, layers, kinds) are `snake_case`.
 
-use landfall::BuildIds;
 use landfall::assemble::Assembled;
 use landfall::bundle::{BundleManifest, BundleRelease};
 use landfall::config::provenance::Variable;
 use landfall::deploy::{ExecResult, Orphan, Summary, TargetStatus};
 use landfall::event::Event;
 use landfall::git::Revision;
+use landfall::ops::reproducible::BuildIds;
 use schemars::JsonSchema;
 use serde::Serialize;
 

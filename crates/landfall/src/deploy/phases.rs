@@ -9,14 +9,14 @@ use super::{
 };
 use std::time::Instant;
 
-use crate::TargetRelease;
 use crate::assemble::{EntryKind, MANIFEST_FILE, Provenance};
 use crate::event::{Event, Phase};
+use crate::ops::build::TargetRelease;
 use crate::plan::Target;
 use crate::steps::{self, Activation, Claim, Exit, Revert, Script, Step};
 
 /// Deploys each target's release (in plan order).
-pub fn deploy(run: &Run<'_>, releases: &[TargetRelease<'_>], options: &DeployOptions) -> Summary {
+pub fn deploy(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOptions) -> Summary {
     let summary = super::watching(run, |run| deploy_releases(run, releases, options));
     // Staged copies of files rendered with secrets live only as long as the
     // run needs them.
@@ -26,18 +26,14 @@ pub fn deploy(run: &Run<'_>, releases: &[TargetRelease<'_>], options: &DeployOpt
     summary
 }
 
-fn deploy_releases(
-    run: &Run<'_>,
-    releases: &[TargetRelease<'_>],
-    options: &DeployOptions,
-) -> Summary {
-    let targets: Vec<&Target> = releases.iter().map(|r| r.target).collect();
+fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOptions) -> Summary {
+    let targets: Vec<&Target> = releases.iter().map(|r| &r.target).collect();
     let mut work: Vec<Work<'_>> = releases
         .iter()
         .map(|r| Work {
-            target: r.target,
+            target: &r.target,
             release: &r.release,
-            path: run.transport.host_path(r.target),
+            path: run.transport.host_path(&r.target),
             current: None,
             previous: None,
             // Until the probe has read the host.

@@ -139,9 +139,13 @@ impl Fleet {
 
     fn deploy(&self, options: &DeployOptions) -> Summary {
         self.with_run(|run, plan| {
-            let built =
-                crate::build_releases(run.project, plan, &crate::BuildOptions::default(), &|_| {})
-                    .unwrap();
+            let built = crate::ops::build::build_releases(
+                run.project,
+                plan,
+                &crate::ops::build::BuildOptions::default(),
+                &|_| {},
+            )
+            .unwrap();
             super::deploy(run, &built.releases, options)
         })
     }
@@ -398,8 +402,13 @@ fn the_dry_run_lists_the_hooks_the_decision_runs() {
     fleet.edit("static/index.html", "v2", "v1");
     let (project, env) = fleet.load();
     let plan = crate::plan::plan(&project, &env, &[], true, &Secrets::none()).unwrap();
-    let built =
-        crate::build_releases(&project, &plan, &crate::BuildOptions::default(), &|_| {}).unwrap();
+    let built = crate::ops::build::build_releases(
+        &project,
+        &plan,
+        &crate::ops::build::BuildOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
     assert_eq!(built.releases[0].release.id, first);
     let local = Local::new(&project.workspace.landfall_dir(), &env.name);
     let identity = Identity::current(Revision::default());
@@ -469,9 +478,13 @@ fn links_landfall_did_not_make_are_never_written_through() {
             }
         },
         |run, plan| {
-            let built =
-                crate::build_releases(run.project, plan, &crate::BuildOptions::default(), &|_| {})
-                    .unwrap();
+            let built = crate::ops::build::build_releases(
+                run.project,
+                plan,
+                &crate::ops::build::BuildOptions::default(),
+                &|_| {},
+            )
+            .unwrap();
             super::deploy(run, &built.releases, &DeployOptions::default())
         },
     );
@@ -694,9 +707,13 @@ fn a_canary_that_fails_stops_the_rollout_before_any_other_host_switches() {
     let second = fleet.with_run_events(
         |e| events.lock().unwrap().push(e),
         |run, plan| {
-            let built =
-                crate::build_releases(run.project, plan, &crate::BuildOptions::default(), &|_| {})
-                    .unwrap();
+            let built = crate::ops::build::build_releases(
+                run.project,
+                plan,
+                &crate::ops::build::BuildOptions::default(),
+                &|_| {},
+            )
+            .unwrap();
             super::deploy(run, &built.releases, &DeployOptions::default())
         },
     );
@@ -851,4 +868,47 @@ fn a_rollback_after_a_partly_failed_rollout_leaves_one_release_on_the_fleet() {
     for host in ["web1", "web2", "web3"] {
         assert_eq!(fleet.current(host).as_deref(), Some(old.as_str()), "{host}");
     }
+}
+
+/// The short form: a deployment is prepared (planned and built), then
+/// executed over the transport it was prepared for.
+#[test]
+fn a_deployment_takes_two_calls_prepare_and_execute() {
+    let fleet = Fleet::new("rollback-all");
+    let (project, _) = fleet.load();
+    let events = |_: Event| {};
+    let options = crate::DeploymentOptions {
+        local: true,
+        ..crate::DeploymentOptions::default()
+    };
+    let deployment = crate::Deployment::prepare(&project, "dev", options.clone(), &events).unwrap();
+    let summary = deployment.execute(deployment.transport().as_ref(), &events);
+    assert!(summary.ok, "{summary:?}");
+    assert_eq!(summary.hosts.len(), deployment.built.releases.len());
+    assert!(
+        summary.hosts.iter().all(|o| o.status == Deployed),
+        "{summary:?}"
+    );
+    for r in &deployment.built.releases {
+        assert_eq!(fleet.current(&r.target.host), Some(r.release.id.clone()));
+    }
+    // Prepared again from the same workspace: the same releases, which the
+    // hosts hold already.
+    let again = crate::Deployment::prepare(&project, "dev", options, &events).unwrap();
+    let summary = again.execute(again.transport().as_ref(), &events);
+    assert!(summary.ok, "{summary:?}");
+    assert!(
+        summary.hosts.iter().all(|o| o.status == Status::Unchanged),
+        "{summary:?}"
+    );
+    // An environment that does not exist is refused before anything runs.
+    let Err(err) = crate::Deployment::prepare(
+        &project,
+        "nowhere",
+        crate::DeploymentOptions::default(),
+        &events,
+    ) else {
+        panic!("an unknown environment was prepared");
+    };
+    assert!(matches!(err, crate::Error::Usage(_)), "{err:?}");
 }

@@ -1,7 +1,7 @@
 //! Transports: how step scripts reach a host and how a staged release gets
 //! there.
 //!
-//! A [`Transport`] runs step scripts (see [`crate::steps`]) and copies
+//! A [`Transport`] runs step scripts (a [`Script`] of steps, answered by a [`Reply`]) and copies
 //! staged trees; everything else about a deploy is the same whichever
 //! transport is used. [`Local`] re-roots every host under
 //! `target/landfall/local/ENV/HOST/` and needs neither ssh nor rsync;
@@ -116,7 +116,7 @@ pub trait Transport: Sync {
 
     /// Runs steps on a host with no deadline, handing each line they print
     /// to `line` as it comes (with its end of line, if it had one), until they end or `stop` says so (see
-    /// [`process::stream_lines`]); for output that may not end, such as a
+    /// `process::stream_lines`); for output that may not end, such as a
     /// service's log followed. The reply has the exit, and no reports.
     fn stream(
         &self,

@@ -1,0 +1,253 @@
+//! Building: cargo, then each artifact assembled into the store and each
+//! target's release staged.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::assemble::{self, Assembled, Release, Store};
+use crate::bundle::BundleRelease;
+use crate::config::{self, Project};
+use crate::error::Result;
+use crate::event::{Event, Reporter};
+use crate::git::{self, Revision};
+use crate::hash::HashCache;
+use crate::plan::{self, Plan};
+use crate::{Error, build, diag};
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Keep cargo's progress output off stderr.
+    pub quiet: bool,
+    /// Use this revision instead of reading the workspace's git repository
+    /// (for builds of a copy of the workspace).
+    pub revision: Option<Revision>,
+    /// Read the trees of git artifacts from the repository of this
+    /// directory instead of the workspace's (for builds of a copy).
+    pub repository: Option<PathBuf>,
+    /// Deploy git artifacts from HEAD even where the working tree has
+    /// changes HEAD does not (each is warned about); otherwise such a tree
+    /// is refused.
+    pub allow_dirty: bool,
+}
+
+/// What building and assembling produced.
+#[derive(Debug)]
+pub struct Built {
+    pub revision: Revision,
+    /// One per artifact the plan deploys, in plan order.
+    pub assembled: Vec<Assembled>,
+    /// Each target of the plan with its release, in plan order.
+    pub releases: Vec<TargetRelease>,
+    pub build_seconds: f64,
+    pub assemble_seconds: f64,
+}
+
+/// A target of the plan and the release staged for it.
+#[derive(Debug)]
+pub struct TargetRelease {
+    pub target: plan::Target,
+    pub release: Release,
+}
+
+/// Builds the binaries the plan needs, assembles every artifact into the
+/// store and stages every target's release.
+pub fn build_releases(
+    project: &Project,
+    plan: &Plan,
+    options: &BuildOptions,
+    events: Reporter<'_>,
+) -> Result<Built> {
+    let sources = read_sources(project, plan, options, events)?;
+    build_from_sources(project, plan, sources, options, events)
+}
+
+/// What a build reads from the repository before it starts: the HEAD tree
+/// of every git artifact the plan deploys. Reading it is where a dirty tree
+/// or a missing `subdir` is refused, so a caller that reads the sources
+/// before it contacts any host refuses such input with nothing contacted.
+#[derive(Debug)]
+pub struct Sources<'p> {
+    trees: BTreeMap<&'p str, git::TreeSource>,
+}
+
+/// Reads the sources of a build (see [`Sources`]); [`build_from_sources`]
+/// builds from them.
+pub fn read_sources<'p>(
+    project: &'p Project,
+    plan: &Plan,
+    options: &BuildOptions,
+    events: Reporter<'_>,
+) -> Result<Sources<'p>> {
+    let repository = options
+        .repository
+        .as_deref()
+        .unwrap_or(&project.workspace.root);
+    let trees = git_trees(project, plan, repository, options.allow_dirty, events)?;
+    Ok(Sources { trees })
+}
+
+/// [`build_releases`], from sources read before.
+pub fn build_from_sources(
+    project: &Project,
+    plan: &Plan,
+    sources: Sources<'_>,
+    options: &BuildOptions,
+    events: Reporter<'_>,
+) -> Result<Built> {
+    let repository = options
+        .repository
+        .as_deref()
+        .unwrap_or(&project.workspace.root);
+    let trees = sources.trees;
+    // landfall's directory is private before cargo builds into it.
+    let store = Store::open(project)?;
+    let started = Instant::now();
+    let bin_names: Vec<String> = plan.bins.iter().map(|b| b.name.clone()).collect();
+    if !bin_names.is_empty() {
+        events(Event::BuildStarted {
+            bins: bin_names.clone(),
+        });
+    }
+    let target_dir = build::target_dir(&project.workspace);
+    // The build needs only the commit's time. Whether the tree is dirty
+    // (`git status`, which may hash every changed file) is read only if a
+    // release records it (see `Dirty`).
+    let root = &project.workspace.root;
+    let revision = options
+        .revision
+        .clone()
+        .unwrap_or_else(|| git::head(root).with_dirty(git::Dirty::deferred(root)));
+    let binaries = build::build(&build::BuildRequest {
+        workspace_root: root,
+        target_dir: &target_dir,
+        settings: &project.build,
+        bins: &plan.bins,
+        source_date_epoch: revision.time,
+        quiet: options.quiet,
+    });
+    let binaries = binaries?;
+    let build_seconds = started.elapsed().as_secs_f64();
+    if !bin_names.is_empty() {
+        events(Event::BuildFinished {
+            bins: bin_names,
+            seconds: build_seconds,
+        });
+    }
+
+    let started = Instant::now();
+    let mut cache = HashCache::load(&store.hash_cache());
+    let mut assembled: Vec<Assembled> = Vec::new();
+    for artifact in &project.artifacts {
+        if !plan.targets.iter().any(|t| t.artifact == artifact.name) {
+            continue;
+        }
+        let done = match trees.get(artifact.name.as_str()) {
+            Some(source) => {
+                assemble::assemble_git(&store, artifact, repository, source, &mut cache)?
+            }
+            None => assemble::assemble(&store, artifact, &binaries, &mut cache)?,
+        };
+        events(Event::assembled(&done));
+        assembled.push(done);
+    }
+    cache.save()?;
+    let releases = stage_all(&store, plan, &assembled)?;
+    Ok(Built {
+        revision,
+        assembled,
+        releases,
+        build_seconds,
+        assemble_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Stages every target's release from its artifact's tree.
+pub(super) fn stage_all(
+    store: &Store,
+    plan: &Plan,
+    assembled: &[Assembled],
+) -> Result<Vec<TargetRelease>> {
+    let by_name: BTreeMap<&str, &Assembled> =
+        assembled.iter().map(|a| (a.artifact.as_str(), a)).collect();
+    plan.targets
+        .iter()
+        .map(|target| {
+            let release = assemble::stage(store, by_name[target.artifact.as_str()], target)?;
+            Ok(TargetRelease {
+                target: target.clone(),
+                release,
+            })
+        })
+        .collect()
+}
+
+impl Built {
+    /// The release of each target, by host and artifact.
+    pub fn release_ids(&self) -> Vec<BundleRelease> {
+        self.releases
+            .iter()
+            .map(|r| BundleRelease {
+                host: r.target.host.clone(),
+                artifact: r.target.artifact.clone(),
+                release: r.release.id.clone(),
+            })
+            .collect()
+    }
+}
+
+/// The HEAD trees of the git artifacts the plan deploys. A tree with
+/// uncommitted changes under an artifact's directory is refused, or with
+/// `allow_dirty` deployed from HEAD with a warning.
+fn git_trees<'p>(
+    project: &'p Project,
+    plan: &Plan,
+    repository: &Path,
+    allow_dirty: bool,
+    events: Reporter<'_>,
+) -> Result<BTreeMap<&'p str, git::TreeSource>> {
+    let mut trees = BTreeMap::new();
+    for artifact in &project.artifacts {
+        let config::Transport::Git { subdir } = &artifact.transport else {
+            continue;
+        };
+        if !plan.targets.iter().any(|t| t.artifact == artifact.name) {
+            continue;
+        }
+        let source = git::tree_source(repository, subdir).map_err(|message| {
+            let message = format!("artifact `{}` (transport git): {message}", artifact.name);
+            let diag = diag::Diagnostic::error(message).at(
+                &project.file,
+                artifact.span.clone(),
+                "deploys a tree of the HEAD commit",
+            );
+            Error::Config(diag::Diagnostics(vec![diag]))
+        })?;
+        if !source.dirty.is_empty() {
+            const SHOWN: usize = 10;
+            let mut paths = source.dirty[..source.dirty.len().min(SHOWN)].join(", ");
+            if source.dirty.len() > SHOWN {
+                let _ = write!(paths, " and {} more", source.dirty.len() - SHOWN);
+            }
+            let commit = git::short(&source.commit);
+            if !allow_dirty {
+                return Err(Error::Usage(format!(
+                    "artifact `{}` (transport git) deploys the HEAD commit ({commit}), but the \
+                     working tree has changes it does not: {paths}\n\
+                     hint: commit them, or deploy HEAD as it is with `--allow-dirty`",
+                    artifact.name
+                )));
+            }
+            events(Event::Warning {
+                message: format!(
+                    "artifact `{}` deploys the HEAD commit ({commit}) without the working \
+                     tree's changes to {paths}",
+                    artifact.name
+                ),
+            });
+        }
+        trees.insert(artifact.name.as_str(), source);
+    }
+    Ok(trees)
+}
