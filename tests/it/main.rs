@@ -9,6 +9,7 @@ mod hostile;
 mod json_events;
 mod local;
 mod pipeline;
+mod progress;
 mod pull;
 mod release;
 mod remote;

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod json;
+mod live;
 mod render;
 mod secrets;
 mod shell;

@@ -17,6 +17,7 @@ use landfall::secrets::Mask;
 
 use crate::cli::MessageFormat;
 use crate::json::{FoundOrphan, Line};
+use crate::live::{self, Live};
 
 /// The secret values of the environments this run decrypted. Every line
 /// this binary prints passes through it: the output layer is the one place
@@ -66,6 +67,8 @@ pub(crate) struct Printer {
     pub(crate) quiet: bool,
     pub(crate) verbose: bool,
     started: Instant,
+    /// A line per host, redrawn in place, on a terminal a person watches.
+    live: Option<Live>,
 }
 
 /// The summary as its JSON line says it, masked: what the `after` hook
@@ -82,11 +85,11 @@ pub(crate) fn json_line(line: &Line<'_>) {
     let _ = out.flush();
 }
 
-fn short(id: &str) -> &str {
+pub(crate) fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-fn size(bytes: u64) -> String {
+pub(crate) fn size(bytes: u64) -> String {
     #[allow(clippy::cast_precision_loss)]
     let b = bytes as f64;
     if bytes < 1024 {
@@ -105,6 +108,7 @@ impl Printer {
             quiet,
             verbose,
             started: Instant::now(),
+            live: (format == MessageFormat::Human && live::wanted(quiet)).then(Live::new),
         }
     }
 
@@ -120,6 +124,15 @@ impl Printer {
             json_line(&Line::Event(&event));
             return;
         }
+        match &self.live {
+            Some(live) if live.show(&event) => {}
+            Some(live) => live.above(|| self.plain(event)),
+            None => self.plain(event),
+        }
+    }
+
+    /// An event as lines of its own.
+    fn plain(&self, event: Event) {
         match event {
             Event::Warning { message } => warning(&message),
             Event::Waiting { host, seconds } => {
@@ -386,6 +399,9 @@ impl Printer {
         if self.format == MessageFormat::Json {
             json_line(&Line::Summary(summary));
             return;
+        }
+        if let Some(live) = &self.live {
+            live.done();
         }
         let width = |f: fn(&landfall::deploy::Outcome) -> usize| {
             summary.hosts.iter().map(f).max().unwrap_or(0)
