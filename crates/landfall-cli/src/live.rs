@@ -32,6 +32,19 @@ pub(crate) struct Live {
     lines: Mutex<BTreeMap<(String, String), Line>>,
 }
 
+/// Bytes a second, from `since` until now.
+fn rate(bytes: u64, since: Instant) -> u64 {
+    let seconds = since.elapsed().as_secs_f64().max(0.001);
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a rate to show"
+    )]
+    let rate = (bytes as f64 / seconds) as u64;
+    rate
+}
+
 /// One target's line, and when its current phase began.
 struct Line {
     bar: ProgressBar,
@@ -64,24 +77,28 @@ impl Live {
                     line.bar.set_message(format!("pushing {release}…"));
                 }
             }),
+            Event::Pushing {
+                host,
+                artifact,
+                bytes,
+                ..
+            } => self.with_line(host, artifact, |line| {
+                line.bar.set_message(format!(
+                    "pushing: {} ({}/s)",
+                    size(*bytes),
+                    size(rate(*bytes, line.since))
+                ));
+            }),
             Event::Pushed {
                 host,
                 artifact,
                 bytes,
                 ..
             } => self.with_line(host, artifact, |line| {
-                let seconds = line.since.elapsed().as_secs_f64().max(0.001);
-                #[allow(
-                    clippy::cast_precision_loss,
-                    clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss,
-                    reason = "a rate to show"
-                )]
-                let rate = (*bytes as f64 / seconds) as u64;
                 line.bar.set_message(format!(
                     "pushed {} ({}/s), activating…",
                     size(*bytes),
-                    size(rate)
+                    size(rate(*bytes, line.since))
                 ));
                 line.since = Instant::now();
             }),

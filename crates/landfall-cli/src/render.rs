@@ -183,7 +183,8 @@ impl Printer {
                     &format!("{host} {artifact} {}", short(&release)),
                 );
             }
-            Event::Probed { .. } | Event::BuildFinished { .. } => {}
+            // A push under way is for the live lines; its end is a line.
+            Event::Probed { .. } | Event::BuildFinished { .. } | Event::Pushing { .. } => {}
             Event::WouldDeploy {
                 host,
                 artifact,

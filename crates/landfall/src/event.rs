@@ -68,6 +68,14 @@ pub enum Event {
         uploaded: usize,
         bytes: u64,
     },
+    /// A push is under way: the bytes it has written so far (said every
+    /// half second, from half a second on).
+    Pushing {
+        host: String,
+        artifact: String,
+        release: String,
+        bytes: u64,
+    },
     Pushed {
         host: String,
         artifact: String,

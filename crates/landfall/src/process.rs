@@ -421,6 +421,66 @@ pub(crate) fn stream_lines(
     })
 }
 
+/// Runs `cmd` as [`run`] does, handing each piece of its stdout to `piece`
+/// as it comes. A piece ends at a newline or a carriage return, with which
+/// a progress meter draws its line again.
+pub(crate) fn run_streaming(
+    cmd: &Cmd,
+    piece: &mut dyn FnMut(&str),
+) -> Result<Output, ProcessError> {
+    use std::io::Read as _;
+    let handle = cmd
+        .expression()
+        .stderr_capture()
+        .unchecked()
+        .reader()
+        .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
+    let mut stdout = Vec::new();
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut reader = &handle;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(cmd.error(ProcessErrorKind::Spawn(err))),
+        };
+        stdout.extend_from_slice(&buf[..n]);
+        for &byte in &buf[..n] {
+            if byte == b'\n' || byte == b'\r' {
+                if !pending.is_empty() {
+                    piece(&String::from_utf8_lossy(&pending));
+                    pending.clear();
+                }
+            } else {
+                pending.push(byte);
+            }
+        }
+    }
+    if !pending.is_empty() {
+        piece(&String::from_utf8_lossy(&pending));
+    }
+    let ended = handle
+        .try_wait()
+        .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?
+        .map(|output| (output.status.code(), output.stderr.clone()));
+    let (code, stderr) = ended.unwrap_or((None, Vec::new()));
+    let output = Output {
+        code,
+        stdout,
+        stderr,
+    };
+    if output.success() {
+        Ok(output)
+    } else {
+        Err(cmd.error(ProcessErrorKind::Status {
+            code: output.code,
+            stderr_tail: output.stderr_tail(),
+        }))
+    }
+}
+
 /// A shell that stays up for many scripts, such as `sh -s` on a host over
 /// ssh: each script costs a round trip on its standard input rather than a
 /// new process, connection or session. The shell runs each in a subshell

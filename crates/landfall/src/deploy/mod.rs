@@ -446,8 +446,11 @@ impl Transport for Watched<'_> {
         target: &Target,
         release: &Release,
         link_dest: Option<&str>,
+        progress: crate::transport::Progress<'_>,
     ) -> crate::error::Result<crate::transport::PushStats> {
-        self.track(&target.host, || self.inner.push(target, release, link_dest))
+        self.track(&target.host, || {
+            self.inner.push(target, release, link_dest, progress)
+        })
     }
 
     fn round_trips(&self) -> BTreeMap<String, usize> {

@@ -309,6 +309,9 @@ pub(super) fn interrupted(work: &mut [Work<'_>]) -> bool {
     true
 }
 
+/// How often a push says how far it is.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What a new release records of where it comes from.
 fn provenance(run: &Run<'_>, options: &DeployOptions) -> Provenance {
     Provenance {
@@ -411,10 +414,24 @@ fn push_one(
         Some(pull) if w.release.git.is_none() => {
             super::pull::pull(run, w, current.as_deref(), pull)
         }
-        _ => run
-            .transport
-            .push(w.target, w.release, current.as_deref())
-            .map_err(|err| format!("{err:#}")),
+        _ => {
+            let said = std::sync::Mutex::new(std::time::Instant::now());
+            let progress = |bytes| {
+                let mut said = said.lock().expect("no thread panics holding it");
+                if said.elapsed() >= PROGRESS_EVERY {
+                    *said = std::time::Instant::now();
+                    (run.events)(Event::Pushing {
+                        host: w.target.host.clone(),
+                        artifact: w.target.artifact.clone(),
+                        release: w.release.id.clone(),
+                        bytes,
+                    });
+                }
+            };
+            run.transport
+                .push(w.target, w.release, current.as_deref(), &progress)
+                .map_err(|err| format!("{err:#}"))
+        }
     };
     let mut stats = match pushed {
         Ok(stats) => stats,

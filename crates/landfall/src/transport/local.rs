@@ -105,6 +105,7 @@ impl Transport for Local {
         target: &Target,
         release: &Release,
         link_dest: Option<&str>,
+        progress: super::Progress<'_>,
     ) -> Result<PushStats> {
         self.trips.count(&target.host);
         let base = self.dir(target);
@@ -161,6 +162,7 @@ impl Transport for Local {
                     finish_file(&file, &dest, *mode, hash)?;
                     stats.files += 1;
                     stats.bytes += size;
+                    progress(stats.bytes);
                 }
             }
         }

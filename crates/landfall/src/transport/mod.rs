@@ -12,6 +12,9 @@ mod local;
 mod ssh;
 
 pub use crate::steps::{Reply, Script};
+
+/// Told the bytes a push has written so far.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -135,11 +138,15 @@ pub trait Transport: Sync {
     /// linking files unchanged since `link_dest` (a release id on the host).
     /// A git release's commit goes to `<path>/.landfall/repo.git` instead;
     /// the checkout is a step.
+    ///
+    /// `progress` is told, now and then, how many bytes the copy has
+    /// written so far.
     fn push(
         &self,
         target: &Target,
         release: &Release,
         link_dest: Option<&str>,
+        progress: Progress<'_>,
     ) -> Result<PushStats>;
 
     /// How many round trips (commands and copies) each host has seen.

@@ -429,6 +429,7 @@ impl Transport for Ssh {
         target: &Target,
         release: &Release,
         link_dest: Option<&str>,
+        progress: super::Progress<'_>,
     ) -> Result<PushStats> {
         self.connected();
         self.trips.count(&target.host);
@@ -472,6 +473,8 @@ impl Transport for Ssh {
                 // One line per file sent, to count them without the
                 // release's manifest.
                 "--out-format=%i %n",
+                // The bytes so far, on a line of its own that it redraws.
+                "--info=progress2",
             ])
             .arg("-e")
             .arg(remote_shell);
@@ -484,7 +487,11 @@ impl Transport for Ssh {
             .arg(dest)
             .in_own_process_group()
             .for_host(&target.host);
-        let output = process::run(&cmd)?;
+        let output = process::run_streaming(&cmd, &mut |piece| {
+            if let Some(bytes) = progress_bytes(piece) {
+                progress(bytes);
+            }
+        })?;
         Ok(parse_rsync_stats(&output.stdout_text()))
     }
 
@@ -505,9 +512,23 @@ fn remote_path(address: &str, path: &str) -> String {
 
 /// Reads the files sent (`<f` lines of `--out-format=%i %n`, the
 /// release's manifest left out) and `Total bytes sent` from rsync's output.
+/// The bytes so far of a line of rsync's `--info=progress2`, such as
+/// `  1,234,567  45%  12.34MB/s    0:00:01 (xfr#5, to-chk=10/20)`.
+fn progress_bytes(line: &str) -> Option<u64> {
+    let mut words = line.split_whitespace();
+    let bytes = words.next()?;
+    let percent = words.next()?;
+    if !percent.ends_with('%') || !bytes.chars().all(|c| c.is_ascii_digit() || c == ',') {
+        return None;
+    }
+    bytes.replace(',', "").parse().ok()
+}
+
 fn parse_rsync_stats(stdout: &str) -> PushStats {
+    // Progress lines are redrawn with carriage returns: every piece
+    // between line ends is a line here.
     let files = stdout
-        .lines()
+        .split(['\n', '\r'])
         .filter_map(|line| line.strip_prefix("<f"))
         .filter(|rest| {
             rest.split_once(' ')
@@ -1093,13 +1114,49 @@ mod tests {
         assert_eq!(remote_path("10.0.0.2", "/srv"), "10.0.0.2:/srv");
     }
 
+    /// The bytes so far come from rsync's own progress lines as rsync
+    /// draws them (a real rsync, copying here), up to the whole file.
+    #[test]
+    fn rsync_says_how_far_a_copy_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("from");
+        fs::create_dir(&from).unwrap();
+        fs::write(from.join("big"), vec![7u8; 3 << 20]).unwrap();
+        let cmd = Cmd::new("rsync")
+            .args(["--recursive", "--info=progress2", "--out-format=%i %n"])
+            .arg(format!("{}/", from.display()))
+            .arg(dir.path().join("to"));
+        let mut seen = Vec::new();
+        let output = process::run_streaming(&cmd, &mut |piece| {
+            if let Some(bytes) = progress_bytes(piece) {
+                seen.push(bytes);
+            }
+        })
+        .unwrap();
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+        assert_eq!(seen.last(), Some(&(3 << 20)), "{seen:?}");
+        assert!(output.stdout_text().contains(">f+++++++++ big"));
+    }
+
     #[test]
     fn rsync_statistics_are_read() {
-        let stats = "cd+++++++++ etc/\n<f.st...... etc/hello.toml\n<f+++++++++ .landfall-manifest\n\
+        let stats = "cd+++++++++ etc/\n<f.st...... etc/hello.toml\r          4,096  88%    0.00kB/s    0:00:00 (xfr#1, to-chk=3/5)\n<f+++++++++ .landfall-manifest\n\
                      cL+++++++++ log -> ../../shared/log\n\
                      Number of files: 5 (reg: 3, dir: 2)\nNumber of regular files transferred: 2\n\
                      Total file size: 4,620 bytes\nTotal bytes sent: 1,234\nTotal bytes received: 96\n";
         let parsed = parse_rsync_stats(stats);
         assert_eq!((parsed.files, parsed.bytes), (1, 1234));
+        // `--info=progress2`'s line, and what is not one.
+        assert_eq!(
+            progress_bytes("     1,234,567  45%   12.34MB/s    0:00:01 (xfr#5, to-chk=10/20)"),
+            Some(1_234_567)
+        );
+        assert_eq!(
+            progress_bytes("          0   0%    0.00kB/s    0:00:00"),
+            Some(0)
+        );
+        assert_eq!(progress_bytes("<f+++++++++ etc/hello.toml"), None);
+        assert_eq!(progress_bytes("Total bytes sent: 1,234"), None);
+        assert_eq!(progress_bytes(""), None);
     }
 }
