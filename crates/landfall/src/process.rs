@@ -252,7 +252,11 @@ impl fmt::Display for ProcessError {
 /// Runs a command to completion, capturing its output; a non-zero exit
 /// status is an error.
 pub(crate) fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
-    let output = run_unchecked(cmd)?;
+    checked(cmd, run_unchecked(cmd)?)
+}
+
+/// `output` of `cmd`, or the error its non-zero exit status is.
+fn checked(cmd: &Cmd, output: Output) -> Result<Output, ProcessError> {
     if output.success() {
         Ok(output)
     } else {
@@ -466,19 +470,14 @@ pub(crate) fn run_streaming(
         .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?
         .map(|output| (output.status.code(), output.stderr.clone()));
     let (code, stderr) = ended.unwrap_or((None, Vec::new()));
-    let output = Output {
-        code,
-        stdout,
-        stderr,
-    };
-    if output.success() {
-        Ok(output)
-    } else {
-        Err(cmd.error(ProcessErrorKind::Status {
-            code: output.code,
-            stderr_tail: output.stderr_tail(),
-        }))
-    }
+    checked(
+        cmd,
+        Output {
+            code,
+            stdout,
+            stderr,
+        },
+    )
 }
 
 /// A shell that stays up for many scripts, such as `sh -s` on a host over

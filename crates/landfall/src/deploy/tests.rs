@@ -139,13 +139,7 @@ impl Fleet {
 
     fn deploy(&self, options: &DeployOptions) -> Summary {
         self.with_run(|run, plan| {
-            let built = crate::ops::build::build_releases(
-                run.project,
-                plan,
-                &crate::ops::build::BuildOptions::default(),
-                &|_| {},
-            )
-            .unwrap();
+            let built = built(run.project, plan);
             super::deploy(run, &built.releases, options)
         })
     }
@@ -402,13 +396,7 @@ fn the_dry_run_lists_the_hooks_the_decision_runs() {
     fleet.edit("static/index.html", "v2", "v1");
     let (project, env) = fleet.load();
     let plan = crate::plan::plan(&project, &env, &[], true, &Secrets::none()).unwrap();
-    let built = crate::ops::build::build_releases(
-        &project,
-        &plan,
-        &crate::ops::build::BuildOptions::default(),
-        &|_| {},
-    )
-    .unwrap();
+    let built = built(&project, &plan);
     assert_eq!(built.releases[0].release.id, first);
     let local = Local::new(&project.workspace.landfall_dir(), &env.name);
     let identity = Identity::current(Revision::default());
@@ -478,13 +466,7 @@ fn links_landfall_did_not_make_are_never_written_through() {
             }
         },
         |run, plan| {
-            let built = crate::ops::build::build_releases(
-                run.project,
-                plan,
-                &crate::ops::build::BuildOptions::default(),
-                &|_| {},
-            )
-            .unwrap();
+            let built = built(run.project, plan);
             super::deploy(run, &built.releases, &DeployOptions::default())
         },
     );
@@ -707,13 +689,7 @@ fn a_canary_that_fails_stops_the_rollout_before_any_other_host_switches() {
     let second = fleet.with_run_events(
         |e| events.lock().unwrap().push(e),
         |run, plan| {
-            let built = crate::ops::build::build_releases(
-                run.project,
-                plan,
-                &crate::ops::build::BuildOptions::default(),
-                &|_| {},
-            )
-            .unwrap();
+            let built = built(run.project, plan);
             super::deploy(run, &built.releases, &DeployOptions::default())
         },
     );
@@ -911,4 +887,15 @@ fn a_deployment_takes_two_calls_prepare_and_execute() {
         panic!("an unknown environment was prepared");
     };
     assert!(matches!(err, crate::Error::Usage(_)), "{err:?}");
+}
+
+/// The releases of `plan`, built and staged, saying nothing.
+fn built(project: &Project, plan: &crate::plan::Plan) -> crate::ops::build::Built {
+    crate::ops::build::build_releases(
+        project,
+        plan,
+        &crate::ops::build::BuildOptions::default(),
+        &|_| {},
+    )
+    .unwrap()
 }
