@@ -130,17 +130,11 @@ pub(crate) fn transport(
             config.display()
         )));
     }
-    let options = SshOptions {
-        config: env.ssh_config.clone(),
-        user: env.user.clone(),
-        batch: !interactive(),
-        accept_new_host_keys: env.host_keys == landfall::config::HostKeys::AcceptNew,
-        persist: if ctx.global.no_persist {
-            std::time::Duration::ZERO
-        } else {
-            env.ssh_persist
-        },
-    };
+    let mut options = SshOptions::of(env);
+    options.batch = !interactive();
+    if ctx.global.no_persist {
+        options.persist = std::time::Duration::ZERO;
+    }
     let ssh = Ssh::connect(hosts, options, ctx.jobs(env));
     for warning in ssh.warnings() {
         ctx.printer.event(Event::Warning {
@@ -203,11 +197,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
         if env.protect && !args.dry_run && !args.yes {
             confirm(&env, &plan, "deploy")?;
         }
-        let hosts: Vec<&Host> = env
-            .hosts
-            .iter()
-            .filter(|h| plan.targets.iter().any(|t| t.host == h.name))
-            .collect();
+        let hosts = plan.hosts(&env);
         let host_names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
         let revision = || landfall::git::revision(&project.workspace.root).commit;
         // `before` runs before any host is contacted (the connections open
@@ -310,14 +300,8 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             // CI reads the last line: even a run refused up front ends with
             // a summary.
             if ctx.global.message_format == MessageFormat::Json {
-                ctx.printer.summary(&Summary {
-                    round_trips: std::collections::BTreeMap::new(),
-                    ok: false,
-                    env: env_name.to_string(),
-                    dry_run: args.dry_run,
-                    hosts: Vec::new(),
-                    timings: deploy::Timings::default(),
-                });
+                ctx.printer
+                    .summary(&Summary::without_hosts(env_name, false, args.dry_run));
             }
             code
         }

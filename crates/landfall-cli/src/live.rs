@@ -82,25 +82,25 @@ impl Live {
                 artifact,
                 bytes,
                 ..
-            } => self.with_line(host, artifact, |line| {
-                line.bar.set_message(format!(
-                    "pushing: {} ({}/s)",
-                    size(*bytes),
-                    size(rate(*bytes, line.since))
-                ));
-            }),
-            Event::Pushed {
+            }
+            | Event::Pushed {
                 host,
                 artifact,
                 bytes,
                 ..
             } => self.with_line(host, artifact, |line| {
-                line.bar.set_message(format!(
-                    "pushed {} ({}/s), activating…",
-                    size(*bytes),
-                    size(rate(*bytes, line.since))
-                ));
-                line.since = Instant::now();
+                let done = matches!(event, Event::Pushed { .. });
+                let (said, then) = if done {
+                    ("pushed", ", activating…")
+                } else {
+                    ("pushing:", "")
+                };
+                let rate = size(rate(*bytes, line.since));
+                line.bar
+                    .set_message(format!("{said} {} ({rate}/s){then}", size(*bytes)));
+                if done {
+                    line.since = Instant::now();
+                }
             }),
             Event::Activated {
                 host,

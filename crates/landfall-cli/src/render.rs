@@ -505,14 +505,8 @@ impl Printer {
             for result in results {
                 json_line(&Line::Exec(result));
             }
-            json_line(&Line::Summary(&Summary {
-                ok: results.iter().all(ExecResult::success),
-                env: env.to_string(),
-                dry_run: false,
-                hosts: Vec::new(),
-                round_trips: std::collections::BTreeMap::new(),
-                timings: landfall::deploy::Timings::default(),
-            }));
+            let ok = results.iter().all(ExecResult::success);
+            json_line(&Line::Summary(&Summary::without_hosts(env, ok, false)));
             return;
         }
         if group {

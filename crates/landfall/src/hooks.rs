@@ -44,9 +44,6 @@ pub struct Context<'a> {
     pub summary: Option<(&'a Path, bool)>,
 }
 
-/// Runs the hook `which`, if the project has one, and reports it. A hook
-/// that fails (or is stopped at its deadline) is an error that says so,
-/// with the tail of its output.
 /// Writes a deploy's summary (its JSON line, `json`) where the `after`
 /// hook reads it: `summaries/ENV.json` in landfall's private directory.
 pub fn write_summary(project: &Project, env: &Environment, json: &str) -> Result<PathBuf> {
@@ -58,6 +55,9 @@ pub fn write_summary(project: &Project, env: &Environment, json: &str) -> Result
     Ok(file)
 }
 
+/// Runs the hook `which`, if the project has one, and reports it. A hook
+/// that fails (or is stopped at its deadline) is an error that says so,
+/// with the tail of its output.
 pub fn run(which: Which, context: &Context<'_>, events: Reporter<'_>) -> Result<()> {
     let hooks = &context.project.hooks;
     let command = match which {

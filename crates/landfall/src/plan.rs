@@ -34,6 +34,15 @@ impl Plan {
     /// Keeps only the targets of the artifacts `names` (`--artifact`), and
     /// the binaries they need; none are kept out when `names` is empty.
     /// Each name must be an artifact that goes to a selected host.
+    /// The hosts of `env` that something of the plan goes to, in the
+    /// environment's order.
+    pub fn hosts<'e>(&self, env: &'e Environment) -> Vec<&'e Host> {
+        env.hosts
+            .iter()
+            .filter(|h| self.targets.iter().any(|t| t.host == h.name))
+            .collect()
+    }
+
     pub fn retain_artifacts(&mut self, project: &Project, names: &[String]) -> Result<()> {
         if names.is_empty() {
             return Ok(());

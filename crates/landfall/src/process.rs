@@ -252,11 +252,7 @@ impl fmt::Display for ProcessError {
 /// Runs a command to completion, capturing its output; a non-zero exit
 /// status is an error.
 pub(crate) fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
-    checked(cmd, run_unchecked(cmd)?)
-}
-
-/// `output` of `cmd`, or the error its non-zero exit status is.
-fn checked(cmd: &Cmd, output: Output) -> Result<Output, ProcessError> {
+    let output = run_unchecked(cmd)?;
     if output.success() {
         Ok(output)
     } else {
@@ -425,59 +421,39 @@ pub(crate) fn stream_lines(
     })
 }
 
-/// Runs `cmd` as [`run`] does, handing each piece of its stdout to `piece`
-/// as it comes. A piece ends at a newline or a carriage return, with which
-/// a progress meter draws its line again.
+/// Runs `cmd` as [`read_stdout`] does, handing each piece of its stdout
+/// to `piece` as it comes, and returns the whole of it. A piece ends at a
+/// newline or a carriage return, with which a progress meter draws its
+/// line again.
 pub(crate) fn run_streaming(
     cmd: &Cmd,
     piece: &mut dyn FnMut(&str),
-) -> Result<Output, ProcessError> {
-    use std::io::Read as _;
-    let handle = cmd
-        .expression()
-        .stderr_capture()
-        .unchecked()
-        .reader()
-        .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
-    let mut stdout = Vec::new();
-    let mut pending = Vec::new();
-    let mut buf = [0u8; 8192];
-    let mut reader = &handle;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(cmd.error(ProcessErrorKind::Spawn(err))),
-        };
-        stdout.extend_from_slice(&buf[..n]);
-        for &byte in &buf[..n] {
-            if byte == b'\n' || byte == b'\r' {
-                if !pending.is_empty() {
-                    piece(&String::from_utf8_lossy(&pending));
-                    pending.clear();
+) -> Result<String, ProcessError> {
+    read_stdout(cmd, |stdout| {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 8192];
+        let mut start = 0;
+        loop {
+            let n = match stdout.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            all.extend_from_slice(&buf[..n]);
+            // Each piece once it has ended; the rest waits for more.
+            while let Some(end) = all[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
+                if end > 0 {
+                    piece(&String::from_utf8_lossy(&all[start..start + end]));
                 }
-            } else {
-                pending.push(byte);
+                start += end + 1;
             }
         }
-    }
-    if !pending.is_empty() {
-        piece(&String::from_utf8_lossy(&pending));
-    }
-    let ended = handle
-        .try_wait()
-        .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?
-        .map(|output| (output.status.code(), output.stderr.clone()));
-    let (code, stderr) = ended.unwrap_or((None, Vec::new()));
-    checked(
-        cmd,
-        Output {
-            code,
-            stdout,
-            stderr,
-        },
-    )
+        if start < all.len() {
+            piece(&String::from_utf8_lossy(&all[start..]));
+        }
+        Ok(String::from_utf8_lossy(&all).into_owned())
+    })
 }
 
 /// A shell that stays up for many scripts, such as `sh -s` on a host over

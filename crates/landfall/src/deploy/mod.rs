@@ -285,6 +285,19 @@ impl Timings {
 }
 
 impl Summary {
+    /// The summary of a run that reached no host: refused before it
+    /// started, or one (`exec`) whose hosts report otherwise.
+    pub fn without_hosts(env: &str, ok: bool, dry_run: bool) -> Summary {
+        Summary {
+            ok,
+            env: env.to_string(),
+            dry_run,
+            hosts: Vec::new(),
+            round_trips: BTreeMap::new(),
+            timings: Timings::default(),
+        }
+    }
+
     fn new(run: &Run<'_>, dry_run: bool, hosts: Vec<Outcome>) -> Summary {
         // A dry run skips everything on purpose; it fails only where a host
         // could not be read.

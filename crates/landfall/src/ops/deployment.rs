@@ -3,7 +3,7 @@
 //! what it prepared over a transport.
 
 use super::build::{BuildOptions, Built, build_releases};
-use crate::config::{Environment, HostKeys, Project};
+use crate::config::{Environment, Project};
 use crate::deploy::{self, DeployOptions, Identity, Run, Summary};
 use crate::error::Result;
 use crate::event::Reporter;
@@ -67,20 +67,12 @@ impl<'p> Deployment<'p> {
                 &self.env.name,
             ));
         }
-        let hosts: Vec<_> = self
-            .env
-            .hosts
-            .iter()
-            .filter(|h| self.plan.targets.iter().any(|t| t.host == h.name))
-            .collect();
-        let options = SshOptions {
-            config: self.env.ssh_config.clone(),
-            user: self.env.user.clone(),
-            batch: true,
-            accept_new_host_keys: self.env.host_keys == HostKeys::AcceptNew,
-            persist: self.env.ssh_persist,
-        };
-        Box::new(Ssh::connect(&hosts, options, self.env.jobs))
+        let hosts = self.plan.hosts(&self.env);
+        Box::new(Ssh::connect(
+            &hosts,
+            SshOptions::of(&self.env),
+            self.env.jobs,
+        ))
     }
 
     /// Deploys the prepared releases over `transport`: every host, its

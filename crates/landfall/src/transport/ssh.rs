@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 
 use super::{Libraries, PushStats, RoundTrips, Transport};
 use crate::assemble::{MANIFEST_FILE, Release};
-use crate::config::Host;
+use crate::config::{Environment, Host, HostKeys};
 use crate::error::Result;
 use crate::plan::Target;
 use crate::process::{self, Cmd, Output, ProcessError, ProcessErrorKind, quote};
@@ -46,6 +46,20 @@ pub struct SshOptions {
     /// in a private directory of the user's for the next run to find;
     /// zero: each run opens its own and closes them when it ends.
     pub persist: std::time::Duration,
+}
+
+impl SshOptions {
+    /// The environment's settings: its `ssh_config`, `user`, `host_keys`
+    /// and `ssh_persist`, never prompting.
+    pub fn of(env: &Environment) -> SshOptions {
+        SshOptions {
+            config: env.ssh_config.clone(),
+            user: env.user.clone(),
+            batch: true,
+            accept_new_host_keys: env.host_keys == HostKeys::AcceptNew,
+            persist: env.ssh_persist,
+        }
+    }
 }
 
 /// How long ssh may take to connect, and how often it asks a silent host
@@ -487,12 +501,12 @@ impl Transport for Ssh {
             .arg(dest)
             .in_own_process_group()
             .for_host(&target.host);
-        let output = process::run_streaming(&cmd, &mut |piece| {
+        let stdout = process::run_streaming(&cmd, &mut |piece| {
             if let Some(bytes) = progress_bytes(piece) {
                 progress(bytes);
             }
         })?;
-        Ok(parse_rsync_stats(&output.stdout_text()))
+        Ok(parse_rsync_stats(&stdout))
     }
 
     fn round_trips(&self) -> BTreeMap<String, usize> {
@@ -1127,7 +1141,7 @@ mod tests {
             .arg(format!("{}/", from.display()))
             .arg(dir.path().join("to"));
         let mut seen = Vec::new();
-        let output = process::run_streaming(&cmd, &mut |piece| {
+        let stdout = process::run_streaming(&cmd, &mut |piece| {
             if let Some(bytes) = progress_bytes(piece) {
                 seen.push(bytes);
             }
@@ -1135,7 +1149,7 @@ mod tests {
         .unwrap();
         assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
         assert_eq!(seen.last(), Some(&(3 << 20)), "{seen:?}");
-        assert!(output.stdout_text().contains(">f+++++++++ big"));
+        assert!(stdout.contains(">f+++++++++ big"));
     }
 
     #[test]
