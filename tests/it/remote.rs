@@ -748,6 +748,99 @@ fn a_long_temporary_directory_with_a_quote_in_it_does_not_stop_a_deploy() {
     );
 }
 
+/// With a master per host kept from an earlier run, a deploy that finds
+/// nothing to do, and one that changes a file, start no ssh client for
+/// their step scripts: landfall opens each session on the master itself.
+/// Only rsync's ssh is started, once per host that is pushed to.
+#[test]
+fn sessions_on_a_kept_master_start_no_ssh_client() {
+    let bed = Bed::new();
+    let runtime = tempfile::tempdir().unwrap();
+    // An `ssh` first in PATH that notes each start, then runs ssh.
+    let bin = tempfile::tempdir().unwrap();
+    let started = bin.path().join("started");
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v ssh"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let wrapper = bin.path().join("ssh");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >>'{}'\nexec {} \"$@\"\n",
+            started.display(),
+            real.trim()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let deploy = |extra: &[&str]| {
+        let mut args = vec!["deploy", "testbed", "--message-format", "json"];
+        args.extend_from_slice(extra);
+        let mut command = bed.ws.command(&args);
+        command
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("PATH", &path);
+        let out = Outcome::from(command.output().unwrap());
+        out.assert_code(0);
+        out
+    };
+    let starts = || -> Vec<String> {
+        let said = fs::read_to_string(&started).unwrap_or_default();
+        let _ = fs::remove_file(&started);
+        said.lines().map(str::to_string).collect()
+    };
+    // The first run opens the masters (with ssh, `-f -N`).
+    deploy(&[]);
+    let first = starts();
+    assert!(
+        first.iter().any(|s| s.contains("ControlMaster=auto")),
+        "{first:?}"
+    );
+    // Nothing to do: no ssh at all.
+    let out = deploy(&[]);
+    assert!(statuses_are(&out, "unchanged"), "{:?}", out.statuses());
+    assert_eq!(starts(), Vec::<String>::new());
+    // A change: rsync's ssh for each host pushed to, and nothing else.
+    bed.ws
+        .write("examples/hello/site/index.html", "<h1>changed</h1>\n");
+    let out = deploy(&[]);
+    let statuses = out.statuses();
+    for (target, status) in &statuses {
+        let expected = if target.ends_with("/site") {
+            "deployed"
+        } else {
+            "unchanged"
+        };
+        assert_eq!(status, expected, "{statuses:?}");
+    }
+    let pushes = starts();
+    assert_eq!(pushes.len(), 3, "{pushes:?}");
+    assert!(
+        pushes.iter().all(|s| s.contains("rsync --server")),
+        "{pushes:?}"
+    );
+    for (host, _) in bed.hosts() {
+        assert_eq!(
+            fs::read_to_string(bed.srv(&host, SITE).join("current/public/index.html")).unwrap(),
+            "<h1>changed</h1>\n"
+        );
+    }
+}
+
 /// Authentications sshd accepted on a host, from its own log.
 fn logins(bed: &Bed, host: &str) -> usize {
     fs::read_to_string(bed.testbed.sshd_log(host))

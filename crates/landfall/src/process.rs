@@ -465,8 +465,8 @@ pub(crate) fn run_streaming(
 /// exit status.
 pub(crate) struct Session {
     cmd: Cmd,
-    child: std::process::Child,
-    stdin: Option<std::process::ChildStdin>,
+    shell: Box<dyn Shell>,
+    stdin: Option<Box<dyn io::Write + Send>>,
     output: std::sync::mpsc::Receiver<(Stream, Option<Vec<u8>>)>,
     /// Ends each script's output: it names this session, which no script
     /// can know.
@@ -505,18 +505,28 @@ impl Session {
         let mut child = command
             .spawn()
             .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        Ok(Session::over(
+            cmd,
+            Box::new(child),
+            Box::new(stdin),
+            [Box::new(stdout), Box::new(stderr)],
+        ))
+    }
+
+    /// A session of a shell that runs already, such as one an ssh master
+    /// runs for landfall: its standard input, its output and error, and
+    /// what says when it has ended. `cmd` is what it stands for in errors.
+    pub(crate) fn over(
+        cmd: &Cmd,
+        shell: Box<dyn Shell>,
+        stdin: Box<dyn io::Write + Send>,
+        [stdout, stderr]: [Box<dyn io::Read + Send>; 2],
+    ) -> Session {
         let (send, output) = std::sync::mpsc::channel();
-        let pipes: [(Stream, Box<dyn io::Read + Send>); 2] = [
-            (
-                Stream::Stdout,
-                Box::new(child.stdout.take().expect("stdout is piped")),
-            ),
-            (
-                Stream::Stderr,
-                Box::new(child.stderr.take().expect("stderr is piped")),
-            ),
-        ];
-        for (stream, mut pipe) in pipes {
+        for (stream, mut pipe) in [(Stream::Stdout, stdout), (Stream::Stderr, stderr)] {
             let send = send.clone();
             std::thread::spawn(move || {
                 let mut buf = vec![0; 64 * 1024];
@@ -533,14 +543,14 @@ impl Session {
                 let _ = send.send((stream, None));
             });
         }
-        Ok(Session {
+        Session {
             cmd: cmd.clone(),
-            stdin: child.stdin.take(),
-            child,
+            shell,
+            stdin: Some(stdin),
             output,
             mark: format!("landfall-session-{:032x}", session_nonce()),
             alive: true,
-        })
+        }
     }
 
     /// Whether the shell may run another script.
@@ -633,8 +643,7 @@ impl Session {
     pub(crate) fn end(&mut self) {
         self.alive = false;
         self.stdin = None;
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.shell.kill();
     }
 
     /// Closes the shell's input, which ends it once the script it runs,
@@ -655,16 +664,48 @@ impl Session {
         let started = std::time::Instant::now();
         let mut pause = std::time::Duration::from_millis(1);
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
+            if let Some(ended) = self.shell.ended() {
+                return ended.code;
             }
             if started.elapsed() >= deadline {
-                let _ = self.child.kill();
-                return self.child.wait().ok().and_then(|s| s.code());
+                self.shell.kill();
+                return self.shell.ended().and_then(|ended| ended.code);
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(std::time::Duration::from_millis(50));
         }
+    }
+}
+
+/// What runs a session's shell, and says when it has ended.
+pub(crate) trait Shell: Send {
+    /// How the shell ended, once it has.
+    fn ended(&mut self) -> Option<Ended>;
+
+    /// Ends the shell at once.
+    fn kill(&mut self);
+}
+
+/// How a shell ended: its exit code, or none when a signal ended it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ended {
+    pub(crate) code: Option<i32>,
+}
+
+impl Shell for std::process::Child {
+    fn ended(&mut self) -> Option<Ended> {
+        match self.try_wait() {
+            Ok(Some(status)) => Some(Ended {
+                code: status.code(),
+            }),
+            Ok(None) => None,
+            Err(_) => Some(Ended { code: None }),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = std::process::Child::kill(self);
+        let _ = self.wait();
     }
 }
 

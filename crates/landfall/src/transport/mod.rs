@@ -9,6 +9,7 @@
 //! `ControlMaster` per host.
 
 mod local;
+mod mux;
 mod ssh;
 
 pub use crate::steps::{Reply, Script};

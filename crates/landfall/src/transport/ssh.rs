@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::{Libraries, PushStats, RoundTrips, Transport};
+use super::{Libraries, PushStats, RoundTrips, Transport, mux};
 use crate::assemble::{MANIFEST_FILE, Release};
 use crate::config::{Environment, Host, HostKeys};
 use crate::error::Result;
@@ -179,6 +179,7 @@ impl Ssh {
                 .map(|(name, address)| Master {
                     host: name.clone(),
                     session: ssh.session_cmd(name),
+                    socket: ssh.control_path(name),
                     open: ssh
                         .ssh_cmd(name)
                         .args(["-o", "ControlMaster=auto", "-o"])
@@ -197,7 +198,8 @@ impl Ssh {
             let opening = std::thread::spawn(move || {
                 crate::parallel::parallel(&masters, jobs.min(STARTS), |master| {
                     if master.ensure()
-                        && let Ok(session) = process::Session::start(&master.session)
+                        && let Ok(session) =
+                            start_session(&master.session, master.socket.as_deref())
                     {
                         sessions
                             .lock()
@@ -234,7 +236,7 @@ impl Ssh {
     /// configuration ssh reads (each file's path, size and time of change),
     /// so that a kept connection is used only for what it was opened for,
     /// and the run itself can ask it whether it is alive (see
-    /// [`mux_alive`]) without starting ssh.
+    /// [`mux`]) without starting ssh.
     fn control_path(&self, host: &str) -> Option<PathBuf> {
         let dir = self.socket_dir.as_ref()?;
         let mut hasher = blake3::Hasher::new();
@@ -343,7 +345,7 @@ impl Ssh {
         self.ssh_cmd(host)
             .args(["-o", "ControlMaster=no", "-T"])
             .arg(self.address(host))
-            .args(["sh", "-s"])
+            .args(REMOTE_SHELL)
             .in_own_process_group()
             .for_host(host)
     }
@@ -360,7 +362,7 @@ impl Ssh {
         let free = self.pool().get_mut(host).and_then(Vec::pop);
         let mut session = match free {
             Some(session) => session,
-            None => process::Session::start(&cmd)?,
+            None => start_session(&cmd, self.control_path(host).as_deref())?,
         };
         let output = session.run(text, deadline)?;
         if session.alive() {
@@ -374,6 +376,32 @@ impl Ssh {
 
     fn pool(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<process::Session>>> {
         self.sessions.lock().expect("no thread panics holding it")
+    }
+}
+
+/// The command of a host's sessions: the host's POSIX shell, reading
+/// scripts from its standard input.
+const REMOTE_SHELL: [&str; 2] = ["sh", "-s"];
+
+/// How long a master may take to open a session before an ssh client is
+/// started to open it instead.
+const SESSION_OPENS_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A session of `sh -s` on a host: opened by landfall itself on the host's
+/// master when the master answers (see [`mux`]), otherwise by `cmd`, an ssh
+/// client, which also says why a host cannot be reached.
+fn start_session(cmd: &Cmd, socket: Option<&Path>) -> Result<process::Session, ProcessError> {
+    let opened = socket.and_then(|socket| {
+        mux::session(socket, &REMOTE_SHELL.join(" "), SESSION_OPENS_WITHIN).ok()
+    });
+    match opened {
+        Some((shell, streams)) => Ok(process::Session::over(
+            cmd,
+            Box::new(shell),
+            Box::new(streams.stdin),
+            [Box::new(streams.stdout), Box::new(streams.stderr)],
+        )),
+        None => process::Session::start(cmd),
     }
 }
 
@@ -613,6 +641,8 @@ struct Master {
     host: String,
     /// The host's first session, started once the master is open.
     session: Cmd,
+    /// The master's socket.
+    socket: Option<PathBuf>,
     open: Cmd,
     /// With kept connections: the socket of one kept from an earlier run.
     kept: Option<PathBuf>,
@@ -624,7 +654,7 @@ impl Master {
     /// `ControlMaster=auto`, with which ssh removes a socket that no master
     /// answers (a stale one) and opens a new master in its place.
     fn ensure(&self) -> bool {
-        if self.kept.as_deref().is_some_and(mux_alive) {
+        if self.kept.as_deref().is_some_and(mux::alive) {
             return true;
         }
         for attempt in 1..=START_ATTEMPTS {
@@ -640,56 +670,6 @@ impl Master {
         }
         false
     }
-}
-
-/// Whether a master connection answers at `socket`, as `ssh -O check`
-/// finds out, in OpenSSH's multiplexing protocol (its `PROTOCOL.mux`):
-/// each side's hello, then an alive check that the master answers with
-/// its pid. Anything else, or no answer within a second, is not alive.
-fn mux_alive(socket: &Path) -> bool {
-    use std::io::{Read as _, Write as _};
-    const HELLO: u32 = 0x0000_0001;
-    const VERSION: u32 = 4;
-    const ALIVE_CHECK: u32 = 0x1000_0004;
-    const ALIVE: u32 = 0x8000_0005;
-    const REQUEST: u32 = 1;
-    let packet = |words: &[u32]| -> Vec<u8> {
-        let len = u32::try_from(words.len() * 4).expect("a few words");
-        std::iter::once(len)
-            .chain(words.iter().copied())
-            .flat_map(u32::to_be_bytes)
-            .collect()
-    };
-    let read_packet = |stream: &mut std::os::unix::net::UnixStream| -> Option<Vec<u8>> {
-        let mut len = [0; 4];
-        stream.read_exact(&mut len).ok()?;
-        let len = usize::try_from(u32::from_be_bytes(len)).ok()?;
-        if !(4..=4096).contains(&len) {
-            return None;
-        }
-        let mut body = vec![0; len];
-        stream.read_exact(&mut body).ok()?;
-        Some(body)
-    };
-    let word = |body: &[u8], at: usize| -> Option<u32> {
-        Some(u32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?))
-    };
-    let answer = || -> Option<bool> {
-        let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
-        let limit = Some(std::time::Duration::from_secs(1));
-        stream.set_read_timeout(limit).ok()?;
-        stream.set_write_timeout(limit).ok()?;
-        let mut request = packet(&[HELLO, VERSION]);
-        request.extend(packet(&[ALIVE_CHECK, REQUEST]));
-        stream.write_all(&request).ok()?;
-        let hello = read_packet(&mut stream)?;
-        if word(&hello, 0)? != HELLO {
-            return Some(false);
-        }
-        let alive = read_packet(&mut stream)?;
-        Some(word(&alive, 0)? == ALIVE && word(&alive, 4)? == REQUEST && word(&alive, 8)? > 0)
-    };
-    answer().unwrap_or(false)
 }
 
 /// What besides a host's address decides where ssh connects to it: the
@@ -933,49 +913,6 @@ mod tests {
     /// `MaxStartups`, is tried again, a few times, with pauses between;
     /// one that refuses the port is not.
     #[test]
-    fn a_kept_master_is_alive_only_if_it_answers_as_a_master() {
-        use std::io::{Read as _, Write as _};
-        use std::os::unix::net::UnixListener;
-        let dir = tempfile::tempdir().unwrap();
-        // Nothing there, or a socket nobody listens on any more.
-        let socket = dir.path().join("gone");
-        assert!(!mux_alive(&socket));
-        drop(UnixListener::bind(&socket).unwrap());
-        assert!(!mux_alive(&socket));
-        // A listener that never answers is given up within its second.
-        let silent = dir.path().join("silent");
-        let listener = UnixListener::bind(&silent).unwrap();
-        let started = std::time::Instant::now();
-        assert!(!mux_alive(&silent));
-        assert!(started.elapsed() < std::time::Duration::from_secs(3));
-        drop(listener);
-        // One that answers each request as a master does (hello, then
-        // MUX_S_ALIVE with the request's id and its pid), and one that
-        // answers with another request's id.
-        for (id, alive) in [(1u32, true), (7, false)] {
-            let path = dir.path().join(format!("master{id}"));
-            let listener = UnixListener::bind(&path).unwrap();
-            let master = std::thread::spawn(move || {
-                let (mut stream, _) = listener.accept().unwrap();
-                let mut request = [0u8; 24];
-                stream.read_exact(&mut request).unwrap();
-                let words: Vec<u32> = request
-                    .chunks(4)
-                    .map(|w| u32::from_be_bytes(w.try_into().unwrap()))
-                    .collect();
-                assert_eq!(words, [8, 1, 4, 8, 0x1000_0004, 1]);
-                let reply: Vec<u8> = [8u32, 1, 4, 12, 0x8000_0005, id, 4242]
-                    .iter()
-                    .flat_map(|w| w.to_be_bytes())
-                    .collect();
-                stream.write_all(&reply).unwrap();
-            });
-            assert_eq!(mux_alive(&path), alive);
-            master.join().unwrap();
-        }
-    }
-
-    #[test]
     fn a_kept_connection_is_named_by_where_it_goes() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("ssh_config");
@@ -1004,6 +941,7 @@ mod tests {
         let master = |port: u16| Master {
             host: "h".into(),
             session: Cmd::new("true"),
+            socket: None,
             open: Cmd::new("ssh")
                 .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
                 .args([

@@ -1,0 +1,367 @@
+//! OpenSSH's connection multiplexing (its `PROTOCOL.mux`), spoken by
+//! landfall itself over a master's control socket: whether a master is
+//! alive, and a session on it, without starting an ssh client for either.
+//!
+//! A session is opened as `ssh -S SOCKET HOST COMMAND` opens one (a
+//! "passenger"): after the hellos, a new-session request with the command,
+//! then the standard input, output and error the session is to use, passed
+//! over the socket as file descriptors. The master runs the session over
+//! its connection, and says on the socket how it ended.
+
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::AsFd as _;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::process::{Ended, Shell};
+
+const HELLO: u32 = 0x0000_0001;
+const VERSION: u32 = 4;
+const NEW_SESSION: u32 = 0x1000_0002;
+const ALIVE_CHECK: u32 = 0x1000_0004;
+const PERMISSION_DENIED: u32 = 0x8000_0002;
+const FAILURE: u32 = 0x8000_0003;
+const EXIT_MESSAGE: u32 = 0x8000_0004;
+const ALIVE: u32 = 0x8000_0005;
+const SESSION_OPENED: u32 = 0x8000_0006;
+/// No escape character: the session has no terminal to type one on.
+const NO_ESCAPE: u32 = 0xffff_ffff;
+/// The one request of a connection.
+const REQUEST: u32 = 1;
+/// Larger than any packet a master sends.
+const MAX_PACKET: usize = 256 * 1024;
+
+/// ssh's exit status when the master went away without an exit status.
+const DISCONNECTED: i32 = 255;
+
+/// A packet of the protocol, as it is built.
+#[derive(Default)]
+struct Packet(Vec<u8>);
+
+impl Packet {
+    fn u32(mut self, value: u32) -> Packet {
+        self.0.extend(value.to_be_bytes());
+        self
+    }
+
+    fn string(self, value: &str) -> Packet {
+        let len = u32::try_from(value.len()).expect("a command is shorter than 4 GiB");
+        let mut packet = self.u32(len);
+        packet.0.extend(value.as_bytes());
+        packet
+    }
+
+    /// The packet with its length before it, as it goes on the socket.
+    fn framed(self) -> Vec<u8> {
+        let len = u32::try_from(self.0.len()).expect("a packet is shorter than 4 GiB");
+        let mut framed = len.to_be_bytes().to_vec();
+        framed.extend(self.0);
+        framed
+    }
+}
+
+fn read_packet(stream: &mut UnixStream) -> io::Result<Vec<u8>> {
+    let mut len = [0; 4];
+    stream.read_exact(&mut len)?;
+    let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
+    if !(4..=MAX_PACKET).contains(&len) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a packet of {len} bytes from the master"),
+        ));
+    }
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// The `at`-th word of a packet.
+fn word(body: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(
+        body.get(at * 4..at * 4 + 4)?.try_into().ok()?,
+    ))
+}
+
+/// The string that starts at byte `at` of a packet.
+fn string(body: &[u8], at: usize) -> Option<String> {
+    let len = usize::try_from(u32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?)).ok()?;
+    let bytes = body.get(at + 4..at + 4 + len)?;
+    Some(String::from_utf8_lossy(bytes).into_owned())
+}
+
+fn unexpected(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+/// Connects to the master at `socket` and exchanges hellos, each read and
+/// write given up after `limit`.
+fn hello(socket: &Path, limit: Duration) -> io::Result<UnixStream> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    stream.write_all(&Packet::default().u32(HELLO).u32(VERSION).framed())?;
+    let hello = read_packet(&mut stream)?;
+    if word(&hello, 0) != Some(HELLO) || word(&hello, 1) != Some(VERSION) {
+        return Err(unexpected(
+            "the socket does not speak version 4 of ssh's multiplexing",
+        ));
+    }
+    Ok(stream)
+}
+
+/// Whether a master connection answers at `socket`, as `ssh -O check`
+/// finds out: each side's hello, then an alive check that the master
+/// answers with its pid. Anything else, or no answer within a second, is
+/// not alive.
+pub(super) fn alive(socket: &Path) -> bool {
+    let answer = || -> io::Result<bool> {
+        let mut stream = hello(socket, Duration::from_secs(1))?;
+        stream.write_all(&Packet::default().u32(ALIVE_CHECK).u32(REQUEST).framed())?;
+        let alive = read_packet(&mut stream)?;
+        Ok(word(&alive, 0) == Some(ALIVE)
+            && word(&alive, 1) == Some(REQUEST)
+            && word(&alive, 2).is_some_and(|pid| pid > 0))
+    };
+    answer().unwrap_or(false)
+}
+
+/// A session that a master runs for landfall: its control connection, and
+/// how it ended once it has.
+pub(super) struct Session {
+    control: UnixStream,
+    ended: std::sync::mpsc::Receiver<i32>,
+    status: Option<Ended>,
+}
+
+/// The ends of a session's standard streams that landfall keeps.
+pub(super) struct Streams {
+    pub(super) stdin: io::PipeWriter,
+    pub(super) stdout: io::PipeReader,
+    pub(super) stderr: io::PipeReader,
+}
+
+/// Opens a session running `command` (as the remote shell reads it) on the
+/// master at `socket`, with pipes of landfall's for its standard streams.
+/// The master is given up on if it has not opened the session within
+/// `limit`.
+pub(super) fn session(
+    socket: &Path,
+    command: &str,
+    limit: Duration,
+) -> io::Result<(Session, Streams)> {
+    let mut control = hello(socket, limit)?;
+    let request = Packet::default()
+        .u32(NEW_SESSION)
+        .u32(REQUEST)
+        // Reserved.
+        .string("")
+        // No terminal, no X11 or agent forwarding, not a subsystem.
+        .u32(0)
+        .u32(0)
+        .u32(0)
+        .u32(0)
+        .u32(NO_ESCAPE)
+        // The terminal type, for a terminal it has not got.
+        .string("")
+        .string(command);
+    control.write_all(&request.framed())?;
+    let (session_stdin, stdin) = io::pipe()?;
+    let (stdout, session_stdout) = io::pipe()?;
+    let (stderr, session_stderr) = io::pipe()?;
+    // One descriptor a message, each with one byte, as the master reads
+    // them; its copies stay open after landfall closes its own.
+    for fd in [
+        session_stdin.as_fd(),
+        session_stdout.as_fd(),
+        session_stderr.as_fd(),
+    ] {
+        send_fd(&control, fd)?;
+    }
+    drop((session_stdin, session_stdout, session_stderr));
+    let opened = read_packet(&mut control)?;
+    match word(&opened, 0) {
+        Some(SESSION_OPENED) if word(&opened, 1) == Some(REQUEST) => {}
+        Some(PERMISSION_DENIED | FAILURE) => {
+            let reason = string(&opened, 8).unwrap_or_default();
+            return Err(io::Error::other(format!(
+                "the master did not open a session: {reason}"
+            )));
+        }
+        _ => {
+            return Err(unexpected(
+                "the master answered a new session with something else",
+            ));
+        }
+    }
+    // The session may run as long as the run does; its end is read in a
+    // thread of its own.
+    control.set_read_timeout(None)?;
+    let mut reader = control.try_clone()?;
+    let (send, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let status = loop {
+            match read_packet(&mut reader) {
+                Ok(packet) if word(&packet, 0) == Some(EXIT_MESSAGE) => {
+                    break word(&packet, 2).map_or(DISCONNECTED, u32::cast_signed);
+                }
+                // A failure to allocate the terminal it did not ask for,
+                // or anything a later master adds.
+                Ok(_) => {}
+                Err(_) => break DISCONNECTED,
+            }
+        };
+        let _ = send.send(status);
+    });
+    let session = Session {
+        control,
+        ended,
+        status: None,
+    };
+    Ok((
+        session,
+        Streams {
+            stdin,
+            stdout,
+            stderr,
+        },
+    ))
+}
+
+fn send_fd(control: &UnixStream, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    ancillary.push(SendAncillaryMessage::ScmRights(&fds));
+    let sent = rustix::net::sendmsg(
+        control,
+        &[io::IoSlice::new(&[0])],
+        &mut ancillary,
+        SendFlags::empty(),
+    )?;
+    if sent == 1 {
+        Ok(())
+    } else {
+        Err(io::ErrorKind::WriteZero.into())
+    }
+}
+
+impl Shell for Session {
+    fn ended(&mut self) -> Option<Ended> {
+        if self.status.is_none() {
+            self.status = self
+                .ended
+                .try_recv()
+                .ok()
+                .map(|code| Ended { code: Some(code) });
+        }
+        self.status
+    }
+
+    /// Closes the control connection, on which the master closes the
+    /// session, as it does when the ssh client of a session is killed.
+    fn kill(&mut self) {
+        let _ = self.control.shutdown(std::net::Shutdown::Both);
+        if self.ended().is_none() {
+            self.status = Some(Ended { code: None });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_master_is_alive_only_if_it_answers_as_a_master() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing there, or a socket nobody listens on any more.
+        let socket = dir.path().join("gone");
+        assert!(!alive(&socket));
+        drop(UnixListener::bind(&socket).unwrap());
+        assert!(!alive(&socket));
+        // A listener that never answers is given up within its second.
+        let silent = dir.path().join("silent");
+        let listener = UnixListener::bind(&silent).unwrap();
+        let started = std::time::Instant::now();
+        assert!(!alive(&silent));
+        assert!(started.elapsed() < Duration::from_secs(3));
+        drop(listener);
+        // One that answers each request as a master does (hello, then
+        // MUX_S_ALIVE with the request's id and its pid), and one that
+        // answers with another request's id.
+        for (id, is_alive) in [(1u32, true), (7, false)] {
+            let path = dir.path().join(format!("master{id}"));
+            let listener = UnixListener::bind(&path).unwrap();
+            let master = std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                let words = |stream: &mut UnixStream, n: usize| -> Vec<u32> {
+                    let mut bytes = vec![0u8; n * 4];
+                    stream.read_exact(&mut bytes).unwrap();
+                    bytes
+                        .chunks(4)
+                        .map(|w| u32::from_be_bytes(w.try_into().unwrap()))
+                        .collect()
+                };
+                assert_eq!(words(&mut stream, 3), [8, 1, 4]);
+                stream
+                    .write_all(&Packet::default().u32(HELLO).u32(VERSION).framed())
+                    .unwrap();
+                assert_eq!(words(&mut stream, 3), [8, 0x1000_0004, 1]);
+                let reply = Packet::default().u32(ALIVE).u32(id).u32(4242).framed();
+                stream.write_all(&reply).unwrap();
+            });
+            assert_eq!(alive(&path), is_alive);
+            master.join().unwrap();
+        }
+    }
+
+    /// A master that refuses the session says why; one that speaks another
+    /// version of the protocol is not asked.
+    #[test]
+    fn a_session_a_master_refuses_is_an_error_that_says_why() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        for (version, refusal) in [(VERSION, true), (3, false)] {
+            let path = dir.path().join(format!("master{version}"));
+            let listener = UnixListener::bind(&path).unwrap();
+            let master = std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                read_packet(&mut stream).unwrap();
+                stream
+                    .write_all(&Packet::default().u32(HELLO).u32(version).framed())
+                    .unwrap();
+                if refusal {
+                    let request = read_packet(&mut stream).unwrap();
+                    assert_eq!(word(&request, 0), Some(NEW_SESSION));
+                    assert_eq!(string(&request, 36).as_deref(), Some("sh -s"));
+                    // The three descriptors, a byte each (the descriptors
+                    // themselves are closed unread).
+                    let mut fds = [0u8; 3];
+                    stream.read_exact(&mut fds).unwrap();
+                    let reply = Packet::default()
+                        .u32(FAILURE)
+                        .u32(REQUEST)
+                        .string("Session open refused by peer")
+                        .framed();
+                    stream.write_all(&reply).unwrap();
+                }
+            });
+            let err = session(&path, "sh -s", Duration::from_secs(5))
+                .err()
+                .expect("refused");
+            master.join().unwrap();
+            let message = err.to_string();
+            if refusal {
+                assert!(
+                    message.contains("Session open refused by peer"),
+                    "{message}"
+                );
+            } else {
+                assert!(message.contains("version 4"), "{message}");
+            }
+        }
+    }
+}
