@@ -52,7 +52,18 @@ landfall_probe() {
   shift
   i=0
   for p in "$@"; do
-    c=$(readlink "$p/current" 2>/dev/null) || c=
+    # Where `current` leads: found by the shell itself when that is a
+    # release's directory, by readlink otherwise (a link that leads
+    # nowhere still names its release).
+    # `-ef` and `-nt` (below) are POSIX since its 2024 edition, and dash,
+    # busybox and bash have them; a shell without them takes the longer way.
+    c=
+    # shellcheck disable=SC3013
+    if [ -L "$p/current" ]; then
+      c=$(cd -P "$p/current" 2>/dev/null && pwd -P) && c=${c##*/} &&
+        [ "$p/current" -ef "$p/releases/$c" ] 2>/dev/null ||
+        c=$(readlink "$p/current" 2>/dev/null) || c=
+    fi
     printf 'current\t%s\t%s\n' "$i" "${c##*/}"
     if [ -d "$p/releases" ]; then
       # shellcheck disable=SC2012 # Only ls sorts by mtime; ids are hex.
@@ -67,15 +78,19 @@ landfall_probe() {
     if [ -f "$p/.landfall/lock" ]; then
       printf 'lock\t%s\t%s\n' "$i" "$(head -n 1 "$p/.landfall/lock")"
     fi
-    # The release the log last confirmed running: an activation is logged
-    # once its health passed, a switch back once it is done.
-    # Commands run on the host are logged too: they confirm nothing.
-    # One sed: it holds the last line that is not a command's, and at the
-    # end prints that line's release.
-    # shellcheck disable=SC2016 # `$` is sed's last line.
+    # The release the log last confirmed running (see landfall_confirmed),
+    # as `.landfall/confirmed` keeps it, unless the log was written after
+    # it (by a landfall that did not keep it).
     if [ -f "$p/.landfall/log" ]; then
-      printf 'confirmed\t%s\t%s\n' "$i" "$(sed -n '/"event":"exec"/!h
-        ${x;s/.*"release":"\([0-9a-f]*\)".*/\1/p;}' "$p/.landfall/log")"
+      k="$p/.landfall/confirmed"
+      # shellcheck disable=SC3013
+      if [ -f "$k" ] && [ ! -L "$k" ] && [ ! "$p/.landfall/log" -nt "$k" ] 2>/dev/null &&
+        read -r k <"$k" && landfall_hex "$k"; then
+        :
+      else
+        k=$(landfall_confirmed "$p")
+      fi
+      printf 'confirmed\t%s\t%s\n' "$i" "$k"
     fi
     if [ "$detail" = 1 ]; then
       landfall_service_state "$i" "$p"
@@ -715,11 +730,41 @@ landfall_health() {
 
 # landfall_log PATH LINE: appends LINE to the log, or reports `unlogged`
 # (the disk is full, or the log is a link landfall did not make, which it
-# does not write through).
+# does not write through). Then `.landfall/confirmed` is written with the
+# release the log now confirms (see landfall_confirmed), so that a probe
+# need not read the log.
 landfall_log() {
   if [ -L "$1/.landfall/log" ] || ! printf '%s\n' "$2" >>"$1/.landfall/log"; then
     printf 'unlogged\t%s\n' "$1/.landfall/log"
+    return 0
   fi
+  case $2 in
+  *'"event":"exec"'*) k=$(landfall_confirmed "$1") ;;
+  *'"release":"'*)
+    k=${2##*'"release":"'}
+    k=${k%%'"'*}
+    ;;
+  *) k= ;;
+  esac
+  landfall_hex "$k" || k=
+  [ -L "$1/.landfall/confirmed" ] || printf '%s\n' "$k" >"$1/.landfall/confirmed" 2>/dev/null || :
+}
+
+# landfall_confirmed PATH: the release PATH's log last confirmed running:
+# an activation is logged once its health passed, a switch back once it
+# is done. Commands run on the host are logged too: they confirm nothing.
+# One sed: it holds the last line that is not a command's, and at the end
+# prints that line's release.
+# shellcheck disable=SC2016 # `$` is sed's last line.
+landfall_confirmed() {
+  sed -n '/"event":"exec"/!h
+    ${x;s/.*"release":"\([0-9a-f]*\)".*/\1/p;}' "$1/.landfall/log"
+}
+
+# landfall_hex WORD: whether WORD is empty or hex digits only, as release
+# ids are.
+landfall_hex() {
+  case $1 in *[!0-9a-f]*) return 1 ;; esac
 }
 
 # landfall_activate PATH RELEASE PREVIOUS REVERT LOG_OK LOG_BACK: runs the

@@ -572,6 +572,75 @@ fn probe_reports_the_release_the_log_last_confirmed(shell: Shell) {
         );
 }
 
+/// The log keeps what it confirms in `.landfall/confirmed`, which the
+/// probe reads instead of the log, unless the log was written after it.
+fn log_keeps_what_it_confirms_and_the_probe_reads_it_there(shell: Shell) {
+    let a = Artifact::new();
+    a.release("aa01", 20)
+        .release("aa02", 10)
+        .set_current("aa02")
+        .mkdir(".landfall");
+    let log = |line: &str| call("landfall_log", &[&a.path(), line]);
+    let activated = |id: &str| format!("{{\"event\":\"activated\",\"release\":\"{id}\"}}");
+    let exec = "{\"event\":\"exec\",\"release\":\"aa01\",\"command\":\"ls\"}";
+    shell
+        .run(&(log(&activated("aa01")) + &log(&activated("aa02")) + &log(exec)))
+        .expect(0, "");
+    // A command's line confirms nothing.
+    assert_eq!(a.read(".landfall/confirmed"), "aa02\n");
+    let probe = call("landfall_probe", &["0", &a.path()]);
+    let said = "current\t0\taa02\nrelease\t0\taa02\nrelease\t0\taa01\nconfirmed\t0\t";
+    shell.run(&probe).expect(0, &format!("{said}aa02\n"));
+    // What the file says is what the probe reports: it reads no log.
+    a.write(".landfall/confirmed", "aa01\n");
+    shell.run(&probe).expect(0, &format!("{said}aa01\n"));
+    // A log written after it (by a landfall that did not keep the file),
+    // or a file that is not a release's id, sends the probe to the log.
+    let later = SystemTime::now() + Duration::from_secs(10);
+    fs::File::options()
+        .append(true)
+        .open(a.join(".landfall/log"))
+        .and_then(|log| log.set_modified(later))
+        .unwrap();
+    shell.run(&probe).expect(0, &format!("{said}aa02\n"));
+    a.write(".landfall/confirmed", "not an id\n");
+    fs::File::open(a.join(".landfall/confirmed"))
+        .and_then(|file| file.set_modified(later + Duration::from_secs(10)))
+        .unwrap();
+    shell.run(&probe).expect(0, &format!("{said}aa02\n"));
+    // A link in its place is neither read nor written through.
+    let elsewhere = a.outside("elsewhere");
+    fs::write(&elsewhere, "aa01\n").unwrap();
+    fs::remove_file(a.join(".landfall/confirmed")).unwrap();
+    symlink(&elsewhere, a.join(".landfall/confirmed")).unwrap();
+    shell.run(&probe).expect(0, &format!("{said}aa02\n"));
+    shell.run(&log(&activated("aa02"))).expect(0, "");
+    assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "aa01\n");
+}
+
+/// `current` is named by where it leads, whether that is a release, a
+/// release that is gone, or a directory outside `releases/`.
+fn probe_names_where_current_leads(shell: Shell) {
+    let a = Artifact::new();
+    a.release("aa01", 10);
+    let probe = call("landfall_probe", &["0", &a.path()]);
+    a.set_current("aa09");
+    shell
+        .run(&probe)
+        .expect(0, "current\t0\taa09\nrelease\t0\taa01\n");
+    let outside = a.outside("bb01");
+    fs::create_dir_all(&outside).unwrap();
+    fs::remove_file(a.join("current")).unwrap();
+    symlink(&outside, a.join("current")).unwrap();
+    shell
+        .run(&probe)
+        .expect(0, "current\t0\tbb01\nrelease\t0\taa01\n");
+    a.set_current("aa01");
+    shell
+        .run(&probe)
+        .expect(0, "current\t0\taa01\nrelease\t0\taa01\n");
+}
+
 // --- landfall_try_lock, landfall_lock, landfall_owns
 
 fn lock_is_taken_once_and_records_the_artifact(shell: Shell) {
@@ -2513,6 +2582,8 @@ under_both_shells!(
     probe_reports_current_the_releases_newest_first_and_the_lock,
     probe_with_detail_adds_provenance_and_the_last_200_lines_of_the_log,
     probe_reports_the_release_the_log_last_confirmed,
+    log_keeps_what_it_confirms_and_the_probe_reads_it_there,
+    probe_names_where_current_leads,
     lock_is_taken_once_and_records_the_artifact,
     lock_is_exclusive_among_racing_deploys,
     lock_of_another_artifacts_path_exits_4_and_leaves_no_lock,
