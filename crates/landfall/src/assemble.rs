@@ -289,10 +289,42 @@ pub fn hash_files(cache: &Path, paths: &[&Path]) -> Result<usize> {
     Ok(hashes.files_read)
 }
 
-/// Hashes an artifact's inputs and makes sure its tree is in the store.
+/// An artifact's own files (its `files`, less those a template replaces),
+/// hashed. They do not depend on the build, so they are hashed while cargo
+/// builds, and only the binaries wait for it.
+#[derive(Debug)]
+pub(crate) struct OwnFiles {
+    entries: Vec<Entry>,
+    sources: BTreeMap<String, PathBuf>,
+}
+
+/// Hashes an artifact's own files (see [`OwnFiles`]).
+pub(crate) fn hash_own_files(artifact: &Artifact, cache: &mut HashCache) -> Result<OwnFiles> {
+    // A file that a template replaces is not part of the artifact: the
+    // release has the rendered one, and the artifact tree and a release's
+    // own files never share a path.
+    let inputs: Vec<(String, &Path, Option<u32>)> = artifact
+        .files
+        .iter()
+        .filter(|f| !artifact.templates.iter().any(|t| t.dst == f.dst))
+        .map(|f| (f.dst.clone(), f.src.as_path(), f.mode))
+        .collect();
+    let (entries, sources) = hash_inputs(&inputs, cache)?;
+    Ok(OwnFiles {
+        entries,
+        sources: sources
+            .into_iter()
+            .map(|(dst, src)| (dst, src.to_path_buf()))
+            .collect(),
+    })
+}
+
+/// Hashes an artifact's binaries and makes sure its tree, with its own
+/// files hashed before, is in the store.
 pub(crate) fn assemble(
     store: &Store,
     artifact: &Artifact,
+    own: OwnFiles,
     binaries: &BTreeMap<BinTarget, PathBuf>,
     cache: &mut HashCache,
 ) -> Result<Assembled> {
@@ -303,22 +335,17 @@ pub(crate) fn assemble(
             .ok_or_else(|| Error::Failed(format!("binary `{}` was not built", bin.name)))?;
         inputs.push((format!("bin/{}", bin.name), path, Some(0o755)));
     }
-    // A file that a template replaces is not part of the artifact: the
-    // release has the rendered one, and the artifact tree and a release's
-    // own files never share a path.
-    inputs.extend(
-        artifact
-            .files
-            .iter()
-            .filter(|f| !artifact.templates.iter().any(|t| t.dst == f.dst))
-            .map(|f| (f.dst.clone(), f.src.as_path(), f.mode)),
-    );
-    let (mut entries, sources) = hash_inputs(&inputs, cache)?;
+    let (mut entries, bins) = hash_inputs(&inputs, cache)?;
+    let OwnFiles {
+        entries: own_entries,
+        mut sources,
+    } = own;
+    entries.extend(own_entries);
     entries.extend(shared_links(artifact));
+    sources.extend(bins.into_iter().map(|(dst, src)| (dst, src.to_path_buf())));
     let manifest = Manifest::new(entries);
-    let (id, dir, reused) = store_artifact(store, &manifest, |path| {
-        Source::Copy(sources[path].to_path_buf())
-    })?;
+    let (id, dir, reused) =
+        store_artifact(store, &manifest, |path| Source::Copy(sources[path].clone()))?;
     Ok(Assembled {
         artifact: artifact.name.clone(),
         id,

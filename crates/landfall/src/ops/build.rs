@@ -119,15 +119,37 @@ pub fn build_from_sources(
         .revision
         .clone()
         .unwrap_or_else(|| git::head(root).with_dirty(git::Dirty::deferred(root)));
-    let binaries = build::build(&build::BuildRequest {
-        workspace_root: root,
-        target_dir: &target_dir,
-        settings: &project.build,
-        bins: &plan.bins,
-        source_date_epoch: revision.time,
-        quiet: options.quiet,
+    // The artifacts' own files are hashed while cargo builds.
+    let planned =
+        |artifact: &&config::Artifact| plan.targets.iter().any(|t| t.artifact == artifact.name);
+    let (binaries, hashed) = std::thread::scope(|scope| {
+        let hashed = scope.spawn(|| {
+            let mut cache = HashCache::load(&store.hash_cache());
+            let own: Result<BTreeMap<&str, assemble::OwnFiles>> = project
+                .artifacts
+                .iter()
+                .filter(planned)
+                .filter(|artifact| !trees.contains_key(artifact.name.as_str()))
+                .map(|artifact| {
+                    let own = assemble::hash_own_files(artifact, &mut cache)?;
+                    Ok((artifact.name.as_str(), own))
+                })
+                .collect();
+            (cache, own)
+        });
+        let binaries = build::build(&build::BuildRequest {
+            workspace_root: root,
+            target_dir: &target_dir,
+            settings: &project.build,
+            bins: &plan.bins,
+            source_date_epoch: revision.time,
+            quiet: options.quiet,
+        });
+        (binaries, hashed.join().expect("hashing does not panic"))
     });
     let binaries = binaries?;
+    let (mut cache, own) = hashed;
+    let mut own = own?;
     let build_seconds = started.elapsed().as_secs_f64();
     if !bin_names.is_empty() {
         events(Event::BuildFinished {
@@ -137,17 +159,15 @@ pub fn build_from_sources(
     }
 
     let started = Instant::now();
-    let mut cache = HashCache::load(&store.hash_cache());
     let mut assembled: Vec<Assembled> = Vec::new();
-    for artifact in &project.artifacts {
-        if !plan.targets.iter().any(|t| t.artifact == artifact.name) {
-            continue;
-        }
-        let done = match trees.get(artifact.name.as_str()) {
-            Some(source) => {
-                assemble::assemble_git(&store, artifact, repository, source, &mut cache)?
-            }
-            None => assemble::assemble(&store, artifact, &binaries, &mut cache)?,
+    for artifact in project.artifacts.iter().filter(planned) {
+        let done = if let Some(source) = trees.get(artifact.name.as_str()) {
+            assemble::assemble_git(&store, artifact, repository, source, &mut cache)?
+        } else {
+            let files = own
+                .remove(artifact.name.as_str())
+                .expect("the own files of every artifact built were hashed");
+            assemble::assemble(&store, artifact, files, &binaries, &mut cache)?
         };
         events(Event::assembled(&done));
         assembled.push(done);
