@@ -1,6 +1,8 @@
 //! Glue between the command line and the library: one function per
 //! command, each returning the exit status.
 
+use std::path::Path;
+
 use landfall::config::{self, Environment, Host, Project};
 use landfall::deploy::{self, DeployOptions, Identity, Run, Summary};
 use landfall::diag::Diagnostic;
@@ -162,6 +164,14 @@ fn interactive() -> bool {
 
 pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
     let env_name = args.env.as_deref().expect("clap requires ENV");
+    // A build records HEAD, read while cargo describes the workspace.
+    let head = args.from.is_none().then(|| {
+        let manifest_dir = ctx.global.manifest_path.as_deref().and_then(Path::parent);
+        match manifest_dir.filter(|dir| !dir.as_os_str().is_empty()) {
+            Some(dir) => landfall::git::HeadAhead::start(dir),
+            None => landfall::git::HeadAhead::start(Path::new(".")),
+        }
+    });
     let result = (|| {
         let (project, env) = ctx.load(env_name)?;
         plan::reaches_a_host(&project, &env, &ctx.global.only)?;
@@ -235,6 +245,7 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
                 quiet: ctx.global.quiet || ctx.global.message_format == MessageFormat::Json,
                 // A dry run shows what HEAD would change, and warns.
                 allow_dirty: args.allow_dirty || args.dry_run,
+                revision: head.map(|head| head.of(&project.workspace.root)),
                 ..BuildOptions::default()
             };
             // A git artifact's tree is refused (a dirty tree, a missing

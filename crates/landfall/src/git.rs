@@ -179,6 +179,40 @@ pub fn head(dir: &Path) -> Revision {
     }
 }
 
+/// HEAD read in the background from the directory cargo is asked about
+/// the workspace in, before `cargo metadata` has said where the
+/// workspace's root is: `git log` then runs while cargo does.
+#[derive(Debug)]
+pub struct HeadAhead {
+    dir: Option<PathBuf>,
+    read: std::thread::JoinHandle<Revision>,
+}
+
+impl HeadAhead {
+    /// Starts reading the HEAD of the repository containing `dir`.
+    pub fn start(dir: &Path) -> HeadAhead {
+        let dir = dir.canonicalize().ok();
+        let from = dir.clone().unwrap_or_default();
+        HeadAhead {
+            dir,
+            read: std::thread::spawn(move || head(&from)),
+        }
+    }
+
+    /// The revision of the workspace at `root`, with whether its tree is
+    /// dirty found out when asked (see [`Dirty::deferred`]): the one read
+    /// ahead if it was read from `root` itself, otherwise read now.
+    pub fn of(self, root: &Path) -> Revision {
+        let ahead = self.read.join().ok();
+        let same = self.dir.is_some() && self.dir == root.canonicalize().ok();
+        let head = match ahead {
+            Some(head) if same => head,
+            _ => head(root),
+        };
+        head.with_dirty(Dirty::deferred(root))
+    }
+}
+
 /// Whether the working tree of the repository containing `dir` has
 /// changes, untracked files included; not when there is no repository.
 pub fn dirty(dir: &Path) -> bool {
@@ -451,5 +485,52 @@ mod tests {
             ]
         );
         assert_eq!(entries[0].oid, "aaaa");
+    }
+
+    /// HEAD read ahead is the workspace's only if it was read from the
+    /// workspace's root: from a repository nested inside it, it is read
+    /// again.
+    #[test]
+    fn head_read_ahead_is_used_only_for_the_directory_it_was_read_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let commit = |dir: &Path, time: &str| -> String {
+            let git = |args: &[&str]| {
+                let out = std::process::Command::new("git")
+                    .arg("-C")
+                    .arg(dir)
+                    .args(args)
+                    .env("GIT_AUTHOR_DATE", time)
+                    .env("GIT_COMMITTER_DATE", time)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{out:?}");
+                String::from_utf8(out.stdout).unwrap()
+            };
+            git(&["init", "-q"]);
+            git(&[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "c",
+            ]);
+            git(&["rev-parse", "HEAD"]).trim().to_string()
+        };
+        let root = dir.path();
+        let nested = root.join("nested");
+        std::fs::create_dir(&nested).unwrap();
+        let outer = commit(root, "@1700000000 +0000");
+        let inner = commit(&nested, "@1800000000 +0000");
+        let read = |from: &Path, root: &Path| {
+            let revision = HeadAhead::start(from).of(root);
+            (revision.commit.unwrap(), revision.time)
+        };
+        assert_eq!(read(root, root), (outer.clone(), 1_700_000_000));
+        assert_eq!(read(&nested, root), (outer, 1_700_000_000));
+        assert_eq!(read(&nested, &nested), (inner, 1_800_000_000));
     }
 }

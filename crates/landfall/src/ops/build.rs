@@ -21,7 +21,8 @@ pub struct BuildOptions {
     /// Keep cargo's progress output off stderr.
     pub quiet: bool,
     /// Use this revision instead of reading the workspace's git repository
-    /// (for builds of a copy of the workspace).
+    /// (for builds of a copy of the workspace, or with HEAD read ahead, see
+    /// [`git::HeadAhead`]).
     pub revision: Option<Revision>,
     /// Read the trees of git artifacts from the repository of this
     /// directory instead of the workspace's (for builds of a copy).
