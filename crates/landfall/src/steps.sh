@@ -66,9 +66,7 @@ landfall_probe() {
     fi
     printf 'current\t%s\t%s\n' "$i" "${c##*/}"
     if [ -d "$p/releases" ]; then
-      # shellcheck disable=SC2012 # Only ls sorts by mtime; ids are hex.
-      ls -1t "$p/releases" | while IFS= read -r r; do
-        case $r in *[!0-9a-f]*) continue ;; esac
+      for r in $(landfall_releases "$p/releases"); do
         printf 'release\t%s\t%s\n' "$i" "$r"
         if [ "$detail" = 1 ] && [ -f "$p/releases/$r/.landfall-release" ]; then
           printf 'provenance\t%s\t%s\t%s\n' "$i" "$r" "$(head -n 1 "$p/releases/$r/.landfall-release")"
@@ -101,6 +99,39 @@ landfall_probe() {
       done
     fi
     i=$((i + 1))
+  done
+}
+
+# landfall_releases DIR: the names of hex digits in DIR (the releases; an
+# upload in progress ends in `.partial`), newest first, one a line, in the
+# order of `ls -1t`: by time of change, then by name. The shell orders them
+# itself with `test -nt`; two of the same time as it sees them (busybox
+# sees only seconds) are left to ls.
+landfall_releases() {
+  sorted=
+  for d in "$1"/*; do
+    r=${d##*/}
+    case $r in '' | *[!0-9a-f]*) continue ;; esac
+    placed='' ahead=''
+    for s in $sorted; do
+      # shellcheck disable=SC3013 # See landfall_probe.
+      if [ -z "$placed" ] && [ "$d" -nt "$1/$s" ] 2>/dev/null; then
+        ahead="$ahead $r"
+        placed=1
+      elif [ -z "$placed" ] && ! [ "$1/$s" -nt "$d" ] 2>/dev/null; then
+        # shellcheck disable=SC2012 # Only ls sorts by mtime; ids are hex.
+        ls -1t "$1" | while IFS= read -r n; do
+          case $n in *[!0-9a-f]*) ;; *) printf '%s\n' "$n" ;; esac
+        done
+        return 0
+      fi
+      ahead="$ahead $s"
+    done
+    [ -n "$placed" ] || ahead="$ahead $r"
+    sorted=$ahead
+  done
+  for r in $sorted; do
+    printf '%s\n' "$r"
   done
 }
 
@@ -1384,9 +1415,7 @@ landfall_cleanup() {
   c=$(readlink "$p/current" 2>/dev/null) || c=
   c=${c##*/}
   n=0
-  # shellcheck disable=SC2012 # Only ls sorts by mtime; ids are hex.
-  ls -1t "$p/releases" | while IFS= read -r r; do
-    case $r in *[!0-9a-f]*) continue ;; esac
+  landfall_releases "$p/releases" | while IFS= read -r r; do
     n=$((n + 1))
     if [ "$n" -le "$keep" ] || [ "$r" = "$c" ] || [ "$r" = "$prev" ]; then
       continue

@@ -572,6 +572,39 @@ fn probe_reports_the_release_the_log_last_confirmed(shell: Shell) {
         );
 }
 
+/// Releases are ordered as `ls -1t` orders them, newest first and then by
+/// name, also when their times are apart by less than a second (which
+/// busybox's `test -nt` does not see) or the same.
+fn releases_are_ordered_newest_first_within_a_second_and_by_name_when_tied(shell: Shell) {
+    let a = Artifact::new();
+    let second = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let at = |id: &str, millis: u64| {
+        a.write(&format!("releases/{id}/bin/app"), "app\n");
+        fs::File::open(a.join(&format!("releases/{id}")))
+            .and_then(|dir| dir.set_modified(second + Duration::from_millis(millis)))
+            .unwrap();
+    };
+    let probe = call("landfall_probe", &["0", &a.path()]);
+    let listed = |ids: &[&str]| -> String {
+        std::iter::once("current\t0\t\n".to_string())
+            .chain(ids.iter().map(|id| format!("release\t0\t{id}\n")))
+            .collect()
+    };
+    at("aa05", 100);
+    at("aa04", 200);
+    at("aa06", 300);
+    shell
+        .run(&probe)
+        .expect(0, &listed(&["aa06", "aa04", "aa05"]));
+    at("aa03", 0);
+    at("aa02", 0);
+    at("aa01", 2000);
+    shell.run(&probe).expect(
+        0,
+        &listed(&["aa01", "aa06", "aa04", "aa05", "aa02", "aa03"]),
+    );
+}
+
 /// The log keeps what it confirms in `.landfall/confirmed`, which the
 /// probe reads instead of the log, unless the log was written after it.
 fn log_keeps_what_it_confirms_and_the_probe_reads_it_there(shell: Shell) {
@@ -2583,6 +2616,7 @@ under_both_shells!(
     probe_with_detail_adds_provenance_and_the_last_200_lines_of_the_log,
     probe_reports_the_release_the_log_last_confirmed,
     log_keeps_what_it_confirms_and_the_probe_reads_it_there,
+    releases_are_ordered_newest_first_within_a_second_and_by_name_when_tied,
     probe_names_where_current_leads,
     lock_is_taken_once_and_records_the_artifact,
     lock_is_exclusive_among_racing_deploys,
