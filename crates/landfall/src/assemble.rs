@@ -18,7 +18,7 @@
 //! so that a size-and-mtime comparison (rsync's quick check, or the local
 //! transport's) never mistakes a changed file for an unchanged one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write as _};
@@ -210,12 +210,7 @@ impl Store {
     /// so that a file changed since it was hashed never enters the store
     /// under the wrong name.
     fn object(&self, from: &Path, mode: u32, hash: &blake3::Hash) -> Result<PathBuf> {
-        let hex = hash.to_hex();
-        let path = self
-            .root
-            .join("store/objects")
-            .join(&hex[..2])
-            .join(format!("{}-{mode:o}", &hex[2..]));
+        let path = self.object_path(mode, hash);
         if path.is_file() {
             return Ok(path);
         }
@@ -247,6 +242,24 @@ impl Store {
         finish_file(&output, &tmp, mode, hash)?;
         fs::rename(&tmp, &path).map_err(Error::io("cannot rename", &tmp))?;
         Ok(path)
+    }
+
+    fn object_path(&self, mode: u32, hash: &blake3::Hash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.root
+            .join("store/objects")
+            .join(&hex[..2])
+            .join(format!("{}-{mode:o}", &hex[2..]))
+    }
+
+    /// Links `to` to the object holding `from`'s content with `mode`, made
+    /// first if the store lacks it (see [`Store::object`]). Most objects
+    /// are there already, so the link is tried first.
+    fn link_object(&self, from: &Path, mode: u32, hash: &blake3::Hash, to: &Path) -> Result<()> {
+        if fs::hard_link(self.object_path(mode, hash), to).is_ok() {
+            return Ok(());
+        }
+        link_or_copy(&self.object(from, mode, hash)?, to)
     }
 }
 
@@ -402,18 +415,10 @@ pub(crate) fn store_artifact<'a>(
     let dir = store.artifact_dir(&id);
     let reused = dir.is_dir();
     if !reused {
-        // Copied files become objects first; the tree links to them.
-        let mut objects = BTreeMap::new();
-        for entry in &manifest.entries {
-            if let EntryKind::File { mode, hash, .. } = &entry.kind
-                && let Source::Copy(from) = source(&entry.path)
-            {
-                objects.insert(entry.path.as_str(), store.object(&from, *mode, hash)?);
-            }
-        }
-        materialise_from(&dir, manifest, |path| match objects.get(path) {
-            Some(object) => Source::Link(object.clone()),
-            None => source(path),
+        // Copied files are kept as objects, which the tree links to.
+        materialise_from(&dir, manifest, |path| match source(path) {
+            Source::Copy(from) => Source::Stored(store, from),
+            other => other,
         })?;
         write_atomically(
             &store.root.join("store").join(format!("{id}.manifest")),
@@ -814,6 +819,9 @@ pub(crate) enum Source<'a> {
     /// A file of the workspace or a bundle: copied, then given its mode and
     /// mtime.
     Copy(PathBuf),
+    /// A file of the workspace kept as an object of the store (made from
+    /// it if the store lacks it), which the tree links to.
+    Stored(&'a Store, PathBuf),
     /// Rendered bytes, which may be secret: written to a private file.
     Bytes(&'a [u8]),
 }
@@ -830,10 +838,15 @@ pub(crate) fn materialise_from<'a>(
         fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
     }
     files::create_dirs(&partial)?;
+    // Most files share their directory with others: each is made once.
+    let mut dirs: HashSet<PathBuf> = HashSet::new();
     for entry in &manifest.entries {
         let path = partial.join(&entry.path);
-        if let Some(parent) = path.parent() {
+        if let Some(parent) = path.parent()
+            && !dirs.contains(parent)
+        {
             files::create_dirs(parent)?;
+            dirs.insert(parent.to_path_buf());
         }
         let (mode, hash) = match &entry.kind {
             EntryKind::File { mode, hash, .. } => (*mode, hash),
@@ -845,6 +858,7 @@ pub(crate) fn materialise_from<'a>(
         };
         match source(&entry.path) {
             Source::Link(from) => link_or_copy(&from, &path)?,
+            Source::Stored(store, from) => store.link_object(&from, mode, hash, &path)?,
             Source::Copy(from) => {
                 fs::copy(&from, &path).map_err(Error::io("cannot copy", &from))?;
                 let file = fs::File::options()
