@@ -22,7 +22,6 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write as _};
-use std::ops::Bound;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -138,12 +137,19 @@ impl Manifest {
     /// A file or link whose path is also a directory of other entries: the
     /// first such path and an entry inside it.
     pub fn file_over_directory(&self) -> Option<(&str, &str)> {
-        let paths: BTreeSet<&str> = self.entries.iter().map(|e| e.path.as_str()).collect();
+        let mut paths: Vec<&str> = self.entries.iter().map(|e| e.path.as_str()).collect();
+        paths.sort_unstable();
+        // The first path from `path/` on, found by halving: inside `path`
+        // if it starts so.
+        let mut prefix = String::new();
         paths.iter().find_map(|path| {
-            let prefix = format!("{path}/");
-            let bounds = (Bound::Included(prefix.as_str()), Bound::Unbounded);
-            let inside: &str = paths.range::<str, _>(bounds).next()?;
-            inside.starts_with(&prefix).then_some((*path, inside))
+            prefix.clear();
+            prefix.push_str(path);
+            prefix.push('/');
+            let inside = *paths.get(paths.partition_point(|p| *p < prefix.as_str()))?;
+            inside
+                .starts_with(prefix.as_str())
+                .then_some((*path, inside))
         })
     }
 
