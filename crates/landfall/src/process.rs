@@ -588,8 +588,15 @@ impl Session {
         let mut stderr_done = false;
         let mut ended = [false, false];
         // Output up to the marks is the script's, whatever else happens.
-        while written.is_ok() && !(status.is_some() && stderr_done) && ended != [true, true] {
-            let left = deadline.saturating_sub(started.elapsed());
+        // A shell that took no script may still say why on its way out:
+        // what it says within a moment is kept.
+        let until = if written.is_ok() {
+            deadline
+        } else {
+            deadline.min(std::time::Duration::from_secs(1))
+        };
+        while !(status.is_some() && stderr_done) && ended != [true, true] {
+            let left = until.saturating_sub(started.elapsed());
             match self.output.recv_timeout(left) {
                 Ok((stream, Some(bytes))) => {
                     let buf = match stream {
@@ -608,6 +615,7 @@ impl Session {
                     }
                 }
                 Ok((stream, None)) => ended[stream as usize] = true,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if written.is_err() => break,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     self.end();
                     return Err(self.cmd.error(ProcessErrorKind::Deadline {

@@ -142,16 +142,20 @@ pub(super) struct Streams {
 }
 
 /// Opens a session running `command` (as the remote shell reads it) on the
-/// master at `socket`, with pipes of landfall's for its standard streams.
-/// The master is given up on if it has not opened the session within
-/// `limit`.
-pub(super) fn session(
-    socket: &Path,
-    command: &str,
-    limit: Duration,
-) -> io::Result<(Session, Streams)> {
-    let mut control = hello(socket, limit)?;
-    let request = Packet::default()
+/// master at `socket`, with pipes of landfall's for its standard streams,
+/// and returns at once: the master's answers (its hello, the session
+/// opened, and at last how it ended) are read by a thread of the
+/// session's, so that a host slow to open a session keeps no other waiting.
+/// A master that refuses the session ends it as ssh would, with status
+/// 255, and says why on the session's standard error. An error here means
+/// that no master takes requests at `socket`.
+pub(super) fn session(socket: &Path, command: &str) -> io::Result<(Session, Streams)> {
+    let control = UnixStream::connect(socket)?;
+    // A few bytes to a process on this machine: one that does not take
+    // them at once is not a master at work.
+    control.set_write_timeout(Some(Duration::from_secs(1)))?;
+    let mut request = Packet::default().u32(HELLO).u32(VERSION).framed();
+    let new_session = Packet::default()
         .u32(NEW_SESSION)
         .u32(REQUEST)
         // Reserved.
@@ -165,7 +169,8 @@ pub(super) fn session(
         // The terminal type, for a terminal it has not got.
         .string("")
         .string(command);
-    control.write_all(&request.framed())?;
+    request.extend(new_session.framed());
+    (&control).write_all(&request)?;
     let (session_stdin, stdin) = io::pipe()?;
     let (stdout, session_stdout) = io::pipe()?;
     let (stderr, session_stderr) = io::pipe()?;
@@ -178,39 +183,20 @@ pub(super) fn session(
     ] {
         send_fd(&control, fd)?;
     }
-    drop((session_stdin, session_stdout, session_stderr));
-    let opened = read_packet(&mut control)?;
-    match word(&opened, 0) {
-        Some(SESSION_OPENED) if word(&opened, 1) == Some(REQUEST) => {}
-        Some(PERMISSION_DENIED | FAILURE) => {
-            let reason = string(&opened, 8).unwrap_or_default();
-            return Err(io::Error::other(format!(
-                "the master did not open a session: {reason}"
-            )));
-        }
-        _ => {
-            return Err(unexpected(
-                "the master answered a new session with something else",
-            ));
-        }
-    }
-    // The session may run as long as the run does; its end is read in a
-    // thread of its own.
-    control.set_read_timeout(None)?;
+    // Standard error stays open here until the session ends, for the
+    // master's refusal to be said on it.
+    let mut said = session_stderr;
+    drop((session_stdin, session_stdout));
     let mut reader = control.try_clone()?;
     let (send, ended) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let status = loop {
-            match read_packet(&mut reader) {
-                Ok(packet) if word(&packet, 0) == Some(EXIT_MESSAGE) => {
-                    break word(&packet, 2).map_or(DISCONNECTED, u32::cast_signed);
-                }
-                // A failure to allocate the terminal it did not ask for,
-                // or anything a later master adds.
-                Ok(_) => {}
-                Err(_) => break DISCONNECTED,
+        let status = answers(&mut reader).unwrap_or_else(|why| {
+            if !why.is_empty() {
+                let _ = writeln!(said, "landfall: {why}");
             }
-        };
+            DISCONNECTED
+        });
+        drop(said);
         let _ = send.send(status);
     });
     let session = Session {
@@ -226,6 +212,34 @@ pub(super) fn session(
             stderr,
         },
     ))
+}
+
+/// Reads the master's answers to a new session up to the session's exit
+/// status; or why there is none (nothing to say when the master just went
+/// away, or the session was ended here).
+fn answers(control: &mut UnixStream) -> Result<i32, String> {
+    let next = |control: &mut UnixStream| read_packet(control).map_err(|_| String::new());
+    let hello = next(control)?;
+    if word(&hello, 0) != Some(HELLO) || word(&hello, 1) != Some(VERSION) {
+        return Err("the ssh master does not speak version 4 of its multiplexing protocol".into());
+    }
+    let opened = next(control)?;
+    match word(&opened, 0) {
+        Some(SESSION_OPENED) if word(&opened, 1) == Some(REQUEST) => {}
+        Some(PERMISSION_DENIED | FAILURE) => {
+            let reason = string(&opened, 8).unwrap_or_default();
+            return Err(format!("the ssh master did not open a session: {reason}"));
+        }
+        _ => return Err("the ssh master answered a new session with something else".into()),
+    }
+    loop {
+        let packet = next(control)?;
+        // Anything else (a failure to allocate the terminal it did not ask
+        // for, or what a later master adds) is passed over.
+        if word(&packet, 0) == Some(EXIT_MESSAGE) {
+            return Ok(word(&packet, 2).map_or(DISCONNECTED, u32::cast_signed));
+        }
+    }
 }
 
 fn send_fd(control: &UnixStream, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
@@ -318,50 +332,58 @@ mod tests {
         }
     }
 
-    /// A master that refuses the session says why; one that speaks another
-    /// version of the protocol is not asked.
+    /// A master that refuses the session, or speaks another version of the
+    /// protocol, ends it as ssh would (255), and the reason is on its
+    /// standard error; a socket nobody answers on is an error at once.
     #[test]
-    fn a_session_a_master_refuses_is_an_error_that_says_why() {
+    fn a_session_a_master_refuses_ends_with_255_and_says_why() {
         use std::os::unix::net::UnixListener;
         let dir = tempfile::tempdir().unwrap();
-        for (version, refusal) in [(VERSION, true), (3, false)] {
+        assert!(session(&dir.path().join("gone"), "sh -s").is_err());
+        for (version, said) in [
+            (
+                VERSION,
+                "did not open a session: Session open refused by peer",
+            ),
+            (3, "does not speak version 4"),
+        ] {
             let path = dir.path().join(format!("master{version}"));
             let listener = UnixListener::bind(&path).unwrap();
             let master = std::thread::spawn(move || {
                 let (mut stream, _) = listener.accept().unwrap();
-                read_packet(&mut stream).unwrap();
-                stream
-                    .write_all(&Packet::default().u32(HELLO).u32(version).framed())
-                    .unwrap();
-                if refusal {
-                    let request = read_packet(&mut stream).unwrap();
-                    assert_eq!(word(&request, 0), Some(NEW_SESSION));
-                    assert_eq!(string(&request, 36).as_deref(), Some("sh -s"));
-                    // The three descriptors, a byte each (the descriptors
-                    // themselves are closed unread).
-                    let mut fds = [0u8; 3];
-                    stream.read_exact(&mut fds).unwrap();
-                    let reply = Packet::default()
+                let hello = read_packet(&mut stream).unwrap();
+                assert_eq!(word(&hello, 0), Some(HELLO));
+                let request = read_packet(&mut stream).unwrap();
+                assert_eq!(word(&request, 0), Some(NEW_SESSION));
+                assert_eq!(string(&request, 36).as_deref(), Some("sh -s"));
+                // The three descriptors, a byte each (the descriptors
+                // themselves are closed unread).
+                let mut fds = [0u8; 3];
+                stream.read_exact(&mut fds).unwrap();
+                let mut reply = Packet::default().u32(HELLO).u32(version).framed();
+                reply.extend(
+                    Packet::default()
                         .u32(FAILURE)
                         .u32(REQUEST)
                         .string("Session open refused by peer")
-                        .framed();
-                    stream.write_all(&reply).unwrap();
-                }
-            });
-            let err = session(&path, "sh -s", Duration::from_secs(5))
-                .err()
-                .expect("refused");
-            master.join().unwrap();
-            let message = err.to_string();
-            if refusal {
-                assert!(
-                    message.contains("Session open refused by peer"),
-                    "{message}"
+                        .framed(),
                 );
-            } else {
-                assert!(message.contains("version 4"), "{message}");
-            }
+                stream.write_all(&reply).unwrap();
+            });
+            let (mut shell, mut streams) = session(&path, "sh -s").unwrap();
+            master.join().unwrap();
+            let mut stderr = String::new();
+            streams.stderr.read_to_string(&mut stderr).unwrap();
+            assert!(stderr.contains(said), "{stderr}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let ended = loop {
+                if let Some(ended) = shell.ended() {
+                    break ended;
+                }
+                assert!(std::time::Instant::now() < deadline, "the session ends");
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            assert_eq!(ended.code, Some(DISCONNECTED));
         }
     }
 }

@@ -383,17 +383,11 @@ impl Ssh {
 /// scripts from its standard input.
 const REMOTE_SHELL: [&str; 2] = ["sh", "-s"];
 
-/// How long a master may take to open a session before an ssh client is
-/// started to open it instead.
-const SESSION_OPENS_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// A session of `sh -s` on a host: opened by landfall itself on the host's
 /// master when the master answers (see [`mux`]), otherwise by `cmd`, an ssh
 /// client, which also says why a host cannot be reached.
 fn start_session(cmd: &Cmd, socket: Option<&Path>) -> Result<process::Session, ProcessError> {
-    let opened = socket.and_then(|socket| {
-        mux::session(socket, &REMOTE_SHELL.join(" "), SESSION_OPENS_WITHIN).ok()
-    });
+    let opened = socket.and_then(|socket| mux::session(socket, &REMOTE_SHELL.join(" ")).ok());
     match opened {
         Some((shell, streams)) => Ok(process::Session::over(
             cmd,
