@@ -52,19 +52,8 @@ landfall_probe() {
   shift
   i=0
   for p in "$@"; do
-    # Where `current` leads: found by the shell itself when that is a
-    # release's directory, by readlink otherwise (a link that leads
-    # nowhere still names its release).
-    # `-ef` and `-nt` (below) are POSIX since its 2024 edition, and dash,
-    # busybox and bash have them; a shell without them takes the longer way.
-    c=
-    # shellcheck disable=SC3013
-    if [ -L "$p/current" ]; then
-      c=$(cd -P "$p/current" 2>/dev/null && pwd -P) && c=${c##*/} &&
-        [ "$p/current" -ef "$p/releases/$c" ] 2>/dev/null ||
-        c=$(readlink "$p/current" 2>/dev/null) || c=
-    fi
-    printf 'current\t%s\t%s\n' "$i" "${c##*/}"
+    landfall_current "$p"
+    printf 'current\t%s\t%s\n' "$i" "$c"
     if [ -d "$p/releases" ]; then
       for r in $(landfall_releases "$p/releases"); do
         printf 'release\t%s\t%s\n' "$i" "$r"
@@ -81,7 +70,7 @@ landfall_probe() {
     # it (by a landfall that did not keep it).
     if [ -f "$p/.landfall/log" ]; then
       k="$p/.landfall/confirmed"
-      # shellcheck disable=SC3013
+      # shellcheck disable=SC3013 # See landfall_current.
       if [ -f "$k" ] && [ ! -L "$k" ] && [ ! "$p/.landfall/log" -nt "$k" ] 2>/dev/null &&
         read -r k <"$k" && landfall_hex "$k"; then
         :
@@ -102,6 +91,23 @@ landfall_probe() {
   done
 }
 
+# landfall_current PATH: sets c to the name of the release PATH's
+# `current` leads to, empty if there is none. The shell finds it itself
+# when `current` leads to a release's directory, readlink otherwise (a
+# link that leads nowhere still names its release). `-ef` and `-nt`
+# (used here and by the probe) are POSIX since its 2024 edition, and dash,
+# busybox and bash have them; a shell without them takes the longer way.
+landfall_current() {
+  c=
+  # shellcheck disable=SC3013
+  if [ -L "$1/current" ]; then
+    c=$(cd -P "$1/current" 2>/dev/null && pwd -P) && c=${c##*/} &&
+      [ "$1/current" -ef "$1/releases/$c" ] 2>/dev/null ||
+      c=$(readlink "$1/current" 2>/dev/null) || c=
+  fi
+  c=${c##*/}
+}
+
 # landfall_releases DIR: the names of hex digits in DIR (the releases; an
 # upload in progress ends in `.partial`), newest first, one a line, in the
 # order of `ls -1t`: by time of change, then by name. The shell orders them
@@ -114,7 +120,7 @@ landfall_releases() {
     case $r in '' | *[!0-9a-f]*) continue ;; esac
     placed='' ahead=''
     for s in $sorted; do
-      # shellcheck disable=SC3013 # See landfall_probe.
+      # shellcheck disable=SC3013 # See landfall_current.
       if [ -z "$placed" ] && [ "$d" -nt "$1/$s" ] 2>/dev/null; then
         ahead="$ahead $r"
         placed=1
@@ -206,7 +212,7 @@ landfall_orphans() {
     o=$(head -n 1 "$f")
     case $o in "$project"/*@"$env") ;; *) continue ;; esac
     a=${o#"$project"/}
-    c=$(readlink "$p/current" 2>/dev/null) || c=
+    landfall_current "$p"
     printf 'orphan\t%s\t%s\t%s\t%s\n' "$p" "${a%@*}" "${c##*/}" "$(landfall_service_of "$p/current")"
   done
 }
@@ -361,7 +367,7 @@ landfall_missing() {
 landfall_claim() {
   i=$1 p=$2 id=$3 owner=$4 brk=$5 git=$6 name=$7
   shift 7
-  c=$(readlink "$p/current" 2>/dev/null) || c=
+  landfall_current "$p"
   if [ -n "$id" ] && [ "${c##*/}" = "$id" ] && [ ! -f "$p/.landfall/lock" ]; then
     # Nothing to do here, unless the path is another's.
     if err=$(landfall_foreign "$p" "$name" 2>&1); then
@@ -387,7 +393,7 @@ landfall_claim() {
     printf 'unclaimed\t%s\t%s\n' "$i" "$(printf '%s' "$err" | tr '\n' ' ')"
     return 0
   fi
-  c=$(readlink "$p/current" 2>/dev/null) || c=
+  landfall_current "$p"
   printf 'held\t%s\t%s\n' "$i" "${c##*/}"
   [ -z "$new" ] || printf 'created\t%s\t%s\n' "$i" "$new"
 }
@@ -480,7 +486,7 @@ landfall_prepare() {
   for d in "$@"; do
     mkdir -p "$p/shared/$d" || landfall_fail "cannot create $p/shared/$d"
   done
-  c=$(readlink "$p/current" 2>/dev/null) || c=
+  landfall_current "$p"
   printf 'prepared\t%s\n' "${c##*/}"
 }
 
@@ -812,7 +818,7 @@ landfall_activate() {
   [ -d "$rel" ] || landfall_fail "release $id is not on this host"
   landfall_steps "$p"
   # The service that runs now, if any: the one current recorded.
-  c=$(readlink "$p/current" 2>/dev/null) || c=
+  landfall_current "$p"
   old=
   [ -z "$c" ] || old=$(landfall_service_of "$p/releases/${c##*/}")
   landfall_recorded "$rel" || printf 'unrecorded\t%s\n' "$id"
@@ -864,7 +870,7 @@ landfall_once() {
   [ -d "$rel" ] || landfall_fail "release $2 is not on this host"
   landfall_steps "$1"
   landfall_recorded "$rel" || landfall_fail "release $2 recorded no activation"
-  c=$(readlink "$1/current" 2>/dev/null) || c=
+  landfall_current "$1"
   export LANDFALL_PATH="$1" LANDFALL_RELEASE="$2" LANDFALL_PREVIOUS="${c##*/}"
   [ -n "$hook_once" ] || return 0
   if ! landfall_hook once "$rel" "$hook_once" "$hook_timeout"; then
@@ -879,7 +885,7 @@ landfall_once() {
 # reporting the check that failed, if it is not.
 landfall_check() {
   rel="$1/releases/$2"
-  c=$(readlink "$1/current" 2>/dev/null) || c=
+  landfall_current "$1"
   [ "${c##*/}" = "$2" ] || landfall_fail "current is ${c##*/}, not $2"
   landfall_recorded "$rel" || return 0
   export LANDFALL_PATH="$1" LANDFALL_RELEASE="$2"
@@ -1412,8 +1418,7 @@ landfall_exec() {
 # most recently activated ones, never the current one nor PREVIOUS.
 landfall_cleanup() {
   p=$1 keep=$2 prev=$3
-  c=$(readlink "$p/current" 2>/dev/null) || c=
-  c=${c##*/}
+  landfall_current "$p"
   n=0
   landfall_releases "$p/releases" | while IFS= read -r r; do
     n=$((n + 1))

@@ -90,24 +90,14 @@ fn string(body: &[u8], at: usize) -> Option<String> {
     Some(String::from_utf8_lossy(bytes).into_owned())
 }
 
-fn unexpected(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+/// The hello of the version landfall speaks, which each side sends first.
+fn hello() -> Vec<u8> {
+    Packet::default().u32(HELLO).u32(VERSION).framed()
 }
 
-/// Connects to the master at `socket` and exchanges hellos, each read and
-/// write given up after `limit`.
-fn hello(socket: &Path, limit: Duration) -> io::Result<UnixStream> {
-    let mut stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(limit))?;
-    stream.set_write_timeout(Some(limit))?;
-    stream.write_all(&Packet::default().u32(HELLO).u32(VERSION).framed())?;
-    let hello = read_packet(&mut stream)?;
-    if word(&hello, 0) != Some(HELLO) || word(&hello, 1) != Some(VERSION) {
-        return Err(unexpected(
-            "the socket does not speak version 4 of ssh's multiplexing",
-        ));
-    }
-    Ok(stream)
+/// Whether `packet` is a master's hello in the version landfall speaks.
+fn is_hello(packet: &[u8]) -> bool {
+    word(packet, 0) == Some(HELLO) && word(packet, 1) == Some(VERSION)
 }
 
 /// Whether a master connection answers at `socket`, as `ssh -O check`
@@ -116,10 +106,17 @@ fn hello(socket: &Path, limit: Duration) -> io::Result<UnixStream> {
 /// not alive.
 pub(super) fn alive(socket: &Path) -> bool {
     let answer = || -> io::Result<bool> {
-        let mut stream = hello(socket, Duration::from_secs(1))?;
-        stream.write_all(&Packet::default().u32(ALIVE_CHECK).u32(REQUEST).framed())?;
+        let mut stream = UnixStream::connect(socket)?;
+        let limit = Some(Duration::from_secs(1));
+        stream.set_read_timeout(limit)?;
+        stream.set_write_timeout(limit)?;
+        let mut request = hello();
+        request.extend(Packet::default().u32(ALIVE_CHECK).u32(REQUEST).framed());
+        stream.write_all(&request)?;
+        let hello = read_packet(&mut stream)?;
         let alive = read_packet(&mut stream)?;
-        Ok(word(&alive, 0) == Some(ALIVE)
+        Ok(is_hello(&hello)
+            && word(&alive, 0) == Some(ALIVE)
             && word(&alive, 1) == Some(REQUEST)
             && word(&alive, 2).is_some_and(|pid| pid > 0))
     };
@@ -154,7 +151,7 @@ pub(super) fn session(socket: &Path, command: &str) -> io::Result<(Session, Stre
     // A few bytes to a process on this machine: one that does not take
     // them at once is not a master at work.
     control.set_write_timeout(Some(Duration::from_secs(1)))?;
-    let mut request = Packet::default().u32(HELLO).u32(VERSION).framed();
+    let mut request = hello();
     let new_session = Packet::default()
         .u32(NEW_SESSION)
         .u32(REQUEST)
@@ -219,8 +216,7 @@ pub(super) fn session(socket: &Path, command: &str) -> io::Result<(Session, Stre
 /// away, or the session was ended here).
 fn answers(control: &mut UnixStream) -> Result<i32, String> {
     let next = |control: &mut UnixStream| read_packet(control).map_err(|_| String::new());
-    let hello = next(control)?;
-    if word(&hello, 0) != Some(HELLO) || word(&hello, 1) != Some(VERSION) {
+    if !is_hello(&next(control)?) {
         return Err("the ssh master does not speak version 4 of its multiplexing protocol".into());
     }
     let opened = next(control)?;
@@ -320,9 +316,7 @@ mod tests {
                         .collect()
                 };
                 assert_eq!(words(&mut stream, 3), [8, 1, 4]);
-                stream
-                    .write_all(&Packet::default().u32(HELLO).u32(VERSION).framed())
-                    .unwrap();
+                stream.write_all(&hello()).unwrap();
                 assert_eq!(words(&mut stream, 3), [8, 0x1000_0004, 1]);
                 let reply = Packet::default().u32(ALIVE).u32(id).u32(4242).framed();
                 stream.write_all(&reply).unwrap();
