@@ -167,10 +167,8 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
     // A build records HEAD, read while cargo describes the workspace.
     let head = args.from.is_none().then(|| {
         let manifest_dir = ctx.global.manifest_path.as_deref().and_then(Path::parent);
-        match manifest_dir.filter(|dir| !dir.as_os_str().is_empty()) {
-            Some(dir) => landfall::git::HeadAhead::start(dir),
-            None => landfall::git::HeadAhead::start(Path::new(".")),
-        }
+        let dir = manifest_dir.filter(|dir| !dir.as_os_str().is_empty());
+        landfall::git::HeadAhead::start(dir.unwrap_or(Path::new(".")))
     });
     let result = (|| {
         let (project, env) = ctx.load(env_name)?;

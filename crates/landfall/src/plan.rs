@@ -31,9 +31,6 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Keeps only the targets of the artifacts `names` (`--artifact`), and
-    /// the binaries they need; none are kept out when `names` is empty.
-    /// Each name must be an artifact that goes to a selected host.
     /// The hosts of `env` that something of the plan goes to, in the
     /// environment's order.
     pub fn hosts<'e>(&self, env: &'e Environment) -> Vec<&'e Host> {
@@ -43,6 +40,9 @@ impl Plan {
             .collect()
     }
 
+    /// Keeps only the targets of the artifacts `names` (`--artifact`), and
+    /// the binaries they need; none are kept out when `names` is empty.
+    /// Each name must be an artifact that goes to a selected host.
     pub fn retain_artifacts(&mut self, project: &Project, names: &[String]) -> Result<()> {
         if names.is_empty() {
             return Ok(());
