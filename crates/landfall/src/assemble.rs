@@ -167,12 +167,14 @@ impl Manifest {
     }
 }
 
-/// The mtime a file with this content gets: seconds within 2^30 of
-/// 2001-09-09 and nanoseconds, both taken from the hash.
+/// The mtime a file with this content gets: seconds within 2^28 of
+/// 2001-09-09 and nanoseconds, both taken from the hash. So it is always
+/// before 2010-03: a file of a release that is newer than the release was
+/// changed after it was made (see `landfall_derive`).
 pub fn content_mtime(hash: &blake3::Hash) -> SystemTime {
     let bytes = hash.as_bytes();
     let secs = 1_000_000_000
-        + u64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) >> 2);
+        + u64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) >> 4);
     let nanos = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) % 1_000_000_000;
     UNIX_EPOCH + Duration::new(secs, nanos)
 }
@@ -182,6 +184,10 @@ fn shared_link(dir: &str) -> String {
     let depth = dir.split('/').count() + 1;
     format!("{}shared/{dir}", "../".repeat(depth))
 }
+
+/// The layout of the store and the stage. 2: every file's mtime is before
+/// 2010-03 (see [`content_mtime`]); layout 1 spread them to 2035.
+const STORE_LAYOUT: &str = "2";
 
 /// Paths of landfall's local state under `target/landfall/`.
 #[derive(Debug, Clone)]
@@ -196,7 +202,29 @@ impl Store {
     pub fn open(project: &Project) -> Result<Store> {
         let root = project.workspace.landfall_dir();
         files::private_dir(&root)?;
-        Ok(Store { root })
+        let store = Store { root };
+        store.upgrade()?;
+        Ok(store)
+    }
+
+    /// Empties a store of an earlier layout (see [`STORE_LAYOUT`]): all it
+    /// holds is made again from the workspace.
+    fn upgrade(&self) -> Result<()> {
+        let layout = self.root.join("layout");
+        if fs::read_to_string(&layout).is_ok_and(|l| l.trim() == STORE_LAYOUT) {
+            return Ok(());
+        }
+        for name in ["store", "stage"] {
+            let dir = self.root.join(name);
+            if !dir.exists() {
+                continue;
+            }
+            // Out of the way at once, so that no run finds it half gone.
+            let old = self.root.join(format!("{name}.old.{}", std::process::id()));
+            fs::rename(&dir, &old).map_err(Error::io("cannot rename", &dir))?;
+            fs::remove_dir_all(&old).map_err(Error::io("cannot remove", &old))?;
+        }
+        write_atomically(&layout, format!("{STORE_LAYOUT}\n").as_bytes())
     }
 
     pub fn artifact_dir(&self, id: &str) -> PathBuf {
@@ -205,6 +233,16 @@ impl Store {
 
     pub fn stage_dir(&self, release: &str) -> PathBuf {
         self.root.join("stage").join(release)
+    }
+
+    /// The manifest of a release staged here, kept after its stage goes.
+    pub fn release_manifest(&self, release: &str) -> PathBuf {
+        self.root.join("stage").join(format!("{release}.manifest"))
+    }
+
+    /// Where the files a release adds to another are gathered for a push.
+    fn delta_dir(&self, release: &str, from: &str) -> PathBuf {
+        self.root.join("delta").join(format!("{release}-{from}"))
     }
 
     pub fn hash_cache(&self) -> PathBuf {
@@ -638,6 +676,9 @@ pub struct Release {
     /// what is added on top.
     #[serde(skip)]
     pub git: Option<GitRelease>,
+    /// The store it was staged in.
+    #[serde(skip)]
+    pub store: Store,
 }
 
 /// How a git release is made on the host.
@@ -800,6 +841,11 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
         materialise_from(&dir, &Manifest::new(own), |path| {
             Source::Bytes(contents[path])
         })?;
+        // Kept beside the stage, which goes once a release with secrets is
+        // pushed: a later push sends only what differs from it.
+        let kept = store.release_manifest(&id);
+        let _ = fs::remove_file(&kept);
+        link_or_copy(&dir.join(MANIFEST_FILE), &kept)?;
     }
     let secret = target.release_files().any(|f| f.secret);
     if secret {
@@ -815,7 +861,148 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
         manifest,
         secret,
         git,
+        store: store.clone(),
     })
+}
+
+/// What a release adds to another release of its artifact that a host
+/// holds: a push that starts from a copy of that release (as hard links,
+/// `landfall_derive`) sends only this.
+#[derive(Debug)]
+pub struct Delta {
+    /// The release on the host the upload starts as a copy of.
+    pub from: String,
+    /// The files new or changed since `from`, and the release's manifest,
+    /// at their paths: what is sent.
+    pub dir: PathBuf,
+    /// Every path of `dir`, then every path of `from` the release lacks
+    /// (files, links and directories): a path missing from `dir` is
+    /// removed.
+    pub paths: Vec<String>,
+    /// `paths`, each ended by a NUL, as rsync's `--files-from --from0`
+    /// reads them.
+    pub list: PathBuf,
+}
+
+impl Delta {
+    /// What `release` adds to `from`, gathered under the store, or `None`
+    /// when that cannot be said: `from`'s manifest is not kept here, or a
+    /// path is a directory in one and a file or link in the other.
+    pub fn between(release: &Release, from: &str) -> Result<Option<Delta>> {
+        if release.git.is_some() || from == release.id {
+            return Ok(None);
+        }
+        let Ok(text) = fs::read_to_string(release.store.release_manifest(from)) else {
+            return Ok(None);
+        };
+        let Some(old) = Manifest::parse(&text) else {
+            return Ok(None);
+        };
+        let new = &release.manifest;
+        let old_dirs = directories(&old);
+        let new_dirs = directories(new);
+        let conflict = new
+            .entries
+            .iter()
+            .any(|e| old_dirs.contains(e.path.as_str()))
+            || old
+                .entries
+                .iter()
+                .any(|e| new_dirs.contains(e.path.as_str()));
+        if conflict {
+            return Ok(None);
+        }
+        let before: BTreeMap<&str, &EntryKind> = old
+            .entries
+            .iter()
+            .map(|e| (e.path.as_str(), &e.kind))
+            .collect();
+        let mut changed: Vec<Entry> = new
+            .entries
+            .iter()
+            .filter(|e| before.get(e.path.as_str()) != Some(&&e.kind))
+            .cloned()
+            .collect();
+        let canonical = new.canonical();
+        changed.push(Entry {
+            path: MANIFEST_FILE.to_string(),
+            kind: EntryKind::File {
+                mode: 0o644,
+                size: canonical.len() as u64,
+                hash: blake3::hash(canonical.as_bytes()),
+            },
+        });
+        let changed = Manifest::new(changed);
+        let kept: HashSet<&str> = new.entries.iter().map(|e| e.path.as_str()).collect();
+        let mut paths: Vec<String> = changed.entries.iter().map(|e| e.path.clone()).collect();
+        paths.extend(
+            old.entries
+                .iter()
+                .map(|e| e.path.as_str())
+                .filter(|p| !kept.contains(p))
+                .chain(old_dirs.difference(&new_dirs).copied())
+                .map(str::to_string),
+        );
+        let dir = release.store.delta_dir(&release.id, from);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(Error::io("cannot remove", &dir))?;
+        }
+        if release.secret {
+            crate::interrupt::staged_secrets(&dir);
+        }
+        materialise_from(&dir, &changed, |path| {
+            if path == MANIFEST_FILE {
+                Source::Link(release.stage.join(MANIFEST_FILE))
+            } else {
+                Source::Link(release.local_path(path))
+            }
+        })?;
+        let list = dir.with_extension("list");
+        let nul_ended: String = paths.iter().flat_map(|p| [p.as_str(), "\0"]).collect();
+        write_atomically(&list, nul_ended.as_bytes())?;
+        Ok(Some(Delta {
+            from: from.to_string(),
+            dir,
+            paths,
+            list,
+        }))
+    }
+
+    /// Removes what was gathered.
+    pub fn remove(&self) {
+        crate::interrupt::remove_staged(&self.dir);
+        let _ = fs::remove_file(&self.list);
+    }
+}
+
+/// How many entries the directory of release `from` has at its top on a
+/// host, as the manifest this machine keeps of it says (its files and
+/// directories, then its manifest and its provenance); `None` if none is
+/// kept.
+pub fn release_top(store: &Store, from: &str) -> Option<usize> {
+    let text = fs::read_to_string(store.release_manifest(from)).ok()?;
+    let manifest = Manifest::parse(&text)?;
+    let top: HashSet<&str> = manifest
+        .entries
+        .iter()
+        .map(|e| e.path.split('/').next().unwrap_or_default())
+        .collect();
+    Some(top.len() + [MANIFEST_FILE, PROVENANCE_FILE].len())
+}
+
+/// Every directory the entries of `manifest` are in.
+fn directories(manifest: &Manifest) -> BTreeSet<&str> {
+    let mut dirs = BTreeSet::new();
+    for entry in &manifest.entries {
+        let mut path = entry.path.as_str();
+        while let Some((dir, _)) = path.rsplit_once('/') {
+            if !dirs.insert(dir) {
+                break;
+            }
+            path = dir;
+        }
+    }
+    dirs
 }
 
 /// Where [`materialise_from`] gets a file's bytes.

@@ -117,6 +117,9 @@ pub(crate) enum Step {
     /// Unless `release` is current and unlocked, takes the lock of the
     /// path numbered `index` for artifact `name` (project/artifact) and
     /// makes the directories a release needs; with no `release`, always.
+    /// With `derive`, and that release current once the lock is held, the
+    /// upload of `release` is made a copy of it (`landfall_derive`), so that
+    /// the push sends only what differs.
     Claim {
         index: usize,
         path: String,
@@ -125,6 +128,7 @@ pub(crate) enum Step {
         break_lock: bool,
         git: bool,
         name: String,
+        derive: Option<Derive>,
         shared: Vec<String>,
     },
     /// Takes the lock, or exits [`Exit::Locked`] or [`Exit::NotOwner`].
@@ -274,6 +278,14 @@ pub(crate) enum Step {
     },
 }
 
+/// The release a claim makes an upload a copy of, if it is current (see
+/// [`Step::Claim`]), and how many entries its directory has at its top.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Derive {
+    pub(crate) from: String,
+    pub(crate) top: usize,
+}
+
 /// The words of a [`Step`] for sh: the function and its arguments (no
 /// function: the arguments are a command of their own), and the standard
 /// input it reads from a here-document.
@@ -373,6 +385,7 @@ fn call(step: &Step) -> Call {
             break_lock,
             git,
             name,
+            derive,
             shared,
         } => plain(
             "landfall_claim",
@@ -384,6 +397,11 @@ fn call(step: &Step) -> Call {
                 bool_arg(*break_lock),
                 bool_arg(*git),
                 name.clone(),
+                derive.as_ref().map(|d| d.from.clone()).unwrap_or_default(),
+                derive
+                    .as_ref()
+                    .map(|d| d.top.to_string())
+                    .unwrap_or_default(),
             ]
             .into_iter()
             .chain(shared.iter().cloned())
@@ -832,6 +850,10 @@ mod tests {
                 break_lock: true,
                 git: false,
                 name: s("p/a"),
+                derive: Some(Derive {
+                    from: s("q"),
+                    top: 4,
+                }),
                 shared: vec![s("log")],
             },
             Step::Lock {

@@ -354,19 +354,22 @@ landfall_missing() {
   printf '%s' "$top"
 }
 
-# landfall_claim INDEX PATH RELEASE OWNER BREAK GIT NAME SHARED...: unless
-# RELEASE is current and unlocked (an empty RELEASE never is), takes the
-# deploy lock of PATH (for artifact NAME) and prepares the directories a
-# release needs (the bare repository too with GIT=1). Reports, for the
+# landfall_claim INDEX PATH RELEASE OWNER BREAK GIT NAME FROM TOP SHARED...:
+# unless RELEASE is current and unlocked (an empty RELEASE never is), takes
+# the deploy lock of PATH (for artifact NAME) and prepares the directories
+# a release needs (the bare repository too with GIT=1). Reports, for the
 # path numbered INDEX, `held` with the current release as read under the
 # lock (and `created` with the outermost directory it made, for a path
 # that did not exist: what to remove if the run goes no further), `busy`
 # with the holder of the lock, or `unclaimed` with the reason the path
 # could not be locked or its directories made (no lock, and nothing it
-# made, is then left). It never exits: the other paths of the host go on.
+# made, is then left). With the lock held, FROM current and RELEASE not
+# on the host, the upload of RELEASE is made a copy of FROM, which has TOP
+# entries at its top (landfall_derive). It never exits: the other paths of
+# the host go on.
 landfall_claim() {
-  i=$1 p=$2 id=$3 owner=$4 brk=$5 git=$6 name=$7
-  shift 7
+  i=$1 p=$2 id=$3 owner=$4 brk=$5 git=$6 name=$7 from=$8 top=$9
+  shift 9
   landfall_current "$p"
   if [ -n "$id" ] && [ "${c##*/}" = "$id" ] && [ ! -f "$p/.landfall/lock" ]; then
     # Nothing to do here, unless the path is another's.
@@ -396,6 +399,9 @@ landfall_claim() {
   landfall_current "$p"
   printf 'held\t%s\t%s\n' "$i" "${c##*/}"
   [ -z "$new" ] || printf 'created\t%s\t%s\n' "$i" "$new"
+  if [ -n "$from" ] && [ -n "$id" ] && [ "${c##*/}" = "$from" ] && [ ! -d "$p/releases/$id" ]; then
+    landfall_derive "$i" "$p" "$id" "$from" "$top"
+  fi
 }
 
 # landfall_forget PATH DIR TOKEN: undoes a claim of PATH that made DIR (see
@@ -619,6 +625,50 @@ EOF
   printf 'pulled\t%s\t%s\n' "$files" "$bytes"
 }
 
+# landfall_derive I PATH RELEASE FROM TOP: makes the upload of RELEASE a
+# copy of the release FROM, every file a hard link (`cp -al`), for a push
+# that then sends only what differs. FROM must be a complete release that
+# nothing changed since it was made: TOP entries at its top, as its manifest
+# says (with .landfall-manifest and .landfall-release), and nothing below
+# newer than its .landfall-release, written last (a file's mtime comes from
+# its content, and is before 2010; an edit, or a file added or removed,
+# makes something newer; the release's own directory is touched when it is
+# activated, and is not compared). Reports
+# `derived I`, or `underived I` and why: then there is no upload, and the
+# push sends everything. A file of the copy is never written in place: what
+# changed is replaced, so FROM stays as it is.
+landfall_derive() {
+  old="$2/releases/$4" part="$2/releases/$3.partial"
+  rm -rf "$part" || landfall_fail "cannot remove $part"
+  if [ -L "$old" ] || [ ! -d "$old" ] || [ ! -f "$old/.landfall-release" ] || [ -L "$old/.landfall-release" ]; then
+    printf 'underived\t%s\t%s is no complete release\n' "$1" "$4"
+    return 0
+  fi
+  n=0
+  for f in "$old"/* "$old"/.[!.]* "$old"/..?*; do
+    if [ -e "$f" ] || [ -L "$f" ]; then n=$((n + 1)); fi
+  done
+  if [ "$n" != "$5" ]; then
+    printf 'underived\t%s\t%s has %s entries at its top, not %s\n' "$1" "$4" "$n" "$5"
+    return 0
+  fi
+  if ! newer=$(find "$old" -mindepth 1 -newer "$old/.landfall-release" 2>/dev/null); then
+    printf 'underived\t%s\t%s cannot be read\n' "$1" "$4"
+    return 0
+  fi
+  if [ -n "$newer" ]; then
+    newer=$(printf '%s\n' "$newer" | head -n 1)
+    printf 'underived\t%s\t%s changed after the release was made\n' "$1" "${newer#"$2/releases/"}"
+    return 0
+  fi
+  if ! cp -al "$old" "$part" 2>/dev/null || ! rm -f "$part/.landfall-release"; then
+    rm -rf "$part"
+    printf 'underived\t%s\tcannot copy %s as links\n' "$1" "$4"
+    return 0
+  fi
+  printf 'derived\t%s\n' "$1"
+}
+
 # landfall_link DIR NAME TARGET: a symlink of a release, replacing whatever
 # is at NAME.
 landfall_link() {
@@ -666,8 +716,12 @@ landfall_finalize() {
   if [ -d "$1/releases/$2" ]; then
     rm -rf "$1/releases/$2.partial"
   else
+    # Written again once the release has its name, which may have touched
+    # its directory: nothing in the release is then newer than this file
+    # (see landfall_derive).
     printf '%s\n' "$3" >"$1/releases/$2.partial/.landfall-release" &&
-      mv "$1/releases/$2.partial" "$1/releases/$2" || landfall_fail "cannot rename $1/releases/$2.partial"
+      mv "$1/releases/$2.partial" "$1/releases/$2" &&
+      printf '%s\n' "$3" >"$1/releases/$2/.landfall-release" || landfall_fail "cannot rename $1/releases/$2.partial"
   fi
 }
 

@@ -171,6 +171,7 @@ mod tests {
             manifest: Manifest::default(),
             secret: false,
             git: None,
+            store: crate::assemble::Store { root: "/".into() },
         }
     }
 

@@ -343,6 +343,12 @@ pub struct Lookahead {
 }
 
 impl Lookahead {
+    /// The release current on the host of `w`'s target, as read ahead.
+    fn current<'s>(&'s self, w: &Work<'_>) -> Option<&'s str> {
+        let key = (w.target.host.clone(), w.path.clone());
+        self.states.get(&key)?.as_ref().ok()?.current.as_deref()
+    }
+
     /// The state of every target of `work`, if the hosts hold each one's
     /// release already, unlocked: then the deploy has nothing to do, and
     /// needs no lock. `None` if anything is to be done, or was not read.
@@ -458,11 +464,11 @@ impl Transport for Watched<'_> {
         &self,
         target: &Target,
         release: &Release,
-        link_dest: Option<&str>,
+        basis: crate::transport::Basis<'_>,
         progress: crate::transport::Progress<'_>,
     ) -> crate::error::Result<crate::transport::PushStats> {
         self.track(&target.host, || {
-            self.inner.push(target, release, link_dest, progress)
+            self.inner.push(target, release, basis, progress)
         })
     }
 
@@ -518,6 +524,9 @@ struct Work<'a> {
     created: Option<String>,
     /// Uploaded in full but not yet renamed: the activation renames it.
     unfinished: bool,
+    /// The claim made the upload a copy of `current` (see `landfall_derive`):
+    /// the push sends only what differs from it.
+    derived: bool,
     status: Option<Status>,
     message: Option<String>,
     /// The batch of the rollout it was activated in.

@@ -9,11 +9,12 @@ use super::{
 };
 use std::time::Instant;
 
-use crate::assemble::{EntryKind, MANIFEST_FILE, Provenance};
+use crate::assemble::{Delta, EntryKind, MANIFEST_FILE, Provenance};
 use crate::event::{Event, Phase};
 use crate::ops::build::TargetRelease;
 use crate::plan::Target;
-use crate::steps::{self, Activation, Claim, Exit, Revert, Script, Step};
+use crate::steps::{self, Activation, Claim, Derive, Exit, Revert, Script, Step};
+use crate::transport::Basis;
 
 /// Deploys each target's release (in plan order).
 pub fn deploy(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOptions) -> Summary {
@@ -41,6 +42,7 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
             lock: Lock::Free,
             created: None,
             unfinished: false,
+            derived: false,
             status: None,
             message: None,
             batch: None,
@@ -60,6 +62,7 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
                 break_lock: options.break_lock,
                 git: w.release.git.is_some(),
                 name: run.artifact_name(w.target),
+                derive: derive_from(w, options),
                 shared: shared_dirs(run, w.target).map(str::to_string).collect(),
             })
             .collect::<Vec<_>>()
@@ -97,11 +100,16 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
                     unchanged,
                 });
                 match state.claim.take() {
-                    Some(Claim::Held { current, created }) => {
+                    Some(Claim::Held {
+                        current,
+                        created,
+                        derived,
+                    }) => {
                         // Read again under the lock, which now holds it
                         // still.
                         w.lock = Lock::Held;
                         w.created = created;
+                        w.derived = derived;
                         state.current = current;
                         state.lock = None;
                     }
@@ -283,6 +291,25 @@ fn probe_claiming(
     }
 }
 
+/// The release whose copy the claim makes the upload of `w`'s release, if
+/// it is current then: the one read ahead as current, when a push copies
+/// files over ssh or here (not git's, nor a store's) and this machine keeps
+/// its manifest, to send only what differs. `--force` sends everything.
+fn derive_from(w: &Work<'_>, options: &DeployOptions) -> Option<Derive> {
+    if options.force || options.store.is_some() || w.release.git.is_some() {
+        return None;
+    }
+    let from = options.lookahead.as_ref()?.current(w)?;
+    if from == w.release.id {
+        return None;
+    }
+    let top = crate::assemble::release_top(&w.release.store, from)?;
+    Some(Derive {
+        from: from.to_string(),
+        top,
+    })
+}
+
 /// A pause of 100 to 500 ms times `attempt`, different for every run.
 fn backoff(attempt: u32) -> std::time::Duration {
     let now = std::time::SystemTime::now()
@@ -428,9 +455,28 @@ fn push_one(
                     });
                 }
             };
-            run.transport
-                .push(w.target, w.release, current.as_deref(), &progress)
-                .map_err(|err| format!("{err:#}"))
+            // A copy of `current` made by the claim needs only what the
+            // release adds to it; if that cannot be gathered here, the
+            // copy is brought to the release like any upload.
+            let delta = match current.as_deref() {
+                Some(from) if w.derived && w.lock == Lock::Held => {
+                    Delta::between(w.release, from).ok().flatten()
+                }
+                _ => None,
+            };
+            let basis = match (&delta, current.as_deref()) {
+                (Some(delta), _) => Basis::Derived(delta),
+                (None, Some(current)) => Basis::Release(current),
+                (None, None) => Basis::Nothing,
+            };
+            let pushed = run
+                .transport
+                .push(w.target, w.release, basis, &progress)
+                .map_err(|err| format!("{err:#}"));
+            if let Some(delta) = delta {
+                delta.remove();
+            }
+            pushed
         }
     };
     let mut stats = match pushed {

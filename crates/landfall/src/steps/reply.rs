@@ -109,6 +109,12 @@ pub(crate) enum Report {
         files: usize,
         bytes: u64,
     },
+    /// `landfall_derive`: the upload is a copy of the current release, or
+    /// (`Some`) why not.
+    Derived {
+        index: usize,
+        refused: Option<String>,
+    },
     Hook {
         name: String,
     },
@@ -274,6 +280,14 @@ impl Report {
                 files: fields.get(1)?.parse().ok()?,
                 bytes: fields.get(2)?.parse().ok()?,
             },
+            "derived" => Report::Derived {
+                index: index()?,
+                refused: None,
+            },
+            "underived" => Report::Derived {
+                index: index()?,
+                refused: Some(rest(2).to_string()),
+            },
             "hook" => Report::Hook {
                 name: rest(1).to_string(),
             },
@@ -396,6 +410,8 @@ pub enum Claim {
     Held {
         current: Option<String>,
         created: Option<String>,
+        /// The upload is a copy of `current` (see `landfall_derive`).
+        derived: bool,
     },
     /// Another deploy holds the lock: its lock line.
     Busy(String),
@@ -501,6 +517,7 @@ impl Reply {
                 | Report::Busy { index, .. }
                 | Report::Unclaimed { index, .. }
                 | Report::Created { index, .. }
+                | Report::Derived { index, .. }
                 | Report::Service { index, .. } => *index,
                 _ => continue,
             };
@@ -524,11 +541,17 @@ impl Reply {
                     state.claim = Some(Claim::Held {
                         current,
                         created: None,
+                        derived: false,
                     });
                 }
                 Report::Created { dir, .. } => {
                     if let Some(Claim::Held { created, .. }) = &mut state.claim {
                         *created = Some(dir);
+                    }
+                }
+                Report::Derived { refused, .. } => {
+                    if let Some(Claim::Held { derived, .. }) = &mut state.claim {
+                        *derived = refused.is_none();
                     }
                 }
                 Report::Busy { holder, .. } => state.claim = Some(Claim::Busy(holder)),
@@ -727,14 +750,25 @@ mod tests {
             0,
             "current\t0\tabc\ncurrent\t1\t\ncurrent\t2\t\nheld\t0\tabc\nheld\t1\t\n\
              busy\t2\t{\"user\":\"ann\"}\nunclaimed\t3\tcannot create /srv/x \n\
-             held\t4\t\ncreated\t4\t/srv\n",
+             held\t4\t\ncreated\t4\t/srv\nheld\t5\tabc\nderived\t5\n\
+             held\t6\tabc\nunderived\t6\tabc/x changed after the release was made\n",
         )
-        .states(5);
+        .states(7);
         let held = |current: Option<&str>| Claim::Held {
             current: current.map(str::to_string),
             created: None,
+            derived: false,
         };
         assert_eq!(states[0].claim, Some(held(Some("abc"))));
+        assert_eq!(
+            states[5].claim,
+            Some(Claim::Held {
+                current: Some("abc".into()),
+                created: None,
+                derived: true,
+            })
+        );
+        assert_eq!(states[6].claim, Some(held(Some("abc"))));
         assert_eq!(states[1].claim, Some(held(None)));
         assert_eq!(
             states[2].claim,
@@ -748,7 +782,8 @@ mod tests {
             states[4].claim,
             Some(Claim::Held {
                 current: None,
-                created: Some("/srv".into())
+                created: Some("/srv".into()),
+                derived: false,
             })
         );
     }

@@ -5,8 +5,8 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{PushStats, RoundTrips, Transport};
-use crate::assemble::{EntryKind, MANIFEST_FILE, Release, content_mtime, finish_file};
+use super::{Basis, PushStats, RoundTrips, Transport};
+use crate::assemble::{Delta, EntryKind, MANIFEST_FILE, Release, content_mtime, finish_file};
 use crate::error::{Error, Result};
 use crate::plan::Target;
 use crate::process::{self, Cmd, ProcessError};
@@ -104,7 +104,7 @@ impl Transport for Local {
         &self,
         target: &Target,
         release: &Release,
-        link_dest: Option<&str>,
+        basis: Basis<'_>,
         progress: super::Progress<'_>,
     ) -> Result<PushStats> {
         self.trips.count(&target.host);
@@ -121,6 +121,11 @@ impl Transport for Local {
         let partial = base
             .join("releases")
             .join(format!("{}.partial", release.id));
+        let link_dest = match basis {
+            Basis::Derived(delta) => return apply(delta, &partial, progress),
+            Basis::Release(id) => Some(id),
+            Basis::Nothing => None,
+        };
         if partial.exists() {
             fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
         }
@@ -175,4 +180,49 @@ impl Transport for Local {
     fn round_trips(&self) -> BTreeMap<String, usize> {
         self.trips.get()
     }
+}
+
+/// Brings `partial`, a copy of `delta.from` made by `Step::Derive`, to the
+/// release: each path of the delta is replaced by its file or link, or
+/// removed where the delta has none. A file is replaced, never written in
+/// place, since it is a hard link to `delta.from`'s.
+fn apply(delta: &Delta, partial: &Path, progress: super::Progress<'_>) -> Result<PushStats> {
+    let mut stats = PushStats::default();
+    for path in &delta.paths {
+        let source = delta.dir.join(path);
+        let dest = partial.join(path);
+        match fs::symlink_metadata(&dest) {
+            Ok(meta) if meta.is_dir() => {
+                fs::remove_dir_all(&dest).map_err(Error::io("cannot remove", &dest))?;
+            }
+            Ok(_) => fs::remove_file(&dest).map_err(Error::io("cannot remove", &dest))?,
+            Err(_) => {}
+        }
+        let Ok(meta) = fs::symlink_metadata(&source) else {
+            continue;
+        };
+        if let Some(parent) = dest.parent() {
+            crate::files::create_dirs(parent)?;
+        }
+        if meta.is_symlink() {
+            let target = fs::read_link(&source).map_err(Error::io("cannot read", &source))?;
+            std::os::unix::fs::symlink(target, &dest)
+                .map_err(Error::io("cannot create symlink", &dest))?;
+            continue;
+        }
+        fs::copy(&source, &dest).map_err(Error::io("cannot copy", &source))?;
+        let file = fs::File::options()
+            .write(true)
+            .open(&dest)
+            .map_err(Error::io("cannot open", &dest))?;
+        let mtime = meta.modified().map_err(Error::io("cannot read", &source))?;
+        file.set_modified(mtime)
+            .map_err(Error::io("cannot set the time of", &dest))?;
+        if path != MANIFEST_FILE {
+            stats.files += 1;
+            stats.bytes += meta.len();
+            progress(stats.bytes);
+        }
+    }
+    Ok(stats)
 }

@@ -16,13 +16,27 @@ pub use crate::steps::{Reply, Script};
 
 /// Told the bytes a push has written so far.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// What a push of a release starts from on the host.
+#[derive(Debug, Clone, Copy)]
+pub enum Basis<'a> {
+    /// Nothing: every file is sent.
+    Nothing,
+    /// A release of the host, by id: files unchanged since it are
+    /// hard-linked from it.
+    Release(&'a str),
+    /// The upload is a copy of `delta.from` already (`Step::Derive`): only
+    /// the delta is sent, and what `delta.from` has that the release lacks
+    /// is removed.
+    Derived(&'a Delta),
+}
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 pub use local::Local;
 pub use ssh::{Ssh, SshOptions};
 
-use crate::assemble::{EntryKind, GitRelease, Manifest, Release};
+use crate::assemble::{Delta, EntryKind, GitRelease, Manifest, Release};
 use crate::error::Result;
 use crate::plan::Target;
 use crate::process::{self, Cmd, ProcessError};
@@ -135,8 +149,8 @@ pub trait Transport: Sync {
     /// they end; returns their exit status (`None`: a signal ended them).
     fn attach(&self, host: &str, script: &Script) -> Result<Option<i32>, ProcessError>;
 
-    /// Copies a staged release into `<path>/releases/<id>.partial`, hard
-    /// linking files unchanged since `link_dest` (a release id on the host).
+    /// Copies a staged release into `<path>/releases/<id>.partial`, from
+    /// what `basis` says is there.
     /// A git release's commit goes to `<path>/.landfall/repo.git` instead;
     /// the checkout is a step.
     ///
@@ -146,7 +160,7 @@ pub trait Transport: Sync {
         &self,
         target: &Target,
         release: &Release,
-        link_dest: Option<&str>,
+        basis: Basis<'_>,
         progress: Progress<'_>,
     ) -> Result<PushStats>;
 

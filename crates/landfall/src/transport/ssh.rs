@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::{Libraries, PushStats, RoundTrips, Transport, mux};
+use super::{Basis, Libraries, PushStats, RoundTrips, Transport, mux};
 use crate::assemble::{MANIFEST_FILE, Release};
 use crate::config::{Environment, Host, HostKeys};
 use crate::error::Result;
@@ -464,7 +464,7 @@ impl Transport for Ssh {
         &self,
         target: &Target,
         release: &Release,
-        link_dest: Option<&str>,
+        basis: Basis<'_>,
         progress: super::Progress<'_>,
     ) -> Result<PushStats> {
         self.connected();
@@ -491,17 +491,17 @@ impl Transport for Ssh {
             address,
             &format!("{}/releases/{}.partial/", target.path, release.id),
         );
-        // Owner and group are the remote user's; files keep their modes,
-        // and directories are `rwxr-xr-x` as landfall makes them anywhere,
-        // whatever the umask they were made under here.
+        // Owner and group are the remote user's; files keep their modes
+        // and mtimes, and directories are `rwxr-xr-x` as landfall makes
+        // them anywhere, whatever the umask they were made under here. A
+        // directory's mtime is the host's (see `landfall_derive`).
         let mut cmd = Cmd::new("rsync")
             .args([
-                "--recursive",
                 "--links",
                 "--perms",
                 "--chmod=D755",
                 "--times",
-                "--delete",
+                "--omit-dir-times",
                 "--stats",
                 // A transfer that stalls this long (a host that froze, a
                 // network that went away) is given up.
@@ -514,15 +514,33 @@ impl Transport for Ssh {
             ])
             .arg("-e")
             .arg(remote_shell);
-        if let Some(current) = link_dest {
-            cmd = cmd.arg(format!("--link-dest={}/releases/{current}", target.path));
+        match basis {
+            Basis::Derived(delta) => {
+                // Only the delta's paths: each is known to differ, and one
+                // missing from the delta is removed.
+                let mut from = OsString::from("--files-from=");
+                from.push(&delta.list);
+                cmd = cmd
+                    .arg("--from0")
+                    .arg(from)
+                    .args(["--ignore-times", "--delete-missing-args", "--force"])
+                    .arg(with_slash(&delta.dir));
+            }
+            Basis::Release(current) => {
+                cmd = cmd
+                    .args(["--recursive", "--delete"])
+                    .arg(format!("--link-dest={}/releases/{current}", target.path))
+                    .arg(with_slash(&release.tree))
+                    .arg(with_slash(&release.stage));
+            }
+            Basis::Nothing => {
+                cmd = cmd
+                    .args(["--recursive", "--delete"])
+                    .arg(with_slash(&release.tree))
+                    .arg(with_slash(&release.stage));
+            }
         }
-        let cmd = cmd
-            .arg(with_slash(&release.tree))
-            .arg(with_slash(&release.stage))
-            .arg(dest)
-            .in_own_process_group()
-            .for_host(&target.host);
+        let cmd = cmd.arg(dest).in_own_process_group().for_host(&target.host);
         let stdout = process::run_streaming(&cmd, &mut |piece| {
             if let Some(bytes) = progress_bytes(piece) {
                 progress(bytes);
