@@ -231,6 +231,78 @@ fn a_small_change_sends_about_that_change_and_links_the_rest() {
     }
 }
 
+/// A push starts from a copy of the host's current release and sends what
+/// differs from it, unless that release changed on the host since it was
+/// made: then it is compared file by file, and the change is not carried
+/// into the new release.
+#[test]
+fn a_push_builds_on_the_current_release_only_as_it_was_made() {
+    let bed = Bed::new();
+    let first = bed.deploy(&[]);
+    first.assert_code(0);
+    let page = bed.ws.path("examples/hello/site/index.html");
+    let original = fs::read_to_string(&page).unwrap();
+    // On host1, a page of the live site edited by hand.
+    let live = bed
+        .srv("host1", "hello/site/releases")
+        .join(first.release_of("host1", "site"))
+        .join("public/index.html");
+    fs::remove_file(&live).unwrap();
+    fs::write(&live, "edited on the host\n").unwrap();
+    // The site loses a file and gains one.
+    fs::remove_file(bed.ws.path("examples/hello/site/style.css")).unwrap();
+    fs::write(bed.ws.path("examples/hello/site/new.html"), "new\n").unwrap();
+
+    let second = bed.deploy(&[]);
+    second.assert_code(0);
+    for event in second.events_of("pushed") {
+        assert_eq!(event["artifact"], "site", "only the site changed: {event}");
+        // host1's release is compared file by file: the edited page is
+        // sent again. Elsewhere only the new page is.
+        let files = if event["host"] == "host1" { 2 } else { 1 };
+        assert_eq!(event["files"], files, "{event}");
+    }
+    for (host, _) in bed.hosts() {
+        let release = bed
+            .srv(&host, "hello/site/releases")
+            .join(second.release_of(&host, "site"));
+        let read = |file: &str| fs::read_to_string(release.join(file)).unwrap();
+        assert_eq!(read("public/index.html"), original, "{host}");
+        assert_eq!(read("public/new.html"), "new\n", "{host}");
+        let manifest = read(".landfall-manifest");
+        assert!(
+            manifest.contains("\tpublic/new.html\n"),
+            "{host}: {manifest}"
+        );
+        assert!(!manifest.contains("style.css"), "{host}: {manifest}");
+        let mut names: Vec<String> = fs::read_dir(&release)
+            .unwrap()
+            .chain(fs::read_dir(release.join("public")).unwrap())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                ".landfall-activation",
+                ".landfall-manifest",
+                ".landfall-release",
+                "index.html",
+                "new.html",
+                "public"
+            ],
+            "{host}"
+        );
+    }
+    // The release each was made from is as it was.
+    assert!(
+        bed.srv("host2", "hello/site/releases")
+            .join(first.release_of("host2", "site"))
+            .join("public/style.css")
+            .exists()
+    );
+}
+
 #[test]
 fn health_failing_on_one_host_rolls_back_every_host_switched() {
     let bed = Bed::new();

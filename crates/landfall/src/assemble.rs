@@ -240,9 +240,14 @@ impl Store {
         self.root.join("stage").join(format!("{release}.manifest"))
     }
 
-    /// Where the files a release adds to another are gathered for a push.
+    /// Where the files a release adds to another are gathered for one
+    /// push: a directory of its own, since hosts are pushed to at once.
     fn delta_dir(&self, release: &str, from: &str) -> PathBuf {
-        self.root.join("delta").join(format!("{release}-{from}"))
+        static PUSHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = PUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.root
+            .join("delta")
+            .join(format!("{release}-{from}.{}.{n}", std::process::id()))
     }
 
     pub fn hash_cache(&self) -> PathBuf {

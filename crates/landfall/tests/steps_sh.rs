@@ -865,7 +865,18 @@ fn claim_prints_nothing_when_the_release_is_current_and_unlocked(shell: Shell) {
             "{}echo done\n",
             call(
                 "landfall_claim",
-                &["0", &a.path(), "aa01", "run-1", "0", "0", "shop/web", "log"]
+                &[
+                    "0",
+                    &a.path(),
+                    "aa01",
+                    "run-1",
+                    "0",
+                    "0",
+                    "shop/web",
+                    "",
+                    "",
+                    "log"
+                ]
             )
         ))
         .expect(0, "done\n");
@@ -881,7 +892,7 @@ fn claim_with_no_release_always_claims(shell: Shell) {
     shell
         .run(&call(
             "landfall_claim",
-            &["0", &a.path(), "", "run-1", "0", "0", "shop/web"],
+            &["0", &a.path(), "", "run-1", "0", "0", "shop/web", "", ""],
         ))
         .expect(0, "held\t0\t\n");
     assert_eq!(a.read(".landfall/lock"), "run-1\n");
@@ -905,13 +916,25 @@ fn claim_holds_and_prepares_free_paths(shell: Shell) {
                     "0",
                     "0",
                     "shop/web",
+                    "",
+                    "",
                     "log",
                     "run/sockets"
                 ]
             ),
             call(
                 "landfall_claim",
-                &["1", &deployed.path(), "aa02", "run-1", "0", "0", "shop/web"]
+                &[
+                    "1",
+                    &deployed.path(),
+                    "aa02",
+                    "run-1",
+                    "0",
+                    "0",
+                    "shop/web",
+                    "",
+                    ""
+                ]
             ),
         ))
         .expect(0, "held\t0\t\nheld\t1\taa01\n");
@@ -930,7 +953,17 @@ fn claim_of_a_path_that_does_not_exist_reports_what_it_made(shell: Shell) {
     shell
         .run(&call(
             "landfall_claim",
-            &["0", &a.path(), "aa01", "run-1", "0", "0", "shop/web"],
+            &[
+                "0",
+                &a.path(),
+                "aa01",
+                "run-1",
+                "0",
+                "0",
+                "shop/web",
+                "",
+                "",
+            ],
         ))
         .expect(0, &format!("held\t0\t\ncreated\t0\t{made}\n"));
     assert_eq!(a.read(".landfall/lock"), "run-1\n");
@@ -944,7 +977,17 @@ fn forget_removes_what_a_claim_made_only_with_the_runs_token(shell: Shell) {
     shell
         .run(&call(
             "landfall_claim",
-            &["0", &a.path(), "aa01", "run-1", "0", "0", "shop/web"],
+            &[
+                "0",
+                &a.path(),
+                "aa01",
+                "run-1",
+                "0",
+                "0",
+                "shop/web",
+                "",
+                "",
+            ],
         ))
         .expect(0, &format!("held\t0\t\ncreated\t0\t{}\n", text(&made)));
     let forget = |dir: &Path, token: &str| {
@@ -983,7 +1026,18 @@ fn claim_reports_busy_and_unclaimed_paths_and_goes_on(shell: Shell) {
     let claim = |i: &str, a: &Artifact| {
         call(
             "landfall_claim",
-            &[i, &a.path(), "aa02", "run-1", "0", "0", "shop/web", "log"],
+            &[
+                i,
+                &a.path(),
+                "aa02",
+                "run-1",
+                "0",
+                "0",
+                "shop/web",
+                "",
+                "",
+                "log",
+            ],
         )
     };
     let out = shell.run(&format!(
@@ -1020,13 +1074,168 @@ fn claim_reports_busy_and_unclaimed_paths_and_goes_on(shell: Shell) {
     assert!(!broken.has(".landfall/lock"));
 }
 
+/// Makes release `id` as a push and its finalization leave it: files
+/// whose mtimes come from their content (all before 2010), directories
+/// made a minute ago, and `.landfall-release` written last. Five entries at
+/// its top.
+fn made(a: &Artifact, id: &str) {
+    let past = SystemTime::UNIX_EPOCH + Duration::from_secs(1_100_000_000);
+    let minute_ago = SystemTime::now() - Duration::from_secs(60);
+    let release = format!("releases/{id}");
+    for (file, contents) in [
+        ("bin/app", "app\n"),
+        ("data/a.txt", "a\n"),
+        ("data/deep/b.txt", "b\n"),
+        (".landfall-manifest", "landfall-manifest-v1\n"),
+        (".landfall-activation", "hook_activate=''\n"),
+    ] {
+        a.write(&format!("{release}/{file}"), contents);
+        fs::File::options()
+            .write(true)
+            .open(a.join(&format!("{release}/{file}")))
+            .and_then(|f| f.set_modified(past))
+            .unwrap();
+    }
+    a.write(&format!("{release}/.landfall-release"), "{}\n");
+    for dir in ["", "/bin", "/data", "/data/deep", "/.landfall-release"] {
+        fs::File::open(a.join(&format!("{release}{dir}")))
+            .and_then(|f| f.set_modified(minute_ago))
+            .unwrap();
+    }
+}
+
+fn claim_makes_the_upload_a_copy_of_the_current_release_as_links(shell: Shell) {
+    let a = Artifact::new();
+    made(&a, "aa01");
+    a.set_current("aa01");
+    // Activated since it was made: its own directory is newer, which says
+    // nothing of its files.
+    a.activated("aa01", 0);
+    let claim = call(
+        "landfall_claim",
+        &[
+            "0",
+            &a.path(),
+            "aa02",
+            "run-1",
+            "0",
+            "0",
+            "shop/web",
+            "aa01",
+            "5",
+        ],
+    );
+    shell.run(&claim).expect(0, "held\t0\taa01\nderived\t0\n");
+    let old = a.join("releases/aa01");
+    let part = a.join("releases/aa02.partial");
+    for file in ["bin/app", "data/deep/b.txt", ".landfall-manifest"] {
+        assert_eq!(inode(&part.join(file)), inode(&old.join(file)), "{file}");
+    }
+    // The copy gets a provenance of its own when it is finalized; the
+    // release it was copied from keeps its own.
+    assert!(!a.has("releases/aa02.partial/.landfall-release"));
+    assert_eq!(a.read("releases/aa01/.landfall-release"), "{}\n");
+
+    // No copy when the release is not current, nor when the host holds
+    // the release to upload already.
+    let b = Artifact::new();
+    made(&b, "aa01");
+    made(&b, "aa02");
+    b.set_current("aa02");
+    let claim = |a: &Artifact, id: &str| {
+        call(
+            "landfall_claim",
+            &[
+                "0",
+                &a.path(),
+                id,
+                "run-1",
+                "0",
+                "0",
+                "shop/web",
+                "aa01",
+                "5",
+            ],
+        )
+    };
+    shell.run(&claim(&b, "aa03")).expect(0, "held\t0\taa02\n");
+    fs::remove_file(b.join(".landfall/lock")).unwrap();
+    b.set_current("aa01");
+    shell.run(&claim(&b, "aa02")).expect(0, "held\t0\taa01\n");
+    assert!(!b.has("releases/aa03.partial"));
+    assert!(!b.has("releases/aa02.partial"));
+}
+
+fn claim_copies_no_release_changed_since_it_was_made(shell: Shell) {
+    let cases: [(&str, fn(&Artifact)); 5] = [
+        (
+            "aa01/data/deep/b.txt changed after the release was made",
+            |a| {
+                a.write("releases/aa01/data/deep/b.txt", "edited\n");
+            },
+        ),
+        ("aa01/data/deep changed after the release was made", |a| {
+            fs::remove_file(a.join("releases/aa01/data/deep/b.txt")).unwrap();
+        }),
+        (
+            "aa01/data/new.txt changed after the release was made",
+            |a| {
+                // Its directory's mtime put back before the release was
+                // made: the file itself says it is new.
+                a.write("releases/aa01/data/new.txt", "added\n");
+                fs::File::open(a.join("releases/aa01/data"))
+                    .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(600)))
+                    .unwrap();
+            },
+        ),
+        ("aa01 has 4 entries at its top, not 5", |a| {
+            fs::remove_dir_all(a.join("releases/aa01/bin")).unwrap();
+        }),
+        ("aa01 is no complete release", |a| {
+            fs::remove_file(a.join("releases/aa01/.landfall-release")).unwrap();
+        }),
+    ];
+    for (why, change) in cases {
+        let a = Artifact::new();
+        made(&a, "aa01");
+        a.set_current("aa01");
+        change(&a);
+        let out = shell.run(&call(
+            "landfall_claim",
+            &[
+                "0",
+                &a.path(),
+                "aa02",
+                "run-1",
+                "0",
+                "0",
+                "shop/web",
+                "aa01",
+                "5",
+            ],
+        ));
+        out.expect(0, &format!("held\t0\taa01\nunderived\t0\t{why}\n"));
+        assert!(!a.has("releases/aa02.partial"), "{why}");
+    }
+}
+
 fn claim_of_a_git_artifact_makes_its_bare_repository(shell: Shell) {
     let a = Artifact::new();
     a.mkdir("");
     shell
         .run(&call(
             "landfall_claim",
-            &["0", &a.path(), "aa01", "run-1", "0", "1", "shop/site"],
+            &[
+                "0",
+                &a.path(),
+                "aa01",
+                "run-1",
+                "0",
+                "1",
+                "shop/site",
+                "",
+                "",
+            ],
         ))
         .expect(0, "held\t0\t\n");
     let repo = a.join(".landfall/repo.git");
@@ -2633,6 +2842,8 @@ under_both_shells!(
     forget_removes_what_a_claim_made_only_with_the_runs_token,
     claim_reports_busy_and_unclaimed_paths_and_goes_on,
     claim_of_a_git_artifact_makes_its_bare_repository,
+    claim_makes_the_upload_a_copy_of_the_current_release_as_links,
+    claim_copies_no_release_changed_since_it_was_made,
     unlock_removes_the_lock_only_with_the_runs_token,
     prepare_makes_the_directories_and_reads_current,
     prepare_that_cannot_make_a_directory_exits_70,
