@@ -962,7 +962,9 @@ impl Delta {
                 Source::Link(release.local_path(path))
             }
         })?;
-        let list = dir.with_extension("list");
+        let mut name = dir.file_name().unwrap_or_default().to_os_string();
+        name.push(".list");
+        let list = dir.with_file_name(name);
         let nul_ended: String = paths.iter().flat_map(|p| [p.as_str(), "\0"]).collect();
         write_atomically(&list, nul_ended.as_bytes())?;
         Ok(Some(Delta {
