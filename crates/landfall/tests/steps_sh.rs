@@ -1167,7 +1167,9 @@ fn claim_makes_the_upload_a_copy_of_the_current_release_as_links(shell: Shell) {
 }
 
 fn claim_copies_no_release_changed_since_it_was_made(shell: Shell) {
-    let cases: [(&str, fn(&Artifact)); 5] = [
+    /// What is done to the release on the host.
+    type Change = fn(&Artifact);
+    let cases: [(&str, Change); 5] = [
         (
             "aa01/data/deep/b.txt changed after the release was made",
             |a| {
