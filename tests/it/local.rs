@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use crate::support::{Workspace, http_get, wait_for};
 
@@ -167,6 +168,80 @@ fn changing_one_static_file_redeploys_only_its_artifact() {
     );
     let (_, css) = http_get(ws.ports[0], "/static/style.css").unwrap();
     assert!(css.contains("42em"), "{css}");
+}
+
+/// A release made as a copy of the current one holds exactly its own
+/// files: one that changed, one added in a new directory, and a directory
+/// that went, with what was in it.
+#[test]
+fn a_release_copied_from_the_current_one_holds_exactly_its_files() {
+    let ws = Workspace::hello();
+    ws.write("examples/hello/site/img/logo.txt", "logo\n");
+    ws.write("examples/hello/site/img/deep/mark.txt", "mark\n");
+    let first = deploy(&ws, &[]);
+    first.assert_code(0);
+    fs::remove_dir_all(ws.path("examples/hello/site/img")).unwrap();
+    ws.write("examples/hello/site/fonts/a.txt", "a\n");
+    ws.edit("examples/hello/site/style.css", "40em", "42em");
+
+    let second = deploy(&ws, &[]);
+    second.assert_code(0);
+    for host in ["web1", "web2"] {
+        let releases = ws.host_dir(host, SITE).join("releases");
+        let old = releases.join(first.release_of(host, "site"));
+        let new = releases.join(second.release_of(host, "site"));
+        let mut files: Vec<String> = walk(&new)
+            .into_iter()
+            .map(|p| p.strip_prefix(&new).unwrap().display().to_string())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                ".landfall-activation",
+                ".landfall-manifest",
+                ".landfall-release",
+                "public/fonts/a.txt",
+                "public/index.html",
+                "public/style.css"
+            ],
+            "{host}"
+        );
+        let inode = |dir: &Path, file: &str| fs::metadata(dir.join(file)).unwrap().ino();
+        assert_eq!(
+            inode(&old, "public/index.html"),
+            inode(&new, "public/index.html")
+        );
+        assert!(
+            fs::read_to_string(new.join("public/style.css"))
+                .unwrap()
+                .contains("42em")
+        );
+        // The release it was copied from is as it was.
+        assert_eq!(
+            fs::read_to_string(old.join("public/img/deep/mark.txt")).unwrap(),
+            "mark\n"
+        );
+        assert!(
+            !fs::read_to_string(old.join("public/style.css"))
+                .unwrap()
+                .contains("42em")
+        );
+    }
+}
+
+/// Every file under `dir`, directories left out.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[test]

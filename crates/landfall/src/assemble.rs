@@ -881,8 +881,8 @@ pub struct Delta {
     /// at their paths: what is sent.
     pub dir: PathBuf,
     /// Every path of `dir`, then every path of `from` the release lacks
-    /// (files, links and directories): a path missing from `dir` is
-    /// removed.
+    /// (files, links and directories) whose directory it keeps: a path
+    /// missing from `dir` is removed, with what is in it.
     pub paths: Vec<String>,
     /// `paths`, each ended by a NUL, as rsync's `--files-from --from0`
     /// reads them.
@@ -940,12 +940,20 @@ impl Delta {
         let changed = Manifest::new(changed);
         let kept: HashSet<&str> = new.entries.iter().map(|e| e.path.as_str()).collect();
         let mut paths: Vec<String> = changed.entries.iter().map(|e| e.path.clone()).collect();
+        // What goes, named where its directory stays: a directory that goes
+        // takes what is in it (rsync would look for a path inside it
+        // here, and find it vanished).
+        let parent_stays = |path: &&str| {
+            path.rsplit_once('/')
+                .is_none_or(|(dir, _)| new_dirs.contains(dir))
+        };
         paths.extend(
             old.entries
                 .iter()
                 .map(|e| e.path.as_str())
                 .filter(|p| !kept.contains(p))
                 .chain(old_dirs.difference(&new_dirs).copied())
+                .filter(parent_stays)
                 .map(str::to_string),
         );
         let dir = release.store.delta_dir(&release.id, from);

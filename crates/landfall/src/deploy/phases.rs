@@ -294,9 +294,16 @@ fn probe_claiming(
 /// The release whose copy the claim makes the upload of `w`'s release, if
 /// it is current then: the one read ahead as current, when a push copies
 /// files over ssh or here (not git's, nor a store's) and this machine keeps
-/// its manifest, to send only what differs. `--force` sends everything.
+/// its manifest, to send only what differs. `--force` compares every file.
+/// Nor is a release with a `build` hook copied: what the hook made in it
+/// is no file of its manifest, and the hook would write it again through
+/// the links.
 fn derive_from(w: &Work<'_>, options: &DeployOptions) -> Option<Derive> {
-    if options.force || options.store.is_some() || w.release.git.is_some() {
+    if options.force
+        || options.store.is_some()
+        || w.release.git.is_some()
+        || w.target.hooks.build.is_some()
+    {
         return None;
     }
     let from = options.lookahead.as_ref()?.current(w)?;
