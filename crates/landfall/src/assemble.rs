@@ -186,7 +186,9 @@ fn shared_link(dir: &str) -> String {
 }
 
 /// The layout of the store and the stage. 2: every file's mtime is before
-/// 2010-03 (see [`content_mtime`]); layout 1 spread them to 2035.
+/// 2010-03 (see [`content_mtime`]), and every directory's is 2001-09-09;
+/// layout 1 spread files' to 2035, and gave directories the time they
+/// were made.
 const STORE_LAYOUT: &str = "2";
 
 /// Paths of landfall's local state under `target/landfall/`.
@@ -1090,8 +1092,32 @@ pub(crate) fn materialise_from<'a>(
             }
         }
     }
+    // Every directory gets the same mtime, before any release: a copy
+    // keeps it (rsync `--times`), so that nothing in a release is newer
+    // than the release unless it was changed on the host, whatever this
+    // machine's clock says (see `landfall_derive`).
+    let mut all: HashSet<&Path> = HashSet::new();
+    for dir in &dirs {
+        let mut dir = dir.as_path();
+        while dir.starts_with(&partial) && all.insert(dir) {
+            match dir.parent() {
+                Some(parent) => dir = parent,
+                None => break,
+            }
+        }
+    }
+    all.insert(&partial);
+    for dir in all {
+        fs::File::open(dir)
+            .and_then(|d| d.set_modified(UNIX_EPOCH + Duration::from_secs(DIRECTORY_MTIME)))
+            .map_err(Error::io("cannot set the time of", dir))?;
+    }
     fs::rename(&partial, dir).map_err(Error::io("cannot rename", &partial))
 }
+
+/// The mtime of every directory landfall makes a tree of, as seconds since
+/// the epoch: 2001-09-09, the earliest of [`content_mtime`]'s.
+const DIRECTORY_MTIME: u64 = 1_000_000_000;
 
 fn partial_of(dir: &Path) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();

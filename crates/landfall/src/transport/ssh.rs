@@ -491,17 +491,16 @@ impl Transport for Ssh {
             address,
             &format!("{}/releases/{}.partial/", target.path, release.id),
         );
-        // Owner and group are the remote user's; files keep their modes
-        // and mtimes, and directories are `rwxr-xr-x` as landfall makes
-        // them anywhere, whatever the umask they were made under here. A
-        // directory's mtime is the host's (see `landfall_derive`).
+        // Owner and group are the remote user's; files and directories
+        // keep their mtimes, files their modes, and directories are
+        // `rwxr-xr-x` as landfall makes them anywhere, whatever the umask
+        // they were made under here.
         let mut cmd = Cmd::new("rsync")
             .args([
                 "--links",
                 "--perms",
                 "--chmod=D755",
                 "--times",
-                "--omit-dir-times",
                 "--stats",
                 // A transfer that stalls this long (a host that froze, a
                 // network that went away) is given up.
