@@ -834,14 +834,7 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
             .collect();
         contents.insert(MANIFEST_FILE, canonical.as_bytes());
         let mut own = rendered_manifest.entries.clone();
-        own.push(Entry {
-            path: MANIFEST_FILE.to_string(),
-            kind: EntryKind::File {
-                mode: 0o644,
-                size: canonical.len() as u64,
-                hash: blake3::hash(canonical.as_bytes()),
-            },
-        });
+        own.push(manifest_entry(&canonical));
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(Error::io("cannot remove", &dir))?;
         }
@@ -870,6 +863,18 @@ pub fn stage(store: &Store, assembled: &Assembled, target: &Target) -> Result<Re
         git,
         store: store.clone(),
     })
+}
+
+/// The entry of a release's own [`MANIFEST_FILE`], of `canonical`.
+fn manifest_entry(canonical: &str) -> Entry {
+    Entry {
+        path: MANIFEST_FILE.to_string(),
+        kind: EntryKind::File {
+            mode: 0o644,
+            size: canonical.len() as u64,
+            hash: blake3::hash(canonical.as_bytes()),
+        },
+    }
 }
 
 /// What a release adds to another release of its artifact that a host
@@ -930,15 +935,7 @@ impl Delta {
             .filter(|e| before.get(e.path.as_str()) != Some(&&e.kind))
             .cloned()
             .collect();
-        let canonical = new.canonical();
-        changed.push(Entry {
-            path: MANIFEST_FILE.to_string(),
-            kind: EntryKind::File {
-                mode: 0o644,
-                size: canonical.len() as u64,
-                hash: blake3::hash(canonical.as_bytes()),
-            },
-        });
+        changed.push(manifest_entry(&new.canonical()));
         let changed = Manifest::new(changed);
         let kept: HashSet<&str> = new.entries.iter().map(|e| e.path.as_str()).collect();
         let mut paths: Vec<String> = changed.entries.iter().map(|e| e.path.clone()).collect();

@@ -857,27 +857,21 @@ fn owns_fails_when_its_record_cannot_be_written(shell: Shell) {
 
 // --- landfall_claim
 
+/// A claim of the path numbered `i` for release `release` by run-1, of
+/// shop/web, with `shared` directories, that copies no release.
+fn claim_call(i: &str, path: &str, release: &str, shared: &[&str]) -> String {
+    let mut args = vec![i, path, release, "run-1", "0", "0", "shop/web", "", ""];
+    args.extend_from_slice(shared);
+    call("landfall_claim", &args)
+}
+
 fn claim_prints_nothing_when_the_release_is_current_and_unlocked(shell: Shell) {
     let a = Artifact::new();
     a.release("aa01", 0).set_current("aa01");
     shell
         .run(&format!(
             "{}echo done\n",
-            call(
-                "landfall_claim",
-                &[
-                    "0",
-                    &a.path(),
-                    "aa01",
-                    "run-1",
-                    "0",
-                    "0",
-                    "shop/web",
-                    "",
-                    "",
-                    "log"
-                ]
-            )
+            claim_call("0", &a.path(), "aa01", &["log"])
         ))
         .expect(0, "done\n");
     assert!(!a.has(".landfall/lock"));
@@ -890,10 +884,7 @@ fn claim_with_no_release_always_claims(shell: Shell) {
     let a = Artifact::new();
     a.mkdir("releases");
     shell
-        .run(&call(
-            "landfall_claim",
-            &["0", &a.path(), "", "run-1", "0", "0", "shop/web", "", ""],
-        ))
+        .run(&claim_call("0", &a.path(), "", &[]))
         .expect(0, "held\t0\t\n");
     assert_eq!(a.read(".landfall/lock"), "run-1\n");
 }
@@ -906,36 +897,8 @@ fn claim_holds_and_prepares_free_paths(shell: Shell) {
     shell
         .run(&format!(
             "{}{}",
-            call(
-                "landfall_claim",
-                &[
-                    "0",
-                    &empty.path(),
-                    "aa02",
-                    "run-1",
-                    "0",
-                    "0",
-                    "shop/web",
-                    "",
-                    "",
-                    "log",
-                    "run/sockets"
-                ]
-            ),
-            call(
-                "landfall_claim",
-                &[
-                    "1",
-                    &deployed.path(),
-                    "aa02",
-                    "run-1",
-                    "0",
-                    "0",
-                    "shop/web",
-                    "",
-                    ""
-                ]
-            ),
+            claim_call("0", &empty.path(), "aa02", &["log", "run/sockets"]),
+            claim_call("1", &deployed.path(), "aa02", &[]),
         ))
         .expect(0, "held\t0\t\nheld\t1\taa01\n");
     for a in [&empty, &deployed] {
@@ -951,20 +914,7 @@ fn claim_of_a_path_that_does_not_exist_reports_what_it_made(shell: Shell) {
     let a = Artifact::new();
     let made = text(&a.outside("srv dir"));
     shell
-        .run(&call(
-            "landfall_claim",
-            &[
-                "0",
-                &a.path(),
-                "aa01",
-                "run-1",
-                "0",
-                "0",
-                "shop/web",
-                "",
-                "",
-            ],
-        ))
+        .run(&claim_call("0", &a.path(), "aa01", &[]))
         .expect(0, &format!("held\t0\t\ncreated\t0\t{made}\n"));
     assert_eq!(a.read(".landfall/lock"), "run-1\n");
 }
@@ -975,20 +925,7 @@ fn forget_removes_what_a_claim_made_only_with_the_runs_token(shell: Shell) {
     let elsewhere = a.outside("elsewhere");
     fs::create_dir(&elsewhere).unwrap();
     shell
-        .run(&call(
-            "landfall_claim",
-            &[
-                "0",
-                &a.path(),
-                "aa01",
-                "run-1",
-                "0",
-                "0",
-                "shop/web",
-                "",
-                "",
-            ],
-        ))
+        .run(&claim_call("0", &a.path(), "aa01", &[]))
         .expect(0, &format!("held\t0\t\ncreated\t0\t{}\n", text(&made)));
     let forget = |dir: &Path, token: &str| {
         format!(
@@ -1023,23 +960,7 @@ fn claim_reports_busy_and_unclaimed_paths_and_goes_on(shell: Shell) {
         .release("aa02", 0)
         .set_current("aa02")
         .write(".landfall/lock", "run-9\n");
-    let claim = |i: &str, a: &Artifact| {
-        call(
-            "landfall_claim",
-            &[
-                i,
-                &a.path(),
-                "aa02",
-                "run-1",
-                "0",
-                "0",
-                "shop/web",
-                "",
-                "",
-                "log",
-            ],
-        )
-    };
+    let claim = |i: &str, a: &Artifact| claim_call(i, &a.path(), "aa02", &["log"]);
     let out = shell.run(&format!(
         "{}{}{}{}echo done\n",
         claim("0", &busy),
@@ -1104,6 +1025,15 @@ fn made(a: &Artifact, id: &str) {
     }
 }
 
+/// A claim of `a` for release `id` that copies `from` (of five entries at
+/// its top, as [`made`] makes it) if it is current.
+fn claim_from(a: &Artifact, id: &str, from: &str) -> String {
+    call(
+        "landfall_claim",
+        &["0", &a.path(), id, "run-1", "0", "0", "shop/web", from, "5"],
+    )
+}
+
 fn claim_makes_the_upload_a_copy_of_the_current_release_as_links(shell: Shell) {
     let a = Artifact::new();
     made(&a, "aa01");
@@ -1111,21 +1041,9 @@ fn claim_makes_the_upload_a_copy_of_the_current_release_as_links(shell: Shell) {
     // Activated since it was made: its own directory is newer, which says
     // nothing of its files.
     a.activated("aa01", 0);
-    let claim = call(
-        "landfall_claim",
-        &[
-            "0",
-            &a.path(),
-            "aa02",
-            "run-1",
-            "0",
-            "0",
-            "shop/web",
-            "aa01",
-            "5",
-        ],
-    );
-    shell.run(&claim).expect(0, "held\t0\taa01\nderived\t0\n");
+    shell
+        .run(&claim_from(&a, "aa02", "aa01"))
+        .expect(0, "held\t0\taa01\nderived\t0\n");
     let old = a.join("releases/aa01");
     let part = a.join("releases/aa02.partial");
     for file in ["bin/app", "data/deep/b.txt", ".landfall-manifest"] {
@@ -1142,26 +1060,14 @@ fn claim_makes_the_upload_a_copy_of_the_current_release_as_links(shell: Shell) {
     made(&b, "aa01");
     made(&b, "aa02");
     b.set_current("aa02");
-    let claim = |a: &Artifact, id: &str| {
-        call(
-            "landfall_claim",
-            &[
-                "0",
-                &a.path(),
-                id,
-                "run-1",
-                "0",
-                "0",
-                "shop/web",
-                "aa01",
-                "5",
-            ],
-        )
-    };
-    shell.run(&claim(&b, "aa03")).expect(0, "held\t0\taa02\n");
+    shell
+        .run(&claim_from(&b, "aa03", "aa01"))
+        .expect(0, "held\t0\taa02\n");
     fs::remove_file(b.join(".landfall/lock")).unwrap();
     b.set_current("aa01");
-    shell.run(&claim(&b, "aa02")).expect(0, "held\t0\taa01\n");
+    shell
+        .run(&claim_from(&b, "aa02", "aa01"))
+        .expect(0, "held\t0\taa01\n");
     assert!(!b.has("releases/aa03.partial"));
     assert!(!b.has("releases/aa02.partial"));
 }
@@ -1202,20 +1108,7 @@ fn claim_copies_no_release_changed_since_it_was_made(shell: Shell) {
         made(&a, "aa01");
         a.set_current("aa01");
         change(&a);
-        let out = shell.run(&call(
-            "landfall_claim",
-            &[
-                "0",
-                &a.path(),
-                "aa02",
-                "run-1",
-                "0",
-                "0",
-                "shop/web",
-                "aa01",
-                "5",
-            ],
-        ));
+        let out = shell.run(&claim_from(&a, "aa02", "aa01"));
         out.expect(0, &format!("held\t0\taa01\nunderived\t0\t{why}\n"));
         assert!(!a.has("releases/aa02.partial"), "{why}");
     }
