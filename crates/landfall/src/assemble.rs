@@ -884,32 +884,27 @@ fn manifest_entry(canonical: &str) -> Entry {
 pub struct Delta {
     /// The release on the host the upload starts as a copy of.
     pub from: String,
-    /// The files new or changed since `from`, and the release's manifest,
-    /// at their paths: what is sent.
-    pub dir: PathBuf,
-    /// Every path of `dir`, then every path of `from` the release lacks
-    /// (files, links and directories) whose directory it keeps: a path
-    /// missing from `dir` is removed, with what is in it.
+    /// How many entries the directory of `from` has at its top on a host:
+    /// its files and directories, then its manifest and its provenance.
+    pub top: usize,
+    /// The files new or changed since `from`, and the release's manifest.
+    changed: Manifest,
+    /// Every path of `changed`, then every path of `from` the release
+    /// lacks (files, links and directories) whose directory it keeps: a
+    /// path `changed` does not have is removed, with what is in it.
     pub paths: Vec<String>,
-    /// `paths`, each ended by a NUL, as rsync's `--files-from --from0`
-    /// reads them.
-    pub list: PathBuf,
 }
 
 impl Delta {
-    /// What `release` adds to `from`, gathered under the store, or `None`
-    /// when that cannot be said: `from`'s manifest is not kept here, or a
-    /// path is a directory in one and a file or link in the other.
-    pub fn between(release: &Release, from: &str) -> Result<Option<Delta>> {
+    /// What `release` adds to `from`, or `None` when that cannot be said:
+    /// a git release, `from`'s manifest not kept here, or a path that is a
+    /// directory in one and a file or link in the other.
+    pub fn between(release: &Release, from: &str) -> Option<Delta> {
         if release.git.is_some() || from == release.id {
-            return Ok(None);
+            return None;
         }
-        let Ok(text) = fs::read_to_string(release.store.release_manifest(from)) else {
-            return Ok(None);
-        };
-        let Some(old) = Manifest::parse(&text) else {
-            return Ok(None);
-        };
+        let text = fs::read_to_string(release.store.release_manifest(from)).ok()?;
+        let old = Manifest::parse(&text)?;
         let new = &release.manifest;
         let old_dirs = directories(&old);
         let new_dirs = directories(new);
@@ -922,7 +917,7 @@ impl Delta {
                 .iter()
                 .any(|e| new_dirs.contains(e.path.as_str()));
         if conflict {
-            return Ok(None);
+            return None;
         }
         let before: BTreeMap<&str, &EntryKind> = old
             .entries
@@ -955,53 +950,66 @@ impl Delta {
                 .filter(parent_stays)
                 .map(str::to_string),
         );
-        let dir = release.store.delta_dir(&release.id, from);
+        let top: HashSet<&str> = old
+            .entries
+            .iter()
+            .map(|e| e.path.split('/').next().unwrap_or_default())
+            .collect();
+        Some(Delta {
+            from: from.to_string(),
+            top: top.len() + [MANIFEST_FILE, PROVENANCE_FILE].len(),
+            changed,
+            paths,
+        })
+    }
+
+    /// Gathers the files of the delta, at their paths, for one push of
+    /// `release`: removed again when the push is done with them.
+    pub fn gather(&self, release: &Release) -> Result<Gathered<'_>> {
+        let dir = release.store.delta_dir(&release.id, &self.from);
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(Error::io("cannot remove", &dir))?;
         }
         if release.secret {
             crate::interrupt::staged_secrets(&dir);
         }
-        materialise_from(&dir, &changed, |path| {
+        let mut name = dir.file_name().unwrap_or_default().to_os_string();
+        name.push(".list");
+        let gathered = Gathered {
+            delta: self,
+            list: dir.with_file_name(name),
+            dir,
+        };
+        materialise_from(&gathered.dir, &self.changed, |path| {
             if path == MANIFEST_FILE {
                 Source::Link(release.stage.join(MANIFEST_FILE))
             } else {
                 Source::Link(release.local_path(path))
             }
         })?;
-        let mut name = dir.file_name().unwrap_or_default().to_os_string();
-        name.push(".list");
-        let list = dir.with_file_name(name);
-        let nul_ended: String = paths.iter().flat_map(|p| [p.as_str(), "\0"]).collect();
-        write_atomically(&list, nul_ended.as_bytes())?;
-        Ok(Some(Delta {
-            from: from.to_string(),
-            dir,
-            paths,
-            list,
-        }))
-    }
-
-    /// Removes what was gathered.
-    pub fn remove(&self) {
-        crate::interrupt::remove_staged(&self.dir);
-        let _ = fs::remove_file(&self.list);
+        let nul_ended: String = self.paths.iter().flat_map(|p| [p.as_str(), "\0"]).collect();
+        write_atomically(&gathered.list, nul_ended.as_bytes())?;
+        Ok(gathered)
     }
 }
 
-/// How many entries the directory of release `from` has at its top on a
-/// host, as the manifest this machine keeps of it says (its files and
-/// directories, then its manifest and its provenance); `None` if none is
-/// kept.
-pub fn release_top(store: &Store, from: &str) -> Option<usize> {
-    let text = fs::read_to_string(store.release_manifest(from)).ok()?;
-    let manifest = Manifest::parse(&text)?;
-    let top: HashSet<&str> = manifest
-        .entries
-        .iter()
-        .map(|e| e.path.split('/').next().unwrap_or_default())
-        .collect();
-    Some(top.len() + [MANIFEST_FILE, PROVENANCE_FILE].len())
+/// The files of a [`Delta`] gathered for a push, removed when dropped.
+#[derive(Debug)]
+pub struct Gathered<'d> {
+    pub delta: &'d Delta,
+    /// The files new or changed, and the release's manifest, at their
+    /// paths: what is sent.
+    pub dir: PathBuf,
+    /// The delta's paths, each ended by a NUL, as rsync's `--files-from
+    /// --from0` reads them.
+    pub list: PathBuf,
+}
+
+impl Drop for Gathered<'_> {
+    fn drop(&mut self) {
+        crate::interrupt::remove_staged(&self.dir);
+        let _ = fs::remove_file(&self.list);
+    }
 }
 
 /// Every directory the entries of `manifest` are in.
@@ -1142,6 +1150,11 @@ pub(crate) fn link_or_copy(source: &Path, dest: &Path) -> Result<()> {
     if fs::hard_link(source, dest).is_ok() {
         return Ok(());
     }
+    copy_file(source, dest)
+}
+
+/// Copies a file with its mode and mtime.
+pub(crate) fn copy_file(source: &Path, dest: &Path) -> Result<()> {
     fs::copy(source, dest).map_err(Error::io("cannot copy", source))?;
     let meta = fs::metadata(source).map_err(Error::io("cannot read", source))?;
     let file = fs::File::options()

@@ -343,9 +343,9 @@ pub struct Lookahead {
 }
 
 impl Lookahead {
-    /// The release current on the host of `w`'s target, as read ahead.
-    fn current<'s>(&'s self, w: &Work<'_>) -> Option<&'s str> {
-        let key = (w.target.host.clone(), w.path.clone());
+    /// The release current at `path` on `host`, as read ahead.
+    fn current(&self, host: &str, path: &str) -> Option<&str> {
+        let key = (host.to_string(), path.to_string());
         self.states.get(&key)?.as_ref().ok()?.current.as_deref()
     }
 
@@ -524,9 +524,11 @@ struct Work<'a> {
     created: Option<String>,
     /// Uploaded in full but not yet renamed: the activation renames it.
     unfinished: bool,
-    /// The claim made the upload a copy of `current` (see `landfall_derive`):
-    /// the push sends only what differs from it.
-    derived: bool,
+    /// What the release adds to the one read ahead as current, which the
+    /// claim is asked to make the upload a copy of (`landfall_derive`);
+    /// from the claim on, `Some` only if it did: the push then sends only
+    /// this.
+    delta: Option<crate::assemble::Delta>,
     status: Option<Status>,
     message: Option<String>,
     /// The batch of the rollout it was activated in.

@@ -31,21 +31,24 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     let targets: Vec<&Target> = releases.iter().map(|r| &r.target).collect();
     let mut work: Vec<Work<'_>> = releases
         .iter()
-        .map(|r| Work {
-            target: &r.target,
-            release: &r.release,
-            path: run.transport.host_path(&r.target),
-            current: None,
-            previous: None,
-            // Until the probe has read the host.
-            action: Action::Unchanged,
-            lock: Lock::Free,
-            created: None,
-            unfinished: false,
-            derived: false,
-            status: None,
-            message: None,
-            batch: None,
+        .map(|r| {
+            let path = run.transport.host_path(&r.target);
+            Work {
+                target: &r.target,
+                release: &r.release,
+                delta: base_delta(r, &path, options),
+                path,
+                current: None,
+                previous: None,
+                // Until the probe has read the host.
+                action: Action::Unchanged,
+                lock: Lock::Free,
+                created: None,
+                unfinished: false,
+                status: None,
+                message: None,
+                batch: None,
+            }
         })
         .collect();
 
@@ -62,7 +65,10 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
                 break_lock: options.break_lock,
                 git: w.release.git.is_some(),
                 name: run.artifact_name(w.target),
-                derive: derive_from(w, options),
+                derive: w.delta.as_ref().map(|d| Derive {
+                    from: d.from.clone(),
+                    top: d.top,
+                }),
                 shared: shared_dirs(run, w.target).map(str::to_string).collect(),
             })
             .collect::<Vec<_>>()
@@ -99,17 +105,18 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
                     current: state.current.clone(),
                     unchanged,
                 });
-                match state.claim.take() {
+                let claim = state.claim.take();
+                if !matches!(claim, Some(Claim::Held { derived: true, .. })) {
+                    w.delta = None;
+                }
+                match claim {
                     Some(Claim::Held {
-                        current,
-                        created,
-                        derived,
+                        current, created, ..
                     }) => {
                         // Read again under the lock, which now holds it
                         // still.
                         w.lock = Lock::Held;
                         w.created = created;
-                        w.derived = derived;
                         state.current = current;
                         state.lock = None;
                     }
@@ -291,30 +298,20 @@ fn probe_claiming(
     }
 }
 
-/// The release whose copy the claim makes the upload of `w`'s release, if
-/// it is current then: the one read ahead as current, when a push copies
-/// files over ssh or here (not git's, nor a store's) and this machine keeps
-/// its manifest, to send only what differs. `--force` compares every file.
-/// Nor is a release with a `build` hook copied: what the hook made in it
-/// is no file of its manifest, and the hook would write it again through
-/// the links.
-fn derive_from(w: &Work<'_>, options: &DeployOptions) -> Option<Derive> {
-    if options.force
-        || options.store.is_some()
-        || w.release.git.is_some()
-        || w.target.hooks.build.is_some()
+/// What `r`'s release adds to the release read ahead as current at `path`,
+/// whose copy the claim makes the upload, if it is current then: when a
+/// push copies files over ssh or here (not git's, nor a store's) and this
+/// machine keeps that release's manifest, to send only what differs.
+/// A dry run claims nothing, and `--force` compares every file. Nor is a
+/// release with a `build` hook copied: what the hook made in it is no file
+/// of its manifest, and the hook would write it again through the links.
+fn base_delta(r: &TargetRelease, path: &str, options: &DeployOptions) -> Option<Delta> {
+    if options.dry_run || options.force || options.store.is_some() || r.target.hooks.build.is_some()
     {
         return None;
     }
-    let from = options.lookahead.as_ref()?.current(w)?;
-    if from == w.release.id {
-        return None;
-    }
-    let top = crate::assemble::release_top(&w.release.store, from)?;
-    Some(Derive {
-        from: from.to_string(),
-        top,
-    })
+    let from = options.lookahead.as_ref()?.current(&r.target.host, path)?;
+    Delta::between(&r.release, from)
 }
 
 /// A pause of 100 to 500 ms times `attempt`, different for every run.
@@ -465,25 +462,19 @@ fn push_one(
             // A copy of `current` made by the claim needs only what the
             // release adds to it; if that cannot be gathered here, the
             // copy is brought to the release like any upload.
-            let delta = match current.as_deref() {
-                Some(from) if w.derived && w.lock == Lock::Held => {
-                    Delta::between(w.release, from).ok().flatten()
-                }
-                _ => None,
-            };
-            let basis = match (&delta, current.as_deref()) {
-                (Some(delta), _) => Basis::Derived(delta),
+            let gathered = w
+                .delta
+                .as_ref()
+                .filter(|d| current.as_deref() == Some(d.from.as_str()))
+                .and_then(|d| d.gather(w.release).ok());
+            let basis = match (&gathered, current.as_deref()) {
+                (Some(gathered), _) => Basis::Derived(gathered),
                 (None, Some(current)) => Basis::Release(current),
                 (None, None) => Basis::Nothing,
             };
-            let pushed = run
-                .transport
+            run.transport
                 .push(w.target, w.release, basis, &progress)
-                .map_err(|err| format!("{err:#}"));
-            if let Some(delta) = delta {
-                delta.remove();
-            }
-            pushed
+                .map_err(|err| format!("{err:#}"))
         }
     };
     let mut stats = match pushed {

@@ -6,7 +6,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::{Basis, PushStats, RoundTrips, Transport};
-use crate::assemble::{Delta, EntryKind, MANIFEST_FILE, Release, content_mtime, finish_file};
+use crate::assemble::{
+    EntryKind, Gathered, MANIFEST_FILE, Release, content_mtime, copy_file, finish_file,
+};
 use crate::error::{Error, Result};
 use crate::plan::Target;
 use crate::process::{self, Cmd, ProcessError};
@@ -182,14 +184,18 @@ impl Transport for Local {
     }
 }
 
-/// Brings `partial`, a copy of `delta.from` made by `Step::Derive`, to the
-/// release: each path of the delta is replaced by its file or link, or
+/// Brings `partial`, a copy of the delta's `from` made by the claim, to
+/// the release: each path of the delta is replaced by its file or link, or
 /// removed where the delta has none. A file is replaced, never written in
-/// place, since it is a hard link to `delta.from`'s.
-fn apply(delta: &Delta, partial: &Path, progress: super::Progress<'_>) -> Result<PushStats> {
+/// place, since it is a hard link to `from`'s.
+fn apply(
+    gathered: &Gathered<'_>,
+    partial: &Path,
+    progress: super::Progress<'_>,
+) -> Result<PushStats> {
     let mut stats = PushStats::default();
-    for path in &delta.paths {
-        let source = delta.dir.join(path);
+    for path in &gathered.delta.paths {
+        let source = gathered.dir.join(path);
         let dest = partial.join(path);
         match fs::symlink_metadata(&dest) {
             Ok(meta) if meta.is_dir() => {
@@ -210,14 +216,7 @@ fn apply(delta: &Delta, partial: &Path, progress: super::Progress<'_>) -> Result
                 .map_err(Error::io("cannot create symlink", &dest))?;
             continue;
         }
-        fs::copy(&source, &dest).map_err(Error::io("cannot copy", &source))?;
-        let file = fs::File::options()
-            .write(true)
-            .open(&dest)
-            .map_err(Error::io("cannot open", &dest))?;
-        let mtime = meta.modified().map_err(Error::io("cannot read", &source))?;
-        file.set_modified(mtime)
-            .map_err(Error::io("cannot set the time of", &dest))?;
+        copy_file(&source, &dest)?;
         if path != MANIFEST_FILE {
             stats.files += 1;
             stats.bytes += meta.len();

@@ -25,10 +25,10 @@ pub enum Basis<'a> {
     /// A release of the host, by id: files unchanged since it are
     /// hard-linked from it.
     Release(&'a str),
-    /// The upload is a copy of `delta.from` already (`Step::Derive`): only
-    /// the delta is sent, and what `delta.from` has that the release lacks
-    /// is removed.
-    Derived(&'a Delta),
+    /// The upload is a copy of the delta's `from` already (made by the
+    /// claim, `landfall_derive`): only the delta is sent, and what `from`
+    /// has that the release lacks is removed.
+    Derived(&'a Gathered<'a>),
 }
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -36,7 +36,7 @@ use std::sync::Mutex;
 pub use local::Local;
 pub use ssh::{Ssh, SshOptions};
 
-use crate::assemble::{Delta, EntryKind, GitRelease, Manifest, Release};
+use crate::assemble::{EntryKind, Gathered, GitRelease, Manifest, Release};
 use crate::error::Result;
 use crate::plan::Target;
 use crate::process::{self, Cmd, ProcessError};

@@ -513,31 +513,24 @@ impl Transport for Ssh {
             ])
             .arg("-e")
             .arg(remote_shell);
-        match basis {
-            Basis::Derived(delta) => {
-                // Only the delta's paths: each is known to differ, and one
-                // missing from the delta is removed.
-                let mut from = OsString::from("--files-from=");
-                from.push(&delta.list);
-                cmd = cmd
-                    .arg("--from0")
-                    .arg(from)
-                    .args(["--ignore-times", "--delete-missing-args", "--force"])
-                    .arg(with_slash(&delta.dir));
+        if let Basis::Derived(gathered) = basis {
+            // Only the delta's paths: each is known to differ, and one
+            // missing from the delta is removed.
+            let mut from = OsString::from("--files-from=");
+            from.push(&gathered.list);
+            cmd = cmd
+                .arg("--from0")
+                .arg(from)
+                .args(["--ignore-times", "--delete-missing-args", "--force"])
+                .arg(with_slash(&gathered.dir));
+        } else {
+            cmd = cmd.args(["--recursive", "--delete"]);
+            if let Basis::Release(current) = basis {
+                cmd = cmd.arg(format!("--link-dest={}/releases/{current}", target.path));
             }
-            Basis::Release(current) => {
-                cmd = cmd
-                    .args(["--recursive", "--delete"])
-                    .arg(format!("--link-dest={}/releases/{current}", target.path))
-                    .arg(with_slash(&release.tree))
-                    .arg(with_slash(&release.stage));
-            }
-            Basis::Nothing => {
-                cmd = cmd
-                    .args(["--recursive", "--delete"])
-                    .arg(with_slash(&release.tree))
-                    .arg(with_slash(&release.stage));
-            }
+            cmd = cmd
+                .arg(with_slash(&release.tree))
+                .arg(with_slash(&release.stage));
         }
         let cmd = cmd.arg(dest).in_own_process_group().for_host(&target.host);
         let stdout = process::run_streaming(&cmd, &mut |piece| {
