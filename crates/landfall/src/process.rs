@@ -290,40 +290,33 @@ fn wait_until(
     expression: &duct::Expression,
     deadline: std::time::Duration,
 ) -> Result<std::process::Output, ProcessError> {
-    let started = std::time::Instant::now();
     let handle = expression
         .start()
         .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
-    let mut pause = std::time::Duration::from_millis(2);
-    loop {
-        if let Some(output) = handle
-            .try_wait()
-            .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?
-        {
-            return Ok(output.clone());
-        }
-        if started.elapsed() >= deadline {
-            let _ = handle.kill();
-            // What it said is collected once its output closes, which a
-            // process it started may hold open: that is not waited for
-            // long.
-            let mut stderr_tail = String::new();
-            let grace = std::time::Instant::now();
-            while grace.elapsed() < std::time::Duration::from_secs(2) {
-                if let Ok(Some(output)) = handle.try_wait() {
-                    stderr_tail = tail(&output.stderr, 12);
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            return Err(cmd.error(ProcessErrorKind::Deadline {
-                seconds: deadline.as_secs(),
-                stderr_tail,
-            }));
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    // duct waits on the child's exit (SIGCHLD) and its output, not by
+    // looking now and then.
+    let waited = |timeout: std::time::Duration| {
+        // Past any deadline a run can reach, and short of one that
+        // overflows the clock.
+        let timeout = timeout.min(std::time::Duration::from_secs(1 << 40));
+        handle
+            .wait_timeout(timeout)
+            .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))
+    };
+    if let Some(output) = waited(deadline)? {
+        return Ok(output.clone());
     }
+    let _ = handle.kill();
+    // What it said is collected once its output closes, which a process it
+    // started may hold open: that is not waited for long.
+    let stderr_tail = match waited(std::time::Duration::from_secs(2)) {
+        Ok(Some(output)) => tail(&output.stderr, 12),
+        _ => String::new(),
+    };
+    Err(cmd.error(ProcessErrorKind::Deadline {
+        seconds: deadline.as_secs(),
+        stderr_tail,
+    }))
 }
 
 /// Runs a command and hands its standard output to `read` as a stream, for
@@ -669,19 +662,11 @@ impl Session {
     }
 
     fn wait(&mut self, deadline: std::time::Duration) -> Option<i32> {
-        let started = std::time::Instant::now();
-        let mut pause = std::time::Duration::from_millis(1);
-        loop {
-            if let Some(ended) = self.shell.ended() {
-                return ended.code;
-            }
-            if started.elapsed() >= deadline {
-                self.shell.kill();
-                return self.shell.ended().and_then(|ended| ended.code);
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        if let Some(ended) = self.shell.wait_ended(deadline) {
+            return ended.code;
         }
+        self.shell.kill();
+        self.shell.ended().and_then(|ended| ended.code)
     }
 }
 
@@ -689,6 +674,23 @@ impl Session {
 pub(crate) trait Shell: Send {
     /// How the shell ended, once it has.
     fn ended(&mut self) -> Option<Ended>;
+
+    /// How the shell ended, waiting up to `deadline` for it to end.
+    fn wait_ended(&mut self, deadline: std::time::Duration) -> Option<Ended> {
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            if let Some(ended) = self.ended() {
+                return Some(ended);
+            }
+            let left = deadline.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return None;
+            }
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        }
+    }
 
     /// Ends the shell at once.
     fn kill(&mut self);

@@ -269,6 +269,19 @@ impl Shell for Session {
         self.status
     }
 
+    /// The master says how the session ended: that is waited for, not
+    /// looked for now and then.
+    fn wait_ended(&mut self, deadline: Duration) -> Option<Ended> {
+        if self.status.is_none() {
+            self.status = self
+                .ended
+                .recv_timeout(deadline)
+                .ok()
+                .map(|code| Ended { code: Some(code) });
+        }
+        self.status
+    }
+
     /// Closes the control connection, on which the master closes the
     /// session, as it does when the ssh client of a session is killed.
     fn kill(&mut self) {
@@ -369,15 +382,8 @@ mod tests {
             let mut stderr = String::new();
             streams.stderr.read_to_string(&mut stderr).unwrap();
             assert!(stderr.contains(said), "{stderr}");
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            let ended = loop {
-                if let Some(ended) = shell.ended() {
-                    break ended;
-                }
-                assert!(std::time::Instant::now() < deadline, "the session ends");
-                std::thread::sleep(Duration::from_millis(5));
-            };
-            assert_eq!(ended.code, Some(DISCONNECTED));
+            let ended = shell.wait_ended(Duration::from_secs(10));
+            assert_eq!(ended.expect("the session ends").code, Some(DISCONNECTED));
         }
     }
 }
