@@ -170,6 +170,52 @@ fn changing_one_static_file_redeploys_only_its_artifact() {
     assert!(css.contains("42em"), "{css}");
 }
 
+/// While cargo describes the workspace, a deploy goes on with the
+/// workspace as the last run found it. One remembered wrong (a binary it
+/// lacks, another target directory) is thrown away unseen: the deploy says
+/// nothing of it and writes nothing where it pointed.
+#[test]
+fn a_workspace_remembered_wrong_is_thrown_away_unseen() {
+    let ws = Workspace::hello();
+    deploy(&ws, &[]).assert_code(0);
+    let remembered = ws.path("target/landfall/workspace.json");
+    let text = fs::read_to_string(&remembered).unwrap();
+    let described: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        described["root"].as_str().map(Path::new),
+        Some(ws.root().canonicalize().unwrap().as_path())
+    );
+    assert!(described["bins"]["hello"].is_array(), "{text}");
+
+    let elsewhere = ws.path("elsewhere");
+    let wrong = [
+        ("bins", serde_json::json!({})),
+        ("target_dir", serde_json::json!(elsewhere)),
+    ];
+    for (key, value) in wrong {
+        let mut guess = described.clone();
+        guess[key] = value;
+        fs::write(&remembered, guess.to_string()).unwrap();
+        ws.write(&format!("examples/hello/site/{key}.txt"), "new\n");
+        let out = deploy(&ws, &[]);
+        out.assert_code(0);
+        assert!(!out.stderr.contains("hello"), "{key}: {}", out.stderr);
+        assert_eq!(
+            out.statuses(),
+            [
+                ("web1/site".to_string(), "deployed".to_string()),
+                ("web2/site".to_string(), "deployed".to_string()),
+                ("web1/app".to_string(), "unchanged".to_string()),
+                ("web2/app".to_string(), "unchanged".to_string()),
+            ],
+            "{key}"
+        );
+        assert!(!elsewhere.exists(), "{key}");
+        // What cargo described is remembered again.
+        assert_eq!(fs::read_to_string(&remembered).unwrap(), text, "{key}");
+    }
+}
+
 /// A release made as a copy of the current one holds exactly its own
 /// files: one that changed, one added in a new directory, and a directory
 /// that went, with what was in it.

@@ -2,8 +2,10 @@
 //! command, each returning the exit status.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use landfall::config::{self, Environment, Host, Project};
+use landfall::build::WorkspaceAhead;
+use landfall::config::{self, Environment, Host, Project, Workspace};
 use landfall::deploy::{self, DeployOptions, Identity, Run, Summary};
 use landfall::diag::Diagnostic;
 use landfall::event::Event;
@@ -58,30 +60,37 @@ impl Ctx<'_> {
     }
 
     fn environment(&self, project: &Project, name: &str) -> Result<Environment, Error> {
+        let env = self.environment_of(project, name)?;
+        self.warn(&env.warnings);
+        Ok(env)
+    }
+
+    /// [`environment`](Ctx::environment), with its warnings unsaid.
+    fn environment_of(&self, project: &Project, name: &str) -> Result<Environment, Error> {
         let mut env = config::load_environment(project, name)?;
         for var in &self.global.vars {
             config::provenance::parse_override(var, &mut env.overrides).map_err(Error::Usage)?;
         }
-        self.warn(&env.warnings);
         Ok(env)
     }
 
     /// Decrypts the environment's secrets; from now on their values are
     /// masked in everything printed.
     fn secrets(&self, project: &Project, env: &Environment) -> Result<Secrets, Error> {
-        Ok(self.loaded(landfall::secrets::load(project, env)?))
+        let secrets = landfall::secrets::load(project, env)?;
+        self.loaded(&secrets);
+        Ok(secrets)
     }
 
     /// Hides the secrets' values from every line printed from now on, and
     /// reports their warnings.
-    fn loaded(&self, secrets: Secrets) -> Secrets {
+    fn loaded(&self, secrets: &Secrets) {
         render::hide(secrets.mask());
         for warning in &secrets.warnings {
             self.printer.event(Event::Warning {
                 message: warning.clone(),
             });
         }
-        secrets
     }
 
     fn jobs(&self, env: &Environment) -> usize {
@@ -119,11 +128,24 @@ pub(crate) fn transport(
     hosts: &[&Host],
     local: bool,
 ) -> Result<Box<dyn Transport>, Error> {
+    let (transport, warnings) = open_transport(ctx, project, env, hosts, local)?;
+    for message in warnings {
+        ctx.printer.event(Event::Warning { message });
+    }
+    Ok(transport)
+}
+
+/// [`transport`], with what opening it warned of, unsaid.
+fn open_transport(
+    ctx: &Ctx<'_>,
+    project: &Project,
+    env: &Environment,
+    hosts: &[&Host],
+    local: bool,
+) -> Result<(Box<dyn Transport + Send>, Vec<String>), Error> {
     if local {
-        return Ok(Box::new(Local::new(
-            &project.workspace.landfall_dir(),
-            &env.name,
-        )));
+        let local = Local::new(&project.workspace.landfall_dir(), &env.name);
+        return Ok((Box::new(local), Vec::new()));
     }
     if let Some(config) = env.ssh_config.as_ref().filter(|c| !c.is_file()) {
         return Err(Error::Usage(format!(
@@ -138,12 +160,8 @@ pub(crate) fn transport(
         options.persist = std::time::Duration::ZERO;
     }
     let ssh = Ssh::connect(hosts, options, ctx.jobs(env));
-    for warning in ssh.warnings() {
-        ctx.printer.event(Event::Warning {
-            message: warning.clone(),
-        });
-    }
-    Ok(Box::new(ssh))
+    let warnings = ssh.warnings().to_vec();
+    Ok((Box::new(ssh), warnings))
 }
 
 /// The object store a `--from` or `--out` names, if it names one
@@ -170,138 +188,12 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
         let dir = manifest_dir.filter(|dir| !dir.as_os_str().is_empty());
         landfall::git::HeadAhead::start(dir.unwrap_or(Path::new(".")))
     });
-    let result = (|| {
-        let (project, env) = ctx.load(env_name)?;
-        plan::reaches_a_host(&project, &env, &ctx.global.only)?;
-        let report = ctx.report();
-        if let Some(problem) = ops::protection::protection(&project, &env, args.allow_dirty) {
-            if !args.dry_run {
-                return Err(Error::Usage(problem));
-            }
-            report(Event::Warning {
-                message: format!("{problem}; a deploy would be refused"),
-            });
-        }
-        let secrets = ctx.secrets(&project, &env)?;
-        let mut plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
-        plan.retain_artifacts(&project, &args.artifacts)?;
-        // Hosts pull from the environment's store, reached with the `AWS_*`
-        // variables, which are checked before anything is built or
-        // contacted. A dry run reads no store, and `--local` copies on
-        // this machine, where a store would save nothing.
-        let from_store = match args.from.as_deref().and_then(store_url).transpose()? {
-            Some(url) => Some(landfall::store::Remote::from_env(&url)?),
-            None => None,
-        };
-        let store = match &env.store {
-            Some(url) if !args.local && !args.dry_run => {
-                Some(landfall::store::Remote::from_env(url)?)
-            }
-            // A bundle pulled from a store is pulled by the hosts from
-            // there, unless the environment has a store of its own.
-            _ if !args.local && !args.dry_run => from_store.clone(),
-            _ => None,
-        };
-        if env.protect && !args.dry_run && !args.yes {
-            confirm(&env, &plan, "deploy")?;
-        }
-        let hosts = plan.hosts(&env);
-        let host_names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-        let revision = || landfall::git::revision(&project.workspace.root).commit;
-        // `before` runs before any host is contacted (the connections open
-        // while cargo builds); a dry run runs neither hook.
-        if !args.dry_run && project.hooks.before.is_some() {
-            let context = hooks::Context {
-                project: &project,
-                env: &env,
-                hosts: &host_names,
-                revision: revision(),
-                summary: None,
-            };
-            hooks::run(hooks::Which::Before, &context, &report)?;
-        }
-        let mut lookahead = None;
-        let (built, transport) = if let Some(dir) = &args.from {
-            // A bundle is verified before any host is contacted; one in a
-            // store is fetched to this machine first (once), and verified
-            // the same way.
-            let bundle = match &from_store {
-                Some(remote) => {
-                    let store = landfall::assemble::Store::open(&project)?;
-                    landfall::bundle::open(&landfall::bundle::fetch(remote, &store)?)?
-                }
-                None => landfall::bundle::open(dir)?,
-            };
-            let options = FromOptions {
-                allow_config_drift: args.allow_config_drift,
-            };
-            let built =
-                ops::bundle::releases_from_bundle(&project, &plan, &bundle, options, &report)?;
-            (built, transport(ctx, &project, &env, &hosts, args.local)?)
-        } else {
-            let options = BuildOptions {
-                quiet: ctx.global.quiet || ctx.global.message_format == MessageFormat::Json,
-                // A dry run shows what HEAD would change, and warns.
-                allow_dirty: args.allow_dirty || args.dry_run,
-                revision: head.map(|head| head.of(&project.workspace.root)),
-                ..BuildOptions::default()
-            };
-            // A git artifact's tree is refused (a dirty tree, a missing
-            // `subdir`) before any host is contacted.
-            let sources = ops::build::read_sources(&project, &plan, &options, &report)?;
-            // The connections open while cargo builds and the artifacts
-            // are assembled, and the hosts are read over them meanwhile.
-            let transport = transport(ctx, &project, &env, &hosts, args.local)?;
-            let targets: Vec<&landfall::plan::Target> = plan.targets.iter().collect();
-            let (built, ahead) = std::thread::scope(|scope| {
-                let ahead = (!args.dry_run && !args.force).then(|| {
-                    scope.spawn(|| {
-                        deploy::look_ahead(transport.as_ref(), &env, &targets, ctx.jobs(&env))
-                    })
-                });
-                let built =
-                    ops::build::build_from_sources(&project, &plan, sources, &options, &report);
-                (built, ahead.and_then(|ahead| ahead.join().ok()))
-            });
-            lookahead = ahead;
-            (built?, transport)
-        };
-        let options = DeployOptions {
-            dry_run: args.dry_run,
-            break_lock: args.break_lock,
-            force: args.force,
-            bundle: args.from.as_ref().map(|dir| {
-                if from_store.is_some() {
-                    return dir.display().to_string();
-                }
-                std::path::absolute(dir)
-                    .unwrap_or_else(|_| dir.clone())
-                    .display()
-                    .to_string()
-            }),
-            overrides: ctx.global.vars.clone(),
-            store,
-            lookahead,
-        };
-        let identity = Identity::current(built.revision.clone());
-        let run = Run {
-            project: &project,
-            env: &env,
-            transport: transport.as_ref(),
-            identity: &identity,
-            jobs: ctx.jobs(&env),
-            events: &report,
-        };
-        let mut summary = deploy::deploy(&run, &built.releases, &options);
-        summary.timings.build = built.build_seconds;
-        summary.timings.assemble = built.assemble_seconds;
-        // `after` runs once the summary is known, and before it is printed:
-        // the summary stays the last line of the output.
-        if !args.dry_run && project.hooks.after.is_some() {
-            after_hook(ctx, &project, &env, &host_names, &summary, &report);
-        }
-        Ok(summary)
-    })();
+    let workspace = WorkspaceAhead::start(ctx.global.manifest_path.as_deref());
+    let mut warnings = Vec::new();
+    let prepared = prepare_ahead(ctx, args, env_name, workspace, &mut warnings);
+    ctx.warn(&warnings);
+    let result =
+        prepared.and_then(|(prepared, early)| deploy_prepared(ctx, args, head, &prepared, early));
     match result {
         Ok(summary) => ctx.finish(&summary),
         Err(err) => {
@@ -315,6 +207,310 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
             code
         }
     }
+}
+
+/// What a deploy works out before it may print, ask, run or change
+/// anything: the project, the environment, the secrets and the plan.
+struct Prepared {
+    project: Project,
+    env: Environment,
+    /// Why the protected environment refuses the deploy; a dry run is only
+    /// warned.
+    refused: Option<String>,
+    secrets: Secrets,
+    plan: plan::Plan,
+    /// The store of a `--from s3://…`.
+    from_store: Option<landfall::store::Remote>,
+    /// The store the hosts pull from.
+    store: Option<landfall::store::Remote>,
+    /// Whether the workspace is other than the one remembered.
+    workspace_changed: bool,
+}
+
+/// Prepares a deploy, with what loading the project and the environment
+/// warned of put in `warnings`, unsaid.
+fn prepare(
+    ctx: &Ctx<'_>,
+    args: &DeployArgs,
+    env_name: &str,
+    (workspace, workspace_changed): (Workspace, bool),
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Prepared, Error> {
+    let project = config::load_project(workspace)?;
+    let env = ctx.environment_of(&project, env_name)?;
+    warnings.extend(env.warnings.iter().chain(&project.warnings).cloned());
+    plan::reaches_a_host(&project, &env, &ctx.global.only)?;
+    let refused = ops::protection::protection(&project, &env, args.allow_dirty);
+    if let Some(problem) = refused.as_ref().filter(|_| !args.dry_run) {
+        return Err(Error::Usage(problem.clone()));
+    }
+    let secrets = landfall::secrets::load(&project, &env)?;
+    let mut plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
+    plan.retain_artifacts(&project, &args.artifacts)?;
+    // Hosts pull from the environment's store, reached with the `AWS_*`
+    // variables, which are checked before anything is built or contacted.
+    // A dry run reads no store, and `--local` copies on this machine, where
+    // a store would save nothing.
+    let from_store = match args.from.as_deref().and_then(store_url).transpose()? {
+        Some(url) => Some(landfall::store::Remote::from_env(&url)?),
+        None => None,
+    };
+    let store = match &env.store {
+        Some(url) if !args.local && !args.dry_run => Some(landfall::store::Remote::from_env(url)?),
+        // A bundle pulled from a store is pulled by the hosts from there,
+        // unless the environment has a store of its own.
+        _ if !args.local && !args.dry_run => from_store.clone(),
+        _ => None,
+    };
+    Ok(Prepared {
+        project,
+        env,
+        refused,
+        secrets,
+        plan,
+        from_store,
+        store,
+        workspace_changed,
+    })
+}
+
+/// Prepares a deploy while cargo describes the workspace, with the
+/// workspace as the last run here found it. A deploy that runs nothing and
+/// asks nothing before it contacts the hosts also opens its connections
+/// and reads the hosts meanwhile: those are only reads. Unless cargo then
+/// describes the same workspace, all of it is thrown away, unseen, and the
+/// deploy is prepared again.
+fn prepare_ahead(
+    ctx: &Ctx<'_>,
+    args: &DeployArgs,
+    env_name: &str,
+    workspace: WorkspaceAhead,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<(Prepared, Option<Contact>), Error> {
+    let Some(guess) = workspace.remembered().cloned() else {
+        let prepared = prepare(ctx, args, env_name, workspace.finish()?, warnings)?;
+        return Ok((prepared, None));
+    };
+    let attempt = prepare(ctx, args, env_name, (guess.clone(), false), warnings);
+    let early = match &attempt {
+        Ok(prepared) if contacts_first(args, prepared) => {
+            Contact::open(ctx, prepared, args, ReadAhead::Yes).ok()
+        }
+        _ => None,
+    };
+    let (workspace, changed) = workspace.finish()?;
+    if !changed {
+        return Ok((attempt?, early));
+    }
+    drop(early);
+    warnings.clear();
+    let prepared = prepare(ctx, args, env_name, (workspace, changed), warnings)?;
+    Ok((prepared, None))
+}
+
+/// Whether a deploy contacts its hosts before it runs, asks or refuses
+/// anything: no `before` hook, no question, no git tree to read, no bundle
+/// to verify.
+fn contacts_first(args: &DeployArgs, prepared: &Prepared) -> bool {
+    let Prepared {
+        project, env, plan, ..
+    } = prepared;
+    let git_tree = project.artifacts.iter().any(|artifact| {
+        matches!(artifact.transport, config::Transport::Git { .. })
+            && plan.targets.iter().any(|t| t.artifact == artifact.name)
+    });
+    args.from.is_none()
+        && !args.local
+        && !args.dry_run
+        && !args.force
+        && project.hooks.before.is_none()
+        // A protected environment asks first, unless told yes.
+        && (!env.protect || args.yes)
+        && !git_tree
+}
+
+/// Whether a deploy reads the hosts while it builds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadAhead {
+    Yes,
+    No,
+}
+
+/// A deploy's transport, and the hosts' state read over it while the
+/// releases are built.
+struct Contact {
+    transport: Arc<dyn Transport + Send>,
+    ahead: Option<std::thread::JoinHandle<deploy::Lookahead>>,
+    /// What opening the transport warned of, said once the deploy goes on.
+    warnings: Vec<String>,
+}
+
+impl Contact {
+    fn open(
+        ctx: &Ctx<'_>,
+        prepared: &Prepared,
+        args: &DeployArgs,
+        read_ahead: ReadAhead,
+    ) -> Result<Contact, Error> {
+        let Prepared {
+            project, env, plan, ..
+        } = prepared;
+        let (transport, warnings) =
+            open_transport(ctx, project, env, &plan.hosts(env), args.local)?;
+        let transport: Arc<dyn Transport + Send> = Arc::from(transport);
+        let ahead = (read_ahead == ReadAhead::Yes && !args.dry_run && !args.force).then(|| {
+            let transport = Arc::clone(&transport);
+            let (env, targets, jobs) = (env.name.clone(), plan.targets.clone(), ctx.jobs(env));
+            std::thread::spawn(move || {
+                let targets: Vec<&landfall::plan::Target> = targets.iter().collect();
+                deploy::look_ahead(transport.as_ref(), &env, &targets, jobs)
+            })
+        });
+        Ok(Contact {
+            transport,
+            ahead,
+            warnings,
+        })
+    }
+
+    /// The hosts' state, once it has been read.
+    fn looked_ahead(&mut self) -> Option<deploy::Lookahead> {
+        self.ahead.take().and_then(|ahead| ahead.join().ok())
+    }
+}
+
+impl Drop for Contact {
+    /// The transport closes its sessions once the hosts are read.
+    fn drop(&mut self) {
+        self.looked_ahead();
+    }
+}
+
+/// Deploys what was prepared: says what preparing found, asks, runs the
+/// `before` hook, builds while the hosts are read, deploys, and runs the
+/// `after` hook.
+fn deploy_prepared(
+    ctx: &Ctx<'_>,
+    args: &DeployArgs,
+    head: Option<landfall::git::HeadAhead>,
+    prepared: &Prepared,
+    early: Option<Contact>,
+) -> Result<Summary, Error> {
+    let report = ctx.report();
+    if let Some(problem) = &prepared.refused {
+        report(Event::Warning {
+            message: format!("{problem}; a deploy would be refused"),
+        });
+    }
+    let Prepared {
+        project,
+        env,
+        secrets,
+        plan,
+        from_store,
+        store,
+        ..
+    } = prepared;
+    ctx.loaded(secrets);
+    if env.protect && !args.dry_run && !args.yes {
+        confirm(env, plan, "deploy")?;
+    }
+    let host_names: Vec<String> = plan.hosts(env).iter().map(|h| h.name.clone()).collect();
+    let revision = || landfall::git::revision(&project.workspace.root).commit;
+    // `before` runs before any host is contacted (the connections open
+    // while cargo builds); a dry run runs neither hook.
+    if !args.dry_run && project.hooks.before.is_some() {
+        let context = hooks::Context {
+            project,
+            env,
+            hosts: &host_names,
+            revision: revision(),
+            summary: None,
+        };
+        hooks::run(hooks::Which::Before, &context, &report)?;
+    }
+    let (built, mut contact) = if let Some(dir) = &args.from {
+        // A bundle is verified before any host is contacted; one in a
+        // store is fetched to this machine first (once), and verified
+        // the same way.
+        let bundle = match from_store {
+            Some(remote) => {
+                let store = landfall::assemble::Store::open(project)?;
+                landfall::bundle::open(&landfall::bundle::fetch(remote, &store)?)?
+            }
+            None => landfall::bundle::open(dir)?,
+        };
+        let options = FromOptions {
+            allow_config_drift: args.allow_config_drift,
+        };
+        let built = ops::bundle::releases_from_bundle(project, plan, &bundle, options, &report)?;
+        let contact = Contact::open(ctx, prepared, args, ReadAhead::No)?;
+        (built, contact)
+    } else {
+        let options = BuildOptions {
+            quiet: ctx.global.quiet || ctx.global.message_format == MessageFormat::Json,
+            // A dry run shows what HEAD would change, and warns.
+            allow_dirty: args.allow_dirty || args.dry_run,
+            revision: head.map(|head| head.of(&project.workspace.root)),
+            ..BuildOptions::default()
+        };
+        // A git artifact's tree is refused (a dirty tree, a missing
+        // `subdir`) before any host is contacted.
+        let sources = ops::build::read_sources(project, plan, &options, &report)?;
+        // The connections open while cargo builds and the artifacts are
+        // assembled, and the hosts are read over them meanwhile.
+        let contact = match early {
+            Some(contact) => contact,
+            None => Contact::open(ctx, prepared, args, ReadAhead::Yes)?,
+        };
+        let built = ops::build::build_from_sources(project, plan, sources, &options, &report)?;
+        // The next deploy goes on with this workspace while cargo
+        // describes it; one that stops before it builds writes nothing.
+        if prepared.workspace_changed {
+            let _ = landfall::build::remember(&project.workspace);
+        }
+        (built, contact)
+    };
+    for warning in &contact.warnings {
+        report(Event::Warning {
+            message: warning.clone(),
+        });
+    }
+    let options = DeployOptions {
+        dry_run: args.dry_run,
+        break_lock: args.break_lock,
+        force: args.force,
+        bundle: args.from.as_ref().map(|dir| {
+            if from_store.is_some() {
+                return dir.display().to_string();
+            }
+            std::path::absolute(dir)
+                .unwrap_or_else(|_| dir.clone())
+                .display()
+                .to_string()
+        }),
+        overrides: ctx.global.vars.clone(),
+        store: store.clone(),
+        lookahead: contact.looked_ahead(),
+    };
+    let identity = Identity::current(built.revision.clone());
+    let run = Run {
+        project,
+        env,
+        transport: contact.transport.as_ref(),
+        identity: &identity,
+        jobs: ctx.jobs(env),
+        events: &report,
+    };
+    let mut summary = deploy::deploy(&run, &built.releases, &options);
+    summary.timings.build = built.build_seconds;
+    summary.timings.assemble = built.assemble_seconds;
+    // `after` runs once the summary is known, and before it is printed:
+    // the summary stays the last line of the output.
+    if !args.dry_run && project.hooks.after.is_some() {
+        after_hook(ctx, project, env, &host_names, &summary, &report);
+    }
+    Ok(summary)
 }
 
 /// Runs the `after` hook with the summary in a private file; a failure is
@@ -535,7 +731,7 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
         hosts += env.hosts.len();
         // Without an identity that decrypts them, secrets are placeholders.
         let secrets = match landfall::secrets::load_for_check(&project, &env)
-            .map(|secrets| ctx.loaded(secrets))
+            .inspect(|secrets| ctx.loaded(secrets))
         {
             Ok(secrets) => secrets,
             Err(err) => {

@@ -71,6 +71,85 @@ pub fn workspace(manifest_path: Option<&Path>) -> Result<Workspace> {
     })
 }
 
+/// `cargo metadata`, run on a thread of its own while the caller goes on
+/// with the workspace as an earlier run here found it (see [`remember`]).
+///
+/// Cargo takes tens of milliseconds to describe even a small workspace,
+/// which is most of a deploy that has nothing to do. Whatever is worked
+/// out from [`remembered`](WorkspaceAhead::remembered) is a guess until
+/// [`finish`](WorkspaceAhead::finish) says it holds: nothing may be
+/// changed, printed or asked on its strength.
+#[derive(Debug)]
+pub struct WorkspaceAhead {
+    remembered: Option<Workspace>,
+    described: std::thread::JoinHandle<Result<Workspace>>,
+}
+
+/// Where a workspace is remembered, in its landfall directory.
+const REMEMBERED: &str = "workspace.json";
+
+impl WorkspaceAhead {
+    /// Starts `cargo metadata` (see [`workspace`]) and reads the workspace
+    /// remembered for `manifest_path`, or the current directory.
+    pub fn start(manifest_path: Option<&Path>) -> WorkspaceAhead {
+        let path = manifest_path.map(Path::to_path_buf);
+        let described = std::thread::spawn(move || workspace(path.as_deref()));
+        WorkspaceAhead {
+            remembered: remembered(manifest_path),
+            described,
+        }
+    }
+
+    /// The workspace as the last run from here found it, if it was kept.
+    pub fn remembered(&self) -> Option<&Workspace> {
+        self.remembered.as_ref()
+    }
+
+    /// The workspace as cargo describes it now, and whether it is other
+    /// than the one remembered (then [`remember`] it, once a run may
+    /// write).
+    pub fn finish(self) -> Result<(Workspace, bool)> {
+        let workspace = self
+            .described
+            .join()
+            .unwrap_or_else(|_| Err(Error::Failed("`cargo metadata` was not read".into())))?;
+        let changed = self.remembered.as_ref() != Some(&workspace);
+        Ok((workspace, changed))
+    }
+}
+
+/// The workspace kept by an earlier run, found as cargo would find it: in
+/// the nearest directory above the manifest (or the current directory)
+/// that has a `deploy.toml` beside its `Cargo.toml`, and only if it says
+/// that directory is its root. It is in the landfall directory under
+/// `$CARGO_TARGET_DIR`, or else under `target` there.
+fn remembered(manifest_path: Option<&Path>) -> Option<Workspace> {
+    let start = match manifest_path {
+        Some(path) => std::path::absolute(path).ok()?.parent()?.to_path_buf(),
+        None => std::env::current_dir().ok()?,
+    };
+    let root = start
+        .ancestors()
+        .find(|dir| dir.join("deploy.toml").is_file() && dir.join("Cargo.toml").is_file())?;
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::path::absolute(PathBuf::from(dir)).ok()?,
+        None => root.join("target"),
+    };
+    let text = std::fs::read(target.join("landfall").join(REMEMBERED)).ok()?;
+    let workspace: Workspace = serde_json::from_slice(&text).ok()?;
+    (workspace.root == root).then_some(workspace)
+}
+
+/// Keeps `workspace` for the next run's [`WorkspaceAhead`]; only that
+/// run's head start is lost if it cannot.
+pub fn remember(workspace: &Workspace) -> Result<()> {
+    let text = serde_json::to_vec(workspace)
+        .map_err(|err| Error::Failed(format!("cannot keep the workspace: {err}")))?;
+    let dir = workspace.landfall_dir();
+    crate::files::private_dir(&dir)?;
+    crate::files::write_atomically(&dir.join(REMEMBERED), &text)
+}
+
 /// Where the reproducible build keeps its own target directory.
 pub fn target_dir(workspace: &Workspace) -> PathBuf {
     workspace.landfall_dir().join("build")

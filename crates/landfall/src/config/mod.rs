@@ -24,7 +24,7 @@ pub use resolve::{load_environment, load_project};
 use crate::diag::{Diagnostic, SourceFile};
 
 /// The user's Cargo workspace, as `cargo metadata` describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Workspace {
     pub root: PathBuf,
     pub manifest_path: PathBuf,

@@ -374,11 +374,11 @@ impl Lookahead {
 /// costs a script, not a connection.
 pub fn look_ahead(
     transport: &dyn Transport,
-    env: &Environment,
+    env: &str,
     targets: &[&Target],
     jobs: usize,
 ) -> Lookahead {
-    let states = probe_hosts(transport, &env.name, jobs, targets, false, None);
+    let states = probe_hosts(transport, env, jobs, targets, false, None);
     Lookahead {
         states: targets
             .iter()
