@@ -239,7 +239,9 @@ fn decode(bytes: &[u8]) -> Option<HashMap<String, Entry>> {
         Some(*head)
     }
     let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
-    let mut entries = HashMap::new();
+    // An entry takes 112 bytes besides its path: room for every one, made
+    // once.
+    let mut entries = HashMap::with_capacity(rest.len() / 112);
     while !rest.is_empty() {
         let len = usize::try_from(u32::from_le_bytes(take(&mut rest)?)).ok()?;
         let (path, tail) = rest.split_at_checked(len)?;

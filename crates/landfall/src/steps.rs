@@ -59,12 +59,10 @@ fn library() -> &'static Library {
         let names: Vec<&'static str> = functions.iter().map(|(name, _, _)| *name).collect();
         for (name, definition, calls) in &mut functions {
             let body = &definition[name.len()..];
-            calls.extend(names.iter().copied().filter(|other| {
-                body.match_indices(other).any(|(at, _)| {
-                    let after = body[at + other.len()..].chars().next();
-                    !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-                })
-            }));
+            let words: std::collections::HashSet<&str> = body
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .collect();
+            calls.extend(names.iter().copied().filter(|other| words.contains(other)));
         }
         let mut whole: String = functions.iter().map(|(_, def, _)| *def).collect();
         let hash = blake3::hash(whole.as_bytes()).to_hex()[..16].to_string();

@@ -4,7 +4,7 @@
 //! span. The only IO here is reading the configuration files, the
 //! templates and listing source trees (which is part of checking them).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -349,40 +349,30 @@ fn resolve_artifact(
 
     // Every destination in the release directory, with the span that claims
     // it, to find two sources writing one path.
-    let mut claimed: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    let mut claimed = Claims::default();
     let mut claim = |check: &mut Checker, dst: &str, span: Range<usize>| {
-        // A path is taken if it is claimed itself, if one of its parents is
-        // claimed as a file, or if it is a parent of a claimed file.
-        let parent = dst
-            .match_indices('/')
-            .map(|(i, _)| &dst[..i])
-            .find(|p| claimed.contains_key(*p));
-        let child = claimed
-            .range(format!("{dst}/")..)
-            .next()
-            .filter(|(k, _)| k.starts_with(&format!("{dst}/")));
-        let conflict = match (claimed.get_key_value(dst), parent, child) {
-            (Some((_, first)), _, _) => Some((
+        let conflict = match claimed.conflict(dst) {
+            Some(Conflict::Twice(first)) => Some((
                 format!("`{dst}` is written twice in artifact `{name}`"),
                 first,
             )),
-            (None, Some(parent), _) => Some((
+            Some(Conflict::FileAbove(parent, first)) => Some((
                 format!("`{parent}` is both a file and a directory in artifact `{name}`"),
-                &claimed[parent],
+                first,
             )),
-            (None, None, Some((child, first))) => Some((
+            Some(Conflict::FilesBelow(child, first)) => Some((
                 format!(
                     "`{dst}` is both a file and the directory of `{child}` in artifact `{name}`"
                 ),
                 first,
             )),
-            (None, None, None) => None,
+            None => None,
         };
         if let Some((message, first)) = conflict {
             let (line, _) = crate::diag::line_column(&check.file.text, first.start);
             check.error(span, message, format!("conflicts with line {line}"));
         } else {
-            claimed.insert(dst.to_string(), span);
+            claimed.insert(dst, span);
         }
     };
 
@@ -597,9 +587,7 @@ fn resolve_artifact(
         let Some(dst) = check_dst(check, &dir) else {
             continue;
         };
-        let inside = claimed
-            .keys()
-            .find(|claimed| claimed.starts_with(&format!("{dst}/")) || **claimed == dst);
+        let inside = claimed.at_or_below(&dst);
         if let Some(inside) = inside {
             check.error(
                 dir.span(),
@@ -1170,6 +1158,63 @@ fn check_src(check: &mut Checker, workspace: &Workspace, src: &Spanned<String>) 
     Some(path)
 }
 
+/// The paths of a release claimed so far, each with the span that claims
+/// it, and each directory above them with the first of its paths (by
+/// name): a claim is looked up, not compared with every other.
+#[derive(Default)]
+struct Claims {
+    paths: HashMap<String, Range<usize>>,
+    dirs: HashMap<String, String>,
+}
+
+/// Why a path cannot be claimed, with the span of the claim it conflicts
+/// with.
+enum Conflict<'c> {
+    /// It is claimed already.
+    Twice(Range<usize>),
+    /// A directory above it is claimed as a file.
+    FileAbove(&'c str, Range<usize>),
+    /// It is a directory of claimed paths, the first of them this one.
+    FilesBelow(&'c str, Range<usize>),
+}
+
+impl Claims {
+    fn conflict(&self, path: &str) -> Option<Conflict<'_>> {
+        if let Some(first) = self.paths.get(path) {
+            return Some(Conflict::Twice(first.clone()));
+        }
+        let above = path
+            .match_indices('/')
+            .find_map(|(i, _)| self.paths.get_key_value(&path[..i]));
+        if let Some((dir, first)) = above {
+            return Some(Conflict::FileAbove(dir, first.clone()));
+        }
+        let below = self.dirs.get(path)?;
+        Some(Conflict::FilesBelow(below, self.paths[below].clone()))
+    }
+
+    fn insert(&mut self, path: &str, span: Range<usize>) {
+        for (i, _) in path.match_indices('/') {
+            match self.dirs.get_mut(&path[..i]) {
+                Some(first) if path < first.as_str() => *first = path.to_string(),
+                Some(_) => {}
+                None => {
+                    self.dirs.insert(path[..i].to_string(), path.to_string());
+                }
+            }
+        }
+        self.paths.insert(path.to_string(), span);
+    }
+
+    /// `path` if it is claimed, or else the first claimed path below it.
+    fn at_or_below(&self, path: &str) -> Option<&str> {
+        match self.paths.get_key_value(path) {
+            Some((path, _)) => Some(path),
+            None => self.dirs.get(path).map(String::as_str),
+        }
+    }
+}
+
 /// Lists the files under a source (a file or a directory, hidden files
 /// included), sorted, with their destinations.
 fn list_sources(
@@ -1184,9 +1229,11 @@ fn list_sources(
     // A symlink (to a file or a directory) must resolve inside the
     // workspace; one that escapes is reported and not followed.
     let mut escaping = Vec::new();
+    // Sorted by name: the paths of one directory differ only there, and
+    // comparing them whole spares taking each name apart.
     let walker = walkdir::WalkDir::new(src)
         .follow_links(true)
-        .sort_by_file_name()
+        .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()))
         .into_iter();
     let target_dir = fs::canonicalize(&workspace.target_dir).ok();
     let walker = walker.filter_entry(|entry| {

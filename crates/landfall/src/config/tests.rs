@@ -191,6 +191,10 @@ fn errors_point_at_their_line() {
             "deploy.toml:3:47: `x` is both a file and a directory in artifact `a`",
         ),
         (
+            "[artifact.a]\npath = \"/a\"\nfiles = [{ src = \"static\", dst = \"x\" }, { src = \"static/a.txt\", dst = \"x\" }]\n",
+            "deploy.toml:3:41: `x` is both a file and the directory of `x/a.txt` in artifact `a`",
+        ),
+        (
             "[artifact.a]\npath = \"/a\"\nhooks = { health_timeout = \"soon\" }\n",
             "deploy.toml:3:28: invalid duration `soon`",
         ),
