@@ -231,6 +231,48 @@ fn a_small_change_sends_about_that_change_and_links_the_rest() {
     }
 }
 
+/// A deploy reads its hosts while cargo describes the workspace, from the
+/// workspace the last deploy remembered. When cargo describes another (here
+/// another target directory), what was read is thrown away, and the deploy
+/// reads the hosts again and goes on from cargo's answer.
+#[test]
+fn hosts_read_for_a_workspace_remembered_wrong_are_read_again() {
+    let bed = Bed::new();
+    bed.deploy(&[]).assert_code(0);
+    let remembered = bed.ws.path("target/landfall/workspace.json");
+    let described = fs::read_to_string(&remembered).unwrap();
+    let mut guess: serde_json::Value = serde_json::from_str(&described).unwrap();
+    let elsewhere = bed.ws.path("elsewhere");
+    guess["target_dir"] = serde_json::json!(elsewhere);
+    fs::write(&remembered, guess.to_string()).unwrap();
+    bed.ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"howdy\"",
+    );
+    let sessions: Vec<usize> = bed.hosts().iter().map(|(h, _)| bed.sessions(h)).collect();
+
+    let second = bed.deploy(&[]);
+    second.assert_code(0);
+    let summary = second.summary();
+    for (i, (host, address)) in bed.hosts().iter().enumerate() {
+        // The deploy's own round trips are a change's, as ever.
+        assert_eq!(summary["round_trips"][host.as_str()], 5, "{summary}");
+        // sshd's count: the session read in vain, rsync's, and one that
+        // ran every step.
+        assert_eq!(bed.sessions(host), sessions[i] + 3, "sessions on {host}");
+        assert_eq!(
+            http_get_at(address, bed.port, "/"),
+            Some((200, format!("howdy from {host}\n")))
+        );
+    }
+    assert!(
+        !elsewhere.exists(),
+        "nothing is written where the guess said"
+    );
+    assert_eq!(fs::read_to_string(&remembered).unwrap(), described);
+}
+
 /// A push starts from a copy of the host's current release and sends what
 /// differs from it, unless that release changed on the host since it was
 /// made: then it is compared file by file, and the change is not carried
