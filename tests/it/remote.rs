@@ -79,6 +79,20 @@ impl Bed {
         log.matches("server_input_channel_open: ctype session")
             .count()
     }
+
+    /// [`sessions`](Bed::sessions) of every host, in host order.
+    fn sessions_on_every_host(&self) -> Vec<usize> {
+        self.hosts().iter().map(|(h, _)| self.sessions(h)).collect()
+    }
+
+    /// A new greeting in the config of `app` on every host.
+    fn greet_howdy(&self) {
+        self.ws.edit(
+            "deploy.toml",
+            "greeting = \"hello\"",
+            "greeting = \"howdy\"",
+        );
+    }
 }
 
 fn statuses_are(out: &Outcome, status: &str) -> bool {
@@ -142,7 +156,7 @@ fn redeploy_of_an_unchanged_workspace_costs_one_round_trip_per_host() {
     let bed = Bed::new();
     bed.deploy(&[]).assert_code(0);
     let pids: Vec<String> = bed.hosts().iter().map(|(h, _)| bed.pid(h)).collect();
-    let sessions: Vec<usize> = bed.hosts().iter().map(|(h, _)| bed.sessions(h)).collect();
+    let sessions = bed.sessions_on_every_host();
 
     let again = bed.deploy(&[]);
     again.assert_code(0);
@@ -171,12 +185,8 @@ fn a_small_change_sends_about_that_change_and_links_the_rest() {
     let bed = Bed::new();
     let first = bed.deploy(&[]);
     first.assert_code(0);
-    bed.ws.edit(
-        "deploy.toml",
-        "greeting = \"hello\"",
-        "greeting = \"howdy\"",
-    );
-    let sessions: Vec<usize> = bed.hosts().iter().map(|(h, _)| bed.sessions(h)).collect();
+    bed.greet_howdy();
+    let sessions = bed.sessions_on_every_host();
     let second = bed.deploy(&[]);
     second.assert_code(0);
     let binary = fs::metadata(bed.ws.path("target/landfall/build/release/hello"))
@@ -245,12 +255,8 @@ fn hosts_read_for_a_workspace_remembered_wrong_are_read_again() {
     let elsewhere = bed.ws.path("elsewhere");
     guess["target_dir"] = serde_json::json!(elsewhere);
     fs::write(&remembered, guess.to_string()).unwrap();
-    bed.ws.edit(
-        "deploy.toml",
-        "greeting = \"hello\"",
-        "greeting = \"howdy\"",
-    );
-    let sessions: Vec<usize> = bed.hosts().iter().map(|(h, _)| bed.sessions(h)).collect();
+    bed.greet_howdy();
+    let sessions = bed.sessions_on_every_host();
 
     let second = bed.deploy(&[]);
     second.assert_code(0);
@@ -352,11 +358,7 @@ fn health_failing_on_one_host_rolls_back_every_host_switched() {
     let first = bed.deploy(&[]);
     first.assert_code(0);
     // A new greeting everywhere, and a config that makes host2 unhealthy.
-    bed.ws.edit(
-        "deploy.toml",
-        "greeting = \"hello\"",
-        "greeting = \"howdy\"",
-    );
+    bed.greet_howdy();
     bed.ws.make_unhealthy("host2");
 
     let out = bed.deploy(&[]);
@@ -505,11 +507,7 @@ fn a_second_deploy_is_refused_while_the_first_holds_the_lock() {
         "pre_activate = \"",
         "pre_activate = \"sleep 3 && ",
     );
-    bed.ws.edit(
-        "deploy.toml",
-        "greeting = \"hello\"",
-        "greeting = \"howdy\"",
-    );
+    bed.greet_howdy();
     let mut first = bed
         .ws
         .spawn(&["deploy", "testbed", "--message-format", "json"]);
@@ -610,11 +608,7 @@ fn a_deploy_killed_during_activation_leaves_complete_releases_and_the_next_run_c
         "activate = \"bin/restart\"",
         "activate = \"bin/restart && sleep 2\"",
     );
-    bed.ws.edit(
-        "deploy.toml",
-        "greeting = \"hello\"",
-        "greeting = \"howdy\"",
-    );
+    bed.greet_howdy();
     let mut deploy = bed.ws.spawn(&["deploy", "testbed"]);
     // Killed once some host has switched and runs its activate hook.
     let switched = |host: &str| {
@@ -699,11 +693,7 @@ fn an_unknown_host_key_is_refused_unless_accept_new_and_a_changed_one_always() {
         .unwrap();
     assert!(keygen.success());
     bed.testbed.start("host3").unwrap();
-    bed.ws.edit(
-        "deploy.toml",
-        "greeting = \"hello\"",
-        "greeting = \"howdy\"",
-    );
+    bed.greet_howdy();
     let out = bed.deploy(&[]);
     out.assert_code(1);
     let failed = out.events_of("failed");
@@ -773,11 +763,7 @@ fn rollback_switches_every_host_back_and_restarts_the_service() {
     let bed = Bed::new();
     let first = bed.deploy(&[]);
     first.assert_code(0);
-    bed.ws.edit(
-        "deploy.toml",
-        "greeting = \"hello\"",
-        "greeting = \"howdy\"",
-    );
+    bed.greet_howdy();
     bed.deploy(&[]).assert_code(0);
     let back = bed
         .ws
