@@ -293,9 +293,7 @@ fn prepare_ahead(
     };
     let attempt = prepare(ctx, args, env_name, (guess.clone(), false), warnings);
     let early = match &attempt {
-        Ok(prepared) if contacts_first(args, prepared) => {
-            Contact::open(ctx, prepared, args, ReadAhead::Yes).ok()
-        }
+        Ok(prepared) if contacts_first(args, prepared) => Contact::open(ctx, prepared, args).ok(),
         _ => None,
     };
     let (workspace, changed) = workspace.finish()?;
@@ -329,15 +327,9 @@ fn contacts_first(args: &DeployArgs, prepared: &Prepared) -> bool {
         && !git_tree
 }
 
-/// Whether a deploy reads the hosts while it builds.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ReadAhead {
-    Yes,
-    No,
-}
-
 /// A deploy's transport, and the hosts' state read over it while the
-/// releases are built.
+/// releases are built (not for a bundle, which builds nothing, nor for a
+/// dry run or `--force`, which read the hosts as they go).
 struct Contact {
     transport: Arc<dyn Transport + Send>,
     ahead: Option<std::thread::JoinHandle<deploy::Lookahead>>,
@@ -346,19 +338,14 @@ struct Contact {
 }
 
 impl Contact {
-    fn open(
-        ctx: &Ctx<'_>,
-        prepared: &Prepared,
-        args: &DeployArgs,
-        read_ahead: ReadAhead,
-    ) -> Result<Contact, Error> {
+    fn open(ctx: &Ctx<'_>, prepared: &Prepared, args: &DeployArgs) -> Result<Contact, Error> {
         let Prepared {
             project, env, plan, ..
         } = prepared;
         let (transport, warnings) =
             open_transport(ctx, project, env, &plan.hosts(env), args.local)?;
         let transport: Arc<dyn Transport + Send> = Arc::from(transport);
-        let ahead = (read_ahead == ReadAhead::Yes && !args.dry_run && !args.force).then(|| {
+        let ahead = (args.from.is_none() && !args.dry_run && !args.force).then(|| {
             let transport = Arc::clone(&transport);
             let (env, targets, jobs) = (env.name.clone(), plan.targets.clone(), ctx.jobs(env));
             std::thread::spawn(move || {
@@ -444,7 +431,7 @@ fn deploy_prepared(
             allow_config_drift: args.allow_config_drift,
         };
         let built = ops::bundle::releases_from_bundle(project, plan, &bundle, options, &report)?;
-        let contact = Contact::open(ctx, prepared, args, ReadAhead::No)?;
+        let contact = Contact::open(ctx, prepared, args)?;
         (built, contact)
     } else {
         let options = BuildOptions {
@@ -461,7 +448,7 @@ fn deploy_prepared(
         // assembled, and the hosts are read over them meanwhile.
         let contact = match early {
             Some(contact) => contact,
-            None => Contact::open(ctx, prepared, args, ReadAhead::Yes)?,
+            None => Contact::open(ctx, prepared, args)?,
         };
         let built = ops::build::build_from_sources(project, plan, sources, &options, &report)?;
         // The next deploy goes on with this workspace while cargo

@@ -259,14 +259,7 @@ fn send_fd(control: &UnixStream, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<
 
 impl Shell for Session {
     fn ended(&mut self) -> Option<Ended> {
-        if self.status.is_none() {
-            self.status = self
-                .ended
-                .try_recv()
-                .ok()
-                .map(|code| Ended { code: Some(code) });
-        }
-        self.status
+        self.wait_ended(Duration::ZERO)
     }
 
     /// The master says how the session ended: that is waited for, not
