@@ -985,6 +985,11 @@ fn connections_are_kept_for_the_next_run_unless_told_and_a_planted_directory_is_
             .output()
             .unwrap();
         assert!(cmd.status.success(), "{cmd:?}");
+        // The master answers before it ends; it takes its socket away as
+        // it ends, and only then may a stale one be left in its place.
+        wait_for(10, "the master to take its socket away", || {
+            !socket.exists()
+        });
         std::os::unix::net::UnixListener::bind(&socket).unwrap();
     }
     status(&[], Some(runtime.path()));
