@@ -718,6 +718,47 @@ fn an_unknown_host_key_is_refused_unless_accept_new_and_a_changed_one_always() {
 }
 
 #[test]
+fn a_kept_connection_is_not_used_once_its_hosts_key_is_no_longer_known() {
+    let bed = Bed::new();
+    let runtime = tempfile::tempdir().unwrap();
+    let deploy = || {
+        let mut command = bed
+            .ws
+            .command(&["deploy", "testbed", "--message-format", "json"]);
+        command.env("XDG_RUNTIME_DIR", runtime.path());
+        Outcome::from(command.output().unwrap())
+    };
+    deploy().assert_code(0);
+    let kept = fs::read_dir(runtime.path().join("landfall-ssh"))
+        .unwrap()
+        .count();
+    assert_eq!(kept, 3, "every host's connection is kept");
+    // host3's key is taken out of known_hosts: its kept connection was
+    // opened on a trust that is gone, and its key is checked again.
+    let (host, address) = bed.hosts().pop().unwrap();
+    let known = bed.testbed.dir.join("known_hosts");
+    let text = fs::read_to_string(&known).unwrap();
+    let left: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with(&format!("[{address}]:")))
+        .collect();
+    assert_eq!(left.len(), 2);
+    fs::write(&known, left.join("\n") + "\n").unwrap();
+    let out = deploy();
+    out.assert_code(1);
+    let failed = out.events_of("failed");
+    assert!(!failed.is_empty(), "{}", out.stdout);
+    for event in &failed {
+        assert_eq!(event["host"], host.as_str(), "{failed:?}");
+        let message = event["message"].as_str().unwrap();
+        assert!(
+            message.contains("Host key verification failed"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
 fn dry_run_reads_the_hosts_and_writes_nothing() {
     let bed = Bed::new();
     bed.deploy(&[]).assert_code(0);

@@ -676,30 +676,127 @@ impl Master {
     }
 }
 
-/// What besides a host's address decides where ssh connects to it: the
-/// user the environment names and the configuration files ssh reads, each
-/// with its size and time of change, so that a change to them is not
-/// served by a connection opened before it. (Files they include are not
-/// followed.)
+/// What besides a host's address decides where ssh connects to it, and
+/// what it trusts there: the user the environment names, its policy for
+/// host keys, and the files ssh reads (its configuration, and the known
+/// hosts files: ssh's own and those the configuration names), each with
+/// its size and time of change. A change to any of them is not served by a
+/// connection opened before it: a key taken out of `known_hosts` is
+/// checked again, not ridden past on a kept connection. (Files the
+/// configuration includes are not followed.)
 fn config_key(options: &SshOptions) -> String {
     use std::os::unix::fs::MetadataExt as _;
-    let files: Vec<PathBuf> = match &options.config {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from);
+    let configs: Vec<PathBuf> = match &options.config {
         Some(config) => vec![std::path::absolute(config).unwrap_or_else(|_| config.clone())],
-        None => std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(|home| PathBuf::from(home).join(".ssh/config"))
-            .into_iter()
+        None => home
+            .iter()
+            .map(|home| home.join(".ssh/config"))
             .chain([PathBuf::from("/etc/ssh/ssh_config")])
             .collect(),
     };
-    let mut key = format!("user={:?}", options.user);
-    for file in files {
-        let stat = fs::metadata(&file)
+    let mut known: Vec<PathBuf> = home
+        .iter()
+        .flat_map(|home| {
+            [
+                home.join(".ssh/known_hosts"),
+                home.join(".ssh/known_hosts2"),
+            ]
+        })
+        .chain(["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"].map(PathBuf::from))
+        .collect();
+    for config in &configs {
+        if let Ok(text) = fs::read_to_string(config) {
+            known.extend(known_hosts_named(&text, home.as_deref()));
+        }
+    }
+    let mut key = format!(
+        "user={:?} accept-new={}",
+        options.user, options.accept_new_host_keys
+    );
+    for file in configs.iter().chain(&known) {
+        let stat = fs::metadata(file)
             .map(|m| format!("{} {}.{}", m.len(), m.mtime(), m.mtime_nsec()))
             .unwrap_or_default();
         let _ = write!(key, "\n{} {stat}", file.display());
     }
     key
+}
+
+/// The known hosts files that the ssh configuration `text` names
+/// (`UserKnownHostsFile`, `GlobalKnownHostsFile`, under whichever `Host`
+/// or `Match`), with `~` and `%d` taken as `home`. A name with any other
+/// `%` token is left as it is: ssh makes it per host, and it is not
+/// followed.
+fn known_hosts_named(text: &str, home: Option<&Path>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        let (keyword, rest) = line
+            .split_once(|c: char| c.is_whitespace() || c == '=')
+            .unwrap_or((line, ""));
+        if !keyword.eq_ignore_ascii_case("UserKnownHostsFile")
+            && !keyword.eq_ignore_ascii_case("GlobalKnownHostsFile")
+        {
+            continue;
+        }
+        let rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '=');
+        for word in config_words(rest) {
+            if word == "none" {
+                continue;
+            }
+            let home = home.map(|home| home.to_string_lossy());
+            let word = match (word.strip_prefix('~'), &home) {
+                (Some(tail), Some(home)) if tail.is_empty() || tail.starts_with('/') => {
+                    format!("{home}{tail}")
+                }
+                _ => word,
+            };
+            let mut path = String::new();
+            let mut chars = word.chars();
+            while let Some(c) = chars.next() {
+                match (c, chars.clone().next(), &home) {
+                    ('%', Some('%'), _) => path.push('%'),
+                    ('%', Some('d'), Some(home)) => path.push_str(home),
+                    ('%', Some(token), _) => {
+                        path.push('%');
+                        path.push(token);
+                    }
+                    _ => {
+                        path.push(c);
+                        continue;
+                    }
+                }
+                chars.next();
+            }
+            files.push(PathBuf::from(path));
+        }
+    }
+    files
+}
+
+/// The words of an ssh configuration line's arguments: split at white
+/// space, but not inside double quotes (which are taken away), and ended
+/// by a `#` that starts a word.
+fn config_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                word.get_or_insert_default();
+            }
+            c if c.is_whitespace() && !quoted => words.extend(word.take()),
+            '#' if !quoted && word.is_none() => break,
+            c => word.get_or_insert_default().push(c),
+        }
+    }
+    words.extend(word);
+    words
 }
 
 /// Whether ssh's error says the server dropped the connection before it
@@ -913,9 +1010,6 @@ mod tests {
         }
     }
 
-    /// A server that drops connections as they start, as sshd does past
-    /// `MaxStartups`, is tried again, a few times, with pauses between;
-    /// one that refuses the port is not.
     #[test]
     fn a_kept_connection_is_named_by_where_it_goes() {
         let dir = tempfile::tempdir().unwrap();
@@ -932,11 +1026,59 @@ mod tests {
             ..options.clone()
         };
         assert_ne!(key, config_key(&other_user));
+        let other_policy = SshOptions {
+            accept_new_host_keys: true,
+            ..options.clone()
+        };
+        assert_ne!(key, config_key(&other_policy));
         // An edit of the configuration makes a new name.
-        fs::write(&config, "Host *\n  Port 2222\n").unwrap();
+        let known = dir.path().join("known_hosts");
+        fs::write(
+            &config,
+            format!("Host *\n  UserKnownHostsFile \"{}\"\n", known.display()),
+        )
+        .unwrap();
+        let key = config_key(&options);
+        assert_ne!(key, config_key(&SshOptions::default()));
+        assert_eq!(key, config_key(&options));
+        // So does an edit of the known hosts file it names: a key taken
+        // out of it is checked again.
+        fs::write(&known, "127.0.0.2 ssh-ed25519 AAAA\n").unwrap();
         assert_ne!(key, config_key(&options));
     }
 
+    #[test]
+    fn the_known_hosts_files_a_configuration_names_are_found() {
+        let home = Path::new("/home/ops");
+        let text = "\
+# UserKnownHostsFile /commented/out
+Host a
+  UserKnownHostsFile ~/.ssh/a_hosts \"/etc/with space\" # a comment
+Match host b
+\tuserknownhostsfile=%d/b_hosts /x/100%%/%h
+GlobalKnownHostsFile none
+  StrictHostKeyChecking yes
+";
+        let found = known_hosts_named(text, Some(home));
+        let found: Vec<&str> = found.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(
+            found,
+            [
+                "/home/ops/.ssh/a_hosts",
+                "/etc/with space",
+                "/home/ops/b_hosts",
+                "/x/100%/%h",
+            ]
+        );
+        assert_eq!(
+            known_hosts_named("UserKnownHostsFile ~/k %d/k", None),
+            [PathBuf::from("~/k"), PathBuf::from("%d/k")]
+        );
+    }
+
+    /// A server that drops connections as they start, as sshd does past
+    /// `MaxStartups`, is tried again, a few times, with pauses between;
+    /// one that refuses the port is not.
     #[test]
     fn a_connection_dropped_while_it_starts_is_tried_again() {
         let dir = tempfile::tempdir().unwrap();
