@@ -990,6 +990,77 @@ fn logins(bed: &Bed, host: &str) -> usize {
         .count()
 }
 
+/// The pid of the master at `socket`, as `ssh -O check` says it.
+fn master_pid(socket: &std::path::Path) -> u32 {
+    let out = std::process::Command::new("ssh")
+        .arg("-o")
+        .arg(format!("ControlPath={}", socket.display()))
+        .args(["-O", "check", "x"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    said.split_once("(pid=")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(pid, _)| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no master at {}: {said}", socket.display()))
+}
+
+/// Processes stopped by a test, killed when it ends, however it ends.
+struct Stopped(Vec<u32>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_kept_connection_that_does_not_answer_is_put_aside_not_waited_for() {
+    let bed = Bed::new();
+    let runtime = tempfile::tempdir().unwrap();
+    let status = || {
+        let child = bed.ws.spawn_with(
+            &["status", "testbed", "--message-format", "json"],
+            &[("XDG_RUNTIME_DIR", runtime.path())],
+        );
+        let out = crate::support::finish_within(child, 60, "status testbed");
+        out.assert_code(0);
+        out
+    };
+    status();
+    let first = logins(&bed, "host1");
+    // Every kept master is stopped: it still takes connections on its
+    // socket, and never answers on them.
+    let kept = runtime.path().join("landfall-ssh");
+    let sockets: Vec<_> = fs::read_dir(&kept)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(sockets.len(), 3, "every host's connection is kept");
+    let stopped = Stopped(sockets.iter().map(|s| master_pid(s)).collect());
+    for pid in &stopped.0 {
+        let sent = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    // The next run does not wait for them: it opens masters of its own in
+    // their place, which the run after it finds.
+    let out = status();
+    assert_eq!(out.events_of("failed"), Vec::<serde_json::Value>::new());
+    assert_eq!(logins(&bed, "host1"), first + 1);
+    for socket in &sockets {
+        assert!(!stopped.0.contains(&master_pid(socket)));
+    }
+    status();
+    assert_eq!(logins(&bed, "host1"), first + 1);
+}
+
 #[test]
 fn connections_are_kept_for_the_next_run_unless_told_and_a_planted_directory_is_refused() {
     let bed = Bed::new();

@@ -100,13 +100,28 @@ fn is_hello(packet: &[u8]) -> bool {
     word(packet, 0) == Some(HELLO) && word(packet, 1) == Some(VERSION)
 }
 
-/// Whether a master connection answers at `socket`, as `ssh -O check`
-/// finds out: each side's hello, then an alive check that the master
-/// answers with its pid. Anything else, or no answer within a second, is
-/// not alive.
-pub(super) fn alive(socket: &Path) -> bool {
-    let answer = || -> io::Result<bool> {
-        let mut stream = UnixStream::connect(socket)?;
+/// What is found at a master's control socket.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Found {
+    /// A master, which answered.
+    Alive,
+    /// Nothing takes connections there: no socket, or one that nobody
+    /// listens on any more (ssh replaces it).
+    Nothing,
+    /// Something took the connection but did not answer as a master within
+    /// a second: a master that is stopped or stuck, say, which an ssh
+    /// client would wait for without end.
+    Silent,
+}
+
+/// Asks the socket at `socket` whether a master is alive there, as `ssh -O
+/// check` does: each side's hello, then an alive check that the master
+/// answers with its pid.
+pub(super) fn ask(socket: &Path) -> Found {
+    let Ok(mut stream) = UnixStream::connect(socket) else {
+        return Found::Nothing;
+    };
+    let mut answer = || -> io::Result<bool> {
         let limit = Some(Duration::from_secs(1));
         stream.set_read_timeout(limit)?;
         stream.set_write_timeout(limit)?;
@@ -120,7 +135,10 @@ pub(super) fn alive(socket: &Path) -> bool {
             && word(&alive, 1) == Some(REQUEST)
             && word(&alive, 2).is_some_and(|pid| pid > 0))
     };
-    answer().unwrap_or(false)
+    match answer() {
+        Ok(true) => Found::Alive,
+        _ => Found::Silent,
+    }
 }
 
 /// A session that a master runs for landfall: its control connection, and
@@ -295,20 +313,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Nothing there, or a socket nobody listens on any more.
         let socket = dir.path().join("gone");
-        assert!(!alive(&socket));
+        assert_eq!(ask(&socket), Found::Nothing);
         drop(UnixListener::bind(&socket).unwrap());
-        assert!(!alive(&socket));
-        // A listener that never answers is given up within its second.
+        assert_eq!(ask(&socket), Found::Nothing);
+        // A listener that never answers (a master that is stopped) is
+        // given up within its second.
         let silent = dir.path().join("silent");
         let listener = UnixListener::bind(&silent).unwrap();
         let started = std::time::Instant::now();
-        assert!(!alive(&silent));
+        assert_eq!(ask(&silent), Found::Silent);
         assert!(started.elapsed() < Duration::from_secs(3));
         drop(listener);
         // One that answers each request as a master does (hello, then
         // MUX_S_ALIVE with the request's id and its pid), and one that
         // answers with another request's id.
-        for (id, is_alive) in [(1u32, true), (7, false)] {
+        for (id, found) in [(1u32, Found::Alive), (7, Found::Silent)] {
             let path = dir.path().join(format!("master{id}"));
             let listener = UnixListener::bind(&path).unwrap();
             let master = std::thread::spawn(move || {
@@ -327,7 +346,7 @@ mod tests {
                 let reply = Packet::default().u32(ALIVE).u32(id).u32(4242).framed();
                 stream.write_all(&reply).unwrap();
             });
-            assert_eq!(alive(&path), is_alive);
+            assert_eq!(ask(&path), found);
             master.join().unwrap();
         }
     }

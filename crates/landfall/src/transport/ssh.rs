@@ -628,11 +628,13 @@ impl Drop for Ssh {
         if socket_exists {
             let hosts: Vec<(&String, &String)> = self.addresses.iter().collect();
             crate::parallel::parallel(&hosts, self.jobs, |(name, address)| {
+                // A master that is stopped would keep `-O exit` waiting.
                 let cmd = self
                     .ssh_cmd(name)
                     .args(["-O", "exit"])
                     .arg(address.as_str())
-                    .for_host(name.as_str());
+                    .for_host(name.as_str())
+                    .deadline(std::time::Duration::from_secs(5));
                 let _ = process::run_unchecked(&cmd);
             });
         }
@@ -655,11 +657,21 @@ struct Master {
 
 impl Master {
     /// Opens the master, unless a kept one answers. `open` says
-    /// `ControlMaster=auto`, with which ssh removes a socket that no master
-    /// answers (a stale one) and opens a new master in its place.
+    /// `ControlMaster=auto`, with which ssh removes a socket that nobody
+    /// listens on (a stale one) and opens a new master in its place.
     fn ensure(&self) -> bool {
-        if self.kept.as_deref().is_some_and(mux::alive) {
-            return true;
+        if let Some(kept) = &self.kept {
+            match mux::ask(kept) {
+                mux::Found::Alive => return true,
+                mux::Found::Nothing => {}
+                // ssh would wait for it without end, as would every ssh
+                // and rsync of the run: its socket is taken away, for a
+                // new master's. (The silent one, should it wake, still
+                // ends once idle.)
+                mux::Found::Silent => {
+                    let _ = fs::remove_file(kept);
+                }
+            }
         }
         for attempt in 1..=START_ATTEMPTS {
             let opened = process::run_detaching(&self.open, &self.log).is_ok();
