@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 
 use landfall_testbed::Scoped;
 
-use crate::support::{Outcome, Workspace, free_port, http_get_at, kill_group, wait_for};
+use crate::support::{Outcome, Workspace, alive, free_port, http_get_at, kill_group, wait_for};
 
 const APP: &str = "hello/app";
 const SITE: &str = "hello/site";
@@ -1059,6 +1059,74 @@ fn a_kept_connection_that_does_not_answer_is_put_aside_not_waited_for() {
     }
     status();
     assert_eq!(logins(&bed, "host1"), first + 1);
+}
+
+#[test]
+fn a_kept_connection_whose_host_no_longer_answers_on_it_is_replaced() {
+    let bed = Bed::new();
+    let runtime = tempfile::tempdir().unwrap();
+    let status = || {
+        let child = bed.ws.spawn_with(
+            &["status", "testbed", "--message-format", "json"],
+            &[("XDG_RUNTIME_DIR", runtime.path())],
+        );
+        let out = crate::support::finish_within(child, 60, "status testbed");
+        out.assert_code(0);
+        out
+    };
+    status();
+    let first = logins(&bed, "host1");
+    // host1's end of its kept connection freezes, as a host that went away
+    // while the master idled looks to the master: it still answers on its
+    // socket, and nothing comes back over its connection. host1's sshd
+    // still takes new connections.
+    let connection: Vec<u32> = bed
+        .testbed
+        .processes("host1")
+        .into_iter()
+        .filter(|pid| {
+            // sshd names its processes: `sshd: root [priv]` and
+            // `sshd: root@notty` serve a connection, and the one that
+            // listens says `[listener]`.
+            fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with("sshd: ") && !c.contains("[listener]"))
+        })
+        .collect();
+    assert!(!connection.is_empty(), "host1 serves its kept connection");
+    let stopped = Stopped(connection);
+    for pid in &stopped.0 {
+        let sent = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    let masters = || -> std::collections::BTreeSet<u32> {
+        fs::read_dir(runtime.path().join("landfall-ssh"))
+            .unwrap()
+            .map(|e| master_pid(&e.unwrap().path()))
+            .collect()
+    };
+    let before = masters();
+    // The next run puts it aside (it is told to take no more sessions,
+    // which takes its socket away) and opens a master in its place, which
+    // the run after it finds.
+    let out = status();
+    assert_eq!(out.events_of("failed"), Vec::<serde_json::Value>::new());
+    assert_eq!(logins(&bed, "host1"), first + 1);
+    let after = masters();
+    assert_eq!(after.len(), 3);
+    let put_aside: Vec<u32> = before.difference(&after).copied().collect();
+    assert_eq!(put_aside.len(), 1, "{before:?} {after:?}");
+    // host1's frozen end goes: the master put aside ends, and leaves the
+    // new master's socket where it is.
+    drop(stopped);
+    wait_for(30, "the master put aside to end", || !alive(put_aside[0]));
+    status();
+    assert_eq!(logins(&bed, "host1"), first + 1);
+    for host in ["host2", "host3"] {
+        assert_eq!(logins(&bed, host), first, "{host} kept its connection");
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use crate::support::{Workspace, http_get, http_get_at};
+use crate::support::{Workspace, alive, http_get, http_get_at};
 
 const APP: &str = "/srv/hello/app";
 
@@ -16,14 +16,6 @@ fn local_pid(ws: &Workspace, host: &str) -> u32 {
         .trim()
         .parse()
         .unwrap()
-}
-
-fn alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-    })
 }
 
 /// `status --message-format json`: each host's app service, as reported.

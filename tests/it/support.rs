@@ -535,6 +535,15 @@ impl Drop for Workspace {
     }
 }
 
+/// Whether process `pid` runs (is there, and has not ended unreaped).
+pub(crate) fn alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
 /// Waits up to `seconds` for `ready`, checking often.
 #[track_caller]
 pub(crate) fn wait_for(seconds: u64, what: &str, mut ready: impl FnMut() -> bool) {

@@ -20,6 +20,7 @@ const HELLO: u32 = 0x0000_0001;
 const VERSION: u32 = 4;
 const NEW_SESSION: u32 = 0x1000_0002;
 const ALIVE_CHECK: u32 = 0x1000_0004;
+const STOP_LISTENING: u32 = 0x1000_0009;
 const PERMISSION_DENIED: u32 = 0x8000_0002;
 const FAILURE: u32 = 0x8000_0003;
 const EXIT_MESSAGE: u32 = 0x8000_0004;
@@ -145,6 +146,9 @@ pub(super) fn ask(socket: &Path) -> Found {
 /// how it ended once it has.
 pub(super) struct Session {
     control: UnixStream,
+    /// Says once that the master has the session open on the host.
+    opened: std::sync::mpsc::Receiver<()>,
+    open: bool,
     ended: std::sync::mpsc::Receiver<i32>,
     status: Option<Ended>,
 }
@@ -204,8 +208,9 @@ pub(super) fn session(socket: &Path, command: &str) -> io::Result<(Session, Stre
     drop((session_stdin, session_stdout));
     let mut reader = control.try_clone()?;
     let (send, ended) = std::sync::mpsc::channel();
+    let (now_open, opened) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let status = answers(&mut reader).unwrap_or_else(|why| {
+        let status = answers(&mut reader, &now_open).unwrap_or_else(|why| {
             if !why.is_empty() {
                 let _ = writeln!(said, "landfall: {why}");
             }
@@ -216,6 +221,8 @@ pub(super) fn session(socket: &Path, command: &str) -> io::Result<(Session, Stre
     });
     let session = Session {
         control,
+        opened,
+        open: false,
         ended,
         status: None,
     };
@@ -230,16 +237,22 @@ pub(super) fn session(socket: &Path, command: &str) -> io::Result<(Session, Stre
 }
 
 /// Reads the master's answers to a new session up to the session's exit
-/// status; or why there is none (nothing to say when the master just went
-/// away, or the session was ended here).
-fn answers(control: &mut UnixStream) -> Result<i32, String> {
+/// status, saying on `now_open` when the session is open; or why there is
+/// no status (nothing to say when the master just went away, or the
+/// session was ended here).
+fn answers(
+    control: &mut UnixStream,
+    now_open: &std::sync::mpsc::Sender<()>,
+) -> Result<i32, String> {
     let next = |control: &mut UnixStream| read_packet(control).map_err(|_| String::new());
     if !is_hello(&next(control)?) {
         return Err("the ssh master does not speak version 4 of its multiplexing protocol".into());
     }
     let opened = next(control)?;
     match word(&opened, 0) {
-        Some(SESSION_OPENED) if word(&opened, 1) == Some(REQUEST) => {}
+        Some(SESSION_OPENED) if word(&opened, 1) == Some(REQUEST) => {
+            let _ = now_open.send(());
+        }
         Some(PERMISSION_DENIED | FAILURE) => {
             let reason = string(&opened, 8).unwrap_or_default();
             return Err(format!("the ssh master did not open a session: {reason}"));
@@ -273,6 +286,38 @@ fn send_fd(control: &UnixStream, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<
     } else {
         Err(io::ErrorKind::WriteZero.into())
     }
+}
+
+impl Session {
+    /// Whether the master has said, by `deadline`, that the session is open
+    /// on the host. That takes a round trip over the master's connection,
+    /// which a master whose host went away or froze while it idled never
+    /// completes, though it answers on its socket.
+    pub(super) fn opened_by(&mut self, deadline: std::time::Instant) -> bool {
+        if !self.open {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            self.open = self.opened.recv_timeout(left).is_ok();
+        }
+        self.open
+    }
+}
+
+/// Asks the master at `socket` to take no more sessions, as `ssh -O stop`
+/// does, and waits a second at most for its answer. It takes its socket
+/// away at once, and ends once the sessions it runs have.
+pub(super) fn stop_listening(socket: &Path) {
+    let ask = || -> io::Result<Vec<u8>> {
+        let mut stream = UnixStream::connect(socket)?;
+        let limit = Some(Duration::from_secs(1));
+        stream.set_read_timeout(limit)?;
+        stream.set_write_timeout(limit)?;
+        let mut request = hello();
+        request.extend(Packet::default().u32(STOP_LISTENING).u32(REQUEST).framed());
+        stream.write_all(&request)?;
+        read_packet(&mut stream)?;
+        read_packet(&mut stream)
+    };
+    let _ = ask();
 }
 
 impl Shell for Session {
@@ -396,6 +441,67 @@ mod tests {
             assert!(stderr.contains(said), "{stderr}");
             let ended = shell.wait_ended(Duration::from_secs(10));
             assert_eq!(ended.expect("the session ends").code, Some(DISCONNECTED));
+            // A session that ended unopened is not waited for.
+            let started = std::time::Instant::now();
+            assert!(!shell.opened_by(started + Duration::from_secs(10)));
+            assert!(started.elapsed() < Duration::from_secs(3));
         }
+    }
+
+    /// A session is open once the master says so; a master that says
+    /// nothing (its host gone quiet) is given up at the deadline. A master
+    /// is asked to take no more sessions as `ssh -O stop` asks it.
+    #[test]
+    fn a_session_is_open_once_the_master_says_so_and_a_master_is_told_to_stop() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        for says_open in [true, false] {
+            let path = dir.path().join(format!("master-{says_open}"));
+            let listener = UnixListener::bind(&path).unwrap();
+            let (done, finish) = std::sync::mpsc::channel::<()>();
+            let master = std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                read_packet(&mut stream).unwrap();
+                read_packet(&mut stream).unwrap();
+                let mut fds = [0u8; 3];
+                stream.read_exact(&mut fds).unwrap();
+                let mut reply = hello();
+                if says_open {
+                    reply.extend(Packet::default().u32(SESSION_OPENED).u32(REQUEST).framed());
+                }
+                stream.write_all(&reply).unwrap();
+                // The connection stays open until the test is done with it.
+                let _ = finish.recv();
+            });
+            let (mut shell, _streams) = session(&path, "sh -s").unwrap();
+            let started = std::time::Instant::now();
+            let deadline = started + Duration::from_millis(300);
+            assert_eq!(shell.opened_by(deadline), says_open);
+            assert!(started.elapsed() < Duration::from_secs(3));
+            if !says_open {
+                assert!(started.elapsed() >= Duration::from_millis(300));
+            }
+            drop(done);
+            master.join().unwrap();
+        }
+
+        let path = dir.path().join("master-told");
+        let listener = UnixListener::bind(&path).unwrap();
+        let master = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            assert_eq!(word(&read_packet(&mut stream).unwrap(), 0), Some(HELLO));
+            let request = read_packet(&mut stream).unwrap();
+            assert_eq!(
+                [word(&request, 0), word(&request, 1)],
+                [Some(STOP_LISTENING), Some(REQUEST)]
+            );
+            let mut reply = hello();
+            reply.extend(Packet::default().u32(0x8000_0001).u32(REQUEST).framed());
+            stream.write_all(&reply).unwrap();
+        });
+        stop_listening(&path);
+        master.join().unwrap();
+        // Nobody there: nothing waits.
+        stop_listening(&dir.path().join("gone"));
     }
 }

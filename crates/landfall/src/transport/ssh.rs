@@ -196,17 +196,41 @@ impl Ssh {
             // connected and the host's shell waiting for it.
             let sessions = Arc::clone(&ssh.sessions);
             let opening = std::thread::spawn(move || {
-                crate::parallel::parallel(&masters, jobs.min(STARTS), |master| {
-                    if master.ensure()
+                let started = |master: &Master, session: process::Session| {
+                    sessions
+                        .lock()
+                        .expect("no thread panics holding it")
+                        .entry(master.host.clone())
+                        .or_default()
+                        .push(session);
+                };
+                // Masters kept from an earlier run are asked first, and a
+                // session started on each that answers, every host at
+                // once: that is no new connection for sshd. Each session
+                // must open within SESSION_OPENS, all waited for together.
+                let reused = crate::parallel::parallel(&masters, jobs, Master::reuse);
+                let deadline = std::time::Instant::now() + SESSION_OPENS;
+                let mut to_open = Vec::new();
+                for (master, reused) in masters.iter().zip(reused) {
+                    match reused {
+                        Some(mut first) => {
+                            if first.shell.opened_by(deadline) {
+                                started(master, first.into_session(&master.session));
+                            } else {
+                                first.end();
+                                master.put_aside();
+                                to_open.push(master);
+                            }
+                        }
+                        None => to_open.push(master),
+                    }
+                }
+                crate::parallel::parallel(&to_open, jobs.min(STARTS), |master| {
+                    if master.open()
                         && let Ok(session) =
                             start_session(&master.session, master.socket.as_deref())
                     {
-                        sessions
-                            .lock()
-                            .expect("no thread panics holding it")
-                            .entry(master.host.clone())
-                            .or_default()
-                            .push(session);
+                        started(master, session);
                     }
                 });
             });
@@ -389,13 +413,38 @@ const REMOTE_SHELL: [&str; 2] = ["sh", "-s"];
 fn start_session(cmd: &Cmd, socket: Option<&Path>) -> Result<process::Session, ProcessError> {
     let opened = socket.and_then(|socket| mux::session(socket, &REMOTE_SHELL.join(" ")).ok());
     match opened {
-        Some((shell, streams)) => Ok(process::Session::over(
+        Some((shell, streams)) => Ok(MuxSession { shell, streams }.into_session(cmd)),
+        None => process::Session::start(cmd),
+    }
+}
+
+/// How long a kept master may take to open a session on its host, a round
+/// trip over its connection, before it is taken for one that cannot reach
+/// the host any more (as long as ssh's `ServerAliveInterval`, as landfall
+/// sets it).
+const SESSION_OPENS: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A session that a master runs for landfall, and its streams.
+struct MuxSession {
+    shell: mux::Session,
+    streams: mux::Streams,
+}
+
+impl MuxSession {
+    /// The session, as `cmd` stands for it in errors.
+    fn into_session(self, cmd: &Cmd) -> process::Session {
+        let MuxSession { shell, streams } = self;
+        process::Session::over(
             cmd,
             Box::new(shell),
             Box::new(streams.stdin),
             [Box::new(streams.stdout), Box::new(streams.stderr)],
-        )),
-        None => process::Session::start(cmd),
+        )
+    }
+
+    /// Ends a session that never opened.
+    fn end(mut self) {
+        process::Shell::kill(&mut self.shell);
     }
 }
 
@@ -656,23 +705,39 @@ struct Master {
 }
 
 impl Master {
-    /// Opens the master, unless a kept one answers. `open` says
-    /// `ControlMaster=auto`, with which ssh removes a socket that nobody
-    /// listens on (a stale one) and opens a new master in its place.
-    fn ensure(&self) -> bool {
-        if let Some(kept) = &self.kept {
-            match mux::ask(kept) {
-                mux::Found::Alive => return true,
-                mux::Found::Nothing => {}
-                // ssh would wait for it without end, as would every ssh
-                // and rsync of the run: its socket is taken away, for a
-                // new master's. (The silent one, should it wake, still
-                // ends once idle.)
-                mux::Found::Silent => {
-                    let _ = fs::remove_file(kept);
-                }
-            }
+    /// The host's first session, on the master kept from an earlier run,
+    /// if one answers there. One that is there but silent, or that takes
+    /// no session, is put aside: ssh would wait for it without end, as
+    /// would every ssh and rsync of the run. (Should it wake, it still
+    /// ends once idle.)
+    fn reuse(&self) -> Option<MuxSession> {
+        let kept = self.kept.as_deref()?;
+        let found = mux::ask(kept);
+        if found == mux::Found::Alive
+            && let Ok((shell, streams)) = mux::session(kept, &REMOTE_SHELL.join(" "))
+        {
+            return Some(MuxSession { shell, streams });
         }
+        if found != mux::Found::Nothing {
+            let _ = fs::remove_file(kept);
+        }
+        None
+    }
+
+    /// Asks a kept master that cannot reach its host any more to take no
+    /// more sessions (any it runs for another command go on), which takes
+    /// its socket away, for a new master's.
+    fn put_aside(&self) {
+        if let Some(kept) = &self.kept {
+            mux::stop_listening(kept);
+            let _ = fs::remove_file(kept);
+        }
+    }
+
+    /// Opens the master. `open` says `ControlMaster=auto`, with which ssh
+    /// removes a socket that nobody listens on (a stale one) and opens a
+    /// new master in its place.
+    fn open(&self) -> bool {
         for attempt in 1..=START_ATTEMPTS {
             let opened = process::run_detaching(&self.open, &self.log).is_ok();
             if opened || attempt == START_ATTEMPTS {
@@ -1135,7 +1200,7 @@ GlobalKnownHostsFile none
             count
         });
         let started = std::time::Instant::now();
-        assert!(!master(port).ensure(), "no master opened");
+        assert!(!master(port).open(), "no master opened");
         let took = started.elapsed();
         assert_eq!(accepted.join().unwrap(), START_ATTEMPTS);
         assert!(took >= std::time::Duration::from_millis(1400), "{took:?}");
@@ -1147,7 +1212,7 @@ GlobalKnownHostsFile none
         let port = closed.local_addr().unwrap().port();
         drop(closed);
         let started = std::time::Instant::now();
-        assert!(!master(port).ensure(), "no master opened");
+        assert!(!master(port).open(), "no master opened");
         assert!(started.elapsed() < std::time::Duration::from_millis(200));
         let said = fs::read_to_string(dir.path().join("log")).unwrap();
         assert!(
