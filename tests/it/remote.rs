@@ -1005,8 +1005,35 @@ fn master_pid(socket: &std::path::Path) -> u32 {
         .unwrap_or_else(|| panic!("no master at {}: {said}", socket.display()))
 }
 
-/// Processes stopped by a test, killed when it ends, however it ends.
+/// `status`, with its connections kept in `runtime`: it must succeed,
+/// within a minute.
+fn status_keeping_in(bed: &Bed, runtime: &std::path::Path) -> Outcome {
+    let child = bed.ws.spawn_with(
+        &["status", "testbed", "--message-format", "json"],
+        &[("XDG_RUNTIME_DIR", runtime)],
+    );
+    let out = crate::support::finish_within(child, 60, "status testbed");
+    out.assert_code(0);
+    out
+}
+
+/// Processes stopped by a test (SIGSTOP), killed when it ends, however it
+/// ends.
 struct Stopped(Vec<u32>);
+
+impl Stopped {
+    fn stop(pids: Vec<u32>) -> Stopped {
+        let stopped = Stopped(pids);
+        for pid in &stopped.0 {
+            let sent = std::process::Command::new("kill")
+                .args(["-STOP", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+        }
+        stopped
+    }
+}
 
 impl Drop for Stopped {
     fn drop(&mut self) {
@@ -1022,15 +1049,7 @@ impl Drop for Stopped {
 fn a_kept_connection_that_does_not_answer_is_put_aside_not_waited_for() {
     let bed = Bed::new();
     let runtime = tempfile::tempdir().unwrap();
-    let status = || {
-        let child = bed.ws.spawn_with(
-            &["status", "testbed", "--message-format", "json"],
-            &[("XDG_RUNTIME_DIR", runtime.path())],
-        );
-        let out = crate::support::finish_within(child, 60, "status testbed");
-        out.assert_code(0);
-        out
-    };
+    let status = || status_keeping_in(&bed, runtime.path());
     status();
     let first = logins(&bed, "host1");
     // Every kept master is stopped: it still takes connections on its
@@ -1041,14 +1060,7 @@ fn a_kept_connection_that_does_not_answer_is_put_aside_not_waited_for() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(sockets.len(), 3, "every host's connection is kept");
-    let stopped = Stopped(sockets.iter().map(|s| master_pid(s)).collect());
-    for pid in &stopped.0 {
-        let sent = std::process::Command::new("kill")
-            .args(["-STOP", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    }
+    let stopped = Stopped::stop(sockets.iter().map(|s| master_pid(s)).collect());
     // The next run does not wait for them: it opens masters of its own in
     // their place, which the run after it finds.
     let out = status();
@@ -1065,15 +1077,7 @@ fn a_kept_connection_that_does_not_answer_is_put_aside_not_waited_for() {
 fn a_kept_connection_whose_host_no_longer_answers_on_it_is_replaced() {
     let bed = Bed::new();
     let runtime = tempfile::tempdir().unwrap();
-    let status = || {
-        let child = bed.ws.spawn_with(
-            &["status", "testbed", "--message-format", "json"],
-            &[("XDG_RUNTIME_DIR", runtime.path())],
-        );
-        let out = crate::support::finish_within(child, 60, "status testbed");
-        out.assert_code(0);
-        out
-    };
+    let status = || status_keeping_in(&bed, runtime.path());
     status();
     let first = logins(&bed, "host1");
     // host1's end of its kept connection freezes, as a host that went away
@@ -1093,14 +1097,7 @@ fn a_kept_connection_whose_host_no_longer_answers_on_it_is_replaced() {
         })
         .collect();
     assert!(!connection.is_empty(), "host1 serves its kept connection");
-    let stopped = Stopped(connection);
-    for pid in &stopped.0 {
-        let sent = std::process::Command::new("kill")
-            .args(["-STOP", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    }
+    let stopped = Stopped::stop(connection);
     let masters = || -> std::collections::BTreeSet<u32> {
         fs::read_dir(runtime.path().join("landfall-ssh"))
             .unwrap()
