@@ -122,24 +122,30 @@ pub(super) fn ask(socket: &Path) -> Found {
     let Ok(mut stream) = UnixStream::connect(socket) else {
         return Found::Nothing;
     };
-    let mut answer = || -> io::Result<bool> {
-        let limit = Some(Duration::from_secs(1));
-        stream.set_read_timeout(limit)?;
-        stream.set_write_timeout(limit)?;
-        let mut request = hello();
-        request.extend(Packet::default().u32(ALIVE_CHECK).u32(REQUEST).framed());
-        stream.write_all(&request)?;
-        let hello = read_packet(&mut stream)?;
-        let alive = read_packet(&mut stream)?;
-        Ok(is_hello(&hello)
-            && word(&alive, 0) == Some(ALIVE)
-            && word(&alive, 1) == Some(REQUEST)
-            && word(&alive, 2).is_some_and(|pid| pid > 0))
-    };
-    match answer() {
-        Ok(true) => Found::Alive,
+    match request(&mut stream, ALIVE_CHECK) {
+        Ok((hello, alive))
+            if is_hello(&hello)
+                && word(&alive, 0) == Some(ALIVE)
+                && word(&alive, 1) == Some(REQUEST)
+                && word(&alive, 2).is_some_and(|pid| pid > 0) =>
+        {
+            Found::Alive
+        }
         _ => Found::Silent,
     }
+}
+
+/// Sends a master, on a connection of its own, the hello and the one
+/// request `kind`, and reads its hello and its answer: each waited for a
+/// second at most, as a few bytes to a process on this machine are.
+fn request(stream: &mut UnixStream, kind: u32) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    let limit = Some(Duration::from_secs(1));
+    stream.set_read_timeout(limit)?;
+    stream.set_write_timeout(limit)?;
+    let mut request = hello();
+    request.extend(Packet::default().u32(kind).u32(REQUEST).framed());
+    stream.write_all(&request)?;
+    Ok((read_packet(stream)?, read_packet(stream)?))
 }
 
 /// A session that a master runs for landfall: its control connection, and
@@ -306,18 +312,9 @@ impl Session {
 /// does, and waits a second at most for its answer. It takes its socket
 /// away at once, and ends once the sessions it runs have.
 pub(super) fn stop_listening(socket: &Path) {
-    let ask = || -> io::Result<Vec<u8>> {
-        let mut stream = UnixStream::connect(socket)?;
-        let limit = Some(Duration::from_secs(1));
-        stream.set_read_timeout(limit)?;
-        stream.set_write_timeout(limit)?;
-        let mut request = hello();
-        request.extend(Packet::default().u32(STOP_LISTENING).u32(REQUEST).framed());
-        stream.write_all(&request)?;
-        read_packet(&mut stream)?;
-        read_packet(&mut stream)
-    };
-    let _ = ask();
+    if let Ok(mut stream) = UnixStream::connect(socket) {
+        let _ = request(&mut stream, STOP_LISTENING);
+    }
 }
 
 impl Shell for Session {
