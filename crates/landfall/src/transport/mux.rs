@@ -20,6 +20,7 @@ const HELLO: u32 = 0x0000_0001;
 const VERSION: u32 = 4;
 const NEW_SESSION: u32 = 0x1000_0002;
 const ALIVE_CHECK: u32 = 0x1000_0004;
+const TERMINATE: u32 = 0x1000_0005;
 const STOP_LISTENING: u32 = 0x1000_0009;
 const PERMISSION_DENIED: u32 = 0x8000_0002;
 const FAILURE: u32 = 0x8000_0003;
@@ -309,11 +310,22 @@ impl Session {
 }
 
 /// Asks the master at `socket` to take no more sessions, as `ssh -O stop`
-/// does, and waits a second at most for its answer. It takes its socket
-/// away at once, and ends once the sessions it runs have.
+/// does. It takes its socket away at once, and ends once the sessions it
+/// runs have.
 pub(super) fn stop_listening(socket: &Path) {
+    tell(socket, STOP_LISTENING);
+}
+
+/// Asks the master at `socket` to end, as `ssh -O exit` does.
+pub(super) fn exit(socket: &Path) {
+    tell(socket, TERMINATE);
+}
+
+/// Sends the master at `socket`, if one takes connections there, the
+/// request `kind`, and waits a second at most for its answer.
+fn tell(socket: &Path, kind: u32) {
     if let Ok(mut stream) = UnixStream::connect(socket) {
-        let _ = request(&mut stream, STOP_LISTENING);
+        let _ = request(&mut stream, kind);
     }
 }
 
@@ -447,7 +459,8 @@ mod tests {
 
     /// A session is open once the master says so; a master that says
     /// nothing (its host gone quiet) is given up at the deadline. A master
-    /// is asked to take no more sessions as `ssh -O stop` asks it.
+    /// is asked to take no more sessions, or to end, as `ssh -O stop` and
+    /// `ssh -O exit` ask it.
     #[test]
     fn a_session_is_open_once_the_master_says_so_and_a_master_is_told_to_stop() {
         use std::os::unix::net::UnixListener;
@@ -482,22 +495,27 @@ mod tests {
             master.join().unwrap();
         }
 
-        let path = dir.path().join("master-told");
-        let listener = UnixListener::bind(&path).unwrap();
-        let master = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            assert_eq!(word(&read_packet(&mut stream).unwrap(), 0), Some(HELLO));
-            let request = read_packet(&mut stream).unwrap();
-            assert_eq!(
-                [word(&request, 0), word(&request, 1)],
-                [Some(STOP_LISTENING), Some(REQUEST)]
-            );
-            let mut reply = hello();
-            reply.extend(Packet::default().u32(0x8000_0001).u32(REQUEST).framed());
-            stream.write_all(&reply).unwrap();
-        });
-        stop_listening(&path);
-        master.join().unwrap();
+        for (tell, kind) in [
+            (stop_listening as fn(&Path), STOP_LISTENING),
+            (exit, TERMINATE),
+        ] {
+            let path = dir.path().join(format!("master-told-{kind}"));
+            let listener = UnixListener::bind(&path).unwrap();
+            let master = std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                assert_eq!(word(&read_packet(&mut stream).unwrap(), 0), Some(HELLO));
+                let request = read_packet(&mut stream).unwrap();
+                assert_eq!(
+                    [word(&request, 0), word(&request, 1)],
+                    [Some(kind), Some(REQUEST)]
+                );
+                let mut reply = hello();
+                reply.extend(Packet::default().u32(0x8000_0001).u32(REQUEST).framed());
+                stream.write_all(&reply).unwrap();
+            });
+            tell(&path);
+            master.join().unwrap();
+        }
         // Nobody there: nothing waits.
         stop_listening(&dir.path().join("gone"));
     }

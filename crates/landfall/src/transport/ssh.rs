@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -671,22 +671,14 @@ impl Drop for Ssh {
             let _ = fs::remove_dir_all(control_dir);
             return;
         }
-        let socket_exists = fs::read_dir(control_dir).is_ok_and(|mut d| {
-            d.any(|e| e.is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_socket())))
+        // Each master is told to end on its socket, as `ssh -O exit`
+        // tells it, without an ssh client for each.
+        let hosts: Vec<&String> = self.addresses.keys().collect();
+        crate::parallel::parallel(&hosts, self.jobs, |name| {
+            if let Some(socket) = self.control_path(name) {
+                mux::exit(&socket);
+            }
         });
-        if socket_exists {
-            let hosts: Vec<(&String, &String)> = self.addresses.iter().collect();
-            crate::parallel::parallel(&hosts, self.jobs, |(name, address)| {
-                // A master that is stopped would keep `-O exit` waiting.
-                let cmd = self
-                    .ssh_cmd(name)
-                    .args(["-O", "exit"])
-                    .arg(address.as_str())
-                    .for_host(name.as_str())
-                    .deadline(std::time::Duration::from_secs(5));
-                let _ = process::run_unchecked(&cmd);
-            });
-        }
         let _ = fs::remove_dir_all(control_dir);
     }
 }
@@ -820,38 +812,44 @@ fn known_hosts_named(text: &str, home: Option<&Path>) -> Vec<PathBuf> {
             continue;
         }
         let rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '=');
-        for word in config_words(rest) {
-            if word == "none" {
-                continue;
-            }
-            let home = home.map(|home| home.to_string_lossy());
-            let word = match (word.strip_prefix('~'), &home) {
-                (Some(tail), Some(home)) if tail.is_empty() || tail.starts_with('/') => {
-                    format!("{home}{tail}")
-                }
-                _ => word,
-            };
-            let mut path = String::new();
-            let mut chars = word.chars();
-            while let Some(c) = chars.next() {
-                match (c, chars.clone().next(), &home) {
-                    ('%', Some('%'), _) => path.push('%'),
-                    ('%', Some('d'), Some(home)) => path.push_str(home),
-                    ('%', Some(token), _) => {
-                        path.push('%');
-                        path.push(token);
-                    }
-                    _ => {
-                        path.push(c);
-                        continue;
-                    }
-                }
-                chars.next();
-            }
-            files.push(PathBuf::from(path));
-        }
+        files.extend(
+            config_words(rest)
+                .iter()
+                .filter(|word| *word != "none")
+                .map(|word| expand_home(word, home)),
+        );
     }
     files
+}
+
+/// A file name of ssh's configuration, with a leading `~` and the token
+/// `%d` taken as `home`, and `%%` as `%`; any other token is left as it is.
+fn expand_home(word: &str, home: Option<&Path>) -> PathBuf {
+    let home = home.map(|home| home.to_string_lossy());
+    let word = match (word.strip_prefix('~'), &home) {
+        (Some(tail), Some(home)) if tail.is_empty() || tail.starts_with('/') => {
+            format!("{home}{tail}")
+        }
+        _ => word.to_string(),
+    };
+    let mut path = String::new();
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next(), &home) {
+            ('%', Some('%'), _) => path.push('%'),
+            ('%', Some('d'), Some(home)) => path.push_str(home),
+            ('%', Some(token), _) => {
+                path.push('%');
+                path.push(token);
+            }
+            _ => {
+                path.push(c);
+                continue;
+            }
+        }
+        chars.next();
+    }
+    PathBuf::from(path)
 }
 
 /// The words of an ssh configuration line's arguments: split at white
