@@ -1,6 +1,7 @@
 //! OpenSSH's connection multiplexing (its `PROTOCOL.mux`), spoken by
 //! landfall itself over a master's control socket: whether a master is
-//! alive, and a session on it, without starting an ssh client for either.
+//! alive, a session on it, and telling it to stop listening or to end,
+//! without starting an ssh client for any of them.
 //!
 //! A session is opened as `ssh -S SOCKET HOST COMMAND` opens one (a
 //! "passenger"): after the hellos, a new-session request with the command,
