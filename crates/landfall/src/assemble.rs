@@ -889,10 +889,13 @@ pub struct Delta {
     pub top: usize,
     /// The files new or changed since `from`, and the release's manifest.
     changed: Manifest,
-    /// Every path of `changed`, then every path of `from` the release
-    /// lacks (files, links and directories) whose directory it keeps: a
-    /// path `changed` does not have is removed, with what is in it.
+    /// Every path of `changed`: what the push sends.
     pub paths: Vec<String>,
+    /// Every path of `from` the release lacks (files, links and
+    /// directories) whose directory it keeps: the host removes each from
+    /// its copy of `from`, with what is in it, before the push
+    /// (`landfall_derive`).
+    pub gone: Vec<String>,
 }
 
 impl Delta {
@@ -933,23 +936,22 @@ impl Delta {
         changed.push(manifest_entry(&new.canonical()));
         let changed = Manifest::new(changed);
         let kept: HashSet<&str> = new.entries.iter().map(|e| e.path.as_str()).collect();
-        let mut paths: Vec<String> = changed.entries.iter().map(|e| e.path.clone()).collect();
+        let paths: Vec<String> = changed.entries.iter().map(|e| e.path.clone()).collect();
         // What goes, named where its directory stays: a directory that goes
-        // takes what is in it (rsync would look for a path inside it
-        // here, and find it vanished).
+        // takes what is in it.
         let parent_stays = |path: &&str| {
             path.rsplit_once('/')
                 .is_none_or(|(dir, _)| new_dirs.contains(dir))
         };
-        paths.extend(
-            old.entries
-                .iter()
-                .map(|e| e.path.as_str())
-                .filter(|p| !kept.contains(p))
-                .chain(old_dirs.difference(&new_dirs).copied())
-                .filter(parent_stays)
-                .map(str::to_string),
-        );
+        let gone = old
+            .entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .filter(|p| !kept.contains(p))
+            .chain(old_dirs.difference(&new_dirs).copied())
+            .filter(parent_stays)
+            .map(str::to_string)
+            .collect();
         let top: HashSet<&str> = old
             .entries
             .iter()
@@ -960,6 +962,7 @@ impl Delta {
             top: top.len() + [MANIFEST_FILE, PROVENANCE_FILE].len(),
             changed,
             paths,
+            gone,
         })
     }
 

@@ -282,6 +282,8 @@ pub(crate) enum Step {
 pub(crate) struct Derive {
     pub(crate) from: String,
     pub(crate) top: usize,
+    /// The paths of `from` the release lacks, removed from the copy.
+    pub(crate) gone: Vec<String>,
 }
 
 /// The words of a [`Step`] for sh: the function and its arguments (no
@@ -399,6 +401,12 @@ fn call(step: &Step) -> Call {
                 derive
                     .as_ref()
                     .map(|d| d.top.to_string())
+                    .unwrap_or_default(),
+                // One word, a path a line: manifest paths hold no control
+                // characters.
+                derive
+                    .as_ref()
+                    .map(|d| d.gone.join("\n"))
                     .unwrap_or_default(),
             ]
             .into_iter()
@@ -851,6 +859,7 @@ mod tests {
                 derive: Some(Derive {
                     from: s("q"),
                     top: 4,
+                    gone: vec![s("old"), s("etc/old.toml")],
                 }),
                 shared: vec![s("log")],
             },

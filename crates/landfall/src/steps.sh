@@ -354,7 +354,7 @@ landfall_missing() {
   printf '%s' "$top"
 }
 
-# landfall_claim INDEX PATH RELEASE OWNER BREAK GIT NAME FROM TOP SHARED...:
+# landfall_claim INDEX PATH RELEASE OWNER BREAK GIT NAME FROM TOP GONE SHARED...:
 # unless RELEASE is current and unlocked (an empty RELEASE never is), takes
 # the deploy lock of PATH (for artifact NAME) and prepares the directories
 # a release needs (the bare repository too with GIT=1). Reports, for the
@@ -365,11 +365,13 @@ landfall_missing() {
 # could not be locked or its directories made (no lock, and nothing it
 # made, is then left). With the lock held, FROM current and RELEASE not
 # on the host, the upload of RELEASE is made a copy of FROM, which has TOP
-# entries at its top (landfall_derive). It never exits: the other paths of
-# the host go on.
+# entries at its top, without the paths GONE (landfall_derive). It never
+# exits: the other paths of the host go on.
 landfall_claim() {
   i=$1 p=$2 id=$3 owner=$4 brk=$5 git=$6 name=$7 from=$8 top=$9
   shift 9
+  gone=$1
+  shift
   landfall_current "$p"
   if [ -n "$id" ] && [ "${c##*/}" = "$id" ] && [ ! -f "$p/.landfall/lock" ]; then
     # Nothing to do here, unless the path is another's.
@@ -400,7 +402,7 @@ landfall_claim() {
   printf 'held\t%s\t%s\n' "$i" "${c##*/}"
   [ -z "$new" ] || printf 'created\t%s\t%s\n' "$i" "$new"
   if [ -n "$from" ] && [ -n "$id" ] && [ "${c##*/}" = "$from" ] && [ ! -d "$p/releases/$id" ]; then
-    landfall_derive "$i" "$p" "$id" "$from" "$top"
+    landfall_derive "$i" "$p" "$id" "$from" "$top" "$gone"
   fi
 }
 
@@ -625,9 +627,10 @@ EOF
   printf 'pulled\t%s\t%s\n' "$files" "$bytes"
 }
 
-# landfall_derive I PATH RELEASE FROM TOP: makes the upload of RELEASE a
-# copy of the release FROM, every file a hard link (`cp -al`), for a push
-# that then sends only what differs. FROM must be a complete release that
+# landfall_derive I PATH RELEASE FROM TOP GONE: makes the upload of RELEASE
+# a copy of the release FROM, every file a hard link (`cp -al`), without
+# the paths of GONE (one a line, as FROM's manifest names them), for a
+# push that then sends only what differs. FROM must be a complete release that
 # nothing changed since it was made: TOP entries at its top, as its manifest
 # says (with .landfall-manifest and .landfall-release), and nothing below
 # newer than its .landfall-release, written last (a file's mtime comes from
@@ -661,12 +664,30 @@ landfall_derive() {
     printf 'underived\t%s\t%s changed after the release was made\n' "$1" "${newer#"$2/releases/"}"
     return 0
   fi
-  if ! cp -al "$old" "$part" 2>/dev/null || ! rm -f "$part/.landfall-release"; then
+  if ! cp -al "$old" "$part" 2>/dev/null || ! rm -f "$part/.landfall-release" ||
+    ! landfall_remove_below "$part" "$6"; then
     rm -rf "$part"
     printf 'underived\t%s\tcannot copy %s as links\n' "$1" "$4"
     return 0
   fi
   printf 'derived\t%s\n' "$1"
+}
+
+# landfall_remove_below DIR PATHS: removes each of PATHS (relative to DIR,
+# one a line), with what is in it, never through a link: a path with a
+# link, or anything but a directory, above it in DIR is left alone, as is
+# one with a `.` or `..` component.
+landfall_remove_below() {
+  printf '%s\n' "$2" | while IFS= read -r f; do
+    case /$f/ in // | */../* | */./* | *//*) continue ;; esac
+    d=$1 rest=$f
+    while :; do
+      case $rest in */*) ;; *) break ;; esac
+      d="$d/${rest%%/*}" rest=${rest#*/}
+      [ ! -L "$d" ] && [ -d "$d" ] || continue 2
+    done
+    rm -rf "${d:?}/$rest" || return 1
+  done
 }
 
 # landfall_link DIR NAME TARGET: a symlink of a release, replacing whatever

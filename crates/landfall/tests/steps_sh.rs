@@ -860,7 +860,7 @@ fn owns_fails_when_its_record_cannot_be_written(shell: Shell) {
 /// A claim of the path numbered `i` for release `release` by run-1, of
 /// shop/web, with `shared` directories, that copies no release.
 fn claim_call(i: &str, path: &str, release: &str, shared: &[&str]) -> String {
-    let mut args = vec![i, path, release, "run-1", "0", "0", "shop/web", "", ""];
+    let mut args = vec![i, path, release, "run-1", "0", "0", "shop/web", "", "", ""];
     args.extend_from_slice(shared);
     call("landfall_claim", &args)
 }
@@ -1028,10 +1028,66 @@ fn made(a: &Artifact, id: &str) {
 /// A claim of `a` for release `id` that copies `from` (of five entries at
 /// its top, as [`made`] makes it) if it is current.
 fn claim_from(a: &Artifact, id: &str, from: &str) -> String {
+    claim_from_without(a, id, from, "")
+}
+
+/// As [`claim_from`], the copy without the paths of `gone` (one a line).
+fn claim_from_without(a: &Artifact, id: &str, from: &str, gone: &str) -> String {
     call(
         "landfall_claim",
-        &["0", &a.path(), id, "run-1", "0", "0", "shop/web", from, "5"],
+        &[
+            "0",
+            &a.path(),
+            id,
+            "run-1",
+            "0",
+            "0",
+            "shop/web",
+            from,
+            "5",
+            gone,
+        ],
     )
+}
+
+/// What a release lacks of the one its upload copies was named to rsync
+/// as a missing argument, which rsync's hardened receivers refuse
+/// ("invalid file mode 00"): the claim removes it from the copy instead,
+/// a directory with what is in it, and never through a link.
+fn claim_removes_from_the_copy_what_the_release_lacks_never_through_a_link(shell: Shell) {
+    let a = Artifact::new();
+    made(&a, "aa01");
+    a.set_current("aa01");
+    let outside = Artifact::new();
+    outside.write("keep/x.txt", "x\n");
+    // A link planted in the copy's place, to see that the claim does not
+    // follow one: `cp -al` copies it as a link.
+    std::os::unix::fs::symlink(outside.join("keep"), a.join("releases/aa01/data/link")).unwrap();
+    fs::File::open(a.join("releases/aa01/data"))
+        .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(600)))
+        .unwrap();
+    std::process::Command::new("touch")
+        .args(["-h", "-d", "@1100000000"])
+        .arg(a.join("releases/aa01/data/link"))
+        .status()
+        .unwrap();
+    shell
+        .run(&claim_from_without(
+            &a,
+            "aa02",
+            "aa01",
+            "bin/app\ndata/deep\ndata/link/x.txt\n../aa01/bin\n/etc",
+        ))
+        .expect(0, "held\t0\taa01\nderived\t0\n");
+    assert!(!a.has("releases/aa02.partial/bin/app"));
+    assert!(a.has("releases/aa02.partial/bin"));
+    assert!(!a.has("releases/aa02.partial/data/deep"));
+    assert!(a.has("releases/aa02.partial/data/a.txt"));
+    // What the release it was copied from holds is untouched, and so is
+    // what a link leads to.
+    assert!(a.has("releases/aa01/bin/app"));
+    assert!(a.has("releases/aa01/data/deep/b.txt"));
+    assert_eq!(outside.read("keep/x.txt"), "x\n");
 }
 
 fn claim_makes_the_upload_a_copy_of_the_current_release_as_links(shell: Shell) {
@@ -1128,6 +1184,7 @@ fn claim_of_a_git_artifact_makes_its_bare_repository(shell: Shell) {
                 "0",
                 "1",
                 "shop/site",
+                "",
                 "",
                 "",
             ],
@@ -2738,6 +2795,7 @@ under_both_shells!(
     claim_reports_busy_and_unclaimed_paths_and_goes_on,
     claim_of_a_git_artifact_makes_its_bare_repository,
     claim_makes_the_upload_a_copy_of_the_current_release_as_links,
+    claim_removes_from_the_copy_what_the_release_lacks_never_through_a_link,
     claim_copies_no_release_changed_since_it_was_made,
     unlock_removes_the_lock_only_with_the_runs_token,
     prepare_makes_the_directories_and_reads_current,

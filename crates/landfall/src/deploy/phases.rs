@@ -68,6 +68,7 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
                 derive: w.delta.as_ref().map(|d| Derive {
                     from: d.from.clone(),
                     top: d.top,
+                    gone: d.gone.clone(),
                 }),
                 shared: shared_dirs(run, w.target).map(str::to_string).collect(),
             })

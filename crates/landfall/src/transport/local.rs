@@ -184,9 +184,9 @@ impl Transport for Local {
     }
 }
 
-/// Brings `partial`, a copy of the delta's `from` made by the claim, to
-/// the release: each path of the delta is replaced by its file or link, or
-/// removed where the delta has none. A file is replaced, never written in
+/// Brings `partial`, a copy of the delta's `from` made by the claim (which
+/// removed what the release lacks), to the release: each path of the delta
+/// is replaced by its file or link. A file is replaced, never written in
 /// place, since it is a hard link to `from`'s.
 fn apply(
     gathered: &Gathered<'_>,

@@ -563,14 +563,17 @@ impl Transport for Ssh {
             .arg("-e")
             .arg(remote_shell);
         if let Basis::Derived(gathered) = basis {
-            // Only the delta's paths: each is known to differ, and one
-            // missing from the delta is removed.
+            // Only the delta's paths, each known to differ. What the
+            // release lacks was removed from the copy by the claim: rsync's
+            // `--delete-missing-args` is refused by the receivers of
+            // rsync's hardened releases (3.4.x, and distributions' 3.2.7
+            // with those fixes) for any path after the first.
             let mut from = OsString::from("--files-from=");
             from.push(&gathered.list);
             cmd = cmd
                 .arg("--from0")
                 .arg(from)
-                .args(["--ignore-times", "--delete-missing-args", "--force"])
+                .args(["--ignore-times", "--force"])
                 .arg(with_slash(&gathered.dir));
         } else {
             cmd = cmd.args(["--recursive", "--delete"]);
