@@ -629,50 +629,307 @@ impl Fleet {
         }
         self.ws.edit(
             "environments/testbed.toml",
-            "jobs = 8\n",
-            &format!("jobs = 8\nuser = \"{USER}\"\n"),
+            "user = \"root\"\n",
+            &format!("user = \"{USER}\"\n"),
         );
         (sudoers, linger)
     }
 }
 
+impl Fleet {
+    /// Runs `args` on `host` as the deploy user [`USER`]: whether it
+    /// succeeded, and what it said on stdout and stderr.
+    fn as_deploy_user(&self, host: &str, args: &[&str]) -> (bool, String) {
+        let mut all = vec!["runuser", "-u", USER, "--"];
+        all.extend_from_slice(args);
+        let out = self.testbed.exec_in(host, &all).unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// A test bed whose hosts run supervisord and are deployed to by
+    /// [`USER`], with the sudo rules `init --sudoers` prints installed as
+    /// the guide says, and the program's definition installed by root as
+    /// the first deploy asks; deployed once.
+    fn with_sudo_rules(etc: &std::path::Path) -> Fleet {
+        use std::os::unix::fs::PermissionsExt as _;
+        let fleet = Fleet::new(landfall_testbed::Init::Plain);
+        let (sudoers, _) = fleet.deploy_user(etc);
+        for host in &fleet.testbed.hosts {
+            fleet.testbed.start_supervisord(&host.name).unwrap();
+        }
+        let sudo = std::process::Command::new("sudo").arg("--version").output();
+        assert!(
+            sudo.is_ok_and(|o| o.status.success()),
+            "sudo is not installed (apt-get install sudo): this test needs it"
+        );
+
+        // Without a rule, no host is switched, and each says why.
+        fleet.refused_before_switch(&[&format!(
+            "user {USER} may not run \\\"supervisorctl -c /etc/supervisor/supervisord.conf restart hello-app\\\" as root without a password"
+        )]);
+
+        let rules = fleet.ws.run(&["init", "--sudoers", "testbed"]);
+        rules.assert_code(0);
+        let file = sudoers.join("landfall-hello");
+        fs::write(&file, &rules.stdout).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o440)).unwrap();
+        let visudo = fleet.on(
+            "host1",
+            &["visudo", "-c", "-f", "/etc/sudoers.d/landfall-hello"],
+        );
+        assert!(visudo.contains("parsed OK"), "{visudo}\n{}", rules.stdout);
+
+        // With the rules, still no host is switched: the program is not
+        // installed, and only root installs one. Each host says what to
+        // install, and where.
+        let want = format!("{APP}/.landfall/hello-app.unit");
+        fleet.refused_before_switch(&[
+            "only root installs definitions",
+            "install -m 644 -T COPY /etc/supervisor/conf.d/hello-app.conf",
+            &want,
+        ]);
+        for host in &fleet.testbed.hosts {
+            let program = fleet.on(&host.name, &["cat", &want]);
+            assert!(program.contains(&format!("\nuser={USER}\n")), "{program}");
+            let out = fleet
+                .testbed
+                .exec_in(
+                    &host.name,
+                    &[
+                        "sh",
+                        "-c",
+                        "install -m 644 -T \"$1\" /etc/supervisor/conf.d/hello-app.conf && \
+                         supervisorctl -c /etc/supervisor/supervisord.conf update hello-app",
+                        "sh",
+                        &want,
+                    ],
+                )
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        fleet
+    }
+}
+
 #[test]
 fn a_deploy_user_that_is_not_root_manages_services_with_the_sudo_rules_init_prints() {
-    use std::os::unix::fs::PermissionsExt as _;
-    let fleet = Fleet::new(landfall_testbed::Init::Plain);
     let etc = tempfile::tempdir().unwrap();
-    let (sudoers, _) = fleet.deploy_user(etc.path());
-    for host in &fleet.testbed.hosts {
-        fleet.testbed.start_supervisord(&host.name).unwrap();
-    }
-    let sudo = std::process::Command::new("sudo").arg("--version").output();
-    assert!(
-        sudo.is_ok_and(|o| o.status.success()),
-        "sudo is not installed (apt-get install sudo): this test needs it"
-    );
-
-    // Without a rule, no host is switched, and each says why.
-    fleet.refused_before_switch(&[&format!(
-        "user {USER} may not run \\\"supervisorctl reread\\\" as root without a password"
-    )]);
-
-    // With the rules `init --sudoers` prints, everything works as root's
-    // deploys do.
-    let rules = fleet.ws.run(&["init", "--sudoers", "testbed"]);
-    rules.assert_code(0);
-    assert!(
-        rules
-            .stdout
-            .contains(&format!("{USER} ALL=(root) NOPASSWD:")),
-        "{}",
-        rules.stdout
-    );
-    let file = sudoers.join("landfall-hello");
-    fs::write(&file, &rules.stdout).unwrap();
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o440)).unwrap();
+    let fleet = Fleet::with_sudo_rules(etc.path());
+    // Then everything works as root's deploys do, and the service runs as
+    // the deploy user, as its configuration names no other.
     fleet.lifecycle("");
     let owner = fs::metadata(fleet.testbed.srv("host1").join("hello/app/.landfall")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&owner), USER_ID);
+    let pid = fleet.pids()[0].to_string();
+    let uid = fleet.on("host1", &["ps", "-o", "uid=", "-p", &pid]);
+    assert_eq!(uid.trim(), USER_ID.to_string(), "the service's account");
+}
+
+/// The rules `init --sudoers` printed put `*` in arguments, which sudo
+/// reads as any words: the deploy user could `install` anything as root,
+/// into /etc/sudoers.d. Installed as the guide says, the rules now allow
+/// exactly the commands they list, and sudo itself refuses the rest.
+#[test]
+fn the_sudo_rules_allow_the_deploy_user_nothing_but_the_commands_listed() {
+    let etc = tempfile::tempdir().unwrap();
+    let fleet = Fleet::with_sudo_rules(etc.path());
+    let (ok, listed) = fleet.as_deploy_user("host1", &["sudo", "-n", "-l"]);
+    assert!(ok, "{listed}");
+    let conf = "/etc/supervisor/supervisord.conf";
+    for verb in ["status", "start", "stop", "restart", "signal HUP"] {
+        let rule = format!("/usr/bin/supervisorctl -c {conf} {verb} hello-app");
+        assert!(listed.contains(&rule), "no `{rule}` in\n{listed}");
+    }
+    assert!(!listed.contains('*'), "{listed}");
+    let planted = "/srv/hello/app/shared-evil.conf";
+    fs::write(
+        fleet
+            .testbed
+            .srv("host1")
+            .join("hello/app/shared-evil.conf"),
+        "[supervisorctl]\nserverurl=unix:///tmp/nothing.sock\n",
+    )
+    .unwrap();
+    let hostile: &[&[&str]] = &[
+        // A listed command with a word more, or another program's name.
+        &[
+            "/usr/bin/supervisorctl",
+            "-c",
+            conf,
+            "restart",
+            "hello-app",
+            "all",
+        ],
+        &["/usr/bin/supervisorctl", "-c", conf, "restart", "other"],
+        &["/usr/bin/supervisorctl", "-c", conf, "restart", "all"],
+        // Its own configuration, or none (supervisorctl would then look in
+        // the directory it starts in).
+        &[
+            "/usr/bin/supervisorctl",
+            "-c",
+            planted,
+            "restart",
+            "hello-app",
+        ],
+        &["/usr/bin/supervisorctl", "restart", "hello-app"],
+        &["/usr/bin/supervisorctl", "-c", conf, "reread"],
+        &["/usr/bin/supervisorctl", "-c", conf, "update", "hello-app"],
+        // What the old rules let it do.
+        &[
+            "/usr/bin/install",
+            "-m",
+            "644",
+            planted,
+            "/etc/sudoers.d/evil",
+        ],
+        &[
+            "/usr/bin/install",
+            "-m",
+            "644",
+            "/srv/hello/app/releases/x/.landfall-service/unit",
+            "/etc/supervisor/conf.d/hello-app.conf.landfall-new",
+        ],
+        &[
+            "/usr/bin/mv",
+            "-f",
+            planted,
+            "/etc/supervisor/conf.d/hello-app.conf",
+        ],
+        &["/usr/bin/rm", "-f", "/etc/supervisor/conf.d/hello-app.conf"],
+        &["/usr/bin/systemctl", "restart", "hello-app.service"],
+        &["/bin/sh", "-c", "id"],
+    ];
+    for command in hostile {
+        let mut args = vec!["sudo", "-n"];
+        args.extend_from_slice(command);
+        let (ok, said) = fleet.as_deploy_user("host1", &args);
+        assert!(
+            !ok && (said.contains("not allowed") || said.contains("a password is required")),
+            "`{}` was allowed: {said}",
+            command.join(" ")
+        );
+    }
+    assert!(
+        !fleet
+            .testbed
+            .srv("host1")
+            .join("../etc")
+            .join("sudoers.d/evil")
+            .exists()
+    );
+    let evil = fleet.on("host1", &["ls", "/etc/sudoers.d"]);
+    assert!(!evil.contains("evil"), "{evil}");
+}
+
+/// The manager, as root, read the environment file and wrote the log in
+/// directories the deploy user owns, and started a launcher it may
+/// replace: a link or a script planted there made root read or write
+/// where the deploy user pointed. Now the launcher and the environment
+/// are the service's own account's to run and read, and the log is where
+/// only root writes.
+#[test]
+fn what_the_deploy_user_plants_is_never_read_or_written_as_root() {
+    let etc = tempfile::tempdir().unwrap();
+    let fleet = Fleet::with_sudo_rules(etc.path());
+    fleet.deploy(&[]).assert_code(0);
+    let host = "host1";
+    let srv = fleet.testbed.srv(host);
+    let current = srv.join("hello/app/current");
+    let service = current.join(".landfall-service");
+    // A file only root may read, beside which root must write nothing.
+    fleet.on(
+        host,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /root/lf && printf 'LEAKED=yes\\n' >/root/lf/env && chmod 600 /root/lf/env",
+        ],
+    );
+    // The deploy user replaces the launcher with its own script (which
+    // then starts the service as before), points the environment at a
+    // file only root may read, and the artifact's old log at a file only
+    // root may write.
+    let as_user = |script: &str| {
+        let (ok, said) = fleet.as_deploy_user(host, &["sh", "-c", script]);
+        assert!(ok, "{said}");
+    };
+    as_user(&format!(
+        "cd {APP}/current/.landfall-service && mv run run.real && \
+         printf '#!/bin/sh\\nid -u >{APP}/ran-as\\nenv >{APP}/seen\\ncat {APP}/current/.landfall-service/env >>{APP}/seen 2>{APP}/env-error\\nexec {APP}/current/.landfall-service/run.real\\n' >run && chmod 755 run && \
+         rm -f env && ln -s /root/lf/env env && \
+         ln -sfn /root/lf/written {APP}/.landfall/service.log"
+    ));
+    fleet.deploy(&["--force"]);
+    let ran_as = fs::read_to_string(srv.join("hello/app/ran-as")).unwrap();
+    assert_eq!(
+        ran_as.trim(),
+        USER_ID.to_string(),
+        "the planted launcher ran as root"
+    );
+    let seen = fs::read_to_string(srv.join("hello/app/seen")).unwrap();
+    assert!(
+        !seen.contains("LEAKED"),
+        "root's file reached the service:\n{seen}"
+    );
+    let error = fs::read_to_string(srv.join("hello/app/env-error")).unwrap();
+    assert!(
+        error.contains("Permission denied") || error.contains("can't open"),
+        "{error}"
+    );
+    let written = fleet.on(host, &["sh", "-c", "ls /root/lf"]);
+    assert!(
+        !written.contains("written"),
+        "root wrote through the planted log: {written}"
+    );
+    let log = fs::read_to_string(fleet.testbed.supervisor_log(host).join("hello-app.log")).unwrap();
+    assert!(log.contains("hello: listening"), "{log}");
+    assert!(service.exists());
+}
+
+/// A service whose configuration names no account ran as root whenever
+/// root deployed it. Now a host refuses it before its switch, unless the
+/// configuration says root.
+#[test]
+fn a_service_is_never_run_as_root_unless_the_configuration_says_so() {
+    let fleet = Fleet::new(landfall_testbed::Init::Plain);
+    for host in &fleet.testbed.hosts {
+        fleet.testbed.start_supervisord(&host.name).unwrap();
+    }
+    fleet
+        .ws
+        .edit("environments/testbed.toml", "user = \"root\"\n", "");
+    fleet.refused_before_switch(&[
+        "service hello-app would run as root, the account that deploys",
+        "(user = \\\"root\\\" if root is meant)",
+    ]);
+    // Said in the service itself, it is run so.
+    fleet.ws.edit(
+        "deploy.toml",
+        "manager = \"supervisor\"",
+        "manager = \"supervisor\"\nuser = \"root\"",
+    );
+    fleet.deploy(&[]).assert_code(0);
+    let program = fleet.on("host1", &["cat", "/etc/supervisor/conf.d/hello-app.conf"]);
+    assert!(program.ends_with("user=root\n"), "{program}");
+    // Named as another account, it runs as that account.
+    fleet
+        .ws
+        .edit("deploy.toml", "user = \"root\"", "user = \"daemon\"");
+    fleet.deploy(&[]).assert_code(0);
+    let pid = fleet.pids()[0].to_string();
+    let user = fleet.on("host1", &["ps", "-o", "user=", "-p", &pid]);
+    assert_eq!(user.trim(), "daemon");
 }
 
 #[test]

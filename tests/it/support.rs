@@ -254,10 +254,11 @@ impl Workspace {
     }
 
     /// Points `environments/testbed.toml` at a running test bed: every host
-    /// has role `web` and runs hello on its own address and `port`.
+    /// has role `web` and runs hello on its own address and `port`, and is
+    /// deployed to as root, which is then the account hello runs as.
     pub(crate) fn use_testbed(&self, testbed: &landfall_testbed::Testbed, port: u16) {
         let mut env = format!(
-            "[environment]\nssh_config = \"{}\"\njobs = 8\n",
+            "[environment]\nssh_config = \"{}\"\njobs = 8\nuser = \"root\"\n",
             testbed.ssh_config().display()
         );
         for host in &testbed.hosts {

@@ -1185,12 +1185,16 @@ pub(crate) fn sudoers(ctx: &Ctx<'_>, env: &str) -> u8 {
                 env.name
             )));
         }
+        let rules = landfall::service::sudoers(&user, &services).map_err(Error::Usage)?;
         render::println!(
             "# sudo rules for landfall's deploys of `{}` as `{user}`: install with\n\
-             # visudo -f /etc/sudoers.d/landfall-{}\n\n{}",
+             # visudo -f /etc/sudoers.d/landfall-{}\n\
+             # They let `{user}` start, stop and reload these services as root, with\n\
+             # exactly these arguments, and nothing else. Only root installs their\n\
+             # definitions: a deploy says which one a release needs, and where.\n\n{rules}",
             env.name,
-            project.name,
-            landfall::service::sudoers(&user, &services)
+            // sudo skips the files of /etc/sudoers.d whose names hold a `.`.
+            project.name.replace('.', "-"),
         );
         Ok(EXIT_OK)
     })();

@@ -331,10 +331,10 @@ fn target(
     let service = match &artifact.service {
         Some(service) => match crate::service::render(
             project,
-            &artifact.name,
-            &artifact.path,
-            &host.name,
+            artifact,
             service,
+            &host.name,
+            env.user.as_deref(),
             &mut |hook, command| field(hook, command, secrets),
             &mut |hook, command| field(hook, command, &placeholders),
         ) {

@@ -7,16 +7,25 @@
 //!   directory and `exec`s the service's command, so the process is the
 //!   service itself and keeps the release it started from as its working
 //!   directory;
-//! - `env`, the environment, one `KEY='value'` per line (read by systemd as
-//!   an `EnvironmentFile=`, and by `--local` with sh); private when a value
+//! - `env`, the environment, one `KEY="value"` per line, read by the
+//!   launcher as the account the service runs as; private when a value
 //!   reads a secret;
 //! - `unit`, the systemd service unit or the supervisord program, and
 //!   `socket`, the systemd socket unit that holds `listen`'s sockets.
 //!
 //! Being files of the release, they are covered by its id, and a rollback
 //! installs the definition the release was made with. The rest (manager,
-//! name, the readiness check) goes into the release's activation, where the
-//! host's steps read it. This module does no IO.
+//! name, the account, the readiness check) goes into the release's
+//! activation, where the host's steps read it. This module does no IO.
+//!
+//! The manager reads the definition as root, so the definition names
+//! nothing the deploy account could replace: no `EnvironmentFile=` (the
+//! launcher reads the environment, as the service's own account), and
+//! supervisord's log under `/var/log/supervisor`, not in the artifact. It
+//! always names the account the service runs as: the service's `user`, else
+//! the environment's `user` (the deploy user), else the host adds the
+//! account that deploys, and refuses root unless it was written (see
+//! `landfall_definition` in `steps.sh`).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -24,7 +33,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::{Hook, Manager, Project, Service};
+use crate::config::{Artifact, Hook, Manager, Project, Service};
 use crate::diag::Diagnostic;
 use crate::plan::RenderedFile;
 use crate::process::quote;
@@ -50,6 +59,10 @@ pub struct RenderedService {
     pub stop_timeout: Duration,
     pub reload: bool,
     pub listen: Vec<String>,
+    /// The account the definition names (a system manager's service whose
+    /// configuration names one): the host adds the deploying account to a
+    /// definition that names none.
+    pub user: Option<String>,
     /// The release's service files (see the module's documentation).
     #[serde(skip)]
     pub files: Vec<RenderedFile>,
@@ -66,15 +79,16 @@ fn is_command(key: &str, hook: &Hook) -> bool {
     key == "exec" || (key == "ready" && hook.text.trim_start().starts_with("exec:"))
 }
 
-/// Renders `service` of artifact `artifact` (deployed at `path`) for host
-/// `host`, with `render` (the host's template context; `masked` renders
-/// with every secret masked, for what a dry run may show).
+/// Renders `service` of `artifact` for host `host`, with `render` (the
+/// host's template context; `masked` renders with every secret masked, for
+/// what a dry run may show). `deploy_user` is the environment's `user`, if
+/// it names one.
 pub(crate) fn render(
     project: &Project,
-    artifact: &str,
-    path: &str,
-    host: &str,
+    artifact: &Artifact,
     service: &Service,
+    host: &str,
+    deploy_user: Option<&str>,
     render: &mut Render<'_>,
     masked: &mut Render<'_>,
 ) -> Result<RenderedService, Vec<Diagnostic>> {
@@ -171,20 +185,6 @@ pub(crate) fn render(
                     );
                     continue;
                 }
-                if service.manager == Manager::Supervisor
-                    && let Some(why) = supervisor_cannot_hold(&value)
-                {
-                    error(
-                        &mut errors,
-                        hook,
-                        format!(
-                            "`{key}` renders to a value supervisord cannot hold, for host \
-                             `{host}`: {why}"
-                        ),
-                        "",
-                    );
-                    continue;
-                }
                 secret |= read;
                 let shown = if read {
                     masked(hook, false)
@@ -202,11 +202,20 @@ pub(crate) fn render(
         return Err(errors);
     }
     let exec = exec.unwrap_or_default();
+    // A user's own systemd runs its services as that user: only a system
+    // manager is told which account to use.
+    let user = match service.manager {
+        Manager::SystemdUser => None,
+        Manager::Systemd | Manager::Supervisor => {
+            service.user.as_deref().or(deploy_user).map(str::to_string)
+        }
+    };
     let spec = Spec {
         project: &project.name,
-        artifact,
-        path,
+        artifact: &artifact.name,
+        path: &artifact.path,
         service,
+        user: user.as_deref(),
         listen: &listen,
     };
     let mut files = vec![RenderedFile {
@@ -245,10 +254,10 @@ pub(crate) fn render(
         }
         Manager::Supervisor => files.push(RenderedFile {
             dst: format!("{SERVICE_DIR}/unit"),
-            mode: private,
-            contents: supervisor_program(&spec, &environment).into_bytes(),
-            secret,
-            masked: secret.then(|| supervisor_program(&spec, &masked_environment).into_bytes()),
+            mode: 0o644,
+            contents: supervisor_program(&spec).into_bytes(),
+            secret: false,
+            masked: None,
         }),
     }
     Ok(RenderedService {
@@ -261,6 +270,7 @@ pub(crate) fn render(
         stop_timeout: service.stop_timeout,
         reload: service.reload,
         listen,
+        user,
         files,
     })
 }
@@ -271,6 +281,8 @@ struct Spec<'a> {
     artifact: &'a str,
     path: &'a str,
     service: &'a Service,
+    /// The account named in the definition, if the configuration named one.
+    user: Option<&'a str>,
     listen: &'a [String],
 }
 
@@ -290,12 +302,17 @@ impl Spec<'_> {
 }
 
 /// The launcher the manager starts, from `current`: it enters the release
-/// it belongs to and becomes the service.
+/// it belongs to, reads its environment (as the account the service runs
+/// as, so that root never reads a file the deploy account may replace) and
+/// becomes the service.
 fn launcher(spec: &Spec<'_>, exec: &str) -> String {
     format!(
         "#!/bin/sh\n{}\
          # Runs the service from its release, in the foreground.\n\
          cd -P -- \"${{0%/*}}/..\" || exit 1\n\
+         set -a\n\
+         . ./{SERVICE_DIR}/env || exit 1\n\
+         set +a\n\
          LANDFALL_RELEASE=${{PWD##*/}}\n\
          export LANDFALL_RELEASE\n\
          exec {exec}\n",
@@ -303,7 +320,7 @@ fn launcher(spec: &Spec<'_>, exec: &str) -> String {
     )
 }
 
-/// The environment, as both sh and systemd's `EnvironmentFile=` read it.
+/// The environment, as the launcher reads it with sh.
 fn env_file(environment: &[(String, String)]) -> String {
     let mut text = String::from("# The service's environment, written by landfall.\n");
     for (key, value) in environment {
@@ -313,8 +330,7 @@ fn env_file(environment: &[(String, String)]) -> String {
 }
 
 /// A value in double quotes, with `\`, `"`, `$` and `` ` `` escaped by a
-/// backslash: sh and systemd (which takes a quote only at the start of a
-/// value, and no `'` inside single quotes) read it the same.
+/// backslash, as sh reads it.
 fn double_quoted(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
@@ -328,22 +344,8 @@ fn double_quoted(value: &str) -> String {
     out
 }
 
-/// Why supervisord cannot hold `value` in a program's `environment=`,
-/// if it cannot: it splits that line with Python's `shlex` without
-/// escapes, takes ` ;` and ` #` for comments, and strips quotes from the
-/// ends of each value.
-fn supervisor_cannot_hold(value: &str) -> Option<&'static str> {
-    if value.contains(" ;") || value.contains(" #") {
-        Some("supervisord reads ` ;` and ` #` as the start of a comment")
-    } else if value.contains('"') && value.contains('\'') {
-        Some("supervisord cannot quote a value that holds both `'` and `\"`")
-    } else if value.starts_with(['"', '\'']) || value.ends_with(['"', '\'']) {
-        Some("supervisord strips quotes from the ends of a value")
-    } else {
-        None
-    }
-}
-
+/// The systemd service unit. `[Service]` comes last, so that the host can
+/// add `User=` to a unit whose configuration names no account.
 fn systemd_service(spec: &Spec<'_>) -> String {
     let service = spec.service;
     let mut text = spec.header("#");
@@ -359,17 +361,18 @@ fn systemd_service(spec: &Spec<'_>) -> String {
             name = service.name
         );
     }
+    let target = match service.manager {
+        Manager::SystemdUser => "default.target",
+        _ => "multi-user.target",
+    };
     let _ = write!(
         text,
-        "\n[Service]\nType=exec\nExecStart={launcher}\nSyslogIdentifier={name}\n\
-         Environment=LANDFALL_PATH={path}\nEnvironmentFile={path}/current/{SERVICE_DIR}/env\n",
+        "\n[Install]\nWantedBy={target}\n\n[Service]\nType=exec\nExecStart={launcher}\n\
+         SyslogIdentifier={name}\nEnvironment=LANDFALL_PATH={path}\n",
         launcher = spec.launcher(),
         name = service.name,
         path = spec.path,
     );
-    if let Some(user) = &service.user {
-        let _ = writeln!(text, "User={user}");
-    }
     let _ = write!(
         text,
         "Restart=on-failure\nRestartSec=1s\nTimeoutStopSec={}\nKillMode=mixed\n",
@@ -378,11 +381,9 @@ fn systemd_service(spec: &Spec<'_>) -> String {
     if service.reload {
         text.push_str("ExecReload=/bin/kill -HUP $MAINPID\n");
     }
-    let target = match service.manager {
-        Manager::SystemdUser => "default.target",
-        _ => "multi-user.target",
-    };
-    let _ = write!(text, "\n[Install]\nWantedBy={target}\n");
+    if let Some(user) = spec.user {
+        let _ = writeln!(text, "User={user}");
+    }
     text
 }
 
@@ -400,42 +401,36 @@ fn systemd_socket(spec: &Spec<'_>) -> String {
     text
 }
 
-/// A supervisord `[program:…]`. Its log is the artifact's, in
-/// `.landfall/service.log`.
-fn supervisor_program(spec: &Spec<'_>, environment: &[(String, String)]) -> String {
+/// A supervisord `[program:…]`. supervisord opens the log as root, so it is
+/// written where only root writes, `/var/log/supervisor/NAME.log`; the
+/// environment is the launcher's to read. The program is the file's only
+/// section, so that the host can add `user=` to one whose configuration
+/// names no account.
+fn supervisor_program(spec: &Spec<'_>) -> String {
     let service = spec.service;
-    // No escapes: a value is quoted with the quote it does not hold (see
-    // `supervisor_cannot_hold`); `%` is doubled, as supervisord expands
-    // `%(name)s`.
-    let escape = |value: &str| {
-        let quote = if value.contains('"') { '\'' } else { '"' };
-        format!("{quote}{}{quote}", value.replace('%', "%%"))
-    };
-    let mut env = format!("LANDFALL_PATH={}", escape(spec.path));
-    for (key, value) in environment {
-        let _ = write!(env, ",{key}={}", escape(value));
-    }
     let mut text = spec.header(";");
     let _ = write!(
         text,
-        "\n[program:{name}]\ncommand={launcher}\ndirectory={path}\n",
+        "\n[program:{name}]\ncommand={launcher}\ndirectory={path}\n\
+         environment=LANDFALL_PATH=\"{path}\"\nautostart=true\nautorestart=true\nstartsecs=1\n\
+         startretries=3\nstopsignal=TERM\nstopwaitsecs={stop}\nstopasgroup=true\n\
+         killasgroup=true\nredirect_stderr=true\nstdout_logfile={log}\n\
+         stdout_logfile_maxbytes=10MB\nstdout_logfile_backups=3\n",
         name = service.name,
         launcher = spec.launcher(),
         path = spec.path,
+        stop = crate::steps::timeout_seconds(service.stop_timeout),
+        log = supervisor_log(&service.name),
     );
-    if let Some(user) = &service.user {
+    if let Some(user) = spec.user {
         let _ = writeln!(text, "user={user}");
     }
-    let _ = write!(
-        text,
-        "environment={env}\nautostart=true\nautorestart=true\nstartsecs=1\nstartretries=3\n\
-         stopsignal=TERM\nstopwaitsecs={stop}\nstopasgroup=true\nkillasgroup=true\n\
-         redirect_stderr=true\nstdout_logfile={path}/.landfall/service.log\n\
-         stdout_logfile_maxbytes=10MB\nstdout_logfile_backups=3\n",
-        stop = crate::steps::timeout_seconds(service.stop_timeout),
-        path = spec.path,
-    );
     text
+}
+
+/// Where supervisord writes the output of program `name`.
+pub fn supervisor_log(name: &str) -> String {
+    format!("/var/log/supervisor/{name}.log")
 }
 
 /// The sh command that checks `ready` once: an HTTP request that must
@@ -475,65 +470,101 @@ fn ready_command(ready: &str) -> Result<String, &'static str> {
     ))
 }
 
+/// Where supervisorctl is told to read supervisord's configuration (see
+/// `landfall_supervisorctl` in `steps.sh`): given with `-c`, since
+/// supervisorctl would otherwise look in the directory it is started
+/// from, which the deploy account chooses.
+pub const SUPERVISOR_CONFS: [&str; 2] =
+    ["/etc/supervisor/supervisord.conf", "/etc/supervisord.conf"];
+
 /// The sudoers rules that let `user`, not root, manage the system services
 /// of `services` (artifact, path and service): exactly the commands the
-/// host's steps run as root for them, and nothing else. `systemd-user`
+/// host's steps run as root for them, each with all its arguments, so
+/// that sudo allows no other (a rule without arguments, or with a `*`,
+/// would allow any). They start, stop and reload the services; they do
+/// not install definitions: whoever writes a definition decides what root
+/// runs, so only root installs them (the host says what to install where,
+/// when a release needs a definition that is not installed). `systemd-user`
 /// services need none. Install them with `visudo -f /etc/sudoers.d/NAME`.
-pub fn sudoers(user: &str, services: &[(&str, &str, &Service)]) -> String {
+///
+/// Every value written here was checked when the configuration was read:
+/// account and service names hold letters, digits, `-`, `_` and `.` only,
+/// none of which sudoers reads as anything but itself.
+///
+/// Fails, saying why, if `user` cannot be written in sudoers as itself:
+/// a word of other characters, `ALL`, or a word sudoers would read as an
+/// alias (capitals, digits and `_` only).
+pub fn sudoers(user: &str, services: &[(&str, &str, &Service)]) -> Result<String, String> {
+    if !sudoers_plain(user) || user.starts_with(['-', '.']) {
+        return Err(format!(
+            "the deploy user `{}` cannot be written in sudoers rules: an account name holds \
+             letters, digits, `-`, `_` and `.`",
+            crate::diag::shown(user)
+        ));
+    }
+    if user
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(format!(
+            "the deploy user `{user}` would be read by sudo as an alias (or `ALL`), not an account"
+        ));
+    }
     let mut text = String::new();
+    let nopasswd = format!("{user} ALL=(root) NOPASSWD:");
     for (artifact, path, service) in services {
         let name = &service.name;
-        let nopasswd = format!("{user} ALL=(root) NOPASSWD:");
-        let install = |mode: &str, dst: &str| {
-            format!(
-                "{nopasswd} /usr/bin/install -m {mode} {path}/releases/*/{SERVICE_DIR}/unit {dst}.landfall-new, \\\n    \
-                 /usr/bin/mv -f {dst}.landfall-new {dst}\n"
-            )
-        };
+        // Checked when the configuration was read; said again here, where
+        // a name that is not plain would become root's.
+        if !sudoers_plain(name) {
+            return Err(format!(
+                "service name `{}` cannot be written in sudoers rules",
+                crate::diag::shown(name)
+            ));
+        }
         let _ = writeln!(
             text,
-            "# landfall: {user} manages service `{name}` (artifact `{artifact}`, {path}) as root."
+            "# landfall: {user} starts, stops and reloads service `{name}` (artifact `{artifact}`, {path}) as root."
         );
-        match service.manager {
+        let commands: Vec<String> = match service.manager {
             Manager::SystemdUser => {
                 let _ = writeln!(text, "# A user's own systemd needs no rule.\n");
+                continue;
             }
             Manager::Systemd => {
-                let dir = "/etc/systemd/system";
-                let unit = format!("{dir}/{name}.service");
-                let socket = format!("{dir}/{name}.socket");
-                text.push_str(&install("644", &unit));
-                let _ = writeln!(
-                    text,
-                    "{nopasswd} /usr/bin/install -m 644 {path}/releases/*/{SERVICE_DIR}/socket {socket}.landfall-new, \\\n    \
-                     /usr/bin/mv -f {socket}.landfall-new {socket}, \\\n    \
-                     /usr/bin/rm -f {socket}, /usr/bin/rm -f {unit} {socket}"
-                );
-                let _ = writeln!(
-                    text,
-                    "{nopasswd} /usr/bin/systemctl daemon-reload, \\\n    \
-                     /usr/bin/systemctl enable --quiet {name}.service, \\\n    \
-                     /usr/bin/systemctl enable --quiet --now {name}.socket, \\\n    \
-                     /usr/bin/systemctl restart {name}.service, /usr/bin/systemctl reload {name}.service, \\\n    \
-                     /usr/bin/systemctl stop {name}.service {name}.socket, \\\n    \
-                     /usr/bin/systemctl disable --quiet --now {name}.service, \\\n    \
-                     /usr/bin/systemctl disable --quiet --now {name}.socket\n"
-                );
+                let mut commands = vec![
+                    format!("/usr/bin/systemctl restart {name}.service"),
+                    format!("/usr/bin/systemctl reload {name}.service"),
+                    format!("/usr/bin/systemctl disable --quiet --now {name}.service"),
+                ];
+                if !service.listen.is_empty() {
+                    commands.push(format!("/usr/bin/systemctl start {name}.socket"));
+                    commands.push(format!(
+                        "/usr/bin/systemctl disable --quiet --now {name}.socket"
+                    ));
+                }
+                commands
             }
-            Manager::Supervisor => {
-                let conf = format!("/etc/supervisor/conf.d/{name}.conf");
-                text.push_str(&install("600", &conf));
-                let _ = writeln!(
-                    text,
-                    "{nopasswd} /usr/bin/rm -f {conf}, /usr/bin/supervisorctl reread, \\\n    \
-                     /usr/bin/supervisorctl update {name}, /usr/bin/supervisorctl start {name}, \\\n    \
-                     /usr/bin/supervisorctl restart {name}, /usr/bin/supervisorctl stop {name}, \\\n    \
-                     /usr/bin/supervisorctl status {name}, /usr/bin/supervisorctl signal HUP {name}\n"
-                );
-            }
-        }
+            Manager::Supervisor => SUPERVISOR_CONFS
+                .iter()
+                .flat_map(|conf| {
+                    ["status", "start", "stop", "restart", "signal HUP"]
+                        .map(|verb| format!("/usr/bin/supervisorctl -c {conf} {verb} {name}"))
+                })
+                .collect(),
+        };
+        let _ = writeln!(text, "{nopasswd} {}\n", commands.join(", \\\n    "));
     }
-    text
+    Ok(text)
+}
+
+/// Whether `word` holds only what sudoers reads as itself in a command's
+/// arguments and a user list.
+fn sudoers_plain(word: &str) -> bool {
+    !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// The service's part of a release's activation: sh assignments, every
@@ -547,10 +578,11 @@ pub(crate) fn activation(service: Option<&RenderedService>) -> String {
     // only for a release whose binary is the same.
     let bin = service.exec.split_whitespace().next().unwrap_or_default();
     format!(
-        "service_manager={}\nservice_name={}\nservice_ready={}\nready_timeout={}\n\
-         stop_timeout={}\nservice_reload={}\nservice_bin={}\n",
+        "service_manager={}\nservice_name={}\nservice_user={}\nservice_ready={}\n\
+         ready_timeout={}\nstop_timeout={}\nservice_reload={}\nservice_bin={}\n",
         service.manager.as_str(),
         quote(&service.name),
+        quote(service.user.as_deref().unwrap_or("")),
         quote(service.ready_command.as_deref().unwrap_or("")),
         seconds(service.ready_timeout),
         seconds(service.stop_timeout),
@@ -636,9 +668,12 @@ mod tests {
         std::fs::write(units.join("shop-web.service"), file(&service, "unit")).unwrap();
         std::fs::write(units.join("shop-web.socket"), file(&service, "socket")).unwrap();
         let unit = file(&service, "unit");
+        // The manager, as root, reads nothing in the artifact but starts
+        // its launcher: the launcher reads the environment.
+        assert!(!unit.contains("EnvironmentFile"), "{unit}");
+        assert!(file(&service, "run").contains(". ./.landfall-service/env"));
         for line in [
             &format!("ExecStart={path}/current/.landfall-service/run"),
-            &format!("EnvironmentFile={path}/current/.landfall-service/env"),
             "User=daemon",
             "TimeoutStopSec=60",
             "Requires=shop-web.socket",
@@ -669,19 +704,19 @@ mod tests {
     }
 
     #[test]
-    fn supervisor_programs_keep_values_and_logs_in_the_artifact() {
+    fn supervisor_programs_hold_no_values_and_log_where_only_root_writes() {
         let fixture = fixture(
             "/srv/web",
             "manager = \"supervisor\"\nexec = \"bin/web\"\nname = \"web\"\n\
-             environment = { A = \"50% \\\"off\\\" now\", B = \"it's \\\\ here\" }",
+             environment = { A = \"50% \\\"off\\\" now ;x\", B = \"{{ secrets.token }}\" }",
         );
         let service = rendered(&fixture).unwrap();
         let program = file(&service, "unit");
         for line in [
             "[program:web]",
             "command=/srv/web/current/.landfall-service/run",
-            "environment=LANDFALL_PATH=\"/srv/web\",A='50%% \"off\" now',B=\"it's \\ here\"",
-            "stdout_logfile=/srv/web/.landfall/service.log",
+            "environment=LANDFALL_PATH=\"/srv/web\"",
+            "stdout_logfile=/var/log/supervisor/web.log",
             "stopwaitsecs=30",
         ] {
             assert!(
@@ -690,6 +725,24 @@ mod tests {
             );
         }
         assert!(!service.files.iter().any(|f| f.dst.ends_with("/socket")));
+        // The program holds no value of the environment: it is readable by
+        // all, and the environment, which reads a secret, is private.
+        assert!(!program.contains("off"), "{program}");
+        let env = service
+            .files
+            .iter()
+            .find(|f| f.dst.ends_with("/env"))
+            .unwrap();
+        assert_eq!(env.mode, 0o600);
+        assert!(
+            service
+                .files
+                .iter()
+                .find(|f| f.dst.ends_with("/unit"))
+                .unwrap()
+                .mode
+                == 0o644
+        );
     }
 
     #[test]
@@ -712,19 +765,156 @@ mod tests {
         let message =
             err("manager = \"systemd\"\nexec = \"bin/web\"\nready = \"tcp://{{ vars.port }}\"");
         assert!(message.contains("`ready` renders `tcp://81`"), "{message}");
-        let message =
-            err("manager = \"supervisor\"\nexec = \"bin/web\"\nenvironment = { X = \"a ;b\" }");
+    }
+
+    /// The rules of `init --sudoers` for a project with a systemd service
+    /// (with sockets) and a supervisord one, deployed by `user`.
+    fn rules(user: &str) -> Result<String, String> {
+        let (project, _) = Fixture::new(&[
+            (
+                "deploy.toml",
+                "[project]\nname = \"shop\"\n\
+                 [artifact.web]\nroles = [\"web\"]\npath = \"/srv/shop/web\"\n\
+                 [artifact.web.service]\nmanager = \"systemd\"\nexec = \"bin/web\"\n\
+                 listen = [\"127.0.0.1:80\"]\n\
+                 [artifact.jobs]\nroles = [\"web\"]\npath = \"/srv/shop/jobs\"\n\
+                 [artifact.jobs.service]\nmanager = \"supervisor\"\nexec = \"bin/jobs\"\n",
+            ),
+            ("environments/dev.toml", "[hosts.web1]\nroles = [\"web\"]\n"),
+        ])
+        .load("dev");
+        let services: Vec<_> = project
+            .artifacts
+            .iter()
+            .map(|a| {
+                (
+                    a.name.as_str(),
+                    a.path.as_str(),
+                    a.service.as_ref().unwrap(),
+                )
+            })
+            .collect();
+        sudoers(user, &services)
+    }
+
+    /// sudo reads a `*` in a rule's arguments as any words, and a command
+    /// with no arguments as any arguments: a rule to install a unit from
+    /// `releases/*/` let the deploy user write anywhere as root.
+    #[test]
+    fn sudo_rules_name_every_argument_and_install_nothing() {
+        let text = rules("deploy").unwrap();
+        let commands: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let l = l.trim().trim_end_matches('\\').trim().trim_end_matches(',');
+                l.split_once("NOPASSWD: ").map_or(l, |(_, c)| c)
+            })
+            .collect();
+        assert!(commands.len() >= 8, "{text}");
+        for command in &commands {
+            assert!(
+                !command.contains(['*', '?', '[', ']', '\\', '=', ':', '!']),
+                "a pattern in `{command}`"
+            );
+            let words: Vec<&str> = command.split(' ').collect();
+            assert!(
+                words.len() >= 3 && words.iter().all(|w| !w.is_empty()),
+                "`{command}` must give its arguments"
+            );
+            assert!(
+                ["/usr/bin/systemctl", "/usr/bin/supervisorctl"].contains(&words[0]),
+                "`{command}` runs something other than a service manager's client"
+            );
+        }
+        for verb in [
+            "install",
+            "mv",
+            "rm",
+            "tee",
+            "cp",
+            "daemon-reload",
+            "reread",
+            "update",
+        ] {
+            assert!(
+                !commands
+                    .iter()
+                    .any(|c| c.split(' ').any(|w| w.ends_with(verb))),
+                "`{verb}` in\n{text}"
+            );
+        }
+        assert!(commands.contains(&"/usr/bin/systemctl restart shop-web.service"));
+        assert!(commands.contains(&"/usr/bin/systemctl start shop-web.socket"));
+        assert!(commands.contains(
+            &"/usr/bin/supervisorctl -c /etc/supervisor/supervisord.conf restart shop-jobs"
+        ));
+    }
+
+    /// A deploy user sudoers would read as something else (a list, an
+    /// alias, everyone) is refused, not written.
+    #[test]
+    fn sudo_rules_refuse_a_user_that_sudoers_would_misread() {
+        for user in [
+            "ALL", "DEPLOY", "OPS_2", "a,b", "a b", "#0", "%wheel", "-x", "a:b", "",
+        ] {
+            assert!(rules(user).is_err(), "`{user}` was accepted");
+        }
+        assert!(rules("deploy.bot-2").is_ok());
+    }
+
+    /// A service without `user` ran as root under a deploy user that is
+    /// not: the definition names the environment's deploy user, the
+    /// service's own `user` before it, and, when neither is written, no
+    /// one: the host adds the account that deploys (and refuses root).
+    #[test]
+    fn a_definition_names_the_account_it_runs_as() {
+        let with = |service: &str, env: &str| {
+            let fixture = Fixture::new(&[
+                (
+                    "deploy.toml",
+                    &format!(
+                        "[project]\nname = \"shop\"\n[artifact.web]\nroles = [\"web\"]\n\
+                         path = \"/srv/web\"\n[artifact.web.service]\n{service}\n"
+                    ),
+                ),
+                (
+                    "environments/dev.toml",
+                    &format!("{env}[hosts.web1]\nroles = [\"web\"]\n"),
+                ),
+            ]);
+            let service = rendered(&fixture).unwrap();
+            (file(&service, "unit").to_string(), service.user)
+        };
+        let (unit, user) = with(
+            "manager = \"systemd\"\nexec = \"bin/web\"",
+            "[environment]\nuser = \"deploy\"\n",
+        );
+        assert!(unit.ends_with("User=deploy\n"), "{unit}");
+        assert_eq!(user.as_deref(), Some("deploy"));
+        let (unit, _) = with(
+            "manager = \"supervisor\"\nexec = \"bin/web\"\nuser = \"shop\"",
+            "[environment]\nuser = \"deploy\"\n",
+        );
+        assert!(unit.ends_with("user=shop\n"), "{unit}");
+        let (unit, user) = with("manager = \"systemd\"\nexec = \"bin/web\"", "");
+        assert!(!unit.contains("User="), "{unit}");
+        assert_eq!(user, None);
+        // The host adds the line at the end, which is in `[Service]`.
         assert!(
-            message.contains("` ;` and ` #` as the start of a comment"),
-            "{message}"
+            unit.trim_end()
+                .rsplit("\n[")
+                .next()
+                .unwrap()
+                .starts_with("Service]"),
+            "{unit}"
         );
-        let message = err(
-            "manager = \"supervisor\"\nexec = \"bin/web\"\nenvironment = { X = \"it's \\\"q\\\" x\" }",
+        let (unit, user) = with(
+            "manager = \"systemd-user\"\nexec = \"bin/web\"",
+            "[environment]\nuser = \"deploy\"\n",
         );
-        assert!(message.contains("both `'` and `\"`"), "{message}");
-        let message =
-            err("manager = \"supervisor\"\nexec = \"bin/web\"\nenvironment = { X = \"'q'\" }");
-        assert!(message.contains("strips quotes from the ends"), "{message}");
+        assert!(!unit.contains("User="), "{unit}");
+        assert_eq!(user, None);
     }
 
     #[test]

@@ -257,7 +257,7 @@ landfall_installed_here() {
   supervisor) f="$(landfall_supervisor_dir)/$service_name.conf" || return 1 ;;
   *) return 1 ;;
   esac
-  [ -f "$1/.landfall/service.unit" ] && landfall_as_root cat "$f" 2>/dev/null | cmp -s - "$1/.landfall/service.unit"
+  [ -f "$1/.landfall/service.unit" ] && cmp -s "$f" "$1/.landfall/service.unit"
 }
 
 # landfall_unregister PATH: drops PATH from the registry.
@@ -701,14 +701,15 @@ landfall_link() {
 # (.landfall-activation in DIR, written by landfall with every value
 # quoted) into hook_build, hook_pre_activate, hook_activate, hook_health,
 # health_timeout and hook_timeout, and for a service service_manager,
-# service_name, service_ready, ready_timeout, stop_timeout, service_reload
-# and service_bin. Fails, with every hook empty, for a release that
+# service_name, service_user (the account its configuration named, if
+# any), service_ready, ready_timeout, stop_timeout, service_reload and
+# service_bin. Fails, with every hook empty, for a release that
 # recorded none (one made before releases carried their activation).
 landfall_recorded() {
   hook_build='' hook_pre_activate='' hook_activate='' hook_health=''
   hook_once='' health_timeout=1 hook_timeout=1
-  service_manager='' service_name='' service_ready='' ready_timeout=1
-  stop_timeout=1 service_reload=0 service_bin=''
+  service_manager='' service_name='' service_user='' service_ready=''
+  ready_timeout=1 stop_timeout=1 service_reload=0 service_bin=''
   [ -f "$1/.landfall-activation" ] && [ ! -L "$1/.landfall-activation" ] || return 1
   # shellcheck source=/dev/null # The release's own, written by landfall.
   . "$1/.landfall-activation" || landfall_fail "cannot read $1/.landfall-activation"
@@ -898,7 +899,7 @@ landfall_activate() {
   [ -z "$c" ] || old=$(landfall_service_of "$p/releases/${c##*/}")
   landfall_recorded "$rel" || printf 'unrecorded\t%s\n' "$id"
   export LANDFALL_PATH="$p" LANDFALL_RELEASE="$id" LANDFALL_PREVIOUS="$prev"
-  if ! landfall_service_check >&2; then
+  if ! landfall_service_check "$rel" >&2; then
     printf 'failed\tservice\n'
     exit 10
   fi
@@ -1035,11 +1036,15 @@ landfall_service_of() {
     printf '%s %s' "$service_manager" "$service_name") 2>/dev/null
 }
 
-# landfall_service_check: whether the service manager the recorded service
-# names can be used here, before anything changes: installed, and allowed
-# (root or sudo for system units; lingering for a user's own systemd).
-# Says why not on stderr.
+# landfall_service_check DIR: whether the service the release in DIR
+# recorded can be run here, before anything changes: its manager installed
+# and allowed (root, or the sudo rules of `init --sudoers`, for system
+# units; lingering for a user's own systemd), an account other than root
+# unless root was named, and, for a deploy user that is not root, the
+# definitions root installed already the release's (only root installs
+# them: see landfall_definitions_installed). Says why not on stderr.
 landfall_service_check() {
+  sdir=$1
   [ -n "$service_manager" ] || return 0
   [ -z "${LANDFALL_LOCAL:-}" ] || return 0
   if [ "$service_manager" = systemd-user ]; then
@@ -1049,6 +1054,9 @@ landfall_service_check() {
       printf 'user %s has no lingering systemd: a service of systemd-user would stop at logout (as root: loginctl enable-linger %s)\n' "$u" "$u"
       return 1
     fi
+  elif [ -z "$service_user" ] && [ "$(id -u)" = 0 ]; then
+    printf 'service %s would run as root, the account that deploys: name the account it runs as with user in its service section (user = "root" if root is meant)\n' "$service_name"
+    return 1
   fi
   case $service_manager in
   systemd | systemd-user)
@@ -1070,26 +1078,115 @@ landfall_service_check() {
       printf 'supervisorctl is not installed on this host (the service has manager = "supervisor")\n'
       return 1
     fi
-    if ! landfall_supervisor_dir >/dev/null; then
-      printf 'supervisord has no directory of programs here (/etc/supervisor/conf.d or /etc/supervisord.d)\n'
+    if ! landfall_supervisor_dir >/dev/null || ! landfall_supervisor_conf >/dev/null; then
+      printf 'supervisord has no configuration here (/etc/supervisor/supervisord.conf and conf.d/, or /etc/supervisord.conf and /etc/supervisord.d/)\n'
       return 1
     fi
-    if [ "$(id -u)" = 0 ] && ! out=$(supervisorctl pid 2>&1); then
+    if [ "$(id -u)" = 0 ] && ! out=$(landfall_supervisorctl pid 2>&1); then
       printf 'supervisord does not answer here: %s\n' "$out"
       return 1
     fi
     ;;
   esac
-  if [ "$service_manager" != systemd-user ] && [ "$(id -u)" != 0 ]; then
-    case $service_manager in
-    systemd) set -- systemctl daemon-reload ;;
-    *) set -- supervisorctl reread ;;
-    esac
-    if ! sudo -n -l "$@" >/dev/null 2>&1; then
-      printf 'user %s may not run "%s" as root without a password: a system service needs root or the sudo rules that "cargo deploy init --sudoers ENV" prints\n' "$(id -un)" "$*"
-      return 1
-    fi
+  [ "$service_manager" != systemd-user ] && [ "$(id -u)" != 0 ] || return 0
+  case $service_manager in
+  systemd) set -- systemctl restart "$service_name.service" ;;
+  *) set -- supervisorctl -c "$(landfall_supervisor_conf)" restart "$service_name" ;;
+  esac
+  if ! sudo -n -l "$@" >/dev/null 2>&1; then
+    printf 'user %s may not run "%s" as root without a password: a system service needs root or the sudo rules that "cargo deploy init --sudoers ENV" prints\n' "$(id -un)" "$*"
+    return 1
   fi
+  landfall_definitions_installed "$sdir" || return 1
+  landfall_environment_readable "$sdir"
+}
+
+# landfall_definition DIR FILE: prints the definition FILE (unit, socket)
+# of the service the release in DIR recorded, as its manager is to read
+# it: the release's own, naming the account that deploys if the
+# configuration named none (a system service never runs as root unless
+# root was named: landfall_service_check refuses that case).
+landfall_definition() {
+  cat "$1/.landfall-service/$2" || return 1
+  [ "$2" = unit ] && [ -z "$service_user" ] || return 0
+  case $service_manager in
+  systemd) printf 'User=%s\n' "$(id -un)" ;;
+  supervisor) printf 'user=%s\n' "$(id -un)" ;;
+  esac
+}
+
+# landfall_definition_path FILE: where the manager of the recorded service
+# reads its definition FILE (unit, socket).
+landfall_definition_path() {
+  case $service_manager in
+  supervisor) printf '%s/%s.conf' "$(landfall_supervisor_dir)" "$service_name" ;;
+  *)
+    if [ "$1" = socket ]; then
+      printf '%s/%s.socket' "$(landfall_unit_dir "$service_manager")" "$service_name"
+    else
+      printf '%s/%s.service' "$(landfall_unit_dir "$service_manager")" "$service_name"
+    fi
+    ;;
+  esac
+}
+
+# landfall_definitions_installed DIR: for a deploy user that is not root,
+# whether each system definition of the release in DIR is installed as
+# the release needs it. Only root installs one (a definition says what
+# root starts, and as whom): when one differs, it is written beside the
+# artifact's log for an administrator to review and install, and the
+# commands to do so are said.
+landfall_definitions_installed() {
+  ok=0
+  for f in unit socket; do
+    [ -f "$1/.landfall-service/$f" ] || continue
+    want="${1%/releases/*}/.landfall/$service_name.$f"
+    dst=$(landfall_definition_path "$f")
+    landfall_definition "$1" "$f" >"$want.$$" && mv -f "$want.$$" "$want" || {
+      printf 'cannot write %s\n' "$want"
+      return 1
+    }
+    cmp -s "$want" "$dst" 2>/dev/null && continue
+    ok=1
+    case $service_manager.$f in
+    systemd.socket) then="systemctl daemon-reload && systemctl enable --now $service_name.socket" ;;
+    systemd.*) then="systemctl daemon-reload && systemctl enable $service_name.service" ;;
+    *) then="supervisorctl update $service_name" ;;
+    esac
+    printf 'the definition %s of service %s is not the one this release needs, and only root installs definitions: copy %s, review the copy (it says what root starts, and as whom), then as root: install -m 644 -T COPY %s && %s\n' \
+      "$dst" "$service_name" "$want" "$dst" "$then"
+  done
+  return "$ok"
+}
+
+# landfall_environment_readable DIR: whether the account the service runs
+# as may read the environment of the release in DIR (the launcher reads
+# it, as that account). A private one is given to the account's group
+# when the deploy user may do so (root may; another user only for a group
+# it belongs to).
+landfall_environment_readable() {
+  e="$1/.landfall-service/env"
+  [ -n "$service_user" ] && [ "$service_user" != "$(id -un)" ] || return 0
+  [ -f "$e" ] || return 0
+  # shellcheck disable=SC2012 # The mode, as ls prints it, is all that is read.
+  case $(ls -ln "$e" | cut -c8) in r) return 0 ;; esac
+  g=$(id -gn "$service_user" 2>/dev/null) || {
+    printf 'the service runs as %s, an account this host does not know\n' "$service_user"
+    return 1
+  }
+  if chgrp "$g" "$e" 2>/dev/null && chmod 640 "$e"; then
+    return 0
+  fi
+  printf 'the service runs as %s, which may not read its private environment %s: make %s a member of group %s\n' \
+    "$service_user" "$e" "$(id -un)" "$g"
+  return 1
+}
+
+# landfall_may_install MANAGER: whether the deploy user installs and
+# removes the definitions of MANAGER's services itself: its own systemd's,
+# or any as root.
+landfall_may_install() {
+  [ "$1" = systemd-user ] || [ "$(id -u)" = 0 ]
 }
 
 # landfall_systemctl MANAGER ARGS...: systemctl of the system (as root) or
@@ -1124,25 +1221,56 @@ landfall_supervisor_dir() {
   return 1
 }
 
-# landfall_install MANAGER SRC DST MODE RECORD: puts SRC at DST (written
-# whole, then renamed) unless DST is there and RECORD, the copy of what was
-# last installed there (DST itself may be readable by root only), holds
-# the same. Returns 0 if DST changed, 1 if it did not, 2 (saying why on
-# stderr) if it could not be written: the caller switches back then.
+# landfall_supervisor_conf: supervisord's configuration, which
+# supervisorctl is told with -c (it would otherwise look in the directory
+# it is started from, which is the deploy user's to choose).
+landfall_supervisor_conf() {
+  for f in /etc/supervisor/supervisord.conf /etc/supervisord.conf; do
+    if [ -f "$f" ]; then
+      printf '%s' "$f"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# landfall_supervisorctl ARGS...: supervisorctl, as root, with supervisord's
+# configuration (these are the commands `init --sudoers` allows).
+landfall_supervisorctl() {
+  landfall_as_root supervisorctl -c "$(landfall_supervisor_conf)" "$@"
+}
+
+# landfall_install PATH DIR FILE MODE: puts the definition FILE (unit,
+# socket) of the service the release in DIR recorded where its manager
+# reads it (written whole, then renamed), unless the copy of what PATH
+# last installed there, .landfall/service.FILE, holds the same. Returns 0
+# if it changed, 1 if it did not, 2 (saying why on stderr) if it could not
+# be written: the caller switches back then. A deploy user that is not
+# root installs no system definition: it may only go on if root installed
+# this one (see landfall_definitions_installed).
 landfall_install() {
-  if [ -e "$3" ] && cmp -s "$2" "$5" 2>/dev/null; then
-    return 1
-  fi
-  if [ "$1" = systemd-user ]; then
-    mkdir -p "${3%/*}" && install -m "$4" "$2" "$3.landfall-new" && mv -f "$3.landfall-new" "$3"
-  else
-    landfall_as_root install -m "$4" "$2" "$3.landfall-new" && landfall_as_root mv -f "$3.landfall-new" "$3"
-  fi || {
-    printf 'landfall: cannot install %s\n' "$3" >&2
+  record="$1/.landfall/service.$3" dst=$(landfall_definition_path "$3")
+  landfall_definition "$2" "$3" >"$record.new" || {
+    printf 'landfall: cannot write %s.new\n' "$record" >&2
     return 2
   }
-  rm -f "$5" && (umask 077 && cp "$2" "$5") || {
-    printf 'landfall: cannot record %s\n' "$5" >&2
+  if [ -e "$dst" ] && cmp -s "$record.new" "$record" 2>/dev/null; then
+    rm -f "$record.new"
+    return 1
+  fi
+  if [ "$service_manager" = systemd-user ]; then
+    mkdir -p "${dst%/*}" && install -m "$4" "$record.new" "$dst.landfall-new" && mv -f "$dst.landfall-new" "$dst"
+  elif [ "$(id -u)" = 0 ]; then
+    install -m "$4" "$record.new" "$dst.landfall-new" && mv -f "$dst.landfall-new" "$dst"
+  else
+    cmp -s "$record.new" "$dst"
+  fi || {
+    printf 'landfall: cannot install %s (only root installs a system definition)\n' "$dst" >&2
+    rm -f "$record.new"
+    return 2
+  }
+  mv -f "$record.new" "$record" || {
+    printf 'landfall: cannot record %s\n' "$record" >&2
     return 2
   }
 }
@@ -1203,33 +1331,34 @@ landfall_service_start() {
   systemd | systemd-user)
     d=$(landfall_unit_dir "$m")
     changed='' socket=''
-    landfall_install "$m" "$s/unit" "$d/$name.service" 644 "$p/.landfall/service.unit"
+    landfall_install "$p" "$2" unit 644
     case $? in 0) changed=1 ;; 2) return 1 ;; esac
     if [ -f "$s/socket" ]; then
-      landfall_install "$m" "$s/socket" "$d/$name.socket" 644 "$p/.landfall/service.socket"
+      landfall_install "$p" "$2" socket 644
       case $? in 0) socket=1 ;; 2) return 1 ;; esac
-    elif [ -f "$d/$name.socket" ]; then
+    elif [ -f "$d/$name.socket" ] && landfall_may_install "$m"; then
       landfall_systemctl "$m" disable --quiet --now "$name.socket" >&2
-      if [ "$m" = systemd-user ]; then
-        rm -f "$d/$name.socket"
-      else
-        landfall_as_root rm -f "$d/$name.socket"
-      fi
-      rm -f "$p/.landfall/service.socket"
+      rm -f "$d/$name.socket" "$p/.landfall/service.socket"
       changed=1
     fi
-    if [ -n "$changed$socket" ]; then
-      landfall_systemctl "$m" daemon-reload >&2 || return 1
-    fi
-    if [ -f "$s/socket" ]; then
-      # New addresses: the service lets go of the old sockets, which are
-      # then made anew.
-      if [ -n "$socket" ]; then
-        landfall_systemctl "$m" stop "$name.service" "$name.socket" >&2
+    if landfall_may_install "$m"; then
+      if [ -n "$changed$socket" ]; then
+        landfall_systemctl "$m" daemon-reload >&2 || return 1
       fi
-      landfall_systemctl "$m" enable --quiet --now "$name.socket" >&2 || return 1
+      if [ -f "$s/socket" ]; then
+        # New addresses: the service lets go of the old sockets, which are
+        # then made anew.
+        if [ -n "$socket" ]; then
+          landfall_systemctl "$m" stop "$name.service" "$name.socket" >&2
+        fi
+        landfall_systemctl "$m" enable --quiet --now "$name.socket" >&2 || return 1
+      fi
+      landfall_systemctl "$m" enable --quiet "$name.service" >&2 || return 1
+    elif [ -f "$s/socket" ] && ! systemctl is-active --quiet "$name.socket"; then
+      # Root installed and enabled the units (landfall_service_check saw
+      # them); a socket stopped since is started again.
+      landfall_systemctl "$m" start "$name.socket" >&2 || return 1
     fi
-    landfall_systemctl "$m" enable --quiet "$name.service" >&2 || return 1
     if [ -n "$reload" ] && [ -z "$changed$socket" ]; then
       landfall_systemctl "$m" reload "$name.service" >&2 || return 1
       printf 'reloaded\t%s\n' "$name"
@@ -1238,21 +1367,20 @@ landfall_service_start() {
     landfall_systemctl "$m" restart "$name.service" >&2 || return 1
     ;;
   supervisor)
-    d=$(landfall_supervisor_dir) || return 1
-    landfall_install "$m" "$s/unit" "$d/$name.conf" 600 "$p/.landfall/service.unit"
+    landfall_install "$p" "$2" unit 644
     installed=$?
     if [ "$installed" = 2 ]; then
       return 1
-    elif [ "$installed" = 0 ]; then
+    elif [ "$installed" = 0 ] && landfall_may_install "$m"; then
       # A changed program is stopped, replaced and started again.
-      landfall_as_root supervisorctl reread >&2 &&
-        landfall_as_root supervisorctl update "$name" >&2 || return 1
+      landfall_supervisorctl reread >&2 &&
+        landfall_supervisorctl update "$name" >&2 || return 1
     elif [ -n "$reload" ]; then
-      landfall_as_root supervisorctl signal HUP "$name" >&2 || return 1
+      landfall_supervisorctl signal HUP "$name" >&2 || return 1
       printf 'reloaded\t%s\n' "$name"
       return 0
     else
-      landfall_as_root supervisorctl restart "$name" >&2 || return 1
+      landfall_supervisorctl restart "$name" >&2 || return 1
     fi
     landfall_supervisor_running "$name" || return 1
     ;;
@@ -1266,14 +1394,14 @@ landfall_service_start() {
 landfall_supervisor_running() {
   n=0 started=''
   while [ "$n" -lt 150 ]; do
-    st=$(landfall_as_root supervisorctl status "$1" 2>&1)
+    st=$(landfall_supervisorctl status "$1" 2>&1)
     case $st in
     *" RUNNING "*) return 0 ;;
     *" STARTING"* | *" BACKOFF"*) ;;
     *" STOPPED"* | *" EXITED"*)
       [ -z "$started" ] || break
       started=1
-      landfall_as_root supervisorctl start "$1" >&2
+      landfall_supervisorctl start "$1" >&2
       ;;
     *) break ;;
     esac
@@ -1300,18 +1428,22 @@ landfall_service_remove() {
     if [ -f "$d/$name.socket" ]; then
       landfall_systemctl "$m" disable --quiet --now "$name.socket" >&2
     fi
-    if [ "$m" = systemd-user ]; then
+    if landfall_may_install "$m"; then
       rm -f "$d/$name.service" "$d/$name.socket"
+      landfall_systemctl "$m" daemon-reload >&2
     else
-      landfall_as_root rm -f "$d/$name.service" "$d/$name.socket"
+      printf 'landfall: service %s is stopped and disabled; only root removes %s\n' "$name" "$d/$name.service" >&2
     fi
-    landfall_systemctl "$m" daemon-reload >&2
     ;;
   supervisor)
     d=$(landfall_supervisor_dir) || return 0
-    landfall_as_root supervisorctl stop "$name" >&2
-    landfall_as_root rm -f "$d/$name.conf"
-    landfall_as_root supervisorctl reread >&2 && landfall_as_root supervisorctl update "$name" >&2
+    landfall_supervisorctl stop "$name" >&2
+    if landfall_may_install "$m"; then
+      rm -f "$d/$name.conf"
+      landfall_supervisorctl reread >&2 && landfall_supervisorctl update "$name" >&2
+    else
+      printf 'landfall: service %s is stopped; only root removes %s\n' "$name" "$d/$name.conf" >&2
+    fi
     ;;
   esac
   rm -f "$p/.landfall/service.unit" "$p/.landfall/service.socket"
@@ -1415,7 +1547,7 @@ landfall_service_state() {
         ;;
       supervisor)
         # NAME STATE pid PID, uptime H:MM:SS (or a description)
-        out=$(landfall_as_root supervisorctl status "$name" 2>/dev/null | head -n 1)
+        out=$(landfall_supervisorctl status "$name" 2>/dev/null | head -n 1)
         # shellcheck disable=SC2086 # Its words are the fields wanted.
         set -- $out
         state=${2:-unknown}
@@ -1443,7 +1575,11 @@ landfall_service_logs() {
   trap - HUP PIPE
   n=$2 follow=$3
   if [ -n "${LANDFALL_LOCAL:-}" ] || [ "$service_manager" = supervisor ]; then
-    set -- tail -n "$n" "$1/.landfall/service.log"
+    if [ -n "${LANDFALL_LOCAL:-}" ]; then
+      set -- tail -n "$n" "$1/.landfall/service.log"
+    else
+      set -- tail -n "$n" "/var/log/supervisor/$service_name.log"
+    fi
     [ "$follow" != 1 ] || set -- "$@" -F
   else
     if [ "$service_manager" = systemd-user ]; then

@@ -7,7 +7,8 @@
 //! mounted over the operator's in each namespace, so that commands run over
 //! ssh start as quickly as on a fresh server.
 //!
-//! Each host also has an `/etc/supervisor` of its own, where
+//! Each host also has an `/etc/supervisor` and a `/var/log/supervisor` of
+//! its own, where
 //! [`Testbed::start_supervisord`] runs a supervisord that only that host's
 //! `supervisorctl` talks to. A test bed can run its hosts under a real
 //! systemd ([`Init::Systemd`]): each host is then a small container, with
@@ -171,6 +172,7 @@ mount --bind "$LFTB_MACHINE_ID" /etc/machine-id
 [ ! -f /etc/hostname ] || mount --bind "$LFTB_HOSTNAME" /etc/hostname
 mount --bind "$LFTB_SRV" /srv
 [ ! -d /etc/supervisor ] || mount --bind "$LFTB_SUPERVISOR" /etc/supervisor
+[ ! -d /var/log/supervisor ] || mount --bind "$LFTB_SUPERVISOR_LOG" /var/log/supervisor
 [ ! -f "$LFTB_HOME_BASHRC" ] || mount --bind "$LFTB_BASHRC" "$LFTB_HOME_BASHRC"
 exec env -i container=unshare PATH="$LFTB_PATH" "$LFTB_SYSTEMD" --system \
     --unit="$LFTB_TARGET" --show-status=no --log-target=journal"#;
@@ -412,6 +414,13 @@ impl Testbed {
         self.host_dir(name).join("supervisor")
     }
 
+    /// The directory that is `/var/log/supervisor` on a host (when
+    /// supervisor is installed on the machine), where supervisord, as
+    /// root, writes the output of landfall's programs.
+    pub fn supervisor_log(&self, name: &str) -> PathBuf {
+        self.host_dir(name).join("supervisor-log")
+    }
+
     /// The directory that is `/etc/systemd/system` on a systemd host. It
     /// holds the test bed's own units and masks (rewritten whenever the
     /// host starts) and whatever was written there since.
@@ -595,6 +604,8 @@ impl Testbed {
             fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("the /etc/supervisor of `{name}`"))?;
         }
+        fs::create_dir_all(self.supervisor_log(name))
+            .with_context(|| format!("the /var/log/supervisor of `{name}`"))?;
         for stale in ["run/supervisor.sock", "run/supervisord.pid"] {
             let _ = fs::remove_file(dir.join(stale));
         }
@@ -664,6 +675,7 @@ impl Testbed {
         let script = r#"mount --bind "$1" /srv &&
             { [ ! -f "$5" ] || mount --bind "$6" "$5"; } &&
             { [ ! -d /etc/supervisor ] || mount --bind "$7" /etc/supervisor; } &&
+            { [ ! -d /var/log/supervisor ] || mount --bind "$8" /var/log/supervisor; } &&
             exec "$2" -D -E "$4" -f "$3""#;
         let sshd = Command::new("unshare")
             .args([
@@ -683,6 +695,7 @@ impl Testbed {
             .arg(home().join(".bashrc"))
             .arg(self.bashrc(name))
             .arg(self.etc_supervisor(name))
+            .arg(self.supervisor_log(name))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -830,6 +843,7 @@ impl Testbed {
             .env("LFTB_HOSTNAME", &hostname)
             .env("LFTB_SRV", self.srv(name))
             .env("LFTB_SUPERVISOR", self.etc_supervisor(name))
+            .env("LFTB_SUPERVISOR_LOG", self.supervisor_log(name))
             .env("LFTB_HOME_BASHRC", home().join(".bashrc"))
             .env("LFTB_BASHRC", self.bashrc(name))
             .env("LFTB_PATH", PATH)

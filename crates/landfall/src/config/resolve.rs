@@ -667,15 +667,17 @@ fn resolve_service(
         None => format!("{project}-{artifact}"),
     };
     // The path is written into the unit or program definition, whose
-    // quoting rules differ from sh's: only plain paths go there.
+    // quoting rules differ from sh's, and read by root's service manager:
+    // only plain paths go there (no `,`, which separates supervisord's
+    // and sudoers' lists, no `:`, no `%`, no space).
     if !path
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/-_.+@:,~".contains(&b))
+        .all(|b| b.is_ascii_alphanumeric() || b"/-_.+@".contains(&b))
     {
         check.error(
             path_span,
             format!("artifact `{artifact}` runs a service, so its `path` must be plain"),
-            "a service's path may hold letters, digits and `/-_.+@:,~` only",
+            "a service's path may hold letters, digits and `/-_.+@` only",
         );
     }
     let text = |check: &mut Checker, key: &str, text: Spanned<String>| -> Option<Hook> {

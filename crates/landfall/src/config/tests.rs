@@ -218,6 +218,44 @@ fn errors_point_at_their_line() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
+/// A service's path and names reach root's service manager and sudoers:
+/// a `,` in a path became a second sudo command, and is refused where it
+/// is written, as is every mark those grammars read.
+#[test]
+fn a_service_path_or_name_that_privileged_text_would_misread_is_refused() {
+    let service = "[artifact.a.service]\nmanager = \"systemd\"\nexec = \"bin/a\"\n";
+    for path in [
+        "/srv/a,b",
+        "/srv/a:b",
+        "/srv/a b",
+        "/srv/a%n",
+        "/srv/a*",
+        "/srv/~a",
+        "/srv/a\\\\b",
+    ] {
+        let got = errors(&format!(
+            "[artifact.a]\nroles = [\"web\"]\npath = \"{path}\"\n{service}"
+        ));
+        assert!(
+            got.contains("runs a service, so its `path` must be plain")
+                || got.contains("must not contain"),
+            "`{path}`: {got}"
+        );
+    }
+    for name in ["a,b", "ALL b", "a*", "a:b", "-a", ".a"] {
+        let got = errors(&format!(
+            "[artifact.a]\nroles = [\"web\"]\npath = \"/srv/a\"\n{service}name = \"{name}\"\n"
+        ));
+        assert!(got.contains("invalid service name"), "`{name}`: {got}");
+    }
+    for user in ["a,b", "root b", "a*"] {
+        let got = errors(&format!(
+            "[artifact.a]\nroles = [\"web\"]\npath = \"/srv/a\"\n{service}user = \"{user}\"\n"
+        ));
+        assert!(got.contains("invalid user"), "`{user}`: {got}");
+    }
+}
+
 #[test]
 fn two_sources_writing_one_file_are_reported() {
     let deploy = "[artifact.a]\npath = \"/a\"\nfiles = [{ src = \"static/a.txt\", dst = \"x\" }, { src = \"static/a.txt\", dst = \"x\" }]\n";
