@@ -3,6 +3,7 @@
 mod bad_input;
 mod build;
 mod bundle;
+mod claims;
 mod faults;
 mod git;
 mod hostile;

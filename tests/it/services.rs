@@ -897,6 +897,79 @@ fn what_the_deploy_user_plants_is_never_read_or_written_as_root() {
     assert!(service.exists());
 }
 
+/// Two projects naming one service: the second deploy took the first's
+/// service over. A service name belongs to the path whose definition is
+/// installed under it: another is refused before its switch, with both
+/// owners named, and the first keeps running.
+#[test]
+fn a_service_name_belongs_to_the_artifact_that_installed_it() {
+    let fleet = Fleet::new(landfall_testbed::Init::Plain);
+    for host in &fleet.testbed.hosts {
+        fleet.testbed.start_supervisord(&host.name).unwrap();
+    }
+    fleet.deploy(&[]).assert_code(0);
+    let pids = fleet.pids();
+    let other = Workspace::hello_service();
+    other.use_testbed(&fleet.testbed, crate::support::free_port());
+    other.edit("deploy.toml", "name = \"hello\"", "name = \"other\"");
+    other.edit(
+        "deploy.toml",
+        "5c0ea9e7d1a04b6f9f2e8d3b7a61c4f0",
+        "0123456789abcdef0123456789abcdef",
+    );
+    other.edit(
+        "deploy.toml",
+        "path = \"/srv/hello/app\"",
+        "path = \"/srv/other/app\"",
+    );
+    other.edit(
+        "deploy.toml",
+        "path = \"/srv/hello/site\"",
+        "path = \"/srv/other/site\"",
+    );
+    other.edit(
+        "deploy.toml",
+        "manager = \"supervisor\"",
+        "manager = \"supervisor\"\nname = \"hello-app\"",
+    );
+    let out = other.run(&["deploy", "testbed", "--message-format", "json"]);
+    out.assert_code(1);
+    let said = "service hello-app is installed for /srv/hello/app \
+        (hello:5c0ea9e7d1a04b6f9f2e8d3b7a61c4f0/app@testbed), not for /srv/other/app \
+        (other:0123456789abcdef0123456789abcdef/app@testbed)";
+    assert!(out.stdout.contains(said), "no `{said}` in\n{}", out.stdout);
+    for host in &fleet.testbed.hosts {
+        assert!(
+            !fleet
+                .testbed
+                .srv(&host.name)
+                .join("other/app/current")
+                .exists()
+        );
+        let program = fleet.on(
+            &host.name,
+            &["cat", "/etc/supervisor/conf.d/hello-app.conf"],
+        );
+        assert!(
+            program.contains("command=/srv/hello/app/current/"),
+            "{program}"
+        );
+    }
+    assert_eq!(fleet.pids(), pids);
+    fleet.expect_greeting("hello");
+    // A definition that landfall did not write is never replaced.
+    fleet.on(
+        "host1",
+        &["sh", "-c", "printf '[program:hello-app]\\ncommand=/bin/true\\n' >/etc/supervisor/conf.d/hello-app.conf"],
+    );
+    let out = fleet.deploy(&["--force"]);
+    assert!(
+        out.stdout.contains("service hello-app is installed (/etc/supervisor/conf.d/hello-app.conf) but not by landfall"),
+        "{}",
+        out.stdout
+    );
+}
+
 /// A service whose configuration names no account ran as root whenever
 /// root deployed it. Now a host refuses it before its switch, unless the
 /// configuration says root.

@@ -7,6 +7,24 @@ use std::path::PathBuf;
 
 use crate::config::Workspace;
 
+/// A new project id: 32 hex digits of the blake3 of this moment, this
+/// process, and keys the standard library draws from the system's
+/// randomness for each hasher.
+pub fn project_id() -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = blake3::Hasher::new();
+    for _ in 0..2 {
+        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+        random.write_u32(std::process::id());
+        hasher.update(&random.finish().to_le_bytes());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    hasher.update(&now.as_nanos().to_le_bytes());
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
 /// A file `init` writes, relative to the workspace root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScaffoldFile {
@@ -31,12 +49,16 @@ pub fn scaffold(workspace: &Workspace) -> Vec<ScaffoldFile> {
         .filter(|(_, packages)| packages.len() == 1)
         .map(|(bin, _)| bin.as_str())
         .collect();
+    let id = project_id();
     let mut deploy = format!(
         r#"# What `cargo deploy` builds and where it goes. Every key is described
 # in landfall's guide; unknown keys are errors.
 
 [project]
 name = "{name}"
+# What hosts know this project by, with its name: keep it as it is, and
+# give a copy that becomes another project an id of its own.
+id = "{id}"
 
 [build]
 profile = "release"

@@ -194,27 +194,47 @@ landfall_register() {
 }
 
 # landfall_orphans PROJECT ENV KNOWN...: reports each path of the registry
-# that holds releases of PROJECT for environment ENV and is not one of
-# KNOWN (the paths the model deploys to on this host): `orphan`, the path,
-# its artifact, its current release, and its service (`MANAGER NAME`).
+# that provably holds releases of PROJECT (NAME:ID) for environment ENV and
+# has nothing to do with KNOWN (the paths the model deploys to on this
+# host): `orphan`, the path, its artifact, its current release, and its
+# service (`MANAGER NAME`). A path is compared by what it is on disk: one
+# that is, holds or lies in a path of KNOWN (each resolved, links
+# followed), that is not written in its own canonical form (a link, `.`,
+# `..` or an empty component in it), or whose record names another project
+# (or this one's name without its id) is none of this run's to remove.
 landfall_orphans() {
   project=$1 env=$2
   shift 2
   r=$(landfall_registry)
   [ -f "$r" ] || return 0
+  known=
+  for k in "$@"; do
+    known="$known$(landfall_canonical "$k" || printf '%s' "$k")
+"
+  done
   sort -u "$r" | while IFS= read -r p; do
-    [ -n "$p" ] || continue
-    for k in "$@"; do
-      [ "$k" != "$p" ] || continue 2
-    done
+    [ -n "$p" ] && [ -d "$p" ] || continue
+    canon=$(landfall_canonical "$p") && [ "$canon" = "$p" ] || continue
+    printf '%s' "$known" | while IFS= read -r k; do
+      case $canon/ in "$k"/*) exit 1 ;; esac
+      case $k/ in "$canon"/*) exit 1 ;; esac
+    done || continue
     f="$p/.landfall/artifact"
-    [ -f "$f" ] && [ ! -L "$f" ] || continue
+    [ -f "$f" ] && [ ! -L "$f" ] && [ ! -L "$p/.landfall" ] || continue
     o=$(head -n 1 "$f")
     case $o in "$project"/*@"$env") ;; *) continue ;; esac
     a=${o#"$project"/}
     landfall_current "$p"
     printf 'orphan\t%s\t%s\t%s\t%s\n' "$p" "${a%@*}" "${c##*/}" "$(landfall_service_of "$p/current")"
   done
+}
+
+# landfall_canonical PATH: prints PATH as it is on disk, every link
+# followed and every `.`, `..` and empty component resolved (PATH must be
+# a directory); fails if it is none.
+landfall_canonical() {
+  case $1 in /*) ;; *) return 1 ;; esac
+  (cd -P -- "$1" 2>/dev/null && pwd -P)
 }
 
 # landfall_prune PATH OWNER NAME TOKEN: removes the orphan PATH, which
@@ -224,10 +244,15 @@ landfall_orphans() {
 # the registry. Exits 3 or 4 as landfall_lock does.
 landfall_prune() {
   p=$1
-  if [ ! -e "$p" ]; then
+  if [ ! -e "$p" ] && [ ! -L "$p" ]; then
     landfall_unregister "$p"
     printf 'pruned\t%s\n' "$p"
     return 0
+  fi
+  # Only a path written as it is on disk is removed: through a link, the
+  # directory removed would be another than the one whose record was read.
+  if [ "$(landfall_canonical "$p")" != "$p" ]; then
+    landfall_fail "$p is not a directory written in its own canonical form (a link, or . or .. in it): not removed"
   fi
   landfall_lock "$p" "$2" 0 "$3"
   landfall_steps "$p"
@@ -313,7 +338,11 @@ landfall_owns() {
 }
 
 # landfall_foreign PATH NAME: whether the record of PATH names another
-# owner than NAME (see landfall_owns), saying whose on stderr; reads only.
+# owner than NAME (PROJECT/ARTIFACT@ENV, PROJECT being NAME:ID for a
+# project with an id; see landfall_owns), saying whose on stderr; reads
+# only. A record made before records named the project's id (or the
+# environment) is taken to be this project's when it names this
+# project's name.
 landfall_foreign() {
   f="$1/.landfall/artifact"
   if [ -L "$f" ]; then
@@ -322,16 +351,38 @@ landfall_foreign() {
   fi
   [ -f "$f" ] || return 1
   o=$(head -n 1 "$f")
-  if [ -z "$o" ] || [ "$o" = "$2" ] || [ "$o" = "${2%@*}" ]; then
-    return 1
-  fi
-  if [ "${o%@*}" = "${2%@*}" ]; then
+  [ -n "$o" ] && [ "$o" != "$2" ] || return 1
+  op=${o%%/*} oa=${o#*/} np=${2%%/*} na=${2#*/}
+  case $op in
+  "$np") ;;
+  *:*)
+    if [ "${op%%:*}" = "${np%%:*}" ]; then
+      printf '%s holds the releases of another project named %s (id %s), not of this one (%s): give each project a path of its own\n' \
+        "$1" "${op%%:*}" "${op#*:}" "$(landfall_id_of "$np")" >&2
+    else
+      printf '%s holds the releases of %s, not of %s (if it is to change hands, remove %s)\n' "$1" "$o" "$2" "$f" >&2
+    fi
+    return 0
+    ;;
+  "${np%%:*}") ;;
+  *)
+    printf '%s holds the releases of %s, not of %s (if it is to change hands, remove %s)\n' "$1" "$o" "$2" "$f" >&2
+    return 0
+    ;;
+  esac
+  [ "$oa" != "$na" ] && [ "$oa" != "${na%@*}" ] || return 1
+  if [ "${oa%@*}" = "${na%@*}" ]; then
     printf '%s holds the releases of %s for environment %s, not %s: one environment never deploys over another'"'"'s (give each its own path; if this one is to change environments, remove %s)\n' \
-      "$1" "${o%@*}" "${o##*@}" "${2##*@}" "$f" >&2
+      "$1" "${np%%:*}/${oa%@*}" "${oa##*@}" "${na##*@}" "$f" >&2
   else
-    printf '%s holds the releases of %s, not of %s (if it is to change hands, remove %s)\n' \
-      "$1" "$o" "$2" "$f" >&2
+    printf '%s holds the releases of %s, not of %s (if it is to change hands, remove %s)\n' "$1" "$o" "$2" "$f" >&2
   fi
+}
+
+# landfall_id_of PROJECT: the id of a project as records name it
+# (NAME:ID), or `none`.
+landfall_id_of() {
+  case $1 in *:*) printf 'id %s' "${1#*:}" ;; *) printf 'no id' ;; esac
 }
 
 # landfall_lock PATH OWNER BREAK NAME: takes the deploy lock of PATH, or
@@ -1088,6 +1139,7 @@ landfall_service_check() {
     fi
     ;;
   esac
+  landfall_service_free "$sdir" || return 1
   [ "$service_manager" != systemd-user ] && [ "$(id -u)" != 0 ] || return 0
   case $service_manager in
   systemd) set -- systemctl restart "$service_name.service" ;;
@@ -1099,6 +1151,29 @@ landfall_service_check() {
   fi
   landfall_definitions_installed "$sdir" || return 1
   landfall_environment_readable "$sdir"
+}
+
+# landfall_service_free DIR: whether the name of the service the release in
+# DIR recorded is free for its artifact. A name is claimed on disk, by the
+# definition installed under it, which starts the service from the path
+# that installed it: it is free if none is installed, or if that path is
+# this artifact's or holds no releases any more. A definition landfall did
+# not write is never replaced. Says why not on stdout.
+landfall_service_free() {
+  sp=${1%/releases/*}
+  sdst=$(landfall_definition_path unit)
+  [ -f "$sdst" ] || return 0
+  sowner=$(sed -n 's|^ExecStart=\(/.*\)/current/\.landfall-service/run$|\1|p
+    s|^command=\(/.*\)/current/\.landfall-service/run$|\1|p' "$sdst" | head -n 1)
+  if [ -z "$sowner" ]; then
+    printf 'service %s is installed (%s) but not by landfall: landfall does not replace it (give this service another name)\n' "$service_name" "$sdst"
+    return 1
+  fi
+  [ "$sowner" != "$sp" ] && [ -d "$sowner/.landfall" ] || return 0
+  printf 'service %s is installed for %s (%s), not for %s (%s): one service name cannot serve two artifacts (give one of them another name, or prune the other)\n' \
+    "$service_name" "$sowner" "$(head -n 1 "$sowner/.landfall/artifact" 2>/dev/null || printf 'another user'"'"'s')" \
+    "$sp" "$(head -n 1 "$sp/.landfall/artifact" 2>/dev/null)"
+  return 1
 }
 
 # landfall_definition DIR FILE: prints the definition FILE (unit, socket)

@@ -7,8 +7,9 @@
 //! mounted over the operator's in each namespace, so that commands run over
 //! ssh start as quickly as on a fresh server.
 //!
-//! Each host also has an `/etc/supervisor` and a `/var/log/supervisor` of
-//! its own, where
+//! Each host also has a landfall state directory (its record of the paths
+//! deployed to), an `/etc/supervisor` and a `/var/log/supervisor` of its
+//! own, where
 //! [`Testbed::start_supervisord`] runs a supervisord that only that host's
 //! `supervisorctl` talks to. A test bed can run its hosts under a real
 //! systemd ([`Init::Systemd`]): each host is then a small container, with
@@ -174,6 +175,7 @@ mount --bind "$LFTB_SRV" /srv
 [ ! -d /etc/supervisor ] || mount --bind "$LFTB_SUPERVISOR" /etc/supervisor
 [ ! -d /var/log/supervisor ] || mount --bind "$LFTB_SUPERVISOR_LOG" /var/log/supervisor
 [ ! -f "$LFTB_HOME_BASHRC" ] || mount --bind "$LFTB_BASHRC" "$LFTB_HOME_BASHRC"
+mount --bind "$LFTB_STATE" "$LFTB_HOME_STATE"
 exec env -i container=unshare PATH="$LFTB_PATH" "$LFTB_SYSTEMD" --system \
     --unit="$LFTB_TARGET" --show-status=no --log-target=journal"#;
 
@@ -421,6 +423,13 @@ impl Testbed {
         self.host_dir(name).join("supervisor-log")
     }
 
+    /// The directory that is `~/.local/state/landfall` of the user the
+    /// test bed runs as, on a host: the host's own record of the paths
+    /// landfall deployed to, as a machine's would be.
+    pub fn state(&self, name: &str) -> PathBuf {
+        self.host_dir(name).join("state")
+    }
+
     /// The directory that is `/etc/systemd/system` on a systemd host. It
     /// holds the test bed's own units and masks (rewritten whenever the
     /// host starts) and whatever was written there since.
@@ -606,6 +615,8 @@ impl Testbed {
         }
         fs::create_dir_all(self.supervisor_log(name))
             .with_context(|| format!("the /var/log/supervisor of `{name}`"))?;
+        fs::create_dir_all(self.state(name))
+            .with_context(|| format!("the landfall state directory of `{name}`"))?;
         for stale in ["run/supervisor.sock", "run/supervisord.pid"] {
             let _ = fs::remove_file(dir.join(stale));
         }
@@ -676,6 +687,7 @@ impl Testbed {
             { [ ! -f "$5" ] || mount --bind "$6" "$5"; } &&
             { [ ! -d /etc/supervisor ] || mount --bind "$7" /etc/supervisor; } &&
             { [ ! -d /var/log/supervisor ] || mount --bind "$8" /var/log/supervisor; } &&
+            mount --bind "$9" "${10}" &&
             exec "$2" -D -E "$4" -f "$3""#;
         let sshd = Command::new("unshare")
             .args([
@@ -696,6 +708,8 @@ impl Testbed {
             .arg(self.bashrc(name))
             .arg(self.etc_supervisor(name))
             .arg(self.supervisor_log(name))
+            .arg(self.state(name))
+            .arg(home_state()?)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -845,6 +859,8 @@ impl Testbed {
             .env("LFTB_SUPERVISOR", self.etc_supervisor(name))
             .env("LFTB_SUPERVISOR_LOG", self.supervisor_log(name))
             .env("LFTB_HOME_BASHRC", home().join(".bashrc"))
+            .env("LFTB_HOME_STATE", home_state()?)
+            .env("LFTB_STATE", self.state(name))
             .env("LFTB_BASHRC", self.bashrc(name))
             .env("LFTB_PATH", PATH)
             .env("LFTB_SYSTEMD", systemd_path()?)
@@ -1328,6 +1344,14 @@ impl Testbed {
 
 /// The home directory of the user the hosts are logged in as: the
 /// current one.
+/// landfall's state directory in the home of the user the test bed runs
+/// as (made if missing): each host mounts a directory of its own over it.
+fn home_state() -> Result<PathBuf> {
+    let dir = home().join(".local/state/landfall");
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
 fn home() -> PathBuf {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())

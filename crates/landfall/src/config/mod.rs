@@ -62,6 +62,11 @@ impl Workspace {
 pub struct Project {
     pub workspace: Workspace,
     pub name: String,
+    /// The project's own id (`[project] id`, made by `init`): what hosts
+    /// know it by, with its name, in the records of the paths and services
+    /// it deploys to, so that another project of the same name is told
+    /// apart.
+    pub id: Option<String>,
     pub build: BuildSettings,
     pub vars: toml::Table,
     /// In activation order: every artifact comes after those in its `after`.
@@ -74,6 +79,15 @@ pub struct Project {
 }
 
 impl Project {
+    /// How the records on a host name the project: `NAME:ID`, or its name
+    /// alone if it has no id.
+    pub fn token(&self) -> String {
+        match &self.id {
+            Some(id) => format!("{}:{id}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
     pub fn artifact(&self, name: &str) -> Option<&Artifact> {
         self.artifacts.iter().find(|a| a.name == name)
     }

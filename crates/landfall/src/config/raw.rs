@@ -57,6 +57,7 @@ pub(crate) enum Amount {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Project {
     pub(crate) name: Option<Spanned<String>>,
+    pub(crate) id: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

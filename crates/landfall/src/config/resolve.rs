@@ -163,6 +163,36 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
                 .map_or_else(|| "project".into(), |n| n.to_string_lossy().into_owned())
         }),
     };
+    let id = match raw.project.id {
+        Some(id) => {
+            let text = id.get_ref();
+            if !(8..=64).contains(&text.len())
+                || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                check.error(
+                    id.span(),
+                    format!("invalid project id `{}`", crate::diag::shown(text)),
+                    "8 to 64 letters, digits and `-`, as `cargo deploy init` makes one",
+                );
+            }
+            Some(id.into_inner())
+        }
+        None => {
+            check.warning(
+                &Arc::clone(&file),
+                0..0,
+                format!(
+                    "`[project]` has no `id`: hosts know this project by its name alone, \
+                     so another project named `{name}` may deploy over its paths and services"
+                ),
+                format!(
+                    "add `id = \"{}\"` under `[project]`",
+                    crate::init::project_id()
+                ),
+            );
+            None
+        }
+    };
     let target_span = raw.build.target.as_ref().map(Spanned::span);
     let build = BuildSettings {
         profile: raw
@@ -176,7 +206,7 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
     };
 
     let names: BTreeSet<String> = raw.artifact.keys().map(|k| k.get_ref().clone()).collect();
-    let mut artifacts = Vec::new();
+    let mut artifacts: Vec<Artifact> = Vec::new();
     for (artifact_name, artifact) in raw.artifact {
         check_name(&mut check, &artifact_name, "artifact name");
         let span = artifact.span();
@@ -187,8 +217,24 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
             &name,
             artifact_name.get_ref(),
             artifact.into_inner(),
-            span,
+            span.clone(),
         );
+        // A service name is one unit or program on a host: two artifacts
+        // naming the same one would take it from each other.
+        if let Some(service) = &artifact.service
+            && let Some(other) = artifacts
+                .iter()
+                .find(|a| a.service.as_ref().is_some_and(|s| s.name == service.name))
+        {
+            check.error(
+                span,
+                format!(
+                    "artifacts `{}` and `{}` both run the service `{}`",
+                    other.name, artifact.name, service.name
+                ),
+                "give one of them another `name` in its `service` table",
+            );
+        }
         artifacts.push(artifact);
     }
     let artifacts = order_artifacts(&mut check, artifacts);
@@ -197,6 +243,7 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
     Ok(Project {
         workspace,
         name,
+        id,
         build,
         vars: raw.vars,
         artifacts,

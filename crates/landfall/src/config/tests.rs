@@ -256,6 +256,72 @@ fn a_service_path_or_name_that_privileged_text_would_misread_is_refused() {
     }
 }
 
+/// Two artifacts of one project naming one service would take it from
+/// each other on every host they share.
+#[test]
+fn two_artifacts_running_one_service_name_are_refused() {
+    let got = errors(
+        "[artifact.a]\nroles = [\"web\"]\npath = \"/srv/a\"\n\
+         [artifact.a.service]\nmanager = \"systemd\"\nexec = \"bin/a\"\nname = \"shop\"\n\
+         [artifact.b]\nroles = [\"web\"]\npath = \"/srv/b\"\n\
+         [artifact.b.service]\nmanager = \"supervisor\"\nexec = \"bin/b\"\nname = \"shop\"\n",
+    );
+    assert!(
+        got.contains("artifacts `a` and `b` both run the service `shop`"),
+        "{got}"
+    );
+    // A default name is the project's and the artifact's: two of them
+    // may only meet when one is given.
+    let got = errors(
+        "[project]\nname = \"p\"\n[artifact.a]\nroles = [\"web\"]\npath = \"/srv/a\"\n\
+         [artifact.a.service]\nmanager = \"systemd\"\nexec = \"bin/a\"\nname = \"p-b\"\n\
+         [artifact.b]\nroles = [\"web\"]\npath = \"/srv/b\"\n\
+         [artifact.b.service]\nmanager = \"systemd\"\nexec = \"bin/b\"\n",
+    );
+    assert!(got.contains("both run the service `p-b`"), "{got}");
+}
+
+/// A project is known on its hosts by its name and its id: `init` makes
+/// one, an invalid one is refused where it is written, and a project
+/// without one is warned of.
+#[test]
+fn a_project_has_an_id_or_is_warned_that_its_name_alone_identifies_it() {
+    let got = errors("[project]\nname = \"p\"\nid = \"x y\"\n");
+    assert!(
+        got.contains("deploy.toml:3:6: invalid project id `x y`"),
+        "{got}"
+    );
+    let fixture = Fixture::new(&[
+        (
+            "deploy.toml",
+            "[project]\nname = \"p\"\n[artifact.a]\nroles = [\"web\"]\npath = \"/a\"\n",
+        ),
+        ("environments/dev.toml", ENV),
+    ]);
+    let project = fixture.project().unwrap();
+    assert_eq!(project.token(), "p");
+    let warned: Vec<String> = project.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warned.iter().any(|w| w.contains("`[project]` has no `id`")),
+        "{warned:?}"
+    );
+    let id = crate::init::project_id();
+    assert_eq!(id.len(), 32);
+    assert_ne!(id, crate::init::project_id());
+    let fixture = Fixture::new(&[
+        (
+            "deploy.toml",
+            &format!(
+                "[project]\nname = \"p\"\nid = \"{id}\"\n[artifact.a]\nroles = [\"web\"]\npath = \"/a\"\n"
+            ),
+        ),
+        ("environments/dev.toml", ENV),
+    ]);
+    let project = fixture.project().unwrap();
+    assert_eq!(project.token(), format!("p:{id}"));
+    assert!(project.warnings.is_empty(), "{:?}", project.warnings);
+}
+
 #[test]
 fn two_sources_writing_one_file_are_reported() {
     let deploy = "[artifact.a]\npath = \"/a\"\nfiles = [{ src = \"static/a.txt\", dst = \"x\" }, { src = \"static/a.txt\", dst = \"x\" }]\n";

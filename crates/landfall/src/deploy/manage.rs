@@ -653,7 +653,7 @@ pub fn orphans(run: &Run<'_>, plan: &Plan, hosts: &[&Host]) -> Vec<HostOrphans> 
             .map(|t| run.transport.host_path(t))
             .collect();
         let script = Script::new(&run.env.name, &host.name, None).step(Step::Orphans {
-            project: run.project.name.clone(),
+            project: run.project.token(),
             env: run.env.name.clone(),
             known,
         });
@@ -692,7 +692,12 @@ pub fn prune(run: &Run<'_>, found: &[HostOrphans]) -> Vec<PruneResult> {
             script = script.step(Step::Prune {
                 path: orphan.path.clone(),
                 owner: run.lock_owner(),
-                name: format!("{}/{}@{}", run.project.name, orphan.artifact, run.env.name),
+                name: format!(
+                    "{}/{}@{}",
+                    run.project.token(),
+                    orphan.artifact,
+                    run.env.name
+                ),
             });
         }
         let script = script.allowing(time);

@@ -611,7 +611,9 @@ impl Run<'_> {
     pub(super) fn artifact_name(&self, target: &Target) -> String {
         format!(
             "{}/{}@{}",
-            self.project.name, target.artifact, self.env.name
+            self.project.token(),
+            target.artifact,
+            self.env.name
         )
     }
 
