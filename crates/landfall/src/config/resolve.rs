@@ -163,21 +163,20 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
                 .map_or_else(|| "project".into(), |n| n.to_string_lossy().into_owned())
         }),
     };
-    let id = match raw.project.id {
-        Some(id) => {
-            let text = id.get_ref();
-            if !(8..=64).contains(&text.len())
-                || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            {
-                check.error(
-                    id.span(),
-                    format!("invalid project id `{}`", crate::diag::shown(text)),
-                    "8 to 64 letters, digits and `-`, as `cargo deploy init` makes one",
-                );
-            }
-            Some(id.into_inner())
+    let id = if let Some(id) = raw.project.id {
+        let text = id.get_ref();
+        if !(8..=64).contains(&text.len())
+            || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            check.error(
+                id.span(),
+                format!("invalid project id `{}`", crate::diag::shown(text)),
+                "8 to 64 letters, digits and `-`, as `cargo deploy init` makes one",
+            );
         }
-        None => {
+        Some(id.into_inner())
+    } else {
+        {
             check.warning(
                 &Arc::clone(&file),
                 0..0,
@@ -190,8 +189,8 @@ pub fn load_project(workspace: Workspace) -> Result<Project> {
                     crate::init::project_id()
                 ),
             );
-            None
         }
+        None
     };
     let target_span = raw.build.target.as_ref().map(Spanned::span);
     let build = BuildSettings {
