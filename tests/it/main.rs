@@ -11,6 +11,7 @@ mod local;
 mod pipeline;
 mod progress;
 mod pull;
+mod records;
 mod release;
 mod remote;
 mod rollout;

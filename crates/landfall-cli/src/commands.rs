@@ -476,7 +476,14 @@ fn deploy_prepared(
                 .display()
                 .to_string()
         }),
-        overrides: ctx.global.vars.clone(),
+        // A value that is a secret, or whose key names one, is recorded
+        // masked: the release's provenance is read by `status`.
+        overrides: ctx
+            .global
+            .vars
+            .iter()
+            .map(|var| secrets.recorded_override(var))
+            .collect(),
         store: store.clone(),
         lookahead: contact.looked_ahead(),
     };

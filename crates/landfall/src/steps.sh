@@ -710,16 +710,20 @@ landfall_build() {
 
 # landfall_finalize PATH RELEASE PROVENANCE: the upload is complete (its
 # manifest and activation came with it): records where it comes from in
-# .landfall-release (one line of JSON) and gives it its name. A release
-# already complete keeps the provenance it was made with.
+# .landfall-release (one line of JSON), readable by the deploy account
+# alone (it names who deployed, and the values given with --var), and
+# gives it its name. A release already complete keeps the provenance it
+# was made with.
 landfall_finalize() {
   if [ -d "$1/releases/$2" ]; then
     rm -rf "$1/releases/$2.partial"
   else
     # Written again once the release has its name, which may have touched
     # its directory: nothing in the release is then newer than this file
-    # (see landfall_derive).
-    printf '%s\n' "$3" >"$1/releases/$2.partial/.landfall-release" &&
+    # (see landfall_derive). What the upload brought by that name goes
+    # first, so that nothing is written through a link.
+    rm -f "$1/releases/$2.partial/.landfall-release" &&
+      (umask 077 && printf '%s\n' "$3" >"$1/releases/$2.partial/.landfall-release") &&
       mv "$1/releases/$2.partial" "$1/releases/$2" &&
       printf '%s\n' "$3" >"$1/releases/$2/.landfall-release" || landfall_fail "cannot rename $1/releases/$2.partial"
   fi
@@ -830,7 +834,7 @@ landfall_log() {
     return 0
   fi
   case $2 in
-  *'"event":"exec"'*) k=$(landfall_confirmed "$1") ;;
+  *'"event":"exec'*) k=$(landfall_confirmed "$1") ;;
   *'"release":"'*)
     k=${2##*'"release":"'}
     k=${k%%'"'*}
@@ -848,7 +852,7 @@ landfall_log() {
 # prints that line's release.
 # shellcheck disable=SC2016 # `$` is sed's last line.
 landfall_confirmed() {
-  sed -n '/"event":"exec"/!h
+  sed -n '/"event":"exec/!h
     ${x;s/.*"release":"\([0-9a-f]*\)".*/\1/p;}' "$1/.landfall/log"
 }
 
@@ -1435,16 +1439,20 @@ landfall_service_logs() {
   exec "$@"
 }
 
-# landfall_exec DIR INPUT LOGS HEAD TAIL CMD...: runs the command CMD (its
+# landfall_exec DIR INPUT LOGS START END CMD...: runs the command CMD (its
 # words) from DIR, or from the home directory when DIR is empty, with its
 # output and errors on stdout as they come and, with INPUT=1, the base64
 # here-document decoded as its standard input (else nothing); with
-# INPUT=t, on the terminal it was given, as it is. Then it
-# appends HEAD, the command's exit status and TAIL (one line of JSON) to
-# the log of each path in LOGS (one a line): who ran what, where, and how
-# it ended. Exits with the command's status.
+# INPUT=t, on the terminal it was given, as it is. Before it runs, START
+# (one line of JSON: who runs what, where) is appended to the log of each
+# path in LOGS (one a line), so that a command that ends this shell (kill
+# -9 $PPID, kill 0) is on record all the same; a log that cannot be
+# written to refuses the command, which does not run. Once it ended, an
+# entry of the host's time, END (the fields of the command's entry but
+# those two) and its exit status is appended there. Exits with the
+# command's status.
 landfall_exec() {
-  dir=$1 input=$2 logs=$3 head=$4 tail=$5
+  dir=$1 input=$2 logs=$3 start=$4 end=$5
   shift 5
   if [ -n "$dir" ]; then
     cd "$dir" 2>/dev/null || {
@@ -1454,6 +1462,15 @@ landfall_exec() {
   else
     cd 2>/dev/null || cd /
   fi
+  unlogged=$(printf '%s\n' "$logs" | while IFS= read -r p; do
+    [ -z "$p" ] || [ ! -d "$p/.landfall" ] || landfall_log "$p" "$start"
+  done)
+  if [ -n "$unlogged" ]; then
+    printf '%s\n' "$unlogged" | while IFS="$(printf '\t')" read -r _ log; do
+      printf 'landfall: cannot record the command in %s (a full disk, or a link): it did not run\n' "$log" >&2
+    done
+    exit 70
+  fi
   if [ "$input" = t ]; then
     (trap - HUP PIPE INT && exec "$@")
   elif [ "$input" = 1 ]; then
@@ -1462,8 +1479,9 @@ landfall_exec() {
     (trap - HUP PIPE && exec "$@") </dev/null 2>&1
   fi
   status=$?
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
   printf '%s\n' "$logs" | while IFS= read -r p; do
-    [ -z "$p" ] || [ ! -d "$p/.landfall" ] || landfall_log "$p" "$head$status$tail" >/dev/null
+    [ -z "$p" ] || [ ! -d "$p/.landfall" ] || landfall_log "$p" "{\"time\":\"$now\",$end,\"status\":$status}" >/dev/null
   done
   exit "$status"
 }

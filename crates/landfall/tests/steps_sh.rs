@@ -2117,7 +2117,7 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
     let a = Artifact::new();
     a.mkdir(".landfall").release("aa01", 0).set_current("aa01");
     let input = format!(
-        "landfall_exec {} 1 {} '{{\"event\":\"exec\",\"status\":' '}}' sh -c 'pwd; cat; echo oops >&2; exit 3' <<'LANDFALL_EOF'\n{}LANDFALL_EOF\n",
+        "landfall_exec {} 1 {} '{{\"event\":\"exec\"}}' '\"event\":\"exec_end\"' sh -c 'pwd; cat; echo oops >&2; exit 3' <<'LANDFALL_EOF'\n{}LANDFALL_EOF\n",
         quote(&text(&a.join("current"))),
         quote(&a.path()),
         "ZmVkCg==\n",
@@ -2125,9 +2125,14 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
     shell
         .run(&input)
         .expect(3, &format!("{}\nfed\noops\n", text(&a.join("current"))));
-    assert_eq!(
-        a.read(".landfall/log"),
-        "{\"event\":\"exec\",\"status\":3}\n"
+    // Recorded before it ran, then how it ended, at the host's time.
+    let log = a.read(".landfall/log");
+    let (start, end) = log.split_once('\n').expect("two lines");
+    assert_eq!(start, "{\"event\":\"exec\"}", "{log}");
+    assert!(end.starts_with("{\"time\":\"20"), "{log}");
+    assert!(
+        end.ends_with("Z\",\"event\":\"exec_end\",\"status\":3}\n"),
+        "{log}"
     );
     // From the home directory, with no input, where a log is missing.
     shell
@@ -2140,8 +2145,8 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
                     "",
                     "0",
                     &text(&a.outside("nowhere")),
-                    "{",
-                    "}",
+                    "{}",
+                    "\"event\":\"exec_end\"",
                     "sh",
                     "-c",
                     "pwd; cat"
@@ -2156,7 +2161,7 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
     shell
         .run(&call(
             "landfall_exec",
-            &[&text(&a.outside("gone")), "0", "", "{", "}", "true"],
+            &[&text(&a.outside("gone")), "0", "", "{}", "", "true"],
         ))
         .expect(70, "");
 }
@@ -2562,6 +2567,13 @@ fn finalize_records_the_provenance_once_and_names_the_release(shell: Shell) {
         a.read("releases/aa01/.landfall-release"),
         "{\"revision\":\"c1\"}\n"
     );
+    // It names who deployed, and the values given with `--var`: the
+    // deploy account's alone.
+    let mode = fs::metadata(a.join("releases/aa01/.landfall-release"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 
     // The same release uploaded again keeps the provenance it was made with.
     a.write("releases/aa01.partial/bin/app", "x");
