@@ -7,6 +7,7 @@ mod faults;
 mod git;
 mod hostile;
 mod json_events;
+mod links;
 mod local;
 mod pipeline;
 mod progress;

@@ -748,6 +748,14 @@ fn load_with(project: &Project, env: &Environment, placeholders: bool) -> Result
     let relative = relative_path(&env.name);
     let path = project.workspace.root.join(&relative);
     let display = relative.display().to_string();
+    // Another project's secrets are not this one's to render.
+    if let Some(link) = crate::files::link_leaving(&project.workspace.root, &path) {
+        return Err(Error::Usage(format!(
+            "`{}` is a link that points outside the workspace, which secrets are not read \
+             through",
+            project.workspace.display(&link)
+        )));
+    }
     let ciphertext = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Secrets::none()),

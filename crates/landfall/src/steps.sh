@@ -108,8 +108,9 @@ landfall_current() {
   c=${c##*/}
 }
 
-# landfall_releases DIR: the names of hex digits in DIR (the releases; an
-# upload in progress ends in `.partial`), newest first, one a line, in the
+# landfall_releases DIR: the directories of DIR named by hex digits (the
+# releases; an upload in progress ends in `.partial`, and a link is none),
+# newest first, one a line, in the
 # order of `ls -1t`: by time of change, then by name. The shell orders them
 # itself with `test -nt`; two of the same time as it sees them (busybox
 # sees only seconds) are left to ls.
@@ -118,6 +119,8 @@ landfall_releases() {
   for d in "$1"/*; do
     r=${d##*/}
     case $r in '' | *[!0-9a-f]*) continue ;; esac
+    # A link is no release, whatever it leads to (see landfall_complete).
+    [ ! -L "$d" ] && [ -d "$d" ] || continue
     placed='' ahead=''
     for s in $sorted; do
       # shellcheck disable=SC3013 # See landfall_current.
@@ -127,7 +130,7 @@ landfall_releases() {
       elif [ -z "$placed" ] && ! [ "$1/$s" -nt "$d" ] 2>/dev/null; then
         # shellcheck disable=SC2012 # Only ls sorts by mtime; ids are hex.
         ls -1t "$1" | while IFS= read -r n; do
-          case $n in *[!0-9a-f]*) ;; *) printf '%s\n' "$n" ;; esac
+          case $n in *[!0-9a-f]*) ;; *) [ -L "$1/$n" ] || [ ! -d "$1/$n" ] || printf '%s\n' "$n" ;; esac
         done
         return 0
       fi
@@ -766,6 +769,22 @@ landfall_files() {
   done
 }
 
+# landfall_complete PATH RELEASE: fails, with the reason, unless RELEASE
+# is a complete release of PATH: a directory of its own under releases/
+# (not a link, which would take `current` out of the artifact), named as
+# a release is, that finalization made whole (its .landfall-release,
+# written last, is a file). Nothing may switch to anything else.
+landfall_complete() {
+  case $2 in '' | *[!0-9a-f]*) landfall_fail "$2 is not a release id" ;; esac
+  if [ -L "$1/releases/$2" ]; then
+    landfall_fail "$1/releases/$2 is a link, not a release: not switched to"
+  fi
+  [ -d "$1/releases/$2" ] || landfall_fail "release $2 is not on this host"
+  if [ -L "$1/releases/$2/.landfall-release" ] || [ ! -f "$1/releases/$2/.landfall-release" ]; then
+    landfall_fail "$1/releases/$2 is not a complete release (it has no .landfall-release): not switched to"
+  fi
+}
+
 # landfall_switch PATH RELEASE: points `current` at a release atomically:
 # a new symlink under a temporary name, renamed over the old one.
 landfall_switch() {
@@ -873,7 +892,7 @@ landfall_hex() {
 landfall_activate() {
   p=$1 id=$2 prev=$3 revert=$4 log_ok=$5 log_back=$6
   rel="$p/releases/$id"
-  [ -d "$rel" ] || landfall_fail "release $id is not on this host"
+  landfall_complete "$p" "$id"
   landfall_steps "$p"
   # The service that runs now, if any: the one current recorded.
   landfall_current "$p"
@@ -925,7 +944,7 @@ landfall_activate() {
 # 10 if it fails, and nothing is switched.
 landfall_once() {
   rel="$1/releases/$2"
-  [ -d "$rel" ] || landfall_fail "release $2 is not on this host"
+  landfall_complete "$1" "$2"
   landfall_steps "$1"
   landfall_recorded "$rel" || landfall_fail "release $2 recorded no activation"
   landfall_current "$1"
@@ -974,7 +993,7 @@ landfall_back() {
     return 0
   fi
   to="$p/releases/$3"
-  [ -d "$to" ] || landfall_fail "release $3 is not on this host"
+  landfall_complete "$p" "$3"
   landfall_recorded "$to" || printf 'unrecorded\t%s\n' "$3"
   export LANDFALL_PATH="$p" LANDFALL_RELEASE="$3" LANDFALL_PREVIOUS="$2"
   touch "$to"
