@@ -715,7 +715,40 @@ impl Bundle {
 
 #[cfg(test)]
 mod tests {
-    use super::link_stays_inside;
+    use super::{BundleFile, Digest, beneath_a_link, link_stays_inside, split_pin};
+
+    #[test]
+    fn a_pin_is_blake3_and_64_hex_digits_after_the_last_hash() {
+        let digest = Digest::of(b"{}\n");
+        let pinned = format!("s3://b/p#{digest}");
+        assert_eq!(split_pin(&pinned), Ok(("s3://b/p", Some(digest))));
+        assert_eq!(split_pin("dir#1/bundle"), Ok(("dir#1/bundle", None)));
+        assert_eq!(split_pin("bundle"), Ok(("bundle", None)));
+        assert!(split_pin("bundle#blake3:abc").is_err());
+        assert_eq!(Digest::parse(&digest.to_string()), Ok(digest));
+        assert_eq!(digest.to_string(), format!("blake3:{}", digest.hex()));
+    }
+
+    #[test]
+    fn files_beneath_a_link_of_the_bundle_are_found() {
+        let link = |path: &str| BundleFile::Symlink {
+            path: path.into(),
+            target: "../x".into(),
+        };
+        let file = |path: &str| BundleFile::File {
+            path: path.into(),
+            mode: "0644".into(),
+            size: 0,
+            blake3: String::new(),
+            sha256: None,
+        };
+        let files = [link("etc"), file("etc-other/a"), file("bin/app")];
+        assert_eq!(beneath_a_link(&files), None);
+        let files = [link("etc"), file("etc/passwd")];
+        assert_eq!(beneath_a_link(&files), Some(("etc/passwd", "etc")));
+        let files = [link("a/b"), file("a/b/c/d")];
+        assert_eq!(beneath_a_link(&files), Some(("a/b/c/d", "a/b")));
+    }
 
     #[test]
     fn links_must_stay_inside_the_artifact_directory() {
