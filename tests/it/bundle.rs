@@ -93,3 +93,60 @@ fn a_bundle_is_reproducible_verified_and_deployed_without_building() {
         );
     }
 }
+
+#[test]
+fn a_local_bundle_changed_after_it_was_built_is_refused_when_pinned() {
+    let ws = crate::support::Workspace::hello();
+    ws.git_commit("first");
+    let built = ws.run(&[
+        "build",
+        "dev",
+        "--out",
+        "bundle",
+        "--message-format",
+        "json",
+    ]);
+    built.assert_code(0);
+    let digest = built.events_of("bundle").remove(0)["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest = ws.path("bundle/landfall-bundle.json");
+    assert_eq!(
+        digest,
+        format!(
+            "blake3:{}",
+            blake3::hash(&fs::read(&manifest).unwrap()).to_hex()
+        )
+    );
+    // The manifest is changed where its files still match it: here, a
+    // host's release id, which the bundle's own checks cannot see.
+    let text = fs::read_to_string(&manifest).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["revision"] = "0000000000000000000000000000000000000000".into();
+    fs::write(
+        &manifest,
+        serde_json::to_string_pretty(&value).unwrap() + "\n",
+    )
+    .unwrap();
+    let pinned = format!("bundle#{digest}");
+    let refused = ws.run(&["deploy", "dev", "--local", "--from", &pinned]);
+    refused.assert_code(2);
+    assert!(
+        refused.stderr.contains(&digest) && refused.stderr.contains("is not the one pinned"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !ws.path("target/landfall/local").exists(),
+        "a host was written to"
+    );
+    // A pin that is no digest is refused as such.
+    let malformed = ws.run(&["deploy", "dev", "--local", "--from", "bundle#blake3:zz"]);
+    malformed.assert_code(2);
+    assert!(
+        malformed.stderr.contains("is not a bundle digest"),
+        "{}",
+        malformed.stderr
+    );
+}

@@ -433,3 +433,160 @@ fn a_bundle_published_to_a_store_is_deployed_from_it() {
         assert!(pushed["files"].as_u64().unwrap() > 0, "{pushed}");
     }
 }
+
+impl PullBed {
+    /// Runs `cargo deploy ARGS` with the store's credentials.
+    fn run(&self, args: &[&str]) -> Outcome {
+        let mut command = self.ws.command(args);
+        command.envs(self.s3.env());
+        Outcome::from(command.output().unwrap())
+    }
+
+    /// Publishes HEAD's bundle at `url`; returns the digest it printed.
+    fn publish(&self, url: &str) -> String {
+        let built = self.run(&["build", "testbed", "--out", url, "--message-format", "json"]);
+        built.assert_code(0);
+        let digest = built.events_of("bundle").remove(0)["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            digest.starts_with("blake3:") && digest.len() == 7 + 64,
+            "{digest}"
+        );
+        digest
+    }
+
+    /// The ssh sessions each host's sshd opened so far.
+    fn sessions(&self) -> Vec<usize> {
+        self.hosts()
+            .iter()
+            .map(|(host, _)| {
+                fs::read_to_string(self.testbed.sshd_log(host))
+                    .unwrap_or_default()
+                    .matches("server_input_channel_open: ctype session")
+                    .count()
+            })
+            .collect()
+    }
+}
+
+/// The digest of the manifest published at `url` of the store, computed
+/// here from its bytes.
+fn published_digest(bed: &PullBed, prefix: &str) -> String {
+    let bytes = fs::read(
+        bed.s3
+            .root
+            .join(BUCKET)
+            .join(prefix)
+            .join("landfall-bundle.json"),
+    )
+    .unwrap();
+    format!("blake3:{}", blake3::hash(&bytes).to_hex())
+}
+
+#[test]
+fn a_bundle_replaced_in_the_store_is_refused_when_pinned() {
+    let bed = PullBed::new(2, false);
+    bed.ws.git_commit("first");
+    let url = format!("s3://{BUCKET}/bundles/app");
+    let first = bed.publish(&url);
+    assert_eq!(first, published_digest(&bed, "bundles/app"));
+    // Someone who can write the bucket puts another bundle in its place.
+    bed.ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"owned\"",
+    );
+    bed.ws.git_commit("another");
+    let second = bed.publish(&url);
+    assert_ne!(first, second);
+    let before = bed.sessions();
+    let refused = bed.run(&["deploy", "testbed", "--from", &format!("{url}#{first}")]);
+    refused.assert_code(2);
+    assert!(
+        refused.stderr.contains(&first) && refused.stderr.contains(&second),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("is not the one pinned"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(bed.sessions(), before, "a host was contacted");
+    for (host, _) in bed.hosts() {
+        assert_eq!(bed.current(&host, SITE), None, "{host}");
+    }
+}
+
+#[test]
+fn a_pinned_bundle_is_deployed_and_its_digest_recorded() {
+    let bed = PullBed::new(2, false);
+    bed.ws.git_commit("first");
+    let url = format!("s3://{BUCKET}/bundles/app");
+    let digest = bed.publish(&url);
+    let pinned = format!("{url}#{digest}");
+    let deployed = bed.run(&["deploy", "testbed", "--from", &pinned]);
+    deployed.assert_code(0);
+    assert!(
+        !deployed.stderr.contains("not pinned"),
+        "{}",
+        deployed.stderr
+    );
+    serves_every_host(&bed);
+    let status = bed.run(&["status", "testbed", "--message-format", "json"]);
+    status.assert_code(0);
+    let recorded =
+        status.events_of("status").remove(0)["hosts"][0]["releases"][0]["provenance"]["bundle"]
+            .clone();
+    assert_eq!(recorded, pinned.as_str(), "{}", status.stdout);
+}
+
+#[test]
+fn an_unpinned_bundle_is_deployed_saying_so_with_its_digest() {
+    let bed = PullBed::new(2, false);
+    bed.ws.git_commit("first");
+    let url = format!("s3://{BUCKET}/bundles/app");
+    let digest = bed.publish(&url);
+    let deployed = bed.run(&["deploy", "testbed", "--from", &url]);
+    deployed.assert_code(0);
+    assert!(
+        deployed
+            .stderr
+            .contains(&format!("the bundle `{url}` is not pinned"))
+            && deployed
+                .stderr
+                .contains(&format!("--from '{url}#{digest}'")),
+        "{}",
+        deployed.stderr
+    );
+}
+
+#[test]
+fn an_object_replaced_in_the_store_is_refused_before_any_host_is_contacted() {
+    let bed = PullBed::new(2, false);
+    let page = "examples/hello/site/index.html";
+    let content = fs::read_to_string(bed.ws.path(page)).unwrap();
+    bed.ws.git_commit("first");
+    let url = format!("s3://{BUCKET}/bundles/app");
+    let digest = bed.publish(&url);
+    // The manifest is left as published, and pinned; an object is not.
+    let object = bed
+        .s3
+        .root
+        .join(BUCKET)
+        .join("bundles/app/objects")
+        .join(sha256(content.as_bytes()));
+    assert!(object.is_file(), "{}", object.display());
+    fs::write(&object, "<h1>tampered</h1>\n").unwrap();
+    let before = bed.sessions();
+    let refused = bed.run(&["deploy", "testbed", "--from", &format!("{url}#{digest}")]);
+    refused.assert_code(2);
+    assert!(
+        refused.stderr.contains("sha256 mismatch"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(bed.sessions(), before, "a host was contacted");
+}

@@ -128,7 +128,10 @@ fn the_shell_completes_narrows_runs_connects_and_remembers() {
     let ran: Vec<&serde_json::Value> = log.iter().filter(|e| e["event"] == "exec").collect();
     assert_eq!(ran.len(), 2, "{log:?}");
     assert_eq!(ran[0]["command"], "hostname");
-    assert_eq!(ran[0]["status"], 0);
+    let ended = log
+        .iter()
+        .find(|e| e["event"] == "exec_end" && e["id"] == ran[0]["id"]);
+    assert_eq!(ended.map(|e| &e["status"]), Some(&0.into()), "{log:?}");
     assert!(
         ran[1]["command"].as_str().unwrap().contains("SHELL"),
         "{ran:?}"

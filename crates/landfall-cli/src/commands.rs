@@ -1,10 +1,11 @@
 //! Glue between the command line and the library: one function per
 //! command, each returning the exit status.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use landfall::build::WorkspaceAhead;
+use landfall::bundle::Digest;
 use landfall::config::{self, Environment, Host, Project, Workspace};
 use landfall::deploy::{self, DeployOptions, Identity, Run, Summary};
 use landfall::diag::Diagnostic;
@@ -174,6 +175,20 @@ fn store_url(path: &std::path::Path) -> Option<Result<landfall::store::StoreUrl,
     })
 }
 
+/// `--from LOCATION[#blake3:HEX]`: the bundle's directory or store, and
+/// the digest of the manifest it is pinned to.
+fn bundle_source(args: &DeployArgs) -> Result<Option<(PathBuf, Option<Digest>)>, Error> {
+    let Some(from) = &args.from else {
+        return Ok(None);
+    };
+    let Some(text) = from.to_str() else {
+        return Ok(Some((from.clone(), None)));
+    };
+    let (location, pin) = landfall::bundle::split_pin(text)
+        .map_err(|why| Error::Usage(format!("`--from {text}`: {why}")))?;
+    Ok(Some((PathBuf::from(location), pin)))
+}
+
 /// A person at a terminal who could answer a prompt; CI never is.
 fn interactive() -> bool {
     use std::io::IsTerminal;
@@ -219,6 +234,9 @@ struct Prepared {
     refused: Option<String>,
     secrets: Secrets,
     plan: plan::Plan,
+    /// Where `--from` takes the bundle from, and the digest it is pinned
+    /// to.
+    from: Option<(PathBuf, Option<Digest>)>,
     /// The store of a `--from s3://…`.
     from_store: Option<landfall::store::Remote>,
     /// The store the hosts pull from.
@@ -251,7 +269,8 @@ fn prepare(
     // variables, which are checked before anything is built or contacted.
     // A dry run reads no store, and `--local` copies on this machine, where
     // a store would save nothing.
-    let from_store = match args.from.as_deref().and_then(store_url).transpose()? {
+    let from = bundle_source(args)?;
+    let from_store = match from.as_ref().and_then(|f| store_url(&f.0)).transpose()? {
         Some(url) => Some(landfall::store::Remote::from_env(&url)?),
         None => None,
     };
@@ -268,6 +287,7 @@ fn prepare(
         refused,
         secrets,
         plan,
+        from,
         from_store,
         store,
         workspace_changed,
@@ -394,6 +414,7 @@ fn deploy_prepared(
         env,
         secrets,
         plan,
+        from,
         from_store,
         store,
         ..
@@ -402,6 +423,24 @@ fn deploy_prepared(
     if env.protect && !args.dry_run && !args.yes {
         confirm(env, plan, "deploy")?;
     }
+    // A bundle is verified before anything runs or any host is contacted:
+    // the manifest against its pin, then every file against the manifest.
+    // One in a store is fetched to this machine first (once), and verified
+    // the same way.
+    let bundle = match from {
+        Some((location, pin)) => {
+            let bundle = match from_store {
+                Some(remote) => {
+                    let store = landfall::assemble::Store::open(project)?;
+                    let dir = landfall::bundle::fetch(remote, &store, pin.as_ref())?;
+                    landfall::bundle::open(&dir, pin.as_ref())?
+                }
+                None => landfall::bundle::open(location, pin.as_ref())?,
+            };
+            Some(bundle)
+        }
+        None => None,
+    };
     let host_names: Vec<String> = plan.hosts(env).iter().map(|h| h.name.clone()).collect();
     let revision = || landfall::git::revision(&project.workspace.root).commit;
     // `before` runs before any host is contacted (the connections open
@@ -416,21 +455,23 @@ fn deploy_prepared(
         };
         hooks::run(hooks::Which::Before, &context, &report)?;
     }
-    let (built, mut contact) = if let Some(dir) = &args.from {
-        // A bundle is verified before any host is contacted; one in a
-        // store is fetched to this machine first (once), and verified
-        // the same way.
-        let bundle = match from_store {
-            Some(remote) => {
-                let store = landfall::assemble::Store::open(project)?;
-                landfall::bundle::open(&landfall::bundle::fetch(remote, &store)?)?
-            }
-            None => landfall::bundle::open(dir)?,
-        };
+    let (built, mut contact) = if let Some(bundle) = &bundle {
         let options = FromOptions {
             allow_config_drift: args.allow_config_drift,
         };
-        let built = ops::bundle::releases_from_bundle(project, plan, &bundle, options, &report)?;
+        let built = ops::bundle::releases_from_bundle(project, plan, bundle, options, &report)?;
+        if let Some((location, None)) = from {
+            report(Event::Warning {
+                message: format!(
+                    "the bundle `{}` is not pinned: any bundle put there is deployed; its \
+                     manifest's digest is {}, which `--from '{}#{}'` pins",
+                    location.display(),
+                    bundle.digest,
+                    location.display(),
+                    bundle.digest
+                ),
+            });
+        }
         let contact = Contact::open(ctx, prepared, args)?;
         (built, contact)
     } else {
@@ -467,16 +508,27 @@ fn deploy_prepared(
         dry_run: args.dry_run,
         break_lock: args.break_lock,
         force: args.force,
-        bundle: args.from.as_ref().map(|dir| {
-            if from_store.is_some() {
-                return dir.display().to_string();
-            }
-            std::path::absolute(dir)
-                .unwrap_or_else(|_| dir.clone())
-                .display()
-                .to_string()
-        }),
-        overrides: ctx.global.vars.clone(),
+        // Where the bundle came from, and the digest of what was deployed,
+        // pinned or not.
+        bundle: from
+            .as_ref()
+            .zip(bundle.as_ref())
+            .map(|((location, _), bundle)| {
+                let location = if from_store.is_some() {
+                    location.clone()
+                } else {
+                    std::path::absolute(location).unwrap_or_else(|_| location.clone())
+                };
+                format!("{}#{}", location.display(), bundle.digest)
+            }),
+        // A value that is a secret, or whose key names one, is recorded
+        // masked: the release's provenance is read by `status`.
+        overrides: ctx
+            .global
+            .vars
+            .iter()
+            .map(|var| secrets.recorded_override(var))
+            .collect(),
         store: store.clone(),
         lookahead: contact.looked_ahead(),
     };
@@ -571,6 +623,19 @@ fn confirm(env: &Environment, plan: &plan::Plan, what: &str) -> Result<(), Error
     }
 }
 
+/// A bundle written or published: where, the digest that pins it, and
+/// its artifacts.
+fn print_bundle(location: &str, digest: &Digest, manifest: &landfall::bundle::BundleManifest) {
+    render::println!("bundle {location}");
+    render::println!("digest {digest}");
+    for a in &manifest.artifacts {
+        render::println!("{}  {}", a.name, a.id);
+    }
+    render::eprintln!(
+        "Deploy exactly this bundle with: cargo deploy ENV --from '{location}#{digest}'"
+    );
+}
+
 pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
     let result = (|| {
         let (project, env) = ctx.load(&args.env)?;
@@ -632,7 +697,8 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             let remote = landfall::store::Remote::from_env(&url)?;
             let manifest = ops::bundle::bundle_manifest(&project, &plan, &built)?;
             let store = landfall::assemble::Store::open(&project)?;
-            let uploaded = landfall::bundle::publish(&remote, &store, &manifest, &built.assembled)?;
+            let (uploaded, digest) =
+                landfall::bundle::publish(&remote, &store, &manifest, &built.assembled)?;
             report(Event::Stored {
                 store: url.to_string(),
                 objects: uploaded.objects,
@@ -642,29 +708,25 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
             if ctx.global.message_format == MessageFormat::Json {
                 render::json_line(&Line::Bundle {
                     dir: url.to_string(),
+                    digest: digest.to_string(),
                     manifest: &manifest,
                 });
             } else {
-                render::println!("bundle {url}");
-                for a in &manifest.artifacts {
-                    render::println!("{}  {}", a.name, a.id);
-                }
+                print_bundle(&url.to_string(), &digest, &manifest);
             }
             return Ok(EXIT_OK);
         }
         if let Some(out) = &args.out {
             let manifest = ops::bundle::bundle_manifest(&project, &plan, &built)?;
-            landfall::bundle::write(out, &manifest, &built.assembled)?;
+            let digest = landfall::bundle::write(out, &manifest, &built.assembled)?;
             if ctx.global.message_format == MessageFormat::Json {
                 render::json_line(&Line::Bundle {
                     dir: out.display().to_string(),
+                    digest: digest.to_string(),
                     manifest: &manifest,
                 });
             } else {
-                render::println!("bundle {}", out.display());
-                for a in &manifest.artifacts {
-                    render::println!("{}  {}", a.name, a.id);
-                }
+                print_bundle(&out.display().to_string(), &digest, &manifest);
             }
             return Ok(EXIT_OK);
         }
@@ -1205,22 +1267,7 @@ pub(crate) fn init(ctx: &Ctx<'_>) -> u8 {
     let result = (|| {
         let workspace = landfall::build::workspace(ctx.global.manifest_path.as_deref())?;
         let files = landfall::init::scaffold(&workspace);
-        if let Some(existing) = files.iter().find(|f| workspace.root.join(&f.path).exists()) {
-            return Err(Error::Usage(format!(
-                "`{}` exists already; `init` writes only new files",
-                existing.path.display()
-            )));
-        }
-        for file in &files {
-            let path = workspace.root.join(&file.path);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    Error::Failed(format!("cannot create `{}`: {e}", parent.display()))
-                })?;
-            }
-            std::fs::write(&path, &file.contents)
-                .map_err(|e| Error::Failed(format!("cannot write `{}`: {e}", path.display())))?;
-        }
+        landfall::init::write(&workspace, &files)?;
         let mut created: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
         if landfall::build::ensure_lockfile(&workspace)? {
             created.push("Cargo.lock".to_string());

@@ -69,9 +69,12 @@ pub(crate) enum Line<'a> {
         artifacts: &'a [Assembled],
         releases: &'a [BundleRelease],
     },
-    /// `build --out`: the bundle written, to a directory or a store.
+    /// `build --out`: the bundle written, to a directory or a store, and
+    /// the digest of its manifest (`blake3:HEX`), which `--from
+    /// LOCATION#DIGEST` pins.
     Bundle {
         dir: String,
+        digest: String,
         manifest: &'a BundleManifest,
     },
     /// `build --reproducible`: the ids of two independent builds.

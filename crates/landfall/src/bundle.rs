@@ -27,6 +27,72 @@ use crate::store::{Object, Remote, Sha256Index};
 pub const MANIFEST_FILE: &str = "landfall-bundle.json";
 pub const SCHEMA: &str = "landfall-bundle/1";
 
+/// A bundle's digest: the blake3 of the exact bytes of its manifest,
+/// written `blake3:HEX`. The manifest gives every file's blake3 (and, in a
+/// store, its sha256), so the digest stands for the whole bundle: an
+/// operator who holds it (`--from LOCATION#blake3:HEX`) deploys those bytes
+/// or nothing, whoever can write where the bundle is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest(blake3::Hash);
+
+impl Digest {
+    /// The digest of a manifest's bytes.
+    pub fn of(manifest: &[u8]) -> Digest {
+        Digest(blake3::hash(manifest))
+    }
+
+    /// Reads `blake3:HEX` (64 hex digits).
+    pub fn parse(text: &str) -> std::result::Result<Digest, String> {
+        text.strip_prefix("blake3:")
+            .filter(|hex| hex.len() == 64)
+            .and_then(|hex| blake3::Hash::from_hex(hex).ok())
+            .map(Digest)
+            .ok_or_else(|| {
+                format!(
+                    "`{text}` is not a bundle digest: it is written `blake3:` and 64 hex digits"
+                )
+            })
+    }
+
+    /// The hex digits alone.
+    pub fn hex(&self) -> String {
+        self.0.to_hex().to_string()
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "blake3:{}", self.0.to_hex())
+    }
+}
+
+/// Splits what `--from` was given into where the bundle is (a directory,
+/// or `s3://BUCKET/PREFIX`) and the digest it is pinned to, if it ends
+/// with `#blake3:HEX`. A `#` followed by anything else is part of the
+/// location.
+pub fn split_pin(from: &str) -> std::result::Result<(&str, Option<Digest>), String> {
+    match from.rsplit_once('#') {
+        Some((location, pin)) if pin.starts_with("blake3:") => {
+            Ok((location, Some(Digest::parse(pin)?)))
+        }
+        _ => Ok((from, None)),
+    }
+}
+
+/// Refuses a manifest whose bytes are not those `pin` names, before
+/// anything in it is believed.
+fn check_pin(shown: &str, manifest: &[u8], pin: Option<&Digest>) -> Result<Digest> {
+    let digest = Digest::of(manifest);
+    match pin {
+        Some(pin) if *pin != digest => Err(Error::Usage(format!(
+            "the bundle at `{shown}` is not the one pinned: its manifest's digest is \
+             {digest}, the pin is {pin}; it was changed after it was published, or the pin \
+             names another bundle"
+        ))),
+        _ => Ok(digest),
+    }
+}
+
 /// `landfall-bundle.json`. See `docs/bundle.md` for the schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -167,17 +233,26 @@ impl BundleArtifact {
 
 /// Writes a bundle of `artifacts` (trees of the store) to `out`, replacing
 /// a bundle already there. Nothing is left half-written: the bundle is
-/// made beside `out` and renamed.
-pub fn write(out: &Path, manifest: &BundleManifest, artifacts: &[Assembled]) -> Result<()> {
+/// made beside `out` and renamed. Returns the digest of its manifest,
+/// which pins it.
+pub fn write(out: &Path, manifest: &BundleManifest, artifacts: &[Assembled]) -> Result<Digest> {
+    // What a link leads to is not `--out`'s to replace.
+    for path in [out.to_path_buf(), partial_of(out)] {
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::Usage(format!(
+                "`{}` is a link, which a bundle is not written through; give `--out` a \
+                 directory",
+                path.display()
+            )));
+        }
+    }
     if out.exists() && !out.join(MANIFEST_FILE).is_file() && !is_empty_dir(out) {
         return Err(Error::Usage(format!(
             "`{}` exists and is not a bundle; give `--out` a new directory",
             out.display()
         )));
     }
-    let mut name = out.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    let partial = out.with_file_name(name);
+    let partial = partial_of(out);
     if partial.exists() {
         fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
     }
@@ -190,11 +265,35 @@ pub fn write(out: &Path, manifest: &BundleManifest, artifacts: &[Assembled]) -> 
     let mut text = serde_json::to_string_pretty(manifest).expect("manifests serialise");
     text.push('\n');
     let path = partial.join(MANIFEST_FILE);
-    fs::write(&path, text).map_err(Error::io("cannot write", &path))?;
+    fs::write(&path, &text).map_err(Error::io("cannot write", &path))?;
     if out.exists() {
         fs::remove_dir_all(out).map_err(Error::io("cannot replace", out))?;
     }
-    fs::rename(&partial, out).map_err(Error::io("cannot rename", &partial))
+    fs::rename(&partial, out).map_err(Error::io("cannot rename", &partial))?;
+    Ok(Digest::of(text.as_bytes()))
+}
+
+/// Where a bundle is made before it is renamed to `out`.
+fn partial_of(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    out.with_file_name(name)
+}
+
+/// The first of `files` whose path lies beneath another that is a link:
+/// a tree that has it would be read, or written, through that link.
+fn beneath_a_link(files: &[BundleFile]) -> Option<(&str, &str)> {
+    let links: BTreeSet<&str> = files
+        .iter()
+        .filter(|f| matches!(f, BundleFile::Symlink { .. }))
+        .map(BundleFile::path)
+        .collect();
+    files.iter().find_map(|file| {
+        let path = file.path();
+        path.match_indices('/')
+            .find_map(|(i, _)| links.get(&path[..i]))
+            .map(|link| (path, *link))
+    })
 }
 
 fn is_empty_dir(path: &Path) -> bool {
@@ -205,14 +304,19 @@ fn is_empty_dir(path: &Path) -> bool {
 #[derive(Debug)]
 pub struct Bundle {
     pub dir: PathBuf,
+    /// The digest of its manifest's bytes, checked against the pin if it
+    /// was opened with one.
+    pub digest: Digest,
     pub manifest: BundleManifest,
     /// Per artifact name, its files as a manifest.
     manifests: BTreeMap<String, Manifest>,
 }
 
-/// Reads a bundle and verifies all of it; any difference is an error
-/// naming the file (exit status 2: nothing was contacted).
-pub fn open(dir: &Path) -> Result<Bundle> {
+/// Reads a bundle and verifies all of it: its manifest's bytes against
+/// `pin` first, if there is one, then every file against the manifest;
+/// any difference is an error naming the file (exit status 2: nothing was
+/// contacted).
+pub fn open(dir: &Path, pin: Option<&Digest>) -> Result<Bundle> {
     let refuse = |what: String| {
         Error::Usage(format!(
             "bundle `{}`: {what}; it is damaged or was changed after it was built",
@@ -220,10 +324,21 @@ pub fn open(dir: &Path) -> Result<Bundle> {
         ))
     };
     let path = dir.join(MANIFEST_FILE);
-    let text = fs::read_to_string(&path).map_err(|err| {
+    let unreadable = |err: std::io::Error| {
         Error::Usage(format!(
             "`{}` is not a bundle: cannot read `{MANIFEST_FILE}`: {err}",
             dir.display()
+        ))
+    };
+    if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(refuse(format!("`{MANIFEST_FILE}` is a link")));
+    }
+    let bytes = fs::read(&path).map_err(unreadable)?;
+    let digest = check_pin(&dir.display().to_string(), &bytes, pin)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        unreadable(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "it is not UTF-8",
         ))
     })?;
     let schema = serde_json::from_str::<serde_json::Value>(&text)
@@ -263,6 +378,7 @@ pub fn open(dir: &Path) -> Result<Bundle> {
     }
     Ok(Bundle {
         dir: dir.to_path_buf(),
+        digest,
         manifest,
         manifests,
     })
@@ -338,6 +454,13 @@ fn verify(dir: &Path, artifact: &BundleArtifact) -> Result<Manifest, String> {
             )
         })?);
     }
+    if let Some((path, link)) = beneath_a_link(&artifact.files) {
+        return Err(format!(
+            "`artifacts/{name}/{}` lies beneath `{}`, which is a link",
+            crate::diag::shown(path),
+            crate::diag::shown(link)
+        ));
+    }
     let manifest = Manifest::new(entries);
     if manifest.id().to_hex().as_str() != artifact.id {
         return Err(format!(
@@ -346,6 +469,16 @@ fn verify(dir: &Path, artifact: &BundleArtifact) -> Result<Manifest, String> {
         ));
     }
     let root = dir.join("artifacts").join(name);
+    // The walk below follows the directory it starts from; no other link
+    // of the tree is followed.
+    for path in [dir.join("artifacts"), root.clone()] {
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(format!(
+                "`{}` is a link, which a bundle is not read through",
+                path.strip_prefix(dir).unwrap_or(&path).display()
+            ));
+        }
+    }
     let mut expected: BTreeSet<&str> = BTreeSet::new();
     for entry in &manifest.entries {
         expected.insert(&entry.path);
@@ -394,13 +527,14 @@ fn verify(dir: &Path, artifact: &BundleArtifact) -> Result<Manifest, String> {
 /// Publishes a bundle to an object store: every file's content as an
 /// object (those the store lacks are put), then the manifest, with each
 /// file's sha256 beside its blake3, at `PREFIX/landfall-bundle.json`, last,
-/// so that a bundle whose manifest is there is complete.
+/// so that a bundle whose manifest is there is complete. Returns what was
+/// put, and the digest of the manifest as published, which pins it.
 pub fn publish(
     remote: &Remote,
     store: &Store,
     manifest: &BundleManifest,
     artifacts: &[Assembled],
-) -> Result<crate::store::Uploaded> {
+) -> Result<(crate::store::Uploaded, Digest)> {
     let mut index = Sha256Index::open(store);
     let mut manifest = manifest.clone();
     let mut objects = Vec::new();
@@ -432,15 +566,16 @@ pub fn publish(
     let mut text = serde_json::to_string_pretty(&manifest).expect("manifests serialise");
     text.push('\n');
     remote.put_bytes(&remote.url.bundle_key(), text.as_bytes())?;
-    Ok(uploaded)
+    Ok((uploaded, Digest::of(text.as_bytes())))
 }
 
 /// Fetches the bundle published at a store into a directory of this
 /// machine (`target/landfall/bundles/<blake3 of its manifest>/`), each
 /// object once and checked against its sha256, and returns that directory,
-/// which [`open`] then verifies as any bundle. A bundle fetched before is
-/// not fetched again.
-pub fn fetch(remote: &Remote, store: &Store) -> Result<PathBuf> {
+/// which [`open`] then verifies as any bundle. The manifest is checked
+/// against `pin` before anything in it is believed; a bundle fetched
+/// before is not fetched again.
+pub fn fetch(remote: &Remote, store: &Store, pin: Option<&Digest>) -> Result<PathBuf> {
     use sha2::Digest as _;
     let key = remote.url.bundle_key();
     let text = remote.get(&key)?.ok_or_else(|| {
@@ -449,10 +584,8 @@ pub fn fetch(remote: &Remote, store: &Store) -> Result<PathBuf> {
             remote.url, remote.url.bucket
         ))
     })?;
-    let dir = store
-        .root
-        .join("bundles")
-        .join(blake3::hash(&text).to_hex().as_str());
+    let digest = check_pin(&remote.url.to_string(), &text, pin)?;
+    let dir = store.root.join("bundles").join(digest.hex());
     if dir.join(MANIFEST_FILE).is_file() {
         return Ok(dir);
     }
@@ -462,6 +595,17 @@ pub fn fetch(remote: &Remote, store: &Store) -> Result<PathBuf> {
             remote.url
         ))
     })?;
+    for artifact in &manifest.artifacts {
+        if let Some((path, link)) = beneath_a_link(&artifact.files) {
+            return Err(Error::Usage(format!(
+                "the bundle at `{}` puts `{}` beneath `{}`, which is a link: it is not \
+                 written through",
+                remote.url,
+                crate::diag::shown(path),
+                crate::diag::shown(link)
+            )));
+        }
+    }
     let partial = dir.with_extension("partial");
     if partial.exists() {
         fs::remove_dir_all(&partial).map_err(Error::io("cannot remove", &partial))?;
@@ -510,11 +654,19 @@ pub fn fetch(remote: &Remote, store: &Store) -> Result<PathBuf> {
                         Error::Failed(format!("the store lacks `{object}` of the bundle"))
                     })?;
                     if crate::store::hex(&sha2::Sha256::digest(&bytes)) != *sha256 {
-                        return Err(Error::Failed(format!(
-                            "`{object}` of the store is not what the bundle says (sha256 mismatch)"
+                        return Err(Error::Usage(format!(
+                            "`{object}` of the store is not what the bundle says (sha256 \
+                             mismatch): it was changed after it was published"
                         )));
                     }
-                    fs::write(&path, &bytes).map_err(Error::io("cannot write", &path))?;
+                    // A new file of a new directory: nothing is written
+                    // through a link that was there.
+                    fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                        .and_then(|mut file| std::io::Write::write_all(&mut file, &bytes))
+                        .map_err(Error::io("cannot write", &path))?;
                     fetched.insert(sha256.clone(), path);
                 }
             }
@@ -563,7 +715,40 @@ impl Bundle {
 
 #[cfg(test)]
 mod tests {
-    use super::link_stays_inside;
+    use super::{BundleFile, Digest, beneath_a_link, link_stays_inside, split_pin};
+
+    #[test]
+    fn a_pin_is_blake3_and_64_hex_digits_after_the_last_hash() {
+        let digest = Digest::of(b"{}\n");
+        let pinned = format!("s3://b/p#{digest}");
+        assert_eq!(split_pin(&pinned), Ok(("s3://b/p", Some(digest))));
+        assert_eq!(split_pin("dir#1/bundle"), Ok(("dir#1/bundle", None)));
+        assert_eq!(split_pin("bundle"), Ok(("bundle", None)));
+        assert!(split_pin("bundle#blake3:abc").is_err());
+        assert_eq!(Digest::parse(&digest.to_string()), Ok(digest));
+        assert_eq!(digest.to_string(), format!("blake3:{}", digest.hex()));
+    }
+
+    #[test]
+    fn files_beneath_a_link_of_the_bundle_are_found() {
+        let link = |path: &str| BundleFile::Symlink {
+            path: path.into(),
+            target: "../x".into(),
+        };
+        let file = |path: &str| BundleFile::File {
+            path: path.into(),
+            mode: "0644".into(),
+            size: 0,
+            blake3: String::new(),
+            sha256: None,
+        };
+        let files = [link("etc"), file("etc-other/a"), file("bin/app")];
+        assert_eq!(beneath_a_link(&files), None);
+        let files = [link("etc"), file("etc/passwd")];
+        assert_eq!(beneath_a_link(&files), Some(("etc/passwd", "etc")));
+        let files = [link("a/b"), file("a/b/c/d")];
+        assert_eq!(beneath_a_link(&files), Some(("a/b/c/d", "a/b")));
+    }
 
     #[test]
     fn links_must_stay_inside_the_artifact_directory() {

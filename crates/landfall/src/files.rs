@@ -11,7 +11,7 @@
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -81,6 +81,84 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     write().map_err(Error::io("cannot write", &tmp))?;
     fs::rename(&tmp, path).map_err(Error::io("cannot rename", &tmp))
+}
+
+/// The first link on the way from `root` down to `path` (`path` itself
+/// included) that leads outside `root`, if any. A workspace's files are
+/// read through links that stay inside it, as `files` sources are, and
+/// through no other: what a link outside leads to is not the workspace's.
+/// A link that leads nowhere is left to the read that follows, which fails.
+pub(crate) fn link_leaving(root: &Path, path: &Path) -> Option<PathBuf> {
+    let rel = path.strip_prefix(root).ok()?;
+    let inside = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut at = root.to_path_buf();
+    for component in rel.components() {
+        at.push(component);
+        if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink())
+            && fs::canonicalize(&at).is_ok_and(|target| !target.starts_with(&inside))
+        {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// Writes new files under `root`, each at a path relative to it, making
+/// their directories, and follows no link doing so: if any of the paths,
+/// or a directory on the way to one, is a link (even one that leads
+/// nowhere), or a file is there already, nothing is written and the error
+/// names it. Each file is created, never opened, so nothing that appears
+/// meanwhile is written through either.
+pub(crate) fn write_new(root: &Path, files: &[(PathBuf, &[u8])]) -> Result<()> {
+    for (rel, _) in files {
+        let mut at = root.to_path_buf();
+        let mut shown = PathBuf::new();
+        for component in rel.components() {
+            at.push(component);
+            shown.push(component);
+            match fs::symlink_metadata(&at) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(Error::Usage(format!(
+                        "`{}` is a link, which landfall does not write through; \
+                         nothing was written",
+                        shown.display()
+                    )));
+                }
+                Ok(_) if shown == *rel => {
+                    return Err(Error::Usage(format!(
+                        "`{}` exists already; nothing was written",
+                        rel.display()
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
+    for (rel, bytes) in files {
+        let path = root.join(rel);
+        let mut dir = root.to_path_buf();
+        for component in rel.parent().into_iter().flat_map(Path::components) {
+            dir.push(component);
+            match fs::DirBuilder::new().mode(DIR_MODE).create(&dir) {
+                Ok(()) => {}
+                // A directory, not a link to one: mkdir does not follow.
+                Err(err)
+                    if err.kind() == io::ErrorKind::AlreadyExists
+                        && fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) => {}
+                Err(err) => return Err(Error::io("cannot create", &dir)(err)),
+            }
+        }
+        // `O_CREAT | O_EXCL`: it fails on anything at the path, a link
+        // that leads nowhere included, which it does not follow.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&path)
+            .map_err(Error::io("cannot create", &path))?;
+        io::Write::write_all(&mut file, bytes).map_err(Error::io("cannot write", &path))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

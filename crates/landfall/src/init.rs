@@ -1,11 +1,25 @@
 //! `cargo deploy init`: a first `deploy.toml`, `environments/dev.toml` and
 //! template for a workspace, such that `cargo deploy dev --local` works at
-//! once. This module only computes the files; the caller writes them.
+//! once. This module computes the files, and writes them as new files
+//! only: never over a file, never through a link.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::config::Workspace;
+use crate::error::Result;
+
+/// Writes `files` under the workspace's root: all of them, or, if any is
+/// there already or would be written through a link (itself or a
+/// directory on its way, even a link that leads nowhere), none, with an
+/// error naming it.
+pub fn write(workspace: &Workspace, files: &[ScaffoldFile]) -> Result<()> {
+    let files: Vec<(PathBuf, &[u8])> = files
+        .iter()
+        .map(|f| (f.path.clone(), f.contents.as_bytes()))
+        .collect();
+    crate::files::write_new(&workspace.root, &files)
+}
 
 /// A new project id: 32 hex digits of the blake3 of this moment, this
 /// process, and keys the standard library draws from the system's

@@ -81,6 +81,87 @@ impl Secrets {
     pub fn mask(&self) -> &Mask {
         &self.mask
     }
+
+    /// A `--var KEY=VALUE` as a release records it (and `status` shows
+    /// it): its value replaced by [`MASK`] when the key names a secret (see
+    /// [`names_secret`], or it is the dotted key, or the last part of one,
+    /// of a secret of this environment), or when the value is a secret's
+    /// value or holds one. Other values are kept as given, since an
+    /// operator reads them to know what a release was made with.
+    pub fn recorded_override(&self, var: &str) -> String {
+        let Some((key, value)) = var.split_once('=') else {
+            return var.to_string();
+        };
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        if let Some(table) = &self.table {
+            leaves("", table, &mut keys, &mut values);
+        }
+        let last = key.rsplit('.').next().unwrap_or(key);
+        let secret = names_secret(key)
+            || keys
+                .iter()
+                .any(|k| k == key || k.rsplit('.').next() == Some(last))
+            || values.iter().any(|v| v == value)
+            || self.mask.apply(value) != value;
+        if secret {
+            format!("{key}={MASK}")
+        } else {
+            var.to_string()
+        }
+    }
+}
+
+/// The words that, in a variable's key, say that its value is a
+/// credential: `--var db_password=…` is masked even when the environment's
+/// secrets do not hold it.
+const SECRET_WORDS: [&str; 6] = [
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "credential",
+    "private",
+];
+
+/// Whether a variable's key says that its value is a credential: one of
+/// [`SECRET_WORDS`] in it, in any case.
+pub fn names_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|word| key.contains(word))
+}
+
+/// A `--var KEY=VALUE` as recorded, for `status` where no secret is
+/// decrypted: its value masked when its key names a secret (see
+/// [`names_secret`]), which a release recorded before landfall masked
+/// overrides may hold in the clear.
+pub fn shown_override(var: &str) -> String {
+    match var.split_once('=') {
+        Some((key, _)) if names_secret(key) => format!("{key}={MASK}"),
+        _ => var.to_string(),
+    }
+}
+
+/// Every leaf of a secrets table: its dotted key and its value as text.
+fn leaves(prefix: &str, table: &toml::Table, keys: &mut Vec<String>, values: &mut Vec<String>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(inner) => leaves(&key, inner, keys, values),
+            toml::Value::String(text) => {
+                keys.push(key);
+                values.push(text.clone());
+            }
+            other => {
+                keys.push(key);
+                values.push(other.to_string());
+            }
+        }
+    }
 }
 
 /// Replaces secret values in text by [`MASK`].
@@ -667,6 +748,14 @@ fn load_with(project: &Project, env: &Environment, placeholders: bool) -> Result
     let relative = relative_path(&env.name);
     let path = project.workspace.root.join(&relative);
     let display = relative.display().to_string();
+    // Another project's secrets are not this one's to render.
+    if let Some(link) = crate::files::link_leaving(&project.workspace.root, &path) {
+        return Err(Error::Usage(format!(
+            "`{}` is a link that points outside the workspace, which secrets are not read \
+             through",
+            project.workspace.display(&link)
+        )));
+    }
     let ciphertext = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Secrets::none()),
@@ -738,6 +827,27 @@ fn load_with(project: &Project, env: &Environment, placeholders: bool) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_naming_or_holding_a_secret_are_recorded_masked() {
+        let table: toml::Table =
+            toml::from_str("admin_token = \"tok-123456\"\n[db]\npassword = \"pw\"\n").unwrap();
+        let secrets = Secrets::from_table(table);
+        for (given, recorded) in [
+            ("greeting=hello", "greeting=hello"),
+            ("admin_token=other", "admin_token=********"),
+            ("db.password=x", "db.password=********"),
+            ("password=x", "password=********"),
+            ("note=pw", "note=********"),
+            ("note=say tok-123456 twice", "note=********"),
+            ("SMTP_Passwd=x", "SMTP_Passwd=********"),
+            ("api_token=x", "api_token=********"),
+        ] {
+            assert_eq!(secrets.recorded_override(given), recorded, "{given}");
+        }
+        assert_eq!(shown_override("db_secret=x"), "db_secret=********");
+        assert_eq!(shown_override("port=8080"), "port=8080");
+    }
 
     fn x25519() -> (age::x25519::Identity, String) {
         let identity = age::x25519::Identity::generate();

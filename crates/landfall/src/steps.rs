@@ -262,16 +262,19 @@ pub(crate) enum Step {
     /// (what the tests of scripts run).
     #[cfg(test)]
     Command { words: Vec<String> },
-    /// A command given as words, run by a person (`exec`, `run`): from
-    /// `dir` (the home directory if none), with its errors with its output
-    /// (unless on a terminal); then `head`, its exit status and `tail`
-    /// appended to the log of each path of `logs`.
+    /// A command given as words, run by a person (`exec`, `run`): `start`
+    /// appended to the log of each path of `logs` first (the command does
+    /// not run where that fails), then the command run from `dir` (the
+    /// home directory if none), with its errors with its output (unless on
+    /// a terminal); then an entry of the host's time, `end` (the other
+    /// fields of a JSON object, without its braces) and the command's exit
+    /// status, appended to the same logs.
     Exec {
         dir: Option<String>,
         input: ExecInput,
         logs: Vec<String>,
-        head: String,
-        tail: String,
+        start: String,
+        end: String,
         words: Vec<String>,
     },
 }
@@ -585,8 +588,8 @@ fn call(step: &Step) -> Call {
             dir,
             input,
             logs,
-            head,
-            tail,
+            start,
+            end,
             words,
         } => Call {
             function: Some("landfall_exec"),
@@ -599,8 +602,8 @@ fn call(step: &Step) -> Call {
                 }
                 .to_string(),
                 logs.join("\n"),
-                head.clone(),
-                tail.clone(),
+                start.clone(),
+                end.clone(),
             ]
             .into_iter()
             .chain(words.iter().cloned())

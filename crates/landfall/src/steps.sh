@@ -108,8 +108,9 @@ landfall_current() {
   c=${c##*/}
 }
 
-# landfall_releases DIR: the names of hex digits in DIR (the releases; an
-# upload in progress ends in `.partial`), newest first, one a line, in the
+# landfall_releases DIR: the directories of DIR named by hex digits (the
+# releases; an upload in progress ends in `.partial`, and a link is none),
+# newest first, one a line, in the
 # order of `ls -1t`: by time of change, then by name. The shell orders them
 # itself with `test -nt`; two of the same time as it sees them (busybox
 # sees only seconds) are left to ls.
@@ -118,6 +119,8 @@ landfall_releases() {
   for d in "$1"/*; do
     r=${d##*/}
     case $r in '' | *[!0-9a-f]*) continue ;; esac
+    # A link is no release, whatever it leads to (see landfall_complete).
+    [ ! -L "$d" ] && [ -d "$d" ] || continue
     placed='' ahead=''
     for s in $sorted; do
       # shellcheck disable=SC3013 # See landfall_current.
@@ -127,7 +130,7 @@ landfall_releases() {
       elif [ -z "$placed" ] && ! [ "$1/$s" -nt "$d" ] 2>/dev/null; then
         # shellcheck disable=SC2012 # Only ls sorts by mtime; ids are hex.
         ls -1t "$1" | while IFS= read -r n; do
-          case $n in *[!0-9a-f]*) ;; *) printf '%s\n' "$n" ;; esac
+          case $n in *[!0-9a-f]*) ;; *) [ -L "$1/$n" ] || [ ! -d "$1/$n" ] || printf '%s\n' "$n" ;; esac
         done
         return 0
       fi
@@ -783,16 +786,20 @@ landfall_build() {
 
 # landfall_finalize PATH RELEASE PROVENANCE: the upload is complete (its
 # manifest and activation came with it): records where it comes from in
-# .landfall-release (one line of JSON) and gives it its name. A release
-# already complete keeps the provenance it was made with.
+# .landfall-release (one line of JSON), readable by the deploy account
+# alone (it names who deployed, and the values given with --var), and
+# gives it its name. A release already complete keeps the provenance it
+# was made with.
 landfall_finalize() {
   if [ -d "$1/releases/$2" ]; then
     rm -rf "$1/releases/$2.partial"
   else
     # Written again once the release has its name, which may have touched
     # its directory: nothing in the release is then newer than this file
-    # (see landfall_derive).
-    printf '%s\n' "$3" >"$1/releases/$2.partial/.landfall-release" &&
+    # (see landfall_derive). What the upload brought by that name goes
+    # first, so that nothing is written through a link.
+    rm -f "$1/releases/$2.partial/.landfall-release" &&
+      (umask 077 && printf '%s\n' "$3" >"$1/releases/$2.partial/.landfall-release") &&
       mv "$1/releases/$2.partial" "$1/releases/$2" &&
       printf '%s\n' "$3" >"$1/releases/$2/.landfall-release" || landfall_fail "cannot rename $1/releases/$2.partial"
   fi
@@ -833,6 +840,22 @@ landfall_files() {
     fi
     printf 'skip\t%s\n' "$f"
   done
+}
+
+# landfall_complete PATH RELEASE: fails, with the reason, unless RELEASE
+# is a complete release of PATH: a directory of its own under releases/
+# (not a link, which would take `current` out of the artifact), named as
+# a release is, that finalization made whole (its .landfall-release,
+# written last, is a file). Nothing may switch to anything else.
+landfall_complete() {
+  case $2 in '' | *[!0-9a-f]*) landfall_fail "$2 is not a release id" ;; esac
+  if [ -L "$1/releases/$2" ]; then
+    landfall_fail "$1/releases/$2 is a link, not a release: not switched to"
+  fi
+  [ -d "$1/releases/$2" ] || landfall_fail "release $2 is not on this host"
+  if [ -L "$1/releases/$2/.landfall-release" ] || [ ! -f "$1/releases/$2/.landfall-release" ]; then
+    landfall_fail "$1/releases/$2 is not a complete release (it has no .landfall-release): not switched to"
+  fi
 }
 
 # landfall_switch PATH RELEASE: points `current` at a release atomically:
@@ -903,7 +926,7 @@ landfall_log() {
     return 0
   fi
   case $2 in
-  *'"event":"exec"'*) k=$(landfall_confirmed "$1") ;;
+  *'"event":"exec'*) k=$(landfall_confirmed "$1") ;;
   *'"release":"'*)
     k=${2##*'"release":"'}
     k=${k%%'"'*}
@@ -921,7 +944,7 @@ landfall_log() {
 # prints that line's release.
 # shellcheck disable=SC2016 # `$` is sed's last line.
 landfall_confirmed() {
-  sed -n '/"event":"exec"/!h
+  sed -n '/"event":"exec/!h
     ${x;s/.*"release":"\([0-9a-f]*\)".*/\1/p;}' "$1/.landfall/log"
 }
 
@@ -942,7 +965,7 @@ landfall_hex() {
 landfall_activate() {
   p=$1 id=$2 prev=$3 revert=$4 log_ok=$5 log_back=$6
   rel="$p/releases/$id"
-  [ -d "$rel" ] || landfall_fail "release $id is not on this host"
+  landfall_complete "$p" "$id"
   landfall_steps "$p"
   # The service that runs now, if any: the one current recorded.
   landfall_current "$p"
@@ -994,7 +1017,7 @@ landfall_activate() {
 # 10 if it fails, and nothing is switched.
 landfall_once() {
   rel="$1/releases/$2"
-  [ -d "$rel" ] || landfall_fail "release $2 is not on this host"
+  landfall_complete "$1" "$2"
   landfall_steps "$1"
   landfall_recorded "$rel" || landfall_fail "release $2 recorded no activation"
   landfall_current "$1"
@@ -1043,7 +1066,7 @@ landfall_back() {
     return 0
   fi
   to="$p/releases/$3"
-  [ -d "$to" ] || landfall_fail "release $3 is not on this host"
+  landfall_complete "$p" "$3"
   landfall_recorded "$to" || printf 'unrecorded\t%s\n' "$3"
   export LANDFALL_PATH="$p" LANDFALL_RELEASE="$3" LANDFALL_PREVIOUS="$2"
   touch "$to"
@@ -1667,16 +1690,20 @@ landfall_service_logs() {
   exec "$@"
 }
 
-# landfall_exec DIR INPUT LOGS HEAD TAIL CMD...: runs the command CMD (its
+# landfall_exec DIR INPUT LOGS START END CMD...: runs the command CMD (its
 # words) from DIR, or from the home directory when DIR is empty, with its
 # output and errors on stdout as they come and, with INPUT=1, the base64
 # here-document decoded as its standard input (else nothing); with
-# INPUT=t, on the terminal it was given, as it is. Then it
-# appends HEAD, the command's exit status and TAIL (one line of JSON) to
-# the log of each path in LOGS (one a line): who ran what, where, and how
-# it ended. Exits with the command's status.
+# INPUT=t, on the terminal it was given, as it is. Before it runs, START
+# (one line of JSON: who runs what, where) is appended to the log of each
+# path in LOGS (one a line), so that a command that ends this shell (kill
+# -9 $PPID, kill 0) is on record all the same; a log that cannot be
+# written to refuses the command, which does not run. Once it ended, an
+# entry of the host's time, END (the fields of the command's entry but
+# those two) and its exit status is appended there. Exits with the
+# command's status.
 landfall_exec() {
-  dir=$1 input=$2 logs=$3 head=$4 tail=$5
+  dir=$1 input=$2 logs=$3 start=$4 end=$5
   shift 5
   if [ -n "$dir" ]; then
     cd "$dir" 2>/dev/null || {
@@ -1686,6 +1713,15 @@ landfall_exec() {
   else
     cd 2>/dev/null || cd /
   fi
+  unlogged=$(printf '%s\n' "$logs" | while IFS= read -r p; do
+    [ -z "$p" ] || [ ! -d "$p/.landfall" ] || landfall_log "$p" "$start"
+  done)
+  if [ -n "$unlogged" ]; then
+    printf '%s\n' "$unlogged" | while IFS="$(printf '\t')" read -r _ log; do
+      printf 'landfall: cannot record the command in %s (a full disk, or a link): it did not run\n' "$log" >&2
+    done
+    exit 70
+  fi
   if [ "$input" = t ]; then
     (trap - HUP PIPE INT && exec "$@")
   elif [ "$input" = 1 ]; then
@@ -1694,8 +1730,9 @@ landfall_exec() {
     (trap - HUP PIPE && exec "$@") </dev/null 2>&1
   fi
   status=$?
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
   printf '%s\n' "$logs" | while IFS= read -r p; do
-    [ -z "$p" ] || [ ! -d "$p/.landfall" ] || landfall_log "$p" "$head$status$tail" >/dev/null
+    [ -z "$p" ] || [ ! -d "$p/.landfall" ] || landfall_log "$p" "{\"time\":\"$now\",$end,\"status\":$status}" >/dev/null
   done
   exit "$status"
 }

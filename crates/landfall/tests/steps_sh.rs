@@ -375,6 +375,7 @@ impl Artifact {
     /// `age_secs` seconds ago (the mtime that probe and cleanup order by).
     fn release(&self, id: &str, age_secs: u64) -> &Artifact {
         self.write(&format!("releases/{id}/bin/app"), format!("app of {id}\n"))
+            .write(&format!("releases/{id}/.landfall-release"), "{}\n")
             .activated(id, age_secs)
     }
 
@@ -527,6 +528,59 @@ fn probe_reports_current_the_releases_newest_first_and_the_lock(shell: Shell) {
         );
 }
 
+fn a_link_planted_in_releases_is_no_release_and_nothing_switches_to_it(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall").release("aa01", 20).set_current("aa01");
+    // A directory outside, made to look like a release, and a link to it.
+    fs::create_dir_all(a.outside("outside/bin")).unwrap();
+    fs::write(a.outside("outside/.landfall-release"), "{}\n").unwrap();
+    fs::write(a.outside("outside/bin/app"), "not ours\n").unwrap();
+    symlink(a.outside("outside"), a.join("releases/bb02")).unwrap();
+    // An incomplete directory: no .landfall-release.
+    a.write("releases/cc03/bin/app", "half\n");
+    shell
+        .run(&call("landfall_probe", &["0", &a.path()]))
+        .expect(
+            0,
+            "current\t0\taa01\n\
+             release\t0\tcc03\n\
+             release\t0\taa01\n",
+        );
+    for (id, why) in [
+        ("bb02", "releases/bb02 is a link, not a release"),
+        ("cc03", "releases/cc03 is not a complete release"),
+        ("../../x", "is not a release id"),
+    ] {
+        for (function, args) in [
+            (
+                "landfall_activate",
+                vec![
+                    a.path(),
+                    id.into(),
+                    "aa01".into(),
+                    "1".into(),
+                    "{}".into(),
+                    "{}".into(),
+                ],
+            ),
+            (
+                "landfall_back",
+                vec![a.path(), "aa01".into(), id.into(), "{}".into()],
+            ),
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = shell.run(&call(function, &args));
+            out.expect(70, "");
+            assert!(out.stderr.contains(why), "{function} {id}: {out}");
+            assert_eq!(
+                a.current().as_deref(),
+                Some("releases/aa01"),
+                "{function} {id}"
+            );
+        }
+    }
+}
+
 fn probe_with_detail_adds_provenance_and_the_last_200_lines_of_the_log(shell: Shell) {
     let a = Artifact::new();
     let mut log: Vec<String> = (1..250).map(|n| format!("line {n}")).collect();
@@ -544,6 +598,7 @@ fn probe_with_detail_adds_provenance_and_the_last_200_lines_of_the_log(shell: Sh
                         release\t0\taa02\n\
                         provenance\t0\taa02\t{\"by\":\"alice\"}\n\
                         release\t0\taa01\n\
+                        provenance\t0\taa01\t{}\n\
                         confirmed\t0\t\n"
         .to_string();
     for line in &log[50..] {
@@ -2174,7 +2229,7 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
     let a = Artifact::new();
     a.mkdir(".landfall").release("aa01", 0).set_current("aa01");
     let input = format!(
-        "landfall_exec {} 1 {} '{{\"event\":\"exec\",\"status\":' '}}' sh -c 'pwd; cat; echo oops >&2; exit 3' <<'LANDFALL_EOF'\n{}LANDFALL_EOF\n",
+        "landfall_exec {} 1 {} '{{\"event\":\"exec\"}}' '\"event\":\"exec_end\"' sh -c 'pwd; cat; echo oops >&2; exit 3' <<'LANDFALL_EOF'\n{}LANDFALL_EOF\n",
         quote(&text(&a.join("current"))),
         quote(&a.path()),
         "ZmVkCg==\n",
@@ -2182,9 +2237,14 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
     shell
         .run(&input)
         .expect(3, &format!("{}\nfed\noops\n", text(&a.join("current"))));
-    assert_eq!(
-        a.read(".landfall/log"),
-        "{\"event\":\"exec\",\"status\":3}\n"
+    // Recorded before it ran, then how it ended, at the host's time.
+    let log = a.read(".landfall/log");
+    let (start, end) = log.split_once('\n').expect("two lines");
+    assert_eq!(start, "{\"event\":\"exec\"}", "{log}");
+    assert!(end.starts_with("{\"time\":\"20"), "{log}");
+    assert!(
+        end.ends_with("Z\",\"event\":\"exec_end\",\"status\":3}\n"),
+        "{log}"
     );
     // From the home directory, with no input, where a log is missing.
     shell
@@ -2197,8 +2257,8 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
                     "",
                     "0",
                     &text(&a.outside("nowhere")),
-                    "{",
-                    "}",
+                    "{}",
+                    "\"event\":\"exec_end\"",
                     "sh",
                     "-c",
                     "pwd; cat"
@@ -2213,7 +2273,7 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
     shell
         .run(&call(
             "landfall_exec",
-            &[&text(&a.outside("gone")), "0", "", "{", "}", "true"],
+            &[&text(&a.outside("gone")), "0", "", "{}", "", "true"],
         ))
         .expect(70, "");
 }
@@ -2619,6 +2679,13 @@ fn finalize_records_the_provenance_once_and_names_the_release(shell: Shell) {
         a.read("releases/aa01/.landfall-release"),
         "{\"revision\":\"c1\"}\n"
     );
+    // It names who deployed, and the values given with `--var`: the
+    // deploy account's alone.
+    let mode = fs::metadata(a.join("releases/aa01/.landfall-release"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 
     // The same release uploaded again keeps the provenance it was made with.
     a.write("releases/aa01.partial/bin/app", "x");
@@ -2848,6 +2915,7 @@ under_both_shells!(
     service_that_asks_for_reloads_is_reloaded_when_only_its_files_changed,
     build_runs_the_recorded_build_hook_and_a_failure_removes_the_upload,
     finalize_records_the_provenance_once_and_names_the_release,
+    a_link_planted_in_releases_is_no_release_and_nothing_switches_to_it,
     log_never_writes_through_a_link_and_says_so,
     lock_refuses_a_directory_others_may_write_or_a_link_as_its_own,
     prepare_removes_an_upload_that_is_a_link,

@@ -563,39 +563,35 @@ fn resolve_artifact(
             continue;
         }
         let path = templates_dir.join(src);
-        // A template, or the templates directory, that is a link must
-        // resolve inside the workspace, as under `files`; and it must be a
-        // file, which a FIFO or a device is not.
-        let root = fs::canonicalize(&workspace.root).unwrap_or_else(|_| workspace.root.clone());
-        match fs::canonicalize(&path) {
-            Ok(target) if !target.starts_with(&root) => {
-                check.error(
-                    entry.src.span(),
-                    format!(
-                        "template `templates/{src}` is a link that points outside the workspace"
-                    ),
-                    "copy what it points to into the workspace",
-                );
-                continue;
-            }
-            Ok(target) => {
-                if let Ok(meta) = fs::metadata(&target)
-                    && !meta.is_file()
-                {
-                    let kind = if meta.is_dir() {
-                        "a directory"
-                    } else {
-                        special_kind(meta.file_type())
-                    };
-                    check.error(
-                        entry.src.span(),
-                        format!("template `templates/{src}` is {kind}, not a file"),
-                        "",
-                    );
-                    continue;
-                }
-            }
-            Err(_) => {}
+        // A template, the templates directory, or one on the way, that is
+        // a link must resolve inside the workspace, as under `files`; and
+        // it must be a file, which a FIFO or a device is not.
+        if let Some(link) = crate::files::link_leaving(&workspace.root, &path) {
+            check.error(
+                entry.src.span(),
+                format!(
+                    "`{}` is a link that points outside the workspace, which a template \
+                     is not read through",
+                    workspace.display(&link)
+                ),
+                "copy what it points to into the workspace",
+            );
+            continue;
+        }
+        if let Ok(meta) = fs::metadata(&path)
+            && !meta.is_file()
+        {
+            let kind = if meta.is_dir() {
+                "a directory"
+            } else {
+                special_kind(meta.file_type())
+            };
+            check.error(
+                entry.src.span(),
+                format!("template `templates/{src}` is {kind}, not a file"),
+                "",
+            );
+            continue;
         }
         let text = match fs::read(&path) {
             Ok(bytes) => {
@@ -1429,6 +1425,13 @@ pub fn load_environment(project: &Project, name: &str) -> Result<Environment> {
         };
         return Err(Error::Usage(format!(
             "unknown environment `{name}`: no `environments/{name}.toml` (environments: {known})"
+        )));
+    }
+    if let Some(link) = crate::files::link_leaving(&project.workspace.root, &path) {
+        return Err(Error::Usage(format!(
+            "`{}` is a link that points outside the workspace, which an environment is not \
+             read through",
+            project.workspace.display(&link)
         )));
     }
     let file = read_source(&path, format!("environments/{name}.toml"))?;

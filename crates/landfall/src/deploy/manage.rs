@@ -68,7 +68,16 @@ pub fn status(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
                         .map(|id| ReleaseStatus {
                             id: id.clone(),
                             current: state.current.as_ref() == Some(id),
-                            provenance: state.provenance.get(id).cloned(),
+                            // A release recorded before overrides were
+                            // masked may hold a credential in the clear.
+                            provenance: state.provenance.get(id).map(|p| Provenance {
+                                overrides: p
+                                    .overrides
+                                    .iter()
+                                    .map(|o| crate::secrets::shown_override(o))
+                                    .collect(),
+                                ..p.clone()
+                            }),
                             activated: state
                                 .log
                                 .iter()
@@ -494,6 +503,7 @@ pub fn exec(
         .input
         .map_or(ExecInput::Nothing, |bytes| ExecInput::Bytes(bytes.to_vec()));
     let text = command_text(request);
+    let id = exec_id(run, &text);
     parallel(hosts, run.jobs, |host| {
         let mut result = ExecResult {
             host: host.name.clone(),
@@ -502,7 +512,7 @@ pub fn exec(
             stderr: String::new(),
             error: None,
         };
-        let script = match exec_script(run, plan, host, request, &text, input.clone()) {
+        let script = match exec_script(run, plan, host, request, (&id, &text), input.clone()) {
             Ok(script) => script,
             Err(err) => {
                 result.error = Some(err);
@@ -546,12 +556,13 @@ pub fn exec_attached(
     host: &Host,
     request: &ExecRequest<'_>,
 ) -> Result<Option<i32>, String> {
+    let text = command_text(request);
     let script = exec_script(
         run,
         plan,
         host,
         request,
-        &command_text(request),
+        (&exec_id(run, &text), &text),
         ExecInput::Terminal,
     )?;
     run.transport
@@ -574,13 +585,36 @@ fn command_text(request: &ExecRequest<'_>) -> String {
     }
 }
 
-/// The script that runs `request` on `host`, and logs it there as `text`.
+/// The id both log entries of one command share, on every host it runs
+/// on: who ran it, where, when and what, hashed, so that no two runs of
+/// a command share one.
+fn exec_id(run: &Run<'_>, text: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut hasher = blake3::Hasher::new();
+    for part in [
+        run.identity.user.as_str(),
+        run.identity.machine.as_str(),
+        &run.env.name,
+        &now.as_nanos().to_string(),
+        &std::process::id().to_string(),
+        text,
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update(b"\0");
+    }
+    hasher.finalize().to_hex()[..16].to_string()
+}
+
+/// The script that runs `request` on `host`, and logs it there as `text`
+/// under `id`: before it runs, and how it ended.
 fn exec_script(
     run: &Run<'_>,
     plan: &Plan,
     host: &Host,
     request: &ExecRequest<'_>,
-    text: &str,
+    (id, text): (&str, &str),
     input: ExecInput,
 ) -> Result<Script, String> {
     let on_host: Vec<&Target> = plan
@@ -600,7 +634,7 @@ fn exec_script(
         [one] => one.artifact.clone(),
         _ => String::new(),
     };
-    let entry = LogEntry {
+    let start = LogEntry {
         time: jiff::Timestamp::now().to_string(),
         event: "exec".into(),
         env: run.env.name.clone(),
@@ -612,18 +646,26 @@ fn exec_script(
         revision: None,
         command: Some(text.to_string()),
         status: None,
+        id: Some(id.to_string()),
     };
-    let json = serde_json::to_string(&entry).expect("log entries serialise");
-    // The status is only known on the host, once the command ended: it goes
-    // last, between the two halves.
-    let head = format!("{},\"status\":", json.strip_suffix('}').expect("an object"));
+    // The time it ended and its status are only known on the host, once
+    // the command ended: the host adds them to the entry's other fields.
+    let serde_json::Value::Object(mut end) = serde_json::to_value(LogEntry {
+        event: "exec_end".into(),
+        ..start.clone()
+    })
+    .expect("log entries serialise") else {
+        unreachable!("a log entry is an object")
+    };
+    end.remove("time");
+    let end = serde_json::Value::Object(end).to_string();
     Ok(
         Script::new(&run.env.name, &host.name, None).step(Step::Exec {
             dir,
             input,
             logs: on_host.iter().map(|t| run.transport.host_path(t)).collect(),
-            head,
-            tail: "}".into(),
+            start: serde_json::to_string(&start).expect("log entries serialise"),
+            end: end[1..end.len() - 1].to_string(),
             words: request.command.to_vec(),
         }),
     )

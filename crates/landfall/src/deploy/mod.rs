@@ -325,8 +325,9 @@ pub struct DeployOptions {
     pub force: bool,
     /// The bundle the releases come from, recorded with each new release.
     pub bundle: Option<String>,
-    /// The `--var KEY=VALUE` overrides, as given, recorded with each new
-    /// release.
+    /// The `--var KEY=VALUE` overrides recorded with each new release, as
+    /// [`Secrets::recorded_override`](crate::secrets::Secrets::recorded_override)
+    /// masks them.
     pub overrides: Vec<String>,
     /// The object store hosts pull releases from (pull mode), if any.
     pub store: Option<crate::store::Remote>,
@@ -755,6 +756,7 @@ impl Run<'_> {
             revision,
             command: None,
             status: None,
+            id: None,
         };
         serde_json::to_string(&entry).expect("log entries serialise")
     }

@@ -52,7 +52,7 @@ pub struct FromOptions {
 /// let secrets = secrets::load(&project, &env)?;
 /// let plan = plan::plan(&project, &env, &[], false, &secrets)?;
 /// // Every file is checked against the bundle's manifest here.
-/// let bundle = bundle::open(std::path::Path::new("bundle"))?;
+/// let bundle = bundle::open(std::path::Path::new("bundle"), None)?;
 /// let report = |event: landfall::event::Event| eprintln!("{event:?}");
 /// let built = landfall::ops::bundle::releases_from_bundle(&project, &plan, &bundle, Default::default(), &report)?;
 /// for r in &built.releases {

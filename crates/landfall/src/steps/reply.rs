@@ -425,7 +425,9 @@ pub struct LogEntry {
     pub time: String,
     /// `activated` (a deploy), `rolled_back` (switched back when an
     /// activation failed), `rollback` (`cargo deploy rollback`),
-    /// `reactivated` (`--force`), or `exec` (a command run on the host).
+    /// `reactivated` (`--force`), `exec` (a command about to run on the
+    /// host, logged before it starts) or `exec_end` (how that command
+    /// ended, with the same `id`).
     pub event: String,
     pub env: String,
     pub artifact: String,
@@ -442,15 +444,22 @@ pub struct LogEntry {
     /// command, secrets masked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
-    /// For `exec`: the command's exit status (none if a signal ended it).
+    /// For `exec_end`: the command's exit status (the shell's, 128 and
+    /// the signal's number, if a signal ended it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<i32>,
+    /// For `exec` and `exec_end`: the same for both entries of one
+    /// command, on every host it ran on. An `exec` with no `exec_end` of
+    /// its id is a command that ended the shell which ran it, or is still
+    /// running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 impl LogEntry {
     /// Whether it records a change of the release (not a command run).
     pub(crate) fn is_change(&self) -> bool {
-        self.event != "exec"
+        !self.event.starts_with("exec")
     }
 }
 
