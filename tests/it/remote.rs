@@ -758,6 +758,66 @@ fn a_kept_connection_is_not_used_once_its_hosts_key_is_no_longer_known() {
     }
 }
 
+/// A kept master's name followed the ssh configuration's own files, not
+/// those it includes: after a host's key left a known hosts file named only
+/// in an included file, the next run rode the old master. Now the name
+/// covers what ssh makes of the whole configuration for the host.
+#[test]
+fn a_kept_connection_is_not_used_once_a_key_leaves_a_file_named_in_an_included_configuration() {
+    let bed = Bed::new();
+    let runtime = tempfile::tempdir().unwrap();
+    // The environment's configuration only includes the test bed's, which
+    // names the known hosts file.
+    bed.ws.write(
+        "environments/ssh_config",
+        &format!("Include \"{}\"\n", bed.testbed.ssh_config().display()),
+    );
+    let env = bed.ws.read("environments/testbed.toml");
+    let first = env.lines().find(|l| l.starts_with("ssh_config")).unwrap();
+    bed.ws.edit(
+        "environments/testbed.toml",
+        first,
+        "ssh_config = \"ssh_config\"",
+    );
+    let deploy = |greeting: &str| {
+        let mut command = bed.ws.command(&[
+            "deploy",
+            "testbed",
+            "--var",
+            &format!("greeting={greeting}"),
+            "--message-format",
+            "json",
+        ]);
+        command.env("XDG_RUNTIME_DIR", runtime.path());
+        Outcome::from(command.output().unwrap())
+    };
+    deploy("hello").assert_code(0);
+    let kept = fs::read_dir(runtime.path().join("landfall-ssh"))
+        .unwrap()
+        .count();
+    assert_eq!(kept, 3, "every host's connection is kept");
+    let (host, address) = bed.hosts().pop().unwrap();
+    let known = bed.testbed.dir.join("known_hosts");
+    let text = fs::read_to_string(&known).unwrap();
+    let left: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with(&format!("[{address}]:")))
+        .collect();
+    fs::write(&known, left.join("\n") + "\n").unwrap();
+    let out = deploy("howdy");
+    out.assert_code(1);
+    let failed = out.events_of("failed");
+    assert!(!failed.is_empty(), "{}", out.stdout);
+    for event in &failed {
+        assert_eq!(event["host"], host.as_str(), "{failed:?}");
+        let message = event["message"].as_str().unwrap();
+        assert!(
+            message.contains("Host key verification failed"),
+            "{message}"
+        );
+    }
+}
+
 #[test]
 fn dry_run_reads_the_hosts_and_writes_nothing() {
     let bed = Bed::new();

@@ -590,7 +590,9 @@ landfall_put() {
 #   file<TAB>MODE<TAB>SIZE<TAB>BLAKE3<TAB>SHA256<TAB>MTIME<TAB>URL<TAB>NAME
 #   symlink<TAB>TARGET<TAB>NAME
 # A file that CURRENT's manifest lists with the same mode, size and blake3
-# is hard-linked from it, as rsync's --link-dest does, and one whose
+# is hard-linked from it, as rsync's --link-dest does, if nothing on its
+# path changed since CURRENT was made (as landfall_derive asks: nothing
+# newer than its .landfall-release, written last), and one whose
 # content this upload has already is linked from there; any other is
 # fetched from URL (a presigned GET, which holds no `"` or `\`) with curl,
 # at most SECONDS each, into a temporary file, checked against its sha256,
@@ -603,17 +605,32 @@ landfall_pull() {
   command -v curl >/dev/null || landfall_fail "curl is not installed on this host: a deploy from a store needs it"
   command -v sha256sum >/dev/null || landfall_fail "sha256sum (coreutils) is not installed on this host"
   rm -rf "$part" && mkdir -p "$part" || landfall_fail "cannot create $part"
-  have=
-  if [ -n "$cur" ] && [ -f "$p/releases/$cur/.landfall-manifest" ]; then
-    have="$p/releases/$cur/.landfall-manifest"
+  have='' changed="$part/.landfall-changed" was="$p/releases/$cur"
+  if [ -n "$cur" ] && [ -f "$was/.landfall-manifest" ] && [ ! -L "$was" ] &&
+    [ -f "$was/.landfall-release" ] && [ ! -L "$was/.landfall-release" ] &&
+    find "$was" -mindepth 1 -newer "$was/.landfall-release" >"$changed" 2>/dev/null; then
+    have="$was/.landfall-manifest"
   fi
-  # Each line gets what to do first: `old NAME` (a file of CURRENT),
-  # `dup NAME` (a file of this upload), `get -`, or `link -`.
-  plan=$(awk -v have="$have" 'BEGIN {
+  # Each line gets what to do first: `old NAME` (a file of CURRENT that
+  # nothing on its path changed since it was made), `dup NAME` (a file of
+  # this upload), `get -`, or `link -`.
+  plan=$(awk -v have="$have" -v changed="$changed" -v prefix="$was/" 'BEGIN {
       FS = "\t"
-      if (have != "") while ((getline line < have) > 0) {
-        n = split(line, f, "\t")
-        if (f[1] == "file" && n >= 5) old[f[2] "\t" f[3] "\t" f[4]] = f[5]
+      if (have != "") {
+        while ((getline line < changed) > 0) touched[substr(line, length(prefix) + 1)] = 1
+        while ((getline line < have) > 0) {
+          n = split(line, f, "\t")
+          if (f[1] != "file" || n < 5) continue
+          # A file, or a directory above it, that changed is not reused.
+          k = split(f[5], part, "/")
+          path = ""
+          same = 1
+          for (i = 1; i <= k; i++) {
+            path = path (i > 1 ? "/" : "") part[i]
+            if (path in touched) same = 0
+          }
+          if (same) old[f[2] "\t" f[3] "\t" f[4]] = f[5]
+        }
       }
     }
     $1 == "file" {
@@ -628,6 +645,7 @@ landfall_pull() {
     rm -rf "$part"
     landfall_fail "cannot read the list of objects for $id"
   }
+  rm -f "$changed"
   tab=$(printf '\t')
   files=0 bytes=0
   # shellcheck disable=SC2034 # The kind and the blake3 were for awk.

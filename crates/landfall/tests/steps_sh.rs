@@ -1501,8 +1501,11 @@ fn inode(path: &Path) -> u64 {
     fs::metadata(path).unwrap().ino()
 }
 
-fn pull_links_what_current_has_fetches_the_rest_once_and_checks_each(shell: Shell) {
-    let a = Artifact::new();
+/// Makes `releases/aa01` of `a` a complete release, as a push or a pull
+/// and its finalization leave it: `bin/app` and `static/same.txt`, in its
+/// manifest, their mtimes (and their directories') in the past, and its
+/// `.landfall-release` written last.
+fn pulled_before(a: &Artifact) {
     a.write("releases/aa01/bin/app", "old app\n")
         .write("releases/aa01/static/same.txt", "same\n");
     let manifest = format!(
@@ -1511,6 +1514,97 @@ fn pull_links_what_current_has_fetches_the_rest_once_and_checks_each(shell: Shel
         blake3::hash(b"same\n").to_hex()
     );
     a.write("releases/aa01/.landfall-manifest", manifest);
+    let past = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    for path in [
+        "bin/app",
+        "static/same.txt",
+        ".landfall-manifest",
+        "bin",
+        "static",
+    ] {
+        fs::File::open(a.join(&format!("releases/aa01/{path}")))
+            .and_then(|f| f.set_modified(past))
+            .unwrap();
+    }
+    a.write("releases/aa01/.landfall-release", "{}\n");
+    // Made a minute ago: what changes now is newer, whatever the
+    // granularity of the file system's clock.
+    fs::File::open(a.join("releases/aa01/.landfall-release"))
+        .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(60)))
+        .unwrap();
+}
+
+/// In pull mode a file of the current release edited by hand, its size
+/// unchanged, was hard-linked into every new release by its manifest's
+/// word. Now it is linked only if nothing on its path changed since the
+/// release was made (push mode's rule), and fetched otherwise.
+fn pull_fetches_a_file_of_current_changed_since_it_was_made(shell: Shell) {
+    let a = Artifact::new();
+    pulled_before(&a);
+    // Edited in place, the same size: its mtime says so.
+    a.write("releases/aa01/static/same.txt", "evil\n");
+    let same = object(&a, "same object", b"same\n");
+    shell
+        .run(&pull(
+            &a,
+            "bb02",
+            "aa01",
+            &[
+                pull_file(
+                    "bin/app",
+                    "0755",
+                    b"old app\n",
+                    "file:///nonexistent/object",
+                ),
+                pull_file("static/same.txt", "0644", b"same\n", &same),
+            ],
+        ))
+        .expect(0, "pulled\t1\t5\n");
+    assert_eq!(a.read("releases/bb02.partial/static/same.txt"), "same\n");
+    assert_eq!(
+        inode(&a.join("releases/bb02.partial/bin/app")),
+        inode(&a.join("releases/aa01/bin/app"))
+    );
+    // A directory of current replaced by a link leads elsewhere: nothing
+    // below it is taken from there.
+    let b = Artifact::new();
+    pulled_before(&b);
+    let elsewhere = b.outside("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    fs::write(elsewhere.join("app"), "old app\n").unwrap();
+    fs::remove_dir_all(b.join("releases/aa01/bin")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, b.join("releases/aa01/bin")).unwrap();
+    let app = object(&b, "app object", b"old app\n");
+    shell
+        .run(&pull(
+            &b,
+            "bb02",
+            "aa01",
+            &[pull_file("bin/app", "0755", b"old app\n", &app)],
+        ))
+        .expect(0, "pulled\t1\t8\n");
+    assert_ne!(
+        inode(&b.join("releases/bb02.partial/bin/app")),
+        inode(&elsewhere.join("app"))
+    );
+    // And a release that is not complete lends nothing.
+    let c = Artifact::new();
+    pulled_before(&c);
+    fs::remove_file(c.join("releases/aa01/.landfall-release")).unwrap();
+    let app = object(&c, "app object", b"old app\n");
+    shell
+        .run(&pull(
+            &c,
+            "bb02",
+            "aa01",
+            &[pull_file("bin/app", "0755", b"old app\n", &app)],
+        ))
+        .expect(0, "pulled\t1\t8\n");
+}
+
+fn pull_links_what_current_has_fetches_the_rest_once_and_checks_each(shell: Shell) {
+    let a = Artifact::new();
+    pulled_before(&a);
     let app = object(&a, "app object", b"new app\n");
     let doc = object(&a, "doc object", b"a document\n");
     let nowhere = "file:///nonexistent/object";
@@ -2875,6 +2969,7 @@ under_both_shells!(
     put_replaces_a_link_or_a_directory_rather_than_writing_through_it,
     put_that_cannot_write_exits_70,
     pull_links_what_current_has_fetches_the_rest_once_and_checks_each,
+    pull_fetches_a_file_of_current_changed_since_it_was_made,
     pull_of_an_object_that_is_not_its_sha256_makes_no_release,
     link_makes_a_symlink_replacing_what_was_there,
     link_that_cannot_be_made_exits_70,

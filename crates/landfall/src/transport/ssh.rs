@@ -99,9 +99,10 @@ pub struct Ssh {
     /// The configuration ssh reads (`-F`): the user's own, then landfall's
     /// defaults (see [`defaults_config`]).
     config: Option<PathBuf>,
-    /// What, besides its address, decides where a host's connection goes
-    /// (see [`Ssh::control_path`]).
-    config_key: String,
+    /// Per host, what decides where its connection goes and what it
+    /// trusts there (see [`effective_key`]), or `None` when ssh could not
+    /// say: then no master is kept for the host.
+    keys: BTreeMap<String, Option<String>>,
     /// Host name -> the address ssh is given (an `ssh_config` alias works).
     addresses: BTreeMap<String, String>,
     trips: RoundTrips,
@@ -146,15 +147,14 @@ impl Ssh {
             _ => None,
         };
         let persistent = persisting.is_some();
-        let config_key = config_key(&options);
-        let ssh = Ssh {
+        let mut ssh = Ssh {
             options,
             addresses: hosts
                 .iter()
                 .map(|h| (h.name.clone(), h.address.clone()))
                 .collect(),
             socket_dir: persisting.or_else(|| control_dir.clone()),
-            config_key,
+            keys: BTreeMap::new(),
             control_dir,
             persistent,
             warnings,
@@ -165,6 +165,15 @@ impl Ssh {
             jobs,
             opening: Mutex::new(None),
         };
+        // ssh works out each host's configuration itself, several hosts at
+        // a time: a few milliseconds each.
+        if ssh.socket_dir.is_some() {
+            let names: Vec<&String> = ssh.addresses.keys().collect();
+            let keys = crate::parallel::parallel(&names, jobs.max(8), |name| {
+                effective_key(&ssh.connection_args(), ssh.address(name), &ssh.options)
+            });
+            ssh.keys = names.into_iter().cloned().zip(keys).collect();
+        }
         if let Some(control_dir) = &ssh.control_dir {
             // A run that is killed cannot close its masters: they go after
             // ten idle minutes, unless they are kept for less.
@@ -256,15 +265,16 @@ impl Ssh {
     }
 
     /// Where the socket of `host`'s master connection is: named by a hash
-    /// of the host's address, the user it is reached as and the
-    /// configuration ssh reads (each file's path, size and time of change),
-    /// so that a kept connection is used only for what it was opened for,
-    /// and the run itself can ask it whether it is alive (see
-    /// [`mux`]) without starting ssh.
+    /// of the host's address and of what ssh makes of its configuration
+    /// for that host (see [`effective_key`]), so that a kept connection is
+    /// used only for what it was opened for, and the run itself can ask it
+    /// whether it is alive (see [`mux`]) without starting ssh. None for a
+    /// host whose configuration ssh could not say.
     fn control_path(&self, host: &str) -> Option<PathBuf> {
         let dir = self.socket_dir.as_ref()?;
+        let key = self.keys.get(host)?.as_ref()?;
         let mut hasher = blake3::Hasher::new();
-        for part in [self.address(host), &self.config_key] {
+        for part in [self.address(host), key] {
             hasher.update(&(part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
         }
@@ -274,6 +284,18 @@ impl Ssh {
 
     /// The options every ssh call to `host` shares.
     fn ssh_args(&self, host: &str) -> Vec<OsString> {
+        let mut args = self.connection_args();
+        if let Some(path) = self.control_path(host) {
+            let mut control_path = OsString::from("ControlPath=");
+            control_path.push(path);
+            args.extend(["-o".into(), control_path]);
+        }
+        args
+    }
+
+    /// The options that decide where every ssh call goes and what it
+    /// trusts: the configuration, the host key policy, the user.
+    fn connection_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         if let Some(config) = &self.config {
             args.push("-F".into());
@@ -288,11 +310,6 @@ impl Ssh {
             for (key, value) in SSH_DEFAULTS {
                 args.extend(["-o".into(), format!("{key}={value}").into()]);
             }
-        }
-        if let Some(path) = self.control_path(host) {
-            let mut control_path = OsString::from("ControlPath=");
-            control_path.push(path);
-            args.extend(["-o".into(), control_path]);
         }
         let checking = if self.options.accept_new_host_keys {
             "StrictHostKeyChecking=accept-new"
@@ -748,111 +765,43 @@ impl Master {
     }
 }
 
-/// What besides a host's address decides where ssh connects to it, and
-/// what it trusts there: the user the environment names, its policy for
-/// host keys, and the files ssh reads (its configuration, and the known
-/// hosts files: ssh's own and those the configuration names), each with
-/// its size and time of change. A change to any of them is not served by a
-/// connection opened before it: a key taken out of `known_hosts` is
-/// checked again, not ridden past on a kept connection. (Files the
-/// configuration includes are not followed.)
-fn config_key(options: &SshOptions) -> String {
+/// What decides where ssh connects to `address`, and what it trusts there,
+/// as ssh itself works it out from `args` (its configuration, with every
+/// `Include` and `Match` followed: `ssh -G`): every option it would use,
+/// the host key policy, and each known hosts file it names, with its size
+/// and time of change. A change to any of them is not served by a
+/// connection opened before it: a host that moved, or whose key left a
+/// known hosts file, is connected to and checked again, not ridden past on
+/// a kept connection. `None` if ssh cannot say (then no master is kept).
+fn effective_key(args: &[OsString], address: &str, options: &SshOptions) -> Option<String> {
     use std::os::unix::fs::MetadataExt as _;
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from);
-    let configs: Vec<PathBuf> = match &options.config {
-        Some(config) => vec![std::path::absolute(config).unwrap_or_else(|_| config.clone())],
-        None => home
-            .iter()
-            .map(|home| home.join(".ssh/config"))
-            .chain([PathBuf::from("/etc/ssh/ssh_config")])
-            .collect(),
-    };
-    let mut known: Vec<PathBuf> = home
-        .iter()
-        .flat_map(|home| {
-            [
-                home.join(".ssh/known_hosts"),
-                home.join(".ssh/known_hosts2"),
-            ]
-        })
-        .chain(["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"].map(PathBuf::from))
-        .collect();
-    for config in &configs {
-        if let Ok(text) = fs::read_to_string(config) {
-            known.extend(known_hosts_named(&text, home.as_deref()));
-        }
-    }
+    let cmd = Cmd::new("ssh")
+        .arg("-G")
+        .args(args)
+        .arg("--")
+        .arg(address)
+        .deadline(std::time::Duration::from_secs(10));
+    let output = process::run(&cmd).ok()?;
+    let effective = output.stdout_text();
     let mut key = format!(
-        "user={:?} accept-new={}",
+        "user={:?} accept-new={}\n{effective}",
         options.user, options.accept_new_host_keys
     );
-    for file in configs.iter().chain(&known) {
-        let stat = fs::metadata(file)
-            .map(|m| format!("{} {}.{}", m.len(), m.mtime(), m.mtime_nsec()))
-            .unwrap_or_default();
-        let _ = write!(key, "\n{} {stat}", file.display());
-    }
-    key
-}
-
-/// The known hosts files that the ssh configuration `text` names
-/// (`UserKnownHostsFile`, `GlobalKnownHostsFile`, under whichever `Host`
-/// or `Match`), with `~` and `%d` taken as `home`. A name with any other
-/// `%` token is left as it is: ssh makes it per host, and it is not
-/// followed.
-fn known_hosts_named(text: &str, home: Option<&Path>) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_start();
-        let (keyword, rest) = line
-            .split_once(|c: char| c.is_whitespace() || c == '=')
-            .unwrap_or((line, ""));
-        if !keyword.eq_ignore_ascii_case("UserKnownHostsFile")
-            && !keyword.eq_ignore_ascii_case("GlobalKnownHostsFile")
-        {
+    for line in effective.lines() {
+        let Some((option, files)) = line.split_once(' ') else {
+            continue;
+        };
+        if option != "userknownhostsfile" && option != "globalknownhostsfile" {
             continue;
         }
-        let rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '=');
-        files.extend(
-            config_words(rest)
-                .iter()
-                .filter(|word| *word != "none")
-                .map(|word| expand_home(word, home)),
-        );
-    }
-    files
-}
-
-/// A file name of ssh's configuration, with a leading `~` and the token
-/// `%d` taken as `home`, and `%%` as `%`; any other token is left as it is.
-fn expand_home(word: &str, home: Option<&Path>) -> PathBuf {
-    let home = home.map(|home| home.to_string_lossy());
-    let word = match (word.strip_prefix('~'), &home) {
-        (Some(tail), Some(home)) if tail.is_empty() || tail.starts_with('/') => {
-            format!("{home}{tail}")
+        for file in config_words(files) {
+            let stat = fs::metadata(&file)
+                .map(|m| format!("{} {}.{}", m.len(), m.mtime(), m.mtime_nsec()))
+                .unwrap_or_default();
+            let _ = write!(key, "\n{file} {stat}");
         }
-        _ => word.to_string(),
-    };
-    let mut path = String::new();
-    let mut chars = word.chars();
-    while let Some(c) = chars.next() {
-        match (c, chars.clone().next(), &home) {
-            ('%', Some('%'), _) => path.push('%'),
-            ('%', Some('d'), Some(home)) => path.push_str(home),
-            ('%', Some(token), _) => {
-                path.push('%');
-                path.push(token);
-            }
-            _ => {
-                path.push(c);
-                continue;
-            }
-        }
-        chars.next();
     }
-    PathBuf::from(path)
+    Some(key)
 }
 
 /// The words of an ssh configuration line's arguments: split at white
@@ -1088,75 +1037,67 @@ mod tests {
         }
     }
 
+    /// A kept master's name followed the files ssh reads but not those
+    /// they include: after a host moved to another address, or its key
+    /// left a known hosts file named only in an included file, the next
+    /// run rode the old master. The name now covers what ssh itself makes
+    /// of the configuration for the host.
     #[test]
-    fn a_kept_connection_is_named_by_where_it_goes() {
+    fn a_kept_connection_is_named_by_what_ssh_makes_of_its_configuration() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("ssh_config");
-        fs::write(&config, "Host *\n").unwrap();
+        let included = dir.path().join("included");
+        let known = dir.path().join("known_hosts");
+        fs::write(&config, format!("Include \"{}\"\n", included.display())).unwrap();
+        fs::write(
+            &included,
+            format!(
+                "Host web1\n  HostName 127.0.0.2\n  UserKnownHostsFile \"{}\"\n",
+                known.display()
+            ),
+        )
+        .unwrap();
+        fs::write(&known, "127.0.0.2 ssh-ed25519 AAAA\n").unwrap();
         let options = SshOptions {
             config: Some(config.clone()),
             ..SshOptions::default()
         };
-        let key = config_key(&options);
-        assert_eq!(key, config_key(&options));
-        let other_user = SshOptions {
-            user: Some("deploy".into()),
-            ..options.clone()
-        };
-        assert_ne!(key, config_key(&other_user));
-        let other_policy = SshOptions {
-            accept_new_host_keys: true,
-            ..options.clone()
-        };
-        assert_ne!(key, config_key(&other_policy));
-        // An edit of the configuration makes a new name.
-        let known = dir.path().join("known_hosts");
+        let args = ["-F".into(), config.clone().into_os_string()];
+        let key = |options: &SshOptions| effective_key(&args, "web1", options).unwrap();
+        let first = key(&options);
+        assert_eq!(first, key(&options));
+        assert_ne!(
+            first,
+            key(&SshOptions {
+                accept_new_host_keys: true,
+                ..options.clone()
+            })
+        );
+        // The host moves, in the included file.
         fs::write(
-            &config,
-            format!("Host *\n  UserKnownHostsFile \"{}\"\n", known.display()),
+            &included,
+            format!(
+                "Host web1\n  HostName 127.0.0.3\n  UserKnownHostsFile \"{}\"\n",
+                known.display()
+            ),
         )
         .unwrap();
-        let key = config_key(&options);
-        assert_ne!(key, config_key(&SshOptions::default()));
-        assert_eq!(key, config_key(&options));
-        // So does an edit of the known hosts file it names: a key taken
-        // out of it is checked again.
-        fs::write(&known, "127.0.0.2 ssh-ed25519 AAAA\n").unwrap();
-        assert_ne!(key, config_key(&options));
-    }
-
-    #[test]
-    fn the_known_hosts_files_a_configuration_names_are_found() {
-        let home = Path::new("/home/ops");
-        let text = "\
-# UserKnownHostsFile /commented/out
-Host a
-  UserKnownHostsFile ~/.ssh/a_hosts \"/etc/with space\" # a comment
-Match host b
-\tuserknownhostsfile=%d/b_hosts /x/100%%/%h
-GlobalKnownHostsFile none
-  StrictHostKeyChecking yes
-";
-        let found = known_hosts_named(text, Some(home));
-        let found: Vec<&str> = found.iter().map(|p| p.to_str().unwrap()).collect();
-        assert_eq!(
-            found,
-            [
-                "/home/ops/.ssh/a_hosts",
-                "/etc/with space",
-                "/home/ops/b_hosts",
-                "/x/100%/%h",
-            ]
-        );
-        assert_eq!(
-            known_hosts_named("UserKnownHostsFile ~/k %d/k", None),
-            [PathBuf::from("~/k"), PathBuf::from("%d/k")]
+        let moved = key(&options);
+        assert_ne!(first, moved);
+        // Its key leaves the known hosts file only the included file names.
+        fs::write(&known, "").unwrap();
+        assert_ne!(moved, key(&options));
+        // A `Match` that only some hosts meet is followed too.
+        fs::write(&included, "Match host web1\n  Port 2222\n").unwrap();
+        let matched = key(&options);
+        assert!(matched.contains("\nport 2222\n"), "{matched}");
+        assert!(
+            !effective_key(&args, "web2", &options)
+                .unwrap()
+                .contains("\nport 2222\n")
         );
     }
 
-    /// A server that drops connections as they start, as sshd does past
-    /// `MaxStartups`, is tried again, a few times, with pauses between;
-    /// one that refuses the port is not.
     #[test]
     fn a_connection_dropped_while_it_starts_is_tried_again() {
         let dir = tempfile::tempdir().unwrap();
