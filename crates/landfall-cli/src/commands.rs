@@ -961,13 +961,14 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
-    use std::io::{IsTerminal as _, Read as _};
+    use std::io::IsTerminal as _;
     let input = if args.stdin {
-        let mut bytes = Vec::new();
-        if let Err(err) = std::io::stdin().read_to_end(&mut bytes) {
-            return Ctx::fail(&Error::Usage(format!("cannot read standard input: {err}")));
+        match spool_stdin() {
+            Ok(file) => Some(file),
+            Err(err) => {
+                return Ctx::fail(&Error::Usage(format!("cannot read standard input: {err}")));
+            }
         }
-        Some(bytes)
     } else {
         None
     };
@@ -984,7 +985,7 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
         let request = deploy::ExecRequest {
             command: &args.command,
             artifact: args.artifact.as_deref(),
-            input: input.as_deref(),
+            input: input.as_ref().map(tempfile::NamedTempFile::path),
             mask: secrets.as_ref().map(landfall::secrets::Secrets::mask),
         };
         if args.tty {
@@ -1028,6 +1029,16 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
         }
         Err(err) => Ctx::fail(&err),
     }
+}
+
+/// Copies standard input, as it comes, into a file only this user can
+/// read, removed when it is dropped: each host then streams it from there,
+/// so that no size of input is ever held in memory, however many hosts
+/// read it.
+fn spool_stdin() -> std::io::Result<tempfile::NamedTempFile> {
+    let mut file = tempfile::NamedTempFile::new()?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut file)?;
+    Ok(file)
 }
 
 /// How `exec` went: each host's result, streamed, or the one host's exit

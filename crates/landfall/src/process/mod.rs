@@ -4,11 +4,38 @@
 //! Arguments are always arrays, never shell strings assembled by hand; what
 //! must cross a shell is quoted by [`quote`]. Errors name the command, the
 //! host it ran for, the exit status and the tail of its stderr.
+//!
+//! What a process prints is read in bounded pieces (see [`bounded`]):
+//! stderr keeps its tail only ([`STDERR_KEPT`]), a host's output its
+//! first [`HOST_OUTPUT_KEPT`] bytes, and a line handed on as it comes is
+//! cut at [`LINE_LIMIT`]. A host may print anything, for as long as it
+//! likes; landfall's memory does not follow.
+
+mod bounded;
 
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+
+pub(crate) use bounded::LINE_LIMIT;
+use bounded::{CHUNK, Head, Tail};
+
+/// How much of a process's stderr is kept: its tail, which errors show.
+pub(crate) const STDERR_KEPT: usize = 64 * 1024;
+
+/// How much of a host's output a script keeps (its reports, and the files
+/// a dry run reads to diff them); the rest is dropped, and said to be.
+pub(crate) const HOST_OUTPUT_KEPT: usize = 64 << 20;
+
+/// What a command reads on its standard input.
+#[derive(Debug, Clone)]
+enum Input {
+    Nothing,
+    Bytes(Vec<u8>),
+    /// A file, read by the process itself as it needs it.
+    File(PathBuf),
+}
 
 /// A command to run, described as plain data.
 #[derive(Debug, Clone)]
@@ -18,9 +45,11 @@ pub(crate) struct Cmd {
     dir: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
     host: Option<String>,
-    input: Option<Vec<u8>>,
+    input: Input,
     deadline: Option<std::time::Duration>,
     own_group: bool,
+    /// The most of its stdout kept, if not all of it.
+    kept: Option<usize>,
 }
 
 impl Cmd {
@@ -31,10 +60,20 @@ impl Cmd {
             dir: None,
             env: Vec::new(),
             host: None,
-            input: None,
+            input: Input::Nothing,
             deadline: None,
             own_group: false,
+            kept: None,
         }
+    }
+
+    /// Says that its output comes from a host, which is not trusted to
+    /// keep it small: only the first [`HOST_OUTPUT_KEPT`] bytes of its
+    /// stdout are kept.
+    #[must_use]
+    pub(crate) fn output_from_host(mut self) -> Cmd {
+        self.kept = Some(HOST_OUTPUT_KEPT);
+        self
     }
 
     /// Runs the command in a process group of its own, so that a signal
@@ -85,7 +124,15 @@ impl Cmd {
     /// Feeds `bytes` to the command's standard input (instead of nothing).
     #[must_use]
     pub(crate) fn input(mut self, bytes: impl Into<Vec<u8>>) -> Cmd {
-        self.input = Some(bytes.into());
+        self.input = Input::Bytes(bytes.into());
+        self
+    }
+
+    /// Gives the command the file at `path` as its standard input, which it
+    /// reads as it needs it: the file is never read into memory here.
+    #[must_use]
+    pub(crate) fn input_file(mut self, path: impl Into<PathBuf>) -> Cmd {
+        self.input = Input::File(path.into());
         self
     }
 
@@ -100,8 +147,9 @@ impl Cmd {
     /// read the terminal.
     fn expression(&self) -> duct::Expression {
         match &self.input {
-            Some(bytes) => self.attached().stdin_bytes(bytes.clone()),
-            None => self.attached().stdin_null(),
+            Input::Bytes(bytes) => self.attached().stdin_bytes(bytes.clone()),
+            Input::File(path) => self.attached().stdin_path(path),
+            Input::Nothing => self.attached().stdin_null(),
         }
     }
 
@@ -264,59 +312,113 @@ pub(crate) fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
 }
 
 /// Runs a command to completion, capturing its output, and returns it
-/// whatever the exit status.
+/// whatever the exit status. Its stderr is kept to its tail, and its
+/// stdout, if it comes from a host, to its head (see [`Cmd::output_from_host`]).
 pub(crate) fn run_unchecked(cmd: &Cmd) -> Result<Output, ProcessError> {
-    let expression = cmd
+    let spawn_error = |err| cmd.error(ProcessErrorKind::Spawn(err));
+    let (stdout, stdout_write) = io::pipe().map_err(spawn_error)?;
+    let (stderr, stderr_write) = io::pipe().map_err(spawn_error)?;
+    // The expression holds the pipes' ends that the process writes to: it
+    // goes once the process has them, so that its output ends with it.
+    let handle = cmd
         .expression()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked();
-    let output = match cmd.deadline {
-        None => expression
-            .run()
-            .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?,
-        Some(deadline) => wait_until(cmd, &expression, deadline)?,
+        .stdout_file(stdout_write)
+        .stderr_file(stderr_write)
+        .unchecked()
+        .start()
+        .map_err(spawn_error)?;
+    let kept = cmd.kept.unwrap_or(usize::MAX);
+    let stdout = read_in_background(stdout, move |reader| {
+        let mut head = Head::new(kept);
+        each_chunk(reader, &mut |chunk| head.push(chunk));
+        head
+    });
+    let stderr = read_in_background(stderr, |reader| {
+        let mut tail = Tail::new(STDERR_KEPT);
+        each_chunk(reader, &mut |chunk| tail.push(chunk));
+        tail
+    });
+    let started = std::time::Instant::now();
+    // Past any deadline a run can reach, and short of one that overflows
+    // the clock.
+    let deadline = cmd
+        .deadline
+        .unwrap_or(std::time::Duration::MAX)
+        .min(std::time::Duration::from_secs(1 << 40));
+    let left = || deadline.saturating_sub(started.elapsed());
+    // duct waits on the child's exit (SIGCHLD), not by looking now and
+    // then; its output is waited for until the same deadline, since a
+    // process it started may hold it open.
+    let status = handle.wait_timeout(deadline).map_err(spawn_error)?;
+    let outputs = status.and_then(|status| {
+        let stdout = stdout.recv_timeout(left()).ok()?;
+        let stderr = stderr.recv_timeout(left()).ok()?;
+        Some((status.status, stdout, stderr))
+    });
+    let Some((status, stdout, stderr)) = outputs else {
+        let _ = handle.kill();
+        // What it said is collected once its output closes, which a
+        // process it started may hold open: that is not waited for long.
+        let stderr_tail = stderr
+            .recv_timeout(std::time::Duration::from_secs(2))
+            .map(|tail| self::tail(&tail.into_bytes(), 12))
+            .unwrap_or_default();
+        return Err(cmd.error(ProcessErrorKind::Deadline {
+            seconds: deadline.as_secs(),
+            stderr_tail,
+        }));
     };
+    let dropped = stdout.dropped();
+    let mut stderr = stderr.into_bytes();
+    if dropped > 0 {
+        stderr.extend_from_slice(
+            format!("landfall: its output was cut at {kept} bytes ({dropped} more were dropped)\n")
+                .as_bytes(),
+        );
+    }
     Ok(Output {
-        code: output.status.code(),
-        stdout: output.stdout,
-        stderr: output.stderr,
+        code: status.code(),
+        stdout: stdout.into_bytes(),
+        stderr,
     })
 }
 
-/// Runs `expression` for at most `deadline`, then kills it.
-fn wait_until(
-    cmd: &Cmd,
-    expression: &duct::Expression,
-    deadline: std::time::Duration,
-) -> Result<std::process::Output, ProcessError> {
-    let handle = expression
-        .start()
-        .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
-    // duct waits on the child's exit (SIGCHLD) and its output, not by
-    // looking now and then.
-    let waited = |timeout: std::time::Duration| {
-        // Past any deadline a run can reach, and short of one that
-        // overflows the clock.
-        let timeout = timeout.min(std::time::Duration::from_secs(1 << 40));
-        handle
-            .wait_timeout(timeout)
-            .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))
-    };
-    if let Some(output) = waited(deadline)? {
-        return Ok(output.clone());
+/// Reads `pipe` on a thread of its own with `read`, and sends what it
+/// made of it once the pipe has ended. The thread is not joined: a process
+/// that a command started may hold its output open long after it ended.
+fn read_in_background<T: Send + 'static>(
+    mut pipe: io::PipeReader,
+    read: impl FnOnce(&mut dyn io::Read) -> T + Send + 'static,
+) -> std::sync::mpsc::Receiver<T> {
+    let (send, receive) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let _ = send.send(read(&mut pipe));
+    });
+    receive
+}
+
+/// Reads `reader` to its end, [`CHUNK`] bytes at a time, handing each
+/// piece to `chunk`. An error of the reader ends it as the end would.
+fn each_chunk(reader: &mut dyn io::Read, chunk: &mut dyn FnMut(&[u8])) {
+    let mut buf = [0u8; CHUNK];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => chunk(&buf[..n]),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
     }
-    let _ = handle.kill();
-    // What it said is collected once its output closes, which a process it
-    // started may hold open: that is not waited for long.
-    let stderr_tail = match waited(std::time::Duration::from_secs(2)) {
-        Ok(Some(output)) => tail(&output.stderr, 12),
-        _ => String::new(),
-    };
-    Err(cmd.error(ProcessErrorKind::Deadline {
-        seconds: deadline.as_secs(),
-        stderr_tail,
-    }))
+}
+
+/// The tail of stderr that a reader keeps, once it is done or as it was
+/// after a moment more: a process that exited may have left one that holds
+/// its stderr open.
+fn tail_of(stderr: &std::sync::mpsc::Receiver<Tail>) -> Vec<u8> {
+    stderr
+        .recv_timeout(std::time::Duration::from_secs(2))
+        .map(Tail::into_bytes)
+        .unwrap_or_default()
 }
 
 /// Runs a command and hands its standard output to `read` as a stream, for
@@ -327,12 +429,14 @@ pub(crate) fn read_stdout<T>(
     read: impl FnOnce(&mut dyn io::Read) -> io::Result<T>,
 ) -> Result<T, ProcessError> {
     let spawn_error = |err| cmd.error(ProcessErrorKind::Spawn(err));
+    let (stderr, stderr_write) = io::pipe().map_err(spawn_error)?;
     let handle = cmd
         .expression()
-        .stderr_capture()
+        .stderr_file(stderr_write)
         .unchecked()
         .reader()
         .map_err(spawn_error)?;
+    let stderr = read_stderr(stderr);
     let result = read(&mut &handle).and_then(|value| {
         // Drain what `read` left, so that the process is waited for.
         io::copy(&mut &handle, &mut io::sink())?;
@@ -352,30 +456,43 @@ pub(crate) fn read_stdout<T>(
         Some(output) if output.status.success() => Ok(value),
         Some(output) => Err(cmd.error(ProcessErrorKind::Status {
             code: output.status.code(),
-            stderr_tail: tail(&output.stderr, 12),
+            stderr_tail: tail(&tail_of(&stderr), 12),
         })),
         None => unreachable!("the output was read to its end, so the process was waited for"),
     }
 }
 
+/// Keeps the tail of a process's stderr, read on a thread of its own.
+fn read_stderr(pipe: io::PipeReader) -> std::sync::mpsc::Receiver<Tail> {
+    read_in_background(pipe, |reader| {
+        let mut tail = Tail::new(STDERR_KEPT);
+        each_chunk(reader, &mut |chunk| tail.push(chunk));
+        tail
+    })
+}
+
 /// Runs a command and hands each line of its standard output to `line` as
-/// it comes (with its end of line, unless it is the last and had none), for output that may never end, such
-/// as a log followed. Once `stop` says so (it is asked every tenth of a
-/// second) the command is killed. Returns its output, stdout excepted.
+/// it comes (with its end of line, unless it is the last and had none), for
+/// output that may never end, such as a log followed. A line longer than
+/// [`LINE_LIMIT`] is handed on cut, with a note at its end, as soon as it
+/// reaches the limit, and the rest of it is dropped as it comes. Once
+/// `stop` says so (it is asked every tenth of a second) the command is
+/// killed. Returns its output, stdout excepted.
 pub(crate) fn stream_lines(
     cmd: &Cmd,
     stop: &(dyn Fn() -> bool + Sync),
     line: &mut dyn FnMut(&str),
 ) -> Result<Output, ProcessError> {
-    use std::io::BufRead as _;
     use std::sync::atomic::{AtomicBool, Ordering};
     let spawn_error = |err| cmd.error(ProcessErrorKind::Spawn(err));
+    let (stderr, stderr_write) = io::pipe().map_err(spawn_error)?;
     let handle = cmd
         .expression()
-        .stderr_capture()
+        .stderr_file(stderr_write)
         .unchecked()
         .reader()
         .map_err(spawn_error)?;
+    let stderr = read_stderr(stderr);
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -387,22 +504,16 @@ pub(crate) fn stream_lines(
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
         });
-        let mut reader = io::BufReader::new(&handle);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => line(&String::from_utf8_lossy(&buf)),
-            }
-        }
+        let _ = bounded::read_lines(&mut &handle, LINE_LIMIT, &mut |bytes| {
+            line(&String::from_utf8_lossy(bytes));
+        });
         done.store(true, Ordering::Relaxed);
     });
     if let Ok(Some(output)) = handle.try_wait() {
         return Ok(Output {
             code: output.status.code(),
             stdout: Vec::new(),
-            stderr: output.stderr.clone(),
+            stderr: tail_of(&stderr),
         });
     }
     // Killed, or its output ended before it did.
@@ -415,17 +526,13 @@ pub(crate) fn stream_lines(
 }
 
 /// Runs `cmd` as [`read_stdout`] does, handing each piece of its stdout
-/// to `piece` as it comes, and returns the whole of it. A piece ends at a
-/// newline or a carriage return, with which a progress meter draws its
-/// line again.
-pub(crate) fn run_streaming(
-    cmd: &Cmd,
-    piece: &mut dyn FnMut(&str),
-) -> Result<String, ProcessError> {
+/// to `piece` as it comes. A piece ends at a newline or a carriage return,
+/// with which a progress meter draws its line again; a piece longer than
+/// [`LINE_LIMIT`] is cut there, and the rest of it dropped.
+pub(crate) fn run_streaming(cmd: &Cmd, piece: &mut dyn FnMut(&str)) -> Result<(), ProcessError> {
     read_stdout(cmd, |stdout| {
-        let mut all = Vec::new();
-        let mut buf = [0u8; 8192];
-        let mut start = 0;
+        let mut current = Vec::new();
+        let mut buf = [0u8; CHUNK];
         loop {
             let n = match stdout.read(&mut buf) {
                 Ok(0) => break,
@@ -433,19 +540,21 @@ pub(crate) fn run_streaming(
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err),
             };
-            all.extend_from_slice(&buf[..n]);
-            // Each piece once it has ended; the rest waits for more.
-            while let Some(end) = all[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
-                if end > 0 {
-                    piece(&String::from_utf8_lossy(&all[start..start + end]));
+            for &byte in &buf[..n] {
+                if byte == b'\n' || byte == b'\r' {
+                    if !current.is_empty() {
+                        piece(&String::from_utf8_lossy(&current));
+                        current.clear();
+                    }
+                } else if current.len() < LINE_LIMIT {
+                    current.push(byte);
                 }
-                start += end + 1;
             }
         }
-        if start < all.len() {
-            piece(&String::from_utf8_lossy(&all[start..]));
+        if !current.is_empty() {
+            piece(&String::from_utf8_lossy(&current));
         }
-        Ok(String::from_utf8_lossy(&all).into_owned())
+        Ok(())
     })
 }
 
@@ -518,7 +627,9 @@ impl Session {
         stdin: Box<dyn io::Write + Send>,
         [stdout, stderr]: [Box<dyn io::Read + Send>; 2],
     ) -> Session {
-        let (send, output) = std::sync::mpsc::channel();
+        // A few pieces wait to be taken at most: a host that prints faster
+        // than they are taken waits for them, in its pipe.
+        let (send, output) = std::sync::mpsc::sync_channel(4);
         for (stream, mut pipe) in [(Stream::Stdout, stdout), (Stream::Stderr, stderr)] {
             let send = send.clone();
             std::thread::spawn(move || {
@@ -578,6 +689,8 @@ impl Session {
         let stdout_mark = format!("\n{mark} ");
         let stderr_mark = format!("\n{mark}\n");
         let mut status: Option<i32> = None;
+        // Bytes of stdout dropped past what is kept.
+        let mut cut = 0;
         let mut stderr_done = false;
         let mut ended = [false, false];
         // Output up to the marks is the script's, whatever else happens.
@@ -598,13 +711,24 @@ impl Session {
                     };
                     // Only what came since the last look is searched (with
                     // room for a mark split between two reads).
-                    let from = buf.len().saturating_sub(mark.len() + 24);
+                    let window = mark.len() + 24;
+                    let from = buf.len().saturating_sub(window);
                     buf.extend_from_slice(&bytes);
                     if stream == Stream::Stdout && status.is_none() {
                         status = take_status(&mut stdout, &stdout_mark, from);
+                        // Past what is kept, only the window where the
+                        // mark is looked for stays.
+                        if status.is_none() && stdout.len() > HOST_OUTPUT_KEPT + window {
+                            cut += stdout.len() - HOST_OUTPUT_KEPT - window;
+                            stdout.drain(HOST_OUTPUT_KEPT..stdout.len() - window);
+                        }
                     }
                     if stream == Stream::Stderr && !stderr_done {
                         stderr_done = take_mark(&mut stderr, &stderr_mark, from);
+                        // Errors show its tail only.
+                        if !stderr_done && stderr.len() > 2 * STDERR_KEPT {
+                            stderr.drain(..stderr.len() - STDERR_KEPT);
+                        }
                     }
                 }
                 Ok((stream, None)) => ended[stream as usize] = true,
@@ -618,6 +742,15 @@ impl Session {
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
+        }
+        if cut > 0 {
+            stdout.truncate(HOST_OUTPUT_KEPT);
+            stderr.extend_from_slice(
+                format!(
+                    "landfall: its output was cut at {HOST_OUTPUT_KEPT} bytes ({cut} more were dropped)\n"
+                )
+                .as_bytes(),
+            );
         }
         if let (Some(status), true) = (status, stderr_done) {
             return Ok(Output {
@@ -795,12 +928,24 @@ pub(crate) fn run_detaching(cmd: &Cmd, log: &Path) -> Result<(), ProcessError> {
     if output.status.success() {
         Ok(())
     } else {
-        let stderr = std::fs::read(log).unwrap_or_default();
+        let stderr = read_end(log, STDERR_KEPT).unwrap_or_default();
         Err(cmd.error(ProcessErrorKind::Status {
             code: output.status.code(),
             stderr_tail: tail(&stderr, 12),
         }))
     }
+}
+
+/// The last `limit` bytes of the file at `path`, which whoever writes it
+/// may have made big.
+fn read_end(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
+    use std::io::{Read as _, Seek as _};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    file.seek(io::SeekFrom::Start(len.saturating_sub(limit as u64)))?;
+    let mut end = Vec::new();
+    file.take(limit as u64).read_to_end(&mut end)?;
+    Ok(end)
 }
 
 /// Runs a command on the user's terminal, such as an editor, and returns
@@ -935,6 +1080,70 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
         let quick = Cmd::new("true").deadline(std::time::Duration::from_secs(30));
         assert!(run_unchecked(&quick).unwrap().success());
+    }
+
+    /// One line of megabytes from a host was held whole, then handed on
+    /// whole: it is cut at the limit as it streams, and says so.
+    #[test]
+    fn a_line_longer_than_the_limit_streams_cut() {
+        let cmd = Cmd::new("sh").args([
+            "-c",
+            "head -c 5000000 /dev/zero | tr '\\0' x; echo; echo next; printf 'last'",
+        ]);
+        let mut lines = Vec::new();
+        let output = stream_lines(&cmd, &|| false, &mut |line| {
+            lines.push(line.to_string());
+        })
+        .unwrap();
+        assert_eq!(output.code, Some(0));
+        assert_eq!(
+            lines.len(),
+            3,
+            "{:?}",
+            lines.iter().map(String::len).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            lines[0],
+            format!(
+                "{}{}\n",
+                "x".repeat(LINE_LIMIT),
+                bounded::cut_note(LINE_LIMIT)
+            )
+        );
+        assert_eq!(lines[1..], ["next\n", "last"]);
+    }
+
+    /// A host's script that printed without end was kept whole in memory:
+    /// its head is kept, and its stderr says what was dropped.
+    #[test]
+    fn a_host_that_prints_without_end_is_kept_to_a_head() {
+        let mut cmd = Cmd::new("sh")
+            .args(["-c", "head -c 3000000 /dev/zero; echo err >&2"])
+            .output_from_host();
+        cmd.kept = Some(1000);
+        let output = run_unchecked(&cmd).unwrap();
+        assert_eq!(output.stdout.len(), 1000);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with("err\nlandfall: its output was cut at 1000 bytes (2999000 more"),
+            "{stderr}"
+        );
+    }
+
+    /// A process's stderr was kept whole, though errors show its tail.
+    #[test]
+    fn stderr_is_kept_to_its_tail() {
+        let cmd = Cmd::new("sh").args([
+            "-c",
+            "{ i=0; while [ $i -lt 20 ]; do head -c 100000 /dev/zero | tr '\\0' y; echo; i=$((i+1)); done; echo last; } >&2",
+        ]);
+        let output = run_unchecked(&cmd).unwrap();
+        assert!(
+            output.stderr.len() <= STDERR_KEPT,
+            "{}",
+            output.stderr.len()
+        );
+        assert!(output.stderr.ends_with(b"last\n"), "its last line is whole");
     }
 
     #[test]
