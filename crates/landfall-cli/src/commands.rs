@@ -977,6 +977,10 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
             "`-t` needs a terminal: landfall's standard input is not one".into(),
         ));
     }
+    // Each host's output, with `--group`, waits in a file until all are
+    // done; JSON has it in each host's `exec` event.
+    let spools = (args.group && ctx.global.message_format == MessageFormat::Human)
+        .then(render::Spools::default);
     let results = run_on_targets(ctx, &args.target, None, |run, plan, hosts| {
         let hosts = hosts_of_artifact(run.project, plan, hosts, args.artifact.as_deref())?;
         // Secrets typed in a command are masked in the hosts' logs, when
@@ -999,10 +1003,10 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
             return Ok(ExecOutcome::Attached(host.name.clone(), code));
         }
         let width = hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
-        let line = |host: &str, text: &str| {
-            if !args.group {
-                ctx.printer.output_line(host, width, text);
-            }
+        let line = |host: &str, text: &str| match &spools {
+            Some(spools) => spools.line(host, text),
+            None if !args.group => ctx.printer.output_line(host, width, text),
+            None => {}
         };
         Ok(ExecOutcome::Streamed(deploy::exec(
             run, plan, &hosts, &request, &line,
@@ -1010,8 +1014,7 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
     });
     match results.and_then(|r| r) {
         Ok(ExecOutcome::Streamed(results)) => {
-            ctx.printer
-                .exec_report(&args.target.env, &results, args.group);
+            ctx.printer.exec_report(&args.target.env, &results, spools);
             if results.iter().all(deploy::ExecResult::success) {
                 EXIT_OK
             } else {

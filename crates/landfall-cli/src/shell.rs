@@ -421,6 +421,8 @@ impl Shell<'_> {
                     (None, Some(current)) => current.clone(),
                     (None, None) => "not deployed".into(),
                 };
+                // What the host reported.
+                let current = landfall::inert::inert(&current);
                 println!("{:width$}    {:<12} {current}", "", target.artifact);
             }
         }

@@ -450,12 +450,12 @@ pub struct ExecResult {
     /// The command's exit status; `None` if the host was not reached or a
     /// signal ended it.
     pub code: Option<i32>,
-    /// What it printed, up to its first [`EXEC_OUTPUT_KEPT`] bytes (each
-    /// line was handed on as it came, whole or cut at
-    /// `process::LINE_LIMIT`).
+    /// What it printed (its errors too), up to its first 64 KiB, then a
+    /// line that says how much more there was. A line longer than 64 KiB
+    /// is cut, and says so.
     pub stdout: String,
-    /// The tail of what it printed besides its output (the host's or
-    /// ssh's errors).
+    /// The last 64 KiB at most of what the host's shell or ssh printed
+    /// besides the command's output.
     pub stderr: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -528,7 +528,7 @@ pub fn exec(
             .transport
             .stream(&host.name, &script, &stop, &mut |text| {
                 line(&host.name, text.trim_end_matches(['\n', '\r']));
-                if dropped == 0 && output.len() + text.len() <= EXEC_OUTPUT_KEPT {
+                if dropped == 0 && output.len() < EXEC_OUTPUT_KEPT {
                     output.push_str(text);
                 } else {
                     dropped += text.len();
