@@ -802,8 +802,11 @@ fn run_on_targets<T>(
     }
     let hosts = plan::select(&env, &ctx.global.only)?;
     let revision = landfall::git::revision(&project.workspace.root);
-    with_run(ctx, &project, &env, &hosts, args.local, revision, |run| {
-        f(run, &plan, &hosts)
+    // Work on hosts: a first signal settles it rather than ending it.
+    landfall::interrupt::on_hosts(|| {
+        with_run(ctx, &project, &env, &hosts, args.local, revision, |run| {
+            f(run, &plan, &hosts)
+        })
     })
 }
 

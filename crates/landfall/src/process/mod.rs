@@ -962,13 +962,24 @@ pub(crate) fn run_attached(cmd: &Cmd) -> Result<Option<i32>, ProcessError> {
 /// Runs a command whose stderr is meant for the user (cargo's progress and
 /// diagnostics) and returns its stdout.
 pub(crate) fn run_passing_stderr(cmd: &Cmd, quiet: bool) -> Result<Vec<u8>, ProcessError> {
+    let spawn_error = |err| cmd.error(ProcessErrorKind::Spawn(err));
     let mut expr = cmd.expression().stdout_capture().unchecked();
     if quiet {
         expr = expr.stderr_capture();
     }
-    let output = expr
-        .run()
-        .map_err(|err| cmd.error(ProcessErrorKind::Spawn(err)))?;
+    // A signal that ends landfall while it builds ends the build too.
+    let handle = std::sync::Arc::new(expr.start().map_err(spawn_error)?);
+    LOCAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(std::sync::Arc::downgrade(&handle));
+    let output = handle.wait().map_err(spawn_error)?.clone();
+    LOCAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|h| {
+            h.strong_count() > 0 && !std::ptr::eq(h.as_ptr(), std::sync::Arc::as_ptr(&handle))
+        });
     if output.status.success() {
         Ok(output.stdout)
     } else {
@@ -981,6 +992,22 @@ pub(crate) fn run_passing_stderr(cmd: &Cmd, quiet: bool) -> Result<Vec<u8>, Proc
             code: output.status.code(),
             stderr_tail,
         }))
+    }
+}
+
+/// The local processes landfall waits for that end with it, such as a
+/// build: cargo runs in landfall's process group, but a SIGTERM sent to
+/// landfall alone reaches it only through here.
+static LOCAL: std::sync::Mutex<Vec<std::sync::Weak<duct::Handle>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Kills the local processes landfall waits for, for a process that ends.
+pub(crate) fn stop_local() {
+    let local = LOCAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for handle in local.iter().filter_map(std::sync::Weak::upgrade) {
+        let _ = handle.kill();
     }
 }
 
