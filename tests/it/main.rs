@@ -5,6 +5,7 @@ mod build;
 mod bundle;
 mod faults;
 mod git;
+mod host_bytes;
 mod hostile;
 mod json_events;
 mod local;
