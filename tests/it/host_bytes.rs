@@ -223,7 +223,7 @@ fn logs_show_host_bytes_inert_and_cut_long_lines() {
         .join(".landfall/service.log");
     let mut text = std::fs::read(&log).unwrap();
     text.extend_from_slice(b"ok\rweb2 | forged \x1b]52;c;cm0gLXJmIH4=\x07 done\n");
-    text.extend_from_slice(&[b'z'; 100_000]);
+    text.extend(std::iter::repeat_n(b'z', 100_000));
     text.extend_from_slice(b"\nlast\n");
     std::fs::write(&log, text).unwrap();
     let out = ws.run(&["logs", "dev", "--local", "--only", "web1", "-n", "3"]);
