@@ -563,6 +563,13 @@ pub fn exec(
 /// pseudo-terminal there (`exec -t`, and `ssh HOST` in the shell, whose
 /// command is a login shell), logged on the host as [`exec`] logs it.
 /// Returns its exit status.
+///
+/// Its output is not made inert (see `landfall::inert`) nor bounded: the
+/// person asked for the host's terminal itself, one host they chose, as
+/// `ssh -t` gives it, and a full-screen program, a pager or an editor
+/// there works only with its control sequences. Nothing of it passes
+/// through landfall's memory, which the pseudo-terminal connects straight
+/// to this one.
 pub fn exec_attached(
     run: &Run<'_>,
     plan: &Plan,

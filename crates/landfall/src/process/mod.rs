@@ -67,11 +67,11 @@ impl Cmd {
         }
     }
 
-    /// Says that its output comes from a host, which is not trusted to
-    /// keep it small: only the first [`HOST_OUTPUT_KEPT`] bytes of its
-    /// stdout are kept.
+    /// Says that its output is not trusted to stay small (a host's, or a
+    /// hook's): only the first [`HOST_OUTPUT_KEPT`] bytes of its stdout
+    /// are kept.
     #[must_use]
-    pub(crate) fn output_from_host(mut self) -> Cmd {
+    pub(crate) fn bounded_output(mut self) -> Cmd {
         self.kept = Some(HOST_OUTPUT_KEPT);
         self
     }
@@ -313,7 +313,7 @@ pub(crate) fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
 
 /// Runs a command to completion, capturing its output, and returns it
 /// whatever the exit status. Its stderr is kept to its tail, and its
-/// stdout, if it comes from a host, to its head (see [`Cmd::output_from_host`]).
+/// stdout, if it comes from a host, to its head (see [`Cmd::bounded_output`]).
 pub(crate) fn run_unchecked(cmd: &Cmd) -> Result<Output, ProcessError> {
     let spawn_error = |err| cmd.error(ProcessErrorKind::Spawn(err));
     let (stdout, stdout_write) = io::pipe().map_err(spawn_error)?;
@@ -938,7 +938,7 @@ pub(crate) fn run_detaching(cmd: &Cmd, log: &Path) -> Result<(), ProcessError> {
 
 /// The last `limit` bytes of the file at `path`, which whoever writes it
 /// may have made big.
-fn read_end(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
+pub(crate) fn read_end(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     use std::io::{Read as _, Seek as _};
     let mut file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
@@ -1146,7 +1146,7 @@ mod tests {
     fn a_host_that_prints_without_end_is_kept_to_a_head() {
         let mut cmd = Cmd::new("sh")
             .args(["-c", "head -c 3000000 /dev/zero; echo err >&2"])
-            .output_from_host();
+            .bounded_output();
         cmd.kept = Some(1000);
         let output = run_unchecked(&cmd).unwrap();
         assert_eq!(output.stdout.len(), 1000);

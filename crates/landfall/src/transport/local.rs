@@ -58,7 +58,7 @@ impl Local {
             )
             .dir("/")
             .for_host(host)
-            .output_from_host()
+            .bounded_output()
     }
 }
 

@@ -372,7 +372,7 @@ impl Ssh {
             .args(REMOTE_SHELL)
             .in_own_process_group()
             .for_host(host)
-            .output_from_host()
+            .bounded_output()
     }
 
     /// Runs a script in one of the host's sessions, started if none is
@@ -490,7 +490,7 @@ impl Transport for Ssh {
                     .input_file(file)
                     .in_own_process_group()
                     .for_host(host)
-                    .output_from_host()
+                    .bounded_output()
             }
             None => self.script_cmd(host, text),
         };
@@ -758,8 +758,8 @@ impl Master {
             if opened || attempt == START_ATTEMPTS {
                 return opened;
             }
-            let said = fs::read_to_string(&self.log).unwrap_or_default();
-            if !dropped_while_starting(&said) {
+            let said = process::read_end(&self.log, process::STDERR_KEPT).unwrap_or_default();
+            if !dropped_while_starting(&String::from_utf8_lossy(&said)) {
                 return false;
             }
             std::thread::sleep(start_backoff(attempt));
