@@ -256,7 +256,7 @@ fn a_template_that_renders_past_64_mib_is_refused_and_nothing_written() {
         out.assert_code(2);
         out.assert_says(
             &["cannot render `templates/hello.toml.j2` for host `web1`: \
-             it renders to more than 64 MiB, the most a rendered file or hook may be"],
+             it renders to more than 64 MiB, the most a template may render to"],
         );
     }
     assert_eq!(ws.snapshot(), before);

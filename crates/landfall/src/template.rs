@@ -331,7 +331,7 @@ fn render_named(
         );
         if output.over {
             message = format!(
-                "{message}: it renders to more than {} MiB, the most a rendered file or hook may be",
+                "{message}: it renders to more than {} MiB, the most a template may render to",
                 RENDERED_LIMIT >> 20
             );
         } else if let Some(detail) = err.detail() {
