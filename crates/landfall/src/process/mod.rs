@@ -1157,6 +1157,31 @@ mod tests {
         );
     }
 
+    /// A session kept all a host's script printed: its head is kept, the
+    /// rest dropped and said to be, and the next script runs as ever.
+    #[test]
+    fn a_session_keeps_the_head_of_what_a_script_prints() {
+        let cmd = Cmd::new("sh").arg("-s").dir("/").for_host("h");
+        let mut session = Session::start(&cmd).unwrap();
+        let minute = std::time::Duration::from_secs(60);
+        let out = session
+            .run("{ head -c 70000000 /dev/zero; echo err >&2; }", minute)
+            .unwrap();
+        assert_eq!(out.code, Some(0));
+        assert_eq!(out.stdout.len(), HOST_OUTPUT_KEPT);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with(&format!(
+                "err\nlandfall: its output was cut at {HOST_OUTPUT_KEPT} bytes"
+            )),
+            "{stderr}"
+        );
+        let out = session.run("{ echo next; }", minute).unwrap();
+        assert_eq!(out.stdout, b"next\n");
+        assert!(out.stderr.is_empty());
+        session.close(minute);
+    }
+
     /// A process's stderr was kept whole, though errors show its tail.
     #[test]
     fn stderr_is_kept_to_its_tail() {
