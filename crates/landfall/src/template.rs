@@ -340,12 +340,17 @@ fn render_named(
             message = format!("{message}: {}", err.kind());
         }
         let span = match (origin, err.range()) {
+            // Its output, not a part of it, is too large: the template is
+            // named by its first line, not shown whole.
+            (Origin::At(offset), _) if output.over => {
+                *offset..offset + text.find('\n').unwrap_or(text.len())
+            }
             (Origin::At(offset), Some(r)) => offset + r.start..offset + r.end,
             (Origin::At(offset), None) => *offset..offset + text.len(),
             (Origin::Within(span), _) => span.clone(),
         };
         let label = if output.over {
-            "its output passed the limit here".to_string()
+            "this template".to_string()
         } else {
             err.kind().to_string()
         };
