@@ -864,8 +864,11 @@ fn run_on_targets<T>(
     }
     let hosts = plan::select(&env, &ctx.global.only)?;
     let revision = landfall::git::revision(&project.workspace.root);
-    with_run(ctx, &project, &env, &hosts, args.local, revision, |run| {
-        f(run, &plan, &hosts)
+    // Work on hosts: a first signal settles it rather than ending it.
+    landfall::interrupt::on_hosts(|| {
+        with_run(ctx, &project, &env, &hosts, args.local, revision, |run| {
+            f(run, &plan, &hosts)
+        })
     })
 }
 
@@ -1023,13 +1026,14 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
-    use std::io::{IsTerminal as _, Read as _};
+    use std::io::IsTerminal as _;
     let input = if args.stdin {
-        let mut bytes = Vec::new();
-        if let Err(err) = std::io::stdin().read_to_end(&mut bytes) {
-            return Ctx::fail(&Error::Usage(format!("cannot read standard input: {err}")));
+        match spool_stdin() {
+            Ok(file) => Some(file),
+            Err(err) => {
+                return Ctx::fail(&Error::Usage(format!("cannot read standard input: {err}")));
+            }
         }
-        Some(bytes)
     } else {
         None
     };
@@ -1038,6 +1042,10 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
             "`-t` needs a terminal: landfall's standard input is not one".into(),
         ));
     }
+    // Each host's output, with `--group`, waits in a file until all are
+    // done; JSON has it in each host's `exec` event.
+    let spools = (args.group && ctx.global.message_format == MessageFormat::Human)
+        .then(render::Spools::default);
     let results = run_on_targets(ctx, &args.target, None, |run, plan, hosts| {
         let hosts = hosts_of_artifact(run.project, plan, hosts, args.artifact.as_deref())?;
         // Secrets typed in a command are masked in the hosts' logs, when
@@ -1046,7 +1054,7 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
         let request = deploy::ExecRequest {
             command: &args.command,
             artifact: args.artifact.as_deref(),
-            input: input.as_deref(),
+            input: input.as_ref().map(tempfile::NamedTempFile::path),
             mask: secrets.as_ref().map(landfall::secrets::Secrets::mask),
         };
         if args.tty {
@@ -1060,10 +1068,10 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
             return Ok(ExecOutcome::Attached(host.name.clone(), code));
         }
         let width = hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
-        let line = |host: &str, text: &str| {
-            if !args.group {
-                ctx.printer.output_line(host, width, text);
-            }
+        let line = |host: &str, text: &str| match &spools {
+            Some(spools) => spools.line(host, text),
+            None if !args.group => ctx.printer.output_line(host, width, text),
+            None => {}
         };
         Ok(ExecOutcome::Streamed(deploy::exec(
             run, plan, &hosts, &request, &line,
@@ -1071,8 +1079,7 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
     });
     match results.and_then(|r| r) {
         Ok(ExecOutcome::Streamed(results)) => {
-            ctx.printer
-                .exec_report(&args.target.env, &results, args.group);
+            ctx.printer.exec_report(&args.target.env, &results, spools);
             if results.iter().all(deploy::ExecResult::success) {
                 EXIT_OK
             } else {
@@ -1090,6 +1097,16 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
         }
         Err(err) => Ctx::fail(&err),
     }
+}
+
+/// Copies standard input, as it comes, into a file only this user can
+/// read, removed when it is dropped: each host then streams it from there,
+/// so that no size of input is ever held in memory, however many hosts
+/// read it.
+fn spool_stdin() -> std::io::Result<tempfile::NamedTempFile> {
+    let mut file = tempfile::NamedTempFile::new()?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut file)?;
+    Ok(file)
 }
 
 /// How `exec` went: each host's result, streamed, or the one host's exit

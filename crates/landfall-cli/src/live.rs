@@ -170,9 +170,12 @@ impl Live {
         }
     }
 
+    /// Ends a line with `message`, inert: it names a release a host
+    /// reported.
     fn finish(&self, host: &str, artifact: &str, message: &str) {
         self.with_line(host, artifact, |line| {
-            line.bar.finish_with_message(masked(message));
+            line.bar
+                .finish_with_message(masked(&landfall::inert::inert(message)));
         });
     }
 }

@@ -1,5 +1,10 @@
 //! Rendering: events as progress lines for people (stderr) or JSON lines
 //! for CI (stdout), diagnostics, and the final summary.
+//!
+//! Every piece of text that may have come from a host (a command's output,
+//! a log, hook output, an error quoting a host's stderr, a release id or a
+//! path a host reported) goes through [`inert`] before it reaches a
+//! person's terminal, here and nowhere else; JSON lines keep it exact.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -13,6 +18,7 @@ use landfall::deploy::{ExecResult, HostOrphans, Status, Summary, TargetStatus};
 use landfall::diag::Diagnostic;
 use landfall::diff::{DiffKind, FileDiff};
 use landfall::event::Event;
+use landfall::inert::inert;
 use landfall::secrets::Mask;
 
 use crate::cli::MessageFormat;
@@ -112,10 +118,11 @@ impl Printer {
         }
     }
 
-    /// A progress line: a right-aligned verb, cargo style.
+    /// A progress line: a right-aligned verb, cargo style. Its text is
+    /// shown inert: it names hosts, and releases and paths they reported.
     fn status(&self, verb: &str, style: Style, text: &str) {
         if !self.quiet {
-            eprintln!("{style}{verb:>12}{style:#} {text}");
+            eprintln!("{style}{verb:>12}{style:#} {}", inert(text));
         }
     }
 
@@ -147,15 +154,15 @@ impl Printer {
                 reused,
             } => {
                 let note = if reused { ", unchanged" } else { "" };
-                self.status(
-                    "Assembled",
-                    GOOD,
-                    &format!(
-                        "{artifact} {DIM}{}{DIM:#} ({files} files, {}{note})",
+                // Made here, from the workspace: nothing a host said.
+                if !self.quiet {
+                    eprintln!(
+                        "{GOOD}{:>12}{GOOD:#} {artifact} {DIM}{}{DIM:#} ({files} files, {}{note})",
+                        "Assembled",
                         short(&id),
                         size(bytes)
-                    ),
-                );
+                    );
+                }
             }
             Event::Stored {
                 store,
@@ -207,16 +214,16 @@ impl Printer {
                 );
                 if !self.quiet {
                     for path in &added {
-                        eprintln!("{:>12}   {GOOD}+{GOOD:#} {path}", "");
+                        eprintln!("{:>12}   {GOOD}+{GOOD:#} {}", "", inert(path));
                     }
                     for path in &removed {
-                        eprintln!("{:>12}   {BAD}-{BAD:#} {path}", "");
+                        eprintln!("{:>12}   {BAD}-{BAD:#} {}", "", inert(path));
                     }
                     for path in &changed {
-                        eprintln!("{:>12}   {WARN}~{WARN:#} {path}", "");
+                        eprintln!("{:>12}   {WARN}~{WARN:#} {}", "", inert(path));
                     }
                     if !hooks.is_empty() {
-                        eprintln!("{:>12}   hooks: {}", "", hooks.join(", "));
+                        eprintln!("{:>12}   hooks: {}", "", inert(&hooks.join(", ")));
                     }
                     for diff in &diffs {
                         print_diff(diff);
@@ -284,9 +291,10 @@ impl Printer {
                 message,
             } => {
                 eprintln!(
-                    "{BAD}{:>12}{BAD:#} {host} {artifact} ({}): {message}",
+                    "{BAD}{:>12}{BAD:#} {host} {artifact} ({}): {}",
                     "Failed",
-                    phase.name()
+                    phase.name(),
+                    inert(&message)
                 );
             }
             Event::Batch {
@@ -322,8 +330,9 @@ impl Printer {
                 max_fail,
                 reason,
             } => eprintln!(
-                "{BAD}{:>12}{BAD:#} {artifact}: {reason} ({failed} failed, {max_fail} allowed)",
-                "Stopped"
+                "{BAD}{:>12}{BAD:#} {artifact}: {} ({failed} failed, {max_fail} allowed)",
+                "Stopped",
+                inert(&reason)
             ),
             Event::Once {
                 host,
@@ -348,7 +357,7 @@ impl Printer {
                 self.status(verb, style, &format!("{hook} ({seconds:.2}s)"));
                 if !self.quiet {
                     for line in output.lines() {
-                        eprintln!("{:>12}   {DIM}{line}{DIM:#}", "");
+                        eprintln!("{:>12}   {DIM}{}{DIM:#}", "", inert(line));
                     }
                 }
             }
@@ -426,8 +435,9 @@ impl Printer {
                 Status::RolledBack => WARN,
                 Status::Failed => BAD,
             };
-            let release = o.release.as_deref().unwrap_or("-");
-            let previous = o.previous.as_deref().unwrap_or("-");
+            // Ids a host reported, and messages that quote it.
+            let release = inert(o.release.as_deref().unwrap_or("-"));
+            let previous = inert(o.previous.as_deref().unwrap_or("-"));
             let batch = match (batched, o.batch) {
                 (false, _) => String::new(),
                 (true, Some(b)) => format!("{b:<5}  "),
@@ -443,7 +453,7 @@ impl Printer {
                 && (o.status != Status::Skipped || self.verbose)
             {
                 for line in message.lines() {
-                    eprintln!("{:host_w$}  {DIM}{line}{DIM:#}", "");
+                    eprintln!("{:host_w$}  {DIM}{}{DIM:#}", "", inert(line));
                 }
             }
         }
@@ -491,16 +501,16 @@ impl Printer {
         } else {
             println!(
                 "{}",
-                masked(&format!("{INFO}{host:width$}{INFO:#} | {line}"))
+                masked(&format!("{INFO}{host:width$}{INFO:#} | {}", inert(line)))
             );
         }
     }
 
-    /// The end of `exec`: with `group`, one block per distinct output with
-    /// the hosts that gave it, failed ones first; then the hosts that
-    /// failed, each with why. Under JSON, an `exec` event per host and a
-    /// summary.
-    pub(crate) fn exec_report(&self, env: &str, results: &[ExecResult], group: bool) {
+    /// The end of `exec`: with `group` (each host's output kept in it),
+    /// one block per distinct output with the hosts that gave it, failed
+    /// ones first; then the hosts that failed, each with why. Under JSON,
+    /// an `exec` event per host and a summary.
+    pub(crate) fn exec_report(&self, env: &str, results: &[ExecResult], group: Option<Spools>) {
         if self.format == MessageFormat::Json {
             for result in results {
                 json_line(&Line::Exec(result));
@@ -509,29 +519,32 @@ impl Printer {
             json_line(&Line::Summary(&Summary::without_hosts(env, ok, false)));
             return;
         }
-        if group {
+        if let Some(spools) = group {
+            let mut outputs = spools.finish();
             // Failed hosts' blocks first, then by the hosts' order.
-            let mut blocks: Vec<(bool, String, Vec<&str>)> = Vec::new();
+            let mut blocks: Vec<Block<'_>> = Vec::new();
             for result in results {
-                let text = format!("{}{}", result.stdout, result.error.as_deref().unwrap_or(""));
+                let output = outputs.remove(&result.host);
                 let failed = !result.success();
-                match blocks
-                    .iter_mut()
-                    .find(|(f, t, _)| *f == failed && *t == text)
-                {
-                    Some((_, _, hosts)) => hosts.push(&result.host),
-                    None => blocks.push((failed, text, vec![&result.host])),
+                let error = result.error.as_deref();
+                match blocks.iter_mut().find(|(f, e, o, _)| {
+                    *f == failed && *e == error && same_output(o.as_ref(), output.as_ref())
+                }) {
+                    Some((_, _, _, hosts)) => hosts.push(&result.host),
+                    None => blocks.push((failed, error, output, vec![&result.host])),
                 }
             }
-            blocks.sort_by_key(|(failed, _, _)| !*failed);
-            for (failed, text, hosts) in &blocks {
+            blocks.sort_by_key(|(failed, _, _, _)| !*failed);
+            for (failed, error, output, hosts) in &blocks {
                 let style = if *failed { BAD } else { INFO };
                 println!("{DIM}----------------{DIM:#}");
                 println!("{style}{}{style:#}", hosts.join(","));
                 println!("{DIM}----------------{DIM:#}");
-                print!("{}", masked(text));
-                if !text.is_empty() && !text.ends_with('\n') {
-                    println!();
+                if let Some(output) = output {
+                    print_spooled(output);
+                }
+                if let Some(error) = error {
+                    println!("{}", inert(error));
                 }
             }
         }
@@ -539,7 +552,7 @@ impl Printer {
         let mut failed = Vec::new();
         for result in results {
             for line in result.stderr.lines() {
-                eprintln!("{INFO}{:width$}{INFO:#} | {line}", result.host);
+                eprintln!("{INFO}{:width$}{INFO:#} | {}", result.host, inert(line));
             }
             if result.success() {
                 continue;
@@ -549,7 +562,7 @@ impl Printer {
                 (None, Some(code)) => format!("exit status {code}"),
                 (None, None) => "killed by a signal".to_string(),
             };
-            eprintln!("{BAD}{:width$}{BAD:#} | {why}", result.host);
+            eprintln!("{BAD}{:width$}{BAD:#} | {}", result.host, inert(&why));
             failed.push(result.host.as_str());
         }
         if !failed.is_empty() {
@@ -580,7 +593,7 @@ impl Printer {
             });
             return;
         }
-        println!("{INFO}{label:width$}{INFO:#} | {text}");
+        println!("{INFO}{label:width$}{INFO:#} | {}", inert(text));
     }
 
     /// One host's variables, on stdout: TOML people can read, with each
@@ -653,8 +666,9 @@ impl Printer {
                 && report.iter().all(|t| t.host != h.host || t.error.is_none())
             {
                 println!(
-                    "{INFO}{}{INFO:#} {BAD}orphans unknown{BAD:#}: {err}",
-                    h.host
+                    "{INFO}{}{INFO:#} {BAD}orphans unknown{BAD:#}: {}",
+                    h.host,
+                    inert(err)
                 );
             }
         }
@@ -698,18 +712,21 @@ impl Printer {
                 "{INFO}{}{INFO:#} {} {DIM}{}{DIM:#}",
                 target.host, target.artifact, target.path
             );
+            // Everything below but the styles is what the host reported.
             if let Some(err) = &target.error {
-                println!("  {BAD}unreachable{BAD:#}: {err}");
+                println!("  {BAD}unreachable{BAD:#}: {}", inert(err));
                 continue;
             }
             if let Some(lock) = &target.lock {
-                println!("  {WARN}locked{WARN:#}: {lock}");
+                println!("  {WARN}locked{WARN:#}: {}", inert(lock));
             }
             if let Some(service) = &target.service {
                 let style = if service.running() { GOOD } else { BAD };
                 let mut line = format!(
                     "  service {} ({}): {style}{}{style:#}",
-                    service.name, service.manager, service.state
+                    inert(&service.name),
+                    inert(&service.manager),
+                    inert(&service.state)
                 );
                 if let Some(pid) = service.pid {
                     let _ = write!(line, ", pid {pid}");
@@ -717,10 +734,10 @@ impl Printer {
                 match &service.since {
                     // supervisord says how long it has been up.
                     Some(up) if up.starts_with("up ") => {
-                        let _ = write!(line, ", {up}");
+                        let _ = write!(line, ", {}", inert(up));
                     }
                     Some(since) => {
-                        let _ = write!(line, ", since {since}");
+                        let _ = write!(line, ", since {}", inert(since));
                     }
                     None => {}
                 }
@@ -757,9 +774,109 @@ impl Printer {
                 let last = release.activated.as_ref().map_or_else(String::new, |e| {
                     format!("; {} {} by {}@{}", e.event, e.time, e.user, e.from)
                 });
-                println!("  {marker} {}  {DIM}{made}{last}{DIM:#}", release.id);
+                println!(
+                    "  {marker} {}  {DIM}{}{}{DIM:#}",
+                    inert(&release.id),
+                    inert(&made),
+                    inert(&last)
+                );
             }
         }
+    }
+}
+
+/// A block of `exec --group`: whether its hosts failed, their error, their
+/// output, and the hosts.
+type Block<'a> = (bool, Option<&'a str>, Option<std::fs::File>, Vec<&'a str>);
+
+/// Each host's output of `exec --group`, kept until every host is done in
+/// a file of its own that only this user can read and that is gone with
+/// it: a host may print more than memory holds.
+#[derive(Debug, Default)]
+pub(crate) struct Spools {
+    files: std::sync::Mutex<std::collections::BTreeMap<String, Spool>>,
+}
+
+#[derive(Debug)]
+enum Spool {
+    Kept(std::io::BufWriter<std::fs::File>),
+    /// It could not be written (a full disk), for this reason.
+    Lost(String),
+}
+
+impl Spools {
+    /// Keeps one line of `host`'s output.
+    pub(crate) fn line(&self, host: &str, line: &str) {
+        let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        let spool = files.entry(host.to_string()).or_insert_with(|| {
+            tempfile::tempfile().map_or_else(
+                |err| Spool::Lost(err.to_string()),
+                |file| Spool::Kept(std::io::BufWriter::new(file)),
+            )
+        });
+        if let Spool::Kept(file) = spool
+            && let Err(err) = writeln!(file, "{line}")
+        {
+            *spool = Spool::Lost(err.to_string());
+        }
+    }
+
+    /// Each host's output, to read from its start; a warning for each
+    /// that could not be kept.
+    fn finish(self) -> std::collections::BTreeMap<String, std::fs::File> {
+        let files = self
+            .files
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut kept = std::collections::BTreeMap::new();
+        for (host, spool) in files {
+            let file = match spool {
+                Spool::Kept(file) => file.into_inner().map_err(|err| err.error().to_string()),
+                Spool::Lost(why) => Err(why),
+            };
+            match file {
+                Ok(file) => {
+                    kept.insert(host, file);
+                }
+                Err(why) => warning(&format!("the output of `{host}` could not be kept: {why}")),
+            }
+        }
+        kept
+    }
+}
+
+/// Whether two hosts' outputs are the same, read a piece at a time.
+fn same_output(a: Option<&std::fs::File>, b: Option<&std::fs::File>) -> bool {
+    use std::os::unix::fs::FileExt as _;
+    let len = |f: Option<&std::fs::File>| f.and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
+    if len(a) != len(b) {
+        return false;
+    }
+    let (Some(a), Some(b)) = (a, b) else {
+        return true;
+    };
+    let (mut left, mut right) = ([0u8; 8192], [0u8; 8192]);
+    let mut at = 0;
+    loop {
+        match (a.read_at(&mut left, at), b.read_at(&mut right, at)) {
+            (Ok(0), Ok(0)) => return true,
+            (Ok(n), Ok(m)) if n == m && left[..n] == right[..n] => at += n as u64,
+            _ => return false,
+        }
+    }
+}
+
+/// Prints a host's kept output, line by line, inert.
+fn print_spooled(file: &std::fs::File) {
+    use std::io::{BufRead as _, Seek as _};
+    let mut file = file;
+    if file.rewind().is_err() {
+        return;
+    }
+    // Its lines were cut as they came, so none is long.
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let Ok(line) = line else { return };
+        println!("{}", landfall::inert::inert_bytes(&line));
     }
 }
 
@@ -773,9 +890,13 @@ fn describe_orphan(o: &FoundOrphan<'_>) -> String {
         .service
         .as_deref()
         .map_or_else(String::new, |s| format!(", runs service {s}"));
+    // What a host reported of its orphans.
     format!(
-        "{} {} {DIM}{}{DIM:#} ({current}{service})",
-        o.host, o.orphan.artifact, o.orphan.path
+        "{} {} {DIM}{}{DIM:#} ({})",
+        o.host,
+        inert(&o.orphan.artifact),
+        inert(&o.orphan.path),
+        inert(&format!("{current}{service}"))
     )
 }
 
@@ -794,14 +915,17 @@ pub(crate) fn diagnostic(diag: &Diagnostic) {
 fn print_diff(diff: &FileDiff) {
     let pad = "";
     match diff.kind {
-        DiffKind::Binary => eprintln!("{pad:>14}{DIM}binary file {} differs{DIM:#}", diff.path),
+        DiffKind::Binary => eprintln!(
+            "{pad:>14}{DIM}binary file {} differs{DIM:#}",
+            inert(&diff.path)
+        ),
         DiffKind::Large => eprintln!(
             "{pad:>14}{DIM}{} differs (too big to diff){DIM:#}",
-            diff.path
+            inert(&diff.path)
         ),
         DiffKind::Hidden => eprintln!(
             "{pad:>14}{DIM}{} differs (it holds secrets; its template cannot be shown masked){DIM:#}",
-            diff.path
+            inert(&diff.path)
         ),
         DiffKind::Text => {
             for line in diff.diff.lines() {
@@ -816,7 +940,8 @@ fn print_diff(diff: &FileDiff) {
                 } else {
                     Style::new()
                 };
-                eprintln!("{pad:>14}{style}{line}{style:#}");
+                // The old side is the file on the host.
+                eprintln!("{pad:>14}{style}{}{style:#}", inert(line));
             }
             let shown = diff.diff.lines().count();
             if diff.lines > shown {
@@ -826,12 +951,14 @@ fn print_diff(diff: &FileDiff) {
     }
 }
 
+/// A warning, inert: it may quote a host.
 pub(crate) fn warning(message: &str) {
-    eprintln!("{WARN}warning{WARN:#}: {message}");
+    eprintln!("{WARN}warning{WARN:#}: {}", inert(message));
 }
 
+/// An error, inert: it may quote a host's stderr.
 pub(crate) fn error(message: &str) {
-    eprintln!("{BAD}error{BAD:#}: {message}");
+    eprintln!("{BAD}error{BAD:#}: {}", inert(message));
     if JSON_ERRORS.load(Ordering::Relaxed) {
         json_line(&Line::Error {
             message,

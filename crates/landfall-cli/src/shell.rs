@@ -421,6 +421,8 @@ impl Shell<'_> {
                     (None, Some(current)) => current.clone(),
                     (None, None) => "not deployed".into(),
                 };
+                // What the host reported.
+                let current = landfall::inert::inert(&current);
                 println!("{:width$}    {:<12} {current}", "", target.artifact);
             }
         }
@@ -437,10 +439,16 @@ impl Shell<'_> {
 
     fn note_releases(&self, report: &[deploy::TargetStatus]) {
         let mut names = self.names.lock().expect("not poisoned");
+        // A completion is shown as it is: only what has the shape of a
+        // release id (hex digits) is offered, whatever a host listed.
         for target in report {
-            names
-                .releases
-                .extend(target.releases.iter().map(|r| r.id.clone()));
+            names.releases.extend(
+                target
+                    .releases
+                    .iter()
+                    .filter(|r| !r.id.is_empty() && r.id.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .map(|r| r.id.clone()),
+            );
         }
     }
 

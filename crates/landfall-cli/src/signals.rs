@@ -1,4 +1,6 @@
-//! SIGINT and SIGTERM. The first asks the library to stop (see
+//! SIGINT and SIGTERM. Before any work on a host is under way (checking,
+//! rendering, building, assembling), the first ends the process at once,
+//! and the build with it. Otherwise it asks the library to stop (see
 //! `landfall::interrupt`): a deploy or rollback starts no new work,
 //! settles what is in flight as a failure would, releases its locks,
 //! prints its summary, and the process exits 130 (SIGINT) or 143
@@ -38,6 +40,9 @@ pub(crate) fn listen() {
                 .is_ok()
             {
                 landfall::interrupt::request_stop();
+                landfall::interrupt::end_unless_on_hosts(|| {
+                    std::process::exit(exit_status(signal).into());
+                });
                 if EXPECTED.load(Ordering::SeqCst) {
                     continue;
                 }

@@ -12,19 +12,21 @@ use std::sync::Arc;
 
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
-/// `text` as a message shows a value from the user: control characters
-/// (a newline, a tab) escaped, so that the message stays on its line, and
-/// everything else, quotes included, as written.
+/// `text` as a message shows a value from the user: a newline and a tab
+/// as `\n` and `\t`, so that the message stays on its line, every other
+/// control character inert as [`crate::inert`] shows it, and everything
+/// else, quotes included, as written.
 pub fn shown(text: &str) -> String {
+    let text = crate::inert::inert(text);
     text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
+        .fold(String::with_capacity(text.len()), |mut out, c| {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                c => out.push(c),
             }
+            out
         })
-        .collect()
 }
 
 /// A file whose text diagnostics can point into.

@@ -72,6 +72,7 @@ pub fn run(which: Which, context: &Context<'_>, events: Reporter<'_>) -> Result<
         .arg(command)
         .dir(&context.project.workspace.root)
         .deadline(hooks.timeout)
+        .bounded_output()
         .env("LANDFALL_HOOK", which.name())
         .env("LANDFALL_PROJECT", &context.project.name)
         .env("LANDFALL_ENV", &context.env.name)

@@ -7,12 +7,56 @@
 //! rendered files that hold secrets, staged while a run needs them, are
 //! registered here so that a second signal, which ends the process at
 //! once, can still remove them.
+//!
+//! Before any work on a host is under way (see [`on_hosts`]), there is
+//! nothing to settle: checking, rendering, building and assembling are
+//! local, and a first signal ends them at once ([`end_unless_on_hosts`]),
+//! with the build cargo runs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
+
+/// How many runs of work on hosts are under way. The signal handler holds
+/// it while the process ends, so that none starts meanwhile.
+static ON_HOSTS: Mutex<usize> = Mutex::new(0);
+
+/// Runs `f`, work on hosts: a first signal asks it to stop and lets it
+/// settle as a failure would, rather than ending the process.
+pub fn on_hosts<T>(f: impl FnOnce() -> T) -> T {
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            *ON_HOSTS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
+        }
+    }
+    *ON_HOSTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+    let _done = Done;
+    f()
+}
+
+/// Unless work on hosts is under way, stops the local processes landfall
+/// waits for (a build), removes the staged secrets and calls `end`, which
+/// ends the process; no work on hosts starts meanwhile. Returns (only)
+/// when work on hosts is under way.
+pub fn end_unless_on_hosts(end: impl FnOnce()) {
+    let on_hosts = ON_HOSTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *on_hosts > 0 {
+        return;
+    }
+    crate::process::stop_local();
+    remove_staged_secrets();
+    end();
+    drop(on_hosts);
+}
 static STAGED_SECRETS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Asks every fleet operation of this process to stop as soon as it can.

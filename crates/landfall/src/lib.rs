@@ -40,6 +40,7 @@ mod files;
 pub mod git;
 mod hash;
 pub mod hooks;
+pub mod inert;
 pub mod init;
 pub mod interrupt;
 pub mod ops;

@@ -348,8 +348,11 @@ impl PullEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ExecInput {
     Nothing,
-    /// The same bytes on every host.
-    Bytes(Vec<u8>),
+    /// A file of this machine, the same on every host. It is never read
+    /// into memory: the transport sends the script as the command of its
+    /// shell (`sh -c`) and the file as its standard input, read as it is
+    /// sent (see [`Script::input_file`]).
+    File(std::path::PathBuf),
     /// The terminal the script was started on (`ssh -t`), as it is.
     Terminal,
 }
@@ -597,7 +600,7 @@ fn call(step: &Step) -> Call {
                 optional(dir.as_ref()),
                 match input {
                     ExecInput::Nothing => "0",
-                    ExecInput::Bytes(_) => "1",
+                    ExecInput::File(_) => "1",
                     ExecInput::Terminal => "t",
                 }
                 .to_string(),
@@ -608,10 +611,7 @@ fn call(step: &Step) -> Call {
             .into_iter()
             .chain(words.iter().cloned())
             .collect(),
-            input: match input {
-                ExecInput::Bytes(bytes) => Some(base64_lines(bytes)),
-                ExecInput::Nothing | ExecInput::Terminal => None,
-            },
+            input: None,
         },
         #[cfg(test)]
         Step::Command { words } => Call {
@@ -675,6 +675,18 @@ impl Script {
     /// of it, so a script cut short runs nothing.
     pub(crate) fn text(&self) -> String {
         self.text_with(Functions::Inline)
+    }
+
+    /// The file the script's command reads on its standard input, if it
+    /// reads one (see [`ExecInput::File`]).
+    pub(crate) fn input_file(&self) -> Option<&std::path::Path> {
+        self.steps.iter().find_map(|step| match step {
+            Step::Exec {
+                input: ExecInput::File(path),
+                ..
+            } => Some(path.as_path()),
+            _ => None,
+        })
     }
 
     /// The whole script, with the step functions as `functions` says.

@@ -1710,8 +1710,9 @@ landfall_service_logs() {
 
 # landfall_exec DIR INPUT LOGS START END CMD...: runs the command CMD (its
 # words) from DIR, or from the home directory when DIR is empty, with its
-# output and errors on stdout as they come and, with INPUT=1, the base64
-# here-document decoded as its standard input (else nothing); with
+# output and errors on stdout as they come and, with INPUT=1, the script's
+# own standard input as its standard input (landfall gives the script as
+# the shell's command then, and streams the input), else nothing; with
 # INPUT=t, on the terminal it was given, as it is. Before it runs, START
 # (one line of JSON: who runs what, where) is appended to the log of each
 # path in LOGS (one a line), so that a command that ends this shell (kill
@@ -1743,7 +1744,7 @@ landfall_exec() {
   if [ "$input" = t ]; then
     (trap - HUP PIPE INT && exec "$@")
   elif [ "$input" = 1 ]; then
-    base64 -d | (trap - HUP PIPE && exec "$@") 2>&1
+    (trap - HUP PIPE && exec "$@") 2>&1
   else
     (trap - HUP PIPE && exec "$@") </dev/null 2>&1
   fi

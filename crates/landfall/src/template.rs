@@ -7,7 +7,8 @@
 //! shell-quoted: a variable holding `$(reboot)` or `'; rm -rf /` stays one
 //! word of data. `{{ x | safe }}` opts out, for a deliberate fragment of
 //! shell. Errors point into the template with its line, for the host being
-//! rendered.
+//! rendered. A rendering stops as soon as it passes [`RENDERED_LIMIT`]: a
+//! loop gone wrong is an error, not gigabytes in memory.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -158,6 +159,31 @@ pub fn context<'a>(
     }
 }
 
+/// The most a template (a file, or a hook) may render to.
+pub const RENDERED_LIMIT: usize = 64 << 20;
+
+/// A rendering's output, refused once it would pass [`RENDERED_LIMIT`].
+#[derive(Debug, Default)]
+struct Bounded {
+    out: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > RENDERED_LIMIT {
+            self.over = true;
+            return Err(std::io::Error::other("the rendering is too large"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The name hooks are rendered under: it selects shell quoting.
 const HOOK: &str = "<hook>";
 
@@ -293,23 +319,42 @@ fn render_named(
     context: &Context<'_>,
 ) -> Result<String, Diagnostic> {
     context.secrets_read.store(false, Ordering::Relaxed);
-    let result = jinja.render_named_str(name, text, Value::from(Serde(context)));
+    let mut output = Bounded::default();
+    let result = jinja
+        .template_from_named_str(name, text)
+        .and_then(|template| template.render_captured_to(Value::from(Serde(context)), &mut output))
+        .map(|_| String::from_utf8(output.out).expect("templates write text"));
     result.map_err(|err| {
         let mut message = format!(
             "cannot render `{}` for host `{}`",
             source.display, context.host.name
         );
-        if let Some(detail) = err.detail() {
+        if output.over {
+            message = format!(
+                "{message}: it renders to more than {} MiB, the most a template may render to",
+                RENDERED_LIMIT >> 20
+            );
+        } else if let Some(detail) = err.detail() {
             message = format!("{message}: {detail}");
         } else {
             message = format!("{message}: {}", err.kind());
         }
         let span = match (origin, err.range()) {
+            // Its output, not a part of it, is too large: the template is
+            // named by its first line, not shown whole.
+            (Origin::At(offset), _) if output.over => {
+                *offset..offset + text.find('\n').unwrap_or(text.len())
+            }
             (Origin::At(offset), Some(r)) => offset + r.start..offset + r.end,
             (Origin::At(offset), None) => *offset..offset + text.len(),
             (Origin::Within(span), _) => span.clone(),
         };
-        let diag = Diagnostic::error(message).at(source, span, err.kind().to_string());
+        let label = if output.over {
+            "this template".to_string()
+        } else {
+            err.kind().to_string()
+        };
+        let diag = Diagnostic::error(message).at(source, span, label);
         match err.kind() {
             minijinja::ErrorKind::UndefinedError => diag.note(format!(
                 "known variables: {}",
@@ -535,6 +580,22 @@ list = ["a b", "c"]
             ctx_render_with("{{ secrets.db.password }}:{{ secrets.x }}", None).unwrap(),
             ("********:********".into(), true)
         );
+    }
+
+    /// A template that rendered to gigabytes was held whole: rendering
+    /// stops at the limit, with an error that names template and host.
+    #[test]
+    fn a_template_that_renders_past_the_limit_is_refused() {
+        let text = "head\n{% for i in range(100) %}{{ 'x' * 1048576 }}{% endfor %}\n";
+        let err = ctx_render(text).unwrap_err();
+        let shown = err.render(false);
+        assert!(
+            shown.contains("cannot render `t.j2` for host `web1`: it renders to more than 64 MiB"),
+            "{shown}"
+        );
+        // At the limit it renders.
+        let text = "{% for i in range(64) %}{{ 'x' * 1048576 }}{% endfor %}";
+        assert_eq!(ctx_render(text).unwrap().len(), RENDERED_LIMIT);
     }
 
     #[test]

@@ -2326,7 +2326,7 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
         "landfall_exec {} 1 {} '{{\"event\":\"exec\"}}' '\"event\":\"exec_end\"' sh -c 'pwd; cat; echo oops >&2; exit 3' <<'LANDFALL_EOF'\n{}LANDFALL_EOF\n",
         quote(&text(&a.join("current"))),
         quote(&a.path()),
-        "ZmVkCg==\n",
+        "fed\n",
     );
     shell
         .run(&input)

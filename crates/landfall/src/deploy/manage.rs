@@ -1,5 +1,6 @@
 //! `status` and `rollback`: reading what hosts hold, and switching back.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -458,7 +459,12 @@ pub struct ExecResult {
     /// The command's exit status; `None` if the host was not reached or a
     /// signal ended it.
     pub code: Option<i32>,
+    /// What it printed (its errors too), up to its first 64 KiB, then a
+    /// line that says how much more there was. A line longer than 64 KiB
+    /// is cut, and says so.
     pub stdout: String,
+    /// The last 64 KiB at most of what the host's shell or ssh printed
+    /// besides the command's output.
     pub stderr: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -473,6 +479,10 @@ impl ExecResult {
 /// The longest a command of `exec` may run on a host.
 const EXEC_TIME: Duration = Duration::from_secs(3600);
 
+/// How much of a command's output [`ExecResult::stdout`] keeps: the lines
+/// went to the caller as they came, and a host may print without end.
+const EXEC_OUTPUT_KEPT: usize = 64 * 1024;
+
 /// A command to run on hosts (`exec`, or `run` in the shell).
 #[derive(Debug, Clone, Copy)]
 pub struct ExecRequest<'a> {
@@ -481,8 +491,9 @@ pub struct ExecRequest<'a> {
     /// Start it in this artifact's `current` rather than the home
     /// directory.
     pub artifact: Option<&'a str>,
-    /// What every host gets on its standard input.
-    pub input: Option<&'a [u8]>,
+    /// A file every host gets on its standard input, streamed to each as
+    /// its command reads it, never held in memory.
+    pub input: Option<&'a std::path::Path>,
     /// The secrets to mask in the command as the hosts' logs record it.
     pub mask: Option<&'a crate::secrets::Mask>,
 }
@@ -499,9 +510,9 @@ pub fn exec(
     request: &ExecRequest<'_>,
     line: &(dyn Fn(&str, &str) + Sync),
 ) -> Vec<ExecResult> {
-    let input = request
-        .input
-        .map_or(ExecInput::Nothing, |bytes| ExecInput::Bytes(bytes.to_vec()));
+    let input = request.input.map_or(ExecInput::Nothing, |path| {
+        ExecInput::File(path.to_path_buf())
+    });
     let text = command_text(request);
     let id = exec_id(run, &text);
     parallel(hosts, run.jobs, |host| {
@@ -522,12 +533,24 @@ pub fn exec(
         let started = std::time::Instant::now();
         let stop = || crate::interrupt::stop_requested() || started.elapsed() > EXEC_TIME;
         let mut output = String::new();
+        let mut dropped = 0;
         let reply = run
             .transport
             .stream(&host.name, &script, &stop, &mut |text| {
                 line(&host.name, text.trim_end_matches(['\n', '\r']));
-                output.push_str(text);
+                if dropped == 0 && output.len() < EXEC_OUTPUT_KEPT {
+                    output.push_str(text);
+                } else {
+                    dropped += text.len();
+                }
             });
+        if dropped > 0 {
+            let _ = writeln!(
+                output,
+                "… [output cut at {} bytes, {dropped} more were not kept]",
+                output.len()
+            );
+        }
         result.stdout = output;
         match reply {
             Ok(reply) => {
@@ -550,6 +573,13 @@ pub fn exec(
 /// pseudo-terminal there (`exec -t`, and `ssh HOST` in the shell, whose
 /// command is a login shell), logged on the host as [`exec`] logs it.
 /// Returns its exit status.
+///
+/// Its output is not made inert (see `landfall::inert`) nor bounded: the
+/// person asked for the host's terminal itself, one host they chose, as
+/// `ssh -t` gives it, and a full-screen program, a pager or an editor
+/// there works only with its control sequences. Nothing of it passes
+/// through landfall's memory, which the pseudo-terminal connects straight
+/// to this one.
 pub fn exec_attached(
     run: &Run<'_>,
     plan: &Plan,

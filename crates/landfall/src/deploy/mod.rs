@@ -479,8 +479,13 @@ impl Transport for Watched<'_> {
 }
 
 /// Runs `f` with a run whose transport names, every [`WAITING_EVERY`],
-/// each host that keeps a round trip waiting.
+/// each host that keeps a round trip waiting; as work on hosts, which a
+/// first signal settles (see [`crate::interrupt::on_hosts`]).
 fn watching<T>(run: &Run<'_>, f: impl FnOnce(&Run<'_>) -> T) -> T {
+    crate::interrupt::on_hosts(|| watching_hosts(run, f))
+}
+
+fn watching_hosts<T>(run: &Run<'_>, f: impl FnOnce(&Run<'_>) -> T) -> T {
     let watched = Watched {
         inner: run.transport,
         in_flight: std::sync::Mutex::new(BTreeMap::new()),

@@ -38,22 +38,27 @@ impl Local {
         PathBuf::from(self.host_path(target))
     }
 
-    /// `sh -s` from `/`, fed `script`, for `host`.
+    /// `sh -s` from `/`, fed `script`, for `host`; or, for a script whose
+    /// command reads a file (see [`Script::input_file`]), `sh -c SCRIPT`
+    /// with the file on its standard input.
     fn script_cmd(&self, host: &str, script: &Script) -> Cmd {
         self.trips.count(host);
-        Cmd::new("sh")
-            .arg("-s")
-            // Steps and hooks know they run locally: a service runs as a
-            // plain process, not under a service manager.
-            .env("LANDFALL_LOCAL", "1")
+        let cmd = Cmd::new("sh");
+        let cmd = match script.input_file() {
+            Some(file) => cmd.arg("-c").arg(script.text()).input_file(file),
+            None => cmd.arg("-s").input(script.text()),
+        };
+        // Steps and hooks know they run locally: a service runs as a
+        // plain process, not under a service manager.
+        cmd.env("LANDFALL_LOCAL", "1")
             // Each host keeps its own record of the paths deployed to it.
             .env(
                 "LANDFALL_STATE",
                 self.root.join(host).join(".landfall-state"),
             )
-            .input(script.text())
             .dir("/")
             .for_host(host)
+            .bounded_output()
     }
 }
 

@@ -389,6 +389,7 @@ impl Ssh {
             .args(REMOTE_SHELL)
             .in_own_process_group()
             .for_host(host)
+            .bounded_output()
     }
 
     /// Runs a script in one of the host's sessions, started if none is
@@ -493,7 +494,23 @@ impl Transport for Ssh {
         line: &mut dyn FnMut(&str),
     ) -> Result<Reply, ProcessError> {
         let text = script.text_with(self.libraries.functions(host));
-        let cmd = self.script_cmd(host, text);
+        let cmd = match script.input_file() {
+            // The script is the remote command, so that the file, on
+            // standard input, is the command's alone, streamed as it reads.
+            Some(file) => {
+                self.connected();
+                self.trips.count(host);
+                self.ssh_cmd(host)
+                    .args(["-o", "ControlMaster=no", "-T"])
+                    .arg(self.address(host))
+                    .arg(format!("sh -c {}", process::quote(&text)))
+                    .input_file(file)
+                    .in_own_process_group()
+                    .for_host(host)
+                    .bounded_output()
+            }
+            None => self.script_cmd(host, text),
+        };
         let output = process::stream_lines(&cmd, stop, line)?;
         script_reply(&cmd, host, output)
     }
@@ -602,12 +619,18 @@ impl Transport for Ssh {
                 .arg(with_slash(&release.stage));
         }
         let cmd = cmd.arg(dest).in_own_process_group().for_host(&target.host);
-        let stdout = process::run_streaming(&cmd, &mut |piece| {
+        // What rsync says is read as it comes, never kept whole: a release
+        // of many files is a line each.
+        let mut stats = PushStats::default();
+        process::run_streaming(&cmd, &mut |piece| {
             if let Some(bytes) = progress_bytes(piece) {
                 progress(bytes);
             }
+            let seen = parse_rsync_stats(piece);
+            stats.files += seen.files;
+            stats.bytes = stats.bytes.max(seen.bytes);
         })?;
-        Ok(parse_rsync_stats(&stdout))
+        Ok(stats)
     }
 
     fn round_trips(&self) -> BTreeMap<String, usize> {
@@ -755,8 +778,8 @@ impl Master {
             if opened || attempt == START_ATTEMPTS {
                 return opened;
             }
-            let said = fs::read_to_string(&self.log).unwrap_or_default();
-            if !dropped_while_starting(&said) {
+            let said = process::read_end(&self.log, process::STDERR_KEPT).unwrap_or_default();
+            if !dropped_while_starting(&String::from_utf8_lossy(&said)) {
                 return false;
             }
             std::thread::sleep(start_backoff(attempt));
@@ -1244,10 +1267,13 @@ mod tests {
             .arg(format!("{}/", from.display()))
             .arg(dir.path().join("to"));
         let mut seen = Vec::new();
-        let stdout = process::run_streaming(&cmd, &mut |piece| {
+        let mut stdout = String::new();
+        process::run_streaming(&cmd, &mut |piece| {
             if let Some(bytes) = progress_bytes(piece) {
                 seen.push(bytes);
             }
+            stdout.push_str(piece);
+            stdout.push('\n');
         })
         .unwrap();
         assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
