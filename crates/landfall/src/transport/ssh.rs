@@ -580,6 +580,13 @@ impl Transport for Ssh {
         // they were made under here.
         let mut cmd = Cmd::new("rsync")
             .args([
+                // `--secluded-args` (`--protect-args` before rsync 3.2.6):
+                // the destination's path travels in rsync's own protocol,
+                // not on the remote shell's command line, where rsync's
+                // escaping of it is not to be relied on (Debian's 3.2.7
+                // with its security fixes left a backquote for the shell
+                // to run).
+                "-s",
                 "--links",
                 "--perms",
                 "--chmod=D755",
