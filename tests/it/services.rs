@@ -746,6 +746,7 @@ fn the_sudo_rules_allow_the_deploy_user_nothing_but_the_commands_listed() {
     let fleet = Fleet::with_sudo_rules(etc.path());
     let (ok, listed) = fleet.as_deploy_user("host1", &["sudo", "-n", "-l"]);
     assert!(ok, "{listed}");
+    eprintln!("$ sudo -n -l   # as {USER}\n{listed}");
     let conf = "/etc/supervisor/supervisord.conf";
     for verb in ["status", "start", "stop", "restart", "signal HUP"] {
         let rule = format!("/usr/bin/supervisorctl -c {conf} {verb} hello-app");
@@ -814,6 +815,7 @@ fn the_sudo_rules_allow_the_deploy_user_nothing_but_the_commands_listed() {
         let mut args = vec!["sudo", "-n"];
         args.extend_from_slice(command);
         let (ok, said) = fleet.as_deploy_user("host1", &args);
+        eprintln!("$ {}\n{}", args.join(" "), said.trim_end());
         assert!(
             !ok && (said.contains("not allowed") || said.contains("a password is required")),
             "`{}` was allowed: {said}",
