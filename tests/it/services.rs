@@ -731,9 +731,31 @@ fn a_deploy_user_that_is_not_root_manages_services_with_the_sudo_rules_init_prin
     fleet.lifecycle("");
     let owner = fs::metadata(fleet.testbed.srv("host1").join("hello/app/.landfall")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&owner), USER_ID);
-    let pid = fleet.pids()[0].to_string();
-    let uid = fleet.on("host1", &["ps", "-o", "uid=", "-p", &pid]);
-    assert_eq!(uid.trim(), USER_ID.to_string(), "the service's account");
+    assert_eq!(uid_of(fleet.pids()[0]), USER_ID, "the service's account");
+}
+
+/// The real user id of a process of a test-bed host (whose processes are
+/// the machine's: the hosts have no PID namespace of their own).
+fn uid_of(pid: u64) -> u32 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+        .unwrap_or_else(|| panic!("no Uid in\n{status}"))
+}
+
+/// The user id of an account of the machine's /etc/passwd.
+fn uid_named(name: &str) -> u32 {
+    fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let fields: Vec<&str> = l.split(':').collect();
+            (fields.first() == Some(&name)).then(|| fields[2].parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no account `{name}`"))
 }
 
 /// The rules `init --sudoers` printed put `*` in arguments, which sudo
@@ -1002,9 +1024,7 @@ fn a_service_is_never_run_as_root_unless_the_configuration_says_so() {
         .ws
         .edit("deploy.toml", "user = \"root\"", "user = \"daemon\"");
     fleet.deploy(&[]).assert_code(0);
-    let pid = fleet.pids()[0].to_string();
-    let user = fleet.on("host1", &["ps", "-o", "user=", "-p", &pid]);
-    assert_eq!(user.trim(), "daemon");
+    assert_eq!(uid_of(fleet.pids()[0]), uid_named("daemon"));
 }
 
 #[test]
