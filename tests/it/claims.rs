@@ -80,44 +80,30 @@ fn another_copy_of_the_same_project_name_cannot_deploy_over_its_paths() {
         .map(|(h, _)| bed.current(h, "hello/app"))
         .collect();
 
-    let other = second_copy(
-        &bed,
-        Some("0123456789abcdef0123456789abcdef"),
-        "/srv/hello/app",
-    );
-    let out = other.run(&[
-        "deploy",
-        "testbed",
-        "--var",
-        "greeting=taken",
-        "--message-format",
-        "json",
-    ]);
-    assert_ne!(out.code, 0, "{}", out.stdout);
-    assert!(
-        out.stdout.contains(&format!(
-            "/srv/hello/app holds the releases of another project named hello (id {ID}), not of this one (id 0123456789abcdef0123456789abcdef)"
-        )),
-        "{}",
-        out.stdout
-    );
-    let unnamed = second_copy(&bed, None, "/srv/hello/app");
-    let out = unnamed.run(&[
-        "deploy",
-        "testbed",
-        "--var",
-        "greeting=taken",
-        "--message-format",
-        "json",
-    ]);
-    assert_ne!(out.code, 0, "{}", out.stdout);
-    assert!(
-        out.stdout.contains(&format!(
-            "/srv/hello/app holds the releases of another project named hello (id {ID}), not of this one (no id)"
-        )),
-        "{}",
-        out.stdout
-    );
+    // Another copy with an id of its own, and one with none.
+    for (id, this_one) in [
+        (
+            Some("0123456789abcdef0123456789abcdef"),
+            "id 0123456789abcdef0123456789abcdef",
+        ),
+        (None, "no id"),
+    ] {
+        let other = second_copy(&bed, id, "/srv/hello/app");
+        let out = other.run(&[
+            "deploy",
+            "testbed",
+            "--var",
+            "greeting=taken",
+            "--message-format",
+            "json",
+        ]);
+        assert_ne!(out.code, 0, "{}", out.stdout);
+        let said = format!(
+            "/srv/hello/app holds the releases of another project named hello (id {ID}), \
+             not of this one ({this_one})"
+        );
+        assert!(out.stdout.contains(&said), "no `{said}` in\n{}", out.stdout);
+    }
     let after: Vec<Option<String>> = hosts
         .iter()
         .map(|(h, _)| bed.current(h, "hello/app"))

@@ -1326,28 +1326,30 @@ landfall_unit_dir() {
   fi
 }
 
-# landfall_supervisor_dir: where supervisord reads programs from.
-landfall_supervisor_dir() {
-  for d in /etc/supervisor/conf.d /etc/supervisord.d; do
-    if [ -d "$d" ]; then
-      printf '%s' "$d"
+# landfall_first TEST PATH...: prints the first PATH of which `test TEST
+# PATH` holds (Debian's layout first, then the others'); fails if none.
+landfall_first() {
+  first_test=$1
+  shift
+  for first_path in "$@"; do
+    if test "$first_test" "$first_path"; then
+      printf '%s' "$first_path"
       return 0
     fi
   done
   return 1
 }
 
+# landfall_supervisor_dir: where supervisord reads programs from.
+landfall_supervisor_dir() {
+  landfall_first -d /etc/supervisor/conf.d /etc/supervisord.d
+}
+
 # landfall_supervisor_conf: supervisord's configuration, which
 # supervisorctl is told with -c (it would otherwise look in the directory
 # it is started from, which is the deploy user's to choose).
 landfall_supervisor_conf() {
-  for f in /etc/supervisor/supervisord.conf /etc/supervisord.conf; do
-    if [ -f "$f" ]; then
-      printf '%s' "$f"
-      return 0
-    fi
-  done
-  return 1
+  landfall_first -f /etc/supervisor/supervisord.conf /etc/supervisord.conf
 }
 
 # landfall_supervisorctl ARGS...: supervisorctl, as root, with supervisord's
