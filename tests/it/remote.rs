@@ -728,7 +728,7 @@ fn deploy_keeping(bed: &Bed, runtime: &std::path::Path, extra: &[&str]) -> Outco
 }
 
 /// Deploys `bed` keeping its connections in `runtime`, takes the last
-/// host's key out of the test bed's known_hosts, deploys again, and
+/// host's key out of the test bed's `known_hosts`, deploys again, and
 /// expects that host, and only it, to fail its host key check: its kept
 /// connection was opened on a trust that is gone.
 fn a_kept_connection_is_checked_again_once_a_key_is_gone(bed: &Bed, runtime: &std::path::Path) {
