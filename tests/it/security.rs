@@ -175,7 +175,7 @@ fn the_log_says_who_deployed_what_and_no_other_artifact_writes_to_it() {
             let owner = bed.srv(&host, &format!("hello/{artifact}/.landfall/artifact"));
             assert_eq!(
                 fs::read_to_string(owner).unwrap(),
-                format!("hello/{artifact}@testbed\n")
+                format!("hello:5c0ea9e7d1a04b6f9f2e8d3b7a61c4f0/{artifact}@testbed\n")
             );
         }
     }
@@ -234,7 +234,8 @@ fn the_log_says_who_deployed_what_and_no_other_artifact_writes_to_it() {
         assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
         assert!(
             out.stderr
-                .contains("/srv/hello/site holds the releases of hello/site@testbed, not of intruder/site@testbed"),
+                .contains("/srv/hello/site holds the releases of hello:5c0ea9e7d1a04b6f9f2e8d3b7a61c4f0/site@testbed, \
+                           not of intruder:5c0ea9e7d1a04b6f9f2e8d3b7a61c4f0/site@testbed"),
             "{args:?}: {}",
             out.stderr
         );

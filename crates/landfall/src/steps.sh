@@ -1198,8 +1198,10 @@ landfall_service_check() {
 # DIR recorded is free for its artifact. A name is claimed on disk, by the
 # definition installed under it, which starts the service from the path
 # that installed it: it is free if none is installed, or if that path is
-# this artifact's or holds no releases any more. A definition landfall did
-# not write is never replaced. Says why not on stdout.
+# this artifact's, holds no releases any more, or holds those of this very
+# artifact (its record names the same project, artifact and environment:
+# the artifact moved, and its old path is an orphan). A definition
+# landfall did not write is never replaced. Says why not on stdout.
 landfall_service_free() {
   sp=${1%/releases/*}
   sdst=$(landfall_definition_path unit)
@@ -1211,6 +1213,10 @@ landfall_service_free() {
     return 1
   fi
   [ "$sowner" != "$sp" ] && [ -d "$sowner/.landfall" ] || return 0
+  if [ -f "$sowner/.landfall/artifact" ] && [ ! -L "$sowner/.landfall/artifact" ] &&
+    [ "$(head -n 1 "$sowner/.landfall/artifact")" = "$(head -n 1 "$sp/.landfall/artifact" 2>/dev/null)" ]; then
+    return 0
+  fi
   printf 'service %s is installed for %s (%s), not for %s (%s): one service name cannot serve two artifacts (give one of them another name, or prune the other)\n' \
     "$service_name" "$sowner" "$(head -n 1 "$sowner/.landfall/artifact" 2>/dev/null || printf 'another user'"'"'s')" \
     "$sp" "$(head -n 1 "$sp/.landfall/artifact" 2>/dev/null)"
