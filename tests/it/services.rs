@@ -843,7 +843,24 @@ fn the_sudo_rules_allow_the_deploy_user_nothing_but_the_commands_listed() {
             "`{}` was allowed: {said}",
             command.join(" ")
         );
+        // sudo's own policy check says the same, with no password asked.
+        let mut check = vec!["sudo", "-n", "-l"];
+        check.extend_from_slice(command);
+        let (ok, said) = fleet.as_deploy_user("host1", &check);
+        assert!(!ok, "sudo -l allows `{}`: {said}", command.join(" "));
     }
+    let allowed = [
+        "sudo",
+        "-n",
+        "-l",
+        "/usr/bin/supervisorctl",
+        "-c",
+        conf,
+        "restart",
+        "hello-app",
+    ];
+    let (ok, said) = fleet.as_deploy_user("host1", &allowed);
+    assert!(ok, "{said}");
     assert!(
         !fleet
             .testbed
