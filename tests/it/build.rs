@@ -263,13 +263,8 @@ fn highest_glibc(binary: &std::path::Path) -> (u32, u32) {
 /// deploys and serves like any other.
 #[test]
 fn cargo_zigbuild_pins_the_glibc_floor() {
-    let zigbuild = std::process::Command::new("cargo-zigbuild")
-        .arg("--version")
-        .output();
-    assert!(
-        zigbuild.is_ok_and(|o| o.status.success()),
-        "cargo-zigbuild is needed: `pip install ziglang cargo-zigbuild`"
-    );
+    landfall_testbed::require("cargo-zigbuild");
+    landfall_testbed::require("objdump");
     let ws = Workspace::hello();
     ws.edit(
         "deploy.toml",

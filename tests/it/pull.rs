@@ -160,13 +160,13 @@ impl Drop for Counter {
 }
 
 fn nft(args: &[&str], input: &str) -> String {
-    let mut child = Command::new("nft")
+    let mut child = Command::new(landfall_testbed::require("nft"))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("`nft` runs (the test counts bytes with nftables: apt-get install nftables)");
+        .unwrap();
     child
         .stdin
         .take()

@@ -664,11 +664,9 @@ impl Fleet {
         for host in &fleet.testbed.hosts {
             fleet.testbed.start_supervisord(&host.name).unwrap();
         }
-        let sudo = std::process::Command::new("sudo").arg("--version").output();
-        assert!(
-            sudo.is_ok_and(|o| o.status.success()),
-            "sudo is not installed (apt-get install sudo): this test needs it"
-        );
+        for tool in ["sudo", "visudo", "runuser"] {
+            landfall_testbed::require(tool);
+        }
 
         // Without a rule, no host is switched, and each says why.
         fleet.refused_before_switch(&[&format!(

@@ -353,7 +353,7 @@ impl Workspace {
 
     /// Runs git in the workspace, which must succeed; returns its output.
     pub(crate) fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
+        let out = Command::new(landfall_testbed::require("git"))
             .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
             .args(args)
             .current_dir(self.root())

@@ -492,6 +492,7 @@ mod tests {
     /// again.
     #[test]
     fn head_read_ahead_is_used_only_for_the_directory_it_was_read_from() {
+        landfall_testbed::require("git");
         let dir = tempfile::tempdir().unwrap();
         let commit = |dir: &Path, time: &str| -> String {
             let git = |args: &[&str]| {

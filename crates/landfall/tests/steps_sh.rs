@@ -62,7 +62,9 @@ impl Shell {
     #[track_caller]
     fn start(self, calls: &str) -> Running {
         let mut words = self.name().split(' ');
-        let mut command = Command::new(words.next().expect("a shell has a name"));
+        let mut command = Command::new(landfall_testbed::require(
+            words.next().expect("a shell has a name"),
+        ));
         command
             .args(words)
             .arg("-s")
@@ -461,7 +463,7 @@ fn ended_group() -> String {
 /// Runs git with no configuration but the author's, and returns its stdout.
 #[track_caller]
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
+    let out = Command::new(landfall_testbed::require("git"))
         .args(args)
         .current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")

@@ -29,8 +29,10 @@
 //! from util-linux, and OpenSSH's `sshd` and `ssh-keygen`; supervisor for
 //! [`Testbed::start_supervisord`], systemd and cgroup v2 for systemd hosts.
 
+pub mod prerequisites;
 mod s3;
 
+pub use prerequisites::require;
 pub use s3::S3Server;
 
 use std::collections::HashMap;
@@ -237,11 +239,7 @@ fn free_port() -> Result<u16> {
 }
 
 fn sshd_path() -> Result<PathBuf> {
-    ["/usr/sbin/sshd", "/usr/bin/sshd", "/usr/local/sbin/sshd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .context("OpenSSH's `sshd` is not installed (apt-get install openssh-server)")
+    prerequisites::needed("sshd")
 }
 
 fn systemd_path() -> Result<PathBuf> {
@@ -249,7 +247,7 @@ fn systemd_path() -> Result<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
-        .context("systemd is not installed: systemd hosts need it (apt-get install systemd)")
+        .map_or_else(|| prerequisites::needed("systemd"), Ok)
 }
 
 /// Where the cgroup2 hierarchy is mounted: `/sys/fs/cgroup/unified` on a
@@ -273,6 +271,11 @@ impl Testbed {
     /// Creates a test bed of `count` hosts run by `init` in `dir` (which
     /// must not hold a running one) and starts them.
     pub fn up_with(dir: &Path, count: usize, init: Init) -> Result<Testbed> {
+        // What the hosts and the harness run, named with their packages
+        // before anything starts.
+        for tool in ["sshd", "ssh", "ssh-keygen", "rsync", "unshare", "nsenter"] {
+            prerequisites::needed(tool)?;
+        }
         ensure!((1..=250).contains(&count), "a test bed has 1 to 250 hosts");
         if let Ok(old) = Testbed::open(dir) {
             ensure!(
@@ -987,6 +990,9 @@ impl Testbed {
     /// there. A supervisord that runs already is left alone. It runs inside
     /// the host: stopping the host stops it and the programs it started.
     pub fn start_supervisord(&self, name: &str) -> Result<()> {
+        for tool in ["supervisord", "supervisorctl"] {
+            prerequisites::needed(tool)?;
+        }
         ensure!(
             Path::new("/etc/supervisor").is_dir(),
             "supervisor is not installed (apt-get install supervisor): \

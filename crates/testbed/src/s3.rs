@@ -29,23 +29,7 @@ pub struct S3Server {
 
 /// `s3s-fs`, from `PATH` or cargo's own `bin` directory.
 fn binary() -> Result<PathBuf> {
-    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("CARGO_HOME") {
-        candidates.push(PathBuf::from(home).join("bin"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        candidates.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    candidates
-        .into_iter()
-        .map(|dir| dir.join("s3s-fs"))
-        .find(|path| path.is_file())
-        .context(
-            "`s3s-fs` is not installed: pull mode is tested against it, \
-             cargo install s3s-fs --locked --features binary",
-        )
+    crate::prerequisites::needed("s3s-fs")
 }
 
 impl S3Server {

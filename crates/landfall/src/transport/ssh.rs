@@ -1074,6 +1074,7 @@ mod tests {
     /// of the configuration for the host.
     #[test]
     fn a_kept_connection_is_named_by_what_ssh_makes_of_its_configuration() {
+        landfall_testbed::require("ssh");
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("ssh_config");
         let included = dir.path().join("included");
@@ -1209,7 +1210,7 @@ mod tests {
     /// What `ssh -G` makes of a configuration for a host: the value of
     /// `key`.
     fn effective(config: &Path, key: &str) -> String {
-        let out = std::process::Command::new("ssh")
+        let out = std::process::Command::new(landfall_testbed::require("ssh"))
             .arg("-G")
             .arg("-F")
             .arg(config)
@@ -1265,6 +1266,7 @@ mod tests {
     /// draws them (a real rsync, copying here), up to the whole file.
     #[test]
     fn rsync_says_how_far_a_copy_is() {
+        landfall_testbed::require("rsync");
         let dir = tempfile::tempdir().unwrap();
         let from = dir.path().join("from");
         fs::create_dir(&from).unwrap();
