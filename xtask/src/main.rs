@@ -1,5 +1,5 @@
-//! Developer tasks: `cargo xtask lint`, `demo`, `man`, `testbed` and
-//! `bench`.
+//! Developer tasks: `cargo xtask test`, `lint`, `demo`, `man`, `testbed`
+//! and `bench`.
 
 mod bench;
 /// `cargo deploy`'s command line, the one its binary parses, for `man`.
@@ -11,10 +11,13 @@ mod bench;
 )]
 mod cli;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use xshell::{Shell, cmd};
 
-const USAGE: &str = "usage: cargo xtask <lint|demo|man|testbed|bench>
+const USAGE: &str = "usage: cargo xtask <test|lint|demo|man|testbed|bench>
+  test [--fast]        install what the tests need that is missing (as root; otherwise say
+                       the one command that would, and exit 2), then the lint and every
+                       test; --fast: the tests that start no host nor service manager
   lint                 cargo fmt --check, shellcheck over every shell script (the host
                        steps as POSIX sh), and cargo clippy with warnings denied
   demo                 deploy examples/hello locally through landfall's library and ask
@@ -42,10 +45,22 @@ fn main() -> Result<()> {
     sh.change_dir(env!("CARGO_MANIFEST_DIR"));
     sh.change_dir("..");
     match task.as_deref() {
+        Some("test") => test(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
         Some("lint") => lint(&sh),
         Some("demo") => demo(&sh),
         Some("man") => man(&sh, std::env::args().nth(2)),
         Some("testbed") => testbed(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("bench") if cfg!(debug_assertions) => {
+            // What the benchmarks measure in this process (hashing, for
+            // one) is measured as released.
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            cmd!(
+                sh,
+                "cargo run --quiet --release --package xtask -- {args...}"
+            )
+            .run()?;
+            Ok(())
+        }
         Some("bench") => bench::bench(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -76,6 +91,144 @@ fn man(sh: &Shell, dir: Option<String>) -> Result<()> {
         .collect();
     pages.sort();
     println!("{}: {}", dir.display(), pages.join(" "));
+    Ok(())
+}
+
+/// The programs the tests that start no host need (see `test --fast`).
+const FAST_TOOLS: [&str; 6] = ["git", "rsync", "ssh", "systemd-analyze", "dash", "busybox"];
+
+/// `cargo xtask test [--fast]`: the prerequisites, then the lint and the
+/// whole suite, or, with `--fast`, the tests that start no host nor
+/// service manager (the library's, the host steps' under dash and
+/// busybox, the binary's and the test bed's own).
+fn test(sh: &Shell, args: &[String]) -> Result<()> {
+    let fast = match args {
+        [] => false,
+        [flag] if flag == "--fast" => true,
+        _ => bail!("usage: cargo xtask test [--fast]"),
+    };
+    let root = is_root();
+    let missing: Vec<&landfall_testbed::prerequisites::Tool> =
+        landfall_testbed::prerequisites::missing()
+            .into_iter()
+            .filter(|tool| !fast || FAST_TOOLS.contains(&tool.name))
+            .collect();
+    if !missing.is_empty() {
+        if !root {
+            eprintln!(
+                "the tests need what is not installed here: {}\nrun:\n  {}",
+                missing
+                    .iter()
+                    .map(|t| format!("{} ({})", t.name, t.why))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                install_command(&missing, "sudo ")
+            );
+            std::process::exit(2);
+        }
+        install(sh, &missing)?;
+    }
+    if fast {
+        cmd!(sh, "cargo test -p landfall --lib --test steps_sh").run()?;
+        cmd!(sh, "cargo test -p landfall-cli --bins").run()?;
+        cmd!(sh, "cargo test -p landfall-testbed --lib").run()?;
+        return Ok(());
+    }
+    if !root {
+        eprintln!(
+            "the test bed starts hosts in namespaces of their own, which needs root: \
+             run `sudo cargo xtask test` (or `cargo xtask test --fast`)"
+        );
+        std::process::exit(2);
+    }
+    lint(sh)?;
+    cmd!(sh, "cargo test --workspace").run()?;
+    Ok(())
+}
+
+/// Whether this runs as root, as `/proc/self/status` says.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// Debian's packages, then cargo's, then pip's, each named once.
+fn sources(
+    missing: &[&landfall_testbed::prerequisites::Tool],
+) -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
+    use landfall_testbed::prerequisites::Source;
+    let (mut apt, mut cargo, mut pip) = (Vec::new(), Vec::new(), Vec::new());
+    for tool in missing {
+        let (list, item) = match tool.source {
+            Source::Apt(package) => (&mut apt, package),
+            Source::Cargo(args) => (&mut cargo, args),
+            Source::Pip(packages) => (&mut pip, packages),
+        };
+        if !list.contains(&item) {
+            list.push(item);
+        }
+    }
+    (apt, cargo, pip)
+}
+
+/// The one command that installs `missing`, Debian's packages through
+/// `sudo` (the prefix given).
+fn install_command(missing: &[&landfall_testbed::prerequisites::Tool], sudo: &str) -> String {
+    let (apt, cargo, pip) = sources(missing);
+    let mut steps = Vec::new();
+    if !apt.is_empty() {
+        steps.push(format!(
+            "{sudo}apt-get update && {sudo}apt-get install -y {}",
+            apt.join(" ")
+        ));
+    }
+    steps.extend(cargo.iter().map(|args| format!("cargo install {args}")));
+    steps.extend(
+        pip.iter()
+            .map(|packages| format!("python3 -m pip install {packages}")),
+    );
+    steps.join(" && ")
+}
+
+/// Installs `missing`, as root, naming each as it goes.
+fn install(sh: &Shell, missing: &[&landfall_testbed::prerequisites::Tool]) -> Result<()> {
+    for tool in missing {
+        eprintln!(
+            "installing {} ({}): {}",
+            tool.name,
+            tool.why,
+            tool.source.command()
+        );
+    }
+    let (apt, cargo, pip) = sources(missing);
+    if !apt.is_empty() {
+        let _frontend = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
+        cmd!(sh, "apt-get update -qq").run()?;
+        cmd!(sh, "apt-get install -y -qq {apt...}").run()?;
+    }
+    for args in cargo {
+        let args: Vec<&str> = args.split(' ').collect();
+        cmd!(sh, "cargo install {args...}").run()?;
+    }
+    for packages in pip {
+        let packages: Vec<&str> = packages.split(' ').collect();
+        cmd!(sh, "python3 -m pip install --quiet {packages...}").run()?;
+    }
+    let still: Vec<&str> = landfall_testbed::prerequisites::missing()
+        .iter()
+        .filter(|t| missing.iter().any(|m| m.name == t.name))
+        .map(|t| t.name)
+        .collect();
+    ensure!(
+        still.is_empty(),
+        "still missing once installed: {}",
+        still.join(", ")
+    );
     Ok(())
 }
 
