@@ -431,14 +431,7 @@ pub(crate) fn read_stdout<T>(
     read: impl FnOnce(&mut dyn io::Read) -> io::Result<T>,
 ) -> Result<T, ProcessError> {
     let spawn_error = |err| cmd.error(ProcessErrorKind::Spawn(err));
-    let (stderr, stderr_write) = io::pipe().map_err(spawn_error)?;
-    let handle = cmd
-        .expression()
-        .stderr_file(stderr_write)
-        .unchecked()
-        .reader()
-        .map_err(spawn_error)?;
-    let stderr = read_stderr(stderr);
+    let (handle, stderr) = spawn_reading(cmd)?;
     let result = read(&mut &handle).and_then(|value| {
         // Drain what `read` left, so that the process is waited for.
         io::copy(&mut &handle, &mut io::sink())?;
@@ -464,6 +457,22 @@ pub(crate) fn read_stdout<T>(
     }
 }
 
+/// Starts `cmd` with its standard output to be read from the handle
+/// returned, and the tail of its stderr kept on a thread of its own.
+fn spawn_reading(
+    cmd: &Cmd,
+) -> Result<(duct::ReaderHandle, std::sync::mpsc::Receiver<Tail>), ProcessError> {
+    let spawn_error = |err| cmd.error(ProcessErrorKind::Spawn(err));
+    let (stderr, stderr_write) = io::pipe().map_err(spawn_error)?;
+    let handle = cmd
+        .expression()
+        .stderr_file(stderr_write)
+        .unchecked()
+        .reader()
+        .map_err(spawn_error)?;
+    Ok((handle, read_stderr(stderr)))
+}
+
 /// Keeps the tail of a process's stderr, read on a thread of its own.
 fn read_stderr(pipe: io::PipeReader) -> std::sync::mpsc::Receiver<Tail> {
     read_in_background(pipe, |reader| {
@@ -486,15 +495,7 @@ pub(crate) fn stream_lines(
     line: &mut dyn FnMut(&str),
 ) -> Result<Output, ProcessError> {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let spawn_error = |err| cmd.error(ProcessErrorKind::Spawn(err));
-    let (stderr, stderr_write) = io::pipe().map_err(spawn_error)?;
-    let handle = cmd
-        .expression()
-        .stderr_file(stderr_write)
-        .unchecked()
-        .reader()
-        .map_err(spawn_error)?;
-    let stderr = read_stderr(stderr);
+    let (handle, stderr) = spawn_reading(cmd)?;
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| {
