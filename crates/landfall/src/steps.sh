@@ -280,12 +280,8 @@ landfall_installed_here() {
     landfall_process_pid "$1" >/dev/null
     return
   fi
-  case $service_manager in
-  systemd | systemd-user) f="$(landfall_unit_dir "$service_manager")/$service_name.service" ;;
-  supervisor) f="$(landfall_supervisor_dir)/$service_name.conf" || return 1 ;;
-  *) return 1 ;;
-  esac
-  [ -f "$1/.landfall/service.unit" ] && cmp -s "$f" "$1/.landfall/service.unit"
+  [ -n "$service_manager" ] && [ -f "$1/.landfall/service.unit" ] &&
+    cmp -s "$(landfall_definition_path unit)" "$1/.landfall/service.unit"
 }
 
 # landfall_unregister PATH: drops PATH from the registry.
