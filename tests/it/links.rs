@@ -12,7 +12,7 @@ use std::process::Command;
 
 use crate::remote::Bed;
 use crate::secrets::sealed_secrets;
-use crate::support::Workspace;
+use crate::support::{Workspace, new_package};
 
 /// Moves `relative` of the workspace to a directory outside it, and puts a
 /// link to it where it was. Returns where it went.
@@ -104,21 +104,6 @@ fn secrets_linked_outside_the_workspace_are_refused() {
         out.stderr
     );
     assert!(!ws.path("target/landfall/local").exists());
-}
-
-/// A new cargo package, without landfall's files, in a directory of its
-/// own; and a function that runs `cargo deploy ARGS` there.
-fn new_package() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["new", "-q", "--vcs", "none", "shop"])
-        .current_dir(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let root = dir.path().join("shop");
-    (dir, root)
 }
 
 fn init(root: &Path) -> (Option<i32>, String) {

@@ -84,15 +84,7 @@ fn a_protected_environment_needs_a_clean_tree_its_branch_and_a_confirmation() {
 
 #[test]
 fn init_scaffolds_a_new_cargo_package_that_then_deploys_locally() {
-    let dir = tempfile::tempdir().unwrap();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["new", "-q", "--vcs", "none", "shop"])
-        .current_dir(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let root = dir.path().join("shop");
+    let (_dir, root) = crate::support::new_package();
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_cargo-deploy"))
             .args(args)

@@ -623,3 +623,18 @@ pub(crate) fn http_get_with(
         .to_string();
     Some((status, body))
 }
+
+/// A new cargo package, `shop`, without landfall's files, in a temporary
+/// directory of its own: the directory, and the package's root.
+pub(crate) fn new_package() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["new", "-q", "--vcs", "none", "shop"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let root = dir.path().join("shop");
+    (dir, root)
+}
