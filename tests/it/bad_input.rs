@@ -2312,7 +2312,7 @@ fn hostile_values_are_refused_at_validation() {
                 name: "--to with quotes",
                 setup: ssh_environment,
                 args: &["rollback", "ssh", "--to", "x'; touch /srv/pwned; '"],
-                expect_in_stderr: &["--to <RELEASE>", "hexadecimal"],
+                expect_in_stderr: &["--to <DEPLOY|RELEASE|COMMIT>", "a git ref"],
             },
             Case {
                 name: "--var whose name is shell",
@@ -2400,7 +2400,7 @@ fn no_host_is_contacted_for_bad_input() {
                 name: "rollback to a release that cannot exist",
                 setup: ssh_environment,
                 args: &["rollback", "ssh", "--to", "release-1"],
-                expect_in_stderr: &["--to <RELEASE>"],
+                expect_in_stderr: &["`--to release-1` is neither a deploy id"],
             },
             Case {
                 name: "exec with a hook that does not render",

@@ -478,3 +478,210 @@ fn a_host_that_cannot_be_reached_counts_against_the_budget() {
     assert!(out.events_of("activated").is_empty(), "{}", out.stdout);
     assert_eq!(fleet.currents(), before);
 }
+
+/// Each host with its current `app` release.
+type On = Vec<(String, Option<String>)>;
+
+/// Every host's current `app` release, by host.
+fn on(fleet: &Fleet) -> On {
+    fleet.hosts().into_iter().zip(fleet.currents()).collect()
+}
+
+/// A fleet of three hosts: `app` deployed twice (its default greeting,
+/// then `two`), returning what each host ran after each deploy.
+fn deployed_twice(rollout: &str) -> (Fleet, On, On) {
+    let fleet = Fleet::with_hosts(3, rollout);
+    fleet.deploy(&[]).assert_code(0);
+    let first = on(&fleet);
+    fleet.deploy(&["--var", "greeting=two"]).assert_code(0);
+    let second = on(&fleet);
+    for ((host, a), (_, b)) in first.iter().zip(&second) {
+        assert_ne!(a, b, "{host} changed");
+    }
+    (fleet, first, second)
+}
+
+#[test]
+fn rollback_after_a_failed_canary_takes_every_host_to_one_release() {
+    let (fleet, first, second) = deployed_twice("canary = 1\nbatch = 2");
+    let hosts = fleet.hosts();
+
+    // The canary fails and switches back; the others are not reached.
+    fleet.ws.make_unhealthy(&hosts[0]);
+    let failed = fleet.deploy(&["--var", "greeting=three"]);
+    failed.assert_code(1);
+    assert_eq!(on(&fleet), second);
+
+    // The failed deploy changed nothing: the rollback undoes the one
+    // before it, on every host.
+    let back = fleet
+        .ws
+        .run(&["rollback", "testbed", "--message-format", "json"]);
+    back.assert_code(0);
+    assert_eq!(on(&fleet), first, "{}", back.stdout);
+    let summary = back.summary();
+    let id = summary["deploy"].as_str().expect("the rollback's id");
+    assert!(
+        back.statuses()
+            .iter()
+            .filter(|(t, _)| t.ends_with("/app"))
+            .all(|(_, s)| s == "rolled_back"),
+        "{summary}"
+    );
+    for host in &hosts {
+        assert_eq!(fleet.greeting(host), Some(format!("hello from {host}\n")));
+    }
+
+    // A second rollback would go back past the first deploy, which
+    // brought everything: it is refused, and nothing moves.
+    let refused = fleet
+        .ws
+        .run(&["rollback", "testbed", "--message-format", "json"]);
+    refused.assert_code(1);
+    assert_eq!(on(&fleet), first);
+    assert!(
+        refused.stdout.contains("nothing to roll back"),
+        "{}",
+        refused.stdout
+    );
+
+    // `status` shows which run put each release there.
+    let status = fleet
+        .ws
+        .run(&["status", "testbed", "--message-format", "json"]);
+    assert!(status.stdout.contains(id), "{}", status.stdout);
+}
+
+#[test]
+fn rollback_after_ctrl_c_in_the_canarys_pause_takes_every_host_to_one_release() {
+    use std::io::BufRead as _;
+    let (fleet, first, second) = deployed_twice("canary = 1\nbatch = 2\npause = \"5m\"");
+    let hosts = fleet.hosts();
+
+    let mut child = fleet.ws.spawn(&[
+        "deploy",
+        "testbed",
+        "--message-format",
+        "json",
+        "--var",
+        "greeting=three",
+    ]);
+    // The canary switched and passed; the rollout pauses: Ctrl-C then.
+    let stdout = child.stdout.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            all.push_str(&line);
+            all.push('\n');
+            let _ = lines.send(line);
+        }
+        all
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = seen
+            .recv_timeout(left)
+            .expect("the rollout pauses after its canary");
+        if line.contains(r#""event":"pause""#) && line.contains(r#""artifact":"app""#) {
+            break;
+        }
+    }
+    let group = format!("-{}", child.id());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", "--", &group])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut out = crate::support::finish_within(child, 120, "the deploy stopped by Ctrl-C");
+    out.stdout = reader.join().unwrap();
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    // The canary is switched back, as the rollout stopped, and says so.
+    assert_eq!(on(&fleet), second);
+    let summary = out.summary();
+    let canary = &summary["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == hosts[0].as_str() && h["artifact"] == "app")
+        .unwrap()["message"];
+    assert!(
+        canary
+            .as_str()
+            .unwrap()
+            .contains("landfall was asked to stop"),
+        "{summary}"
+    );
+
+    // That deploy changed nothing: the rollback undoes the one before.
+    let back = fleet
+        .ws
+        .run(&["rollback", "testbed", "--message-format", "json"]);
+    back.assert_code(0);
+    assert_eq!(on(&fleet), first, "{}", back.stdout);
+    for host in &hosts {
+        assert_eq!(fleet.greeting(host), Some(format!("hello from {host}\n")));
+    }
+}
+
+#[test]
+fn rollback_to_a_deploy_or_a_commit_reaches_hosts_whose_release_ids_differ() {
+    let fleet = Fleet::with_hosts(3, "batch = 3");
+    let first_commit = fleet.ws.git_commit("first");
+    let first = fleet.deploy(&[]);
+    first.assert_code(0);
+    let first_deploy = first.summary()["deploy"].as_str().unwrap().to_string();
+    let at_first = on(&fleet);
+    // Release ids differ per host: each renders its own name.
+    let ids: std::collections::BTreeSet<_> = at_first.iter().map(|(_, r)| r.clone()).collect();
+    assert_eq!(ids.len(), 3, "{at_first:?}");
+
+    fleet
+        .ws
+        .edit("deploy.toml", "greeting = \"hello\"", "greeting = \"two\"");
+    fleet.ws.git_commit("second");
+    fleet.deploy(&[]).assert_code(0);
+    let at_second = on(&fleet);
+    fleet
+        .ws
+        .edit("deploy.toml", "greeting = \"two\"", "greeting = \"three\"");
+    fleet.ws.git_commit("third");
+    fleet.deploy(&[]).assert_code(0);
+
+    // To a deploy, by a prefix of its id.
+    let prefix = &first_deploy[..first_deploy.len() - 2];
+    fleet
+        .ws
+        .run(&["rollback", "testbed", "--to", prefix])
+        .assert_code(0);
+    assert_eq!(on(&fleet), at_first);
+
+    // To a commit, by a git ref of the workspace: `HEAD~1` is `second`.
+    fleet
+        .ws
+        .run(&["rollback", "testbed", "--to", "HEAD~1"])
+        .assert_code(0);
+    assert_eq!(on(&fleet), at_second);
+
+    // To a commit, by a prefix of its hash.
+    fleet
+        .ws
+        .run(&["rollback", "testbed", "--to", &first_commit[..10]])
+        .assert_code(0);
+    assert_eq!(on(&fleet), at_first);
+
+    // A goal no host records is refused, and nothing moves.
+    let none = fleet.ws.run(&["rollback", "testbed", "--to", "00000000"]);
+    none.assert_code(1);
+    assert!(
+        none.stderr
+            .contains("no deploy, release or commit `00000000`"),
+        "{}",
+        none.stderr
+    );
+    assert_eq!(on(&fleet), at_first);
+}

@@ -287,8 +287,12 @@ pub(crate) struct PruneArgs {
 pub(crate) struct RollbackArgs {
     #[command(flatten)]
     pub(crate) target: TargetArgs,
-    /// The release to switch to (a unique prefix of its id); default: the previous one
-    #[arg(long, value_name = "RELEASE", value_parser = release_prefix)]
+    /// Where to go: what a deploy left (its id, or a unique prefix, as the
+    /// summary and `status` show it), a release (a prefix of its id), or
+    /// the releases built from a commit (a hash prefix, or a git ref such
+    /// as a tag); default: what the hosts ran before the last deploy that
+    /// changed anything
+    #[arg(long, value_name = "DEPLOY|RELEASE|COMMIT", value_parser = rollback_goal)]
     pub(crate) to: Option<String>,
     /// Remove a lock left behind by a deploy that is gone
     #[arg(long)]
@@ -359,17 +363,17 @@ pub(crate) struct CheckArgs {
     pub(crate) common: Render,
 }
 
-/// A release id or its first characters: lowercase hexadecimal digits, as
-/// `status` shows them. Anything else could never match, and is refused
-/// before a host is contacted.
-fn release_prefix(text: &str) -> Result<String, String> {
-    let hex = text
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if hex && (1..=64).contains(&text.len()) {
+/// What `rollback --to` takes: a deploy id, a release id or a commit hash
+/// (hexadecimal digits and dashes), or a git ref, resolved in the
+/// workspace: the characters a ref may hold and its suffixes (`~1`,
+/// `^{commit}`), never an option.
+fn rollback_goal(text: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._/~^@{}".contains(c);
+    if !text.is_empty() && !text.starts_with('-') && text.len() <= 255 && text.chars().all(allowed)
+    {
         Ok(text.to_string())
     } else {
-        Err("a release is named by its id or a prefix of it, in hexadecimal digits (see `cargo deploy status`)".to_string())
+        Err("give a deploy id or a release id (see `cargo deploy status`), a commit hash, or a git ref".to_string())
     }
 }
 

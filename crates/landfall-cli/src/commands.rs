@@ -919,12 +919,40 @@ pub(crate) fn rollback(ctx: &Ctx<'_>, args: &RollbackArgs) -> u8 {
     // asks first. It needs no clean tree nor branch: it runs what the
     // releases recorded, not the workspace.
     let confirmation = (!args.yes).then_some("rollback");
+    // A git ref is resolved before any host is contacted.
+    let to = match args
+        .to
+        .as_deref()
+        .map(|to| rollback_goal(ctx, to))
+        .transpose()
+    {
+        Ok(to) => to,
+        Err(err) => return Ctx::fail(&err),
+    };
     match run_on_targets(ctx, &args.target, confirmation, |run, plan, _| {
-        deploy::rollback(run, plan, args.to.as_deref(), args.break_lock)
+        deploy::rollback(run, plan, to.as_deref(), args.break_lock)
     }) {
         Ok(summary) => ctx.finish(&summary),
         Err(err) => Ctx::fail(&err),
     }
+}
+
+/// What `rollback --to` names, as hosts record it: ids and hashes as
+/// given, a git ref (a tag, `HEAD~1`) as the commit it names in the
+/// workspace.
+fn rollback_goal(ctx: &Ctx<'_>, to: &str) -> Result<String, Error> {
+    if to
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
+    {
+        return Ok(to.to_string());
+    }
+    let project = landfall::load(ctx.global.manifest_path.as_deref())?;
+    landfall::git::commit_of(&project.workspace.root, to).ok_or_else(|| {
+        Error::Usage(format!(
+            "`--to {to}` is neither a deploy id, a release id or a commit hash, nor a git ref of the workspace"
+        ))
+    })
 }
 
 pub(crate) fn prune(ctx: &Ctx<'_>, args: &PruneArgs) -> u8 {

@@ -487,8 +487,12 @@ impl Printer {
         } else {
             format!(" ({phases})")
         };
+        let deploy = summary
+            .deploy
+            .as_ref()
+            .map_or_else(String::new, |id| format!(", deploy {id}"));
         eprintln!(
-            "{style}{verb:>12}{style:#} {}: {counts} in {seconds:.2}s{phases}",
+            "{style}{verb:>12}{style:#} {}: {counts} in {seconds:.2}s{phases}{deploy}",
             summary.env
         );
     }
@@ -772,7 +776,18 @@ impl Printer {
                     },
                 );
                 let last = release.activated.as_ref().map_or_else(String::new, |e| {
-                    format!("; {} {} by {}@{}", e.event, e.time, e.user, e.from)
+                    // What the entry did to this release.
+                    let what = match e.event.as_str() {
+                        "activated" => "deployed",
+                        "rollback" => "rolled back to",
+                        "rolled_back" => "switched back to",
+                        other => other,
+                    };
+                    let deploy = e
+                        .deploy
+                        .as_ref()
+                        .map_or_else(String::new, |id| format!(" (deploy {id})"));
+                    format!("; {what} {} by {}@{}{deploy}", e.time, e.user, e.from)
                 });
                 println!(
                     "  {marker} {}  {DIM}{}{}{DIM:#}",

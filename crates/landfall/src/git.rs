@@ -373,6 +373,23 @@ pub fn branch(dir: &Path) -> Option<String> {
         .map(|o| o.stdout_text().trim().to_string())
 }
 
+/// The commit a ref (`v1.4.0`, `HEAD~1`, a branch) names in the
+/// repository holding `dir`, if it names one.
+pub fn commit_of(dir: &Path, name: &str) -> Option<String> {
+    // `--end-of-options`: a name is never taken for an option.
+    let spec = format!("{name}^{{commit}}");
+    process::run(&git_in(dir).args([
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        &spec,
+    ]))
+    .ok()
+    .map(|o| o.stdout_text().trim().to_string())
+    .filter(|c| !c.is_empty())
+}
+
 /// The repository holding `dir` has this commit.
 pub fn has_commit(dir: &Path, commit: &str) -> bool {
     process::run(&git_in(dir).args(["cat-file", "-e", &format!("{commit}^{{commit}}")])).is_ok()

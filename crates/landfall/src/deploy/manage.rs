@@ -1,11 +1,12 @@
 //! `status` and `rollback`: reading what hosts hold, and switching back.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Outcome, Run, Status, Summary, describe_failure, parallel};
+use super::{Outcome, Run, Status, Summary, describe_failure, history, parallel};
 use crate::assemble::Provenance;
 use crate::config::Host;
 use crate::event::{Event, Phase};
@@ -173,27 +174,9 @@ pub fn rollback(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) 
 fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) -> Summary {
     let targets: Vec<&Target> = plan.targets.iter().collect();
     let states = run.probe(&targets, true, None);
-    let mut outcomes: Vec<Outcome> = Vec::new();
-    // Per target switched: its index, the release to switch to, the
-    // current one, and the commit the release was built from.
-    let mut chosen: Vec<(usize, String, Option<String>, Option<String>)> = Vec::new();
-    let mut refused = false;
-    // Targets that lack the release asked for.
-    let mut lacking: Vec<usize> = Vec::new();
-    // Per artifact: whether its last deploy left the fleet partly on it.
-    let partial = |artifact: &str| {
-        let states = || {
-            targets
-                .iter()
-                .zip(&states)
-                .filter(move |(t, _)| t.artifact == artifact)
-                .filter_map(|(_, s)| s.as_ref().ok())
-        };
-        states().any(deployed_last) && states().any(switched_back)
-    };
-    let partial: Vec<bool> = targets.iter().map(|t| partial(&t.artifact)).collect();
-    for (i, (target, state)) in targets.iter().zip(states).enumerate() {
-        let mut outcome = Outcome {
+    let mut outcomes: Vec<Outcome> = targets
+        .iter()
+        .map(|target| Outcome {
             host: target.host.clone(),
             artifact: target.artifact.clone(),
             status: Status::Skipped,
@@ -201,78 +184,142 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
             previous: None,
             batch: None,
             message: None,
-        };
-        match state
-            .map_err(|e| format!("probe: {e}"))
-            .and_then(|state| Ok((rollback_target(&state, to, partial[i])?, state)))
-        {
-            Ok((Choice::Switch { release, current }, state)) => {
-                outcome.release = Some(release.clone());
-                outcome.previous.clone_from(&current);
-                let revision = state
-                    .provenance
-                    .get(&release)
-                    .and_then(|p| Some(crate::git::describe(p.revision.as_deref()?, p.dirty)));
-                chosen.push((i, release, current, revision));
-            }
-            Ok((Choice::Skip(reason), _)) => outcome.message = Some(reason),
-            Ok((Choice::Lacking, _)) => lacking.push(i),
-            Err(message) => {
-                refused = true;
-                outcome.status = Status::Failed;
-                outcome.message = Some(message);
-            }
-        }
-        outcomes.push(outcome);
-    }
-    // A rollback to a given release goes to it on every selected host of
-    // its artifact, or on none: a fleet is not left mixed. (The artifacts
-    // that have it nowhere are not concerned: an id is one artifact's.)
-    if let Some(to) = to {
-        let concerned = |artifact: &str| {
-            targets.iter().enumerate().any(|(i, t)| {
-                t.artifact == artifact
-                    && !lacking.contains(&i)
-                    && outcomes[i].status != Status::Failed
-            })
-        };
-        let (missing, elsewhere): (Vec<usize>, Vec<usize>) = lacking
-            .iter()
-            .partition(|&&i| concerned(&targets[i].artifact));
-        for &i in &elsewhere {
-            outcomes[i].message = Some(format!("no release `{to}` here"));
-        }
-        if !missing.is_empty() {
-            let names: Vec<String> = missing
-                .iter()
-                .map(|&i| format!("`{}`", targets[i].host))
-                .collect();
-            for &i in &missing {
-                let outcome = &mut outcomes[i];
-                outcome.status = Status::Failed;
-                outcome.message = Some(format!(
-                    "no release `{to}` here, while other hosts have it: nothing was rolled back"
-                ));
-            }
-            (run.events)(Event::Warning {
-                message: format!(
-                    "release `{to}` is not on {}: nothing was rolled back (select the hosts that have it with `--only`)",
-                    names.join(", ")
-                ),
-            });
+        })
+        .collect();
+    // Like a deploy, a rollback changes no host unless every host could be
+    // read and every choice is clear.
+    let mut refused = false;
+    for (outcome, state) in outcomes.iter_mut().zip(&states) {
+        if let Err(err) = state {
+            outcome.status = Status::Failed;
+            outcome.message = Some(format!("probe: {err}"));
             refused = true;
         }
     }
-    // Like a deploy, a rollback changes no host unless every host could be
-    // read and every choice is clear.
-    if refused || chosen.is_empty() {
-        if chosen.is_empty() && !refused {
-            for outcome in &mut outcomes {
+    let read: Vec<&PathState> = states.iter().filter_map(|s| s.as_ref().ok()).collect();
+    let ledger = history::Ledger::of(read.iter().copied());
+    let goal = match to {
+        Some(to) => history::goal(to, read.iter().copied()),
+        None => ledger.undo(),
+    };
+    let goal = match goal {
+        Ok(goal) => goal,
+        Err(message) => return refusal(run, outcomes, &message),
+    };
+    // Per target switched: its index, the release to switch to, the
+    // current one, and the commit the release was built from; per
+    // artifact, the deploys the rollback undoes.
+    let mut chosen: Vec<(usize, String, Option<String>, Option<String>)> = Vec::new();
+    let mut undoes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let artifacts: BTreeSet<&str> = targets.iter().map(|t| t.artifact.as_str()).collect();
+    for artifact in artifacts {
+        let indices: Vec<usize> = (0..targets.len())
+            .filter(|&i| targets[i].artifact == artifact && states[i].is_ok())
+            .collect();
+        let hosts: Vec<(&str, &PathState)> = indices
+            .iter()
+            .map(|&i| (targets[i].host.as_str(), states[i].as_ref().expect("read")))
+            .collect();
+        let decided = match history::rollback(&hosts, &goal, &ledger) {
+            Ok(decided) => decided,
+            Err(message) => {
+                for &i in &indices {
+                    outcomes[i].status = Status::Failed;
+                    outcomes[i].message = Some(message.clone());
+                }
+                (run.events)(Event::Warning {
+                    message: format!("`{artifact}`: {message}"),
+                });
+                refused = true;
+                continue;
+            }
+        };
+        let lacking: Vec<usize> = indices
+            .iter()
+            .zip(&decided.picks)
+            .filter(|(_, pick)| matches!(pick, history::Pick::Lacking(_)))
+            .map(|(&i, _)| i)
+            .collect();
+        // An artifact that no host has the goal of is not concerned: an id
+        // is one artifact's.
+        if to.is_some() && lacking.len() == indices.len() {
+            for &i in &indices {
+                outcomes[i].message = Some(format!("nothing of `{}` here", to.unwrap_or_default()));
+            }
+            continue;
+        }
+        // The hosts of an artifact go back together, or none does: a fleet
+        // is not left on two versions.
+        if !lacking.is_empty() {
+            let names: Vec<String> = lacking
+                .iter()
+                .map(|&i| format!("`{}`", targets[i].host))
+                .collect();
+            for (&i, pick) in indices.iter().zip(&decided.picks) {
+                let outcome = &mut outcomes[i];
                 outcome.status = Status::Failed;
+                outcome.message = Some(match pick {
+                    history::Pick::Lacking(why) => format!(
+                        "cannot go back to {}: {why}; nothing was rolled back",
+                        decided.what
+                    ),
+                    _ => format!(
+                        "not rolled back, as {} cannot go back with it",
+                        names.join(", ")
+                    ),
+                });
+            }
+            (run.events)(Event::Warning {
+                message: format!(
+                    "`{artifact}`: {} cannot go back to {}: nothing was rolled back (select the hosts that can with `--only`)",
+                    names.join(", "),
+                    decided.what
+                ),
+            });
+            refused = true;
+            continue;
+        }
+        undoes.insert(artifact.to_string(), decided.undoes.clone());
+        for (&i, pick) in indices.iter().zip(decided.picks) {
+            let state = states[i].as_ref().expect("read");
+            match pick {
+                history::Pick::Switch(release) => {
+                    let outcome = &mut outcomes[i];
+                    outcome.release = Some(release.clone());
+                    outcome.previous.clone_from(&state.current);
+                    outcome.message = Some(format!("back to {}", decided.what));
+                    let revision = state
+                        .provenance
+                        .get(&release)
+                        .and_then(|p| Some(crate::git::describe(p.revision.as_deref()?, p.dirty)));
+                    chosen.push((i, release, state.current.clone(), revision));
+                }
+                history::Pick::Stay(why) => {
+                    outcomes[i].message = Some(format!("{why}: {}", decided.what));
+                }
+                history::Pick::Lacking(_) => unreachable!("refused above"),
             }
         }
+    }
+    if refused {
         let mut summary = Summary::new(run, false, outcomes);
         summary.ok = false;
+        return summary;
+    }
+    if chosen.is_empty() {
+        // Every host is where the rollback would take it: asked for with
+        // `--to`, that is done; with none, there was nothing to undo.
+        if let history::Goal::Before(last) = &goal {
+            return refusal(
+                run,
+                outcomes,
+                &format!(
+                    "nothing to roll back: every host runs what it ran before deploy {last}, or the deploy brought it"
+                ),
+            );
+        }
+        let mut summary = Summary::new(run, false, outcomes);
+        summary.ok = true;
         return summary;
     }
     // What runs is what the release recorded when it was made: its own
@@ -287,11 +334,13 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
             script.allowing(time).step(run.activation(
                 target,
                 &path,
-                release,
-                current.as_deref(),
+                (release, current.as_deref()),
                 true,
-                "rollback",
-                revision.clone(),
+                &super::Change {
+                    event: "rollback",
+                    revision: revision.clone(),
+                    undoes: &undoes[&target.artifact],
+                },
             ))
         };
         if crate::interrupt::stop_requested() {
@@ -363,93 +412,19 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
     summary
 }
 
-enum Choice {
-    Switch {
-        release: String,
-        current: Option<String>,
-    },
-    Skip(String),
-    /// The release asked for is not on this host.
-    Lacking,
-}
-
-/// Whether the last change of a path was a switch back after a failed
-/// activation: its deploy failed there.
-fn switched_back(state: &PathState) -> bool {
-    state.current.is_some()
-        && last_change(state)
-            .is_some_and(|last| last.event == "rolled_back" && last.release == state.current)
-}
-
-/// Whether the last change of a path was a deploy that succeeded.
-fn deployed_last(state: &PathState) -> bool {
-    last_change(state).is_some_and(|last| last.event == "activated")
-}
-
-/// The log's last entry that changed the release (commands run are
-/// logged too).
-fn last_change(state: &PathState) -> Option<&LogEntry> {
-    state.log.iter().rev().find(|e| e.is_change())
-}
-
-/// Picks the release to roll back to: `to` (a unique prefix of a release
-/// on the host), or the one that was current before the current one. With
-/// `partial` (the last deploy of the artifact succeeded on some hosts and
-/// failed on others), a host where it failed stays.
-fn rollback_target(state: &PathState, to: Option<&str>, partial: bool) -> Result<Choice, String> {
-    let current = state.current.clone();
-    let release = if let Some(prefix) = to {
-        let matches: Vec<&String> = state
-            .releases
-            .iter()
-            .filter(|r| r.starts_with(prefix))
-            .collect();
-        match matches.as_slice() {
-            [one] => (*one).clone(),
-            [] => return Ok(Choice::Lacking),
-            _ => {
-                return Err(format!(
-                    "`{prefix}` matches several releases; give more characters"
-                ));
-            }
-        }
-    } else {
-        // The last deploy failed here, and switched this host back on its
-        // own, while others of the fleet kept it (a rollout's failure
-        // budget let them go on): it is on the release they go back to
-        // already.
-        if partial && switched_back(state) {
-            return Ok(Choice::Skip(format!(
-                "the last deploy failed here and switched back to {} already",
-                current.as_deref().unwrap_or_default()
-            )));
-        }
-        // The release that was current before this one was deployed.
-        let from_log = state.log.iter().rev().find_map(|e| {
-            (e.event == "activated" && e.release == current)
-                .then(|| e.previous.clone())
-                .flatten()
-        });
-        let candidate = from_log.filter(|p| state.releases.contains(p)).or_else(|| {
-            state
-                .releases
-                .iter()
-                .find(|r| Some(*r) != current.as_ref())
-                .cloned()
-        });
-        match candidate {
-            Some(release) => release,
-            None => {
-                return Ok(Choice::Skip(
-                    "no previous release to roll back to".to_string(),
-                ));
-            }
-        }
-    };
-    if Some(&release) == current.as_ref() {
-        return Ok(Choice::Skip(format!("{release} is already current")));
+/// A rollback refused as a whole before any host changed: why, on every
+/// target.
+fn refusal(run: &Run<'_>, mut outcomes: Vec<Outcome>, message: &str) -> Summary {
+    for outcome in &mut outcomes {
+        outcome.status = Status::Failed;
+        outcome.message = Some(format!("{message}: nothing was rolled back"));
     }
-    Ok(Choice::Switch { release, current })
+    (run.events)(Event::Warning {
+        message: format!("{message}: nothing was rolled back"),
+    });
+    let mut summary = Summary::new(run, false, outcomes);
+    summary.ok = false;
+    summary
 }
 
 /// What a command run by `exec` did on one host.
@@ -677,6 +652,8 @@ fn exec_script(
         command: Some(text.to_string()),
         status: None,
         id: Some(id.to_string()),
+        deploy: None,
+        undoes: Vec::new(),
     };
     // The time it ended and its status are only known on the host, once
     // the command ended: the host adds them to the entry's other fields.

@@ -29,6 +29,7 @@
 //! `manage` the status and rollback commands.
 
 mod decide;
+mod history;
 mod manage;
 mod phases;
 mod predict;
@@ -70,6 +71,12 @@ pub struct Identity {
     pub pid: u32,
     /// Unique to this run; a lock is released only by the run holding it.
     pub token: String,
+    /// This run's id, recorded with every change it makes on every host
+    /// (see [`LogEntry::deploy`]): the fleet-wide handle of a deploy, as
+    /// release ids differ per host. It starts with the time the run began
+    /// (UTC, to the second), so that ids sort in the order runs began:
+    /// `20261207-164200-3fa2`.
+    pub deploy: String,
     pub revision: Revision,
     /// What makes the process certain, beyond the machine's name and its
     /// pid: the boot (`/proc/sys/kernel/random/boot_id`), the PID
@@ -130,11 +137,13 @@ impl Identity {
         let pid = std::process::id();
         let now = jiff::Timestamp::now();
         let token = format!("{machine}-{pid}-{}", now.as_nanosecond());
+        let deploy = deploy_id(now, &token);
         Identity {
             user,
             machine,
             pid,
             token,
+            deploy,
             revision,
             process: ProcessId::current(),
         }
@@ -152,6 +161,17 @@ impl Identity {
         })
         .to_string()
     }
+}
+
+/// A run's id (see [`Identity::deploy`]): when it began, and four hex
+/// digits of what makes it unique, `unique`.
+fn deploy_id(began: jiff::Timestamp, unique: &str) -> String {
+    let hash = blake3::hash(unique.as_bytes()).to_hex();
+    format!(
+        "{}-{}",
+        began.strftime("%Y%m%d-%H%M%S"),
+        &hash.as_str()[..4]
+    )
 }
 
 /// The name of the user running landfall, from `/etc/passwd`, for
@@ -193,6 +213,16 @@ impl LockHolder {
             && theirs.pid_ns == ours.pid_ns
             && start_time(self.pid) != Some(theirs.started)
     }
+}
+
+/// What the log says of an activation.
+struct Change<'a> {
+    /// `activated` (a deploy), `rollback`, or `reactivated` (`--force`).
+    event: &'a str,
+    /// The commit the release was built from.
+    revision: Option<String>,
+    /// For a rollback: the deploys it undoes (see [`LogEntry::undoes`]).
+    undoes: &'a [String],
 }
 
 /// Everything a fleet operation needs besides the plan.
@@ -250,6 +280,11 @@ pub struct Summary {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
     pub hosts: Vec<Outcome>,
+    /// The run's id, recorded with what it changed on every host (see
+    /// [`Identity::deploy`]): `rollback --to` takes it. `None` when the
+    /// run changed nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<String>,
     /// Commands and copies per host: what the run cost in round trips.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub round_trips: BTreeMap<String, usize>,
@@ -293,6 +328,7 @@ impl Summary {
             env: env.to_string(),
             dry_run,
             hosts: Vec::new(),
+            deploy: None,
             round_trips: BTreeMap::new(),
             timings: Timings::default(),
         }
@@ -306,10 +342,16 @@ impl Summary {
             Status::Skipped => dry_run,
             Status::RolledBack | Status::Failed => false,
         });
+        // What a host logged carries the run's id: a switch (a deploy, a
+        // rollback) or a switch back.
+        let changed = hosts
+            .iter()
+            .any(|o| matches!(o.status, Status::Deployed | Status::RolledBack));
         Summary {
             ok,
             env: run.env.name.clone(),
             dry_run,
+            deploy: changed.then(|| run.identity.deploy.clone()),
             hosts,
             round_trips: run.transport.round_trips(),
             timings: Timings::default(),
@@ -715,29 +757,32 @@ impl Run<'_> {
 
     /// The activation of `release` of a target: what the release
     /// recorded, switching back to `previous` (and running what that
-    /// recorded) if activate or health fail and `revert` is set. `event`
-    /// names it in the log (`activated`, `rollback`, `reactivated`), and
-    /// `revision` is the commit the release was built from.
-    #[allow(clippy::too_many_arguments, reason = "each is a field of the step")]
+    /// recorded) if activate or health fail and `revert` is set. `change`
+    /// is what the log says of it.
     fn activation(
         &self,
         target: &Target,
         path: &str,
-        release: &str,
-        previous: Option<&str>,
+        (release, previous): (&str, Option<&str>),
         revert: bool,
-        event: &str,
-        revision: Option<String>,
+        change: &Change<'_>,
     ) -> Step {
         Step::Activate {
             path: path.to_string(),
             release: release.to_string(),
             previous: previous.map(str::to_string),
             revert,
-            log_ok: self.log_line(target, event, Some(release), previous, revision),
+            log_ok: self.log_line(
+                target,
+                change.event,
+                Some(release),
+                previous,
+                change.revision.clone(),
+                change.undoes,
+            ),
             // The revision of a release switched back to is not known here;
             // the log's earlier entries have it.
-            log_back: self.log_line(target, "rolled_back", previous, Some(release), None),
+            log_back: self.log_line(target, "rolled_back", previous, Some(release), None, &[]),
         }
     }
 
@@ -748,6 +793,7 @@ impl Run<'_> {
         release: Option<&str>,
         previous: Option<&str>,
         revision: Option<String>,
+        undoes: &[String],
     ) -> String {
         let entry = LogEntry {
             time: jiff::Timestamp::now().to_string(),
@@ -762,6 +808,8 @@ impl Run<'_> {
             command: None,
             status: None,
             id: None,
+            deploy: Some(self.identity.deploy.clone()),
+            undoes: undoes.to_vec(),
         };
         serde_json::to_string(&entry).expect("log entries serialise")
     }

@@ -640,11 +640,13 @@ pub(super) fn activate_one(
     script = script.step(run.activation(
         w.target,
         &w.path,
-        &w.release.id,
-        previous,
+        (&w.release.id, previous),
         !reactivate,
-        event,
-        run.identity.revision.describe(),
+        &super::Change {
+            event,
+            revision: run.identity.revision.describe(),
+            undoes: &[],
+        },
     ));
     if tidy {
         script = tidy_up(run, w, script, true);
@@ -790,6 +792,7 @@ pub(super) fn revert_switched(
             w.previous.as_deref(),
             Some(&w.release.id),
             None,
+            &[],
         );
         let script = run
             .script(w.target)

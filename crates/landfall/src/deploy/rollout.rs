@@ -25,10 +25,14 @@ pub(super) fn allowed_failures(artifact: &Artifact, work: &[Work<'_>]) -> usize 
     artifact.rollout.max_fail.of(hosts)
 }
 
-/// How many of an artifact's hosts failed so far in this run.
+/// How many of an artifact's hosts failed so far in this run: those that
+/// failed, and those whose activation failed and that switched back.
 fn failures(artifact: &str, work: &[Work<'_>]) -> usize {
     work.iter()
-        .filter(|w| w.target.artifact == artifact && w.status == Some(Status::Failed))
+        .filter(|w| {
+            w.target.artifact == artifact
+                && matches!(w.status, Some(Status::Failed | Status::RolledBack))
+        })
         .count()
 }
 
@@ -232,7 +236,8 @@ pub(super) fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &st
                 switched.retain(|&i| {
                     work[i].lock == Lock::Held && work[i].status == Some(Status::Deployed)
                 });
-                revert_switched(run, work, &switched, None);
+                let why = format!("the rollout stopped: {reason}");
+                revert_switched(run, work, &switched, Some(&why));
             }
             return;
         }
@@ -358,12 +363,7 @@ fn judge(
             hosts_of(work, failed).join(", ")
         ));
     }
-    let earlier = failures(&artifact.name, work);
-    let rolled_back = failed
-        .iter()
-        .filter(|&&(i, _)| work[i].status == Some(Status::RolledBack))
-        .count();
-    let total = earlier + rolled_back;
+    let total = failures(&artifact.name, work);
     if total > allowed {
         return Some(format!(
             "{total} host{} failed, more than `max_fail` allows ({allowed})",

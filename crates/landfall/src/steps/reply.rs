@@ -454,6 +454,16 @@ pub struct LogEntry {
     /// running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The run that made the change (see
+    /// [`Identity::deploy`](crate::deploy::Identity::deploy)): every host a
+    /// deploy or a rollback changed records the same. Entries written
+    /// before runs had ids have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<String>,
+    /// For `rollback`: the deploys it undid, which a later rollback goes
+    /// back past.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undoes: Vec<String>,
 }
 
 impl LogEntry {
