@@ -2,8 +2,12 @@
 //! test bed of three sshd hosts: completion offers roles and hosts, `cd`
 //! narrows the selection shown in the prompt, `run` streams each host's
 //! lines, `ssh HOST` is a session with a terminal on that host, every
-//! command run is in the hosts' logs, and the history outlives the shell.
-//! Also `exec` streaming each line as it comes, and its `--group`.
+//! command run is in the hosts' logs, and the history outlives the shell;
+//! every command of the command line runs in it with its effect (a deploy
+//! and a rollback of the selected host, `exec`, `logs`, a confirmed
+//! `prune` …), the others are refused in one line, and lines typed ahead
+//! run in turn. Also `exec` streaming each line as it comes, and its
+//! `--group`.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;

@@ -3,13 +3,23 @@
 //!
 //! The shell keeps a selection (`cd @ROLE`, `cd HOST`, `cd ARTIFACT`,
 //! `cd ..`, `cd /`) shown in its prompt, lists what is below it with each
-//! host's current release (`ls`), and completes commands, roles, hosts,
-//! artifacts and release ids. Everything else it runs is the command line
-//! itself: `status`, `deploy …`, `rollback …`, `logs …`, `exec …` and
-//! `prune` run this same binary with the environment and the selection
-//! (`--only`) added, so whatever is typed here can be scripted; `run CMD`
-//! is `exec` on the selection and `ssh HOST` is `exec -t` of a login shell
-//! on one host. History is kept per environment in a private file.
+//! host's current release (`ls`), and completes commands, their options,
+//! roles, hosts, artifacts and release ids. Everything else it runs is the
+//! command line itself: a line is the words typed after `cargo deploy`,
+//! with the environment, the selection (`--only`, and `--artifact` where
+//! the command takes one) and the shell's own options added ([`COMMANDS`]
+//! says where each goes), parsed by the command line's parser and run as
+//! this same binary, so whatever is typed here can be scripted. `deploy`
+//! is `cargo deploy ENV`; `shell`, `init` and `completions` are refused
+//! with the reason. `run CMD` is `exec` on the selection and `ssh HOST` is
+//! `exec -t` of a login shell on one host. History is kept per environment
+//! in a private file.
+//!
+//! The terminal is the shell's between commands: a command that asks
+//! nothing gets an empty standard input, and rustyline keeps what it read
+//! past a line, so a line typed while a command runs is the next prompt's.
+//! This module does no work on hosts itself but `ls` and the release ids
+//! completion offers.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
