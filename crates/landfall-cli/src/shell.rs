@@ -95,7 +95,7 @@ const COMMANDS: &[Entry] = &[
     Entry {
         name: "exec",
         usage: "exec [--group] [--stdin] [-t] -- CMD…   as `cargo deploy exec`, on the selection",
-        runs: Runs::Passed(Passed::fleet("exec", Selection::HostsAndArtifact)),
+        runs: Runs::Passed(EXEC),
     },
     Entry {
         name: "prune",
@@ -159,6 +159,9 @@ const COMMANDS: &[Entry] = &[
         ),
     },
 ];
+
+/// `exec`, which `run` is on the selection.
+const EXEC: Passed = Passed::fleet("exec", Selection::HostsAndArtifact);
 
 /// A word the shell knows, and how it runs a line that starts with it.
 struct Entry {
@@ -478,11 +481,7 @@ impl Shell<'_> {
                 }
                 let mut typed = vec!["--".to_string()];
                 typed.extend(rest.iter().cloned());
-                let exec = COMMANDS.iter().find(|e| e.name == "exec");
-                let Some(Runs::Passed(exec)) = exec.map(|e| e.runs) else {
-                    unreachable!("`exec` is passed to the command line")
-                };
-                let argv = argv(exec, &typed, &self.scope())?;
+                let argv = argv(EXEC, &typed, &self.scope())?;
                 self.child(&argv)
             }
             (Runs::Own, "ssh") => {
