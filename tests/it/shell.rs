@@ -2,8 +2,12 @@
 //! test bed of three sshd hosts: completion offers roles and hosts, `cd`
 //! narrows the selection shown in the prompt, `run` streams each host's
 //! lines, `ssh HOST` is a session with a terminal on that host, every
-//! command run is in the hosts' logs, and the history outlives the shell.
-//! Also `exec` streaming each line as it comes, and its `--group`.
+//! command run is in the hosts' logs, and the history outlives the shell;
+//! every command of the command line runs in it with its effect (a deploy
+//! and a rollback of the selected host, `exec`, `logs`, a confirmed
+//! `prune` …), the others are refused in one line, and lines typed ahead
+//! run in turn. Also `exec` streaming each line as it comes, and its
+//! `--group`.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
@@ -24,7 +28,29 @@ const WEB: &str = "testbed @web (3 hosts)> \r";
 
 /// A session of the shell on `testbed`, on a pseudo-terminal.
 fn shell(ws: &Workspace) -> OsSession {
-    let mut command: Command = ws.command(&["shell", "testbed"]);
+    shell_on(ws, &["testbed"])
+}
+
+/// A session of `shell ARGS`, on a pseudo-terminal that echoes what is
+/// typed while a command runs, as a person's terminal does.
+fn shell_on(ws: &Workspace, args: &[&str]) -> OsSession {
+    let shell = ws.command(&[&["shell"], args].concat());
+    // The pseudo-terminal starts without echo; the shell keeps the mode it
+    // finds, to restore it after each line it reads, so echo is turned on
+    // before it starts.
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "\"$0\" echo && exec \"$@\""])
+        .arg(landfall_testbed::require("stty"))
+        .arg(shell.get_program())
+        .args(shell.get_args())
+        .current_dir(ws.root());
+    for (key, value) in shell.get_envs() {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
     command.env("TERM", "xterm");
     let mut session = Session::spawn(command).expect("the shell starts on a pseudo-terminal");
     session.set_expect_timeout(Some(Duration::from_secs(20)));
@@ -48,6 +74,21 @@ fn expect<N: expectrl::Needle>(p: &mut OsSession, needle: N, what: &str) -> expe
             )
         }
     }
+}
+
+/// Types `line` and waits for the prompt `prompt` after it ran; what the
+/// terminal showed before it.
+#[track_caller]
+fn line(p: &mut OsSession, line: &str, prompt: &str) -> String {
+    p.send(format!("{line}\r")).unwrap();
+    let shown = expect(p, prompt, &format!("the prompt after `{line}`"));
+    String::from_utf8_lossy(shown.before()).into_owned()
+}
+
+/// The release `current` of `app` points at on a test-bed host.
+fn current(testbed: &Scoped, host: &str) -> Option<String> {
+    let link = std::fs::read_link(testbed.srv(host).join(APP).join("current")).ok()?;
+    Some(link.file_name()?.to_string_lossy().into_owned())
 }
 
 /// Lines of the log of `app` on a host.
@@ -253,4 +294,233 @@ fn exec_streams_each_line_as_it_comes_and_groups_on_request() {
             out.stdout
         );
     }
+}
+
+/// The prompt of the shell on two test-bed hosts, and of one of them.
+const TWO: &str = "testbed (2 hosts)> \r";
+const HOST2: &str = "testbed host2 (1 host)> \r";
+
+/// `deploy` in the shell failed every time: the shell put a `deploy` in
+/// front of the line's, and `cargo deploy deploy testbed` is no command.
+/// Now each command of the command line runs as it would be typed after
+/// `cargo deploy`, with the environment and the selection added, and
+/// changes or reads the hosts as it would there.
+#[test]
+fn deploy_rollback_and_the_command_line_run_in_the_shell_on_the_hosts() {
+    let testbed = Scoped::up(2).expect("the test bed starts");
+    let ws = Workspace::hello();
+    ws.use_testbed(&testbed, free_port());
+    ws.run(&["deploy", "testbed"]).assert_code(0);
+    // A release is rendered for its host: each has its own id.
+    let first = ["host1", "host2"].map(|h| current(&testbed, h).expect("a first release"));
+
+    let mut p = shell(&ws);
+    expect(&mut p, TWO, "the first prompt");
+    // A new greeting renders a new release of `app`: deployed to host2,
+    // the selection, and to no other host.
+    ws.edit(
+        "deploy.toml",
+        "greeting = \"hello\"",
+        "greeting = \"howdy\"",
+    );
+    line(&mut p, "cd host2", HOST2);
+    p.set_expect_timeout(Some(Duration::from_secs(120)));
+    line(&mut p, "deploy", HOST2);
+    p.set_expect_timeout(Some(Duration::from_secs(20)));
+    let second = current(&testbed, "host2").expect("a release on host2");
+    assert_ne!(second, first[1]);
+    assert_eq!(current(&testbed, "host1").as_ref(), Some(&first[0]));
+    let page = |host: &str| {
+        let address = &testbed
+            .hosts
+            .iter()
+            .find(|h| h.name == host)
+            .unwrap()
+            .address;
+        crate::support::http_get_at(address, ws_port(&ws), "/").map(|(_, body)| body)
+    };
+    assert_eq!(page("host2").as_deref(), Some("howdy from host2\n"));
+
+    // `status` reads it; `rollback` switches host2 back.
+    p.send("status\r").unwrap();
+    expect(&mut p, &second[..12], "the new release in the status");
+    expect(&mut p, HOST2, "the prompt after `status`");
+    let shown = line(&mut p, "rollback", HOST2);
+    assert_eq!(
+        current(&testbed, "host2").as_ref(),
+        Some(&first[1]),
+        "{shown}"
+    );
+
+    // `exec` runs on the selection; `config` shows its variables; `check`
+    // and `build` contact no host.
+    p.send("exec -- sh -c 'echo exec-$((6*7))'\r").unwrap();
+    expect(&mut p, "host2 | exec-42", "exec's line");
+    expect(&mut p, HOST2, "the prompt after `exec`");
+    let ran = |host: &str| {
+        log_lines(&testbed, host).iter().any(|e| {
+            e["event"] == "exec" && e["command"].as_str().is_some_and(|c| c.contains("exec-"))
+        })
+    };
+    assert!(ran("host2") && !ran("host1"));
+    p.send("config\r").unwrap();
+    expect(&mut p, "# host `host2` of environment `testbed`", "config");
+    expect(&mut p, "greeting = \"howdy\"", "config's variables");
+    expect(&mut p, HOST2, "the prompt after `config`");
+    p.send("check\r").unwrap();
+    expect(
+        &mut p,
+        "Checked 2 artifacts, 1 environments (testbed)",
+        "check",
+    );
+    expect(&mut p, HOST2, "the prompt after `check`");
+    p.send("build\r").unwrap();
+    expect(
+        &mut p,
+        expectrl::Regex("app +[0-9a-f]{12}"),
+        "build's artifacts",
+    );
+    expect(&mut p, HOST2, "the prompt after `build`");
+
+    // `prune` asks, on this terminal, and removes the orphans when told.
+    ws.remove_site();
+    line(&mut p, "cd /", TWO);
+    p.send("prune\r").unwrap();
+    expect(&mut p, "[y/N] ", "prune's question");
+    p.send("y\r").unwrap();
+    expect(&mut p, "2 orphans pruned", "prune's summary");
+    expect(&mut p, TWO, "the prompt after `prune`");
+    for host in ["host1", "host2"] {
+        assert!(!testbed.srv(host).join("hello/site").exists(), "{host}");
+    }
+    p.send("exit\r").unwrap();
+    expect(&mut p, expectrl::Eof, "the shell to end");
+}
+
+/// A line typed while a command still ran was lost. Two lines typed at
+/// once, and a third typed while the first runs, each run in turn once
+/// the first ends: the first waits for a file the test makes only after
+/// the third was typed.
+#[test]
+fn lines_typed_ahead_run_once_the_command_before_them_ends() {
+    let testbed = Scoped::up(2).expect("the test bed starts");
+    let ws = Workspace::hello();
+    ws.use_testbed(&testbed, free_port());
+    ws.run(&["deploy", "testbed"]).assert_code(0);
+
+    let mut p = shell(&ws);
+    expect(&mut p, TWO, "the first prompt");
+    // The wait on the hosts has a deadline of its own, a minute.
+    p.send(
+        "run sh -c 'echo gated; i=0; while [ ! -e /srv/gate ] && [ $i -lt 600 ]; \
+         do sleep 0.1; i=$((i+1)); done; echo released'\r\
+         exec -- sh -c 'echo second-$((6*7))'\r",
+    )
+    .unwrap();
+    // Each host answers, in any order.
+    for _ in 0..2 {
+        expect(
+            &mut p,
+            expectrl::Regex(r"host\d \| gated"),
+            "the first line running",
+        );
+    }
+    p.send("run sh -c 'echo third-$((6*7))'\r").unwrap();
+    // The third line is typed: the terminal echoes it.
+    expect(&mut p, "third-$((6*7))'", "the third line's echo");
+    for host in ["host1", "host2"] {
+        std::fs::write(testbed.srv(host).join("gate"), "").unwrap();
+    }
+    for _ in 0..2 {
+        expect(
+            &mut p,
+            expectrl::Regex(r"host\d \| released"),
+            "the first line's end",
+        );
+    }
+    for line in ["second", "third"] {
+        for _ in 0..2 {
+            let needle = format!(r"host\d \| {line}-42");
+            expect(&mut p, expectrl::Regex(needle.as_str()), line);
+        }
+    }
+    expect(&mut p, TWO, "the prompt after the third line");
+    p.send("exit\r").unwrap();
+    expect(&mut p, expectrl::Eof, "the shell to end");
+}
+
+/// The port hello listens on in a workspace pointed at the test bed.
+fn ws_port(ws: &Workspace) -> u16 {
+    let env = ws.read("environments/testbed.toml");
+    let at = env.find("port = ").unwrap() + "port = ".len();
+    env[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Over `--local`: `logs` reads the selected hosts' services, `secrets` is
+/// the environment's, `help` and completion list what runs, and what has
+/// no place in a shell says so in one line.
+#[test]
+fn logs_secrets_help_and_what_has_no_place_in_a_shell() {
+    const DEV: &str = "dev (2 hosts)> \r";
+    const WEB2: &str = "dev web2 (1 host)> \r";
+    let ws = Workspace::hello_service();
+    let mut p = shell_on(&ws, &["dev", "--local"]);
+    expect(&mut p, DEV, "the first prompt");
+    p.set_expect_timeout(Some(Duration::from_secs(120)));
+    line(&mut p, "deploy", DEV);
+    p.set_expect_timeout(Some(Duration::from_secs(20)));
+    assert!(ws.current("web1", "/srv/hello/app").is_some());
+
+    line(&mut p, "cd web2", WEB2);
+    let shown = line(&mut p, "logs -n 5", WEB2);
+    let said = format!("web2 | hello: listening on 127.0.0.1:{}", ws.ports[1]);
+    assert!(shown.contains(&said), "{shown}");
+    assert!(!shown.contains("web1 |"), "{shown}");
+    let shown = line(&mut p, "status --only web1", WEB2);
+    assert!(
+        shown.contains("the selection is the `--only` here"),
+        "{shown}"
+    );
+
+    let shown = line(&mut p, "secrets show", WEB2);
+    assert!(
+        shown.contains("environment `dev` has no secrets"),
+        "{shown}"
+    );
+    for (command, said) in [
+        ("shell", "this is the shell already"),
+        ("init", "`init` writes a workspace's files"),
+        ("completions bash", "`completions` are for your login shell"),
+    ] {
+        let shown = line(&mut p, command, WEB2);
+        assert!(shown.contains(said), "{command}: {shown}");
+        assert!(!shown.contains("Usage:"), "{command}: {shown}");
+    }
+    let shown = line(&mut p, "deploy --help", WEB2);
+    assert!(shown.contains("Usage: cargo deploy"), "{shown}");
+
+    let shown = line(&mut p, "help", WEB2);
+    for usage in [
+        "deploy [--dry-run]",
+        "rollback [--to RELEASE]",
+        "build [--out DIR]",
+        "config [--annotate]",
+        "check ",
+        "secrets edit | show [KEY]",
+        "not here: shell, init, completions",
+    ] {
+        assert!(shown.contains(usage), "no `{usage}` in {shown}");
+    }
+    p.send("secrets \t\t").unwrap();
+    expect(&mut p, "recipients", "secrets' subcommands offered");
+    // Ctrl-C drops the line.
+    p.send("\x03").unwrap();
+    expect(&mut p, WEB2, "the prompt again");
+    p.send("exit\r").unwrap();
+    expect(&mut p, expectrl::Eof, "the shell to end");
 }

@@ -89,6 +89,11 @@ pub const TOOLS: &[Tool] = &[
     ),
     tool("sha256sum", Source::Apt("coreutils"), "pull mode's checks"),
     tool(
+        "stty",
+        Source::Apt("coreutils"),
+        "a terminal that echoes, for the shell's tests",
+    ),
+    tool(
         "sudo",
         Source::Apt("sudo"),
         "a deploy user that is not root",
