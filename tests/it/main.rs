@@ -23,3 +23,4 @@ mod security;
 mod services;
 mod shell;
 mod support;
+mod unreachable;

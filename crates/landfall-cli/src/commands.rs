@@ -933,7 +933,7 @@ pub(crate) fn prune(ctx: &Ctx<'_>, args: &PruneArgs) -> u8 {
         for h in &found {
             if let Some(err) = &h.error {
                 return Err(Error::Failed(format!(
-                    "cannot read the orphans of `{}`: {err}; nothing was removed",
+                    "nothing was removed: the orphans of `{}` cannot be read: {err}",
                     h.host
                 )));
             }

@@ -6,10 +6,11 @@
 //! path a host reported) goes through [`inert`] before it reaches a
 //! person's terminal, here and nowhere else; JSON lines keep it exact.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use anstyle::{AnsiColor, Effects, Style};
@@ -35,6 +36,30 @@ static JSON_ERRORS: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn json_errors(on: bool) {
     JSON_ERRORS.store(on, Ordering::Relaxed);
+}
+
+/// Whether an error's command line is shown (`--verbose`).
+static COMMAND_LINES: AtomicBool = AtomicBool::new(false);
+
+/// The command lines shown so far: each is shown once, however many errors
+/// give it.
+static SHOWN_COMMAND_LINES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// An error's message for a person, inert: what happened, and the command
+/// line that failed only under `--verbose`, and only the first time.
+fn shown_error(message: &str) -> String {
+    let (cause, command) = landfall::split_command_line(message);
+    let Some(command) = command.filter(|_| COMMAND_LINES.load(Ordering::Relaxed)) else {
+        return inert(cause).into_owned();
+    };
+    let mut shown = SHOWN_COMMAND_LINES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if shown.insert(command.to_string()) {
+        inert(&format!("{cause}\ncommand line: {command}")).into_owned()
+    } else {
+        inert(cause).into_owned()
+    }
 }
 
 /// Masks these values in everything printed from now on.
@@ -109,6 +134,7 @@ pub(crate) fn size(bytes: u64) -> String {
 
 impl Printer {
     pub(crate) fn new(format: MessageFormat, quiet: bool, verbose: bool) -> Printer {
+        COMMAND_LINES.store(verbose, Ordering::Relaxed);
         Printer {
             format,
             quiet,
@@ -294,7 +320,7 @@ impl Printer {
                     "{BAD}{:>12}{BAD:#} {host} {artifact} ({}): {}",
                     "Failed",
                     phase.name(),
-                    inert(&message)
+                    shown_error(&message)
                 );
             }
             Event::Batch {
@@ -452,8 +478,8 @@ impl Printer {
             if let Some(message) = &o.message
                 && (o.status != Status::Skipped || self.verbose)
             {
-                for line in message.lines() {
-                    eprintln!("{:host_w$}  {DIM}{}{DIM:#}", "", inert(line));
+                for line in shown_error(message).lines() {
+                    eprintln!("{:host_w$}  {DIM}{line}{DIM:#}", "");
                 }
             }
         }
@@ -544,7 +570,7 @@ impl Printer {
                     print_spooled(output);
                 }
                 if let Some(error) = error {
-                    println!("{}", inert(error));
+                    println!("{}", shown_error(error));
                 }
             }
         }
@@ -562,7 +588,7 @@ impl Printer {
                 (None, Some(code)) => format!("exit status {code}"),
                 (None, None) => "killed by a signal".to_string(),
             };
-            eprintln!("{BAD}{:width$}{BAD:#} | {}", result.host, inert(&why));
+            eprintln!("{BAD}{:width$}{BAD:#} | {}", result.host, shown_error(&why));
             failed.push(result.host.as_str());
         }
         if !failed.is_empty() {
@@ -668,7 +694,7 @@ impl Printer {
                 println!(
                     "{INFO}{}{INFO:#} {BAD}orphans unknown{BAD:#}: {}",
                     h.host,
-                    inert(err)
+                    shown_error(err)
                 );
             }
         }
@@ -714,7 +740,7 @@ impl Printer {
             );
             // Everything below but the styles is what the host reported.
             if let Some(err) = &target.error {
-                println!("  {BAD}unreachable{BAD:#}: {}", inert(err));
+                println!("  {BAD}unreachable{BAD:#}: {}", shown_error(err));
                 continue;
             }
             if let Some(lock) = &target.lock {
@@ -953,12 +979,12 @@ fn print_diff(diff: &FileDiff) {
 
 /// A warning, inert: it may quote a host.
 pub(crate) fn warning(message: &str) {
-    eprintln!("{WARN}warning{WARN:#}: {}", inert(message));
+    eprintln!("{WARN}warning{WARN:#}: {}", shown_error(message));
 }
 
 /// An error, inert: it may quote a host's stderr.
 pub(crate) fn error(message: &str) {
-    eprintln!("{BAD}error{BAD:#}: {}", inert(message));
+    eprintln!("{BAD}error{BAD:#}: {}", shown_error(message));
     if JSON_ERRORS.load(Ordering::Relaxed) {
         json_line(&Line::Error {
             message,
