@@ -20,6 +20,7 @@ mod remote;
 mod rollout;
 mod secrets;
 mod security;
+mod selection;
 mod services;
 mod shell;
 mod support;

@@ -260,6 +260,11 @@ pub(crate) struct TargetArgs {
     /// Work on the local directories of `--local` deploys instead of the hosts
     #[arg(long)]
     pub(crate) local: bool,
+    /// Only this artifact, on the hosts that have it; repeatable (`exec`
+    /// takes one, and starts the command in its `current`; `prune`, the
+    /// name an orphan was deployed as)
+    #[arg(long = "artifact", value_name = "NAME")]
+    pub(crate) artifacts: Vec<String>,
     #[command(flatten)]
     pub(crate) common: Fleet,
 }
@@ -306,10 +311,6 @@ pub(crate) struct RollbackArgs {
 pub(crate) struct ExecArgs {
     #[command(flatten)]
     pub(crate) target: TargetArgs,
-    /// Start the command in this artifact's `current` (on the hosts that
-    /// have it), rather than in the home directory
-    #[arg(long, value_name = "NAME")]
-    pub(crate) artifact: Option<String>,
     /// Print one block per distinct output once every host is done, with
     /// the hosts that gave it, failed ones first (instead of each line as it
     /// comes)
@@ -518,6 +519,41 @@ mod tests {
         assert!(options.lines().any(|l| l == "--sudoers"), "{options}");
     }
 
+    /// Every command that works on the hosts selects them alike: `--only`
+    /// and `--artifact`, each repeatable.
+    #[test]
+    fn the_commands_on_hosts_take_the_same_selection() {
+        for command in ["status", "rollback", "exec", "logs", "prune"] {
+            let mut words = vec![
+                "cargo-deploy",
+                command,
+                "prod",
+                "--only",
+                "@web",
+                "--artifact",
+                "app",
+                "--artifact",
+                "site",
+            ];
+            if command == "exec" {
+                words.extend(["--", "true"]);
+            }
+            let cli = Cli::try_parse_from(&words).unwrap_or_else(|err| panic!("{command}: {err}"));
+            let target = match cli.command {
+                Some(
+                    Command::Status(target)
+                    | Command::Rollback(RollbackArgs { target, .. })
+                    | Command::Exec(ExecArgs { target, .. })
+                    | Command::Logs(LogsArgs { target, .. })
+                    | Command::Prune(PruneArgs { target, .. }),
+                ) => target,
+                other => panic!("{command}: {other:?}"),
+            };
+            assert_eq!(target.artifacts, ["app", "site"], "{command}");
+            assert_eq!(target.common.only, ["@web"], "{command}");
+        }
+    }
+
     /// Each command's help lists the options it takes, and no other.
     #[test]
     fn each_command_lists_only_the_options_it_takes() {
@@ -528,7 +564,7 @@ mod tests {
             "--color",
             "--manifest-path",
         ];
-        let fleet = ["--only", "--jobs", "--no-persist"];
+        let fleet = ["--only", "--jobs", "--no-persist", "--artifact"];
         for (path, takes, not) in [
             (
                 &["init"][..],
@@ -553,6 +589,7 @@ mod tests {
             (&["exec"], &fleet, &["--var"]),
             (&["logs"], &fleet, &["--var"]),
             (&["prune"], &fleet, &["--var"]),
+            (&["shell"], &[], &["--artifact"]),
             (
                 &["shell"],
                 &["--only", "--jobs", "--no-persist", "--var"],
