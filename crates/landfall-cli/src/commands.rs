@@ -1149,7 +1149,7 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
                 None => {}
             };
             Ok(ExecOutcome::Streamed(deploy::exec(
-                run, plan, &hosts, &request, &line,
+                run, plan, hosts, &request, &line,
             )))
         },
     );
