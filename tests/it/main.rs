@@ -25,3 +25,4 @@ mod services;
 mod shell;
 mod support;
 mod unreachable;
+mod usage;

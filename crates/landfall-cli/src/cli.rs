@@ -102,6 +102,15 @@ pub(crate) enum Command {
     Completions(CompletionsArgs),
 }
 
+/// How `cargo deploy` is called, as clap says it, and where to read more.
+pub(crate) fn usage() -> String {
+    use clap::CommandFactory;
+    format!(
+        "{}\n\nFor more information, try '--help'.",
+        Cli::command().render_usage().ansi()
+    )
+}
+
 /// Writes the completions of `cargo-deploy` for `shell`: for the binary's
 /// own name, which is the one a shell completes (cargo does not pass its
 /// subcommands' words on).
@@ -195,8 +204,8 @@ pub(crate) struct RecipientsArgs {
     reason = "each is a flag of the command line"
 )]
 pub(crate) struct DeployArgs {
-    /// The environment: a file `environments/ENV.toml`
-    #[arg(required = true)]
+    /// The environment: a file `environments/ENV.toml` (without one, the
+    /// environments there are listed)
     pub(crate) env: Option<String>,
     /// Deploy to directories under target/landfall/local/ENV/ instead of the hosts
     #[arg(long)]

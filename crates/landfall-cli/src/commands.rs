@@ -195,8 +195,36 @@ fn interactive() -> bool {
     std::env::var_os("CI").is_none() && std::io::stdin().is_terminal()
 }
 
+/// `cargo deploy` without an environment: the environments there are to
+/// choose from, and how to give one; exit status 2.
+fn no_environment(ctx: &Ctx<'_>) -> u8 {
+    let project = match landfall::load(ctx.global.manifest_path.as_deref()) {
+        Ok(project) => project,
+        Err(err) => return Ctx::fail(&err),
+    };
+    let names = project.environment_names();
+    if names.is_empty() {
+        render::error(&format!(
+            "no environment given, and `{}` holds none (`cargo deploy init` writes `environments/dev.toml`)",
+            project.environments_dir().display()
+        ));
+    } else {
+        render::error(&format!(
+            "no environment given: `cargo deploy ENV`, where ENV is one of {} (in `{}`)",
+            names.join(", "),
+            project.environments_dir().display(),
+        ));
+    }
+    if ctx.global.message_format == MessageFormat::Human {
+        render::eprintln!("\n{}", crate::cli::usage());
+    }
+    EXIT_USAGE
+}
+
 pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
-    let env_name = args.env.as_deref().expect("clap requires ENV");
+    let Some(env_name) = args.env.as_deref() else {
+        return no_environment(ctx);
+    };
     // A build records HEAD, read while cargo describes the workspace.
     let head = args.from.is_none().then(|| {
         let manifest_dir = ctx.global.manifest_path.as_deref().and_then(Path::parent);
@@ -609,9 +637,9 @@ fn confirm(env: &Environment, plan: &plan::Plan, what: &str) -> Result<(), Error
         "Roll back"
     };
     let question = format!(
-        "{verb} protected environment `{}` ({} hosts: {})?",
+        "{verb} protected environment `{}` ({}: {})?",
         env.name,
-        hosts.len(),
+        render::counted(hosts.len() as u64, "host"),
         hosts.join(", ")
     );
     if answered_yes(&question)? {
@@ -809,11 +837,12 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
         checked();
         if !ctx.global.quiet && ctx.global.message_format == MessageFormat::Human {
             render::eprintln!(
-                "{:>12} {} artifacts, {} environments ({}), {hosts} hosts",
+                "{:>12} {}, {} ({}), {}",
                 "Checked",
-                project.artifacts.len(),
-                names.len(),
-                names.join(", ")
+                render::counted(project.artifacts.len() as u64, "artifact"),
+                render::counted(names.len() as u64, "environment"),
+                names.join(", "),
+                render::counted(hosts as u64, "host")
             );
         }
         return EXIT_OK;
@@ -1013,13 +1042,17 @@ pub(crate) fn prune(ctx: &Ctx<'_>, args: &PruneArgs) -> u8 {
                 .collect();
             if failed.is_empty() {
                 if pruned > 0 {
-                    ctx.printer.finished(&format!("{pruned} orphans pruned"));
+                    ctx.printer.finished(&format!(
+                        "{} pruned",
+                        render::counted(pruned as u64, "orphan")
+                    ));
                 }
                 EXIT_OK
             } else {
                 render::error(&format!(
-                    "pruning failed on {}; {pruned} orphans pruned",
-                    failed.join(", ")
+                    "pruning failed on {}; {} pruned",
+                    failed.join(", "),
+                    render::counted(pruned as u64, "orphan")
                 ));
                 EXIT_FAILED
             }

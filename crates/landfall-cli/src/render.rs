@@ -116,6 +116,16 @@ pub(crate) fn json_line(line: &Line<'_>) {
     let _ = out.flush();
 }
 
+/// `n` of `noun`, in the singular for one: `1 host`, `2 hosts`.
+pub(crate) fn counted(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub(crate) fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
@@ -183,9 +193,10 @@ impl Printer {
                 // Made here, from the workspace: nothing a host said.
                 if !self.quiet {
                     eprintln!(
-                        "{GOOD}{:>12}{GOOD:#} {artifact} {DIM}{}{DIM:#} ({files} files, {}{note})",
+                        "{GOOD}{:>12}{GOOD:#} {artifact} {DIM}{}{DIM:#} ({}, {}{note})",
                         "Assembled",
                         short(&id),
+                        counted(files as u64, "file"),
                         size(bytes)
                     );
                 }
@@ -199,7 +210,8 @@ impl Printer {
                 "Stored",
                 GOOD,
                 &format!(
-                    "{store} ({uploaded} of {objects} objects put, {})",
+                    "{store} ({uploaded} of {} put, {})",
+                    counted(objects as u64, "object"),
                     size(bytes)
                 ),
             ),
@@ -271,13 +283,15 @@ impl Printer {
                 bytes,
                 objects,
             } => {
-                let objects = objects.map_or_else(String::new, |n| format!("{n} git objects, "));
+                let objects =
+                    objects.map_or_else(String::new, |n| format!("{}, ", counted(n, "git object")));
                 self.status(
                     "Pushed",
                     GOOD,
                     &format!(
-                        "{host} {artifact} {} ({objects}{files} files written, {})",
+                        "{host} {artifact} {} ({objects}{} written, {})",
                         short(&release),
+                        counted(files as u64, "file"),
                         size(bytes)
                     ),
                 );
@@ -593,9 +607,9 @@ impl Printer {
         }
         if !failed.is_empty() {
             error(&format!(
-                "the command failed on {} of {} hosts: {}",
+                "the command failed on {} of {}: {}",
                 failed.len(),
-                results.len(),
+                counted(results.len() as u64, "host"),
                 failed.join(", ")
             ));
         }
