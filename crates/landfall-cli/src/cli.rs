@@ -48,6 +48,7 @@ impl Cli {
             Some(Command::Secrets(
                 SecretsCommand::Edit(SecretsEnv { common, .. })
                 | SecretsCommand::Show(ShowArgs { common, .. })
+                | SecretsCommand::Set(SetArgs { common, .. })
                 | SecretsCommand::Recipients(RecipientsArgs { common, .. }),
             )) => common.values(),
             Some(Command::Init(a)) => a.common.values(),
@@ -162,6 +163,9 @@ pub(crate) enum SecretsCommand {
     /// Print the secrets' names; their values only when asked by name or
     /// with --all
     Show(ShowArgs),
+    /// Set one secret to what standard input holds (one trailing newline
+    /// dropped), and re-encrypt: no editor, no terminal needed
+    Set(SetArgs),
     /// List the environment's recipients and whether the file is encrypted
     /// to each; --rekey re-encrypts it to exactly them
     Recipients(RecipientsArgs),
@@ -185,6 +189,17 @@ pub(crate) struct ShowArgs {
     /// Print every value: the whole decrypted document
     #[arg(long)]
     pub(crate) all: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SetArgs {
+    pub(crate) env: String,
+    #[command(flatten)]
+    pub(crate) common: Unused,
+    /// The secret's name (dotted for tables: `db.password`); its value is
+    /// read from standard input, never from the command line, which other
+    /// users may read
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Args)]
@@ -581,6 +596,7 @@ mod tests {
                 &["--only", "--jobs", "--no-persist", "--var", "--artifact"][..],
             ),
             (&["secrets", "edit"], &[], &["--only", "--jobs", "--var"]),
+            (&["secrets", "set"], &[], &["--only", "--jobs", "--var"]),
             (&["completions"], &[], &["--only", "--jobs", "--var"]),
             (
                 &["check"],
