@@ -106,3 +106,41 @@ fn every_command_on_hosts_takes_artifact() {
     pruned.assert_code(0).assert_says(&["2 orphans pruned"]);
     assert!(!ws.host_dir("web1", "/srv/hello/site").exists());
 }
+
+/// A regression: an artifact removed from deploy.toml leaves its
+/// directories (and service) on the hosts, and the dry run did not say so.
+#[test]
+fn a_dry_run_says_what_a_removed_artifact_leaves_behind_and_how_to_prune_it() {
+    let ws = Workspace::hello_service();
+    ws.run(&json(&["deploy", "dev"])).assert_code(0);
+    let text = ws.read("deploy.toml");
+    let start = text.find("# Static pages").unwrap();
+    ws.write(
+        "deploy.toml",
+        &text[..start].replace("after = [\"site\"]\n", ""),
+    );
+
+    let dry = ws.run(&["deploy", "dev", "--local", "--dry-run"]);
+    dry.assert_code(0).assert_says(&[
+        "Orphan",
+        "/srv/hello/site",
+        "this deploy leaves 2 orphans on the hosts",
+        "`cargo deploy prune dev` stops and removes them",
+    ]);
+    let events = ws.run(&json(&["deploy", "dev", "--dry-run"]));
+    events.assert_code(0);
+    let orphans = events.events_of("orphan");
+    assert_eq!(orphans.len(), 2, "{}", events.stdout);
+    assert!(
+        orphans.iter().all(|o| o["artifact"] == "site"),
+        "{orphans:?}"
+    );
+    assert_eq!(events.events().last().unwrap()["event"], "summary");
+    // The dry run changed nothing: the orphans are still there.
+    assert!(ws.host_dir("web1", "/srv/hello/site").exists());
+    // Once pruned, a dry run says nothing of them.
+    ws.run(&["prune", "dev", "--local", "--yes"]).assert_code(0);
+    let clean = ws.run(&["deploy", "dev", "--local", "--dry-run"]);
+    clean.assert_code(0);
+    assert!(!clean.stderr.contains("Orphan"), "{}", clean.stderr);
+}

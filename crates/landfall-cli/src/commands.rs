@@ -570,6 +570,12 @@ fn deploy_prepared(
         events: &report,
     };
     let mut summary = deploy::deploy(&run, &built.releases, &options);
+    // A deploy leaves alone what artifacts that left deploy.toml (or moved)
+    // left on the hosts: the dry run says what stays, and what removes it.
+    // Only the whole plan tells an orphan from an artifact not selected.
+    if args.dry_run && args.artifacts.is_empty() {
+        report_orphans(&run, plan, &report);
+    }
     summary.timings.build = built.build_seconds;
     summary.timings.assemble = built.assemble_seconds;
     // `after` runs once the summary is known, and before it is printed:
@@ -578,6 +584,35 @@ fn deploy_prepared(
         after_hook(ctx, project, env, &host_names, &summary, &report);
     }
     Ok(summary)
+}
+
+/// The orphans on the plan's hosts, each an `orphan` event, and how to
+/// remove them; a host whose orphans cannot be read was reported by the
+/// probe already.
+fn report_orphans(run: &Run<'_>, plan: &plan::Plan, report: &(dyn Fn(Event) + Sync)) {
+    let hosts = plan.hosts(run.env);
+    let found = deploy::orphans(run, plan, &hosts);
+    let mut count: u64 = 0;
+    for host in found.into_iter().filter(|h| h.error.is_none()) {
+        for orphan in host.orphans {
+            count += 1;
+            report(Event::Orphan {
+                host: host.host.clone(),
+                orphan,
+            });
+        }
+    }
+    if count > 0 {
+        report(Event::Warning {
+            message: format!(
+                "this deploy leaves {} on the hosts (directories and services of artifacts \
+                 that left deploy.toml or moved): `cargo deploy prune {}` stops and removes {}",
+                render::counted(count, "orphan"),
+                run.env.name,
+                if count == 1 { "it" } else { "them" }
+            ),
+        });
+    }
 }
 
 /// Runs the `after` hook with the summary in a private file; a failure is
