@@ -1652,7 +1652,11 @@ fn command_line_errors_are_refused_and_named() {
                 name: "missing ENV",
                 setup: |_| {},
                 args: &["deploy", "--local"],
-                expect_in_stderr: &["<ENV>"],
+                expect_in_stderr: &[
+                    "no environment given",
+                    "ENV is one of dev",
+                    "Usage: cargo deploy",
+                ],
             },
             Case {
                 name: "unknown message format",

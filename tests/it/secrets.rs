@@ -554,3 +554,75 @@ fn config_annotate_says_where_every_variable_comes_from() {
         assert!(text.contains("greeting = \"howdy\""), "{host}: {text}");
     }
 }
+
+/// `secrets set ENV NAME` with `input` on its standard input.
+fn set_secret(ws: &Workspace, identity: &Path, name: &str, input: &str) -> Outcome {
+    use std::io::Write as _;
+    let mut child = ws
+        .command(&["secrets", "set", "dev", name])
+        .env("LANDFALL_AGE_IDENTITY", identity)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    Outcome::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn a_secret_is_set_from_standard_input_and_edit_without_a_terminal_names_that_way() {
+    let ws = Workspace::hello();
+    let identity = recipient_key(&ws, "dev", "ops");
+    // No editor named and no terminal: refused at once, naming `set`.
+    let edit = ws.run_with(
+        &["secrets", "edit", "dev"],
+        &[("LANDFALL_AGE_IDENTITY", &identity)],
+    );
+    edit.assert_code(2).assert_says(&[
+        "standard input is not one",
+        "cargo deploy secrets set dev NAME",
+    ]);
+    assert!(!ws.path("secrets/dev.toml.age").exists());
+
+    // The first secret makes the file; the next keeps the others.
+    set_secret(&ws, &identity, "token", &format!("{TOKEN}\n")).assert_code(0);
+    set_secret(&ws, &identity, "db.password", PASSWORD).assert_code(0);
+    let vars: [(&str, &Path); 1] = [("LANDFALL_AGE_IDENTITY", &identity)];
+    let token = ws.run_with(&["secrets", "show", "dev", "token"], &vars);
+    assert_eq!(token.assert_code(0).stdout, format!("{TOKEN}\n"));
+    let password = ws.run_with(&["secrets", "show", "dev", "db.password"], &vars);
+    assert_eq!(password.assert_code(0).stdout, format!("{PASSWORD}\n"));
+    // The file is encrypted: neither value is in it.
+    let sealed = fs::read(ws.path("secrets/dev.toml.age")).unwrap();
+    let sealed = String::from_utf8_lossy(&sealed);
+    assert!(!sealed.contains(TOKEN) && !sealed.contains(PASSWORD));
+
+    // Bad input: a name that is no TOML key, an empty value, a table
+    // named as a secret. Each leaves the file as it was.
+    let before = fs::read(ws.path("secrets/dev.toml.age")).unwrap();
+    for (name, input, says) in [
+        ("a b", "x-value-1", "a secret's name is made of"),
+        ("token", "\n", "is empty; nothing was changed"),
+        (
+            "db",
+            "x-value-2",
+            "`db` in `secrets/dev.toml.age` is a table",
+        ),
+        (
+            "token.inner",
+            "x-value-3",
+            "`token` in `secrets/dev.toml.age` is a value",
+        ),
+    ] {
+        set_secret(&ws, &identity, name, input)
+            .assert_code(2)
+            .assert_says(&[says]);
+    }
+    assert_eq!(fs::read(ws.path("secrets/dev.toml.age")).unwrap(), before);
+}

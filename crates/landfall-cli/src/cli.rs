@@ -48,6 +48,7 @@ impl Cli {
             Some(Command::Secrets(
                 SecretsCommand::Edit(SecretsEnv { common, .. })
                 | SecretsCommand::Show(ShowArgs { common, .. })
+                | SecretsCommand::Set(SetArgs { common, .. })
                 | SecretsCommand::Recipients(RecipientsArgs { common, .. }),
             )) => common.values(),
             Some(Command::Init(a)) => a.common.values(),
@@ -102,6 +103,15 @@ pub(crate) enum Command {
     Completions(CompletionsArgs),
 }
 
+/// How `cargo deploy` is called, as clap says it, and where to read more.
+pub(crate) fn usage() -> String {
+    use clap::CommandFactory;
+    format!(
+        "{}\n\nFor more information, try '--help'.",
+        Cli::command().render_usage().ansi()
+    )
+}
+
 /// Writes the completions of `cargo-deploy` for `shell`: for the binary's
 /// own name, which is the one a shell completes (cargo does not pass its
 /// subcommands' words on).
@@ -153,6 +163,9 @@ pub(crate) enum SecretsCommand {
     /// Print the secrets' names; their values only when asked by name or
     /// with --all
     Show(ShowArgs),
+    /// Set one secret to what standard input holds (one trailing newline
+    /// dropped), and re-encrypt: no editor, no terminal needed
+    Set(SetArgs),
     /// List the environment's recipients and whether the file is encrypted
     /// to each; --rekey re-encrypts it to exactly them
     Recipients(RecipientsArgs),
@@ -179,6 +192,17 @@ pub(crate) struct ShowArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct SetArgs {
+    pub(crate) env: String,
+    #[command(flatten)]
+    pub(crate) common: Unused,
+    /// The secret's name (dotted for tables: `db.password`); its value is
+    /// read from standard input, never from the command line, which other
+    /// users may read
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct RecipientsArgs {
     pub(crate) env: String,
     #[command(flatten)]
@@ -195,8 +219,8 @@ pub(crate) struct RecipientsArgs {
     reason = "each is a flag of the command line"
 )]
 pub(crate) struct DeployArgs {
-    /// The environment: a file `environments/ENV.toml`
-    #[arg(required = true)]
+    /// The environment: a file `environments/ENV.toml` (without one, the
+    /// environments there are listed)
     pub(crate) env: Option<String>,
     /// Deploy to directories under target/landfall/local/ENV/ instead of the hosts
     #[arg(long)]
@@ -260,6 +284,11 @@ pub(crate) struct TargetArgs {
     /// Work on the local directories of `--local` deploys instead of the hosts
     #[arg(long)]
     pub(crate) local: bool,
+    /// Only this artifact, on the hosts that have it; repeatable (`exec`
+    /// takes one, and starts the command in its `current`; `prune`, the
+    /// name an orphan was deployed as)
+    #[arg(long = "artifact", value_name = "NAME")]
+    pub(crate) artifacts: Vec<String>,
     #[command(flatten)]
     pub(crate) common: Fleet,
 }
@@ -310,10 +339,6 @@ pub(crate) struct RollbackArgs {
 pub(crate) struct ExecArgs {
     #[command(flatten)]
     pub(crate) target: TargetArgs,
-    /// Start the command in this artifact's `current` (on the hosts that
-    /// have it), rather than in the home directory
-    #[arg(long, value_name = "NAME")]
-    pub(crate) artifact: Option<String>,
     /// Print one block per distinct output once every host is done, with
     /// the hosts that gave it, failed ones first (instead of each line as it
     /// comes)
@@ -522,6 +547,41 @@ mod tests {
         assert!(options.lines().any(|l| l == "--sudoers"), "{options}");
     }
 
+    /// Every command that works on the hosts selects them alike: `--only`
+    /// and `--artifact`, each repeatable.
+    #[test]
+    fn the_commands_on_hosts_take_the_same_selection() {
+        for command in ["status", "rollback", "exec", "logs", "prune"] {
+            let mut words = vec![
+                "cargo-deploy",
+                command,
+                "prod",
+                "--only",
+                "@web",
+                "--artifact",
+                "app",
+                "--artifact",
+                "site",
+            ];
+            if command == "exec" {
+                words.extend(["--", "true"]);
+            }
+            let cli = Cli::try_parse_from(&words).unwrap_or_else(|err| panic!("{command}: {err}"));
+            let target = match cli.command {
+                Some(
+                    Command::Status(target)
+                    | Command::Rollback(RollbackArgs { target, .. })
+                    | Command::Exec(ExecArgs { target, .. })
+                    | Command::Logs(LogsArgs { target, .. })
+                    | Command::Prune(PruneArgs { target, .. }),
+                ) => target,
+                other => panic!("{command}: {other:?}"),
+            };
+            assert_eq!(target.artifacts, ["app", "site"], "{command}");
+            assert_eq!(target.common.only, ["@web"], "{command}");
+        }
+    }
+
     /// Each command's help lists the options it takes, and no other.
     #[test]
     fn each_command_lists_only_the_options_it_takes() {
@@ -532,7 +592,7 @@ mod tests {
             "--color",
             "--manifest-path",
         ];
-        let fleet = ["--only", "--jobs", "--no-persist"];
+        let fleet = ["--only", "--jobs", "--no-persist", "--artifact"];
         for (path, takes, not) in [
             (
                 &["init"][..],
@@ -540,6 +600,7 @@ mod tests {
                 &["--only", "--jobs", "--no-persist", "--var", "--artifact"][..],
             ),
             (&["secrets", "edit"], &[], &["--only", "--jobs", "--var"]),
+            (&["secrets", "set"], &[], &["--only", "--jobs", "--var"]),
             (&["completions"], &[], &["--only", "--jobs", "--var"]),
             (
                 &["check"],
@@ -557,6 +618,7 @@ mod tests {
             (&["exec"], &fleet, &["--var"]),
             (&["logs"], &fleet, &["--var"]),
             (&["prune"], &fleet, &["--var"]),
+            (&["shell"], &[], &["--artifact"]),
             (
                 &["shell"],
                 &["--only", "--jobs", "--no-persist", "--var"],

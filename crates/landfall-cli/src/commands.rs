@@ -195,8 +195,36 @@ fn interactive() -> bool {
     std::env::var_os("CI").is_none() && std::io::stdin().is_terminal()
 }
 
+/// `cargo deploy` without an environment: the environments there are to
+/// choose from, and how to give one; exit status 2.
+fn no_environment(ctx: &Ctx<'_>) -> u8 {
+    let project = match landfall::load(ctx.global.manifest_path.as_deref()) {
+        Ok(project) => project,
+        Err(err) => return Ctx::fail(&err),
+    };
+    let names = project.environment_names();
+    if names.is_empty() {
+        render::error(&format!(
+            "no environment given, and `{}` holds none (`cargo deploy init` writes `environments/dev.toml`)",
+            project.environments_dir().display()
+        ));
+    } else {
+        render::error(&format!(
+            "no environment given: `cargo deploy ENV`, where ENV is one of {} (in `{}`)",
+            names.join(", "),
+            project.environments_dir().display(),
+        ));
+    }
+    if ctx.global.message_format == MessageFormat::Human {
+        render::eprintln!("\n{}", crate::cli::usage());
+    }
+    EXIT_USAGE
+}
+
 pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
-    let env_name = args.env.as_deref().expect("clap requires ENV");
+    let Some(env_name) = args.env.as_deref() else {
+        return no_environment(ctx);
+    };
     // A build records HEAD, read while cargo describes the workspace.
     let head = args.from.is_none().then(|| {
         let manifest_dir = ctx.global.manifest_path.as_deref().and_then(Path::parent);
@@ -542,6 +570,12 @@ fn deploy_prepared(
         events: &report,
     };
     let mut summary = deploy::deploy(&run, &built.releases, &options);
+    // A deploy leaves alone what artifacts that left deploy.toml (or moved)
+    // left on the hosts: the dry run says what stays, and what removes it.
+    // Only the whole plan tells an orphan from an artifact not selected.
+    if args.dry_run && args.artifacts.is_empty() {
+        report_orphans(&run, plan, &report);
+    }
     summary.timings.build = built.build_seconds;
     summary.timings.assemble = built.assemble_seconds;
     // `after` runs once the summary is known, and before it is printed:
@@ -550,6 +584,35 @@ fn deploy_prepared(
         after_hook(ctx, project, env, &host_names, &summary, &report);
     }
     Ok(summary)
+}
+
+/// The orphans on the plan's hosts, each an `orphan` event, and how to
+/// remove them; a host whose orphans cannot be read was reported by the
+/// probe already.
+fn report_orphans(run: &Run<'_>, plan: &plan::Plan, report: &(dyn Fn(Event) + Sync)) {
+    let hosts = plan.hosts(run.env);
+    let found = deploy::orphans(run, plan, &hosts);
+    let mut count: u64 = 0;
+    for host in found.into_iter().filter(|h| h.error.is_none()) {
+        for orphan in host.orphans {
+            count += 1;
+            report(Event::Orphan {
+                host: host.host.clone(),
+                orphan,
+            });
+        }
+    }
+    if count > 0 {
+        report(Event::Warning {
+            message: format!(
+                "this deploy leaves {} on the hosts (directories and services of artifacts \
+                 that left deploy.toml or moved): `cargo deploy prune {}` stops and removes {}",
+                render::counted(count, "orphan"),
+                run.env.name,
+                if count == 1 { "it" } else { "them" }
+            ),
+        });
+    }
 }
 
 /// Runs the `after` hook with the summary in a private file; a failure is
@@ -609,9 +672,9 @@ fn confirm(env: &Environment, plan: &plan::Plan, what: &str) -> Result<(), Error
         "Roll back"
     };
     let question = format!(
-        "{verb} protected environment `{}` ({} hosts: {})?",
+        "{verb} protected environment `{}` ({}: {})?",
         env.name,
-        hosts.len(),
+        render::counted(hosts.len() as u64, "host"),
         hosts.join(", ")
     );
     if answered_yes(&question)? {
@@ -809,11 +872,12 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
         checked();
         if !ctx.global.quiet && ctx.global.message_format == MessageFormat::Human {
             render::eprintln!(
-                "{:>12} {} artifacts, {} environments ({}), {hosts} hosts",
+                "{:>12} {}, {} ({}), {}",
                 "Checked",
-                project.artifacts.len(),
-                names.len(),
-                names.join(", ")
+                render::counted(project.artifacts.len() as u64, "artifact"),
+                render::counted(names.len() as u64, "environment"),
+                names.join(", "),
+                render::counted(hosts as u64, "host")
             );
         }
         return EXIT_OK;
@@ -843,31 +907,57 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
     }
 }
 
-/// Connects to the selected hosts and runs `f` on them. With `confirm`, a
-/// protected environment's confirmation of that (`rollback`) is asked for
-/// before any host is contacted.
+/// What `--artifact` selects for a command.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Select {
+    /// Its targets, on the hosts that have them.
+    Targets,
+    /// Its targets, and every selected host, whose orphans are read
+    /// against every path the model deploys to (`status`).
+    TargetsAndOrphans,
+    /// Orphans deployed as it, which may have left deploy.toml (`prune`).
+    Orphans,
+}
+
+/// Connects to the selected hosts and runs `f` on them, with the plan of
+/// the artifacts `--artifact` selects and the whole plan. With `confirm`,
+/// a protected environment's confirmation of that (`rollback`) is asked
+/// for before any host is contacted.
 fn run_on_targets<T>(
     ctx: &Ctx<'_>,
     args: &TargetArgs,
+    select: Select,
     confirmation: Option<&str>,
-    f: impl FnOnce(&Run<'_>, &plan::Plan, &[&Host]) -> T,
+    f: impl FnOnce(&Run<'_>, &plan::Plan, &plan::Plan, &[&Host]) -> T,
 ) -> Result<T, Error> {
     let (project, env) = ctx.load(&args.env)?;
     // Only the plan's shape is needed, never a file's contents: no identity
     // is needed either.
     let secrets = Secrets::placeholders();
-    let plan = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
+    let whole = plan::plan(&project, &env, &ctx.global.only, args.local, &secrets)?;
+    let mut plan = plan::Plan {
+        env: whole.env.clone(),
+        local: whole.local,
+        targets: whole.targets.clone(),
+        bins: Vec::new(),
+    };
+    let mut hosts = plan::select(&env, &ctx.global.only)?;
+    if select != Select::Orphans && !args.artifacts.is_empty() {
+        plan.retain_artifacts(&project, &args.artifacts)?;
+        if select == Select::Targets {
+            hosts.retain(|h| plan.targets.iter().any(|t| t.host == h.name));
+        }
+    }
     if let Some(what) = confirmation
         && env.protect
     {
         confirm(&env, &plan, what)?;
     }
-    let hosts = plan::select(&env, &ctx.global.only)?;
     let revision = landfall::git::revision(&project.workspace.root);
     // Work on hosts: a first signal settles it rather than ending it.
     landfall::interrupt::on_hosts(|| {
         with_run(ctx, &project, &env, &hosts, args.local, revision, |run| {
-            f(run, &plan, &hosts)
+            f(run, &plan, &whole, &hosts)
         })
     })
 }
@@ -898,9 +988,20 @@ fn with_run<T>(
 }
 
 pub(crate) fn status(ctx: &Ctx<'_>, args: &TargetArgs) -> u8 {
-    match run_on_targets(ctx, args, None, |run, plan, hosts| {
-        (deploy::status(run, plan), deploy::orphans(run, plan, hosts))
-    }) {
+    // Orphans are read against every path the model deploys to, and those
+    // of the artifacts asked for shown.
+    let result = run_on_targets(
+        ctx,
+        args,
+        Select::TargetsAndOrphans,
+        None,
+        |run, plan, whole, hosts| {
+            let mut orphans = deploy::orphans(run, whole, hosts);
+            keep_orphans_of(&mut orphans, &args.artifacts);
+            (deploy::status(run, plan), orphans)
+        },
+    );
+    match result {
         Ok((report, orphans)) => {
             ctx.printer.status_report(&args.env, &report, &orphans);
             if report.iter().any(|t| t.error.is_some()) || orphans.iter().any(|h| h.error.is_some())
@@ -929,9 +1030,13 @@ pub(crate) fn rollback(ctx: &Ctx<'_>, args: &RollbackArgs) -> u8 {
         Ok(to) => to,
         Err(err) => return Ctx::fail(&err),
     };
-    match run_on_targets(ctx, &args.target, confirmation, |run, plan, _| {
-        deploy::rollback(run, plan, to.as_deref(), args.break_lock)
-    }) {
+    match run_on_targets(
+        ctx,
+        &args.target,
+        Select::Targets,
+        confirmation,
+        |run, plan, _, _| deploy::rollback(run, plan, to.as_deref(), args.break_lock),
+    ) {
         Ok(summary) => ctx.finish(&summary),
         Err(err) => Ctx::fail(&err),
     }
@@ -956,33 +1061,40 @@ fn rollback_goal(ctx: &Ctx<'_>, to: &str) -> Result<String, Error> {
 }
 
 pub(crate) fn prune(ctx: &Ctx<'_>, args: &PruneArgs) -> u8 {
-    let result = run_on_targets(ctx, &args.target, None, |run, plan, hosts| {
-        let found = deploy::orphans(run, plan, hosts);
-        for h in &found {
-            if let Some(err) = &h.error {
-                return Err(Error::Failed(format!(
-                    "cannot read the orphans of `{}`: {err}; nothing was removed",
-                    h.host
-                )));
+    let result = run_on_targets(
+        ctx,
+        &args.target,
+        Select::Orphans,
+        None,
+        |run, _, whole, hosts| {
+            let mut found = deploy::orphans(run, whole, hosts);
+            keep_orphans_of(&mut found, &args.target.artifacts);
+            for h in &found {
+                if let Some(err) = &h.error {
+                    return Err(Error::Failed(format!(
+                        "nothing was removed: the orphans of `{}` cannot be read: {err}",
+                        h.host
+                    )));
+                }
             }
-        }
-        let count: usize = found.iter().map(|h| h.orphans.len()).sum();
-        if count == 0 {
-            ctx.printer.event(Event::Warning {
-                message: format!("nothing to prune in `{}`", run.env.name),
-            });
-            return Ok(Vec::new());
-        }
-        ctx.printer.orphans_report(&found);
-        if !args.yes {
-            ask(&format!(
-                "Stop and remove these {count} orphan{} of `{}`?",
-                if count == 1 { "" } else { "s" },
-                run.env.name
-            ))?;
-        }
-        Ok(deploy::prune(run, &found))
-    });
+            let count: usize = found.iter().map(|h| h.orphans.len()).sum();
+            if count == 0 {
+                ctx.printer.event(Event::Warning {
+                    message: format!("nothing to prune in `{}`", run.env.name),
+                });
+                return Ok(Vec::new());
+            }
+            ctx.printer.orphans_report(&found);
+            if !args.yes {
+                ask(&format!(
+                    "Stop and remove these {count} orphan{} of `{}`?",
+                    if count == 1 { "" } else { "s" },
+                    run.env.name
+                ))?;
+            }
+            Ok(deploy::prune(run, &found))
+        },
+    );
     match result.and_then(|r| r) {
         Ok(results) => {
             let pruned: usize = results.iter().map(|r| r.pruned.len()).sum();
@@ -993,18 +1105,34 @@ pub(crate) fn prune(ctx: &Ctx<'_>, args: &PruneArgs) -> u8 {
                 .collect();
             if failed.is_empty() {
                 if pruned > 0 {
-                    ctx.printer.finished(&format!("{pruned} orphans pruned"));
+                    ctx.printer.finished(&format!(
+                        "{} pruned",
+                        render::counted(pruned as u64, "orphan")
+                    ));
                 }
                 EXIT_OK
             } else {
                 render::error(&format!(
-                    "pruning failed on {}; {pruned} orphans pruned",
-                    failed.join(", ")
+                    "pruning failed on {}; {} pruned",
+                    failed.join(", "),
+                    render::counted(pruned as u64, "orphan")
                 ));
                 EXIT_FAILED
             }
         }
         Err(err) => Ctx::fail(&err),
+    }
+}
+
+/// Keeps the orphans that were deployed as one of `names` (all of them when
+/// it is empty): an orphan's artifact may have left deploy.toml, so its
+/// name is the one the host recorded.
+fn keep_orphans_of(found: &mut [deploy::HostOrphans], names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    for host in found {
+        host.orphans.retain(|o| names.contains(&o.artifact));
     }
 }
 
@@ -1074,37 +1202,53 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
     // done; JSON has it in each host's `exec` event.
     let spools = (args.group && ctx.global.message_format == MessageFormat::Human)
         .then(render::Spools::default);
-    let results = run_on_targets(ctx, &args.target, None, |run, plan, hosts| {
-        let hosts = hosts_of_artifact(run.project, plan, hosts, args.artifact.as_deref())?;
-        // Secrets typed in a command are masked in the hosts' logs, when
-        // they can be read here.
-        let secrets = landfall::secrets::load(run.project, run.env).ok();
-        let request = deploy::ExecRequest {
-            command: &args.command,
-            artifact: args.artifact.as_deref(),
-            input: input.as_ref().map(tempfile::NamedTempFile::path),
-            mask: secrets.as_ref().map(landfall::secrets::Secrets::mask),
-        };
-        if args.tty {
-            let [host] = hosts.as_slice() else {
-                return Err(Error::Usage(format!(
-                    "`-t` works on one host, and {} are selected: choose one with `--only HOST`",
-                    hosts.len()
-                )));
-            };
-            let code = deploy::exec_attached(run, plan, host, &request).map_err(Error::Failed)?;
-            return Ok(ExecOutcome::Attached(host.name.clone(), code));
+    let artifact = match args.target.artifacts.as_slice() {
+        [] => None,
+        [one] => Some(one.as_str()),
+        [..] => {
+            return Ctx::fail(&Error::Usage(
+                "`exec` starts the command in one artifact's `current`: give `--artifact` once"
+                    .into(),
+            ));
         }
-        let width = hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
-        let line = |host: &str, text: &str| match &spools {
-            Some(spools) => spools.line(host, text),
-            None if !args.group => ctx.printer.output_line(host, width, text),
-            None => {}
-        };
-        Ok(ExecOutcome::Streamed(deploy::exec(
-            run, plan, &hosts, &request, &line,
-        )))
-    });
+    };
+    let results = run_on_targets(
+        ctx,
+        &args.target,
+        Select::Targets,
+        None,
+        |run, plan, _, hosts| {
+            // Secrets typed in a command are masked in the hosts' logs, when
+            // they can be read here.
+            let secrets = landfall::secrets::load(run.project, run.env).ok();
+            let request = deploy::ExecRequest {
+                command: &args.command,
+                artifact,
+                input: input.as_ref().map(tempfile::NamedTempFile::path),
+                mask: secrets.as_ref().map(landfall::secrets::Secrets::mask),
+            };
+            if args.tty {
+                let [host] = hosts else {
+                    return Err(Error::Usage(format!(
+                        "`-t` works on one host, and {} are selected: choose one with `--only HOST`",
+                        hosts.len()
+                    )));
+                };
+                let code =
+                    deploy::exec_attached(run, plan, host, &request).map_err(Error::Failed)?;
+                return Ok(ExecOutcome::Attached(host.name.clone(), code));
+            }
+            let width = hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+            let line = |host: &str, text: &str| match &spools {
+                Some(spools) => spools.line(host, text),
+                None if !args.group => ctx.printer.output_line(host, width, text),
+                None => {}
+            };
+            Ok(ExecOutcome::Streamed(deploy::exec(
+                run, plan, hosts, &request, &line,
+            )))
+        },
+    );
     match results.and_then(|r| r) {
         Ok(ExecOutcome::Streamed(results)) => {
             ctx.printer.exec_report(&args.target.env, &results, spools);
@@ -1144,91 +1288,62 @@ enum ExecOutcome {
     Attached(String, Option<i32>),
 }
 
-/// The selected hosts that have `artifact` (all of them without one); an
-/// artifact the project does not have is a usage error.
-fn hosts_of_artifact<'h>(
-    project: &Project,
-    plan: &plan::Plan,
-    hosts: &[&'h Host],
-    artifact: Option<&str>,
-) -> Result<Vec<&'h Host>, Error> {
-    let Some(artifact) = artifact else {
-        return Ok(hosts.to_vec());
-    };
-    if project.artifact(artifact).is_none() {
-        let known: Vec<&str> = project.artifacts.iter().map(|a| a.name.as_str()).collect();
-        return Err(Error::Usage(format!(
-            "no artifact `{artifact}` in deploy.toml (it has: {})",
-            known.join(", ")
-        )));
-    }
-    let having: Vec<&Host> = hosts
-        .iter()
-        .copied()
-        .filter(|h| {
-            plan.targets
-                .iter()
-                .any(|t| t.host == h.name && t.artifact == artifact)
-        })
-        .collect();
-    if having.is_empty() {
-        return Err(Error::Usage(format!(
-            "no selected host has artifact `{artifact}`"
-        )));
-    }
-    Ok(having)
-}
-
 pub(crate) fn logs(ctx: &Ctx<'_>, args: &LogsArgs) -> u8 {
     // Following a log ends with Ctrl-C.
     crate::signals::expected();
-    let results = run_on_targets(ctx, &args.target, None, |run, plan, _| {
-        if !plan.targets.iter().any(|t| t.service.is_some()) {
-            return Err(Error::Usage(format!(
-                "no artifact of environment `{}` runs a service on the selected hosts \
+    let results = run_on_targets(
+        ctx,
+        &args.target,
+        Select::Targets,
+        None,
+        |run, plan, _, _| {
+            if !plan.targets.iter().any(|t| t.service.is_some()) {
+                return Err(Error::Usage(format!(
+                    "no artifact of environment `{}` runs a service on the selected hosts \
                  (see `[artifact.NAME.service]` in the guide)",
-                args.target.env
-            )));
-        }
-        // With services of several artifacts, each line says whose it is.
-        let artifacts: std::collections::BTreeSet<&str> = plan
-            .targets
-            .iter()
-            .filter(|t| t.service.is_some())
-            .map(|t| t.artifact.as_str())
-            .collect();
-        let width = plan
-            .targets
-            .iter()
-            .filter(|t| t.service.is_some())
-            .map(|t| {
-                t.host.len()
-                    + if artifacts.len() > 1 {
-                        t.artifact.len() + 1
-                    } else {
-                        0
-                    }
-            })
-            .max()
-            .unwrap_or(0);
-        let line = |target: &plan::Target, text: &str| {
-            let label = if artifacts.len() > 1 {
-                format!("{}/{}", target.host, target.artifact)
-            } else {
-                target.host.clone()
+                    args.target.env
+                )));
+            }
+            // With services of several artifacts, each line says whose it is.
+            let artifacts: std::collections::BTreeSet<&str> = plan
+                .targets
+                .iter()
+                .filter(|t| t.service.is_some())
+                .map(|t| t.artifact.as_str())
+                .collect();
+            let width = plan
+                .targets
+                .iter()
+                .filter(|t| t.service.is_some())
+                .map(|t| {
+                    t.host.len()
+                        + if artifacts.len() > 1 {
+                            t.artifact.len() + 1
+                        } else {
+                            0
+                        }
+                })
+                .max()
+                .unwrap_or(0);
+            let line = |target: &plan::Target, text: &str| {
+                let label = if artifacts.len() > 1 {
+                    format!("{}/{}", target.host, target.artifact)
+                } else {
+                    target.host.clone()
+                };
+                ctx.printer
+                    .log_line(&label, width, &target.host, &target.artifact, text);
             };
-            ctx.printer
-                .log_line(&label, width, &target.host, &target.artifact, text);
-        };
-        Ok(deploy::logs(
-            run,
-            plan,
-            args.lines,
-            args.follow,
-            &landfall::interrupt::stop_requested,
-            &line,
-        ))
-    });
+            Ok(deploy::logs(
+                run,
+                plan,
+                args.lines,
+                args.follow,
+                &landfall::interrupt::stop_requested,
+                &line,
+            ))
+        },
+    );
     match results.and_then(|r| r) {
         Ok(results) => {
             let mut ok = true;

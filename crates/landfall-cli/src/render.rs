@@ -6,10 +6,11 @@
 //! path a host reported) goes through [`inert`] before it reaches a
 //! person's terminal, here and nowhere else; JSON lines keep it exact.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use anstyle::{AnsiColor, Effects, Style};
@@ -35,6 +36,30 @@ static JSON_ERRORS: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn json_errors(on: bool) {
     JSON_ERRORS.store(on, Ordering::Relaxed);
+}
+
+/// Whether an error's command line is shown (`--verbose`).
+static COMMAND_LINES: AtomicBool = AtomicBool::new(false);
+
+/// The command lines shown so far: each is shown once, however many errors
+/// give it.
+static SHOWN_COMMAND_LINES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// An error's message for a person, inert: what happened, and the command
+/// line that failed only under `--verbose`, and only the first time.
+fn shown_error(message: &str) -> String {
+    let (cause, command) = landfall::split_command_line(message);
+    let Some(command) = command.filter(|_| COMMAND_LINES.load(Ordering::Relaxed)) else {
+        return inert(cause).into_owned();
+    };
+    let mut shown = SHOWN_COMMAND_LINES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if shown.insert(command.to_string()) {
+        inert(&format!("{cause}\ncommand line: {command}")).into_owned()
+    } else {
+        inert(cause).into_owned()
+    }
 }
 
 /// Masks these values in everything printed from now on.
@@ -91,6 +116,16 @@ pub(crate) fn json_line(line: &Line<'_>) {
     let _ = out.flush();
 }
 
+/// `n` of `noun`, in the singular for one: `1 host`, `2 hosts`.
+pub(crate) fn counted(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub(crate) fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
@@ -109,6 +144,7 @@ pub(crate) fn size(bytes: u64) -> String {
 
 impl Printer {
     pub(crate) fn new(format: MessageFormat, quiet: bool, verbose: bool) -> Printer {
+        COMMAND_LINES.store(verbose, Ordering::Relaxed);
         Printer {
             format,
             quiet,
@@ -157,9 +193,10 @@ impl Printer {
                 // Made here, from the workspace: nothing a host said.
                 if !self.quiet {
                     eprintln!(
-                        "{GOOD}{:>12}{GOOD:#} {artifact} {DIM}{}{DIM:#} ({files} files, {}{note})",
+                        "{GOOD}{:>12}{GOOD:#} {artifact} {DIM}{}{DIM:#} ({}, {}{note})",
                         "Assembled",
                         short(&id),
+                        counted(files as u64, "file"),
                         size(bytes)
                     );
                 }
@@ -173,7 +210,8 @@ impl Printer {
                 "Stored",
                 GOOD,
                 &format!(
-                    "{store} ({uploaded} of {objects} objects put, {})",
+                    "{store} ({uploaded} of {} put, {})",
+                    counted(objects as u64, "object"),
                     size(bytes)
                 ),
             ),
@@ -245,13 +283,15 @@ impl Printer {
                 bytes,
                 objects,
             } => {
-                let objects = objects.map_or_else(String::new, |n| format!("{n} git objects, "));
+                let objects =
+                    objects.map_or_else(String::new, |n| format!("{}, ", counted(n, "git object")));
                 self.status(
                     "Pushed",
                     GOOD,
                     &format!(
-                        "{host} {artifact} {} ({objects}{files} files written, {})",
+                        "{host} {artifact} {} ({objects}{} written, {})",
                         short(&release),
+                        counted(files as u64, "file"),
                         size(bytes)
                     ),
                 );
@@ -294,7 +334,7 @@ impl Printer {
                     "{BAD}{:>12}{BAD:#} {host} {artifact} ({}): {}",
                     "Failed",
                     phase.name(),
-                    inert(&message)
+                    shown_error(&message)
                 );
             }
             Event::Batch {
@@ -452,8 +492,8 @@ impl Printer {
             if let Some(message) = &o.message
                 && (o.status != Status::Skipped || self.verbose)
             {
-                for line in message.lines() {
-                    eprintln!("{:host_w$}  {DIM}{}{DIM:#}", "", inert(line));
+                for line in shown_error(message).lines() {
+                    eprintln!("{:host_w$}  {DIM}{line}{DIM:#}", "");
                 }
             }
         }
@@ -548,7 +588,7 @@ impl Printer {
                     print_spooled(output);
                 }
                 if let Some(error) = error {
-                    println!("{}", inert(error));
+                    println!("{}", shown_error(error));
                 }
             }
         }
@@ -566,14 +606,14 @@ impl Printer {
                 (None, Some(code)) => format!("exit status {code}"),
                 (None, None) => "killed by a signal".to_string(),
             };
-            eprintln!("{BAD}{:width$}{BAD:#} | {}", result.host, inert(&why));
+            eprintln!("{BAD}{:width$}{BAD:#} | {}", result.host, shown_error(&why));
             failed.push(result.host.as_str());
         }
         if !failed.is_empty() {
             error(&format!(
-                "the command failed on {} of {} hosts: {}",
+                "the command failed on {} of {}: {}",
                 failed.len(),
-                results.len(),
+                counted(results.len() as u64, "host"),
                 failed.join(", ")
             ));
         }
@@ -672,7 +712,7 @@ impl Printer {
                 println!(
                     "{INFO}{}{INFO:#} {BAD}orphans unknown{BAD:#}: {}",
                     h.host,
-                    inert(err)
+                    shown_error(err)
                 );
             }
         }
@@ -718,7 +758,7 @@ impl Printer {
             );
             // Everything below but the styles is what the host reported.
             if let Some(err) = &target.error {
-                println!("  {BAD}unreachable{BAD:#}: {}", inert(err));
+                println!("  {BAD}unreachable{BAD:#}: {}", shown_error(err));
                 continue;
             }
             if let Some(lock) = &target.lock {
@@ -968,12 +1008,12 @@ fn print_diff(diff: &FileDiff) {
 
 /// A warning, inert: it may quote a host.
 pub(crate) fn warning(message: &str) {
-    eprintln!("{WARN}warning{WARN:#}: {}", inert(message));
+    eprintln!("{WARN}warning{WARN:#}: {}", shown_error(message));
 }
 
 /// An error, inert: it may quote a host's stderr.
 pub(crate) fn error(message: &str) {
-    eprintln!("{BAD}error{BAD:#}: {}", inert(message));
+    eprintln!("{BAD}error{BAD:#}: {}", shown_error(message));
     if JSON_ERRORS.load(Ordering::Relaxed) {
         json_line(&Line::Error {
             message,

@@ -1,5 +1,5 @@
-//! `cargo deploy secrets edit|show|recipients`: the encrypted secrets of
-//! an environment, as an operator handles them.
+//! `cargo deploy secrets edit|set|show|recipients`: the encrypted secrets
+//! of an environment, as an operator handles them.
 //!
 //! Editing is the one place plaintext touches a disk: a file of mode 0600
 //! in a fresh 0700 directory (in `/dev/shm` where there is one), removed
@@ -15,7 +15,7 @@ use landfall::Error;
 use landfall::config::{Environment, Project, provenance};
 use landfall::secrets::{self, Identities, Recipient};
 
-use crate::cli::{RecipientsArgs, SecretsCommand, ShowArgs};
+use crate::cli::{RecipientsArgs, SecretsCommand, SetArgs, ShowArgs};
 use crate::commands::{Ctx, EXIT_FAILED, EXIT_OK};
 use crate::render::{self, eprintln, println};
 
@@ -28,6 +28,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, command: &SecretsCommand) -> u8 {
     let result = match command {
         SecretsCommand::Edit(args) => edit(ctx, &args.env),
         SecretsCommand::Show(args) => show(ctx, args),
+        SecretsCommand::Set(args) => set(ctx, args),
         SecretsCommand::Recipients(args) => recipients(ctx, args),
     };
     result.unwrap_or_else(|err| Ctx::fail(&err))
@@ -71,7 +72,137 @@ fn write_encrypted(path: &Path, plaintext: &[u8], recipients: &[Recipient]) -> R
     secrets::write_encrypted(path, plaintext, recipients)
 }
 
+/// The most a secret's value read by `secrets set` may hold.
+const MAX_VALUE_BYTES: u64 = 64 * 1024;
+
+/// `secrets set ENV NAME`: one secret set to what standard input holds.
+fn set(ctx: &Ctx<'_>, args: &SetArgs) -> Result<u8, Error> {
+    use std::io::{IsTerminal as _, Read as _};
+    let segments: Vec<&str> = args.name.split('.').collect();
+    if segments.iter().any(|s| {
+        s.is_empty()
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }) {
+        return Err(Error::Usage(format!(
+            "`secrets set {} {}`: a secret's name is made of letters, digits, `_` and `-`, \
+             with `.` between the names of tables",
+            args.env,
+            landfall::diag::shown(&args.name)
+        )));
+    }
+    let (project, env) = ctx.load(&args.env)?;
+    let recipients = secrets::recipients(&env)?;
+    let (path, display) = secrets_file(&project, &env);
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() && !ctx.global.quiet {
+        eprintln!(
+            "{:>12} the value of `{}` (end it with Ctrl-D)",
+            "Reading", args.name
+        );
+    }
+    let mut value = Vec::new();
+    stdin
+        .lock()
+        .take(MAX_VALUE_BYTES + 1)
+        .read_to_end(&mut value)
+        .map_err(|e| Error::Usage(format!("cannot read standard input: {e}")))?;
+    if value.len() as u64 > MAX_VALUE_BYTES {
+        return Err(Error::Usage(format!(
+            "the value of `{}` on standard input is longer than {MAX_VALUE_BYTES} bytes",
+            args.name
+        )));
+    }
+    let mut value = String::from_utf8(value).map_err(|_| {
+        Error::Usage(format!(
+            "the value of `{}` on standard input is not UTF-8 text",
+            args.name
+        ))
+    })?;
+    // `echo VALUE |` and a line typed end with a newline that is no part
+    // of the value.
+    if value.ends_with('\n') {
+        value.pop();
+        if value.ends_with('\r') {
+            value.pop();
+        }
+    }
+    if value.is_empty() {
+        return Err(Error::Usage(format!(
+            "the value of `{}` on standard input is empty; nothing was changed",
+            args.name
+        )));
+    }
+    let mut table = if path.exists() {
+        let ciphertext = read_existing(&path, &display, &env)?;
+        let plaintext = decrypt(&ciphertext, &secrets::identities()?, &display, &env)?;
+        secrets::parse(&plaintext, &display).map_err(Error::Usage)?
+    } else {
+        toml::Table::new()
+    };
+    let (leaf, tables) = segments
+        .split_last()
+        .expect("split gives one name at least");
+    let mut current = &mut table;
+    for (i, segment) in tables.iter().enumerate() {
+        let entry = current
+            .entry((*segment).to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| {
+            Error::Usage(format!(
+                "`{}` in `{display}` is a value, not a table of secrets",
+                segments[..=i].join(".")
+            ))
+        })?;
+    }
+    if current.get(*leaf).is_some_and(toml::Value::is_table) {
+        return Err(Error::Usage(format!(
+            "`{}` in `{display}` is a table of secrets, not one",
+            args.name
+        )));
+    }
+    current.insert((*leaf).to_string(), toml::Value::String(value));
+    let document = toml::to_string(&table).expect("TOML tables serialise");
+    write_encrypted(&path, document.as_bytes(), &recipients)?;
+    status(
+        ctx,
+        "Encrypted",
+        &format!(
+            "`{display}`: `{}` set, {}, for {}",
+            args.name,
+            plural(leaf_keys(&table).len(), "secret"),
+            plural(recipients.len(), "recipient")
+        ),
+    );
+    for key in secrets::too_short_to_mask(&table) {
+        render::warning(&format!(
+            "secret `{key}` is shorter than {} characters and cannot be masked in output",
+            secrets::MIN_MASKED_LEN
+        ));
+    }
+    Ok(EXIT_OK)
+}
+
+/// Whether the user named an editor (`$VISUAL` or `$EDITOR`).
+fn editor_named() -> bool {
+    ["VISUAL", "EDITOR"]
+        .into_iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .any(|value| !value.trim().is_empty())
+}
+
 fn edit(ctx: &Ctx<'_>, env_name: &str) -> Result<u8, Error> {
+    use std::io::IsTerminal as _;
+    // vi on a pipe would wait for keys that never come. An editor the user
+    // named may work without a terminal (a script, `sed -i`): theirs.
+    if !std::io::stdin().is_terminal() && !editor_named() {
+        return Err(Error::Usage(format!(
+            "`secrets edit` opens an editor on a terminal, and standard input is not one: \
+             set a secret without one with `printf %s VALUE | cargo deploy secrets set {env_name} NAME` \
+             (or name an editor that needs no terminal in $EDITOR)"
+        )));
+    }
     let (project, env) = ctx.load(env_name)?;
     // Refuse before the editor opens: an edit that cannot be saved is lost.
     let recipients = secrets::recipients(&env)?;

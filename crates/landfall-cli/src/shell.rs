@@ -471,9 +471,9 @@ impl Shell<'_> {
                 }
                 if self.env.protect
                     && !commands::ask_yes(&format!(
-                        "Run `{}` on {} hosts of protected environment `{}`?",
+                        "Run `{}` on {} of protected environment `{}`?",
                         rest.join(" "),
-                        self.selected_hosts().len(),
+                        render::counted(self.selected_hosts().len() as u64, "host"),
                         self.env.name
                     ))
                 {

@@ -58,7 +58,7 @@ use std::path::Path;
 
 pub use error::{Error, Result};
 pub use ops::deployment::{Deployment, DeploymentOptions};
-pub use process::{ProcessError, ProcessErrorKind};
+pub use process::{ProcessError, ProcessErrorKind, split_command_line};
 
 /// This version of landfall.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

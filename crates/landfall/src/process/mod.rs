@@ -174,7 +174,7 @@ impl Cmd {
         expr
     }
 
-    fn error(&self, kind: ProcessErrorKind) -> ProcessError {
+    pub(crate) fn error(&self, kind: ProcessErrorKind) -> ProcessError {
         ProcessError {
             command: self.to_string(),
             host: self.host.clone(),
@@ -262,40 +262,81 @@ pub enum ProcessErrorKind {
         seconds: u64,
         stderr_tail: String,
     },
+    /// ssh could not connect to the host or log in there: `address` is
+    /// where it tried (`127.0.0.9:22`), `reason` what ssh said of it.
+    Unreachable {
+        address: String,
+        reason: String,
+    },
+}
+
+/// How an error's message gives the command line that failed: last, on a
+/// line of its own that starts with this. A person reads the cause first;
+/// the command line, landfall's own and rarely the cause, is for
+/// `--verbose` (see [`split_command_line`]).
+pub(crate) const COMMAND_LINE: &str = "\ncommand line: ";
+
+/// An error's message without its command line, and the command line, if
+/// it gives one.
+pub fn split_command_line(message: &str) -> (&str, Option<&str>) {
+    match message.rfind(COMMAND_LINE) {
+        Some(at) => (&message[..at], Some(&message[at + COMMAND_LINE.len()..])),
+        None => (message, None),
+    }
 }
 
 impl fmt::Display for ProcessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(host) = &self.host {
-            write!(f, "on `{host}`: ")?;
-        }
-        match &self.kind {
-            ProcessErrorKind::Spawn(err) => write!(f, "could not run `{}`: {err}", self.command),
-            ProcessErrorKind::Status { code, stderr_tail } => {
-                match code {
-                    Some(code) => write!(f, "`{}` exited with status {code}", self.command)?,
-                    None => write!(f, "`{}` was killed by a signal", self.command)?,
-                }
-                if !stderr_tail.is_empty() {
-                    write!(f, ":\n{stderr_tail}")?;
-                }
-                Ok(())
+        // What happened comes first; a command of a host's transport is
+        // named by its program, and its whole line closes the message.
+        let program = self.command.split(' ').next().unwrap_or_default();
+        let named = if self.host.is_some() {
+            program
+        } else {
+            self.command.as_str()
+        };
+        match (&self.kind, &self.host) {
+            (ProcessErrorKind::Unreachable { address, reason }, Some(host)) => {
+                write!(f, "cannot reach `{host}` ({address}): {reason}")?;
             }
-            ProcessErrorKind::Deadline {
-                seconds,
-                stderr_tail,
-            } => {
-                write!(
-                    f,
-                    "`{}` did not finish within {seconds}s and was stopped",
-                    self.command
-                )?;
-                if !stderr_tail.is_empty() {
-                    write!(f, ":\n{stderr_tail}")?;
+            (ProcessErrorKind::Unreachable { address, reason }, None) => {
+                write!(f, "cannot reach {address}: {reason}")?;
+            }
+            (kind, host) => {
+                if let Some(host) = host {
+                    write!(f, "on `{host}`: ")?;
                 }
-                Ok(())
+                match kind {
+                    ProcessErrorKind::Spawn(err) => write!(f, "could not run `{named}`: {err}")?,
+                    ProcessErrorKind::Status { code, stderr_tail } => {
+                        match code {
+                            Some(code) => write!(f, "`{named}` exited with status {code}")?,
+                            None => write!(f, "`{named}` was killed by a signal")?,
+                        }
+                        if !stderr_tail.is_empty() {
+                            write!(f, ":\n{stderr_tail}")?;
+                        }
+                    }
+                    ProcessErrorKind::Deadline {
+                        seconds,
+                        stderr_tail,
+                    } => {
+                        write!(
+                            f,
+                            "`{named}` did not finish within {seconds}s and was stopped"
+                        )?;
+                        if !stderr_tail.is_empty() {
+                            write!(f, ":\n{stderr_tail}")?;
+                        }
+                    }
+                    ProcessErrorKind::Unreachable { .. } => {}
+                }
             }
         }
+        if self.host.is_some() {
+            write!(f, "{COMMAND_LINE}`{}`", self.command)?;
+        }
+        Ok(())
     }
 }
 
@@ -684,8 +725,9 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
         let message = err.to_string();
         assert!(
-            message.starts_with("on `web1`: `sh -c")
-                && message.contains("did not finish within 0s and was stopped:\nstarted"),
+            message
+                .starts_with("on `web1`: `sh` did not finish within 0s and was stopped:\nstarted")
+                && message.ends_with("command line: `sh -c 'echo started >&2; exec sleep 30'`"),
             "{message}"
         );
         // A process it started, which holds its output open, delays the
@@ -788,8 +830,12 @@ mod tests {
             .for_host("web1"))
         .unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("on `web1`: `sh -c"), "{text}");
-        assert!(text.contains("exited with status 3"), "{text}");
-        assert!(text.ends_with("boom"), "{text}");
+        // What happened first, the program named; the command line last.
+        let (cause, line) = split_command_line(&text);
+        assert_eq!(cause, "on `web1`: `sh` exited with status 3:\nboom");
+        assert_eq!(line, Some("`sh -c 'echo boom >&2; exit 3'`"));
+        // A command of this machine's is named whole, as it has no host's.
+        let err = run(&Cmd::new("sh").args(["-c", "exit 4"])).unwrap_err();
+        assert_eq!(err.to_string(), "`sh -c 'exit 4'` exited with status 4");
     }
 }
