@@ -84,7 +84,7 @@ const COMMANDS: &[Entry] = &[
     },
     Entry {
         name: "rollback",
-        usage: "rollback [--to RELEASE] […]   switch the selected hosts back",
+        usage: "rollback [--to DEPLOY|RELEASE|COMMIT] […]   switch the selected hosts back",
         runs: Runs::Passed(Passed::fleet("rollback", Selection::HostsOnly)),
     },
     Entry {
@@ -119,7 +119,7 @@ const COMMANDS: &[Entry] = &[
     },
     Entry {
         name: "secrets",
-        usage: "secrets edit | show [KEY] | recipients [--rekey]   the environment's secrets",
+        usage: "secrets edit | set NAME | show [KEY] | recipients [--rekey]   the environment's secrets",
         runs: Runs::Passed(Passed {
             subcommand: Some("secrets"),
             typed_before_env: 1,
@@ -695,7 +695,8 @@ impl Shell<'_> {
 }
 
 /// Whether the command `cli` stands for reads the terminal: a session on
-/// a host (`exec -t`), `exec --stdin`, an editor (`secrets edit`), or a
+/// a host (`exec -t`), `exec --stdin`, an editor (`secrets edit`), a
+/// value typed in (`secrets set`), or a
 /// confirmation (a deploy or rollback of a protected environment, a prune,
 /// without `--yes`).
 fn talks(cli: &Cli, env: &Environment) -> bool {
@@ -704,7 +705,7 @@ fn talks(cli: &Cli, env: &Environment) -> bool {
         Some(Command::Rollback(args)) => env.protect && !args.yes,
         Some(Command::Prune(args)) => !args.yes,
         Some(Command::Exec(args)) => args.tty || args.stdin,
-        Some(Command::Secrets(SecretsCommand::Edit(_))) => true,
+        Some(Command::Secrets(SecretsCommand::Edit(_) | SecretsCommand::Set(_))) => true,
         Some(
             Command::Build(_)
             | Command::Status(_)
@@ -874,7 +875,9 @@ impl Completer for Completion {
                 .filter(|e| !matches!(e.runs, Runs::Refused(_)))
                 .map(|e| e.name.to_string())
                 .collect(),
-            ["secrets"] => ["edit", "show", "recipients"].map(str::to_string).to_vec(),
+            ["secrets"] => ["edit", "set", "show", "recipients"]
+                .map(str::to_string)
+                .to_vec(),
             [command, ..] if word.starts_with('-') && !before.contains(&"--") => {
                 options(&before[..before.len().min(if *command == "secrets" { 2 } else { 1 })])
             }
