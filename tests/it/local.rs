@@ -643,6 +643,20 @@ fn ctrl_c_during_activation_lets_the_host_in_flight_finish_then_switches_every_h
     assert!(out.stderr.contains("landfall: stopping"), "{}", out.stderr);
     let summary = out.summary();
     assert_eq!(summary["ok"], false);
+    // The reason is the signal, on the summary and on each host.
+    assert_eq!(
+        summary["stopped"]["reason"], "landfall was asked to stop",
+        "{summary}"
+    );
+    for host in summary["hosts"].as_array().unwrap() {
+        if host["artifact"] == "app" {
+            let message = host["message"].as_str().unwrap();
+            assert!(
+                message.contains("the rollout stopped: landfall was asked to stop"),
+                "{summary}"
+            );
+        }
+    }
     for host in ["web1", "web2"] {
         assert_eq!(
             ws.current(host, APP),

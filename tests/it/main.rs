@@ -23,6 +23,7 @@ mod security;
 mod selection;
 mod services;
 mod shell;
+mod stops;
 mod support;
 mod unreachable;
 mod usage;

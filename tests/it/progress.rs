@@ -42,7 +42,7 @@ fn a_terminal_shows_a_live_line_per_host_and_ci_or_quiet_plain_lines() {
         live.contains(ERASE_LINE),
         "lines are drawn again in place: {live:?}"
     );
-    let pushed = regex_lite(&live, "pushed ", "/s), activating");
+    let pushed = regex_lite(&live, "pushed ", "/s), waiting for its batch");
     for (host, artifact) in [
         ("web1", "site"),
         ("web2", "site"),
@@ -56,6 +56,7 @@ fn a_terminal_shows_a_live_line_per_host_and_ci_or_quiet_plain_lines() {
         );
     }
     assert!(pushed >= 4, "each host's push, with its rate: {live:?}");
+    assert!(live.contains("activating…"), "{live:?}");
     assert!(live.contains("activated "), "{live:?}");
     assert!(
         !live.contains("    Pushed "),

@@ -90,8 +90,9 @@ impl Live {
                 ..
             } => self.with_line(host, artifact, |line| {
                 let done = matches!(event, Event::Pushed { .. });
+                // A pushed host waits for its rollout's batch.
                 let (said, then) = if done {
-                    ("pushed", ", activating…")
+                    ("pushed", ", waiting for its batch")
                 } else {
                     ("pushing:", "")
                 };
@@ -120,6 +121,28 @@ impl Live {
                 phase,
                 ..
             } => self.finish(host, artifact, &format!("failed in {}", phase.name())),
+            // Printed as a line of its own too.
+            Event::Batch {
+                artifact, hosts, ..
+            } => {
+                for host in hosts {
+                    self.with_line(host, artifact, |line| {
+                        line.bar.set_message("activating…");
+                        line.since = Instant::now();
+                    });
+                }
+                return false;
+            }
+            Event::RolloutStopped { artifact, .. } => {
+                let lines = self.lines.lock().expect("no thread panics holding it");
+                for ((_, of), line) in lines.iter() {
+                    if of == artifact && !line.bar.is_finished() {
+                        line.bar
+                            .finish_with_message("not activated: the rollout stopped");
+                    }
+                }
+                return false;
+            }
             _ => return false,
         }
         true

@@ -370,9 +370,14 @@ impl Printer {
                 max_fail,
                 reason,
             } => eprintln!(
-                "{BAD}{:>12}{BAD:#} {artifact}: {} ({failed} failed, {max_fail} allowed)",
+                "{BAD}{:>12}{BAD:#} {}",
                 "Stopped",
-                inert(&reason)
+                inert(&describe_stop(&landfall::deploy::Stopped {
+                    artifact,
+                    reason,
+                    failed,
+                    max_fail,
+                }))
             ),
             Event::Once {
                 host,
@@ -496,6 +501,14 @@ impl Printer {
                     eprintln!("{:host_w$}  {DIM}{line}{DIM:#}", "");
                 }
             }
+        }
+        if let Some(stopped) = &summary.stopped {
+            eprintln!();
+            eprintln!(
+                "{BAD}{:>12}{BAD:#} {}",
+                "Stopped",
+                inert(&describe_stop(stopped))
+            );
         }
         let mut counts: Vec<(Status, usize)> = Vec::new();
         for o in &summary.hosts {
@@ -838,6 +851,21 @@ impl Printer {
             }
         }
     }
+}
+
+/// A stopped rollout, as the event and the summary say it: `app: a canary
+/// failed: `web1` (1 host failed, none allowed)`.
+fn describe_stop(stopped: &landfall::deploy::Stopped) -> String {
+    let allowed = match stopped.max_fail {
+        0 => "none allowed".to_string(),
+        n => format!("{n} allowed"),
+    };
+    format!(
+        "{}: the rollout stopped, {} ({} failed, {allowed}); the hosts after it were not activated",
+        stopped.artifact,
+        stopped.reason,
+        counted(u64::try_from(stopped.failed).unwrap_or(u64::MAX), "host")
+    )
 }
 
 /// A block of `exec --group`: whether its hosts failed, their error, their

@@ -285,11 +285,27 @@ pub struct Summary {
     /// run changed nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deploy: Option<String>,
+    /// The rollout that stopped, if one did: the hosts after it were not
+    /// activated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stopped>,
     /// Commands and copies per host: what the run cost in round trips.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub round_trips: BTreeMap<String, usize>,
     /// Seconds spent in each phase.
     pub timings: Timings,
+}
+
+/// Why an artifact's rollout stopped, as the event said it and the
+/// summary says it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Stopped {
+    pub artifact: String,
+    pub reason: String,
+    /// How many of its hosts failed in this run, switched back or not.
+    pub failed: usize,
+    /// How many its `max_fail` allowed.
+    pub max_fail: usize,
 }
 
 /// Seconds per phase of a run. `build` and `assemble` are the caller's to
@@ -329,6 +345,7 @@ impl Summary {
             dry_run,
             hosts: Vec::new(),
             deploy: None,
+            stopped: None,
             round_trips: BTreeMap::new(),
             timings: Timings::default(),
         }
@@ -352,6 +369,7 @@ impl Summary {
             env: run.env.name.clone(),
             dry_run,
             deploy: changed.then(|| run.identity.deploy.clone()),
+            stopped: None,
             hosts,
             round_trips: run.transport.round_trips(),
             timings: Timings::default(),

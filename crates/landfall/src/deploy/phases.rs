@@ -240,8 +240,9 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     let started = Instant::now();
     let activating = (!push_failed || rollout::within_budget(run, &work))
         && rollout::run_once(run, &mut work, &provenance);
+    let mut stopped = None;
     if activating {
-        rollout::activate_all(run, &mut work, &provenance);
+        stopped = rollout::activate_all(run, &mut work, &provenance);
     } else {
         for w in work
             .iter_mut()
@@ -254,6 +255,7 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     // Phase 4: clean up and unlock.
     finish(run, &mut work, activating);
     let mut summary = Summary::new(run, false, work.iter().map(Work::outcome).collect());
+    summary.stopped = stopped;
     summary.timings.push = push;
     summary.timings.activate = started.elapsed().as_secs_f64();
     summary

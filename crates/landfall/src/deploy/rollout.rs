@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::phases::{Ended, activate_one, record_revert, report_removed, revert_switched};
-use super::{Action, Lock, Run, Status, Work, describe_failure, parallel};
+use super::{Action, Lock, Run, Status, Stopped, Work, describe_failure, parallel};
 use crate::config::{Artifact, OnFailure};
 use crate::event::{Event, Phase};
 use crate::steps::{Activation, Step};
@@ -144,7 +144,13 @@ fn batches(artifact: &Artifact, todo: &[usize], hosts: usize) -> Vec<(bool, Vec<
 }
 
 /// The activate phase: artifacts in order, each rolled out over its hosts.
-pub(super) fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) {
+/// Returns the rollout that stopped, if one did: the artifacts after it
+/// are not activated.
+pub(super) fn activate_all(
+    run: &Run<'_>,
+    work: &mut [Work<'_>],
+    provenance: &str,
+) -> Option<Stopped> {
     let mut switched: Vec<usize> = Vec::new();
     // A host that activated is done, and may tidy up and unlock in the same
     // round trip, unless another host's failure, or a check during a
@@ -219,11 +225,17 @@ pub(super) fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &st
             }
         }
         if let Some(reason) = stopped {
-            (run.events)(Event::RolloutStopped {
+            let stopped = Stopped {
                 artifact: artifact.name.clone(),
                 failed: failures(&artifact.name, work),
                 max_fail: allowed,
                 reason: reason.clone(),
+            };
+            (run.events)(Event::RolloutStopped {
+                artifact: stopped.artifact.clone(),
+                failed: stopped.failed,
+                max_fail: stopped.max_fail,
+                reason: stopped.reason.clone(),
             });
             skip_all(
                 work,
@@ -239,9 +251,10 @@ pub(super) fn activate_all(run: &Run<'_>, work: &mut [Work<'_>], provenance: &st
                 let why = format!("the rollout stopped: {reason}");
                 revert_switched(run, work, &switched, Some(&why));
             }
-            return;
+            return Some(stopped);
         }
     }
+    None
 }
 
 /// Targets of `artifact` on hosts where an artifact it comes `after` failed
