@@ -1788,9 +1788,12 @@ landfall_service_verdict() {
 $verdict_show
 EOF
     [ -n "$v_active" ] || return 1
-    verdict="$v_active ($v_sub)"
+    # As `systemctl status` says it: `failed (Result: exit-code)`,
+    # `activating (auto-restart) (Result: exit-code)`.
+    verdict=$v_active
+    [ "$v_sub" = "$v_active" ] || verdict="$verdict ($v_sub)"
     if [ -n "$v_result" ] && [ "$v_result" != success ]; then
-      verdict="$v_active (Result: $v_result)"
+      verdict="$verdict (Result: $v_result)"
     fi
     case $v_restarts in
     '' | 0) ;;

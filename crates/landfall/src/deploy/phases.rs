@@ -738,9 +738,8 @@ pub(super) fn record_revert(
     let what = match (phase, step) {
         (Phase::Rollback, why) => why.unwrap_or("another host failed").to_string(),
         (_, Some("service")) => "the service could not be started".to_string(),
-        (_, Some("ready")) if gave_up => {
-            "the service was not ready: its manager gave up on it".to_string()
-        }
+        // Its manager gave up before the time was up: the detail says so.
+        (_, Some("ready")) if gave_up => "the service was not ready".to_string(),
         (_, Some("ready")) => format!(
             "the service was not ready within {}s",
             crate::steps::timeout_seconds(ready_timeout.unwrap_or_default())
