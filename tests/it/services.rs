@@ -730,6 +730,12 @@ fn a_deploy_user_that_is_not_root_manages_services_with_the_sudo_rules_init_prin
     let owner = fs::metadata(fleet.testbed.srv("host1").join("hello/app/.landfall")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&owner), USER_ID);
     assert_eq!(uid_of(fleet.pids()[0]), USER_ID, "the service's account");
+
+    // A service that refuses to start: its manager's verdict is read
+    // with the rules' `status`, and its log as the deploy user may.
+    refuse_to_start(&fleet.ws);
+    let out = fleet.deploy(&[]);
+    rolled_back_for_its_own_reason(&out, &["supervisord gave up on the service: FATAL"]);
 }
 
 /// The real user id of a process of a test-bed host (whose processes are
