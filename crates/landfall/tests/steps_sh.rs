@@ -2780,6 +2780,42 @@ fn the_wait_for_ready_ends_once_the_service_is_gone(shell: Shell) {
     assert_eq!(a.current(), None);
 }
 
+fn back_to_a_release_whose_service_is_gone_reports_why(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    refusing_release(&a, "aa01", 4, true, 60);
+    with_service(&a, "aa02", 60, true);
+    let started = Started(&a);
+    activate_locally(shell, &a, "aa02", "").expect(0, &restarted("aa02"));
+    let began = Instant::now();
+    let out = shell.run(&local(&call(
+        "landfall_back",
+        &[&a.path(), "aa02", "aa01", "{}"],
+    )));
+    let took = began.elapsed();
+    let reports: String = out
+        .stdout
+        .lines()
+        .map(|line| match line.split_once(" (pid ") {
+            Some((head, _)) if line.starts_with("verdict\t") => format!("{head}\n"),
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    assert_eq!(
+        reports,
+        format!(
+            "reverted\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\nrevert-failed\tready\n\
+             verdict\tprocess\tgave-up\texited with status 4\n\
+             service-log\t{}/.landfall/service.log\nservice-log-line\trefusing to start\n",
+            a.path()
+        ),
+        "{out}"
+    );
+    assert_eq!(out.status, 1, "{out}");
+    assert!(took < Duration::from_secs(10), "{took:?}\n{out}");
+    assert!(!alive(started.lines()[0].2));
+}
+
 fn a_release_without_a_service_stops_the_one_that_ran(shell: Shell) {
     let a = Artifact::new();
     a.mkdir(".landfall");
@@ -3129,6 +3165,7 @@ under_both_shells!(
     service_that_is_not_ready_switches_back_and_restarts_the_previous,
     a_service_that_exits_at_start_is_reported_with_its_status_and_its_log,
     the_wait_for_ready_ends_once_the_service_is_gone,
+    back_to_a_release_whose_service_is_gone_reports_why,
     a_release_without_a_service_stops_the_one_that_ran,
     service_logs_prints_the_tail_of_its_log_or_exits_13,
     service_that_asks_for_reloads_is_reloaded_when_only_its_files_changed,
