@@ -730,6 +730,12 @@ fn a_deploy_user_that_is_not_root_manages_services_with_the_sudo_rules_init_prin
     let owner = fs::metadata(fleet.testbed.srv("host1").join("hello/app/.landfall")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&owner), USER_ID);
     assert_eq!(uid_of(fleet.pids()[0]), USER_ID, "the service's account");
+
+    // A service that refuses to start: its manager's verdict is read
+    // with the rules' `status`, and its log as the deploy user may.
+    refuse_to_start(&fleet.ws);
+    let out = fleet.deploy(&[]);
+    rolled_back_for_its_own_reason(&out, &["supervisord gave up on the service: FATAL"]);
 }
 
 /// The real user id of a process of a test-bed host (whose processes are
@@ -1090,4 +1096,234 @@ fn under_a_users_own_systemd_with_lingering() {
         .srv("host1")
         .join("hello/.config/systemd/user/hello-app.service");
     assert!(unit.is_file(), "{}", unit.display());
+}
+
+/// The service's command made one that says `refusing to start` and
+/// exits 1, waited for `ready` up to a minute: a wait that ends well
+/// before that ended because the manager gave up. It refuses once its
+/// readiness check (which never passes) was tried, so that its manager
+/// surely started it (a command that exits at once may fail `systemctl
+/// restart` itself), and at once whenever the manager starts it again.
+/// The file the check leaves (see [`untried`]) must go before it is
+/// deployed again.
+fn refuse_to_start(ws: &Workspace) {
+    ws.edit(
+        "deploy.toml",
+        "exec = \"bin/hello serve --config etc/hello.toml\"",
+        r#"exec = """sh -c 'n=0; while [ ! -e "$LANDFALL_PATH/tried" ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done; echo refusing to start; exit 1'""""#,
+    );
+    ws.edit(
+        "deploy.toml",
+        "ready = \"http://{{ vars.bind }}:{{ vars.port }}/health\"\nready_timeout = \"10s\"",
+        r#"ready = """exec:touch "$LANDFALL_PATH/tried"; exit 1"""
+ready_timeout = "60s""#,
+    );
+}
+
+/// Removes the file the readiness check of [`refuse_to_start`] leaves in
+/// `app`, the app's directory.
+fn untried(app: &std::path::Path) {
+    match fs::remove_file(app.join("tried")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{}: {e}", app.display()),
+        _ => {}
+    }
+}
+
+/// How long a deploy of a service that refuses to start may take, against
+/// the minute its readiness check is given.
+const GAVE_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Asserts that every app in `out` (JSON) was switched back from, its
+/// message naming one of what `manager_said` and the service's own line,
+/// and not `pre_activate`'s output (`config ok`); the messages.
+#[track_caller]
+fn rolled_back_for_its_own_reason(
+    out: &crate::support::Outcome,
+    manager_said: &[&str],
+) -> Vec<String> {
+    out.assert_code(1);
+    let summary = out.summary();
+    let messages: Vec<String> = summary["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["artifact"] == "app")
+        .map(|h| {
+            assert_eq!(h["status"], "rolled_back", "{}", out.stdout);
+            h["message"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(!messages.is_empty(), "{}", out.stdout);
+    for message in &messages {
+        assert!(
+            manager_said.iter().any(|said| message.contains(said))
+                && message.lines().any(|l| l == "refusing to start")
+                && !message.contains("config ok"),
+            "{message}"
+        );
+    }
+    messages
+}
+
+#[test]
+fn under_local_a_service_that_exits_at_start_is_reported_with_its_own_words() {
+    let ws = Workspace::hello_service();
+    let identity = crate::secrets::sealed_secrets(&ws, "dev");
+    let deploy = |json: bool| {
+        let mut args = vec!["deploy", "dev", "--local"];
+        if json {
+            args.extend(["--message-format", "json"]);
+        }
+        ws.run_with(&args, &[("LANDFALL_AGE_IDENTITY", &identity)])
+    };
+    deploy(true).assert_code(0);
+    refuse_to_start(&ws);
+    // What the service prints goes through the mask of the secrets like
+    // any host output.
+    ws.edit(
+        "deploy.toml",
+        "echo refusing to start;",
+        "echo refusing to start; echo token tok-7f3a9c1e-canary;",
+    );
+    let began = std::time::Instant::now();
+    let out = deploy(true);
+    let took = began.elapsed();
+    let messages = rolled_back_for_its_own_reason(
+        &out,
+        &["the service's process is gone: it exited with status 1"],
+    );
+    assert!(
+        messages.iter().all(|m| m.contains("token ********")),
+        "{messages:?}"
+    );
+    assert!(took < GAVE_UP_WITHIN, "{took:?}");
+    assert!(
+        !out.stdout.contains("tok-7f3a9c1e-canary"),
+        "{}",
+        out.stdout
+    );
+
+    for host in ["web1", "web2"] {
+        untried(&ws.host_dir(host, APP));
+    }
+    let out = deploy(false);
+    out.assert_code(1);
+    out.assert_says(&[
+        "exited with status 1",
+        "refusing to start",
+        "token ********",
+    ]);
+    assert!(
+        !out.stderr.contains("tok-7f3a9c1e-canary"),
+        "{}",
+        out.stderr
+    );
+    for (host, port) in ["web1", "web2"].into_iter().zip(ws.ports) {
+        assert_eq!(
+            http_get(port, "/"),
+            Some((200, format!("hello from {host}\n")))
+        );
+    }
+}
+
+impl Fleet {
+    /// A service that refuses to start, deployed over one that runs: each
+    /// host switches back, the summary (JSON, then for people) names what
+    /// `manager_said` and the service's own line, and the deploy ends long
+    /// before the minute `ready` may take. When the first of those
+    /// deploys ended.
+    fn refusing_to_start(&self, manager_said: &[&str]) -> std::time::SystemTime {
+        self.deploy(&[]).assert_code(0);
+        self.expect_greeting("hello");
+        refuse_to_start(&self.ws);
+        let began = std::time::Instant::now();
+        let out = self.deploy(&[]);
+        let took = began.elapsed();
+        let ended = std::time::SystemTime::now();
+        rolled_back_for_its_own_reason(&out, manager_said);
+        assert!(took < GAVE_UP_WITHIN, "{took:?}\n{}", out.stdout);
+        self.expect_greeting("hello");
+
+        // The second deploy meets the same service afresh: its check not
+        // tried yet, and (under systemd) the starts of the first no longer
+        // counted against its limit.
+        for host in &self.testbed.hosts {
+            untried(&self.testbed.srv(&host.name).join("hello/app"));
+            self.on(
+                &host.name,
+                &[
+                    "sh",
+                    "-c",
+                    "systemctl reset-failed hello-app.service 2>/dev/null || true",
+                ],
+            );
+        }
+        let out = self.ws.run(&["deploy", "testbed"]);
+        out.assert_code(1);
+        out.assert_says(&["refusing to start"]);
+        assert!(
+            manager_said.iter().any(|said| out.stderr.contains(said))
+                && !out.stderr.contains("config ok"),
+            "{}",
+            out.stderr
+        );
+        self.expect_greeting("hello");
+        ended
+    }
+}
+
+#[test]
+fn under_supervisord_a_service_that_exits_at_start_is_reported_once_it_is_fatal() {
+    let fleet = Fleet::new(landfall_testbed::Init::Plain);
+    for host in &fleet.testbed.hosts {
+        fleet.testbed.start_supervisord(&host.name).unwrap();
+    }
+    fleet.refusing_to_start(&["supervisord gave up on the service: FATAL"]);
+}
+
+#[test]
+fn under_systemd_a_service_that_exits_at_start_is_reported_once_its_start_limit_is_hit() {
+    let fleet = Fleet::new(landfall_testbed::Init::Systemd);
+    fleet.ws.edit(
+        "deploy.toml",
+        "manager = \"supervisor\"",
+        "manager = \"systemd\"",
+    );
+    let ended = fleet.refusing_to_start(&[
+        "systemd gave up on the service: failed (Result: exit-code), restarted",
+        "systemd gave up on the service: failed (Result: start-limit-hit), restarted",
+    ]);
+    // When systemd gave up on it, by its journal: the first time it said
+    // so, in the first of the two deploys.
+    let journal = fleet.on(
+        "host1",
+        &[
+            "journalctl",
+            "-u",
+            "hello-app.service",
+            "-o",
+            "json",
+            "--no-pager",
+        ],
+    );
+    let gave_up = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| {
+            e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.contains("Start request repeated too quickly"))
+        })
+        .unwrap_or_else(|| panic!("systemd never gave up:\n{journal}"));
+    let micros: u64 = gave_up["__REALTIME_TIMESTAMP"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let gave_up = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros);
+    let after = ended.duration_since(gave_up).unwrap();
+    // The deploy noticed within a second or two, then switched back (the
+    // previous release's service restarted and ready) and unlocked.
+    assert!(after < std::time::Duration::from_secs(5), "{after:?}");
+    eprintln!("ended {after:?} after systemd gave up");
 }

@@ -908,7 +908,10 @@ landfall_hook() {
 # what it is reported as. The time is also counted here, in
 # tenths of a second, from what each pause and each try stopped at its
 # limit took at the least, so that a clock that stands still cannot keep
-# the loop going.
+# the loop going. When the release in DIR runs a service (its activation
+# read), each failed try also asks its manager, and the wait ends at once
+# if the manager gave up on it (see landfall_service_verdict): no try
+# can pass then.
 landfall_health() {
   printf 'hook\t%s\n' "${4:-health}"
   deadline=$(($(date +%s) + $3))
@@ -921,6 +924,10 @@ landfall_health() {
     out=$(landfall_limited "$1" "$2" "$left" </dev/null 2>&1) && return 0
     case $? in 124 | 137) spent=$((spent + left * 10)) ;; esac
     spent=$((spent + 2))
+    if [ -n "${service_manager:-}" ] && landfall_service_verdict "$1" && [ "$verdict_state" = gave-up ]; then
+      printf '%s\n' "$out" >&2
+      return 1
+    fi
     if [ "$(date +%s)" -ge "$deadline" ] || [ "$spent" -ge $(($3 * 10)) ]; then
       printf '%s\n' "$out" >&2
       return 1
@@ -1020,6 +1027,7 @@ landfall_activate() {
     return 0
   fi
   printf 'failed\t%s\n' "$failed"
+  landfall_service_cause "$rel" "$failed"
   if [ "$revert" = 1 ]; then
     landfall_back "$p" "$id" "$prev" "$log_back"
   fi
@@ -1055,10 +1063,12 @@ landfall_check() {
   export LANDFALL_PATH="$1" LANDFALL_RELEASE="$2"
   if [ -n "$service_ready" ] && ! landfall_hook ready "$rel" "$service_ready" "$ready_timeout"; then
     printf 'failed\tready\n'
+    landfall_service_cause "$rel" ready
     exit 11
   fi
   if [ -n "$hook_health" ] && ! landfall_hook health "$rel" "$hook_health" "$health_timeout"; then
     printf 'failed\thealth\n'
+    landfall_service_cause "$rel" health
     exit 11
   fi
 }
@@ -1089,18 +1099,22 @@ landfall_back() {
   printf 'reverted\t%s\n' "$3"
   if ! landfall_service_switch "$p" "$to" "$old" "$p/releases/$2"; then
     printf 'revert-failed\tservice\n'
+    landfall_service_cause "$to" service
     return 1
   fi
   if [ -n "$service_ready" ] && ! landfall_health "$to" "$service_ready" "$ready_timeout" ready; then
     printf 'revert-failed\tready\n'
+    landfall_service_cause "$to" ready
     return 1
   fi
   if [ -n "$hook_activate" ] && ! landfall_hook activate "$to" "$hook_activate" "$hook_timeout"; then
     printf 'revert-failed\tactivate\n'
+    landfall_service_cause "$to" activate
     return 1
   fi
   if [ -n "$hook_health" ] && ! landfall_health "$to" "$hook_health" "$health_timeout"; then
     printf 'revert-failed\thealth\n'
+    landfall_service_cause "$to" health
     return 1
   fi
   return 0
@@ -1590,13 +1604,24 @@ landfall_process_start() {
     exec "$1/current/.landfall-service/run"
   ) </dev/null >>"$1/.landfall/service.log" 2>&1 &
   printf '%s\n' "$!" >"$1/.landfall/service.pid" || return 1
-  # A command that cannot start at all is seen at once.
+  # A command that cannot start at all is seen at once (its status and
+  # log are reported by landfall_service_cause).
   sleep 0.1
-  if ! kill -0 "$!" 2>/dev/null; then
-    printf 'the service exited at once:\n' >&2
-    tail -n 20 "$1/.landfall/service.log" >&2
+  if landfall_process_gone "$!"; then
+    printf 'landfall: the service exited at once\n' >&2
     return 1
   fi
+}
+
+# landfall_process_gone PID: whether the process PID has ended: it is not
+# there, or it is a zombie (it exited, and this shell, its parent, has
+# not waited for it yet).
+landfall_process_gone() {
+  kill -0 "$1" 2>/dev/null || return 0
+  [ -r "/proc/$1/stat" ] || return 1
+  gone_stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  case ${gone_stat##*)} in " Z "*) return 0 ;; esac
+  return 1
 }
 
 # landfall_process_pid PATH: the pid of the service landfall_process_start
@@ -1680,6 +1705,186 @@ landfall_service_state() {
     fi
     printf 'service\t%s\t%s\t%s\t%s\t%s\t%s\n' "$index" "$m" "$name" "${state:-unknown}" "$pid" "$since"
   )
+}
+
+# landfall_unit_show MANAGER UNIT PROPERTIES: systemd's PROPERTIES
+# (separated by commas) of UNIT, `NAME=VALUE` a line. Reading them needs
+# no privilege: a system unit's are read without sudo.
+landfall_unit_show() {
+  if [ "$1" = systemd ]; then
+    systemctl show "$2" -p "$3" 2>/dev/null
+  else
+    landfall_systemctl "$1" show "$2" -p "$3" 2>/dev/null
+  fi
+}
+
+# landfall_service_verdict DIR: asks the manager of the service the
+# release in DIR recorded (its activation read) what became of it, and
+# sets verdict_state: `running`; `down`, not running but not given up
+# (starting, between restarts it still has: systemd's `activating
+# (auto-restart)`, supervisord's BACKOFF; a socket-activated unit that
+# exited, which the next connection starts again); `gave-up`, never to
+# run again unless started anew (systemd's `failed`, whatever its
+# Result, or `inactive` with no socket; supervisord's FATAL or STOPPED;
+# under --local, the process is gone); verdict, the manager's own words;
+# verdict_manager, `process` under --local, else the manager. Fails if
+# the manager does not answer. Under --local, the exit status of a
+# process this shell started is its own to collect (wait), once: it is
+# kept in verdict_exit.
+landfall_service_verdict() {
+  verdict_state='' verdict='' verdict_manager=$service_manager
+  if [ -n "${LANDFALL_LOCAL:-}" ]; then
+    verdict_manager=process
+    # DIR is PATH/releases/RELEASE.
+    if verdict_pid=$(landfall_process_pid "${1%/releases/*}"); then
+      verdict_state=running verdict="running (pid $verdict_pid)"
+      return 0
+    fi
+    verdict_pid=$(cat "${1%/releases/*}/.landfall/service.pid" 2>/dev/null)
+    case $verdict_pid in
+    '' | *[!0-9]*) verdict_state=gave-up verdict='not running' ;;
+    *)
+      if ! landfall_process_gone "$verdict_pid"; then
+        # There, but not (yet) in a release: starting, or another
+        # process that took its pid.
+        verdict_state=down verdict="pid $verdict_pid is not the service's"
+        return 0
+      fi
+      verdict_state=gave-up
+      if [ "${verdict_exit_pid:-}" != "$verdict_pid" ]; then
+        verdict_exit_pid=$verdict_pid
+        wait "$verdict_pid" 2>/dev/null
+        verdict_exit=$?
+      fi
+      case $verdict_exit in
+      127) verdict="exited (pid $verdict_pid)" ;;
+      *)
+        if [ "$verdict_exit" -gt 128 ]; then
+          verdict="killed by signal $((verdict_exit - 128)) (pid $verdict_pid)"
+        else
+          verdict="exited with status $verdict_exit (pid $verdict_pid)"
+        fi
+        ;;
+      esac
+      ;;
+    esac
+    return 0
+  fi
+  case $service_manager in
+  systemd | systemd-user)
+    verdict_show=$(landfall_unit_show "$service_manager" "$service_name.service" \
+      ActiveState,SubState,Result,NRestarts,ExecMainCode,ExecMainStatus) || return 1
+    v_active='' v_sub='' v_result='' v_restarts=0 v_code=0 v_status=''
+    while IFS='=' read -r v_key v_value; do
+      case $v_key in
+      ActiveState) v_active=$v_value ;;
+      SubState) v_sub=$v_value ;;
+      Result) v_result=$v_value ;;
+      NRestarts) v_restarts=$v_value ;;
+      ExecMainCode) v_code=$v_value ;;
+      ExecMainStatus) v_status=$v_value ;;
+      esac
+    done <<EOF
+$verdict_show
+EOF
+    [ -n "$v_active" ] || return 1
+    # As `systemctl status` says it: `failed (Result: exit-code)`,
+    # `activating (auto-restart) (Result: exit-code)`.
+    verdict=$v_active
+    [ "$v_sub" = "$v_active" ] || verdict="$verdict ($v_sub)"
+    if [ -n "$v_result" ] && [ "$v_result" != success ]; then
+      verdict="$verdict (Result: $v_result)"
+    fi
+    case $v_restarts in
+    '' | 0) ;;
+    1) verdict="$verdict, restarted once" ;;
+    *) verdict="$verdict, restarted $v_restarts times" ;;
+    esac
+    # ExecMainCode says how the last run ended: 1 it exited, 2 it was
+    # killed, 3 it dumped core.
+    case $v_code in
+    1) verdict="$verdict, its last run exited with status $v_status" ;;
+    2 | 3) verdict="$verdict, its last run was killed by signal $v_status" ;;
+    esac
+    case $v_active in
+    active | reloading) verdict_state=running verdict="$v_active ($v_sub)" ;;
+    failed) verdict_state=gave-up ;;
+    inactive)
+      if [ -f "$1/.landfall-service/socket" ]; then
+        verdict_state=down
+      else
+        verdict_state=gave-up
+      fi
+      ;;
+    *) verdict_state=down ;;
+    esac
+    ;;
+  supervisor)
+    # NAME STATE DESCRIPTION, in columns.
+    verdict_show=$(landfall_supervisorctl status "$service_name" 2>&1 | head -n 1)
+    verdict=$(printf '%s\n' "$verdict_show" | sed 's/^[^ ]* *//; s/  */ /g')
+    case ${verdict%% *} in
+    RUNNING) verdict_state=running ;;
+    FATAL | STOPPED) verdict_state=gave-up ;;
+    STARTING | BACKOFF | EXITED | STOPPING) verdict_state=down ;;
+    *) return 1 ;;
+    esac
+    ;;
+  *) return 1 ;;
+  esac
+}
+
+# landfall_service_cause DIR STEP: after STEP failed after the switch,
+# reports what the manager says of the service the release in DIR
+# recorded (its activation read) and the last 20 lines of its own log:
+# `verdict` (manager, state and words, see landfall_service_verdict),
+# `service-log` (where the lines are from) and a `service-log-line` for
+# each, or `service-log-unread` (where, and why it cannot be read). The
+# service's own failure (STEP `service` or `ready`) always reports it; a
+# hook's, only when the service is not running.
+landfall_service_cause() {
+  [ -n "${service_manager:-}" ] || return 0
+  if ! landfall_service_verdict "$1"; then
+    verdict_state=unknown verdict='the manager did not answer'
+  fi
+  case $2 in service | ready) ;; *) [ "$verdict_state" != running ] || return 0 ;; esac
+  printf 'verdict\t%s\t%s\t%s\n' "$verdict_manager" "$verdict_state" "$verdict"
+  if [ -n "${LANDFALL_LOCAL:-}" ] || [ "$service_manager" = supervisor ]; then
+    if [ -n "${LANDFALL_LOCAL:-}" ]; then
+      cause_from="${1%/releases/*}/.landfall/service.log"
+    else
+      cause_from="/var/log/supervisor/$service_name.log"
+    fi
+    if [ ! -r "$cause_from" ]; then
+      printf 'service-log-unread\t%s\t%s cannot read it\n' "$cause_from" "$(id -un 2>/dev/null || id -u)"
+      return 0
+    fi
+    cause_lines=$(tail -n 20 "$cause_from" 2>&1)
+  else
+    if [ "$service_manager" = systemd-user ]; then
+      set -- --user-unit "$service_name.service"
+    else
+      set -- -u "$service_name.service"
+    fi
+    cause_from="journalctl $*"
+    if ! command -v journalctl >/dev/null 2>&1; then
+      printf 'service-log-unread\t%s\tjournalctl is not installed\n' "$cause_from"
+      return 0
+    fi
+    cause_lines=$(journalctl "$@" -n 20 --no-pager -o cat 2>&1)
+    case $cause_lines in
+    *'not seeing messages from other users'* | *'insufficient permissions'* | *'No journal files were'*)
+      printf 'service-log-unread\t%s\t%s may not read the journal of the system (it is in neither group systemd-journal nor adm)\n' \
+        "$cause_from" "$(id -un 2>/dev/null || id -u)"
+      return 0
+      ;;
+    esac
+  fi
+  printf 'service-log\t%s\n' "$cause_from"
+  [ -n "$cause_lines" ] || return 0
+  printf '%s\n' "$cause_lines" | while IFS= read -r cause_line; do
+    printf 'service-log-line\t%s\n' "$cause_line"
+  done
 }
 
 # landfall_service_logs PATH LINES FOLLOW: prints the last LINES lines of

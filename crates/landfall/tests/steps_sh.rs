@@ -2642,14 +2642,21 @@ fn service_that_is_not_ready_switches_back_and_restarts_the_previous(shell: Shel
         "landfall_activate",
         &[&a.path(), "aa02", "aa01", "1", "{}", "{\"back\":1}"],
     )));
+    let lines = started.lines();
+    // A service that runs but is not ready: what its manager says of it,
+    // and its log (empty), come with the failure.
     out.expect(
         11,
-        "switched\taa02\nhook\tservice\nrestarted\tapp\nhook\tready\nfailed\tready\n\
-         reverted\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\n",
+        &format!(
+            "switched\taa02\nhook\tservice\nrestarted\tapp\nhook\tready\nfailed\tready\n\
+             verdict\tprocess\trunning\trunning (pid {})\nservice-log\t{}/.landfall/service.log\n\
+             reverted\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\n",
+            lines[1].2,
+            a.path()
+        ),
     );
     assert!(out.stderr.contains("not ready"), "{out}");
     assert_eq!(a.current().as_deref(), Some("releases/aa01"));
-    let lines = started.lines();
     let releases: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
     assert_eq!(releases, ["aa01", "aa02", "aa01"]);
     assert!(!alive(lines[0].2) && !alive(lines[1].2));
@@ -2658,6 +2665,155 @@ fn service_that_is_not_ready_switches_back_and_restarts_the_previous(shell: Shel
         "the previous release's service runs again"
     );
     assert_eq!(a.read(".landfall/log"), "{}\n{\"back\":1}\n");
+}
+
+/// A release `id` whose service says `refusing to start` and exits with
+/// `status`: at once, or with `after_a_try`, once its readiness check
+/// (which never passes) has been tried, so that the wait for it is under
+/// way. Its readiness check may take `ready_timeout` seconds.
+fn refusing_release(a: &Artifact, id: &str, status: u8, after_a_try: bool, ready_timeout: u32) {
+    let wait = if after_a_try {
+        // At most 20 seconds, as a script's own deadline.
+        "n=0; while [ ! -e \"$LANDFALL_PATH/tried\" ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n + 1)); done; "
+    } else {
+        ""
+    };
+    let activation = format!(
+        "hook_pre_activate={}\nhook_activate=''\nhook_health=''\nhook_timeout=5\n\
+         service_manager=supervisor\nservice_name=app\nservice_ready={}\n\
+         ready_timeout={ready_timeout}\nstop_timeout=2\nservice_reload=0\nservice_bin=bin/app\n",
+        quote("echo the configuration is fine"),
+        quote("touch \"$LANDFALL_PATH/tried\"; echo not ready; exit 1"),
+    );
+    a.release(id, 60)
+        .write(&format!("releases/{id}/.landfall-activation"), activation)
+        .write(
+            &format!("releases/{id}/.landfall-service/run"),
+            format!(
+                "#!/bin/sh\ncd -P -- \"${{0%/*}}/..\" || exit 1\nexec sh -c {}\n",
+                quote(&format!("{wait}echo refusing to start; exit {status}"))
+            ),
+        )
+        .write(&format!("releases/{id}/.landfall-service/env"), "");
+    fs::set_permissions(
+        a.join(&format!("releases/{id}/.landfall-service/run")),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    a.activated(id, 60);
+}
+
+/// The reports of `out` until it switches back (`removed-service` or
+/// `reverted`), with the pid in a `verdict` left out.
+fn before_revert(out: &Outcome) -> String {
+    let mut text = String::new();
+    for line in out.stdout.lines() {
+        if line.starts_with("reverted\t") || line.starts_with("removed-service\t") {
+            break;
+        }
+        let line = match line.split_once(" (pid ") {
+            Some((head, _)) if line.starts_with("verdict\t") => head,
+            _ => line,
+        };
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
+fn a_service_that_exits_at_start_is_reported_with_its_status_and_its_log(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    with_service(&a, "aa01", 60, true);
+    refusing_release(&a, "aa02", 1, false, 30);
+    let started = Started(&a);
+    activate_locally(shell, &a, "aa01", "").expect(0, &restarted("aa01"));
+    let out = activate_locally(shell, &a, "aa02", "aa01");
+    assert_eq!(out.status, 11, "{out}");
+    // Whether it is seen gone as it starts or while `ready` is tried, the
+    // cause is the service's own: its status and its line, not
+    // pre_activate's output.
+    let cause = format!(
+        "verdict\tprocess\tgave-up\texited with status 1\n\
+         service-log\t{}/.landfall/service.log\nservice-log-line\trefusing to start\n",
+        a.path()
+    );
+    let reports = before_revert(&out);
+    assert!(
+        reports
+            == format!(
+                "hook\tpre_activate\nswitched\taa02\nhook\tservice\nfailed\tservice\n{cause}"
+            )
+            || reports
+                == format!(
+                    "hook\tpre_activate\nswitched\taa02\nhook\tservice\nrestarted\tapp\nhook\tready\n\
+                     failed\tready\n{cause}"
+                ),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("configuration is fine"), "{out}");
+    assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+    assert!(alive(started.lines().last().unwrap().2));
+}
+
+fn the_wait_for_ready_ends_once_the_service_is_gone(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    refusing_release(&a, "aa01", 3, true, 60);
+    let began = Instant::now();
+    let out = activate_locally(shell, &a, "aa01", "");
+    let took = began.elapsed();
+    assert_eq!(
+        before_revert(&out),
+        format!(
+            "hook\tpre_activate\nswitched\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\n\
+             failed\tready\nverdict\tprocess\tgave-up\texited with status 3\n\
+             service-log\t{}/.landfall/service.log\nservice-log-line\trefusing to start\n",
+            a.path()
+        ),
+        "{out}"
+    );
+    assert_eq!(out.status, 11, "{out}");
+    // Its readiness check may take 60 seconds: the wait ended as the
+    // process did, a try and a look at the process later.
+    assert!(took < Duration::from_secs(10), "{took:?}\n{out}");
+    assert_eq!(a.current(), None);
+}
+
+fn back_to_a_release_whose_service_is_gone_reports_why(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    refusing_release(&a, "aa01", 4, true, 60);
+    with_service(&a, "aa02", 60, true);
+    let started = Started(&a);
+    activate_locally(shell, &a, "aa02", "").expect(0, &restarted("aa02"));
+    let began = Instant::now();
+    let out = shell.run(&local(&call(
+        "landfall_back",
+        &[&a.path(), "aa02", "aa01", "{}"],
+    )));
+    let took = began.elapsed();
+    let reports: String = out
+        .stdout
+        .lines()
+        .map(|line| match line.split_once(" (pid ") {
+            Some((head, _)) if line.starts_with("verdict\t") => format!("{head}\n"),
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    assert_eq!(
+        reports,
+        format!(
+            "reverted\taa01\nhook\tservice\nrestarted\tapp\nhook\tready\nrevert-failed\tready\n\
+             verdict\tprocess\tgave-up\texited with status 4\n\
+             service-log\t{}/.landfall/service.log\nservice-log-line\trefusing to start\n",
+            a.path()
+        ),
+        "{out}"
+    );
+    assert_eq!(out.status, 1, "{out}");
+    assert!(took < Duration::from_secs(10), "{took:?}\n{out}");
+    assert!(!alive(started.lines()[0].2));
 }
 
 fn a_release_without_a_service_stops_the_one_that_ran(shell: Shell) {
@@ -3007,6 +3163,9 @@ under_both_shells!(
     back_whose_recorded_health_fails_says_so,
     service_under_local_is_a_process_restarted_by_each_activation,
     service_that_is_not_ready_switches_back_and_restarts_the_previous,
+    a_service_that_exits_at_start_is_reported_with_its_status_and_its_log,
+    the_wait_for_ready_ends_once_the_service_is_gone,
+    back_to_a_release_whose_service_is_gone_reports_why,
     a_release_without_a_service_stops_the_one_that_ran,
     service_logs_prints_the_tail_of_its_log_or_exits_13,
     service_that_asks_for_reloads_is_reloaded_when_only_its_files_changed,

@@ -387,7 +387,7 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
             Ok((Some(Activation::Failed { step, .. }), out)) => {
                 outcome.message = Some(format!(
                     "{step} failed on {release}; switched back:\n{}",
-                    out.hook_output()
+                    out.failure_output()
                 ));
             }
             Ok((None, out)) => outcome.message = Some(describe_failure(&out)),

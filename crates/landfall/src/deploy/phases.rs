@@ -611,8 +611,11 @@ fn shared_dirs<'p>(run: &'p Run<'_>, target: &Target) -> impl Iterator<Item = &'
 /// How an activation ended on one host.
 pub(super) struct Ended {
     pub(super) activation: Activation,
-    /// The tail of the hooks' output, for failure messages.
+    /// The tail of the hooks' output, or why the service did not run, for
+    /// failure messages.
     pub(super) detail: String,
+    /// The service's manager gave up on it, which ended the wait for it.
+    pub(super) gave_up: bool,
     /// When the host tidied up and unlocked in the same round trip: the
     /// releases it removed.
     pub(super) tidied: Option<Vec<String>>,
@@ -659,7 +662,7 @@ pub(super) fn activate_one(
         .map_err(|e| e.to_string())?;
     run.notify(&w.target.host, &w.target.artifact, &reply);
     let activation = reply.activation().ok_or_else(|| describe_failure(&reply))?;
-    let tail = reply.hook_output();
+    let tail = reply.failure_output();
     Ok(Ended {
         activation,
         detail: if tail.is_empty() {
@@ -667,6 +670,7 @@ pub(super) fn activate_one(
         } else {
             format!(":\n{tail}")
         },
+        gave_up: reply.causes().0.is_some_and(|cause| cause.gave_up()),
         tidied: reply.unlocked().then(|| reply.removed()),
     })
 }
@@ -724,12 +728,13 @@ pub(super) fn report_removed(run: &Run<'_>, w: &Work<'_>, releases: Vec<String>)
 }
 
 /// Records how switching back went. `detail` is the tail of the hooks'
-/// output, shown after the message.
+/// output, or why the service did not run, shown after the message;
+/// `gave_up`: its manager gave up on the service, which ended the wait.
 pub(super) fn record_revert(
     run: &Run<'_>,
     w: &mut Work<'_>,
     phase: Phase,
-    step: Option<&str>,
+    (step, gave_up): (Option<&str>, bool),
     revert: &Revert,
     detail: &str,
 ) {
@@ -737,6 +742,8 @@ pub(super) fn record_revert(
     let what = match (phase, step) {
         (Phase::Rollback, why) => why.unwrap_or("another host failed").to_string(),
         (_, Some("service")) => "the service could not be started".to_string(),
+        // Its manager gave up before the time was up: the detail says so.
+        (_, Some("ready")) if gave_up => "the service was not ready".to_string(),
         (_, Some("ready")) => format!(
             "the service was not ready within {}s",
             crate::steps::timeout_seconds(ready_timeout.unwrap_or_default())
@@ -816,9 +823,9 @@ pub(super) fn revert_switched(
                 let detail = if reply.success() {
                     String::new()
                 } else {
-                    format!(":\n{}", reply.hook_output())
+                    format!(":\n{}", reply.failure_output())
                 };
-                record_revert(run, w, phase, why, &reply.revert(), &detail);
+                record_revert(run, w, phase, (why, false), &reply.revert(), &detail);
             }
             Ok(reply) => run.fail(w, phase, describe_failure(&reply)),
             Err(err) => run.fail(w, phase, err.to_string()),

@@ -339,6 +339,7 @@ fn record_activation(
         Ok(Ended {
             activation: Activation::Failed { step, revert },
             detail,
+            gave_up,
             ..
         }) => {
             let phase = if step == "health" || step == "ready" {
@@ -346,7 +347,7 @@ fn record_activation(
             } else {
                 Phase::Activate
             };
-            record_revert(run, w, phase, Some(&step), &revert, &detail);
+            record_revert(run, w, phase, (Some(&step), gave_up), &revert, &detail);
             Some(phase)
         }
         Err(message) => {
@@ -469,7 +470,7 @@ fn pause(
                             _ => None,
                         })
                         .unwrap_or_else(|| "health".into());
-                    unwell.push((i, what, reply.hook_output()));
+                    unwell.push((i, what, reply.failure_output()));
                 }
                 Err(err) => unwell.push((i, "health".into(), err.to_string())),
             }

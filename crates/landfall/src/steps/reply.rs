@@ -168,6 +168,26 @@ pub(crate) enum Report {
     ServiceRemoved {
         name: String,
     },
+    /// What the manager said of a service after a step failed
+    /// (`landfall_service_cause`): `state` is `running`, `down`, `gave-up`
+    /// or `unknown`, `words` the manager's own.
+    Verdict {
+        manager: String,
+        state: String,
+        words: String,
+    },
+    /// The lines of the service's own log that follow come from here.
+    ServiceLog {
+        from: String,
+    },
+    ServiceLogLine {
+        line: String,
+    },
+    /// The service's log could not be read, and why.
+    ServiceLogUnread {
+        from: String,
+        why: String,
+    },
     /// A path that holds releases of an artifact the model no longer
     /// deploys there (`landfall_orphans`).
     Orphan(Orphan),
@@ -338,6 +358,21 @@ impl Report {
             "removed-service" => Report::ServiceRemoved {
                 name: rest(1).to_string(),
             },
+            "verdict" => Report::Verdict {
+                manager: fields.get(1)?.to_string(),
+                state: fields.get(2)?.to_string(),
+                words: rest(3).to_string(),
+            },
+            "service-log" => Report::ServiceLog {
+                from: rest(1).to_string(),
+            },
+            "service-log-line" => Report::ServiceLogLine {
+                line: rest(1).to_string(),
+            },
+            "service-log-unread" => Report::ServiceLogUnread {
+                from: fields.get(1)?.to_string(),
+                why: rest(2).to_string(),
+            },
             "orphan" => Report::Orphan(Orphan {
                 path: fields.get(1)?.to_string(),
                 artifact: fields.get(2)?.to_string(),
@@ -487,6 +522,72 @@ pub(crate) enum Activation {
         step: String,
         revert: Revert,
     },
+}
+
+/// Why a service did not run, as its host reported it after a step
+/// failed: what its manager said, and the end of its own log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Cause {
+    /// `systemd`, `systemd-user`, `supervisor`, or `process` (`--local`).
+    pub(crate) manager: String,
+    /// `running`, `down` (the manager will start it again), `gave-up`, or
+    /// `unknown` (the manager did not answer).
+    pub(crate) state: String,
+    /// The manager's own words: `failed (Result: start-limit-hit)`,
+    /// `FATAL Exited too quickly`, `exited with status 1`…
+    pub(crate) words: String,
+    /// Where its log was read (a file, or the `journalctl` command).
+    pub(crate) log_from: Option<String>,
+    pub(crate) log: Vec<String>,
+    /// Why the log could not be read, if it could not.
+    pub(crate) unread: Option<String>,
+}
+
+impl Cause {
+    /// Whether the manager gave up on the service: it will not run again
+    /// unless started anew.
+    pub(crate) fn gave_up(&self) -> bool {
+        self.state == "gave-up"
+    }
+
+    /// A first line with the manager's verdict, then the log's last lines.
+    fn describe(&self) -> String {
+        let manager = match self.manager.as_str() {
+            "systemd" => "systemd",
+            "systemd-user" => "the user's systemd",
+            "supervisor" => "supervisord",
+            _ => "the service's process",
+        };
+        let words = &self.words;
+        let mut text = match (self.state.as_str(), self.manager.as_str()) {
+            ("gave-up", "process") => format!("the service's process is gone: it {words}"),
+            ("gave-up", _) => format!("{manager} gave up on the service: {words}"),
+            ("down", _) => format!("the service is not running ({manager}: {words})"),
+            ("running", _) => format!("{manager} says the service runs: {words}"),
+            _ => format!("{manager} did not say what became of the service ({words})"),
+        };
+        if let Some(why) = &self.unread {
+            let from = self.log_from.as_deref().unwrap_or("its log");
+            let _ = write!(text, "\nits log cannot be read (`{from}`): {why}");
+        } else if let Some(from) = &self.log_from {
+            let lines: Vec<&str> = self
+                .log
+                .iter()
+                .map(String::as_str)
+                .filter(|l| !l.trim().is_empty())
+                .collect();
+            if lines.is_empty() {
+                let _ = write!(text, "\nits log (`{from}`) is empty");
+            } else {
+                let _ = write!(text, "\nthe last lines of its log (`{from}`):");
+                for line in lines {
+                    text.push('\n');
+                    text.push_str(line);
+                }
+            }
+        }
+        text
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -716,6 +817,79 @@ impl Reply {
         text.trim_end().to_string()
     }
 
+    /// What the host said of the service after a step failed: the first
+    /// for the release activated (or checked), the second for the one
+    /// switched back to (see `landfall_service_cause`).
+    pub(crate) fn causes(&self) -> (Option<Cause>, Option<Cause>) {
+        let (mut ours, mut back) = (None, None);
+        let mut reverted = false;
+        for report in &self.reports {
+            let slot = if reverted { &mut back } else { &mut ours };
+            match report.clone() {
+                Report::Reverted { .. } => reverted = true,
+                Report::Verdict {
+                    manager,
+                    state,
+                    words,
+                } => {
+                    *slot = Some(Cause {
+                        manager,
+                        state,
+                        words,
+                        ..Cause::default()
+                    });
+                }
+                Report::ServiceLog { from } => {
+                    if let Some(cause) = slot {
+                        cause.log_from = Some(from);
+                    }
+                }
+                Report::ServiceLogLine { line } => {
+                    if let Some(cause) = slot {
+                        cause.log.push(line);
+                    }
+                }
+                Report::ServiceLogUnread { from, why } => {
+                    if let Some(cause) = slot {
+                        cause.log_from = Some(from);
+                        cause.unread = Some(why);
+                    }
+                }
+                _ => {}
+            }
+        }
+        (ours, back)
+    }
+
+    /// What to show of a step that failed after the switch: a line for
+    /// each hook stopped at its time limit, then, where the host said why
+    /// the service did not run (its manager's verdict and the end of its
+    /// own log), that, for the release activated and for the one switched
+    /// back to; else the tail of the hooks' output. The output of hooks
+    /// that passed (`pre_activate`'s) is no cause of a service's failure.
+    pub(crate) fn failure_output(&self) -> String {
+        let (ours, back) = self.causes();
+        if ours.is_none() && back.is_none() {
+            return self.hook_output();
+        }
+        let mut text = String::new();
+        for report in &self.reports {
+            if let Report::Timeout { hook, seconds } = report {
+                let _ = writeln!(
+                    text,
+                    "the {hook} hook did not finish within {seconds}s and was stopped"
+                );
+            }
+        }
+        if let Some(cause) = ours {
+            let _ = writeln!(text, "{}", cause.describe());
+        }
+        if let Some(cause) = back {
+            let _ = writeln!(text, "after switching back, {}", cause.describe());
+        }
+        text.trim_end().to_string()
+    }
+
     /// The exit status and the tail of stderr, for a step that failed in a
     /// way it does not report.
     pub(crate) fn describe_failure(&self) -> String {
@@ -847,6 +1021,45 @@ mod tests {
         assert_eq!(reply(0, "switched\tx\n").activation(), None);
         assert_eq!(reply(70, "").activation(), None);
         assert_eq!(reply(2, "").exit, Exit::Other(Some(2)));
+    }
+
+    #[test]
+    fn a_service_that_did_not_run_is_shown_by_its_managers_verdict_and_log_not_by_hook_output() {
+        let r = Reply::from(Output {
+            code: Some(11),
+            stdout: "hook\tpre_activate\nswitched\tx\nhook\tservice\nrestarted\tapp\n\
+                     hook\tready\nfailed\tready\n\
+                     verdict\tsystemd\tgave-up\tfailed (Result: start-limit-hit), restarted 4 times\n\
+                     service-log\tjournalctl -u app.service\n\
+                     service-log-line\trefusing to start\n\
+                     service-log-line\tapp.service: Start request repeated too quickly.\n\
+                     reverted\tp\nhook\tservice\nrestarted\tapp\nhook\tready\nrevert-failed\tready\n\
+                     verdict\tsupervisor\tdown\tBACKOFF Exited too quickly\n\
+                     service-log-unread\t/var/log/supervisor/app.log\tdeploy cannot read it\n"
+                .into(),
+            stderr: b"the configuration is fine\n".to_vec(),
+        });
+        let (ours, back) = r.causes();
+        assert!(ours.as_ref().is_some_and(Cause::gave_up));
+        assert!(!back.as_ref().unwrap().gave_up());
+        assert_eq!(
+            r.failure_output(),
+            "systemd gave up on the service: failed (Result: start-limit-hit), restarted 4 times\n\
+             the last lines of its log (`journalctl -u app.service`):\n\
+             refusing to start\n\
+             app.service: Start request repeated too quickly.\n\
+             after switching back, the service is not running (supervisord: BACKOFF Exited too \
+             quickly)\n\
+             its log cannot be read (`/var/log/supervisor/app.log`): deploy cannot read it"
+        );
+        // Without a verdict, the hooks' output is what there is to show.
+        let r = Reply::from(Output {
+            code: Some(11),
+            stdout: "failed\thealth\n".into(),
+            stderr: b"health says no\n".to_vec(),
+        });
+        assert_eq!(r.causes(), (None, None));
+        assert_eq!(r.failure_output(), "health says no");
     }
 
     #[test]
