@@ -1080,7 +1080,7 @@ mod tests {
             .unwrap();
             let artifacts = match &cli.command {
                 None => cli.deploy.artifacts.clone(),
-                Some(Command::Exec(exec)) => exec.artifact.iter().cloned().collect(),
+                Some(Command::Exec(exec)) => exec.target.artifacts.clone(),
                 Some(Command::Build(build)) => build.artifacts.clone(),
                 Some(other) => panic!("{other:?}"),
             };
@@ -1124,7 +1124,7 @@ mod tests {
         for name in ["shell", "init", "completions"] {
             assert!(!commands.iter().any(|c| c == name), "{commands:?}");
         }
-        assert_eq!(complete("secrets s"), ["show"]);
+        assert_eq!(complete("secrets s"), ["set", "show"]);
         let options = complete("deploy --");
         assert!(options.iter().any(|o| o == "--dry-run"), "{options:?}");
         assert!(
