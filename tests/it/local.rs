@@ -585,7 +585,7 @@ fn human_output_has_a_line_per_host_and_a_summary() {
 /// Makes the app's activate hook, on the hosts where the sh `condition`
 /// (given the gate's directory) holds, touch `GATE/started` and then wait
 /// (a bounded while) until the test makes `GATE/go`. Returns GATE.
-fn gate_activation(ws: &Workspace, condition: impl Fn(&str) -> String) -> String {
+pub(crate) fn gate_activation(ws: &Workspace, condition: impl Fn(&str) -> String) -> String {
     let gate = ws.path("gate");
     fs::create_dir_all(&gate).unwrap();
     let gate = gate.display().to_string();
@@ -603,7 +603,7 @@ fn gate_activation(ws: &Workspace, condition: impl Fn(&str) -> String) -> String
 
 /// Sends `signal` to a spawned deploy's process group, as a terminal's
 /// Ctrl-C reaches every process of the foreground job.
-fn signal_group(child: &std::process::Child, signal: &str) {
+pub(crate) fn signal_group(child: &std::process::Child, signal: &str) {
     let status = std::process::Command::new("kill")
         .args([signal, "--", &format!("-{}", child.id())])
         .status()

@@ -48,7 +48,12 @@ fn rows(stderr: &str) -> Vec<(String, String)> {
         .filter(|l| !l.starts_with(' '))
         .map(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
-            (format!("{}/{}", words[0], words[1]), words[2].to_string())
+            // After the host and the artifact, a batch column may come.
+            let status = words[2..]
+                .iter()
+                .find(|w| !w.chars().all(|c| c.is_ascii_digit() || c == '-'))
+                .unwrap();
+            (format!("{}/{}", words[0], words[1]), (*status).to_string())
         })
         .collect()
 }
@@ -152,5 +157,49 @@ fn every_rollout_stop_reads_the_same_in_the_human_and_json_summaries() {
             ("web1/app".to_string(), "rolled_back".to_string()),
             ("web2/app".into(), "rolled_back".into()),
         ]
+    );
+}
+
+#[test]
+fn ctrl_c_reads_as_the_reason_in_the_human_summary_on_every_host_it_switched_back() {
+    let ws = Workspace::hello();
+    ws.run(&["deploy", "dev", "--local"]).assert_code(0);
+    // web1 activates first; web2's activate hook waits for the test.
+    let gate = crate::local::gate_activation(&ws, |_| "[ {{ host.name }} = web2 ]".to_string());
+    rollout(&ws, "batch = 1");
+    ws.run(&["deploy", "dev", "--local"]).assert_code(0);
+    std::fs::remove_file(format!("{gate}/started")).unwrap();
+
+    let child = ws.spawn(&["deploy", "dev", "--local", "--var", "greeting=howdy"]);
+    crate::support::wait_for(60, "web2's activate hook to start", || {
+        std::path::Path::new(&format!("{gate}/started")).exists()
+    });
+    crate::local::signal_group(&child, "-INT");
+    std::fs::write(format!("{gate}/go"), "").unwrap();
+    let out = crate::support::finish_within(child, 120, "the deploy stopped by Ctrl-C");
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    assert_eq!(
+        rows(&out.stderr)[2..],
+        [
+            ("web1/app".to_string(), "rolled_back".to_string()),
+            ("web2/app".into(), "rolled_back".into()),
+        ],
+        "{}",
+        out.stderr
+    );
+    let summary = &out.stderr[out.stderr.rfind("host  ").unwrap()..];
+    assert_eq!(
+        summary
+            .matches("the rollout stopped: landfall was asked to stop")
+            .count(),
+        2,
+        "each host switched back says why:\n{summary}"
+    );
+    assert!(!summary.contains("another host failed"), "{summary}");
+    assert!(
+        summary.contains(
+            "app: the rollout stopped, landfall was asked to stop (0 hosts failed, none allowed)"
+        ),
+        "{summary}"
     );
 }
