@@ -14,7 +14,7 @@
 //! Either way the choice is made for the whole artifact before any host
 //! changes: a host that lacks its release is named, and nothing moves.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::steps::PathState;
 
@@ -81,19 +81,19 @@ impl Turns {
     }
 
     /// The last turn before run `id` began, or `id`'s own.
-    fn around(&self, id: &str) -> (Option<&Turn>, Option<&Turn>) {
+    fn around(&self, id: &str, ledger: &Ledger) -> (Option<&Turn>, Option<&Turn>) {
         let own = self.0.iter().find(|t| t.run.as_deref() == Some(id));
-        let before = self
-            .0
-            .iter()
-            .rev()
-            .find(|t| t.run.as_deref().is_none_or(|run| run < id));
+        let before = self.0.iter().rev().find(|t| {
+            t.run
+                .as_deref()
+                .is_none_or(|run| ledger.order(run) < ledger.order(id))
+        });
         (before, own)
     }
 
     /// What the host ran just before run `id`.
-    fn before(&self, id: &str) -> Ran<'_> {
-        match self.around(id) {
+    fn before(&self, id: &str, ledger: &Ledger) -> Ran<'_> {
+        match self.around(id, ledger) {
             (_, Some(own)) => Ran::from(own.before.as_deref()),
             (Some(earlier), None) => Ran::from(earlier.after.as_deref()),
             (None, None) => Ran::Unrecorded,
@@ -101,8 +101,8 @@ impl Turns {
     }
 
     /// What the host ran once run `id` was done.
-    fn after(&self, id: &str) -> Ran<'_> {
-        match self.around(id) {
+    fn after(&self, id: &str, ledger: &Ledger) -> Ran<'_> {
+        match self.around(id, ledger) {
             (_, Some(own)) => Ran::from(own.after.as_deref()),
             (Some(earlier), None) => Ran::from(earlier.after.as_deref()),
             (None, None) => Ran::Unrecorded,
@@ -205,35 +205,59 @@ pub(crate) struct Plan {
     pub undoes: Vec<String>,
 }
 
-/// The deploys recorded on a selection of hosts that changed something and
-/// that no rollback undid, across every artifact: run ids are the
-/// fleet's.
+/// The runs recorded on a selection of hosts, across every artifact (run
+/// ids are the fleet's), in the order they began, and those of them that
+/// are deploys that changed something and that no rollback undid.
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
-    standing: BTreeSet<String>,
+    /// When each run logged its first change, on any host: runs are told
+    /// apart by it, and by their ids, which begin with the second they
+    /// began (two may share it).
+    began: BTreeMap<String, jiff::Timestamp>,
+    /// The standing deploys, oldest first.
+    standing: Vec<String>,
     /// Some host's last change was logged before runs had ids.
     unnamed: bool,
 }
 
 impl Ledger {
     pub(crate) fn of<'a>(states: impl IntoIterator<Item = &'a PathState>) -> Ledger {
-        let turns: Vec<Turns> = states.into_iter().map(Turns::of).collect();
+        let states: Vec<&PathState> = states.into_iter().collect();
+        let mut began: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
+        for e in states.iter().flat_map(|s| &s.log).filter(|e| e.is_change()) {
+            let (Some(run), Ok(time)) = (&e.deploy, e.time.parse::<jiff::Timestamp>()) else {
+                continue;
+            };
+            let first = began.entry(run.clone()).or_insert(time);
+            *first = (*first).min(time);
+        }
+        let turns: Vec<Turns> = states.iter().map(|s| Turns::of(s)).collect();
         let undone: BTreeSet<&str> = turns
             .iter()
             .flat_map(|t| &t.0)
             .flat_map(|t| t.undoes.iter().map(String::as_str))
             .collect();
-        Ledger {
-            standing: turns
-                .iter()
-                .flat_map(|t| &t.0)
-                .filter(|t| !t.rollback && t.before != t.after)
-                .filter_map(|t| t.run.as_deref())
-                .filter(|run| !undone.contains(run))
-                .map(str::to_string)
-                .collect(),
+        let mut ledger = Ledger {
+            began,
+            standing: Vec::new(),
             unnamed: turns.iter().any(Turns::unnamed),
-        }
+        };
+        let standing: BTreeSet<&str> = turns
+            .iter()
+            .flat_map(|t| &t.0)
+            .filter(|t| !t.rollback && t.before != t.after)
+            .filter_map(|t| t.run.as_deref())
+            .filter(|run| !undone.contains(run))
+            .collect();
+        let mut standing: Vec<String> = standing.into_iter().map(str::to_string).collect();
+        standing.sort_by(|a, b| ledger.order(a).cmp(&ledger.order(b)));
+        ledger.standing = standing;
+        ledger
+    }
+
+    /// Where run `id` comes among the others.
+    fn order<'a>(&self, id: &'a str) -> (Option<jiff::Timestamp>, &'a str) {
+        (self.began.get(id).copied(), id)
     }
 
     /// What a rollback with no `--to` goes back past: the last deploy that
@@ -251,7 +275,7 @@ impl Ledger {
     fn after(&self, id: &str) -> Vec<String> {
         self.standing
             .iter()
-            .filter(|run| run.as_str() > id)
+            .filter(|run| self.order(run) > self.order(id))
             .cloned()
             .collect()
     }
@@ -266,7 +290,6 @@ pub(crate) fn rollback(
     ledger: &Ledger,
 ) -> Result<Plan, String> {
     let turns: Vec<Turns> = hosts.iter().map(|(_, s)| Turns::of(s)).collect();
-    let later = |id: &str| ledger.after(id);
     let switch_to = |state: &PathState, release: Option<&str>, lacking: String| match release {
         Some(release) if state.current.as_deref() == Some(release) => {
             Pick::Stay(format!("already on {release}"))
@@ -284,7 +307,7 @@ pub(crate) fn rollback(
             // if it is every host's, the artifact came with the deploy, and
             // stays.
             let first = |turns: &Turns, state: &PathState| {
-                turns.before(last) == Ran::Nothing && state.current.is_some()
+                turns.before(last, ledger) == Ran::Nothing && state.current.is_some()
             };
             if turns
                 .iter()
@@ -303,7 +326,7 @@ pub(crate) fn rollback(
             let picks = hosts
                 .iter()
                 .zip(&turns)
-                .map(|((_, state), turns)| match turns.before(last) {
+                .map(|((_, state), turns)| match turns.before(last, ledger) {
                     _ if state.current.is_none() && turns.0.is_empty() => {
                         Pick::Stay("nothing was deployed here".into())
                     }
@@ -326,7 +349,7 @@ pub(crate) fn rollback(
             picks: hosts
                 .iter()
                 .zip(&turns)
-                .map(|((_, state), turns)| match turns.after(id) {
+                .map(|((_, state), turns)| match turns.after(id, ledger) {
                     Ran::Release(release) => switch_to(state, Some(release), String::new()),
                     Ran::Nothing => Pick::Lacking(format!("ran nothing after deploy {id}")),
                     Ran::Unrecorded => {
@@ -335,7 +358,7 @@ pub(crate) fn rollback(
                 })
                 .collect(),
             what: format!("what it ran after deploy {id}"),
-            undoes: later(id),
+            undoes: ledger.after(id),
         }),
         Goal::Release(prefix) => {
             let mut picks = Vec::new();
@@ -360,7 +383,7 @@ pub(crate) fn rollback(
                 &turns,
                 picks,
                 format!("release {prefix}"),
-                later,
+                ledger,
             ))
         }
         Goal::Commit(prefix) => {
@@ -386,7 +409,7 @@ pub(crate) fn rollback(
                 &turns,
                 picks,
                 format!("commit {prefix}"),
-                later,
+                ledger,
             ))
         }
     }
@@ -399,7 +422,7 @@ fn plan_towards(
     turns: &[Turns],
     picks: Vec<Pick>,
     what: String,
-    later: impl Fn(&str) -> Vec<String>,
+    ledger: &Ledger,
 ) -> Plan {
     let left = hosts
         .iter()
@@ -416,13 +439,13 @@ fn plan_towards(
                 .iter()
                 .filter(|t| t.after.as_deref() == Some(release))
                 .filter_map(|t| t.run.as_deref())
-                .max()
+                .max_by_key(|run| ledger.order(run))
         })
-        .max();
+        .max_by_key(|run| ledger.order(run));
     Plan {
         picks,
         what,
-        undoes: left.map(later).unwrap_or_default(),
+        undoes: left.map(|run| ledger.after(run)).unwrap_or_default(),
     }
 }
 
@@ -731,6 +754,18 @@ mod tests {
                 .contains("a deploy and a release")
         );
         assert!(goal("ff", states()).is_err());
+    }
+
+    #[test]
+    fn runs_that_began_in_the_same_second_are_told_apart_by_when_they_logged() {
+        let (early, late) = ("20261207-100000-ffff", "20261207-100000-0000");
+        let mut first = deployed(early, "a1", Some("a0"));
+        first.time = "2026-12-07T10:00:00.1Z".into();
+        let mut second = deployed(late, "a2", Some("a1"));
+        second.time = "2026-12-07T10:00:00.52Z".into();
+        let plan = plan(&[host(vec![first, second])], None).unwrap();
+        assert_eq!(switches(&plan), [Some("a1")]);
+        assert_eq!(plan.undoes, [late]);
     }
 
     #[test]
