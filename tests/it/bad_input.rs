@@ -17,7 +17,7 @@
 //! and read the difference: a message that is unclear, lacks a location
 //! or blames the wrong place is a bug to fix, not a snapshot to take.
 //!
-//! The workspace is `Workspace::hello()`. Line numbers below refer to its
+//! The workspace is `Workspace::hello_built()`. Line numbers below refer to its
 //! `deploy.toml`, `tests/it/fixtures/hooks-deploy.toml` (the `app` artifact's `files` entry is on line
 //! 21, its `keep` on line 24, its hooks on lines 28 to 31, `[artifact.site]`
 //! on line 34, 38 lines in all), to the harness's `environments/dev.toml`
@@ -79,7 +79,7 @@ fn run(ws: &Workspace, args: &[&str]) -> Outcome {
 /// Runs one case in a fresh workspace: its transcript for the snapshot,
 /// and what went wrong, if anything.
 fn run_case(case: &Case) -> (String, Result<(), String>) {
-    let ws = Workspace::hello();
+    let ws = Workspace::hello_built();
     (case.setup)(&ws);
     let before = ws.snapshot();
     let files_before = contents(&ws, &before);
@@ -596,7 +596,7 @@ fn append(ws: &Workspace, rel: &str, bytes: impl AsRef<[u8]>) {
 /// it is valid, so each failure comes from the one thing a case breaks.
 #[test]
 fn the_unbroken_workspace_passes_check() {
-    let ws = Workspace::hello();
+    let ws = Workspace::hello_built();
     for args in [CHECK, CHECK_DEV] {
         run(&ws, args).assert_code(0);
     }
@@ -1860,7 +1860,7 @@ fn ssh_environment(ws: &Workspace) {
 /// does contact its hosts leaves the mark.
 #[test]
 fn a_command_that_reaches_for_a_host_leaves_the_mark() {
-    let ws = Workspace::hello();
+    let ws = Workspace::hello_built();
     ssh_environment(&ws);
     run(&ws, &["check", "ssh"]).assert_code(0);
     assert!(!ws.path(CONTACTED).exists());

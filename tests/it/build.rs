@@ -6,7 +6,7 @@ use crate::support::Workspace;
 
 #[test]
 fn build_prints_artifact_and_release_ids() {
-    let ws = Workspace::hello();
+    let ws = Workspace::hello_built();
     let out = ws.run(&["build", "dev", "--message-format", "json"]);
     out.assert_code(0);
     let manifest = &out.events()[out.events().len() - 1];
@@ -31,7 +31,7 @@ fn build_prints_artifact_and_release_ids() {
 
 #[test]
 fn check_reproducible_builds_twice_and_finds_identical_ids() {
-    let ws = Workspace::hello();
+    let ws = Workspace::hello_built();
     let out = ws.run(&[
         "build",
         "dev",
@@ -139,7 +139,7 @@ fn run_binary(ws: &Workspace, path: &str) -> String {
 /// `--artifact` builds only what it names.
 #[test]
 fn each_artifact_builds_its_package_with_its_features_and_nothing_else() {
-    let ws = Workspace::hello();
+    let ws = Workspace::hello_built();
     add_two_packages(&ws);
     let before = built(&ws, &[]);
     let hello_binary = ws.path("target/landfall/build/release/hello");
@@ -265,7 +265,7 @@ fn highest_glibc(binary: &std::path::Path) -> (u32, u32) {
 fn cargo_zigbuild_pins_the_glibc_floor() {
     landfall_testbed::require("cargo-zigbuild");
     landfall_testbed::require("objdump");
-    let ws = Workspace::hello();
+    let ws = Workspace::hello_built();
     ws.edit(
         "deploy.toml",
         "[build]\n",

@@ -96,7 +96,7 @@ fn a_bundle_is_reproducible_verified_and_deployed_without_building() {
 
 #[test]
 fn a_local_bundle_changed_after_it_was_built_is_refused_when_pinned() {
-    let ws = crate::support::Workspace::hello();
+    let ws = crate::support::Workspace::hello_built();
     ws.git_commit("first");
     let built = ws.run(&[
         "build",

@@ -53,7 +53,7 @@ fn the_schema_refuses_what_the_format_does_not_allow() {
 #[test]
 fn every_command_prints_events_that_fit_the_schema() {
     let schema = schema();
-    let ws = Workspace::hello();
+    let ws = Workspace::hello_built();
     let json = |args: &[&str]| {
         // After the command's name, before a `--` that ends the options.
         let mut all = vec![args[0], "--message-format", "json"];
@@ -131,7 +131,7 @@ fn every_command_prints_events_that_fit_the_schema() {
     run("bad configuration", json(&["check"]), 2);
 
     // The example as a service: its state in `status`, and its log.
-    let service = Workspace::hello_service();
+    let service = Workspace::hello_service_built();
     let json = |args: &[&str]| {
         let mut all = vec![args[0], "--message-format", "json"];
         all.extend(&args[1..]);
@@ -150,7 +150,7 @@ fn every_command_prints_events_that_fit_the_schema() {
     run("logs", json(&["logs", "dev", "--local", "-n", "1"]), 0);
 
     // Rollouts, `once`, the top-level hooks, and orphans pruned.
-    let rollout = Workspace::hello();
+    let rollout = Workspace::hello_built();
     rollout.edit(
         "deploy.toml",
         "after = [\"site\"]\n",

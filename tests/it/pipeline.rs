@@ -13,7 +13,7 @@ fn deploy(ws: &Workspace, extra: &[&str]) -> Outcome {
 
 #[test]
 fn a_protected_environment_needs_a_clean_tree_its_branch_and_a_confirmation() {
-    let ws = Workspace::hello();
+    let ws = Workspace::hello_built();
     ws.edit(
         "environments/dev.toml",
         "jobs = 4",
@@ -126,7 +126,7 @@ fn init_scaffolds_a_new_cargo_package_that_then_deploys_locally() {
 
 #[test]
 fn colours_only_on_a_terminal_or_when_asked() {
-    let ws = Workspace::hello();
+    let ws = Workspace::hello_built();
     let stderr = |color: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-deploy"));
         cmd.args(["deploy", "nowhere", "--local"]);

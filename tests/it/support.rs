@@ -197,12 +197,81 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `examples/hello`'s binary, built once per run of the tests (in release,
+/// as the deployments build it) and shared by every workspace whose tests
+/// are not about building: copied in as a file, it saves each of them a
+/// build of its own.
+fn prebuilt_hello() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let repo = repo();
+        let target = repo.join("target/it-prebuilt");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "--package",
+                "hello",
+                "--target-dir",
+            ])
+            .arg(&target)
+            .current_dir(&repo)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "cannot build examples/hello: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        target.join("release/hello")
+    })
+}
+
 impl Workspace {
+    /// [`Workspace::hello_built`], with `hello` prebuilt: `app` deploys the
+    /// binary built once for every test, as a file, and nothing is built.
+    pub(crate) fn hello() -> Workspace {
+        let ws = Workspace::hello_built();
+        ws.prebuilt();
+        ws
+    }
+
+    /// [`Workspace::hello_service_built`], with `hello` prebuilt (see
+    /// [`Workspace::hello`]).
+    pub(crate) fn hello_service() -> Workspace {
+        let ws = Workspace::hello_service_built();
+        ws.prebuilt();
+        ws
+    }
+
+    /// Makes `app` deploy the prebuilt `hello` as a file rather than build
+    /// it; deploy.toml keeps its lines where they were.
+    fn prebuilt(&self) {
+        fs::create_dir_all(self.path("prebuilt")).unwrap();
+        fs::copy(prebuilt_hello(), self.path("prebuilt/hello")).unwrap();
+        let text = self.read("deploy.toml");
+        let file = "{ src = \"prebuilt/hello\", dst = \"bin/hello\" }";
+        let text = if text.contains("bins = [\"hello\"]\nfiles = [") {
+            text.replacen(
+                "bins = [\"hello\"]\nfiles = [",
+                &format!("# hello is prebuilt for the tests\nfiles = [{file}, "),
+                1,
+            )
+        } else {
+            text.replacen("bins = [\"hello\"]", &format!("files = [{file}]"), 1)
+        };
+        self.write("deploy.toml", &text);
+    }
+
     /// `examples/hello` deployed by hooks (`fixtures/hooks-deploy.toml`: a
     /// restart script and a health hook), in a workspace of its own, with
-    /// two local hosts on free ports.
-    pub(crate) fn hello() -> Workspace {
-        let ws = Workspace::hello_service();
+    /// two local hosts on free ports; `app` builds `hello`.
+    pub(crate) fn hello_built() -> Workspace {
+        let ws = Workspace::hello_service_built();
         let fixtures = repo().join("tests/it/fixtures");
         fs::copy(fixtures.join("hooks-deploy.toml"), ws.path("deploy.toml")).unwrap();
         fs::create_dir_all(ws.path("examples/hello/scripts")).unwrap();
@@ -216,8 +285,8 @@ impl Workspace {
 
     /// The repository's own deployment of `examples/hello` (`deploy.toml`,
     /// which runs it as a service), in a workspace of its own, with two
-    /// local hosts on free ports.
-    pub(crate) fn hello_service() -> Workspace {
+    /// local hosts on free ports; `app` builds `hello`.
+    pub(crate) fn hello_service_built() -> Workspace {
         let dir = tempfile::Builder::new()
             .prefix("landfall-it-")
             .tempdir()
