@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::remote::Bed;
+use crate::support::Bed;
 
 #[test]
 fn a_bundle_is_reproducible_verified_and_deployed_without_building() {

@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use crate::remote::Bed;
+use crate::support::Bed;
 use crate::support::Workspace;
 
 /// The id of the projects the tests copy (`deploy.toml`, and the hooks

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use landfall::assemble::{EntryKind, Manifest};
 
-use crate::remote::Bed;
+use crate::support::Bed;
 use crate::support::{Outcome, http_get_at, wait_for};
 
 const APP: &str = "hello/app";
@@ -210,19 +210,10 @@ fn a_host_down_before_the_run_changes_nothing_anywhere() {
 
 /// Every file and directory under a host's `/srv`, sorted.
 fn tree(bed: &Bed, host: &str) -> Vec<std::path::PathBuf> {
-    fn walk(dir: &Path, root: &Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-            out.push(entry.path().strip_prefix(root).unwrap().to_path_buf());
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                walk(&entry.path(), root, out);
-            }
-        }
-    }
-    let root = bed.testbed.srv(host);
-    let mut out = Vec::new();
-    walk(&root, &root, &mut out);
-    out.sort();
-    out
+    landfall_testbed::support::below(&bed.testbed.srv(host))
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect()
 }
 
 #[test]

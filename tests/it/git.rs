@@ -9,7 +9,7 @@ use std::process::Command;
 
 use landfall_testbed::Scoped;
 
-use crate::remote::Bed;
+use crate::support::Bed;
 use crate::support::{Outcome, Workspace, http_get_at};
 
 const SITE: &str = "hello/site";

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::remote::Bed;
+use crate::support::Bed;
 
 /// Each a value that runs `touch …/pwned-N` if a shell ever reads it as
 /// code, with its name in deploy.toml.

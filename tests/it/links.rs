@@ -10,8 +10,8 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::remote::Bed;
 use crate::secrets::sealed_secrets;
+use crate::support::Bed;
 use crate::support::{Workspace, new_package};
 
 /// Moves `relative` of the workspace to a directory outside it, and puts a

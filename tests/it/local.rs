@@ -278,16 +278,10 @@ fn a_release_copied_from_the_current_one_holds_exactly_its_files() {
 
 /// Every file under `dir`, directories left out.
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
+    landfall_testbed::support::files_below(dir)
+        .into_iter()
+        .map(|file| dir.join(file))
+        .collect()
 }
 
 #[test]

@@ -160,20 +160,12 @@ impl Drop for Counter {
 }
 
 fn nft(args: &[&str], input: &str) -> String {
-    let mut child = Command::new(landfall_testbed::require("nft"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = landfall_testbed::support::output_with_input(
+        Command::new(landfall_testbed::require("nft")).args(args),
+        input.as_bytes(),
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap();
     assert!(
         out.status.success(),
         "nft {args:?}: {}",

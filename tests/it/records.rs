@@ -7,8 +7,8 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 
-use crate::remote::Bed;
 use crate::secrets::sealed_secrets;
+use crate::support::Bed;
 
 const APP: &str = "hello/app";
 

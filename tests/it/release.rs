@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use crate::remote::Bed;
+use crate::support::Bed;
 use crate::support::{Outcome, Workspace, http_get, http_get_at, wait_for};
 
 /// The app's path on a test bed host, under its `/srv`.

@@ -8,92 +8,12 @@ use std::os::unix::fs::MetadataExt;
 
 use landfall_testbed::Scoped;
 
-use crate::support::{Outcome, Workspace, alive, free_port, http_get_at, kill_group, wait_for};
+use crate::support::{
+    Bed, Outcome, Workspace, alive, free_port, http_get_at, kill_group, wait_for,
+};
 
 const APP: &str = "hello/app";
 const SITE: &str = "hello/site";
-
-/// A workspace deploying to a fresh test bed of three hosts.
-pub(crate) struct Bed {
-    pub(crate) ws: Workspace,
-    pub(crate) testbed: Scoped,
-    pub(crate) port: u16,
-}
-
-impl Bed {
-    pub(crate) fn new() -> Bed {
-        let testbed =
-            Scoped::up(3).expect("the test bed starts (this needs root, sshd and util-linux)");
-        let ws = Workspace::hello();
-        let port = free_port();
-        ws.use_testbed(&testbed, port);
-        Bed { ws, testbed, port }
-    }
-
-    pub(crate) fn deploy(&self, extra: &[&str]) -> Outcome {
-        let mut args = vec!["deploy", "testbed", "--message-format", "json"];
-        args.extend_from_slice(extra);
-        self.ws.run(&args)
-    }
-
-    pub(crate) fn hosts(&self) -> Vec<(String, String)> {
-        self.testbed
-            .hosts
-            .iter()
-            .map(|h| (h.name.clone(), h.address.clone()))
-            .collect()
-    }
-
-    /// A path under a host's `/srv`, seen from outside.
-    pub(crate) fn srv(&self, host: &str, path: &str) -> std::path::PathBuf {
-        self.testbed.srv(host).join(path)
-    }
-
-    pub(crate) fn current(&self, host: &str, path: &str) -> Option<String> {
-        let link = fs::read_link(self.srv(host, path).join("current")).ok()?;
-        Some(link.file_name()?.to_string_lossy().into_owned())
-    }
-
-    fn pid(&self, host: &str) -> String {
-        fs::read_to_string(self.srv(host, APP).join("shared/run/hello.pid")).unwrap()
-    }
-
-    /// Activates `app` one host at a time, in host order, with a short
-    /// health timeout: host1 is switched before host2 is tried.
-    fn activate_one_host_at_a_time(&self) {
-        self.ws.edit(
-            "deploy.toml",
-            "health_timeout = \"10s\"",
-            "health_timeout = \"2s\"",
-        );
-        self.ws.edit(
-            "deploy.toml",
-            "after = [\"site\"]",
-            "after = [\"site\"]\nmax_parallel = 1",
-        );
-    }
-
-    /// Sessions sshd has opened on a host, from its own log.
-    pub(crate) fn sessions(&self, host: &str) -> usize {
-        let log = fs::read_to_string(self.testbed.sshd_log(host)).unwrap_or_default();
-        log.matches("server_input_channel_open: ctype session")
-            .count()
-    }
-
-    /// [`sessions`](Bed::sessions) of every host, in host order.
-    fn sessions_on_every_host(&self) -> Vec<usize> {
-        self.hosts().iter().map(|(h, _)| self.sessions(h)).collect()
-    }
-
-    /// A new greeting in the config of `app` on every host.
-    fn greet_howdy(&self) {
-        self.ws.edit(
-            "deploy.toml",
-            "greeting = \"hello\"",
-            "greeting = \"howdy\"",
-        );
-    }
-}
 
 fn statuses_are(out: &Outcome, status: &str) -> bool {
     out.statuses().iter().all(|(_, s)| s == status)

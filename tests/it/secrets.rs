@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::remote::Bed;
+use crate::support::Bed;
 use crate::support::{Outcome, Workspace, http_get_with, wait_for};
 
 pub(crate) const TOKEN: &str = "tok-7f3a9c1e-canary";
@@ -557,22 +557,14 @@ fn config_annotate_says_where_every_variable_comes_from() {
 
 /// `secrets set ENV NAME` with `input` on its standard input.
 fn set_secret(ws: &Workspace, identity: &Path, name: &str, input: &str) -> Outcome {
-    use std::io::Write as _;
-    let mut child = ws
-        .command(&["secrets", "set", "dev", name])
-        .env("LANDFALL_AGE_IDENTITY", identity)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    Outcome::from(child.wait_with_output().unwrap())
+    let output = landfall_testbed::support::output_with_input(
+        ws.command(&["secrets", "set", "dev", name])
+            .env("LANDFALL_AGE_IDENTITY", identity),
+        input.as_bytes(),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    Outcome::from(output)
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::remote::Bed;
 use crate::secrets::sealed_secrets;
+use crate::support::Bed;
 
 /// The one file declared writable by others.
 const DECLARED: &str = "inbox/drop.css";

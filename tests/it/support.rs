@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,14 +15,7 @@ pub(crate) fn repo() -> PathBuf {
         .unwrap()
 }
 
-/// A port nobody listens on right now.
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub(crate) use landfall_testbed::support::{free_port, wait_for};
 
 /// A workspace in a temporary directory. Services its deploys start are
 /// stopped when it is dropped.
@@ -422,18 +414,7 @@ impl Workspace {
 
     /// Runs git in the workspace, which must succeed; returns its output.
     pub(crate) fn git(&self, args: &[&str]) -> String {
-        let out = Command::new(landfall_testbed::require("git"))
-            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-            .args(args)
-            .current_dir(self.root())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        landfall_testbed::support::git(self.root(), args)
     }
 
     pub(crate) fn root(&self) -> &Path {
@@ -566,25 +547,11 @@ impl Workspace {
     /// Every file and directory under the workspace, for "nothing changed"
     /// checks.
     pub(crate) fn snapshot(&self) -> Vec<PathBuf> {
-        let mut all: Vec<PathBuf> = walk(self.root())
+        landfall_testbed::support::below(self.root())
             .into_iter()
-            .map(|p| p.strip_prefix(self.root()).unwrap().to_path_buf())
-            .collect();
-        all.sort();
-        all
+            .map(|(path, _)| path)
+            .collect()
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        out.push(path.clone());
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            out.extend(walk(&path));
-        }
-    }
-    out
 }
 
 impl Drop for Workspace {
@@ -614,24 +581,11 @@ pub(crate) fn alive(pid: u32) -> bool {
     })
 }
 
-/// Waits up to `seconds` for `ready`, checking often.
-#[track_caller]
-pub(crate) fn wait_for(seconds: u64, what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    while !ready() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
 /// Waits for a process started by [`Workspace::spawn`], which must end
 /// within `seconds`: past that, it is killed with everything it started,
 /// and the test fails (a hang is a failure, never a wait).
 pub(crate) fn finish_within(child: std::process::Child, seconds: u64, what: &str) -> Outcome {
-    let group = format!("-{}", child.id());
+    let pid = child.id();
     let (done, wait) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = done.send(child.wait_with_output());
@@ -639,7 +593,7 @@ pub(crate) fn finish_within(child: std::process::Child, seconds: u64, what: &str
     if let Ok(output) = wait.recv_timeout(std::time::Duration::from_secs(seconds)) {
         return Outcome::from(output.unwrap());
     }
-    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    landfall_testbed::support::kill_group(pid);
     let output = wait.recv().unwrap().unwrap();
     panic!(
         "`cargo deploy {what}` did not end within {seconds}s; stderr:\n{}",
@@ -650,8 +604,7 @@ pub(crate) fn finish_within(child: std::process::Child, seconds: u64, what: &str
 /// Kills a process started by [`Workspace::spawn`] and everything in its
 /// process group, at once.
 pub(crate) fn kill_group(child: &mut std::process::Child) {
-    let group = format!("-{}", child.id());
-    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    landfall_testbed::support::kill_group(child.id());
     let _ = child.wait();
 }
 
@@ -706,4 +659,86 @@ pub(crate) fn new_package() -> (tempfile::TempDir, PathBuf) {
     assert!(status.success());
     let root = dir.path().join("shop");
     (dir, root)
+}
+
+/// A workspace deploying to a fresh test bed of three hosts.
+pub(crate) struct Bed {
+    pub(crate) ws: Workspace,
+    pub(crate) testbed: landfall_testbed::Scoped,
+    pub(crate) port: u16,
+}
+
+impl Bed {
+    pub(crate) fn new() -> Bed {
+        let testbed = landfall_testbed::Scoped::up(3)
+            .expect("the test bed starts (this needs root, sshd and util-linux)");
+        let ws = Workspace::hello();
+        let port = free_port();
+        ws.use_testbed(&testbed, port);
+        Bed { ws, testbed, port }
+    }
+
+    pub(crate) fn deploy(&self, extra: &[&str]) -> Outcome {
+        let mut args = vec!["deploy", "testbed", "--message-format", "json"];
+        args.extend_from_slice(extra);
+        self.ws.run(&args)
+    }
+
+    pub(crate) fn hosts(&self) -> Vec<(String, String)> {
+        self.testbed
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.address.clone()))
+            .collect()
+    }
+
+    /// A path under a host's `/srv`, seen from outside.
+    pub(crate) fn srv(&self, host: &str, path: &str) -> std::path::PathBuf {
+        self.testbed.srv(host).join(path)
+    }
+
+    pub(crate) fn current(&self, host: &str, path: &str) -> Option<String> {
+        let link = fs::read_link(self.srv(host, path).join("current")).ok()?;
+        Some(link.file_name()?.to_string_lossy().into_owned())
+    }
+
+    pub(crate) fn pid(&self, host: &str) -> String {
+        fs::read_to_string(self.srv(host, "hello/app").join("shared/run/hello.pid")).unwrap()
+    }
+
+    /// Activates `app` one host at a time, in host order, with a short
+    /// health timeout: host1 is switched before host2 is tried.
+    pub(crate) fn activate_one_host_at_a_time(&self) {
+        self.ws.edit(
+            "deploy.toml",
+            "health_timeout = \"10s\"",
+            "health_timeout = \"2s\"",
+        );
+        self.ws.edit(
+            "deploy.toml",
+            "after = [\"site\"]",
+            "after = [\"site\"]\nmax_parallel = 1",
+        );
+    }
+
+    /// Sessions sshd has opened on a host, from its own log.
+    pub(crate) fn sessions(&self, host: &str) -> usize {
+        let log = fs::read_to_string(self.testbed.sshd_log(host)).unwrap_or_default();
+        log.matches("server_input_channel_open: ctype session")
+            .count()
+    }
+
+    /// [`sessions`](Bed::sessions) of every host, in host order.
+    pub(crate) fn sessions_on_every_host(&self) -> Vec<usize> {
+        self.hosts().iter().map(|(h, _)| self.sessions(h)).collect()
+    }
+
+    /// A new greeting in the config of `app` on every host.
+    pub(crate) fn greet_howdy(&self) {
+        self.ws.edit(
+            "deploy.toml",
+            "greeting = \"hello\"",
+            "greeting = \"howdy\"",
+        );
+    }
 }

@@ -148,7 +148,7 @@ impl Running {
                 break status;
             }
             if Instant::now() >= deadline {
-                kill_group(self.pid());
+                landfall_testbed::support::kill_group(self.pid());
                 let (stdout, stderr) = self.output(Instant::now() + Duration::from_secs(2));
                 panic!(
                     "`{}` did not finish within {RUN_DEADLINE:?}:\n{}stdout:\n{}stderr:\n{}",
@@ -163,7 +163,7 @@ impl Running {
         self.finished = true;
         let (stdout, stderr) = self.output(deadline);
         let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
-            kill_group(self.pid());
+            landfall_testbed::support::kill_group(self.pid());
             panic!(
                 "a process that `{}` started still held its output open at the deadline:\n{}",
                 self.shell.name(),
@@ -198,19 +198,10 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if !self.finished {
-            kill_group(self.pid());
+            landfall_testbed::support::kill_group(self.pid());
             drop(self.child.wait());
         }
     }
-}
-
-fn kill_group(pid: u32) {
-    drop(
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("kill -KILL -{pid} 2>/dev/null"))
-            .status(),
-    );
 }
 
 /// What a script did.
@@ -313,15 +304,11 @@ fn wait_for_in_sh(gate: &Path) -> String {
 /// Waits until `file` exists (a script reports it reached a point).
 #[track_caller]
 fn wait_for(file: &Path) {
-    let deadline = Instant::now() + GATE_DEADLINE;
-    while !file.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "`{}` did not appear within {GATE_DEADLINE:?}",
-            file.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    landfall_testbed::support::wait_for(
+        GATE_DEADLINE.as_secs(),
+        &format!("`{}`", file.display()),
+        || file.exists(),
+    );
 }
 
 fn text(path: &Path) -> String {
@@ -435,21 +422,10 @@ impl Artifact {
 
 /// Every file and link under `dir`, as sorted relative paths.
 fn files_under(dir: &Path) -> Vec<String> {
-    fn walk(dir: &Path, prefix: &str, found: &mut Vec<String>) {
-        for entry in fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = format!("{prefix}{}", entry.file_name().to_str().unwrap());
-            if entry.file_type().unwrap().is_dir() {
-                walk(&entry.path(), &format!("{name}/"), found);
-            } else {
-                found.push(name);
-            }
-        }
-    }
-    let mut found = Vec::new();
-    walk(dir, "", &mut found);
-    found.sort();
-    found
+    landfall_testbed::support::files_below(dir)
+        .iter()
+        .map(|file| text(file))
+        .collect()
 }
 
 /// The id of a process group that has ended: what a deploy that is gone
@@ -463,26 +439,7 @@ fn ended_group() -> String {
 /// Runs git with no configuration but the author's, and returns its stdout.
 #[track_caller]
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(landfall_testbed::require("git"))
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run git ({e}): install it with apt-get install git"));
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim_end()
-        .to_string()
+    landfall_testbed::support::git(dir, args)
 }
 
 // --- landfall_fail
@@ -2555,7 +2512,7 @@ impl Started<'_> {
 impl Drop for Started<'_> {
     fn drop(&mut self) {
         for (_, _, pid) in self.lines() {
-            kill_group(pid);
+            landfall_testbed::support::kill_group(pid);
             drop(
                 Command::new("kill")
                     .arg("-KILL")

@@ -31,6 +31,7 @@
 
 pub mod prerequisites;
 mod s3;
+pub mod support;
 
 pub use prerequisites::require;
 pub use s3::S3Server;
@@ -39,7 +40,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Read as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -233,11 +234,6 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// A port that is free on every loopback address right now.
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("0.0.0.0:0")?.local_addr()?.port())
-}
-
 fn sshd_path() -> Result<PathBuf> {
     prerequisites::needed("sshd")
 }
@@ -303,7 +299,7 @@ impl Testbed {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Testbed::up_on(&dir, count, free_port()?, init) {
+            match Testbed::up_on(&dir, count, support::free_port(), init) {
                 Ok(testbed) => return Ok(testbed),
                 Err(err) if attempt >= 3 => return Err(err),
                 Err(_) => {}
@@ -505,33 +501,15 @@ impl Testbed {
         input: &str,
         deadline: Duration,
     ) -> Result<Output> {
-        use std::io::Write as _;
-        let mut child = Command::new("ssh")
-            .arg("-F")
-            .arg(self.ssh_config())
-            .args([host, command])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot run ssh")?;
-        let mut stdin = child.stdin.take().context("ssh's stdin")?;
-        stdin
-            .write_all(input.as_bytes())
-            .context("ssh takes its input")?;
-        drop(stdin);
-        let pid = child.id();
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = sender.send(child.wait_with_output());
-        });
-        if let Ok(output) = receiver.recv_timeout(deadline) {
-            return output.context("ssh ends");
-        }
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        bail!("`ssh {host} {command}` did not end within {deadline:?}")
+        support::output_with_input(
+            Command::new("ssh")
+                .arg("-F")
+                .arg(self.ssh_config())
+                .args([host, command]),
+            input.as_bytes(),
+            deadline,
+        )
+        .with_context(|| format!("`ssh {host} {command}`"))
     }
 
     /// sshd's own log of a host (sshd runs with `LogLevel DEBUG1`, which

@@ -102,28 +102,11 @@ impl S3Server {
 
     /// The files under a key prefix of a bucket, as sorted keys.
     pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        fn walk(dir: &Path, prefix: &str, found: &mut Vec<String>) {
-            let Ok(entries) = fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-                if entry.path().is_dir() {
-                    walk(&entry.path(), &format!("{name}/"), found);
-                } else {
-                    found.push(name);
-                }
-            }
-        }
-        let mut found = Vec::new();
         let start = prefix.trim_end_matches('/');
-        walk(
-            &self.root.join(bucket).join(start),
-            &format!("{start}/"),
-            &mut found,
-        );
-        found.sort();
-        found
+        crate::support::files_below(&self.root.join(bucket).join(start))
+            .iter()
+            .map(|key| format!("{start}/{}", key.display()))
+            .collect()
     }
 }
 

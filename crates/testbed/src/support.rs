@@ -1,0 +1,132 @@
+//! What the tests of every crate share, beside the test bed itself: free
+//! ports, waits with a deadline, process groups, the files below a
+//! directory, git with a fixed identity, and commands fed an input.
+//! Everything here panics on failure, as a test wants, except
+//! [`output_with_input`], which the test bed's own fallible code uses too.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// A port that is free on every loopback address right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("0.0.0.0:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Waits until `ready` holds, checking every few milliseconds; fails the
+/// test, naming `what`, if it does not within `seconds`.
+#[track_caller]
+pub fn wait_for(seconds: u64, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {seconds}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kills process group `pid` and everything in it, at once (a group that
+/// is gone already is no failure).
+pub fn kill_group(pid: u32) {
+    drop(
+        Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status(),
+    );
+}
+
+/// Everything below `dir`, links not followed, as paths relative to it,
+/// sorted, each with whether it is a directory. A directory that cannot
+/// be read (or is not there) has nothing below it.
+pub fn below(dir: &Path) -> Vec<(PathBuf, bool)> {
+    fn walk(dir: &Path, relative: &Path, found: &mut Vec<(PathBuf, bool)>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = relative.join(entry.file_name());
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            found.push((path.clone(), is_dir));
+            if is_dir {
+                walk(&entry.path(), &path, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(dir, Path::new(""), &mut found);
+    found.sort();
+    found
+}
+
+/// Every file and link below `dir`, as sorted paths relative to it.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    below(dir)
+        .into_iter()
+        .filter_map(|(path, is_dir)| (!is_dir).then_some(path))
+        .collect()
+}
+
+/// Runs git in `dir` with no configuration but a fixed author, and
+/// returns its stdout, trimmed; fails the test if git fails.
+#[track_caller]
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(crate::require("git"))
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs `command` with `input` on its standard input and returns its
+/// output; the command is killed, and the call fails, if it has not ended
+/// within `deadline`.
+pub fn output_with_input(
+    command: &mut Command,
+    input: &[u8],
+    deadline: Duration,
+) -> Result<Output> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    let mut stdin = child.stdin.take().context("its standard input")?;
+    // A command that exits without reading all of it is no failure here:
+    // its status says what happened.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let pid = child.id();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    if let Ok(output) = receiver.recv_timeout(deadline) {
+        return output.context("it ends");
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    bail!("{command:?} did not end within {deadline:?}")
+}
