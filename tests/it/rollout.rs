@@ -557,9 +557,11 @@ fn rollback_after_ctrl_c_in_the_canarys_pause_takes_every_host_to_one_release() 
     use std::io::BufRead as _;
     let (fleet, first, second) = deployed_twice("canary = 1\nbatch = 2");
     let hosts = fleet.hosts();
-    fleet
-        .ws
-        .edit("deploy.toml", "canary = 1\nbatch = 2", "canary = 1\nbatch = 2\npause = \"5m\"");
+    fleet.ws.edit(
+        "deploy.toml",
+        "canary = 1\nbatch = 2",
+        "canary = 1\nbatch = 2\npause = \"5m\"",
+    );
 
     let mut child = fleet.ws.spawn(&[
         "deploy",
