@@ -469,7 +469,10 @@ fn under_supervisord_on_the_test_bed() {
             fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "tail")
         })
     };
-    assert!(fleet.testbed.hosts.iter().any(|h| following(&h.name)));
+    // The lines written before come first, then the follower starts.
+    crate::support::wait_for(20, "a follower on the hosts", || {
+        fleet.testbed.hosts.iter().any(|h| following(&h.name))
+    });
     let status = std::process::Command::new("kill")
         .args(["-INT", "--", &format!("-{}", child.id())])
         .status()
