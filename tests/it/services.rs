@@ -131,7 +131,7 @@ fn under_local_the_service_is_a_process_that_each_activation_restarts() {
 
 /// The lines `logs` printed for `host`: each line's time and text. Every
 /// line carries its time, in UTC: the launcher's (`…T17:00:01Z`) or the
-/// journal's, with its host and process (`…T17:00:01.123456+00:00 host1
+/// journal's, with its host and process (`…T17:00:01.123456+0000 host1
 /// hello-app[42]:`), which is left out of the text.
 fn logged<'a>(stdout: &'a str, host: &str) -> Vec<(&'a str, &'a str)> {
     let prefix = format!("{host} | ");
@@ -149,7 +149,7 @@ fn logged<'a>(stdout: &'a str, host: &str) -> Vec<(&'a str, &'a str)> {
                 && digits(0..4)
                 && digits(11..13)
                 && digits(17..19);
-            let utc = time.ends_with('Z') || time.ends_with("+00:00");
+            let utc = time.ends_with('Z') || time.ends_with("+00:00") || time.ends_with("+0000");
             assert!(
                 shape && utc,
                 "`{line}` of {host} does not start with its time in UTC"
