@@ -81,7 +81,7 @@ pub(crate) enum Command {
     Check(CheckArgs),
     /// Run a command on the selected hosts in parallel, output prefixed by host
     Exec(ExecArgs),
-    /// Print each host's service log (journalctl, or supervisord's), prefixed by host
+    /// Print each host's service log (journalctl, or supervisord's), prefixed by host, each line after its time
     Logs(LogsArgs),
     /// Print the variables each host sees; with --annotate, where each comes from
     Config(ConfigArgs),
