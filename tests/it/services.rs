@@ -64,12 +64,16 @@ fn under_local_the_service_is_a_process_that_each_activation_restarts() {
         assert!(first.iter().any(|p| u64::from(*p) == pid), "{service}");
     }
 
-    // Its log, prefixed by host.
+    // Its log, prefixed by host, each line after its time.
     let logs = ws.run(&["logs", "dev", "--local", "-n", "5"]);
     logs.assert_code(0);
     for (host, port) in ["web1", "web2"].into_iter().zip(ws.ports) {
-        let line = format!("{host} | hello: listening on 127.0.0.1:{port}");
-        assert!(logs.stdout.lines().any(|l| l == line), "{}", logs.stdout);
+        let line = format!("hello: listening on 127.0.0.1:{port}");
+        assert!(
+            logged(&logs.stdout, host).iter().any(|(_, l)| *l == line),
+            "{}",
+            logs.stdout
+        );
     }
 
     // `--force` restarts it: a new process, the old one gone.
@@ -123,6 +127,131 @@ fn under_local_the_service_is_a_process_that_each_activation_restarts() {
         http_get(ws.ports[0], "/"),
         Some((200, "hello from web1\n".into()))
     );
+}
+
+/// The lines `logs` printed for `host`: each line's time and text. Every
+/// line carries its time, in UTC: the launcher's (`…T17:00:01Z`) or the
+/// journal's, with its host and process (`…T17:00:01.123456+0000 host1
+/// hello-app[42]:`), which is left out of the text.
+fn logged<'a>(stdout: &'a str, host: &str) -> Vec<(&'a str, &'a str)> {
+    let prefix = format!("{host} | ");
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .map(|line| {
+            let (time, text) = line.split_once(' ').unwrap_or((line, ""));
+            let digits = |range: std::ops::Range<usize>| {
+                time.get(range)
+                    .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
+            };
+            let shape = time.get(4..5) == Some("-")
+                && time.get(10..11) == Some("T")
+                && digits(0..4)
+                && digits(11..13)
+                && digits(17..19);
+            let utc = time.ends_with('Z') || time.ends_with("+00:00") || time.ends_with("+0000");
+            assert!(
+                shape && utc,
+                "`{line}` of {host} does not start with its time in UTC"
+            );
+            let text = if time.ends_with('Z') {
+                text
+            } else {
+                text.split_once(": ").map_or(text, |(_, said)| said)
+            };
+            (time, text)
+        })
+        .collect()
+}
+
+/// The line the launcher writes where release `id` started its service.
+fn started(id: &str) -> String {
+    format!("-- release {id} started --")
+}
+
+/// Each host's current release of `app`, as `status` reports it.
+fn current_releases(ws: &Workspace, args: &[&str]) -> Vec<(String, String)> {
+    let mut all = vec!["status"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--message-format", "json"]);
+    let out = ws.run(&all);
+    out.assert_code(0);
+    out.events_of("status")[0]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["artifact"] == "app")
+        .map(|t| {
+            (
+                t["host"].as_str().unwrap().to_string(),
+                t["current"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Two releases were deployed to every host (`before` the first, then
+/// the current one): `logs` (run with `args`) shows the current release's
+/// lines only, each after its time; `--all-releases`, both releases', told
+/// apart by the line where each started; `-n 1`, one line.
+fn logs_tell_releases_apart(ws: &Workspace, args: &[&str], before: &[(String, String)]) {
+    let logs = |extra: &[&str]| {
+        let mut all = vec!["logs"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(extra);
+        let out = ws.run(&all);
+        out.assert_code(0);
+        out.stdout
+    };
+    let now = current_releases(ws, args);
+    let current = logs(&["-n", "200"]);
+    let every = logs(&["-n", "200", "--all-releases"]);
+    let last = logs(&["-n", "1"]);
+    for ((host, old), (_, new)) in before.iter().zip(&now) {
+        assert_ne!(old, new, "{host}: a second release was deployed");
+        let texts: Vec<&str> = logged(&current, host).into_iter().map(|(_, t)| t).collect();
+        assert!(texts.contains(&started(new).as_str()), "{host}:\n{current}");
+        assert!(
+            !texts.contains(&started(old).as_str()),
+            "{host}:\n{current}"
+        );
+        assert_eq!(
+            texts
+                .iter()
+                .filter(|t| t.starts_with("hello: listening on"))
+                .count(),
+            1,
+            "{host}: the current release's service started once\n{current}"
+        );
+        let texts: Vec<&str> = logged(&every, host).into_iter().map(|(_, t)| t).collect();
+        let at = |line: &str| texts.iter().rposition(|t| *t == line);
+        let (old_at, new_at) = (at(&started(old)), at(&started(new)));
+        assert!(
+            old_at.is_some() && new_at.is_some() && old_at < new_at,
+            "{host}: both releases, the old one first\n{every}"
+        );
+        let listening = |range: std::ops::Range<usize>| {
+            texts[range]
+                .iter()
+                .any(|t| t.starts_with("hello: listening on"))
+        };
+        let (old_at, new_at) = (old_at.unwrap(), new_at.unwrap());
+        assert!(
+            listening(old_at..new_at) && listening(new_at..texts.len()),
+            "{every}"
+        );
+        assert_eq!(logged(&last, host).len(), 1, "{host}:\n{last}");
+    }
+}
+
+#[test]
+fn logs_show_the_current_releases_lines_with_their_time_and_all_releases_told_apart() {
+    let ws = Workspace::hello_service();
+    ws.run(&["deploy", "dev", "--local"]).assert_code(0);
+    let before = current_releases(&ws, &["dev", "--local"]);
+    ws.run(&["deploy", "dev", "--local", "--var", "greeting=howdy"])
+        .assert_code(0);
+    logs_tell_releases_apart(&ws, &["dev", "--local"], &before);
 }
 
 #[test]
@@ -275,10 +404,14 @@ impl Fleet {
 
         self.deploy(&["--var", "greeting=howdy"]).assert_code(0);
         self.expect_greeting("howdy");
+        let howdy = current_releases(&self.ws, &["testbed"]);
         self.ws
             .run(&["rollback", "testbed", "--message-format", "json"])
             .assert_code(0);
         self.expect_greeting("hello");
+        // The release rolled back to is the current one, its lines told
+        // apart from those of the release before it.
+        logs_tell_releases_apart(&self.ws, &["testbed"], &howdy);
     }
 }
 
@@ -336,7 +469,10 @@ fn under_supervisord_on_the_test_bed() {
             fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "tail")
         })
     };
-    assert!(fleet.testbed.hosts.iter().any(|h| following(&h.name)));
+    // The lines written before come first, then the follower starts.
+    crate::support::wait_for(20, "a follower on the hosts", || {
+        fleet.testbed.hosts.iter().any(|h| following(&h.name))
+    });
     let status = std::process::Command::new("kill")
         .args(["-INT", "--", &format!("-{}", child.id())])
         .status()
@@ -521,29 +657,33 @@ fn logs_follow_prints_each_line_as_it_comes_until_interrupted() {
             }
         }
     });
+    // Each line as it comes, after its time.
     let wait_for_line = |what: &str| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match lines.recv_timeout(left) {
-                Ok(line) if line == what => return,
+                Ok(line)
+                    if logged(&line, "web1")
+                        .first()
+                        .is_some_and(|(_, t)| *t == what) =>
+                {
+                    return;
+                }
                 Ok(_) => {}
                 Err(err) => panic!("no `{what}` within 30s ({err})"),
             }
         }
     };
-    wait_for_line(&format!(
-        "web1 | hello: listening on 127.0.0.1:{}",
-        ws.ports[0]
-    ));
-    // A restart writes to the log while it is followed.
+    let release = current_releases(&ws, &["dev", "--local"])[0].1.clone();
+    wait_for_line(&format!("hello: listening on 127.0.0.1:{}", ws.ports[0]));
+    // A restart writes to the log while it is followed: the service's last
+    // words, where the release started again, and its first words.
     ws.run(&["deploy", "dev", "--local", "--force"])
         .assert_code(0);
-    wait_for_line("web1 | hello: stopped");
-    wait_for_line(&format!(
-        "web1 | hello: listening on 127.0.0.1:{}",
-        ws.ports[0]
-    ));
+    wait_for_line("hello: stopped");
+    wait_for_line(&started(&release));
+    wait_for_line(&format!("hello: listening on 127.0.0.1:{}", ws.ports[0]));
     let status = std::process::Command::new("kill")
         .args(["-INT", "--", &format!("-{}", child.id())])
         .status()
@@ -1157,12 +1297,24 @@ fn rolled_back_for_its_own_reason(
     for message in &messages {
         assert!(
             manager_said.iter().any(|said| message.contains(said))
-                && message.lines().any(|l| l == "refusing to start")
+                && message
+                    .lines()
+                    .any(|l| said_after_its_time(l, "refusing to start"))
                 && !message.contains("config ok"),
             "{message}"
         );
     }
     messages
+}
+
+/// Whether `line` of a service's log is `text`, after the time the
+/// launcher wrote before it (`2026-12-07T17:00:01Z `) where no journal
+/// keeps the time apart.
+fn said_after_its_time(line: &str, text: &str) -> bool {
+    line == text
+        || line
+            .split_once(' ')
+            .is_some_and(|(time, said)| time.len() == 20 && time.ends_with('Z') && said == text)
 }
 
 #[test]

@@ -81,7 +81,7 @@ pub(crate) enum Command {
     Check(CheckArgs),
     /// Run a command on the selected hosts in parallel, output prefixed by host
     Exec(ExecArgs),
-    /// Print each host's service log (journalctl, or supervisord's), prefixed by host
+    /// Print each host's service log (journalctl, or supervisord's), prefixed by host, each line after its time
     Logs(LogsArgs),
     /// Print the variables each host sees; with --annotate, where each comes from
     Config(ConfigArgs),
@@ -375,9 +375,15 @@ pub(crate) struct LogsArgs {
     /// Keep printing what the services write, until interrupted
     #[arg(long, short = 'f')]
     pub(crate) follow: bool,
-    /// How many of the last lines to print from each host first
+    /// How many of the last lines to print from each host first: of those
+    /// written since the current release's service started, unless
+    /// `--all-releases` is given
     #[arg(long, short = 'n', value_name = "N", default_value_t = 20)]
     pub(crate) lines: u32,
+    /// Print the lines of earlier releases too, each release's led by the
+    /// line where its service started (`-- release ID started --`)
+    #[arg(long)]
+    pub(crate) all_releases: bool,
 }
 
 #[derive(Debug, Args)]

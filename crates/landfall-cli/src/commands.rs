@@ -1339,6 +1339,7 @@ pub(crate) fn logs(ctx: &Ctx<'_>, args: &LogsArgs) -> u8 {
                 plan,
                 args.lines,
                 args.follow,
+                args.all_releases,
                 &landfall::interrupt::stop_requested,
                 &line,
             ))

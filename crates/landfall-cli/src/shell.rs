@@ -89,7 +89,7 @@ const COMMANDS: &[Entry] = &[
     },
     Entry {
         name: "logs",
-        usage: "logs [-f] [-n N]   the services' logs of the selected hosts",
+        usage: "logs [-f] [-n N] [--all-releases]   the services' logs of the selected hosts",
         runs: Runs::Passed(Passed::fleet("logs", Selection::Hosts)),
     },
     Entry {

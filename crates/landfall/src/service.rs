@@ -302,23 +302,93 @@ impl Spec<'_> {
 }
 
 /// The launcher the manager starts, from `current`: it enters the release
-/// it belongs to, reads its environment (as the account the service runs
-/// as, so that root never reads a file the deploy account may replace) and
-/// becomes the service.
+/// it belongs to, marks in the service's log where the release started
+/// (`-- release ID started --`, which `logs` reads), reads its environment (as the account the
+/// service runs as, so that root never reads a file the deploy account may
+/// replace) and becomes the service.
 fn launcher(spec: &Spec<'_>, exec: &str) -> String {
     format!(
         "#!/bin/sh\n{}\
          # Runs the service from its release, in the foreground.\n\
          cd -P -- \"${{0%/*}}/..\" || exit 1\n\
+         LANDFALL_RELEASE=${{PWD##*/}}\n\
+         export LANDFALL_RELEASE\n\
+         {stamped}\
+         printf '%s\\n' \"-- release $LANDFALL_RELEASE started --\"\n\
          set -a\n\
          . ./{SERVICE_DIR}/env || exit 1\n\
          set +a\n\
-         LANDFALL_RELEASE=${{PWD##*/}}\n\
-         export LANDFALL_RELEASE\n\
          exec {exec}\n",
-        spec.header("#")
+        spec.header("#"),
+        stamped = STAMPED_OUTPUT
+            .replace("STAMP_STRFTIME", STAMP_STRFTIME)
+            .replace("STAMP_SRAND", STAMP_SRAND),
     )
 }
+
+/// The launcher's part that writes the time before each line of the
+/// service's output, where no journal keeps the output with the time of
+/// each line (the systemd unit says `LANDFALL_LOG=journal`): supervisord's
+/// log and `--local`'s. One awk prefixes each line with the time it read
+/// it, in UTC (ISO 8601, to the second), and writes it at once: with
+/// `strftime` where the awk has it (gawk, busybox, mawk 1.3.4), else with
+/// the time POSIX's `srand` returns, converted by hand (mawk 1.3.3). Each
+/// is tried first, and a host where neither works writes the lines as they
+/// are. That awk reads the service's output from a FIFO, not a pipe the
+/// launcher waits on: the service is still the process the manager
+/// started, its exit status and signals its own. The awk is no child of
+/// the service, and ignores the signals meant for it, so that it writes
+/// the service's last words before it ends with the output.
+const STAMPED_OUTPUT: &str = r#"# Unless a journal keeps the output with the time of each line, each line
+# is written after the time it was read (UTC) by one awk, which reads it
+# from a FIFO and outlives the signals meant for the service: the service
+# is still this process.
+stamp=
+if [ "${LANDFALL_LOG:-}" != journal ]; then
+  # shellcheck disable=SC2016 # Programs of awk, whose `$0` is its own.
+  for stamp in 'STAMP_STRFTIME' 'STAMP_SRAND' ''; do
+    [ -n "$stamp" ] || break
+    case $(echo x | TZ=UTC0 awk "$stamp" 2>/dev/null) in
+    [12][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]Z\ x) break ;;
+    esac
+  done
+fi
+if [ -n "$stamp" ] && lines=$(mktemp -d "${TMPDIR:-/tmp}/landfall-log.XXXXXX"); then
+  if mkfifo "$lines/fifo"; then
+    (
+      trap '' HUP INT QUIT TERM
+      TZ=UTC0
+      export TZ
+      # mawk reads a pipe by blocks, unless told to read it by lines.
+      case $(awk -W version 2>&1 </dev/null) in mawk*) set -- -W interactive ;; esac
+      exec awk "$@" "$stamp" <"$lines/fifo" &
+    )
+    exec >"$lines/fifo" 2>&1
+  fi
+  rm -rf "$lines"
+fi
+"#;
+
+/// The awk program that writes each line after its time with `strftime`
+/// (run with `TZ=UTC0`).
+const STAMP_STRFTIME: &str = r#"{ print strftime("%Y-%m-%dT%H:%M:%SZ") " " $0; fflush() }"#;
+
+/// The awk program that writes each line after its time where awk has no
+/// `strftime`: POSIX's `srand()` returns the seed it replaces, the time of
+/// the call before, in seconds since the epoch, made a date and time of
+/// day by Howard Hinnant's `civil_from_days`.
+const STAMP_SRAND: &str = r#"function iso(t,  s, z, era, doe, yoe, doy, mp, m, d) {
+      s = t % 86400; z = (t - s) / 86400 + 719468
+      era = int(z / 146097); doe = z - era * 146097
+      yoe = int((doe - int(doe / 1460) + int(doe / 36524) - int(doe / 146096)) / 365)
+      doy = doe - (365 * yoe + int(yoe / 4) - int(yoe / 100))
+      mp = int((5 * doy + 2) / 153); d = doy - int((153 * mp + 2) / 5) + 1
+      m = mp < 10 ? mp + 3 : mp - 9
+      return sprintf("%04d-%02d-%02dT%02d:%02d:%02dZ", yoe + era * 400 + (m <= 2), m, d,
+        int(s / 3600), int(s / 60) % 60, s % 60)
+    }
+    { srand(); t = srand(); if (t != last) { last = t; now = iso(t) }
+      print now " " $0; fflush() }"#;
 
 /// The environment, as the launcher reads it with sh.
 fn env_file(environment: &[(String, String)]) -> String {
@@ -368,7 +438,8 @@ fn systemd_service(spec: &Spec<'_>) -> String {
     let _ = write!(
         text,
         "\n[Install]\nWantedBy={target}\n\n[Service]\nType=exec\nExecStart={launcher}\n\
-         SyslogIdentifier={name}\nEnvironment=LANDFALL_PATH={path}\n",
+         SyslogIdentifier={name}\nEnvironment=LANDFALL_PATH={path}\n\
+         Environment=LANDFALL_LOG=journal\n",
         launcher = spec.launcher(),
         name = service.name,
         path = spec.path,
@@ -946,5 +1017,271 @@ mod tests {
         assert!(ready_command("tcp://host").is_err());
         assert!(ready_command("tcp://host:http").is_err());
         assert!(ready_command("exec:").is_err());
+    }
+
+    /// A release `aa01` of an artifact at `root/srv/web` whose supervisord
+    /// service runs `bin/svc`, the script `svc`, as a host holds it; the
+    /// path of its launcher.
+    fn launcher_of(root: &std::path::Path, svc: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = root.join("srv/web");
+        let fixture = fixture(
+            path.to_str().unwrap(),
+            "manager = \"supervisor\"\nexec = \"bin/svc\"",
+        );
+        let service = rendered(&fixture).unwrap();
+        let release = path.join("releases/aa01");
+        std::fs::create_dir_all(release.join(SERVICE_DIR)).unwrap();
+        std::fs::create_dir_all(release.join("bin")).unwrap();
+        for f in &service.files {
+            std::fs::write(release.join(&f.dst), &f.contents).unwrap();
+            std::fs::set_permissions(
+                release.join(&f.dst),
+                std::fs::Permissions::from_mode(f.mode),
+            )
+            .unwrap();
+        }
+        std::fs::write(release.join("bin/svc"), svc).unwrap();
+        std::fs::set_permissions(
+            release.join("bin/svc"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        release.join(SERVICE_DIR).join("run")
+    }
+
+    /// A launcher started under `shell` (`dash`, or busybox's `sh`), in a
+    /// process group of its own as a manager starts it, with `env`; its
+    /// standard output read to its end on a thread.
+    struct Launched {
+        child: std::process::Child,
+        output: std::sync::mpsc::Receiver<String>,
+    }
+
+    impl Launched {
+        fn start(shell: &str, run: &std::path::Path, env: &[(&str, &str)]) -> Launched {
+            use std::os::unix::process::CommandExt as _;
+            let mut command = std::process::Command::new(landfall_testbed::require(shell));
+            if shell == "busybox" {
+                command.arg("sh");
+            }
+            let mut child = command
+                .arg(run)
+                .envs(env.iter().copied())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let mut stdout = child.stdout.take().unwrap();
+            let (send, output) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                drop(std::io::Read::read_to_string(&mut stdout, &mut text));
+                drop(send.send(text));
+            });
+            Launched { child, output }
+        }
+
+        /// Its exit status and all it wrote, once its output ended: the
+        /// service's, and the awk's that wrote the time of each line.
+        fn finish(mut self) -> (Option<i32>, String) {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            let output = self
+                .output
+                .recv_timeout(deadline - std::time::Instant::now())
+                .expect("the output ends within 20s");
+            loop {
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    return (status.code(), output);
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the launcher ends within 20s"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ`.
+    fn epoch(time: &str) -> i64 {
+        let n = |range: std::ops::Range<usize>| time[range].parse::<i64>().unwrap();
+        let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+        assert_eq!(
+            (&time[4..5], &time[10..11], &time[19..]),
+            ("-", "T", "Z"),
+            "{time}"
+        );
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        days * 86400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)
+    }
+
+    fn now() -> i64 {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap()
+    }
+
+    /// Each line of the output after its time, a time between `from` and
+    /// `to`: the text of each.
+    fn stamped(output: &str, from: i64, to: i64) -> Vec<&str> {
+        output
+            .lines()
+            .map(|line| {
+                let (time, text) = line.split_once(' ').unwrap();
+                let at = epoch(time);
+                assert!(
+                    from <= at && at <= to,
+                    "{line} is not between {from} and {to}"
+                );
+                text
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_launcher_writes_each_line_after_its_time_and_exits_with_the_services_status() {
+        let root = tempfile::tempdir().unwrap();
+        let run = launcher_of(root.path(), "");
+        // Its own lines pass the lint of the host steps; the environment
+        // it reads is the release's.
+        let lint = std::process::Command::new(landfall_testbed::require("shellcheck"))
+            .args([
+                "--norc",
+                "--severity=style",
+                "--shell=sh",
+                "--exclude=SC1091",
+            ])
+            .arg(&run)
+            .output()
+            .unwrap();
+        assert!(
+            lint.status.success(),
+            "{}",
+            String::from_utf8_lossy(&lint.stdout)
+        );
+        for shell in ["dash", "busybox"] {
+            let root = tempfile::tempdir().unwrap();
+            let run = launcher_of(root.path(), "#!/bin/sh\necho one\necho two >&2\nexit 7\n");
+            let from = now();
+            let (code, output) = Launched::start(shell, &run, &[]).finish();
+            assert_eq!(code, Some(7), "{shell}: {output}");
+            assert_eq!(
+                stamped(&output, from, now()),
+                ["-- release aa01 started --", "one", "two"],
+                "{shell}"
+            );
+            // Under systemd, the journal keeps the time of each line.
+            let (code, output) =
+                Launched::start(shell, &run, &[("LANDFALL_LOG", "journal")]).finish();
+            assert_eq!(code, Some(7), "{shell}: {output}");
+            assert_eq!(output, "-- release aa01 started --\none\n", "{shell}");
+        }
+    }
+
+    /// A manager stops a service with TERM to its process group
+    /// (supervisord's `stopasgroup`): the service handles it, and what it
+    /// writes then is still written after its time.
+    #[test]
+    fn the_launcher_leaves_term_to_the_service_and_writes_its_last_words() {
+        for shell in ["dash", "busybox"] {
+            let root = tempfile::tempdir().unwrap();
+            let up = root.path().join("up");
+            let run = launcher_of(
+                root.path(),
+                "#!/bin/sh\ntrap 'echo stopped; exit 3' TERM\necho up\n: >\"$UP\"\n\
+                 while :; do sleep 60 & wait $!; done\n",
+            );
+            let from = now();
+            let launched = Launched::start(shell, &run, &[("UP", up.to_str().unwrap())]);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !up.exists() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{shell}: the service started"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let group = format!("-{}", launched.child.id());
+            let killed = std::process::Command::new("kill")
+                .args(["-TERM", "--", &group])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            let (code, output) = launched.finish();
+            assert_eq!(code, Some(3), "{shell}: {output}");
+            // The shell may say that its `sleep` was terminated too.
+            let lines = stamped(&output, from, now());
+            assert_eq!(lines[..2], ["-- release aa01 started --", "up"], "{shell}");
+            assert_eq!(lines.last(), Some(&"stopped"), "{shell}");
+        }
+    }
+
+    /// Where awk has no `strftime`, the launcher's other program writes the
+    /// same time, by hand: under mawk and busybox's awk, now, and for days
+    /// of leap years and centuries.
+    #[test]
+    fn the_time_written_without_strftime_is_the_same() {
+        let function = STAMP_SRAND.split("\n    {").next().unwrap();
+        for awk in [&["awk"][..], &["busybox", "awk"][..]] {
+            let run = |program: &str| {
+                let mut command = std::process::Command::new(landfall_testbed::require(awk[0]));
+                let out = command
+                    .args(&awk[1..])
+                    .arg(program)
+                    .env("TZ", "UTC0")
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{awk:?}: {out:?}");
+                String::from_utf8(out.stdout).unwrap()
+            };
+            for t in [
+                0,
+                951_782_399,
+                951_782_400,
+                951_868_800,
+                1_709_164_800,
+                1_796_663_666,
+            ] {
+                let by_hand = run(&format!("{function}\nBEGIN {{ print iso({t}) }}"));
+                let by_strftime = run(&format!(
+                    "BEGIN {{ print strftime(\"%Y-%m-%dT%H:%M:%SZ\", {t}) }}"
+                ));
+                assert_eq!(by_hand, by_strftime, "{awk:?} at {t}");
+                assert_eq!(epoch(by_hand.trim()), t);
+            }
+            // Both programs as the launcher runs them, on one line read now
+            // (again if a second began between them).
+            let agreed = (0..3).any(|_| {
+                let [a, b] = [STAMP_SRAND, STAMP_STRFTIME].map(|program| {
+                    let mut command = std::process::Command::new(landfall_testbed::require(awk[0]));
+                    let mut child = command
+                        .args(&awk[1..])
+                        .arg(program)
+                        .env("TZ", "UTC0")
+                        .stdin(std::process::Stdio::piped())
+                        .stdout(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"x\n").unwrap();
+                    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+                });
+                assert!(a.ends_with("Z x\n"), "{awk:?}: {a}");
+                a == b
+            });
+            assert!(agreed, "{awk:?}: the two programs disagree on the time");
+        }
     }
 }

@@ -231,12 +231,16 @@ pub(crate) enum Step {
         previous: Option<String>,
     },
     /// Prints the last `lines` lines of the log of the service the current
-    /// release runs, and with `follow` what it writes next, until stopped;
-    /// exits [`Exit::NoService`] if it runs none.
+    /// release runs, each after its time: those since the current
+    /// release's service started, or with `all_releases` those of every
+    /// release, each release's led by the line where it started; with
+    /// `follow` what it writes next, until stopped. Exits
+    /// [`Exit::NoService`] if it runs none.
     ServiceLogs {
         path: String,
         lines: u32,
         follow: bool,
+        all_releases: bool,
     },
     /// Runs the `once` hook `release` (complete, not current) recorded;
     /// exits [`Exit::PreActivateFailed`] if it fails.
@@ -564,9 +568,15 @@ fn call(step: &Step) -> Call {
             path,
             lines,
             follow,
+            all_releases,
         } => plain(
             "landfall_service_logs",
-            vec![path.clone(), lines.to_string(), bool_arg(*follow)],
+            vec![
+                path.clone(),
+                lines.to_string(),
+                bool_arg(*follow),
+                bool_arg(*all_releases),
+            ],
         ),
         Step::Once { path, release } => plain("landfall_once", vec![path.clone(), release.clone()]),
         Step::Check { path, release } => {

@@ -2835,21 +2835,123 @@ fn service_logs_prints_the_tail_of_its_log_or_exits_13(shell: Shell) {
     let a = Artifact::new();
     with_service(&a, "aa01", 60, true);
     recorded(&a, "aa02", 60, true);
+    // A log written before releases were marked in it: its last lines.
     a.write(".landfall/service.log", "one\ntwo\nthree\n");
     a.set_current("aa01");
     shell
         .run(&local(&call(
             "landfall_service_logs",
-            &[&a.path(), "2", "0"],
+            &[&a.path(), "2", "0", "0"],
         )))
         .expect(0, "two\nthree\n");
     a.set_current("aa02");
     let out = shell.run(&local(&call(
         "landfall_service_logs",
-        &[&a.path(), "2", "0"],
+        &[&a.path(), "2", "0", "0"],
     )));
     out.expect(13, "");
     assert!(out.stderr.contains("runs no service"), "{out}");
+}
+
+/// A log as the launcher writes it: aa01 started, then aa02, then aa01
+/// again (a rollback), which its manager then restarted.
+const MARKED_LOG: &str = "2026-12-07T17:00:00Z before any mark\n\
+    2026-12-07T17:00:01Z -- release aa01 started --\n\
+    2026-12-07T17:00:02Z one\n\
+    2026-12-07T17:00:03Z -- release aa02 started --\n\
+    2026-12-07T17:00:04Z two -- release aa01 started --\n\
+    2026-12-07T17:00:05Z -- release aa01 started --\n\
+    2026-12-07T17:00:06Z one again\n\
+    2026-12-07T17:00:07Z -- release aa01 started --\n\
+    2026-12-07T17:00:08Z one restarted\n";
+
+fn service_logs_shows_the_lines_since_the_current_release_started_or_all_of_them(shell: Shell) {
+    let a = Artifact::new();
+    with_service(&a, "aa01", 60, true);
+    with_service(&a, "aa02", 60, true);
+    a.write(".landfall/service.log", MARKED_LOG);
+    a.set_current("aa01");
+    let logs = |lines: &str, all: &str| {
+        shell.run(&local(&call(
+            "landfall_service_logs",
+            &[&a.path(), lines, "0", all],
+        )))
+    };
+    // From the start of aa01 after aa02's on, its restarts included; a
+    // line of the service's that looks like a mark is none.
+    logs("20", "0").expect(
+        0,
+        "2026-12-07T17:00:05Z -- release aa01 started --\n\
+         2026-12-07T17:00:06Z one again\n\
+         2026-12-07T17:00:07Z -- release aa01 started --\n\
+         2026-12-07T17:00:08Z one restarted\n",
+    );
+    logs("1", "0").expect(0, "2026-12-07T17:00:08Z one restarted\n");
+    logs("0", "0").expect(0, "");
+    // Every release's, led by where the release of the first line started.
+    logs("5", "1").expect(
+        0,
+        "2026-12-07T17:00:03Z -- release aa02 started --\n\
+         2026-12-07T17:00:04Z two -- release aa01 started --\n\
+         2026-12-07T17:00:05Z -- release aa01 started --\n\
+         2026-12-07T17:00:06Z one again\n\
+         2026-12-07T17:00:07Z -- release aa01 started --\n\
+         2026-12-07T17:00:08Z one restarted\n",
+    );
+    logs("3", "1").expect(
+        0,
+        "2026-12-07T17:00:05Z -- release aa01 started --\n\
+         2026-12-07T17:00:06Z one again\n\
+         2026-12-07T17:00:07Z -- release aa01 started --\n\
+         2026-12-07T17:00:08Z one restarted\n",
+    );
+    logs("2", "1").expect(
+        0,
+        "2026-12-07T17:00:07Z -- release aa01 started --\n\
+         2026-12-07T17:00:08Z one restarted\n",
+    );
+    logs("100", "1").expect(0, MARKED_LOG);
+    // A current release whose service has not started since another's:
+    // nothing tells its lines apart, all of them are shown.
+    a.set_current("aa02");
+    logs("2", "0").expect(
+        0,
+        "2026-12-07T17:00:07Z -- release aa01 started --\n\
+         2026-12-07T17:00:08Z one restarted\n",
+    );
+}
+
+fn log_lines_reads_the_journal_and_its_cursor(shell: Shell) {
+    let journal = "-- Boot 1234 --\n\
+        2026-12-07T17:00:00.000001+00:00 h1 systemd[1]: Started app.service.\n\
+        2026-12-07T17:00:00.000002+00:00 h1 app[12]: -- release aa01 started --\n\
+        2026-12-07T17:00:01.000000+00:00 h1 app[12]: one\n\
+        2026-12-07T17:00:02.000000+00:00 h1 app[13]: -- release aa02 started --\n\
+        2026-12-07T17:00:03.000000+00:00 h1 app[13]: two\n\
+        -- cursor: s=abc;i=2\n";
+    let lines = |args: &[&str]| {
+        shell.run(&format!(
+            "printf '%s' {} | {}",
+            quote(journal),
+            call("landfall_log_lines", args)
+        ))
+    };
+    lines(&["20", "0", "aa02", "cursor"]).expect(
+        0,
+        "s=abc;i=2\n\
+         2026-12-07T17:00:02.000000+00:00 h1 app[13]: -- release aa02 started --\n\
+         2026-12-07T17:00:03.000000+00:00 h1 app[13]: two\n",
+    );
+    lines(&["1", "1", "aa02"]).expect(
+        0,
+        "2026-12-07T17:00:02.000000+00:00 h1 app[13]: -- release aa02 started --\n\
+         2026-12-07T17:00:03.000000+00:00 h1 app[13]: two\n",
+    );
+    lines(&["2", "0", "aa01"]).expect(
+        0,
+        "2026-12-07T17:00:02.000000+00:00 h1 app[13]: -- release aa02 started --\n\
+         2026-12-07T17:00:03.000000+00:00 h1 app[13]: two\n",
+    );
 }
 
 fn build_runs_the_recorded_build_hook_and_a_failure_removes_the_upload(shell: Shell) {
@@ -3125,6 +3227,8 @@ under_both_shells!(
     back_to_a_release_whose_service_is_gone_reports_why,
     a_release_without_a_service_stops_the_one_that_ran,
     service_logs_prints_the_tail_of_its_log_or_exits_13,
+    service_logs_shows_the_lines_since_the_current_release_started_or_all_of_them,
+    log_lines_reads_the_journal_and_its_cursor,
     service_that_asks_for_reloads_is_reloaded_when_only_its_files_changed,
     build_runs_the_recorded_build_hook_and_a_failure_removes_the_upload,
     finalize_records_the_provenance_once_and_names_the_release,

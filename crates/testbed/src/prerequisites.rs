@@ -66,6 +66,11 @@ pub const TOOLS: &[Tool] = &[
     ),
     tool("shellcheck", Source::Apt("shellcheck"), "the lint"),
     tool(
+        "awk",
+        Source::Apt("mawk"),
+        "the time of each line a service writes",
+    ),
+    tool(
         "supervisord",
         Source::Apt("supervisor"),
         "services under supervisord",

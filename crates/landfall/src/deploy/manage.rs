@@ -109,14 +109,16 @@ pub struct LogsResult {
 }
 
 /// Prints the log of the service of every target that runs one, each host
-/// at once: the last `lines` lines, and with `follow` what comes next, until
-/// `stop` says so. Each line goes to `line` with its host and artifact as it
-/// comes.
+/// at once, each line after its time: the last `lines` lines since the
+/// current release's service started (of every release with
+/// `all_releases`), and with `follow` what comes next, until `stop` says
+/// so. Each line goes to `line` with its host and artifact as it comes.
 pub fn logs(
     run: &Run<'_>,
     plan: &Plan,
     lines: u32,
     follow: bool,
+    all_releases: bool,
     stop: &(dyn Fn() -> bool + Sync),
     line: &(dyn Fn(&Target, &str) + Sync),
 ) -> Vec<LogsResult> {
@@ -134,6 +136,7 @@ pub fn logs(
                         path: run.transport.host_path(target),
                         lines,
                         follow,
+                        all_releases,
                     });
                     let reply = run
                         .transport
