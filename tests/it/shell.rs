@@ -370,7 +370,7 @@ fn deploy_rollback_and_the_command_line_run_in_the_shell_on_the_hosts() {
     p.send("check\r").unwrap();
     expect(
         &mut p,
-        "Checked 2 artifacts, 1 environments (testbed)",
+        "Checked 2 artifacts, 1 environment (testbed)",
         "check",
     );
     expect(&mut p, HOST2, "the prompt after `check`");
@@ -513,11 +513,11 @@ fn logs_secrets_help_and_what_has_no_place_in_a_shell() {
     let shown = line(&mut p, "help", WEB2);
     for usage in [
         "deploy [--dry-run]",
-        "rollback [--to RELEASE]",
+        "rollback [--to DEPLOY|RELEASE|COMMIT]",
         "build [--out DIR]",
         "config [--annotate]",
         "check ",
-        "secrets edit | show [KEY]",
+        "secrets edit | set NAME | show [KEY]",
         "not here: shell, init, completions",
     ] {
         assert!(shown.contains(usage), "no `{usage}` in {shown}");
