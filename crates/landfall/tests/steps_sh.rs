@@ -3149,6 +3149,125 @@ fn wait_steps_stops_steps_that_outlast_it_and_sees_them_gone(shell: Shell) {
     }
 }
 
+/// Stub service managers: `systemctl`, `journalctl` and `supervisorctl`
+/// that print what a test puts in their files (`show`, `journal`,
+/// `status`) and note each call in `calls`, first in `PATH`, so that the
+/// systemd and supervisord branches of the steps run with no manager.
+struct StubManagers {
+    dir: tempfile::TempDir,
+}
+
+impl StubManagers {
+    fn new() -> StubManagers {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        for (program, answer) in [
+            ("systemctl", "show"),
+            ("journalctl", "journal"),
+            ("supervisorctl", "status"),
+        ] {
+            let stub = dir.path().join(program);
+            fs::write(
+                &stub,
+                format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"{program} $*\" >>\"${{0%/*}}/calls\"\n\
+                     cat \"${{0%/*}}/{answer}\" 2>/dev/null\n"
+                ),
+            )
+            .unwrap();
+            fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        StubManagers { dir }
+    }
+
+    /// What `program` prints next.
+    fn answer(&self, file: &str, text: &str) {
+        fs::write(self.dir.path().join(file), text).unwrap();
+    }
+
+    /// Sh that puts the stubs first in `PATH`.
+    fn first_in_path(&self) -> String {
+        format!("PATH={}:$PATH\n", quote(&text(self.dir.path())))
+    }
+
+    fn calls(&self) -> String {
+        fs::read_to_string(self.dir.path().join("calls")).unwrap_or_default()
+    }
+}
+
+/// What the manager says of a service, as `landfall_service_verdict`
+/// reads it: systemd's `failed` and supervisord's FATAL are given up, an
+/// auto-restart and BACKOFF are not, and a running service is running.
+fn verdict_reads_each_manager_as_it_answers(shell: Shell) {
+    let stubs = StubManagers::new();
+    let release = tempfile::tempdir().unwrap();
+    let dir = text(&release.path().join("releases/r1"));
+    fs::create_dir_all(&dir).unwrap();
+    let verdict = |manager: &str| {
+        let out = shell.run(&format!(
+            "{}service_manager={manager} service_name=hello-app\n\
+             landfall_service_verdict {} || echo unanswered\n\
+             printf '%s|%s\\n' \"$verdict_state\" \"$verdict\"\n",
+            stubs.first_in_path(),
+            quote(&dir)
+        ));
+        assert_eq!(out.status, 0, "{out}");
+        out.stdout.trim().to_string()
+    };
+    for (show, expected) in [
+        (
+            "ActiveState=failed\nSubState=failed\nResult=start-limit-hit\nNRestarts=5\nExecMainCode=1\nExecMainStatus=1\n",
+            "gave-up|failed (Result: start-limit-hit), restarted 5 times, its last run exited with status 1",
+        ),
+        (
+            "ActiveState=activating\nSubState=auto-restart\nResult=exit-code\nNRestarts=2\nExecMainCode=1\nExecMainStatus=1\n",
+            "down|activating (auto-restart) (Result: exit-code), restarted 2 times, its last run exited with status 1",
+        ),
+        (
+            "ActiveState=active\nSubState=running\nResult=success\nNRestarts=0\nExecMainCode=0\nExecMainStatus=0\n",
+            "running|active (running)",
+        ),
+        (
+            "ActiveState=inactive\nSubState=dead\nResult=success\n",
+            "gave-up|inactive (dead)",
+        ),
+    ] {
+        stubs.answer("show", show);
+        assert_eq!(verdict("systemd"), expected, "{show}");
+    }
+    assert!(
+        stubs
+            .calls()
+            .contains("systemctl show hello-app.service -p ActiveState,SubState,Result,NRestarts,ExecMainCode,ExecMainStatus"),
+        "{}",
+        stubs.calls()
+    );
+    for (status, expected) in [
+        (
+            "hello-app                        FATAL     Exited too quickly (process log may have details)\n",
+            "gave-up|FATAL Exited too quickly (process log may have details)",
+        ),
+        (
+            "hello-app                        BACKOFF   Exited too quickly (process log may have details)\n",
+            "down|BACKOFF Exited too quickly (process log may have details)",
+        ),
+        (
+            "hello-app                        RUNNING   pid 42, uptime 0:00:03\n",
+            "running|RUNNING pid 42, uptime 0:00:03",
+        ),
+    ] {
+        stubs.answer("status", status);
+        assert_eq!(verdict("supervisor"), expected, "{status}");
+    }
+    assert!(
+        stubs.calls().contains("supervisorctl -c "),
+        "{}",
+        stubs.calls()
+    );
+    // A manager that answers nothing is no verdict.
+    stubs.answer("status", "");
+    assert_eq!(verdict("supervisor"), "unanswered\n|");
+}
+
 under_both_shells!(
     fail_says_why_on_stderr_and_exits_70,
     probe_reports_current_the_releases_newest_first_and_the_lock,
@@ -3238,4 +3357,5 @@ under_both_shells!(
     prepare_removes_an_upload_that_is_a_link,
     health_ends_at_its_timeout_even_when_the_clock_stands_still,
     wait_steps_stops_steps_that_outlast_it_and_sees_them_gone,
+    verdict_reads_each_manager_as_it_answers,
 );
