@@ -327,8 +327,8 @@ fn a_full_disk_fails_the_push_cleanly() {
 
     bed.ws.edit(
         "deploy.toml",
-        "files = [{ src = \"examples/hello/scripts/restart\", dst = \"bin/restart\" }]",
-        "files = [{ src = \"examples/hello/scripts/restart\", dst = \"bin/restart\" }, { src = \"big.bin\", dst = \"big.bin\" }]",
+        "{ src = \"examples/hello/scripts/restart\", dst = \"bin/restart\" }]",
+        "{ src = \"examples/hello/scripts/restart\", dst = \"bin/restart\" }, { src = \"big.bin\", dst = \"big.bin\" }]",
     );
     let out = bed.deploy(&[]);
     assert_failed_on(&out, "host2", "push");
