@@ -10,14 +10,19 @@ mod bench;
     reason = "only the command's description is used here"
 )]
 mod cli;
+mod suite;
 
 use anyhow::{Context, Result, bail, ensure};
 use xshell::{Shell, cmd};
 
 const USAGE: &str = "usage: cargo xtask <test|lint|demo|man|testbed|bench>
-  test [--fast]        install what the tests need that is missing (as root; otherwise say
+  test [--fast] [--jobs N]
+                       install what the tests need that is missing (as root; otherwise say
                        the one command that would, and exit 2), then the lint and every
-                       test; --fast: the tests that start no host nor service manager
+                       test, the integration tests each in a process of its own, N at once
+                       (twice the CPUs), timed: the slowest are listed, every time is in
+                       target/test-times.tsv; --fast: the tests that start no host nor
+                       service manager
   lint                 cargo fmt --check, shellcheck over every shell script (the host
                        steps as POSIX sh), and cargo clippy with warnings denied
   demo                 deploy examples/hello locally through landfall's library and ask
@@ -102,11 +107,19 @@ const FAST_TOOLS: [&str; 6] = ["git", "rsync", "ssh", "systemd-analyze", "dash",
 /// service manager (the library's, the host steps' under dash and
 /// busybox, the binary's and the test bed's own).
 fn test(sh: &Shell, args: &[String]) -> Result<()> {
-    let fast = match args {
-        [] => false,
-        [flag] if flag == "--fast" => true,
-        _ => bail!("usage: cargo xtask test [--fast]"),
-    };
+    let usage = "usage: cargo xtask test [--fast] [--jobs N]";
+    let (mut fast, mut jobs) = (false, None);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--fast" => fast = true,
+            "--jobs" => {
+                let n = args.next().and_then(|n| n.parse::<usize>().ok());
+                jobs = Some(n.filter(|&n| n > 0).with_context(|| usage.to_string())?);
+            }
+            _ => bail!("{usage}"),
+        }
+    }
     let root = is_root();
     let missing: Vec<&landfall_testbed::prerequisites::Tool> =
         landfall_testbed::prerequisites::missing()
@@ -142,8 +155,18 @@ fn test(sh: &Shell, args: &[String]) -> Result<()> {
         std::process::exit(2);
     }
     lint(sh)?;
-    cmd!(sh, "cargo test --workspace").run()?;
-    Ok(())
+    // Every target but the integration tests, as `cargo test` runs them;
+    // then those, each a process of its own, timed.
+    cmd!(
+        sh,
+        "cargo test -p landfall -p landfall-testbed -p xtask -p hello"
+    )
+    .run()?;
+    cmd!(sh, "cargo test -p landfall-cli --bins").run()?;
+    let jobs = jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(2, std::num::NonZero::get) * 2
+    });
+    suite::run(&sh.current_dir(), jobs)
 }
 
 /// Whether this runs as root, as `/proc/self/status` says.
