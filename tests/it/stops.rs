@@ -111,6 +111,12 @@ fn stopped(human: &Outcome, json: &Outcome, reason: &str, failed: u64, allowed: 
 #[test]
 fn every_rollout_stop_reads_the_same_in_the_human_and_json_summaries() {
     let ws = Workspace::hello();
+    // An unhealthy host is given up on sooner.
+    ws.edit(
+        "deploy.toml",
+        "health_timeout = \"10s\"",
+        "health_timeout = \"2s\"",
+    );
     ws.run(&["deploy", "dev", "--local"]).assert_code(0);
     unhealthy(&ws, "web1");
 
