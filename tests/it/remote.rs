@@ -109,9 +109,7 @@ fn a_small_change_sends_about_that_change_and_links_the_rest() {
     let sessions = bed.sessions_on_every_host();
     let second = bed.deploy(&[]);
     second.assert_code(0);
-    let binary = fs::metadata(bed.ws.path("prebuilt/hello"))
-        .unwrap()
-        .len();
+    let binary = fs::metadata(bed.ws.path("prebuilt/hello")).unwrap().len();
     for event in second.events_of("pushed") {
         assert_eq!(event["artifact"], "app", "only app changed: {event}");
         assert_eq!(
