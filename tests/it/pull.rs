@@ -112,68 +112,6 @@ fn sha256(content: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
-/// A byte counter (nftables) of what this machine sends to a port of the
-/// loopback addresses of test-bed hosts; removed on drop.
-struct Counter {
-    table: String,
-}
-
-impl Counter {
-    fn install(port: u16) -> Counter {
-        let table = format!("landfall_it_pull_{port}");
-        let rules = format!(
-            "table inet {table} {{\n\
-               chain output {{\n\
-                 type filter hook output priority 0; policy accept;\n\
-                 ip daddr 127.0.0.2-127.0.0.254 tcp dport {port} counter comment \"to-hosts\"\n\
-               }}\n\
-             }}\n"
-        );
-        nft(&["-f", "-"], &rules);
-        Counter { table }
-    }
-
-    fn sent(&self) -> u64 {
-        let json = nft(&["-j", "list", "table", "inet", &self.table], "");
-        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-        value["nftables"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|item| item.get("rule"))
-            .find_map(|rule| {
-                rule["expr"]
-                    .as_array()?
-                    .iter()
-                    .find_map(|e| e.get("counter")?.get("bytes")?.as_u64())
-            })
-            .expect("the nftables counter is there")
-    }
-}
-
-impl Drop for Counter {
-    fn drop(&mut self) {
-        let _ = Command::new("nft")
-            .args(["delete", "table", "inet", &self.table])
-            .status();
-    }
-}
-
-fn nft(args: &[&str], input: &str) -> String {
-    let out = landfall_testbed::support::output_with_input(
-        Command::new(landfall_testbed::require("nft")).args(args),
-        input.as_bytes(),
-        std::time::Duration::from_secs(30),
-    )
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "nft {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn serves_every_host(bed: &PullBed) {
     for (host, address) in bed.hosts() {
         assert_eq!(
@@ -313,12 +251,12 @@ fn first_deploy(hosts: usize, pull: bool) -> (u64, f64, Vec<String>) {
     bed.ws
         .run(&["build", "testbed", "--message-format", "json"])
         .assert_code(0);
-    let counter = Counter::install(bed.testbed.hosts[0].port);
+    let counter = landfall_testbed::ByteCounter::install(bed.testbed.hosts[0].port).unwrap();
     let started = Instant::now();
     let out = bed.deploy();
     let seconds = started.elapsed().as_secs_f64();
     out.assert_code(0);
-    let sent = counter.sent();
+    let sent = counter.sent().unwrap();
     serves_every_host(&bed);
     let ids = bed
         .hosts()

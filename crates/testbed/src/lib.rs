@@ -29,10 +29,12 @@
 //! from util-linux, and OpenSSH's `sshd` and `ssh-keygen`; supervisor for
 //! [`Testbed::start_supervisord`], systemd and cgroup v2 for systemd hosts.
 
+mod counter;
 pub mod prerequisites;
 mod s3;
 pub mod support;
 
+pub use counter::ByteCounter;
 pub use prerequisites::require;
 pub use s3::S3Server;
 

@@ -1,111 +1,13 @@
-//! Measuring one run: its wall time, the bytes it sent to the hosts (an
-//! nftables counter on the test bed's port, so landfall and the baseline are
-//! counted the same way, at the IP level) and the peak resident memory of
-//! the process started.
+//! Measuring one run: its wall time, the bytes it sent to the hosts (the
+//! test bed's nftables counter on its port, so landfall and the baseline
+//! are counted the same way, at the IP level) and the peak resident memory
+//! of the process started.
 
 use std::fs;
-use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
-
-/// The name of a benchmark's nftables table, before its process id:
-/// benchmarks of several checkouts may run at once on one machine.
-const TABLE: &str = "landfall_bench_";
-
-/// A byte counter of the traffic from this machine's clients to the test
-/// bed's sshd port. Its nftables table is removed on drop.
-pub(crate) struct Counters {
-    table: String,
-}
-
-impl Counters {
-    pub(crate) fn install(port: u16) -> Result<Counters> {
-        remove_stale_tables();
-        let table = format!("{TABLE}{}", std::process::id());
-        let rules = format!(
-            "table inet {table} {{\n\
-               chain output {{\n\
-                 type filter hook output priority 0; policy accept;\n\
-                 ip daddr 127.0.0.2-127.0.0.254 tcp dport {port} counter comment \"to-hosts\"\n\
-               }}\n\
-             }}\n"
-        );
-        nft(&["-f", "-"], &rules).context(
-            "cannot install an nftables counter (the benchmark counts the bytes sent to the hosts \
-             with one: it needs root and `nft`, apt-get install nftables)",
-        )?;
-        Ok(Counters { table })
-    }
-
-    /// The bytes sent to the hosts so far.
-    pub(crate) fn sent(&self) -> Result<u64> {
-        let json = nft(&["-j", "list", "table", "inet", &self.table], "")?;
-        let value: serde_json::Value = serde_json::from_str(&json)?;
-        value["nftables"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|item| item.get("rule"))
-            .find(|rule| rule["comment"] == "to-hosts")
-            .and_then(|rule| {
-                rule["expr"]
-                    .as_array()?
-                    .iter()
-                    .find_map(|e| e.get("counter")?.get("bytes")?.as_u64())
-            })
-            .context("the nftables counter is missing")
-    }
-}
-
-impl Drop for Counters {
-    fn drop(&mut self) {
-        let _ = nft(&["delete", "table", "inet", &self.table], "");
-    }
-}
-
-/// Removes the tables of benchmarks whose process is gone (killed before
-/// they could remove their own).
-fn remove_stale_tables() {
-    let Ok(tables) = nft(&["list", "tables", "inet"], "") else {
-        return;
-    };
-    for line in tables.lines() {
-        let Some(name) = line.trim().strip_prefix("table inet ") else {
-            continue;
-        };
-        let gone = name
-            .strip_prefix(TABLE)
-            .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
-        if gone {
-            let _ = nft(&["delete", "table", "inet", name], "");
-        }
-    }
-}
-
-fn nft(args: &[&str], input: &str) -> Result<String> {
-    let mut child = Command::new("nft")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot run `nft`")?;
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(input.as_bytes())?;
-    let output = child.wait_with_output()?;
-    ensure!(
-        output.status.success(),
-        "nft {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
+use anyhow::{Context, Result, bail};
 
 /// What one run cost.
 #[derive(Debug, Clone, Default)]
@@ -188,7 +90,7 @@ pub(crate) fn run(cmd: &mut Command, deadline: Duration) -> Result<Finished> {
 /// means nothing.
 pub(crate) fn measure(
     cmd: &mut Command,
-    counters: &Counters,
+    counters: &landfall_testbed::ByteCounter,
     deadline: Duration,
 ) -> Result<Sample> {
     let before = counters.sent()?;

@@ -18,7 +18,8 @@ use anyhow::{Context, Result, bail, ensure};
 use landfall_testbed::Testbed;
 use xshell::{Shell, cmd};
 
-use measure::{Counters, Sample, measure};
+use landfall_testbed::ByteCounter;
+use measure::{Sample, measure};
 use workspace::{BASELINE_PATH, HOOK, LANDFALL_PATH, Workspace};
 
 const BASELINE_SH: &str = include_str!("baseline.sh");
@@ -226,7 +227,7 @@ pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
         .collect();
     remove_all(&deployed)?;
     let ws = Workspace::generate(&dir.join("ws"), &bed.0.ssh_config(), &options.fleets)?;
-    let counters = Counters::install(bed.0.hosts[0].port)?;
+    let counters = ByteCounter::install(bed.0.hosts[0].port)?;
     let masters = Masters::new(&dir, &bed.0)?;
 
     let mut run = Runner {
@@ -509,7 +510,7 @@ struct Runner<'a> {
     ws: &'a Workspace,
     landfall: &'a Path,
     masters: &'a Masters,
-    counters: &'a Counters,
+    counters: &'a ByteCounter,
     results: Results,
     phases: Phases,
     baseline_release: u64,
