@@ -27,6 +27,7 @@ struct Ran {
 /// Builds the integration tests, runs each in a process of its own,
 /// `jobs` at once, and prints the slowest; fails if any failed.
 pub(crate) fn run(root: &Path, jobs: usize) -> Result<()> {
+    let root = &root.canonicalize()?;
     let binary = build(root)?;
     let listed = Command::new(&binary)
         .args(["--list", "--format", "terse"])
