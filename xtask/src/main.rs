@@ -141,10 +141,10 @@ fn test(sh: &Shell, args: &[String]) -> Result<()> {
         }
         install(sh, &missing)?;
     }
+    // Every cargo below selects the whole workspace, so that each builds
+    // the dependencies with the same features and none builds them again.
     if fast {
-        cmd!(sh, "cargo test -p landfall --lib --test steps_sh").run()?;
-        cmd!(sh, "cargo test -p landfall-cli --bins").run()?;
-        cmd!(sh, "cargo test -p landfall-testbed --lib").run()?;
+        cmd!(sh, "cargo test --workspace --lib --bins --test steps_sh").run()?;
         return Ok(());
     }
     if !root {
@@ -157,12 +157,13 @@ fn test(sh: &Shell, args: &[String]) -> Result<()> {
     lint(sh)?;
     // Every target but the integration tests, as `cargo test` runs them;
     // then those, each a process of its own, timed.
-    cmd!(
-        sh,
-        "cargo test -p landfall -p landfall-testbed -p xtask -p hello"
-    )
-    .run()?;
-    cmd!(sh, "cargo test -p landfall-cli --bins").run()?;
+    let tests: Vec<String> = suite::test_targets(&sh.current_dir())?
+        .into_iter()
+        .filter(|name| name != suite::TARGET)
+        .flat_map(|name| ["--test".to_string(), name])
+        .collect();
+    cmd!(sh, "cargo test --workspace --lib --bins {tests...}").run()?;
+    cmd!(sh, "cargo test --workspace --doc").run()?;
     let jobs = jobs.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZero::get) * 2
     });

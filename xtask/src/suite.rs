@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+/// The integration tests' target.
+pub(crate) const TARGET: &str = "it";
+
 /// How many of the slowest tests the table shows.
 const SLOWEST: usize = 10;
 
@@ -136,7 +139,40 @@ fn build(root: &Path) -> Result<PathBuf> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "it")
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == TARGET)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .context("cargo built no `it` binary")
+}
+
+/// The names of the workspace's test targets (`tests/*.rs` of each
+/// member, and `tests/it`), as cargo's metadata lists them.
+pub(crate) fn test_targets(root: &Path) -> Result<Vec<String>> {
+    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root)
+        .output()
+        .context("cannot run cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let names: Vec<String> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "test"))
+        })
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect();
+    if !names.iter().any(|n| n == TARGET) {
+        bail!("the workspace has no `{TARGET}` test target");
+    }
+    Ok(names)
 }
