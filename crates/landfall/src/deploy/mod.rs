@@ -1,4 +1,5 @@
-//! Deploy, status and rollback across a fleet, over any [`Transport`].
+//! Every fleet operation, over any [`Transport`]: deploy, status, logs,
+//! rollback, exec, and orphans and prune.
 //!
 //! A deploy runs in phases, each over all hosts (`jobs` at a time):
 //!
@@ -25,26 +26,33 @@
 //! activated before every push has succeeded.
 //!
 //! This module holds what the operations share (the run's context,
-//! outcomes, bounded parallelism, probing); `phases` is the deploy itself,
-//! `manage` the status and rollback commands.
+//! outcomes, bounded parallelism, probing); `phases`, `rollout` and `pull`
+//! are the deploy itself, `predict` its dry run; each other operation has
+//! a module of its own (`status`, `logs`, `rollback` with the fleet's
+//! `history`, `exec`, `prune`).
 
 mod decide;
+mod exec;
 mod history;
-mod manage;
+mod logs;
 mod phases;
 mod predict;
+mod prune;
 mod pull;
+mod rollback;
 mod rollout;
+mod status;
 #[cfg(test)]
 mod tests;
 
 pub use decide::{Action, Upload, decide, previous_good};
 
-pub use manage::{
-    ExecRequest, ExecResult, HostOrphans, LogsResult, PruneResult, ReleaseStatus, TargetStatus,
-    exec, exec_attached, logs, orphans, prune, rollback, status,
-};
+pub use exec::{ExecRequest, ExecResult, exec, exec_attached};
+pub use logs::{LogsResult, logs};
 pub use phases::deploy;
+pub use prune::{HostOrphans, PruneResult, orphans, prune};
+pub use rollback::rollback;
+pub use status::{ReleaseStatus, TargetStatus, status};
 
 pub use crate::steps::{Claim, LogEntry, Orphan, PathState, ServiceState};
 
