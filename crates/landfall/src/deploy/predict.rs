@@ -148,7 +148,7 @@ fn diffs(
         });
         run.transport
             .run(&w.target.host, &script)
-            .map(|reply| parse_files(&reply.output.stdout))
+            .map(|reply| reply.files())
             .unwrap_or_default()
     };
 
@@ -187,31 +187,6 @@ fn diffs(
     out
 }
 
-/// Parses what `landfall_files` printed: `file NAME SIZE` lines each
-/// followed by the file's bytes, and `skip NAME` lines.
-fn parse_files(mut out: &[u8]) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    while let Some(end) = out.iter().position(|&b| b == b'\n') {
-        let header = String::from_utf8_lossy(&out[..end]).into_owned();
-        out = &out[end + 1..];
-        let Some(rest) = header.strip_prefix("file\t") else {
-            continue;
-        };
-        let Some((name, size)) = rest.rsplit_once('\t') else {
-            break;
-        };
-        let Ok(size) = size.parse::<usize>() else {
-            break;
-        };
-        if out.len() < size {
-            break;
-        }
-        files.insert(name.to_string(), out[..size].to_vec());
-        out = &out[size..];
-    }
-    files
-}
-
 /// Writes the whole diff of a target, all files, to
 /// `target/landfall/diffs/ENV/HOST/ARTIFACT.diff` when the output cut any
 /// of it.
@@ -230,18 +205,4 @@ fn write_full(run: &Run<'_>, w: &Work<'_>, diffs: &[FileDiff]) -> Option<PathBuf
     let text: String = diffs.iter().map(|d| d.full.as_str()).collect();
     crate::files::write_atomically(&path, text.as_bytes()).ok()?;
     Some(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn files_are_parsed_byte_exact() {
-        let out = b"file\ta b.txt\t4\nx\ny\nskip\tbig\nfile\tbin\t3\n\0\n\x01";
-        let files = parse_files(out);
-        assert_eq!(files["a b.txt"], b"x\ny\n");
-        assert_eq!(files["bin"], b"\0\n\x01");
-        assert!(!files.contains_key("big"));
-    }
 }

@@ -413,6 +413,80 @@ impl From<Output> for Reply {
     }
 }
 
+impl Reply {
+    /// The files `landfall_files` printed, by name: each a `file NAME
+    /// SIZE` line and its bytes; `skip NAME` names one it did not send.
+    pub(crate) fn files(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let mut out: &[u8] = &self.output.stdout;
+        let mut files = std::collections::BTreeMap::new();
+        while let Some(end) = out.iter().position(|&b| b == b'\n') {
+            let header = String::from_utf8_lossy(&out[..end]).into_owned();
+            out = &out[end + 1..];
+            // Lines tagged "skip" name a file too large to send.
+            let Some(("file", rest)) = header.split_once('\t') else {
+                continue;
+            };
+            let Some((name, size)) = rest.rsplit_once('\t') else {
+                break;
+            };
+            let Ok(size) = size.parse::<usize>() else {
+                break;
+            };
+            if out.len() < size {
+                break;
+            }
+            files.insert(name.to_string(), out[..size].to_vec());
+            out = &out[size..];
+        }
+        files
+    }
+}
+
+/// Every tag a line of a reply begins with, as the host steps print them:
+/// each is parsed here, [`Report::parse`]'s or [`Reply::files`]'s.
+#[cfg(test)]
+const TAGS: &[&str] = &[
+    "activated",
+    "busy",
+    "confirmed",
+    "created",
+    "current",
+    "derived",
+    "failed",
+    "file",
+    "held",
+    "hook",
+    "kept-service",
+    "lock",
+    "locked",
+    "log",
+    "orphan",
+    "prepared",
+    "provenance",
+    "pruned",
+    "pulled",
+    "release",
+    "reloaded",
+    "removed",
+    "removed-service",
+    "restarted",
+    "revert-failed",
+    "reverted",
+    "service",
+    "service-log",
+    "service-log-line",
+    "service-log-unread",
+    "skip",
+    "switched",
+    "timeout",
+    "unclaimed",
+    "underived",
+    "unlocked",
+    "unlogged",
+    "unrecorded",
+    "verdict",
+];
+
 /// What a host holds for one artifact path.
 #[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct PathState {
@@ -908,6 +982,50 @@ impl Reply {
 
 #[cfg(test)]
 mod tests {
+    /// The host steps and this parser speak one protocol: every tag the
+    /// steps print is one this file parses, and every tag it parses is
+    /// one the steps print.
+    #[test]
+    fn every_tag_the_steps_print_is_parsed_and_every_tag_parsed_is_printed() {
+        let steps = include_str!("../steps.sh");
+        let this = include_str!("reply.rs");
+        // The parsing code: what comes before the list of tags.
+        let this = &this[..this.find("const TAGS").expect("the list of tags")];
+        let printed: std::collections::BTreeSet<&str> = steps
+            .split("printf '")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("\\t").map(|(tag, _)| tag))
+            .filter(|tag| {
+                !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+            })
+            .collect();
+        let known: std::collections::BTreeSet<&str> = super::TAGS.iter().copied().collect();
+        assert_eq!(
+            printed, known,
+            "the tags steps.sh prints, and those TAGS lists"
+        );
+        for tag in super::TAGS {
+            assert!(
+                this.contains(&format!("\"{tag}\"")),
+                "`{tag}` is listed but not parsed"
+            );
+        }
+    }
+
+    #[test]
+    fn files_are_parsed_byte_exact() {
+        let out = b"file\ta b.txt\t4\nx\ny\nskip\tbig\nfile\tbin\t3\n\0\n\x01";
+        let files = Reply::from(Output {
+            code: Some(0),
+            stdout: out.to_vec(),
+            stderr: Vec::new(),
+        })
+        .files();
+        assert_eq!(files["a b.txt"], b"x\ny\n");
+        assert_eq!(files["bin"], b"\0\n\x01");
+        assert!(!files.contains_key("big"));
+    }
+
     use super::*;
 
     fn reply(code: i32, stdout: &str) -> Reply {
