@@ -5,13 +5,12 @@
 //! nftables counter, as the benchmark counts them.
 
 use std::fs;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use landfall_testbed::{S3Server, Scoped};
 
-use crate::support::{Outcome, Workspace, free_port, http_get_at};
+use crate::support::{Outcome, Workspace, free_port};
 
 const BUCKET: &str = "releases";
 const PREFIX: &str = "hello";
@@ -102,25 +101,18 @@ impl PullBed {
 }
 
 fn sha256(content: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(content).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = landfall_testbed::support::output_with_input(
+        &mut Command::new("sha256sum"),
+        content,
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap();
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
 fn serves_every_host(bed: &PullBed) {
     for (host, address) in bed.hosts() {
-        assert_eq!(
-            http_get_at(&address, bed.port, "/"),
-            Some((200, format!("hello from {host}\n")))
-        );
-        let (status, page) = http_get_at(&address, bed.port, "/static/index.html").unwrap();
-        assert_eq!(status, 200);
-        assert!(page.contains("The hello site"), "{page}");
+        crate::support::serves_hello(&host, &address, bed.port);
     }
 }
 

@@ -28,13 +28,7 @@ fn first_deploy_serves_every_host_and_status_shows_who_and_what() {
     assert_eq!(out.statuses().len(), 6);
     assert!(statuses_are(&out, "deployed"), "{:?}", out.statuses());
     for (host, address) in bed.hosts() {
-        assert_eq!(
-            http_get_at(&address, bed.port, "/"),
-            Some((200, format!("hello from {host}\n")))
-        );
-        let (status, page) = http_get_at(&address, bed.port, "/static/index.html").unwrap();
-        assert_eq!(status, 200);
-        assert!(page.contains("The hello site"));
+        crate::support::serves_hello(&host, &address, bed.port);
         assert_eq!(bed.current(&host, APP), Some(out.release_of(&host, "app")));
         let mode = fs::metadata(bed.srv(&host, APP).join(".landfall"))
             .unwrap()

@@ -608,6 +608,19 @@ pub(crate) fn kill_group(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
+/// Asserts that `host`, at `address`, serves the example: its greeting on
+/// `/` and the site's page under `/static/`.
+#[track_caller]
+pub(crate) fn serves_hello(host: &str, address: &str, port: u16) {
+    assert_eq!(
+        http_get_at(address, port, "/"),
+        Some((200, format!("hello from {host}\n")))
+    );
+    let (status, page) = http_get_at(address, port, "/static/index.html").unwrap();
+    assert_eq!(status, 200, "{host}");
+    assert!(page.contains("The hello site"), "{host}: {page}");
+}
+
 /// `GET http://127.0.0.1:PORT/PATH`: the status and body.
 pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     http_get_at("127.0.0.1", port, path)
