@@ -128,14 +128,20 @@ fn test(sh: &Shell, args: &[String]) -> Result<()> {
             .collect();
     if !missing.is_empty() {
         if !root {
+            // Without sudo, Debian's packages are root's to install.
+            let (how, sudo) = if missing.iter().any(|t| t.name == "sudo") {
+                ("run as root", "")
+            } else {
+                ("run", "sudo ")
+            };
             eprintln!(
-                "the tests need what is not installed here: {}\nrun:\n  {}",
+                "the tests need what is not installed here: {}\n{how}:\n  {}",
                 missing
                     .iter()
                     .map(|t| format!("{} ({})", t.name, t.why))
                     .collect::<Vec<_>>()
                     .join(", "),
-                install_command(&missing, "sudo ")
+                install_command(&missing, sudo)
             );
             std::process::exit(2);
         }
