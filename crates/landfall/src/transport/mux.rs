@@ -105,7 +105,7 @@ fn is_hello(packet: &[u8]) -> bool {
 
 /// What is found at a master's control socket.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Found {
+pub(super) enum Master {
     /// A master, which answered.
     Alive,
     /// Nothing takes connections there: no socket, or one that nobody
@@ -120,9 +120,9 @@ pub(super) enum Found {
 /// Asks the socket at `socket` whether a master is alive there, as `ssh -O
 /// check` does: each side's hello, then an alive check that the master
 /// answers with its pid.
-pub(super) fn ask(socket: &Path) -> Found {
+pub(super) fn check_master(socket: &Path) -> Master {
     let Ok(mut stream) = UnixStream::connect(socket) else {
-        return Found::Nothing;
+        return Master::Nothing;
     };
     match request(&mut stream, ALIVE_CHECK) {
         Ok((hello, alive))
@@ -131,9 +131,9 @@ pub(super) fn ask(socket: &Path) -> Found {
                 && word(&alive, 1) == Some(REQUEST)
                 && word(&alive, 2).is_some_and(|pid| pid > 0) =>
         {
-            Found::Alive
+            Master::Alive
         }
-        _ => Found::Silent,
+        _ => Master::Silent,
     }
 }
 
@@ -368,12 +368,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Nothing there, or a socket nobody listens on any more.
         let socket = dir.path().join("gone");
-        assert_eq!(ask(&socket), Found::Nothing);
+        assert_eq!(check_master(&socket), Master::Nothing);
         drop(UnixListener::bind(&socket).unwrap());
         // A process another test forks at that moment holds a copy of the
         // listener until it runs its program: nobody listens once it has.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while ask(&socket) != Found::Nothing {
+        while check_master(&socket) != Master::Nothing {
             assert!(std::time::Instant::now() < deadline, "a listener is left");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -382,13 +382,13 @@ mod tests {
         let silent = dir.path().join("silent");
         let listener = UnixListener::bind(&silent).unwrap();
         let started = std::time::Instant::now();
-        assert_eq!(ask(&silent), Found::Silent);
+        assert_eq!(check_master(&silent), Master::Silent);
         assert!(started.elapsed() < Duration::from_secs(3));
         drop(listener);
         // One that answers each request as a master does (hello, then
         // MUX_S_ALIVE with the request's id and its pid), and one that
         // answers with another request's id.
-        for (id, found) in [(1u32, Found::Alive), (7, Found::Silent)] {
+        for (id, found) in [(1u32, Master::Alive), (7, Master::Silent)] {
             let path = dir.path().join(format!("master{id}"));
             let listener = UnixListener::bind(&path).unwrap();
             let master = std::thread::spawn(move || {
@@ -407,7 +407,7 @@ mod tests {
                 let reply = Packet::default().u32(ALIVE).u32(id).u32(4242).framed();
                 stream.write_all(&reply).unwrap();
             });
-            assert_eq!(ask(&path), found);
+            assert_eq!(check_master(&path), found);
             master.join().unwrap();
         }
     }

@@ -823,13 +823,13 @@ impl Master {
     /// ends once idle.)
     fn reuse(&self) -> Option<MuxSession> {
         let kept = self.kept.as_deref()?;
-        let found = mux::ask(kept);
-        if found == mux::Found::Alive
+        let found = mux::check_master(kept);
+        if found == mux::Master::Alive
             && let Ok((shell, streams)) = mux::session(kept, &REMOTE_SHELL.join(" "))
         {
             return Some(MuxSession { shell, streams });
         }
-        if found != mux::Found::Nothing {
+        if found != mux::Master::Nothing {
             let _ = fs::remove_file(kept);
         }
         None
