@@ -10,6 +10,7 @@
 
 mod local;
 mod mux;
+mod sockets;
 mod ssh;
 
 pub use crate::steps::{Reply, Script};
