@@ -10,6 +10,7 @@
 
 mod local;
 mod mux;
+mod rsync;
 mod sockets;
 mod ssh;
 
