@@ -609,7 +609,7 @@ fn shared_dirs<'p>(run: &'p Run<'_>, target: &Target) -> impl Iterator<Item = &'
 }
 
 /// How an activation ended on one host.
-pub(super) struct Ended {
+pub(super) struct ActivationEnd {
     pub(super) activation: Activation,
     /// The tail of the hooks' output, or why the service did not run, for
     /// failure messages.
@@ -629,7 +629,7 @@ pub(super) fn activate_one(
     w: &Work<'_>,
     tidy: bool,
     provenance: &str,
-) -> Result<Ended, String> {
+) -> Result<ActivationEnd, String> {
     let mut script = run
         .script(w.target)
         .allowing(super::activation_time(w.target));
@@ -663,7 +663,7 @@ pub(super) fn activate_one(
     run.notify(&w.target.host, &w.target.artifact, &reply);
     let activation = reply.activation().ok_or_else(|| describe_failure(&reply))?;
     let tail = reply.failure_output();
-    Ok(Ended {
+    Ok(ActivationEnd {
         activation,
         detail: if tail.is_empty() {
             String::new()

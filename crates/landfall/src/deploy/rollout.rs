@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::phases::{Ended, activate_one, record_revert, report_removed, revert_switched};
+use super::phases::{ActivationEnd, activate_one, record_revert, report_removed, revert_switched};
 use super::{Action, Lock, Run, Status, Stopped, Work, describe_failure, parallel};
 use crate::config::{Artifact, OnFailure};
 use crate::event::{Event, Phase};
@@ -298,10 +298,10 @@ type Failure = (usize, Phase);
 fn record_activation(
     run: &Run<'_>,
     w: &mut Work<'_>,
-    output: Result<Ended, String>,
+    output: Result<ActivationEnd, String>,
 ) -> Option<Phase> {
     match output {
-        Ok(Ended {
+        Ok(ActivationEnd {
             activation: Activation::Activated,
             tidied,
             ..
@@ -319,7 +319,7 @@ fn record_activation(
             }
             None
         }
-        Ok(Ended {
+        Ok(ActivationEnd {
             activation: Activation::PreActivateFailed { step },
             detail,
             ..
@@ -336,7 +336,7 @@ fn record_activation(
             );
             Some(Phase::PreActivate)
         }
-        Ok(Ended {
+        Ok(ActivationEnd {
             activation: Activation::Failed { step, revert },
             detail,
             gave_up,
