@@ -1086,22 +1086,21 @@ mod tests {
 
         /// Its exit status and all it wrote, once its output ended: the
         /// service's, and the awk's that wrote the time of each line.
-        fn finish(mut self) -> (Option<i32>, String) {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        fn finish(self) -> (Option<i32>, String) {
+            let deadline = std::time::Duration::from_secs(20);
             let output = self
                 .output
-                .recv_timeout(deadline - std::time::Instant::now())
+                .recv_timeout(deadline)
                 .expect("the output ends within 20s");
-            loop {
-                if let Some(status) = self.child.try_wait().unwrap() {
-                    return (status.code(), output);
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the launcher ends within 20s"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
+            // Its exit, told by a thread that waits for it.
+            let mut child = self.child;
+            let (ended, exit) = std::sync::mpsc::channel();
+            std::thread::spawn(move || drop(ended.send(child.wait())));
+            let status = exit
+                .recv_timeout(deadline)
+                .expect("the launcher ends within 20s")
+                .unwrap();
+            (status.code(), output)
         }
     }
 
@@ -1205,14 +1204,11 @@ mod tests {
             );
             let from = now();
             let launched = Launched::start(shell, &run, &[("UP", up.to_str().unwrap())]);
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while !up.exists() {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{shell}: the service started"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
+            landfall_testbed::support::wait_for(
+                10,
+                &format!("{shell}: the service to start"),
+                || up.exists(),
+            );
             let group = format!("-{}", launched.child.id());
             let killed = std::process::Command::new("kill")
                 .args(["-TERM", "--", &group])

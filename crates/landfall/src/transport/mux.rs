@@ -372,11 +372,9 @@ mod tests {
         drop(UnixListener::bind(&socket).unwrap());
         // A process another test forks at that moment holds a copy of the
         // listener until it runs its program: nobody listens once it has.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while check_master(&socket) != Master::Nothing {
-            assert!(std::time::Instant::now() < deadline, "a listener is left");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        landfall_testbed::support::wait_for(10, "nobody to listen on a dropped socket", || {
+            check_master(&socket) == Master::Nothing
+        });
         // A listener that never answers (a master that is stopped) is
         // given up within its second.
         let silent = dir.path().join("silent");
