@@ -100,7 +100,16 @@ fn man(sh: &Shell, dir: Option<String>) -> Result<()> {
 }
 
 /// The programs the tests that start no host need (see `test --fast`).
-const FAST_TOOLS: [&str; 6] = ["git", "rsync", "ssh", "systemd-analyze", "dash", "busybox"];
+const FAST_TOOLS: [&str; 8] = [
+    "git",
+    "rsync",
+    "ssh",
+    "systemd-analyze",
+    "dash",
+    "busybox",
+    "awk",
+    "shellcheck",
+];
 
 /// `cargo xtask test [--fast]`: the prerequisites, then the lint and the
 /// whole suite, or, with `--fast`, the tests that start no host nor
