@@ -7,7 +7,8 @@
 //! Each group's messages are kept whole in a snapshot,
 //! `snapshots/bad_input/<group>.txt`: per case, its name, its command and
 //! its stderr, with the workspace's path written `[WS]`, the repository's
-//! `[REPO]` and the hosts' ports `[PORT1]` and `[PORT2]`. After a deliberate
+//! `[REPO]`, and the hosts' addresses and ports `[ADDR1]:[PORT1]` and
+//! `[ADDR2]:[PORT2]`. After a deliberate
 //! change of a message, rewrite them with
 //!
 //! ```text
@@ -196,8 +197,9 @@ fn normalise(ws: &Workspace, text: &str) -> String {
         let commit = ws.git(&["rev-parse", "HEAD"]);
         text = text.replace(&commit[..12], "[COMMIT]");
     }
-    for (i, port) in ws.ports.iter().enumerate() {
-        text = text.replace(&port.to_string(), &format!("[PORT{}]", i + 1));
+    for (i, listen) in ws.listen.iter().enumerate() {
+        text = text.replace(&listen.ip().to_string(), &format!("[ADDR{}]", i + 1));
+        text = text.replace(&listen.port().to_string(), &format!("[PORT{}]", i + 1));
     }
     text
 }

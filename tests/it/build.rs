@@ -283,7 +283,7 @@ fn cargo_zigbuild_pins_the_glibc_floor() {
     let native = ws.path("target/landfall/build/release/hello");
     assert!(!native.exists() || highest_glibc(&native) > (2, 17));
     // The health hook passed; the service answers as ever.
-    let (status, greeting) = crate::support::http_get(ws.ports[0], "/").expect("hello answers");
+    let (status, greeting) = crate::support::http_get(ws.listen[0], "/").expect("hello answers");
     assert_eq!(status, 200);
     assert!(greeting.contains("hello"), "{greeting}");
 }

@@ -44,13 +44,13 @@ fn first_deploy_serves_every_host_over_http() {
         ]
     );
     assert_eq!(out.summary()["ok"], true);
-    for (host, port) in ["web1", "web2"].into_iter().zip(ws.ports) {
+    for (host, listen) in ["web1", "web2"].into_iter().zip(ws.listen) {
         assert_eq!(
-            http_get(port, "/"),
+            http_get(listen, "/"),
             Some((200, format!("hello from {host}\n")))
         );
-        assert_eq!(http_get(port, "/health"), Some((200, "ok\n".into())));
-        let (status, page) = http_get(port, "/static/index.html").unwrap();
+        assert_eq!(http_get(listen, "/health"), Some((200, "ok\n".into())));
+        let (status, page) = http_get(listen, "/static/index.html").unwrap();
         assert_eq!(status, 200);
         assert!(page.contains("The hello site"), "{page}");
 
@@ -72,7 +72,7 @@ fn first_deploy_serves_every_host_over_http() {
         );
         let config = fs::read_to_string(rel.join("etc/hello.toml")).unwrap();
         assert!(
-            config.contains(&format!("listen = \"127.0.0.1:{port}\"")),
+            config.contains(&format!("listen = \"{listen}\"")),
             "{config}"
         );
 
@@ -166,7 +166,7 @@ fn changing_one_static_file_redeploys_only_its_artifact() {
         inode(&old_site, "public/style.css"),
         inode(&new_site, "public/style.css")
     );
-    let (_, css) = http_get(ws.ports[0], "/static/style.css").unwrap();
+    let (_, css) = http_get(ws.listen[0], "/static/style.css").unwrap();
     assert!(css.contains("42em"), "{css}");
 }
 
@@ -327,7 +327,7 @@ fn failing_health_check_rolls_back_to_the_previous_release() {
         "activate ran again for the previous release"
     );
     assert_eq!(
-        http_get(ws.ports[0], "/health"),
+        http_get(ws.listen[0], "/health"),
         Some((200, "ok\n".into())),
         "the previous release serves again"
     );
@@ -385,7 +385,7 @@ fn status_and_rollback_to_the_previous_release() {
     let second = deploy(&ws, &[]);
     second.assert_code(0);
     assert_eq!(
-        http_get(ws.ports[0], "/"),
+        http_get(ws.listen[0], "/"),
         Some((200, "howdy from web1\n".into()))
     );
 
@@ -457,7 +457,7 @@ fn status_and_rollback_to_the_previous_release() {
         "--only kept web2 as it was"
     );
     assert_eq!(
-        http_get(ws.ports[0], "/"),
+        http_get(ws.listen[0], "/"),
         Some((200, "hello from web1\n".into()))
     );
 
@@ -672,7 +672,7 @@ fn ctrl_c_during_activation_lets_the_host_in_flight_finish_then_switches_every_h
         ]
     );
     assert_eq!(
-        http_get(ws.ports[1], "/"),
+        http_get(ws.listen[1], "/"),
         Some((200, "hello from web2\n".into()))
     );
 }
@@ -758,7 +758,7 @@ fn a_second_ctrl_c_ends_at_once_leaving_no_secret_staged_and_the_hosts_finish_by
         fs::read_to_string(&log).is_ok_and(|l| l.lines().count() == 2)
     });
     assert_eq!(
-        http_get(ws.ports[0], "/"),
+        http_get(ws.listen[0], "/"),
         Some((200, "howdy from web1\n".into()))
     );
     // The next run takes over the locks the ended one left, and converges.
@@ -768,13 +768,13 @@ fn a_second_ctrl_c_ends_at_once_leaving_no_secret_staged_and_the_hosts_finish_by
         &env,
     );
     next.assert_code(0);
-    for (host, port) in [("web1", ws.ports[0]), ("web2", ws.ports[1])] {
+    for (host, listen) in [("web1", ws.listen[0]), ("web2", ws.listen[1])] {
         assert!(
             !ws.host_dir(host, APP).join(".landfall/lock").exists(),
             "{host}"
         );
         assert_eq!(
-            http_get(port, "/"),
+            http_get(listen, "/"),
             Some((200, format!("howdy from {host}\n")))
         );
     }

@@ -243,7 +243,7 @@ fn first_deploy(hosts: usize, pull: bool) -> (u64, f64, Vec<String>) {
     bed.ws
         .run(&["build", "testbed", "--message-format", "json"])
         .assert_code(0);
-    let counter = landfall_testbed::ByteCounter::install(bed.testbed.hosts[0].port).unwrap();
+    let counter = landfall_testbed::ByteCounter::install(&bed.testbed.hosts).unwrap();
     let started = Instant::now();
     let out = bed.deploy();
     let seconds = started.elapsed().as_secs_f64();

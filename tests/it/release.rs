@@ -91,7 +91,7 @@ fn a_hook_only_change_is_a_new_release_and_reverting_it_activates_the_old_one_ag
     );
     assert_eq!(hook_lines(&ws, "web1"), ["one", "two", "one"]);
     assert_eq!(
-        http_get(ws.ports[0], "/"),
+        http_get(ws.listen[0], "/"),
         Some((200, "hello from web1\n".into()))
     );
 
@@ -170,7 +170,7 @@ fn a_failed_health_check_switches_back_and_runs_the_old_releases_own_health_hook
         "the old release's own health hook ran after the switch back: {lines:?}"
     );
     assert_eq!(
-        http_get(ws.ports[0], "/health"),
+        http_get(ws.listen[0], "/health"),
         Some((200, "ok\n".into())),
         "the old release serves"
     );
@@ -322,7 +322,7 @@ fn a_release_records_its_overrides_and_a_protected_rollback_is_confirmed() {
     let out = deploy(&ws, &["--var", "greeting=hola"]);
     out.assert_code(0);
     assert_eq!(
-        http_get(ws.ports[0], "/"),
+        http_get(ws.listen[0], "/"),
         Some((200, "hola from web1\n".into()))
     );
     let status = ws.run(&["status", "dev", "--local", "--message-format", "json"]);
@@ -355,14 +355,14 @@ fn a_release_records_its_overrides_and_a_protected_rollback_is_confirmed() {
         refused.stderr
     );
     assert_eq!(
-        http_get(ws.ports[0], "/"),
+        http_get(ws.listen[0], "/"),
         Some((200, "hello from web1\n".into())),
         "nothing was rolled back"
     );
     ws.run(&["rollback", "dev", "--local", "--yes"])
         .assert_code(0);
     assert_eq!(
-        http_get(ws.ports[0], "/"),
+        http_get(ws.listen[0], "/"),
         Some((200, "hola from web1\n".into()))
     );
 }

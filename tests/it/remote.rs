@@ -566,7 +566,8 @@ fn an_unknown_host_key_is_refused_unless_accept_new_and_a_changed_one_always() {
     let known = bed.testbed.dir.join("known_hosts");
     // host3's key is no longer known: ssh must refuse, not ask or accept.
     let text = fs::read_to_string(&known).unwrap();
-    let kept: Vec<&str> = text.lines().filter(|l| !l.contains("127.0.0.4")).collect();
+    let host3 = format!("[{}]", bed.testbed.hosts[2].address);
+    let kept: Vec<&str> = text.lines().filter(|l| !l.contains(&host3)).collect();
     fs::write(&known, kept.join("\n") + "\n").unwrap();
     let out = bed.deploy(&[]);
     out.assert_code(1);

@@ -501,21 +501,24 @@ fn config_annotate_says_where_every_variable_comes_from() {
     );
     let out = ws.run(&["config", "dev", "--annotate", "--var", "healthy=false"]);
     out.assert_code(0);
-    let port = ws.ports;
+    let [web1, web2] = ws.listen;
     let expected = format!(
         "# host `web1` of environment `dev`\n\
-         bind = \"127.0.0.1\"         # environments/dev.toml:6 (environment), overrides deploy.toml:15\n\
+         bind = \"{}\" # environments/dev.toml:11 (host `web1`), overrides deploy.toml:15, environments/dev.toml:6\n\
          greeting = \"hi from dev\"   # environments/dev.toml:5 (environment), overrides deploy.toml:13\n\
          healthy = false            # --var (command line), overrides deploy.toml:14\n\
          port = {}                # environments/dev.toml:11 (host `web1`)\n\
          \n\
          # host `web2` of environment `dev`\n\
-         bind = \"127.0.0.1\"         # environments/dev.toml:6 (environment), overrides deploy.toml:15\n\
+         bind = \"{}\" # environments/dev.toml:16 (host `web2`), overrides deploy.toml:15, environments/dev.toml:6\n\
          greeting = \"hi from web2\"  # environments/dev.toml:16 (host `web2`), overrides deploy.toml:13, environments/dev.toml:5\n\
          healthy = false            # --var (command line), overrides deploy.toml:14\n\
          port = {}                # environments/dev.toml:16 (host `web2`)\n\
          \n",
-        port[0], port[1]
+        web1.ip(),
+        web1.port(),
+        web2.ip(),
+        web2.port()
     );
     // Comments are aligned per host; compare without the padding.
     let unpadded = |text: &str| -> String {

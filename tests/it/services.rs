@@ -49,9 +49,9 @@ fn under_local_the_service_is_a_process_that_each_activation_restarts() {
         ws.run(&args)
     };
     deploy(&[]).assert_code(0);
-    for (host, port) in ["web1", "web2"].into_iter().zip(ws.ports) {
+    for (host, listen) in ["web1", "web2"].into_iter().zip(ws.listen) {
         assert_eq!(
-            http_get(port, "/"),
+            http_get(listen, "/"),
             Some((200, format!("hello from {host}\n")))
         );
     }
@@ -67,8 +67,8 @@ fn under_local_the_service_is_a_process_that_each_activation_restarts() {
     // Its log, prefixed by host, each line after its time.
     let logs = ws.run(&["logs", "dev", "--local", "-n", "5"]);
     logs.assert_code(0);
-    for (host, port) in ["web1", "web2"].into_iter().zip(ws.ports) {
-        let line = format!("hello: listening on 127.0.0.1:{port}");
+    for (host, listen) in ["web1", "web2"].into_iter().zip(ws.listen) {
+        let line = format!("hello: listening on {listen}");
         assert!(
             logged(&logs.stdout, host).iter().any(|(_, l)| *l == line),
             "{}",
@@ -107,9 +107,9 @@ fn under_local_the_service_is_a_process_that_each_activation_restarts() {
         "{}",
         out.stdout
     );
-    for (host, port) in ["web1", "web2"].into_iter().zip(ws.ports) {
+    for (host, listen) in ["web1", "web2"].into_iter().zip(ws.listen) {
         assert_eq!(
-            http_get(port, "/"),
+            http_get(listen, "/"),
             Some((200, format!("hello from {host}\n")))
         );
         assert!(alive(local_pid(&ws, host)));
@@ -118,13 +118,13 @@ fn under_local_the_service_is_a_process_that_each_activation_restarts() {
     // A change, then a rollback to the release before it.
     deploy(&["--var", "greeting=howdy"]).assert_code(0);
     assert_eq!(
-        http_get(ws.ports[0], "/"),
+        http_get(ws.listen[0], "/"),
         Some((200, "howdy from web1\n".into()))
     );
     ws.run(&["rollback", "dev", "--local", "--message-format", "json"])
         .assert_code(0);
     assert_eq!(
-        http_get(ws.ports[0], "/"),
+        http_get(ws.listen[0], "/"),
         Some((200, "hello from web1\n".into()))
     );
 }
@@ -676,14 +676,14 @@ fn logs_follow_prints_each_line_as_it_comes_until_interrupted() {
         }
     };
     let release = current_releases(&ws, &["dev", "--local"])[0].1.clone();
-    wait_for_line(&format!("hello: listening on 127.0.0.1:{}", ws.ports[0]));
+    wait_for_line(&format!("hello: listening on {}", ws.listen[0]));
     // A restart writes to the log while it is followed: the service's last
     // words, where the release started again, and its first words.
     ws.run(&["deploy", "dev", "--local", "--force"])
         .assert_code(0);
     wait_for_line("hello: stopped");
     wait_for_line(&started(&release));
-    wait_for_line(&format!("hello: listening on 127.0.0.1:{}", ws.ports[0]));
+    wait_for_line(&format!("hello: listening on {}", ws.listen[0]));
     let status = std::process::Command::new("kill")
         .args(["-INT", "--", &format!("-{}", child.id())])
         .status()
@@ -1370,9 +1370,9 @@ fn under_local_a_service_that_exits_at_start_is_reported_with_its_own_words() {
         "{}",
         out.stderr
     );
-    for (host, port) in ["web1", "web2"].into_iter().zip(ws.ports) {
+    for (host, listen) in ["web1", "web2"].into_iter().zip(ws.listen) {
         assert_eq!(
-            http_get(port, "/"),
+            http_get(listen, "/"),
             Some((200, format!("hello from {host}\n")))
         );
     }

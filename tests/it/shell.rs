@@ -240,6 +240,9 @@ fn exec_streams_each_line_as_it_comes_and_groups_on_request() {
     // `--group`: one block per distinct output, failed hosts first, and
     // the exit status says a host failed, naming it.
     let started = Instant::now();
+    let host2 = &testbed.hosts[1].address;
+    let fails_on_host2 =
+        format!("echo same; [ \"$SSH_CONNECTION\" = \"${{SSH_CONNECTION%{host2} *}}\" ] || exit 3");
     let out = ws.run(&[
         "exec",
         "testbed",
@@ -247,7 +250,7 @@ fn exec_streams_each_line_as_it_comes_and_groups_on_request() {
         "--",
         "sh",
         "-c",
-        "echo same; [ \"$SSH_CONNECTION\" = \"${SSH_CONNECTION%127.0.0.3 *}\" ] || exit 3",
+        &fails_on_host2,
     ]);
     out.assert_code(1);
     let blocks: Vec<&str> = out.stdout.split("----------------\n").collect();
@@ -479,7 +482,7 @@ fn logs_secrets_help_and_what_has_no_place_in_a_shell() {
     line(&mut p, "cd web2", WEB2);
     let shown = line(&mut p, "logs -n 5", WEB2);
     // Each line after its host and its time.
-    let said = format!("hello: listening on 127.0.0.1:{}", ws.ports[1]);
+    let said = format!("hello: listening on {}", ws.listen[1]);
     assert!(
         shown
             .lines()

@@ -4,8 +4,12 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+
+use landfall_testbed::support::Addresses;
 
 /// The repository root.
 pub(crate) fn repo() -> PathBuf {
@@ -21,7 +25,13 @@ pub(crate) use landfall_testbed::support::{free_port, wait_for};
 /// stopped when it is dropped.
 pub(crate) struct Workspace {
     dir: tempfile::TempDir,
-    pub(crate) ports: [u16; 2],
+    /// Where hello listens on each of the two local hosts: an address of
+    /// the workspace's own block and a free port.
+    pub(crate) listen: [SocketAddrV4; 2],
+    /// The block of `listen`'s addresses, held while the workspace (or a
+    /// copy of it) lives.
+    #[allow(dead_code, reason = "held, not read")]
+    addresses: Arc<Addresses>,
 }
 
 /// What one run of `cargo-deploy` did.
@@ -261,7 +271,7 @@ impl Workspace {
 
     /// `examples/hello` deployed by hooks (`fixtures/hooks-deploy.toml`: a
     /// restart script and a health hook), in a workspace of its own, with
-    /// two local hosts on free ports; `app` builds `hello`.
+    /// two local hosts, each on an address of its own; `app` builds `hello`.
     pub(crate) fn hello_built() -> Workspace {
         let ws = Workspace::hello_service_built();
         let fixtures = repo().join("tests/it/fixtures");
@@ -277,7 +287,7 @@ impl Workspace {
 
     /// The repository's own deployment of `examples/hello` (`deploy.toml`,
     /// which runs it as a service), in a workspace of its own, with two
-    /// local hosts on free ports; `app` builds `hello`.
+    /// local hosts, each on an address of its own; `app` builds `hello`.
     pub(crate) fn hello_service_built() -> Workspace {
         let dir = tempfile::Builder::new()
             .prefix("landfall-it-")
@@ -300,15 +310,23 @@ impl Workspace {
         fs::write(root.join("Cargo.lock"), hello_lock()).unwrap();
         copy_dir(&repo.join("templates"), &root.join("templates"));
         fs::copy(repo.join("deploy.toml"), root.join("deploy.toml")).unwrap();
-        let ports = [free_port(), free_port()];
-        let ws = Workspace { dir, ports };
+        let addresses = Addresses::lease();
+        let listen = [1, 2].map(|n| SocketAddrV4::new(addresses.host(n), free_port()));
+        let ws = Workspace {
+            dir,
+            listen,
+            addresses: Arc::new(addresses),
+        };
         ws.write(
             "environments/dev.toml",
             &format!(
                 "[environment]\njobs = 4\n\n\
-                 [hosts.web1]\naddress = \"127.0.0.1\"\nroles = [\"web\"]\nvars = {{ port = {} }}\n\n\
-                 [hosts.web2]\naddress = \"127.0.0.1\"\nroles = [\"web\"]\nvars = {{ port = {} }}\n",
-                ports[0], ports[1]
+                 [hosts.web1]\naddress = \"127.0.0.1\"\nroles = [\"web\"]\nvars = {{ bind = \"{}\", port = {} }}\n\n\
+                 [hosts.web2]\naddress = \"127.0.0.1\"\nroles = [\"web\"]\nvars = {{ bind = \"{}\", port = {} }}\n",
+                listen[0].ip(),
+                listen[0].port(),
+                listen[1].ip(),
+                listen[1].port()
             ),
         );
         ws
@@ -408,7 +426,8 @@ impl Workspace {
         );
         Workspace {
             dir,
-            ports: self.ports,
+            listen: self.listen,
+            addresses: Arc::clone(&self.addresses),
         }
     }
 
@@ -621,9 +640,9 @@ pub(crate) fn serves_hello(host: &str, address: &str, port: u16) {
     assert!(page.contains("The hello site"), "{host}: {page}");
 }
 
-/// `GET http://127.0.0.1:PORT/PATH`: the status and body.
-pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    http_get_at("127.0.0.1", port, path)
+/// `GET http://LISTEN/PATH`: the status and body.
+pub(crate) fn http_get(listen: SocketAddrV4, path: &str) -> Option<(u16, String)> {
+    http_get_at(&listen.ip().to_string(), listen.port(), path)
 }
 
 /// `GET http://ADDRESS:PORT/PATH`: the status and body.

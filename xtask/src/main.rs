@@ -417,7 +417,7 @@ fn testbed(sh: &Shell, args: &[String]) -> Result<()> {
                     _ => bail!("{USAGE}"),
                 }
             }
-            let testbed = Testbed::up_with(&dir, count.unwrap_or(3), init)?;
+            let testbed = Testbed::up_well_known(&dir, count.unwrap_or(3), init)?;
             // The example's service runs under supervisord.
             for host in &testbed.hosts {
                 testbed.start_supervisord(&host.name)?;

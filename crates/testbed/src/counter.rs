@@ -1,5 +1,5 @@
-//! A byte counter of what this machine sends to a port of the test bed's
-//! hosts (127.0.0.2 and up): an nftables rule in a table of its own,
+//! A byte counter of what this machine sends to the test bed's hosts, at
+//! their addresses and sshd's port: an nftables rule in a table of its own,
 //! counted at the IP level, so that whatever sends (landfall, rsync by
 //! hand) is counted the same way. The table goes on drop, and tables of
 //! processes that are gone go when a new counter is made.
@@ -17,16 +17,29 @@ pub struct ByteCounter {
 }
 
 impl ByteCounter {
-    /// Counts from now on what is sent to `port` of the test bed's hosts;
-    /// needs root and `nft`.
-    pub fn install(port: u16) -> Result<ByteCounter> {
+    /// Counts from now on what is sent to `hosts` at their ports; needs
+    /// root and `nft`.
+    pub fn install(hosts: &[crate::Host]) -> Result<ByteCounter> {
         remove_stale_tables();
+        let port = hosts
+            .first()
+            .context("no host to count the bytes sent to")?
+            .port;
+        ensure!(
+            hosts.iter().all(|h| h.port == port),
+            "the hosts counted must listen on one port"
+        );
+        let addresses = hosts
+            .iter()
+            .map(|h| h.address.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         let table = format!("{TABLE}{}_{port}", std::process::id());
         let rules = format!(
             "table inet {table} {{\n\
                chain output {{\n\
                  type filter hook output priority 0; policy accept;\n\
-                 ip daddr 127.0.0.2-127.0.0.254 tcp dport {port} counter comment \"to-hosts\"\n\
+                 ip daddr {{ {addresses} }} tcp dport {port} counter comment \"to-hosts\"\n\
                }}\n\
              }}\n"
         );

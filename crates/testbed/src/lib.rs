@@ -1,5 +1,7 @@
 //! A test bed of real hosts for landfall: N OpenSSH `sshd` processes, each
-//! listening on its own loopback address (127.0.0.2, 127.0.0.3, …) and
+//! listening on its own loopback address (127.A.B.2, 127.A.B.3, … of a
+//! block that the test bed holds, see [`support::Addresses`], or the
+//! well-known 127.0.0.2, 127.0.0.3, … for one that outlives its process) and
 //! running in its own mount namespace, where a directory of the test bed is
 //! bind-mounted over `/srv`. Hosts therefore share nothing under `/srv`,
 //! the way separate machines would, while tests can still look at each
@@ -207,6 +209,15 @@ pub struct Host {
     pub port: u16,
 }
 
+/// Where a test bed's hosts listen.
+#[derive(Clone, Copy)]
+enum Block {
+    /// A block of addresses that the test bed holds while it lives.
+    Leased,
+    /// 127.0.0.2 and up.
+    WellKnown,
+}
+
 /// A test bed: its directory and its hosts.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Testbed {
@@ -220,6 +231,13 @@ pub struct Testbed {
     /// when their host stops, so that none is left a zombie.
     #[serde(skip)]
     children: Mutex<HashMap<String, Child>>,
+    /// The block of addresses the hosts listen on, held while the test bed
+    /// that started them lives. A test bed opened from its directory (by
+    /// another process) holds none: its addresses were drawn at random
+    /// from 65,024 blocks, and a test bed that starts on an address in use
+    /// starts again on another block.
+    #[serde(skip)]
+    _addresses: Option<support::Addresses>,
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
@@ -267,8 +285,22 @@ impl Testbed {
     }
 
     /// Creates a test bed of `count` hosts run by `init` in `dir` (which
-    /// must not hold a running one) and starts them.
+    /// must not hold a running one) and starts them, on addresses of a
+    /// block that the returned value holds (see [`support::Addresses`]):
+    /// test beds of processes running at once never meet.
     pub fn up_with(dir: &Path, count: usize, init: Init) -> Result<Testbed> {
+        Testbed::create(dir, count, init, Block::Leased)
+    }
+
+    /// Creates a test bed as [`Testbed::up_with`] does, but on the
+    /// well-known addresses 127.0.0.2, 127.0.0.3, …: for a test bed that
+    /// outlives the process that starts it (`cargo xtask testbed up`) and
+    /// that the repository's `environments/testbed.toml` names.
+    pub fn up_well_known(dir: &Path, count: usize, init: Init) -> Result<Testbed> {
+        Testbed::create(dir, count, init, Block::WellKnown)
+    }
+
+    fn create(dir: &Path, count: usize, init: Init, block: Block) -> Result<Testbed> {
         // What the hosts and the harness run, named with their packages
         // before anything starts.
         for tool in ["sshd", "ssh", "ssh-keygen", "rsync", "unshare", "nsenter"] {
@@ -296,12 +328,18 @@ impl Testbed {
         let dir = fs::canonicalize(dir)?;
         // sshd refuses to start without its privilege separation directory.
         fs::create_dir_all("/run/sshd")?;
-        // A port is picked before sshd binds it, so another test bed may
-        // take it first: then its hosts are started again on another.
+        // A leased block is this process's own, but an sshd left running by
+        // a process that was killed may still listen on one of its
+        // addresses; sshd's port is picked before sshd binds it. Either
+        // way, the hosts are started again, on another block and port.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Testbed::up_on(&dir, count, support::free_port(), init) {
+            let lease = match block {
+                Block::Leased => Some(support::Addresses::lease()),
+                Block::WellKnown => None,
+            };
+            match Testbed::up_on(&dir, count, lease, init) {
                 Ok(testbed) => return Ok(testbed),
                 Err(err) if attempt >= 3 => return Err(err),
                 Err(_) => {}
@@ -309,12 +347,21 @@ impl Testbed {
         }
     }
 
-    fn up_on(dir: &Path, count: usize, port: u16, init: Init) -> Result<Testbed> {
+    fn up_on(
+        dir: &Path,
+        count: usize,
+        lease: Option<support::Addresses>,
+        init: Init,
+    ) -> Result<Testbed> {
         let dir = dir.to_path_buf();
+        let port = support::free_port();
         let hosts: Vec<Host> = (1..=count)
             .map(|i| Host {
                 name: format!("host{i}"),
-                address: format!("127.0.0.{}", i + 1),
+                address: match &lease {
+                    Some(block) => block.host(i).to_string(),
+                    None => format!("127.0.0.{}", i + 1),
+                },
                 port,
             })
             .collect();
@@ -323,6 +370,7 @@ impl Testbed {
             hosts,
             init,
             children: Mutex::default(),
+            _addresses: lease,
         };
 
         let user_key = testbed.dir.join("id_ed25519");

@@ -1,11 +1,11 @@
 //! What the tests of every crate share, beside the test bed itself: free
-//! ports, waits with a deadline, process groups, the files below a
+//! ports, loopback addresses of their own, waits with a deadline, process groups, the files below a
 //! directory, git with a fixed identity, and commands fed an input.
 //! Everything here panics on failure, as a test wants, except
 //! [`output_with_input`], which the test bed's own fallible code uses too.
 
 use std::io::Write as _;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
@@ -13,7 +13,63 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// A port that is free on every loopback address right now.
+/// A block of loopback addresses, `127.A.B.0/24`, that this process holds
+/// until the value is dropped or the process ends. Tests that run at once,
+/// in processes of their own, each listen on addresses of their own block,
+/// so that no two can ever be given the same address and port.
+///
+/// The hold is a listening socket on the block's `127.A.B.1` at
+/// [`Addresses::LEASE_PORT`], which the kernel lets one process have at a
+/// time and takes back when that process ends, however it ends. Blocks
+/// are never in `127.0.0.0/16`, which other software and examples use.
+#[derive(Debug)]
+pub struct Addresses {
+    prefix: [u8; 3],
+    _lease: TcpListener,
+}
+
+impl Addresses {
+    /// The port whose listener on a block's first address holds the block:
+    /// above Linux's range of ephemeral ports, so no socket bound to port 0
+    /// and no outgoing connection is ever given it.
+    pub const LEASE_PORT: u16 = 65_000;
+
+    /// Takes a block that no other process holds.
+    pub fn lease() -> Addresses {
+        use std::hash::{BuildHasher, Hasher};
+        for attempt in 0u32..1000 {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u32(std::process::id());
+            hasher.write_u32(attempt);
+            let [a, b, ..] = hasher.finish().to_le_bytes();
+            // 127.1.0.0 to 127.254.255.0: 65,024 blocks.
+            let prefix = [127, 1 + a % 254, b];
+            let first = Ipv4Addr::new(prefix[0], prefix[1], prefix[2], 1);
+            if let Ok(lease) = TcpListener::bind((first, Self::LEASE_PORT)) {
+                return Addresses {
+                    prefix,
+                    _lease: lease,
+                };
+            }
+        }
+        panic!("no block of loopback addresses was free in 1000 tries");
+    }
+
+    /// The block's `n`th address for hosts, `n` from 1 to 253:
+    /// `127.A.B.(n+1)`, the first being the lease's own.
+    pub fn host(&self, n: usize) -> Ipv4Addr {
+        let last = u8::try_from(n + 1)
+            .ok()
+            .filter(|last| (2..=254).contains(last))
+            .expect("a block has 253 addresses for hosts");
+        let [a, b, c] = self.prefix;
+        Ipv4Addr::new(a, b, c, last)
+    }
+}
+
+/// A port that is free on every loopback address right now. Another
+/// process may take it before it is used: a listener that must not meet
+/// another test's listens on an address of its own ([`Addresses`]).
 pub fn free_port() -> u16 {
     TcpListener::bind("0.0.0.0:0")
         .and_then(|l| l.local_addr())
@@ -129,4 +185,27 @@ pub fn output_with_input(
         .args(["-KILL", &pid.to_string()])
         .status();
     bail!("{command:?} did not end within {deadline:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_of_addresses_is_held_by_one_lease_at_a_time() {
+        let one = Addresses::lease();
+        let two = Addresses::lease();
+        assert_ne!(one.prefix, two.prefix);
+        assert_eq!(one.host(1).octets()[3], 2);
+        assert_eq!(one.host(253).octets()[3], 254);
+        assert_ne!(one.host(1).octets()[1], 0, "{}", one.host(1));
+        // While `one` lives, its block cannot be taken; once dropped, it can.
+        let first = Ipv4Addr::new(one.prefix[0], one.prefix[1], one.prefix[2], 1);
+        assert!(TcpListener::bind((first, Addresses::LEASE_PORT)).is_err());
+        drop(one);
+        assert!(TcpListener::bind((first, Addresses::LEASE_PORT)).is_ok());
+        // Hosts listen on the block's addresses.
+        let listener = TcpListener::bind((two.host(3), 0)).expect("a host address is usable");
+        assert_eq!(listener.local_addr().unwrap().ip(), two.host(3));
+    }
 }

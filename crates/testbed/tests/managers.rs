@@ -4,7 +4,7 @@
 //! hosts, systemd and cgroup v2.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -239,10 +239,8 @@ fn systemd_hosts_run_their_own_systemd() {
     assert_eq!(ok(&active, "systemctl is-active"), "active");
 
     // A socket unit: the test connects, systemd starts the service.
-    let port = TcpListener::bind("127.0.0.2:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let host1 = testbed.host("host1").expect("host1").address.clone();
+    let port = landfall_testbed::support::free_port();
     std::fs::write(
         testbed.srv("host1").join("greet.py"),
         "import socket\n\
@@ -258,7 +256,7 @@ fn systemd_hosts_run_their_own_systemd() {
         "host1",
         &format!(
             "cd /etc/systemd/system && \
-             printf '[Socket]\\nListenStream=127.0.0.2:{port}\\n' > lftb-greet.socket && \
+             printf '[Socket]\\nListenStream={host1}:{port}\\n' > lftb-greet.socket && \
              printf '[Service]\\nExecStart=/usr/bin/python3 /srv/greet.py\\n' > lftb-greet.service && \
              systemctl daemon-reload && systemctl start lftb-greet.socket && \
              systemctl is-active lftb-greet.socket; systemctl is-active lftb-greet.service; true"
@@ -266,7 +264,7 @@ fn systemd_hosts_run_their_own_systemd() {
         "",
     );
     assert_eq!(ok(&units, "starting lftb-greet.socket"), "active\ninactive");
-    let address: SocketAddr = format!("127.0.0.2:{port}").parse().expect("an address");
+    let address: SocketAddr = format!("{host1}:{port}").parse().expect("an address");
     let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))
         .expect("host1's socket unit accepts a connection");
     stream

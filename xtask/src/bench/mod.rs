@@ -227,7 +227,7 @@ pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
         .collect();
     remove_all(&deployed)?;
     let ws = Workspace::generate(&dir.join("ws"), &bed.0.ssh_config(), &options.fleets)?;
-    let counters = ByteCounter::install(bed.0.hosts[0].port)?;
+    let counters = ByteCounter::install(&bed.0.hosts)?;
     let masters = Masters::new(&dir, &bed.0)?;
 
     let mut run = Runner {
