@@ -1354,8 +1354,8 @@ fn template_and_hook_errors_point_into_their_source() {
                 setup: |ws| {
                     ws.edit(
                         "environments/dev.toml",
-                        "vars = { port = ",
-                        "vars = { weight = 2, port = ",
+                        "vars = { bind = ",
+                        "vars = { weight = 2, bind = ",
                     );
                     ws.edit(
                         "templates/hello.toml.j2",
