@@ -362,22 +362,43 @@ fn runs_a_shell(file: &std::path::Path) -> Result<bool> {
 }
 
 /// Deploys examples/hello to its local hosts through landfall's library,
-/// the pipeline `cargo deploy dev --local` runs, then asks each service.
+/// with the operation `cargo deploy dev --local` runs, then asks each
+/// service.
 fn demo(sh: &Shell) -> Result<()> {
-    use landfall::{Deployment, DeploymentOptions};
+    use landfall::ops::deploy::{DeployRequest, deploy};
 
-    let project = landfall::load(Some(&sh.current_dir().join("Cargo.toml")))?;
-    let report = |event: landfall::event::Event| {
-        if let Ok(line) = serde_json::to_string(&event) {
-            eprintln!("{line}");
+    /// Every event on stderr as JSON; no one to ask.
+    struct Events;
+    impl landfall::ops::Frontend for Events {
+        fn event(&self, event: landfall::event::Event) {
+            if let Ok(line) = serde_json::to_string(&event) {
+                eprintln!("{line}");
+            }
         }
+        fn diagnostics(&self, warnings: &[landfall::diag::Diagnostic]) {
+            for warning in warnings {
+                eprintln!("warning: {warning}");
+            }
+        }
+        fn hide(&self, _: &landfall::secrets::Mask) {}
+        fn can_ask(&self) -> bool {
+            false
+        }
+        fn ask(&self, _: &str) -> landfall::Result<bool> {
+            Ok(false)
+        }
+    }
+
+    let settings = landfall::ops::Settings {
+        manifest_path: Some(sh.current_dir().join("Cargo.toml")),
+        ..landfall::ops::Settings::default()
     };
-    let options = DeploymentOptions {
+    let request = DeployRequest {
+        env: "dev".into(),
         local: true,
-        ..DeploymentOptions::default()
+        ..DeployRequest::default()
     };
-    let deployment = Deployment::prepare(&project, "dev", options, &report)?;
-    let summary = deployment.execute(deployment.transport().as_ref(), &report);
+    let summary = deploy(&settings, &request, &Events)?;
     for outcome in &summary.hosts {
         println!(
             "{} {}: {}",

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod frontend;
 mod json;
 mod live;
 mod render;

@@ -102,12 +102,6 @@ pub(crate) struct Printer {
     live: Option<Live>,
 }
 
-/// The summary as its JSON line says it, masked: what the `after` hook
-/// reads.
-pub(crate) fn summary_json(summary: &Summary) -> String {
-    masked(&serde_json::to_string(&Line::Summary(summary)).expect("a summary serialises"))
-}
-
 /// Prints a line of `--message-format json` on stdout, masked.
 pub(crate) fn json_line(line: &Line<'_>) {
     let line = masked(&serde_json::to_string(line).expect("events serialise"));

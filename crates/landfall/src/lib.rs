@@ -6,26 +6,39 @@
 //! config -> plan -> build -> assemble/hash -> transport -> activate -> report
 //! ```
 //!
-//! [`Deployment::prepare`] loads an environment, plans what goes where
-//! and builds it; [`Deployment::execute`] deploys that over a
-//! [`transport::Transport`]. The library prints nothing: progress arrives
-//! as [`event::Event`]s.
+//! Each command of `cargo deploy` is one operation of [`ops`], which the
+//! binary calls with its arguments mapped to a request, and whose
+//! [`event::Event`]s and questions it renders through an
+//! [`ops::Frontend`]. The library prints nothing.
 //!
 //! ```no_run
-//! use landfall::{Deployment, DeploymentOptions};
+//! use landfall::ops::deploy::{DeployRequest, deploy};
 //!
-//! let project = landfall::load(None)?;
-//! let report = |event: landfall::event::Event| eprintln!("{event:?}");
-//! let options = DeploymentOptions { local: true, ..Default::default() };
-//! let deployment = Deployment::prepare(&project, "dev", options, &report)?;
-//! let summary = deployment.execute(deployment.transport().as_ref(), &report);
+//! struct Log;
+//! impl landfall::ops::Frontend for Log {
+//!     fn event(&self, event: landfall::event::Event) {
+//!         eprintln!("{event:?}");
+//!     }
+//!     fn diagnostics(&self, warnings: &[landfall::diag::Diagnostic]) {
+//!         warnings.iter().for_each(|w| eprintln!("{w}"));
+//!     }
+//!     fn hide(&self, _: &landfall::secrets::Mask) {}
+//!     fn can_ask(&self) -> bool {
+//!         false
+//!     }
+//!     fn ask(&self, _: &str) -> landfall::Result<bool> {
+//!         Ok(false)
+//!     }
+//! }
+//!
+//! let request = DeployRequest { env: "dev".into(), local: true, ..Default::default() };
+//! let summary = deploy(&landfall::ops::Settings::default(), &request, &Log)?;
 //! assert!(summary.ok);
 //! # Ok::<(), landfall::Error>(())
 //! ```
 //!
-//! The steps it takes are public too, as [`ops`] and the modules of the
-//! pipeline: [`config::load_environment`], [`plan::plan`],
-//! [`ops::build::build_releases`], [`deploy::deploy`].
+//! The steps the operations take are public too: [`config::load_environment`],
+//! [`plan::plan`], [`ops::build::build_releases`], [`deploy::deploy`].
 
 pub mod assemble;
 pub mod build;
@@ -57,7 +70,6 @@ pub mod transport;
 use std::path::Path;
 
 pub use error::{Error, Result};
-pub use ops::deployment::{Deployment, DeploymentOptions};
 pub use process::{ProcessError, ProcessErrorKind, split_command_line};
 
 /// This version of landfall.

@@ -846,45 +846,73 @@ fn a_rollback_after_a_partly_failed_rollout_leaves_one_release_on_the_fleet() {
     }
 }
 
-/// The short form: a deployment is prepared (planned and built), then
-/// executed over the transport it was prepared for.
+/// A frontend that shows nothing, asks no one, and keeps the events.
+#[derive(Default)]
+struct Silent(std::sync::Mutex<Vec<Event>>);
+
+impl crate::ops::Frontend for Silent {
+    fn event(&self, event: Event) {
+        self.0.lock().unwrap().push(event);
+    }
+    fn diagnostics(&self, _: &[crate::diag::Diagnostic]) {}
+    fn hide(&self, _: &crate::secrets::Mask) {}
+    fn can_ask(&self) -> bool {
+        false
+    }
+    fn ask(&self, _: &str) -> crate::Result<bool> {
+        Ok(false)
+    }
+}
+
+/// The library's deploy is one call, the one `cargo deploy` makes.
 #[test]
-fn a_deployment_takes_two_calls_prepare_and_execute() {
+fn the_library_deploys_with_the_operation_the_command_runs() {
+    use crate::ops::deploy::{DeployRequest, deploy};
     let fleet = Fleet::new("rollback-all");
     let (project, _) = fleet.load();
-    let events = |_: Event| {};
-    let options = crate::DeploymentOptions {
-        local: true,
-        ..crate::DeploymentOptions::default()
+    let settings = crate::ops::Settings {
+        manifest_path: Some(project.workspace.manifest_path.clone()),
+        quiet_build: true,
+        ..crate::ops::Settings::default()
     };
-    let deployment = crate::Deployment::prepare(&project, "dev", options.clone(), &events).unwrap();
-    let summary = deployment.execute(deployment.transport().as_ref(), &events);
+    let request = DeployRequest {
+        env: "dev".into(),
+        local: true,
+        ..DeployRequest::default()
+    };
+    let ui = Silent::default();
+    let summary = deploy(&settings, &request, &ui).unwrap();
     assert!(summary.ok, "{summary:?}");
-    assert_eq!(summary.hosts.len(), deployment.built.releases.len());
+    assert!(!summary.hosts.is_empty());
     assert!(
         summary.hosts.iter().all(|o| o.status == Deployed),
         "{summary:?}"
     );
-    for r in &deployment.built.releases {
-        assert_eq!(fleet.current(&r.target.host), Some(r.release.id.clone()));
+    for outcome in &summary.hosts {
+        assert_eq!(fleet.current(&outcome.host), outcome.release.clone());
     }
-    // Prepared again from the same workspace: the same releases, which the
-    // hosts hold already.
-    let again = crate::Deployment::prepare(&project, "dev", options, &events).unwrap();
-    let summary = again.execute(again.transport().as_ref(), &events);
+    assert!(
+        ui.0.lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::BuildStarted { .. })),
+        "the build is reported"
+    );
+    // Again from the same workspace: the same releases, which the hosts
+    // hold already.
+    let summary = deploy(&settings, &request, &ui).unwrap();
     assert!(summary.ok, "{summary:?}");
     assert!(
         summary.hosts.iter().all(|o| o.status == Status::Unchanged),
         "{summary:?}"
     );
     // An environment that does not exist is refused before anything runs.
-    let Err(err) = crate::Deployment::prepare(
-        &project,
-        "nowhere",
-        crate::DeploymentOptions::default(),
-        &events,
-    ) else {
-        panic!("an unknown environment was prepared");
+    let nowhere = DeployRequest {
+        env: "nowhere".into(),
+        ..request
+    };
+    let Err(err) = deploy(&settings, &nowhere, &ui) else {
+        panic!("an unknown environment was deployed");
     };
     assert!(matches!(err, crate::Error::Usage(_)), "{err:?}");
 }

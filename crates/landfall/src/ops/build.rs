@@ -1,5 +1,7 @@
 //! Building: cargo, then each artifact assembled into the store and each
-//! target's release staged.
+//! target's release staged; and [`build`], the `build` command, which
+//! writes or publishes the releases as a bundle, or checks that building
+//! is reproducible.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,6 +17,102 @@ use crate::git::{self, Revision};
 use crate::hash::HashCache;
 use crate::plan::{self, Plan};
 use crate::{Error, build, diag};
+
+/// What `cargo deploy build ENV` is asked.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    pub env: String,
+    /// Only these artifacts; all when empty.
+    pub artifacts: Vec<String>,
+    /// Write the releases as a bundle to this directory, or publish it to
+    /// this store (`s3://…`).
+    pub out: Option<PathBuf>,
+    /// Build twice, in two places, and compare.
+    pub check_reproducible: bool,
+}
+
+/// What `build` produced.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "made once per command")]
+pub enum BuildOutput {
+    /// The releases, built and staged for environment `env`.
+    Releases { env: String, built: Built },
+    /// A bundle written to a directory or published to a store: where,
+    /// the digest that pins it, and its manifest.
+    Bundle {
+        location: String,
+        digest: crate::bundle::Digest,
+        manifest: crate::bundle::BundleManifest,
+    },
+    /// Two builds compared: the ids of each, and what differs.
+    Reproducible {
+        first: super::reproducible::BuildIds,
+        second: super::reproducible::BuildIds,
+        differences: Vec<String>,
+    },
+}
+
+/// Builds the environment's releases as `request` says. Building deploys
+/// nothing: a dirty tree is only warned about.
+pub fn build(
+    settings: &super::Settings,
+    request: &BuildRequest,
+    ui: &dyn super::Frontend,
+) -> Result<BuildOutput> {
+    let (project, env) = settings.load(ui, &request.env)?;
+    let report = |event| ui.event(event);
+    if request.check_reproducible {
+        let (first, second, differences) = super::reproducible::check_reproducible(
+            &project,
+            &env.name,
+            &settings.only,
+            settings.quiet_build,
+            &report,
+        )?;
+        return Ok(BuildOutput::Reproducible {
+            first,
+            second,
+            differences,
+        });
+    }
+    let secrets = super::secrets(ui, &project, &env)?;
+    let mut plan = plan::plan(&project, &env, &settings.only, false, &secrets)?;
+    plan.retain_artifacts(&project, &request.artifacts)?;
+    let options = BuildOptions {
+        quiet: settings.quiet_build,
+        allow_dirty: true,
+        ..BuildOptions::default()
+    };
+    let built = build_releases(&project, &plan, &options, &report)?;
+    let Some(out) = &request.out else {
+        return Ok(BuildOutput::Releases {
+            env: env.name,
+            built,
+        });
+    };
+    let manifest = super::bundle::bundle_manifest(&project, &plan, &built)?;
+    let (location, digest) = if let Some(url) = super::deploy::store_url(out).transpose()? {
+        let remote = crate::store::Remote::from_env(&url)?;
+        let store = Store::open(&project)?;
+        let (uploaded, digest) =
+            crate::bundle::publish(&remote, &store, &manifest, &built.assembled)?;
+        report(Event::Stored {
+            store: url.to_string(),
+            objects: uploaded.objects,
+            uploaded: uploaded.uploaded,
+            bytes: uploaded.bytes,
+        });
+        (url.to_string(), digest)
+    } else {
+        let digest = crate::bundle::write(out, &manifest, &built.assembled)?;
+        (out.display().to_string(), digest)
+    };
+    Ok(BuildOutput::Bundle {
+        location,
+        digest,
+        manifest,
+    })
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {

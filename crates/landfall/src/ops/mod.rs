@@ -1,10 +1,30 @@
-//! The operations of the library, each in a module of its own, as cargo
-//! keeps its own: building and staging releases, bundles, what a protected
-//! environment asks, reproducibility, and [`Deployment`](deployment::Deployment),
-//! which puts them together.
+//! The library's operations: one per command of `cargo deploy`, each in a
+//! module of its own, as cargo keeps its own. A command maps its arguments
+//! to [`Settings`] and a request, calls its operation, and renders what the
+//! operation reports through its [`Frontend`]:
+//!
+//! - [`deploy::deploy`], [`build::build`], [`check::check`], [`rollback::rollback`],
+//!   [`status::status`], [`exec::exec`], [`logs::logs`], [`prune::prune`],
+//!   [`init::init`], [`init::sudoers`];
+//! - and what they are made of: building and staging releases
+//!   ([`build`]), bundles ([`bundle`]), what a protected environment asks
+//!   ([`protection`]), reproducibility ([`reproducible`]), and opening
+//!   the selected hosts for a command on them (`hosts`).
 
 pub mod build;
 pub mod bundle;
-pub mod deployment;
+pub mod check;
+mod context;
+pub mod deploy;
+pub mod exec;
+mod hosts;
+pub mod init;
+pub mod logs;
 pub mod protection;
+pub mod prune;
 pub mod reproducible;
+pub mod rollback;
+pub mod status;
+
+pub use context::{Frontend, Settings, confirm, counted, loaded, secrets};
+pub use hosts::Targets;
