@@ -25,6 +25,11 @@ impl Fixture {
         Fixture { dir }
     }
 
+    /// Writes `text` to `path` in the workspace.
+    pub(crate) fn write(&self, path: &str, text: &str) {
+        fs::write(self.dir.path().join(path), text).unwrap();
+    }
+
     pub(crate) fn workspace(&self) -> Workspace {
         let root = self.dir.path().to_path_buf();
         Workspace {

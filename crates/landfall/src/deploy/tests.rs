@@ -869,6 +869,9 @@ impl crate::ops::Frontend for Silent {
 fn the_library_deploys_with_the_operation_the_command_runs() {
     use crate::ops::deploy::{DeployRequest, deploy};
     let fleet = Fleet::new("rollback-all");
+    // The operation asks cargo for the workspace: a real one, of no
+    // package, as the fleet's artifact is files only.
+    fleet.fixture.write("Cargo.toml", "[workspace]\n");
     let (project, _) = fleet.load();
     let settings = crate::ops::Settings {
         manifest_path: Some(project.workspace.manifest_path.clone()),
@@ -891,12 +894,16 @@ fn the_library_deploys_with_the_operation_the_command_runs() {
     for outcome in &summary.hosts {
         assert_eq!(fleet.current(&outcome.host), outcome.release.clone());
     }
-    assert!(
+    let activated =
         ui.0.lock()
             .unwrap()
             .iter()
-            .any(|e| matches!(e, Event::BuildStarted { .. })),
-        "the build is reported"
+            .filter(|e| matches!(e, Event::Activated { .. }))
+            .count();
+    assert_eq!(
+        activated,
+        summary.hosts.len(),
+        "each activation is reported"
     );
     // Again from the same workspace: the same releases, which the hosts
     // hold already.
