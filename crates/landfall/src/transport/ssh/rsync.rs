@@ -2,8 +2,8 @@
 //! syntax rsync and git read, and what rsync says of a copy (its progress,
 //! the files it sent and the bytes).
 
-use super::PushStats;
 use crate::assemble::MANIFEST_FILE;
+use crate::transport::PushStats;
 
 /// `ADDRESS:PATH` as rsync and git read it (scp's syntax), an IPv6
 /// address in brackets: `::1:/srv` would be read as a daemon's module.

@@ -9,6 +9,10 @@
 //! are sent as deltas. Host keys are
 //! always checked.
 
+mod mux;
+mod rsync;
+mod sockets;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -17,15 +21,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::rsync::{parse_rsync_stats, progress_bytes, remote_path};
-use super::sockets::{control_dir, persistent_dir};
-use super::{Basis, Libraries, PushStats, RoundTrips, Transport, mux};
+use super::{Basis, Libraries, PushStats, RoundTrips, Transport};
 use crate::assemble::Release;
 use crate::config::{Environment, Host, HostKeys};
 use crate::error::Result;
 use crate::plan::Target;
 use crate::process::{self, Cmd, ProcessError, ProcessErrorKind, quote};
 use crate::steps::{Reply, Script};
+use rsync::{parse_rsync_stats, progress_bytes, remote_path};
+use sockets::{control_dir, persistent_dir};
 
 /// ssh's exit status when it could not connect or authenticate.
 const SSH_FAILED: i32 = 255;
