@@ -9,9 +9,6 @@
 //! `ControlMaster` per host.
 
 mod local;
-mod mux;
-mod rsync;
-mod sockets;
 mod ssh;
 
 pub use crate::steps::{Reply, Script};

@@ -1,9 +1,104 @@
-//! rsync as the ssh transport runs it: where a host's path is, in the
+//! rsync as the ssh transport runs it: the copy of a release to a host,
+//! over the host's master connection, where a host's path is, in the
 //! syntax rsync and git read, and what rsync says of a copy (its progress,
 //! the files it sent and the bytes).
 
-use super::PushStats;
-use crate::assemble::MANIFEST_FILE;
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::assemble::{MANIFEST_FILE, Release};
+use crate::plan::Target;
+use crate::process::{self, Cmd, ProcessError};
+use crate::transport::{Basis, Progress, PushStats};
+
+/// Copies `release` to `target`'s host at `address` with rsync, over
+/// `remote_shell` (the ssh command line of the host's master
+/// connection), into the release's `.partial` directory, from `basis`:
+/// what the host already has. `progress` is told the bytes so far.
+pub(super) fn push(
+    remote_shell: String,
+    address: &str,
+    target: &Target,
+    release: &Release,
+    basis: Basis<'_>,
+    progress: Progress<'_>,
+) -> Result<PushStats, ProcessError> {
+    // The artifact tree and the release's own files, which never share
+    // a path, merge into one upload.
+    let with_slash = |dir: &Path| {
+        let mut dir = dir.as_os_str().to_os_string();
+        dir.push("/");
+        dir
+    };
+    let dest = remote_path(
+        address,
+        &format!("{}/releases/{}.partial/", target.path, release.id),
+    );
+    // Owner and group are the remote user's; files and directories
+    // keep their mtimes, files their modes, and directories are
+    // `rwxr-xr-x` as landfall makes them anywhere, whatever the umask
+    // they were made under here.
+    let mut cmd = Cmd::new("rsync")
+        .args([
+            // `--secluded-args` (`--protect-args` before rsync 3.2.6):
+            // the destination's path travels in rsync's own protocol,
+            // not on the remote shell's command line, where rsync's
+            // escaping of it is not to be relied on (Debian's 3.2.7
+            // with its security fixes left a backquote for the shell
+            // to run).
+            "-s",
+            "--links",
+            "--perms",
+            "--chmod=D755",
+            "--times",
+            "--stats",
+            // A transfer that stalls this long (a host that froze, a
+            // network that went away) is given up.
+            "--timeout=120",
+            // One line per file sent, to count them without the
+            // release's manifest.
+            "--out-format=%i %n",
+            // The bytes so far, on a line of its own that it redraws.
+            "--info=progress2",
+        ])
+        .arg("-e")
+        .arg(remote_shell);
+    if let Basis::Derived(gathered) = basis {
+        // Only the delta's paths, each known to differ. What the
+        // release lacks was removed from the copy by the claim: rsync's
+        // `--delete-missing-args` is refused by the receivers of
+        // rsync's hardened releases (3.4.x, and distributions' 3.2.7
+        // with those fixes) for any path after the first.
+        let mut from = OsString::from("--files-from=");
+        from.push(&gathered.list);
+        cmd = cmd
+            .arg("--from0")
+            .arg(from)
+            .args(["--ignore-times", "--force"])
+            .arg(with_slash(&gathered.dir));
+    } else {
+        cmd = cmd.args(["--recursive", "--delete"]);
+        if let Basis::Release(current) = basis {
+            cmd = cmd.arg(format!("--link-dest={}/releases/{current}", target.path));
+        }
+        cmd = cmd
+            .arg(with_slash(&release.tree))
+            .arg(with_slash(&release.stage));
+    }
+    let cmd = cmd.arg(dest).in_own_process_group().for_host(&target.host);
+    // What rsync says is read as it comes, never kept whole: a release
+    // of many files is a line each.
+    let mut stats = PushStats::default();
+    process::run_streaming(&cmd, &mut |piece| {
+        if let Some(bytes) = progress_bytes(piece) {
+            progress(bytes);
+        }
+        let seen = parse_rsync_stats(piece);
+        stats.files += seen.files;
+        stats.bytes = stats.bytes.max(seen.bytes);
+    })?;
+    Ok(stats)
+}
 
 /// `ADDRESS:PATH` as rsync and git read it (scp's syntax), an IPv6
 /// address in brackets: `::1:/srv` would be read as a daemon's module.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// holds nothing of anyone else's: ssh would send commands down any socket
 /// in it, so one planted by another user is refused, and so is the whole
 /// directory.
-pub(super) fn persistent_dir(uid: u32) -> std::result::Result<PathBuf, String> {
+fn persistent_dir(uid: u32) -> std::result::Result<PathBuf, String> {
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|base| short_and_plain(base))
@@ -30,6 +30,15 @@ pub(super) fn persistent_dir(uid: u32) -> std::result::Result<PathBuf, String> {
     }
     check_private(&base, uid)?;
     Ok(base)
+}
+
+/// The directory of kept master connections (see [`persistent_dir`]) of
+/// the user whose run made `run_dir`, the run's own control directory,
+/// which says who this user is; `None` if it cannot be read.
+pub(super) fn persistent_dir_of(run_dir: &Path) -> Option<std::result::Result<PathBuf, String>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = fs::metadata(run_dir).ok()?.uid();
+    Some(persistent_dir(uid))
 }
 
 /// Whether `dir` is a directory of user `uid`'s alone, holding nothing of
