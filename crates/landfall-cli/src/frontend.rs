@@ -7,6 +7,7 @@ use landfall::config::{Environment, Project};
 use landfall::deploy::Summary;
 use landfall::diag::Diagnostic;
 use landfall::event::Event;
+use landfall::interrupt::Cancel;
 use landfall::ops::{Frontend, Settings};
 use landfall::secrets::Mask;
 
@@ -20,6 +21,8 @@ pub(crate) const EXIT_USAGE: u8 = 2;
 pub(crate) struct Ctx<'a> {
     pub(crate) global: &'a Global,
     pub(crate) printer: &'a Printer,
+    /// What a signal asks of the command's work on hosts.
+    pub(crate) cancel: &'a Cancel,
 }
 
 impl Ctx<'_> {
@@ -33,6 +36,7 @@ impl Ctx<'_> {
             jobs: global.jobs.map(|j| j as usize),
             no_persist: global.no_persist,
             quiet_build: global.quiet || self.json(),
+            cancel: self.cancel.clone(),
         }
     }
 

@@ -44,15 +44,17 @@ fn main() -> ExitCode {
     }
     render::json_errors(global.message_format == MessageFormat::Json);
     let printer = Printer::new(global.message_format, global.quiet, global.verbose);
+    let cancel = landfall::interrupt::Cancel::default();
     let ctx = Ctx {
         global: &global,
         printer: &printer,
+        cancel: &cancel,
     };
     // The fleet's commands settle on a first signal and end on a second;
     // `secrets edit` handles signals its own way (its editor gets them too).
     // The shell leaves Ctrl-C to the commands it runs.
     if !matches!(cli.command, Some(Command::Secrets(_) | Command::Shell(_))) {
-        signals::listen();
+        signals::listen(cancel.clone());
     }
     let code = match &cli.command {
         None => commands::deploy(&ctx, &cli.deploy),

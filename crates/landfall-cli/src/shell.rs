@@ -651,6 +651,7 @@ impl Shell<'_> {
             identity: &identity,
             jobs: self.env.jobs,
             events: &report,
+            cancel: self.ctx.cancel,
         };
         Ok(f(&run, &plan))
     }

@@ -1,7 +1,7 @@
 //! SIGINT and SIGTERM. Before any work on a host is under way (checking,
 //! rendering, building, assembling), the first ends the process at once,
-//! and the build with it. Otherwise it asks the library to stop (see
-//! `landfall::interrupt`): a deploy or rollback starts no new work,
+//! and the build with it. Otherwise it asks the command's run to stop
+//! (its `landfall::interrupt::Cancel`): a deploy or rollback starts no new work,
 //! settles what is in flight as a failure would, releases its locks,
 //! prints its summary, and the process exits 130 (SIGINT) or 143
 //! (SIGTERM). A second signal ends the process at once, after removing the
@@ -26,10 +26,11 @@ pub(crate) fn expected() {
     EXPECTED.store(true, Ordering::SeqCst);
 }
 
-/// Starts listening for SIGINT and SIGTERM. Without it (it cannot fail
+/// Starts listening for SIGINT and SIGTERM, the first of which requests
+/// `cancel`. Without it (it cannot fail
 /// unless the process is out of resources), the signals keep their default
 /// effect.
-pub(crate) fn listen() {
+pub(crate) fn listen(cancel: landfall::interrupt::Cancel) {
     let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) else {
         return;
     };
@@ -39,7 +40,7 @@ pub(crate) fn listen() {
                 .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
             {
-                landfall::interrupt::request_stop();
+                cancel.request();
                 landfall::interrupt::end_unless_on_hosts(|| {
                     std::process::exit(exit_status(signal).into());
                 });

@@ -1,5 +1,6 @@
-//! A request to stop, which the binary makes when it receives SIGINT or
-//! SIGTERM, and the files that must not outlive the process.
+//! A request to stop a run ([`Cancel`], which the binary makes when it
+//! receives SIGINT or SIGTERM and which each run carries), and the files
+//! that must not outlive the process.
 //!
 //! A fleet operation asked to stop starts no new work: what is in flight
 //! on a host finishes there (the steps do not depend on the connection),
@@ -14,10 +15,26 @@
 //! with the build cargo runs.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-static STOP: AtomicBool = AtomicBool::new(false);
+/// A request to stop, shared by whoever may make it (a signal handler, a
+/// caller's timeout) and the run it is for, which checks it before each
+/// new piece of work. Clones are the same request.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Asks the run to stop as soon as it can.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// How many runs of work on hosts are under way. The signal handler holds
 /// it while the process ends, so that none starts meanwhile.
@@ -57,17 +74,8 @@ pub fn end_unless_on_hosts(end: impl FnOnce()) {
     end();
     drop(on_hosts);
 }
+
 static STAGED_SECRETS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// Asks every fleet operation of this process to stop as soon as it can.
-pub fn request_stop() {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Whether a stop was asked for.
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
-}
 
 /// Notes a staged directory that holds rendered secrets.
 pub(crate) fn staged_secrets(dir: &Path) {

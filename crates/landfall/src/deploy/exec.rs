@@ -89,7 +89,7 @@ pub fn exec(
             }
         };
         let started = std::time::Instant::now();
-        let stop = || crate::interrupt::stop_requested() || started.elapsed() > EXEC_TIME;
+        let stop = || run.cancel.requested() || started.elapsed() > EXEC_TIME;
         let mut output = String::new();
         let mut dropped = 0;
         let reply = run

@@ -241,6 +241,9 @@ pub struct Run<'a> {
     pub identity: &'a Identity,
     pub jobs: usize,
     pub events: Reporter<'a>,
+    /// Asked for, the run starts no new work and settles what is in flight
+    /// as a failure would.
+    pub cancel: &'a crate::interrupt::Cancel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]

@@ -161,7 +161,7 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     if unreachable && !rollout::within_budget(run, &work) {
         refused = true;
     }
-    if refused || interrupted(&mut work) {
+    if refused || interrupted(run, &mut work) {
         // Nothing changes unless every host could be read and locked, or
         // those that could not are within the failure budget.
         finish(run, &mut work, false);
@@ -330,8 +330,8 @@ fn backoff(attempt: u32) -> std::time::Duration {
 
 /// Whether the run was asked to stop; if so, every target not yet worked
 /// on is marked so (it ends `skipped`, with the reason).
-pub(super) fn interrupted(work: &mut [Work<'_>]) -> bool {
-    if !crate::interrupt::stop_requested() {
+pub(super) fn interrupted(run: &Run<'_>, work: &mut [Work<'_>]) -> bool {
+    if !run.cancel.requested() {
         return false;
     }
     for w in work
@@ -388,7 +388,7 @@ fn push_one(
         unfinished: false,
         result: Ok(()),
     };
-    if crate::interrupt::stop_requested() {
+    if run.cancel.requested() {
         result.result = Err((Phase::Push, INTERRUPTED.to_string()));
         return result;
     }

@@ -87,7 +87,7 @@ pub fn prune(run: &Run<'_>, found: &[HostOrphans]) -> Vec<PruneResult> {
             pruned: Vec::new(),
             error: None,
         };
-        if crate::interrupt::stop_requested() {
+        if run.cancel.requested() {
             result.error = Some(super::INTERRUPTED.into());
             return result;
         }

@@ -186,7 +186,7 @@ fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bo
                 },
             ))
         };
-        if crate::interrupt::stop_requested() {
+        if run.cancel.requested() {
             return Err(super::INTERRUPTED.into());
         }
         let result = run

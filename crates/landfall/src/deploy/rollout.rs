@@ -57,7 +57,7 @@ pub(super) fn run_once(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) -
         }) else {
             continue;
         };
-        if super::phases::interrupted(work) {
+        if super::phases::interrupted(run, work) {
             return false;
         }
         let w = &work[i];
@@ -176,7 +176,7 @@ pub(super) fn activate_all(
         let count = plan.len();
         let mut stopped: Option<String> = None;
         for (n, (canary, batch)) in plan.iter().enumerate() {
-            if super::phases::interrupted(work) {
+            if super::phases::interrupted(run, work) {
                 stopped = Some("landfall was asked to stop".into());
                 break;
             }
@@ -207,7 +207,7 @@ pub(super) fn activate_all(
             }
             // Asked to stop while this batch ran: the run settles as a
             // failure would, whatever the batch did.
-            if super::phases::interrupted(work) {
+            if super::phases::interrupted(run, work) {
                 stopped = Some("landfall was asked to stop".into());
                 break;
             }
@@ -432,7 +432,7 @@ fn pause(
     loop {
         let next = (Instant::now() + CHECK_EVERY).min(end);
         while Instant::now() < next {
-            if crate::interrupt::stop_requested() {
+            if run.cancel.requested() {
                 return failed;
             }
             std::thread::sleep((next - Instant::now()).min(Duration::from_millis(100)));

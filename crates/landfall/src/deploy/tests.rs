@@ -133,6 +133,7 @@ impl Fleet {
             identity: &identity,
             jobs: 4,
             events: &events,
+            cancel: &crate::interrupt::Cancel::default(),
         };
         f(&run, &plan)
     }
@@ -413,6 +414,7 @@ fn the_dry_run_lists_the_hooks_the_decision_runs() {
         identity: &identity,
         jobs: 4,
         events: &events,
+        cancel: &crate::interrupt::Cancel::default(),
     };
     let options = DeployOptions {
         dry_run: true,

@@ -30,6 +30,8 @@ pub struct Settings {
     pub no_persist: bool,
     /// Keep cargo's output of a build to itself.
     pub quiet_build: bool,
+    /// The request to stop the operation's work on hosts.
+    pub cancel: crate::interrupt::Cancel,
 }
 
 /// Whoever runs an operation: where its events go, and who answers its

@@ -374,6 +374,7 @@ impl Deploy<'_> {
             identity: &identity,
             jobs: settings.jobs(env),
             events: &report,
+            cancel: &settings.cancel,
         };
         let mut summary = deploy::deploy(&run, &built.releases, &options);
         // A deploy leaves alone what artifacts that left deploy.toml (or

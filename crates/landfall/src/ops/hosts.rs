@@ -89,6 +89,7 @@ pub(crate) fn on_hosts<T>(
             identity: &identity,
             jobs: settings.jobs(&env),
             events: &report,
+            cancel: &settings.cancel,
         };
         Ok(f(OnHosts {
             run: &run,

@@ -94,7 +94,7 @@ pub fn logs(
                 request.lines,
                 request.follow,
                 request.all_releases,
-                &crate::interrupt::stop_requested,
+                &|| run.cancel.requested(),
                 &each,
             ))
         },
