@@ -41,8 +41,8 @@
 //! [`plan::plan`], [`ops::build::build_releases`], [`deploy::deploy`].
 
 pub mod assemble;
-pub mod build;
 pub mod bundle;
+pub mod cargo;
 pub mod config;
 pub mod deploy;
 pub mod diag;
@@ -80,6 +80,6 @@ use config::Project;
 /// Reads the cargo workspace (at `manifest_path`, or around the current
 /// directory) and its `deploy.toml`.
 pub fn load(manifest_path: Option<&Path>) -> Result<Project> {
-    let workspace = build::workspace(manifest_path)?;
+    let workspace = cargo::workspace(manifest_path)?;
     config::load_project(workspace)
 }

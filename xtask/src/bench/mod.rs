@@ -720,7 +720,7 @@ impl Runner<'_> {
     /// freshness check when nothing changed, for the environment of `k`
     /// hosts. Returns how long cargo took.
     fn cargo_build(&self, k: usize) -> Result<Duration> {
-        use landfall::{build, config, git, plan, secrets};
+        use landfall::{cargo, config, git, plan, secrets};
         let project = landfall::load(Some(&self.ws.root.join("Cargo.toml")))?;
         let env = config::load_environment(&project, &format!("bench{k}"))?;
         let secrets = secrets::load(&project, &env)?;
@@ -728,7 +728,7 @@ impl Runner<'_> {
         // Where `cargo deploy` builds (see `landfall_cmd`), whatever
         // `CARGO_TARGET_DIR` this process was given.
         let target_dir = self.ws.root.join("target/landfall/build");
-        let request = build::BuildRequest {
+        let request = cargo::BuildRequest {
             workspace_root: &project.workspace.root,
             target_dir: &target_dir,
             settings: &project.build,
@@ -737,7 +737,7 @@ impl Runner<'_> {
             quiet: true,
         };
         let started = Instant::now();
-        build::build(&request)?;
+        cargo::build(&request)?;
         Ok(started.elapsed())
     }
 

@@ -16,7 +16,7 @@ use crate::event::{Event, Reporter};
 use crate::git::{self, Revision};
 use crate::hash::HashCache;
 use crate::plan::{self, Plan};
-use crate::{Error, build, diag};
+use crate::{Error, cargo, diag};
 
 /// What `cargo deploy build ENV` is asked.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +90,7 @@ pub fn build(
             built,
         });
     };
-    let manifest = super::bundle::bundle_manifest(&project, &plan, &built)?;
+    let manifest = crate::bundle::releases::bundle_manifest(&project, &plan, &built)?;
     let (location, digest) = if let Some(url) = super::deploy::store_url(out).transpose()? {
         let remote = crate::store::Remote::from_env(&url)?;
         let store = Store::open(&project)?;
@@ -209,7 +209,7 @@ pub fn build_from_sources(
             bins: bin_names.clone(),
         });
     }
-    let target_dir = build::target_dir(&project.workspace);
+    let target_dir = cargo::target_dir(&project.workspace);
     // The build needs only the commit's time. Whether the tree is dirty
     // (`git status`, which may hash every changed file) is read only if a
     // release records it (see `Dirty`).
@@ -236,7 +236,7 @@ pub fn build_from_sources(
                 .collect();
             (cache, own)
         });
-        let binaries = build::build(&build::BuildRequest {
+        let binaries = cargo::build(&cargo::BuildRequest {
             workspace_root: root,
             target_dir: &target_dir,
             settings: &project.build,
@@ -283,7 +283,7 @@ pub fn build_from_sources(
 }
 
 /// Stages every target's release from its artifact's tree.
-pub(super) fn stage_all(
+pub(crate) fn stage_all(
     store: &Store,
     plan: &Plan,
     assembled: &[Assembled],

@@ -29,7 +29,7 @@ pub fn check(settings: &Settings, env: Option<&str>, ui: &dyn Frontend) -> Resul
         None => project.environment_names(),
     };
     let mut errors = Vec::new();
-    if let Some(diag) = crate::build::check_target(&project) {
+    if let Some(diag) = crate::cargo::check_target(&project) {
         errors.push(Error::Config(crate::diag::Diagnostics(vec![diag])));
     }
     let mut hosts = 0;

@@ -17,10 +17,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::build::BuildOptions;
-use super::bundle::FromOptions;
 use super::context::{self, Frontend, Settings};
-use crate::build::WorkspaceAhead;
 use crate::bundle::Digest;
+use crate::bundle::releases::FromOptions;
+use crate::cargo::WorkspaceAhead;
 use crate::config::{self, Environment, Project, Workspace};
 use crate::deploy::{self, DeployOptions, Identity, Run, Summary};
 use crate::diag::Diagnostic;
@@ -293,8 +293,9 @@ impl Deploy<'_> {
             let options = FromOptions {
                 allow_config_drift: request.allow_config_drift,
             };
-            let built =
-                super::bundle::releases_from_bundle(project, plan, bundle, options, &report)?;
+            let built = crate::bundle::releases::releases_from_bundle(
+                project, plan, bundle, options, &report,
+            )?;
             if let Some((location, None)) = from {
                 report(Event::Warning {
                     message: format!(
@@ -330,7 +331,7 @@ impl Deploy<'_> {
             // The next deploy goes on with this workspace while cargo
             // describes it; one that stops before it builds writes nothing.
             if prepared.workspace_changed {
-                let _ = crate::build::remember(&project.workspace);
+                let _ = crate::cargo::remember(&project.workspace);
             }
             (built, contact)
         };

@@ -7,11 +7,11 @@ use crate::error::{Error, Result};
 /// Writes `deploy.toml`, an environment and a template into the
 /// workspace, and `Cargo.lock` if it has none; the paths written.
 pub fn init(settings: &Settings) -> Result<Vec<String>> {
-    let workspace = crate::build::workspace(settings.manifest_path.as_deref())?;
+    let workspace = crate::cargo::workspace(settings.manifest_path.as_deref())?;
     let files = crate::init::scaffold(&workspace);
     crate::init::write(&workspace, &files)?;
     let mut created: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
-    if crate::build::ensure_lockfile(&workspace)? {
+    if crate::cargo::ensure_lockfile(&workspace)? {
         created.push("Cargo.lock".to_string());
     }
     Ok(created)

@@ -12,7 +12,6 @@
 //!   the selected hosts for a command on them (`hosts`).
 
 pub mod build;
-pub mod bundle;
 pub mod check;
 mod context;
 pub mod deploy;

@@ -1,4 +1,4 @@
-//! Build: the workspace as cargo sees it, and a reproducible `cargo build`
+//! Cargo: the workspace as cargo sees it, and a reproducible `cargo build`
 //! of the binaries the plan needs.
 //!
 //! The build runs `$CARGO build --locked` with `SOURCE_DATE_EPOCH` from the

@@ -24,6 +24,8 @@ use crate::assemble::{self, Assembled, Entry, EntryKind, GitTree, Manifest, Sour
 use crate::error::{Error, Result};
 use crate::store::{Object, Remote, Sha256Index};
 
+pub mod releases;
+
 pub const MANIFEST_FILE: &str = "landfall-bundle.json";
 pub const SCHEMA: &str = "landfall-bundle/1";
 

@@ -1,17 +1,18 @@
-//! Bundles: a build's artifacts with a manifest, written for CI to
-//! promote, and deployed from with the workspace's configuration.
+//! A bundle's releases: the manifest of a build's artifacts, written for
+//! CI to promote, and the releases staged from a bundle with the
+//! workspace's configuration.
 
 use std::time::Instant;
 
-use super::build::{Built, stage_all};
+use super::{Bundle, BundleArtifact, BundleManifest};
 use crate::assemble::Store;
-use crate::bundle::{Bundle, BundleArtifact, BundleManifest};
 use crate::config::{self, Project};
 use crate::error::{Error, Result};
 use crate::event::{Event, Reporter};
 use crate::git::{self, Revision};
+use crate::ops::build::{Built, stage_all};
 use crate::plan::Plan;
-use crate::{VERSION, build, bundle};
+use crate::{VERSION, bundle, cargo};
 
 /// The manifest of a bundle of what `built` holds, for `plan`'s
 /// environment.
@@ -23,7 +24,7 @@ pub fn bundle_manifest(project: &Project, plan: &Plan, built: &Built) -> Result<
         revision: built.revision.commit.clone(),
         dirty: built.revision.dirty.get(),
         source_date_epoch: built.revision.time,
-        toolchain: build::toolchain(&project.workspace.root)?,
+        toolchain: cargo::toolchain(&project.workspace.root)?,
         profile: project.build.profile.clone(),
         target: project.build.target.clone(),
         features: project.build.features.clone(),
@@ -54,7 +55,7 @@ pub struct FromOptions {
 /// // Every file is checked against the bundle's manifest here.
 /// let bundle = bundle::open(std::path::Path::new("bundle"), None)?;
 /// let report = |event: landfall::event::Event| eprintln!("{event:?}");
-/// let built = landfall::ops::bundle::releases_from_bundle(&project, &plan, &bundle, Default::default(), &report)?;
+/// let built = landfall::bundle::releases::releases_from_bundle(&project, &plan, &bundle, Default::default(), &report)?;
 /// for r in &built.releases {
 ///     println!("{} {}: {}", r.target.host, r.target.artifact, r.release.id);
 /// }
