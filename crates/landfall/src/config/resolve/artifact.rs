@@ -43,39 +43,14 @@ pub(super) fn resolve_artifact(
     // Every destination in the release directory, with the span that claims
     // it, to find two sources writing one path.
     let mut claims = Claims::new(name);
-    let own_features = features(check, raw.features.clone());
-    if raw.bins.is_empty() {
-        // `package` and `features` say how `bins` are built.
-        for (key, span) in [
-            ("package", raw.package.as_ref().map(Spanned::span)),
-            ("features", raw.features.first().map(Spanned::span)),
-        ] {
-            if let Some(span) = span {
-                check.error(
-                    span,
-                    format!("`{key}` of artifact `{name}` applies to its `bins`, and it has none"),
-                    "",
-                );
-            }
-        }
-    }
-    let package = raw
-        .package
-        .as_ref()
-        .and_then(|package| package_with_bins(check, workspace, package));
-    let package_given = raw.package.is_some();
-    let mut bins = Vec::new();
-    for bin in raw.bins {
-        if let Some(package) = bin_package(check, workspace, &bin, package.as_ref(), package_given)
-        {
-            claims.claim(check, &format!("bin/{}", bin.get_ref()), bin.span());
-            bins.push(BinTarget {
-                name: bin.get_ref().clone(),
-                package,
-                features: own_features.clone(),
-            });
-        }
-    }
+    let bins = resolve_bins(
+        check,
+        workspace,
+        &mut claims,
+        raw.package.as_ref(),
+        &raw.features,
+        raw.bins,
+    );
     let files = resolve_files(check, workspace, &mut claims, raw.files);
     let templates = resolve_templates(check, workspace, &mut claims, raw.templates);
     let shared = resolve_shared(check, &claims, raw.shared);
@@ -174,6 +149,50 @@ fn after(
         }
     }
     after
+}
+
+/// `bins`, each built by the package that defines it (or by `package`),
+/// with the artifact's `features`, and claimed at `bin/NAME`.
+fn resolve_bins(
+    check: &mut Checker,
+    workspace: &Workspace,
+    claims: &mut Claims<'_>,
+    raw_package: Option<&Spanned<String>>,
+    raw_features: &[Spanned<String>],
+    raw_bins: Vec<raw::Name>,
+) -> Vec<BinTarget> {
+    let name = claims.artifact();
+    let own_features = features(check, raw_features.to_vec());
+    if raw_bins.is_empty() {
+        // `package` and `features` say how `bins` are built.
+        for (key, span) in [
+            ("package", raw_package.map(Spanned::span)),
+            ("features", raw_features.first().map(Spanned::span)),
+        ] {
+            if let Some(span) = span {
+                check.error(
+                    span,
+                    format!("`{key}` of artifact `{name}` applies to its `bins`, and it has none"),
+                    "",
+                );
+            }
+        }
+    }
+    let package = raw_package.and_then(|package| package_with_bins(check, workspace, package));
+    let package_given = raw_package.is_some();
+    let mut bins = Vec::new();
+    for bin in raw_bins {
+        if let Some(package) = bin_package(check, workspace, &bin, package.as_ref(), package_given)
+        {
+            claims.claim(check, &format!("bin/{}", bin.get_ref()), bin.span());
+            bins.push(BinTarget {
+                name: bin.get_ref().clone(),
+                package,
+                features: own_features.clone(),
+            });
+        }
+    }
+    bins
 }
 
 /// `package`, if it is a package of the workspace with binaries.

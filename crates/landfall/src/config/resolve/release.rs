@@ -47,6 +47,11 @@ impl<'a> Claims<'a> {
         }
     }
 
+    /// The artifact whose release this is.
+    pub(super) fn artifact(&self) -> &'a str {
+        self.artifact
+    }
+
     /// Claims `dst` for the source at `span`, or reports the claim it
     /// conflicts with.
     pub(super) fn claim(&mut self, check: &mut Checker, dst: &str, span: Range<usize>) {
