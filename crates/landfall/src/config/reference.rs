@@ -28,7 +28,10 @@ const VARIABLE_SOURCES: [(&str, &str); 6] = [
     ("steps.rs", include_str!("../steps.rs")),
     ("hooks.rs", include_str!("../hooks.rs")),
     ("service.rs", include_str!("../service.rs")),
-    ("secrets.rs", include_str!("../secrets.rs")),
+    (
+        "secrets/identity.rs",
+        include_str!("../secrets/identity.rs"),
+    ),
     ("transport/local.rs", include_str!("../transport/local.rs")),
 ];
 
