@@ -3,7 +3,7 @@
 //! exit status.
 
 use landfall::config::{self, Environment, Host, Project};
-use landfall::deploy::{self, Summary};
+use landfall::deploy::Summary;
 use landfall::ops::build::{BuildOutput, BuildRequest};
 use landfall::ops::deploy::DeployRequest;
 use landfall::ops::exec::{ExecCommand, ExecOutcome};
@@ -285,7 +285,7 @@ pub(crate) fn prune(ctx: &Ctx<'_>, args: &PruneArgs) -> u8 {
         targets: targets(&args.target),
         yes: args.yes,
     };
-    let show = |found: &[deploy::HostOrphans]| ctx.printer.orphans_report(found);
+    let show = |found: &[ops::prune::HostOrphans]| ctx.printer.orphans_report(found);
     match ops::prune::prune(&ctx.settings(), &request, ctx, &show) {
         Ok(results) => {
             let pruned: usize = results.iter().map(|r| r.pruned.len()).sum();
@@ -350,7 +350,7 @@ pub(crate) fn exec(ctx: &Ctx<'_>, args: &ExecArgs) -> u8 {
     match ops::exec::exec(&ctx.settings(), &command, ctx, &line) {
         Ok(ExecOutcome::Streamed(results)) => {
             ctx.printer.exec_report(&args.target.env, &results, spools);
-            if results.iter().all(deploy::ExecResult::success) {
+            if results.iter().all(ops::exec::ExecResult::success) {
                 EXIT_OK
             } else {
                 EXIT_FAILED

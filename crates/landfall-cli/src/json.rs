@@ -8,10 +8,12 @@
 use landfall::assemble::Assembled;
 use landfall::bundle::{BundleManifest, BundleRelease};
 use landfall::config::provenance::Variable;
-use landfall::deploy::{ExecResult, Orphan, Summary, TargetStatus};
+use landfall::deploy::{Orphan, Summary};
 use landfall::event::Event;
 use landfall::git::Revision;
+use landfall::ops::exec::ExecResult;
 use landfall::ops::reproducible::BuildIds;
+use landfall::ops::status::TargetStatus;
 use schemars::JsonSchema;
 use serde::Serialize;
 

@@ -9,8 +9,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::sync::{Mutex, PoisonError};
 
-use landfall::deploy::{ExecResult, Summary};
+use landfall::deploy::Summary;
 use landfall::inert::inert;
+use landfall::ops::exec::ExecResult;
 
 use super::{BAD, DIM, INFO, Printer, counted, error, json_line, masked, shown_error, warning};
 use crate::cli::MessageFormat;

@@ -7,9 +7,11 @@ use std::fmt::Write as _;
 
 use landfall::assemble::Provenance;
 use landfall::config::provenance::{Layer, Variable};
-use landfall::deploy::{HostOrphans, LogEntry, ServiceState, TargetStatus};
+use landfall::deploy::{LogEntry, ServiceState};
 use landfall::event::Event;
 use landfall::inert::inert;
+use landfall::ops::prune::HostOrphans;
+use landfall::ops::status::TargetStatus;
 
 use super::{BAD, DIM, GOOD, INFO, Printer, WARN, json_line, short, shown_error};
 use crate::cli::MessageFormat;

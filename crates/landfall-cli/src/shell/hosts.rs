@@ -3,7 +3,7 @@
 //! the release ids completion offers, read when the shell starts and after
 //! a deploy or a rollback. Its runs show no event but warnings.
 
-use landfall::deploy::{self, Identity, Run};
+use landfall::deploy::{Identity, Run};
 use landfall::event::Event;
 use landfall::{Error, plan};
 
@@ -21,7 +21,7 @@ impl Shell<'_> {
             .into_iter()
             .map(str::to_string)
             .collect();
-        let report = self.with_run(&hosts, deploy::status);
+        let report = self.with_run(&hosts, landfall::ops::status::read);
         let report = match report {
             Ok(report) => report,
             Err(err) => {
@@ -57,12 +57,12 @@ impl Shell<'_> {
     /// Reads the release ids on the hosts, for completion.
     pub(super) fn refresh_releases(&self) {
         let hosts: Vec<String> = self.env.hosts.iter().map(|h| h.name.clone()).collect();
-        if let Ok(report) = self.with_run(&hosts, deploy::status) {
+        if let Ok(report) = self.with_run(&hosts, landfall::ops::status::read) {
             self.note_releases(&report);
         }
     }
 
-    fn note_releases(&self, report: &[deploy::TargetStatus]) {
+    fn note_releases(&self, report: &[landfall::ops::status::TargetStatus]) {
         let mut names = self.names.lock().expect("not poisoned");
         // A completion is shown as it is: only what has the shape of a
         // release id (hex digits) is offered, whatever a host listed.

@@ -32,27 +32,17 @@
 //! `history`, `exec`, `prune`).
 
 mod decide;
-mod exec;
-mod history;
-mod logs;
+pub(crate) mod history;
 mod phases;
 mod predict;
-mod prune;
 mod pull;
-mod rollback;
 mod rollout;
-mod status;
 #[cfg(test)]
 mod tests;
 
 pub use decide::{Action, Upload, decide, previous_good};
 
-pub use exec::{ExecRequest, ExecResult, exec, exec_attached};
-pub use logs::{LogsResult, logs};
 pub use phases::deploy;
-pub use prune::{HostOrphans, PruneResult, orphans, prune};
-pub use rollback::rollback;
-pub use status::{ReleaseStatus, TargetStatus, status};
 
 pub use crate::steps::{Claim, LogEntry, Orphan, PathState, ServiceState};
 
@@ -224,13 +214,13 @@ impl LockHolder {
 }
 
 /// What the log says of an activation.
-struct Change<'a> {
+pub(crate) struct Change<'a> {
     /// `activated` (a deploy), `rollback`, or `reactivated` (`--force`).
-    event: &'a str,
+    pub(crate) event: &'a str,
     /// The commit the release was built from.
-    revision: Option<String>,
+    pub(crate) revision: Option<String>,
     /// For a rollback: the deploys it undoes (see [`LogEntry::undoes`]).
-    undoes: &'a [String],
+    pub(crate) undoes: &'a [String],
 }
 
 /// Everything a fleet operation needs besides the plan.
@@ -362,7 +352,7 @@ impl Summary {
         }
     }
 
-    fn new(run: &Run<'_>, dry_run: bool, hosts: Vec<Outcome>) -> Summary {
+    pub(crate) fn new(run: &Run<'_>, dry_run: bool, hosts: Vec<Outcome>) -> Summary {
         // A dry run skips everything on purpose; it fails only where a host
         // could not be read.
         let ok = hosts.iter().all(|o| match o.status {
@@ -461,7 +451,8 @@ pub fn look_ahead(
 }
 
 /// What a target not yet worked on says when the run was asked to stop.
-const INTERRUPTED: &str = "interrupted: landfall was asked to stop before this host's turn";
+pub(crate) const INTERRUPTED: &str =
+    "interrupted: landfall was asked to stop before this host's turn";
 
 /// How often a host that keeps landfall waiting is named.
 const WAITING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -552,7 +543,7 @@ impl Transport for Watched<'_> {
 /// Runs `f` with a run whose transport names, every [`WAITING_EVERY`],
 /// each host that keeps a round trip waiting; as work on hosts, which a
 /// first signal settles (see [`crate::interrupt::on_hosts`]).
-fn watching<T>(run: &Run<'_>, f: impl FnOnce(&Run<'_>) -> T) -> T {
+pub(crate) fn watching<T>(run: &Run<'_>, f: impl FnOnce(&Run<'_>) -> T) -> T {
     crate::interrupt::on_hosts(|| watching_hosts(run, f))
 }
 
@@ -651,7 +642,7 @@ fn hook_time(timeout: std::time::Duration) -> std::time::Duration {
 /// `activate`, `health`, and a service's stop, start and `ready`),
 /// switching back included, the release switched back to taken to have the
 /// same time limits.
-fn activation_time(target: &Target) -> std::time::Duration {
+pub(crate) fn activation_time(target: &Target) -> std::time::Duration {
     let hooks = &target.hooks;
     let mut once = hook_time(hooks.timeout) * 2 + hook_time(hooks.health_timeout);
     if let Some(service) = &target.service {
@@ -674,12 +665,12 @@ fn by_host(targets: &[&Target]) -> Vec<(String, Vec<usize>)> {
         .collect()
 }
 
-fn describe_failure(reply: &Reply) -> String {
+pub(crate) fn describe_failure(reply: &Reply) -> String {
     reply.describe_failure()
 }
 
 impl Run<'_> {
-    fn script(&self, target: &Target) -> Script {
+    pub(crate) fn script(&self, target: &Target) -> Script {
         Script::new(&self.env.name, &target.host, Some(&target.artifact))
     }
 
@@ -698,7 +689,7 @@ impl Run<'_> {
     /// target's host, in one round trip. A lock left behind by a deploy of
     /// this machine that is gone is reported and taken over; any other
     /// holder makes this an error that names it.
-    fn locked(
+    pub(crate) fn locked(
         &self,
         target: &Target,
         path: &str,
@@ -788,7 +779,7 @@ impl Run<'_> {
     /// recorded, switching back to `previous` (and running what that
     /// recorded) if activate or health fail and `revert` is set. `change`
     /// is what the log says of it.
-    fn activation(
+    pub(crate) fn activation(
         &self,
         target: &Target,
         path: &str,
@@ -845,7 +836,7 @@ impl Run<'_> {
 
     /// Warns of what a reply says a person should know (see
     /// [`Reply::notices`]).
-    fn notify(&self, host: &str, artifact: &str, reply: &Reply) {
+    pub(crate) fn notify(&self, host: &str, artifact: &str, reply: &Reply) {
         for notice in reply.notices() {
             (self.events)(Event::Warning {
                 message: format!("on `{host}`, `{artifact}`: {notice}"),
@@ -868,7 +859,7 @@ impl Run<'_> {
     /// With `claims` (per target, a claim of its lock), the same round trip
     /// takes the deploy lock of every target whose release is not current,
     /// and prepares its directories.
-    fn probe(
+    pub(crate) fn probe(
         &self,
         targets: &[&Target],
         detail: bool,

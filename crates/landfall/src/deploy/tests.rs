@@ -363,7 +363,8 @@ fn rollback_runs_the_hooks_the_release_recorded_not_the_workspaces() {
     assert!(fleet.deploy(&DeployOptions::default()).ok);
     // The workspace's hooks change again, and are never deployed.
     fleet.edit("deploy.toml", "echo activate", "echo changed");
-    let summary = fleet.with_run(|run, plan| super::rollback(run, plan, None, false));
+    let summary =
+        fleet.with_run(|run, plan| crate::ops::rollback::switch_back(run, plan, None, false));
     assert!(summary.ok, "{summary:?}");
     assert!(summary.hosts.iter().all(|o| o.status == RolledBack));
     assert_eq!(fleet.current("web1").as_deref(), Some(first.as_str()));
@@ -777,7 +778,7 @@ fn an_artifact_that_moved_leaves_an_orphan_that_prune_removes() {
     assert!(fleet.deploy(&DeployOptions::default()).ok);
     let found = fleet.with_run(|run, plan| {
         let hosts: Vec<&crate::config::Host> = run.env.hosts.iter().collect();
-        super::orphans(run, plan, &hosts)
+        crate::ops::prune::orphans(run, plan, &hosts)
     });
     assert_eq!(found.len(), 3);
     for host in &found {
@@ -787,7 +788,7 @@ fn an_artifact_that_moved_leaves_an_orphan_that_prune_removes() {
         assert!(host.orphans[0].path.ends_with("/srv/app"), "{host:?}");
     }
     assert!(old.exists());
-    let pruned = fleet.with_run(|run, _| super::prune(run, &found));
+    let pruned = fleet.with_run(|run, _| crate::ops::prune::remove(run, &found));
     assert!(
         pruned
             .iter()
@@ -805,7 +806,7 @@ fn an_artifact_that_moved_leaves_an_orphan_that_prune_removes() {
     );
     let again = fleet.with_run(|run, plan| {
         let hosts: Vec<&crate::config::Host> = run.env.hosts.iter().collect();
-        super::orphans(run, plan, &hosts)
+        crate::ops::prune::orphans(run, plan, &hosts)
     });
     assert!(again.iter().all(|h| h.orphans.is_empty()), "{again:?}");
 }
@@ -819,7 +820,8 @@ fn a_rollback_after_a_partly_failed_rollout_leaves_one_release_on_the_fleet() {
     fleet.unhealthy("web2");
     let partly = fleet.deploy(&DeployOptions::default());
     assert_eq!(partly.hosts[1].status, Status::Failed);
-    let back = fleet.with_run(|run, plan| super::rollback(run, plan, None, false));
+    let back =
+        fleet.with_run(|run, plan| crate::ops::rollback::switch_back(run, plan, None, false));
     assert!(back.ok, "{back:?}");
     assert_eq!(
         Fleet::statuses(&back),
@@ -835,7 +837,7 @@ fn a_rollback_after_a_partly_failed_rollout_leaves_one_release_on_the_fleet() {
     // A release asked for by name goes to every host that has it, or to
     // none.
     let only_on_web1 = fleet.with_run(|run, plan| {
-        super::rollback(
+        crate::ops::rollback::switch_back(
             run,
             plan,
             Some(&partly.hosts[0].release.clone().unwrap()),

@@ -511,7 +511,7 @@ pub(crate) fn confirm_protected(
 /// probe already.
 fn report_orphans(run: &Run<'_>, plan: &plan::Plan) {
     let hosts = plan.hosts(run.env);
-    let found = deploy::orphans(run, plan, &hosts);
+    let found = super::prune::orphans(run, plan, &hosts);
     let mut count: u64 = 0;
     for host in found.into_iter().filter(|h| h.error.is_none()) {
         for orphan in host.orphans {
