@@ -99,23 +99,6 @@ pub(crate) fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> u8 {
     }
 }
 
-/// A bundle written or published: where, the digest that pins it, and
-/// its artifacts.
-fn print_bundle(
-    location: &str,
-    digest: &landfall::bundle::Digest,
-    manifest: &landfall::bundle::BundleManifest,
-) {
-    render::println!("bundle {location}");
-    render::println!("digest {digest}");
-    for a in &manifest.artifacts {
-        render::println!("{}  {}", a.name, a.id);
-    }
-    render::eprintln!(
-        "Deploy exactly this bundle with: cargo deploy ENV --from '{location}#{digest}'"
-    );
-}
-
 pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
     let request = BuildRequest {
         env: args.env.clone(),
@@ -124,78 +107,16 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
         check_reproducible: args.check_reproducible,
     };
     match ops::build::build(&ctx.settings(), &request, ctx) {
-        Ok(BuildOutput::Reproducible {
-            first,
-            second,
-            differences,
-        }) => {
-            let same = first == second;
-            if ctx.json() {
-                render::json_line(&Line::Reproducible {
-                    ok: same,
-                    first: &first,
-                    second: &second,
-                    differences: &differences,
-                });
-            } else {
-                for (artifact, id) in &first.artifacts {
-                    let other = &second.artifacts[artifact];
-                    let verdict = if id == other {
-                        "identical"
-                    } else {
-                        "DIFFERENT"
-                    };
-                    render::println!("{artifact}  {id}  {other}  {verdict}");
+        Ok(output) => {
+            ctx.printer.build_report(&output);
+            match output {
+                BuildOutput::Reproducible { first, second, .. } if first != second => {
+                    Ctx::fail(&Error::Failed(
+                        "the two builds differ: the build is not reproducible".into(),
+                    ))
                 }
-                for difference in &differences {
-                    render::println!("  differs: {difference}");
-                }
+                _ => EXIT_OK,
             }
-            if same {
-                EXIT_OK
-            } else {
-                Ctx::fail(&Error::Failed(
-                    "the two builds differ: the build is not reproducible".into(),
-                ))
-            }
-        }
-        Ok(BuildOutput::Bundle {
-            location,
-            digest,
-            manifest,
-        }) => {
-            if ctx.json() {
-                render::json_line(&Line::Bundle {
-                    dir: location,
-                    digest: digest.to_string(),
-                    manifest: &manifest,
-                });
-            } else {
-                print_bundle(&location, &digest, &manifest);
-            }
-            EXIT_OK
-        }
-        Ok(BuildOutput::Releases { env, built }) => {
-            if ctx.json() {
-                let releases = built.release_ids();
-                render::json_line(&Line::Manifest {
-                    env: &env,
-                    revision: &built.revision,
-                    artifacts: &built.assembled,
-                    releases: &releases,
-                });
-            } else {
-                for a in &built.assembled {
-                    render::println!("{}  {}", a.artifact, a.id);
-                    for entry in &a.manifest.entries {
-                        render::println!("    {}", entry.path);
-                    }
-                }
-                for r in &built.releases {
-                    render::println!("{}  {}  {}", r.target.host, r.target.artifact, r.release.id);
-                }
-            }
-            EXIT_OK
         }
         Err(err) => Ctx::fail(&err),
     }
@@ -206,31 +127,6 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
         Ok(report) => report,
         Err(err) => return Ctx::fail(&err),
     };
-    let ok = report.errors.is_empty();
-    let checked = || {
-        if ctx.json() {
-            render::json_line(&Line::Checked {
-                ok,
-                artifacts: report.artifacts,
-                environments: &report.environments,
-                hosts: report.hosts,
-            });
-        }
-    };
-    if ok {
-        checked();
-        if !ctx.global.quiet && !ctx.json() {
-            render::eprintln!(
-                "{:>12} {}, {} ({}), {}",
-                "Checked",
-                render::counted(report.artifacts as u64, "artifact"),
-                render::counted(report.environments.len() as u64, "environment"),
-                report.environments.join(", "),
-                render::counted(report.hosts as u64, "host")
-            );
-        }
-        return EXIT_OK;
-    }
     // A hook shared by the hosts' and `--local`'s sets fails in both: say
     // each problem once.
     let mut seen = std::collections::BTreeSet::new();
@@ -248,8 +144,10 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
             }
         }
     }
-    checked();
-    if report.errors.iter().all(Error::is_usage) {
+    ctx.printer.check_report(&report);
+    if report.errors.is_empty() {
+        EXIT_OK
+    } else if report.errors.iter().all(Error::is_usage) {
         EXIT_USAGE
     } else {
         EXIT_FAILED

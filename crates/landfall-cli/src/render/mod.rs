@@ -93,6 +93,7 @@ macro_rules! println {
 }
 pub(crate) use {eprintln, println};
 
+mod build;
 mod hosts_output;
 mod predict;
 mod progress;
