@@ -110,11 +110,9 @@ pub(crate) fn build(ctx: &Ctx<'_>, args: &BuildArgs) -> u8 {
         Ok(output) => {
             ctx.printer.build_report(&output);
             match output {
-                BuildOutput::Reproducible { first, second, .. } if first != second => {
-                    Ctx::fail(&Error::Failed(
-                        "the two builds differ: the build is not reproducible".into(),
-                    ))
-                }
+                BuildOutput::Reproducible { first, second, .. } if first != second => Ctx::fail(
+                    &Error::Failed("the two builds differ: the build is not reproducible".into()),
+                ),
                 _ => EXIT_OK,
             }
         }

@@ -5,8 +5,8 @@ use super::decide::{self, Action, Found, Upload};
 use super::rollout;
 use super::{
     DeployOptions, INTERRUPTED, Lock, Run, Status, Summary, Work, by_host, describe_failure,
-    parallel,
 };
+use crate::parallel::parallel;
 use std::time::Instant;
 
 use crate::assemble::{Delta, EntryKind, MANIFEST_FILE, Provenance};

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{Run, Status, Summary, Work, parallel};
+use super::{Run, Status, Summary, Work};
 use crate::assemble::{EntryKind, Manifest};
 use crate::diff::{self, FileDiff, Side};
 use crate::event::Event;
+use crate::parallel::parallel;
 use crate::steps::Step;
 use crate::transport::changes;
 

@@ -7,9 +7,10 @@
 use std::time::{Duration, Instant};
 
 use super::phases::{ActivationEnd, activate_one, record_revert, report_removed, revert_switched};
-use super::{Action, Lock, Run, Status, Stopped, Work, describe_failure, parallel};
+use super::{Action, Lock, Run, Status, Stopped, Work, describe_failure};
 use crate::config::{Artifact, OnFailure};
 use crate::event::{Event, Phase};
+use crate::parallel::parallel;
 use crate::steps::{Activation, Step};
 
 /// How often the hosts activated so far are checked during a pause.

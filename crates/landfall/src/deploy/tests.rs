@@ -582,7 +582,7 @@ fn a_host_that_keeps_landfall_waiting_is_named_every_ten_seconds() {
     use std::time::{Duration, Instant};
     let fixture = Fleet::new("rollback-all");
     let local = Local::new(&fixture.fixture.dir.path().join("target/landfall"), "dev");
-    let watched = super::Watched {
+    let watched = super::watch::Watched {
         inner: &local,
         in_flight: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         next: std::sync::atomic::AtomicU64::new(0),
