@@ -29,7 +29,7 @@ pub struct Context<'a> {
     pub host: HostView<'a>,
     pub hosts: Vec<HostView<'a>>,
     pub vars: toml::Table,
-    /// A [`SecretsObject`]: it notes whether a template read it.
+    /// A `SecretsObject`: it notes whether a template read it.
     pub secrets: Value,
     pub artifact: ArtifactView<'a>,
     #[serde(skip)]

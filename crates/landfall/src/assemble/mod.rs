@@ -18,15 +18,15 @@
 //! so that a size-and-mtime comparison (rsync's quick check, or the local
 //! transport's) never mistakes a changed file for an unchanged one.
 //!
-//! A module per part: [`manifest`] (entries, the canonical text and ids,
-//! content-derived mtimes), [`store`] (the directories under
-//! `target/landfall/` and the objects of the store), [`tree`] (a tree
+//! A module per part: `manifest` (entries, the canonical text and ids,
+//! content-derived mtimes), `store` (the directories under
+//! `target/landfall/` and the objects of the store), `tree` (a tree
 //! written from a manifest, file by file, and the copies and links that
-//! keep modes and mtimes), [`artifact`] (an artifact's files hashed and
-//! its tree put into the store), [`git_tree`] (a git artifact: its tree
-//! read from git once, with its `files` on top), [`release`] (a release's
+//! keep modes and mtimes), `artifact` (an artifact's files hashed and
+//! its tree put into the store), `git_tree` (a git artifact: its tree
+//! read from git once, with its `files` on top), `release` (a release's
 //! id, its stage, its provenance and the names landfall keeps in it) and
-//! [`delta`] (what a release adds to one a host holds, for a push that
+//! `delta` (what a release adds to one a host holds, for a push that
 //! sends only that).
 
 mod artifact;

@@ -1,8 +1,8 @@
 //! Configuration: `deploy.toml` and `environments/ENV.toml`, read in two
 //! steps.
 //!
-//! [`raw`] parses the files into serde structs that keep spans and reject
-//! unknown keys; [`resolve`] turns them into the model below, with defaults
+//! `raw` parses the files into serde structs that keep spans and reject
+//! unknown keys; `resolve` turns them into the model below, with defaults
 //! applied, paths made absolute, source trees listed and every semantic
 //! check done, each error pointing at its line. The model is what every
 //! later stage works from; nothing after this module reads a config file.

@@ -15,7 +15,7 @@ pub struct Identity {
     /// Unique to this run; a lock is released only by the run holding it.
     pub token: String,
     /// This run's id, recorded with every change it makes on every host
-    /// (see [`LogEntry::deploy`]): the fleet-wide handle of a deploy, as
+    /// (see `LogEntry::deploy`): the fleet-wide handle of a deploy, as
     /// release ids differ per host. It starts with the time the run began
     /// (UTC, to the second), so that ids sort in the order runs began:
     /// `20261207-164200-3fa2`.

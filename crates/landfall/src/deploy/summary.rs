@@ -53,7 +53,7 @@ pub struct Summary {
     pub dry_run: bool,
     pub hosts: Vec<Outcome>,
     /// The run's id, recorded with what it changed on every host (see
-    /// [`Identity::deploy`]): `rollback --to` takes it. `None` when the
+    /// `Identity::deploy`): `rollback --to` takes it. `None` when the
     /// run changed nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deploy: Option<String>,

@@ -114,7 +114,7 @@ impl Settings {
         Ok((Box::new(ssh), warnings))
     }
 
-    /// [`open_transport`](Settings::open_transport), with its warnings
+    /// `open_transport`, with its warnings
     /// reported.
     pub fn transport(
         &self,

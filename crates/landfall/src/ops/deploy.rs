@@ -1,4 +1,4 @@
-//! `cargo deploy ENV`, end to end: [`deploy`] reads the workspace and the
+//! `cargo deploy ENV`, end to end: [`deploy()`] reads the workspace and the
 //! environment, refuses what a protected environment refuses, asks, runs
 //! the `before` hook, builds (or verifies a bundle) while the hosts are
 //! read, deploys over the transport, and runs the `after` hook. The binary
@@ -7,7 +7,7 @@
 //! Its fast path, the read-ahead: while cargo describes the workspace,
 //! the deploy is prepared with the workspace the last run here found, and
 //! when nothing is to run or be asked before the hosts are contacted, the
-//! connections open and the hosts are read meanwhile ([`Contact`]). Unless
+//! connections open and the hosts are read meanwhile (`Contact`). Unless
 //! cargo then describes the same workspace, all of that is thrown away,
 //! unseen, and the deploy is prepared again.
 

@@ -7,7 +7,7 @@
 //!   [`status::status`], [`exec::exec`], [`logs::logs`], [`prune::prune`],
 //!   [`init::init`], [`init::sudoers`];
 //! - and what they are made of: building and staging releases
-//!   ([`build`]), bundles ([`bundle`]), what a protected environment asks
+//!   ([`build`]), bundles (`bundle`), what a protected environment asks
 //!   ([`protection`]), reproducibility ([`reproducible`]), and opening
 //!   the selected hosts for a command on them (`hosts`).
 

@@ -2,10 +2,10 @@
 //! the recipients an environment lists under `[secrets]`.
 //!
 //! This module owns the encrypted file: finding the user's identity
-//! ([`identity`]), decrypting into memory and encrypting to the recipients
-//! ([`crypt`]), reading the recipients a file was encrypted to from its
+//! (`identity`), decrypting into memory and encrypting to the recipients
+//! (`crypt`), reading the recipients a file was encrypted to from its
 //! header ([`recipients`]), and the [`Mask`] that keeps secret values out
-//! of everything landfall prints ([`mask`], and [`overrides`] for the
+//! of everything landfall prints (`mask`, and `overrides` for the
 //! `--var` values a release records). Here: [`Secrets`], what templates
 //! see, and [`load`], which reads an environment's file and decrypts it.
 //! It never writes plaintext to disk; editing through a temporary file is

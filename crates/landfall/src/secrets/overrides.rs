@@ -42,7 +42,7 @@ const SECRET_WORDS: [&str; 6] = [
 ];
 
 /// Whether a variable's key says that its value is a credential: one of
-/// [`SECRET_WORDS`] in it, in any case.
+/// `SECRET_WORDS` in it, in any case.
 pub fn names_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     SECRET_WORDS.iter().any(|word| key.contains(word))
