@@ -21,7 +21,7 @@
 //! This module does no work on hosts itself but `ls` and the release ids
 //! completion offers.
 //!
-//! A module per part: [`line`] (the table of what the shell understands,
+//! A module per part: [`line`](mod@line) (the table of what the shell understands,
 //! [`COMMANDS`], and the words after `cargo deploy` a line becomes),
 //! [`selection`] (`cd`, and the hosts and artifact the selection stands
 //! for), [`child`] (a line run as this binary, on this terminal),
