@@ -1,5 +1,6 @@
 //! The host protocol: the steps that read and change a host, written once
-//! as POSIX sh functions (`steps.sh`) and run by every transport the same
+//! as POSIX sh functions (`steps.sh`: the parts in `steps/sh/`, joined in
+//! the order `steps/sh/parts.rs` gives) and run by every transport the same
 //! way, as a script on the standard input of `sh -s`, locally or over ssh.
 //!
 //! A [`Step`] is one call, as a Rust value; [`Script`] is the steps for
@@ -18,7 +19,8 @@ pub use reply::{Claim, LogEntry, Orphan, PathState, Reply, ServiceState};
 use crate::process::quote;
 use std::fmt::Write as _;
 
-const FUNCTIONS: &str = include_str!("steps.sh");
+/// The step functions: `steps/sh/*.sh` joined, as every host receives them.
+const FUNCTIONS: &str = include!("steps/sh/parts.rs");
 
 /// `steps.sh` taken apart: the lines outside any function (`set -u`,
 /// `umask`), and each function's definition with the step functions it

@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant, SystemTime};
 
-const STEPS: &str = include_str!("../src/steps.sh");
+const STEPS: &str = include!("../src/steps/sh/parts.rs");
 
 /// How long any script may run; the slowest waits 6 seconds for a hook
 /// to be killed.
