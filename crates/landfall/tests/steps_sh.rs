@@ -266,7 +266,42 @@ fn quote(word: &str) -> String {
     shlex::try_quote(word).map_or_else(|_| word.to_string(), std::borrow::Cow::into_owned)
 }
 
-/// A call of a step function, every argument quoted as landfall quotes it.
+/// A call of a step function as landfall renders it: each argument
+/// assigned to its variable (`lf_NAME`), quoted as landfall quotes it, on
+/// the line before the call; a list after the function's name; the
+/// standard input in a quoted here-document. (landfall unsets the
+/// variables before the next call; each call here sets all of its own.)
+fn step_call(function: &str, vars: &[(&str, &str)], list: &[&str], input: Option<&str>) -> String {
+    let assignments: Vec<String> = vars
+        .iter()
+        .map(|(name, value)| format!("lf_{name}={}", quote(value)))
+        .collect();
+    let mut text = format!("{}\n{function}", assignments.join(" "));
+    for item in list {
+        text.push(' ');
+        text.push_str(&quote(item));
+    }
+    if let Some(input) = input {
+        text.push_str(" <<'LANDFALL_INPUT_END'\n");
+        text.push_str(input);
+        text.push_str("LANDFALL_INPUT_END");
+    }
+    text.push('\n');
+    text
+}
+
+/// A call of a step function that takes no list and reads no input.
+fn step(function: &str, vars: &[(&str, &str)]) -> String {
+    step_call(function, vars, &[], None)
+}
+
+/// A call of a step function that takes a list.
+fn step_with(function: &str, vars: &[(&str, &str)], list: &[&str]) -> String {
+    step_call(function, vars, list, None)
+}
+
+/// A call of a function that is no step (a function the steps call), its
+/// arguments as its positional parameters, every one quoted.
 fn call(function: &str, args: &[&str]) -> String {
     let mut line = function.to_string();
     for arg in args {
@@ -282,15 +317,17 @@ fn call(function: &str, args: &[&str]) -> String {
 fn put(dir: &str, name: &str, mode: &str, bytes: &[u8]) -> String {
     use base64::Engine as _;
     let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-    let mut text = call("landfall_put", &[dir, name, mode]);
-    text.pop();
-    text.push_str(" <<'LANDFALL_INPUT_END'\n");
+    let mut lines = String::new();
     for chunk in encoded.as_bytes().chunks(76) {
-        text.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-        text.push('\n');
+        lines.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        lines.push('\n');
     }
-    text.push_str("LANDFALL_INPUT_END\n");
-    text
+    step_call(
+        "landfall_put",
+        &[("dir", dir), ("name", name), ("mode", mode)],
+        &[],
+        Some(&lines),
+    )
 }
 
 /// Sh that waits (at most 20 seconds) until `gate` exists.
@@ -471,9 +508,10 @@ fn probe_reports_current_the_releases_newest_first_and_the_lock(shell: Shell) {
         .write(".landfall/log", "deployed aa02\n");
     let never_deployed = Artifact::new();
     shell
-        .run(&call(
+        .run(&step_with(
             "landfall_probe",
-            &["0", &a.path(), &never_deployed.path()],
+            &[("detail", "0")],
+            &[&a.path(), &never_deployed.path()],
         ))
         .expect(
             0,
@@ -498,7 +536,11 @@ fn a_link_planted_in_releases_is_no_release_and_nothing_switches_to_it(shell: Sh
     // An incomplete directory: no .landfall-release.
     a.write("releases/cc03/bin/app", "half\n");
     shell
-        .run(&call("landfall_probe", &["0", &a.path()]))
+        .run(&step_with(
+            "landfall_probe",
+            &[("detail", "0")],
+            &[&a.path()],
+        ))
         .expect(
             0,
             "current\t0\taa01\n\
@@ -510,25 +552,31 @@ fn a_link_planted_in_releases_is_no_release_and_nothing_switches_to_it(shell: Sh
         ("cc03", "releases/cc03 is not a complete release"),
         ("../../x", "is not a release id"),
     ] {
-        for (function, args) in [
+        let path = a.path();
+        for (function, calls) in [
             (
                 "landfall_activate",
-                vec![
-                    a.path(),
-                    id.into(),
-                    "aa01".into(),
-                    "1".into(),
-                    "{}".into(),
-                    "{}".into(),
-                ],
+                step(
+                    "landfall_activate",
+                    &[
+                        ("path", &path),
+                        ("release", id),
+                        ("previous", "aa01"),
+                        ("revert", "1"),
+                        ("log_ok", "{}"),
+                        ("log_back", "{}"),
+                    ],
+                ),
             ),
             (
                 "landfall_back",
-                vec![a.path(), "aa01".into(), id.into(), "{}".into()],
+                step(
+                    "landfall_back",
+                    &[("path", &path), ("from", "aa01"), ("to", id), ("log", "{}")],
+                ),
             ),
         ] {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = shell.run(&call(function, &args));
+            let out = shell.run(&calls);
             out.expect(70, "");
             assert!(out.stderr.contains(why), "{function} {id}: {out}");
             assert_eq!(
@@ -564,7 +612,11 @@ fn probe_with_detail_adds_provenance_and_the_last_200_lines_of_the_log(shell: Sh
         writeln!(expected, "log\t0\t{line}").unwrap();
     }
     shell
-        .run(&call("landfall_probe", &["1", &a.path()]))
+        .run(&step_with(
+            "landfall_probe",
+            &[("detail", "1")],
+            &[&a.path()],
+        ))
         .expect(0, &expected);
 }
 
@@ -579,7 +631,11 @@ fn probe_reports_the_release_the_log_last_confirmed(shell: Shell) {
          {\"event\":\"rolled_back\",\"release\":\"aa01\",\"previous\":\"aa02\"}\n",
         );
     shell
-        .run(&call("landfall_probe", &["0", &a.path()]))
+        .run(&step_with(
+            "landfall_probe",
+            &[("detail", "0")],
+            &[&a.path()],
+        ))
         .expect(
             0,
             "current\t0\taa02\nrelease\t0\taa02\nrelease\t0\taa01\nconfirmed\t0\taa01\n",
@@ -598,7 +654,7 @@ fn releases_are_ordered_newest_first_within_a_second_and_by_name_when_tied(shell
             .and_then(|dir| dir.set_modified(second + Duration::from_millis(millis)))
             .unwrap();
     };
-    let probe = call("landfall_probe", &["0", &a.path()]);
+    let probe = step_with("landfall_probe", &[("detail", "0")], &[&a.path()]);
     let listed = |ids: &[&str]| -> String {
         std::iter::once("current\t0\t\n".to_string())
             .chain(ids.iter().map(|id| format!("release\t0\t{id}\n")))
@@ -635,7 +691,7 @@ fn log_keeps_what_it_confirms_and_the_probe_reads_it_there(shell: Shell) {
         .expect(0, "");
     // A command's line confirms nothing.
     assert_eq!(a.read(".landfall/confirmed"), "aa02\n");
-    let probe = call("landfall_probe", &["0", &a.path()]);
+    let probe = step_with("landfall_probe", &[("detail", "0")], &[&a.path()]);
     let said = "current\t0\taa02\nrelease\t0\taa02\nrelease\t0\taa01\nconfirmed\t0\t";
     shell.run(&probe).expect(0, &format!("{said}aa02\n"));
     // What the file says is what the probe reports: it reads no log.
@@ -670,7 +726,7 @@ fn log_keeps_what_it_confirms_and_the_probe_reads_it_there(shell: Shell) {
 fn probe_names_where_current_leads(shell: Shell) {
     let a = Artifact::new();
     a.release("aa01", 10);
-    let probe = call("landfall_probe", &["0", &a.path()]);
+    let probe = step_with("landfall_probe", &[("detail", "0")], &[&a.path()]);
     a.set_current("aa09");
     shell
         .run(&probe)
@@ -693,9 +749,14 @@ fn probe_names_where_current_leads(shell: Shell) {
 fn lock_is_taken_once_and_records_the_artifact(shell: Shell) {
     let a = Artifact::new();
     shell
-        .run(&call(
+        .run(&step(
             "landfall_lock",
-            &[&a.path(), "run-1", "0", "shop/web"],
+            &[
+                ("path", &a.path()),
+                ("owner", "run-1"),
+                ("break_lock", "0"),
+                ("name", "shop/web"),
+            ],
         ))
         .expect(0, "");
     assert_eq!(a.read(".landfall/lock"), "run-1\n");
@@ -704,7 +765,15 @@ fn lock_is_taken_once_and_records_the_artifact(shell: Shell) {
     shell
         .run(&format!(
             "{}echo not reached\n",
-            call("landfall_lock", &[&a.path(), "run-2", "0", "shop/web"])
+            step(
+                "landfall_lock",
+                &[
+                    ("path", &a.path()),
+                    ("owner", "run-2"),
+                    ("break_lock", "0"),
+                    ("name", "shop/web")
+                ]
+            )
         ))
         .expect(3, "locked\trun-1\n");
     assert_eq!(a.read(".landfall/lock"), "run-1\n");
@@ -718,9 +787,14 @@ fn lock_is_exclusive_among_racing_deploys(shell: Shell) {
             shell.start(&format!(
                 "{}{}",
                 wait_for_in_sh(&gate),
-                call(
+                step(
                     "landfall_lock",
-                    &[&a.path(), &format!("run-{n}"), "0", "shop/web"]
+                    &[
+                        ("path", &a.path()),
+                        ("owner", &format!("run-{n}")),
+                        ("break_lock", "0"),
+                        ("name", "shop/web")
+                    ]
                 )
             ))
         })
@@ -762,7 +836,15 @@ fn lock_of_another_artifacts_path_exits_4_and_leaves_no_lock(shell: Shell) {
     shell
         .run(&format!(
             "{}echo not reached\n",
-            call("landfall_lock", &[&p, "run-1", "0", "shop/web"])
+            step(
+                "landfall_lock",
+                &[
+                    ("path", &p),
+                    ("owner", "run-1"),
+                    ("break_lock", "0"),
+                    ("name", "shop/web")
+                ]
+            )
         ))
         .expect(4, "")
         .expect_stderr(&format!(
@@ -779,9 +861,14 @@ fn lock_with_break_takes_over_a_lock_left_behind(shell: Shell) {
         .write(".landfall/artifact", "shop/web\n")
         .write(".landfall/steps", ended_group() + "\n");
     shell
-        .run(&call(
+        .run(&step(
             "landfall_lock",
-            &[&a.path(), "run-1", "1", "shop/web"],
+            &[
+                ("path", &a.path()),
+                ("owner", "run-1"),
+                ("break_lock", "1"),
+                ("name", "shop/web"),
+            ],
         ))
         .expect(0, "");
     assert_eq!(a.read(".landfall/lock"), "run-1\n");
@@ -858,7 +945,15 @@ fn owns_fails_when_its_record_cannot_be_written(shell: Shell) {
     let out = shell.run(&format!(
         "{}echo \"owns $?\"\n{}",
         call("landfall_owns", &[&p, "shop/web"]),
-        call("landfall_lock", &[&p, "run-1", "0", "shop/web"]),
+        step(
+            "landfall_lock",
+            &[
+                ("path", &p),
+                ("owner", "run-1"),
+                ("break_lock", "0"),
+                ("name", "shop/web")
+            ]
+        ),
     ));
     out.expect(4, "owns 1\n");
     assert!(
@@ -874,9 +969,22 @@ fn owns_fails_when_its_record_cannot_be_written(shell: Shell) {
 /// A claim of the path numbered `i` for release `release` by run-1, of
 /// shop/web, with `shared` directories, that copies no release.
 fn claim_call(i: &str, path: &str, release: &str, shared: &[&str]) -> String {
-    let mut args = vec![i, path, release, "run-1", "0", "0", "shop/web", "", "", ""];
-    args.extend_from_slice(shared);
-    call("landfall_claim", &args)
+    step_with(
+        "landfall_claim",
+        &[
+            ("index", i),
+            ("path", path),
+            ("release", release),
+            ("owner", "run-1"),
+            ("break_lock", "0"),
+            ("git", "0"),
+            ("name", "shop/web"),
+            ("from", ""),
+            ("top", ""),
+            ("gone", ""),
+        ],
+        shared,
+    )
 }
 
 fn claim_prints_nothing_when_the_release_is_current_and_unlocked(shell: Shell) {
@@ -944,7 +1052,10 @@ fn forget_removes_what_a_claim_made_only_with_the_runs_token(shell: Shell) {
     let forget = |dir: &Path, token: &str| {
         format!(
             "{}[ -d {} ] && echo kept || echo removed\n",
-            call("landfall_forget", &[&a.path(), &text(dir), token]),
+            step(
+                "landfall_forget",
+                &[("path", &a.path()), ("dir", &text(dir)), ("token", token)]
+            ),
             quote(&text(dir))
         )
     };
@@ -1047,20 +1158,21 @@ fn claim_from(a: &Artifact, id: &str, from: &str) -> String {
 
 /// As [`claim_from`], the copy without the paths of `gone` (one a line).
 fn claim_from_without(a: &Artifact, id: &str, from: &str, gone: &str) -> String {
-    call(
+    step_with(
         "landfall_claim",
         &[
-            "0",
-            &a.path(),
-            id,
-            "run-1",
-            "0",
-            "0",
-            "shop/web",
-            from,
-            "5",
-            gone,
+            ("index", "0"),
+            ("path", &a.path()),
+            ("release", id),
+            ("owner", "run-1"),
+            ("break_lock", "0"),
+            ("git", "0"),
+            ("name", "shop/web"),
+            ("from", from),
+            ("top", "5"),
+            ("gone", gone),
         ],
+        &[],
     )
 }
 
@@ -1188,20 +1300,21 @@ fn claim_of_a_git_artifact_makes_its_bare_repository(shell: Shell) {
     let a = Artifact::new();
     a.mkdir("");
     shell
-        .run(&call(
+        .run(&step_with(
             "landfall_claim",
             &[
-                "0",
-                &a.path(),
-                "aa01",
-                "run-1",
-                "0",
-                "1",
-                "shop/site",
-                "",
-                "",
-                "",
+                ("index", "0"),
+                ("path", &a.path()),
+                ("release", "aa01"),
+                ("owner", "run-1"),
+                ("break_lock", "0"),
+                ("git", "1"),
+                ("name", "shop/site"),
+                ("from", ""),
+                ("top", ""),
+                ("gone", ""),
             ],
+            &[],
         ))
         .expect(0, "held\t0\t\n");
     let repo = a.join(".landfall/repo.git");
@@ -1217,9 +1330,18 @@ fn unlock_removes_the_lock_only_with_the_runs_token(shell: Shell) {
     shell
         .run(&format!(
             "{}[ -f {q} ] && echo kept\n{}[ -f {q} ] || echo removed\n{}",
-            call("landfall_unlock", &[&a.path(), "token-xyz"]),
-            call("landfall_unlock", &[&a.path(), "token-abc"]),
-            call("landfall_unlock", &[&a.path(), "token-abc"]),
+            step(
+                "landfall_unlock",
+                &[("path", &a.path()), ("token", "token-xyz")]
+            ),
+            step(
+                "landfall_unlock",
+                &[("path", &a.path()), ("token", "token-abc")]
+            ),
+            step(
+                "landfall_unlock",
+                &[("path", &a.path()), ("token", "token-abc")]
+            ),
             q = quote(&lock),
         ))
         .expect(0, "unlocked\t\nkept\nunlocked\t\nremoved\nunlocked\t\n");
@@ -1234,8 +1356,12 @@ fn prepare_makes_the_directories_and_reads_current(shell: Shell) {
     shell
         .run(&format!(
             "{}{}",
-            call("landfall_prepare", &[&empty.path(), "log", "run/x"]),
-            call("landfall_prepare", &[&deployed.path()]),
+            step_with(
+                "landfall_prepare",
+                &[("path", &empty.path())],
+                &["log", "run/x"]
+            ),
+            step_with("landfall_prepare", &[("path", &deployed.path())], &[]),
         ))
         .expect(0, "prepared\t\nprepared\taa01\n");
     assert!(empty.join("releases").is_dir());
@@ -1246,7 +1372,11 @@ fn prepare_makes_the_directories_and_reads_current(shell: Shell) {
 fn prepare_that_cannot_make_a_directory_exits_70(shell: Shell) {
     let a = Artifact::new();
     a.write("shared/log", "a file where a directory goes\n");
-    let out = shell.run(&call("landfall_prepare", &[&a.path(), "log"]));
+    let out = shell.run(&step_with(
+        "landfall_prepare",
+        &[("path", &a.path())],
+        &["log"],
+    ));
     out.expect(70, "");
     assert!(
         out.stderr.ends_with(&format!(
@@ -1262,7 +1392,7 @@ fn prepare_that_cannot_make_a_directory_exits_70(shell: Shell) {
 fn git_init_makes_a_bare_repository_once(shell: Shell) {
     let a = Artifact::new();
     a.mkdir(".landfall");
-    let init = call("landfall_git_init", &[&a.path()]);
+    let init = step("landfall_git_init", &[("path", &a.path())]);
     shell.run(&init).expect(0, "");
     let repo = a.join(".landfall/repo.git");
     assert_eq!(git(&repo, &["rev-parse", "--is-bare-repository"]), "true");
@@ -1278,7 +1408,7 @@ fn git_init_without_git_exits_70(shell: Shell) {
     shell
         .run(&format!(
             "PATH=/nonexistent\n{}",
-            call("landfall_git_init", &[&a.path()])
+            step("landfall_git_init", &[("path", &a.path())])
         ))
         .expect(70, "")
         .expect_stderr("landfall: git is not installed on this host\n");
@@ -1322,7 +1452,10 @@ fn checkout_writes_a_pushed_tree_into_the_upload(shell: Shell) {
     );
     a.write("releases/aa01.partial/left/from before", "stale\n");
     shell
-        .run(&call("landfall_checkout", &[&a.path(), "aa01", &tree]))
+        .run(&step(
+            "landfall_checkout",
+            &[("path", &a.path()), ("release", "aa01"), ("tree", &tree)],
+        ))
         .expect(0, "");
     assert_eq!(
         files_under(&a.join("releases/aa01.partial")),
@@ -1345,7 +1478,10 @@ fn checkout_of_a_tree_the_repository_lacks_exits_70(shell: Shell) {
     let a = Artifact::new();
     pushed_tree(&a, &[("bin/app", "app\n", 0o755)]);
     let missing = "0123456789abcdef0123456789abcdef01234567";
-    let out = shell.run(&call("landfall_checkout", &[&a.path(), "aa02", missing]));
+    let out = shell.run(&step(
+        "landfall_checkout",
+        &[("path", &a.path()), ("release", "aa02"), ("tree", missing)],
+    ));
     out.expect(70, "");
     assert!(
         out.stderr.ends_with(&format!(
@@ -1420,15 +1556,18 @@ fn put_that_cannot_write_exits_70(shell: Shell) {
 /// A `landfall_pull` of `entries` (lines of its list), as landfall renders
 /// it: the list in a quoted here-document.
 fn pull(a: &Artifact, release: &str, current: &str, entries: &[String]) -> String {
-    let mut text = call("landfall_pull", &[&a.path(), release, current, "10"]);
-    text.pop();
-    text.push_str(" <<'LANDFALL_INPUT_END'\n");
-    for entry in entries {
-        text.push_str(entry);
-        text.push('\n');
-    }
-    text.push_str("LANDFALL_INPUT_END\n");
-    text
+    let list: String = entries.iter().flat_map(|e| [e.as_str(), "\n"]).collect();
+    step_call(
+        "landfall_pull",
+        &[
+            ("path", &a.path()),
+            ("release", release),
+            ("current", current),
+            ("seconds", "10"),
+        ],
+        &[],
+        Some(&list),
+    )
 }
 
 /// A file's line of `landfall_pull`'s list, fetched from `url`.
@@ -1658,10 +1797,21 @@ fn link_makes_a_symlink_replacing_what_was_there(shell: Shell) {
     shell
         .run(&format!(
             "{}{}",
-            call("landfall_link", &[&dir, "log", "../../shared/log"]),
-            call(
+            step(
                 "landfall_link",
-                &[&dir, "etc/deep/app.toml", "/etc/app.toml"]
+                &[
+                    ("dir", &dir),
+                    ("name", "log"),
+                    ("target", "../../shared/log")
+                ]
+            ),
+            step(
+                "landfall_link",
+                &[
+                    ("dir", &dir),
+                    ("name", "etc/deep/app.toml"),
+                    ("target", "/etc/app.toml")
+                ]
             ),
         ))
         .expect(0, "");
@@ -1677,7 +1827,14 @@ fn link_that_cannot_be_made_exits_70(shell: Shell) {
     let a = Artifact::new();
     a.write("releases/aa01.partial", "a file where a directory goes\n");
     let dir = text(&a.join("releases/aa01.partial"));
-    let out = shell.run(&call("landfall_link", &[&dir, "log", "../../shared/log"]));
+    let out = shell.run(&step(
+        "landfall_link",
+        &[
+            ("dir", &dir),
+            ("name", "log"),
+            ("target", "../../shared/log"),
+        ],
+    ));
     out.expect(70, "");
     assert!(
         out.stderr
@@ -1696,8 +1853,14 @@ fn discard_removes_only_the_upload(shell: Shell) {
     shell
         .run(&format!(
             "{}{}echo \"status $?\"\n",
-            call("landfall_discard", &[&a.path(), "aa01"]),
-            call("landfall_discard", &[&a.path(), "aa03"]),
+            step(
+                "landfall_discard",
+                &[("path", &a.path()), ("release", "aa01")]
+            ),
+            step(
+                "landfall_discard",
+                &[("path", &a.path()), ("release", "aa03")]
+            ),
         ))
         .expect(0, "status 0\n");
     assert_eq!(a.list("releases"), ["aa01", "aa02.partial"]);
@@ -1712,9 +1875,18 @@ fn manifest_prints_the_releases_own_or_the_one_kept_aside(shell: Shell) {
     shell
         .run(&format!(
             "{}echo --\n{}echo --\n{}echo \"status $?\"\n",
-            call("landfall_manifest", &[&a.path(), "aa01"]),
-            call("landfall_manifest", &[&a.path(), "aa02"]),
-            call("landfall_manifest", &[&a.path(), "aa03"]),
+            step(
+                "landfall_manifest",
+                &[("path", &a.path()), ("release", "aa01")]
+            ),
+            step(
+                "landfall_manifest",
+                &[("path", &a.path()), ("release", "aa02")]
+            ),
+            step(
+                "landfall_manifest",
+                &[("path", &a.path()), ("release", "aa03")]
+            ),
         ))
         .expect(0, "manifest of aa01\n--\nmanifest of aa02\n--\nstatus 0\n");
 }
@@ -1727,12 +1899,10 @@ fn files_prints_small_regular_files_and_skips_the_rest(shell: Shell) {
         .write("releases/aa01/eleven", "0123456789\n");
     symlink("etc/app.toml", a.join("releases/aa01/link")).unwrap();
     shell
-        .run(&call(
+        .run(&step_with(
             "landfall_files",
+            &[("path", &a.path()), ("release", "aa01"), ("max", "10")],
             &[
-                &a.path(),
-                "aa01",
-                "10",
                 "etc/app.toml",
                 "a name.txt",
                 "ten",
@@ -1964,7 +2134,10 @@ fn cleanup_keeps_the_newest_the_current_and_the_previous(shell: Shell) {
         .mkdir("releases/aa07.partial")
         .mkdir("releases/notes");
     shell
-        .run(&call("landfall_cleanup", &[&a.path(), "2", "aa02"]))
+        .run(&step(
+            "landfall_cleanup",
+            &[("path", &a.path()), ("keep", "2"), ("previous", "aa02")],
+        ))
         .expect(0, "removed\taa04\nremoved\taa03\n");
     assert_eq!(
         a.list("releases"),
@@ -2134,9 +2307,16 @@ fn activate_runs_what_the_release_recorded_and_logs_it(shell: Shell) {
     recorded(&a, "aa02", 60, true);
     a.set_current("aa01");
     shell
-        .run(&call(
+        .run(&step(
             "landfall_activate",
-            &[&a.path(), "aa02", "aa01", "1", "{\"ok\":1}", "{\"back\":1}"],
+            &[
+                ("path", &a.path()),
+                ("release", "aa02"),
+                ("previous", "aa01"),
+                ("revert", "1"),
+                ("log_ok", "{\"ok\":1}"),
+                ("log_back", "{\"back\":1}"),
+            ],
         ))
         .expect(
             0,
@@ -2170,7 +2350,10 @@ fn once_runs_the_recorded_hook_in_the_release_before_any_switch(shell: Shell) {
         ),
     );
     shell
-        .run(&call("landfall_once", &[&a.path(), "aa02"]))
+        .run(&step(
+            "landfall_once",
+            &[("path", &a.path()), ("release", "aa02")],
+        ))
         .expect(0, "hook\tonce\n");
     let real = fs::canonicalize(a.join("releases/aa02")).unwrap();
     assert_eq!(hooks_ran(&a), [format!("once aa02 aa01 {}", text(&real))]);
@@ -2178,11 +2361,17 @@ fn once_runs_the_recorded_hook_in_the_release_before_any_switch(shell: Shell) {
 
     // A release without one runs nothing; a failing one exits 10.
     shell
-        .run(&call("landfall_once", &[&a.path(), "aa01"]))
+        .run(&step(
+            "landfall_once",
+            &[("path", &a.path()), ("release", "aa01")],
+        ))
         .expect(0, "");
     once("aa01", "echo broken >&2; exit 4");
     shell
-        .run(&call("landfall_once", &[&a.path(), "aa01"]))
+        .run(&step(
+            "landfall_once",
+            &[("path", &a.path()), ("release", "aa01")],
+        ))
         .expect(10, "hook\tonce\nfailed\tonce\n")
         .expect_stderr("broken\n");
     assert_eq!(a.current().as_deref(), Some("releases/aa01"));
@@ -2194,16 +2383,25 @@ fn check_tries_health_once_and_names_what_failed(shell: Shell) {
     recorded(&a, "aa02", 60, false);
     a.set_current("aa01");
     shell
-        .run(&call("landfall_check", &[&a.path(), "aa01"]))
+        .run(&step(
+            "landfall_check",
+            &[("path", &a.path()), ("release", "aa01")],
+        ))
         .expect(0, "hook\thealth\n");
     a.set_current("aa02");
     shell
-        .run(&call("landfall_check", &[&a.path(), "aa02"]))
+        .run(&step(
+            "landfall_check",
+            &[("path", &a.path()), ("release", "aa02")],
+        ))
         .expect(11, "hook\thealth\nfailed\thealth\n");
     assert_eq!(hooks_ran(&a), ["health aa01", "health aa02"]);
     // It checks the release it was told is current, no other.
     shell
-        .run(&call("landfall_check", &[&a.path(), "aa01"]))
+        .run(&step(
+            "landfall_check",
+            &[("path", &a.path()), ("release", "aa01")],
+        ))
         .expect(70, "");
 }
 
@@ -2221,15 +2419,34 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
         ("stage", "shop/web@staging"),
         ("other", "blog/web@prod"),
     ] {
-        calls.push_str(&call("landfall_lock", &[&dir(name), "run-1", "0", owner]));
-        calls.push_str(&call("landfall_unlock", &[&dir(name), "run-1"]));
+        calls.push_str(&step(
+            "landfall_lock",
+            &[
+                ("path", &dir(name)),
+                ("owner", "run-1"),
+                ("break_lock", "0"),
+                ("name", owner),
+            ],
+        ));
+        calls.push_str(&step(
+            "landfall_unlock",
+            &[("path", &dir(name)), ("token", "run-1")],
+        ));
     }
     // Locking again records nothing twice.
-    calls.push_str(&call(
+    calls.push_str(&step(
         "landfall_lock",
-        &[&dir("web"), "run-2", "0", "shop/web@prod"],
+        &[
+            ("path", &dir("web")),
+            ("owner", "run-2"),
+            ("break_lock", "0"),
+            ("name", "shop/web@prod"),
+        ],
     ));
-    calls.push_str(&call("landfall_unlock", &[&dir("web"), "run-2"]));
+    calls.push_str(&step(
+        "landfall_unlock",
+        &[("path", &dir("web")), ("token", "run-2")],
+    ));
     shell
         .run(&calls)
         .expect(0, "unlocked\t\n".repeat(5).as_str());
@@ -2241,7 +2458,11 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
     shell
         .run(&format!(
             "{env}{}",
-            call("landfall_orphans", &["shop", "prod", &dir("web")])
+            step_with(
+                "landfall_orphans",
+                &[("project", "shop"), ("env", "prod")],
+                &[&dir("web")]
+            )
         ))
         .expect(0, &format!("orphan\t{}\told\taa01\t\n", dir("old")));
 
@@ -2250,7 +2471,14 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
     shell
         .run(&format!(
             "{env}{}",
-            call("landfall_prune", &[&dir("old"), "run-3", "shop/old@prod"])
+            step(
+                "landfall_prune",
+                &[
+                    ("path", &dir("old")),
+                    ("owner", "run-3"),
+                    ("name", "shop/old@prod")
+                ]
+            )
         ))
         .expect(3, "locked\trun-9\n");
     assert!(a.outside("old").exists());
@@ -2258,7 +2486,14 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
     shell
         .run(&format!(
             "{env}{}",
-            call("landfall_prune", &[&dir("old"), "run-3", "shop/old@prod"])
+            step(
+                "landfall_prune",
+                &[
+                    ("path", &dir("old")),
+                    ("owner", "run-3"),
+                    ("name", "shop/old@prod")
+                ]
+            )
         ))
         .expect(0, &format!("pruned\t{}\n", dir("old")));
     assert!(!a.outside("old").exists());
@@ -2269,9 +2504,13 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
     shell
         .run(&format!(
             "{env}{}",
-            call(
+            step(
                 "landfall_prune",
-                &[&dir("other"), "run-3", "shop/other@prod"]
+                &[
+                    ("path", &dir("other")),
+                    ("owner", "run-3"),
+                    ("name", "shop/other@prod")
+                ]
             )
         ))
         .expect(4, "");
@@ -2281,11 +2520,18 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
 fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
     let a = Artifact::new();
     a.mkdir(".landfall").release("aa01", 0).set_current("aa01");
-    let input = format!(
-        "landfall_exec {} 1 {} '{{\"event\":\"exec\"}}' '\"event\":\"exec_end\"' sh -c 'pwd; cat; echo oops >&2; exit 3' <<'LANDFALL_EOF'\n{}LANDFALL_EOF\n",
-        quote(&text(&a.join("current"))),
-        quote(&a.path()),
-        "fed\n",
+    // Its input is the script's own: here, a here-document.
+    let input = step_call(
+        "landfall_exec",
+        &[
+            ("dir", &text(&a.join("current"))),
+            ("input", "1"),
+            ("logs", &a.path()),
+            ("start", "{\"event\":\"exec\"}"),
+            ("end", "\"event\":\"exec_end\""),
+        ],
+        &["sh", "-c", "pwd; cat; echo oops >&2; exit 3"],
+        Some("fed\n"),
     );
     shell
         .run(&input)
@@ -2304,18 +2550,16 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
         .run(&format!(
             "HOME={}; export HOME\n{}",
             quote(&text(&a.outside(""))),
-            call(
+            step_with(
                 "landfall_exec",
                 &[
-                    "",
-                    "0",
-                    &text(&a.outside("nowhere")),
-                    "{}",
-                    "\"event\":\"exec_end\"",
-                    "sh",
-                    "-c",
-                    "pwd; cat"
-                ]
+                    ("dir", ""),
+                    ("input", "0"),
+                    ("logs", &text(&a.outside("nowhere"))),
+                    ("start", "{}"),
+                    ("end", "\"event\":\"exec_end\"")
+                ],
+                &["sh", "-c", "pwd; cat"]
             )
         ))
         .expect(
@@ -2324,9 +2568,16 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
         );
     // A directory that is not there says so.
     shell
-        .run(&call(
+        .run(&step_with(
             "landfall_exec",
-            &[&text(&a.outside("gone")), "0", "", "{}", "", "true"],
+            &[
+                ("dir", &text(&a.outside("gone"))),
+                ("input", "0"),
+                ("logs", ""),
+                ("start", "{}"),
+                ("end", ""),
+            ],
+            &["true"],
         ))
         .expect(70, "");
 }
@@ -2340,9 +2591,16 @@ fn activate_whose_pre_activate_fails_exits_10_and_leaves_current(shell: Shell) {
         "hook_pre_activate='echo no >&2; exit 3'\nhook_activate=''\nhook_health=''\n",
     );
     a.set_current("aa01");
-    let out = shell.run(&call(
+    let out = shell.run(&step(
         "landfall_activate",
-        &[&a.path(), "aa02", "aa01", "1", "{}", "{}"],
+        &[
+            ("path", &a.path()),
+            ("release", "aa02"),
+            ("previous", "aa01"),
+            ("revert", "1"),
+            ("log_ok", "{}"),
+            ("log_back", "{}"),
+        ],
     ));
     out.expect(10, "hook\tpre_activate\nfailed\tpre_activate\n");
     assert!(out.stderr.contains("no"), "{out}");
@@ -2357,9 +2615,16 @@ fn activate_whose_health_fails_switches_back_and_runs_what_the_previous_recorded
     recorded(&a, "aa02", 60, false);
     a.set_current("aa01");
     shell
-        .run(&call(
+        .run(&step(
             "landfall_activate",
-            &[&a.path(), "aa02", "aa01", "1", "{\"ok\":1}", "{\"back\":1}"],
+            &[
+                ("path", &a.path()),
+                ("release", "aa02"),
+                ("previous", "aa01"),
+                ("revert", "1"),
+                ("log_ok", "{\"ok\":1}"),
+                ("log_back", "{\"back\":1}"),
+            ],
         ))
         .expect(
             11,
@@ -2384,9 +2649,16 @@ fn activate_of_a_release_that_recorded_nothing_runs_no_hook_and_says_so(shell: S
     let a = Artifact::new();
     a.mkdir(".landfall").release("aa01", 0);
     shell
-        .run(&call(
+        .run(&step(
             "landfall_activate",
-            &[&a.path(), "aa01", "", "1", "{}", "{}"],
+            &[
+                ("path", &a.path()),
+                ("release", "aa01"),
+                ("previous", ""),
+                ("revert", "1"),
+                ("log_ok", "{}"),
+                ("log_back", "{}"),
+            ],
         ))
         .expect(0, "unrecorded\taa01\nswitched\taa01\nactivated\taa01\n");
     assert_eq!(a.current().as_deref(), Some("releases/aa01"));
@@ -2398,9 +2670,14 @@ fn back_to_no_release_removes_current(shell: Shell) {
     recorded(&a, "aa01", 0, true);
     a.set_current("aa01");
     shell
-        .run(&call(
+        .run(&step(
             "landfall_back",
-            &[&a.path(), "aa01", "", "{\"back\":1}"],
+            &[
+                ("path", &a.path()),
+                ("from", "aa01"),
+                ("to", ""),
+                ("log", "{\"back\":1}"),
+            ],
         ))
         .expect(0, "reverted\t\n");
     assert!(!a.has("current"));
@@ -2414,7 +2691,15 @@ fn back_whose_recorded_health_fails_says_so(shell: Shell) {
     recorded(&a, "aa02", 60, true);
     a.set_current("aa02");
     shell
-        .run(&call("landfall_back", &[&a.path(), "aa02", "aa01", "{}"]))
+        .run(&step(
+            "landfall_back",
+            &[
+                ("path", &a.path()),
+                ("from", "aa02"),
+                ("to", "aa01"),
+                ("log", "{}"),
+            ],
+        ))
         .expect(
             1,
             "reverted\taa01\nhook\tactivate\nhook\thealth\nrevert-failed\thealth\n",
@@ -2536,9 +2821,16 @@ fn alive(pid: u32) -> bool {
 /// Activates release `id` of `a` (after `previous`) as `--local` does,
 /// switching back on failure.
 fn activate_locally(shell: Shell, a: &Artifact, id: &str, previous: &str) -> Outcome {
-    shell.run(&local(&call(
+    shell.run(&local(&step(
         "landfall_activate",
-        &[&a.path(), id, previous, "1", "{}", "{}"],
+        &[
+            ("path", &a.path()),
+            ("release", id),
+            ("previous", previous),
+            ("revert", "1"),
+            ("log_ok", "{}"),
+            ("log_back", "{}"),
+        ],
     )))
 }
 
@@ -2595,9 +2887,16 @@ fn service_that_is_not_ready_switches_back_and_restarts_the_previous(shell: Shel
     with_service(&a, "aa02", 60, false);
     let started = Started(&a);
     activate_locally(shell, &a, "aa01", "").expect(0, &restarted("aa01"));
-    let out = shell.run(&local(&call(
+    let out = shell.run(&local(&step(
         "landfall_activate",
-        &[&a.path(), "aa02", "aa01", "1", "{}", "{\"back\":1}"],
+        &[
+            ("path", &a.path()),
+            ("release", "aa02"),
+            ("previous", "aa01"),
+            ("revert", "1"),
+            ("log_ok", "{}"),
+            ("log_back", "{\"back\":1}"),
+        ],
     )));
     let lines = started.lines();
     // A service that runs but is not ready: what its manager says of it,
@@ -2745,9 +3044,14 @@ fn back_to_a_release_whose_service_is_gone_reports_why(shell: Shell) {
     let started = Started(&a);
     activate_locally(shell, &a, "aa02", "").expect(0, &restarted("aa02"));
     let began = Instant::now();
-    let out = shell.run(&local(&call(
+    let out = shell.run(&local(&step(
         "landfall_back",
-        &[&a.path(), "aa02", "aa01", "{}"],
+        &[
+            ("path", &a.path()),
+            ("from", "aa02"),
+            ("to", "aa01"),
+            ("log", "{}"),
+        ],
     )));
     let took = began.elapsed();
     let reports: String = out
@@ -2781,9 +3085,16 @@ fn a_release_without_a_service_stops_the_one_that_ran(shell: Shell) {
     let started = Started(&a);
     activate_locally(shell, &a, "aa01", "").expect(0, &restarted("aa01"));
     shell
-        .run(&local(&call(
+        .run(&local(&step(
             "landfall_activate",
-            &[&a.path(), "aa02", "aa01", "1", "{}", "{}"],
+            &[
+                ("path", &a.path()),
+                ("release", "aa02"),
+                ("previous", "aa01"),
+                ("revert", "1"),
+                ("log_ok", "{}"),
+                ("log_back", "{}"),
+            ],
         )))
         .expect(
             0,
@@ -2794,9 +3105,14 @@ fn a_release_without_a_service_stops_the_one_that_ran(shell: Shell) {
     assert!(!a.has(".landfall/service.pid"));
     // Going back to aa01 starts its service again.
     shell
-        .run(&local(&call(
+        .run(&local(&step(
             "landfall_back",
-            &[&a.path(), "aa02", "aa01", "{}"],
+            &[
+                ("path", &a.path()),
+                ("from", "aa02"),
+                ("to", "aa01"),
+                ("log", "{}"),
+            ],
         )))
         .expect(
             0,
@@ -2839,15 +3155,25 @@ fn service_logs_prints_the_tail_of_its_log_or_exits_13(shell: Shell) {
     a.write(".landfall/service.log", "one\ntwo\nthree\n");
     a.set_current("aa01");
     shell
-        .run(&local(&call(
+        .run(&local(&step(
             "landfall_service_logs",
-            &[&a.path(), "2", "0", "0"],
+            &[
+                ("path", &a.path()),
+                ("lines", "2"),
+                ("follow", "0"),
+                ("all_releases", "0"),
+            ],
         )))
         .expect(0, "two\nthree\n");
     a.set_current("aa02");
-    let out = shell.run(&local(&call(
+    let out = shell.run(&local(&step(
         "landfall_service_logs",
-        &[&a.path(), "2", "0", "0"],
+        &[
+            ("path", &a.path()),
+            ("lines", "2"),
+            ("follow", "0"),
+            ("all_releases", "0"),
+        ],
     )));
     out.expect(13, "");
     assert!(out.stderr.contains("runs no service"), "{out}");
@@ -2872,9 +3198,14 @@ fn service_logs_shows_the_lines_since_the_current_release_started_or_all_of_them
     a.write(".landfall/service.log", MARKED_LOG);
     a.set_current("aa01");
     let logs = |lines: &str, all: &str| {
-        shell.run(&local(&call(
+        shell.run(&local(&step(
             "landfall_service_logs",
-            &[&a.path(), lines, "0", all],
+            &[
+                ("path", &a.path()),
+                ("lines", lines),
+                ("follow", "0"),
+                ("all_releases", all),
+            ],
         )))
     };
     // From the start of aa01 after aa02's on, its restarts included; a
@@ -2962,7 +3293,10 @@ fn build_runs_the_recorded_build_hook_and_a_failure_removes_the_upload(shell: Sh
         "hook_build='echo built >made'\nhook_timeout=5\n",
     );
     shell
-        .run(&call("landfall_build", &[&a.path(), "aa01", ""]))
+        .run(&step(
+            "landfall_build",
+            &[("path", &a.path()), ("release", "aa01"), ("previous", "")],
+        ))
         .expect(0, "hook\tbuild\n");
     assert_eq!(a.read("releases/aa01.partial/made"), "built\n");
 
@@ -2971,7 +3305,14 @@ fn build_runs_the_recorded_build_hook_and_a_failure_removes_the_upload(shell: Sh
         "hook_build='exit 2'\nhook_timeout=5\n",
     );
     shell
-        .run(&call("landfall_build", &[&a.path(), "aa02", "aa01"]))
+        .run(&step(
+            "landfall_build",
+            &[
+                ("path", &a.path()),
+                ("release", "aa02"),
+                ("previous", "aa01"),
+            ],
+        ))
         .expect(12, "hook\tbuild\nfailed\tbuild\n");
     assert!(!a.has("releases/aa02.partial"));
 }
@@ -2980,9 +3321,13 @@ fn finalize_records_the_provenance_once_and_names_the_release(shell: Shell) {
     let a = Artifact::new();
     a.write("releases/aa01.partial/bin/app", "x");
     shell
-        .run(&call(
+        .run(&step(
             "landfall_finalize",
-            &[&a.path(), "aa01", "{\"revision\":\"c1\"}"],
+            &[
+                ("path", &a.path()),
+                ("release", "aa01"),
+                ("provenance", "{\"revision\":\"c1\"}"),
+            ],
         ))
         .expect(0, "");
     assert_eq!(a.list("releases"), ["aa01"]);
@@ -3001,9 +3346,13 @@ fn finalize_records_the_provenance_once_and_names_the_release(shell: Shell) {
     // The same release uploaded again keeps the provenance it was made with.
     a.write("releases/aa01.partial/bin/app", "x");
     shell
-        .run(&call(
+        .run(&step(
             "landfall_finalize",
-            &[&a.path(), "aa01", "{\"revision\":\"c2\"}"],
+            &[
+                ("path", &a.path()),
+                ("release", "aa01"),
+                ("provenance", "{\"revision\":\"c2\"}"),
+            ],
         ))
         .expect(0, "");
     assert_eq!(a.list("releases"), ["aa01"]);
@@ -3029,9 +3378,14 @@ fn lock_refuses_a_directory_others_may_write_or_a_link_as_its_own(shell: Shell) 
     let open = Artifact::new();
     open.mkdir("");
     fs::set_permissions(open.join(""), fs::Permissions::from_mode(0o777)).unwrap();
-    let out = shell.run(&call(
+    let out = shell.run(&step(
         "landfall_lock",
-        &[&open.path(), "run-1", "0", "shop/web"],
+        &[
+            ("path", &open.path()),
+            ("owner", "run-1"),
+            ("break_lock", "0"),
+            ("name", "shop/web"),
+        ],
     ));
     out.expect(4, "");
     assert!(
@@ -3046,9 +3400,14 @@ fn lock_refuses_a_directory_others_may_write_or_a_link_as_its_own(shell: Shell) 
     let elsewhere = linked.outside("landfall-elsewhere");
     fs::create_dir(&elsewhere).unwrap();
     symlink(&elsewhere, linked.join(".landfall")).unwrap();
-    let out = shell.run(&call(
+    let out = shell.run(&step(
         "landfall_lock",
-        &[&linked.path(), "run-1", "0", "shop/web"],
+        &[
+            ("path", &linked.path()),
+            ("owner", "run-1"),
+            ("break_lock", "0"),
+            ("name", "shop/web"),
+        ],
     ));
     out.expect(4, "");
     assert!(
@@ -3070,7 +3429,7 @@ fn prepare_removes_an_upload_that_is_a_link(shell: Shell) {
     a.mkdir("releases");
     symlink(&elsewhere, a.join("releases/aa01.partial")).unwrap();
     shell
-        .run(&call("landfall_prepare", &[&a.path()]))
+        .run(&step_with("landfall_prepare", &[("path", &a.path())], &[]))
         .expect(0, "prepared\t\n");
     assert!(!a.has("releases/aa01.partial"));
     assert_eq!(fs::read_to_string(elsewhere.join("keep")).unwrap(), "x");

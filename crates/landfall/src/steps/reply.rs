@@ -987,7 +987,7 @@ mod tests {
     /// one the steps print.
     #[test]
     fn every_tag_the_steps_print_is_parsed_and_every_tag_parsed_is_printed() {
-        let steps = super::super::FUNCTIONS;
+        let steps = super::super::library::FUNCTIONS;
         let this = include_str!("reply.rs");
         // The parsing code: what comes before the list of tags.
         let this = &this[..this.find("const TAGS").expect("the list of tags")];

@@ -99,16 +99,18 @@ landfall_health() {
   done
 }
 
-# landfall_activate PATH RELEASE PREVIOUS REVERT LOG_OK LOG_BACK: runs the
-# activation RELEASE recorded: the check of its service manager,
-# pre_activate, the switch of `current`, the service (its definition
-# installed, restarted or reloaded, then `ready` polled), activate, and
-# health polled for its timeout. When any of these fail after the switch
-# and REVERT=1, it switches back to PREVIOUS at once and runs what PREVIOUS
-# recorded (see landfall_back). A release that recorded no activation is
-# switched to with no hook run, and reported `unrecorded`.
+# landfall_activate lf_path lf_release lf_previous lf_revert lf_log_ok
+# lf_log_back: runs the activation lf_release recorded: the check of its
+# service manager, pre_activate, the switch of `current`, the service (its
+# definition installed, restarted or reloaded, then `ready` polled),
+# activate, and health polled for its timeout; then logs lf_log_ok. When
+# any of these fail after the switch and lf_revert=1, it switches back to
+# lf_previous at once and runs what lf_previous recorded, logging
+# lf_log_back (see landfall_switch_back). A release that recorded no
+# activation is switched to with no hook run, and reported `unrecorded`.
 landfall_activate() {
-  p=$1 id=$2 prev=$3 revert=$4 log_ok=$5 log_back=$6
+  p=$lf_path id=$lf_release prev=$lf_previous revert=$lf_revert
+  log_ok=$lf_log_ok log_back=$lf_log_back
   rel="$p/releases/$id"
   landfall_complete "$p" "$id"
   landfall_steps "$p"
@@ -153,21 +155,21 @@ landfall_activate() {
   printf 'failed\t%s\n' "$failed"
   landfall_service_cause "$rel" "$failed"
   if [ "$revert" = 1 ]; then
-    landfall_back "$p" "$id" "$prev" "$log_back"
+    landfall_switch_back "$p" "$id" "$prev" "$log_back"
   fi
   exit 11
 }
 
-# landfall_once PATH RELEASE: runs the `once` hook RELEASE recorded, in
-# the release (complete, not yet current), before any host switches; exits
-# 10 if it fails, and nothing is switched.
+# landfall_once lf_path lf_release: runs the `once` hook lf_release
+# recorded, in the release (complete, not yet current), before any host
+# switches; exits 10 if it fails, and nothing is switched.
 landfall_once() {
-  rel="$1/releases/$2"
-  landfall_complete "$1" "$2"
-  landfall_steps "$1"
-  landfall_recorded "$rel" || landfall_fail "release $2 recorded no activation"
-  landfall_current "$1"
-  export LANDFALL_PATH="$1" LANDFALL_RELEASE="$2" LANDFALL_PREVIOUS="${c##*/}"
+  rel="$lf_path/releases/$lf_release"
+  landfall_complete "$lf_path" "$lf_release"
+  landfall_steps "$lf_path"
+  landfall_recorded "$rel" || landfall_fail "release $lf_release recorded no activation"
+  landfall_current "$lf_path"
+  export LANDFALL_PATH="$lf_path" LANDFALL_RELEASE="$lf_release" LANDFALL_PREVIOUS="${c##*/}"
   [ -n "$hook_once" ] || return 0
   if ! landfall_hook once "$rel" "$hook_once" "$hook_timeout"; then
     printf 'failed\tonce\n'
@@ -175,16 +177,16 @@ landfall_once() {
   fi
 }
 
-# landfall_check PATH RELEASE: checks again that the activated RELEASE is
-# well, between the batches of a rollout: one try of its service's `ready`
-# and of its health hook, each for at most its time limit. Exits 11,
-# reporting the check that failed, if it is not.
+# landfall_check lf_path lf_release: checks again that the activated
+# lf_release is well, between the batches of a rollout: one try of its
+# service's `ready` and of its health hook, each for at most its time
+# limit. Exits 11, reporting the check that failed, if it is not.
 landfall_check() {
-  rel="$1/releases/$2"
-  landfall_current "$1"
-  [ "${c##*/}" = "$2" ] || landfall_fail "current is ${c##*/}, not $2"
+  rel="$lf_path/releases/$lf_release"
+  landfall_current "$lf_path"
+  [ "${c##*/}" = "$lf_release" ] || landfall_fail "current is ${c##*/}, not $lf_release"
   landfall_recorded "$rel" || return 0
-  export LANDFALL_PATH="$1" LANDFALL_RELEASE="$2"
+  export LANDFALL_PATH="$lf_path" LANDFALL_RELEASE="$lf_release"
   if [ -n "$service_ready" ] && ! landfall_hook ready "$rel" "$service_ready" "$ready_timeout"; then
     printf 'failed\tready\n'
     landfall_service_cause "$rel" ready
@@ -197,11 +199,16 @@ landfall_check() {
   fi
 }
 
-# landfall_back PATH FROM TO LOG: switches back to TO (or removes `current`
-# when there is none) and runs what TO recorded: its service (definition
-# installed and restarted; FROM's service removed if TO runs another or
-# none), then the activate and health hooks.
+# landfall_back lf_path lf_from lf_to lf_log: landfall_switch_back.
 landfall_back() {
+  landfall_switch_back "$lf_path" "$lf_from" "$lf_to" "$lf_log"
+}
+
+# landfall_switch_back PATH FROM TO LOG: switches back to TO (or removes
+# `current` when there is none), logs LOG, and runs what TO recorded: its
+# service (definition installed and restarted; FROM's service removed if
+# TO runs another or none), then the activate and health hooks.
+landfall_switch_back() {
   p=$1
   landfall_steps "$p"
   old=$(landfall_service_of "$p/releases/$2")

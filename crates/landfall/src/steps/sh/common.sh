@@ -1,12 +1,26 @@
 # landfall's steps on a host: POSIX sh and coreutils only, no agent.
 #
-# This file holds functions only. landfall renders each step it wants run
-# as a call with every argument shell-quoted, puts the functions the calls
-# need before them, wraps the whole in one `{ ...; }` group (so that a
-# script cut short is a syntax error and runs nothing), and feeds it to
-# `sh -s`, on the local machine or over ssh. Because the script arrives
-# on standard input, nothing here may read standard input except from a
-# here-document: hooks get /dev/null.
+# These files (this one first, then the others of steps/sh/ in the order
+# parts.rs gives) hold functions only, and are sent as one text. landfall
+# renders each step it wants run as a call of its function, puts the
+# functions the calls need before them, wraps the whole in one `{ ...; }`
+# group (so that a script cut short is a syntax error and runs nothing),
+# and feeds it to `sh -s`, on the local machine or over ssh. Because the
+# script arrives on standard input, nothing here may read standard input
+# except from a here-document: hooks get /dev/null.
+#
+# A step function (one landfall calls, whose comment names its arguments
+# `lf_NAME`) reads each argument from the variable of that name, which the
+# call sets, shell-quoted, for itself alone, and a list, if it takes one
+# (its comment names it last, in capitals), as its positional parameters,
+# read only as "$@":
+#
+#   lf_path='/srv/app' lf_release=4f1c
+#   landfall_finalize
+#   unset lf_path lf_release
+#
+# No other function reads an `lf_` variable: what a step function calls
+# gets its arguments as positional parameters (named in capitals).
 #
 # A release carries its own activation: `.landfall-activation` in the
 # release directory, written by landfall with every value quoted, sets

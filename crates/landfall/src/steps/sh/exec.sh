@@ -1,21 +1,20 @@
 # A command run on the host by a person (`exec`, `run`).
 
-# landfall_exec DIR INPUT LOGS START END CMD...: runs the command CMD (its
-# words) from DIR, or from the home directory when DIR is empty, with its
-# output and errors on stdout as they come and, with INPUT=1, the script's
-# own standard input as its standard input (landfall gives the script as
-# the shell's command then, and streams the input), else nothing; with
-# INPUT=t, on the terminal it was given, as it is. Before it runs, START
-# (one line of JSON: who runs what, where) is appended to the log of each
-# path in LOGS (one a line), so that a command that ends this shell (kill
-# -9 $PPID, kill 0) is on record all the same; a log that cannot be
-# written to refuses the command, which does not run. Once it ended, an
-# entry of the host's time, END (the fields of the command's entry but
-# those two) and its exit status is appended there. Exits with the
-# command's status.
+# landfall_exec lf_dir lf_input lf_logs lf_start lf_end CMD...: runs the
+# command CMD (its words) from lf_dir, or from the home directory when
+# lf_dir is empty, with its output and errors on stdout as they come and,
+# with lf_input=1, the script's own standard input as its standard input
+# (landfall gives the script as the shell's command then, and streams the
+# input), else nothing; with lf_input=t, on the terminal it was given, as
+# it is. Before it runs, lf_start (one line of JSON: who runs what, where)
+# is appended to the log of each path in lf_logs (one a line), so that a
+# command that ends this shell (kill -9 $PPID, kill 0) is on record all
+# the same; a log that cannot be written to refuses the command, which
+# does not run. Once it ended, an entry of the host's time, lf_end (the
+# fields of the command's entry but those two) and its exit status is
+# appended there. Exits with the command's status.
 landfall_exec() {
-  dir=$1 input=$2 logs=$3 start=$4 end=$5
-  shift 5
+  dir=$lf_dir input=$lf_input logs=$lf_logs start=$lf_start end=$lf_end
   if [ -n "$dir" ]; then
     cd "$dir" 2>/dev/null || {
       printf 'landfall: %s is not there (has it been deployed?)\n' "$dir" >&2

@@ -2,9 +2,14 @@
 # steps that run under the lock, the registry of locked paths, and the
 # log of what changed.
 
-# landfall_lock PATH OWNER BREAK NAME: takes the deploy lock of PATH, or
-# reports who holds it and exits 3, or exits 4 if PATH is not NAME's.
+# landfall_lock lf_path lf_owner lf_break_lock lf_name: landfall_take_lock.
 landfall_lock() {
+  landfall_take_lock "$lf_path" "$lf_owner" "$lf_break_lock" "$lf_name"
+}
+
+# landfall_take_lock PATH OWNER BREAK NAME: takes the deploy lock of PATH,
+# or reports who holds it and exits 3, or exits 4 if PATH is not NAME's.
+landfall_take_lock() {
   landfall_try_lock "$@" && return 0
   [ -f "$1/.landfall/lock" ] || exit 4
   printf 'locked\t%s\n' "$(head -n 1 "$1/.landfall/lock" 2>/dev/null)"
@@ -174,20 +179,21 @@ landfall_unregister() {
   mv -f "$r.$$" "$r" 2>/dev/null || rm -f "$r.$$"
 }
 
-# landfall_forget PATH DIR TOKEN: undoes a claim of PATH that made DIR (see
-# landfall_claim) by a run that goes no further: removes DIR, if this run
-# (TOKEN) holds the lock of PATH.
+# landfall_forget lf_path lf_dir lf_token: undoes a claim of lf_path that
+# made lf_dir (see landfall_claim) by a run that goes no further: removes
+# lf_dir, if this run (lf_token) holds the lock of lf_path.
 landfall_forget() {
-  if [ -f "$1/.landfall/lock" ] && grep -qF "$3" "$1/.landfall/lock"; then
-    case $1 in "$2" | "$2"/*) rm -rf "$2" ;; esac
+  if [ -f "$lf_path/.landfall/lock" ] && grep -qF "$lf_token" "$lf_path/.landfall/lock"; then
+    case $lf_path in "$lf_dir" | "$lf_dir"/*) rm -rf "$lf_dir" ;; esac
   fi
   printf 'unlocked\t\n'
 }
 
-# landfall_unlock PATH TOKEN: removes the lock if this run holds it.
+# landfall_unlock lf_path lf_token: removes the lock of lf_path if this
+# run (lf_token) holds it.
 landfall_unlock() {
-  if [ -f "$1/.landfall/lock" ] && grep -qF "$2" "$1/.landfall/lock"; then
-    rm -f "$1/.landfall/lock" || return 1
+  if [ -f "$lf_path/.landfall/lock" ] && grep -qF "$lf_token" "$lf_path/.landfall/lock"; then
+    rm -f "$lf_path/.landfall/lock" || return 1
   fi
   printf 'unlocked\t\n'
 }

@@ -1,25 +1,25 @@
 # The service's own log, as a person reads it (`cargo deploy logs`).
 
-# landfall_service_logs PATH LINES FOLLOW ALL: prints the last LINES lines
-# of the log of the service the current release of PATH runs, each after
-# its time: with ALL=1 every release's, else those since the current
-# release's service started (see landfall_log_lines); with FOLLOW=1 it
-# goes on printing what the service writes next, of any release. Exits 13
-# if it runs none. A follower gets the default dispositions back, so that
+# landfall_service_logs lf_path lf_lines lf_follow lf_all_releases: prints
+# the last lf_lines lines of the log of the service the current release of
+# lf_path runs, each after its time: with lf_all_releases=1 every
+# release's, else those since the current release's service started (see
+# landfall_log_lines); with lf_follow=1 it goes on printing what the
+# service writes next, of any release. Exits 13 if it runs none. A follower gets the default dispositions back, so that
 # the hangup of a connection that ends stops it.
 landfall_service_logs() {
-  if ! landfall_recorded "$1/current" 2>/dev/null || [ -z "$service_manager" ]; then
-    printf 'the current release of %s runs no service\n' "$1" >&2
+  if ! landfall_recorded "$lf_path/current" 2>/dev/null || [ -z "$service_manager" ]; then
+    printf 'the current release of %s runs no service\n' "$lf_path" >&2
     exit 13
   fi
   trap - HUP PIPE
-  n=$2 follow=$3 all=$4
-  release=$(cd -P -- "$1/current" && pwd -P) || return 1
+  n=$lf_lines follow=$lf_follow all=$lf_all_releases
+  release=$(cd -P -- "$lf_path/current" && pwd -P) || return 1
   release=${release##*/}
   if [ -n "${LANDFALL_LOCAL:-}" ] || [ "$service_manager" = supervisor ]; then
     # The launcher wrote the time before each line.
     if [ -n "${LANDFALL_LOCAL:-}" ]; then
-      log="$1/.landfall/service.log"
+      log="$lf_path/.landfall/service.log"
     else
       log="/var/log/supervisor/$service_name.log"
     fi

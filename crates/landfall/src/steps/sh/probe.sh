@@ -1,13 +1,11 @@
 # What a host holds: the probe, and how it reads `current` and the
 # releases.
 
-# landfall_probe DETAIL PATH...: for each path (numbered from 0), the
+# landfall_probe lf_detail PATH...: for each path (numbered from 0), the
 # current release, the complete releases (newest first), the lock, if one
-# is held, and the release the log last confirmed; with DETAIL=1 also each
-# release's provenance and the tail of the log.
+# is held, and the release the log last confirmed; with lf_detail=1 also
+# each release's provenance and the tail of the log.
 landfall_probe() {
-  detail=$1
-  shift
   i=0
   for p in "$@"; do
     landfall_current "$p"
@@ -15,7 +13,7 @@ landfall_probe() {
     if [ -d "$p/releases" ]; then
       for r in $(landfall_releases "$p/releases"); do
         printf 'release\t%s\t%s\n' "$i" "$r"
-        if [ "$detail" = 1 ] && [ -f "$p/releases/$r/.landfall-release" ]; then
+        if [ "$lf_detail" = 1 ] && [ -f "$p/releases/$r/.landfall-release" ]; then
           printf 'provenance\t%s\t%s\t%s\n' "$i" "$r" "$(head -n 1 "$p/releases/$r/.landfall-release")"
         fi
       done
@@ -37,10 +35,10 @@ landfall_probe() {
       fi
       printf 'confirmed\t%s\t%s\n' "$i" "$k"
     fi
-    if [ "$detail" = 1 ]; then
+    if [ "$lf_detail" = 1 ]; then
       landfall_service_state "$i" "$p"
     fi
-    if [ "$detail" = 1 ] && [ -f "$p/.landfall/log" ]; then
+    if [ "$lf_detail" = 1 ] && [ -f "$p/.landfall/log" ]; then
       tail -n 200 "$p/.landfall/log" | while IFS= read -r line; do
         printf 'log\t%s\t%s\n' "$i" "$line"
       done

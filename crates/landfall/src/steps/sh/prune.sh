@@ -1,18 +1,18 @@
 # What is no longer needed: releases beyond those kept, and the paths
 # of artifacts the model no longer deploys (orphans).
 
-# landfall_orphans PROJECT ENV KNOWN...: reports each path of the registry
-# that provably holds releases of PROJECT (NAME:ID) for environment ENV and
-# has nothing to do with KNOWN (the paths the model deploys to on this
-# host): `orphan`, the path, its artifact, its current release, and its
-# service (`MANAGER NAME`). A path is compared by what it is on disk: one
-# that is, holds or lies in a path of KNOWN (each resolved, links
-# followed), that is not written in its own canonical form (a link, `.`,
-# `..` or an empty component in it), or whose record names another project
-# (or this one's name without its id) is none of this run's to remove.
+# landfall_orphans lf_project lf_env KNOWN...: reports each path of the
+# registry that provably holds releases of lf_project (NAME:ID) for
+# environment lf_env and has nothing to do with KNOWN (the paths the model
+# deploys to on this host): `orphan`, the path, its artifact, its current
+# release, and its service (`MANAGER NAME`). A path is compared by what it
+# is on disk: one that is, holds or lies in a path of KNOWN (each
+# resolved, links followed), that is not written in its own canonical form
+# (a link, `.`, `..` or an empty component in it), or whose record names
+# another project (or this one's name without its id) is none of this
+# run's to remove.
 landfall_orphans() {
-  project=$1 env=$2
-  shift 2
+  project=$lf_project env=$lf_env
   r=$(landfall_registry)
   [ -f "$r" ] || return 0
   known=
@@ -37,13 +37,14 @@ landfall_orphans() {
   done
 }
 
-# landfall_prune PATH OWNER NAME TOKEN: removes the orphan PATH, which
-# must hold NAME's releases: under its lock, stops its service (only if the
-# definition installed is still the one PATH installed: another path may
-# run a service of that name now), removes the directory and drops it from
-# the registry. Exits 3 or 4 as landfall_lock does.
+# landfall_prune lf_path lf_owner lf_name: removes the orphan lf_path,
+# which must hold lf_name's releases: under its lock (taken for lf_owner),
+# stops its service (only if the definition installed is still the one
+# lf_path installed: another path may run a service of that name now),
+# removes the directory and drops it from the registry. Exits 3 or 4 as
+# landfall_lock does.
 landfall_prune() {
-  p=$1
+  p=$lf_path
   if [ ! -e "$p" ] && [ ! -L "$p" ]; then
     landfall_unregister "$p"
     printf 'pruned\t%s\n' "$p"
@@ -54,7 +55,7 @@ landfall_prune() {
   if [ "$(landfall_canonical "$p")" != "$p" ]; then
     landfall_fail "$p is not a directory written in its own canonical form (a link, or . or .. in it): not removed"
   fi
-  landfall_lock "$p" "$2" 0 "$3"
+  landfall_take_lock "$p" "$lf_owner" 0 "$lf_name"
   landfall_steps "$p"
   if landfall_recorded "$p/current" 2>/dev/null && [ -n "$service_manager" ]; then
     if landfall_installed_here "$p"; then
@@ -81,10 +82,11 @@ landfall_installed_here() {
     cmp -s "$(landfall_definition_path unit)" "$1/.landfall/service.unit"
 }
 
-# landfall_cleanup PATH KEEP PREVIOUS: removes releases beyond the KEEP
-# most recently activated ones, never the current one nor PREVIOUS.
+# landfall_cleanup lf_path lf_keep lf_previous: removes releases beyond
+# the lf_keep most recently activated ones, never the current one nor
+# lf_previous.
 landfall_cleanup() {
-  p=$1 keep=$2 prev=$3
+  p=$lf_path keep=$lf_keep prev=$lf_previous
   landfall_current "$p"
   n=0
   landfall_releases "$p/releases" | while IFS= read -r r; do

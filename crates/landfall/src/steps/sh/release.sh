@@ -2,24 +2,24 @@
 # pulled from a store, or a copy of the current release), its build and
 # its finalization; reading a release's manifest and files.
 
-# landfall_claim INDEX PATH RELEASE OWNER BREAK GIT NAME FROM TOP GONE SHARED...:
-# unless RELEASE is current and unlocked (an empty RELEASE never is), takes
-# the deploy lock of PATH (for artifact NAME) and prepares the directories
-# a release needs (the bare repository too with GIT=1). Reports, for the
-# path numbered INDEX, `held` with the current release as read under the
-# lock (and `created` with the outermost directory it made, for a path
-# that did not exist: what to remove if the run goes no further), `busy`
-# with the holder of the lock, or `unclaimed` with the reason the path
-# could not be locked or its directories made (no lock, and nothing it
-# made, is then left). With the lock held, FROM current and RELEASE not
-# on the host, the upload of RELEASE is made a copy of FROM, which has TOP
-# entries at its top, without the paths GONE (landfall_derive). It never
-# exits: the other paths of the host go on.
+# landfall_claim lf_index lf_path lf_release lf_owner lf_break_lock lf_git
+# lf_name lf_from lf_top lf_gone SHARED...: unless lf_release is current
+# and unlocked (an empty one never is), takes the deploy lock of lf_path
+# (for lf_owner, of artifact lf_name, see landfall_try_lock) and prepares
+# the directories a release needs (landfall_prepare, with SHARED; the bare
+# repository too with lf_git=1). Reports, for the path numbered lf_index,
+# `held` with the current release as read under the lock (and `created`
+# with the outermost directory it made, for a path that did not exist:
+# what to remove if the run goes no further), `busy` with the holder of
+# the lock, or `unclaimed` with the reason the path could not be locked or
+# its directories made (no lock, and nothing it made, is then left). With
+# the lock held, lf_from current and lf_release not on the host, the
+# upload of lf_release is made a copy of lf_from, which has lf_top entries
+# at its top, without the paths lf_gone (landfall_derive). It never exits:
+# the other paths of the host go on.
 landfall_claim() {
-  i=$1 p=$2 id=$3 owner=$4 brk=$5 git=$6 name=$7 from=$8 top=$9
-  shift 9
-  gone=$1
-  shift
+  i=$lf_index p=$lf_path id=$lf_release owner=$lf_owner brk=$lf_break_lock
+  git=$lf_git name=$lf_name from=$lf_from top=$lf_top gone=$lf_gone
   landfall_current "$p"
   if [ -n "$id" ] && [ "${c##*/}" = "$id" ] && [ ! -f "$p/.landfall/lock" ]; then
     # Nothing to do here, unless the path is another's.
@@ -40,7 +40,8 @@ landfall_claim() {
     fi
     return 0
   fi
-  if ! err=$( (landfall_prepare "$p" "$@" >/dev/null && if [ "$git" = 1 ]; then landfall_git_init "$p"; fi) 2>&1); then
+  # landfall_prepare and landfall_git_init read lf_path, and the list.
+  if ! err=$( (landfall_prepare "$@" >/dev/null && if [ "$git" = 1 ]; then landfall_git_init; fi) 2>&1); then
     rm -f "$p/.landfall/lock"
     [ -z "$new" ] || rm -rf "$new"
     printf 'unclaimed\t%s\t%s\n' "$i" "$(printf '%s' "$err" | tr '\n' ' ')"
@@ -54,11 +55,10 @@ landfall_claim() {
   fi
 }
 
-# landfall_prepare PATH SHARED...: the directories a release needs;
+# landfall_prepare lf_path SHARED...: the directories a release needs;
 # reports the current release as `prepared`.
 landfall_prepare() {
-  p=$1
-  shift
+  p=$lf_path
   mkdir -p "$p/releases" "$p/shared" || landfall_fail "cannot create $p/releases"
   # An upload goes into a directory landfall makes, never through a link.
   for f in "$p"/releases/*.partial; do
@@ -73,55 +73,57 @@ landfall_prepare() {
   printf 'prepared\t%s\n' "${c##*/}"
 }
 
-# landfall_git_init PATH: the bare repository that git artifacts are
+# landfall_git_init lf_path: the bare repository that git artifacts are
 # pushed to, created on first use.
 landfall_git_init() {
-  r="$1/.landfall/repo.git"
+  r="$lf_path/.landfall/repo.git"
   [ -d "$r" ] && return 0
   command -v git >/dev/null || landfall_fail "git is not installed on this host"
   git init --quiet --bare "$r.new" && mv "$r.new" "$r" || landfall_fail "cannot create $r"
 }
 
-# landfall_checkout PATH RELEASE TREE: checks a tree of the pushed commit
-# out into the release's upload directory, with a private index.
+# landfall_checkout lf_path lf_release lf_tree: checks a tree of the
+# pushed commit out into the release's upload directory, with a private
+# index.
 landfall_checkout() {
-  part="$1/releases/$2.partial"
+  part="$lf_path/releases/$lf_release.partial"
   rm -rf "$part" && mkdir -p "$part" || landfall_fail "cannot create $part"
   (
-    GIT_DIR="$1/.landfall/repo.git" GIT_WORK_TREE="$part" GIT_INDEX_FILE="$1/.landfall/index.$2"
+    GIT_DIR="$lf_path/.landfall/repo.git" GIT_WORK_TREE="$part" GIT_INDEX_FILE="$lf_path/.landfall/index.$lf_release"
     export GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE
-    git read-tree "$3" && git checkout-index --all --force
+    git read-tree "$lf_tree" && git checkout-index --all --force
     status=$?
     rm -f "$GIT_INDEX_FILE"
     exit $status
-  ) || landfall_fail "cannot check out tree $3 into $part"
+  ) || landfall_fail "cannot check out tree $lf_tree into $part"
 }
 
-# landfall_put DIR NAME MODE: writes a file of a release from base64 on
-# standard input (a here-document), replacing whatever is at NAME.
+# landfall_put lf_dir lf_name lf_mode: writes a file of a release from
+# base64 on standard input (a here-document), replacing whatever is at
+# lf_name.
 landfall_put() {
-  f="$1/$2"
-  mkdir -p "${f%/*}" && rm -rf "$f" && (umask 077 && base64 -d >"$f") && chmod "$3" "$f" ||
+  f="$lf_dir/$lf_name"
+  mkdir -p "${f%/*}" && rm -rf "$f" && (umask 077 && base64 -d >"$f") && chmod "$lf_mode" "$f" ||
     landfall_fail "cannot write $f"
 }
 
-# landfall_pull PATH RELEASE CURRENT SECONDS: makes the upload of RELEASE
-# from an object store, as the list on standard input (a here-document)
-# says, one line per entry of the artifact:
+# landfall_pull lf_path lf_release lf_current lf_seconds: makes the upload
+# of lf_release from an object store, as the list on standard input (a
+# here-document) says, one line per entry of the artifact:
 #   file<TAB>MODE<TAB>SIZE<TAB>BLAKE3<TAB>SHA256<TAB>MTIME<TAB>URL<TAB>NAME
 #   symlink<TAB>TARGET<TAB>NAME
-# A file that CURRENT's manifest lists with the same mode, size and blake3
-# is hard-linked from it, as rsync's --link-dest does, if nothing on its
-# path changed since CURRENT was made (as landfall_derive asks: nothing
-# newer than its .landfall-release, written last), and one whose
+# A file that lf_current's manifest lists with the same mode, size and
+# blake3 is hard-linked from it, as rsync's --link-dest does, if nothing on
+# its path changed since lf_current was made (as landfall_derive asks:
+# nothing newer than its .landfall-release, written last), and one whose
 # content this upload has already is linked from there; any other is
 # fetched from URL (a presigned GET, which holds no `"` or `\`) with curl,
-# at most SECONDS each, into a temporary file, checked against its sha256,
-# and only then given its mode and mtime (MTIME: UTC, as `touch -t` reads
-# it) and its name. Any failure removes the upload. Reports
+# at most lf_seconds each, into a temporary file, checked against its
+# sha256, and only then given its mode and mtime (MTIME: UTC, as `touch -t`
+# reads it) and its name. Any failure removes the upload. Reports
 # `pulled FILES BYTES`: what was fetched.
 landfall_pull() {
-  p=$1 id=$2 cur=$3 limit=$4
+  p=$lf_path id=$lf_release cur=$lf_current limit=$lf_seconds
   part="$p/releases/$id.partial"
   command -v curl >/dev/null || landfall_fail "curl is not installed on this host: a deploy from a store needs it"
   command -v sha256sum >/dev/null || landfall_fail "sha256sum (coreutils) is not installed on this host"
@@ -132,7 +134,7 @@ landfall_pull() {
     find "$was" -mindepth 1 -newer "$was/.landfall-release" >"$changed" 2>/dev/null; then
     have="$was/.landfall-manifest"
   fi
-  # Each line gets what to do first: `old NAME` (a file of CURRENT that
+  # Each line gets what to do first: `old NAME` (a file of lf_current that
   # nothing on its path changed since it was made), `dup NAME` (a file of
   # this upload), `get -`, or `link -`.
   plan=$(awk -v have="$have" -v changed="$changed" -v prefix="$was/" 'BEGIN {
@@ -283,20 +285,21 @@ landfall_remove_below() {
   done
 }
 
-# landfall_link DIR NAME TARGET: a symlink of a release, replacing whatever
-# is at NAME.
+# landfall_link lf_dir lf_name lf_target: a symlink of a release,
+# replacing whatever is at lf_name.
 landfall_link() {
-  f="$1/$2"
-  mkdir -p "${f%/*}" && rm -rf "$f" && ln -s "$3" "$f" || landfall_fail "cannot link $f"
+  f="$lf_dir/$lf_name"
+  mkdir -p "${f%/*}" && rm -rf "$f" && ln -s "$lf_target" "$f" || landfall_fail "cannot link $f"
 }
 
-# landfall_build PATH RELEASE PREVIOUS: runs the build hook the upload
-# recorded, in the upload directory; if it fails, the upload is removed.
+# landfall_build lf_path lf_release lf_previous: runs the build hook the
+# upload of lf_release recorded, in the upload directory; if it fails, the
+# upload is removed.
 landfall_build() {
-  landfall_steps "$1"
-  part="$1/releases/$2.partial"
-  landfall_recorded "$part" || landfall_fail "the upload of $2 has no .landfall-activation"
-  export LANDFALL_PATH="$1" LANDFALL_RELEASE="$2" LANDFALL_PREVIOUS="$3"
+  landfall_steps "$lf_path"
+  part="$lf_path/releases/$lf_release.partial"
+  landfall_recorded "$part" || landfall_fail "the upload of $lf_release has no .landfall-activation"
+  export LANDFALL_PATH="$lf_path" LANDFALL_RELEASE="$lf_release" LANDFALL_PREVIOUS="$lf_previous"
   [ -n "$hook_build" ] || return 0
   if ! landfall_hook build "$part" "$hook_build" "$hook_timeout"; then
     rm -rf "$part"
@@ -305,50 +308,49 @@ landfall_build() {
   fi
 }
 
-# landfall_finalize PATH RELEASE PROVENANCE: the upload is complete (its
-# manifest and activation came with it): records where it comes from in
-# .landfall-release (one line of JSON), readable by the deploy account
-# alone (it names who deployed, and the values given with --var), and
-# gives it its name. A release already complete keeps the provenance it
+# landfall_finalize lf_path lf_release lf_provenance: the upload is
+# complete (its manifest and activation came with it): records where it
+# comes from, lf_provenance, in .landfall-release (one line of JSON),
+# readable by the deploy account alone (it names who deployed, and the
+# values given with --var), and gives it its name. A release already complete keeps the provenance it
 # was made with.
 landfall_finalize() {
-  if [ -d "$1/releases/$2" ]; then
-    rm -rf "$1/releases/$2.partial"
+  if [ -d "$lf_path/releases/$lf_release" ]; then
+    rm -rf "$lf_path/releases/$lf_release.partial"
   else
     # Written again once the release has its name, which may have touched
     # its directory: nothing in the release is then newer than this file
     # (see landfall_derive). What the upload brought by that name goes
     # first, so that nothing is written through a link.
-    rm -f "$1/releases/$2.partial/.landfall-release" &&
-      (umask 077 && printf '%s\n' "$3" >"$1/releases/$2.partial/.landfall-release") &&
-      mv "$1/releases/$2.partial" "$1/releases/$2" &&
-      printf '%s\n' "$3" >"$1/releases/$2/.landfall-release" || landfall_fail "cannot rename $1/releases/$2.partial"
+    rm -f "$lf_path/releases/$lf_release.partial/.landfall-release" &&
+      (umask 077 && printf '%s\n' "$lf_provenance" >"$lf_path/releases/$lf_release.partial/.landfall-release") &&
+      mv "$lf_path/releases/$lf_release.partial" "$lf_path/releases/$lf_release" &&
+      printf '%s\n' "$lf_provenance" >"$lf_path/releases/$lf_release/.landfall-release" || landfall_fail "cannot rename $lf_path/releases/$lf_release.partial"
   fi
 }
 
-# landfall_discard PATH RELEASE: removes what was uploaded of a release
-# that will not be activated.
+# landfall_discard lf_path lf_release: removes what was uploaded of a
+# release that will not be activated.
 landfall_discard() {
-  rm -rf "$1/releases/$2.partial"
+  rm -rf "$lf_path/releases/$lf_release.partial"
 }
 
-# landfall_manifest PATH RELEASE: prints the manifest of a release, if it
-# has one (releases made before manifests moved into the release directory
-# have theirs under .landfall/manifests).
+# landfall_manifest lf_path lf_release: prints the manifest of a release,
+# if it has one (releases made before manifests moved into the release
+# directory have theirs under .landfall/manifests).
 landfall_manifest() {
-  if [ -f "$1/releases/$2/.landfall-manifest" ]; then
-    cat "$1/releases/$2/.landfall-manifest"
-  elif [ -f "$1/.landfall/manifests/$2" ]; then
-    cat "$1/.landfall/manifests/$2"
+  if [ -f "$lf_path/releases/$lf_release/.landfall-manifest" ]; then
+    cat "$lf_path/releases/$lf_release/.landfall-manifest"
+  elif [ -f "$lf_path/.landfall/manifests/$lf_release" ]; then
+    cat "$lf_path/.landfall/manifests/$lf_release"
   fi
 }
 
-# landfall_files PATH RELEASE MAX FILE...: prints each regular file of a
-# release no bigger than MAX bytes as a line `file<TAB>NAME<TAB>SIZE` and
-# its bytes, and any other as `skip<TAB>NAME`.
+# landfall_files lf_path lf_release lf_max FILE...: prints each regular
+# file of a release no bigger than lf_max bytes as a line
+# `file<TAB>NAME<TAB>SIZE` and its bytes, and any other as `skip<TAB>NAME`.
 landfall_files() {
-  p=$1 id=$2 max=$3
-  shift 3
+  p=$lf_path id=$lf_release max=$lf_max
   for f in "$@"; do
     file="$p/releases/$id/$f"
     if [ -f "$file" ] && [ ! -L "$file" ]; then
