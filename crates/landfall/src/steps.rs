@@ -16,13 +16,17 @@
 
 mod call;
 mod library;
+mod outcome;
 mod reply;
 mod script;
+mod state;
 
 pub(crate) use library::{Functions, LIBRARY_MISSING};
-pub(crate) use reply::{Activation, Exit, Report, Revert};
-pub use reply::{Claim, LogEntry, Orphan, PathState, Reply, ServiceState};
+pub(crate) use outcome::{Activation, Revert};
+pub(crate) use reply::{Exit, Report};
+pub use reply::{Orphan, Reply, ServiceState};
 pub use script::Script;
+pub use state::{Claim, LogEntry, PathState};
 
 /// One step on a host: a call of one function of `steps.sh` (see
 /// `call.rs`). Paths are the artifact's directory on the host (see
