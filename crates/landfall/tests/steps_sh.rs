@@ -1,13 +1,16 @@
-//! Behavioural tests of the host steps, `src/steps.sh`, run for real under
-//! both shells a host's `sh` is likely to be: dash (Debian, Ubuntu) and
-//! busybox sh (Alpine). As the transports do, each script is the step
+//! Behavioural tests of the host steps, `steps.sh` (the parts in
+//! `src/steps/sh/`, joined as `src/steps/sh/parts.rs` says), run for real
+//! under both shells a host's `sh` is likely to be: dash (Debian, Ubuntu)
+//! and busybox sh (Alpine). As the transports do, each script is the step
 //! functions followed by calls, fed to `SHELL -s` on standard input from
 //! `/`; every test works in temporary directories of its own.
 //!
 //! To add a test, write `fn what_it_checks(shell: Shell)`: make an
 //! `Artifact` (its directory, releases with their ages, `current`, the
-//! lock), run calls rendered by `call` with `shell.run`, or start them with
-//! `shell.start` when the test must act while they run, and assert the
+//! lock), run calls rendered by `step` or `step_with` (a step function,
+//! its arguments by name, as landfall calls it) or `call` (a function the
+//! steps call, its arguments positional) with `shell.run`, or start them
+//! with `shell.start` when the test must act while they run, and assert the
 //! `Outcome` (`expect` takes the status and the whole stdout) and the files
 //! left. Then add its name to `under_both_shells!` at the end of the file,
 //! which makes the test `under_both_shells::what_it_checks`: it runs the
@@ -3511,7 +3514,8 @@ fn wait_steps_stops_steps_that_outlast_it_and_sees_them_gone(shell: Shell) {
 /// Stub service managers: `systemctl`, `journalctl` and `supervisorctl`
 /// that print what a test puts in their files (`show`, `journal`,
 /// `status`) and note each call in `calls`, first in `PATH`, so that the
-/// systemd and supervisord branches of the steps run with no manager.
+/// systemd and supervisord branches of the steps run with no manager. A
+/// call with a word that `fail` lists fails.
 struct StubManagers {
     dir: tempfile::TempDir,
 }
@@ -3529,6 +3533,9 @@ impl StubManagers {
                 &stub,
                 format!(
                     "#!/bin/sh\nprintf '%s\\n' \"{program} $*\" >>\"${{0%/*}}/calls\"\n\
+                     for word in \"$@\"; do\n\
+                     grep -qxF -- \"$word\" \"${{0%/*}}/fail\" 2>/dev/null && exit 1\n\
+                     done\n\
                      cat \"${{0%/*}}/{answer}\" 2>/dev/null\n"
                 ),
             )
@@ -3551,6 +3558,327 @@ impl StubManagers {
     fn calls(&self) -> String {
         fs::read_to_string(self.dir.path().join("calls")).unwrap_or_default()
     }
+
+    /// The calls noted since the last time they were taken.
+    fn take_calls(&self) -> String {
+        let calls = self.calls();
+        drop(fs::remove_file(self.dir.path().join("calls")));
+        calls
+    }
+
+    /// An `id` that says the user is root (uid 0), first in `PATH` too, so
+    /// that the branches a deploy as root takes run whoever runs the test;
+    /// its other answers are the real `id`'s.
+    fn as_root(&self) {
+        let id = std::env::var_os("PATH")
+            .and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join("id"))
+                    .find(|id| id.is_file())
+            })
+            .expect("`id` is installed");
+        let stub = self.dir.path().join("id");
+        fs::write(
+            &stub,
+            format!(
+                "#!/bin/sh\nif [ \"$*\" = -u ]; then echo 0; else exec {} \"$@\"; fi\n",
+                quote(&text(&id))
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// A release `id` of `a` that runs the service `app` under `manager`, as
+/// an activation records it: its launcher, environment and definition
+/// (`unit`, and `socket` if given) in `.landfall-service/`, the same
+/// binary in every release, and reloads asked for (a release whose
+/// service files are those of the one before is reloaded, not restarted).
+fn managed_release(a: &Artifact, id: &str, manager: &str, unit: &str, socket: Option<&str>) {
+    a.release(id, 60)
+        .write(&format!("releases/{id}/bin/app"), "the app\n")
+        .write(
+            &format!("releases/{id}/.landfall-activation"),
+            format!(
+                "service_manager={manager}\nservice_name=app\nservice_user=app\n\
+                 service_reload=1\nservice_bin=bin/app\n"
+            ),
+        )
+        .write(
+            &format!("releases/{id}/.landfall-service/run"),
+            "#!/bin/sh\n",
+        )
+        .write(&format!("releases/{id}/.landfall-service/env"), "A=1\n")
+        .write(&format!("releases/{id}/.landfall-service/unit"), unit);
+    if let Some(socket) = socket {
+        a.write(&format!("releases/{id}/.landfall-service/socket"), socket);
+    }
+}
+
+/// Sh that reads what release `id` of `a` recorded and starts its service
+/// after the one release `old` ran (none if empty).
+fn start_service(a: &Artifact, id: &str, old: &str) -> String {
+    let old = if old.is_empty() {
+        String::new()
+    } else {
+        text(&a.join(&format!("releases/{old}")))
+    };
+    let dir = text(&a.join(&format!("releases/{id}")));
+    format!(
+        "landfall_recorded {dir} && landfall_service_start {} {dir} {}\n",
+        quote(&a.path()),
+        quote(&old),
+        dir = quote(&dir),
+    )
+}
+
+/// The systemd branches, through the deploy user's own systemd: a service
+/// is installed, enabled and restarted; restarted again without a reload
+/// of the manager when its unit did not change; reloaded when only its
+/// release did; its socket installed, started anew when it changed, and
+/// removed with it; a restart systemctl refuses fails the start; and the
+/// service is stopped, disabled and removed. Its state is read from
+/// `systemctl show`.
+fn systemd_starts_reloads_restarts_and_stops_a_service(shell: Shell) {
+    let stubs = StubManagers::new();
+    let config = tempfile::tempdir().unwrap();
+    let units = config.path().join("systemd/user");
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    let unit = "[Service]\nExecStart=/srv/app/current/.landfall-service/run\n";
+    managed_release(&a, "aa01", "systemd-user", unit, None);
+    managed_release(&a, "aa02", "systemd-user", unit, None);
+    managed_release(&a, "aa03", "systemd-user", "[Service]\nType=notify\n", None);
+    managed_release(
+        &a,
+        "aa04",
+        "systemd-user",
+        unit,
+        Some("[Socket]\nListenStream=80\n"),
+    );
+    managed_release(&a, "aa05", "systemd-user", unit, None);
+    let run = |calls: &str| {
+        shell.run(&format!(
+            "{}XDG_CONFIG_HOME={}; export XDG_CONFIG_HOME\n{calls}",
+            stubs.first_in_path(),
+            quote(&text(config.path()))
+        ))
+    };
+    let user = "systemctl --user";
+    // systemctl says nothing, and does what it is told.
+    stubs.answer("show", "");
+
+    run(&start_service(&a, "aa01", "")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!(
+            "{user} daemon-reload\n{user} enable --quiet app.service\n{user} restart app.service\n"
+        )
+    );
+    assert_eq!(text_of(&units.join("app.service")), unit);
+    assert_eq!(a.read(".landfall/service.unit"), unit);
+
+    // The same release again: the unit did not change.
+    run(&start_service(&a, "aa01", "")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{user} enable --quiet app.service\n{user} restart app.service\n")
+    );
+
+    // Only the release changed: a reload.
+    run(&start_service(&a, "aa02", "aa01")).expect(0, "hook\tservice\nreloaded\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{user} enable --quiet app.service\n{user} reload app.service\n")
+    );
+
+    // Its unit changed: installed, and a restart.
+    run(&start_service(&a, "aa03", "aa02")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!(
+            "{user} daemon-reload\n{user} enable --quiet app.service\n{user} restart app.service\n"
+        )
+    );
+    assert_eq!(
+        text_of(&units.join("app.service")),
+        "[Service]\nType=notify\n"
+    );
+
+    // A new socket: the service lets go of the old one, and the socket is
+    // started anew.
+    run(&start_service(&a, "aa04", "aa03")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!(
+            "{user} daemon-reload\n{user} stop app.service app.socket\n\
+             {user} enable --quiet --now app.socket\n{user} enable --quiet app.service\n\
+             {user} restart app.service\n"
+        )
+    );
+    assert!(units.join("app.socket").is_file());
+
+    // A release without the socket removes it.
+    run(&start_service(&a, "aa05", "aa04")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!(
+            "{user} disable --quiet --now app.socket\n{user} daemon-reload\n\
+             {user} enable --quiet app.service\n{user} restart app.service\n"
+        )
+    );
+    assert!(!units.join("app.socket").exists());
+    assert!(!a.has(".landfall/service.socket"));
+
+    // A restart that systemctl refuses fails the start.
+    fs::write(stubs.dir.path().join("fail"), "restart\n").unwrap();
+    run(&format!(
+        "{}echo status $?\n",
+        start_service(&a, "aa05", "")
+    ))
+    .expect(0, "hook\tservice\nstatus 1\n");
+    fs::remove_file(stubs.dir.path().join("fail")).unwrap();
+    stubs.take_calls();
+
+    run(&call(
+        "landfall_service_remove",
+        &[&a.path(), "systemd-user", "app"],
+    ))
+    .expect(0, "removed-service\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{user} disable --quiet --now app.service\n{user} daemon-reload\n")
+    );
+    assert!(!units.join("app.service").exists());
+    assert!(!a.has(".landfall/service.unit"));
+
+    // The state of the service of the current release, as systemd says it.
+    managed_release(&a, "aa06", "systemd", unit, None);
+    a.set_current("aa06");
+    stubs.answer(
+        "show",
+        "ActiveState=active\nSubState=running\nMainPID=42\n\
+         ActiveEnterTimestamp=Mon 2024-01-01 00:00:00 UTC\n",
+    );
+    run(&call("landfall_service_state", &["0", &a.path()])).expect(
+        0,
+        "service\t0\tsystemd\tapp\tactive (running)\t42\tMon 2024-01-01 00:00:00 UTC\n",
+    );
+    assert_eq!(
+        stubs.take_calls(),
+        "systemctl show app.service -p ActiveState -p SubState -p MainPID -p ActiveEnterTimestamp\n"
+    );
+    stubs.answer(
+        "show",
+        "ActiveState=failed\nSubState=failed\nMainPID=0\nActiveEnterTimestamp=\n",
+    );
+    run(&call("landfall_service_state", &["0", &a.path()]))
+        .expect(0, "service\t0\tsystemd\tapp\tfailed (failed)\t\t\n");
+}
+
+/// The supervisord branches, deploying as root (where supervisord reads
+/// its programs is the test's): a program is installed, read again and
+/// updated, and seen running; restarted when its definition did not
+/// change; sent HUP when only its release did; started again when it
+/// stopped, and reported when it does not run then; and stopped and
+/// removed. Its state is read from `supervisorctl status`.
+fn supervisor_starts_reloads_restarts_and_stops_a_service(shell: Shell) {
+    let stubs = StubManagers::new();
+    stubs.as_root();
+    let etc = tempfile::tempdir().unwrap();
+    let programs = etc.path().join("conf.d");
+    fs::create_dir(&programs).unwrap();
+    let conf = text(&etc.path().join("supervisord.conf"));
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    let program = "[program:app]\ncommand=/srv/app/current/.landfall-service/run\n";
+    managed_release(&a, "aa01", "supervisor", program, None);
+    managed_release(&a, "aa02", "supervisor", program, None);
+    let run = |calls: &str| {
+        shell.run(&format!(
+            "{}landfall_supervisor_dir() {{ printf '%s' {}; }}\n\
+             landfall_supervisor_conf() {{ printf '%s' {}; }}\n{calls}",
+            stubs.first_in_path(),
+            quote(&text(&programs)),
+            quote(&conf)
+        ))
+    };
+    let ctl = format!("supervisorctl -c {conf}");
+    stubs.answer(
+        "status",
+        "app                              RUNNING   pid 42, uptime 0:00:03\n",
+    );
+
+    run(&start_service(&a, "aa01", "")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{ctl} reread\n{ctl} update app\n{ctl} status app\n")
+    );
+    assert_eq!(text_of(&programs.join("app.conf")), program);
+
+    // The same definition: a restart.
+    run(&start_service(&a, "aa01", "")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{ctl} restart app\n{ctl} status app\n")
+    );
+
+    // Only the release changed: HUP.
+    run(&start_service(&a, "aa02", "aa01")).expect(0, "hook\tservice\nreloaded\tapp\n");
+    assert_eq!(stubs.take_calls(), format!("{ctl} signal HUP app\n"));
+
+    // A program that stopped is started once; one that does not run then
+    // fails the start, saying what supervisord says of it.
+    stubs.answer(
+        "status",
+        "app                              STOPPED   Not started\n",
+    );
+    let out = run(&format!(
+        "{}echo status $?\n",
+        start_service(&a, "aa01", "")
+    ));
+    out.expect(0, "hook\tservice\nstatus 1\n");
+    assert!(out.stderr.contains("STOPPED"), "{out}");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{ctl} restart app\n{ctl} status app\n{ctl} start app\n{ctl} status app\n")
+    );
+
+    run(&call(
+        "landfall_service_remove",
+        &[&a.path(), "supervisor", "app"],
+    ))
+    .expect(0, "removed-service\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{ctl} stop app\n{ctl} reread\n{ctl} update app\n")
+    );
+    assert!(!programs.join("app.conf").exists());
+    assert!(!a.has(".landfall/service.unit"));
+
+    // The state of the service of the current release, as supervisord
+    // says it.
+    a.set_current("aa02");
+    stubs.answer(
+        "status",
+        "app                              RUNNING   pid 42, uptime 0:00:03\n",
+    );
+    run(&call("landfall_service_state", &["0", &a.path()]))
+        .expect(0, "service\t0\tsupervisor\tapp\tRUNNING\t42\tup 0:00:03\n");
+    assert_eq!(stubs.take_calls(), format!("{ctl} status app\n"));
+    stubs.answer(
+        "status",
+        "app                              FATAL     Exited too quickly\n",
+    );
+    run(&call("landfall_service_state", &["0", &a.path()]))
+        .expect(0, "service\t0\tsupervisor\tapp\tFATAL\t\t\n");
+}
+
+/// The text of a file outside an artifact.
+#[track_caller]
+fn text_of(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read `{}`: {e}", path.display()))
 }
 
 /// What the manager says of a service, as `landfall_service_verdict`
@@ -3717,4 +4045,6 @@ under_both_shells!(
     health_ends_at_its_timeout_even_when_the_clock_stands_still,
     wait_steps_stops_steps_that_outlast_it_and_sees_them_gone,
     verdict_reads_each_manager_as_it_answers,
+    systemd_starts_reloads_restarts_and_stops_a_service,
+    supervisor_starts_reloads_restarts_and_stops_a_service,
 );
