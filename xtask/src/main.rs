@@ -281,15 +281,15 @@ fn lint(sh: &Shell) -> Result<()> {
 
 /// The parts of the host steps. They have no `#!` line and are no script
 /// on their own: landfall joins them, with the calls of each run, into one
-/// script that it feeds to `sh -s`. A test of the library checks that
-/// script as POSIX sh with shellcheck (`steps::library`), calls included,
-/// whose assignments the steps read.
+/// script that it feeds to `sh -s`. A test of the library checks them as
+/// POSIX sh with shellcheck, with a call of every step, whose assignments
+/// the steps read (`steps::call::tests::the_steps_and_their_calls_pass_shellcheck`).
 const HOST_STEPS: &str = "crates/landfall/src/steps/sh/";
 
 /// Runs shellcheck over every shell script of the repository (tracked, or
-/// new and not ignored) but the parts of the host steps, reporting every finding
-/// down to style. `--norc` keeps a developer's own `.shellcheckrc` from
-/// making the lint pass where CI fails.
+/// new and not ignored) but the parts of the host steps, reporting every
+/// finding down to style. `--norc` keeps a developer's own `.shellcheckrc`
+/// from making the lint pass where CI fails.
 fn shellcheck(sh: &Shell) -> Result<()> {
     if cmd!(sh, "shellcheck --version")
         .quiet()

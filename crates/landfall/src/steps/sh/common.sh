@@ -11,13 +11,15 @@
 #
 # A step function (one landfall calls, whose comment names its arguments
 # `lf_NAME`) reads each argument from the variable of that name, which the
-# call sets, shell-quoted, for itself alone, and a list, if it takes one
-# (its comment names it last, in capitals), as its positional parameters,
-# read only as "$@":
+# call sets, shell-quoted, for itself alone (they are unset before the
+# next call), and a list, if it takes one (its comment names it last, in
+# capitals), as its positional parameters, read only as "$@":
 #
-#   lf_path='/srv/app' lf_release=4f1c
+#   lf_path='/srv/my app' lf_release=4f1c lf_max=65536
+#   landfall_files etc/app.toml VERSION
+#   unset lf_path lf_release lf_max
+#   lf_path='/srv/my app' lf_release=4f1c lf_provenance='{"user":"ann"}'
 #   landfall_finalize
-#   unset lf_path lf_release
 #
 # No other function reads an `lf_` variable: what a step function calls
 # gets its arguments as positional parameters (named in capitals).

@@ -5,8 +5,9 @@
 # lf_path runs, each after its time: with lf_all_releases=1 every
 # release's, else those since the current release's service started (see
 # landfall_log_lines); with lf_follow=1 it goes on printing what the
-# service writes next, of any release. Exits 13 if it runs none. A follower gets the default dispositions back, so that
-# the hangup of a connection that ends stops it.
+# service writes next, of any release. Exits 13 if it runs none. A
+# follower gets the default dispositions back, so that the hangup of a
+# connection that ends stops it.
 landfall_service_logs() {
   if ! landfall_recorded "$lf_path/current" 2>/dev/null || [ -z "$service_manager" ]; then
     printf 'the current release of %s runs no service\n' "$lf_path" >&2

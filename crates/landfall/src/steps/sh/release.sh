@@ -312,8 +312,8 @@ landfall_build() {
 # complete (its manifest and activation came with it): records where it
 # comes from, lf_provenance, in .landfall-release (one line of JSON),
 # readable by the deploy account alone (it names who deployed, and the
-# values given with --var), and gives it its name. A release already complete keeps the provenance it
-# was made with.
+# values given with --var), and gives it its name. A release already
+# complete keeps the provenance it was made with.
 landfall_finalize() {
   if [ -d "$lf_path/releases/$lf_release" ]; then
     rm -rf "$lf_path/releases/$lf_release.partial"
