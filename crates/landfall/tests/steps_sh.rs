@@ -1,13 +1,16 @@
-//! Behavioural tests of the host steps, `src/steps.sh`, run for real under
-//! both shells a host's `sh` is likely to be: dash (Debian, Ubuntu) and
-//! busybox sh (Alpine). As the transports do, each script is the step
+//! Behavioural tests of the host steps, `steps.sh` (the parts in
+//! `src/steps/sh/`, joined as `src/steps/sh/parts.rs` says), run for real
+//! under both shells a host's `sh` is likely to be: dash (Debian, Ubuntu)
+//! and busybox sh (Alpine). As the transports do, each script is the step
 //! functions followed by calls, fed to `SHELL -s` on standard input from
 //! `/`; every test works in temporary directories of its own.
 //!
 //! To add a test, write `fn what_it_checks(shell: Shell)`: make an
 //! `Artifact` (its directory, releases with their ages, `current`, the
-//! lock), run calls rendered by `call` with `shell.run`, or start them with
-//! `shell.start` when the test must act while they run, and assert the
+//! lock), run calls rendered by `step` or `step_with` (a step function,
+//! its arguments by name, as landfall calls it) or `call` (a function the
+//! steps call, its arguments positional) with `shell.run`, or start them
+//! with `shell.start` when the test must act while they run, and assert the
 //! `Outcome` (`expect` takes the status and the whole stdout) and the files
 //! left. Then add its name to `under_both_shells!` at the end of the file,
 //! which makes the test `under_both_shells::what_it_checks`: it runs the
@@ -25,7 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant, SystemTime};
 
-const STEPS: &str = include_str!("../src/steps.sh");
+const STEPS: &str = include!("../src/steps/sh/parts.rs");
 
 /// How long any script may run; the slowest waits 6 seconds for a hook
 /// to be killed.
@@ -266,7 +269,42 @@ fn quote(word: &str) -> String {
     shlex::try_quote(word).map_or_else(|_| word.to_string(), std::borrow::Cow::into_owned)
 }
 
-/// A call of a step function, every argument quoted as landfall quotes it.
+/// A call of a step function as landfall renders it: each argument
+/// assigned to its variable (`lf_NAME`), quoted as landfall quotes it, on
+/// the line before the call; a list after the function's name; the
+/// standard input in a quoted here-document. (landfall unsets the
+/// variables before the next call; each call here sets all of its own.)
+fn step_call(function: &str, vars: &[(&str, &str)], list: &[&str], input: Option<&str>) -> String {
+    let assignments: Vec<String> = vars
+        .iter()
+        .map(|(name, value)| format!("lf_{name}={}", quote(value)))
+        .collect();
+    let mut text = format!("{}\n{function}", assignments.join(" "));
+    for item in list {
+        text.push(' ');
+        text.push_str(&quote(item));
+    }
+    if let Some(input) = input {
+        text.push_str(" <<'LANDFALL_INPUT_END'\n");
+        text.push_str(input);
+        text.push_str("LANDFALL_INPUT_END");
+    }
+    text.push('\n');
+    text
+}
+
+/// A call of a step function that takes no list and reads no input.
+fn step(function: &str, vars: &[(&str, &str)]) -> String {
+    step_call(function, vars, &[], None)
+}
+
+/// A call of a step function that takes a list.
+fn step_with(function: &str, vars: &[(&str, &str)], list: &[&str]) -> String {
+    step_call(function, vars, list, None)
+}
+
+/// A call of a function that is no step (a function the steps call), its
+/// arguments as its positional parameters, every one quoted.
 fn call(function: &str, args: &[&str]) -> String {
     let mut line = function.to_string();
     for arg in args {
@@ -282,15 +320,17 @@ fn call(function: &str, args: &[&str]) -> String {
 fn put(dir: &str, name: &str, mode: &str, bytes: &[u8]) -> String {
     use base64::Engine as _;
     let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-    let mut text = call("landfall_put", &[dir, name, mode]);
-    text.pop();
-    text.push_str(" <<'LANDFALL_INPUT_END'\n");
+    let mut lines = String::new();
     for chunk in encoded.as_bytes().chunks(76) {
-        text.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-        text.push('\n');
+        lines.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        lines.push('\n');
     }
-    text.push_str("LANDFALL_INPUT_END\n");
-    text
+    step_call(
+        "landfall_put",
+        &[("dir", dir), ("name", name), ("mode", mode)],
+        &[],
+        Some(&lines),
+    )
 }
 
 /// Sh that waits (at most 20 seconds) until `gate` exists.
@@ -471,9 +511,10 @@ fn probe_reports_current_the_releases_newest_first_and_the_lock(shell: Shell) {
         .write(".landfall/log", "deployed aa02\n");
     let never_deployed = Artifact::new();
     shell
-        .run(&call(
+        .run(&step_with(
             "landfall_probe",
-            &["0", &a.path(), &never_deployed.path()],
+            &[("detail", "0")],
+            &[&a.path(), &never_deployed.path()],
         ))
         .expect(
             0,
@@ -498,7 +539,11 @@ fn a_link_planted_in_releases_is_no_release_and_nothing_switches_to_it(shell: Sh
     // An incomplete directory: no .landfall-release.
     a.write("releases/cc03/bin/app", "half\n");
     shell
-        .run(&call("landfall_probe", &["0", &a.path()]))
+        .run(&step_with(
+            "landfall_probe",
+            &[("detail", "0")],
+            &[&a.path()],
+        ))
         .expect(
             0,
             "current\t0\taa01\n\
@@ -510,25 +555,31 @@ fn a_link_planted_in_releases_is_no_release_and_nothing_switches_to_it(shell: Sh
         ("cc03", "releases/cc03 is not a complete release"),
         ("../../x", "is not a release id"),
     ] {
-        for (function, args) in [
+        let path = a.path();
+        for (function, calls) in [
             (
                 "landfall_activate",
-                vec![
-                    a.path(),
-                    id.into(),
-                    "aa01".into(),
-                    "1".into(),
-                    "{}".into(),
-                    "{}".into(),
-                ],
+                step(
+                    "landfall_activate",
+                    &[
+                        ("path", &path),
+                        ("release", id),
+                        ("previous", "aa01"),
+                        ("revert", "1"),
+                        ("log_ok", "{}"),
+                        ("log_back", "{}"),
+                    ],
+                ),
             ),
             (
                 "landfall_back",
-                vec![a.path(), "aa01".into(), id.into(), "{}".into()],
+                step(
+                    "landfall_back",
+                    &[("path", &path), ("from", "aa01"), ("to", id), ("log", "{}")],
+                ),
             ),
         ] {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = shell.run(&call(function, &args));
+            let out = shell.run(&calls);
             out.expect(70, "");
             assert!(out.stderr.contains(why), "{function} {id}: {out}");
             assert_eq!(
@@ -564,7 +615,11 @@ fn probe_with_detail_adds_provenance_and_the_last_200_lines_of_the_log(shell: Sh
         writeln!(expected, "log\t0\t{line}").unwrap();
     }
     shell
-        .run(&call("landfall_probe", &["1", &a.path()]))
+        .run(&step_with(
+            "landfall_probe",
+            &[("detail", "1")],
+            &[&a.path()],
+        ))
         .expect(0, &expected);
 }
 
@@ -579,7 +634,11 @@ fn probe_reports_the_release_the_log_last_confirmed(shell: Shell) {
          {\"event\":\"rolled_back\",\"release\":\"aa01\",\"previous\":\"aa02\"}\n",
         );
     shell
-        .run(&call("landfall_probe", &["0", &a.path()]))
+        .run(&step_with(
+            "landfall_probe",
+            &[("detail", "0")],
+            &[&a.path()],
+        ))
         .expect(
             0,
             "current\t0\taa02\nrelease\t0\taa02\nrelease\t0\taa01\nconfirmed\t0\taa01\n",
@@ -598,7 +657,7 @@ fn releases_are_ordered_newest_first_within_a_second_and_by_name_when_tied(shell
             .and_then(|dir| dir.set_modified(second + Duration::from_millis(millis)))
             .unwrap();
     };
-    let probe = call("landfall_probe", &["0", &a.path()]);
+    let probe = step_with("landfall_probe", &[("detail", "0")], &[&a.path()]);
     let listed = |ids: &[&str]| -> String {
         std::iter::once("current\t0\t\n".to_string())
             .chain(ids.iter().map(|id| format!("release\t0\t{id}\n")))
@@ -635,7 +694,7 @@ fn log_keeps_what_it_confirms_and_the_probe_reads_it_there(shell: Shell) {
         .expect(0, "");
     // A command's line confirms nothing.
     assert_eq!(a.read(".landfall/confirmed"), "aa02\n");
-    let probe = call("landfall_probe", &["0", &a.path()]);
+    let probe = step_with("landfall_probe", &[("detail", "0")], &[&a.path()]);
     let said = "current\t0\taa02\nrelease\t0\taa02\nrelease\t0\taa01\nconfirmed\t0\t";
     shell.run(&probe).expect(0, &format!("{said}aa02\n"));
     // What the file says is what the probe reports: it reads no log.
@@ -670,7 +729,7 @@ fn log_keeps_what_it_confirms_and_the_probe_reads_it_there(shell: Shell) {
 fn probe_names_where_current_leads(shell: Shell) {
     let a = Artifact::new();
     a.release("aa01", 10);
-    let probe = call("landfall_probe", &["0", &a.path()]);
+    let probe = step_with("landfall_probe", &[("detail", "0")], &[&a.path()]);
     a.set_current("aa09");
     shell
         .run(&probe)
@@ -693,9 +752,14 @@ fn probe_names_where_current_leads(shell: Shell) {
 fn lock_is_taken_once_and_records_the_artifact(shell: Shell) {
     let a = Artifact::new();
     shell
-        .run(&call(
+        .run(&step(
             "landfall_lock",
-            &[&a.path(), "run-1", "0", "shop/web"],
+            &[
+                ("path", &a.path()),
+                ("owner", "run-1"),
+                ("break_lock", "0"),
+                ("name", "shop/web"),
+            ],
         ))
         .expect(0, "");
     assert_eq!(a.read(".landfall/lock"), "run-1\n");
@@ -704,7 +768,15 @@ fn lock_is_taken_once_and_records_the_artifact(shell: Shell) {
     shell
         .run(&format!(
             "{}echo not reached\n",
-            call("landfall_lock", &[&a.path(), "run-2", "0", "shop/web"])
+            step(
+                "landfall_lock",
+                &[
+                    ("path", &a.path()),
+                    ("owner", "run-2"),
+                    ("break_lock", "0"),
+                    ("name", "shop/web")
+                ]
+            )
         ))
         .expect(3, "locked\trun-1\n");
     assert_eq!(a.read(".landfall/lock"), "run-1\n");
@@ -718,9 +790,14 @@ fn lock_is_exclusive_among_racing_deploys(shell: Shell) {
             shell.start(&format!(
                 "{}{}",
                 wait_for_in_sh(&gate),
-                call(
+                step(
                     "landfall_lock",
-                    &[&a.path(), &format!("run-{n}"), "0", "shop/web"]
+                    &[
+                        ("path", &a.path()),
+                        ("owner", &format!("run-{n}")),
+                        ("break_lock", "0"),
+                        ("name", "shop/web")
+                    ]
                 )
             ))
         })
@@ -762,7 +839,15 @@ fn lock_of_another_artifacts_path_exits_4_and_leaves_no_lock(shell: Shell) {
     shell
         .run(&format!(
             "{}echo not reached\n",
-            call("landfall_lock", &[&p, "run-1", "0", "shop/web"])
+            step(
+                "landfall_lock",
+                &[
+                    ("path", &p),
+                    ("owner", "run-1"),
+                    ("break_lock", "0"),
+                    ("name", "shop/web")
+                ]
+            )
         ))
         .expect(4, "")
         .expect_stderr(&format!(
@@ -779,9 +864,14 @@ fn lock_with_break_takes_over_a_lock_left_behind(shell: Shell) {
         .write(".landfall/artifact", "shop/web\n")
         .write(".landfall/steps", ended_group() + "\n");
     shell
-        .run(&call(
+        .run(&step(
             "landfall_lock",
-            &[&a.path(), "run-1", "1", "shop/web"],
+            &[
+                ("path", &a.path()),
+                ("owner", "run-1"),
+                ("break_lock", "1"),
+                ("name", "shop/web"),
+            ],
         ))
         .expect(0, "");
     assert_eq!(a.read(".landfall/lock"), "run-1\n");
@@ -858,7 +948,15 @@ fn owns_fails_when_its_record_cannot_be_written(shell: Shell) {
     let out = shell.run(&format!(
         "{}echo \"owns $?\"\n{}",
         call("landfall_owns", &[&p, "shop/web"]),
-        call("landfall_lock", &[&p, "run-1", "0", "shop/web"]),
+        step(
+            "landfall_lock",
+            &[
+                ("path", &p),
+                ("owner", "run-1"),
+                ("break_lock", "0"),
+                ("name", "shop/web")
+            ]
+        ),
     ));
     out.expect(4, "owns 1\n");
     assert!(
@@ -874,9 +972,22 @@ fn owns_fails_when_its_record_cannot_be_written(shell: Shell) {
 /// A claim of the path numbered `i` for release `release` by run-1, of
 /// shop/web, with `shared` directories, that copies no release.
 fn claim_call(i: &str, path: &str, release: &str, shared: &[&str]) -> String {
-    let mut args = vec![i, path, release, "run-1", "0", "0", "shop/web", "", "", ""];
-    args.extend_from_slice(shared);
-    call("landfall_claim", &args)
+    step_with(
+        "landfall_claim",
+        &[
+            ("index", i),
+            ("path", path),
+            ("release", release),
+            ("owner", "run-1"),
+            ("break_lock", "0"),
+            ("git", "0"),
+            ("name", "shop/web"),
+            ("from", ""),
+            ("top", ""),
+            ("gone", ""),
+        ],
+        shared,
+    )
 }
 
 fn claim_prints_nothing_when_the_release_is_current_and_unlocked(shell: Shell) {
@@ -944,7 +1055,10 @@ fn forget_removes_what_a_claim_made_only_with_the_runs_token(shell: Shell) {
     let forget = |dir: &Path, token: &str| {
         format!(
             "{}[ -d {} ] && echo kept || echo removed\n",
-            call("landfall_forget", &[&a.path(), &text(dir), token]),
+            step(
+                "landfall_forget",
+                &[("path", &a.path()), ("dir", &text(dir)), ("token", token)]
+            ),
             quote(&text(dir))
         )
     };
@@ -1047,20 +1161,21 @@ fn claim_from(a: &Artifact, id: &str, from: &str) -> String {
 
 /// As [`claim_from`], the copy without the paths of `gone` (one a line).
 fn claim_from_without(a: &Artifact, id: &str, from: &str, gone: &str) -> String {
-    call(
+    step_with(
         "landfall_claim",
         &[
-            "0",
-            &a.path(),
-            id,
-            "run-1",
-            "0",
-            "0",
-            "shop/web",
-            from,
-            "5",
-            gone,
+            ("index", "0"),
+            ("path", &a.path()),
+            ("release", id),
+            ("owner", "run-1"),
+            ("break_lock", "0"),
+            ("git", "0"),
+            ("name", "shop/web"),
+            ("from", from),
+            ("top", "5"),
+            ("gone", gone),
         ],
+        &[],
     )
 }
 
@@ -1188,20 +1303,21 @@ fn claim_of_a_git_artifact_makes_its_bare_repository(shell: Shell) {
     let a = Artifact::new();
     a.mkdir("");
     shell
-        .run(&call(
+        .run(&step_with(
             "landfall_claim",
             &[
-                "0",
-                &a.path(),
-                "aa01",
-                "run-1",
-                "0",
-                "1",
-                "shop/site",
-                "",
-                "",
-                "",
+                ("index", "0"),
+                ("path", &a.path()),
+                ("release", "aa01"),
+                ("owner", "run-1"),
+                ("break_lock", "0"),
+                ("git", "1"),
+                ("name", "shop/site"),
+                ("from", ""),
+                ("top", ""),
+                ("gone", ""),
             ],
+            &[],
         ))
         .expect(0, "held\t0\t\n");
     let repo = a.join(".landfall/repo.git");
@@ -1217,9 +1333,18 @@ fn unlock_removes_the_lock_only_with_the_runs_token(shell: Shell) {
     shell
         .run(&format!(
             "{}[ -f {q} ] && echo kept\n{}[ -f {q} ] || echo removed\n{}",
-            call("landfall_unlock", &[&a.path(), "token-xyz"]),
-            call("landfall_unlock", &[&a.path(), "token-abc"]),
-            call("landfall_unlock", &[&a.path(), "token-abc"]),
+            step(
+                "landfall_unlock",
+                &[("path", &a.path()), ("token", "token-xyz")]
+            ),
+            step(
+                "landfall_unlock",
+                &[("path", &a.path()), ("token", "token-abc")]
+            ),
+            step(
+                "landfall_unlock",
+                &[("path", &a.path()), ("token", "token-abc")]
+            ),
             q = quote(&lock),
         ))
         .expect(0, "unlocked\t\nkept\nunlocked\t\nremoved\nunlocked\t\n");
@@ -1234,8 +1359,12 @@ fn prepare_makes_the_directories_and_reads_current(shell: Shell) {
     shell
         .run(&format!(
             "{}{}",
-            call("landfall_prepare", &[&empty.path(), "log", "run/x"]),
-            call("landfall_prepare", &[&deployed.path()]),
+            step_with(
+                "landfall_prepare",
+                &[("path", &empty.path())],
+                &["log", "run/x"]
+            ),
+            step_with("landfall_prepare", &[("path", &deployed.path())], &[]),
         ))
         .expect(0, "prepared\t\nprepared\taa01\n");
     assert!(empty.join("releases").is_dir());
@@ -1246,7 +1375,11 @@ fn prepare_makes_the_directories_and_reads_current(shell: Shell) {
 fn prepare_that_cannot_make_a_directory_exits_70(shell: Shell) {
     let a = Artifact::new();
     a.write("shared/log", "a file where a directory goes\n");
-    let out = shell.run(&call("landfall_prepare", &[&a.path(), "log"]));
+    let out = shell.run(&step_with(
+        "landfall_prepare",
+        &[("path", &a.path())],
+        &["log"],
+    ));
     out.expect(70, "");
     assert!(
         out.stderr.ends_with(&format!(
@@ -1262,7 +1395,7 @@ fn prepare_that_cannot_make_a_directory_exits_70(shell: Shell) {
 fn git_init_makes_a_bare_repository_once(shell: Shell) {
     let a = Artifact::new();
     a.mkdir(".landfall");
-    let init = call("landfall_git_init", &[&a.path()]);
+    let init = step("landfall_git_init", &[("path", &a.path())]);
     shell.run(&init).expect(0, "");
     let repo = a.join(".landfall/repo.git");
     assert_eq!(git(&repo, &["rev-parse", "--is-bare-repository"]), "true");
@@ -1278,7 +1411,7 @@ fn git_init_without_git_exits_70(shell: Shell) {
     shell
         .run(&format!(
             "PATH=/nonexistent\n{}",
-            call("landfall_git_init", &[&a.path()])
+            step("landfall_git_init", &[("path", &a.path())])
         ))
         .expect(70, "")
         .expect_stderr("landfall: git is not installed on this host\n");
@@ -1322,7 +1455,10 @@ fn checkout_writes_a_pushed_tree_into_the_upload(shell: Shell) {
     );
     a.write("releases/aa01.partial/left/from before", "stale\n");
     shell
-        .run(&call("landfall_checkout", &[&a.path(), "aa01", &tree]))
+        .run(&step(
+            "landfall_checkout",
+            &[("path", &a.path()), ("release", "aa01"), ("tree", &tree)],
+        ))
         .expect(0, "");
     assert_eq!(
         files_under(&a.join("releases/aa01.partial")),
@@ -1345,7 +1481,10 @@ fn checkout_of_a_tree_the_repository_lacks_exits_70(shell: Shell) {
     let a = Artifact::new();
     pushed_tree(&a, &[("bin/app", "app\n", 0o755)]);
     let missing = "0123456789abcdef0123456789abcdef01234567";
-    let out = shell.run(&call("landfall_checkout", &[&a.path(), "aa02", missing]));
+    let out = shell.run(&step(
+        "landfall_checkout",
+        &[("path", &a.path()), ("release", "aa02"), ("tree", missing)],
+    ));
     out.expect(70, "");
     assert!(
         out.stderr.ends_with(&format!(
@@ -1420,15 +1559,18 @@ fn put_that_cannot_write_exits_70(shell: Shell) {
 /// A `landfall_pull` of `entries` (lines of its list), as landfall renders
 /// it: the list in a quoted here-document.
 fn pull(a: &Artifact, release: &str, current: &str, entries: &[String]) -> String {
-    let mut text = call("landfall_pull", &[&a.path(), release, current, "10"]);
-    text.pop();
-    text.push_str(" <<'LANDFALL_INPUT_END'\n");
-    for entry in entries {
-        text.push_str(entry);
-        text.push('\n');
-    }
-    text.push_str("LANDFALL_INPUT_END\n");
-    text
+    let list: String = entries.iter().flat_map(|e| [e.as_str(), "\n"]).collect();
+    step_call(
+        "landfall_pull",
+        &[
+            ("path", &a.path()),
+            ("release", release),
+            ("current", current),
+            ("seconds", "10"),
+        ],
+        &[],
+        Some(&list),
+    )
 }
 
 /// A file's line of `landfall_pull`'s list, fetched from `url`.
@@ -1658,10 +1800,21 @@ fn link_makes_a_symlink_replacing_what_was_there(shell: Shell) {
     shell
         .run(&format!(
             "{}{}",
-            call("landfall_link", &[&dir, "log", "../../shared/log"]),
-            call(
+            step(
                 "landfall_link",
-                &[&dir, "etc/deep/app.toml", "/etc/app.toml"]
+                &[
+                    ("dir", &dir),
+                    ("name", "log"),
+                    ("target", "../../shared/log")
+                ]
+            ),
+            step(
+                "landfall_link",
+                &[
+                    ("dir", &dir),
+                    ("name", "etc/deep/app.toml"),
+                    ("target", "/etc/app.toml")
+                ]
             ),
         ))
         .expect(0, "");
@@ -1677,7 +1830,14 @@ fn link_that_cannot_be_made_exits_70(shell: Shell) {
     let a = Artifact::new();
     a.write("releases/aa01.partial", "a file where a directory goes\n");
     let dir = text(&a.join("releases/aa01.partial"));
-    let out = shell.run(&call("landfall_link", &[&dir, "log", "../../shared/log"]));
+    let out = shell.run(&step(
+        "landfall_link",
+        &[
+            ("dir", &dir),
+            ("name", "log"),
+            ("target", "../../shared/log"),
+        ],
+    ));
     out.expect(70, "");
     assert!(
         out.stderr
@@ -1696,8 +1856,14 @@ fn discard_removes_only_the_upload(shell: Shell) {
     shell
         .run(&format!(
             "{}{}echo \"status $?\"\n",
-            call("landfall_discard", &[&a.path(), "aa01"]),
-            call("landfall_discard", &[&a.path(), "aa03"]),
+            step(
+                "landfall_discard",
+                &[("path", &a.path()), ("release", "aa01")]
+            ),
+            step(
+                "landfall_discard",
+                &[("path", &a.path()), ("release", "aa03")]
+            ),
         ))
         .expect(0, "status 0\n");
     assert_eq!(a.list("releases"), ["aa01", "aa02.partial"]);
@@ -1712,9 +1878,18 @@ fn manifest_prints_the_releases_own_or_the_one_kept_aside(shell: Shell) {
     shell
         .run(&format!(
             "{}echo --\n{}echo --\n{}echo \"status $?\"\n",
-            call("landfall_manifest", &[&a.path(), "aa01"]),
-            call("landfall_manifest", &[&a.path(), "aa02"]),
-            call("landfall_manifest", &[&a.path(), "aa03"]),
+            step(
+                "landfall_manifest",
+                &[("path", &a.path()), ("release", "aa01")]
+            ),
+            step(
+                "landfall_manifest",
+                &[("path", &a.path()), ("release", "aa02")]
+            ),
+            step(
+                "landfall_manifest",
+                &[("path", &a.path()), ("release", "aa03")]
+            ),
         ))
         .expect(0, "manifest of aa01\n--\nmanifest of aa02\n--\nstatus 0\n");
 }
@@ -1727,12 +1902,10 @@ fn files_prints_small_regular_files_and_skips_the_rest(shell: Shell) {
         .write("releases/aa01/eleven", "0123456789\n");
     symlink("etc/app.toml", a.join("releases/aa01/link")).unwrap();
     shell
-        .run(&call(
+        .run(&step_with(
             "landfall_files",
+            &[("path", &a.path()), ("release", "aa01"), ("max", "10")],
             &[
-                &a.path(),
-                "aa01",
-                "10",
                 "etc/app.toml",
                 "a name.txt",
                 "ten",
@@ -1964,7 +2137,10 @@ fn cleanup_keeps_the_newest_the_current_and_the_previous(shell: Shell) {
         .mkdir("releases/aa07.partial")
         .mkdir("releases/notes");
     shell
-        .run(&call("landfall_cleanup", &[&a.path(), "2", "aa02"]))
+        .run(&step(
+            "landfall_cleanup",
+            &[("path", &a.path()), ("keep", "2"), ("previous", "aa02")],
+        ))
         .expect(0, "removed\taa04\nremoved\taa03\n");
     assert_eq!(
         a.list("releases"),
@@ -2134,9 +2310,16 @@ fn activate_runs_what_the_release_recorded_and_logs_it(shell: Shell) {
     recorded(&a, "aa02", 60, true);
     a.set_current("aa01");
     shell
-        .run(&call(
+        .run(&step(
             "landfall_activate",
-            &[&a.path(), "aa02", "aa01", "1", "{\"ok\":1}", "{\"back\":1}"],
+            &[
+                ("path", &a.path()),
+                ("release", "aa02"),
+                ("previous", "aa01"),
+                ("revert", "1"),
+                ("log_ok", "{\"ok\":1}"),
+                ("log_back", "{\"back\":1}"),
+            ],
         ))
         .expect(
             0,
@@ -2170,7 +2353,10 @@ fn once_runs_the_recorded_hook_in_the_release_before_any_switch(shell: Shell) {
         ),
     );
     shell
-        .run(&call("landfall_once", &[&a.path(), "aa02"]))
+        .run(&step(
+            "landfall_once",
+            &[("path", &a.path()), ("release", "aa02")],
+        ))
         .expect(0, "hook\tonce\n");
     let real = fs::canonicalize(a.join("releases/aa02")).unwrap();
     assert_eq!(hooks_ran(&a), [format!("once aa02 aa01 {}", text(&real))]);
@@ -2178,11 +2364,17 @@ fn once_runs_the_recorded_hook_in_the_release_before_any_switch(shell: Shell) {
 
     // A release without one runs nothing; a failing one exits 10.
     shell
-        .run(&call("landfall_once", &[&a.path(), "aa01"]))
+        .run(&step(
+            "landfall_once",
+            &[("path", &a.path()), ("release", "aa01")],
+        ))
         .expect(0, "");
     once("aa01", "echo broken >&2; exit 4");
     shell
-        .run(&call("landfall_once", &[&a.path(), "aa01"]))
+        .run(&step(
+            "landfall_once",
+            &[("path", &a.path()), ("release", "aa01")],
+        ))
         .expect(10, "hook\tonce\nfailed\tonce\n")
         .expect_stderr("broken\n");
     assert_eq!(a.current().as_deref(), Some("releases/aa01"));
@@ -2194,16 +2386,25 @@ fn check_tries_health_once_and_names_what_failed(shell: Shell) {
     recorded(&a, "aa02", 60, false);
     a.set_current("aa01");
     shell
-        .run(&call("landfall_check", &[&a.path(), "aa01"]))
+        .run(&step(
+            "landfall_check",
+            &[("path", &a.path()), ("release", "aa01")],
+        ))
         .expect(0, "hook\thealth\n");
     a.set_current("aa02");
     shell
-        .run(&call("landfall_check", &[&a.path(), "aa02"]))
+        .run(&step(
+            "landfall_check",
+            &[("path", &a.path()), ("release", "aa02")],
+        ))
         .expect(11, "hook\thealth\nfailed\thealth\n");
     assert_eq!(hooks_ran(&a), ["health aa01", "health aa02"]);
     // It checks the release it was told is current, no other.
     shell
-        .run(&call("landfall_check", &[&a.path(), "aa01"]))
+        .run(&step(
+            "landfall_check",
+            &[("path", &a.path()), ("release", "aa01")],
+        ))
         .expect(70, "");
 }
 
@@ -2221,15 +2422,34 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
         ("stage", "shop/web@staging"),
         ("other", "blog/web@prod"),
     ] {
-        calls.push_str(&call("landfall_lock", &[&dir(name), "run-1", "0", owner]));
-        calls.push_str(&call("landfall_unlock", &[&dir(name), "run-1"]));
+        calls.push_str(&step(
+            "landfall_lock",
+            &[
+                ("path", &dir(name)),
+                ("owner", "run-1"),
+                ("break_lock", "0"),
+                ("name", owner),
+            ],
+        ));
+        calls.push_str(&step(
+            "landfall_unlock",
+            &[("path", &dir(name)), ("token", "run-1")],
+        ));
     }
     // Locking again records nothing twice.
-    calls.push_str(&call(
+    calls.push_str(&step(
         "landfall_lock",
-        &[&dir("web"), "run-2", "0", "shop/web@prod"],
+        &[
+            ("path", &dir("web")),
+            ("owner", "run-2"),
+            ("break_lock", "0"),
+            ("name", "shop/web@prod"),
+        ],
     ));
-    calls.push_str(&call("landfall_unlock", &[&dir("web"), "run-2"]));
+    calls.push_str(&step(
+        "landfall_unlock",
+        &[("path", &dir("web")), ("token", "run-2")],
+    ));
     shell
         .run(&calls)
         .expect(0, "unlocked\t\n".repeat(5).as_str());
@@ -2241,7 +2461,11 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
     shell
         .run(&format!(
             "{env}{}",
-            call("landfall_orphans", &["shop", "prod", &dir("web")])
+            step_with(
+                "landfall_orphans",
+                &[("project", "shop"), ("env", "prod")],
+                &[&dir("web")]
+            )
         ))
         .expect(0, &format!("orphan\t{}\told\taa01\t\n", dir("old")));
 
@@ -2250,7 +2474,14 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
     shell
         .run(&format!(
             "{env}{}",
-            call("landfall_prune", &[&dir("old"), "run-3", "shop/old@prod"])
+            step(
+                "landfall_prune",
+                &[
+                    ("path", &dir("old")),
+                    ("owner", "run-3"),
+                    ("name", "shop/old@prod")
+                ]
+            )
         ))
         .expect(3, "locked\trun-9\n");
     assert!(a.outside("old").exists());
@@ -2258,7 +2489,14 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
     shell
         .run(&format!(
             "{env}{}",
-            call("landfall_prune", &[&dir("old"), "run-3", "shop/old@prod"])
+            step(
+                "landfall_prune",
+                &[
+                    ("path", &dir("old")),
+                    ("owner", "run-3"),
+                    ("name", "shop/old@prod")
+                ]
+            )
         ))
         .expect(0, &format!("pruned\t{}\n", dir("old")));
     assert!(!a.outside("old").exists());
@@ -2269,9 +2507,13 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
     shell
         .run(&format!(
             "{env}{}",
-            call(
+            step(
                 "landfall_prune",
-                &[&dir("other"), "run-3", "shop/other@prod"]
+                &[
+                    ("path", &dir("other")),
+                    ("owner", "run-3"),
+                    ("name", "shop/other@prod")
+                ]
             )
         ))
         .expect(4, "");
@@ -2281,11 +2523,18 @@ fn orphans_are_the_registered_paths_of_the_environment_that_are_not_known(shell:
 fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
     let a = Artifact::new();
     a.mkdir(".landfall").release("aa01", 0).set_current("aa01");
-    let input = format!(
-        "landfall_exec {} 1 {} '{{\"event\":\"exec\"}}' '\"event\":\"exec_end\"' sh -c 'pwd; cat; echo oops >&2; exit 3' <<'LANDFALL_EOF'\n{}LANDFALL_EOF\n",
-        quote(&text(&a.join("current"))),
-        quote(&a.path()),
-        "fed\n",
+    // Its input is the script's own: here, a here-document.
+    let input = step_call(
+        "landfall_exec",
+        &[
+            ("dir", &text(&a.join("current"))),
+            ("input", "1"),
+            ("logs", &a.path()),
+            ("start", "{\"event\":\"exec\"}"),
+            ("end", "\"event\":\"exec_end\""),
+        ],
+        &["sh", "-c", "pwd; cat; echo oops >&2; exit 3"],
+        Some("fed\n"),
     );
     shell
         .run(&input)
@@ -2304,18 +2553,16 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
         .run(&format!(
             "HOME={}; export HOME\n{}",
             quote(&text(&a.outside(""))),
-            call(
+            step_with(
                 "landfall_exec",
                 &[
-                    "",
-                    "0",
-                    &text(&a.outside("nowhere")),
-                    "{}",
-                    "\"event\":\"exec_end\"",
-                    "sh",
-                    "-c",
-                    "pwd; cat"
-                ]
+                    ("dir", ""),
+                    ("input", "0"),
+                    ("logs", &text(&a.outside("nowhere"))),
+                    ("start", "{}"),
+                    ("end", "\"event\":\"exec_end\"")
+                ],
+                &["sh", "-c", "pwd; cat"]
             )
         ))
         .expect(
@@ -2324,9 +2571,16 @@ fn exec_runs_a_command_with_its_input_and_logs_how_it_ended(shell: Shell) {
         );
     // A directory that is not there says so.
     shell
-        .run(&call(
+        .run(&step_with(
             "landfall_exec",
-            &[&text(&a.outside("gone")), "0", "", "{}", "", "true"],
+            &[
+                ("dir", &text(&a.outside("gone"))),
+                ("input", "0"),
+                ("logs", ""),
+                ("start", "{}"),
+                ("end", ""),
+            ],
+            &["true"],
         ))
         .expect(70, "");
 }
@@ -2340,9 +2594,16 @@ fn activate_whose_pre_activate_fails_exits_10_and_leaves_current(shell: Shell) {
         "hook_pre_activate='echo no >&2; exit 3'\nhook_activate=''\nhook_health=''\n",
     );
     a.set_current("aa01");
-    let out = shell.run(&call(
+    let out = shell.run(&step(
         "landfall_activate",
-        &[&a.path(), "aa02", "aa01", "1", "{}", "{}"],
+        &[
+            ("path", &a.path()),
+            ("release", "aa02"),
+            ("previous", "aa01"),
+            ("revert", "1"),
+            ("log_ok", "{}"),
+            ("log_back", "{}"),
+        ],
     ));
     out.expect(10, "hook\tpre_activate\nfailed\tpre_activate\n");
     assert!(out.stderr.contains("no"), "{out}");
@@ -2357,9 +2618,16 @@ fn activate_whose_health_fails_switches_back_and_runs_what_the_previous_recorded
     recorded(&a, "aa02", 60, false);
     a.set_current("aa01");
     shell
-        .run(&call(
+        .run(&step(
             "landfall_activate",
-            &[&a.path(), "aa02", "aa01", "1", "{\"ok\":1}", "{\"back\":1}"],
+            &[
+                ("path", &a.path()),
+                ("release", "aa02"),
+                ("previous", "aa01"),
+                ("revert", "1"),
+                ("log_ok", "{\"ok\":1}"),
+                ("log_back", "{\"back\":1}"),
+            ],
         ))
         .expect(
             11,
@@ -2384,9 +2652,16 @@ fn activate_of_a_release_that_recorded_nothing_runs_no_hook_and_says_so(shell: S
     let a = Artifact::new();
     a.mkdir(".landfall").release("aa01", 0);
     shell
-        .run(&call(
+        .run(&step(
             "landfall_activate",
-            &[&a.path(), "aa01", "", "1", "{}", "{}"],
+            &[
+                ("path", &a.path()),
+                ("release", "aa01"),
+                ("previous", ""),
+                ("revert", "1"),
+                ("log_ok", "{}"),
+                ("log_back", "{}"),
+            ],
         ))
         .expect(0, "unrecorded\taa01\nswitched\taa01\nactivated\taa01\n");
     assert_eq!(a.current().as_deref(), Some("releases/aa01"));
@@ -2398,9 +2673,14 @@ fn back_to_no_release_removes_current(shell: Shell) {
     recorded(&a, "aa01", 0, true);
     a.set_current("aa01");
     shell
-        .run(&call(
+        .run(&step(
             "landfall_back",
-            &[&a.path(), "aa01", "", "{\"back\":1}"],
+            &[
+                ("path", &a.path()),
+                ("from", "aa01"),
+                ("to", ""),
+                ("log", "{\"back\":1}"),
+            ],
         ))
         .expect(0, "reverted\t\n");
     assert!(!a.has("current"));
@@ -2414,7 +2694,15 @@ fn back_whose_recorded_health_fails_says_so(shell: Shell) {
     recorded(&a, "aa02", 60, true);
     a.set_current("aa02");
     shell
-        .run(&call("landfall_back", &[&a.path(), "aa02", "aa01", "{}"]))
+        .run(&step(
+            "landfall_back",
+            &[
+                ("path", &a.path()),
+                ("from", "aa02"),
+                ("to", "aa01"),
+                ("log", "{}"),
+            ],
+        ))
         .expect(
             1,
             "reverted\taa01\nhook\tactivate\nhook\thealth\nrevert-failed\thealth\n",
@@ -2536,9 +2824,16 @@ fn alive(pid: u32) -> bool {
 /// Activates release `id` of `a` (after `previous`) as `--local` does,
 /// switching back on failure.
 fn activate_locally(shell: Shell, a: &Artifact, id: &str, previous: &str) -> Outcome {
-    shell.run(&local(&call(
+    shell.run(&local(&step(
         "landfall_activate",
-        &[&a.path(), id, previous, "1", "{}", "{}"],
+        &[
+            ("path", &a.path()),
+            ("release", id),
+            ("previous", previous),
+            ("revert", "1"),
+            ("log_ok", "{}"),
+            ("log_back", "{}"),
+        ],
     )))
 }
 
@@ -2595,9 +2890,16 @@ fn service_that_is_not_ready_switches_back_and_restarts_the_previous(shell: Shel
     with_service(&a, "aa02", 60, false);
     let started = Started(&a);
     activate_locally(shell, &a, "aa01", "").expect(0, &restarted("aa01"));
-    let out = shell.run(&local(&call(
+    let out = shell.run(&local(&step(
         "landfall_activate",
-        &[&a.path(), "aa02", "aa01", "1", "{}", "{\"back\":1}"],
+        &[
+            ("path", &a.path()),
+            ("release", "aa02"),
+            ("previous", "aa01"),
+            ("revert", "1"),
+            ("log_ok", "{}"),
+            ("log_back", "{\"back\":1}"),
+        ],
     )));
     let lines = started.lines();
     // A service that runs but is not ready: what its manager says of it,
@@ -2745,9 +3047,14 @@ fn back_to_a_release_whose_service_is_gone_reports_why(shell: Shell) {
     let started = Started(&a);
     activate_locally(shell, &a, "aa02", "").expect(0, &restarted("aa02"));
     let began = Instant::now();
-    let out = shell.run(&local(&call(
+    let out = shell.run(&local(&step(
         "landfall_back",
-        &[&a.path(), "aa02", "aa01", "{}"],
+        &[
+            ("path", &a.path()),
+            ("from", "aa02"),
+            ("to", "aa01"),
+            ("log", "{}"),
+        ],
     )));
     let took = began.elapsed();
     let reports: String = out
@@ -2781,9 +3088,16 @@ fn a_release_without_a_service_stops_the_one_that_ran(shell: Shell) {
     let started = Started(&a);
     activate_locally(shell, &a, "aa01", "").expect(0, &restarted("aa01"));
     shell
-        .run(&local(&call(
+        .run(&local(&step(
             "landfall_activate",
-            &[&a.path(), "aa02", "aa01", "1", "{}", "{}"],
+            &[
+                ("path", &a.path()),
+                ("release", "aa02"),
+                ("previous", "aa01"),
+                ("revert", "1"),
+                ("log_ok", "{}"),
+                ("log_back", "{}"),
+            ],
         )))
         .expect(
             0,
@@ -2794,9 +3108,14 @@ fn a_release_without_a_service_stops_the_one_that_ran(shell: Shell) {
     assert!(!a.has(".landfall/service.pid"));
     // Going back to aa01 starts its service again.
     shell
-        .run(&local(&call(
+        .run(&local(&step(
             "landfall_back",
-            &[&a.path(), "aa02", "aa01", "{}"],
+            &[
+                ("path", &a.path()),
+                ("from", "aa02"),
+                ("to", "aa01"),
+                ("log", "{}"),
+            ],
         )))
         .expect(
             0,
@@ -2839,15 +3158,25 @@ fn service_logs_prints_the_tail_of_its_log_or_exits_13(shell: Shell) {
     a.write(".landfall/service.log", "one\ntwo\nthree\n");
     a.set_current("aa01");
     shell
-        .run(&local(&call(
+        .run(&local(&step(
             "landfall_service_logs",
-            &[&a.path(), "2", "0", "0"],
+            &[
+                ("path", &a.path()),
+                ("lines", "2"),
+                ("follow", "0"),
+                ("all_releases", "0"),
+            ],
         )))
         .expect(0, "two\nthree\n");
     a.set_current("aa02");
-    let out = shell.run(&local(&call(
+    let out = shell.run(&local(&step(
         "landfall_service_logs",
-        &[&a.path(), "2", "0", "0"],
+        &[
+            ("path", &a.path()),
+            ("lines", "2"),
+            ("follow", "0"),
+            ("all_releases", "0"),
+        ],
     )));
     out.expect(13, "");
     assert!(out.stderr.contains("runs no service"), "{out}");
@@ -2872,9 +3201,14 @@ fn service_logs_shows_the_lines_since_the_current_release_started_or_all_of_them
     a.write(".landfall/service.log", MARKED_LOG);
     a.set_current("aa01");
     let logs = |lines: &str, all: &str| {
-        shell.run(&local(&call(
+        shell.run(&local(&step(
             "landfall_service_logs",
-            &[&a.path(), lines, "0", all],
+            &[
+                ("path", &a.path()),
+                ("lines", lines),
+                ("follow", "0"),
+                ("all_releases", all),
+            ],
         )))
     };
     // From the start of aa01 after aa02's on, its restarts included; a
@@ -2962,7 +3296,10 @@ fn build_runs_the_recorded_build_hook_and_a_failure_removes_the_upload(shell: Sh
         "hook_build='echo built >made'\nhook_timeout=5\n",
     );
     shell
-        .run(&call("landfall_build", &[&a.path(), "aa01", ""]))
+        .run(&step(
+            "landfall_build",
+            &[("path", &a.path()), ("release", "aa01"), ("previous", "")],
+        ))
         .expect(0, "hook\tbuild\n");
     assert_eq!(a.read("releases/aa01.partial/made"), "built\n");
 
@@ -2971,7 +3308,14 @@ fn build_runs_the_recorded_build_hook_and_a_failure_removes_the_upload(shell: Sh
         "hook_build='exit 2'\nhook_timeout=5\n",
     );
     shell
-        .run(&call("landfall_build", &[&a.path(), "aa02", "aa01"]))
+        .run(&step(
+            "landfall_build",
+            &[
+                ("path", &a.path()),
+                ("release", "aa02"),
+                ("previous", "aa01"),
+            ],
+        ))
         .expect(12, "hook\tbuild\nfailed\tbuild\n");
     assert!(!a.has("releases/aa02.partial"));
 }
@@ -2980,9 +3324,13 @@ fn finalize_records_the_provenance_once_and_names_the_release(shell: Shell) {
     let a = Artifact::new();
     a.write("releases/aa01.partial/bin/app", "x");
     shell
-        .run(&call(
+        .run(&step(
             "landfall_finalize",
-            &[&a.path(), "aa01", "{\"revision\":\"c1\"}"],
+            &[
+                ("path", &a.path()),
+                ("release", "aa01"),
+                ("provenance", "{\"revision\":\"c1\"}"),
+            ],
         ))
         .expect(0, "");
     assert_eq!(a.list("releases"), ["aa01"]);
@@ -3001,9 +3349,13 @@ fn finalize_records_the_provenance_once_and_names_the_release(shell: Shell) {
     // The same release uploaded again keeps the provenance it was made with.
     a.write("releases/aa01.partial/bin/app", "x");
     shell
-        .run(&call(
+        .run(&step(
             "landfall_finalize",
-            &[&a.path(), "aa01", "{\"revision\":\"c2\"}"],
+            &[
+                ("path", &a.path()),
+                ("release", "aa01"),
+                ("provenance", "{\"revision\":\"c2\"}"),
+            ],
         ))
         .expect(0, "");
     assert_eq!(a.list("releases"), ["aa01"]);
@@ -3029,9 +3381,14 @@ fn lock_refuses_a_directory_others_may_write_or_a_link_as_its_own(shell: Shell) 
     let open = Artifact::new();
     open.mkdir("");
     fs::set_permissions(open.join(""), fs::Permissions::from_mode(0o777)).unwrap();
-    let out = shell.run(&call(
+    let out = shell.run(&step(
         "landfall_lock",
-        &[&open.path(), "run-1", "0", "shop/web"],
+        &[
+            ("path", &open.path()),
+            ("owner", "run-1"),
+            ("break_lock", "0"),
+            ("name", "shop/web"),
+        ],
     ));
     out.expect(4, "");
     assert!(
@@ -3046,9 +3403,14 @@ fn lock_refuses_a_directory_others_may_write_or_a_link_as_its_own(shell: Shell) 
     let elsewhere = linked.outside("landfall-elsewhere");
     fs::create_dir(&elsewhere).unwrap();
     symlink(&elsewhere, linked.join(".landfall")).unwrap();
-    let out = shell.run(&call(
+    let out = shell.run(&step(
         "landfall_lock",
-        &[&linked.path(), "run-1", "0", "shop/web"],
+        &[
+            ("path", &linked.path()),
+            ("owner", "run-1"),
+            ("break_lock", "0"),
+            ("name", "shop/web"),
+        ],
     ));
     out.expect(4, "");
     assert!(
@@ -3070,7 +3432,7 @@ fn prepare_removes_an_upload_that_is_a_link(shell: Shell) {
     a.mkdir("releases");
     symlink(&elsewhere, a.join("releases/aa01.partial")).unwrap();
     shell
-        .run(&call("landfall_prepare", &[&a.path()]))
+        .run(&step_with("landfall_prepare", &[("path", &a.path())], &[]))
         .expect(0, "prepared\t\n");
     assert!(!a.has("releases/aa01.partial"));
     assert_eq!(fs::read_to_string(elsewhere.join("keep")).unwrap(), "x");
@@ -3152,7 +3514,8 @@ fn wait_steps_stops_steps_that_outlast_it_and_sees_them_gone(shell: Shell) {
 /// Stub service managers: `systemctl`, `journalctl` and `supervisorctl`
 /// that print what a test puts in their files (`show`, `journal`,
 /// `status`) and note each call in `calls`, first in `PATH`, so that the
-/// systemd and supervisord branches of the steps run with no manager.
+/// systemd and supervisord branches of the steps run with no manager. A
+/// call with a word that `fail` lists fails.
 struct StubManagers {
     dir: tempfile::TempDir,
 }
@@ -3170,6 +3533,9 @@ impl StubManagers {
                 &stub,
                 format!(
                     "#!/bin/sh\nprintf '%s\\n' \"{program} $*\" >>\"${{0%/*}}/calls\"\n\
+                     for word in \"$@\"; do\n\
+                     grep -qxF -- \"$word\" \"${{0%/*}}/fail\" 2>/dev/null && exit 1\n\
+                     done\n\
                      cat \"${{0%/*}}/{answer}\" 2>/dev/null\n"
                 ),
             )
@@ -3192,6 +3558,327 @@ impl StubManagers {
     fn calls(&self) -> String {
         fs::read_to_string(self.dir.path().join("calls")).unwrap_or_default()
     }
+
+    /// The calls noted since the last time they were taken.
+    fn take_calls(&self) -> String {
+        let calls = self.calls();
+        drop(fs::remove_file(self.dir.path().join("calls")));
+        calls
+    }
+
+    /// An `id` that says the user is root (uid 0), first in `PATH` too, so
+    /// that the branches a deploy as root takes run whoever runs the test;
+    /// its other answers are the real `id`'s.
+    fn as_root(&self) {
+        let id = std::env::var_os("PATH")
+            .and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join("id"))
+                    .find(|id| id.is_file())
+            })
+            .expect("`id` is installed");
+        let stub = self.dir.path().join("id");
+        fs::write(
+            &stub,
+            format!(
+                "#!/bin/sh\nif [ \"$*\" = -u ]; then echo 0; else exec {} \"$@\"; fi\n",
+                quote(&text(&id))
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// A release `id` of `a` that runs the service `app` under `manager`, as
+/// an activation records it: its launcher, environment and definition
+/// (`unit`, and `socket` if given) in `.landfall-service/`, the same
+/// binary in every release, and reloads asked for (a release whose
+/// service files are those of the one before is reloaded, not restarted).
+fn managed_release(a: &Artifact, id: &str, manager: &str, unit: &str, socket: Option<&str>) {
+    a.release(id, 60)
+        .write(&format!("releases/{id}/bin/app"), "the app\n")
+        .write(
+            &format!("releases/{id}/.landfall-activation"),
+            format!(
+                "service_manager={manager}\nservice_name=app\nservice_user=app\n\
+                 service_reload=1\nservice_bin=bin/app\n"
+            ),
+        )
+        .write(
+            &format!("releases/{id}/.landfall-service/run"),
+            "#!/bin/sh\n",
+        )
+        .write(&format!("releases/{id}/.landfall-service/env"), "A=1\n")
+        .write(&format!("releases/{id}/.landfall-service/unit"), unit);
+    if let Some(socket) = socket {
+        a.write(&format!("releases/{id}/.landfall-service/socket"), socket);
+    }
+}
+
+/// Sh that reads what release `id` of `a` recorded and starts its service
+/// after the one release `old` ran (none if empty).
+fn start_service(a: &Artifact, id: &str, old: &str) -> String {
+    let old = if old.is_empty() {
+        String::new()
+    } else {
+        text(&a.join(&format!("releases/{old}")))
+    };
+    let dir = text(&a.join(&format!("releases/{id}")));
+    format!(
+        "landfall_recorded {dir} && landfall_service_start {} {dir} {}\n",
+        quote(&a.path()),
+        quote(&old),
+        dir = quote(&dir),
+    )
+}
+
+/// The systemd branches, through the deploy user's own systemd: a service
+/// is installed, enabled and restarted; restarted again without a reload
+/// of the manager when its unit did not change; reloaded when only its
+/// release did; its socket installed, started anew when it changed, and
+/// removed with it; a restart systemctl refuses fails the start; and the
+/// service is stopped, disabled and removed. Its state is read from
+/// `systemctl show`.
+fn systemd_starts_reloads_restarts_and_stops_a_service(shell: Shell) {
+    let stubs = StubManagers::new();
+    let config = tempfile::tempdir().unwrap();
+    let units = config.path().join("systemd/user");
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    let unit = "[Service]\nExecStart=/srv/app/current/.landfall-service/run\n";
+    managed_release(&a, "aa01", "systemd-user", unit, None);
+    managed_release(&a, "aa02", "systemd-user", unit, None);
+    managed_release(&a, "aa03", "systemd-user", "[Service]\nType=notify\n", None);
+    managed_release(
+        &a,
+        "aa04",
+        "systemd-user",
+        unit,
+        Some("[Socket]\nListenStream=80\n"),
+    );
+    managed_release(&a, "aa05", "systemd-user", unit, None);
+    let run = |calls: &str| {
+        shell.run(&format!(
+            "{}XDG_CONFIG_HOME={}; export XDG_CONFIG_HOME\n{calls}",
+            stubs.first_in_path(),
+            quote(&text(config.path()))
+        ))
+    };
+    let user = "systemctl --user";
+    // systemctl says nothing, and does what it is told.
+    stubs.answer("show", "");
+
+    run(&start_service(&a, "aa01", "")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!(
+            "{user} daemon-reload\n{user} enable --quiet app.service\n{user} restart app.service\n"
+        )
+    );
+    assert_eq!(text_of(&units.join("app.service")), unit);
+    assert_eq!(a.read(".landfall/service.unit"), unit);
+
+    // The same release again: the unit did not change.
+    run(&start_service(&a, "aa01", "")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{user} enable --quiet app.service\n{user} restart app.service\n")
+    );
+
+    // Only the release changed: a reload.
+    run(&start_service(&a, "aa02", "aa01")).expect(0, "hook\tservice\nreloaded\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{user} enable --quiet app.service\n{user} reload app.service\n")
+    );
+
+    // Its unit changed: installed, and a restart.
+    run(&start_service(&a, "aa03", "aa02")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!(
+            "{user} daemon-reload\n{user} enable --quiet app.service\n{user} restart app.service\n"
+        )
+    );
+    assert_eq!(
+        text_of(&units.join("app.service")),
+        "[Service]\nType=notify\n"
+    );
+
+    // A new socket: the service lets go of the old one, and the socket is
+    // started anew.
+    run(&start_service(&a, "aa04", "aa03")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!(
+            "{user} daemon-reload\n{user} stop app.service app.socket\n\
+             {user} enable --quiet --now app.socket\n{user} enable --quiet app.service\n\
+             {user} restart app.service\n"
+        )
+    );
+    assert!(units.join("app.socket").is_file());
+
+    // A release without the socket removes it.
+    run(&start_service(&a, "aa05", "aa04")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!(
+            "{user} disable --quiet --now app.socket\n{user} daemon-reload\n\
+             {user} enable --quiet app.service\n{user} restart app.service\n"
+        )
+    );
+    assert!(!units.join("app.socket").exists());
+    assert!(!a.has(".landfall/service.socket"));
+
+    // A restart that systemctl refuses fails the start.
+    fs::write(stubs.dir.path().join("fail"), "restart\n").unwrap();
+    run(&format!(
+        "{}echo status $?\n",
+        start_service(&a, "aa05", "")
+    ))
+    .expect(0, "hook\tservice\nstatus 1\n");
+    fs::remove_file(stubs.dir.path().join("fail")).unwrap();
+    stubs.take_calls();
+
+    run(&call(
+        "landfall_service_remove",
+        &[&a.path(), "systemd-user", "app"],
+    ))
+    .expect(0, "removed-service\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{user} disable --quiet --now app.service\n{user} daemon-reload\n")
+    );
+    assert!(!units.join("app.service").exists());
+    assert!(!a.has(".landfall/service.unit"));
+
+    // The state of the service of the current release, as systemd says it.
+    managed_release(&a, "aa06", "systemd", unit, None);
+    a.set_current("aa06");
+    stubs.answer(
+        "show",
+        "ActiveState=active\nSubState=running\nMainPID=42\n\
+         ActiveEnterTimestamp=Mon 2024-01-01 00:00:00 UTC\n",
+    );
+    run(&call("landfall_service_state", &["0", &a.path()])).expect(
+        0,
+        "service\t0\tsystemd\tapp\tactive (running)\t42\tMon 2024-01-01 00:00:00 UTC\n",
+    );
+    assert_eq!(
+        stubs.take_calls(),
+        "systemctl show app.service -p ActiveState -p SubState -p MainPID -p ActiveEnterTimestamp\n"
+    );
+    stubs.answer(
+        "show",
+        "ActiveState=failed\nSubState=failed\nMainPID=0\nActiveEnterTimestamp=\n",
+    );
+    run(&call("landfall_service_state", &["0", &a.path()]))
+        .expect(0, "service\t0\tsystemd\tapp\tfailed (failed)\t\t\n");
+}
+
+/// The supervisord branches, deploying as root (where supervisord reads
+/// its programs is the test's): a program is installed, read again and
+/// updated, and seen running; restarted when its definition did not
+/// change; sent HUP when only its release did; started again when it
+/// stopped, and reported when it does not run then; and stopped and
+/// removed. Its state is read from `supervisorctl status`.
+fn supervisor_starts_reloads_restarts_and_stops_a_service(shell: Shell) {
+    let stubs = StubManagers::new();
+    stubs.as_root();
+    let etc = tempfile::tempdir().unwrap();
+    let programs = etc.path().join("conf.d");
+    fs::create_dir(&programs).unwrap();
+    let conf = text(&etc.path().join("supervisord.conf"));
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    let program = "[program:app]\ncommand=/srv/app/current/.landfall-service/run\n";
+    managed_release(&a, "aa01", "supervisor", program, None);
+    managed_release(&a, "aa02", "supervisor", program, None);
+    let run = |calls: &str| {
+        shell.run(&format!(
+            "{}landfall_supervisor_dir() {{ printf '%s' {}; }}\n\
+             landfall_supervisor_conf() {{ printf '%s' {}; }}\n{calls}",
+            stubs.first_in_path(),
+            quote(&text(&programs)),
+            quote(&conf)
+        ))
+    };
+    let ctl = format!("supervisorctl -c {conf}");
+    stubs.answer(
+        "status",
+        "app                              RUNNING   pid 42, uptime 0:00:03\n",
+    );
+
+    run(&start_service(&a, "aa01", "")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{ctl} reread\n{ctl} update app\n{ctl} status app\n")
+    );
+    assert_eq!(text_of(&programs.join("app.conf")), program);
+
+    // The same definition: a restart.
+    run(&start_service(&a, "aa01", "")).expect(0, "hook\tservice\nrestarted\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{ctl} restart app\n{ctl} status app\n")
+    );
+
+    // Only the release changed: HUP.
+    run(&start_service(&a, "aa02", "aa01")).expect(0, "hook\tservice\nreloaded\tapp\n");
+    assert_eq!(stubs.take_calls(), format!("{ctl} signal HUP app\n"));
+
+    // A program that stopped is started once; one that does not run then
+    // fails the start, saying what supervisord says of it.
+    stubs.answer(
+        "status",
+        "app                              STOPPED   Not started\n",
+    );
+    let out = run(&format!(
+        "{}echo status $?\n",
+        start_service(&a, "aa01", "")
+    ));
+    out.expect(0, "hook\tservice\nstatus 1\n");
+    assert!(out.stderr.contains("STOPPED"), "{out}");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{ctl} restart app\n{ctl} status app\n{ctl} start app\n{ctl} status app\n")
+    );
+
+    run(&call(
+        "landfall_service_remove",
+        &[&a.path(), "supervisor", "app"],
+    ))
+    .expect(0, "removed-service\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!("{ctl} stop app\n{ctl} reread\n{ctl} update app\n")
+    );
+    assert!(!programs.join("app.conf").exists());
+    assert!(!a.has(".landfall/service.unit"));
+
+    // The state of the service of the current release, as supervisord
+    // says it.
+    a.set_current("aa02");
+    stubs.answer(
+        "status",
+        "app                              RUNNING   pid 42, uptime 0:00:03\n",
+    );
+    run(&call("landfall_service_state", &["0", &a.path()]))
+        .expect(0, "service\t0\tsupervisor\tapp\tRUNNING\t42\tup 0:00:03\n");
+    assert_eq!(stubs.take_calls(), format!("{ctl} status app\n"));
+    stubs.answer(
+        "status",
+        "app                              FATAL     Exited too quickly\n",
+    );
+    run(&call("landfall_service_state", &["0", &a.path()]))
+        .expect(0, "service\t0\tsupervisor\tapp\tFATAL\t\t\n");
+}
+
+/// The text of a file outside an artifact.
+#[track_caller]
+fn text_of(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read `{}`: {e}", path.display()))
 }
 
 /// What the manager says of a service, as `landfall_service_verdict`
@@ -3358,4 +4045,6 @@ under_both_shells!(
     health_ends_at_its_timeout_even_when_the_clock_stands_still,
     wait_steps_stops_steps_that_outlast_it_and_sees_them_gone,
     verdict_reads_each_manager_as_it_answers,
+    systemd_starts_reloads_restarts_and_stops_a_service,
+    supervisor_starts_reloads_restarts_and_stops_a_service,
 );

@@ -24,7 +24,7 @@ const SCHEMA: &str = include_str!("../../../../docs/json-events.schema.json");
 /// The files that set `LANDFALL_*` variables for hooks and services, or read
 /// them.
 const VARIABLE_SOURCES: [(&str, &str); 6] = [
-    ("steps.sh", include_str!("../steps.sh")),
+    ("steps/sh/*.sh", include!("../steps/sh/parts.rs")),
     ("steps.rs", include_str!("../steps.rs")),
     ("hooks.rs", include_str!("../hooks.rs")),
     ("service.rs", include_str!("../service.rs")),
