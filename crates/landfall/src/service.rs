@@ -1199,8 +1199,12 @@ mod tests {
             let up = root.path().join("up");
             let run = launcher_of(
                 root.path(),
-                "#!/bin/sh\ntrap 'echo stopped; exit 3' TERM\necho up\n: >\"$UP\"\n\
-                 while :; do sleep 60 & wait $!; done\n",
+                // The signal may come while the shell starts its `sleep`,
+                // which then misses it: the trap ends that `sleep` too,
+                // whose output goes nowhere, so that nothing it holds keeps
+                // the launcher's output open.
+                "#!/bin/sh\ntrap 'kill $! 2>/dev/null; echo stopped; exit 3' TERM\necho up\n\
+                 : >\"$UP\"\nwhile :; do sleep 60 >/dev/null 2>&1 & wait $!; done\n",
             );
             let from = now();
             let launched = Launched::start(shell, &run, &[("UP", up.to_str().unwrap())]);
@@ -1215,7 +1219,9 @@ mod tests {
                 .status()
                 .unwrap();
             assert!(killed.success());
+            let pid = launched.child.id();
             let (code, output) = launched.finish();
+            landfall_testbed::support::kill_group(pid);
             assert_eq!(code, Some(3), "{shell}: {output}");
             // The shell may say that its `sleep` was terminated too.
             let lines = stamped(&output, from, now());
