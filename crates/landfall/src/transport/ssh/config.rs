@@ -155,7 +155,7 @@ pub(super) fn effective_key(
     );
     let files = option_lines(&effective)
         .filter(|(option, _)| ["userknownhostsfile", "globalknownhostsfile"].contains(option))
-        .flat_map(|(_, files)| config_words(files));
+        .flat_map(|(_, files)| known_hosts_files(files));
     for file in files {
         let stat = fs::metadata(&file)
             .map(|m| format!("{} {}.{}", m.len(), m.mtime(), m.mtime_nsec()))
@@ -188,26 +188,25 @@ fn option_lines(effective: &str) -> impl Iterator<Item = (&str, &str)> {
     effective.lines().filter_map(|line| line.split_once(' '))
 }
 
-/// The words of an ssh configuration line's arguments: split at white
-/// space, but not inside double quotes (which are taken away), and ended
-/// by a `#` that starts a word.
-fn config_words(text: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                word.get_or_insert_default();
-            }
-            c if c.is_whitespace() && !quoted => words.extend(word.take()),
-            '#' if !quoted && word.is_none() => break,
-            c => word.get_or_insert_default().push(c),
-        }
+/// The files of a `userknownhostsfile` or `globalknownhostsfile` line of
+/// `ssh -G`, which prints them expanded but unquoted, one space between
+/// each: a file whose path holds spaces is told from several by which
+/// joining of neighbouring words names a file that exists. A path of
+/// spaces that does not exist (yet) is taken word by word: its stat is
+/// empty either way, and once it exists the key changes, which is the
+/// safe side.
+fn known_hosts_files(text: &str) -> Vec<String> {
+    let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+    let mut files = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let end = (i..words.len())
+            .find(|&j| Path::new(&words[i..=j].join(" ")).exists())
+            .unwrap_or(i);
+        files.push(words[i..=end].join(" "));
+        i = end + 1;
     }
-    words.extend(word);
-    words
+    files
 }
 
 #[cfg(test)]
@@ -311,5 +310,33 @@ mod tests {
 
         fs::write(&user, "Host other\n  ConnectTimeout 3\n").unwrap();
         assert_eq!(effective(&config, "connecttimeout"), "10");
+    }
+
+    #[test]
+    fn known_hosts_files_with_spaces_in_their_paths_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let spaced = dir.path().join("a b").join("known hosts");
+        fs::create_dir_all(spaced.parent().unwrap()).unwrap();
+        fs::write(&spaced, "").unwrap();
+        let plain = dir.path().join("kh");
+        fs::write(&plain, "").unwrap();
+        let missing = dir.path().join("not there");
+        let line = format!(
+            "{} {} {}",
+            spaced.display(),
+            plain.display(),
+            missing.display()
+        );
+        let missing = missing.display().to_string();
+        let (head, tail) = missing.rsplit_once(' ').unwrap();
+        assert_eq!(
+            known_hosts_files(&line),
+            [
+                spaced.display().to_string(),
+                plain.display().to_string(),
+                head.to_string(),
+                tail.to_string()
+            ]
+        );
     }
 }
