@@ -154,11 +154,12 @@ pub fn content_mtime(hash: &blake3::Hash) -> SystemTime {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::assemble::artifact::shared_link;
 
-    fn file(path: &str, content: &[u8], mode: u32) -> Entry {
+    /// A file entry of `content` at `path`.
+    pub(in crate::assemble) fn file(path: &str, content: &[u8], mode: u32) -> Entry {
         Entry {
             path: path.into(),
             kind: EntryKind::File {

@@ -263,17 +263,7 @@ pub(super) fn manifest_entry(canonical: &str) -> Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn file(path: &str, content: &[u8], mode: u32) -> Entry {
-        Entry {
-            path: path.into(),
-            kind: EntryKind::File {
-                mode,
-                size: content.len() as u64,
-                hash: blake3::hash(content),
-            },
-        }
-    }
+    use crate::assemble::manifest::tests::file;
 
     #[test]
     fn release_ids_cover_rendered_files() {

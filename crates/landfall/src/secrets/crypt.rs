@@ -122,11 +122,12 @@ pub fn parse(plaintext: &[u8], display: &str) -> Result<toml::Table, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::secrets::parse_recipient;
 
-    fn x25519() -> (age::x25519::Identity, String) {
+    /// A new identity, and its recipient.
+    pub(in crate::secrets) fn x25519() -> (age::x25519::Identity, String) {
         let identity = age::x25519::Identity::generate();
         let public = identity.to_public().to_string();
         (identity, public)

@@ -251,13 +251,8 @@ pub(super) fn drift_warnings(ciphertext: &[u8], env: &Environment, display: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::crypt::tests::x25519;
     use crate::secrets::encrypt;
-
-    fn x25519() -> (age::x25519::Identity, String) {
-        let identity = age::x25519::Identity::generate();
-        let public = identity.to_public().to_string();
-        (identity, public)
-    }
 
     #[test]
     fn ssh_recipients_are_matched_by_tag() {
