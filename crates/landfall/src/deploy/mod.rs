@@ -34,6 +34,7 @@
 //! keep it waiting, and `history` the fleet's past deploys, which a
 //! rollback reads.
 
+mod activate;
 mod decide;
 pub(crate) mod history;
 mod identity;
@@ -41,6 +42,7 @@ mod lookahead;
 mod phases;
 mod predict;
 mod pull;
+mod push;
 mod rollout;
 mod run;
 mod summary;

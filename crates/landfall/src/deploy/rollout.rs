@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::phases::{ActivationEnd, activate_one, record_revert, report_removed, revert_switched};
+use super::activate::{
+    ActivationEnd, activate_one, record_revert, report_removed, revert_switched,
+};
 use super::{Action, Lock, Run, Status, Stopped, Work, describe_failure};
 use crate::config::{Artifact, OnFailure};
 use crate::event::{Event, Phase};
@@ -66,7 +68,7 @@ pub(super) fn run_once(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) -
             .script(w.target)
             .allowing(super::hook_time(w.target.hooks.timeout));
         if w.unfinished {
-            script = script.step(super::phases::finalize(w, provenance));
+            script = script.step(super::activate::finalize(w, provenance));
         }
         script = script.step(Step::Once {
             path: w.path.clone(),
