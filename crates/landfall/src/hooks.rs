@@ -17,13 +17,13 @@ use crate::process::{self, Cmd};
 
 /// Which of the top-level hooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Which {
+pub(crate) enum Which {
     Before,
     After,
 }
 
 impl Which {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Which::Before => "before",
             Which::After => "after",
@@ -32,21 +32,21 @@ impl Which {
 }
 
 /// What a top-level hook is told of the run.
-pub struct Context<'a> {
-    pub project: &'a Project,
-    pub env: &'a Environment,
+pub(crate) struct Context<'a> {
+    pub(crate) project: &'a Project,
+    pub(crate) env: &'a Environment,
     /// The hosts the run selected.
-    pub hosts: &'a [String],
+    pub(crate) hosts: &'a [String],
     /// The commit being deployed, if known.
-    pub revision: Option<String>,
+    pub(crate) revision: Option<String>,
     /// For `after`: the file holding the summary's JSON, and whether the
     /// run succeeded.
-    pub summary: Option<(&'a Path, bool)>,
+    pub(crate) summary: Option<(&'a Path, bool)>,
 }
 
 /// Writes a deploy's summary (its JSON line, `json`) where the `after`
 /// hook reads it: `summaries/ENV.json` in landfall's private directory.
-pub fn write_summary(project: &Project, env: &Environment, json: &str) -> Result<PathBuf> {
+pub(crate) fn write_summary(project: &Project, env: &Environment, json: &str) -> Result<PathBuf> {
     let file = project
         .workspace
         .private_dir("summaries")?
@@ -58,7 +58,7 @@ pub fn write_summary(project: &Project, env: &Environment, json: &str) -> Result
 /// Runs the hook `which`, if the project has one, and reports it. A hook
 /// that fails (or is stopped at its deadline) is an error that says so,
 /// with the tail of its output.
-pub fn run(which: Which, context: &Context<'_>, events: Reporter<'_>) -> Result<()> {
+pub(crate) fn run(which: Which, context: &Context<'_>, events: Reporter<'_>) -> Result<()> {
     let hooks = &context.project.hooks;
     let command = match which {
         Which::Before => &hooks.before,

@@ -13,7 +13,7 @@ use crate::error::Result;
 /// there already or would be written through a link (itself or a
 /// directory on its way, even a link that leads nowhere), none, with an
 /// error naming it.
-pub fn write(workspace: &Workspace, files: &[ScaffoldFile]) -> Result<()> {
+pub(crate) fn write(workspace: &Workspace, files: &[ScaffoldFile]) -> Result<()> {
     let files: Vec<(PathBuf, &[u8])> = files
         .iter()
         .map(|f| (f.path.clone(), f.contents.as_bytes()))
@@ -24,7 +24,7 @@ pub fn write(workspace: &Workspace, files: &[ScaffoldFile]) -> Result<()> {
 /// A new project id: 32 hex digits of the blake3 of this moment, this
 /// process, and keys the standard library draws from the system's
 /// randomness for each hasher.
-pub fn project_id() -> String {
+pub(crate) fn project_id() -> String {
     use std::hash::{BuildHasher as _, Hasher as _};
     let mut hasher = blake3::Hasher::new();
     for _ in 0..2 {
@@ -41,16 +41,16 @@ pub fn project_id() -> String {
 
 /// A file `init` writes, relative to the workspace root.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScaffoldFile {
-    pub path: PathBuf,
-    pub contents: String,
+pub(crate) struct ScaffoldFile {
+    pub(crate) path: PathBuf,
+    pub(crate) contents: String,
 }
 
 /// The files for `workspace`: an artifact per binary of the workspace (a
 /// binary two packages define is left out; with one binary, or none, one
 /// artifact named after the project), each with a rendered config file and
 /// a service section to turn on, deployed to one local host.
-pub fn scaffold(workspace: &Workspace) -> Vec<ScaffoldFile> {
+pub(crate) fn scaffold(workspace: &Workspace) -> Vec<ScaffoldFile> {
     let dir_name = workspace
         .root
         .file_name()

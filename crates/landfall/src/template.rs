@@ -24,21 +24,21 @@ use crate::secrets::{self, Secrets};
 
 /// What a template sees, for one host and one artifact.
 #[derive(Debug, Serialize)]
-pub struct Context<'a> {
-    pub env: &'a str,
-    pub host: HostView<'a>,
-    pub hosts: Vec<HostView<'a>>,
-    pub vars: toml::Table,
+pub(crate) struct Context<'a> {
+    pub(crate) env: &'a str,
+    pub(crate) host: HostView<'a>,
+    pub(crate) hosts: Vec<HostView<'a>>,
+    pub(crate) vars: toml::Table,
     /// A `SecretsObject`: it notes whether a template read it.
-    pub secrets: Value,
-    pub artifact: ArtifactView<'a>,
+    pub(crate) secrets: Value,
+    pub(crate) artifact: ArtifactView<'a>,
     #[serde(skip)]
     secrets_read: Arc<AtomicBool>,
 }
 
 impl Context<'_> {
     /// Whether the last [`render`] with this context read a secret.
-    pub fn read_secrets(&self) -> bool {
+    pub(crate) fn read_secrets(&self) -> bool {
         self.secrets_read.load(Ordering::Relaxed)
     }
 }
@@ -98,19 +98,19 @@ impl Object for Placeholder {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct HostView<'a> {
-    pub name: &'a str,
-    pub address: &'a str,
-    pub roles: &'a [String],
-    pub vars: &'a toml::Table,
+pub(crate) struct HostView<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) address: &'a str,
+    pub(crate) roles: &'a [String],
+    pub(crate) vars: &'a toml::Table,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ArtifactView<'a> {
-    pub name: &'a str,
-    pub path: &'a str,
-    pub roles: &'a [String],
-    pub bins: Vec<&'a str>,
+pub(crate) struct ArtifactView<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) roles: &'a [String],
+    pub(crate) bins: Vec<&'a str>,
 }
 
 fn host_view(host: &Host) -> HostView<'_> {
@@ -124,7 +124,7 @@ fn host_view(host: &Host) -> HostView<'_> {
 
 /// The variables of a host: deploy.toml < environment < host < command
 /// line.
-pub fn host_vars(project: &Project, env: &Environment, host: &Host) -> toml::Table {
+pub(crate) fn host_vars(project: &Project, env: &Environment, host: &Host) -> toml::Table {
     let mut vars = project.vars.clone();
     merge_vars(&mut vars, &env.vars);
     merge_vars(&mut vars, &host.vars);
@@ -132,7 +132,7 @@ pub fn host_vars(project: &Project, env: &Environment, host: &Host) -> toml::Tab
     vars
 }
 
-pub fn context<'a>(
+pub(crate) fn context<'a>(
     project: &Project,
     env: &'a Environment,
     host: &'a Host,
@@ -160,7 +160,7 @@ pub fn context<'a>(
 }
 
 /// The most a template (a file, or a hook) may render to.
-pub const RENDERED_LIMIT: usize = 64 << 20;
+pub(crate) const RENDERED_LIMIT: usize = 64 << 20;
 
 /// A rendering's output, refused once it would pass [`RENDERED_LIMIT`].
 #[derive(Debug, Default)]
@@ -192,7 +192,7 @@ const SHELL: AutoEscape = AutoEscape::Custom(std::borrow::Cow::Borrowed("sh"));
 
 /// A template environment configured the way landfall renders: files
 /// verbatim, hooks with every interpolated value shell-quoted.
-pub fn engine() -> Jinja<'static> {
+pub(crate) fn engine() -> Jinja<'static> {
     let mut jinja = Jinja::new();
     jinja.set_undefined_behavior(UndefinedBehavior::Strict);
     jinja.set_auto_escape_callback(|name| {
@@ -247,7 +247,7 @@ fn toml_value(value: &Value) -> Result<String, minijinja::Error> {
 
 /// Where a template's text sits in its source file.
 #[derive(Debug, Clone)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// Verbatim, from this byte offset: errors point at the exact spot.
     At(usize),
     /// Somewhere in this span, transformed (a TOML string with escapes):
@@ -258,7 +258,7 @@ pub enum Origin {
 impl Origin {
     /// The origin of a TOML string value whose span (quotes included) is
     /// `span`: exact when the raw text between the delimiters is the value.
-    pub fn of_toml_string(file_text: &str, span: Range<usize>, value: &str) -> Origin {
+    pub(crate) fn of_toml_string(file_text: &str, span: Range<usize>, value: &str) -> Origin {
         let raw = &file_text[span.clone()];
         for delimiter in ["\"\"\"", "'''", "\"", "'"] {
             let Some(inner) = raw
@@ -288,7 +288,7 @@ impl Origin {
 
 /// Renders a file's `text`, which comes from `source` at `origin`, for one
 /// host, verbatim; errors point into the source.
-pub fn render(
+pub(crate) fn render(
     jinja: &Jinja<'_>,
     source: &Arc<SourceFile>,
     text: &str,
@@ -300,7 +300,7 @@ pub fn render(
 
 /// Renders a hook's command for one host, with every interpolated value
 /// shell-quoted (unless marked `safe`); errors point into the source.
-pub fn render_hook(
+pub(crate) fn render_hook(
     jinja: &Jinja<'_>,
     source: &Arc<SourceFile>,
     text: &str,
@@ -372,7 +372,7 @@ fn render_named(
 
 /// Registers the functions templates may call, which need the whole
 /// environment.
-pub fn add_functions(jinja: &mut Jinja<'_>, env: &Environment) {
+pub(crate) fn add_functions(jinja: &mut Jinja<'_>, env: &Environment) {
     let hosts: Vec<(Vec<String>, Value)> = env
         .hosts
         .iter()
