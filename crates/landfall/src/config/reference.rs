@@ -27,7 +27,7 @@ const VARIABLE_SOURCES: [(&str, &str); 6] = [
     ("steps/sh/*.sh", include!("../steps/sh/parts.rs")),
     ("steps.rs", include_str!("../steps.rs")),
     ("hooks.rs", include_str!("../hooks.rs")),
-    ("service.rs", include_str!("../service.rs")),
+    ("service/mod.rs", include_str!("../service/mod.rs")),
     (
         "secrets/identity.rs",
         include_str!("../secrets/identity.rs"),
