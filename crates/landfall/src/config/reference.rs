@@ -23,9 +23,10 @@ const SCHEMA: &str = include_str!("../../../../docs/json-events.schema.json");
 
 /// The files that set `LANDFALL_*` variables for hooks and services, or read
 /// them.
-const VARIABLE_SOURCES: [(&str, &str); 6] = [
+const VARIABLE_SOURCES: [(&str, &str); 7] = [
     ("steps/sh/*.sh", include!("../steps/sh/parts.rs")),
-    ("steps.rs", include_str!("../steps.rs")),
+    ("steps/script.rs", include_str!("../steps/script.rs")),
+    ("steps/call.rs", include_str!("../steps/call.rs")),
     ("hooks.rs", include_str!("../hooks.rs")),
     ("service/mod.rs", include_str!("../service/mod.rs")),
     (
