@@ -145,6 +145,12 @@ fn secrets_reach_the_hosts_in_private_files_and_no_output_shows_them() {
     }
     outputs.push(("redeploy", run(&["deploy", "testbed", "-v"], 0)));
     outputs.push(("secrets show", run(&["secrets", "show", "testbed"], 0)));
+    // A build stages what it renders with the secrets, and keeps none of it.
+    outputs.push(("build", run(&["build", "testbed"], 0)));
+    outputs.push((
+        "build json",
+        run(&["build", "testbed", "--message-format", "json"], 0),
+    ));
 
     // A changed template: the dry run shows its diff, masked.
     ws.edit(

@@ -84,16 +84,42 @@ pub fn build(
         ..BuildOptions::default()
     };
     let built = build_releases(&project, &plan, &options, &report)?;
-    let Some(out) = &request.out else {
+    // Staged copies of files rendered with secrets live only as long as a
+    // run needs them: a build deploys nothing, and needs them no longer
+    // than it takes to write its bundle.
+    let secret: Vec<PathBuf> = built
+        .releases
+        .iter()
+        .filter(|r| r.release.secret)
+        .map(|r| r.release.stage.clone())
+        .collect();
+    let output = build_output(&project, &plan, built, request.out.as_deref(), ui);
+    for stage in &secret {
+        crate::interrupt::remove_staged(stage);
+    }
+    output
+}
+
+/// What a build of `plan` gives: its releases, or, with `out`, the bundle
+/// they make, written there or published to the store it names.
+fn build_output(
+    project: &Project,
+    plan: &Plan,
+    built: Built,
+    out: Option<&Path>,
+    ui: &dyn super::Frontend,
+) -> Result<BuildOutput> {
+    let Some(out) = out else {
         return Ok(BuildOutput::Releases {
-            env: env.name,
+            env: plan.env.clone(),
             built,
         });
     };
-    let manifest = crate::bundle::releases::bundle_manifest(&project, &plan, &built)?;
+    let report = |event| ui.event(event);
+    let manifest = crate::bundle::releases::bundle_manifest(project, plan, &built)?;
     let (location, digest) = if let Some(url) = super::deploy::store_url(out).transpose()? {
         let remote = crate::store::Remote::from_env(&url)?;
-        let store = Store::open(&project)?;
+        let store = Store::open(project)?;
         let (uploaded, digest) =
             crate::bundle::publish(&remote, &store, &manifest, &built.assembled)?;
         report(Event::Stored {
