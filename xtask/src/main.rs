@@ -1,5 +1,14 @@
 //! Developer tasks: `cargo xtask test`, `lint`, `demo`, `man`, `testbed`
-//! and `bench`.
+//! and `bench` (what each does: `USAGE`).
+//!
+//! Written with xshell, and built for debug as the tests are; `bench` runs
+//! itself again built for release, since it measures this process too.
+//! `test` is README.md's test command and CI's: it checks the test bed's
+//! table of prerequisites, installs what is missing when it runs as root
+//! (or says the one command that would, and exits 2), then runs the lint,
+//! every unit test and the integration tests (`suite.rs`). `man` includes
+//! the binary's own `cli.rs`, so that the pages say what `--help` says.
+//! `demo` deploys through the library, as a user's own xtask would.
 
 mod bench;
 /// `cargo deploy`'s command line, the one its binary parses, for `man`.

@@ -1,4 +1,12 @@
 //! The command line, as clap sees it.
+//!
+//! The output options (`Output`: `--message-format`, `-v`, `-q`,
+//! `--color`, `--manifest-path`) are global. The fleet's (`--only`,
+//! `--jobs`, `--no-persist`, `--var`) are `Common`, flattened into every
+//! command, which accepts them all while its `--help` lists only those it
+//! uses; `Global` is both, as the commands read them. `completions SHELL`
+//! is generated from these definitions with `clap_complete`, and `cargo
+//! xtask man` includes this file to write the man pages with `clap_mangen`.
 
 use std::path::PathBuf;
 

@@ -5,7 +5,15 @@
 //! HEAD commit, path prefixes remapped, no incremental compilation and its
 //! own target directory, so that the same commit and toolchain give the
 //! same bytes in any directory. Binary paths come from cargo's JSON
-//! messages.
+//! messages. It is one invocation of `cargo build` (or of `[build] cargo`,
+//! such as `cargo zigbuild`) per package and set of features, so that no
+//! artifact's features reach another's dependencies; [`check_target`]
+//! says whether `[build] target` is installed.
+//!
+//! [`WorkspaceAhead`] runs `cargo metadata` on a thread while the caller
+//! goes on with the workspace as the last run here found it
+//! (`target/landfall/workspace.json`, see [`remember`]): a guess until
+//! cargo confirms it.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

@@ -7,6 +7,11 @@
 //! release looks the same on every host and no other user can write into
 //! it. landfall's own directory, `target/landfall/`, is private: it holds
 //! rendered secrets while a deploy stages them.
+//!
+//! Links get one rule each way. What landfall reads of the workspace
+//! (`files`, templates, environments, secrets) follows a link only while it
+//! stays inside the workspace ([`link_leaving`]); the files `init` writes
+//! there are created new, never opened, through no link ([`write_new`]).
 
 use std::fs;
 use std::io;

@@ -1,6 +1,13 @@
 //! Facts about the workspace's git repository: the revision being deployed,
 //! whether the tree is dirty, and the commit time that makes builds
 //! reproducible.
+//!
+//! Each is read no sooner and no later than it is needed: [`HeadAhead`]
+//! reads HEAD while `cargo metadata` runs, and [`Dirty`] runs `git status`
+//! only for a release that records it. For git artifacts: the tree of a
+//! directory of HEAD with the paths that have uncommitted changes
+//! ([`tree_source`]), its listing ([`list_tree`]), and its blobs streamed
+//! from one `git cat-file --batch` ([`read_blobs`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};

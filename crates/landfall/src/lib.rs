@@ -39,6 +39,16 @@
 //!
 //! The steps the operations take are public too: [`config::load_environment`],
 //! [`plan::plan`], [`ops::build::build_releases`], [`deploy::deploy`].
+//!
+//! Private to the crate: the host protocol (`steps`), whose types the API
+//! shows are re-exported where they are used ([`transport::Script`],
+//! [`transport::Reply`], [`deploy::PathState`], [`deploy::LogEntry`],
+//! [`deploy::Orphan`]); `process` (its errors re-exported:
+//! [`ProcessError`]); `files`, `hash`, `parallel`; and what the operations
+//! use on their caller's behalf: `hooks`, `init`, `template`. What the
+//! binary and `xtask` need of those has a function of its own:
+//! [`config::Workspace::private_dir`], [`secrets::write_encrypted`],
+//! [`assemble::hash_files`].
 
 pub mod assemble;
 pub mod bundle;

@@ -4,6 +4,13 @@
 //! Architecture invariant: this module does no IO. The plan is plain data
 //! computed from the resolved configuration before any side effect;
 //! `--dry-run` prints it and the real run executes it.
+//!
+//! A [`Target`] is one artifact on one host: its rendered files and hooks,
+//! its service (see [`crate::service`]), and the release's activation
+//! ([`ACTIVATION_FILE`]: the hooks, the service and their time limits as
+//! sh assignments), rendered once here and from then on one of the
+//! release's files. [`select`] picks the hosts of `--only HOST|@ROLE`,
+//! [`Plan::retain_artifacts`] the targets of `--artifact NAME`.
 
 use std::collections::BTreeSet;
 #[cfg(test)]

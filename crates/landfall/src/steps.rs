@@ -13,6 +13,21 @@
 //! [`Reply`] (`reply.rs`), whose reports are read into what a host holds
 //! (`state.rs`) and how an activation ended (`outcome.rs`). This module
 //! runs nothing itself.
+//!
+//! ```text
+//! Step ──Script::text──▶ "{ …; lf_path='/a b'; landfall_x; unset lf_path; … }"
+//!                                    │ sh -s, locally or over ssh
+//! Reply ◀──reply.rs───── "held\t0\t4f1c…" … exit 11
+//! ```
+//!
+//! The parts of `steps.sh` each begin by saying what they hold:
+//! `common.sh` (the lines every script opens with, how a step function
+//! reads its arguments, the exit statuses), `probe.sh`, `lock.sh` (the
+//! lock, who owns a path, the host's registry of locked paths, the log),
+//! `release.sh` (the claim, the upload, the `build` hook, finalization),
+//! `activate.sh` (the switch, hooks under `timeout`, the switch back),
+//! `service.sh` with `systemd.sh` and `supervisor.sh` (and `process.sh`,
+//! the service under `--local`), `logs.sh`, `prune.sh` and `exec.sh`.
 
 mod call;
 mod library;

@@ -9,6 +9,13 @@
 //! shell. Errors point into the template with its line, for the host being
 //! rendered. A rendering stops as soon as it passes [`RENDERED_LIMIT`]: a
 //! loop gone wrong is an error, not gigabytes in memory.
+//!
+//! A template sees `env`, `host`, `hosts`, `vars`, `secrets` and
+//! `artifact` (see [`Context`]), and can call `hosts_with_role()`.
+//! `secrets` notes whether a rendering read it, which makes a file private
+//! (0600 unless its mode is given); or, for the commands that need no
+//! identity and for masked renderings, it stands for every secret as the
+//! mask, `********`.
 
 use std::ops::Range;
 use std::sync::Arc;

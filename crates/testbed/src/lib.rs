@@ -25,7 +25,18 @@
 //! `known_hosts` file and an `ssh_config` naming the hosts `host1`,
 //! `host2`, …; connections log in as the current user (root in CI) with
 //! strict host key checking. `cargo xtask testbed up N [--systemd]` and the
-//! integration tests both use this crate.
+//! integration tests both use this crate; a test starts one of its own,
+//! [`Scoped`], stopped and removed when dropped.
+//!
+//! Stopping a host kills every process of its namespaces, so the services
+//! its deploys started go with it. For fault tests a host can be given a
+//! small `/srv` ([`Testbed::small_disk`], a tmpfs) and a `~/.bashrc` of the
+//! test's ([`Testbed::bashrc`]), and be frozen and thawed
+//! ([`Testbed::freeze`]: every process of its namespace stopped), as a host
+//! that hangs is. Beside the hosts: [`S3Server`], an S3-compatible store
+//! for pull mode; [`ByteCounter`], the bytes this machine sends to the
+//! hosts; [`prerequisites`], every program the tests run and its package;
+//! and [`support`], what the tests of every crate share.
 //!
 //! Requires root (for the namespaces), `unshare`, `nsenter` and `mount`
 //! from util-linux, and OpenSSH's `sshd` and `ssh-keygen`; supervisor for

@@ -13,6 +13,15 @@
 //! file missing and none extra) and every artifact id against its file
 //! list, before anything else is done; modes and mtimes are not trusted
 //! (archivers lose them) but restored from the manifest on import.
+//!
+//! [`write()`] makes a bundle (`build --out DIR`) and [`open`] reads one
+//! (`deploy --from DIR`); [`publish`] puts one into an object store, each
+//! file's sha256 beside its blake3 (`build --out s3://…`), and [`fetch`]
+//! brings it back into a directory that is then opened like any other.
+//! A [`Digest`], the blake3 of a manifest's exact bytes, pins a bundle
+//! (`--from LOCATION#blake3:HEX`): `open` and `fetch` check it before they
+//! believe anything the manifest says. [`releases`] stages a bundle's
+//! releases with the workspace's configuration.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

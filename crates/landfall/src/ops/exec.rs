@@ -1,7 +1,6 @@
-//! `exec`: a command on the selected hosts, streamed, or attached to this
-//! terminal on one host.
-//!
-//! On the hosts: `exec`: a command on hosts, logged on each before it runs, each line handed on as it comes or attached to this terminal.
+//! `exec`: a command on the selected hosts, logged on each before it runs,
+//! each line handed on as it comes ([`run_on`]); or, with `-t`, attached
+//! to this terminal on the one host selected ([`run_attached`]).
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -1,6 +1,5 @@
-//! `logs`: the service logs of the selected targets, streamed at once.
-//!
-//! On the hosts: `logs`: every host's service log, streamed at once.
+//! `logs`: the service logs of the selected targets, every host's streamed
+//! at once ([`stream`]), each line with whose it is.
 
 use std::collections::BTreeSet;
 

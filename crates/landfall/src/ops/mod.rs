@@ -7,9 +7,10 @@
 //!   [`status::status`], [`exec::exec`], [`logs::logs`], [`prune::prune`],
 //!   [`init::init`], [`init::sudoers`];
 //! - and what they are made of: building and staging releases
-//!   ([`build`]), bundles (`bundle`), what a protected environment asks
-//!   ([`protection`]), reproducibility ([`reproducible`]), and opening
-//!   the selected hosts for a command on them (`hosts`).
+//!   ([`build`]), what a protected environment asks ([`protection`]),
+//!   reproducibility ([`reproducible`]), and opening the selected hosts
+//!   for a command on them (`hosts`). A bundle's releases are staged by
+//!   [`crate::bundle::releases`].
 
 pub mod build;
 pub mod check;

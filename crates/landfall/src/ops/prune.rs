@@ -1,7 +1,7 @@
 //! `prune`: what artifacts that left deploy.toml (or moved) left on the
-//! hosts, stopped and removed once confirmed.
-//!
-//! On the hosts: `orphans` and `prune`: directories of this project and environment that the model no longer deploys to on a host, and their removal.
+//! hosts: the [`orphans`] of each, directories of this project and
+//! environment that the model no longer deploys to there, stopped and
+//! removed once confirmed ([`remove`]).
 
 use std::time::Duration;
 

@@ -1,7 +1,6 @@
 //! `rollback`: the selected hosts back to where the fleet's history says,
-//! or to `--to`.
-//!
-//! On the hosts: `rollback`: every selected host of an artifact goes where `history` says, or none does.
+//! or to `--to`: every selected host of an artifact goes there, or none
+//! does ([`switch_back`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

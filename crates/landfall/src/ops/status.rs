@@ -1,7 +1,6 @@
-//! `status`: each selected target's releases, lock and service, and the
-//! orphans on the selected hosts.
-//!
-//! On the hosts: `status`: what every target's host holds, read in one round trip per host.
+//! `status`: each selected target's releases, lock and service, read in
+//! one round trip per host ([`read`]), and the orphans on the selected
+//! hosts.
 
 use serde::Serialize;
 

@@ -10,6 +10,13 @@
 //! first [`HOST_OUTPUT_KEPT`] bytes, and a line handed on as it comes is
 //! cut at [`LINE_LIMIT`]. A host may print anything, for as long as it
 //! likes; landfall's memory does not follow.
+//!
+//! A [`Cmd`] may have a deadline (past it the command is killed, and the
+//! error says so and names the host), may run in a process group of its
+//! own (the transports' commands do, so that Ctrl-C at a terminal reaches
+//! landfall alone, which decides what becomes of the work in flight), and
+//! may read its standard input from a file as it needs it (`exec
+//! --stdin`). `session` keeps a shell up for many scripts.
 
 mod bounded;
 mod session;

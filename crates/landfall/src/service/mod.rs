@@ -26,6 +26,11 @@
 //! the environment's `user` (the deploy user), else the host adds the
 //! account that deploys, and refuses root unless it was written (see
 //! `landfall_definition` in `steps.sh`).
+//!
+//! A deploy user that is not root manages system services through the
+//! sudo rules [`sudoers`] writes (`init --sudoers ENV`): every command
+//! with all its arguments, none that installs a definition, which only
+//! root does.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

@@ -7,6 +7,15 @@
 //! `target/landfall/local/ENV/HOST/` and needs neither ssh nor rsync;
 //! [`Ssh`] uses the system's OpenSSH client and rsync, over one
 //! `ControlMaster` per host.
+//!
+//! A transport runs a script within its deadline, streams one with none
+//! (a log followed, a command's output as it comes), attaches one to this
+//! terminal (a pseudo-terminal on the host, as `ssh -t` gives), pushes a
+//! release from what the host has ([`Basis`]), and counts each host's
+//! round trips. A host keeps its own copy of the step library: the first
+//! script sent to it expects that copy and carries only its calls; a host
+//! that lacks it runs none of them and gets the script again with the
+//! library, to keep. From then on every script to it is only calls.
 
 mod local;
 mod ssh;

@@ -9,6 +9,15 @@
 //! are sent as deltas. Host keys are
 //! always checked.
 //!
+//! When the claim has made the upload a copy of the current release
+//! (`landfall_derive`), only the delta is sent, its paths listed to
+//! `rsync --files-from`, and nothing else is walked. A git release's
+//! commit goes with `git push` to `<path>/.landfall/repo.git`, over the
+//! same master (`GIT_SSH_COMMAND`). A host's `sh -s` session is opened on
+//! its master by landfall itself (see `mux`), or by an ssh client when the
+//! master does not take it; either way it serves every script of the run,
+//! so a run costs one ssh session per host besides its copies.
+//!
 //! This module is the transport itself: the hosts' sessions (one `sh -s`
 //! per host, kept for the run's step scripts), the running of steps, and
 //! the push. The rest has a module each: `config`, the ssh configuration
