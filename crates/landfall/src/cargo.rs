@@ -30,10 +30,21 @@ fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
+/// The longest cargo may take to describe the workspace (no network), or
+/// rustc to say what it builds for: a cargo that waits on another's lock
+/// of the package cache is stopped and named past it.
+const METADATA_TIME: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The longest cargo may take to write a new workspace's `Cargo.lock`,
+/// which reads the registry's index.
+const LOCKFILE_TIME: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Describes the workspace with `cargo metadata` (no dependency resolution,
 /// no network).
 pub fn workspace(manifest_path: Option<&Path>) -> Result<Workspace> {
-    let mut cmd = Cmd::new(cargo()).args(["metadata", "--format-version", "1", "--no-deps"]);
+    let mut cmd = Cmd::new(cargo())
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .deadline(METADATA_TIME);
     if let Some(path) = manifest_path {
         cmd = cmd.arg("--manifest-path").arg(path);
     }
@@ -397,7 +408,12 @@ fn with_remapped_paths(cmd: Cmd, workspace_root: &Path) -> Cmd {
 /// triple, as `rustc 1.x.y (hash date) on x86_64-unknown-linux-gnu`.
 pub fn toolchain(workspace_root: &Path) -> Result<String> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let output = process::run(&Cmd::new(rustc).arg("-vV").dir(workspace_root))?;
+    let output = process::run(
+        &Cmd::new(rustc)
+            .arg("-vV")
+            .dir(workspace_root)
+            .deadline(METADATA_TIME),
+    )?;
     let text = output.stdout_text();
     let version = text.lines().next().unwrap_or_default().trim();
     let host = text
@@ -418,7 +434,8 @@ pub fn ensure_lockfile(workspace: &Workspace) -> Result<bool> {
             .arg("generate-lockfile")
             .arg("--manifest-path")
             .arg(&workspace.manifest_path)
-            .dir(&workspace.root),
+            .dir(&workspace.root)
+            .deadline(LOCKFILE_TIME),
     )?;
     Ok(true)
 }
@@ -439,8 +456,13 @@ pub fn check_target(project: &Project) -> Option<Diagnostic> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let root = &project.workspace.root;
     let print = |what: &str| {
-        process::run(&Cmd::new(&rustc).args(["--print", what]).dir(root))
-            .map(|output| output.stdout_text())
+        process::run(
+            &Cmd::new(&rustc)
+                .args(["--print", what])
+                .dir(root)
+                .deadline(METADATA_TIME),
+        )
+        .map(|output| output.stdout_text())
     };
     let at = |diag: Diagnostic, label: &str| match &project.target_span {
         Some(span) => diag.at(&project.file, span.clone(), label),

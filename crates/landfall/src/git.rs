@@ -157,13 +157,7 @@ impl Serialize for Dirty {
 /// is dirty is left to [`dirty`], which takes longer (it may hash changed
 /// files), so that a caller can do something else meanwhile.
 pub fn head(dir: &Path) -> Revision {
-    let head =
-        process::run(
-            &Cmd::new("git")
-                .arg("-C")
-                .arg(dir)
-                .args(["log", "-1", "--format=%H %ct"]),
-        )
+    let head = process::run(&git_in(dir).args(["log", "-1", "--format=%H %ct"]))
         .ok()
         .map(|o| o.stdout_text());
     let Some(head) = head else {
@@ -223,12 +217,8 @@ impl HeadAhead {
 /// Whether the working tree of the repository containing `dir` has
 /// changes, untracked files included; not when there is no repository.
 pub fn dirty(dir: &Path) -> bool {
-    process::run(&Cmd::new("git").arg("-C").arg(dir).args([
-        "status",
-        "--porcelain",
-        "--untracked-files=normal",
-    ]))
-    .is_ok_and(|o| !o.stdout_text().trim().is_empty())
+    process::run(&git_in(dir).args(["status", "--porcelain", "--untracked-files=normal"]))
+        .is_ok_and(|o| !o.stdout_text().trim().is_empty())
 }
 
 impl Revision {
@@ -279,9 +269,16 @@ pub enum TreeEntryKind {
     Submodule,
 }
 
+/// git in `dir`, for reading the repository here: past [`GIT_TIME`], a
+/// git that waits (on another git's lock, on a file system that hangs) is
+/// stopped and named.
 fn git_in(dir: &Path) -> Cmd {
-    Cmd::new("git").arg("-C").arg(dir)
+    Cmd::new("git").arg("-C").arg(dir).deadline(GIT_TIME)
 }
+
+/// The longest a read of the repository may take: `git status` of a large
+/// tree hashes what changed, in seconds.
+const GIT_TIME: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Finds the tree of `subdir` (relative to `dir`, empty for `dir` itself)
 /// in the HEAD commit of the repository holding `dir`.
