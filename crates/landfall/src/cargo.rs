@@ -33,7 +33,7 @@ fn cargo() -> OsString {
 /// The longest cargo may take to describe the workspace (no network), or
 /// rustc to say what it builds for: a cargo that waits on another's lock
 /// of the package cache is stopped and named past it.
-const METADATA_TIME: std::time::Duration = std::time::Duration::from_secs(120);
+const METADATA_TIME: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The longest cargo may take to write a new workspace's `Cargo.lock`,
 /// which reads the registry's index.
