@@ -268,7 +268,6 @@ impl Deploy<'_> {
             plan,
             from,
             from_store,
-            store,
             ..
         } = prepared;
         context::loaded(ui, secrets);
@@ -289,84 +288,13 @@ impl Deploy<'_> {
             };
             hooks::run(hooks::Which::Before, &context, &report)?;
         }
-        let (built, mut contact) = if let Some(bundle) = &bundle {
-            let options = FromOptions {
-                allow_config_drift: request.allow_config_drift,
-            };
-            let built = crate::bundle::releases::releases_from_bundle(
-                project, plan, bundle, options, &report,
-            )?;
-            if let Some((location, None)) = from {
-                report(Event::Warning {
-                    message: format!(
-                        "the bundle `{}` is not pinned: any bundle put there is deployed; its \
-                         manifest's digest is {}, which `--from '{}#{}'` pins",
-                        location.display(),
-                        bundle.digest,
-                        location.display(),
-                        bundle.digest
-                    ),
-                });
-            }
-            (built, self.contact(prepared)?)
-        } else {
-            let options = BuildOptions {
-                quiet: settings.quiet_build,
-                // A dry run shows what HEAD would change, and warns.
-                allow_dirty: request.allow_dirty || request.dry_run,
-                revision: head.map(|head| head.of(&project.workspace.root)),
-                ..BuildOptions::default()
-            };
-            // A git artifact's tree is refused (a dirty tree, a missing
-            // `subdir`) before any host is contacted.
-            let sources = super::build::read_sources(project, plan, &options, &report)?;
-            // The connections open while cargo builds and the artifacts are
-            // assembled, and the hosts are read over them meanwhile.
-            let contact = match early {
-                Some(contact) => contact,
-                None => self.contact(prepared)?,
-            };
-            let built =
-                super::build::build_from_sources(project, plan, sources, &options, &report)?;
-            // The next deploy goes on with this workspace while cargo
-            // describes it; one that stops before it builds writes nothing.
-            if prepared.workspace_changed {
-                let _ = crate::cargo::remember(&project.workspace);
-            }
-            (built, contact)
-        };
+        let (built, mut contact) = self.releases(head, prepared, bundle.as_ref(), early)?;
         for warning in &contact.warnings {
             report(Event::Warning {
                 message: warning.clone(),
             });
         }
-        let options = DeployOptions {
-            dry_run: request.dry_run,
-            break_lock: request.break_lock,
-            force: request.force,
-            // Where the bundle came from, and the digest of what was
-            // deployed, pinned or not.
-            bundle: from
-                .as_ref()
-                .zip(bundle.as_ref())
-                .map(|((location, _), bundle)| {
-                    let location = if from_store.is_some() {
-                        location.clone()
-                    } else {
-                        std::path::absolute(location).unwrap_or_else(|_| location.clone())
-                    };
-                    format!("{}#{}", location.display(), bundle.digest)
-                }),
-            // A value that is a secret, or whose key names one, is recorded
-            // masked: the release's provenance is read by `status`.
-            overrides: settings
-                .vars
-                .iter()
-                .map(|var| secrets.recorded_override(var))
-                .collect(),
-            store: store.clone(),
-            lookahead: contact.looked_ahead(),
-        };
+        let options = self.options(prepared, bundle.as_ref(), contact.looked_ahead());
         let identity = Identity::current(built.revision.clone());
         let run = Run {
             project,
@@ -393,6 +321,119 @@ impl Deploy<'_> {
             after_hook(ui, project, env, secrets.mask(), &host_names, &summary);
         }
         Ok(summary)
+    }
+
+    /// The releases to deploy, from the bundle, or built while the hosts
+    /// are read over the connections opened meanwhile (`early`, when the
+    /// deploy opened them before cargo described the workspace); and the
+    /// deploy's transport.
+    fn releases(
+        &self,
+        head: Option<crate::git::HeadAhead>,
+        prepared: &Prepared,
+        bundle: Option<&crate::bundle::Bundle>,
+        early: Option<Contact>,
+    ) -> Result<(super::build::Built, Contact)> {
+        let Deploy {
+            settings,
+            request,
+            ui,
+        } = *self;
+        let report = |event| ui.event(event);
+        let Prepared {
+            project,
+            plan,
+            from,
+            ..
+        } = prepared;
+        if let Some(bundle) = bundle {
+            let options = FromOptions {
+                allow_config_drift: request.allow_config_drift,
+            };
+            let built = crate::bundle::releases::releases_from_bundle(
+                project, plan, bundle, options, &report,
+            )?;
+            if let Some((location, None)) = from {
+                report(Event::Warning {
+                    message: format!(
+                        "the bundle `{}` is not pinned: any bundle put there is deployed; its \
+                         manifest's digest is {}, which `--from '{}#{}'` pins",
+                        location.display(),
+                        bundle.digest,
+                        location.display(),
+                        bundle.digest
+                    ),
+                });
+            }
+            Ok((built, self.contact(prepared)?))
+        } else {
+            let options = BuildOptions {
+                quiet: settings.quiet_build,
+                // A dry run shows what HEAD would change, and warns.
+                allow_dirty: request.allow_dirty || request.dry_run,
+                revision: head.map(|head| head.of(&project.workspace.root)),
+                ..BuildOptions::default()
+            };
+            // A git artifact's tree is refused (a dirty tree, a missing
+            // `subdir`) before any host is contacted.
+            let sources = super::build::read_sources(project, plan, &options, &report)?;
+            // The connections open while cargo builds and the artifacts are
+            // assembled, and the hosts are read over them meanwhile.
+            let contact = match early {
+                Some(contact) => contact,
+                None => self.contact(prepared)?,
+            };
+            let built =
+                super::build::build_from_sources(project, plan, sources, &options, &report)?;
+            // The next deploy goes on with this workspace while cargo
+            // describes it; one that stops before it builds writes nothing.
+            if prepared.workspace_changed {
+                let _ = crate::cargo::remember(&project.workspace);
+            }
+            Ok((built, contact))
+        }
+    }
+
+    /// What the deploy is told besides its releases.
+    fn options(
+        &self,
+        prepared: &Prepared,
+        bundle: Option<&crate::bundle::Bundle>,
+        lookahead: Option<deploy::Lookahead>,
+    ) -> DeployOptions {
+        let Prepared {
+            secrets,
+            from,
+            from_store,
+            store,
+            ..
+        } = prepared;
+        let request = self.request;
+        DeployOptions {
+            dry_run: request.dry_run,
+            break_lock: request.break_lock,
+            force: request.force,
+            // Where the bundle came from, and the digest of what was
+            // deployed, pinned or not.
+            bundle: from.as_ref().zip(bundle).map(|((location, _), bundle)| {
+                let location = if from_store.is_some() {
+                    location.clone()
+                } else {
+                    std::path::absolute(location).unwrap_or_else(|_| location.clone())
+                };
+                format!("{}#{}", location.display(), bundle.digest)
+            }),
+            // A value that is a secret, or whose key names one, is recorded
+            // masked: the release's provenance is read by `status`.
+            overrides: self
+                .settings
+                .vars
+                .iter()
+                .map(|var| secrets.recorded_override(var))
+                .collect(),
+            store: store.clone(),
+            lookahead,
+        }
     }
 }
 
