@@ -68,21 +68,16 @@ pub fn deploy(settings: &Settings, request: &DeployRequest, ui: &dyn Frontend) -
         crate::git::HeadAhead::start(dir.unwrap_or(Path::new(".")))
     });
     let workspace = WorkspaceAhead::start(settings.manifest_path.as_deref());
-    let mut warnings = Vec::new();
-    let prepared = Deploy {
+    let deploy = Deploy {
         settings,
         request,
         ui,
-    }
-    .prepare_ahead(workspace, &mut warnings);
+    };
+    let mut warnings = Vec::new();
+    let prepared = deploy.prepare_ahead(workspace, &mut warnings);
     ui.diagnostics(&warnings);
     let (prepared, early) = prepared?;
-    Deploy {
-        settings,
-        request,
-        ui,
-    }
-    .run(head, &prepared, early)
+    deploy.run(head, &prepared, early)
 }
 
 /// A deploy under way: what it was asked, and whom it reports to.
