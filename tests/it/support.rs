@@ -30,7 +30,6 @@ pub(crate) struct Workspace {
     pub(crate) listen: [SocketAddrV4; 2],
     /// The block of `listen`'s addresses, held while the workspace (or a
     /// copy of it) lives.
-    #[allow(dead_code, reason = "held, not read")]
     addresses: Arc<Addresses>,
 }
 
@@ -429,6 +428,12 @@ impl Workspace {
             listen: self.listen,
             addresses: Arc::clone(&self.addresses),
         }
+    }
+
+    /// An address of the workspace's own block that nothing listens on:
+    /// a connection to it is refused, whatever the port.
+    pub(crate) fn silent_address(&self) -> std::net::Ipv4Addr {
+        self.addresses.host(253)
     }
 
     /// Runs git in the workspace, which must succeed; returns its output.

@@ -1,23 +1,24 @@
 //! A host that cannot be reached: every command says why first, and
 //! landfall's own ssh command line only under `--verbose`, once.
 
-use crate::support::{Outcome, Workspace, free_port};
+use crate::support::{Outcome, Workspace};
 
-/// A workspace whose environment `far` has one host, `web3`, on a port of
-/// this machine nobody listens on; and the `ADDRESS:PORT` ssh tries.
+/// A workspace whose environment `far` has one host, `web3`, at an address
+/// of the workspace's own that nothing listens on; and the `ADDRESS:PORT`
+/// ssh tries.
 fn far_away() -> (Workspace, String) {
     let ws = Workspace::hello_service();
-    let port = free_port();
+    let (address, port) = (ws.silent_address(), 2222);
     ws.write(
         "ssh_config",
-        &format!("Host web3\n  HostName 127.0.0.1\n  Port {port}\n  ConnectTimeout 10\n"),
+        &format!("Host web3\n  HostName {address}\n  Port {port}\n  ConnectTimeout 10\n"),
     );
     ws.write(
         "environments/far.toml",
         "[environment]\nssh_config = \"../ssh_config\"\n\n\
          [hosts.web3]\nroles = [\"web\"]\nvars = { port = 18083 }\n",
     );
-    (ws, format!("127.0.0.1:{port}"))
+    (ws, format!("{address}:{port}"))
 }
 
 /// Everything the run printed, both streams.
