@@ -4,7 +4,7 @@
 //! asks. The binary implements `Frontend` for a terminal or for JSON; a
 //! library user implements it however it shows progress.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::{self, Environment, Host, Project};
 use crate::diag::Diagnostic;
@@ -75,6 +75,15 @@ impl Settings {
             config::provenance::parse_override(var, &mut env.overrides).map_err(Error::Usage)?;
         }
         Ok(env)
+    }
+
+    /// A directory of the workspace, for git, which finds the repository
+    /// from any of them: the manifest's, or the current one.
+    pub(crate) fn workspace_dir(&self) -> &Path {
+        let manifest_dir = self.manifest_path.as_deref().and_then(Path::parent);
+        manifest_dir
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
     }
 
     /// How many hosts of `env` are worked on at once.

@@ -62,11 +62,10 @@ pub struct DeployRequest {
 /// Bad input is an error before any host is contacted.
 pub fn deploy(settings: &Settings, request: &DeployRequest, ui: &dyn Frontend) -> Result<Summary> {
     // A build records HEAD, read while cargo describes the workspace.
-    let head = request.from.is_none().then(|| {
-        let manifest_dir = settings.manifest_path.as_deref().and_then(Path::parent);
-        let dir = manifest_dir.filter(|dir| !dir.as_os_str().is_empty());
-        crate::git::HeadAhead::start(dir.unwrap_or(Path::new(".")))
-    });
+    let head = request
+        .from
+        .is_none()
+        .then(|| crate::git::HeadAhead::start(settings.workspace_dir()));
     let workspace = WorkspaceAhead::start(settings.manifest_path.as_deref());
     let deploy = Deploy {
         settings,

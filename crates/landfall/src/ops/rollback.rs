@@ -61,8 +61,7 @@ fn goal(settings: &Settings, to: &str) -> Result<String> {
     {
         return Ok(to.to_string());
     }
-    let workspace = crate::cargo::workspace(settings.manifest_path.as_deref())?;
-    crate::git::commit_of(&workspace.root, to).ok_or_else(|| {
+    crate::git::commit_of(settings.workspace_dir(), to).ok_or_else(|| {
         Error::Usage(format!(
             "`--to {to}` is neither a deploy id, a release id or a commit hash, nor a git ref of the workspace"
         ))

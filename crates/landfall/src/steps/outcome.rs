@@ -143,9 +143,8 @@ impl Reply {
         }
     }
 
-    /// What the hooks of a step left to show: a line for each hook stopped
-    /// at its time limit, then the tail of their output.
-    pub(crate) fn hook_output(&self) -> String {
+    /// A line for each hook stopped at its time limit.
+    fn timeouts(&self) -> String {
         let mut text = String::new();
         for report in &self.reports {
             if let Report::Timeout { hook, seconds } = report {
@@ -155,6 +154,13 @@ impl Reply {
                 );
             }
         }
+        text
+    }
+
+    /// What the hooks of a step left to show: a line for each hook stopped
+    /// at its time limit, then the tail of their output.
+    pub(crate) fn hook_output(&self) -> String {
+        let mut text = self.timeouts();
         text.push_str(&self.output.stderr_tail());
         text.trim_end().to_string()
     }
@@ -214,15 +220,7 @@ impl Reply {
         if ours.is_none() && back.is_none() {
             return self.hook_output();
         }
-        let mut text = String::new();
-        for report in &self.reports {
-            if let Report::Timeout { hook, seconds } = report {
-                let _ = writeln!(
-                    text,
-                    "the {hook} hook did not finish within {seconds}s and was stopped"
-                );
-            }
-        }
+        let mut text = self.timeouts();
         if let Some(cause) = ours {
             let _ = writeln!(text, "{}", cause.describe());
         }
