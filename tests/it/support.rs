@@ -475,10 +475,12 @@ impl Workspace {
     }
 
     /// `cmd` run in the workspace, with an environment that does not leak
-    /// the test runner's build settings.
+    /// the test runner's build settings, nor its `CI` (which would make a
+    /// command on a test's pseudo-terminal refuse to ask).
     fn prepare(&self, mut cmd: Command) -> Command {
         cmd.current_dir(self.root())
             .env("NO_COLOR", "1")
+            .env_remove("CI")
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .env_remove("CARGO_TARGET_DIR")
