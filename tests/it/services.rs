@@ -585,7 +585,9 @@ fn under_systemd_on_the_test_bed_with_sockets_that_refuse_nothing() {
     fleet.ws.edit(
         "deploy.toml",
         "manager = \"supervisor\"",
-        "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]",
+        // Stop-then-start: systemd holds the sockets while the one
+        // instance restarts.
+        "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]\noverlap = false",
     );
     fleet.lifecycle(" (a socket of the service manager)");
     fleet.environment_arrives_byte_for_byte(r#"it's "quoted" $HOME \ \\ `x` 100%;#x"#);
@@ -1196,7 +1198,7 @@ fn under_a_users_own_systemd_with_lingering() {
     fleet.ws.edit(
         "deploy.toml",
         "manager = \"supervisor\"",
-        "manager = \"systemd-user\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]",
+        "manager = \"systemd-user\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]\noverlap = false",
     );
     // Without lingering the user's services would stop at logout: no host
     // is switched, and each says so.

@@ -117,16 +117,19 @@ keep = 5
 pre_activate = "{check}"
 
 # Once `{exec}` is a long-running server, uncomment this section: every
-# activation then installs its definition and restarts it (under `--local`,
-# as a plain background process), and a release that is not ready within
-# `ready_timeout` is switched back from.
+# activation then installs its definition and starts the new release beside
+# the one that serves, on the sockets systemd holds (under `--local`, as a
+# plain background process that binds them with SO_REUSEPORT); once the new
+# one says it is ready, the old one finishes what it has and stops. A
+# release that is not ready within `ready_timeout` is stopped, and the old
+# one never stopped serving.
 # [artifact.{artifact}.service]
 # manager = "systemd"            # or "systemd-user", or "supervisor"
 # exec = "{exec} --config etc/{name}.toml"
 # user = "{name}"                 # the account it runs as (default: the deploy user)
 # environment = {{ RUST_LOG = "{{{{ vars.log_level }}}}" }}
 # listen = ["127.0.0.1:{{{{ vars.port }}}}"]   # systemd holds it across restarts (LISTEN_FDS)
-# ready = "http://127.0.0.1:{{{{ vars.port }}}}/health"
+# notify = true                  # it says READY=1 when ready (the sd-notify crate)
 # stop_timeout = "30s"
 
 # On many hosts, roll out gradually: canaries first, then batches, with a
@@ -253,7 +256,7 @@ mod tests {
                         "user",
                         "environment",
                         "listen",
-                        "ready",
+                        "notify",
                         "stop_timeout",
                     ]
                     .contains(&key)

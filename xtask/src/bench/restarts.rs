@@ -52,7 +52,7 @@ const SETUPS: [Setup; 3] = [
     Setup {
         title: "systemd, socket activation (listen)",
         init: Init::Systemd,
-        manager: "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]",
+        manager: "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]\noverlap = false",
         max_parallel: None,
     },
 ];

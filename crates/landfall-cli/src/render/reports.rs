@@ -141,7 +141,15 @@ fn targets_report(report: &[TargetStatus]) {
             println!("  {WARN}locked{WARN:#}: {}", inert(lock));
         }
         if let Some(service) = &target.service {
-            println!("{}", describe_service(service));
+            let serves = if target.beside.is_some() {
+                ", serves"
+            } else {
+                ""
+            };
+            println!("{}{serves}", describe_service(service));
+        }
+        if let Some(beside) = &target.beside {
+            println!("{}, beside it: a hand-over", describe_service(beside));
         }
         if target.releases.is_empty() {
             println!("  no releases");

@@ -172,6 +172,12 @@ pub struct Service {
     pub stop_timeout: Duration,
     /// Reload instead of restart when the binary is unchanged.
     pub reload: bool,
+    /// A new release starts beside the one that serves, which drains once
+    /// the new one is ready (the hand-over); else stop-then-start. On by
+    /// default for a service with `listen`, which can run twice.
+    pub overlap: bool,
+    /// The service says when it is ready with `sd_notify` (`READY=1`).
+    pub notify: bool,
 }
 
 /// How an artifact's tree reaches its hosts.

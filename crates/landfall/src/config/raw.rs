@@ -122,6 +122,8 @@ pub(crate) struct Service {
     pub(crate) ready_timeout: Option<Spanned<String>>,
     pub(crate) stop_timeout: Option<Spanned<String>>,
     pub(crate) reload: Option<bool>,
+    pub(crate) overlap: Option<Spanned<bool>>,
+    pub(crate) notify: Option<bool>,
 }
 
 /// Which service manager runs a service.

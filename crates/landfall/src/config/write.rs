@@ -185,6 +185,8 @@ fn service_table(service: &Service) -> Table {
             Value::String(duration(service.stop_timeout)),
         ),
         ("reload", Value::Boolean(service.reload)),
+        ("overlap", Value::Boolean(service.overlap)),
+        ("notify", Value::Boolean(service.notify)),
     ]);
     if let Some(user) = &service.user {
         out.insert("user".into(), string(user));

@@ -78,6 +78,11 @@ pub struct TargetStatus {
     /// The service the current release runs, as its manager says it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceState>,
+    /// The other instance of a service with `overlap`, when it runs
+    /// beside the one that serves: a hand-over under way, or one stopped
+    /// midway (the next deploy stops it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beside: Option<ServiceState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -110,6 +115,7 @@ pub fn read(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
                 releases: Vec::new(),
                 lock: None,
                 service: None,
+                beside: None,
                 error: None,
             };
             match state {
@@ -141,6 +147,7 @@ pub fn read(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
                     report.current = state.current;
                     report.lock = state.lock;
                     report.service = state.service;
+                    report.beside = state.beside;
                 }
                 Err(err) => report.error = Some(err),
             }

@@ -46,6 +46,12 @@ use crate::process::quote;
 /// The directory of a release that holds its service's files.
 pub const SERVICE_DIR: &str = ".landfall-service";
 
+/// Where, in an artifact's path, the two slots of a service with `overlap`
+/// are: `blue` and `green`, each a link to the release its instance runs.
+/// A new release starts in the slot that does not serve, beside the one
+/// that does (see `handover.sh`).
+pub const SLOTS: &str = ".landfall/slots";
+
 /// A service rendered for one host.
 #[derive(Debug, Clone, Serialize)]
 pub struct RenderedService {
@@ -63,6 +69,11 @@ pub struct RenderedService {
     #[serde(serialize_with = "crate::plan::seconds")]
     pub stop_timeout: Duration,
     pub reload: bool,
+    /// Whether a new release starts beside the one that serves (see
+    /// [`crate::config::Service::overlap`]).
+    pub overlap: bool,
+    /// Whether the service says it is ready with `sd_notify`.
+    pub notify: bool,
     pub listen: Vec<String>,
     /// The account the definition names (a system manager's service whose
     /// configuration names one): the host adds the deploying account to a
@@ -160,6 +171,21 @@ pub(crate) fn render(
         .ready
         .as_ref()
         .and_then(|hook| Some((hook, public(&mut errors, hook, "ready", render)?)));
+    if let Some((hook, text)) = &ready
+        && service.overlap
+        && let Some(shared) = shared_address(text, &listen)
+    {
+        error(
+            &mut errors,
+            hook,
+            format!(
+                "`ready` renders `{text}` for host `{host}`, which reaches `{shared}`, an address \
+                 of `listen`: during a hand-over both instances share it, and the old one would answer"
+            ),
+            "prove the new instance ready on itself: `notify = true` (sd_notify `READY=1`), an \
+             `exec:` check, or an address of the instance's own; or `overlap = false`",
+        );
+    }
     let ready_command = match &ready {
         Some((hook, text)) => match ready_command(text) {
             Ok(command) => Some(command),
@@ -274,6 +300,8 @@ pub(crate) fn render(
         ready_timeout: service.ready_timeout,
         stop_timeout: service.stop_timeout,
         reload: service.reload,
+        overlap: service.overlap,
+        notify: service.notify,
         listen,
         user,
         files,
@@ -301,8 +329,15 @@ impl Spec<'_> {
         )
     }
 
+    /// The launcher the manager starts: `current`'s, or with `overlap`
+    /// the one of the release the instance's slot points at (systemd's
+    /// `%i` is the slot, see [`SLOTS`]).
     fn launcher(&self) -> String {
-        format!("{}/current/{SERVICE_DIR}/run", self.path)
+        if self.service.overlap {
+            format!("{}/{SLOTS}/%i/{SERVICE_DIR}/run", self.path)
+        } else {
+            format!("{}/current/{SERVICE_DIR}/run", self.path)
+        }
     }
 }
 
@@ -426,8 +461,10 @@ fn systemd_service(spec: &Spec<'_>) -> String {
     let mut text = spec.header("#");
     let _ = write!(
         text,
-        "\n[Unit]\nDescription={} of {} (landfall)\nAfter=network.target\n",
-        spec.artifact, spec.project
+        "\n[Unit]\nDescription={} of {} (landfall{})\nAfter=network.target\n",
+        spec.artifact,
+        spec.project,
+        if service.overlap { ", slot %i" } else { "" }
     );
     if !spec.listen.is_empty() {
         let _ = writeln!(
@@ -442,13 +479,32 @@ fn systemd_service(spec: &Spec<'_>) -> String {
     };
     let _ = write!(
         text,
-        "\n[Install]\nWantedBy={target}\n\n[Service]\nType=exec\nExecStart={launcher}\n\
+        "\n[Install]\nWantedBy={target}\n\n[Service]\nType={kind}\nExecStart={launcher}\n\
          SyslogIdentifier={name}\nEnvironment=LANDFALL_PATH={path}\n\
          Environment=LANDFALL_LOG=journal\n",
+        kind = if service.notify { "notify" } else { "exec" },
         launcher = spec.launcher(),
         name = service.name,
         path = spec.path,
     );
+    if service.notify {
+        // Ready when it says so, within `ready_timeout`: `systemctl start`
+        // waits for it.
+        let _ = writeln!(
+            text,
+            "TimeoutStartSec={}",
+            crate::steps::timeout_seconds(service.ready_timeout)
+        );
+    }
+    if service.overlap {
+        // Each instance is given the sockets the socket unit holds, the
+        // same ones: the instance that starts beside the one that serves
+        // accepts from them too.
+        let _ = writeln!(text, "Environment=LANDFALL_SLOT=%i");
+        if !spec.listen.is_empty() {
+            let _ = writeln!(text, "Sockets={}.socket", service.name);
+        }
+    }
     let _ = write!(
         text,
         "Restart=on-failure\nRestartSec=1s\nTimeoutStopSec={}\nKillMode=mixed\n",
@@ -472,6 +528,12 @@ fn systemd_socket(spec: &Spec<'_>) -> String {
     );
     for address in spec.listen {
         let _ = writeln!(text, "ListenStream={address}");
+    }
+    if spec.service.overlap {
+        // A connection while no instance runs (none started yet, or the
+        // one that served gave up) starts the blue one: a slot that does
+        // not serve points at the current release too.
+        let _ = writeln!(text, "Service={}@blue.service", spec.service.name);
     }
     text.push_str("\n[Install]\nWantedBy=sockets.target\n");
     text
@@ -507,6 +569,39 @@ fn supervisor_program(spec: &Spec<'_>) -> String {
 /// Where supervisord writes the output of program `name`.
 pub fn supervisor_log(name: &str) -> String {
     format!("/var/log/supervisor/{name}.log")
+}
+
+/// The address of `listen` that the readiness check `ready` reaches, if
+/// any: the same port, on the same address or where either is every
+/// address (`0.0.0.0`, `[::]`) or a name. Such a check cannot tell two
+/// instances that share the sockets apart.
+fn shared_address<'l>(ready: &str, listen: &'l [String]) -> Option<&'l str> {
+    let rest = ready
+        .strip_prefix("http://")
+        .or_else(|| ready.strip_prefix("https://"))
+        .or_else(|| ready.strip_prefix("tcp://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, port.parse::<u16>().ok()?),
+        _ if ready.starts_with("https://") => (authority, 443),
+        _ => (authority, 80),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = host.parse::<std::net::IpAddr>().ok();
+    listen.iter().map(String::as_str).find(|address| {
+        address.parse::<SocketAddr>().is_ok_and(|address| {
+            address.port() == port
+                && match ip {
+                    Some(ip) => {
+                        ip == address.ip() || ip.is_unspecified() || address.ip().is_unspecified()
+                    }
+                    None => true,
+                }
+        })
+    })
 }
 
 /// The sh command that checks `ready` once: an HTTP request that must
@@ -607,6 +702,28 @@ pub fn sudoers(user: &str, services: &[(&str, &str, &Service)]) -> Result<String
                 let _ = writeln!(text, "# A user's own systemd needs no rule.\n");
                 continue;
             }
+            Manager::Systemd if service.overlap => {
+                // Two instances, one per slot, each started, stopped and
+                // enabled at boot by a rule of its own.
+                let mut commands = Vec::new();
+                for slot in ["blue", "green"] {
+                    let unit = format!("{name}@{slot}.service");
+                    commands.extend([
+                        format!("/usr/bin/systemctl start {unit}"),
+                        format!("/usr/bin/systemctl stop {unit}"),
+                        format!("/usr/bin/systemctl enable --quiet {unit}"),
+                        format!("/usr/bin/systemctl disable --quiet {unit}"),
+                        format!("/usr/bin/systemctl disable --quiet --now {unit}"),
+                    ]);
+                }
+                if !service.listen.is_empty() {
+                    commands.push(format!("/usr/bin/systemctl start {name}.socket"));
+                    commands.push(format!(
+                        "/usr/bin/systemctl disable --quiet --now {name}.socket"
+                    ));
+                }
+                commands
+            }
             Manager::Systemd => {
                 let mut commands = vec![
                     format!("/usr/bin/systemctl restart {name}.service"),
@@ -655,7 +772,8 @@ pub(crate) fn activation(service: Option<&RenderedService>) -> String {
     let bin = service.exec.split_whitespace().next().unwrap_or_default();
     format!(
         "service_manager={}\nservice_name={}\nservice_user={}\nservice_ready={}\n\
-         ready_timeout={}\nstop_timeout={}\nservice_reload={}\nservice_bin={}\n",
+         ready_timeout={}\nstop_timeout={}\nservice_reload={}\nservice_bin={}\n\
+         service_overlap={}\nservice_listen={}\n",
         service.manager.as_str(),
         quote(&service.name),
         quote(service.user.as_deref().unwrap_or("")),
@@ -664,6 +782,8 @@ pub(crate) fn activation(service: Option<&RenderedService>) -> String {
         seconds(service.stop_timeout),
         u8::from(service.reload),
         quote(bin),
+        u8::from(service.overlap),
+        quote(&service.listen.join(" ")),
     )
 }
 

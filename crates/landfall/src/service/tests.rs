@@ -184,6 +184,8 @@ fn rules(user: &str) -> Result<String, String> {
              [artifact.web]\nroles = [\"web\"]\npath = \"/srv/shop/web\"\n\
              [artifact.web.service]\nmanager = \"systemd\"\nexec = \"bin/web\"\n\
              listen = [\"127.0.0.1:80\"]\n\
+             [artifact.api]\nroles = [\"web\"]\npath = \"/srv/shop/api\"\n\
+             [artifact.api.service]\nmanager = \"systemd\"\nexec = \"bin/api\"\n\
              [artifact.jobs]\nroles = [\"web\"]\npath = \"/srv/shop/jobs\"\n\
              [artifact.jobs.service]\nmanager = \"supervisor\"\nexec = \"bin/jobs\"\n",
         ),
@@ -251,7 +253,15 @@ fn sudo_rules_name_every_argument_and_install_nothing() {
             "`{verb}` in\n{text}"
         );
     }
-    assert!(commands.contains(&"/usr/bin/systemctl restart shop-web.service"));
+    assert!(commands.contains(&"/usr/bin/systemctl restart shop-api.service"));
+    // A service with `listen` is handed over between two instances.
+    for slot in ["blue", "green"] {
+        for verb in ["start", "stop", "enable --quiet", "disable --quiet"] {
+            let rule = format!("/usr/bin/systemctl {verb} shop-web@{slot}.service");
+            assert!(commands.contains(&rule.as_str()), "{rule}");
+        }
+    }
+    assert!(!commands.iter().any(|c| c.contains("shop-web.service")));
     assert!(commands.contains(&"/usr/bin/systemctl start shop-web.socket"));
     assert!(
         commands.contains(

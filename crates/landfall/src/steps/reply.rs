@@ -166,6 +166,15 @@ pub(crate) enum Report {
         name: String,
         reloaded: bool,
     },
+    /// A service with `overlap`: its instance in `slot` started beside the
+    /// one that serves (`started`), was kept, serving, when switching back
+    /// to the release it runs (`kept`), or stopped once the other was
+    /// ready (`drained`).
+    Instance {
+        event: String,
+        name: String,
+        slot: String,
+    },
     /// A service that the release switched to no longer runs was stopped
     /// and its definition removed.
     ServiceRemoved {
@@ -358,6 +367,11 @@ impl Report {
                 name: rest(1).to_string(),
                 reloaded: true,
             },
+            "started" | "kept" | "drained" => Report::Instance {
+                event: fields[0].to_string(),
+                name: fields.get(1)?.to_string(),
+                slot: fields.get(2)?.to_string(),
+            },
             "removed-service" => Report::ServiceRemoved {
                 name: rest(1).to_string(),
             },
@@ -462,10 +476,12 @@ const TAGS: &[&str] = &[
     "created",
     "current",
     "derived",
+    "drained",
     "failed",
     "file",
     "held",
     "hook",
+    "kept",
     "kept-service",
     "lock",
     "locked",
@@ -487,6 +503,7 @@ const TAGS: &[&str] = &[
     "service-log-line",
     "service-log-unread",
     "skip",
+    "started",
     "switched",
     "timeout",
     "unclaimed",

@@ -29,6 +29,10 @@ pub struct PathState {
     /// detail.
     #[serde(skip)]
     pub service: Option<ServiceState>,
+    /// The other instance of a service with `overlap`, when it runs too:
+    /// a hand-over under way, or one stopped midway.
+    #[serde(skip)]
+    pub beside: Option<ServiceState>,
 }
 
 /// The outcome of `landfall_claim` for one path.
@@ -157,7 +161,14 @@ impl Reply {
                 }
                 Report::Busy { holder, .. } => state.claim = Some(Claim::Busy(holder)),
                 Report::Unclaimed { reason, .. } => state.claim = Some(Claim::Unclaimed(reason)),
-                Report::Service { state: service, .. } => state.service = Some(service),
+                Report::Service { state: service, .. } => {
+                    // The instance that serves comes first.
+                    if state.service.is_none() {
+                        state.service = Some(service);
+                    } else {
+                        state.beside = Some(service);
+                    }
+                }
                 _ => {}
             }
         }

@@ -57,6 +57,14 @@ pub(super) fn resolve_service(
     let environment = service_environment(check, raw.environment);
     let listen = service_listen(check, manager, raw.listen);
     let ready = raw.ready.and_then(|ready| service_ready(check, ready));
+    let reload = raw.reload.unwrap_or(false);
+    let overlap = service_overlap(
+        check,
+        manager,
+        raw.overlap,
+        !listen.is_empty() && !reload,
+        reload,
+    );
     let limit = |check: &mut Checker, key: &str, text: Option<Spanned<String>>, default| {
         text.map_or(default, |text| parse_duration(check, key, &text))
     };
@@ -83,7 +91,9 @@ pub(super) fn resolve_service(
             raw.stop_timeout,
             DEFAULT_STOP_TIMEOUT,
         ),
-        reload: raw.reload.unwrap_or(false),
+        reload,
+        overlap,
+        notify: raw.notify.unwrap_or(false),
     }
 }
 
@@ -248,6 +258,41 @@ fn service_listen(
         listen.extend(command_text(check, "listen", address));
     }
     listen
+}
+
+/// `overlap`: whether a new release starts beside the one that serves. A
+/// service with `listen` can run twice (its instances share the sockets),
+/// so it does by default; any other only when told. supervisord's programs
+/// hand over no sockets, and run one at a time. A service that asks to be
+/// reloaded is reloaded where it runs, not handed over.
+fn service_overlap(
+    check: &mut Checker,
+    manager: raw::Manager,
+    overlap: Option<Spanned<bool>>,
+    listens: bool,
+    reload: bool,
+) -> bool {
+    match overlap {
+        Some(overlap) if *overlap.get_ref() && manager == raw::Manager::Supervisor => {
+            check.error(
+                overlap.span(),
+                "`overlap` needs a manager that runs two instances of a service: supervisord restarts its program",
+                "with supervisord, restart hosts a few at a time (`rollout.batch`) instead",
+            );
+            false
+        }
+        Some(overlap) if *overlap.get_ref() && reload => {
+            check.error(
+                overlap.span(),
+                "`overlap` and `reload` ask for two things: a new release started beside the \
+                 one that serves, or the one that serves reloaded",
+                "keep one of them",
+            );
+            false
+        }
+        Some(overlap) => overlap.into_inner(),
+        None => listens,
+    }
 }
 
 /// `ready`: a URL to get, a port to connect to, or a command.

@@ -6,14 +6,15 @@
 # quoted) into hook_build, hook_pre_activate, hook_activate, hook_health,
 # health_timeout and hook_timeout, and for a service service_manager,
 # service_name, service_user (the account its configuration named, if
-# any), service_ready, ready_timeout, stop_timeout, service_reload and
-# service_bin. Fails, with every hook empty, for a release that
+# any), service_ready, ready_timeout, stop_timeout, service_reload,
+# service_bin, service_overlap and service_listen. Fails, with every hook empty, for a release that
 # recorded none (one made before releases carried their activation).
 landfall_recorded() {
   hook_build='' hook_pre_activate='' hook_activate='' hook_health=''
   hook_once='' health_timeout=1 hook_timeout=1
   service_manager='' service_name='' service_user='' service_ready=''
   ready_timeout=1 stop_timeout=1 service_reload=0 service_bin=''
+  service_overlap=0 service_listen=''
   [ -f "$1/.landfall-activation" ] && [ ! -L "$1/.landfall-activation" ] || return 1
   # shellcheck source=/dev/null # The release's own, written by landfall.
   . "$1/.landfall-activation" || landfall_fail "cannot read $1/.landfall-activation"
@@ -138,10 +139,12 @@ landfall_activate() {
   # release restarts it).
   was=
   [ -z "$c" ] || [ "${c##*/}" = "$id" ] || was="$p/releases/${c##*/}"
-  if ! landfall_service_switch "$p" "$rel" "$old" "$was"; then
+  if ! landfall_service_switch "$p" "$rel" "$old" "$was" 0; then
     failed=service
   elif [ -n "$service_ready" ] && ! landfall_health "$rel" "$service_ready" "$ready_timeout" ready; then
     failed=ready
+  elif [ -n "$handover_pending" ] && ! landfall_handover_finish "$p" "$rel"; then
+    failed=service
   elif [ -n "$hook_activate" ] && ! landfall_hook activate "$rel" "$hook_activate" "$hook_timeout"; then
     failed=activate
   elif [ -n "$hook_health" ] && ! landfall_health "$rel" "$hook_health" "$health_timeout"; then
@@ -228,7 +231,7 @@ landfall_switch_back() {
   landfall_switch "$p" "$3"
   landfall_log "$p" "$4"
   printf 'reverted\t%s\n' "$3"
-  if ! landfall_service_switch "$p" "$to" "$old" "$p/releases/$2"; then
+  if ! landfall_service_switch "$p" "$to" "$old" "$p/releases/$2" 1; then
     printf 'revert-failed\tservice\n'
     landfall_service_cause "$to" service
     return 1
@@ -236,6 +239,11 @@ landfall_switch_back() {
   if [ -n "$service_ready" ] && ! landfall_health "$to" "$service_ready" "$ready_timeout" ready; then
     printf 'revert-failed\tready\n'
     landfall_service_cause "$to" ready
+    return 1
+  fi
+  if [ -n "$handover_pending" ] && ! landfall_handover_finish "$p" "$to"; then
+    printf 'revert-failed\tservice\n'
+    landfall_service_cause "$to" service
     return 1
   fi
   if [ -n "$hook_activate" ] && ! landfall_hook activate "$to" "$hook_activate" "$hook_timeout"; then

@@ -41,10 +41,14 @@ landfall_service_logs() {
     return 1
   fi
   # The journal keeps the time of each line, said in UTC.
+  # The instances of a service with `overlap` (both slots, see
+  # handover.sh) write one log, in the order of its lines.
+  unit="$service_name.service"
+  [ "$service_overlap" != 1 ] || unit="$service_name@*.service"
   if [ "$service_manager" = systemd-user ]; then
-    set -- journalctl --no-pager --utc -o short-iso-precise --user-unit "$service_name.service"
+    set -- journalctl --no-pager --utc -o short-iso-precise --user-unit "$unit"
   else
-    set -- journalctl --no-pager --utc -o short-iso-precise -u "$service_name.service"
+    set -- journalctl --no-pager --utc -o short-iso-precise -u "$unit"
   fi
   if [ "$follow" != 1 ]; then
     "$@" | landfall_log_lines "$n" "$all" "$release"

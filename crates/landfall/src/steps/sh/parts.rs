@@ -14,6 +14,7 @@ concat!(
     include_str!("systemd.sh"),
     include_str!("supervisor.sh"),
     include_str!("process.sh"),
+    include_str!("handover.sh"),
     include_str!("logs.sh"),
     include_str!("prune.sh"),
     include_str!("exec.sh"),

@@ -1,28 +1,34 @@
 # Under `--local`, no service manager: the service is a background
 # process of its own.
 
-# landfall_process_start PATH DIR: under `--local`, where no service
-# manager is used, runs the service of the release in DIR as a background
-# process of its own session, its output appended to .landfall/service.log
-# and its pid in .landfall/service.pid, after stopping the one running.
+# landfall_process_start PATH DIR [SLOT]: under `--local`, where no
+# service manager is used, runs the service of the release in DIR as a
+# background process of its own session, its output appended to
+# .landfall/service.log and its pid in .landfall/service.pid, after
+# stopping the one running. With SLOT (a service with `overlap`), it is
+# the instance of that slot, which starts the release the slot points at,
+# its pid in .landfall/service-SLOT.pid; the other slot's runs on.
 landfall_process_start() {
-  landfall_process_stop "$1"
+  landfall_process_stop "$1" "${3:-}"
+  run="$1/current/.landfall-service/run" pidfile=$(landfall_process_pidfile "$1" "${3:-}")
+  [ -z "${3:-}" ] || run="$1/.landfall/slots/$3/.landfall-service/run"
   (
     set -a
     # shellcheck source=/dev/null # The release's own, written by landfall.
     . "$2/.landfall-service/env" || exit 1
     set +a
-    LANDFALL_PATH=$1
+    LANDFALL_PATH=$1 LANDFALL_SLOT=${3:-}
     export LANDFALL_PATH
+    if [ -n "$LANDFALL_SLOT" ]; then export LANDFALL_SLOT; else unset LANDFALL_SLOT; fi
     # No journal keeps its output: the launcher writes the time of each line.
     unset LANDFALL_LOG
     trap - HUP PIPE
     if command -v setsid >/dev/null 2>&1; then
-      exec setsid "$1/current/.landfall-service/run"
+      exec setsid "$run"
     fi
-    exec "$1/current/.landfall-service/run"
+    exec "$run"
   ) </dev/null >>"$1/.landfall/service.log" 2>&1 &
-  printf '%s\n' "$!" >"$1/.landfall/service.pid" || return 1
+  printf '%s\n' "$!" >"$pidfile" || return 1
   # A command that cannot start at all is seen at once (its status and
   # log are reported by landfall_service_cause).
   sleep 0.1
@@ -43,10 +49,21 @@ landfall_process_gone() {
   return 1
 }
 
-# landfall_process_pid PATH: the pid of the service landfall_process_start
-# started, if it still runs in a release of PATH.
+# landfall_process_pidfile PATH [SLOT]: where the pid of the service (or
+# of its instance in SLOT) is kept.
+landfall_process_pidfile() {
+  if [ -n "${2:-}" ]; then
+    printf '%s/.landfall/service-%s.pid' "$1" "$2"
+  else
+    printf '%s/.landfall/service.pid' "$1"
+  fi
+}
+
+# landfall_process_pid PATH [SLOT]: the pid of the service (or of its
+# instance in SLOT) landfall_process_start started, if it still runs in a
+# release of PATH.
 landfall_process_pid() {
-  pid=$(cat "$1/.landfall/service.pid" 2>/dev/null) || return 1
+  pid=$(cat "$(landfall_process_pidfile "$1" "${2:-}")" 2>/dev/null) || return 1
   case $pid in '' | *[!0-9]*) return 1 ;; esac
   kill -0 "$pid" 2>/dev/null || return 1
   if [ -d "/proc/$pid" ]; then
@@ -59,10 +76,11 @@ landfall_process_pid() {
   printf '%s' "$pid"
 }
 
-# landfall_process_stop PATH: stops the service landfall_process_start
-# started: TERM, then KILL once stop_timeout has passed.
+# landfall_process_stop PATH [SLOT]: stops the service (or its instance
+# in SLOT) landfall_process_start started: TERM, then KILL once
+# stop_timeout has passed.
 landfall_process_stop() {
-  if pid=$(landfall_process_pid "$1"); then
+  if pid=$(landfall_process_pid "$1" "${2:-}"); then
     kill -TERM "$pid" 2>/dev/null
     n=0
     while kill -0 "$pid" 2>/dev/null; do
@@ -75,5 +93,5 @@ landfall_process_stop() {
       n=$((n + 1))
     done
   fi
-  rm -f "$1/.landfall/service.pid"
+  rm -f "$(landfall_process_pidfile "$1" "${2:-}")"
 }

@@ -59,7 +59,7 @@ landfall_prune() {
   landfall_steps "$p"
   if landfall_recorded "$p/current" 2>/dev/null && [ -n "$service_manager" ]; then
     if landfall_installed_here "$p"; then
-      landfall_service_remove "$p" "$service_manager" "$service_name" || landfall_fail "cannot stop the service $service_name"
+      landfall_service_remove "$p" "$service_manager" "$(landfall_service_id)" || landfall_fail "cannot stop the service $service_name"
     else
       printf 'kept-service\t%s\n' "$service_name"
     fi

@@ -3,10 +3,22 @@
 # state, the manager's verdict, and its log.
 
 # landfall_service_of DIR: prints the manager and name of the service the
-# release in DIR recorded (`MANAGER NAME`), or nothing.
+# release in DIR recorded (`MANAGER NAME`, see landfall_service_id), or
+# nothing.
 landfall_service_of() {
   (landfall_recorded "$1" 2>/dev/null && [ -n "$service_manager" ] &&
-    printf '%s %s' "$service_manager" "$service_name") 2>/dev/null
+    printf '%s %s' "$service_manager" "$(landfall_service_id)") 2>/dev/null
+}
+
+# landfall_service_id: the name of the recorded service, as it is
+# installed: NAME, or NAME@ for the instances of one with `overlap` (see
+# handover.sh), which are started and removed otherwise.
+landfall_service_id() {
+  if [ "$service_overlap" = 1 ]; then
+    printf '%s@' "$service_name"
+  else
+    printf '%s' "$service_name"
+  fi
 }
 
 # landfall_service_check DIR: whether the service the release in DIR
@@ -64,7 +76,13 @@ landfall_service_check() {
   landfall_service_free "$sdir" || return 1
   [ "$service_manager" != systemd-user ] && [ "$(id -u)" != 0 ] || return 0
   case $service_manager in
-  systemd) set -- systemctl restart "$service_name.service" ;;
+  systemd)
+    if [ "$service_overlap" = 1 ]; then
+      set -- systemctl start "$service_name@blue.service"
+    else
+      set -- systemctl restart "$service_name.service"
+    fi
+    ;;
   *) set -- supervisorctl -c "$(landfall_supervisor_conf)" restart "$service_name" ;;
   esac
   if ! sudo -n -l "$@" >/dev/null 2>&1; then
@@ -88,6 +106,7 @@ landfall_service_free() {
   sdst=$(landfall_definition_path unit)
   [ -f "$sdst" ] || return 0
   sowner=$(sed -n 's|^ExecStart=\(/.*\)/current/\.landfall-service/run$|\1|p
+    s|^ExecStart=\(/.*\)/\.landfall/slots/%i/\.landfall-service/run$|\1|p
     s|^command=\(/.*\)/current/\.landfall-service/run$|\1|p' "$sdst" | head -n 1)
   if [ -z "$sowner" ]; then
     printf 'service %s is installed (%s) but not by landfall: landfall does not replace it (give this service another name)\n' "$service_name" "$sdst"
@@ -127,7 +146,7 @@ landfall_definition_path() {
     if [ "$1" = socket ]; then
       printf '%s/%s.socket' "$(landfall_unit_dir "$service_manager")" "$service_name"
     else
-      printf '%s/%s.service' "$(landfall_unit_dir "$service_manager")" "$service_name"
+      printf '%s/%s.service' "$(landfall_unit_dir "$service_manager")" "$(landfall_service_id)"
     fi
     ;;
   esac
@@ -242,16 +261,25 @@ landfall_reloadable() {
   done
 }
 
-# landfall_service_switch PATH DIR OLD OLDDIR: after `current` switched to
-# the release in DIR (whose activation is read): removes the service OLD
-# (`MANAGER NAME`, of the release in OLDDIR) if DIR runs another or none,
-# then starts DIR's service.
+# landfall_service_switch PATH DIR OLD OLDDIR BACK: after `current`
+# switched to the release in DIR (whose activation is read): removes the
+# service OLD (`MANAGER NAME`, of the release in OLDDIR) if DIR runs
+# another or none, then starts DIR's service. One with `overlap` starts
+# beside the one that serves (see landfall_handover_start; BACK=1 when
+# switching back), and handover_pending says that the one that served is
+# yet to be drained (landfall_handover_finish).
 landfall_service_switch() {
-  if [ -n "$3" ] && [ "$3" != "$service_manager $service_name" ]; then
+  handover_pending=''
+  if [ -n "$3" ] && [ "$3" != "$service_manager $(landfall_service_id)" ]; then
     # shellcheck disable=SC2086 # OLD is two words.
     landfall_service_remove "$1" $3 || return 1
   fi
   [ -n "$service_manager" ] || return 0
+  if [ "$service_overlap" = 1 ]; then
+    landfall_handover_start "$1" "$2" "$5" || return 1
+    [ "$handover_to" = "$(landfall_slot "$1")" ] || handover_pending=1
+    return 0
+  fi
   if [ "$3" = "$service_manager $service_name" ]; then
     landfall_service_start "$1" "$2" "$4"
   else
@@ -341,9 +369,15 @@ landfall_service_start() {
 }
 
 # landfall_service_remove PATH MANAGER NAME: stops the service NAME and
-# removes its definition.
+# removes its definition (both instances of NAME@, see
+# landfall_service_id).
 landfall_service_remove() {
   p=$1 m=$2 name=$3
+  case $name in *@)
+    landfall_handover_remove "$p" "$m" "${name%@}"
+    return
+    ;;
+  esac
   if [ -n "${LANDFALL_LOCAL:-}" ]; then
     landfall_process_stop "$p"
     printf 'removed-service\t%s\n' "$name"
@@ -380,50 +414,89 @@ landfall_service_remove() {
 
 # landfall_service_state INDEX PATH: reports the state of the service the
 # current release of PATH (numbered INDEX) runs: `service`, its manager,
-# name, state, pid and since when.
+# name, state, pid and since when. A service with `overlap` is reported
+# as its instance that serves, `NAME@SLOT`, then as the other instance if
+# that one runs too (a hand-over under way, or stopped midway).
 landfall_service_state() {
   (
     index=$1 p=$2
     landfall_recorded "$p/current" 2>/dev/null && [ -n "$service_manager" ] || exit 0
-    m=$service_manager name=$service_name state=unknown pid='' since=''
-    if [ -n "${LANDFALL_LOCAL:-}" ]; then
-      m=process
-      if pid=$(landfall_process_pid "$p"); then
-        state=running
-        since=$(date -r "$p/.landfall/service.pid" '+%Y-%m-%d %H:%M:%S %Z' 2>/dev/null)
-      else
-        state=stopped pid=
+    if [ "$service_overlap" = 1 ]; then
+      live=$(landfall_slot "$p")
+      live=${live:-blue}
+      landfall_instance_state "$index" "$p" "$live"
+      other=$(landfall_slot_other "$live")
+      if landfall_slot_running "$p" "$other"; then
+        landfall_instance_state "$index" "$p" "$other"
       fi
     else
-      case $m in
-      systemd | systemd-user)
-        if [ "$m" = systemd ]; then
-          out=$(systemctl show "$name.service" -p ActiveState -p SubState -p MainPID -p ActiveEnterTimestamp 2>/dev/null)
-        else
-          out=$(landfall_systemctl "$m" show "$name.service" -p ActiveState -p SubState -p MainPID -p ActiveEnterTimestamp 2>/dev/null)
-        fi
-        state=$(printf '%s\n' "$out" | sed -n 's/^ActiveState=//p')
-        sub=$(printf '%s\n' "$out" | sed -n 's/^SubState=//p')
-        [ -z "$sub" ] || state="$state ($sub)"
-        pid=$(printf '%s\n' "$out" | sed -n 's/^MainPID=//p')
-        since=$(printf '%s\n' "$out" | sed -n 's/^ActiveEnterTimestamp=//p')
-        [ "$pid" != 0 ] || pid=
-        ;;
-      supervisor)
-        # NAME STATE pid PID, uptime H:MM:SS (or a description)
-        out=$(landfall_supervisorctl status "$name" 2>/dev/null | head -n 1)
-        # shellcheck disable=SC2086 # Its words are the fields wanted.
-        set -- $out
-        state=${2:-unknown}
-        if [ "${3:-}" = pid ]; then
-          pid=${4%,}
-          since="up ${6:-}"
-        fi
-        ;;
-      esac
+      landfall_instance_state "$index" "$p" ''
     fi
-    printf 'service\t%s\t%s\t%s\t%s\t%s\t%s\n' "$index" "$m" "$name" "${state:-unknown}" "$pid" "$since"
   )
+}
+
+# landfall_instance_state INDEX PATH SLOT: the `service` line of the
+# recorded service (its activation read), or of its instance in SLOT.
+landfall_instance_state() {
+  index=$1 p=$2 slot=$3
+  m=$service_manager name=$service_name state=unknown pid='' since=''
+  [ -z "$slot" ] || name="$service_name@$slot"
+  if [ -n "${LANDFALL_LOCAL:-}" ]; then
+    m=process
+    if pid=$(landfall_process_pid "$p" "$slot"); then
+      state=running
+      since=$(date -r "$(landfall_process_pidfile "$p" "$slot")" '+%Y-%m-%d %H:%M:%S %Z' 2>/dev/null)
+    else
+      state=stopped pid=
+    fi
+  else
+    case $m in
+    systemd | systemd-user)
+      out=$(landfall_unit_show "$m" "$(landfall_service_unit "$slot")" ActiveState,SubState,MainPID,ActiveEnterTimestamp)
+      state=$(printf '%s\n' "$out" | sed -n 's/^ActiveState=//p')
+      sub=$(printf '%s\n' "$out" | sed -n 's/^SubState=//p')
+      [ -z "$sub" ] || state="$state ($sub)"
+      pid=$(printf '%s\n' "$out" | sed -n 's/^MainPID=//p')
+      since=$(printf '%s\n' "$out" | sed -n 's/^ActiveEnterTimestamp=//p')
+      [ "$pid" != 0 ] || pid=
+      ;;
+    supervisor)
+      # NAME STATE pid PID, uptime H:MM:SS (or a description)
+      out=$(landfall_supervisorctl status "$name" 2>/dev/null | head -n 1)
+      # shellcheck disable=SC2086 # Its words are the fields wanted.
+      set -- $out
+      state=${2:-unknown}
+      if [ "${3:-}" = pid ]; then
+        pid=${4%,}
+        since="up ${6:-}"
+      fi
+      ;;
+    esac
+  fi
+  printf 'service\t%s\t%s\t%s\t%s\t%s\t%s\n' "$index" "$m" "$name" "${state:-unknown}" "$pid" "$since"
+}
+
+# landfall_service_slot PATH: the slot of the instance a step is about,
+# for a service with `overlap`: the one a hand-over started, else the one
+# that serves. Nothing for another service.
+landfall_service_slot() {
+  [ "$service_overlap" = 1 ] || return 0
+  if [ -n "${handover_to:-}" ]; then
+    printf '%s' "$handover_to"
+  else
+    slot_now=$(landfall_slot "$1")
+    printf '%s' "${slot_now:-blue}"
+  fi
+}
+
+# landfall_service_unit SLOT: the systemd unit of the recorded service, or
+# of its instance in SLOT.
+landfall_service_unit() {
+  if [ -n "$1" ]; then
+    landfall_slot_unit "$1"
+  else
+    printf '%s.service' "$service_name"
+  fi
 }
 
 # landfall_service_verdict DIR: asks the manager of the service the
@@ -441,14 +514,15 @@ landfall_service_state() {
 # kept in verdict_exit.
 landfall_service_verdict() {
   verdict_state='' verdict='' verdict_manager=$service_manager
+  # DIR is PATH/releases/RELEASE.
+  verdict_slot=$(landfall_service_slot "${1%/releases/*}")
   if [ -n "${LANDFALL_LOCAL:-}" ]; then
     verdict_manager=process
-    # DIR is PATH/releases/RELEASE.
-    if verdict_pid=$(landfall_process_pid "${1%/releases/*}"); then
+    if verdict_pid=$(landfall_process_pid "${1%/releases/*}" "$verdict_slot"); then
       verdict_state=running verdict="running (pid $verdict_pid)"
       return 0
     fi
-    verdict_pid=$(cat "${1%/releases/*}/.landfall/service.pid" 2>/dev/null)
+    verdict_pid=$(cat "$(landfall_process_pidfile "${1%/releases/*}" "$verdict_slot")" 2>/dev/null)
     case $verdict_pid in
     '' | *[!0-9]*) verdict_state=gave-up verdict='not running' ;;
     *)
@@ -480,7 +554,7 @@ landfall_service_verdict() {
   fi
   case $service_manager in
   systemd | systemd-user)
-    verdict_show=$(landfall_unit_show "$service_manager" "$service_name.service" \
+    verdict_show=$(landfall_unit_show "$service_manager" "$(landfall_service_unit "$verdict_slot")" \
       ActiveState,SubState,Result,NRestarts,ExecMainCode,ExecMainStatus) || return 1
     v_active='' v_sub='' v_result='' v_restarts=0 v_code=0 v_status=''
     while IFS='=' read -r v_key v_value; do
@@ -569,10 +643,11 @@ landfall_service_cause() {
     fi
     cause_lines=$(tail -n 20 "$cause_from" 2>&1)
   else
+    cause_unit=$(landfall_service_unit "$(landfall_service_slot "${1%/releases/*}")")
     if [ "$service_manager" = systemd-user ]; then
-      set -- --user-unit "$service_name.service"
+      set -- --user-unit "$cause_unit"
     else
-      set -- -u "$service_name.service"
+      set -- -u "$cause_unit"
     fi
     cause_from="journalctl $*"
     if ! command -v journalctl >/dev/null 2>&1; then
