@@ -3,11 +3,12 @@
 //! The deploy tool renders this file from a template, using a small subset of
 //! TOML: `key = value` lines, where a value is a basic double-quoted string,
 //! an integer or a boolean, with `#` comments and blank lines, and no tables.
-//! The subset is parsed by hand so that the service needs no dependencies.
+//! The subset is parsed by hand so that the service needs no TOML parser.
 
 use std::fmt;
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 /// The settings the service runs with, validated and with defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,10 @@ pub(crate) struct Config {
     /// The bearer token `GET /admin` requires; without one, there is no
     /// `/admin`.
     pub(crate) admin_token: Option<String>,
+    /// How long the service prepares before it listens (`warmup = "3s"`):
+    /// no connection reaches it before then. Zero, the default, means no
+    /// warm-up.
+    pub(crate) warmup: Duration,
 }
 
 /// A problem with the configuration file, located by file and, where there
@@ -67,6 +72,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let mut name = None;
     let mut static_dir = None;
     let mut admin_token = None;
+    let mut warmup = None;
     // Each key remembers the line that set it, so that a duplicate can point
     // back at the first occurrence.
     let mut seen: Vec<(&str, usize)> = Vec::new();
@@ -83,7 +89,9 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             continue;
         };
         let expected = match key {
-            "listen" | "greeting" | "name" | "static_dir" | "admin_token" => Kind::String,
+            "listen" | "greeting" | "name" | "static_dir" | "admin_token" | "warmup" => {
+                Kind::String
+            }
             "healthy" => Kind::Bool,
             _ => return Err(at(format!("unknown key `{key}`"))),
         };
@@ -110,6 +118,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             ("name", Value::String(text)) => name = Some(text),
             ("static_dir", Value::String(text)) => static_dir = Some(text),
             ("admin_token", Value::String(text)) => admin_token = Some(text),
+            ("warmup", Value::String(text)) => warmup = Some(parse_duration(&text).map_err(at)?),
             ("healthy", Value::Bool(flag)) => healthy = Some(flag),
             _ => unreachable!("keys and kinds were checked above"),
         }
@@ -129,6 +138,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         name: name.unwrap_or_else(|| "hello".to_owned()),
         static_dir: static_dir.unwrap_or_else(|| "static".to_owned()),
         admin_token,
+        warmup: warmup.unwrap_or(Duration::ZERO),
     })
 }
 
@@ -243,6 +253,23 @@ fn parse_string(body: &str) -> Result<(String, &str), String> {
     Err("unterminated string".to_owned())
 }
 
+/// Parses the `warmup` duration: a whole number of seconds, with an optional
+/// `s`, or of milliseconds, with `ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit): (&str, fn(u64) -> Duration) = match text.strip_suffix("ms") {
+        Some(number) => (number, Duration::from_millis),
+        None => (text.strip_suffix('s').unwrap_or(text), Duration::from_secs),
+    };
+    // Only plain digits: `u64`'s parser would also take a sign.
+    Some(number)
+        .filter(|number| !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|number| number.parse::<u64>().ok())
+        .map(unit)
+        .ok_or_else(|| {
+            format!("key `warmup` expects a duration such as \"3s\" or \"500ms\", found `{text}`")
+        })
+}
+
 /// Checks that `listen` has the form `HOST:PORT`, so that a typo is caught by
 /// `--check` before activation rather than by a failed bind after it. The
 /// host is not resolved here: name resolution belongs to the bind itself.
@@ -291,7 +318,50 @@ static_dir = \"../../../site/current/public\"
                 name: "web-1".to_owned(),
                 static_dir: "../../../site/current/public".to_owned(),
                 admin_token: None,
+                warmup: Duration::ZERO,
             }
+        );
+    }
+
+    #[test]
+    fn parses_a_warmup() {
+        let warmup = |value: &str| {
+            parse(
+                FILE,
+                &format!("listen = \"127.0.0.1:1\"\nwarmup = \"{value}\"\n"),
+            )
+            .map(|config| config.warmup)
+        };
+        assert_eq!(warmup("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(warmup("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(warmup("0"), Ok(Duration::ZERO));
+        assert_eq!(warmup("250ms"), Ok(Duration::from_millis(250)));
+        for bad in [
+            "",
+            "s",
+            "ms",
+            "1.5s",
+            "-1s",
+            "+1",
+            "3m",
+            "3 s",
+            "1h",
+            "99999999999999999999",
+        ] {
+            assert_eq!(
+                warmup(bad).unwrap_err().message,
+                format!(
+                    "key `warmup` expects a duration such as \"3s\" or \"500ms\", found `{bad}`"
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            error("listen = \"127.0.0.1:1\"\nwarmup = 3\n"),
+            (
+                Some(2),
+                "key `warmup` expects a string, found an integer".to_owned()
+            )
         );
     }
 
@@ -303,6 +373,7 @@ static_dir = \"../../../site/current/public\"
         assert!(config.healthy);
         assert_eq!(config.name, "hello");
         assert_eq!(config.static_dir, "static");
+        assert_eq!(config.warmup, Duration::ZERO);
     }
 
     #[test]

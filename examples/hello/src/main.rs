@@ -3,18 +3,37 @@
 //! It serves a greeting, a health check and static files, and doubles as the
 //! HTTP client that deploy hooks use to probe it, so that a deployment needs
 //! no tool beyond the service itself.
+//!
+//! It is also a model of a service that can be restarted without refusing or
+//! dropping a request, with the new instance started beside the old one:
+//!
+//! - It listens on the socket a service manager hands over (`LISTEN_FDS`),
+//!   or else binds its address itself with `SO_REUSEPORT`, so that two
+//!   instances can listen at once (see `listen`).
+//! - With `warmup` in its configuration it waits that long before it binds
+//!   its address or accepts on the handed socket, standing for a service
+//!   that must prepare before it can answer: until then, connections go to
+//!   the old instance.
+//! - It tells systemd when it is ready (`READY=1`) and when it is stopping
+//!   (`STOPPING=1`); without `NOTIFY_SOCKET` in its environment, it tells
+//!   no one.
+//! - On SIGTERM or SIGINT it stops accepting at once, finishes the answers
+//!   in flight within a grace, and exits (see `http::serve`).
 
 mod config;
 mod http;
+mod listen;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+use crate::listen::{Stop, Woken};
 
 const USAGE: &str = "\
 usage: hello serve --config PATH [--check]
@@ -142,78 +161,92 @@ fn serve(config_path: &std::path::Path, check: bool) -> ExitCode {
         println!("config ok");
         return ExitCode::SUCCESS;
     }
+    // Signals are handled from the start, so that a stop during the warm-up
+    // ends it rather than killing the process.
+    let stop = match Stop::new().map(Arc::new) {
+        Ok(stop) => stop,
+        Err(err) => {
+            eprintln!("error: cannot make the pipe that wakes the service on a stop: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(err) = stop_on_signal(&stop) {
+        eprintln!("error: cannot handle signals: {err}");
+        return ExitCode::FAILURE;
+    }
     // A socket handed over by the service manager (systemd's socket
     // activation, `LISTEN_FDS`) is used as it is: the manager keeps it open
-    // across restarts, so that no connection is refused meanwhile.
-    let (listener, handed) = match listenfd::ListenFd::from_env().take_tcp_listener(0) {
-        Ok(Some(listener)) => (listener, true),
-        Ok(None) => match TcpListener::bind(&config.listen) {
-            Ok(listener) => (listener, false),
-            Err(err) => {
-                eprintln!("error: cannot listen on {}: {err}", config.listen);
-                return ExitCode::FAILURE;
-            }
-        },
+    // across restarts, so that no connection is refused meanwhile. It is
+    // taken before the warm-up, so that an unusable one fails at once.
+    let handed = match listenfd::ListenFd::from_env().take_tcp_listener(0) {
+        Ok(handed) => handed,
         Err(err) => {
             eprintln!("error: the socket the service manager handed over is unusable: {err}");
             return ExitCode::FAILURE;
         }
     };
+    if !config.warmup.is_zero() {
+        announce(&format!("hello: warming up for {:?}", config.warmup));
+        if stop.sleep(config.warmup) == Woken::Stop {
+            announce("hello: stopped");
+            return ExitCode::SUCCESS;
+        }
+    }
+    let (listener, from) = match handed {
+        Some(listener) => (listener, " (a socket of the service manager)"),
+        None => match listen::bind(&config.listen) {
+            Ok(listener) => (listener, ""),
+            Err(err) => {
+                eprintln!("error: cannot listen on {}: {err}", config.listen);
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     // The bound address, rather than the configured one, shows the real port
     // when the configuration asks for port 0.
-    let bound = listener.local_addr();
-    let address = bound
-        .as_ref()
-        .map_or_else(|_| config.listen.clone(), ToString::to_string);
-    let stop = Arc::new(AtomicBool::new(false));
-    if let Err(err) = stop_on_signal(&stop, bound.ok()) {
-        eprintln!("error: cannot handle signals: {err}");
-        return ExitCode::FAILURE;
-    }
-    {
-        let mut stdout = io::stdout().lock();
-        let from = if handed {
-            " (a socket of the service manager)"
-        } else {
-            ""
-        };
-        // Whoever started the service may wait for this line to know it is
-        // ready, so it is flushed at once. A closed stdout must not stop the
-        // service, so a failed write is ignored.
-        let _ =
-            writeln!(stdout, "hello: listening on {address}{from}").and_then(|()| stdout.flush());
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| config.listen.clone(), |address| address.to_string());
+    announce(&format!("hello: listening on {address}{from}"));
+    if let Err(err) = sd_notify::notify(&[NotifyState::Ready]) {
+        eprintln!("hello: cannot tell the service manager that the service is ready: {err}");
     }
     let static_root = PathBuf::from(&config.static_dir);
     let site = http::Site::new(config, static_root);
-    http::serve(&listener, &Arc::new(site), &stop, STOP_GRACE);
-    println!("hello: stopped");
+    if let Err(err) = http::serve(listener, &Arc::new(site), &stop, STOP_GRACE) {
+        eprintln!("error: cannot serve on {address}: {err}");
+        return ExitCode::FAILURE;
+    }
+    announce("hello: stopped");
     ExitCode::SUCCESS
+}
+
+/// Prints a line about the service's state and flushes it at once: whoever
+/// started the service may wait for such a line (`hello: listening on …`
+/// says it is ready). A closed stdout must not stop the service, so a failed
+/// write is ignored.
+fn announce(line: &str) {
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }
 
 /// How long a stopping server waits for the answers in flight.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// On SIGTERM or SIGINT, sets `stop` and wakes the accept loop with a
-/// connection of its own, so that the server stops accepting, finishes what
-/// it answers, and exits.
-fn stop_on_signal(stop: &Arc<AtomicBool>, address: Option<SocketAddr>) -> io::Result<()> {
+/// On the first SIGTERM or SIGINT, requests `stop`, which wakes the accept
+/// loop (or the warm-up) at once, and tells the service manager that the
+/// service is stopping.
+fn stop_on_signal(stop: &Arc<Stop>) -> io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
     let stop = Arc::clone(stop);
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
-            stop.store(true, Ordering::SeqCst);
-            let woken = address.is_some_and(|mut address| {
-                if address.ip().is_unspecified() {
-                    address.set_ip(match address {
-                        SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-                        SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
-                    });
-                }
-                std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_ok()
-            });
-            if !woken {
-                std::process::exit(0);
+            stop.request();
+            if let Err(err) = sd_notify::notify(&[NotifyState::Stopping]) {
+                eprintln!(
+                    "hello: cannot tell the service manager that the service is stopping: {err}"
+                );
             }
         }
     });
