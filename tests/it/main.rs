@@ -6,6 +6,7 @@ mod bundle;
 mod claims;
 mod faults;
 mod git;
+mod handover;
 mod host_bytes;
 mod hostile;
 mod json_events;

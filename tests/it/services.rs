@@ -19,7 +19,7 @@ fn local_pid(ws: &Workspace, host: &str) -> u32 {
 }
 
 /// `status --message-format json`: each host's app service, as reported.
-fn services(ws: &Workspace, args: &[&str]) -> Vec<(String, serde_json::Value)> {
+pub(crate) fn services(ws: &Workspace, args: &[&str]) -> Vec<(String, serde_json::Value)> {
     let mut all = vec!["status"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--message-format", "json"]);
@@ -270,14 +270,14 @@ fn logs_of_an_environment_without_services_is_a_usage_error() {
 /// A test bed of three hosts under `init`, and the example deployed there
 /// as a service under `manager`: the environment `testbed`, hello on
 /// `port` of each host's own address.
-struct Fleet {
-    testbed: landfall_testbed::Scoped,
-    ws: Workspace,
-    port: u16,
+pub(crate) struct Fleet {
+    pub(crate) testbed: landfall_testbed::Scoped,
+    pub(crate) ws: Workspace,
+    pub(crate) port: u16,
 }
 
 impl Fleet {
-    fn new(init: landfall_testbed::Init) -> Fleet {
+    pub(crate) fn new(init: landfall_testbed::Init) -> Fleet {
         let testbed = landfall_testbed::Scoped::up_with(3, init).unwrap();
         let ws = Workspace::hello_service();
         let port = crate::support::free_port();
@@ -285,14 +285,14 @@ impl Fleet {
         Fleet { testbed, ws, port }
     }
 
-    fn deploy(&self, extra: &[&str]) -> crate::support::Outcome {
+    pub(crate) fn deploy(&self, extra: &[&str]) -> crate::support::Outcome {
         let mut args = vec!["deploy", "testbed", "--message-format", "json"];
         args.extend_from_slice(extra);
         self.ws.run(&args)
     }
 
     /// What each host's hello answers on `/`.
-    fn greetings(&self) -> Vec<Option<String>> {
+    pub(crate) fn greetings(&self) -> Vec<Option<String>> {
         self.testbed
             .hosts
             .iter()
@@ -300,7 +300,7 @@ impl Fleet {
             .collect()
     }
 
-    fn expect_greeting(&self, greeting: &str) {
+    pub(crate) fn expect_greeting(&self, greeting: &str) {
         let want: Vec<Option<String>> = self
             .testbed
             .hosts
@@ -325,7 +325,7 @@ impl Fleet {
     }
 
     /// Runs a command on a host, in its namespaces; its stdout.
-    fn on(&self, host: &str, args: &[&str]) -> String {
+    pub(crate) fn on(&self, host: &str, args: &[&str]) -> String {
         let output = self.testbed.exec_in(host, args).unwrap();
         String::from_utf8_lossy(&output.stdout).into_owned()
     }

@@ -141,6 +141,9 @@ landfall_activate() {
   [ -z "$c" ] || [ "${c##*/}" = "$id" ] || was="$p/releases/${c##*/}"
   if ! landfall_service_switch "$p" "$rel" "$old" "$was" 0; then
     failed=service
+    [ -z "${handover_unready:-}" ] || failed=ready
+  elif [ -n "$handover_pending" ] && ! landfall_handover_listening "$p" "$handover_to"; then
+    failed=ready
   elif [ -n "$service_ready" ] && ! landfall_health "$rel" "$service_ready" "$ready_timeout" ready; then
     failed=ready
   elif [ -n "$handover_pending" ] && ! landfall_handover_finish "$p" "$rel"; then
@@ -234,6 +237,11 @@ landfall_switch_back() {
   if ! landfall_service_switch "$p" "$to" "$old" "$p/releases/$2" 1; then
     printf 'revert-failed\tservice\n'
     landfall_service_cause "$to" service
+    return 1
+  fi
+  if [ -n "$handover_pending" ] && ! landfall_handover_listening "$p" "$handover_to"; then
+    printf 'revert-failed\tready\n'
+    landfall_service_cause "$to" ready
     return 1
   fi
   if [ -n "$service_ready" ] && ! landfall_health "$to" "$service_ready" "$ready_timeout" ready; then

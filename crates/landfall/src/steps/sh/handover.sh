@@ -81,6 +81,7 @@ landfall_slot_stop() {
 # (see landfall_handover_finish), if one serves.
 landfall_handover_start() {
   p=$1 rel=$2 name=$service_name m=$service_manager
+  handover_unready=''
   printf 'hook\tservice\n'
   live=$(landfall_slot "$p")
   next=$(landfall_slot_other "$live")
@@ -110,7 +111,6 @@ landfall_handover_start() {
   fi
   if [ -n "${LANDFALL_LOCAL:-}" ]; then
     landfall_process_start "$p" "$rel" "$next" >&2 || return 1
-    landfall_handover_listening "$p" "$next" || return 1
     printf 'started\t%s\t%s\n' "$name" "$next"
     return 0
   fi
@@ -133,8 +133,14 @@ landfall_handover_start() {
     fi
   fi
   # With `notify`, systemd's start returns once the instance said it is
-  # ready, within ready_timeout, or fails.
-  landfall_systemctl "$m" start "$(landfall_slot_unit "$next")" >&2 || return 1
+  # ready, or fails: when ready_timeout passed first, the release was not
+  # ready (handover_unready).
+  if ! landfall_systemctl "$m" start "$(landfall_slot_unit "$next")" >&2; then
+    case $(landfall_unit_show "$m" "$(landfall_slot_unit "$next")" Result) in
+    Result=timeout) handover_unready=1 ;;
+    esac
+    return 1
+  fi
   printf 'started\t%s\t%s\n' "$name" "$next"
 }
 
@@ -143,9 +149,9 @@ landfall_handover_start() {
 # listening socket on each address of `listen`, for at most ready_timeout:
 # then it accepts connections of its own. Fails at once if it ends.
 landfall_handover_listening() {
-  [ -n "${service_listen:-}" ] || return 0
+  [ -n "${LANDFALL_LOCAL:-}" ] && [ -n "${service_listen:-}" ] || return 0
   deadline=$(($(date +%s) + ready_timeout))
-  printf 'hook\tlistening\n'
+  printf 'hook\tready\n'
   while :; do
     if ! pid=$(landfall_process_pid "$1" "$2"); then
       printf 'landfall: the instance in slot %s ended before it listened on %s\n' "$2" "$service_listen" >&2

@@ -1,0 +1,390 @@
+//! The hand-over (`overlap`): a new release starts beside the instance
+//! that serves, on the same sockets, is proven ready on itself, and only
+//! then is the old instance told to stop, which finishes what it has.
+//! Under a real systemd on the test bed and under `--local`, with a
+//! client asking every host back to back and a stream held open through
+//! the deploy: nothing is refused, nothing is cut, both instances serve
+//! during the overlap and only the new one after; a release that is never
+//! ready leaves the old instance serving, its pid unchanged.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::services::{Fleet, services};
+use crate::support::Workspace;
+
+/// What the example's `deploy.toml` says of its service, and what a
+/// service that hands over says instead: it listens on sockets of its
+/// own address, and says when it is ready (sd_notify), which `ready` on
+/// that shared address could not tell.
+fn overlapping(ws: &Workspace, manager: &str) {
+    ws.edit("deploy.toml", "manager = \"supervisor\"", manager);
+    ws.edit(
+        "deploy.toml",
+        "ready = \"http://{{ vars.bind }}:{{ vars.port }}/health\"\n",
+        "",
+    );
+}
+
+/// One answer to `GET PATH`: its status and the pid of the instance that
+/// gave it (`X-Hello-Pid`); `None` if it was refused or cut.
+fn ask(address: &str, port: u16, path: &str) -> Option<(u16, u32)> {
+    let mut stream = TcpStream::connect((address, port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let pid = response
+        .lines()
+        .find_map(|line| line.strip_prefix("X-Hello-Pid: "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((status, pid))
+}
+
+/// A client that asks every host, back to back, until it is stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    /// Each answer, in order: the host's index and what it was.
+    seen: Arc<Mutex<Vec<(usize, Option<(u16, u32)>)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(hosts: &[(String, u16)]) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let thread = std::thread::spawn({
+            let (stop, seen, hosts) = (Arc::clone(&stop), Arc::clone(&seen), hosts.to_vec());
+            move || {
+                while !stop.load(Ordering::SeqCst) {
+                    for (index, (address, port)) in hosts.iter().enumerate() {
+                        let answer = ask(address, *port, "/health");
+                        seen.lock().unwrap().push((index, answer));
+                    }
+                }
+            }
+        });
+        Load {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits, for at most two minutes, until host `index` answered from a
+    /// process other than `old`; its pid.
+    fn until_answered_by_other_than(&self, index: usize, old: u32) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let new = self.seen.lock().unwrap().iter().find_map(|(i, answer)| {
+                answer.and_then(|(_, pid)| (*i == index && pid != old).then_some(pid))
+            });
+            if let Some(pid) = new {
+                return pid;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "host {index} answered from no other process than {old} within 2 minutes"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops, and returns every answer, checking that none failed.
+    fn finish(mut self) -> Vec<(usize, u32)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        let seen = std::mem::take(&mut *self.seen.lock().unwrap());
+        let failed = seen
+            .iter()
+            .filter(|(_, answer)| !matches!(answer, Some((200, _))))
+            .count();
+        assert_eq!(failed, 0, "{failed} of {} requests failed", seen.len());
+        assert!(!seen.is_empty());
+        seen.into_iter()
+            .map(|(index, answer)| (index, answer.unwrap().1))
+            .collect()
+    }
+}
+
+/// A long-lived response, a line every 100 ms, held open by the test.
+struct Stream {
+    lines: BufReader<TcpStream>,
+    pid: u32,
+    ticks: u32,
+}
+
+impl Stream {
+    fn open(address: &str, port: u16) -> Stream {
+        let mut stream = TcpStream::connect((address, port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(stream, "GET /stream?ms=100&lines=100000 HTTP/1.0\r\n\r\n").unwrap();
+        let mut lines = BufReader::new(stream);
+        let mut pid = None;
+        loop {
+            let mut line = String::new();
+            lines.read_line(&mut line).unwrap();
+            assert!(!line.is_empty(), "the stream ended in its head");
+            if let Some(value) = line.strip_prefix("X-Hello-Pid: ") {
+                pid = value.trim().parse().ok();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        Stream {
+            lines,
+            pid: pid.expect("the stream's head names its process"),
+            ticks: 0,
+        }
+    }
+
+    /// Reads the next line, which must come within 10 s.
+    fn tick(&mut self) {
+        let mut line = String::new();
+        self.lines.read_line(&mut line).expect("the stream goes on");
+        self.ticks += 1;
+        assert!(line.starts_with("tick "), "the stream was cut: `{line}`");
+    }
+}
+
+/// The pid and name of each host's serving instance, and of the one
+/// beside it, as `status` reports them.
+fn instances(ws: &Workspace, args: &[&str]) -> Vec<(u32, String, Option<serde_json::Value>)> {
+    let mut all = vec!["status"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--message-format", "json"]);
+    let out = ws.run(&all);
+    out.assert_code(0);
+    out.events_of("status")[0]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["artifact"] == "app")
+        .map(|t| {
+            let service = &t["service"];
+            (
+                u32::try_from(service["pid"].as_u64().unwrap()).unwrap(),
+                service["name"].as_str().unwrap().to_string(),
+                t.get("beside").cloned(),
+            )
+        })
+        .collect()
+}
+
+/// The whole hand-over on `hosts`, deployed by `deploy` (which gets extra
+/// arguments) and looked at with `status ARGS`; `running(host, slot)`
+/// asks the manager whether the instance in that slot runs.
+fn hand_over(
+    ws: &Workspace,
+    hosts: &[(String, u16)],
+    status: &[&str],
+    deploy: &(dyn Fn(&[&str]) -> crate::support::Outcome + Sync),
+    running: &dyn Fn(usize, &str) -> bool,
+) {
+    let pids = |names: &str| -> Vec<u32> {
+        instances(ws, status)
+            .into_iter()
+            .map(|(pid, name, beside)| {
+                assert_eq!(name, format!("hello-app@{names}"));
+                assert!(beside.is_none(), "{beside:?}");
+                pid
+            })
+            .collect()
+    };
+    deploy(&[]).assert_code(0);
+    let first = pids("blue");
+    for index in 0..hosts.len() {
+        assert!(running(index, "blue") && !running(index, "green"));
+    }
+
+    // A new release, 1 s to warm up, under load, with a stream open on
+    // the first host's old instance.
+    let load = Load::start(hosts);
+    let mut stream = Stream::open(&hosts[0].0, hosts[0].1);
+    assert_eq!(stream.pid, first[0]);
+    stream.tick();
+    std::thread::scope(|scope| {
+        let deploying = scope.spawn(|| deploy(&["--var", "greeting=two", "--var", "warmup=1s"]));
+        let new = load.until_answered_by_other_than(0, first[0]);
+        // Both serve: the new one answers, the old one streams on. Once
+        // the new one is proven ready, `status` shows it serving, and the
+        // old one beside it, draining for as long as the stream is open.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let during = loop {
+            let during = instances(ws, status);
+            if during[0].1 == "hello-app@green" {
+                break during;
+            }
+            assert!(Instant::now() < deadline, "{during:?}");
+            stream.tick();
+        };
+        assert_eq!(during[0].0, new, "{during:?}");
+        let beside = during[0]
+            .2
+            .as_ref()
+            .expect("the old instance beside the new");
+        assert_eq!(beside["name"], "hello-app@blue");
+        assert_eq!(beside["pid"], first[0]);
+        for _ in 0..3 {
+            stream.tick();
+        }
+        // The stream ends as its client leaves: the old instance has
+        // nothing left, and stops.
+        drop(stream);
+        deploying.join().unwrap().assert_code(0);
+    });
+    let answers = load.finish();
+    let second = pids("green");
+    for (index, old) in first.iter().enumerate() {
+        assert_ne!(second[index], *old);
+        assert!(running(index, "green") && !running(index, "blue"));
+        let last = answers.iter().rev().find(|(i, _)| *i == index).unwrap();
+        assert_eq!(
+            last.1, second[index],
+            "host {index}: only the new one after"
+        );
+    }
+
+    // A release that is never ready (it would warm up for a minute):
+    // stopped, and the instance that serves never stopped.
+    let load = Load::start(hosts);
+    let out = deploy(&["--var", "greeting=three", "--var", "warmup=60s"]);
+    out.assert_code(1);
+    load.finish();
+    let app: Vec<serde_json::Value> = out.summary()["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["artifact"] == "app")
+        .cloned()
+        .collect();
+    assert!(
+        app.iter().all(|h| h["status"] == "rolled_back"
+            && h["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("the service was not ready within 10s"))),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(pids("green"), second);
+    for index in 0..hosts.len() {
+        assert!(running(index, "green") && !running(index, "blue"));
+    }
+
+    // Rollback hands over the other way.
+    let load = Load::start(hosts);
+    ws.run(&[&["rollback"], status].concat()).assert_code(0);
+    load.finish();
+    let back = pids("blue");
+    for (index, pid) in back.iter().enumerate() {
+        assert_ne!(*pid, second[index]);
+        assert!(running(index, "blue") && !running(index, "green"));
+    }
+}
+
+#[test]
+fn under_systemd_the_new_release_starts_beside_the_old_one_which_drains() {
+    let fleet = Fleet::new(landfall_testbed::Init::Systemd);
+    overlapping(
+        &fleet.ws,
+        "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]\nnotify = true",
+    );
+    let hosts: Vec<(String, u16)> = fleet
+        .testbed
+        .hosts
+        .iter()
+        .map(|h| (h.address.clone(), fleet.port))
+        .collect();
+    let names: Vec<String> = fleet.testbed.hosts.iter().map(|h| h.name.clone()).collect();
+    hand_over(
+        &fleet.ws,
+        &hosts,
+        &["testbed"],
+        &|extra| fleet.deploy(extra),
+        &|index, slot| {
+            fleet
+                .on(
+                    &names[index],
+                    &[
+                        "systemctl",
+                        "is-active",
+                        &format!("hello-app@{slot}.service"),
+                    ],
+                )
+                .trim()
+                == "active"
+        },
+    );
+    // The socket unit held the sockets throughout; the instance that
+    // serves is the one started at boot.
+    for name in &names {
+        let enabled = fleet.on(
+            name,
+            &[
+                "systemctl",
+                "is-enabled",
+                "hello-app.socket",
+                "hello-app@blue.service",
+                "hello-app@green.service",
+            ],
+        );
+        assert_eq!(enabled, "enabled\nenabled\ndisabled\n", "{name}");
+    }
+    let journal = fleet.on("host1", &["journalctl", "-u", "hello-app@*", "--no-pager"]);
+    assert!(journal.contains("hello: stopped"), "{journal}");
+    assert_eq!(services(&fleet.ws, &["testbed"]).len(), 3);
+}
+
+#[test]
+fn under_local_the_new_release_starts_beside_the_old_one_which_drains() {
+    let ws = Workspace::hello_service();
+    overlapping(
+        &ws,
+        "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]\nnotify = true",
+    );
+    let hosts: Vec<(String, u16)> = ws
+        .listen
+        .iter()
+        .map(|a| (a.ip().to_string(), a.port()))
+        .collect();
+    let running = |index: usize, slot: &str| {
+        let host = ["web1", "web2"][index];
+        let pidfile = ws
+            .host_dir(host, "/srv/hello/app")
+            .join(format!(".landfall/service-{slot}.pid"));
+        std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|pid| pid.trim().parse().ok())
+            .is_some_and(crate::support::alive)
+    };
+    hand_over(
+        &ws,
+        &hosts,
+        &["dev", "--local"],
+        &|extra| {
+            ws.run(
+                &[
+                    &["deploy", "dev", "--local", "--message-format", "json"],
+                    extra,
+                ]
+                .concat(),
+            )
+        },
+        &running,
+    );
+}
