@@ -18,7 +18,7 @@ use crate::support::Workspace;
 
 /// What the example's `deploy.toml` says of its service, and what a
 /// service that hands over says instead: it listens on sockets of its
-/// own address, and says when it is ready (sd_notify), which `ready` on
+/// own address, and says when it is ready (`sd_notify`), which `ready` on
 /// that shared address could not tell.
 fn overlapping(ws: &Workspace, manager: &str) {
     ws.edit("deploy.toml", "manager = \"supervisor\"", manager);
@@ -53,11 +53,14 @@ fn ask(address: &str, port: u16, path: &str) -> Option<(u16, u32)> {
     Some((status, pid))
 }
 
+/// Each answer a [`Load`] got, in order: the host's index, and the status
+/// and pid of the answer (`None`: refused or cut).
+type Answers = Arc<Mutex<Vec<(usize, Option<(u16, u32)>)>>>;
+
 /// A client that asks every host, back to back, until it is stopped.
 struct Load {
     stop: Arc<AtomicBool>,
-    /// Each answer, in order: the host's index and what it was.
-    seen: Arc<Mutex<Vec<(usize, Option<(u16, u32)>)>>>,
+    seen: Answers,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
