@@ -261,17 +261,33 @@ fn service_errors_are_refused_where_they_are_written() {
                 expect_in_stderr: &["deploy.toml:42:8", "`exec` is empty"],
             },
             Case {
-                name: "listen under supervisord",
+                name: "a readiness check the old instance would answer",
                 setup: |ws| {
                     service(
                         ws,
-                        "manager = \"supervisor\"\nexec = \"bin/hello\"\nlisten = [\"127.0.0.1:80\"]",
+                        "manager = \"supervisor\"\nexec = \"bin/hello\"\nlisten = [\"127.0.0.1:80\"]\n\
+                         ready = \"http://localhost/health\"",
                     );
                 },
                 args: CHECK,
                 expect_in_stderr: &[
-                    "deploy.toml:43:11",
-                    "`listen` needs systemd's socket activation",
+                    "deploy.toml:44:9",
+                    "which reaches `127.0.0.1:80`, an address of `listen`",
+                    "drop `ready`",
+                ],
+            },
+            Case {
+                name: "a hand-over and a reload",
+                setup: |ws| {
+                    service(
+                        ws,
+                        "manager = \"systemd\"\nexec = \"bin/hello\"\nreload = true\noverlap = true",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &[
+                    "deploy.toml:44:11",
+                    "`overlap` and `reload` ask for two things",
                 ],
             },
             Case {

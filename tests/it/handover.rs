@@ -19,8 +19,13 @@ use crate::support::Workspace;
 /// What the example's `deploy.toml` says of its service, and what a
 /// service that hands over says instead: it listens on sockets of its
 /// own address, and says when it is ready (`sd_notify`), which `ready` on
-/// that shared address could not tell.
+/// that shared address could not tell. Its configuration may ask it to
+/// warm up (`--var warmup=…`).
 fn overlapping(ws: &Workspace, manager: &str) {
+    ws.write(
+        "templates/hello.toml.j2",
+        &format!("{}{WARMUP}", ws.read("templates/hello.toml.j2")),
+    );
     ws.edit("deploy.toml", "manager = \"supervisor\"", manager);
     ws.edit(
         "deploy.toml",
@@ -28,6 +33,9 @@ fn overlapping(ws: &Workspace, manager: &str) {
         "",
     );
 }
+
+/// How long the service warms up before it listens, when told to.
+const WARMUP: &str = "{% if vars.warmup is defined %}warmup = \"{{ vars.warmup }}\"\n{% endif %}";
 
 /// One answer to `GET PATH`: its status and the pid of the instance that
 /// gave it (`X-Hello-Pid`); `None` if it was refused or cut.
@@ -390,4 +398,64 @@ fn under_local_the_new_release_starts_beside_the_old_one_which_drains() {
         },
         &running,
     );
+}
+
+#[test]
+fn under_supervisord_the_new_release_starts_beside_the_old_one_which_drains() {
+    let fleet = Fleet::new(landfall_testbed::Init::Plain);
+    for host in &fleet.testbed.hosts {
+        fleet.testbed.start_supervisord(&host.name).unwrap();
+    }
+    // supervisord holds no sockets: each instance binds the address itself
+    // (SO_REUSEPORT), and is ready once it listens on it.
+    overlapping(
+        &fleet.ws,
+        "manager = \"supervisor\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]",
+    );
+    let hosts: Vec<(String, u16)> = fleet
+        .testbed
+        .hosts
+        .iter()
+        .map(|h| (h.address.clone(), fleet.port))
+        .collect();
+    let names: Vec<String> = fleet.testbed.hosts.iter().map(|h| h.name.clone()).collect();
+    let program = |index: usize, slot: &str| {
+        fleet.on(
+            &names[index],
+            &["supervisorctl", "status", &format!("hello-app@{slot}")],
+        )
+    };
+    hand_over(
+        &fleet.ws,
+        &hosts,
+        &["testbed"],
+        &|extra| fleet.deploy(extra),
+        &|index, slot| program(index, slot).contains(" RUNNING "),
+    );
+    // Each slot is a program of its own; the one that serves starts at
+    // boot, the other not.
+    for name in &names {
+        let conf = |slot: &str| {
+            fleet.on(
+                name,
+                &[
+                    "cat",
+                    &format!("/etc/supervisor/conf.d/hello-app@{slot}.conf"),
+                ],
+            )
+        };
+        assert!(conf("blue").contains("[program:hello-app@blue]\n"));
+        assert!(
+            conf("blue").contains("\nautostart=true\n"),
+            "{}",
+            conf("blue")
+        );
+        assert!(
+            conf("green").contains("\nautostart=false\n"),
+            "{}",
+            conf("green")
+        );
+    }
+    let log = fleet.on("host1", &["cat", "/var/log/supervisor/hello-app.log"]);
+    assert!(log.contains("hello: stopped"), "{log}");
 }

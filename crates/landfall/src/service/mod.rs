@@ -182,8 +182,18 @@ pub(crate) fn render(
                 "`ready` renders `{text}` for host `{host}`, which reaches `{shared}`, an address \
                  of `listen`: during a hand-over both instances share it, and the old one would answer"
             ),
-            "prove the new instance ready on itself: `notify = true` (sd_notify `READY=1`), an \
-             `exec:` check, or an address of the instance's own; or `overlap = false`",
+            match service.manager {
+                Manager::Supervisor => {
+                    "under supervisord a new instance is ready once it listens on `listen` \
+                     itself: drop `ready`, or check with `exec:` or an address of the instance's \
+                     own; or `overlap = false`"
+                }
+                Manager::Systemd | Manager::SystemdUser => {
+                    "prove the new instance ready on itself: `notify = true` (sd_notify \
+                     `READY=1`), an `exec:` check, or an address of the instance's own; or \
+                     `overlap = false`"
+                }
+            },
         );
     }
     let ready_command = match &ready {
@@ -547,15 +557,26 @@ fn systemd_socket(spec: &Spec<'_>) -> String {
 fn supervisor_program(spec: &Spec<'_>) -> String {
     let service = spec.service;
     let mut text = spec.header(";");
+    // With `overlap`, a program per slot, each installed in a file of its
+    // own with `@SLOT@` and `@AUTOSTART@` filled in by the host (see
+    // `landfall_definition` in `service.sh`); the two write one log.
+    let (program, launcher, slot, autostart) = if service.overlap {
+        (
+            format!("{}@@SLOT@", service.name),
+            format!("{}/{SLOTS}/@SLOT@/{SERVICE_DIR}/run", spec.path),
+            ",LANDFALL_SLOT=\"@SLOT@\"",
+            "@AUTOSTART@",
+        )
+    } else {
+        (service.name.clone(), spec.launcher(), "", "true")
+    };
     let _ = write!(
         text,
-        "\n[program:{name}]\ncommand={launcher}\ndirectory={path}\n\
-         environment=LANDFALL_PATH=\"{path}\"\nautostart=true\nautorestart=true\nstartsecs=1\n\
+        "\n[program:{program}]\ncommand={launcher}\ndirectory={path}\n\
+         environment=LANDFALL_PATH=\"{path}\"{slot}\nautostart={autostart}\nautorestart=true\nstartsecs=1\n\
          startretries=3\nstopsignal=TERM\nstopwaitsecs={stop}\nstopasgroup=true\n\
          killasgroup=true\nredirect_stderr=true\nstdout_logfile={log}\n\
          stdout_logfile_maxbytes=10MB\nstdout_logfile_backups=3\n",
-        name = service.name,
-        launcher = spec.launcher(),
         path = spec.path,
         stop = crate::steps::timeout_seconds(service.stop_timeout),
         log = supervisor_log(&service.name),
@@ -738,6 +759,16 @@ pub fn sudoers(user: &str, services: &[(&str, &str, &Service)]) -> Result<String
                 }
                 commands
             }
+            Manager::Supervisor if service.overlap => SUPERVISOR_CONFS
+                .iter()
+                .flat_map(|conf| {
+                    ["blue", "green"].into_iter().flat_map(move |slot| {
+                        ["status", "start", "stop", "pid"].map(|verb| {
+                            format!("/usr/bin/supervisorctl -c {conf} {verb} {name}@{slot}")
+                        })
+                    })
+                })
+                .collect(),
             Manager::Supervisor => SUPERVISOR_CONFS
                 .iter()
                 .flat_map(|conf| {

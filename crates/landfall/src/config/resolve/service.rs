@@ -55,16 +55,10 @@ pub(super) fn resolve_service(
     };
     let user = service_user(check, manager, raw.user);
     let environment = service_environment(check, raw.environment);
-    let listen = service_listen(check, manager, raw.listen);
+    let listen = service_listen(check, raw.listen);
     let ready = raw.ready.and_then(|ready| service_ready(check, ready));
     let reload = raw.reload.unwrap_or(false);
-    let overlap = service_overlap(
-        check,
-        manager,
-        raw.overlap,
-        !listen.is_empty() && !reload,
-        reload,
-    );
+    let overlap = service_overlap(check, raw.overlap, !listen.is_empty() && !reload, reload);
     let limit = |check: &mut Checker, key: &str, text: Option<Spanned<String>>, default| {
         text.map_or(default, |text| parse_duration(check, key, &text))
     };
@@ -234,53 +228,30 @@ fn service_environment(
     environment
 }
 
-/// `listen`: sockets systemd holds for the service across restarts, which
-/// no other manager does.
-fn service_listen(
-    check: &mut Checker,
-    manager: raw::Manager,
-    addresses: Vec<Spanned<String>>,
-) -> Vec<Hook> {
-    let mut listen = Vec::new();
-    for address in addresses {
-        if manager != raw::Manager::Systemd && manager != raw::Manager::SystemdUser {
-            check.error_with_note(
-                address.span(),
-                format!(
-                    "`listen` needs systemd's socket activation; `{}` cannot hold sockets across restarts",
-                    manager.as_str()
-                ),
-                "",
-                "with supervisord, restart hosts a few at a time (`rollout.batch`) instead".into(),
-            );
-            break;
-        }
-        listen.extend(command_text(check, "listen", address));
-    }
-    listen
+/// `listen`: under systemd, sockets it holds for the service across
+/// restarts and hands to each instance; under supervisord, which holds no
+/// sockets, the addresses each instance binds itself (with
+/// `SO_REUSEPORT`), on which a new instance is seen to listen before the
+/// one that serves is stopped.
+fn service_listen(check: &mut Checker, addresses: Vec<Spanned<String>>) -> Vec<Hook> {
+    addresses
+        .into_iter()
+        .filter_map(|address| command_text(check, "listen", address))
+        .collect()
 }
 
 /// `overlap`: whether a new release starts beside the one that serves. A
-/// service with `listen` can run twice (its instances share the sockets),
-/// so it does by default; any other only when told. supervisord's programs
-/// hand over no sockets, and run one at a time. A service that asks to be
-/// reloaded is reloaded where it runs, not handed over.
+/// service with `listen` can run twice (its instances share the sockets,
+/// or bind them with `SO_REUSEPORT`), so it does by default; any other
+/// only when told. A service that asks to be reloaded is reloaded where it
+/// runs, not handed over.
 fn service_overlap(
     check: &mut Checker,
-    manager: raw::Manager,
     overlap: Option<Spanned<bool>>,
     listens: bool,
     reload: bool,
 ) -> bool {
     match overlap {
-        Some(overlap) if *overlap.get_ref() && manager == raw::Manager::Supervisor => {
-            check.error(
-                overlap.span(),
-                "`overlap` needs a manager that runs two instances of a service: supervisord restarts its program",
-                "with supervisord, restart hosts a few at a time (`rollout.batch`) instead",
-            );
-            false
-        }
         Some(overlap) if *overlap.get_ref() && reload => {
             check.error(
                 overlap.span(),

@@ -1,7 +1,8 @@
 # The overlapping hand-over of a service with `overlap`: it runs in one of
 # two slots, blue and green, each an instance of its own (systemd's
-# NAME@SLOT.service sharing the socket unit's sockets; under --local a
-# process of its own, which binds its addresses with SO_REUSEPORT). Each
+# NAME@SLOT.service sharing the socket unit's sockets; supervisord's
+# program NAME@SLOT, and under --local a process of its own, each binding
+# the addresses of `listen` itself with SO_REUSEPORT). Each
 # slot is a link, .landfall/slots/SLOT, to the release its instance runs;
 # .landfall/service.slot names the slot that serves. A new release starts
 # in the other slot, beside the one that serves, and is proven ready on
@@ -54,6 +55,12 @@ landfall_slot_running() {
     landfall_process_pid "$1" "$2" >/dev/null
     return
   fi
+  if [ "$service_manager" = supervisor ]; then
+    case $(landfall_supervisorctl status "$service_name@$2" 2>&1) in
+    *" RUNNING "* | *" STARTING"* | *" BACKOFF"* | *" STOPPING"*) return 0 ;;
+    esac
+    return 1
+  fi
   case $(landfall_unit_show "$service_manager" "$(landfall_slot_unit "$2")" ActiveState) in
   ActiveState=active | ActiveState=activating | ActiveState=reloading | ActiveState=deactivating) return 0 ;;
   esac
@@ -65,6 +72,8 @@ landfall_slot_running() {
 landfall_slot_stop() {
   if [ -n "${LANDFALL_LOCAL:-}" ]; then
     landfall_process_stop "$1" "$2"
+  elif [ "$service_manager" = supervisor ]; then
+    landfall_supervisorctl stop "$service_name@$2" >&2
   else
     landfall_systemctl "$service_manager" stop "$(landfall_slot_unit "$2")" >&2
   fi
@@ -114,7 +123,24 @@ landfall_handover_start() {
     printf 'started\t%s\t%s\n' "$name" "$next"
     return 0
   fi
-  d=$(landfall_unit_dir "$m")
+  if [ "$m" = supervisor ]; then
+    # Its program, started at boot from now on; supervisord adds (and so
+    # starts) one that changed.
+    definition_slot=$next definition_autostart=true
+    landfall_install "$p" "$rel" unit 644
+    case $? in
+    0)
+      if landfall_may_install "$m"; then
+        landfall_supervisorctl reread >&2 &&
+          landfall_supervisorctl update "$name@$next" >&2 || return 1
+      fi
+      ;;
+    2) return 1 ;;
+    esac
+    landfall_supervisor_running "$name@$next" || return 1
+    printf 'started\t%s\t%s\n' "$name" "$next"
+    return 0
+  fi
   changed=''
   landfall_install "$p" "$rel" unit 644
   case $? in 0) changed=1 ;; 2) return 1 ;; esac
@@ -145,15 +171,16 @@ landfall_handover_start() {
 }
 
 # landfall_handover_listening PATH SLOT: for a service that binds its own
-# sockets (under --local), waits until the process of SLOT holds a
+# sockets (under supervisord and --local), waits until the process of SLOT holds a
 # listening socket on each address of `listen`, for at most ready_timeout:
 # then it accepts connections of its own. Fails at once if it ends.
 landfall_handover_listening() {
-  [ -n "${LANDFALL_LOCAL:-}" ] && [ -n "${service_listen:-}" ] || return 0
+  [ -n "${LANDFALL_LOCAL:-}" ] || [ "$service_manager" = supervisor ] || return 0
+  [ -n "${service_listen:-}" ] || return 0
   deadline=$(($(date +%s) + ready_timeout))
   printf 'hook\tready\n'
   while :; do
-    if ! pid=$(landfall_process_pid "$1" "$2"); then
+    if ! pid=$(landfall_slot_pid "$1" "$2"); then
       printf 'landfall: the instance in slot %s ended before it listened on %s\n' "$2" "$service_listen" >&2
       return 1
     fi
@@ -165,6 +192,17 @@ landfall_handover_listening() {
     fi
     sleep 0.1
   done
+}
+
+# landfall_slot_pid PATH SLOT: the pid of the process of SLOT, if it runs.
+landfall_slot_pid() {
+  if [ -n "${LANDFALL_LOCAL:-}" ]; then
+    landfall_process_pid "$1" "$2"
+    return
+  fi
+  slot_pid=$(landfall_supervisorctl pid "$service_name@$2" 2>/dev/null)
+  case $slot_pid in '' | 0 | *[!0-9]*) return 1 ;; esac
+  printf '%s' "$slot_pid"
 }
 
 # landfall_listens PID ADDRESSES: whether process PID holds a listening
@@ -203,6 +241,19 @@ landfall_handover_finish() {
   fi
   landfall_slot_point "$p" "$other" "$2" || return 1
   [ -z "${LANDFALL_LOCAL:-}" ] || return 0
+  if [ "$m" = supervisor ]; then
+    # The program of the slot that no longer serves no longer starts at
+    # boot: root writes it so (a deploy user's programs both start).
+    landfall_may_install "$m" && [ -n "$handover_from" ] || return 0
+    definition_slot=$handover_from definition_autostart=false
+    landfall_install "$p" "$2" unit 644
+    case $? in
+    0) landfall_supervisorctl reread >&2 && landfall_supervisorctl update "$service_name@$handover_from" >&2 ;;
+    1) return 0 ;;
+    *) return 1 ;;
+    esac
+    return
+  fi
   landfall_may_install "$m" || return 0
   landfall_systemctl "$m" enable --quiet "$(landfall_slot_unit "$handover_to")" >&2 &&
     landfall_systemctl "$m" disable --quiet "$(landfall_slot_unit "$other")" >&2
@@ -215,11 +266,21 @@ landfall_handover_remove() {
   for slot in blue green; do
     if [ -n "${LANDFALL_LOCAL:-}" ]; then
       landfall_process_stop "$p" "$slot"
+    elif [ "$m" = supervisor ]; then
+      landfall_supervisorctl stop "$name@$slot" >&2
     else
       landfall_systemctl "$m" disable --quiet --now "$name@$slot.service" >&2
     fi
   done
-  if [ -z "${LANDFALL_LOCAL:-}" ]; then
+  if [ "$m" = supervisor ] && [ -z "${LANDFALL_LOCAL:-}" ]; then
+    d=$(landfall_supervisor_dir)
+    if landfall_may_install "$m"; then
+      rm -f "$d/$name@blue.conf" "$d/$name@green.conf"
+      landfall_supervisorctl reread >&2 && landfall_supervisorctl update "$name@blue" "$name@green" >&2
+    else
+      printf 'landfall: service %s is stopped; only root removes %s and %s\n' "$name" "$d/$name@blue.conf" "$d/$name@green.conf" >&2
+    fi
+  elif [ -z "${LANDFALL_LOCAL:-}" ]; then
     d=$(landfall_unit_dir "$m")
     if [ -f "$d/$name.socket" ]; then
       landfall_systemctl "$m" disable --quiet --now "$name.socket" >&2
@@ -231,6 +292,7 @@ landfall_handover_remove() {
       printf 'landfall: service %s is stopped and disabled; only root removes %s\n' "$name" "$d/$name@.service" >&2
     fi
   fi
-  rm -rf "$p/.landfall/slots" "$p/.landfall/service.slot" "$p/.landfall/service.unit" "$p/.landfall/service.socket"
+  rm -rf "$p/.landfall/slots" "$p/.landfall/service.slot" "$p/.landfall/service.unit" \
+    "$p/.landfall/service.socket" "$p/.landfall/service.unit@blue" "$p/.landfall/service.unit@green"
   printf 'removed-service\t%s\n' "$name"
 }

@@ -83,7 +83,13 @@ landfall_service_check() {
       set -- systemctl restart "$service_name.service"
     fi
     ;;
-  *) set -- supervisorctl -c "$(landfall_supervisor_conf)" restart "$service_name" ;;
+  *)
+    if [ "$service_overlap" = 1 ]; then
+      set -- supervisorctl -c "$(landfall_supervisor_conf)" start "$service_name@blue"
+    else
+      set -- supervisorctl -c "$(landfall_supervisor_conf)" restart "$service_name"
+    fi
+    ;;
   esac
   if ! sudo -n -l "$@" >/dev/null 2>&1; then
     printf 'user %s may not run "%s" as root without a password: a system service needs root or the sudo rules that "cargo deploy init --sudoers ENV" prints\n' "$(id -un)" "$*"
@@ -107,7 +113,8 @@ landfall_service_free() {
   [ -f "$sdst" ] || return 0
   sowner=$(sed -n 's|^ExecStart=\(/.*\)/current/\.landfall-service/run$|\1|p
     s|^ExecStart=\(/.*\)/\.landfall/slots/%i/\.landfall-service/run$|\1|p
-    s|^command=\(/.*\)/current/\.landfall-service/run$|\1|p' "$sdst" | head -n 1)
+    s|^command=\(/.*\)/current/\.landfall-service/run$|\1|p
+    s|^command=\(/.*\)/\.landfall/slots/[a-z]*/\.landfall-service/run$|\1|p' "$sdst" | head -n 1)
   if [ -z "$sowner" ]; then
     printf 'service %s is installed (%s) but not by landfall: landfall does not replace it (give this service another name)\n' "$service_name" "$sdst"
     return 1
@@ -125,11 +132,19 @@ landfall_service_free() {
 
 # landfall_definition DIR FILE: prints the definition FILE (unit, socket)
 # of the service the release in DIR recorded, as its manager is to read
-# it: the release's own, naming the account that deploys if the
+# it: the release's own (for supervisord's program of a service with
+# `overlap`, the one of slot definition_slot, which starts at boot if
+# definition_autostart is true), naming the account that deploys if the
 # configuration named none (a system service never runs as root unless
 # root was named: landfall_service_check refuses that case).
 landfall_definition() {
-  cat "$1/.landfall-service/$2" || return 1
+  if [ "$service_manager.$service_overlap.$2" = supervisor.1.unit ]; then
+    # A program per slot (see landfall_definition_path).
+    sed "s/@SLOT@/${definition_slot:-blue}/g; s/@AUTOSTART@/${definition_autostart:-true}/g" \
+      "$1/.landfall-service/$2" || return 1
+  else
+    cat "$1/.landfall-service/$2" || return 1
+  fi
   [ "$2" = unit ] && [ -z "$service_user" ] || return 0
   case $service_manager in
   systemd) printf 'User=%s\n' "$(id -un)" ;;
@@ -138,10 +153,17 @@ landfall_definition() {
 }
 
 # landfall_definition_path FILE: where the manager of the recorded service
-# reads its definition FILE (unit, socket).
+# reads its definition FILE (unit, socket): for supervisord's programs of
+# a service with `overlap`, the one of slot definition_slot.
 landfall_definition_path() {
   case $service_manager in
-  supervisor) printf '%s/%s.conf' "$(landfall_supervisor_dir)" "$service_name" ;;
+  supervisor)
+    if [ "$service_overlap" = 1 ]; then
+      printf '%s/%s@%s.conf' "$(landfall_supervisor_dir)" "$service_name" "${definition_slot:-blue}"
+    else
+      printf '%s/%s.conf' "$(landfall_supervisor_dir)" "$service_name"
+    fi
+    ;;
   *)
     if [ "$1" = socket ]; then
       printf '%s/%s.socket' "$(landfall_unit_dir "$service_manager")" "$service_name"
@@ -159,21 +181,31 @@ landfall_definition_path() {
 # artifact's log for an administrator to review and install, and the
 # commands to do so are said.
 landfall_definitions_installed() {
-  ok=0
-  for f in unit socket; do
-    [ -f "$1/.landfall-service/$f" ] || continue
-    want="${1%/releases/*}/.landfall/$service_name.$f"
-    dst=$(landfall_definition_path "$f")
-    landfall_definition "$1" "$f" >"$want.$$" && mv -f "$want.$$" "$want" || {
+  ok=0 dir=$1
+  # supervisord's programs of a service with `overlap` are one per slot,
+  # both started at boot here: which one serves is the deploy's to say,
+  # and only root writes a definition.
+  for f in unit socket unit@blue unit@green; do
+    definition_slot=${f#*@} definition_autostart=true file=${f%@*} label=$service_name
+    case $service_manager.$service_overlap.$f in
+    supervisor.1.unit | supervisor.1.socket) continue ;;
+    supervisor.1.unit@*) label="$service_name@$definition_slot" ;;
+    *@*) continue ;;
+    esac
+    [ -f "$dir/.landfall-service/$file" ] || continue
+    want="${dir%/releases/*}/.landfall/$label.$file"
+    dst=$(landfall_definition_path "$file")
+    landfall_definition "$dir" "$file" >"$want.$$" && mv -f "$want.$$" "$want" || {
       printf 'cannot write %s\n' "$want"
       return 1
     }
     cmp -s "$want" "$dst" 2>/dev/null && continue
     ok=1
-    case $service_manager.$f in
-    systemd.socket) then="systemctl daemon-reload && systemctl enable --now $service_name.socket" ;;
+    case $service_manager.$service_overlap.$file in
+    systemd.*.socket) then="systemctl daemon-reload && systemctl enable --now $service_name.socket" ;;
+    systemd.1.*) then="systemctl daemon-reload" ;;
     systemd.*) then="systemctl daemon-reload && systemctl enable $service_name.service" ;;
-    *) then="supervisorctl update $service_name" ;;
+    *) then="supervisorctl update $label" ;;
     esac
     printf 'the definition %s of service %s is not the one this release needs, and only root installs definitions: copy %s, review the copy (it says what root starts, and as whom), then as root: install -m 644 -T COPY %s && %s\n' \
       "$dst" "$service_name" "$want" "$dst" "$then"
@@ -221,6 +253,7 @@ landfall_may_install() {
 # this one (see landfall_definitions_installed).
 landfall_install() {
   record="$1/.landfall/service.$3" dst=$(landfall_definition_path "$3")
+  [ "$service_manager.$service_overlap" != supervisor.1 ] || record="$record@${definition_slot:-blue}"
   landfall_definition "$2" "$3" >"$record.new" || {
     printf 'landfall: cannot write %s.new\n' "$record" >&2
     return 2
@@ -469,6 +502,9 @@ landfall_instance_state() {
       if [ "${3:-}" = pid ]; then
         pid=${4%,}
         since="up ${6:-}"
+      elif [ -n "$slot" ] && [ "$state" = STOPPING ]; then
+        # An instance that drains: supervisord says its pid on request.
+        pid=$(landfall_slot_pid "$p" "$slot") || pid=
       fi
       ;;
     esac
@@ -603,7 +639,9 @@ EOF
     ;;
   supervisor)
     # NAME STATE DESCRIPTION, in columns.
-    verdict_show=$(landfall_supervisorctl status "$service_name" 2>&1 | head -n 1)
+    verdict_program=$service_name
+    [ -z "$verdict_slot" ] || verdict_program="$service_name@$verdict_slot"
+    verdict_show=$(landfall_supervisorctl status "$verdict_program" 2>&1 | head -n 1)
     verdict=$(printf '%s\n' "$verdict_show" | sed 's/^[^ ]* *//; s/  */ /g')
     case ${verdict%% *} in
     RUNNING) verdict_state=running ;;
