@@ -459,3 +459,80 @@ fn under_supervisord_the_new_release_starts_beside_the_old_one_which_drains() {
     let log = fleet.on("host1", &["cat", "/var/log/supervisor/hello-app.log"]);
     assert!(log.contains("hello: stopped"), "{log}");
 }
+
+#[test]
+fn under_systemd_turning_the_hand_over_on_hands_over_from_the_one_instance() {
+    let fleet = Fleet::new(landfall_testbed::Init::Systemd);
+    overlapping(
+        &fleet.ws,
+        "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]\nnotify = true\n\
+         overlap = false",
+    );
+    let hosts: Vec<(String, u16)> = fleet
+        .testbed
+        .hosts
+        .iter()
+        .map(|h| (h.address.clone(), fleet.port))
+        .collect();
+    let active = |host: &str, unit: &str| {
+        fleet
+            .on(host, &["systemctl", "is-active", unit])
+            .trim()
+            .to_string()
+    };
+    fleet.deploy(&[]).assert_code(0);
+    let one: Vec<u32> = instances(&fleet.ws, &["testbed"])
+        .into_iter()
+        .map(|(pid, name, _)| {
+            assert_eq!(name, "hello-app");
+            pid
+        })
+        .collect();
+
+    // Turned on, by a release that is never ready: the one instance never
+    // stopped, and is what the host runs after the switch back.
+    fleet.ws.edit("deploy.toml", "\noverlap = false", "");
+    let load = Load::start(&hosts);
+    fleet
+        .deploy(&["--var", "greeting=two", "--var", "warmup=60s"])
+        .assert_code(1);
+    load.finish();
+    let kept: Vec<(u32, String)> = instances(&fleet.ws, &["testbed"])
+        .into_iter()
+        .map(|(pid, name, _)| (pid, name))
+        .collect();
+    assert_eq!(
+        kept,
+        one.iter()
+            .map(|pid| (*pid, "hello-app".to_string()))
+            .collect::<Vec<_>>()
+    );
+    for host in &fleet.testbed.hosts {
+        assert_eq!(
+            active(&host.name, "hello-app@blue.service"),
+            "inactive",
+            "{}",
+            fleet.on(&host.name, &["sh", "-c", "systemctl status hello-app@blue.service hello-app.socket; journalctl -n 40 --no-pager"])
+        );
+        let units = fleet.on(&host.name, &["ls", "/etc/systemd/system"]);
+        assert!(!units.contains("hello-app@.service"), "{units}");
+    }
+
+    // Turned on by a release that is ready: the one instance hands over
+    // to the blue one, and goes with its definition; the socket stays.
+    let load = Load::start(&hosts);
+    fleet.deploy(&["--var", "greeting=two"]).assert_code(0);
+    load.finish();
+    fleet.expect_greeting("two");
+    for (index, (pid, name, beside)) in instances(&fleet.ws, &["testbed"]).into_iter().enumerate() {
+        assert_eq!(name, "hello-app@blue");
+        assert_ne!(pid, one[index]);
+        assert!(beside.is_none());
+    }
+    for host in &fleet.testbed.hosts {
+        assert_eq!(active(&host.name, "hello-app.service"), "inactive");
+        assert_eq!(active(&host.name, "hello-app.socket"), "active");
+        let units = fleet.on(&host.name, &["ls", "/etc/systemd/system"]);
+        assert!(!units.contains("hello-app.service\n"), "{units}");
+    }
+}

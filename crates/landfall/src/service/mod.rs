@@ -743,6 +743,11 @@ pub fn sudoers(user: &str, services: &[(&str, &str, &Service)]) -> Result<String
                         "/usr/bin/systemctl disable --quiet --now {name}.socket"
                     ));
                 }
+                // The service as it ran before its hand-over was turned
+                // on, stopped once, by the first hand-over.
+                commands.push(format!(
+                    "/usr/bin/systemctl disable --quiet --now {name}.service"
+                ));
                 commands
             }
             Manager::Systemd => {
@@ -762,11 +767,14 @@ pub fn sudoers(user: &str, services: &[(&str, &str, &Service)]) -> Result<String
             Manager::Supervisor if service.overlap => SUPERVISOR_CONFS
                 .iter()
                 .flat_map(|conf| {
-                    ["blue", "green"].into_iter().flat_map(move |slot| {
+                    let slots = ["blue", "green"].into_iter().flat_map(move |slot| {
                         ["status", "start", "stop", "pid"].map(|verb| {
                             format!("/usr/bin/supervisorctl -c {conf} {verb} {name}@{slot}")
                         })
-                    })
+                    });
+                    // The program as it ran before its hand-over was
+                    // turned on, stopped once, by the first hand-over.
+                    slots.chain([format!("/usr/bin/supervisorctl -c {conf} stop {name}")])
                 })
                 .collect(),
             Manager::Supervisor => SUPERVISOR_CONFS

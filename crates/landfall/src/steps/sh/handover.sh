@@ -239,6 +239,11 @@ landfall_handover_finish() {
     landfall_slot_stop "$p" "$handover_from" || return 1
     printf 'drained\t%s\t%s\n' "$service_name" "$handover_from"
   fi
+  if [ -n "${handover_plain:-}" ]; then
+    printf 'hook\tdrain\n'
+    landfall_handover_retire "$p" || return 1
+    printf 'drained\t%s\t\n' "$service_name"
+  fi
   landfall_slot_point "$p" "$other" "$2" || return 1
   [ -z "${LANDFALL_LOCAL:-}" ] || return 0
   if [ "$m" = supervisor ]; then
@@ -257,6 +262,77 @@ landfall_handover_finish() {
   landfall_may_install "$m" || return 0
   landfall_systemctl "$m" enable --quiet "$(landfall_slot_unit "$handover_to")" >&2 &&
     landfall_systemctl "$m" disable --quiet "$(landfall_slot_unit "$other")" >&2
+}
+
+# landfall_handover_retire PATH: stops the service as it ran before its
+# hand-over was turned on (one instance, without slots), which finishes
+# what it has, and removes its definition; the sockets systemd holds stay.
+# Fails if it cannot be stopped: the caller switches back then.
+landfall_handover_retire() {
+  p=$1 m=$service_manager name=$service_name
+  if [ -n "${LANDFALL_LOCAL:-}" ]; then
+    landfall_process_stop "$p"
+    return 0
+  fi
+  case $m in
+  supervisor)
+    landfall_supervisorctl stop "$name" >&2 || return 1
+    if landfall_may_install "$m"; then
+      rm -f "$(landfall_supervisor_dir)/$name.conf"
+      landfall_supervisorctl reread >&2 && landfall_supervisorctl update "$name" >&2
+    fi
+    ;;
+  *)
+    landfall_systemctl "$m" disable --quiet --now "$name.service" >&2 || return 1
+    if landfall_may_install "$m"; then
+      rm -f "$(landfall_unit_dir "$m")/$name.service"
+      landfall_systemctl "$m" daemon-reload >&2
+    fi
+    ;;
+  esac
+  if ! landfall_may_install "$m"; then
+    printf 'landfall: service %s is stopped; only root removes its definition\n' "$name" >&2
+  fi
+  return 0
+}
+
+# landfall_handover_undo PATH DIR: switching back to the release in DIR,
+# whose service (as it ran before its hand-over was turned on) was never
+# stopped: stops the new instance and removes what its hand-over
+# installed, but the sockets, whose definition is DIR's again.
+landfall_handover_undo() {
+  p=$1 m=$service_manager name=$service_name
+  printf 'hook\tservice\n'
+  if [ -z "${LANDFALL_LOCAL:-}" ] && [ "$m" != supervisor ] && landfall_may_install "$m"; then
+    # The sockets trigger the one instance again before the new one
+    # stops: a connection meanwhile would start it anew.
+    [ ! -f "$2/.landfall-service/socket" ] || landfall_install "$p" "$2" socket 644
+    [ ! -f "$2/.landfall-service/unit" ] || landfall_install "$p" "$2" unit 644
+    landfall_systemctl "$m" daemon-reload >&2
+  fi
+  for slot in blue green; do
+    if [ -n "${LANDFALL_LOCAL:-}" ]; then
+      landfall_process_stop "$p" "$slot"
+    elif [ "$m" = supervisor ]; then
+      landfall_supervisorctl stop "$name@$slot" >&2
+      if landfall_may_install "$m"; then
+        rm -f "$(landfall_supervisor_dir)/$name@$slot.conf"
+      fi
+    else
+      landfall_systemctl "$m" stop "$name@$slot.service" >&2
+    fi
+  done
+  rm -rf "$p/.landfall/slots" "$p/.landfall/service.slot" "$p/.landfall/service.unit@blue" \
+    "$p/.landfall/service.unit@green"
+  if [ -z "${LANDFALL_LOCAL:-}" ] && landfall_may_install "$m"; then
+    if [ "$m" = supervisor ]; then
+      landfall_supervisorctl reread >&2 && landfall_supervisorctl update "$name@blue" "$name@green" >&2
+    else
+      rm -f "$(landfall_unit_dir "$m")/$name@.service"
+      landfall_systemctl "$m" daemon-reload >&2
+    fi
+  fi
+  printf 'kept\t%s\t\n' "$name"
 }
 
 # landfall_handover_remove PATH MANAGER NAME: stops both instances of the

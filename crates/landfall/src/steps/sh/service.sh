@@ -300,17 +300,33 @@ landfall_reloadable() {
 # another or none, then starts DIR's service. One with `overlap` starts
 # beside the one that serves (see landfall_handover_start; BACK=1 when
 # switching back), and handover_pending says that the one that served is
-# yet to be drained (landfall_handover_finish).
+# yet to be drained (landfall_handover_finish); handover_plain, that it
+# ran without slots, as before its hand-over was turned on.
 landfall_service_switch() {
-  handover_pending=''
+  if [ "$5" = 1 ] && [ -n "${handover_plain:-}" ] && [ -n "${handover_pending:-}" ] &&
+    [ "$3" = "$service_manager $service_name@" ] && [ "$service_overlap" != 1 ]; then
+    # Back to the service as it ran before its hand-over was turned on,
+    # which was never stopped: only the new instance goes.
+    handover_pending='' handover_plain=''
+    landfall_handover_undo "$1" "$2"
+    return
+  fi
+  handover_pending='' handover_plain=''
   if [ -n "$3" ] && [ "$3" != "$service_manager $(landfall_service_id)" ]; then
-    # shellcheck disable=SC2086 # OLD is two words.
-    landfall_service_remove "$1" $3 || return 1
+    if [ "$service_overlap" = 1 ] && [ "$3" = "$service_manager $service_name" ]; then
+      # The same service, its hand-over turned on: the new instance starts
+      # beside the one that serves, as any other, which then drains.
+      handover_plain=1
+    else
+      # shellcheck disable=SC2086 # OLD is two words.
+      landfall_service_remove "$1" $3 || return 1
+    fi
   fi
   [ -n "$service_manager" ] || return 0
   if [ "$service_overlap" = 1 ]; then
+    handover_pending=1
     landfall_handover_start "$1" "$2" "$5" || return 1
-    [ "$handover_to" = "$(landfall_slot "$1")" ] || handover_pending=1
+    [ "$handover_to" != "$(landfall_slot "$1")" ] || handover_pending=''
     return 0
   fi
   if [ "$3" = "$service_manager $service_name" ]; then
