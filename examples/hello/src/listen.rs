@@ -10,10 +10,13 @@
 //!   accepting and close its own descriptor.
 //! - Without a manager that holds the socket, each instance binds the
 //!   address itself with `SO_REUSEPORT`, so that the second bind succeeds
-//!   while the first still listens. The kernel spreads new connections over
-//!   the sockets of the group; when one closes, the connections queued on it
-//!   move to another if the sysctl `net.ipv4.tcp_migrate_req` is 1, and are
-//!   reset otherwise.
+//!   while the first still listens. The kernel would spread new connections
+//!   over the sockets of the group, and reset those queued on one that
+//!   closes (unless the sysctl `net.ipv4.tcp_migrate_req` is 1). So each
+//!   instance, once it listens (it is ready then), steers every new
+//!   connection to itself, the newest (see [`steer_to_newest`]); the old
+//!   one, told to stop, accepts what is left in its queue, to which nothing
+//!   new comes, and closes losing nothing.
 //!
 //! A stopping instance must stop accepting at once. A blocking `accept` can
 //! only be woken by a connection, and with two instances on one address a
@@ -63,7 +66,35 @@ fn bind_one(address: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_port(true)?;
     socket.bind(&address.into())?;
     socket.listen(BACKLOG)?;
+    steer_to_newest(&socket)?;
     Ok(socket.into())
+}
+
+/// Makes the kernel give every new connection to the address of `socket`
+/// to the socket that joined its `SO_REUSEPORT` group last: a classic BPF
+/// program of one instruction, `return 1`, the index of the second socket
+/// of the group. The program belongs to the group, and each instance that
+/// listens puts it there again. While two instances listen, the one that
+/// joined second, the new one, gets every new connection; alone, the
+/// index is past the end of the group, and the kernel picks the only
+/// socket there is.
+fn steer_to_newest(socket: &Socket) -> io::Result<()> {
+    let mut program = [libc::sock_filter {
+        code: u16::try_from(libc::BPF_RET | libc::BPF_K).expect("a BPF opcode fits in 16 bits"),
+        jt: 0,
+        jf: 0,
+        k: 1,
+    }];
+    let program = libc::sock_fprog {
+        len: 1,
+        filter: program.as_mut_ptr(),
+    };
+    nix::sys::socket::setsockopt(
+        socket,
+        nix::sys::socket::sockopt::AttachReusePortCbpf,
+        &program,
+    )
+    .map_err(io::Error::from)
 }
 
 /// A request to stop, which the accept loop and the warm-up see at once.

@@ -192,10 +192,10 @@ fn serve(config_path: &std::path::Path, check: bool) -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
-    let (listener, from) = match handed {
-        Some(listener) => (listener, " (a socket of the service manager)"),
+    let (listener, own, from) = match handed {
+        Some(listener) => (listener, false, " (a socket of the service manager)"),
         None => match listen::bind(&config.listen) {
-            Ok(listener) => (listener, ""),
+            Ok(listener) => (listener, true, ""),
             Err(err) => {
                 eprintln!("error: cannot listen on {}: {err}", config.listen);
                 return ExitCode::FAILURE;
@@ -213,7 +213,7 @@ fn serve(config_path: &std::path::Path, check: bool) -> ExitCode {
     }
     let static_root = PathBuf::from(&config.static_dir);
     let site = http::Site::new(config, static_root);
-    if let Err(err) = http::serve(listener, &Arc::new(site), &stop, STOP_GRACE) {
+    if let Err(err) = http::serve(listener, own, &Arc::new(site), &stop, STOP_GRACE) {
         eprintln!("error: cannot serve on {address}: {err}");
         return ExitCode::FAILURE;
     }

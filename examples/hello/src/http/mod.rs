@@ -95,11 +95,14 @@ impl Site {
 /// Closing the listener closes only this process's descriptor of it, never
 /// shuts the socket down. A socket handed over by a service manager stays
 /// open in the manager and in any other instance it started, with the
-/// connections queued on it. A socket bound with `SO_REUSEPORT` by this
-/// process leaves its group, and the kernel moves the connections queued on
-/// it to another socket of the group if `net.ipv4.tcp_migrate_req` is 1.
+/// connections queued on it. A socket this process bound itself (`own`,
+/// with `SO_REUSEPORT`) is its own to empty: new connections go to the
+/// instance that listened last (see `listen::steer_to_newest`), so once
+/// those already queued are accepted, none is left to be reset when it
+/// closes.
 pub(crate) fn serve(
     listener: TcpListener,
+    own: bool,
     site: &Arc<Site>,
     stop: &Stop,
     grace: Duration,
@@ -133,6 +136,16 @@ pub(crate) fn serve(
             Err(err) => {
                 eprintln!("hello: cannot accept a connection: {err}");
                 stop.sleep(ERROR_PAUSE);
+            }
+        }
+    }
+    if own {
+        // What was queued before the steering took new connections away.
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => answer(stream, site, &in_flight),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
         }
     }
@@ -586,7 +599,7 @@ mod tests {
             let site = Arc::new(site);
             let server_stop = Arc::clone(&stop);
             thread::spawn(move || {
-                serve(listener, &site, &server_stop, grace).unwrap();
+                serve(listener, true, &site, &server_stop, grace).unwrap();
                 let _ = finished.send(());
             });
             Server { stop, done }
@@ -688,9 +701,16 @@ mod tests {
     }
 
     #[test]
-    fn two_servers_share_one_address() {
+    fn the_instance_that_listened_last_gets_every_new_connection() {
+        use std::io::{Read as _, Write as _};
         let first = listen::bind("127.77.2.2:0").unwrap();
         let address = first.local_addr().unwrap();
+        // Alone, the first gets the connections: this one waits in its
+        // queue.
+        let mut queued = std::net::TcpStream::connect(address).unwrap();
+        queued
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let second = listen::bind(&address.to_string()).unwrap();
         let servers = [(first, 1001), (second, 1002)].map(|(listener, pid)| {
             let site = Site {
@@ -710,17 +730,23 @@ mod tests {
                 .and_then(|pid| pid.trim().parse::<u32>().ok())
                 .unwrap_or_else(|| panic!("no pid in {response}"))
         };
-        // The kernel spreads connections over both sockets by a hash of
-        // their addresses, so each new connection may land on either.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut seen = std::collections::BTreeSet::new();
-        while seen.len() < 2 {
-            assert!(Instant::now() < deadline, "only {seen:?} answered");
-            seen.insert(pid_of(&raw(address, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")));
+        // Both listen: every new connection goes to the second.
+        for _ in 0..50 {
+            assert_eq!(
+                pid_of(&raw(address, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")),
+                1002
+            );
         }
-        // Once the first has stopped, the second answers every connection.
+        // Told to stop, the first answers what was queued on it before it
+        // closes.
         servers[0].stop.request();
         assert!(servers[0].returned_within(Duration::from_secs(10)));
+        queued
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut response = String::new();
+        queued.read_to_string(&mut response).unwrap();
+        assert_eq!(pid_of(&response), 1001);
         for _ in 0..20 {
             assert_eq!(
                 pid_of(&raw(address, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")),
