@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::services::{Fleet, services};
+use crate::services::{Fleet, USER_ID, services};
 use crate::support::Workspace;
 
 /// What the example's `deploy.toml` says of its service, and what a
@@ -534,5 +534,112 @@ fn under_systemd_turning_the_hand_over_on_hands_over_from_the_one_instance() {
         assert_eq!(active(&host.name, "hello-app.socket"), "active");
         let units = fleet.on(&host.name, &["ls", "/etc/systemd/system"]);
         assert!(!units.contains("hello-app.service\n"), "{units}");
+    }
+}
+
+/// A deploy user that is not root hands over with the sudo rules `init
+/// --sudoers` prints, once root installed the program of each slot (only
+/// root installs definitions): each host says which, and where.
+#[test]
+fn a_deploy_user_that_is_not_root_hands_over_under_supervisord() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let etc = tempfile::tempdir().unwrap();
+    let fleet = Fleet::new(landfall_testbed::Init::Plain);
+    let (sudoers, _) = fleet.deploy_user(etc.path());
+    for host in &fleet.testbed.hosts {
+        fleet.testbed.start_supervisord(&host.name).unwrap();
+    }
+    overlapping(
+        &fleet.ws,
+        "manager = \"supervisor\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]",
+    );
+    let rules = fleet.ws.run(&["init", "--sudoers", "testbed"]);
+    rules.assert_code(0);
+    let conf = "/etc/supervisor/supervisord.conf";
+    for slot in ["blue", "green"] {
+        for verb in ["status", "start", "stop", "pid"] {
+            let rule = format!("/usr/bin/supervisorctl -c {conf} {verb} hello-app@{slot}");
+            assert!(rules.stdout.contains(&rule), "{}", rules.stdout);
+        }
+    }
+    let file = sudoers.join("landfall-hello");
+    std::fs::write(&file, &rules.stdout).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o440)).unwrap();
+
+    let want = |slot: &str| format!("/srv/hello/app/.landfall/hello-app@{slot}.unit");
+    fleet.refused_before_switch(&[
+        "only root installs definitions",
+        "install -m 644 -T COPY /etc/supervisor/conf.d/hello-app@blue.conf",
+        "install -m 644 -T COPY /etc/supervisor/conf.d/hello-app@green.conf",
+        &want("blue"),
+        &want("green"),
+    ]);
+    for host in &fleet.testbed.hosts {
+        for slot in ["blue", "green"] {
+            let program = fleet.on(&host.name, &["cat", &want(slot)]);
+            assert!(
+                program.contains(&format!("[program:hello-app@{slot}]\n")),
+                "{program}"
+            );
+            assert!(program.contains("\nautostart=true\n"), "{program}");
+            let out = fleet
+                .testbed
+                .exec_in(
+                    &host.name,
+                    &[
+                        "sh",
+                        "-c",
+                        "install -m 644 -T \"$1\" \"/etc/supervisor/conf.d/hello-app@$2.conf\"",
+                        "sh",
+                        &want(slot),
+                        slot,
+                    ],
+                )
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        fleet.on(&host.name, &["supervisorctl", "-c", conf, "reread"]);
+        // Root adds the programs, which start; the first deploy hands over
+        // from nothing, so both are stopped by hand first.
+        fleet.on(&host.name, &["supervisorctl", "-c", conf, "update"]);
+        fleet.on(
+            &host.name,
+            &[
+                "supervisorctl",
+                "-c",
+                conf,
+                "stop",
+                "hello-app@blue",
+                "hello-app@green",
+            ],
+        );
+    }
+    let hosts: Vec<(String, u16)> = fleet
+        .testbed
+        .hosts
+        .iter()
+        .map(|h| (h.address.clone(), fleet.port))
+        .collect();
+    fleet.deploy(&[]).assert_code(0);
+    let first = instances(&fleet.ws, &["testbed"]);
+    let load = Load::start(&hosts);
+    fleet.deploy(&["--var", "greeting=two"]).assert_code(0);
+    load.finish();
+    fleet.expect_greeting("two");
+    for (index, (pid, name, beside)) in instances(&fleet.ws, &["testbed"]).into_iter().enumerate() {
+        assert_eq!(name, "hello-app@green");
+        assert_ne!(pid, first[index].0);
+        assert!(beside.is_none(), "{beside:?}");
+        let owner = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(
+            owner
+                .lines()
+                .any(|l| l.starts_with(&format!("Uid:\t{USER_ID}\t"))),
+            "the service runs as the deploy user: {owner}"
+        );
     }
 }

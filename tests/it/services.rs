@@ -312,7 +312,7 @@ impl Fleet {
 
     /// Deploys, and expects every host to have refused before its switch
     /// (no `current` for the app anywhere), saying each of `said`.
-    fn refused_before_switch(&self, said: &[&str]) {
+    pub(crate) fn refused_before_switch(&self, said: &[&str]) {
         let out = self.deploy(&[]);
         out.assert_code(1);
         for host in &self.testbed.hosts {
@@ -698,8 +698,8 @@ fn logs_follow_prints_each_line_as_it_comes_until_interrupted() {
 
 /// The account that deploys in the tests of a deploy user that is not
 /// root.
-const USER: &str = "lfdeploy";
-const USER_ID: u32 = 4242;
+pub(crate) const USER: &str = "lfdeploy";
+pub(crate) const USER_ID: u32 = 4242;
 
 impl Fleet {
     /// Makes [`USER`] the account that deploys, on the hosts only: each
@@ -708,7 +708,10 @@ impl Fleet {
     /// own: the sudoers and linger directories returned (in `dir`) start
     /// empty. `/srv/hello` is
     /// the account's.
-    fn deploy_user(&self, dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    pub(crate) fn deploy_user(
+        &self,
+        dir: &std::path::Path,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
         use std::os::unix::fs::PermissionsExt as _;
         let add = |file: &str, line: String, mode: u32| {
             let path = dir.join(file);
@@ -781,7 +784,7 @@ impl Fleet {
 impl Fleet {
     /// Runs `args` on `host` as the deploy user [`USER`]: whether it
     /// succeeded, and what it said on stdout and stderr.
-    fn as_deploy_user(&self, host: &str, args: &[&str]) -> (bool, String) {
+    pub(crate) fn as_deploy_user(&self, host: &str, args: &[&str]) -> (bool, String) {
         let mut all = vec!["runuser", "-u", USER, "--"];
         all.extend_from_slice(args);
         let out = self.testbed.exec_in(host, &all).unwrap();
