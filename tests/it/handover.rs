@@ -358,6 +358,19 @@ fn under_systemd_the_new_release_starts_beside_the_old_one_which_drains() {
     }
     let journal = fleet.on("host1", &["journalctl", "-u", "hello-app@*", "--no-pager"]);
     assert!(journal.contains("hello: stopped"), "{journal}");
+    // `logs` reads both instances' lines, from where the current release
+    // started.
+    let logs = fleet.ws.run(&["logs", "testbed", "-n", "50"]);
+    logs.assert_code(0);
+    for name in &names {
+        assert!(
+            logs.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{name} | ")) && l.contains("hello: listening on")),
+            "{}",
+            logs.stdout
+        );
+    }
     assert_eq!(services(&fleet.ws, &["testbed"]).len(), 3);
 }
 
