@@ -72,13 +72,27 @@ landfall_prune() {
 # landfall_installed_here PATH: whether the definition of the service
 # PATH's current release recorded is, where its manager reads it, the one
 # PATH installed (see landfall_install); under `--local`, whether its
-# process runs from PATH.
+# process (or one of its instances, with `overlap`) runs from PATH.
 landfall_installed_here() {
+  [ -n "$service_manager" ] || return 1
   if [ -n "${LANDFALL_LOCAL:-}" ]; then
-    landfall_process_pid "$1" >/dev/null
+    if [ "$service_overlap" = 1 ]; then
+      landfall_process_pid "$1" blue >/dev/null || landfall_process_pid "$1" green >/dev/null
+    else
+      landfall_process_pid "$1" >/dev/null
+    fi
     return
   fi
-  [ -n "$service_manager" ] && [ -f "$1/.landfall/service.unit" ] &&
+  if [ "$service_manager.$service_overlap" = supervisor.1 ]; then
+    # A program per slot (see landfall_definition_path).
+    for definition_slot in blue green; do
+      [ -f "$1/.landfall/service.unit@$definition_slot" ] &&
+        cmp -s "$(landfall_definition_path unit)" "$1/.landfall/service.unit@$definition_slot" &&
+        return 0
+    done
+    return 1
+  fi
+  [ -f "$1/.landfall/service.unit" ] &&
     cmp -s "$(landfall_definition_path unit)" "$1/.landfall/service.unit"
 }
 
