@@ -656,3 +656,62 @@ fn a_deploy_user_that_is_not_root_hands_over_under_supervisord() {
         );
     }
 }
+
+#[test]
+fn under_local_turning_the_hand_over_on_hands_over_from_the_one_process() {
+    let ws = Workspace::hello_service();
+    overlapping(
+        &ws,
+        "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]\nnotify = true\n\
+         overlap = false",
+    );
+    let hosts: Vec<(String, u16)> = ws
+        .listen
+        .iter()
+        .map(|a| (a.ip().to_string(), a.port()))
+        .collect();
+    let deploy = |extra: &[&str]| {
+        ws.run(
+            &[
+                &["deploy", "dev", "--local", "--message-format", "json"],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    deploy(&[]).assert_code(0);
+    let one: Vec<u32> = instances(&ws, &["dev", "--local"])
+        .into_iter()
+        .map(|(pid, name, _)| {
+            assert_eq!(name, "hello-app");
+            pid
+        })
+        .collect();
+    ws.edit("deploy.toml", "\noverlap = false", "");
+
+    // A release that is never ready: the one process serves on.
+    let load = Load::start(&hosts);
+    deploy(&["--var", "greeting=two", "--var", "warmup=60s"]).assert_code(1);
+    load.finish();
+    let kept: Vec<u32> = instances(&ws, &["dev", "--local"])
+        .into_iter()
+        .map(|(pid, name, beside)| {
+            assert_eq!(name, "hello-app");
+            assert!(beside.is_none(), "{beside:?}");
+            pid
+        })
+        .collect();
+    assert_eq!(kept, one);
+
+    // A release that is ready: the one process hands over to blue.
+    let load = Load::start(&hosts);
+    deploy(&["--var", "greeting=two"]).assert_code(0);
+    load.finish();
+    for (index, (pid, name, beside)) in instances(&ws, &["dev", "--local"]).into_iter().enumerate()
+    {
+        assert_eq!(name, "hello-app@blue");
+        assert!(beside.is_none(), "{beside:?}");
+        assert!(!crate::support::alive(one[index]));
+        assert_ne!(pid, one[index]);
+    }
+}
