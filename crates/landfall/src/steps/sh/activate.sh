@@ -142,6 +142,8 @@ landfall_activate() {
   if ! landfall_service_switch "$p" "$rel" "$old" "$was" 0; then
     failed=service
     [ -z "${handover_unready:-}" ] || failed=ready
+  elif ! landfall_export_slot; then
+    failed=service
   elif [ -n "$handover_pending" ] && ! landfall_handover_listening "$p" "$handover_to"; then
     failed=ready
   elif [ -n "$service_ready" ] && ! landfall_health "$rel" "$service_ready" "$ready_timeout" ready; then
@@ -164,6 +166,15 @@ landfall_activate() {
     landfall_switch_back "$p" "$id" "$prev" "$log_back"
   fi
   exit 11
+}
+
+# landfall_export_slot: for a service with `overlap`, gives `ready` and
+# the hooks after it the slot the release's instance runs in, so that a
+# check can reach that instance (an address or a socket of its own).
+landfall_export_slot() {
+  [ "${service_overlap:-0}" = 1 ] && [ -n "${handover_to:-}" ] || return 0
+  LANDFALL_SLOT=$handover_to
+  export LANDFALL_SLOT
 }
 
 # landfall_once lf_path lf_release: runs the `once` hook lf_release
@@ -193,6 +204,8 @@ landfall_check() {
   [ "${c##*/}" = "$lf_release" ] || landfall_fail "current is ${c##*/}, not $lf_release"
   landfall_recorded "$rel" || return 0
   export LANDFALL_PATH="$lf_path" LANDFALL_RELEASE="$lf_release"
+  handover_to=$(landfall_slot "$lf_path")
+  landfall_export_slot
   if [ -n "$service_ready" ] && ! landfall_hook ready "$rel" "$service_ready" "$ready_timeout"; then
     printf 'failed\tready\n'
     landfall_service_cause "$rel" ready
@@ -239,6 +252,7 @@ landfall_switch_back() {
     landfall_service_cause "$to" service
     return 1
   fi
+  landfall_export_slot
   if [ -n "$handover_pending" ] && ! landfall_handover_listening "$p" "$handover_to"; then
     printf 'revert-failed\tready\n'
     landfall_service_cause "$to" ready
