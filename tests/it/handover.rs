@@ -386,6 +386,13 @@ fn under_local_the_new_release_starts_beside_the_old_one_which_drains() {
         .iter()
         .map(|a| (a.ip().to_string(), a.port()))
         .collect();
+    // The hooks after the service know the slot its instance runs in.
+    ws.edit(
+        "deploy.toml",
+        "pre_activate = \"bin/hello serve --config etc/hello.toml --check\"",
+        "pre_activate = \"bin/hello serve --config etc/hello.toml --check\"\n\
+         activate = 'printf %s \"$LANDFALL_SLOT\" > .slot'",
+    );
     let running = |index: usize, slot: &str| {
         let host = ["web1", "web2"][index];
         let pidfile = ws
@@ -411,6 +418,12 @@ fn under_local_the_new_release_starts_beside_the_old_one_which_drains() {
         },
         &running,
     );
+    // Rolled back, blue serves, and its activation said so.
+    for host in ["web1", "web2"] {
+        let slot =
+            std::fs::read_to_string(ws.host_dir(host, "/srv/hello/app").join("current/.slot"));
+        assert_eq!(slot.unwrap(), "blue", "{host}");
+    }
 }
 
 #[test]
