@@ -81,13 +81,14 @@ landfall_slot_stop() {
 
 # landfall_handover_start PATH DIR REUSE: starts the service of the
 # release in DIR in the slot that does not serve, beside the one that
-# does, and waits until it is ready on itself: systemd's start returns
-# once a `notify` service said READY=1; a process that binds its own
-# sockets holds one on each address of `listen`. With REUSE=1 (a switch
-# back), an instance that serves and runs DIR already is kept, and the
-# other one stopped: nothing starts. Sets handover_to, the slot the
-# release runs in, and handover_from, the slot to drain once it is ready
-# (see landfall_handover_finish), if one serves.
+# does (systemd's start of a `notify` service returns once it said
+# READY=1, or fails, handover_unready saying it was not ready in time;
+# where each instance binds its own sockets, landfall_handover_listening
+# is the wait). With REUSE=1 (a switch back), an instance that serves and
+# runs DIR already is kept, and the other one stopped: nothing starts.
+# Sets handover_to, the slot the release runs in, and handover_from, the
+# slot to drain once it is ready (see landfall_handover_finish), if one
+# serves.
 landfall_handover_start() {
   p=$1 rel=$2 name=$service_name m=$service_manager
   handover_unready=''
