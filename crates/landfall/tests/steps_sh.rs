@@ -3513,9 +3513,10 @@ fn wait_steps_stops_steps_that_outlast_it_and_sees_them_gone(shell: Shell) {
 
 /// Stub service managers: `systemctl`, `journalctl` and `supervisorctl`
 /// that print what a test puts in their files (`show`, `journal`,
-/// `status`) and note each call in `calls`, first in `PATH`, so that the
-/// systemd and supervisord branches of the steps run with no manager. A
-/// call with a word that `fail` lists fails.
+/// `status`; `show.WORD` instead for a call with that word, such as a
+/// unit's name) and note each call in `calls`, first in `PATH`, so that
+/// the systemd and supervisord branches of the steps run with no manager.
+/// A call with a word that `fail` lists fails.
 struct StubManagers {
     dir: tempfile::TempDir,
 }
@@ -3535,6 +3536,10 @@ impl StubManagers {
                     "#!/bin/sh\nprintf '%s\\n' \"{program} $*\" >>\"${{0%/*}}/calls\"\n\
                      for word in \"$@\"; do\n\
                      grep -qxF -- \"$word\" \"${{0%/*}}/fail\" 2>/dev/null && exit 1\n\
+                     done\n\
+                     for word in \"$@\"; do\n\
+                     [ -f \"${{0%/*}}/{answer}.$word\" ] || continue\n\
+                     exec cat \"${{0%/*}}/{answer}.$word\"\n\
                      done\n\
                      cat \"${{0%/*}}/{answer}\" 2>/dev/null\n"
                 ),
@@ -3767,7 +3772,7 @@ fn systemd_starts_reloads_restarts_and_stops_a_service(shell: Shell) {
     );
     assert_eq!(
         stubs.take_calls(),
-        "systemctl show app.service -p ActiveState -p SubState -p MainPID -p ActiveEnterTimestamp\n"
+        "systemctl show app.service -p ActiveState,SubState,MainPID,ActiveEnterTimestamp\n"
     );
     stubs.answer(
         "show",
@@ -3775,6 +3780,161 @@ fn systemd_starts_reloads_restarts_and_stops_a_service(shell: Shell) {
     );
     run(&call("landfall_service_state", &["0", &a.path()]))
         .expect(0, "service\t0\tsystemd\tapp\tfailed (failed)\t\t\n");
+}
+
+/// A release `id` of `a` whose service `app` is handed over (`overlap`)
+/// under the deploy user's own systemd.
+fn overlapping_release(a: &Artifact, id: &str) {
+    managed_release(
+        a,
+        id,
+        "systemd-user",
+        "[Service]\nExecStart=/srv/app/.landfall/slots/%i/.landfall-service/run\n",
+        None,
+    );
+    a.write(
+        &format!("releases/{id}/.landfall-activation"),
+        "service_manager=systemd-user\nservice_name=app\nservice_user=app\n\
+         service_bin=bin/app\nservice_overlap=1\nservice_listen=\n",
+    );
+}
+
+/// The hand-over under systemd: the first release starts in the blue slot,
+/// the next in the green one beside it, which then serves while the blue
+/// one is stopped and pointed at the new release; a switch back before
+/// that keeps the instance that served and stops the new one; and both go
+/// when the service is removed.
+fn handover_starts_beside_the_instance_that_serves_then_drains_it(shell: Shell) {
+    let stubs = StubManagers::new();
+    let config = tempfile::tempdir().unwrap();
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    for id in ["bb01", "bb02", "bb03"] {
+        overlapping_release(&a, id);
+    }
+    let run = |calls: &str| {
+        shell.run(&format!(
+            "{}XDG_CONFIG_HOME={}; export XDG_CONFIG_HOME
+{calls}",
+            stubs.first_in_path(),
+            quote(&text(config.path()))
+        ))
+    };
+    let path = quote(&a.path());
+    let release = |id: &str| quote(&text(&a.join(&format!("releases/{id}"))));
+    // Activate ID after OLD's service (`systemd-user app@`, or none): start
+    // it beside, then finish the hand-over.
+    let activate = |id: &str, old: &str| {
+        format!(
+            "landfall_recorded {dir} && landfall_service_switch {path} {dir} {old} '' 0 && \
+             echo pending=$handover_pending && landfall_handover_finish {path} {dir}\n",
+            dir = release(id),
+            old = quote(old),
+        )
+    };
+    let user = "systemctl --user";
+    let running = |slots: &[&str]| {
+        for slot in ["blue", "green"] {
+            stubs.answer(
+                &format!("show.app@{slot}.service"),
+                if slots.contains(&slot) {
+                    "ActiveState=active\n"
+                } else {
+                    "ActiveState=inactive\n"
+                },
+            );
+        }
+    };
+
+    // systemctl says nothing else, and does what it is told.
+    stubs.answer("show", "");
+    // The first release: nothing serves, blue starts.
+    running(&[]);
+    run(&activate("bb01", "")).expect(0, "hook\tservice\nstarted\tapp\tblue\npending=1\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!(
+            "{user} show app@blue.service -p ActiveState\n{user} daemon-reload\n\
+             {user} start app@blue.service\n{user} enable --quiet app@blue.service\n\
+             {user} disable --quiet app@green.service\n"
+        )
+    );
+    assert_eq!(a.read(".landfall/service.slot"), "blue\n");
+    for slot in ["blue", "green"] {
+        assert_eq!(
+            fs::read_link(a.join(&format!(".landfall/slots/{slot}"))).unwrap(),
+            Path::new("../../releases/bb01")
+        );
+    }
+
+    // The next one starts in green beside blue, which then stops.
+    running(&["blue"]);
+    run(&activate("bb02", "systemd-user app@")).expect(
+        0,
+        "hook\tservice\nstarted\tapp\tgreen\npending=1\nhook\tdrain\ndrained\tapp\tblue\n",
+    );
+    assert_eq!(
+        stubs.take_calls(),
+        format!(
+            "{user} show app@green.service -p ActiveState\n{user} show app@blue.service -p ActiveState\n\
+             {user} start app@green.service\n{user} stop app@blue.service\n\
+             {user} enable --quiet app@green.service\n{user} disable --quiet app@blue.service\n"
+        )
+    );
+    assert_eq!(a.read(".landfall/service.slot"), "green\n");
+    assert_eq!(
+        fs::read_link(a.join(".landfall/slots/blue")).unwrap(),
+        Path::new("../../releases/bb02")
+    );
+
+    // A third that fails to start (systemd would restart it): the switch
+    // back to bb02 keeps green, which never stopped, and stops blue.
+    running(&["green"]);
+    fs::write(stubs.dir.path().join("fail"), "start\n").unwrap();
+    run(&format!(
+        "landfall_recorded {dir} && landfall_service_switch {path} {dir} 'systemd-user app@' '' 0; \
+         echo status $? pending=$handover_pending\n",
+        dir = release("bb03"),
+    ))
+    .expect(0, "hook\tservice\nstatus 1 pending=1\n");
+    fs::remove_file(stubs.dir.path().join("fail")).unwrap();
+    stubs.take_calls();
+    running(&["green", "blue"]);
+    run(&format!(
+        "landfall_recorded {back} && landfall_service_switch {path} {back} 'systemd-user app@' '' 1 && \
+         echo pending=$handover_pending\n",
+        back = release("bb02"),
+    ))
+    .expect(0, "hook\tservice\nkept\tapp\tgreen\npending=\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!(
+            "{user} show app@green.service -p ActiveState\n{user} show app@blue.service -p ActiveState\n\
+             {user} stop app@blue.service\n"
+        )
+    );
+    assert_eq!(a.read(".landfall/service.slot"), "green\n");
+    assert_eq!(
+        fs::read_link(a.join(".landfall/slots/blue")).unwrap(),
+        Path::new("../../releases/bb02")
+    );
+
+    // Removed: both instances, and the slots.
+    run(&call(
+        "landfall_service_remove",
+        &[&a.path(), "systemd-user", "app@"],
+    ))
+    .expect(0, "removed-service\tapp\n");
+    assert_eq!(
+        stubs.take_calls(),
+        format!(
+            "{user} disable --quiet --now app@blue.service\n\
+             {user} disable --quiet --now app@green.service\n{user} daemon-reload\n"
+        )
+    );
+    assert!(!a.has(".landfall/slots"));
+    assert!(!a.has(".landfall/service.slot"));
+    assert!(!config.path().join("systemd/user/app@.service").exists());
 }
 
 /// The supervisord branches, deploying as root (where supervisord reads
@@ -4045,6 +4205,7 @@ under_both_shells!(
     health_ends_at_its_timeout_even_when_the_clock_stands_still,
     wait_steps_stops_steps_that_outlast_it_and_sees_them_gone,
     verdict_reads_each_manager_as_it_answers,
+    handover_starts_beside_the_instance_that_serves_then_drains_it,
     systemd_starts_reloads_restarts_and_stops_a_service,
     supervisor_starts_reloads_restarts_and_stops_a_service,
 );
