@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::services::{Fleet, USER_ID, services};
+use crate::services::{Fleet, USER_ID, app_status, services};
 use crate::support::Workspace;
 
 /// What the example's `deploy.toml` says of its service, and what a
@@ -176,16 +176,8 @@ impl Stream {
 /// The pid and name of each host's serving instance, and of the one
 /// beside it, as `status` reports them.
 fn instances(ws: &Workspace, args: &[&str]) -> Vec<(u32, String, Option<serde_json::Value>)> {
-    let mut all = vec!["status"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--message-format", "json"]);
-    let out = ws.run(&all);
-    out.assert_code(0);
-    out.events_of("status")[0]["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["artifact"] == "app")
+    app_status(ws, args)
+        .into_iter()
         .map(|t| {
             let service = &t["service"];
             (
@@ -194,6 +186,25 @@ fn instances(ws: &Workspace, args: &[&str]) -> Vec<(u32, String, Option<serde_js
                 t.get("beside").cloned(),
             )
         })
+        .collect()
+}
+
+/// Each test-bed host's address and the port hello listens on there, and
+/// its name.
+fn on_the_bed(fleet: &Fleet) -> (Vec<(String, u16)>, Vec<String>) {
+    fleet
+        .testbed
+        .hosts
+        .iter()
+        .map(|h| ((h.address.clone(), fleet.port), h.name.clone()))
+        .unzip()
+}
+
+/// Each local host's address and port.
+fn on_this_machine(ws: &Workspace) -> Vec<(String, u16)> {
+    ws.listen
+        .iter()
+        .map(|a| (a.ip().to_string(), a.port()))
         .collect()
 }
 
@@ -315,13 +326,7 @@ fn under_systemd_the_new_release_starts_beside_the_old_one_which_drains() {
         &fleet.ws,
         "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]\nnotify = true",
     );
-    let hosts: Vec<(String, u16)> = fleet
-        .testbed
-        .hosts
-        .iter()
-        .map(|h| (h.address.clone(), fleet.port))
-        .collect();
-    let names: Vec<String> = fleet.testbed.hosts.iter().map(|h| h.name.clone()).collect();
+    let (hosts, names) = on_the_bed(&fleet);
     hand_over(
         &fleet.ws,
         &hosts,
@@ -381,11 +386,7 @@ fn under_local_the_new_release_starts_beside_the_old_one_which_drains() {
         &ws,
         "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]\nnotify = true",
     );
-    let hosts: Vec<(String, u16)> = ws
-        .listen
-        .iter()
-        .map(|a| (a.ip().to_string(), a.port()))
-        .collect();
+    let hosts = on_this_machine(&ws);
     // The hooks after the service know the slot its instance runs in.
     ws.edit(
         "deploy.toml",
@@ -438,13 +439,7 @@ fn under_supervisord_the_new_release_starts_beside_the_old_one_which_drains() {
         &fleet.ws,
         "manager = \"supervisor\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]",
     );
-    let hosts: Vec<(String, u16)> = fleet
-        .testbed
-        .hosts
-        .iter()
-        .map(|h| (h.address.clone(), fleet.port))
-        .collect();
-    let names: Vec<String> = fleet.testbed.hosts.iter().map(|h| h.name.clone()).collect();
+    let (hosts, names) = on_the_bed(&fleet);
     let program = |index: usize, slot: &str| {
         fleet.on(
             &names[index],
@@ -494,12 +489,7 @@ fn under_systemd_turning_the_hand_over_on_hands_over_from_the_one_instance() {
         "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]\nnotify = true\n\
          overlap = false",
     );
-    let hosts: Vec<(String, u16)> = fleet
-        .testbed
-        .hosts
-        .iter()
-        .map(|h| (h.address.clone(), fleet.port))
-        .collect();
+    let (hosts, _) = on_the_bed(&fleet);
     let active = |host: &str, unit: &str| {
         fleet
             .on(host, &["systemctl", "is-active", unit])
@@ -644,12 +634,7 @@ fn a_deploy_user_that_is_not_root_hands_over_under_supervisord() {
             ],
         );
     }
-    let hosts: Vec<(String, u16)> = fleet
-        .testbed
-        .hosts
-        .iter()
-        .map(|h| (h.address.clone(), fleet.port))
-        .collect();
+    let (hosts, _) = on_the_bed(&fleet);
     fleet.deploy(&[]).assert_code(0);
     let first = instances(&fleet.ws, &["testbed"]);
     let load = Load::start(&hosts);
@@ -678,11 +663,7 @@ fn under_local_turning_the_hand_over_on_hands_over_from_the_one_process() {
         "manager = \"systemd\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]\nnotify = true\n\
          overlap = false",
     );
-    let hosts: Vec<(String, u16)> = ws
-        .listen
-        .iter()
-        .map(|a| (a.ip().to_string(), a.port()))
-        .collect();
+    let hosts = on_this_machine(&ws);
     let deploy = |extra: &[&str]| {
         ws.run(
             &[

@@ -18,19 +18,26 @@ fn local_pid(ws: &Workspace, host: &str) -> u32 {
         .unwrap()
 }
 
-/// `status --message-format json`: each host's app service, as reported.
-pub(crate) fn services(ws: &Workspace, args: &[&str]) -> Vec<(String, serde_json::Value)> {
+/// `status ARGS --message-format json`: what it says of each host's `app`.
+pub(crate) fn app_status(ws: &Workspace, args: &[&str]) -> Vec<serde_json::Value> {
     let mut all = vec!["status"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--message-format", "json"]);
     let out = ws.run(&all);
     out.assert_code(0);
-    let status = out.events_of("status");
-    status[0]["hosts"]
+    out.events_of("status")[0]["hosts"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|t| t["artifact"] == "app")
+        .cloned()
+        .collect()
+}
+
+/// Each host's app service, as `status` reports it.
+pub(crate) fn services(ws: &Workspace, args: &[&str]) -> Vec<(String, serde_json::Value)> {
+    app_status(ws, args)
+        .into_iter()
         .map(|t| {
             (
                 t["host"].as_str().unwrap().to_string(),
@@ -171,16 +178,8 @@ fn started(id: &str) -> String {
 
 /// Each host's current release of `app`, as `status` reports it.
 fn current_releases(ws: &Workspace, args: &[&str]) -> Vec<(String, String)> {
-    let mut all = vec!["status"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--message-format", "json"]);
-    let out = ws.run(&all);
-    out.assert_code(0);
-    out.events_of("status")[0]["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["artifact"] == "app")
+    app_status(ws, args)
+        .into_iter()
         .map(|t| {
             (
                 t["host"].as_str().unwrap().to_string(),

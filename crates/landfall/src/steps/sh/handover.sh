@@ -358,16 +358,7 @@ landfall_handover_remove() {
       printf 'landfall: service %s is stopped; only root removes %s and %s\n' "$name" "$d/$name@blue.conf" "$d/$name@green.conf" >&2
     fi
   elif [ -z "${LANDFALL_LOCAL:-}" ]; then
-    d=$(landfall_unit_dir "$m")
-    if [ -f "$d/$name.socket" ]; then
-      landfall_systemctl "$m" disable --quiet --now "$name.socket" >&2
-    fi
-    if landfall_may_install "$m"; then
-      rm -f "$d/$name@.service" "$d/$name.socket"
-      landfall_systemctl "$m" daemon-reload >&2
-    else
-      printf 'landfall: service %s is stopped and disabled; only root removes %s\n' "$name" "$d/$name@.service" >&2
-    fi
+    landfall_units_remove "$m" "$name" "$name@.service"
   fi
   rm -rf "$p/.landfall/slots" "$p/.landfall/service.slot" "$p/.landfall/service.unit" \
     "$p/.landfall/service.socket" "$p/.landfall/service.unit@blue" "$p/.landfall/service.unit@green"

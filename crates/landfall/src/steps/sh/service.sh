@@ -434,17 +434,8 @@ landfall_service_remove() {
   fi
   case $m in
   systemd | systemd-user)
-    d=$(landfall_unit_dir "$m")
     landfall_systemctl "$m" disable --quiet --now "$name.service" >&2
-    if [ -f "$d/$name.socket" ]; then
-      landfall_systemctl "$m" disable --quiet --now "$name.socket" >&2
-    fi
-    if landfall_may_install "$m"; then
-      rm -f "$d/$name.service" "$d/$name.socket"
-      landfall_systemctl "$m" daemon-reload >&2
-    else
-      printf 'landfall: service %s is stopped and disabled; only root removes %s\n' "$name" "$d/$name.service" >&2
-    fi
+    landfall_units_remove "$m" "$name" "$name.service"
     ;;
   supervisor)
     d=$(landfall_supervisor_dir) || return 0

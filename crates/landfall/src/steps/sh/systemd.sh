@@ -31,3 +31,20 @@ landfall_unit_show() {
     landfall_systemctl "$1" show "$2" -p "$3" 2>/dev/null
   fi
 }
+
+# landfall_units_remove MANAGER NAME UNIT: once the service NAME is stopped
+# and disabled, stops and disables its socket, and removes its definitions
+# (UNIT, its service's unit file, and NAME.socket), or says that only root
+# removes them.
+landfall_units_remove() {
+  d=$(landfall_unit_dir "$1")
+  if [ -f "$d/$2.socket" ]; then
+    landfall_systemctl "$1" disable --quiet --now "$2.socket" >&2
+  fi
+  if landfall_may_install "$1"; then
+    rm -f "$d/$3" "$d/$2.socket"
+    landfall_systemctl "$1" daemon-reload >&2
+  else
+    printf 'landfall: service %s is stopped and disabled; only root removes %s\n' "$2" "$d/$3" >&2
+  fi
+}
