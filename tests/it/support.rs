@@ -582,13 +582,16 @@ impl Workspace {
 
 impl Drop for Workspace {
     /// Stops the services local deploys started: by the restart script
-    /// (`shared/run/hello.pid`) or as a service (`.landfall/service.pid`).
+    /// (`shared/run/hello.pid`) or as a service (`.landfall/service.pid`,
+    /// and each slot's of one handed over, `.landfall/service-SLOT.pid`).
     fn drop(&mut self) {
         for host in ["web1", "web2"] {
             let app = self.host_dir(host, "/srv/hello/app");
             for pid_file in [
                 app.join("shared/run/hello.pid"),
                 app.join(".landfall/service.pid"),
+                app.join(".landfall/service-blue.pid"),
+                app.join(".landfall/service-green.pid"),
             ] {
                 if let Ok(pid) = fs::read_to_string(pid_file) {
                     let _ = Command::new("kill").arg(pid.trim()).status();
