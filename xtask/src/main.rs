@@ -50,9 +50,12 @@ const USAGE: &str = "usage: cargo xtask <test|lint|demo|man|testbed|bench>
                        an earlier one (warm); --runs (5) for fleets of up to 8 hosts,
                        --large-runs (2, or --runs if fewer) for larger ones (needs root, sshd,
                        rsync and nftables; see docs/benchmarks.md)
-  bench restarts [--runs N]
-                       the requests lost while a deploy restarts the example's service,
-                       under supervisord (at once, rolling) and systemd's socket activation";
+  bench restarts [--runs N] [--only WORD] [--migrate-req]
+                       what a deploy that restarts the example's service costs its clients
+                       (refused, cut, latency added), stop-then-start against the hand-over,
+                       under systemd, supervisord and --local; N deploys per setup (10);
+                       --migrate-req: in a network namespace of its own where
+                       net.ipv4.tcp_migrate_req is 1";
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1);

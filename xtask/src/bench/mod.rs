@@ -8,7 +8,8 @@
 //! (`workspace.rs`), the byte counters and the masters (`masters.rs`) set
 //! up, the rounds of each fleet and scenario run (`runner.rs`, which
 //! measures with `measure.rs`), and the report written (`report.rs`).
-//! `options.rs` reads the command line; `bench restarts` is `restarts.rs`.
+//! `options.rs` reads the command line; `bench restarts`, what a deploy
+//! that restarts the service costs its clients, is `restarts/`.
 
 mod masters;
 mod measure;
@@ -116,15 +117,10 @@ pub(crate) type Phases = BTreeMap<(usize, Scenario, Mode), Vec<BTreeMap<String, 
 /// first, the restarts benchmark.
 pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
     if args.first().map(String::as_str) == Some("restarts") {
-        let options = options(&args[1..])?;
         let root = sh.current_dir();
         eprintln!("bench: building landfall (release)");
         cmd!(sh, "cargo build --quiet --release -p landfall-cli").run()?;
-        return restarts::restarts(
-            &root,
-            &root.join("target/release/cargo-deploy"),
-            options.runs,
-        );
+        return restarts::restarts(&root, &root.join("target/release/cargo-deploy"), &args[1..]);
     }
     let options = options(args)?;
     // Without `..`: landfall's kept sockets go under it, where the length
