@@ -180,10 +180,15 @@ landfall_handover_listening() {
   [ -n "${service_listen:-}" ] || return 0
   deadline=$(($(date +%s) + ready_timeout))
   printf 'hook\tready\n'
+  pid=''
   while :; do
-    if ! pid=$(landfall_slot_pid "$1" "$2"); then
-      printf 'landfall: the instance in slot %s ended before it listened on %s\n' "$2" "$service_listen" >&2
-      return 1
+    # The pid is asked for again only when its process is gone (a
+    # restart): asking supervisord is a process of Python's each time.
+    if [ -z "$pid" ] || landfall_process_gone "$pid"; then
+      if ! pid=$(landfall_slot_pid "$1" "$2"); then
+        printf 'landfall: the instance in slot %s ended before it listened on %s\n' "$2" "$service_listen" >&2
+        return 1
+      fi
     fi
     landfall_listens "$pid" "$service_listen" && return 0
     if [ "$(date +%s)" -ge "$deadline" ]; then
