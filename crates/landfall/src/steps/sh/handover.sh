@@ -213,13 +213,22 @@ landfall_slot_pid() {
 
 # landfall_listens PID ADDRESSES: whether process PID holds a listening
 # TCP socket of its own on the port of each of ADDRESSES (`IP:PORT`,
-# separated by spaces), as its network namespace's /proc/PID/net/tcp and
-# tcp6 list them.
+# separated by spaces): one of the sockets its descriptors name is one
+# that listens there. The listening sockets of a port are asked of the
+# kernel with `ss` where it is installed, which filters them there;
+# otherwise read from the network namespace's /proc/PID/net/tcp and tcp6,
+# which list every socket (a busy host's tens of thousands).
 landfall_listens() {
   # shellcheck disable=SC2012 # Only the links' targets are read.
   inodes=$(ls -l "/proc/$1/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\].*/\1/p' | tr '\n' ' ')
   [ -n "$inodes" ] || return 1
   for address in $2; do
+    if command -v ss >/dev/null 2>&1; then
+      ss -Hltne "sport = :${address##*:}" 2>/dev/null |
+        awk -v inodes=" $inodes" '{ for (i = 1; i <= NF; i++) if ($i ~ /^ino:/ && index(inodes, " " substr($i, 5) " ")) found = 1 }
+          END { exit !found }' || return 1
+      continue
+    fi
     port=$(printf '%04X' "${address##*:}")
     # A line: sl local_address rem_address st ... inode (the 10th field);
     # state 0A is LISTEN.
