@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::services::{Fleet, USER_ID, app_status, services};
+use crate::services::{Fleet, USER_ID, app_status, rolled_back_not_ready, services};
 use crate::support::Workspace;
 
 /// What the example's `deploy.toml` says of its service, and what a
@@ -286,23 +286,8 @@ fn hand_over(
     // stopped, and the instance that serves never stopped.
     let load = Load::start(hosts);
     let out = deploy(&["--var", "greeting=three", "--var", "warmup=60s"]);
-    out.assert_code(1);
     load.finish();
-    let app: Vec<serde_json::Value> = out.summary()["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["artifact"] == "app")
-        .cloned()
-        .collect();
-    assert!(
-        app.iter().all(|h| h["status"] == "rolled_back"
-            && h["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("the service was not ready within 10s"))),
-        "{}",
-        out.stdout
-    );
+    rolled_back_not_ready(&out);
     assert_eq!(pids("green"), second);
     for index in 0..hosts.len() {
         assert!(running(index, "green") && !running(index, "blue"));

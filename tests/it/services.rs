@@ -382,22 +382,7 @@ impl Fleet {
         self.expect_greeting("hello");
 
         let out = self.deploy(&["--var", "healthy=false", "--var", "greeting=bye"]);
-        out.assert_code(1);
-        let summary = out.summary();
-        let app: Vec<&serde_json::Value> = summary["hosts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|h| h["artifact"] == "app")
-            .collect();
-        assert!(
-            app.iter().all(|h| h["status"] == "rolled_back"
-                && h["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("the service was not ready within 10s"))),
-            "{}",
-            out.stdout
-        );
+        rolled_back_not_ready(&out);
         self.expect_greeting("hello");
         self.pids();
 
@@ -1281,6 +1266,28 @@ const GAVE_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 /// message naming one of what `manager_said` and the service's own line,
 /// and not `pre_activate`'s output (`config ok`); the messages.
 #[track_caller]
+/// The deploy `out` failed, and every host's `app` was switched back
+/// because its service was not ready within its `ready_timeout` (10 s).
+pub(crate) fn rolled_back_not_ready(out: &crate::support::Outcome) {
+    out.assert_code(1);
+    let summary = out.summary();
+    let app: Vec<&serde_json::Value> = summary["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["artifact"] == "app")
+        .collect();
+    assert!(
+        !app.is_empty()
+            && app.iter().all(|h| h["status"] == "rolled_back"
+                && h["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("the service was not ready within 10s"))),
+        "{}",
+        out.stdout
+    );
+}
+
 fn rolled_back_for_its_own_reason(
     out: &crate::support::Outcome,
     manager_said: &[&str],

@@ -222,14 +222,7 @@ pub(crate) fn bench(sh: &Shell, args: &[String]) -> Result<()> {
         &hashing,
     );
     print!("{text}");
-    let path = dir.join("report.md");
-    fs::write(&path, &text)?;
-    eprintln!(
-        "bench: the report is in {} ({:.0} min in all)",
-        path.display(),
-        started.elapsed().as_secs_f64() / 60.0
-    );
-    Ok(())
+    report::write(&dir.join("report.md"), &text, started)
 }
 
 /// The test bed, stopped when the benchmark ends, however it ends.

@@ -92,15 +92,35 @@ fn drop_page_cache() -> Result<()> {
     })
 }
 
-/// A line describing the machine, the tools' versions and how many runs
-/// each figure is the median of.
-pub(crate) fn machine(root: &Path, fleets: &[usize], runs_for: impl Fn(usize) -> usize) -> String {
+/// This machine's processor, as `/proc/cpuinfo` names it, and how many
+/// cores this process may use.
+pub(crate) fn processor() -> (String, usize) {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
         .find_map(|l| l.strip_prefix("model name"))
-        .map_or("unknown CPU", |l| l.trim_start_matches([' ', '\t', ':']));
+        .map_or("unknown CPU", |l| l.trim_start_matches([' ', '\t', ':']))
+        .to_string();
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    (cpu, cores)
+}
+
+/// Writes the report `text` to `path`, and says where, and how long the
+/// benchmark took since `started`.
+pub(crate) fn write(path: &Path, text: &str, started: std::time::Instant) -> Result<()> {
+    fs::write(path, text)?;
+    eprintln!(
+        "bench: the report is in {} ({:.0} min in all)",
+        path.display(),
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    Ok(())
+}
+
+/// A line describing the machine, the tools' versions and how many runs
+/// each figure is the median of.
+pub(crate) fn machine(root: &Path, fleets: &[usize], runs_for: impl Fn(usize) -> usize) -> String {
+    let (cpu, cores) = processor();
     let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let memory_gib = meminfo
         .lines()

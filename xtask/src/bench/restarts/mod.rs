@@ -183,13 +183,7 @@ pub(crate) fn restarts(root: &Path, landfall: &Path, args: &[String]) -> Result<
     } else {
         "report.md"
     });
-    fs::write(&path, &text)?;
-    eprintln!(
-        "bench: the report is in {} ({:.0} min in all)",
-        path.display(),
-        started.elapsed().as_secs_f64() / 60.0
-    );
-    Ok(())
+    super::report::write(&path, &text, started)
 }
 
 /// What the command line asks for.
@@ -505,12 +499,7 @@ fn heading(root: &Path, deploys: usize) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map_or("unknown CPU", |l| l.trim_start_matches([' ', '\t', ':']));
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let (cpu, cores) = super::report::processor();
     let migrate = fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req")
         .map_or_else(|_| "unknown".into(), |v| v.trim().to_string());
     let namespace = if std::env::var_os(OWN_NAMESPACE).is_some() {
