@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::services::{Fleet, USER_ID, app_status, rolled_back_not_ready, services};
@@ -62,8 +62,9 @@ fn ask(address: &str, port: u16, path: &str) -> Option<(u16, u32)> {
 }
 
 /// Each answer a [`Load`] got, in order: the host's index, and the status
-/// and pid of the answer (`None`: refused or cut).
-type Answers = Arc<Mutex<Vec<(usize, Option<(u16, u32)>)>>>;
+/// and pid of the answer (`None`: refused or cut); and a gate opened at
+/// each new answer.
+type Answers = Arc<(Mutex<Vec<(usize, Option<(u16, u32)>)>>, Condvar)>;
 
 /// A client that asks every host, back to back, until it is stopped.
 struct Load {
@@ -75,14 +76,15 @@ struct Load {
 impl Load {
     fn start(hosts: &[(String, u16)]) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen: Answers = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let thread = std::thread::spawn({
             let (stop, seen, hosts) = (Arc::clone(&stop), Arc::clone(&seen), hosts.to_vec());
             move || {
                 while !stop.load(Ordering::SeqCst) {
                     for (index, (address, port)) in hosts.iter().enumerate() {
                         let answer = ask(address, *port, "/health");
-                        seen.lock().unwrap().push((index, answer));
+                        seen.0.lock().unwrap().push((index, answer));
+                        seen.1.notify_all();
                     }
                 }
             }
@@ -98,18 +100,21 @@ impl Load {
     /// process other than `old`; its pid.
     fn until_answered_by_other_than(&self, index: usize, old: u32) -> u32 {
         let deadline = Instant::now() + Duration::from_secs(120);
+        let (answers, answered) = &*self.seen;
+        let mut seen = answers.lock().unwrap();
         loop {
-            let new = self.seen.lock().unwrap().iter().find_map(|(i, answer)| {
+            let new = seen.iter().find_map(|(i, answer)| {
                 answer.and_then(|(_, pid)| (*i == index && pid != old).then_some(pid))
             });
             if let Some(pid) = new {
                 return pid;
             }
+            let left = deadline.saturating_duration_since(Instant::now());
             assert!(
-                Instant::now() < deadline,
+                !left.is_zero(),
                 "host {index} answered from no other process than {old} within 2 minutes"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            seen = answered.wait_timeout(seen, left).unwrap().0;
         }
     }
 
@@ -117,7 +122,7 @@ impl Load {
     fn finish(mut self) -> Vec<(usize, u32)> {
         self.stop.store(true, Ordering::SeqCst);
         self.thread.take().unwrap().join().unwrap();
-        let seen = std::mem::take(&mut *self.seen.lock().unwrap());
+        let seen = std::mem::take(&mut *self.seen.0.lock().unwrap());
         let failed = seen
             .iter()
             .filter(|(_, answer)| !matches!(answer, Some((200, _))))
@@ -543,7 +548,6 @@ fn under_systemd_turning_the_hand_over_on_hands_over_from_the_one_instance() {
 /// root installs definitions): each host says which, and where.
 #[test]
 fn a_deploy_user_that_is_not_root_hands_over_under_supervisord() {
-    use std::os::unix::fs::PermissionsExt as _;
     let etc = tempfile::tempdir().unwrap();
     let fleet = Fleet::new(landfall_testbed::Init::Plain);
     let (sudoers, _) = fleet.deploy_user(etc.path());
@@ -554,18 +558,14 @@ fn a_deploy_user_that_is_not_root_hands_over_under_supervisord() {
         &fleet.ws,
         "manager = \"supervisor\"\nlisten = [\"{{ vars.bind }}:{{ vars.port }}\"]",
     );
-    let rules = fleet.ws.run(&["init", "--sudoers", "testbed"]);
-    rules.assert_code(0);
+    let rules = fleet.install_sudo_rules(&sudoers);
     let conf = "/etc/supervisor/supervisord.conf";
     for slot in ["blue", "green"] {
         for verb in ["status", "start", "stop", "pid"] {
             let rule = format!("/usr/bin/supervisorctl -c {conf} {verb} hello-app@{slot}");
-            assert!(rules.stdout.contains(&rule), "{}", rules.stdout);
+            assert!(rules.contains(&rule), "{rules}");
         }
     }
-    let file = sudoers.join("landfall-hello");
-    std::fs::write(&file, &rules.stdout).unwrap();
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o440)).unwrap();
 
     let want = |slot: &str| format!("/srv/hello/app/.landfall/hello-app@{slot}.unit");
     fleet.refused_before_switch(&[

@@ -766,6 +766,24 @@ impl Fleet {
 }
 
 impl Fleet {
+    /// Installs the sudo rules `init --sudoers` prints into the hosts'
+    /// `sudoers` directory, as the guide says, which visudo must accept;
+    /// the rules.
+    pub(crate) fn install_sudo_rules(&self, sudoers: &std::path::Path) -> String {
+        use std::os::unix::fs::PermissionsExt as _;
+        let rules = self.ws.run(&["init", "--sudoers", "testbed"]);
+        rules.assert_code(0);
+        let file = sudoers.join("landfall-hello");
+        fs::write(&file, &rules.stdout).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o440)).unwrap();
+        let visudo = self.on(
+            "host1",
+            &["visudo", "-c", "-f", "/etc/sudoers.d/landfall-hello"],
+        );
+        assert!(visudo.contains("parsed OK"), "{visudo}\n{}", rules.stdout);
+        rules.stdout
+    }
+
     /// Runs `args` on `host` as the deploy user [`USER`]: whether it
     /// succeeded, and what it said on stdout and stderr.
     pub(crate) fn as_deploy_user(&self, host: &str, args: &[&str]) -> (bool, String) {
@@ -787,7 +805,6 @@ impl Fleet {
     /// the guide says, and the program's definition installed by root as
     /// the first deploy asks; deployed once.
     fn with_sudo_rules(etc: &std::path::Path) -> Fleet {
-        use std::os::unix::fs::PermissionsExt as _;
         let fleet = Fleet::new(landfall_testbed::Init::Plain);
         let (sudoers, _) = fleet.deploy_user(etc);
         for host in &fleet.testbed.hosts {
@@ -802,16 +819,7 @@ impl Fleet {
             "user {USER} may not run \\\"supervisorctl -c /etc/supervisor/supervisord.conf restart hello-app\\\" as root without a password"
         )]);
 
-        let rules = fleet.ws.run(&["init", "--sudoers", "testbed"]);
-        rules.assert_code(0);
-        let file = sudoers.join("landfall-hello");
-        fs::write(&file, &rules.stdout).unwrap();
-        fs::set_permissions(&file, fs::Permissions::from_mode(0o440)).unwrap();
-        let visudo = fleet.on(
-            "host1",
-            &["visudo", "-c", "-f", "/etc/sudoers.d/landfall-hello"],
-        );
-        assert!(visudo.contains("parsed OK"), "{visudo}\n{}", rules.stdout);
+        fleet.install_sudo_rules(&sudoers);
 
         // With the rules, still no host is switched: the program is not
         // installed, and only root installs one. Each host says what to
