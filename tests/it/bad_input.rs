@@ -392,6 +392,14 @@ fn rollout(ws: &Workspace, keys: &str) {
     table(ws, "artifact.app.rollout", keys);
 }
 
+fn check(ws: &Workspace, keys: &str) {
+    append(
+        ws,
+        "deploy.toml",
+        format!("\n[[artifact.app.rollout.check]]\n{keys}\n"),
+    );
+}
+
 fn project_hooks(ws: &Workspace, keys: &str) {
     table(ws, "hooks", keys);
 }
@@ -455,6 +463,48 @@ fn rollout_and_hook_errors_are_refused_where_they_are_written() {
                 setup: |ws| rollout(ws, "canaries = 1"),
                 args: CHECK,
                 expect_in_stderr: &["deploy.toml:41:1", "canaries"],
+            },
+            Case {
+                name: "a check of two kinds",
+                setup: |ws| check(ws, "http = \"http://example.test/\"\nexec = \"true\""),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:40:1", "exactly one of `http`, `exec`"],
+            },
+            Case {
+                name: "a Prometheus check without a bound",
+                setup: |ws| check(ws, "prometheus = \"http://127.0.0.1:9/\"\nquery = \"up\""),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:42:9", "add `below = N` or `above = N`"],
+            },
+            Case {
+                name: "a key of another kind of check",
+                setup: |ws| check(ws, "exec = \"true\"\nbelow = 1"),
+                args: CHECK,
+                expect_in_stderr: &[
+                    "deploy.toml:42:9",
+                    "`below` is not a key of an `exec` check",
+                ],
+            },
+            Case {
+                name: "an HTTP status that is none",
+                setup: |ws| check(ws, "http = \"http://example.test/\"\nstatus = 700"),
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:42:10", "from 100 to 599"],
+            },
+            Case {
+                name: "two checks of one name",
+                setup: |ws| {
+                    check(ws, "name = \"up\"\nexec = \"true\"");
+                    check(ws, "name = \"up\"\nexec = \"true\"");
+                },
+                args: CHECK,
+                expect_in_stderr: &["deploy.toml:45:8", "two checks are named `up`"],
+            },
+            Case {
+                name: "a check's template that reads an undefined variable",
+                setup: |ws| check(ws, "http = \"http://{{ host.nam }}/\""),
+                args: DEPLOY,
+                expect_in_stderr: &["deploy.toml:41:", "host.nam"],
             },
             Case {
                 name: "an empty before hook",

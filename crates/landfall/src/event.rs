@@ -129,6 +129,19 @@ pub enum Event {
         seconds: f64,
         next: usize,
     },
+    /// A rollout check's verdict on hosts of the artifact, after a batch or
+    /// during its pause: it passed (said once a batch), it has not passed
+    /// yet (said once), or it failed, which switches those hosts back.
+    Check {
+        artifact: String,
+        check: String,
+        /// `http`, `exec` or `prometheus`.
+        kind: String,
+        hosts: Vec<String>,
+        state: CheckState,
+        /// What it saw, or why it failed.
+        detail: String,
+    },
     /// An artifact's rollout stopped: a canary failed, or more hosts failed
     /// than `max_fail` allows (`on_failure` applies then).
     RolloutStopped {
@@ -182,6 +195,16 @@ impl Event {
 }
 
 /// Where in a deploy something happened.
+/// Where a rollout check stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckState {
+    Passed,
+    /// Not passed yet, within its `timeout`.
+    Waiting,
+    Failed,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
@@ -192,6 +215,8 @@ pub enum Phase {
     PreActivate,
     Activate,
     Health,
+    /// A rollout check, run from the deploying machine.
+    Check,
     Once,
     Rollback,
     Cleanup,
@@ -208,6 +233,7 @@ impl Phase {
             Phase::PreActivate => "pre_activate",
             Phase::Activate => "activate",
             Phase::Health => "health",
+            Phase::Check => "check",
             Phase::Once => "once",
             Phase::Prune => "prune",
             Phase::Rollback => "rollback",

@@ -15,24 +15,45 @@
 //! with the build cargo runs.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 /// A request to stop, shared by whoever may make it (a signal handler, a
 /// caller's timeout) and the run it is for, which checks it before each
-/// new piece of work. Clones are the same request.
+/// new piece of work, or waits on it. Clones are the same request.
 #[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel(Arc<(Mutex<bool>, Condvar)>);
 
 impl Cancel {
     /// Asks the run to stop as soon as it can.
     pub fn request(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        let (asked, changed) = &*self.0;
+        *asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        changed.notify_all();
     }
 
     /// Whether a stop was asked for.
     pub fn requested(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        *self
+            .0
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits `time`, or less if a stop is asked for meanwhile; whether one
+    /// was.
+    pub fn wait(&self, time: Duration) -> bool {
+        let (asked, changed) = &*self.0;
+        let guard = asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (guard, _) = changed
+            .wait_timeout_while(guard, time, |asked| !*asked)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard
     }
 }
 

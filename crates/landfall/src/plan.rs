@@ -26,6 +26,10 @@ use crate::secrets::Secrets;
 use crate::service::RenderedService;
 use crate::template;
 
+pub mod checks;
+
+use checks::RenderedCheck;
+
 #[derive(Debug, Serialize)]
 pub struct Plan {
     pub env: String,
@@ -104,6 +108,9 @@ pub struct Target {
     pub hooks: RenderedHooks,
     /// The service the artifact runs as, rendered for this host.
     pub service: Option<RenderedService>,
+    /// The rollout's checks, rendered for this host.
+    #[serde(skip)]
+    pub checks: Vec<RenderedCheck>,
 }
 
 impl Target {
@@ -415,6 +422,7 @@ fn target(
         masked,
     };
     let hooks = rendered_hooks;
+    let checks = render_checks(project, env, jinja, host, artifact, secrets, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -427,7 +435,42 @@ fn target(
         activation,
         hooks,
         service,
+        checks,
     })
+}
+
+/// The artifact's rollout checks, rendered for `host`: URLs and queries
+/// verbatim, commands shell-quoted, as hooks are.
+fn render_checks(
+    project: &Project,
+    env: &Environment,
+    jinja: &minijinja::Environment<'_>,
+    host: &Host,
+    artifact: &Artifact,
+    secrets: &Secrets,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<RenderedCheck> {
+    let mut context = template::context(project, env, host, artifact, secrets);
+    context.new = Some(checks::SetView::markers("new"));
+    context.old = Some(checks::SetView::markers("old"));
+    let origin = |hook: &Hook| {
+        template::Origin::of_toml_string(&project.file.text, hook.span.clone(), &hook.text)
+    };
+    let mut out = Vec::new();
+    for check in &artifact.rollout.checks {
+        let rendered = checks::render(
+            check,
+            &mut |hook| template::render(jinja, &project.file, &hook.text, &origin(hook), &context),
+            &mut |hook| {
+                template::render_hook(jinja, &project.file, &hook.text, &origin(hook), &context)
+            },
+        );
+        match rendered {
+            Ok(check) => out.push(check),
+            Err(diag) => errors.push(diag),
+        }
+    }
+    out
 }
 
 /// The most a rendered hook may hold: it must fit in one argument of a

@@ -39,6 +39,12 @@ pub(crate) struct Context<'a> {
     /// A `SecretsObject`: it notes whether a template read it.
     pub(crate) secrets: Value,
     pub(crate) artifact: ArtifactView<'a>,
+    /// In a rollout check only: the hosts on the new release, and the
+    /// others (see [`crate::plan::checks`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) new: Option<crate::plan::checks::SetView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) old: Option<crate::plan::checks::SetView>,
     #[serde(skip)]
     secrets_read: Arc<AtomicBool>,
 }
@@ -162,6 +168,8 @@ pub(crate) fn context<'a>(
             roles: &artifact.roles,
             bins: artifact.bins.iter().map(|b| b.name.as_str()).collect(),
         },
+        new: None,
+        old: None,
         secrets_read: read,
     }
 }
@@ -460,6 +468,8 @@ mod tests {
                 roles: &roles,
                 bins: vec!["hello"],
             },
+            new: None,
+            old: None,
             secrets_read: read,
         };
         f(&ctx)

@@ -3,7 +3,7 @@
 //! take the events they show); the dry run's changes under its line are
 //! [`super::predict`]'s.
 
-use landfall::event::Event;
+use landfall::event::{CheckState, Event};
 use landfall::inert::inert;
 
 use super::predict::{print_changes, print_diffs};
@@ -198,6 +198,32 @@ impl Printer {
                     "{artifact} for {seconds}s before batch {next}, checking the hosts activated"
                 ),
             ),
+            Event::Check {
+                artifact,
+                check,
+                kind,
+                hosts,
+                state,
+                detail,
+            } => {
+                let about = format!("{artifact} `{check}` ({kind}) on {}", hosts.join(", "));
+                match state {
+                    CheckState::Passed => {
+                        self.status("Checked", GOOD, &format!("{about}: {detail}"));
+                    }
+                    CheckState::Waiting => self.status(
+                        "Checking",
+                        INFO,
+                        &format!("{about}, not passing yet: {}", first_line(&detail)),
+                    ),
+                    CheckState::Failed => eprintln!(
+                        "{BAD}{:>12}{BAD:#} {}: {}",
+                        "Check failed",
+                        inert(&about),
+                        shown_error(&detail)
+                    ),
+                }
+            }
             Event::RolloutStopped {
                 artifact,
                 failed,
@@ -283,4 +309,9 @@ impl Printer {
             }
         }
     }
+}
+
+/// The first line of a text, to say it in a progress line.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
 }

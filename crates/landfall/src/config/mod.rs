@@ -222,8 +222,9 @@ pub struct Template {
 }
 
 /// `[artifact.X.rollout]`: the order and pace in which hosts are
-/// activated, and how many may fail before the rollout stops.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// activated, how they are judged, and how many may fail before the
+/// rollout stops.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rollout {
     /// Hosts activated (and healthy) first, alone: any failure among them
     /// stops the rollout.
@@ -236,6 +237,69 @@ pub struct Rollout {
     /// Hosts that may fail (each switched back alone) before the rollout
     /// stops and `on_failure` applies.
     pub max_fail: Amount,
+    /// Checks run from the deploying machine after each batch and through
+    /// its pause (`[[artifact.X.rollout.check]]`).
+    pub checks: Vec<Check>,
+}
+
+/// A rollout check, judged from outside the hosts: it must pass within
+/// its `timeout` of a batch's activation, and keep passing through the
+/// pause; a failure counts as a failed health check of the hosts it
+/// judges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// What events and messages call it: its `name`, or else its kind.
+    pub name: String,
+    pub probe: Probe,
+    /// How long after a batch's activation it may take to pass.
+    pub timeout: Duration,
+}
+
+/// What a check asks, each field a template rendered for every host of
+/// the artifact.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// An HTTP request from the deploying machine: it passes with `status`
+    /// (any 2xx by default) and, if given, `body` in the answer.
+    Http {
+        url: Hook,
+        status: Option<u16>,
+        body: Option<String>,
+    },
+    /// A command run on the deploying machine, which passes by exiting 0.
+    Exec { command: Hook },
+    /// An instant query to a Prometheus server, whose every sample must be
+    /// within `bound`.
+    Prometheus {
+        server: Hook,
+        query: Hook,
+        bound: Bound,
+    },
+}
+
+/// The condition a Prometheus sample must meet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    Below(f64),
+    Above(f64),
+}
+
+impl Bound {
+    pub fn holds(self, value: f64) -> bool {
+        match self {
+            Bound::Below(bound) => value < bound,
+            Bound::Above(bound) => value > bound,
+        }
+    }
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bound::Below(bound) => write!(f, "below {bound}"),
+            Bound::Above(bound) => write!(f, "above {bound}"),
+        }
+    }
 }
 
 impl Default for Rollout {
@@ -245,6 +309,7 @@ impl Default for Rollout {
             batch: Amount::All,
             pause: Duration::ZERO,
             max_fail: Amount::Count(0),
+            checks: Vec::new(),
         }
     }
 }

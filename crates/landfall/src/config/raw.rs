@@ -43,6 +43,26 @@ pub(crate) struct Rollout {
     pub(crate) batch: Option<Spanned<Amount>>,
     pub(crate) pause: Option<Spanned<String>>,
     pub(crate) max_fail: Option<Spanned<Amount>>,
+    /// `[[artifact.X.rollout.check]]`: judged from outside the hosts.
+    #[serde(default)]
+    pub(crate) check: Vec<Spanned<Check>>,
+}
+
+/// One `[[artifact.X.rollout.check]]`: exactly one of `http`, `exec` and
+/// `prometheus`, with what goes with it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Check {
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) http: Option<Spanned<String>>,
+    pub(crate) status: Option<Spanned<i64>>,
+    pub(crate) body: Option<Spanned<String>>,
+    pub(crate) exec: Option<Spanned<String>>,
+    pub(crate) prometheus: Option<Spanned<String>>,
+    pub(crate) query: Option<Spanned<String>>,
+    pub(crate) below: Option<Spanned<f64>>,
+    pub(crate) above: Option<Spanned<f64>>,
+    pub(crate) timeout: Option<Spanned<String>>,
 }
 
 /// A number of hosts, or a share of them (`"25%"`).

@@ -67,6 +67,9 @@ src = "NAME.toml.j2"
 dst = "etc/NAME.toml"
 
 [artifact.NAME.rollout]
+[[artifact.NAME.rollout.check]]
+http = "http://NAME/"
+
 [artifact.NAME.hooks]
 [artifact.NAME.hooks.local]
 

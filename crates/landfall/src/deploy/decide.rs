@@ -157,6 +157,7 @@ mod tests {
                 ..RenderedHooks::default()
             },
             service: None,
+            checks: Vec::new(),
         }
     }
 

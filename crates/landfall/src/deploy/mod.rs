@@ -35,10 +35,12 @@
 //! deploys, which a rollback reads.
 
 mod activate;
+mod checks;
 mod decide;
 pub(crate) mod history;
 mod identity;
 mod lookahead;
+mod observe;
 mod phases;
 mod predict;
 mod pull;

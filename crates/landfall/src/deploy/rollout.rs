@@ -1,22 +1,20 @@
 //! The activate phase as a rollout: per artifact, in `after` order, the
-//! canaries first, then batches, with a pause between them during which the
-//! hosts activated so far are checked again, and a failure budget
-//! (`[artifact.X.rollout]`). Before any of it, each artifact's `once` hook
-//! runs on one host.
+//! canaries first, then batches, each followed by the artifact's checks
+//! and a pause during which the hosts activated so far are checked again
+//! (`observe`), and a failure budget (`[artifact.X.rollout]`). Before any
+//! of it, each artifact's `once` hook runs on one host.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::activate::{
     ActivationEnd, activate_one, record_revert, report_removed, revert_switched,
 };
+use super::observe::{Failure, observe};
 use super::{Action, Lock, Run, Status, Stopped, Work, describe_failure};
 use crate::config::{Artifact, OnFailure};
 use crate::event::{Event, Phase};
 use crate::parallel::parallel;
 use crate::steps::{Activation, Step};
-
-/// How often the hosts activated so far are checked during a pause.
-const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// How many of an artifact's hosts may fail before its rollout stops: its
 /// `max_fail`, of the hosts it has in this run.
@@ -156,15 +154,15 @@ pub(super) fn activate_all(
 ) -> Option<Stopped> {
     let mut switched: Vec<usize> = Vec::new();
     // A host that activated is done, and may tidy up and unlock in the same
-    // round trip, unless another host's failure, or a check during a
-    // pause, could still switch it back.
+    // round trip, unless another host's failure, or a check after its
+    // batch or during a pause, could still switch it back.
     let tidy = (run.env.on_failure == OnFailure::Stop
         || work.iter().filter(|w| w.needs_work()).count() == 1)
         && run
             .project
             .artifacts
             .iter()
-            .all(|a| a.rollout.pause.is_zero());
+            .all(|a| a.rollout.pause.is_zero() && a.rollout.checks.is_empty());
     for artifact in &run.project.artifacts {
         skip_after_failed(run, work, artifact);
         let todo: Vec<usize> = (0..work.len())
@@ -214,17 +212,23 @@ pub(super) fn activate_all(
                 stopped = Some("landfall was asked to stop".into());
                 break;
             }
-            if n + 1 < count && !artifact.rollout.pause.is_zero() {
+            // The checks, and the pause before the next batch.
+            let pause = if n + 1 < count {
+                artifact.rollout.pause
+            } else {
+                Duration::ZERO
+            };
+            if !pause.is_zero() {
                 (run.events)(Event::Pause {
                     artifact: artifact.name.clone(),
-                    seconds: artifact.rollout.pause.as_secs_f64(),
+                    seconds: pause.as_secs_f64(),
                     next: n + 2,
                 });
-                let failed_here = pause(run, work, artifact, &switched);
-                if let Some(reason) = judge(run, work, artifact, allowed, *canary, &failed_here) {
-                    stopped = Some(reason);
-                    break;
-                }
+            }
+            let failed_here = observe(run, work, artifact, (&switched, batch), pause);
+            if let Some(reason) = judge(run, work, artifact, allowed, *canary, &failed_here) {
+                stopped = Some(reason);
+                break;
             }
         }
         if let Some(reason) = stopped {
@@ -292,9 +296,6 @@ fn skip_after_failed(run: &Run<'_>, work: &mut [Work<'_>], artifact: &Artifact) 
         }
     }
 }
-
-/// A host that failed in a rollout, and where.
-type Failure = (usize, Phase);
 
 /// Records how one activation ended; where it failed, if it did (`None`:
 /// the host is on the new release).
@@ -419,91 +420,4 @@ fn hosts_of(work: &[Work<'_>], failed: &[Failure]) -> Vec<String> {
         .iter()
         .map(|&(i, _)| format!("`{}`", work[i].target.host))
         .collect()
-}
-
-/// Waits for the artifact's `pause`, checking the hosts it activated so far
-/// every [`CHECK_EVERY`] and at its end. A host that is not well is
-/// switched back; the hosts switched back are returned.
-fn pause(
-    run: &Run<'_>,
-    work: &mut [Work<'_>],
-    artifact: &Artifact,
-    switched: &[usize],
-) -> Vec<Failure> {
-    let end = Instant::now() + artifact.rollout.pause;
-    let mut failed = Vec::new();
-    loop {
-        let next = (Instant::now() + CHECK_EVERY).min(end);
-        while Instant::now() < next {
-            if run.cancel.requested() {
-                return failed;
-            }
-            std::thread::sleep((next - Instant::now()).min(Duration::from_millis(100)));
-        }
-        let live: Vec<usize> = switched
-            .iter()
-            .copied()
-            .filter(|&i| {
-                work[i].target.artifact == artifact.name
-                    && work[i].status == Some(Status::Deployed)
-                    && work[i].lock == Lock::Held
-            })
-            .collect();
-        let results = parallel(&live, run.jobs, |&i| {
-            let w = &work[i];
-            let script = run
-                .script(w.target)
-                .allowing(super::activation_time(w.target))
-                .step(Step::Check {
-                    path: w.path.clone(),
-                    release: w.release.id.clone(),
-                });
-            run.transport.run(&w.target.host, &script)
-        });
-        let mut unwell = Vec::new();
-        for (&i, result) in live.iter().zip(results) {
-            match result {
-                Ok(reply) if reply.success() => {}
-                Ok(reply) => {
-                    let what = reply
-                        .reports
-                        .iter()
-                        .find_map(|r| match r {
-                            crate::steps::Report::Failed { step } => Some(step.clone()),
-                            _ => None,
-                        })
-                        .unwrap_or_else(|| "health".into());
-                    unwell.push((i, what, reply.failure_output()));
-                }
-                Err(err) => unwell.push((i, "health".into(), err.to_string())),
-            }
-        }
-        if !unwell.is_empty() {
-            let indices: Vec<usize> = unwell.iter().map(|(i, _, _)| *i).collect();
-            for (i, what, detail) in &unwell {
-                (run.events)(Event::Warning {
-                    message: format!(
-                        "on `{}`: `{}` is not well during the pause ({what} failed): switching it back{}",
-                        work[*i].target.host,
-                        artifact.name,
-                        if detail.is_empty() {
-                            String::new()
-                        } else {
-                            format!(":\n{detail}")
-                        }
-                    ),
-                });
-            }
-            revert_switched(
-                run,
-                work,
-                &indices,
-                Some("it was not well during the pause"),
-            );
-            failed.extend(indices.into_iter().map(|i| (i, Phase::Health)));
-        }
-        if Instant::now() >= end {
-            return failed;
-        }
-    }
 }
