@@ -24,6 +24,15 @@ const SCRAPE_INTERVAL: Duration = Duration::from_secs(1);
 /// The requests sent to hello through haproxy.
 const REQUESTS: u32 = 200;
 
+/// The ports of hello, Prometheus and haproxy, each on an address of this
+/// test's block: above Linux's range of ephemeral ports, and no package's
+/// default, so that no outgoing connection and no service of the machine
+/// listening on every address (Debian's `prometheus` on 9090, should it
+/// run) holds them.
+const HELLO_PORT: u16 = 65_001;
+const PROMETHEUS_PORT: u16 = 65_002;
+const HAPROXY_PORT: u16 = 65_003;
+
 /// `examples/hello`'s binary, built as the integration tests build it (in
 /// release, into `target/it-prebuilt/`), so that one build serves both.
 fn hello_binary() -> PathBuf {
@@ -143,16 +152,19 @@ fn only(samples: &[Sample]) -> f64 {
 #[test]
 fn prometheus_sees_the_errors_of_a_service_behind_haproxy_which_answers_503_once_it_stops() {
     let addresses = Addresses::lease();
-    let hello_address = SocketAddr::from((addresses.host(1), 8081));
+    let hello_address = SocketAddr::from((addresses.host(1), HELLO_PORT));
     let mut hello = Hello::start(hello_address, "errors = \"0.05\"\n");
     let prometheus = Prometheus::start(
-        SocketAddr::from((addresses.host(2), 9090)),
+        SocketAddr::from((addresses.host(2), PROMETHEUS_PORT)),
         &[hello_address.to_string()],
         SCRAPE_INTERVAL,
     )
     .unwrap_or_else(|err| panic!("{err:#}"));
-    let haproxy = Haproxy::start(&[(SocketAddr::from((addresses.host(3), 8080)), hello_address)])
-        .unwrap_or_else(|err| panic!("{err:#}"));
+    let haproxy = Haproxy::start(&[(
+        SocketAddr::from((addresses.host(3), HAPROXY_PORT)),
+        hello_address,
+    )])
+    .unwrap_or_else(|err| panic!("{err:#}"));
     let url = format!("http://{}/", haproxy.frontend(0));
 
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -219,16 +231,16 @@ fn prometheus_sees_the_errors_of_a_service_behind_haproxy_which_answers_503_once
 fn a_wait_for_data_that_never_comes_fails_with_the_log_and_a_bad_query_at_once() {
     let addresses = Addresses::lease();
     // Nothing listens there: every scrape fails.
-    let target = SocketAddr::from((addresses.host(1), 8081));
+    let target = SocketAddr::from((addresses.host(1), HELLO_PORT));
     let prometheus = Prometheus::start(
-        SocketAddr::from((addresses.host(2), 9090)),
+        SocketAddr::from((addresses.host(2), PROMETHEUS_PORT)),
         &[target.to_string()],
         SCRAPE_INTERVAL,
     )
     .unwrap_or_else(|err| panic!("{err:#}"));
     assert_eq!(
         prometheus.url(),
-        format!("http://{}:9090", addresses.host(2))
+        format!("http://{}:{PROMETHEUS_PORT}", addresses.host(2))
     );
     let started = Instant::now();
     let err = prometheus
