@@ -34,9 +34,12 @@
 //! test's ([`Testbed::bashrc`]), and be frozen and thawed
 //! ([`Testbed::freeze`]: every process of its namespace stopped), as a host
 //! that hangs is. Beside the hosts: [`S3Server`], an S3-compatible store
-//! for pull mode; [`ByteCounter`], the bytes this machine sends to the
-//! hosts; [`prerequisites`], every program the tests run and its package;
-//! and [`support`], what the tests of every crate share.
+//! for pull mode; [`Prometheus`], which scrapes the services on the hosts
+//! and answers queries, and [`Haproxy`], a reverse proxy in front of them,
+//! for the checks judged from outside the hosts; [`ByteCounter`], the bytes
+//! this machine sends to the hosts; [`prerequisites`], every program the
+//! tests run and its package; and [`support`], what the tests of every
+//! crate share.
 //!
 //! Requires root (for the namespaces), `unshare`, `nsenter` and `mount`
 //! from util-linux, and OpenSSH's `sshd` and `ssh-keygen`; supervisor for
@@ -51,17 +54,21 @@
 //! which processes make a host; `stop.rs` stops hosts; `faults.rs`
 //! freezes them and gives them small disks; `cgroups.rs` finds and removes
 //! the cgroup2 directories systemd hosts run in; `scoped.rs` is the test
-//! bed a test starts and drops.
+//! bed a test starts and drops; `server.rs` runs the servers beside the
+//! hosts (`prometheus.rs`, `haproxy.rs`) and stops them.
 
 mod cgroups;
 mod counter;
 mod create;
 mod exec;
 mod faults;
+mod haproxy;
 pub mod prerequisites;
 mod processes;
+mod prometheus;
 mod s3;
 mod scoped;
+mod server;
 mod start;
 mod stop;
 mod supervisor;
@@ -69,7 +76,9 @@ pub mod support;
 mod systemd;
 
 pub use counter::ByteCounter;
+pub use haproxy::Haproxy;
 pub use prerequisites::require;
+pub use prometheus::{Prometheus, Sample};
 pub use s3::S3Server;
 pub use scoped::Scoped;
 

@@ -134,6 +134,16 @@ pub const TOOLS: &[Tool] = &[
         "a zigbuild's glibc floor",
     ),
     tool(
+        "prometheus",
+        Source::Apt("prometheus"),
+        "metrics scraped from the hosts, for the checks judged from outside",
+    ),
+    tool(
+        "haproxy",
+        Source::Apt("haproxy"),
+        "a reverse proxy in front of the hosts, for the checks judged from outside",
+    ),
+    tool(
         "s3s-fs",
         // 0.14.1 is the last release that builds with rustc 1.95.
         Source::Cargo("s3s-fs --version 0.14.1 --locked --features binary"),

@@ -4,6 +4,9 @@
 //! TOML: `key = value` lines, where a value is a basic double-quoted string,
 //! an integer or a boolean, with `#` comments and blank lines, and no tables.
 //! The subset is parsed by hand so that the service needs no TOML parser.
+//! It has no floats: a fraction, such as the share of requests `errors`
+//! fails, is written as a string (`errors = "0.05"`), and read exactly, as
+//! a decimal, not as a binary float.
 
 use std::fmt;
 use std::fs;
@@ -29,6 +32,38 @@ pub(crate) struct Config {
     /// no connection reaches it before then. Zero, the default, means no
     /// warm-up.
     pub(crate) warmup: Duration,
+    /// The share of requests to `/` answered `500 Internal Server Error`
+    /// (`errors = "0.05"`: every 20th), standing for a release that fails
+    /// some of its requests while its health check passes. None, the
+    /// default, fails.
+    pub(crate) errors: Share,
+}
+
+/// A share of requests, from 0 to 1, kept exactly as the decimal it was
+/// written as: `numerator / denominator`, the denominator a power of ten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Share {
+    numerator: u64,
+    denominator: u64,
+}
+
+impl Share {
+    /// No request at all.
+    pub(crate) const NONE: Share = Share {
+        numerator: 0,
+        denominator: 1,
+    };
+
+    /// Whether the `n`th request (counted from 1) is one of the share. The
+    /// requests picked are spread evenly and known in advance: the `n`th is
+    /// picked when `floor(n * share)` passes `floor((n - 1) * share)`, so
+    /// that a share of 0.05 picks exactly the 20th, the 40th, … and any
+    /// first `n` requests hold `floor(n * share)` picked ones.
+    pub(crate) fn picks(self, n: u64) -> bool {
+        let whole =
+            |n: u64| u128::from(n) * u128::from(self.numerator) / u128::from(self.denominator);
+        n > 0 && whole(n) > whole(n - 1)
+    }
 }
 
 /// A problem with the configuration file, located by file and, where there
@@ -73,6 +108,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let mut static_dir = None;
     let mut admin_token = None;
     let mut warmup = None;
+    let mut errors = None;
     // Each key remembers the line that set it, so that a duplicate can point
     // back at the first occurrence.
     let mut seen: Vec<(&str, usize)> = Vec::new();
@@ -89,7 +125,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             continue;
         };
         let expected = match key {
-            "listen" | "greeting" | "name" | "static_dir" | "admin_token" | "warmup" => {
+            "listen" | "greeting" | "name" | "static_dir" | "admin_token" | "warmup" | "errors" => {
                 Kind::String
             }
             "healthy" => Kind::Bool,
@@ -119,6 +155,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             ("static_dir", Value::String(text)) => static_dir = Some(text),
             ("admin_token", Value::String(text)) => admin_token = Some(text),
             ("warmup", Value::String(text)) => warmup = Some(parse_duration(&text).map_err(at)?),
+            ("errors", Value::String(text)) => errors = Some(parse_share(&text).map_err(at)?),
             ("healthy", Value::Bool(flag)) => healthy = Some(flag),
             _ => unreachable!("keys and kinds were checked above"),
         }
@@ -139,6 +176,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         static_dir: static_dir.unwrap_or_else(|| "static".to_owned()),
         admin_token,
         warmup: warmup.unwrap_or(Duration::ZERO),
+        errors: errors.unwrap_or(Share::NONE),
     })
 }
 
@@ -270,6 +308,42 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         })
 }
 
+/// The most decimal places of `errors`: a billionth of the requests is as
+/// fine a share as a test can tell.
+const SHARE_PLACES: usize = 9;
+
+/// Parses the `errors` share: a decimal from 0 to 1, such as `0.05`, `1` or
+/// `0`, with at most [`SHARE_PLACES`] decimal places.
+fn parse_share(text: &str) -> Result<Share, String> {
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let (whole, places) = text.split_once('.').unwrap_or((text, ""));
+    let valid = digits(whole)
+        && (places.is_empty() && !text.ends_with('.') || digits(places))
+        && places.len() <= SHARE_PLACES;
+    // Only plain digits reach the parsers: `u64`'s would also take a sign.
+    let share = valid
+        .then(|| {
+            let denominator = 10u64.pow(u32::try_from(places.len()).ok()?);
+            let whole: u64 = whole.parse().ok()?;
+            let part: u64 = if places.is_empty() {
+                0
+            } else {
+                places.parse().ok()?
+            };
+            let numerator = whole.checked_mul(denominator)?.checked_add(part)?;
+            (numerator <= denominator).then_some(Share {
+                numerator,
+                denominator,
+            })
+        })
+        .flatten();
+    share.ok_or_else(|| {
+        format!(
+            "key `errors` expects a share of requests from 0 to 1 such as \"0.05\", found `{text}`"
+        )
+    })
+}
+
 /// Checks that `listen` has the form `HOST:PORT`, so that a typo is caught by
 /// `--check` before activation rather than by a failed bind after it. The
 /// host is not resolved here: name resolution belongs to the bind itself.
@@ -319,8 +393,95 @@ static_dir = \"../../../site/current/public\"
                 static_dir: "../../../site/current/public".to_owned(),
                 admin_token: None,
                 warmup: Duration::ZERO,
+                errors: Share::NONE,
             }
         );
+    }
+
+    #[test]
+    fn parses_a_share_of_errors() {
+        let errors = |value: &str| {
+            parse(
+                FILE,
+                &format!("listen = \"127.0.0.1:1\"\nerrors = \"{value}\"\n"),
+            )
+            .map(|config| config.errors)
+        };
+        let share = |numerator, denominator| {
+            Ok(Share {
+                numerator,
+                denominator,
+            })
+        };
+        assert_eq!(errors("0.05"), share(5, 100));
+        assert_eq!(errors("0"), share(0, 1));
+        assert_eq!(errors("1"), share(1, 1));
+        assert_eq!(errors("1.000"), share(1000, 1000));
+        assert_eq!(errors("0.5"), share(5, 10));
+        assert_eq!(errors("0.000000001"), share(1, 1_000_000_000));
+        for bad in [
+            "",
+            ".",
+            "0.",
+            ".5",
+            "1.5",
+            "2",
+            "1.0001",
+            "-0.1",
+            "+0.1",
+            "0,05",
+            "5%",
+            "0.05 ",
+            "0.0000000001",
+            "1e-2",
+            "0x1",
+            "99999999999999999999",
+        ] {
+            assert_eq!(
+                errors(bad).unwrap_err().message,
+                format!(
+                    "key `errors` expects a share of requests from 0 to 1 such as \"0.05\", found `{bad}`"
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            error("listen = \"127.0.0.1:1\"\nerrors = 0\n"),
+            (
+                Some(2),
+                "key `errors` expects a string, found an integer".to_owned()
+            )
+        );
+        assert_eq!(
+            error("listen = \"127.0.0.1:1\"\n\nerrors = \"0.5.1\"\n").0,
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn a_share_picks_its_requests_evenly_and_exactly() {
+        let picked = |share: Share, requests: u64| {
+            (1..=requests)
+                .filter(|&n| share.picks(n))
+                .collect::<Vec<_>>()
+        };
+        let share = |text: &str| parse_share(text).unwrap();
+        assert_eq!(picked(share("0.05"), 100), [20, 40, 60, 80, 100]);
+        assert_eq!(picked(share("0.25"), 10), [4, 8]);
+        assert_eq!(picked(share("0.5"), 5), [2, 4]);
+        assert_eq!(picked(share("1"), 3), [1, 2, 3]);
+        assert!(picked(share("0"), 1000).is_empty());
+        assert!(picked(Share::NONE, 1000).is_empty());
+        // 0.29 is no binary float (`100.0 * 0.29` is 28.999999999999996):
+        // read exactly, any first n requests hold floor(n * 29 / 100)
+        // picked ones.
+        let share = share("0.29");
+        for n in 0..=1000 {
+            assert_eq!(picked(share, n).len() as u64, n * 29 / 100, "{n}");
+        }
+        assert!(!share.picks(0));
+        // No overflow at the end of the count (a debug build would panic).
+        let _ = share.picks(u64::MAX);
     }
 
     #[test]
@@ -374,6 +535,7 @@ static_dir = \"../../../site/current/public\"
         assert_eq!(config.name, "hello");
         assert_eq!(config.static_dir, "static");
         assert_eq!(config.warmup, Duration::ZERO);
+        assert_eq!(config.errors, Share::NONE);
     }
 
     #[test]

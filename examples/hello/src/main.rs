@@ -1,8 +1,10 @@
 //! `hello`: the small HTTP service that landfall's examples and tests deploy.
 //!
-//! It serves a greeting, a health check and static files, and doubles as the
-//! HTTP client that deploy hooks use to probe it, so that a deployment needs
-//! no tool beyond the service itself.
+//! It serves a greeting, a health check, static files and its metrics (for
+//! Prometheus), and doubles as the HTTP client that deploy hooks use to
+//! probe it, so that a deployment needs no tool beyond the service itself.
+//! With `errors` in its configuration it fails that share of its greetings,
+//! as a bad release would, while its health check passes.
 //!
 //! It is also a model of a service that can be restarted without refusing or
 //! dropping a request, with the new instance started beside the old one:

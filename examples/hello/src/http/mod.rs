@@ -18,21 +18,30 @@
 //! Besides the greeting, the health check, `/admin` and static files, two
 //! routes give benchmarks of restarts something in flight: `/slow?ms=N`
 //! answers after N milliseconds, and `/stream?ms=N&lines=K` sends K lines,
-//! one every N milliseconds.
+//! one every N milliseconds. `/metrics` gives the counts of the answers, by
+//! status and time, for Prometheus to scrape (see `metrics`), and with
+//! `errors` in the configuration, that share of the requests to `/` is
+//! answered `500 Internal Server Error`: a release that fails some of its
+//! requests while its health check passes, for the checks judged from
+//! outside.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Config, Share};
 use crate::listen::{Stop, Woken};
 
+mod metrics;
 mod probe;
+
+use metrics::Metrics;
 
 pub(crate) use probe::{parse_url, probe};
 
@@ -58,8 +67,9 @@ const MAX_TICK_MS: u64 = 10_000;
 /// The most lines `/stream` sends.
 const MAX_TICKS: u64 = 100_000;
 
-/// What the server answers with, built once and shared by every connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the server answers with, built once and shared by every connection,
+/// and what it counts of its answers.
+#[derive(Debug)]
 pub(crate) struct Site {
     pub(crate) greeting: String,
     pub(crate) name: String,
@@ -73,6 +83,11 @@ pub(crate) struct Site {
     /// What `X-Hello-Pid` says: the service's process id; tests that run two
     /// servers in one process give each a number of its own.
     pub(crate) pid: u32,
+    /// The share of the requests to `/` answered with an error.
+    pub(crate) errors: Share,
+    /// The requests to `/` so far, which number each for `errors`.
+    pub(crate) greeted: AtomicU64,
+    pub(crate) metrics: Metrics,
 }
 
 impl Site {
@@ -84,6 +99,20 @@ impl Site {
             static_root,
             admin_token: config.admin_token,
             pid: std::process::id(),
+            errors: config.errors,
+            greeted: AtomicU64::new(0),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The answer to the next request to `/`: the greeting, or, for the
+    /// share `errors` of them, an error.
+    fn greet(&self) -> Response {
+        let n = self.greeted.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.errors.picks(n) {
+            Response::text(500, "internal server error\n")
+        } else {
+            Response::text(200, &format!("{} from {}\n", self.greeting, self.name))
         }
     }
 }
@@ -205,7 +234,8 @@ fn answer(stream: TcpStream, site: &Arc<Site>, in_flight: &Arc<InFlight>) {
     }
 }
 
-/// Reads one request from `stream`, answers it and closes the connection.
+/// Reads one request from `stream`, answers it and closes the connection,
+/// counting the answer in the site's metrics (but the metrics themselves).
 fn handle(mut stream: TcpStream, site: &Site) {
     // Some systems give an accepted socket the listener's non-blocking mode;
     // the connection's thread wants to block, within the timeouts.
@@ -215,7 +245,11 @@ fn handle(mut stream: TcpStream, site: &Site) {
     {
         return;
     }
-    let answer = match read_request_head(&mut stream) {
+    let head = read_request_head(&mut stream);
+    // The time of an answer is counted from the request read, so that a
+    // client slow to send it does not count as a slow service.
+    let started = Instant::now();
+    let answer = match head {
         Ok(Incoming::Head(head)) => respond(&head, site),
         Ok(Incoming::TooLarge) => {
             Answer::Now(Response::text(431, "request header fields too large\n"))
@@ -224,9 +258,14 @@ fn handle(mut stream: TcpStream, site: &Site) {
         // no answer: there is no one left to read it.
         Ok(Incoming::Closed) | Err(_) => return,
     };
+    let status = answer.status();
     // A client that hangs up before reading the answer is not the server's
-    // problem, so a failed write is dropped along with the connection.
-    let _ = send(&mut stream, answer, site.pid);
+    // problem, so a failed write is dropped along with the connection; the
+    // answer was given all the same.
+    let _ = send(&mut stream, answer, site);
+    if let Some(status) = status {
+        site.metrics.record(status, started.elapsed());
+    }
 }
 
 /// The outcome of reading a request head.
@@ -278,6 +317,20 @@ enum Answer {
         lines: u64,
         chunked: bool,
     },
+    /// The site's metrics, as they are when sent (`/metrics`).
+    Metrics,
+}
+
+impl Answer {
+    /// The status the answer is counted under, or `None` for the metrics,
+    /// which do not count themselves.
+    fn status(&self) -> Option<u16> {
+        match self {
+            Answer::Now(response) | Answer::Later(_, response) => Some(response.status),
+            Answer::Ticks { .. } => Some(200),
+            Answer::Metrics => None,
+        }
+    }
 }
 
 /// Answers a request, given its head.
@@ -303,10 +356,11 @@ fn respond(head: &[u8], site: &Site) -> Answer {
     match path {
         "/slow" => return slow(query),
         "/stream" => return stream(query, version != "HTTP/1.0"),
+        "/metrics" => return Answer::Metrics,
         _ => {}
     }
     Answer::Now(match path {
-        "/" => Response::text(200, &format!("{} from {}\n", site.greeting, site.name)),
+        "/" => site.greet(),
         "/health" if site.healthy => Response::text(200, "ok\n"),
         "/health" => Response::text(503, "unhealthy\n"),
         "/admin" => match &site.admin_token {
@@ -375,8 +429,17 @@ fn query_number(query: &str, name: &str, max: u64) -> Result<u64, String> {
 }
 
 /// Carries out `answer` on `stream`.
-fn send(stream: &mut TcpStream, answer: Answer, pid: u32) -> io::Result<()> {
+fn send(stream: &mut TcpStream, answer: Answer, site: &Site) -> io::Result<()> {
+    let pid = site.pid;
     match answer {
+        Answer::Metrics => {
+            let response = Response {
+                status: 200,
+                content_type: metrics::CONTENT_TYPE,
+                body: site.metrics.render(&site.name).into_bytes(),
+            };
+            stream.write_all(&response.to_bytes(pid))
+        }
         Answer::Now(response) => stream.write_all(&response.to_bytes(pid)),
         Answer::Later(wait, response) => {
             thread::sleep(wait);
@@ -535,6 +598,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
@@ -849,6 +913,9 @@ mod tests {
             static_root,
             admin_token: Some("t0ken".to_owned()),
             pid: 4242,
+            errors: Share::NONE,
+            greeted: AtomicU64::new(0),
+            metrics: Metrics::default(),
         }
     }
 
@@ -963,5 +1030,80 @@ mod tests {
         let address = start(site(false, std::env::temp_dir()));
         assert_eq!(get(address, "/health"), (503, "unhealthy\n".to_owned()));
         assert_eq!(get(address, "/"), (200, "howdy from web-1\n".to_owned()));
+    }
+
+    #[test]
+    fn the_share_of_errors_fails_every_nth_greeting_and_nothing_else() {
+        let dir = TempDir::new("errors");
+        fs::write(dir.0.join("a.css"), "p {}").unwrap();
+        let address = start(Site {
+            errors: crate::config::parse("t", "listen = \"x:1\"\nerrors = \"0.25\"\n")
+                .unwrap()
+                .errors,
+            ..site(true, dir.0.clone())
+        });
+        let mut statuses = Vec::new();
+        for _ in 0..8 {
+            statuses.push(get(address, "/").0);
+            // Neither the health check, the static files nor the metrics
+            // fail, nor do they count as greetings.
+            assert_eq!(get(address, "/health").0, 200);
+            assert_eq!(get(address, "/static/a.css").0, 200);
+            assert_eq!(get(address, "/metrics").0, 200);
+        }
+        assert_eq!(statuses, [200, 200, 200, 500, 200, 200, 200, 500]);
+        let ninth = raw(address, "GET /?n=9 HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(ninth.starts_with("HTTP/1.1 200 OK\r\n"), "{ninth}");
+        for _ in 0..2 {
+            get(address, "/");
+        }
+        let failed = raw(address, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(
+            failed.starts_with("HTTP/1.1 500 Internal Server Error\r\n")
+                && failed.ends_with("\r\n\r\ninternal server error\n"),
+            "{failed}"
+        );
+    }
+
+    #[test]
+    fn metrics_count_every_answer_but_their_own() {
+        let address = start(site(true, PathBuf::from("/nonexistent")));
+        for path in ["/", "/", "/health", "/nowhere", "/admin", "/slow?ms=30"] {
+            get(address, path);
+        }
+        raw(
+            address,
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        );
+        let response = raw(address, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(
+            response.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"),
+            "{response}"
+        );
+        let (_, text) = response.split_once("\r\n\r\n").unwrap();
+        // A second scrape counts the first no more than itself.
+        let (status, again) = get(address, "/metrics");
+        assert_eq!(status, 200);
+        assert_eq!(again, text);
+        let (samples, _) = metrics::tests::parse(text);
+        let requests =
+            |code: &str| samples[&format!("hello_requests_total{{code=\"{code}\"}}")].clone();
+        assert_eq!(requests("200"), "4");
+        assert_eq!(requests("401"), "1");
+        assert_eq!(requests("404"), "1");
+        assert_eq!(requests("405"), "1");
+        assert_eq!(requests("500"), "0");
+        assert_eq!(samples["hello_request_duration_seconds_count"], "7");
+        // `/slow?ms=30` took 30 ms at least.
+        let sum: f64 = samples["hello_request_duration_seconds_sum"]
+            .parse()
+            .unwrap();
+        assert!(sum >= 0.03, "{text}");
+        let bucket = |le: &str| {
+            samples[&format!("hello_request_duration_seconds_bucket{{le=\"{le}\"}}")].clone()
+        };
+        assert!(bucket("0.025").parse::<u64>().unwrap() <= 6, "{text}");
+        assert_eq!(bucket("+Inf"), "7", "{text}");
+        assert_eq!(samples["hello_info{name=\"web-1\"}"], "1");
     }
 }
