@@ -1,5 +1,6 @@
 //! Integration tests: the real `cargo-deploy` binary on real workspaces.
 
+mod analysis;
 mod bad_input;
 mod build;
 mod bundle;

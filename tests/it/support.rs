@@ -432,6 +432,13 @@ impl Workspace {
 
     /// An address of the workspace's own block that nothing listens on:
     /// a connection to it is refused, whatever the port.
+    /// An address of the workspace's block that no host uses, for a
+    /// server beside the hosts (`n` from 3 to 250).
+    pub(crate) fn spare_address(&self, n: usize) -> std::net::Ipv4Addr {
+        assert!((3..=250).contains(&n), "addresses 1, 2 and 253 are taken");
+        self.addresses.host(n)
+    }
+
     pub(crate) fn silent_address(&self) -> std::net::Ipv4Addr {
         self.addresses.host(253)
     }

@@ -166,11 +166,14 @@ fn prometheus(server: &str, query: &str, bound: Bound, deadline: Duration) -> Ve
         Ok((code, text))
     });
     match answer {
-        Ok((code, text)) => judge(&text, bound).unwrap_or_else(|why| {
-            Verdict::Fail(format!(
+        Ok((code, text)) => match judge(&text, bound) {
+            // What was asked, as sent, says why nothing matched.
+            Ok(Verdict::NoData(why)) => Verdict::NoData(format!("{why}; the query: {query}")),
+            Ok(verdict) => verdict,
+            Err(why) => Verdict::Fail(format!(
                 "{server} answered {code}: {why}\nthe query: {query}"
-            ))
-        }),
+            )),
+        },
         Err(why) => Verdict::Fail(why),
     }
 }
