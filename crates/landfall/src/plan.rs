@@ -423,6 +423,9 @@ fn target(
     };
     let hooks = rendered_hooks;
     let checks = render_checks(project, env, jinja, host, artifact, secrets, &mut errors);
+    // Checks judge real hosts from outside (their names, the fleet's
+    // Prometheus): under `--local` they are checked as written, not run.
+    let checks = if local { Vec::new() } else { checks };
     if !errors.is_empty() {
         return Err(errors);
     }
