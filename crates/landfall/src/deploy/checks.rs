@@ -26,6 +26,9 @@ pub(super) enum Verdict {
     /// A query that has no sample to judge yet (a new release whose
     /// metrics are not scraped yet, a ratio of no requests).
     NoData(String),
+    /// The Prometheus server could not be asked, or did not answer a
+    /// query: nothing is known of the release.
+    Unanswered(String),
 }
 
 /// Where the deploy runs a check: its environment and the host it judges.
@@ -170,11 +173,11 @@ fn prometheus(server: &str, query: &str, bound: Bound, deadline: Duration) -> Ve
             // What was asked, as sent, says why nothing matched.
             Ok(Verdict::NoData(why)) => Verdict::NoData(format!("{why}; the query: {query}")),
             Ok(verdict) => verdict,
-            Err(why) => Verdict::Fail(format!(
+            Err(why) => Verdict::Unanswered(format!(
                 "{server} answered {code}: {why}\nthe query: {query}"
             )),
         },
-        Err(why) => Verdict::Fail(why),
+        Err(why) => Verdict::Unanswered(why),
     }
 }
 

@@ -10,7 +10,7 @@
 //! Once a check has passed for a host, any failure switches it back; a
 //! Prometheus sample beyond its bound does at once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::activate::revert_switched;
@@ -34,6 +34,9 @@ pub(super) type Failure = (usize, Phase);
 
 /// Checks (by index) on hosts (work indices).
 type Seen = HashSet<(usize, usize)>;
+
+/// Since when a check's Prometheus server has not answered for a host.
+type Unanswered = HashMap<(usize, usize), Instant>;
 
 /// Hosts to switch back (work indices), by why, and where they failed.
 type Unwell = BTreeMap<String, (Phase, Vec<usize>)>;
@@ -70,6 +73,7 @@ pub(super) fn observe(
         }
     }
     let mut waiting: HashSet<(usize, usize)> = HashSet::new();
+    let mut unanswered: Unanswered = HashMap::new();
     let mut failed = Vec::new();
     loop {
         let live = live(work, artifact, switched);
@@ -86,7 +90,7 @@ pub(super) fn observe(
                     artifact,
                     found,
                     start,
-                    (&mut passed, &mut waiting),
+                    (&mut passed, &mut waiting, &mut unanswered),
                     &mut unwell,
                 );
             }
@@ -205,7 +209,7 @@ fn judge(
     artifact: &Artifact,
     found: Found,
     start: Instant,
-    (passed, waiting): (&mut Seen, &mut Seen),
+    (passed, waiting, unanswered): (&mut Seen, &mut Seen, &mut Unanswered),
     unwell: &mut Unwell,
 ) {
     let check: &RenderedCheck = &work[found.hosts[0]].target.checks[found.check];
@@ -228,7 +232,32 @@ fn judge(
         .hosts
         .iter()
         .partition(|&&i| !passed.contains(&(c, i)));
+    if !matches!(found.verdict, Verdict::Unanswered(_)) {
+        for &i in &found.hosts {
+            unanswered.remove(&(c, i));
+        }
+    }
     match found.verdict {
+        // A server that does not answer knows nothing of the release: it
+        // fails the check only once that lasted the check's `timeout`.
+        Verdict::Unanswered(why) => {
+            let now = Instant::now();
+            let mut first = Vec::new();
+            let mut failing = Vec::new();
+            for &i in &found.hosts {
+                let since = *unanswered.entry((c, i)).or_insert_with(|| {
+                    first.push(i);
+                    now
+                });
+                if now.duration_since(since) >= check.timeout {
+                    failing.push(i);
+                }
+            }
+            say(&first, CheckState::Waiting, &why);
+            let detail = format!("no answer for {}: {why}", seconds(check.timeout));
+            fail(check, &failing, &detail, unwell);
+            say(&failing, CheckState::Failed, &detail);
+        }
         Verdict::Pass(seen) => {
             for &i in &new {
                 passed.insert((c, i));
