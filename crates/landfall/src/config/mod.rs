@@ -236,6 +236,10 @@ pub struct Rollout {
     /// Hosts that may fail (each switched back alone) before the rollout
     /// stops and `on_failure` applies.
     pub max_fail: Amount,
+    /// How long a host waits, once activated, to be confirmed over a new
+    /// connection before it switches back by itself (whole seconds, at
+    /// least one); `None`: no confirmation.
+    pub confirm: Option<Duration>,
 }
 
 impl Default for Rollout {
@@ -245,6 +249,7 @@ impl Default for Rollout {
             batch: Amount::All,
             pause: Duration::ZERO,
             max_fail: Amount::Count(0),
+            confirm: None,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! `[artifact.X.rollout]`: canaries, batches, pauses and the failure
-//! budget, with `max_parallel`, the older name of `rollout.batch`.
+//! `[artifact.X.rollout]`: canaries, batches, pauses, the failure
+//! budget and the confirmation's window, with `max_parallel`, the older
+//! name of `rollout.batch`.
 
 use std::time::Duration;
 
@@ -64,7 +65,42 @@ pub(super) fn resolve_rollout(
     {
         rollout.max_fail = m;
     }
+    if let Some(confirm) = raw.confirm {
+        rollout.confirm = confirm_window(check, &confirm);
+    }
     rollout
+}
+
+/// `confirm`: a duration longer than zero, rounded up to whole seconds
+/// (the host's timer counts seconds).
+fn confirm_window(check: &mut Checker, raw: &Spanned<String>) -> Option<Duration> {
+    match raw.get_ref().parse::<jiff::SignedDuration>() {
+        Ok(d) if d.is_positive() => {
+            let d = d.unsigned_abs();
+            Some(Duration::from_secs(
+                d.as_secs() + u64::from(d.subsec_nanos() > 0),
+            ))
+        }
+        Ok(_) => {
+            check.error(
+                raw.span(),
+                format!(
+                    "`confirm` must be longer than zero, not `{}`",
+                    raw.get_ref()
+                ),
+                "write how long a host waits to be confirmed, e.g. `30s`, or leave `confirm` out",
+            );
+            None
+        }
+        Err(_) => {
+            check.error(
+                raw.span(),
+                format!("invalid duration `{}`", raw.get_ref()),
+                "write e.g. `30s`, `2m` or `1m 30s`",
+            );
+            None
+        }
+    }
 }
 
 /// A number of hosts (`2`) or a share of them (`"25%"`).
