@@ -94,6 +94,13 @@ pub enum Event {
         release: String,
         previous: Option<String>,
     },
+    /// An activated host was confirmed over a new connection in time: its
+    /// watcher will not switch it back (`[artifact.X.rollout] confirm`).
+    Confirmed {
+        host: String,
+        artifact: String,
+        release: String,
+    },
     RolledBack {
         host: String,
         artifact: String,
@@ -192,6 +199,8 @@ pub enum Phase {
     PreActivate,
     Activate,
     Health,
+    // The confirmation of an activated host over a new connection.
+    Confirm,
     Once,
     Rollback,
     Cleanup,
@@ -208,6 +217,7 @@ impl Phase {
             Phase::PreActivate => "pre_activate",
             Phase::Activate => "activate",
             Phase::Health => "health",
+            Phase::Confirm => "confirm",
             Phase::Once => "once",
             Phase::Prune => "prune",
             Phase::Rollback => "rollback",
