@@ -2629,6 +2629,32 @@ fn switching_back_or_activating_again_disarms_the_watcher(shell: Shell) {
     assert!(!a.has(".landfall/confirm.expired"));
 }
 
+/// A watcher that outlived its disarming (it could not be stopped) and
+/// wakes to find a record armed since takes it, sees it is another's,
+/// gives it back, and does nothing.
+fn a_watcher_never_acts_on_a_record_armed_for_another(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, true);
+    a.set_current("aa01");
+    let lock = format!("{{\"token\":\"{TOKEN}\"}}");
+    let (_, watcher) = activate_to_confirm(shell, &a, ("aa02", "aa01"), 1, &lock);
+    // Disarmed, but not stopped; then a record of another watcher's.
+    fs::rename(
+        a.join(".landfall/confirm"),
+        a.join(".landfall/confirm.done"),
+    )
+    .unwrap();
+    let another = "release=aa02\nprevious=aa01\nseconds=30\ndeadline=1\ntoken=t\nlog={}\npid=1\n";
+    a.write(".landfall/confirm", another);
+    wait_until_gone(watcher);
+    assert_eq!(a.read(".landfall/confirm"), another);
+    assert!(!a.has(".landfall/confirm.expired"));
+    assert_eq!(a.current().as_deref(), Some("releases/aa02"));
+    assert!(!a.has(".landfall/log"));
+}
+
 fn check_tries_health_once_and_names_what_failed(shell: Shell) {
     let a = Artifact::new();
     recorded(&a, "aa01", 60, true);
@@ -4452,6 +4478,7 @@ under_both_shells!(
     an_activation_not_confirmed_in_time_switches_back_by_itself_and_logs_why,
     a_confirmation_after_the_time_ran_out_says_what_the_host_did,
     switching_back_or_activating_again_disarms_the_watcher,
+    a_watcher_never_acts_on_a_record_armed_for_another,
     orphans_are_the_registered_paths_of_the_environment_that_are_not_known,
     activate_whose_health_fails_switches_back_and_runs_what_the_previous_recorded,
     activate_of_a_release_that_recorded_nothing_runs_no_hook_and_says_so,

@@ -125,6 +125,9 @@ landfall_activate() {
   landfall_complete "$p" "$id"
   landfall_steps "$p"
   landfall_disarm "$p"
+  # What an earlier watcher did is no answer for this activation.
+  [ -z "$disarmed" ] || rm -f "$p/.landfall/confirm.done" "$p/.landfall/confirm.expired" \
+    "$p/.landfall/confirm.out" "$p/.landfall/confirm.err"
   # The service that runs now, if any: the one current recorded.
   landfall_current "$p"
   old=
@@ -238,8 +241,9 @@ landfall_check() {
 landfall_back() {
   landfall_disarm "$lf_path"
   e="$lf_path/.landfall/confirm.expired"
+  landfall_current "$lf_path"
   if [ "$disarmed" = expired ] && [ "$(landfall_record "$e" release)" = "$lf_from" ] &&
-    [ "$(landfall_record "$e" previous)" = "$lf_to" ]; then
+    [ "$(landfall_record "$e" previous)" = "$lf_to" ] && [ "$c" = "$lf_to" ]; then
     cat "$lf_path/.landfall/confirm.out" 2>/dev/null
     tail -n 40 "$lf_path/.landfall/confirm.err" >&2 2>/dev/null
     [ "$(landfall_record "$e" status)" = 0 ]

@@ -53,9 +53,13 @@ landfall_arm() {
     cd "$d" || exit 1
     landfall_watch "$1" "$2" "$3" "$4" "$5" "$7"
   ) </dev/null >/dev/null 2>&1 &
-  # Only to stop it early: a watcher that cannot be stopped loses its
-  # rename all the same.
-  printf 'pid=%s\n' "$!" >>"$d/confirm" 2>/dev/null || :
+  # What stops the watcher early, and what it knows its record by.
+  if ! printf 'pid=%s\n' "$!" >>"$d/confirm"; then
+    kill "$!" 2>/dev/null
+    rm -f "$d/confirm"
+    printf 'landfall: cannot write %s/confirm\n' "$d" >&2
+    return 1
+  fi
   printf 'armed\t%s\t%s\t%s\n' "$2" "$4" "$deadline"
 }
 
@@ -66,12 +70,20 @@ landfall_arm() {
 landfall_watch() {
   watch_sleep=
   trap 'kill "$watch_sleep" 2>/dev/null; exit 0' TERM
+  # Its own pid (`$$` is its parent's), which its record names.
+  watch_pid=$(sh -c 'printf %s "$PPID"')
   sleep "$4" &
   watch_sleep=$!
   wait "$watch_sleep"
   # Once decided, it finishes, as every step does.
   trap '' TERM
   mv -f "$1/.landfall/confirm" "$1/.landfall/confirm.expired" 2>/dev/null || exit 0
+  # A watcher that outlived its disarming never acts on a record armed
+  # since: that one is given back to its own watcher.
+  if [ "$(landfall_record "$1/.landfall/confirm.expired" pid)" != "$watch_pid" ]; then
+    mv -f "$1/.landfall/confirm.expired" "$1/.landfall/confirm" 2>/dev/null
+    exit 0
+  fi
   # In a subshell of its own, so that a step that fails (exit 70) still
   # leaves the status for whoever reads the record.
   (landfall_switch_back "$1" "$2" "$3" "$(landfall_stamped "$6")") \
@@ -109,7 +121,7 @@ landfall_unwatch() {
 landfall_watched() {
   watched_pid=$(landfall_record "$1" pid)
   n=0
-  while ! grep -q '^status=' "$1" 2>/dev/null && [ "$n" -lt 3000 ]; do
+  while [ -f "$1" ] && ! grep -q '^status=' "$1" 2>/dev/null && [ "$n" -lt 3000 ]; do
     case $watched_pid in
     '' | *[!0-9]*) ;;
     *) kill -0 "$watched_pid" 2>/dev/null || break ;;
@@ -123,7 +135,8 @@ landfall_watched() {
 # activation acts on PATH from now on: an armed one is disarmed (its
 # record renamed to confirm.done, as a confirmation does) and stopped; one
 # that already won is waited for. Sets `disarmed` to `armed`, `expired`
-# or nothing, for what it found.
+# or nothing, for what it found. (An activation then removes the records
+# of what came before it: see landfall_activate.)
 landfall_disarm() {
   disarmed=
   # Most paths never had a watcher: no `mv` is started for them.
