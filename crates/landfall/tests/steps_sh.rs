@@ -2629,6 +2629,53 @@ fn switching_back_or_activating_again_disarms_the_watcher(shell: Shell) {
     assert!(!a.has(".landfall/confirm.expired"));
 }
 
+/// An activation that stops before its switch (its `pre_activate`
+/// failed) leaves the watcher of the release still current armed: that
+/// release was never confirmed.
+fn an_activation_that_stops_before_its_switch_leaves_the_watcher_armed(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, true);
+    a.release("aa03", 60).write(
+        "releases/aa03/.landfall-activation",
+        "hook_pre_activate='exit 3'\nhook_activate=''\nhook_health=''\n",
+    );
+    a.set_current("aa01");
+    let lock = format!("{{\"token\":\"{TOKEN}\"}}");
+    let (_, watcher) = activate_to_confirm(shell, &a, ("aa02", "aa01"), 30, &lock);
+    let out = shell.run(&step(
+        "landfall_activate",
+        &[
+            ("path", &a.path()),
+            ("release", "aa03"),
+            ("previous", "aa01"),
+            ("revert", "1"),
+            ("log_ok", "{}"),
+            ("log_back", "{}"),
+            ("confirm", "30"),
+            ("token", TOKEN),
+            ("log_expired", "{}"),
+        ],
+    ));
+    out.expect(10, "hook\tpre_activate\nfailed\tpre_activate\n");
+    assert!(alive(watcher), "{out}");
+    assert!(a.read(".landfall/confirm").contains("release=aa02\n"));
+    // Switched back, it is disarmed.
+    shell
+        .run(&step(
+            "landfall_back",
+            &[
+                ("path", &a.path()),
+                ("from", "aa02"),
+                ("to", "aa01"),
+                ("log", "{}"),
+            ],
+        ))
+        .expect(0, "reverted\taa01\nhook\tactivate\nhook\thealth\n");
+    wait_until_gone(watcher);
+}
+
 /// A watcher that outlived its disarming (it could not be stopped) and
 /// wakes to find a record armed since takes it, sees it is another's,
 /// gives it back, and does nothing.
@@ -4479,6 +4526,7 @@ under_both_shells!(
     a_confirmation_after_the_time_ran_out_says_what_the_host_did,
     switching_back_or_activating_again_disarms_the_watcher,
     a_watcher_never_acts_on_a_record_armed_for_another,
+    an_activation_that_stops_before_its_switch_leaves_the_watcher_armed,
     orphans_are_the_registered_paths_of_the_environment_that_are_not_known,
     activate_whose_health_fails_switches_back_and_runs_what_the_previous_recorded,
     activate_of_a_release_that_recorded_nothing_runs_no_hook_and_says_so,

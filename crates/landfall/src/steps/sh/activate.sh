@@ -115,7 +115,7 @@ landfall_health() {
 # switches back by itself, logging lf_log_expired and releasing the lock
 # of the run whose token is lf_token; one that cannot be armed fails
 # (`confirm`) and switches back. A watcher armed by an earlier activation
-# is disarmed first.
+# is disarmed before the switch.
 landfall_activate() {
   p=$lf_path id=$lf_release prev=$lf_previous revert=$lf_revert
   log_ok=$lf_log_ok log_back=$lf_log_back
@@ -124,10 +124,9 @@ landfall_activate() {
   rel="$p/releases/$id"
   landfall_complete "$p" "$id"
   landfall_steps "$p"
-  landfall_disarm "$p"
-  # What an earlier watcher did is no answer for this activation.
-  [ -z "$disarmed" ] || rm -f "$p/.landfall/confirm.done" "$p/.landfall/confirm.expired" \
-    "$p/.landfall/confirm.out" "$p/.landfall/confirm.err"
+  # A watcher switching the path back by itself finishes first, so that
+  # what is current is settled.
+  [ ! -f "$p/.landfall/confirm.expired" ] || landfall_watched "$p/.landfall/confirm.expired"
   # The service that runs now, if any: the one current recorded.
   landfall_current "$p"
   old=
@@ -141,6 +140,20 @@ landfall_activate() {
   if [ -n "$hook_pre_activate" ] && ! landfall_hook pre_activate "$rel" "$hook_pre_activate" "$hook_timeout"; then
     printf 'failed\tpre_activate\n'
     exit 10
+  fi
+  # From the switch on, this activation replaces what an earlier one armed
+  # (one that stops before it leaves that watcher be); what the watcher
+  # did is no answer for this one.
+  landfall_disarm "$p"
+  if [ -n "$disarmed" ]; then
+    rm -f "$p/.landfall/confirm.done" "$p/.landfall/confirm.expired" \
+      "$p/.landfall/confirm.out" "$p/.landfall/confirm.err"
+    if [ "$disarmed" = expired ]; then
+      # It switched back meanwhile.
+      landfall_current "$p"
+      old=
+      [ -z "$c" ] || old=$(landfall_service_of "$p/releases/${c##*/}")
+    fi
   fi
   # A release's mtime says when it was last activated; `keep` orders by it.
   touch "$rel"
