@@ -163,8 +163,19 @@ fn a_release_that_kills_sshd_is_not_confirmed_and_its_host_switches_back_by_itse
     assert!(sshd_killed, "the release did not kill the sshd of `{lost}`");
     out.assert_code(1);
 
-    // The events: the host activated, was never confirmed, and went back.
+    // The events: the host activated, was never confirmed (which was said
+    // at the first try), and went back.
     assert_eq!(of_host(&out, "activated", lost).len(), 1);
+    let warned: Vec<_> = out
+        .events_of("warning")
+        .into_iter()
+        .filter(|w| {
+            w["message"].as_str().unwrap().starts_with(&format!(
+                "on `{lost}`: `app` could not be confirmed over a new connection yet"
+            ))
+        })
+        .collect();
+    assert_eq!(warned.len(), 1, "{}", out.stdout);
     assert!(of_host(&out, "confirmed", lost).is_empty());
     let back = of_host(&out, "rolled_back", lost);
     assert_eq!(back.len(), 1, "{}", out.stdout);

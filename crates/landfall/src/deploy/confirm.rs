@@ -139,6 +139,7 @@ fn confirm(run: &Run<'_>, w: &Work<'_>, window: Duration, deadline: i64) -> Conf
             })
     };
     let confirming = script(false);
+    let mut attempts = 0;
     let unreached = loop {
         let left = attempts_end.saturating_duration_since(Instant::now());
         let connect = left.clamp(Duration::from_secs(1), CONNECT);
@@ -149,6 +150,19 @@ fn confirm(run: &Run<'_>, w: &Work<'_>, window: Duration, deadline: i64) -> Conf
             Ok(reply) => return answered(run, w, (reply, deadline), None),
             Err(err) => err.to_string(),
         };
+        attempts += 1;
+        if attempts == 1 {
+            // Said once: the wait that follows may be the whole window.
+            (run.events)(Event::Warning {
+                message: format!(
+                    "on `{}`: `{}` could not be confirmed over a new connection yet ({error}); \
+                     trying again until shortly before the host switches back by itself at {}",
+                    w.target.host,
+                    w.target.artifact,
+                    host_time(deadline)
+                ),
+            });
+        }
         if run.cancel.requested() {
             return switch_back(run, w, "landfall was asked to stop before it was confirmed");
         }
