@@ -227,6 +227,9 @@ fn a_release_that_kills_sshd_is_not_confirmed_and_its_host_switches_back_by_itse
     }
 }
 
+/// Twenty real deploys, alternating two releases (about 40 s on two
+/// cores): a confirmation that fails now and then, or a watcher that acts
+/// after one, shows only over many.
 #[test]
 fn deploys_confirmed_in_time_never_switch_back() {
     let fleet = Fleet::new(2, "5s");
