@@ -5,6 +5,7 @@ mod bad_input;
 mod build;
 mod bundle;
 mod claims;
+mod confirm;
 mod faults;
 mod git;
 mod handover;

@@ -94,6 +94,13 @@ pub enum Event {
         release: String,
         previous: Option<String>,
     },
+    /// An activated host was confirmed over a new connection in time: its
+    /// watcher will not switch it back (`[artifact.X.rollout] confirm`).
+    Confirmed {
+        host: String,
+        artifact: String,
+        release: String,
+    },
     RolledBack {
         host: String,
         artifact: String,
@@ -217,6 +224,8 @@ pub enum Phase {
     Health,
     /// A rollout check, run from the deploying machine.
     Check,
+    // The confirmation of an activated host over a new connection.
+    Confirm,
     Once,
     Rollback,
     Cleanup,
@@ -234,6 +243,7 @@ impl Phase {
             Phase::Activate => "activate",
             Phase::Health => "health",
             Phase::Check => "check",
+            Phase::Confirm => "confirm",
             Phase::Once => "once",
             Phase::Prune => "prune",
             Phase::Rollback => "rollback",

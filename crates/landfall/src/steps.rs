@@ -26,6 +26,7 @@
 //! lock, who owns a path, the host's registry of locked paths, the log),
 //! `release.sh` (the claim, the upload, the `build` hook, finalization),
 //! `activate.sh` (the switch, hooks under `timeout`, the switch back),
+//! `confirm.sh` (the host's watcher of an activation to be confirmed),
 //! `service.sh` with `systemd.sh` and `supervisor.sh` (and `process.sh`,
 //! the service under `--local`), `logs.sh`, `prune.sh` and `exec.sh`.
 
@@ -38,7 +39,7 @@ mod state;
 
 pub(crate) use library::{Functions, LIBRARY_MISSING};
 pub(crate) use outcome::{Activation, Revert};
-pub(crate) use reply::{Exit, Report};
+pub(crate) use reply::{Exit, Report, Timer};
 pub use reply::{Orphan, Reply, ServiceState};
 pub use script::Script;
 pub use state::{Claim, LogEntry, PathState};
@@ -147,6 +148,9 @@ pub(crate) enum Step {
     },
     /// Runs the activation `release` recorded; with `revert`, a failure
     /// after the switch goes back to `previous` and runs what it recorded.
+    /// With `confirm` (and `revert`), one that went well arms the host's
+    /// watcher, which switches back unless a [`Step::Confirm`] comes in
+    /// time; `log_ok` is then logged by that confirmation.
     Activate {
         path: String,
         release: String,
@@ -154,6 +158,15 @@ pub(crate) enum Step {
         revert: bool,
         log_ok: String,
         log_back: String,
+        confirm: Option<Arm>,
+    },
+    /// Confirms the activation of `release` (armed by [`Step::Activate`]
+    /// with `confirm`), unless its watcher acted first; reports what the
+    /// host's record says. With `only_read`, confirms nothing.
+    Confirm {
+        path: String,
+        release: String,
+        only_read: bool,
     },
     /// Switches back from `from` to `to` (or to nothing) and runs what
     /// `to` recorded.
@@ -221,6 +234,21 @@ pub(crate) enum Step {
         end: String,
         words: Vec<String>,
     },
+}
+
+/// What an activation to be confirmed arms on its host (see
+/// [`Step::Activate`] and `confirm.sh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Arm {
+    /// How long the host waits to be confirmed, from the end of an
+    /// activation that went well.
+    pub(crate) seconds: u64,
+    /// The run's lock token: the watcher releases the lock only if this
+    /// run still holds it.
+    pub(crate) token: String,
+    /// The log line of the watcher's switch back (its time made the
+    /// host's when it is written).
+    pub(crate) log: String,
 }
 
 /// The release a claim makes an upload a copy of, if it is current (see

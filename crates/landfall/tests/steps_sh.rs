@@ -568,6 +568,9 @@ fn a_link_planted_in_releases_is_no_release_and_nothing_switches_to_it(shell: Sh
                         ("revert", "1"),
                         ("log_ok", "{}"),
                         ("log_back", "{}"),
+                        ("confirm", ""),
+                        ("token", ""),
+                        ("log_expired", ""),
                     ],
                 ),
             ),
@@ -2319,6 +2322,9 @@ fn activate_runs_what_the_release_recorded_and_logs_it(shell: Shell) {
                 ("revert", "1"),
                 ("log_ok", "{\"ok\":1}"),
                 ("log_back", "{\"back\":1}"),
+                ("confirm", ""),
+                ("token", ""),
+                ("log_expired", ""),
             ],
         ))
         .expect(
@@ -2378,6 +2384,322 @@ fn once_runs_the_recorded_hook_in_the_release_before_any_switch(shell: Shell) {
         .expect(10, "hook\tonce\nfailed\tonce\n")
         .expect_stderr("broken\n");
     assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+}
+
+// --- the confirmation of an activation (confirm.sh)
+
+/// The token of the run that arms the watchers of these tests.
+const TOKEN: &str = "web-4242-1";
+
+/// The log line a watcher writes when its time runs out, as landfall
+/// renders it ahead of time.
+const LOG_EXPIRED: &str = "{\"time\":\"2000-01-01T00:00:00Z\",\"event\":\"rolled_back\",\"reason\":\"not confirmed within 1s\"}";
+
+/// Activates release `id` of `a` after `previous`, to be confirmed within
+/// `seconds`, with the lock held by `lock` (a run's lock line): the
+/// activation's reports but the `armed` line, which it checks, and the
+/// pid of the watcher it armed.
+fn activate_to_confirm(
+    shell: Shell,
+    a: &Artifact,
+    (id, previous): (&str, &str),
+    seconds: u32,
+    lock: &str,
+) -> (String, u32) {
+    a.write(".landfall/lock", format!("{lock}\n"));
+    let out = shell.run(&step(
+        "landfall_activate",
+        &[
+            ("path", &a.path()),
+            ("release", id),
+            ("previous", previous),
+            ("revert", "1"),
+            ("log_ok", &format!("{{\"release\":\"{id}\"}}")),
+            ("log_back", "{\"back\":1}"),
+            ("confirm", &seconds.to_string()),
+            ("token", TOKEN),
+            ("log_expired", LOG_EXPIRED),
+        ],
+    ));
+    assert_eq!(out.status, 0, "{out}");
+    let armed = format!("armed\t{id}\t{seconds}\t");
+    let (armed_lines, others): (Vec<&str>, Vec<&str>) =
+        out.stdout.lines().partition(|l| l.starts_with(&armed));
+    assert_eq!(armed_lines.len(), 1, "{out}");
+    let deadline: u64 = armed_lines[0][armed.len()..].parse().unwrap();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        deadline > now && deadline <= now + u64::from(seconds) + 1,
+        "{deadline} is not {seconds}s from {now}"
+    );
+    let pid = a
+        .read(".landfall/confirm")
+        .lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .unwrap_or_else(|| panic!("no pid in the record:\n{}", a.read(".landfall/confirm")))
+        .parse()
+        .unwrap();
+    let mut reports = others.join("\n");
+    reports.push('\n');
+    (reports, pid)
+}
+
+/// Calls `landfall_confirm` for release `id` of `a`.
+fn confirm(shell: Shell, a: &Artifact, id: &str, only_read: bool) -> Outcome {
+    shell.run(&step(
+        "landfall_confirm",
+        &[
+            ("path", &a.path()),
+            ("release", id),
+            ("only_read", if only_read { "1" } else { "0" }),
+        ],
+    ))
+}
+
+/// Waits until the watcher that took the record of `a` has switched back
+/// and said how it went.
+fn wait_for_expiry(a: &Artifact) {
+    landfall_testbed::support::wait_for(
+        GATE_DEADLINE.as_secs(),
+        "the watcher's switch back",
+        || {
+            fs::read_to_string(a.join(".landfall/confirm.expired"))
+                .is_ok_and(|r| r.lines().any(|l| l.starts_with("status=")))
+        },
+    );
+}
+
+/// Waits until process `pid` is gone.
+fn wait_until_gone(pid: u32) {
+    landfall_testbed::support::wait_for(
+        GATE_DEADLINE.as_secs(),
+        &format!("process {pid} to end"),
+        || !alive(pid),
+    );
+}
+
+fn an_activation_confirmed_in_time_is_logged_then_and_its_watcher_never_acts(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, true);
+    a.set_current("aa01");
+    let (reports, watcher) = activate_to_confirm(
+        shell,
+        &a,
+        ("aa02", "aa01"),
+        30,
+        &format!("{{\"token\":\"{TOKEN}\"}}"),
+    );
+    assert_eq!(
+        reports,
+        "hook\tpre_activate\nswitched\taa02\nhook\tactivate\nhook\thealth\nactivated\taa02\n"
+    );
+    assert!(alive(watcher), "the watcher waits");
+    assert!(!a.has(".landfall/log"), "logged only once confirmed");
+    confirm(shell, &a, "aa02", false).expect(0, "confirm\tdone\taa02\n");
+    assert_eq!(a.read(".landfall/log"), "{\"release\":\"aa02\"}\n");
+    assert_eq!(a.read(".landfall/confirmed"), "aa02\n");
+    wait_until_gone(watcher);
+    assert!(a.has(".landfall/confirm.done") && !a.has(".landfall/confirm.expired"));
+    // Asked again (an answer lost on the way), it is confirmed already.
+    confirm(shell, &a, "aa02", false).expect(0, "confirm\tdone\taa02\n");
+    assert_eq!(a.current().as_deref(), Some("releases/aa02"));
+    assert_eq!(
+        a.read(".landfall/log"),
+        "{\"release\":\"aa02\"}\n",
+        "logged once"
+    );
+    assert!(a.has(".landfall/lock"), "the lock is the run's to release");
+}
+
+fn an_activation_not_confirmed_in_time_switches_back_by_itself_and_logs_why(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, true);
+    a.set_current("aa01");
+    let (_, watcher) = activate_to_confirm(
+        shell,
+        &a,
+        ("aa02", "aa01"),
+        1,
+        &format!("{{\"token\":\"{TOKEN}\"}}"),
+    );
+    wait_for_expiry(&a);
+    assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+    let ran = hooks_ran(&a);
+    assert_eq!(
+        ran[ran.len() - 2..],
+        ["activate aa01", "health aa01"],
+        "what aa01 recorded ran again: {ran:?}"
+    );
+    let log = a.read(".landfall/log");
+    let entry: serde_json::Value = serde_json::from_str(log.trim_end()).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert_eq!(entry["event"], "rolled_back");
+    assert_eq!(entry["reason"], "not confirmed within 1s");
+    assert_ne!(entry["time"], "2000-01-01T00:00:00Z", "the host's own time");
+    assert!(entry["time"].as_str().unwrap().ends_with('Z'), "{entry}");
+    assert!(
+        !a.has(".landfall/lock"),
+        "the run that held the lock may be gone"
+    );
+    assert!(
+        a.read(".landfall/confirm.expired").contains("status=0\n"),
+        "{}",
+        a.read(".landfall/confirm.expired")
+    );
+    wait_until_gone(watcher);
+}
+
+fn a_confirmation_after_the_time_ran_out_says_what_the_host_did(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, true);
+    a.set_current("aa01");
+    activate_to_confirm(
+        shell,
+        &a,
+        ("aa02", "aa01"),
+        1,
+        "{\"token\":\"another-run\"}",
+    );
+    wait_for_expiry(&a);
+    let expired = "confirm\texpired\taa02\t1\nreverted\taa01\nhook\tactivate\nhook\thealth\n";
+    confirm(shell, &a, "aa02", false).expect(0, expired);
+    confirm(shell, &a, "aa02", true).expect(0, expired);
+    assert_eq!(a.current().as_deref(), Some("releases/aa01"));
+    assert_eq!(
+        a.read(".landfall/lock"),
+        "{\"token\":\"another-run\"}\n",
+        "another run's lock is left"
+    );
+    confirm(shell, &a, "aa01", false).expect(0, "confirm\tnone\taa01\n");
+}
+
+fn switching_back_or_activating_again_disarms_the_watcher(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, true);
+    recorded(&a, "aa03", 60, true);
+    a.set_current("aa01");
+    let lock = format!("{{\"token\":\"{TOKEN}\"}}");
+    let (_, watcher) = activate_to_confirm(shell, &a, ("aa02", "aa01"), 30, &lock);
+    confirm(shell, &a, "aa02", true).expect(
+        0,
+        &format!(
+            "confirm\tarmed\taa02\t{}\n",
+            a.read(".landfall/confirm")
+                .lines()
+                .find_map(|l| l.strip_prefix("deadline="))
+                .unwrap()
+        ),
+    );
+    shell
+        .run(&step(
+            "landfall_back",
+            &[
+                ("path", &a.path()),
+                ("from", "aa02"),
+                ("to", "aa01"),
+                ("log", "{\"back\":1}"),
+            ],
+        ))
+        .expect(0, "reverted\taa01\nhook\tactivate\nhook\thealth\n");
+    wait_until_gone(watcher);
+    assert!(!a.has(".landfall/confirm") && !a.has(".landfall/confirm.expired"));
+    assert_eq!(a.read(".landfall/log"), "{\"back\":1}\n");
+    // Switched back, the release is no longer there to confirm.
+    confirm(shell, &a, "aa02", false).expect(0, "confirm\tnone\taa02\n");
+
+    // The next activation disarms a watcher too, before it switches.
+    let (_, watcher) = activate_to_confirm(shell, &a, ("aa02", "aa01"), 30, &lock);
+    let (_, next) = activate_to_confirm(shell, &a, ("aa03", "aa02"), 30, &lock);
+    wait_until_gone(watcher);
+    confirm(shell, &a, "aa02", false).expect(0, "confirm\tnone\taa02\n");
+    confirm(shell, &a, "aa03", false).expect(0, "confirm\tdone\taa03\n");
+    wait_until_gone(next);
+    assert_eq!(a.current().as_deref(), Some("releases/aa03"));
+    assert!(!a.has(".landfall/confirm.expired"));
+}
+
+/// An activation that stops before its switch (its `pre_activate`
+/// failed) leaves the watcher of the release still current armed: that
+/// release was never confirmed.
+fn an_activation_that_stops_before_its_switch_leaves_the_watcher_armed(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, true);
+    a.release("aa03", 60).write(
+        "releases/aa03/.landfall-activation",
+        "hook_pre_activate='exit 3'\nhook_activate=''\nhook_health=''\n",
+    );
+    a.set_current("aa01");
+    let lock = format!("{{\"token\":\"{TOKEN}\"}}");
+    let (_, watcher) = activate_to_confirm(shell, &a, ("aa02", "aa01"), 30, &lock);
+    let out = shell.run(&step(
+        "landfall_activate",
+        &[
+            ("path", &a.path()),
+            ("release", "aa03"),
+            ("previous", "aa01"),
+            ("revert", "1"),
+            ("log_ok", "{}"),
+            ("log_back", "{}"),
+            ("confirm", "30"),
+            ("token", TOKEN),
+            ("log_expired", "{}"),
+        ],
+    ));
+    out.expect(10, "hook\tpre_activate\nfailed\tpre_activate\n");
+    assert!(alive(watcher), "{out}");
+    assert!(a.read(".landfall/confirm").contains("release=aa02\n"));
+    // Switched back, it is disarmed.
+    shell
+        .run(&step(
+            "landfall_back",
+            &[
+                ("path", &a.path()),
+                ("from", "aa02"),
+                ("to", "aa01"),
+                ("log", "{}"),
+            ],
+        ))
+        .expect(0, "reverted\taa01\nhook\tactivate\nhook\thealth\n");
+    wait_until_gone(watcher);
+}
+
+/// A watcher that outlived its disarming (it could not be stopped) and
+/// wakes to find a record armed since takes it, sees it is another's,
+/// gives it back, and does nothing.
+fn a_watcher_never_acts_on_a_record_armed_for_another(shell: Shell) {
+    let a = Artifact::new();
+    a.mkdir(".landfall");
+    recorded(&a, "aa01", 60, true);
+    recorded(&a, "aa02", 60, true);
+    a.set_current("aa01");
+    let lock = format!("{{\"token\":\"{TOKEN}\"}}");
+    let (_, watcher) = activate_to_confirm(shell, &a, ("aa02", "aa01"), 1, &lock);
+    // Disarmed, but not stopped; then a record of another watcher's.
+    fs::rename(
+        a.join(".landfall/confirm"),
+        a.join(".landfall/confirm.done"),
+    )
+    .unwrap();
+    let another = "release=aa02\nprevious=aa01\nseconds=30\ndeadline=1\ntoken=t\nlog={}\npid=1\n";
+    a.write(".landfall/confirm", another);
+    wait_until_gone(watcher);
+    assert_eq!(a.read(".landfall/confirm"), another);
+    assert!(!a.has(".landfall/confirm.expired"));
+    assert_eq!(a.current().as_deref(), Some("releases/aa02"));
+    assert!(!a.has(".landfall/log"));
 }
 
 fn check_tries_health_once_and_names_what_failed(shell: Shell) {
@@ -2603,6 +2925,9 @@ fn activate_whose_pre_activate_fails_exits_10_and_leaves_current(shell: Shell) {
             ("revert", "1"),
             ("log_ok", "{}"),
             ("log_back", "{}"),
+            ("confirm", ""),
+            ("token", ""),
+            ("log_expired", ""),
         ],
     ));
     out.expect(10, "hook\tpre_activate\nfailed\tpre_activate\n");
@@ -2627,6 +2952,9 @@ fn activate_whose_health_fails_switches_back_and_runs_what_the_previous_recorded
                 ("revert", "1"),
                 ("log_ok", "{\"ok\":1}"),
                 ("log_back", "{\"back\":1}"),
+                ("confirm", ""),
+                ("token", ""),
+                ("log_expired", ""),
             ],
         ))
         .expect(
@@ -2661,6 +2989,9 @@ fn activate_of_a_release_that_recorded_nothing_runs_no_hook_and_says_so(shell: S
                 ("revert", "1"),
                 ("log_ok", "{}"),
                 ("log_back", "{}"),
+                ("confirm", ""),
+                ("token", ""),
+                ("log_expired", ""),
             ],
         ))
         .expect(0, "unrecorded\taa01\nswitched\taa01\nactivated\taa01\n");
@@ -2833,6 +3164,9 @@ fn activate_locally(shell: Shell, a: &Artifact, id: &str, previous: &str) -> Out
             ("revert", "1"),
             ("log_ok", "{}"),
             ("log_back", "{}"),
+            ("confirm", ""),
+            ("token", ""),
+            ("log_expired", ""),
         ],
     )))
 }
@@ -2899,6 +3233,9 @@ fn service_that_is_not_ready_switches_back_and_restarts_the_previous(shell: Shel
             ("revert", "1"),
             ("log_ok", "{}"),
             ("log_back", "{\"back\":1}"),
+            ("confirm", ""),
+            ("token", ""),
+            ("log_expired", ""),
         ],
     )));
     let lines = started.lines();
@@ -3097,6 +3434,9 @@ fn a_release_without_a_service_stops_the_one_that_ran(shell: Shell) {
                 ("revert", "1"),
                 ("log_ok", "{}"),
                 ("log_back", "{}"),
+                ("confirm", ""),
+                ("token", ""),
+                ("log_expired", ""),
             ],
         )))
         .expect(
@@ -4181,6 +4521,12 @@ under_both_shells!(
     once_runs_the_recorded_hook_in_the_release_before_any_switch,
     exec_runs_a_command_with_its_input_and_logs_how_it_ended,
     check_tries_health_once_and_names_what_failed,
+    an_activation_confirmed_in_time_is_logged_then_and_its_watcher_never_acts,
+    an_activation_not_confirmed_in_time_switches_back_by_itself_and_logs_why,
+    a_confirmation_after_the_time_ran_out_says_what_the_host_did,
+    switching_back_or_activating_again_disarms_the_watcher,
+    a_watcher_never_acts_on_a_record_armed_for_another,
+    an_activation_that_stops_before_its_switch_leaves_the_watcher_armed,
     orphans_are_the_registered_paths_of_the_environment_that_are_not_known,
     activate_whose_health_fails_switches_back_and_runs_what_the_previous_recorded,
     activate_of_a_release_that_recorded_nothing_runs_no_hook_and_says_so,

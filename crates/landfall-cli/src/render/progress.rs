@@ -145,6 +145,18 @@ impl Printer {
                     &format!("{host} {artifact} {}{was}", short(&release)),
                 );
             }
+            Event::Confirmed {
+                host,
+                artifact,
+                release,
+            } => self.status(
+                "Confirmed",
+                GOOD,
+                &format!(
+                    "{host} {artifact} {} over a new connection",
+                    short(&release)
+                ),
+            ),
             Event::RolledBack {
                 host,
                 artifact,

@@ -237,6 +237,10 @@ pub struct Rollout {
     /// Hosts that may fail (each switched back alone) before the rollout
     /// stops and `on_failure` applies.
     pub max_fail: Amount,
+    /// How long a host waits, once activated, to be confirmed over a new
+    /// connection before it switches back by itself (whole seconds, at
+    /// least one); `None`: no confirmation.
+    pub confirm: Option<Duration>,
     /// Checks run from the deploying machine after each batch and through
     /// its pause (`[[artifact.X.rollout.check]]`).
     pub checks: Vec<Check>,
@@ -310,6 +314,7 @@ impl Default for Rollout {
             pause: Duration::ZERO,
             max_fail: Amount::Count(0),
             checks: Vec::new(),
+            confirm: None,
         }
     }
 }

@@ -43,6 +43,7 @@ pub(crate) struct Rollout {
     pub(crate) batch: Option<Spanned<Amount>>,
     pub(crate) pause: Option<Spanned<String>>,
     pub(crate) max_fail: Option<Spanned<Amount>>,
+    pub(crate) confirm: Option<Spanned<String>>,
     /// `[[artifact.X.rollout.check]]`: judged from outside the hosts.
     #[serde(default)]
     pub(crate) check: Vec<Spanned<Check>>,

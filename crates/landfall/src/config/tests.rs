@@ -223,6 +223,40 @@ fn errors_point_at_their_line() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
+/// `confirm` is a window of whole seconds, rounded up; none, zero or a
+/// negative one is refused where it is written.
+#[test]
+fn a_confirmation_window_is_whole_seconds_longer_than_zero() {
+    let window = |confirm: &str| {
+        let deploy =
+            format!("[artifact.a]\npath = \"/a\"\n[artifact.a.rollout]\nconfirm = \"{confirm}\"\n");
+        let fixture = Fixture::new(&[
+            ("deploy.toml", deploy.as_str()),
+            ("environments/dev.toml", ENV),
+        ]);
+        fixture
+            .project()
+            .map(|p| p.artifacts[0].rollout.confirm)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(window("30s"), Ok(Some(Duration::from_secs(30))));
+    assert_eq!(window("1m 500ms"), Ok(Some(Duration::from_secs(61))));
+    for (bad, says) in [
+        (
+            "0s",
+            "deploy.toml:4:11: `confirm` must be longer than zero, not `0s`",
+        ),
+        (
+            "-5s",
+            "deploy.toml:4:11: `confirm` must be longer than zero, not `-5s`",
+        ),
+        ("soon", "deploy.toml:4:11: invalid duration `soon`"),
+    ] {
+        let got = window(bad).unwrap_err();
+        assert!(got.contains(says), "{bad}: {got}");
+    }
+}
+
 /// A service's path and names reach root's service manager and sudoers:
 /// a `,` in a path became a second sudo command, and is refused where it
 /// is written, as is every mark those grammars read.

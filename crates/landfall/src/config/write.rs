@@ -124,10 +124,13 @@ impl Project {
                 ])),
             ),
         ]);
-        if artifact.rollout.batch != crate::config::Amount::All
-            && let Some(Value::Table(rollout)) = out.get_mut("rollout")
-        {
-            rollout.insert("batch".into(), artifact.rollout.batch.to_toml());
+        if let Some(Value::Table(rollout)) = out.get_mut("rollout") {
+            if artifact.rollout.batch != crate::config::Amount::All {
+                rollout.insert("batch".into(), artifact.rollout.batch.to_toml());
+            }
+            if let Some(confirm) = artifact.rollout.confirm {
+                rollout.insert("confirm".into(), Value::String(duration(confirm)));
+            }
         }
         if let Some(package) = package {
             out.insert("package".into(), string(package));

@@ -27,17 +27,23 @@ pub(super) struct ActivationEnd {
     /// When the host tidied up and unlocked in the same round trip: the
     /// releases it removed.
     pub(super) tidied: Option<Vec<String>>,
+    /// When the watcher the activation armed switches back unless it is
+    /// confirmed (the host's clock, seconds since the epoch).
+    pub(super) armed: Option<i64>,
 }
 
 /// Runs the activation for one target, renaming its upload first if the
 /// push left that to it, and with `tidy` removing old releases and
-/// unlocking once it is activated.
+/// unlocking once it is activated. An activation to be confirmed arms
+/// its host's watcher, and keeps the lock until it is confirmed.
 pub(super) fn activate_one(
     run: &Run<'_>,
     w: &Work<'_>,
     tidy: bool,
     provenance: &str,
 ) -> Result<ActivationEnd, String> {
+    let arm = super::confirm::arm(run, w);
+    let tidy = tidy && arm.is_none();
     let mut script = run
         .script(w.target)
         .allowing(super::activation_time(w.target));
@@ -50,7 +56,7 @@ pub(super) fn activate_one(
     } else {
         ("activated", w.previous.as_deref())
     };
-    script = script.step(run.activation(
+    let mut activation = run.activation(
         w.target,
         &w.path,
         (&w.release.id, previous),
@@ -60,7 +66,11 @@ pub(super) fn activate_one(
             revision: run.identity.revision.describe(),
             undoes: &[],
         },
-    ));
+    );
+    if let Step::Activate { confirm, .. } = &mut activation {
+        *confirm = arm;
+    }
+    script = script.step(activation);
     if tidy {
         script = tidy_up(run, w, script, true);
     }
@@ -80,6 +90,7 @@ pub(super) fn activate_one(
         },
         gave_up: reply.causes().0.is_some_and(|cause| cause.gave_up()),
         tidied: reply.unlocked().then(|| reply.removed()),
+        armed: reply.armed(),
     })
 }
 
@@ -150,6 +161,10 @@ pub(super) fn record_revert(
     let what = match (phase, step) {
         (Phase::Rollback, why) => why.unwrap_or("another host failed").to_string(),
         (_, Some("service")) => "the service could not be started".to_string(),
+        (_, Some("confirm")) => {
+            "the host could not arm the timer that switches it back unless it is confirmed"
+                .to_string()
+        }
         // Its manager gave up before the time was up: the detail says so.
         (_, Some("ready")) if gave_up => "the service was not ready".to_string(),
         (_, Some("ready")) => format!(

@@ -544,6 +544,7 @@ mod tests {
             id: None,
             deploy: run.map(str::to_string),
             undoes: Vec::new(),
+            reason: None,
         }
     }
 

@@ -29,13 +29,15 @@
 //! during it; `run` the context every operation on hosts works with (and
 //! the probe and locked activations they share), `summary` how a run
 //! ended, `identity` who runs it; `phases`, `push`, `pull`, `rollout` and
-//! `activate` are the deploy itself, `decide` what it does with each
+//! `activate` are the deploy itself, `confirm` the confirmation of an
+//! activation over a new connection, `decide` what it does with each
 //! target, `predict` its dry run, `lookahead` the read-ahead, `watch` the
 //! naming of hosts that keep it waiting, and `history` the fleet's past
 //! deploys, which a rollback reads.
 
 mod activate;
 mod checks;
+mod confirm;
 mod decide;
 pub(crate) mod history;
 mod identity;

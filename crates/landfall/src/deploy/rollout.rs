@@ -191,17 +191,24 @@ pub(super) fn activate_all(
                 canary: *canary,
                 hosts: batch.iter().map(|&i| work[i].target.host.clone()).collect(),
             });
+            // Each host is confirmed as soon as its own activation ends:
+            // its window counts from then.
             let outputs = parallel(batch, run.jobs, |&i| {
-                activate_one(run, &work[i], tidy, provenance)
+                let end = activate_one(run, &work[i], tidy, provenance);
+                let confirmation = super::confirm::confirm_one(run, &work[i], &end);
+                (end, confirmation)
             });
             let mut failed_here = Vec::new();
-            for (&i, output) in batch.iter().zip(outputs) {
+            let mut confirmations = Vec::new();
+            for (&i, (output, confirmation)) in batch.iter().zip(outputs) {
                 match record_activation(run, &mut work[i], output) {
                     None if work[i].action != Action::Reactivate => switched.push(i),
                     None => {}
                     Some(phase) => failed_here.push((i, phase)),
                 }
+                confirmations.extend(confirmation.map(|c| (i, c)));
             }
+            failed_here.extend(super::confirm::record(run, work, confirmations));
             if let Some(reason) = judge(run, work, artifact, allowed, *canary, &failed_here) {
                 stopped = Some(reason);
                 break;

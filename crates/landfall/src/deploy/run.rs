@@ -175,6 +175,7 @@ impl Run<'_> {
             // The revision of a release switched back to is not known here;
             // the log's earlier entries have it.
             log_back: self.log_line(target, "rolled_back", previous, Some(release), None, &[]),
+            confirm: None,
         }
     }
 
@@ -187,7 +188,22 @@ impl Run<'_> {
         revision: Option<String>,
         undoes: &[String],
     ) -> String {
-        let entry = LogEntry {
+        let entry = self.log_entry(target, event, release, previous, revision, undoes);
+        serde_json::to_string(&entry).expect("log entries serialise")
+    }
+
+    /// The log entry of a change this run makes, as [`Run::log_line`]
+    /// writes it.
+    pub(super) fn log_entry(
+        &self,
+        target: &Target,
+        event: &str,
+        release: Option<&str>,
+        previous: Option<&str>,
+        revision: Option<String>,
+        undoes: &[String],
+    ) -> LogEntry {
+        LogEntry {
             time: jiff::Timestamp::now().to_string(),
             event: event.to_string(),
             env: self.env.name.clone(),
@@ -202,8 +218,8 @@ impl Run<'_> {
             id: None,
             deploy: Some(self.identity.deploy.clone()),
             undoes: undoes.to_vec(),
-        };
-        serde_json::to_string(&entry).expect("log entries serialise")
+            reason: None,
+        }
     }
 
     /// Warns of what a reply says a person should know (see

@@ -938,3 +938,47 @@ fn built(project: &Project, plan: &crate::plan::Plan) -> crate::ops::build::Buil
     )
     .unwrap()
 }
+
+/// Under `--local` a host is a directory, and the watcher a process of
+/// this machine: each host is confirmed as soon as it is activated, which
+/// logs the activation and stops its watcher, and the lock is released
+/// once it is.
+#[test]
+fn an_activation_to_be_confirmed_is_confirmed_at_once_and_its_watcher_stopped() {
+    let fleet = Fleet::new("rollback-all");
+    fleet.rollout("confirm = \"30s\"", "");
+    let seen = std::sync::Mutex::new(Vec::new());
+    let summary = fleet.with_run_events(
+        |event| match event {
+            Event::Confirmed { host, .. } => seen.lock().unwrap().push(format!("confirmed {host}")),
+            Event::RolledBack { host, .. } => seen.lock().unwrap().push(format!("back {host}")),
+            _ => {}
+        },
+        |run, plan| {
+            let built = built(run.project, plan);
+            super::deploy(run, &built.releases, &DeployOptions::default())
+        },
+    );
+    assert!(summary.ok, "{summary:?}");
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    assert_eq!(seen, ["confirmed web1", "confirmed web2", "confirmed web3"]);
+    for host in ["web1", "web2", "web3"] {
+        let dir = fleet.dir(host).join(".landfall");
+        let record = fs::read_to_string(dir.join("confirm.done")).unwrap();
+        assert!(!dir.join("confirm").exists() && !dir.join("lock").exists());
+        let pid: u32 = record
+            .lines()
+            .find_map(|l| l.strip_prefix("pid="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        landfall_testbed::support::wait_for(10, "the watcher to end", || {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |stat| stat.contains(") Z "))
+        });
+        let log = fs::read_to_string(dir.join("log")).unwrap();
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.contains("\"event\":\"activated\""), "{log}");
+    }
+}

@@ -61,6 +61,17 @@ impl Transport for Watched<'_> {
         self.track(host, || self.inner.run(host, script))
     }
 
+    fn run_over_new_connection(
+        &self,
+        host: &str,
+        script: &Script,
+        connect: std::time::Duration,
+    ) -> Result<Reply, crate::process::ProcessError> {
+        self.track(host, || {
+            self.inner.run_over_new_connection(host, script, connect)
+        })
+    }
+
     /// Not watched: a stream waits for its output on purpose.
     fn stream(
         &self,

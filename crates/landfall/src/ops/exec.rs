@@ -324,6 +324,7 @@ fn exec_script(
         id: Some(id.to_string()),
         deploy: None,
         undoes: Vec::new(),
+        reason: None,
     };
     // The time it ended and its status are only known on the host, once
     // the command ended: the host adds them to the entry's other fields.

@@ -299,13 +299,43 @@ pub(super) fn call(step: &Step) -> Call {
             revert,
             log_ok,
             log_back,
+            confirm,
         } => Call::of("landfall_activate")
             .var("path", path)
             .var("release", release)
             .var("previous", or_empty(previous))
             .flag("revert", *revert)
             .var("log_ok", log_ok)
-            .var("log_back", log_back),
+            .var("log_back", log_back)
+            .var(
+                "confirm",
+                confirm
+                    .as_ref()
+                    .map(|arm| arm.seconds.to_string())
+                    .unwrap_or_default(),
+            )
+            .var(
+                "token",
+                confirm
+                    .as_ref()
+                    .map(|arm| arm.token.clone())
+                    .unwrap_or_default(),
+            )
+            .var(
+                "log_expired",
+                confirm
+                    .as_ref()
+                    .map(|arm| arm.log.clone())
+                    .unwrap_or_default(),
+            ),
+        Step::Confirm {
+            path,
+            release,
+            only_read,
+        } => Call::of("landfall_confirm")
+            .var("path", path)
+            .var("release", release)
+            .flag("only_read", *only_read),
         Step::Back {
             path,
             from,
@@ -498,6 +528,16 @@ pub(super) fn every_step() -> Vec<Step> {
             revert: true,
             log_ok: s("{}"),
             log_back: s("{}"),
+            confirm: Some(super::Arm {
+                seconds: 30,
+                token: s("t"),
+                log: s("{}"),
+            }),
+        },
+        Step::Confirm {
+            path: s("/a"),
+            release: s("r"),
+            only_read: false,
         },
         Step::Back {
             path: s("/a"),

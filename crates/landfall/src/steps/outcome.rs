@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::reply::{Exit, Reply, Report};
+use super::reply::{Exit, Reply, Report, Timer};
 
 /// How an activation ended on one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +124,24 @@ impl Reply {
             }),
             _ => None,
         }
+    }
+
+    /// When the watcher an activation armed switches back (the host's
+    /// clock, in seconds since the epoch), if it armed one.
+    pub(crate) fn armed(&self) -> Option<i64> {
+        self.reports.iter().find_map(|r| match r {
+            Report::Armed { deadline, .. } => Some(*deadline),
+            _ => None,
+        })
+    }
+
+    /// What `landfall_confirm` found of the watcher of `release`'s
+    /// activation, if it said.
+    pub(crate) fn timer(&self, release: &str) -> Option<Timer> {
+        self.reports.iter().find_map(|r| match r {
+            Report::Confirm { release: of, timer } if of == release => Some(timer.clone()),
+            _ => None,
+        })
     }
 
     /// How switching back (`landfall_back`) went, if it was tried.

@@ -141,6 +141,19 @@ pub(crate) enum Report {
     Activated {
         release: String,
     },
+    /// An activation to be confirmed armed its watcher, which switches
+    /// back at `deadline` (the host's clock, in seconds since the epoch)
+    /// unless the activation is confirmed.
+    Armed {
+        release: String,
+        seconds: u64,
+        deadline: i64,
+    },
+    /// What `landfall_confirm` found of an activation's watcher.
+    Confirm {
+        release: String,
+        timer: Timer,
+    },
     /// A hook failed: `build`, `pre_activate`, `activate` or `health`.
     Failed {
         step: String,
@@ -212,6 +225,20 @@ pub(crate) enum Report {
     KeptService {
         name: String,
     },
+}
+
+/// The watcher of an activation, as `landfall_confirm` found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// Confirmed (now, or by an earlier attempt whose answer was lost).
+    Confirmed,
+    /// Still waiting, until `deadline` (only read, nothing renamed).
+    Armed { deadline: Option<i64> },
+    /// Its time ran out after `seconds`: the host switched back by itself
+    /// (how, the reports that follow say).
+    Expired { seconds: Option<u64> },
+    /// No record of the activation.
+    Missing,
 }
 
 /// A directory on a host that holds releases of an artifact of this
@@ -338,6 +365,24 @@ impl Report {
             },
             "activated" => Report::Activated {
                 release: rest(1).to_string(),
+            },
+            "armed" => Report::Armed {
+                release: fields.get(1)?.to_string(),
+                seconds: fields.get(2)?.parse().ok()?,
+                deadline: fields.get(3)?.trim().parse().ok()?,
+            },
+            "confirm" => Report::Confirm {
+                release: fields.get(2)?.to_string(),
+                timer: match *fields.get(1)? {
+                    "done" => Timer::Confirmed,
+                    "armed" => Timer::Armed {
+                        deadline: fields.get(3).and_then(|d| d.trim().parse().ok()),
+                    },
+                    "expired" => Timer::Expired {
+                        seconds: fields.get(3).and_then(|s| s.trim().parse().ok()),
+                    },
+                    _ => Timer::Missing,
+                },
             },
             "failed" => Report::Failed {
                 step: rest(1).to_string(),
@@ -471,7 +516,9 @@ impl Reply {
 #[cfg(test)]
 const TAGS: &[&str] = &[
     "activated",
+    "armed",
     "busy",
+    "confirm",
     "confirmed",
     "created",
     "current",

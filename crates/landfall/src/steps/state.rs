@@ -97,6 +97,11 @@ pub struct LogEntry {
     /// back past.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub undoes: Vec<String>,
+    /// Why, for a change a host made by itself: `rolled_back` when an
+    /// activation was not confirmed in time (`[artifact.X.rollout]
+    /// confirm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl LogEntry {

@@ -79,6 +79,16 @@ impl Transport for Local {
         process::run_unchecked(&cmd).map(Reply::from)
     }
 
+    /// A directory is always reached anew: the script simply runs.
+    fn run_over_new_connection(
+        &self,
+        host: &str,
+        script: &Script,
+        _connect: std::time::Duration,
+    ) -> Result<Reply, ProcessError> {
+        self.run(host, script)
+    }
+
     fn stream(
         &self,
         host: &str,

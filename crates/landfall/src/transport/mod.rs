@@ -8,7 +8,9 @@
 //! [`Ssh`] uses the system's OpenSSH client and rsync, over one
 //! `ControlMaster` per host.
 //!
-//! A transport runs a script within its deadline, streams one with none
+//! A transport runs a script within its deadline (or over a connection of
+//! its own, not the one it keeps, to prove the host can be reached anew),
+//! streams one with none
 //! (a log followed, a command's output as it comes), attaches one to this
 //! terminal (a pseudo-terminal on the host, as `ssh -t` gives), pushes a
 //! release from what the host has ([`Basis`]), and counts each host's
@@ -139,6 +141,20 @@ pub trait Transport: Sync {
     /// Runs steps on a host and returns what they reported, whatever the
     /// script's exit status; an error means the host could not be reached.
     fn run(&self, host: &str, script: &Script) -> Result<Reply, ProcessError>;
+
+    /// Runs steps on a host over a connection of their own, opened for
+    /// them and closed after them: never the host's kept one, so that
+    /// their answer proves the host can still be reached anew (a release
+    /// that broke its sshd or its network cannot). The connection must be
+    /// open within `connect`, and the steps then end within their
+    /// deadline; it counts as a round trip. An error means the host could
+    /// not be reached.
+    fn run_over_new_connection(
+        &self,
+        host: &str,
+        script: &Script,
+        connect: std::time::Duration,
+    ) -> Result<Reply, ProcessError>;
 
     /// Runs steps on a host with no deadline, handing each line they print
     /// to `line` as it comes (with its end of line, if it had one), until they end or `stop` says so (see

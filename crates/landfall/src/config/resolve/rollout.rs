@@ -1,6 +1,6 @@
 //! `[artifact.X.rollout]`: canaries, batches, pauses, the failure
-//! budget and the checks run from outside the hosts, with `max_parallel`,
-//! the older name of `rollout.batch`.
+//! budget, the checks run from outside the hosts and the confirmation's
+//! window, with `max_parallel`, the older name of `rollout.batch`.
 
 use std::time::Duration;
 
@@ -68,6 +68,9 @@ pub(super) fn resolve_rollout(
         && let Some(m) = amount(check, "max_fail", &max_fail)
     {
         rollout.max_fail = m;
+    }
+    if let Some(confirm) = raw.confirm {
+        rollout.confirm = confirm_window(check, &confirm);
     }
     rollout.checks = checks(check, raw.check);
     rollout
@@ -283,6 +286,38 @@ fn probe(check: &mut Checker, span: std::ops::Range<usize>, raw: raw::Check) -> 
                 span,
                 "a check gives exactly one of `http`, `exec` and `prometheus`",
                 "split it into one check for each",
+            );
+            None
+        }
+    }
+}
+
+/// `confirm`: a duration longer than zero, rounded up to whole seconds
+/// (the host's timer counts seconds).
+fn confirm_window(check: &mut Checker, raw: &Spanned<String>) -> Option<Duration> {
+    match raw.get_ref().parse::<jiff::SignedDuration>() {
+        Ok(d) if d.is_positive() => {
+            let d = d.unsigned_abs();
+            Some(Duration::from_secs(
+                d.as_secs() + u64::from(d.subsec_nanos() > 0),
+            ))
+        }
+        Ok(_) => {
+            check.error(
+                raw.span(),
+                format!(
+                    "`confirm` must be longer than zero, not `{}`",
+                    raw.get_ref()
+                ),
+                "write how long a host waits to be confirmed, e.g. `30s`, or leave `confirm` out",
+            );
+            None
+        }
+        Err(_) => {
+            check.error(
+                raw.span(),
+                format!("invalid duration `{}`", raw.get_ref()),
+                "write e.g. `30s`, `2m` or `1m 30s`",
             );
             None
         }

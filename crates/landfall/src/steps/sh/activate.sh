@@ -101,20 +101,32 @@ landfall_health() {
 }
 
 # landfall_activate lf_path lf_release lf_previous lf_revert lf_log_ok
-# lf_log_back: runs the activation lf_release recorded: the check of its
-# service manager, pre_activate, the switch of `current`, the service (its
-# definition installed, restarted or reloaded, then `ready` polled),
-# activate, and health polled for its timeout; then logs lf_log_ok. When
-# any of these fail after the switch and lf_revert=1, it switches back to
-# lf_previous at once and runs what lf_previous recorded, logging
-# lf_log_back (see landfall_switch_back). A release that recorded no
-# activation is switched to with no hook run, and reported `unrecorded`.
+# lf_log_back lf_confirm lf_token lf_log_expired: runs the activation
+# lf_release recorded: the check of its service manager, pre_activate, the
+# switch of `current`, the service (its definition installed, restarted or
+# reloaded, then `ready` polled), activate, and health polled for its
+# timeout; then logs lf_log_ok. When any of these fail after the switch
+# and lf_revert=1, it switches back to lf_previous at once and runs what
+# lf_previous recorded, logging lf_log_back (see landfall_switch_back). A
+# release that recorded no activation is switched to with no hook run, and
+# reported `unrecorded`. With lf_confirm (seconds) and lf_revert=1, an
+# activation that went well arms a watcher instead of logging (see
+# confirm.sh): unless it is confirmed within lf_confirm seconds, the host
+# switches back by itself, logging lf_log_expired and releasing the lock
+# of the run whose token is lf_token; one that cannot be armed fails
+# (`confirm`) and switches back. A watcher armed by an earlier activation
+# is disarmed before the switch.
 landfall_activate() {
   p=$lf_path id=$lf_release prev=$lf_previous revert=$lf_revert
   log_ok=$lf_log_ok log_back=$lf_log_back
+  confirm=$lf_confirm token=$lf_token log_expired=$lf_log_expired
+  [ "$revert" = 1 ] || confirm=
   rel="$p/releases/$id"
   landfall_complete "$p" "$id"
   landfall_steps "$p"
+  # A watcher switching the path back by itself finishes first, so that
+  # what is current is settled.
+  [ ! -f "$p/.landfall/confirm.expired" ] || landfall_watched "$p/.landfall/confirm.expired"
   # The service that runs now, if any: the one current recorded.
   landfall_current "$p"
   old=
@@ -128,6 +140,20 @@ landfall_activate() {
   if [ -n "$hook_pre_activate" ] && ! landfall_hook pre_activate "$rel" "$hook_pre_activate" "$hook_timeout"; then
     printf 'failed\tpre_activate\n'
     exit 10
+  fi
+  # From the switch on, this activation replaces what an earlier one armed
+  # (one that stops before it leaves that watcher be); what the watcher
+  # did is no answer for this one.
+  landfall_disarm "$p"
+  if [ -n "$disarmed" ]; then
+    rm -f "$p/.landfall/confirm.done" "$p/.landfall/confirm.expired" \
+      "$p/.landfall/confirm.out" "$p/.landfall/confirm.err"
+    if [ "$disarmed" = expired ]; then
+      # It switched back meanwhile.
+      landfall_current "$p"
+      old=
+      [ -z "$c" ] || old=$(landfall_service_of "$p/releases/${c##*/}")
+    fi
   fi
   # A release's mtime says when it was last activated; `keep` orders by it.
   touch "$rel"
@@ -154,9 +180,12 @@ landfall_activate() {
     failed=activate
   elif [ -n "$hook_health" ] && ! landfall_health "$rel" "$hook_health" "$health_timeout"; then
     failed=health
+  elif [ -n "$confirm" ] && ! landfall_arm "$p" "$id" "$prev" "$confirm" "$token" "$log_ok" "$log_expired"; then
+    failed=confirm
   fi
   if [ -z "$failed" ]; then
-    landfall_log "$p" "$log_ok"
+    # An activation to be confirmed is logged once it is.
+    [ -n "$confirm" ] || landfall_log "$p" "$log_ok"
     printf 'activated\t%s\n' "$id"
     return 0
   fi
@@ -218,8 +247,21 @@ landfall_check() {
   fi
 }
 
-# landfall_back lf_path lf_from lf_to lf_log: landfall_switch_back.
+# landfall_back lf_path lf_from lf_to lf_log: landfall_switch_back, once
+# any watcher of the path is disarmed (see landfall_disarm). When the
+# watcher of lf_from's activation had already switched back to lf_to by
+# itself, what it did is the answer, and nothing is done twice.
 landfall_back() {
+  landfall_disarm "$lf_path"
+  e="$lf_path/.landfall/confirm.expired"
+  landfall_current "$lf_path"
+  if [ "$disarmed" = expired ] && [ "$(landfall_record "$e" release)" = "$lf_from" ] &&
+    [ "$(landfall_record "$e" previous)" = "$lf_to" ] && [ "$c" = "$lf_to" ]; then
+    cat "$lf_path/.landfall/confirm.out" 2>/dev/null
+    tail -n 40 "$lf_path/.landfall/confirm.err" >&2 2>/dev/null
+    [ "$(landfall_record "$e" status)" = 0 ]
+    return
+  fi
   landfall_switch_back "$lf_path" "$lf_from" "$lf_to" "$lf_log"
 }
 

@@ -189,13 +189,18 @@ landfall_forget() {
   printf 'unlocked\t\n'
 }
 
-# landfall_unlock lf_path lf_token: removes the lock of lf_path if this
-# run (lf_token) holds it.
+# landfall_unlock lf_path lf_token: landfall_release_lock, reported.
 landfall_unlock() {
-  if [ -f "$lf_path/.landfall/lock" ] && grep -qF "$lf_token" "$lf_path/.landfall/lock"; then
-    rm -f "$lf_path/.landfall/lock" || return 1
-  fi
+  landfall_release_lock "$lf_path" "$lf_token" || return 1
   printf 'unlocked\t\n'
+}
+
+# landfall_release_lock PATH TOKEN: removes the lock of PATH if the run
+# whose token is TOKEN holds it.
+landfall_release_lock() {
+  if [ -n "$2" ] && [ -f "$1/.landfall/lock" ] && grep -qF "$2" "$1/.landfall/lock"; then
+    rm -f "$1/.landfall/lock" || return 1
+  fi
 }
 
 # landfall_steps PATH: notes that this script runs steps under the lock of

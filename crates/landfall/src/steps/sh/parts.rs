@@ -10,6 +10,7 @@ concat!(
     include_str!("lock.sh"),
     include_str!("release.sh"),
     include_str!("activate.sh"),
+    include_str!("confirm.sh"),
     include_str!("service.sh"),
     include_str!("systemd.sh"),
     include_str!("supervisor.sh"),

@@ -377,6 +377,35 @@ impl Transport for Ssh {
         })
     }
 
+    /// An ssh client of its own, with the options and configuration of
+    /// every other (where the host is, how to get there, which keys to
+    /// trust and present) but no master: neither this run's nor one kept,
+    /// nor one the user's configuration would share.
+    fn run_over_new_connection(
+        &self,
+        host: &str,
+        script: &Script,
+        connect: std::time::Duration,
+    ) -> Result<Reply, ProcessError> {
+        self.libraries.run(host, script, |text| {
+            self.trips.count(host);
+            let cmd = Cmd::new("ssh")
+                .args(self.connection_args())
+                .args(["-o", "ControlMaster=no", "-o", "ControlPath=none", "-o"])
+                .arg(format!("ConnectTimeout={}", connect.as_secs().max(1)))
+                .arg("-T")
+                .arg(self.address(host))
+                .args(REMOTE_SHELL)
+                .input(text)
+                .deadline(connect + script.deadline())
+                .in_own_process_group()
+                .for_host(host)
+                .bounded_output();
+            let output = process::run_unchecked(&cmd)?;
+            script_reply(&cmd, host, self.address(host), output)
+        })
+    }
+
     fn stream(
         &self,
         host: &str,
