@@ -200,6 +200,7 @@ fn a_canary_that_serves_errors_is_stopped_by_a_prometheus_check_and_not_without_
         .edit("deploy.toml", "errors = \"0\"", "errors = \"0.05\"");
     let second = bed.deploy();
     second.assert_code(1);
+    print_rollout(&second);
     let failed: Vec<_> = second
         .events_of("check")
         .into_iter()
@@ -320,6 +321,7 @@ fn a_release_unreachable_from_outside_is_stopped_by_a_probe_through_the_proxy() 
     bed.ws.write("environments/testbed.toml", &loopback);
     let second = bed.deploy();
     second.assert_code(1);
+    print_rollout(&second);
     let canary = bed.hosts()[0].0.clone();
     let activated = second.events_of("activated");
     assert_eq!(
@@ -349,4 +351,22 @@ fn a_release_unreachable_from_outside_is_stopped_by_a_probe_through_the_proxy() 
         http_get_at(&front.ip().to_string(), front.port(), "/health").map(|(s, _)| s),
         Some(200)
     );
+}
+
+/// Prints a run's rollout events (`--nocapture` shows them): what stopped
+/// it, in the words of the JSON stream.
+fn print_rollout(outcome: &Outcome) {
+    for line in outcome.stdout.lines().filter(|l| {
+        [
+            "batch",
+            "activated",
+            "check",
+            "rolled_back",
+            "rollout_stopped",
+        ]
+        .iter()
+        .any(|e| l.starts_with(&format!("{{\"event\":\"{e}\"")))
+    }) {
+        eprintln!("{line}");
+    }
 }
