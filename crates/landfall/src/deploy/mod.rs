@@ -31,8 +31,9 @@
 //! ended, `identity` who runs it; `phases`, `push`, `pull`, `rollout` and
 //! `activate` are the deploy itself, `decide` what it does with each
 //! target, `predict` its dry run, `lookahead` the read-ahead, `watch` the
-//! naming of hosts that keep it waiting, and `history` the fleet's past
-//! deploys, which a rollback reads.
+//! naming of hosts that keep it waiting, `waiting` a rollout that waits
+//! for promotion (and its promotion or abort), and `history` the fleet's
+//! past deploys, which a rollback reads.
 
 mod activate;
 mod checks;
@@ -50,6 +51,7 @@ mod run;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod waiting;
 mod watch;
 
 pub use decide::{Action, Upload, decide, previous_good};
@@ -59,7 +61,8 @@ pub use lookahead::{Lookahead, look_ahead};
 pub use phases::deploy;
 pub(crate) use run::Change;
 pub use run::Run;
-pub use summary::{Outcome, Status, Stopped, Summary, Timings};
+pub use summary::{Outcome, Status, Stopped, Summary, Timings, Waiting};
+pub use waiting::{Resume, WaitRecord, abort, resumable, waiting_in};
 pub(crate) use watch::watching;
 
 pub use crate::steps::{Claim, LogEntry, Orphan, PathState, ServiceState};
@@ -86,6 +89,9 @@ pub struct DeployOptions {
     pub store: Option<crate::store::Remote>,
     /// The hosts' state as [`look_ahead`] read it while cargo built.
     pub lookahead: Option<Lookahead>,
+    /// The rollout that waits for promotion, which this deploy goes on
+    /// with (`cargo deploy promote`; see [`resumable`]).
+    pub resume: Option<Resume>,
 }
 
 /// What a target not yet worked on says when the run was asked to stop.
@@ -119,6 +125,9 @@ struct Work<'a> {
     message: Option<String>,
     /// The batch of the rollout it was activated in.
     batch: Option<usize>,
+    /// Its lock was kept by the rollout this run resumes (see
+    /// [`DeployOptions::resume`]), and is this run's now.
+    resumed: bool,
 }
 
 impl Work<'_> {
@@ -148,6 +157,8 @@ enum Lock {
     /// it over.
     TakeOver,
     Held,
+    /// Held, and kept when the run ends: the rollout waits for promotion.
+    Kept,
 }
 
 /// How long a hook limited to `timeout` may take: it is stopped then, and

@@ -8,15 +8,33 @@ use super::activate::{abandon, finish};
 use super::decide::{self, Action, Found};
 use super::push::base_delta;
 use super::rollout;
-use super::{DeployOptions, INTERRUPTED, Lock, Run, Status, Summary, Work};
+use super::{DeployOptions, INTERRUPTED, Identity, Lock, Run, Status, Summary, Work};
 use crate::event::{Event, Phase};
 use crate::ops::build::TargetRelease;
 use crate::parallel::parallel;
 use crate::plan::Target;
 use crate::steps::{self, Claim, Derive, PathState, Step};
 
-/// Deploys each target's release (in plan order).
+/// Deploys each target's release (in plan order); with
+/// [`DeployOptions::resume`], going on with a rollout that waits for
+/// promotion, under its deploy id.
 pub fn deploy(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOptions) -> Summary {
+    let identity;
+    let resumed;
+    let run = match &options.resume {
+        Some(resume) => {
+            identity = Identity {
+                deploy: resume.deploy.clone(),
+                ..run.identity.clone()
+            };
+            resumed = Run {
+                identity: &identity,
+                ..*run
+            };
+            &resumed
+        }
+        None => run,
+    };
     let summary = super::watching(run, |run| deploy_releases(run, releases, options));
     // Staged copies of files rendered with secrets live only as long as the
     // run needs them.
@@ -47,6 +65,7 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
                 status: None,
                 message: None,
                 batch: None,
+                resumed: false,
             }
         })
         .collect();
@@ -72,6 +91,10 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
                 shared: super::push::shared_dirs(run, w.target)
                     .map(str::to_string)
                     .collect(),
+                resume: options
+                    .resume
+                    .as_ref()
+                    .and_then(|r| r.token(&w.target.host, &w.path)),
             })
             .collect::<Vec<_>>()
     });
@@ -92,6 +115,9 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
         (None, None) => run.probe(&targets, false, None),
     };
     let (mut refused, unreachable) = read_probe(run, &mut work, states, options.force);
+    if let Some(resume) = &options.resume {
+        super::waiting::resume_work(resume, &mut work);
+    }
     if options.dry_run {
         if refused || unreachable {
             return Summary::new(run, true, work.iter().map(Work::outcome).collect());
@@ -123,9 +149,9 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     let started = Instant::now();
     let activating = (!push_failed || rollout::within_budget(run, &work))
         && rollout::run_once(run, &mut work, &provenance);
-    let mut stopped = None;
+    let mut halt = None;
     if activating {
-        stopped = rollout::activate_all(run, &mut work, &provenance);
+        halt = rollout::activate_all(run, &mut work, &provenance, options.resume.as_ref());
     } else {
         for w in work
             .iter_mut()
@@ -138,7 +164,11 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     // Phase 4: clean up and unlock.
     finish(run, &mut work, activating);
     let mut summary = Summary::new(run, false, work.iter().map(Work::outcome).collect());
-    summary.stopped = stopped;
+    match halt {
+        Some(rollout::Halt::Stopped(stopped)) => summary.stopped = Some(stopped),
+        Some(rollout::Halt::Waiting(waiting)) => summary.waiting = Some(waiting),
+        None => {}
+    }
     summary.timings.push = pushed.seconds;
     summary.timings.activate = started.elapsed().as_secs_f64();
     summary
@@ -237,8 +267,12 @@ fn probe_claiming(
         let held: Vec<usize> = (0..states.len())
             .filter(|&i| matches!(claim(i), Some(Claim::Held { .. })))
             .collect();
-        let contested = (0..states.len())
-            .any(|i| matches!(claim(i), Some(Claim::Busy(holder)) if !run.is_stale(holder)));
+        // A rollout that waits for promotion does not let go by itself:
+        // trying again would only wait.
+        let contested = (0..states.len()).any(|i| {
+            matches!(claim(i), Some(Claim::Busy(holder))
+                if !run.is_stale(holder) && super::waiting_in(holder).is_none())
+        });
         if held.is_empty() || !contested || attempt == ATTEMPTS {
             return states;
         }
