@@ -15,11 +15,12 @@
 //!    in `after` order, each rolled out over its hosts (`rollout`: canaries,
 //!    batches, pauses, a failure budget); a host that fails switches back,
 //!    and past the budget, with `rollback-all`, every host switched in this
-//!    run does too;
-//! 4. finish: remove old releases beyond `keep`, release the locks. A host
-//!    that no other host's failure can switch back (`on_failure = "stop"`,
-//!    or a run with one target to deploy) does this in its activation's
-//!    round trip.
+//!    run does too; a rollout that waits for promotion ends the run after a
+//!    batch, its locks kept, for a later run to go on with (`waiting`);
+//! 4. finish: remove old releases beyond `keep`, release the locks (but
+//!    those kept for a rollout that waits). A host that no other host's
+//!    failure can switch back (`on_failure = "stop"`, or a run with one
+//!    target to deploy) does this in its activation's round trip.
 //!
 //! Architecture invariant: nothing on a host changes but its lock before
 //! every probe has succeeded and every lock is held, and no host is
