@@ -111,7 +111,9 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     }
     let states = match (ahead, &claims) {
         (Some(states), _) => states,
-        (None, Some(claims)) => probe_claiming(run, &targets, &work, claims),
+        (None, Some(claims)) => {
+            probe_claiming(run, &targets, &work, claims, options.resume.is_none())
+        }
         (None, None) => run.probe(&targets, false, None),
     };
     let (mut refused, unreachable) = read_probe(run, &mut work, states, options.force);
@@ -132,13 +134,13 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     if refused || interrupted(run, &mut work) {
         // Nothing changes unless every host could be read and locked, or
         // those that could not are within the failure budget.
-        finish(run, &mut work, false);
+        finish_unactivated(run, &mut work, options);
         return Summary::new(run, false, work.iter().map(Work::outcome).collect());
     }
 
     // Phase 2: lock and push; a host's artifacts in turn, hosts in parallel.
     let Some(pushed) = super::push::push_all(run, &mut work, options) else {
-        finish(run, &mut work, false);
+        finish_unactivated(run, &mut work, options);
         return Summary::new(run, false, work.iter().map(Work::outcome).collect());
     };
     let (provenance, push_failed) = (pushed.provenance, pushed.failed);
@@ -162,7 +164,11 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     }
 
     // Phase 4: clean up and unlock.
-    finish(run, &mut work, activating);
+    if activating {
+        finish(run, &mut work, true);
+    } else {
+        finish_unactivated(run, &mut work, options);
+    }
     let mut summary = Summary::new(run, false, work.iter().map(Work::outcome).collect());
     match halt {
         Some(rollout::Halt::Stopped(stopped)) => summary.stopped = Some(stopped),
@@ -172,6 +178,16 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     summary.timings.push = pushed.seconds;
     summary.timings.activate = started.elapsed().as_secs_f64();
     summary
+}
+
+/// Phase 4 of a run that activated nothing: what it made goes, and its
+/// locks are released, but for a rollout it was to go on with, which
+/// waits still (see `waiting::keep`).
+fn finish_unactivated(run: &Run<'_>, work: &mut [Work<'_>], options: &DeployOptions) {
+    if let Some(resume) = &options.resume {
+        super::waiting::keep(run, work, resume);
+    }
+    finish(run, work, false);
 }
 
 /// Notes in each target's work what the probe read of it: its current
@@ -252,15 +268,18 @@ fn read_probe(
 /// that finds another live deploy holding a lock it needs, and itself holds
 /// some, releases them and tries again a moment later (a different moment
 /// for each run): one of the two then gets every lock, and the other is
-/// refused by it.
+/// refused by it. Without `retry`, it does not: a run that goes on with a
+/// rollout that waits for promotion could not take back a waiting lock it
+/// let go of; refused, it keeps them waiting (see `waiting::keep`).
 fn probe_claiming(
     run: &Run<'_>,
     targets: &[&Target],
     work: &[Work<'_>],
     claims: &[Step],
+    retry: bool,
 ) -> Vec<Result<steps::PathState, String>> {
     const ATTEMPTS: u32 = 4;
-    let mut attempt = 1;
+    let mut attempt = if retry { 1 } else { ATTEMPTS };
     loop {
         let states = run.probe(targets, false, Some(claims));
         let claim = |i: usize| states[i].as_ref().ok().and_then(|s| s.claim.as_ref());

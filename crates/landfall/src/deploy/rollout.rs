@@ -297,7 +297,7 @@ pub(super) fn activate_all(
                     batches: count,
                     deploy: run.identity.deploy.clone(),
                 };
-                match super::waiting::wait(run, work, &waiting) {
+                match super::waiting::wait(run, work, &waiting, provenance) {
                     Ok(()) => return Some(Halt::Waiting(waiting)),
                     Err(reason) => {
                         stopped = Some(reason);

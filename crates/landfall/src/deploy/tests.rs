@@ -945,7 +945,7 @@ impl Fleet {
     fn promote(&self) -> crate::error::Result<Summary> {
         self.with_run(|run, plan| {
             let built = built(run.project, plan);
-            let resume = super::resumable(run, &built.releases)?;
+            let resume = super::resumable(run, &built.releases, None)?;
             let options = DeployOptions {
                 resume: Some(resume),
                 ..DeployOptions::default()
@@ -1089,4 +1089,53 @@ fn an_aborted_rollout_switches_back_what_it_activated_and_unlocks_everything() {
     // And the next deploy goes on as any.
     let next = fleet.deploy(&DeployOptions::default());
     assert!(next.ok && next.waiting.is_some(), "{next:?}");
+}
+
+#[test]
+fn a_promotion_that_activates_nothing_leaves_the_rollout_waiting_as_it_was() {
+    use super::Status::Waiting;
+    let fleet = Fleet::deployed("rollback-all");
+    fleet.rollout("canary = 1\npause = \"until promoted\"", "");
+    let old = fleet.current("web1").unwrap();
+    fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
+    let first = fleet.deploy(&DeployOptions::default());
+    let deploy = first.waiting.clone().expect("the rollout waits").deploy;
+    // Someone broke the lock of web3 and deploys there now.
+    fs::write(
+        fleet.dir("web3").join(".landfall/lock"),
+        lock_line("another-machine", 1),
+    )
+    .unwrap();
+
+    let refused = fleet.promote().unwrap();
+    assert!(!refused.ok && refused.waiting.is_none(), "{refused:?}");
+    assert_eq!(
+        Fleet::statuses(&refused),
+        statuses(&[
+            ("web1", Deployed),
+            ("web2", Waiting),
+            ("web3", Status::Failed)
+        ])
+    );
+    let new = fleet.current("web1").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(fleet.current("web2").as_deref(), Some(old.as_str()));
+    for (host, activated) in [("web1", true), ("web2", false)] {
+        let lock = fleet.lock(host).expect("kept");
+        let (record, _) = super::waiting_in(&lock).expect("a waiting record");
+        assert_eq!(
+            (record.deploy.as_str(), record.activated),
+            (deploy.as_str(), activated)
+        );
+    }
+
+    // The rollout is as it was: an abort switches its canary back.
+    let aborted = fleet.abort().unwrap();
+    assert_eq!(
+        Fleet::statuses(&aborted),
+        statuses(&[("web1", RolledBack), ("web2", Skipped), ("web3", Skipped)])
+    );
+    assert_eq!(fleet.current("web1").as_deref(), Some(old.as_str()));
+    assert_eq!(fleet.lock("web1"), None);
+    assert!(fleet.lock("web3").is_some(), "another deploy's lock stays");
 }

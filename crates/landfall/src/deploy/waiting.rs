@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::identity::{Identity, LockHolder};
+use super::lookahead::Lookahead;
 use super::summary::Waiting;
 use super::{Action, Lock, Outcome, Run, Status, Summary, Work, describe_failure};
 use crate::error::{Error, Result};
@@ -101,11 +102,19 @@ pub(super) fn refusal(path: &str, holder: &LockHolder) -> String {
 
 /// The rollout of `waiting.artifact` waits for promotion after batch
 /// `waiting.batch`: every target whose lock this run holds keeps it,
-/// rewritten to its waiting record, and those not worked on yet wait.
+/// rewritten to its waiting record, and those not worked on yet wait. An
+/// upload the activation was to rename is given its name first (with
+/// `provenance`): the run that goes on finds the release complete, and
+/// sends nothing.
 /// `Err` (why) if a lock could not be kept: then every lock is held as
 /// before (a kept one still names this run's token, which releases it),
 /// and the rollout stops.
-pub(super) fn wait(run: &Run<'_>, work: &mut [Work<'_>], waiting: &Waiting) -> Result<(), String> {
+pub(super) fn wait(
+    run: &Run<'_>,
+    work: &mut [Work<'_>],
+    waiting: &Waiting,
+    provenance: &str,
+) -> Result<(), String> {
     let held: Vec<usize> = (0..work.len())
         .filter(|&i| work[i].lock == Lock::Held)
         .collect();
@@ -123,7 +132,11 @@ pub(super) fn wait(run: &Run<'_>, work: &mut [Work<'_>], waiting: &Waiting) -> R
             commit: revision.commit.clone(),
             dirty: revision.dirty.get(),
         };
-        let script = run.script(w.target).step(Step::Wait {
+        let mut script = run.script(w.target);
+        if w.unfinished {
+            script = script.step(super::activate::finalize(w, provenance));
+        }
+        let script = script.step(Step::Wait {
             path: w.path.clone(),
             token: run.identity.token.clone(),
             owner: run.identity.waiting_owner(&run.env.name, &record),
@@ -137,7 +150,10 @@ pub(super) fn wait(run: &Run<'_>, work: &mut [Work<'_>], waiting: &Waiting) -> R
     let mut failed = Vec::new();
     for (&i, result) in held.iter().zip(results) {
         match result {
-            Ok(()) => work[i].lock = Lock::Kept,
+            Ok(()) => {
+                work[i].lock = Lock::Kept;
+                work[i].unfinished = false;
+            }
             Err(why) => failed.push(format!("on `{}`: {why}", work[i].target.host)),
         }
     }
@@ -190,15 +206,26 @@ impl Resume {
 }
 
 /// The rollout that waits for promotion on the hosts of `releases`, read
-/// in one round trip per host (taking no lock), for a deploy of `releases`
-/// to go on with. Refused (`Error::Usage`) if none waits, if rollouts of
+/// in one round trip per host (taking no lock), unless `ahead` read them
+/// all while the releases were built, for a deploy of `releases` to go on
+/// with. Refused (`Error::Usage`) if none waits, if rollouts of
 /// several deploys do, or if a target that waits would get another
 /// release than the one it waits with: the checkout is not the one that
 /// started the rollout. A host that cannot be read is left to the
 /// deploy's probe.
-pub fn resumable(run: &Run<'_>, releases: &[TargetRelease]) -> Result<Resume> {
+pub fn resumable(
+    run: &Run<'_>,
+    releases: &[TargetRelease],
+    ahead: Option<&Lookahead>,
+) -> Result<Resume> {
     let targets: Vec<&Target> = releases.iter().map(|r| &r.target).collect();
-    let states = run.probe(&targets, false, None);
+    let paths: Vec<(&Target, String)> = targets
+        .iter()
+        .map(|&t| (t, run.transport.host_path(t)))
+        .collect();
+    let states = ahead
+        .and_then(|ahead| ahead.states_of(&paths))
+        .unwrap_or_else(|| run.probe(&targets, false, None));
     let mut records = BTreeMap::new();
     let mut mismatches = Vec::new();
     for (r, state) in releases.iter().zip(&states) {
@@ -283,6 +310,58 @@ pub(super) fn resume_work(resume: &Resume, work: &mut [Work<'_>]) {
                 "activated before the rollout waited (batch {} of {})",
                 record.batch, record.batches
             ));
+        }
+    }
+}
+
+/// A run that was to go on with `resume` activated nothing (it was
+/// refused or interrupted, or a push or a `once` hook failed): the rollout
+/// waits still. Each lock the run took over is kept again, with the record
+/// it held (and this run's token, which the next run takes over), and a
+/// target that was to be activated waits; the next `promote` or `abort`
+/// finds the rollout as it was. A lock that cannot be kept is released
+/// with the others, and said.
+pub(super) fn keep(run: &Run<'_>, work: &mut [Work<'_>], resume: &Resume) {
+    let taken: Vec<usize> = (0..work.len())
+        .filter(|&i| work[i].resumed && work[i].lock == Lock::Held)
+        .collect();
+    let results = parallel(&taken, run.jobs, |&i| {
+        let w = &work[i];
+        let key = (w.target.host.clone(), w.path.clone());
+        let (record, _) = &resume.records[&key];
+        let script = run.script(w.target).step(Step::Wait {
+            path: w.path.clone(),
+            token: run.identity.token.clone(),
+            owner: run.identity.waiting_owner(&run.env.name, record),
+        });
+        match run.transport.run(&w.target.host, &script) {
+            Ok(reply) if reply.success() => Ok(()),
+            Ok(reply) => Err(describe_failure(&reply)),
+            Err(err) => Err(err.to_string()),
+        }
+    });
+    for (&i, result) in taken.iter().zip(results) {
+        let w = &mut work[i];
+        match result {
+            Ok(()) => {
+                w.lock = Lock::Kept;
+                if matches!(w.status, None | Some(Status::Skipped)) {
+                    w.status = Some(Status::Waiting);
+                    w.message = Some(format!(
+                        "still waits for promotion: this run activated nothing{}",
+                        w.message
+                            .as_deref()
+                            .map_or_else(String::new, |m| format!(" ({m})"))
+                    ));
+                }
+            }
+            Err(why) => (run.events)(Event::Warning {
+                message: format!(
+                    "on `{}`: `{}` no longer waits for promotion, for its lock could not be \
+                     kept: {why}",
+                    w.target.host, w.target.artifact
+                ),
+            }),
         }
     }
 }
@@ -404,9 +483,15 @@ pub fn abort(run: &Run<'_>, plan: &Plan) -> Result<Summary> {
         (back, run.transport.run(&target.host, &script))
     });
     for ((i, record, _, current), (back, result)) in found.iter().zip(results) {
+        // As a deploy says it: the release that waited, and the one before
+        // it, which an activated host is switched back to.
         let outcome = &mut outcomes[*i];
         outcome.release = Some(record.release.clone());
-        outcome.previous.clone_from(current);
+        outcome.previous = if back {
+            record.previous.clone()
+        } else {
+            current.clone()
+        };
         let failure = match result {
             Err(err) => Some((Phase::Lock, err.to_string())),
             Ok(reply) if reply.exit == Exit::Locked => Some((

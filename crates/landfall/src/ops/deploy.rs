@@ -317,7 +317,8 @@ impl Deploy<'_> {
             cancel: &settings.cancel,
         };
         if self.promote {
-            options.resume = Some(deploy::resumable(&run, &built.releases)?);
+            let ahead = options.lookahead.as_ref();
+            options.resume = Some(deploy::resumable(&run, &built.releases, ahead)?);
         }
         let mut summary = deploy::deploy(&run, &built.releases, &options);
         // A deploy leaves alone what artifacts that left deploy.toml (or
