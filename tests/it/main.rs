@@ -15,6 +15,7 @@ mod links;
 mod local;
 mod pipeline;
 mod progress;
+mod promotion;
 mod pull;
 mod records;
 mod release;
