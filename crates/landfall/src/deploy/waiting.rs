@@ -105,10 +105,9 @@ pub(super) fn refusal(path: &str, holder: &LockHolder) -> String {
 /// rewritten to its waiting record, and those not worked on yet wait. An
 /// upload the activation was to rename is given its name first (with
 /// `provenance`): the run that goes on finds the release complete, and
-/// sends nothing.
-/// `Err` (why) if a lock could not be kept: then every lock is held as
-/// before (a kept one still names this run's token, which releases it),
-/// and the rollout stops.
+/// sends nothing. `Err` (why) if a lock could not be kept: then every lock
+/// is held as before (a kept one still names this run's token, which
+/// releases it), and the rollout stops.
 pub(super) fn wait(
     run: &Run<'_>,
     work: &mut [Work<'_>],
@@ -260,8 +259,8 @@ pub fn resumable(
     };
     if deploys.len() > 1 {
         return Err(Error::Usage(format!(
-            "rollouts of several deploys wait for promotion in `{env}` ({}): `cargo deploy abort {env}` \
-             switches them all back",
+            "rollouts of several deploys wait for promotion in `{env}` ({}): promote or abort \
+             the hosts of each with `--only`",
             deploys.iter().copied().collect::<Vec<_>>().join(", ")
         )));
     }
@@ -290,10 +289,10 @@ pub fn resumable(
 }
 
 /// Takes into each target's work what the rollout it resumes recorded,
-/// where the probe took the kept lock over: the release it goes back to,
-/// and, for a target the waiting run activated (and still on its
-/// release), that it is deployed, switched in this run as far as a switch
-/// back is concerned.
+/// where the probe took the kept lock over; for a target the waiting run
+/// activated (and still on its release), that it is deployed, switched in
+/// this run as far as a switch back is concerned, and the release it goes
+/// back to. One not activated is one to activate, as any.
 pub(super) fn resume_work(resume: &Resume, work: &mut [Work<'_>]) {
     for w in work.iter_mut().filter(|w| w.lock == Lock::Held) {
         let key = (w.target.host.clone(), w.path.clone());
@@ -301,10 +300,10 @@ pub(super) fn resume_work(resume: &Resume, work: &mut [Work<'_>]) {
             continue;
         };
         w.resumed = true;
-        w.previous.clone_from(&record.previous);
         if record.activated && w.current.as_deref() == Some(record.release.as_str()) {
             w.status = Some(Status::Deployed);
             w.action = Action::Activate(super::Upload::Present);
+            w.previous.clone_from(&record.previous);
             w.current.clone_from(&record.previous);
             w.message = Some(format!(
                 "activated before the rollout waited (batch {} of {})",
@@ -426,8 +425,8 @@ pub fn abort(run: &Run<'_>, plan: &Plan) -> Result<Summary> {
     let deploys: BTreeSet<&str> = found.iter().map(|(_, r, _, _)| r.deploy.as_str()).collect();
     if deploys.len() > 1 {
         return Err(Error::Usage(format!(
-            "rollouts of several deploys wait for promotion in `{env}` ({}): abort them one \
-             host at a time with `--only`",
+            "rollouts of several deploys wait for promotion in `{env}` ({}): promote or abort \
+             the hosts of each with `--only`",
             deploys.iter().copied().collect::<Vec<_>>().join(", ")
         )));
     }
