@@ -16,6 +16,7 @@ mod links;
 mod local;
 mod pipeline;
 mod progress;
+mod promotion;
 mod pull;
 mod records;
 mod release;

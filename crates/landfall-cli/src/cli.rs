@@ -22,7 +22,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
         `cargo deploy ENV` builds, assembles, pushes and activates everything \
         `deploy.toml` and `environments/ENV.toml` describe, skipping what is \
         unchanged. Exit status: 0 success, 1 the deployment failed, 2 usage or \
-        configuration error (nothing contacted or changed).",
+        configuration error (nothing contacted or changed), 3 the rollout \
+        waits for promotion (`cargo deploy promote ENV`).",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     styles = clap_cargo::style::CLAP_STYLING
@@ -46,9 +47,11 @@ impl Cli {
             Some(Command::Check(a)) => a.common.values(),
             Some(Command::Config(a)) => a.common.values(),
             Some(Command::Shell(a)) => a.common.values(),
+            Some(Command::Promote(a)) => a.common.values(),
             Some(
                 Command::Status(target)
                 | Command::Rollback(RollbackArgs { target, .. })
+                | Command::Abort(AbortArgs { target, .. })
                 | Command::Exec(ExecArgs { target, .. })
                 | Command::Logs(LogsArgs { target, .. })
                 | Command::Prune(PruneArgs { target, .. }),
@@ -85,6 +88,12 @@ pub(crate) enum Command {
     Status(TargetArgs),
     /// Switch back to the previous (or a given) release
     Rollback(RollbackArgs),
+    /// Go on with the rollout that waits for promotion (`pause = "until
+    /// promoted"`), from a checkout (or bundle) of the same releases
+    Promote(PromoteArgs),
+    /// End the rollout that waits for promotion: switch the hosts it
+    /// activated back, and release every lock
+    Abort(AbortArgs),
     /// Validate the configuration and templates; contacts no host
     Check(CheckArgs),
     /// Run a command on the selected hosts in parallel, output prefixed by host
@@ -263,6 +272,47 @@ pub(crate) struct DeployArgs {
     pub(crate) artifacts: Vec<String>,
     #[command(flatten)]
     pub(crate) common: Common<true, true, true>,
+}
+
+/// `cargo deploy promote ENV`.
+#[derive(Debug, Args)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each is a flag of the command line"
+)]
+pub(crate) struct PromoteArgs {
+    /// The environment whose rollout waits
+    pub(crate) env: String,
+    /// Work on the local directories of `--local` deploys instead of the hosts
+    #[arg(long)]
+    pub(crate) local: bool,
+    /// Build although the working tree has changes (the releases must
+    /// still be those the rollout waits with)
+    #[arg(long)]
+    pub(crate) allow_dirty: bool,
+    /// Confirm the promotion in a protected environment without asking
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+    /// Take the releases from the bundle in DIR (made by `build --out`)
+    /// instead of building; `s3://BUCKET/PREFIX`: the bundle published there
+    #[arg(long, value_name = "DIR")]
+    pub(crate) from: Option<PathBuf>,
+    /// With `--from`: render the bundle's releases with a configuration of
+    /// another commit than the bundle's
+    #[arg(long, requires = "from")]
+    pub(crate) allow_config_drift: bool,
+    #[command(flatten)]
+    pub(crate) common: Common<true, true, true>,
+}
+
+/// `cargo deploy abort ENV`.
+#[derive(Debug, Args)]
+pub(crate) struct AbortArgs {
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+    /// Confirm the abort in a protected environment without asking
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,10 +4,12 @@
 
 use landfall::config::{self, Environment, Host, Project};
 use landfall::deploy::Summary;
+use landfall::ops::abort::AbortRequest;
 use landfall::ops::build::{BuildOutput, BuildRequest};
 use landfall::ops::deploy::DeployRequest;
 use landfall::ops::exec::{ExecCommand, ExecOutcome};
 use landfall::ops::logs::LogsRequest;
+use landfall::ops::promote::PromoteRequest;
 use landfall::ops::prune::PruneRequest;
 use landfall::ops::rollback::RollbackRequest;
 use landfall::ops::{self, Targets};
@@ -15,10 +17,10 @@ use landfall::transport::Transport;
 use landfall::{Error, plan};
 
 use crate::cli::{
-    BuildArgs, CheckArgs, ConfigArgs, DeployArgs, ExecArgs, LogsArgs, MessageFormat, PruneArgs,
-    RollbackArgs, TargetArgs,
+    AbortArgs, BuildArgs, CheckArgs, ConfigArgs, DeployArgs, ExecArgs, LogsArgs, MessageFormat,
+    PromoteArgs, PruneArgs, RollbackArgs, TargetArgs,
 };
-pub(crate) use crate::frontend::{Ctx, EXIT_FAILED, EXIT_OK, EXIT_USAGE, ask_yes};
+pub(crate) use crate::frontend::{Ctx, EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WAITING, ask_yes};
 use crate::json::Line;
 use crate::render;
 
@@ -171,6 +173,40 @@ pub(crate) fn rollback(ctx: &Ctx<'_>, args: &RollbackArgs) -> u8 {
         yes: args.yes,
     };
     match ops::rollback::rollback(&ctx.settings(), &request, ctx) {
+        Ok(summary) => ctx.finish(&summary),
+        Err(err) => Ctx::fail(&err),
+    }
+}
+
+pub(crate) fn promote(ctx: &Ctx<'_>, args: &PromoteArgs) -> u8 {
+    let request = PromoteRequest {
+        env: args.env.clone(),
+        local: args.local,
+        allow_dirty: args.allow_dirty,
+        allow_config_drift: args.allow_config_drift,
+        from: args.from.clone(),
+        yes: args.yes,
+    };
+    match ops::promote::promote(&ctx.settings(), &request, ctx) {
+        Ok(summary) => ctx.finish(&summary),
+        Err(err) => {
+            let code = Ctx::fail(&err);
+            // As a deploy's: CI reads the last line.
+            if ctx.json() {
+                ctx.printer
+                    .summary(&Summary::without_hosts(&request.env, false, false));
+            }
+            code
+        }
+    }
+}
+
+pub(crate) fn abort(ctx: &Ctx<'_>, args: &AbortArgs) -> u8 {
+    let request = AbortRequest {
+        targets: targets(&args.target),
+        yes: args.yes,
+    };
+    match ops::abort::abort(&ctx.settings(), &request, ctx) {
         Ok(summary) => ctx.finish(&summary),
         Err(err) => Ctx::fail(&err),
     }

@@ -17,6 +17,8 @@ use crate::render::{self, Printer};
 pub(crate) const EXIT_OK: u8 = 0;
 pub(crate) const EXIT_FAILED: u8 = 1;
 pub(crate) const EXIT_USAGE: u8 = 2;
+/// The rollout waits for promotion (`cargo deploy promote`, or `abort`).
+pub(crate) const EXIT_WAITING: u8 = 3;
 
 pub(crate) struct Ctx<'a> {
     pub(crate) global: &'a Global,
@@ -66,10 +68,18 @@ impl Ctx<'_> {
         }
     }
 
-    /// Prints the summary a command ends with; its exit status.
+    /// Prints the summary a command ends with; its exit status. A rollout
+    /// that waits for promotion has a status of its own, whatever failed
+    /// within its budget: the run is not over.
     pub(crate) fn finish(&self, summary: &Summary) -> u8 {
         self.printer.summary(summary);
-        if summary.ok { EXIT_OK } else { EXIT_FAILED }
+        if summary.waiting.is_some() {
+            EXIT_WAITING
+        } else if summary.ok {
+            EXIT_OK
+        } else {
+            EXIT_FAILED
+        }
     }
 }
 

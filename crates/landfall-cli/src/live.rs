@@ -143,6 +143,15 @@ impl Live {
                 }
                 return false;
             }
+            Event::RolloutWaiting { .. } => {
+                let lines = self.lines.lock().expect("no thread panics holding it");
+                for line in lines.values() {
+                    if !line.bar.is_finished() {
+                        line.bar.finish_with_message("waits for promotion");
+                    }
+                }
+                return false;
+            }
             _ => return false,
         }
         true

@@ -61,6 +61,8 @@ fn main() -> ExitCode {
         Some(Command::Build(args)) => commands::build(&ctx, args),
         Some(Command::Status(args)) => commands::status(&ctx, args),
         Some(Command::Rollback(args)) => commands::rollback(&ctx, args),
+        Some(Command::Promote(args)) => commands::promote(&ctx, args),
+        Some(Command::Abort(args)) => commands::abort(&ctx, args),
         Some(Command::Check(args)) => commands::check(&ctx, args),
         Some(Command::Exec(args)) => commands::exec(&ctx, args),
         Some(Command::Logs(args)) => commands::logs(&ctx, args),

@@ -157,6 +157,16 @@ pub enum Event {
         max_fail: usize,
         reason: String,
     },
+    /// An artifact's rollout waits for promotion after batch `batch` of
+    /// `batches` (`pause = "until promoted"`): the run ends, its hosts
+    /// locked, until `cargo deploy promote` goes on with deploy `deploy`
+    /// or `cargo deploy abort` switches back.
+    RolloutWaiting {
+        artifact: String,
+        batch: usize,
+        batches: usize,
+        deploy: String,
+    },
     /// The artifact's `once` hook ran, and passed, on this host.
     Once {
         host: String,

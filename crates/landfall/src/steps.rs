@@ -69,6 +69,9 @@ pub(crate) enum Step {
         name: String,
         derive: Option<Derive>,
         shared: Vec<String>,
+        /// The token of the run whose rollout waits for promotion, which
+        /// this run resumes: the lock that run kept is taken over.
+        resume: Option<String>,
     },
     /// Takes the lock, or exits [`Exit::Locked`] or [`Exit::NotOwner`].
     Lock {
@@ -79,6 +82,21 @@ pub(crate) enum Step {
     },
     /// Releases the lock if the run holding `token` holds it.
     Unlock { path: String, token: String },
+    /// Keeps the lock the run holding `token` holds while its rollout
+    /// waits for promotion: rewritten to `owner`, which says what waits.
+    Wait {
+        path: String,
+        token: String,
+        owner: String,
+    },
+    /// Takes over, for `owner`, the lock the run holding `token` kept while
+    /// its rollout waits for promotion, or exits [`Exit::Locked`].
+    TakeOver {
+        path: String,
+        owner: String,
+        token: String,
+        name: String,
+    },
     /// Undoes the claim of a path that did not exist, by a run that goes no
     /// further: removes `dir`, the outermost directory the claim made, if
     /// the run holding `token` holds the lock.

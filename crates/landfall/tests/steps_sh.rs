@@ -988,6 +988,7 @@ fn claim_call(i: &str, path: &str, release: &str, shared: &[&str]) -> String {
             ("from", ""),
             ("top", ""),
             ("gone", ""),
+            ("resume", ""),
         ],
         shared,
     )
@@ -1177,6 +1178,7 @@ fn claim_from_without(a: &Artifact, id: &str, from: &str, gone: &str) -> String 
             ("from", from),
             ("top", "5"),
             ("gone", gone),
+            ("resume", ""),
         ],
         &[],
     )
@@ -1319,6 +1321,7 @@ fn claim_of_a_git_artifact_makes_its_bare_repository(shell: Shell) {
                 ("from", ""),
                 ("top", ""),
                 ("gone", ""),
+                ("resume", ""),
             ],
             &[],
         ))
@@ -1351,6 +1354,111 @@ fn unlock_removes_the_lock_only_with_the_runs_token(shell: Shell) {
             q = quote(&lock),
         ))
         .expect(0, "unlocked\t\nkept\nunlocked\t\nremoved\nunlocked\t\n");
+}
+
+// --- landfall_wait, landfall_take_over, and a claim that resumes
+
+fn wait_keeps_the_lock_rewritten_only_with_the_runs_token(shell: Shell) {
+    let a = Artifact::new();
+    a.write(".landfall/lock", "run-1 token-abc\n")
+        .write(".landfall/artifact", "shop/web\n");
+    let wait = |token: &str| {
+        step(
+            "landfall_wait",
+            &[
+                ("path", &a.path()),
+                ("token", token),
+                ("owner", "waits token-abc"),
+            ],
+        )
+    };
+    let out = shell.run(&wait("token-xyz"));
+    out.expect(70, "");
+    assert!(
+        out.stderr.contains("is not this deploy's any more"),
+        "\n{out}"
+    );
+    assert_eq!(a.read(".landfall/lock"), "run-1 token-abc\n");
+    shell
+        .run(&format!("{}echo kept\n", wait("token-abc")))
+        .expect(0, "kept\n");
+    assert_eq!(a.read(".landfall/lock"), "waits token-abc\n");
+    assert_eq!(a.list(".landfall"), ["artifact", "lock"]);
+}
+
+fn take_over_adopts_only_the_lock_the_waiting_run_kept(shell: Shell) {
+    let a = Artifact::new();
+    a.write(".landfall/lock", "waits token-abc\n")
+        .write(".landfall/artifact", "shop/web\n");
+    let anothers = Artifact::new();
+    anothers
+        .write(".landfall/lock", "waits token-abc\n")
+        .write(".landfall/artifact", "shop/api\n");
+    let free = Artifact::new();
+    free.write(".landfall/artifact", "shop/web\n");
+    let take = |a: &Artifact, token: &str| {
+        format!(
+            "{}echo taken\n",
+            step(
+                "landfall_take_over",
+                &[
+                    ("path", &a.path()),
+                    ("owner", "run-2 token-def"),
+                    ("token", token),
+                    ("name", "shop/web"),
+                ],
+            )
+        )
+    };
+    shell
+        .run(&take(&a, "token-xyz"))
+        .expect(3, "locked\twaits token-abc\n");
+    assert_eq!(a.read(".landfall/lock"), "waits token-abc\n");
+    shell
+        .run(&take(&anothers, "token-abc"))
+        .expect(3, "locked\twaits token-abc\n");
+    assert_eq!(anothers.read(".landfall/lock"), "waits token-abc\n");
+    let out = shell.run(&take(&free, "token-abc"));
+    out.expect(70, "");
+    assert!(out.stderr.contains("no rollout waits on"), "\n{out}");
+    assert!(!free.has(".landfall/lock"));
+    shell.run(&take(&a, "token-abc")).expect(0, "taken\n");
+    assert_eq!(a.read(".landfall/lock"), "run-2 token-def\n");
+    assert_eq!(a.list(".landfall"), ["artifact", "lock"]);
+}
+
+fn claim_that_resumes_takes_over_only_the_waiting_runs_lock(shell: Shell) {
+    let a = Artifact::new();
+    a.release("aa01", 60)
+        .release("aa02", 0)
+        .set_current("aa02")
+        .write(".landfall/lock", "waits token-abc\n")
+        .write(".landfall/artifact", "shop/web\n");
+    let claim = |token: &str| {
+        step_with(
+            "landfall_claim",
+            &[
+                ("index", "0"),
+                ("path", &a.path()),
+                ("release", "aa02"),
+                ("owner", "run-1"),
+                ("break_lock", "0"),
+                ("git", "0"),
+                ("name", "shop/web"),
+                ("from", ""),
+                ("top", ""),
+                ("gone", ""),
+                ("resume", token),
+            ],
+            &[],
+        )
+    };
+    shell
+        .run(&claim("token-xyz"))
+        .expect(0, "busy\t0\twaits token-abc\n");
+    assert_eq!(a.read(".landfall/lock"), "waits token-abc\n");
+    shell.run(&claim("token-abc")).expect(0, "held\t0\taa02\n");
+    assert_eq!(a.read(".landfall/lock"), "run-1\n");
 }
 
 // --- landfall_prepare
@@ -4482,6 +4590,9 @@ under_both_shells!(
     claim_removes_from_the_copy_what_the_release_lacks_never_through_a_link,
     claim_copies_no_release_changed_since_it_was_made,
     unlock_removes_the_lock_only_with_the_runs_token,
+    wait_keeps_the_lock_rewritten_only_with_the_runs_token,
+    take_over_adopts_only_the_lock_the_waiting_run_kept,
+    claim_that_resumes_takes_over_only_the_waiting_runs_lock,
     prepare_makes_the_directories_and_reads_current,
     prepare_that_cannot_make_a_directory_exits_70,
     git_init_makes_a_bare_repository_once,

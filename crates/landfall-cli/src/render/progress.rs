@@ -251,6 +251,18 @@ impl Printer {
                     max_fail,
                 }))
             ),
+            Event::RolloutWaiting {
+                artifact,
+                batch,
+                batches,
+                deploy,
+            } => self.status(
+                "Waiting",
+                WARN,
+                &format!(
+                    "{artifact} after batch {batch}/{batches}: deploy {deploy} waits for promotion"
+                ),
+            ),
             Event::Once {
                 host,
                 artifact,

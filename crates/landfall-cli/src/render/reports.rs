@@ -137,8 +137,11 @@ fn targets_report(report: &[TargetStatus]) {
             println!("  {BAD}unreachable{BAD:#}: {}", shown_error(err));
             continue;
         }
-        if let Some(lock) = &target.lock {
-            println!("  {WARN}locked{WARN:#}: {}", inert(lock));
+        match &target.lock {
+            // `waits for promotion: deploy ID, batch N of M, since T`.
+            Some(lock) if target.waiting.is_some() => println!("  {WARN}{}{WARN:#}", inert(lock)),
+            Some(lock) => println!("  {WARN}locked{WARN:#}: {}", inert(lock)),
+            None => {}
         }
         if let Some(service) = &target.service {
             let serves = if target.beside.is_some() {

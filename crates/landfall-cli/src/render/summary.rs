@@ -1,10 +1,10 @@
 //! The end of a run for a person: a table of every target's outcome (with
 //! a batch column when a rollout had several, and each failure's message
-//! under its row), the rollout that stopped, if one did, and a last line
-//! with the count of each outcome, the time taken by each phase and the
-//! deploy's id.
+//! under its row), the rollout that stopped or waits, if one does, and a
+//! last line with the count of each outcome, the time taken by each phase
+//! and the deploy's id.
 
-use landfall::deploy::{Outcome, Status, Stopped, Summary};
+use landfall::deploy::{Outcome, Status, Stopped, Summary, Waiting};
 use landfall::inert::inert;
 
 use super::{BAD, DIM, GOOD, INFO, Printer, WARN, counted, json_line, shown_error};
@@ -27,6 +27,14 @@ impl Printer {
                 "{BAD}{:>12}{BAD:#} {}",
                 "Stopped",
                 inert(&describe_stop(stopped))
+            );
+        }
+        if let Some(waiting) = &summary.waiting {
+            eprintln!();
+            eprintln!(
+                "{WARN}{:>12}{WARN:#} {}",
+                "Waiting",
+                inert(&describe_wait(waiting, &summary.env))
             );
         }
         self.print_totals(summary);
@@ -55,6 +63,7 @@ impl Printer {
         let seconds = self.started.elapsed().as_secs_f64();
         let (verb, style) = match (summary.dry_run, summary.ok) {
             (true, _) => ("Dry run", INFO),
+            _ if summary.waiting.is_some() => ("Waiting", WARN),
             (false, true) => ("Finished", GOOD),
             (false, false) => ("Failed", BAD),
         };
@@ -77,7 +86,7 @@ impl Printer {
 }
 
 /// The table of outcomes, a row per target, with each one's message under
-/// it (a skipped target's only when `verbose`).
+/// it (a skipped or waiting target's only when `verbose`).
 fn print_outcomes(outcomes: &[Outcome], verbose: bool) {
     let width = |f: fn(&Outcome) -> usize| outcomes.iter().map(f).max().unwrap_or(0);
     let host_w = width(|o| o.host.len()).max(4);
@@ -96,6 +105,7 @@ fn print_outcomes(outcomes: &[Outcome], verbose: bool) {
         let style = match o.status {
             Status::Deployed => GOOD,
             Status::Unchanged | Status::Skipped => DIM,
+            Status::Waiting => INFO,
             Status::RolledBack => WARN,
             Status::Failed => BAD,
         };
@@ -114,13 +124,23 @@ fn print_outcomes(outcomes: &[Outcome], verbose: bool) {
             o.status.name()
         );
         if let Some(message) = &o.message
-            && (o.status != Status::Skipped || verbose)
+            && (!matches!(o.status, Status::Skipped | Status::Waiting) || verbose)
         {
             for line in shown_error(message).lines() {
                 eprintln!("{:host_w$}  {DIM}{line}{DIM:#}", "");
             }
         }
     }
+}
+
+/// A rollout that waits for promotion, as the event and the summary say
+/// it, with the two commands that end the wait.
+pub(super) fn describe_wait(waiting: &Waiting, env: &str) -> String {
+    format!(
+        "{}: the rollout of deploy {} waits for promotion after batch {} of {}: \
+         `cargo deploy promote {env}` goes on, `cargo deploy abort {env}` switches back",
+        waiting.artifact, waiting.deploy, waiting.batch, waiting.batches
+    )
 }
 
 /// A stopped rollout, as the event and the summary say it: `app: a canary

@@ -8,7 +8,7 @@ use landfall::config::Environment;
 
 use super::Shell;
 use crate::cli::{Cli, Command, SecretsCommand};
-use crate::commands::{EXIT_FAILED, EXIT_OK};
+use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_WAITING};
 
 impl Shell<'_> {
     /// Runs this binary with `argv` (the words after `cargo deploy`), on
@@ -44,6 +44,8 @@ impl Shell<'_> {
         match status.code() {
             Some(code) if code == i32::from(EXIT_OK) => Ok(()),
             Some(code) if code == i32::from(EXIT_FAILED) => Ok(()),
+            // The summary says the rollout waits, and what goes on.
+            Some(code) if code == i32::from(EXIT_WAITING) => Ok(()),
             Some(code) => Err(format!("exit status {code}")),
             None => Ok(()),
         }
@@ -53,12 +55,14 @@ impl Shell<'_> {
 /// Whether the command `cli` stands for reads the terminal: a session on
 /// a host (`exec -t`), `exec --stdin`, an editor (`secrets edit`), a
 /// value typed in (`secrets set`), or a
-/// confirmation (a deploy or rollback of a protected environment, a prune,
-/// without `--yes`).
+/// confirmation (a deploy, promotion, abort or rollback of a protected
+/// environment, a prune, without `--yes`).
 fn talks(cli: &Cli, env: &Environment) -> bool {
     match &cli.command {
         None => env.protect && !cli.deploy.yes && !cli.deploy.dry_run,
         Some(Command::Rollback(args)) => env.protect && !args.yes,
+        Some(Command::Promote(args)) => env.protect && !args.yes,
+        Some(Command::Abort(args)) => env.protect && !args.yes,
         Some(Command::Prune(args)) => !args.yes,
         Some(Command::Exec(args)) => args.tty || args.stdin,
         Some(Command::Secrets(SecretsCommand::Edit(_) | SecretsCommand::Set(_))) => true,

@@ -52,6 +52,16 @@ pub(super) const COMMANDS: &[Entry] = &[
         runs: Runs::Passed(Passed::fleet("rollback", Selection::HostsOnly)),
     },
     Entry {
+        name: "promote",
+        usage: "promote […]   go on with the rollout that waits for promotion, on every host",
+        runs: Runs::Passed(Passed::fleet("promote", Selection::None)),
+    },
+    Entry {
+        name: "abort",
+        usage: "abort […]   switch back the rollout that waits for promotion, on every host",
+        runs: Runs::Passed(Passed::fleet("abort", Selection::None)),
+    },
+    Entry {
         name: "logs",
         usage: "logs [-f] [-n N] [--all-releases]   the services' logs of the selected hosts",
         runs: Runs::Passed(Passed::fleet("logs", Selection::Hosts)),

@@ -244,6 +244,10 @@ pub struct Rollout {
     /// Checks run from the deploying machine after each batch and through
     /// its pause (`[[artifact.X.rollout.check]]`).
     pub checks: Vec<Check>,
+    /// `pause = "until promoted"`: after each batch but the last, the
+    /// rollout waits, its hosts locked, until a person runs `cargo deploy
+    /// promote` (or `abort`); `pause` is then zero.
+    pub promote: bool,
 }
 
 /// A rollout check, judged from outside the hosts: it must pass within
@@ -315,6 +319,7 @@ impl Default for Rollout {
             max_fail: Amount::Count(0),
             checks: Vec::new(),
             confirm: None,
+            promote: false,
         }
     }
 }

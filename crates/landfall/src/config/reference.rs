@@ -41,7 +41,7 @@ const INTERNAL_VARIABLES: [&str; 2] = ["LANDFALL_INPUT_END", "LANDFALL_LIBRARY_E
 
 /// The exit statuses of `cargo-deploy` (`landfall-cli`'s `EXIT_*` and the
 /// signals it settles on), which this crate cannot see.
-const EXIT_STATUSES: [u8; 5] = [0, 1, 2, 130, 143];
+const EXIT_STATUSES: [u8; 6] = [0, 1, 2, 3, 130, 143];
 
 /// The key put into a table to make serde list the keys it accepts.
 const UNKNOWN: &str = "zz_unknown";

@@ -462,3 +462,33 @@ fn vars_merge_deploy_then_environment_then_host() {
 pub(crate) fn root(fixture: &Fixture) -> &Path {
     fixture.dir.path()
 }
+
+/// `pause = "until promoted"` waits for a person, not for a time: the
+/// rollout promotes, with no pause of its own.
+#[test]
+fn a_pause_until_promoted_waits_for_a_person() {
+    let deploy = |pause: &str| {
+        Fixture::new(&[
+            (
+                "deploy.toml",
+                &format!(
+                    "[artifact.web]\nroles = [\"web\"]\npath = \"/srv/web\"\n\n\
+                     [artifact.web.rollout]\ncanary = 1\npause = \"{pause}\"\n"
+                ),
+            ),
+            ("environments/dev.toml", ENV),
+        ])
+        .project()
+    };
+    let project = deploy("until promoted").unwrap_or_else(|e| panic!("{e}"));
+    let rollout = &project.artifacts[0].rollout;
+    assert!(rollout.promote);
+    assert_eq!(rollout.pause, Duration::ZERO);
+    let project = deploy("30s").unwrap_or_else(|e| panic!("{e}"));
+    assert!(!project.artifacts[0].rollout.promote);
+    let err = deploy("until promoted later").unwrap_err().to_string();
+    assert!(
+        err.contains("invalid duration `until promoted later`"),
+        "{err}"
+    );
+}

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::waiting::WaitRecord;
 use crate::git::Revision;
 
 /// Who is deploying, recorded in locks and logs.
@@ -93,6 +94,20 @@ impl Identity {
     }
 
     pub(super) fn lock_owner(&self, env: &str) -> String {
+        self.owner(env).to_string()
+    }
+
+    /// The owner line of a lock kept while a rollout waits for promotion:
+    /// [`Identity::lock_owner`]'s, token and all (the run's steps still
+    /// release it), with `waiting`, what waits there; `since` says from
+    /// when.
+    pub(super) fn waiting_owner(&self, env: &str, waiting: &WaitRecord) -> String {
+        let mut owner = self.owner(env);
+        owner["waiting"] = serde_json::to_value(waiting).expect("a record serialises");
+        owner.to_string()
+    }
+
+    fn owner(&self, env: &str) -> serde_json::Value {
         serde_json::json!({
             "user": self.user,
             "from": self.machine,
@@ -102,7 +117,6 @@ impl Identity {
             "env": env,
             "token": self.token,
         })
-        .to_string()
     }
 }
 
@@ -129,7 +143,8 @@ pub(super) fn user_from_passwd() -> Option<String> {
     })
 }
 
-/// Who holds a lock, as [`Identity::lock_owner`] wrote it.
+/// Who holds a lock, as [`Identity::lock_owner`] (or
+/// [`Identity::waiting_owner`]) wrote it.
 #[derive(Debug, serde::Deserialize)]
 pub(super) struct LockHolder {
     pub(super) user: String,
@@ -139,6 +154,13 @@ pub(super) struct LockHolder {
     pub(super) env: String,
     #[serde(default)]
     process: Option<ProcessId>,
+    /// The run's token (see [`Identity::token`]).
+    #[serde(default)]
+    pub(super) token: String,
+    /// What waits there, when the lock is kept by a rollout that waits for
+    /// promotion.
+    #[serde(default)]
+    pub(super) waiting: Option<WaitRecord>,
 }
 
 impl LockHolder {
@@ -146,8 +168,14 @@ impl LockHolder {
     /// this boot and this PID namespace, whose process no longer runs (its
     /// pid is free, or another process, started at another time, has it).
     /// A lock of any other deploy, or one that does not say all of that
-    /// (written by an older landfall), cannot be judged from here.
+    /// (written by an older landfall), cannot be judged from here, and a
+    /// lock kept by a rollout that waits for promotion is never stale.
     pub(super) fn is_stale(&self, identity: &Identity) -> bool {
+        // The process of a rollout that waits for promotion is gone on
+        // purpose: its lock is kept for the run that goes on.
+        if self.waiting.is_some() {
+            return false;
+        }
         let (Some(theirs), Some(ours)) = (&self.process, &identity.process) else {
             return false;
         };

@@ -28,6 +28,18 @@ impl Lookahead {
         self.states.get(&key)?.as_ref().ok()?.current.as_deref()
     }
 
+    /// The state of each of `targets` (at its `path` on its host, as the
+    /// transport names it), if every one was read.
+    pub(super) fn states_of(
+        &self,
+        targets: &[(&Target, String)],
+    ) -> Option<Vec<Result<PathState, String>>> {
+        targets
+            .iter()
+            .map(|(t, path)| self.states.get(&(t.host.clone(), path.clone())).cloned())
+            .collect()
+    }
+
     /// The state of every target of `work`, if the hosts hold each one's
     /// release already, unlocked: then the deploy has nothing to do, and
     /// needs no lock. `None` if anything is to be done, or was not read.

@@ -15,11 +15,12 @@
 //!    in `after` order, each rolled out over its hosts (`rollout`: canaries,
 //!    batches, pauses, a failure budget); a host that fails switches back,
 //!    and past the budget, with `rollback-all`, every host switched in this
-//!    run does too;
-//! 4. finish: remove old releases beyond `keep`, release the locks. A host
-//!    that no other host's failure can switch back (`on_failure = "stop"`,
-//!    or a run with one target to deploy) does this in its activation's
-//!    round trip.
+//!    run does too; a rollout that waits for promotion ends the run after a
+//!    batch, its locks kept, for a later run to go on with (`waiting`);
+//! 4. finish: remove old releases beyond `keep`, release the locks (but
+//!    those kept for a rollout that waits). A host that no other host's
+//!    failure can switch back (`on_failure = "stop"`, or a run with one
+//!    target to deploy) does this in its activation's round trip.
 //!
 //! Architecture invariant: nothing on a host changes but its lock before
 //! every probe has succeeded and every lock is held, and no host is
@@ -32,8 +33,9 @@
 //! `activate` are the deploy itself, `confirm` the confirmation of an
 //! activation over a new connection, `decide` what it does with each
 //! target, `predict` its dry run, `lookahead` the read-ahead, `watch` the
-//! naming of hosts that keep it waiting, and `history` the fleet's past
-//! deploys, which a rollback reads.
+//! naming of hosts that keep it waiting, `waiting` a rollout that waits
+//! for promotion (and its promotion or abort), and `history` the fleet's
+//! past deploys, which a rollback reads.
 
 mod activate;
 mod checks;
@@ -52,6 +54,7 @@ mod run;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod waiting;
 mod watch;
 
 pub use decide::{Action, Upload, decide, previous_good};
@@ -61,7 +64,8 @@ pub use lookahead::{Lookahead, look_ahead};
 pub use phases::deploy;
 pub(crate) use run::Change;
 pub use run::Run;
-pub use summary::{Outcome, Status, Stopped, Summary, Timings};
+pub use summary::{Outcome, Status, Stopped, Summary, Timings, Waiting};
+pub use waiting::{Resume, WaitRecord, abort, resumable, waiting_in};
 pub(crate) use watch::watching;
 
 pub use crate::steps::{Claim, LogEntry, Orphan, PathState, ServiceState};
@@ -88,6 +92,9 @@ pub struct DeployOptions {
     pub store: Option<crate::store::Remote>,
     /// The hosts' state as [`look_ahead`] read it while cargo built.
     pub lookahead: Option<Lookahead>,
+    /// The rollout that waits for promotion, which this deploy goes on
+    /// with (`cargo deploy promote`; see [`resumable`]).
+    pub resume: Option<Resume>,
 }
 
 /// What a target not yet worked on says when the run was asked to stop.
@@ -121,6 +128,9 @@ struct Work<'a> {
     message: Option<String>,
     /// The batch of the rollout it was activated in.
     batch: Option<usize>,
+    /// Its lock was kept by the rollout this run resumes (see
+    /// [`DeployOptions::resume`]), and is this run's now.
+    resumed: bool,
 }
 
 impl Work<'_> {
@@ -150,6 +160,8 @@ enum Lock {
     /// it over.
     TakeOver,
     Held,
+    /// Held, and kept when the run ends: the rollout waits for promotion.
+    Kept,
 }
 
 /// How long a hook limited to `timeout` may take: it is stopped then, and

@@ -2,7 +2,9 @@
 //! deploying machine, until each passes for every host activated so far
 //! (within its `timeout`), then through the pause, with the hosts' own
 //! health, until it ends. A host that fails is switched back, and counts
-//! as a failed host of the rollout.
+//! as a failed host of the rollout. The hosts a rollout that waited for
+//! promotion activated are judged again when it goes on: the checks as
+//! after a batch, and their health once.
 //!
 //! A check that has not passed yet for a host is waiting: an `http` or
 //! `exec` check that fails then is tried again a second later, as a health
@@ -48,23 +50,41 @@ struct Found {
     verdict: Verdict,
 }
 
+/// What follows a batch, besides the checks until each passes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Watch {
+    /// The pause before the next batch (zero: none), through which the
+    /// checks and the hosts' health are run again.
+    Pause(Duration),
+    /// The hosts were activated before the rollout waited for promotion,
+    /// and are judged again as the rollout goes on: their health once.
+    Again,
+}
+
 /// Watches the hosts of `artifact` switched so far (`switched`) after
-/// `batch` was activated: its checks until each passes, and, for `pause`,
-/// the checks and the hosts' health. The hosts that failed, switched back.
+/// `batch` was activated (or, `Watch::Again`, after it waited for
+/// promotion): its checks until each passes, and, through a pause, the
+/// checks and the hosts' health. The hosts that failed, switched back.
 pub(super) fn observe(
     run: &Run<'_>,
     work: &mut [Work<'_>],
     artifact: &Artifact,
     (switched, batch): (&[usize], &[usize]),
-    pause: Duration,
+    watch: Watch,
 ) -> Vec<Failure> {
+    let (pause, again) = match watch {
+        Watch::Pause(pause) => (pause, false),
+        Watch::Again => (Duration::ZERO, true),
+    };
     let has_checks = !artifact.rollout.checks.is_empty();
-    if !has_checks && pause.is_zero() {
+    if !has_checks && pause.is_zero() && !again {
         return Vec::new();
     }
     let start = Instant::now();
     let end = start + pause;
     let mut next_health = start + CHECK_EVERY;
+    // Judged again, the hosts' health is read once, at once.
+    let mut health_again = again;
     // A host of an earlier batch passed every check already.
     let mut passed: HashSet<(usize, usize)> = HashSet::new();
     for &i in switched.iter().filter(|i| !batch.contains(i)) {
@@ -95,9 +115,11 @@ pub(super) fn observe(
                 );
             }
         }
-        if !pause.is_zero() && (now >= next_health || now >= end) {
+        if std::mem::take(&mut health_again)
+            || (!pause.is_zero() && (now >= next_health || now >= end))
+        {
             next_health = now + CHECK_EVERY;
-            for (i, why) in health(run, work, &live) {
+            for (i, why) in health(run, work, &live, again) {
                 if !unwell.values().any(|(_, hosts)| hosts.contains(&i)) {
                     unwell
                         .entry(why)
@@ -324,7 +346,12 @@ fn seconds(d: Duration) -> String {
 
 /// The hosts' own health (`Step::Check`: the service's state, its `ready`,
 /// the `health` hook): those that are not well, and why.
-fn health(run: &Run<'_>, work: &[Work<'_>], live: &[usize]) -> Vec<(usize, String)> {
+fn health(run: &Run<'_>, work: &[Work<'_>], live: &[usize], again: bool) -> Vec<(usize, String)> {
+    let when = if again {
+        "after the wait for promotion"
+    } else {
+        "during the pause"
+    };
     let results = parallel(live, run.jobs, |&i| {
         let w = &work[i];
         let script = run
@@ -355,7 +382,7 @@ fn health(run: &Run<'_>, work: &[Work<'_>], live: &[usize]) -> Vec<(usize, Strin
         };
         (run.events)(Event::Warning {
             message: format!(
-                "on `{}`: `{}` is not well during the pause ({what} failed): switching it back{}",
+                "on `{}`: `{}` is not well {when} ({what} failed): switching it back{}",
                 work[i].target.host,
                 work[i].target.artifact,
                 if detail.is_empty() {
@@ -365,7 +392,7 @@ fn health(run: &Run<'_>, work: &[Work<'_>], live: &[usize]) -> Vec<(usize, Strin
                 }
             ),
         });
-        unwell.push((i, "it was not well during the pause".to_string()));
+        unwell.push((i, format!("it was not well {when}")));
     }
     unwell
 }

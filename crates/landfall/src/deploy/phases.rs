@@ -8,15 +8,33 @@ use super::activate::{abandon, finish};
 use super::decide::{self, Action, Found};
 use super::push::base_delta;
 use super::rollout;
-use super::{DeployOptions, INTERRUPTED, Lock, Run, Status, Summary, Work};
+use super::{DeployOptions, INTERRUPTED, Identity, Lock, Run, Status, Summary, Work};
 use crate::event::{Event, Phase};
 use crate::ops::build::TargetRelease;
 use crate::parallel::parallel;
 use crate::plan::Target;
 use crate::steps::{self, Claim, Derive, PathState, Step};
 
-/// Deploys each target's release (in plan order).
+/// Deploys each target's release (in plan order); with
+/// [`DeployOptions::resume`], going on with a rollout that waits for
+/// promotion, under its deploy id.
 pub fn deploy(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOptions) -> Summary {
+    let identity;
+    let resumed;
+    let run = match &options.resume {
+        Some(resume) => {
+            identity = Identity {
+                deploy: resume.deploy.clone(),
+                ..run.identity.clone()
+            };
+            resumed = Run {
+                identity: &identity,
+                ..*run
+            };
+            &resumed
+        }
+        None => run,
+    };
     let summary = super::watching(run, |run| deploy_releases(run, releases, options));
     // Staged copies of files rendered with secrets live only as long as the
     // run needs them.
@@ -47,6 +65,7 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
                 status: None,
                 message: None,
                 batch: None,
+                resumed: false,
             }
         })
         .collect();
@@ -72,6 +91,10 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
                 shared: super::push::shared_dirs(run, w.target)
                     .map(str::to_string)
                     .collect(),
+                resume: options
+                    .resume
+                    .as_ref()
+                    .and_then(|r| r.token(&w.target.host, &w.path)),
             })
             .collect::<Vec<_>>()
     });
@@ -88,10 +111,15 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     }
     let states = match (ahead, &claims) {
         (Some(states), _) => states,
-        (None, Some(claims)) => probe_claiming(run, &targets, &work, claims),
+        (None, Some(claims)) => {
+            probe_claiming(run, &targets, &work, claims, options.resume.is_none())
+        }
         (None, None) => run.probe(&targets, false, None),
     };
     let (mut refused, unreachable) = read_probe(run, &mut work, states, options.force);
+    if let Some(resume) = &options.resume {
+        super::waiting::resume_work(resume, &mut work);
+    }
     if options.dry_run {
         if refused || unreachable {
             return Summary::new(run, true, work.iter().map(Work::outcome).collect());
@@ -106,13 +134,13 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     if refused || interrupted(run, &mut work) {
         // Nothing changes unless every host could be read and locked, or
         // those that could not are within the failure budget.
-        finish(run, &mut work, false);
+        finish_unactivated(run, &mut work, options);
         return Summary::new(run, false, work.iter().map(Work::outcome).collect());
     }
 
     // Phase 2: lock and push; a host's artifacts in turn, hosts in parallel.
     let Some(pushed) = super::push::push_all(run, &mut work, options) else {
-        finish(run, &mut work, false);
+        finish_unactivated(run, &mut work, options);
         return Summary::new(run, false, work.iter().map(Work::outcome).collect());
     };
     let (provenance, push_failed) = (pushed.provenance, pushed.failed);
@@ -123,9 +151,9 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     let started = Instant::now();
     let activating = (!push_failed || rollout::within_budget(run, &work))
         && rollout::run_once(run, &mut work, &provenance);
-    let mut stopped = None;
+    let mut halt = None;
     if activating {
-        stopped = rollout::activate_all(run, &mut work, &provenance);
+        halt = rollout::activate_all(run, &mut work, &provenance, options.resume.as_ref());
     } else {
         for w in work
             .iter_mut()
@@ -136,12 +164,30 @@ fn deploy_releases(run: &Run<'_>, releases: &[TargetRelease], options: &DeployOp
     }
 
     // Phase 4: clean up and unlock.
-    finish(run, &mut work, activating);
+    if activating {
+        finish(run, &mut work, true);
+    } else {
+        finish_unactivated(run, &mut work, options);
+    }
     let mut summary = Summary::new(run, false, work.iter().map(Work::outcome).collect());
-    summary.stopped = stopped;
+    match halt {
+        Some(rollout::Halt::Stopped(stopped)) => summary.stopped = Some(stopped),
+        Some(rollout::Halt::Waiting(waiting)) => summary.waiting = Some(waiting),
+        None => {}
+    }
     summary.timings.push = pushed.seconds;
     summary.timings.activate = started.elapsed().as_secs_f64();
     summary
+}
+
+/// Phase 4 of a run that activated nothing: what it made goes, and its
+/// locks are released, but for a rollout it was to go on with, which
+/// waits still (see `waiting::keep`).
+fn finish_unactivated(run: &Run<'_>, work: &mut [Work<'_>], options: &DeployOptions) {
+    if let Some(resume) = &options.resume {
+        super::waiting::keep(run, work, resume);
+    }
+    finish(run, work, false);
 }
 
 /// Notes in each target's work what the probe read of it: its current
@@ -222,23 +268,30 @@ fn read_probe(
 /// that finds another live deploy holding a lock it needs, and itself holds
 /// some, releases them and tries again a moment later (a different moment
 /// for each run): one of the two then gets every lock, and the other is
-/// refused by it.
+/// refused by it. Without `retry`, it does not: a run that goes on with a
+/// rollout that waits for promotion could not take back a waiting lock it
+/// let go of; refused, it keeps them waiting (see `waiting::keep`).
 fn probe_claiming(
     run: &Run<'_>,
     targets: &[&Target],
     work: &[Work<'_>],
     claims: &[Step],
+    retry: bool,
 ) -> Vec<Result<steps::PathState, String>> {
     const ATTEMPTS: u32 = 4;
-    let mut attempt = 1;
+    let mut attempt = if retry { 1 } else { ATTEMPTS };
     loop {
         let states = run.probe(targets, false, Some(claims));
         let claim = |i: usize| states[i].as_ref().ok().and_then(|s| s.claim.as_ref());
         let held: Vec<usize> = (0..states.len())
             .filter(|&i| matches!(claim(i), Some(Claim::Held { .. })))
             .collect();
-        let contested = (0..states.len())
-            .any(|i| matches!(claim(i), Some(Claim::Busy(holder)) if !run.is_stale(holder)));
+        // A rollout that waits for promotion does not let go by itself:
+        // trying again would only wait.
+        let contested = (0..states.len()).any(|i| {
+            matches!(claim(i), Some(Claim::Busy(holder))
+                if !run.is_stale(holder) && super::waiting_in(holder).is_none())
+        });
         if held.is_empty() || !contested || attempt == ATTEMPTS {
             return states;
         }

@@ -1,15 +1,18 @@
 //! The activate phase as a rollout: per artifact, in `after` order, the
 //! canaries first, then batches, each followed by the artifact's checks
 //! and a pause during which the hosts activated so far are checked again
-//! (`observe`), and a failure budget (`[artifact.X.rollout]`). Before any
-//! of it, each artifact's `once` hook runs on one host.
+//! (`observe`), or a wait for promotion (`waiting`), and a failure budget
+//! (`[artifact.X.rollout]`). Before any of it, each artifact's `once`
+//! hook runs on one host.
 
 use std::time::Duration;
 
 use super::activate::{
     ActivationEnd, activate_one, record_revert, report_removed, revert_switched,
 };
-use super::observe::{Failure, observe};
+use super::observe::{Failure, Watch, observe};
+use super::summary::Waiting;
+use super::waiting::Resume;
 use super::{Action, Lock, Run, Status, Stopped, Work, describe_failure};
 use crate::config::{Artifact, OnFailure};
 use crate::event::{Event, Phase};
@@ -51,6 +54,13 @@ pub(super) fn within_budget(run: &Run<'_>, work: &[Work<'_>]) -> bool {
 /// false if one failed: then nothing is activated.
 pub(super) fn run_once(run: &Run<'_>, work: &mut [Work<'_>], provenance: &str) -> bool {
     for artifact in &run.project.artifacts {
+        // The run that waited for promotion ran it before any switch.
+        if work
+            .iter()
+            .any(|w| w.resumed && w.target.artifact == artifact.name)
+        {
+            continue;
+        }
         let Some(i) = (0..work.len()).find(|&i| {
             work[i].target.artifact == artifact.name
                 && work[i].needs_work()
@@ -129,10 +139,19 @@ fn skip_all(work: &mut [Work<'_>], reason: &str) {
 }
 
 /// The hosts of one artifact in the order the rollout takes them: the
-/// canaries alone first, then batches.
-fn batches(artifact: &Artifact, todo: &[usize], hosts: usize) -> Vec<(bool, Vec<usize>)> {
+/// canaries alone first (with `canaries`), then batches.
+fn batches(
+    artifact: &Artifact,
+    todo: &[usize],
+    hosts: usize,
+    canaries: bool,
+) -> Vec<(bool, Vec<usize>)> {
     let rollout = &artifact.rollout;
-    let canaries = (rollout.canary as usize).min(todo.len());
+    let canaries = if canaries {
+        (rollout.canary as usize).min(todo.len())
+    } else {
+        0
+    };
     let size = rollout.batch.of_rounded_up(hosts).max(1);
     let mut out = Vec::new();
     if canaries > 0 {
@@ -144,25 +163,40 @@ fn batches(artifact: &Artifact, todo: &[usize], hosts: usize) -> Vec<(bool, Vec<
     out
 }
 
+/// How the activate phase ended before its last artifact was rolled out.
+pub(super) enum Halt {
+    /// A rollout stopped: the artifacts after it are not activated.
+    Stopped(Stopped),
+    /// A rollout waits for promotion: the locks are kept.
+    Waiting(Waiting),
+}
+
 /// The activate phase: artifacts in order, each rolled out over its hosts.
-/// Returns the rollout that stopped, if one did: the artifacts after it
-/// are not activated.
+/// Returns how it ended early, if it did: a rollout that stopped (the
+/// artifacts after it are not activated), or one that waits for
+/// promotion. With `resume`, it goes on with the rollout that waited: the
+/// hosts activated then count as switched in this run and are checked
+/// again first, and the rollout of the artifact that waited goes on after
+/// the batch it reached, with no canary again.
 pub(super) fn activate_all(
     run: &Run<'_>,
     work: &mut [Work<'_>],
     provenance: &str,
-) -> Option<Stopped> {
-    let mut switched: Vec<usize> = Vec::new();
+    resume: Option<&Resume>,
+) -> Option<Halt> {
+    let mut switched: Vec<usize> = (0..work.len())
+        .filter(|&i| work[i].resumed && work[i].status == Some(Status::Deployed))
+        .collect();
     // A host that activated is done, and may tidy up and unlock in the same
     // round trip, unless another host's failure, or a check after its
-    // batch or during a pause, could still switch it back.
+    // batch, during a pause or after a wait for promotion, could still
+    // switch it back.
     let tidy = (run.env.on_failure == OnFailure::Stop
         || work.iter().filter(|w| w.needs_work()).count() == 1)
-        && run
-            .project
-            .artifacts
-            .iter()
-            .all(|a| a.rollout.pause.is_zero() && a.rollout.checks.is_empty());
+        && switched.is_empty()
+        && run.project.artifacts.iter().all(|a| {
+            a.rollout.pause.is_zero() && a.rollout.checks.is_empty() && !a.rollout.promote
+        });
     for artifact in &run.project.artifacts {
         skip_after_failed(run, work, artifact);
         let todo: Vec<usize> = (0..work.len())
@@ -173,20 +207,40 @@ pub(super) fn activate_all(
             .filter(|w| w.target.artifact == artifact.name)
             .count();
         let allowed = allowed_failures(artifact, work);
-        let plan = batches(artifact, &todo, hosts);
-        let count = plan.len();
+        // The batches done before the rollout waited.
+        let done = resume
+            .filter(|r| r.artifact == artifact.name)
+            .map_or(0, |r| r.batch);
+        let plan = batches(artifact, &todo, hosts, done == 0);
+        let count = done + plan.len();
         let mut stopped: Option<String> = None;
+        // The hosts activated before the wait are checked again first, as
+        // after their batch: a canary among them still stops the rollout.
+        let again: Vec<usize> = switched
+            .iter()
+            .copied()
+            .filter(|&i| work[i].target.artifact == artifact.name)
+            .collect();
+        if !again.is_empty() {
+            let canary = done == 1 && artifact.rollout.canary > 0;
+            let failed_here = observe(run, work, artifact, (&switched, &again), Watch::Again);
+            stopped = judge(run, work, artifact, allowed, canary, &failed_here);
+        }
         for (n, (canary, batch)) in plan.iter().enumerate() {
+            if stopped.is_some() {
+                break;
+            }
+            let number = done + n + 1;
             if super::phases::interrupted(run, work) {
                 stopped = Some("landfall was asked to stop".into());
                 break;
             }
             for &i in batch {
-                work[i].batch = Some(n + 1);
+                work[i].batch = Some(number);
             }
             (run.events)(Event::Batch {
                 artifact: artifact.name.clone(),
-                batch: n + 1,
+                batch: number,
                 batches: count,
                 canary: *canary,
                 hosts: batch.iter().map(|&i| work[i].target.host.clone()).collect(),
@@ -220,7 +274,7 @@ pub(super) fn activate_all(
                 break;
             }
             // The checks, and the pause before the next batch.
-            let pause = if n + 1 < count {
+            let pause = if number < count {
                 artifact.rollout.pause
             } else {
                 Duration::ZERO
@@ -229,13 +283,34 @@ pub(super) fn activate_all(
                 (run.events)(Event::Pause {
                     artifact: artifact.name.clone(),
                     seconds: pause.as_secs_f64(),
-                    next: n + 2,
+                    next: number + 1,
                 });
             }
-            let failed_here = observe(run, work, artifact, (&switched, batch), pause);
+            let failed_here = observe(run, work, artifact, (&switched, batch), Watch::Pause(pause));
             if let Some(reason) = judge(run, work, artifact, allowed, *canary, &failed_here) {
                 stopped = Some(reason);
                 break;
+            }
+            // A person says when the next batch goes: the run ends here,
+            // its locks kept.
+            if number < count && artifact.rollout.promote {
+                if super::phases::interrupted(run, work) {
+                    stopped = Some("landfall was asked to stop".into());
+                    break;
+                }
+                let waiting = Waiting {
+                    artifact: artifact.name.clone(),
+                    batch: number,
+                    batches: count,
+                    deploy: run.identity.deploy.clone(),
+                };
+                match super::waiting::wait(run, work, &waiting, provenance) {
+                    Ok(()) => return Some(Halt::Waiting(waiting)),
+                    Err(reason) => {
+                        stopped = Some(reason);
+                        break;
+                    }
+                }
             }
         }
         if let Some(reason) = stopped {
@@ -265,7 +340,7 @@ pub(super) fn activate_all(
                 let why = format!("the rollout stopped: {reason}");
                 revert_switched(run, work, &switched, Some(&why));
             }
-            return Some(stopped);
+            return Some(Halt::Stopped(stopped));
         }
     }
     None

@@ -108,7 +108,8 @@ impl Run<'_> {
     /// Judges a lock another deploy holds on `path`, given its first line:
     /// one left behind by a deploy of this machine that is gone is reported
     /// and may be taken over (`Ok`); any other holder is an error that
-    /// names it.
+    /// names it; one kept by a rollout that waits for promotion names the
+    /// commands that end the wait.
     pub(super) fn judge_lock(
         &self,
         target: &Target,
@@ -116,6 +117,9 @@ impl Run<'_> {
         text: &str,
     ) -> Result<(), (Phase, String)> {
         match serde_json::from_str::<LockHolder>(text) {
+            Ok(holder) if holder.waiting.is_some() => {
+                Err((Phase::Lock, super::waiting::refusal(path, &holder)))
+            }
             Ok(holder) if holder.is_stale(self.identity) => {
                 (self.events)(Event::Warning {
                     message: format!(

@@ -15,6 +15,8 @@ pub enum Status {
     RolledBack,
     Failed,
     Skipped,
+    /// Not activated yet: the rollout waits for promotion.
+    Waiting,
 }
 
 impl Status {
@@ -25,6 +27,7 @@ impl Status {
             Status::RolledBack => "rolled_back",
             Status::Failed => "failed",
             Status::Skipped => "skipped",
+            Status::Waiting => "waiting",
         }
     }
 }
@@ -61,6 +64,10 @@ pub struct Summary {
     /// activated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<Stopped>,
+    /// The rollout that waits for promotion, if one does: `cargo deploy
+    /// promote` goes on with it, `cargo deploy abort` switches back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
     /// Commands and copies per host: what the run cost in round trips.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub round_trips: BTreeMap<String, usize>,
@@ -78,6 +85,18 @@ pub struct Stopped {
     pub failed: usize,
     /// How many its `max_fail` allowed.
     pub max_fail: usize,
+}
+
+/// A rollout that waits for promotion, as the event said it and the
+/// summary says it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Waiting {
+    pub artifact: String,
+    /// The batch it reached (from 1), and how many it has.
+    pub batch: usize,
+    pub batches: usize,
+    /// The deploy that waits, which `promote` goes on with.
+    pub deploy: String,
 }
 
 /// Seconds per phase of a run. `build` and `assemble` are the caller's to
@@ -118,6 +137,7 @@ impl Summary {
             hosts: Vec::new(),
             deploy: None,
             stopped: None,
+            waiting: None,
             round_trips: BTreeMap::new(),
             timings: Timings::default(),
         }
@@ -127,7 +147,7 @@ impl Summary {
         // A dry run skips everything on purpose; it fails only where a host
         // could not be read.
         let ok = hosts.iter().all(|o| match o.status {
-            Status::Deployed | Status::Unchanged => true,
+            Status::Deployed | Status::Unchanged | Status::Waiting => true,
             Status::Skipped => dry_run,
             Status::RolledBack | Status::Failed => false,
         });
@@ -142,6 +162,7 @@ impl Summary {
             dry_run,
             deploy: changed.then(|| run.identity.deploy.clone()),
             stopped: None,
+            waiting: None,
             hosts,
             round_trips: run.transport.round_trips(),
             timings: Timings::default(),

@@ -982,3 +982,204 @@ fn an_activation_to_be_confirmed_is_confirmed_at_once_and_its_watcher_stopped() 
         assert!(log.contains("\"event\":\"activated\""), "{log}");
     }
 }
+
+impl Fleet {
+    /// Goes on with the rollout that waits for promotion, as `cargo deploy
+    /// promote` does: the same releases, built again.
+    fn promote(&self) -> crate::error::Result<Summary> {
+        self.with_run(|run, plan| {
+            let built = built(run.project, plan);
+            let resume = super::resumable(run, &built.releases, None)?;
+            let options = DeployOptions {
+                resume: Some(resume),
+                ..DeployOptions::default()
+            };
+            Ok(super::deploy(run, &built.releases, &options))
+        })
+    }
+
+    fn abort(&self) -> crate::error::Result<Summary> {
+        self.with_run(super::abort)
+    }
+
+    fn lock(&self, host: &str) -> Option<String> {
+        fs::read_to_string(self.dir(host).join(".landfall/lock")).ok()
+    }
+
+    fn count(&self, host: &str, hook: &str) -> usize {
+        self.hooks(host).iter().filter(|h| *h == hook).count()
+    }
+}
+
+#[test]
+fn a_rollout_until_promoted_waits_with_its_locks_and_goes_on_under_its_deploy_id() {
+    use super::Status::Waiting;
+    let fleet = Fleet::deployed("rollback-all");
+    fleet.rollout("canary = 1\nbatch = 1\npause = \"until promoted\"", "");
+    let old = fleet.current("web1").unwrap();
+    fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
+    let first = fleet.deploy(&DeployOptions::default());
+    assert_eq!(
+        Fleet::statuses(&first),
+        statuses(&[("web1", Deployed), ("web2", Waiting), ("web3", Waiting)])
+    );
+    let waiting = first.waiting.clone().expect("the rollout waits");
+    assert_eq!((waiting.batch, waiting.batches), (1, 3));
+    assert_eq!(first.deploy.as_deref(), Some(waiting.deploy.as_str()));
+    let new = first.hosts[0].release.clone().unwrap();
+    assert_eq!(fleet.current("web1").as_deref(), Some(new.as_str()));
+    let locks: Vec<String> = ["web1", "web2", "web3"]
+        .iter()
+        .map(|h| fleet.lock(h).expect("the lock is kept"))
+        .collect();
+    for (lock, activated) in locks.iter().zip([true, false, false]) {
+        let (record, _) = super::waiting_in(lock).expect("a waiting record");
+        assert_eq!(record.deploy, waiting.deploy);
+        assert_eq!(record.activated, activated, "{lock}");
+        assert_eq!(record.previous.as_deref(), Some(old.as_str()));
+    }
+
+    // Another deploy is refused, and changes nothing.
+    let refused = fleet.deploy(&DeployOptions::default());
+    assert!(!refused.ok);
+    let message = refused.hosts[1].message.clone().unwrap();
+    assert!(
+        message.contains(&format!("a rollout of deploy {} waits", waiting.deploy))
+            && message.contains("`cargo deploy promote dev` goes on")
+            && message.contains("`cargo deploy abort dev` switches back"),
+        "{message}"
+    );
+    for (host, lock) in ["web1", "web2", "web3"].iter().zip(&locks) {
+        assert_eq!(fleet.lock(host).as_ref(), Some(lock), "{host}");
+    }
+
+    // Promoted, it takes the next batch, and waits again.
+    let second = fleet.promote().unwrap();
+    assert_eq!(
+        Fleet::statuses(&second),
+        statuses(&[("web1", Deployed), ("web2", Deployed), ("web3", Waiting)])
+    );
+    let again = second.waiting.clone().expect("it waits again");
+    assert_eq!((again.batch, again.batches), (2, 3));
+    assert_eq!(again.deploy, waiting.deploy, "the same deploy goes on");
+    assert_eq!(Fleet::batches(&second), [None, Some(2), None]);
+    assert_eq!(fleet.current("web3").as_deref(), Some(old.as_str()));
+
+    let third = fleet.promote().unwrap();
+    assert!(third.ok && third.waiting.is_none(), "{third:?}");
+    assert_eq!(third.deploy.as_deref(), Some(waiting.deploy.as_str()));
+    for host in ["web1", "web2", "web3"] {
+        assert_eq!(fleet.current(host).as_deref(), Some(new.as_str()), "{host}");
+        assert_eq!(fleet.lock(host), None, "{host}");
+        // Activated once; checked again by each promotion that followed.
+        assert_eq!(fleet.count(host, "activate 2"), 1, "{host}");
+    }
+    assert_eq!(fleet.count("web1", "health 2"), 3);
+    let err = fleet.promote().unwrap_err().to_string();
+    assert!(
+        err.contains("no rollout waits for promotion in `dev`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_aborted_rollout_switches_back_what_it_activated_and_unlocks_everything() {
+    use super::Status::Waiting;
+    let fleet = Fleet::deployed("rollback-all");
+    fleet.rollout("canary = 1\npause = \"until promoted\"", "");
+    let old = fleet.current("web1").unwrap();
+    fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
+    let first = fleet.deploy(&DeployOptions::default());
+    assert_eq!(
+        Fleet::statuses(&first),
+        statuses(&[("web1", Deployed), ("web2", Waiting), ("web3", Waiting)])
+    );
+
+    // A checkout that builds other releases cannot promote it.
+    fleet.edit("deploy.toml", "version = \"2\"", "version = \"3\"");
+    let err = fleet.promote().unwrap_err();
+    assert!(matches!(err, crate::error::Error::Usage(_)), "{err}");
+    let err = err.to_string();
+    assert!(
+        err.contains(&"c0ffee".repeat(6)) && err.contains("`cargo deploy abort dev`"),
+        "{err}"
+    );
+    assert!(fleet.lock("web2").is_some());
+
+    let aborted = fleet.abort().unwrap();
+    assert!(aborted.ok, "{aborted:?}");
+    assert_eq!(
+        aborted.deploy, first.deploy,
+        "the switch back is the deploy's"
+    );
+    assert_eq!(
+        Fleet::statuses(&aborted),
+        statuses(&[("web1", RolledBack), ("web2", Skipped), ("web3", Skipped)])
+    );
+    for host in ["web1", "web2", "web3"] {
+        assert_eq!(fleet.current(host).as_deref(), Some(old.as_str()), "{host}");
+        assert_eq!(fleet.lock(host), None, "{host}");
+    }
+    // Back on version 1, running what it recorded.
+    assert_eq!(
+        fleet.hooks("web1")[2..],
+        ["activate 2", "health 2", "activate 1", "health 1"]
+    );
+    let err = fleet.abort().unwrap_err().to_string();
+    assert!(
+        err.contains("no rollout waits for promotion in `dev`"),
+        "{err}"
+    );
+    // And the next deploy goes on as any.
+    let next = fleet.deploy(&DeployOptions::default());
+    assert!(next.ok && next.waiting.is_some(), "{next:?}");
+}
+
+#[test]
+fn a_promotion_that_activates_nothing_leaves_the_rollout_waiting_as_it_was() {
+    use super::Status::Waiting;
+    let fleet = Fleet::deployed("rollback-all");
+    fleet.rollout("canary = 1\npause = \"until promoted\"", "");
+    let old = fleet.current("web1").unwrap();
+    fleet.edit("deploy.toml", "version = \"1\"", "version = \"2\"");
+    let first = fleet.deploy(&DeployOptions::default());
+    let deploy = first.waiting.clone().expect("the rollout waits").deploy;
+    // Someone broke the lock of web3 and deploys there now.
+    fs::write(
+        fleet.dir("web3").join(".landfall/lock"),
+        lock_line("another-machine", 1),
+    )
+    .unwrap();
+
+    let refused = fleet.promote().unwrap();
+    assert!(!refused.ok && refused.waiting.is_none(), "{refused:?}");
+    assert_eq!(
+        Fleet::statuses(&refused),
+        statuses(&[
+            ("web1", Deployed),
+            ("web2", Waiting),
+            ("web3", Status::Failed)
+        ])
+    );
+    let new = fleet.current("web1").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(fleet.current("web2").as_deref(), Some(old.as_str()));
+    for (host, activated) in [("web1", true), ("web2", false)] {
+        let lock = fleet.lock(host).expect("kept");
+        let (record, _) = super::waiting_in(&lock).expect("a waiting record");
+        assert_eq!(
+            (record.deploy.as_str(), record.activated),
+            (deploy.as_str(), activated)
+        );
+    }
+
+    // The rollout is as it was: an abort switches its canary back.
+    let aborted = fleet.abort().unwrap();
+    assert_eq!(
+        Fleet::statuses(&aborted),
+        statuses(&[("web1", RolledBack), ("web2", Skipped), ("web3", Skipped)])
+    );
+    assert_eq!(fleet.current("web1").as_deref(), Some(old.as_str()));
+    assert_eq!(fleet.lock("web1"), None);
+    assert!(fleet.lock("web3").is_some(), "another deploy's lock stays");
+}

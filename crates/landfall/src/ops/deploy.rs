@@ -61,6 +61,18 @@ pub struct DeployRequest {
 /// Deploys as `request` says; the summary says how each target ended.
 /// Bad input is an error before any host is contacted.
 pub fn deploy(settings: &Settings, request: &DeployRequest, ui: &dyn Frontend) -> Result<Summary> {
+    deploy_as(settings, request, ui, false)
+}
+
+/// Deploys as `request` says; with `promote`, going on with the rollout
+/// that waits for promotion (see [`super::promote`]), which the releases
+/// built must be those of.
+pub(crate) fn deploy_as(
+    settings: &Settings,
+    request: &DeployRequest,
+    ui: &dyn Frontend,
+    promote: bool,
+) -> Result<Summary> {
     // A build records HEAD, read while cargo describes the workspace.
     let head = request
         .from
@@ -71,6 +83,7 @@ pub fn deploy(settings: &Settings, request: &DeployRequest, ui: &dyn Frontend) -
         settings,
         request,
         ui,
+        promote,
     };
     let mut warnings = Vec::new();
     let prepared = deploy.prepare_ahead(workspace, &mut warnings);
@@ -84,6 +97,8 @@ struct Deploy<'a> {
     settings: &'a Settings,
     request: &'a DeployRequest,
     ui: &'a dyn Frontend,
+    /// It goes on with the rollout that waits for promotion.
+    promote: bool,
 }
 
 /// What a deploy works out before it may print, ask, run or change
@@ -248,6 +263,7 @@ impl Deploy<'_> {
             settings,
             request,
             ui,
+            ..
         } = *self;
         let report = |event| ui.event(event);
         if let Some(problem) = &prepared.refused {
@@ -266,7 +282,8 @@ impl Deploy<'_> {
         } = prepared;
         context::loaded(ui, secrets);
         if env.protect && !request.dry_run && !request.yes {
-            confirm_protected(ui, env, plan, "deploy")?;
+            let what = if self.promote { "promotion" } else { "deploy" };
+            confirm_protected(ui, env, plan, what)?;
         }
         let bundle = verify_bundle(project, from.as_ref(), from_store.as_ref())?;
         let host_names: Vec<String> = plan.hosts(env).iter().map(|h| h.name.clone()).collect();
@@ -288,7 +305,7 @@ impl Deploy<'_> {
                 message: warning.clone(),
             });
         }
-        let options = self.options(prepared, bundle.as_ref(), contact.looked_ahead());
+        let mut options = self.options(prepared, bundle.as_ref(), contact.looked_ahead());
         let identity = Identity::current(built.revision.clone());
         let run = Run {
             project,
@@ -299,6 +316,10 @@ impl Deploy<'_> {
             events: &report,
             cancel: &settings.cancel,
         };
+        if self.promote {
+            let ahead = options.lookahead.as_ref();
+            options.resume = Some(deploy::resumable(&run, &built.releases, ahead)?);
+        }
         let mut summary = deploy::deploy(&run, &built.releases, &options);
         // A deploy leaves alone what artifacts that left deploy.toml (or
         // moved) left on the hosts: the dry run says what stays, and what
@@ -332,6 +353,7 @@ impl Deploy<'_> {
             settings,
             request,
             ui,
+            ..
         } = *self;
         let report = |event| ui.event(event);
         let Prepared {
@@ -427,6 +449,7 @@ impl Deploy<'_> {
                 .collect(),
             store: store.clone(),
             lookahead,
+            resume: None,
         }
     }
 }
@@ -500,8 +523,9 @@ fn verify_bundle(
     Ok(Some(bundle))
 }
 
-/// Asks to confirm a deploy or a rollback (`what`) of a protected
-/// environment; without a person to ask, only `--yes` confirms.
+/// Asks to confirm a deploy, a promotion, an abort or a rollback (`what`)
+/// of a protected environment; without a person to ask, only `--yes`
+/// confirms.
 pub(crate) fn confirm_protected(
     ui: &dyn Frontend,
     env: &Environment,
@@ -521,10 +545,11 @@ pub(crate) fn confirm_protected(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let verb = if what == "deploy" {
-        "Deploy to"
-    } else {
-        "Roll back"
+    let verb = match what {
+        "deploy" => "Deploy to",
+        "promotion" => "Go on with the rollout that waits in",
+        "abort" => "Switch back the rollout that waits in",
+        _ => "Roll back",
     };
     let question = format!(
         "{verb} protected environment `{}` ({}: {})?",

@@ -3,7 +3,8 @@
 //! to [`Settings`] and a request, calls its operation, and renders what the
 //! operation reports through its [`Frontend`]:
 //!
-//! - [`deploy::deploy`], [`build::build`], [`check::check`], [`rollback::rollback`],
+//! - [`deploy::deploy`], [`promote::promote`], [`abort::abort`],
+//!   [`build::build`], [`check::check`], [`rollback::rollback`],
 //!   [`status::status`], [`exec::exec`], [`logs::logs`], [`prune::prune`],
 //!   [`init::init`], [`init::sudoers`];
 //! - and what they are made of: building and staging releases
@@ -12,6 +13,7 @@
 //!   for a command on them (`hosts`). A bundle's releases are staged by
 //!   [`crate::bundle::releases`].
 
+pub mod abort;
 pub mod build;
 pub mod check;
 mod context;
@@ -20,6 +22,7 @@ pub mod exec;
 mod hosts;
 pub mod init;
 pub mod logs;
+pub mod promote;
 pub mod protection;
 pub mod prune;
 pub mod reproducible;

@@ -190,7 +190,15 @@ pub fn remove(run: &Run<'_>, found: &[HostOrphans]) -> Vec<PruneResult> {
                 }
                 if !reply.success() {
                     let error = match reply.locked_by() {
-                        Some(holder) => format!("locked by another deploy: {holder}"),
+                        Some(holder) => match crate::deploy::waiting_in(holder) {
+                            Some((record, since)) => format!(
+                                "locked by a rollout that {}: `cargo deploy promote {env}` goes on, \
+                                 `cargo deploy abort {env}` switches back",
+                                record.describe(&since),
+                                env = run.env.name
+                            ),
+                            None => format!("locked by another deploy: {holder}"),
+                        },
                         None => describe_failure(&reply),
                     };
                     (run.events)(Event::Failed {

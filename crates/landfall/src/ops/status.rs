@@ -8,7 +8,7 @@ use super::context::{Frontend, Settings};
 use super::hosts::{OnHosts, Select, Targets, on_hosts};
 use super::prune::{HostOrphans, orphans};
 use crate::assemble::Provenance;
-use crate::deploy::Run;
+use crate::deploy::{Run, WaitRecord, waiting_in};
 use crate::error::Result;
 use crate::plan::{Plan, Target};
 use crate::steps::{LogEntry, ServiceState};
@@ -74,7 +74,13 @@ pub struct TargetStatus {
     pub current: Option<String>,
     /// Complete releases, most recently activated first.
     pub releases: Vec<ReleaseStatus>,
+    /// Who holds the deploy lock, as its owner line says it; for a lock
+    /// kept by a rollout that waits for promotion, `waits for promotion:
+    /// deploy ID, batch N of M, since T`.
     pub lock: Option<String>,
+    /// What waits, when a rollout that waits for promotion keeps the lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<WaitRecord>,
     /// The service the current release runs, as its manager says it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceState>,
@@ -114,6 +120,7 @@ pub fn read(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
                 current: None,
                 releases: Vec::new(),
                 lock: None,
+                waiting: None,
                 service: None,
                 beside: None,
                 error: None,
@@ -145,7 +152,13 @@ pub fn read(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
                         })
                         .collect();
                     report.current = state.current;
-                    report.lock = state.lock;
+                    match state.lock.as_deref().and_then(waiting_in) {
+                        Some((record, since)) => {
+                            report.lock = Some(record.describe(&since));
+                            report.waiting = Some(record);
+                        }
+                        None => report.lock = state.lock,
+                    }
                     report.service = state.service;
                     report.beside = state.beside;
                 }

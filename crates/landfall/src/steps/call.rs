@@ -174,6 +174,7 @@ pub(super) fn call(step: &Step) -> Call {
             name,
             derive,
             shared,
+            resume,
         } => Call::of("landfall_claim")
             .var("index", index.to_string())
             .var("path", path)
@@ -201,6 +202,7 @@ pub(super) fn call(step: &Step) -> Call {
                     .map(|d| d.gone.join("\n"))
                     .unwrap_or_default(),
             )
+            .var("resume", or_empty(resume))
             .list(shared),
         Step::Lock {
             path,
@@ -215,6 +217,23 @@ pub(super) fn call(step: &Step) -> Call {
         Step::Unlock { path, token } => Call::of("landfall_unlock")
             .var("path", path)
             .var("token", token),
+        Step::Wait { path, token, owner } => {
+            debug_assert!(!owner.contains('\n'), "a lock's owner is one line");
+            Call::of("landfall_wait")
+                .var("path", path)
+                .var("token", token)
+                .var("owner", owner)
+        }
+        Step::TakeOver {
+            path,
+            owner,
+            token,
+            name,
+        } => Call::of("landfall_take_over")
+            .var("path", path)
+            .var("owner", owner)
+            .var("token", token)
+            .var("name", name),
         Step::Forget { path, dir, token } => Call::of("landfall_forget")
             .var("path", path)
             .var("dir", dir)
@@ -439,6 +458,7 @@ pub(super) fn every_step() -> Vec<Step> {
                 gone: vec![s("old"), s("etc/old.toml")],
             }),
             shared: vec![s("log")],
+            resume: Some(s("t")),
         },
         Step::Lock {
             path: s("/a"),
@@ -449,6 +469,17 @@ pub(super) fn every_step() -> Vec<Step> {
         Step::Unlock {
             path: s("/a"),
             token: s("t"),
+        },
+        Step::Wait {
+            path: s("/a"),
+            token: s("t"),
+            owner: s("{}"),
+        },
+        Step::TakeOver {
+            path: s("/a"),
+            owner: s("{}"),
+            token: s("t"),
+            name: s("p/a"),
         },
         Step::Forget {
             path: s("/a/b"),

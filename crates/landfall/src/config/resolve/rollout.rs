@@ -1,6 +1,7 @@
-//! `[artifact.X.rollout]`: canaries, batches, pauses, the failure
-//! budget, the checks run from outside the hosts and the confirmation's
-//! window, with `max_parallel`, the older name of `rollout.batch`.
+//! `[artifact.X.rollout]`: canaries, batches, pauses (or a wait for a
+//! person's promotion), the failure budget, the checks run from outside
+//! the hosts and the confirmation's window, with `max_parallel`, the older
+//! name of `rollout.batch`.
 
 use std::time::Duration;
 
@@ -8,6 +9,9 @@ use toml::Spanned;
 
 use super::{Checker, parse_duration};
 use crate::config::{Amount, Bound, Check, Hook, Probe, Rollout, raw};
+
+/// The `pause` that waits for `cargo deploy promote`.
+const UNTIL_PROMOTED: &str = "until promoted";
 
 /// How long a check may take to pass after a batch is activated, unless
 /// it says.
@@ -54,6 +58,11 @@ pub(super) fn resolve_rollout(
     if let Some(pause) = raw.pause {
         rollout.pause = match pause.get_ref().parse::<jiff::SignedDuration>() {
             Ok(d) if !d.is_negative() => d.unsigned_abs(),
+            // A person decides when the rollout goes on.
+            _ if pause.get_ref() == UNTIL_PROMOTED => {
+                rollout.promote = true;
+                Duration::ZERO
+            }
             _ => {
                 check.error(
                     pause.span(),

@@ -53,6 +53,49 @@ landfall_try_lock() {
   return 1
 }
 
+# landfall_wait lf_path lf_token lf_owner: keeps the lock of lf_path,
+# held by this run (lf_token), while its rollout waits for promotion: the
+# lock is rewritten to lf_owner (its owner line, which says what waits and
+# holds the token still), whole under a name of its own, then renamed over
+# the lock, so that whoever reads it finds one owner line or the other.
+# Fails if this run does not hold the lock.
+landfall_wait() {
+  l="$lf_path/.landfall/lock"
+  if [ -L "$l" ] || [ ! -f "$l" ] || ! grep -qF "$lf_token" "$l"; then
+    landfall_fail "the lock of $lf_path is not this deploy's any more"
+  fi
+  printf '%s\n' "$lf_owner" >"$l.$$" && mv -f "$l.$$" "$l" || {
+    rm -f "$l.$$"
+    landfall_fail "cannot write $l"
+  }
+}
+
+# landfall_take_over lf_path lf_owner lf_token lf_name: takes over the
+# lock a rollout that waits for promotion keeps (landfall_adopt), or
+# reports who holds the lock and exits 3; fails if there is no lock.
+landfall_take_over() {
+  landfall_adopt "$lf_path" "$lf_owner" "$lf_token" "$lf_name" && return 0
+  [ -f "$lf_path/.landfall/lock" ] || landfall_fail "no rollout waits on $lf_path any more"
+  printf 'locked\t%s\n' "$(head -n 1 "$lf_path/.landfall/lock" 2>/dev/null)"
+  exit 3
+}
+
+# landfall_adopt PATH OWNER TOKEN NAME: takes over, for OWNER, the lock of
+# PATH that the run holding TOKEN kept while its rollout waits for
+# promotion (see landfall_wait): written whole under a name of its own and
+# renamed over it. Fails, changing nothing, if that run does not hold it,
+# or if PATH is not artifact NAME's (see landfall_owns).
+landfall_adopt() {
+  l="$1/.landfall/lock"
+  [ -n "$3" ] && [ ! -L "$1/.landfall" ] && [ ! -L "$l" ] && [ -f "$l" ] || return 1
+  grep -qF "$3" "$l" && landfall_trusted "$1/.landfall" && landfall_owns "$1" "$4" || return 1
+  printf '%s\n' "$2" >"$l.$$" && mv -f "$l.$$" "$l" || {
+    rm -f "$l.$$"
+    return 1
+  }
+  landfall_register "$1"
+}
+
 # landfall_missing PATH: prints the outermost directory of PATH that does
 # not exist yet (PATH itself, or one of its parents), or nothing.
 landfall_missing() {

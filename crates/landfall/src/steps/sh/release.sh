@@ -3,10 +3,12 @@
 # its finalization; reading a release's manifest and files.
 
 # landfall_claim lf_index lf_path lf_release lf_owner lf_break_lock lf_git
-# lf_name lf_from lf_top lf_gone SHARED...: unless lf_release is current
-# and unlocked (an empty one never is), takes the deploy lock of lf_path
-# (for lf_owner, of artifact lf_name, see landfall_try_lock) and prepares
-# the directories a release needs (landfall_prepare, with SHARED; the bare
+# lf_name lf_from lf_top lf_gone lf_resume SHARED...: unless lf_release is
+# current and unlocked (an empty one never is), takes the deploy lock of
+# lf_path (for lf_owner, of artifact lf_name, see landfall_try_lock; a lock
+# kept by the run holding the token lf_resume while its rollout waits for
+# promotion is taken over, see landfall_adopt) and prepares the
+# directories a release needs (landfall_prepare, with SHARED; the bare
 # repository too with lf_git=1). Reports, for the path numbered lf_index,
 # `held` with the current release as read under the lock (and `created`
 # with the outermost directory it made, for a path that did not exist:
@@ -20,6 +22,7 @@
 landfall_claim() {
   i=$lf_index p=$lf_path id=$lf_release owner=$lf_owner brk=$lf_break_lock
   git=$lf_git name=$lf_name from=$lf_from top=$lf_top gone=$lf_gone
+  resume=$lf_resume
   landfall_current "$p"
   if [ -n "$id" ] && [ "${c##*/}" = "$id" ] && [ ! -f "$p/.landfall/lock" ]; then
     # Nothing to do here, unless the path is another's.
@@ -31,7 +34,10 @@ landfall_claim() {
     return 0
   fi
   new=$(landfall_missing "$p")
-  if ! err=$( (landfall_try_lock "$p" "$owner" "$brk" "$name") 2>&1); then
+  # The lock kept by the waiting rollout this run resumes is taken over.
+  if [ -n "$resume" ] && landfall_adopt "$p" "$owner" "$resume" "$name"; then
+    :
+  elif ! err=$( (landfall_try_lock "$p" "$owner" "$brk" "$name") 2>&1); then
     if [ -f "$p/.landfall/lock" ]; then
       printf 'busy\t%s\t%s\n' "$i" "$(head -n 1 "$p/.landfall/lock" 2>/dev/null)"
     else
