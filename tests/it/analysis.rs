@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use landfall_testbed::{Haproxy, Prometheus, Scoped};
 
-use crate::support::{Outcome, Workspace, free_port, http_get_at};
+use crate::support::{Outcome, Workspace, current_on, free_port, http_get_at};
 
 const APP: &str = "hello/app";
 const HOSTS: usize = 3;
@@ -47,11 +47,7 @@ impl Bed {
             "templates/hello.toml.j2",
             &format!("{template}errors = \"{{{{ vars.errors }}}}\"\n"),
         );
-        ws.edit(
-            "deploy.toml",
-            "after = [\"site\"]\n",
-            &format!("after = [\"site\"]\n\n[artifact.app.rollout]\n{rollout}\n"),
-        );
+        ws.roll_out_app(rollout);
         Bed { ws, testbed, port }
     }
 
@@ -76,8 +72,7 @@ impl Bed {
     }
 
     fn ws_current(&self, host: &str) -> Option<String> {
-        let link = std::fs::read_link(self.testbed.srv(host).join(APP).join("current")).ok()?;
-        Some(link.file_name()?.to_string_lossy().into_owned())
+        current_on(&self.testbed, host, APP)
     }
 
     /// Where hello listens on each host, as Prometheus scrapes it.

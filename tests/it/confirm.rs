@@ -11,7 +11,9 @@ use std::process::Command;
 
 use landfall_testbed::Scoped;
 
-use crate::support::{Outcome, Workspace, free_port, http_get_at, kill_group, wait_for};
+use crate::support::{
+    Outcome, Workspace, current_on, free_port, http_get_at, kill_group, wait_for,
+};
 
 const APP: &str = "hello/app";
 
@@ -43,11 +45,7 @@ impl Fleet {
             "activate = \"{% if vars.sshd_pid %}kill $(cat {{ vars.sshd_pid }}) && {% endif %}\
              {% if vars.gate %}echo activated >{{ vars.gate }} && {% endif %}bin/restart\"",
         );
-        ws.edit(
-            "deploy.toml",
-            "after = [\"site\"]\n",
-            &format!("after = [\"site\"]\n\n[artifact.app.rollout]\nconfirm = \"{confirm}\"\n"),
-        );
+        ws.roll_out_app(&format!("confirm = \"{confirm}\""));
         Fleet { ws, testbed, port }
     }
 
@@ -67,8 +65,7 @@ impl Fleet {
     }
 
     fn current(&self, host: &str) -> Option<String> {
-        let link = fs::read_link(self.app(host).join("current")).ok()?;
-        Some(link.file_name()?.to_string_lossy().into_owned())
+        current_on(&self.testbed, host, APP)
     }
 
     /// `app`'s log on a host, read from outside.

@@ -151,11 +151,7 @@ fn every_command_prints_events_that_fit_the_schema() {
 
     // Rollouts, `once`, the top-level hooks, and orphans pruned.
     let rollout = Workspace::hello_built();
-    rollout.edit(
-        "deploy.toml",
-        "after = [\"site\"]\n",
-        "after = [\"site\"]\n\n[artifact.app.rollout]\ncanary = 1\npause = \"1s\"\n",
-    );
+    rollout.roll_out_app("canary = 1\npause = \"1s\"");
     rollout.edit(
         "deploy.toml",
         "health_timeout = \"10s\"",

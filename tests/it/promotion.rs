@@ -10,7 +10,7 @@ use std::fs;
 use landfall_testbed::Scoped;
 
 use crate::json_events::{check_run, schema};
-use crate::support::{Outcome, Workspace, free_port, http_get_at};
+use crate::support::{Outcome, Workspace, current_on, free_port, http_get_at};
 
 const APP: &str = "hello/app";
 const SITE: &str = "hello/site";
@@ -31,11 +31,7 @@ impl Fleet {
         let ws = Workspace::hello();
         let port = free_port();
         ws.use_testbed(&testbed, port);
-        ws.edit(
-            "deploy.toml",
-            "after = [\"site\"]\n",
-            "after = [\"site\"]\n\n[artifact.app.rollout]\ncanary = 1\npause = \"until promoted\"\n",
-        );
+        ws.roll_out_app("canary = 1\npause = \"until promoted\"");
         Fleet {
             ws,
             testbed,
@@ -73,8 +69,7 @@ impl Fleet {
     }
 
     fn current(&self, host: &str) -> Option<String> {
-        let link = fs::read_link(self.testbed.srv(host).join(APP).join("current")).ok()?;
-        Some(link.file_name()?.to_string_lossy().into_owned())
+        current_on(&self.testbed, host, APP)
     }
 
     fn currents(&self) -> Vec<Option<String>> {

@@ -75,8 +75,7 @@ impl PullBed {
     }
 
     fn current(&self, host: &str, path: &str) -> Option<String> {
-        let link = fs::read_link(self.testbed.srv(host).join(path).join("current")).ok()?;
-        Some(link.file_name()?.to_string_lossy().into_owned())
+        crate::support::current_on(&self.testbed, host, path)
     }
 
     /// The object of the store with this content.

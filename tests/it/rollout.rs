@@ -9,7 +9,7 @@ use std::fs;
 
 use landfall_testbed::Scoped;
 
-use crate::support::{Outcome, Workspace, free_port, http_get_at};
+use crate::support::{Outcome, Workspace, current_on, free_port, http_get_at};
 
 const APP: &str = "hello/app";
 const SITE: &str = "hello/site";
@@ -44,11 +44,7 @@ impl Fleet {
             "health_timeout = \"10s\"",
             "health_timeout = \"3s\"",
         );
-        ws.edit(
-            "deploy.toml",
-            "after = [\"site\"]\n",
-            &format!("after = [\"site\"]\n\n[artifact.app.rollout]\n{rollout}\n"),
-        );
+        ws.roll_out_app(rollout);
         Fleet { ws, testbed, port }
     }
 
@@ -63,8 +59,7 @@ impl Fleet {
     }
 
     fn current(&self, host: &str, path: &str) -> Option<String> {
-        let link = fs::read_link(self.testbed.srv(host).join(path).join("current")).ok()?;
-        Some(link.file_name()?.to_string_lossy().into_owned())
+        current_on(&self.testbed, host, path)
     }
 
     fn currents(&self) -> Vec<Option<String>> {

@@ -87,8 +87,7 @@ fn line(p: &mut OsSession, line: &str, prompt: &str) -> String {
 
 /// The release `current` of `app` points at on a test-bed host.
 fn current(testbed: &Scoped, host: &str) -> Option<String> {
-    let link = std::fs::read_link(testbed.srv(host).join(APP).join("current")).ok()?;
-    Some(link.file_name()?.to_string_lossy().into_owned())
+    crate::support::current_on(testbed, host, APP)
 }
 
 /// Lines of the log of `app` on a host.

@@ -349,6 +349,15 @@ impl Workspace {
         self.write("environments/testbed.toml", &env);
     }
 
+    /// Gives `app` a rollout: `[artifact.app.rollout]` with `keys`.
+    pub(crate) fn roll_out_app(&self, keys: &str) {
+        self.edit(
+            "deploy.toml",
+            "after = [\"site\"]\n",
+            &format!("after = [\"site\"]\n\n[artifact.app.rollout]\n{keys}\n"),
+        );
+    }
+
     /// Makes the service of one test-bed host report itself unhealthy.
     pub(crate) fn make_unhealthy(&self, host: &str) {
         let header = format!("[hosts.{host}]\nroles = [\"web\"]\nvars = {{");
@@ -790,4 +799,15 @@ impl Bed {
             "greeting = \"howdy\"",
         );
     }
+}
+
+/// The release `current` points at under `path` on a test-bed host, read
+/// through the host's filesystem.
+pub(crate) fn current_on(
+    testbed: &landfall_testbed::Testbed,
+    host: &str,
+    path: &str,
+) -> Option<String> {
+    let link = fs::read_link(testbed.srv(host).join(path).join("current")).ok()?;
+    Some(link.file_name()?.to_string_lossy().into_owned())
 }

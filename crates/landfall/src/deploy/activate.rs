@@ -207,6 +207,27 @@ pub(super) fn record_revert(
     }
 }
 
+/// The script that switches a target back to the release before this
+/// run's (its watcher disarmed first, if it has one), and logs it.
+pub(super) fn back(run: &Run<'_>, w: &Work<'_>) -> Script {
+    let log = run.log_line(
+        w.target,
+        "rolled_back",
+        w.previous.as_deref(),
+        Some(&w.release.id),
+        None,
+        &[],
+    );
+    run.script(w.target)
+        .allowing(super::activation_time(w.target))
+        .step(Step::Back {
+            path: w.path.clone(),
+            from: w.release.id.clone(),
+            to: w.previous.clone(),
+            log,
+        })
+}
+
 /// Switches back every host switched in this run, last first; `why` says
 /// why, when it is not that another host failed.
 pub(super) fn revert_switched(
@@ -218,24 +239,7 @@ pub(super) fn revert_switched(
     let order: Vec<usize> = switched.iter().rev().copied().collect();
     let outputs = parallel(&order, run.jobs, |&i| {
         let w = &work[i];
-        let log = run.log_line(
-            w.target,
-            "rolled_back",
-            w.previous.as_deref(),
-            Some(&w.release.id),
-            None,
-            &[],
-        );
-        let script = run
-            .script(w.target)
-            .allowing(super::activation_time(w.target))
-            .step(Step::Back {
-                path: w.path.clone(),
-                from: w.release.id.clone(),
-                to: w.previous.clone(),
-                log,
-            });
-        run.transport.run(&w.target.host, &script)
+        run.transport.run(&w.target.host, &back(run, w))
     });
     for (&i, output) in order.iter().zip(outputs) {
         let w = &mut work[i];

@@ -250,24 +250,10 @@ fn answered(
 /// Switches a host back from here, through the kept connection, as a
 /// rollback of the run does; its watcher is disarmed first.
 fn switch_back(run: &Run<'_>, w: &Work<'_>, why: &str) -> Confirmation {
-    let log = run.log_line(
-        w.target,
-        "rolled_back",
-        w.previous.as_deref(),
-        Some(&w.release.id),
-        None,
-        &[],
-    );
-    let script = run
-        .script(w.target)
-        .allowing(super::activation_time(w.target))
-        .step(Step::Back {
-            path: w.path.clone(),
-            from: w.release.id.clone(),
-            to: w.previous.clone(),
-            log,
-        });
-    match run.transport.run(&w.target.host, &script) {
+    match run
+        .transport
+        .run(&w.target.host, &super::activate::back(run, w))
+    {
         Ok(reply) if matches!(reply.output.code, Some(0 | 1)) => Confirmation::SwitchedBack {
             reply,
             why: why.to_string(),

@@ -48,6 +48,21 @@ pub struct Outcome {
     pub message: Option<String>,
 }
 
+impl Outcome {
+    /// A target not worked on (yet): `skipped`, with nothing to say.
+    pub fn skipped(target: &crate::plan::Target) -> Outcome {
+        Outcome {
+            host: target.host.clone(),
+            artifact: target.artifact.clone(),
+            status: Status::Skipped,
+            release: None,
+            previous: None,
+            batch: None,
+            message: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub ok: bool,

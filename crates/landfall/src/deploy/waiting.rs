@@ -376,18 +376,7 @@ pub(super) fn keep(run: &Run<'_>, work: &mut [Work<'_>], resume: &Resume) {
 pub fn abort(run: &Run<'_>, plan: &Plan) -> Result<Summary> {
     let targets: Vec<&Target> = plan.targets.iter().collect();
     let states = run.probe(&targets, false, None);
-    let mut outcomes: Vec<Outcome> = targets
-        .iter()
-        .map(|t| Outcome {
-            host: t.host.clone(),
-            artifact: t.artifact.clone(),
-            status: Status::Skipped,
-            release: None,
-            previous: None,
-            batch: None,
-            message: None,
-        })
-        .collect();
+    let mut outcomes: Vec<Outcome> = targets.iter().map(|t| Outcome::skipped(t)).collect();
     // Per target that waits: its index, record, the token of the run that
     // keeps its lock, and its current release.
     let mut found: Vec<(usize, WaitRecord, String, Option<String>)> = Vec::new();

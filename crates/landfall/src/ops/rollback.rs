@@ -77,18 +77,7 @@ pub fn switch_back(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: boo
 fn rollback_watched(run: &Run<'_>, plan: &Plan, to: Option<&str>, break_lock: bool) -> Summary {
     let targets: Vec<&Target> = plan.targets.iter().collect();
     let states = run.probe(&targets, true, None);
-    let mut outcomes: Vec<Outcome> = targets
-        .iter()
-        .map(|target| Outcome {
-            host: target.host.clone(),
-            artifact: target.artifact.clone(),
-            status: Status::Skipped,
-            release: None,
-            previous: None,
-            batch: None,
-            message: None,
-        })
-        .collect();
+    let mut outcomes: Vec<Outcome> = targets.iter().map(|t| Outcome::skipped(t)).collect();
     // Like a deploy, a rollback changes no host unless every host could be
     // read and every choice is clear.
     let mut refused = false;
