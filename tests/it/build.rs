@@ -21,7 +21,16 @@ fn build_prints_artifact_and_release_ids() {
         .iter()
         .map(|e| e["path"].as_str().unwrap())
         .collect();
-    assert_eq!(paths, ["bin/hello", "bin/restart", "log", "run"]);
+    assert_eq!(
+        paths,
+        [
+            ".landfall-sbom.cdx.json",
+            "bin/hello",
+            "bin/restart",
+            "log",
+            "run"
+        ]
+    );
     assert_eq!(manifest["releases"].as_array().unwrap().len(), 4);
     assert!(
         !ws.path("target/landfall/local").exists(),

@@ -26,7 +26,7 @@ use crate::diag::Diagnostic;
 use crate::error::{Error, Result};
 use crate::process::{self, Cmd};
 
-fn cargo() -> OsString {
+pub(crate) fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
@@ -423,6 +423,24 @@ pub fn toolchain(workspace_root: &Path) -> Result<String> {
     Ok(format!("{version} on {host}"))
 }
 
+/// The triple of the machine rustc builds on, which builds for it when
+/// `[build] target` names none.
+pub(crate) fn host_triple(workspace_root: &Path) -> Result<String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = process::run(
+        &Cmd::new(rustc)
+            .arg("-vV")
+            .dir(workspace_root)
+            .deadline(METADATA_TIME),
+    )?;
+    output
+        .stdout_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(|host| host.trim().to_string())
+        .ok_or_else(|| Error::Failed("`rustc -vV` names no host".into()))
+}
+
 /// Writes `Cargo.lock` if the workspace has none (builds use `--locked`);
 /// returns whether it did.
 pub fn ensure_lockfile(workspace: &Workspace) -> Result<bool> {
@@ -509,7 +527,7 @@ pub fn check_target(project: &Project) -> Option<Diagnostic> {
 
 /// `x86_64-unknown-linux-gnu` for cargo-zigbuild's
 /// `x86_64-unknown-linux-gnu.2.17`, which pins the glibc version.
-fn without_glibc_version(target: &str) -> &str {
+pub(crate) fn without_glibc_version(target: &str) -> &str {
     match target.split_once('.') {
         Some((triple, version))
             if triple.contains("-linux-gnu")

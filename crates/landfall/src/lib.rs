@@ -70,6 +70,7 @@ pub mod ops;
 mod parallel;
 pub mod plan;
 mod process;
+pub mod sbom;
 pub mod secrets;
 pub mod service;
 mod steps;

@@ -30,6 +30,9 @@ pub struct Assembled {
     /// entries do not (`files` and shared links, added on the host).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git: Option<GitTree>,
+    /// Landfall wrote its bill of materials (`crate::sbom::SBOM_FILE`).
+    #[serde(skip)]
+    pub sbom: bool,
 }
 
 /// Where a git artifact's tree comes from.
@@ -91,6 +94,7 @@ pub(crate) fn assemble(
     artifact: &Artifact,
     own: OwnFiles,
     binaries: &BTreeMap<BinTarget, PathBuf>,
+    sbom: &crate::sbom::Graph,
     cache: &mut HashCache,
 ) -> Result<Assembled> {
     let mut inputs: Vec<(String, &Path, Option<u32>)> = Vec::new();
@@ -108,9 +112,24 @@ pub(crate) fn assemble(
     entries.extend(own_entries);
     entries.extend(shared_links(artifact));
     sources.extend(bins.into_iter().map(|(dst, src)| (dst, src.to_path_buf())));
+    // The bill of materials is one of the artifact's files, so its id
+    // covers it.
+    let document = sbom.document(&artifact.name, &artifact.bins);
+    if let Some(document) = &document {
+        entries.push(Entry {
+            path: crate::sbom::SBOM_FILE.to_string(),
+            kind: EntryKind::File {
+                mode: 0o644,
+                size: document.len() as u64,
+                hash: blake3::hash(document),
+            },
+        });
+    }
     let manifest = Manifest::new(entries);
-    let (id, dir, reused) =
-        store_artifact(store, &manifest, |path| Source::Copy(sources[path].clone()))?;
+    let (id, dir, reused) = store_artifact(store, &manifest, |path| match &document {
+        Some(document) if path == crate::sbom::SBOM_FILE => Source::Bytes(document),
+        _ => Source::Copy(sources[path].clone()),
+    })?;
     Ok(Assembled {
         artifact: artifact.name.clone(),
         id,
@@ -118,6 +137,7 @@ pub(crate) fn assemble(
         manifest,
         reused,
         git: None,
+        sbom: document.is_some(),
     })
 }
 

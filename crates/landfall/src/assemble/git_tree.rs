@@ -57,6 +57,7 @@ pub(crate) fn assemble_git(
             tree: source.tree.clone(),
             added: added.into_keys().collect(),
         }),
+        sbom: false,
     })
 }
 

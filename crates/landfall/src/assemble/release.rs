@@ -80,8 +80,12 @@ impl Release {
 pub const PROVENANCE_FILE: &str = ".landfall-release";
 
 /// The names landfall keeps for itself in every release directory.
-pub const RESERVED_FILES: [&str; 3] =
-    [MANIFEST_FILE, crate::plan::ACTIVATION_FILE, PROVENANCE_FILE];
+pub const RESERVED_FILES: [&str; 4] = [
+    MANIFEST_FILE,
+    crate::plan::ACTIVATION_FILE,
+    PROVENANCE_FILE,
+    crate::sbom::SBOM_FILE,
+];
 
 /// Whether a path of a release is landfall's own: one of
 /// [`RESERVED_FILES`], or in the service's directory.
@@ -206,7 +210,14 @@ fn release_manifest(
             target.artifact, target.host
         )));
     }
-    let own = assembled.manifest.entries.iter().map(|e| e.path.as_str());
+    // An artifact with binaries has its bill of materials, which landfall
+    // wrote; no other file of it may take a reserved name.
+    let own = assembled
+        .manifest
+        .entries
+        .iter()
+        .map(|e| e.path.as_str())
+        .filter(|p| !(assembled.sbom && *p == crate::sbom::SBOM_FILE));
     let templates = target.rendered.iter().map(|f| f.dst.as_str());
     if let Some(path) = own.chain(templates).find(|p| reserved(p)) {
         return Err(Error::Usage(format!(

@@ -708,6 +708,13 @@ impl Bundle {
         let root = self.dir.join("artifacts").join(name);
         let (id, dir, reused) =
             assemble::store_artifact(store, &manifest, |path| Source::Copy(root.join(path)))?;
+        // A built artifact's bill of materials is landfall's, made when the
+        // bundle was; a git artifact's tree has none of landfall's files.
+        let sbom = artifact.git.is_none()
+            && manifest
+                .entries
+                .iter()
+                .any(|e| e.path == crate::sbom::SBOM_FILE);
         Ok(Assembled {
             artifact: name.to_string(),
             id,
@@ -720,6 +727,7 @@ impl Bundle {
                 tree: git.tree.clone(),
                 added: git.added.iter().cloned().collect(),
             }),
+            sbom,
         })
     }
 }

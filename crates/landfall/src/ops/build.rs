@@ -262,6 +262,14 @@ pub fn build_from_sources(
                 .collect();
             (cache, own)
         });
+        // What the binaries are built from is read while they build.
+        let sbom = scope.spawn(|| {
+            if plan.bins.is_empty() {
+                Ok(crate::sbom::Graph::default())
+            } else {
+                crate::sbom::describe(root, &project.build, &plan.bins)
+            }
+        });
         let binaries = cargo::build(&cargo::BuildRequest {
             workspace_root: root,
             target_dir: &target_dir,
@@ -270,9 +278,13 @@ pub fn build_from_sources(
             source_date_epoch: revision.time,
             quiet: options.quiet,
         });
-        (binaries, hashed.join().expect("hashing does not panic"))
+        let sbom = sbom.join().expect("reading the packages does not panic");
+        (
+            binaries.and_then(|b| Ok((b, sbom?))),
+            hashed.join().expect("hashing does not panic"),
+        )
     });
-    let binaries = binaries?;
+    let (binaries, sbom) = binaries?;
     let (mut cache, own) = hashed;
     let mut own = own?;
     let build_seconds = started.elapsed().as_secs_f64();
@@ -292,7 +304,7 @@ pub fn build_from_sources(
             let files = own
                 .remove(artifact.name.as_str())
                 .expect("the own files of every artifact built were hashed");
-            assemble::assemble(&store, artifact, files, &binaries, &mut cache)?
+            assemble::assemble(&store, artifact, files, &binaries, &sbom, &mut cache)?
         };
         events(Event::assembled(&done));
         assembled.push(done);
