@@ -528,7 +528,6 @@ fn dry_run_reports_changes_and_writes_nothing_on_hosts() {
         app["added"],
         serde_json::json!([
             ".landfall-activation",
-            ".landfall-sbom.cdx.json",
             "bin/hello",
             "bin/restart",
             "etc/hello.toml",

@@ -49,7 +49,7 @@ impl Cli {
             Some(Command::Shell(a)) => a.common.values(),
             Some(Command::Promote(a)) => a.common.values(),
             Some(
-                Command::Status(target)
+                Command::Status(StatusArgs { target, .. })
                 | Command::Rollback(RollbackArgs { target, .. })
                 | Command::Abort(AbortArgs { target, .. })
                 | Command::Exec(ExecArgs { target, .. })
@@ -85,7 +85,7 @@ pub(crate) enum Command {
     /// Build and assemble only, and print the artifact manifest
     Build(BuildArgs),
     /// Show each host's current and previous releases
-    Status(TargetArgs),
+    Status(StatusArgs),
     /// Switch back to the previous (or a given) release
     Rollback(RollbackArgs),
     /// Go on with the rollout that waits for promotion (`pause = "until
@@ -349,6 +349,16 @@ pub(crate) struct TargetArgs {
     pub(crate) artifacts: Vec<String>,
     #[command(flatten)]
     pub(crate) common: Fleet,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+    /// Show each current release's bill of materials: the packages its
+    /// binaries were built from
+    #[arg(long)]
+    pub(crate) sbom: bool,
 }
 
 #[derive(Debug, Args)]
@@ -633,7 +643,7 @@ mod tests {
             let cli = Cli::try_parse_from(&words).unwrap_or_else(|err| panic!("{command}: {err}"));
             let target = match cli.command {
                 Some(
-                    Command::Status(target)
+                    Command::Status(StatusArgs { target, .. })
                     | Command::Rollback(RollbackArgs { target, .. })
                     | Command::Exec(ExecArgs { target, .. })
                     | Command::Logs(LogsArgs { target, .. })

@@ -18,7 +18,7 @@ use landfall::{Error, plan};
 
 use crate::cli::{
     AbortArgs, BuildArgs, CheckArgs, ConfigArgs, DeployArgs, ExecArgs, LogsArgs, MessageFormat,
-    PromoteArgs, PruneArgs, RollbackArgs, TargetArgs,
+    PromoteArgs, PruneArgs, RollbackArgs, StatusArgs, TargetArgs,
 };
 pub(crate) use crate::frontend::{Ctx, EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WAITING, ask_yes};
 use crate::json::Line;
@@ -154,11 +154,15 @@ pub(crate) fn check(ctx: &Ctx<'_>, args: &CheckArgs) -> u8 {
     }
 }
 
-pub(crate) fn status(ctx: &Ctx<'_>, args: &TargetArgs) -> u8 {
-    match ops::status::status(&ctx.settings(), &targets(args), ctx) {
+pub(crate) fn status(ctx: &Ctx<'_>, args: &StatusArgs) -> u8 {
+    let request = ops::status::StatusRequest {
+        targets: targets(&args.target),
+        sbom: args.sbom,
+    };
+    match ops::status::status(&ctx.settings(), &request, ctx) {
         Ok(report) => {
             ctx.printer
-                .status_report(&args.env, &report.targets, &report.orphans);
+                .status_report(&args.target.env, &report.targets, &report.orphans);
             if report.ok() { EXIT_OK } else { EXIT_FAILED }
         }
         Err(err) => Ctx::fail(&err),

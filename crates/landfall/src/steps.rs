@@ -51,8 +51,12 @@ pub use state::{Claim, LogEntry, PathState};
 pub(crate) enum Step {
     /// Reads each path (numbered in order): its current release, complete
     /// releases, lock and, with `detail`, each release's provenance and the
-    /// log's tail.
-    Probe { detail: bool, paths: Vec<String> },
+    /// log's tail; with `sbom`, the current release's bill of materials.
+    Probe {
+        detail: bool,
+        sbom: bool,
+        paths: Vec<String>,
+    },
     /// Unless `release` is current and unlocked, takes the lock of the
     /// path numbered `index` for artifact `name` (project/artifact) and
     /// makes the directories a release needs; with no `release`, always.

@@ -528,6 +528,53 @@ fn probe_reports_current_the_releases_newest_first_and_the_lock(shell: Shell) {
         );
 }
 
+fn probe_with_sbom_prints_the_current_release_s_bill_of_materials_as_it_is(shell: Shell) {
+    let a = Artifact::new();
+    a.release("aa01", 20)
+        .write(
+            "releases/aa01/.landfall-sbom.cdx.json",
+            "{\n  \"name\": \"a\\\\b\tc\"\n}",
+        )
+        .release("aa02", 10)
+        .write("releases/aa02/.landfall-sbom.cdx.json", "{}\n")
+        .set_current("aa01");
+    shell
+        .run(&step_with(
+            "landfall_probe",
+            &[("sbom", "1"), ("detail", "0")],
+            &[&a.path()],
+        ))
+        .expect(
+            0,
+            "current\t0\taa01\n\
+             release\t0\taa02\n\
+             release\t0\taa01\n\
+             sbom\t0\t{\n\
+             sbom\t0\t  \"name\": \"a\\\\b\tc\"\n\
+             sbom\t0\t}\n",
+        );
+    // A link in the file's place is not followed.
+    fs::remove_file(a.join("releases/aa01/.landfall-sbom.cdx.json")).unwrap();
+    symlink(
+        a.join("releases/aa02/.landfall-sbom.cdx.json"),
+        a.join("releases/aa01/.landfall-sbom.cdx.json"),
+    )
+    .unwrap();
+    a.activated("aa01", 20);
+    shell
+        .run(&step_with(
+            "landfall_probe",
+            &[("sbom", "1"), ("detail", "0")],
+            &[&a.path()],
+        ))
+        .expect(
+            0,
+            "current\t0\taa01\n\
+             release\t0\taa02\n\
+             release\t0\taa01\n",
+        );
+}
+
 fn a_link_planted_in_releases_is_no_release_and_nothing_switches_to_it(shell: Shell) {
     let a = Artifact::new();
     a.mkdir(".landfall").release("aa01", 20).set_current("aa01");
@@ -4566,6 +4613,7 @@ fn verdict_reads_each_manager_as_it_answers(shell: Shell) {
 under_both_shells!(
     fail_says_why_on_stderr_and_exits_70,
     probe_reports_current_the_releases_newest_first_and_the_lock,
+    probe_with_sbom_prints_the_current_release_s_bill_of_materials_as_it_is,
     probe_with_detail_adds_provenance_and_the_last_200_lines_of_the_log,
     probe_reports_the_release_the_log_last_confirmed,
     log_keeps_what_it_confirms_and_the_probe_reads_it_there,

@@ -178,6 +178,38 @@ fn targets_report(report: &[TargetStatus]) {
                 inert(&last)
             );
         }
+        if let Some(sbom) = &target.sbom {
+            sbom_report(sbom);
+        }
+    }
+}
+
+/// The components of a current release's bill of materials, a line each:
+/// name and version, in two columns.
+fn sbom_report(document: &serde_json::Value) {
+    let components = landfall::sbom::components(document);
+    if components.is_empty() {
+        println!("  {WARN}sbom{WARN:#}: no components listed");
+        return;
+    }
+    println!("  sbom {DIM}({} components){DIM:#}", components.len());
+    // What the host's file says, made inert.
+    let rows: Vec<(String, String)> = components
+        .iter()
+        .map(|c| {
+            (
+                inert(&c.name).into_owned(),
+                inert(c.version.as_deref().unwrap_or("-")).into_owned(),
+            )
+        })
+        .collect();
+    let width = rows
+        .iter()
+        .map(|(name, _)| name.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (name, version) in rows {
+        println!("    {name:<width$}  {DIM}{version}{DIM:#}");
     }
 }
 

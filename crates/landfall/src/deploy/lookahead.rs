@@ -69,7 +69,17 @@ pub fn look_ahead(
     targets: &[&Target],
     jobs: usize,
 ) -> Lookahead {
-    let states = probe_hosts(transport, env, jobs, targets, false, None);
+    let states = probe_hosts(
+        transport,
+        env,
+        jobs,
+        targets,
+        super::run::Probe {
+            detail: false,
+            sbom: false,
+        },
+        None,
+    );
     Lookahead {
         states: targets
             .iter()

@@ -262,10 +262,39 @@ impl Run<'_> {
             &self.env.name,
             self.jobs,
             targets,
-            detail,
+            Probe {
+                detail,
+                sbom: false,
+            },
             claims,
         )
     }
+
+    /// [`probe`](Run::probe) with detail, and, with `sbom`, each current
+    /// release's bill of materials.
+    pub(crate) fn probe_for_status(
+        &self,
+        targets: &[&Target],
+        sbom: bool,
+    ) -> Vec<Result<PathState, String>> {
+        probe_hosts(
+            self.transport,
+            &self.env.name,
+            self.jobs,
+            targets,
+            Probe { detail: true, sbom },
+            None,
+        )
+    }
+}
+
+/// What a probe reads besides each path's releases and lock.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Probe {
+    /// Each release's provenance, the log's tail, the service.
+    pub(super) detail: bool,
+    /// The current release's bill of materials.
+    pub(super) sbom: bool,
 }
 
 /// One round trip per host: the state of every artifact path on it. With
@@ -277,7 +306,7 @@ pub(super) fn probe_hosts(
     env: &str,
     jobs: usize,
     targets: &[&Target],
-    detail: bool,
+    probe: Probe,
     claims: Option<&[Step]>,
 ) -> Vec<Result<PathState, String>> {
     let hosts = by_host(targets);
@@ -286,7 +315,11 @@ pub(super) fn probe_hosts(
             .iter()
             .map(|&i| transport.host_path(targets[i]))
             .collect();
-        let mut script = Script::new(env, host, None).step(Step::Probe { detail, paths });
+        let mut script = Script::new(env, host, None).step(Step::Probe {
+            detail: probe.detail,
+            sbom: probe.sbom,
+            paths,
+        });
         for (k, &i) in indices.iter().enumerate() {
             if let Some(Step::Claim { .. }) = claims.map(|c| &c[i]) {
                 let mut claim = claims.expect("checked")[i].clone();

@@ -1,6 +1,7 @@
 //! `status`: each selected target's releases, lock and service, read in
 //! one round trip per host ([`read`]), and the orphans on the selected
-//! hosts.
+//! hosts; with `--sbom`, the same round trip reads the bill of materials
+//! of each current release ([`crate::sbom::SBOM_FILE`]).
 
 use serde::Serialize;
 
@@ -28,9 +29,22 @@ impl StatusReport {
     }
 }
 
+/// What `cargo deploy status ENV` is asked.
+#[derive(Debug, Clone)]
+pub struct StatusRequest {
+    pub targets: Targets,
+    /// Read each current release's bill of materials too.
+    pub sbom: bool,
+}
+
 /// Reads the selected targets; orphans are read against every path the
 /// model deploys to, and those of the artifacts asked for kept.
-pub fn status(settings: &Settings, targets: &Targets, ui: &dyn Frontend) -> Result<StatusReport> {
+pub fn status(
+    settings: &Settings,
+    request: &StatusRequest,
+    ui: &dyn Frontend,
+) -> Result<StatusReport> {
+    let targets = &request.targets;
     on_hosts(
         settings,
         targets,
@@ -46,7 +60,7 @@ pub fn status(settings: &Settings, targets: &Targets, ui: &dyn Frontend) -> Resu
             let mut orphans = orphans(run, whole, hosts);
             keep_orphans_of(&mut orphans, &targets.artifacts);
             StatusReport {
-                targets: read(run, plan),
+                targets: read_with(run, plan, request.sbom),
                 orphans,
             }
         },
@@ -89,6 +103,12 @@ pub struct TargetStatus {
     /// midway (the next deploy stops it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub beside: Option<ServiceState>,
+    /// With `--sbom`: the current release's bill of materials, the
+    /// `CycloneDX` document as the host holds it (a string if it is not
+    /// JSON); none for a release without binaries, or made before
+    /// releases had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -106,8 +126,13 @@ pub struct ReleaseStatus {
 
 /// Reads what every target's host holds, one round trip per host.
 pub fn read(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
+    read_with(run, plan, false)
+}
+
+/// [`read`], with each current release's bill of materials if `sbom`.
+pub fn read_with(run: &Run<'_>, plan: &Plan, sbom: bool) -> Vec<TargetStatus> {
     let targets: Vec<&Target> = plan.targets.iter().collect();
-    let states = run.probe(&targets, true, None);
+    let states = run.probe_for_status(&targets, sbom);
     targets
         .iter()
         .zip(states)
@@ -123,6 +148,7 @@ pub fn read(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
                 waiting: None,
                 service: None,
                 beside: None,
+                sbom: None,
                 error: None,
             };
             match state {
@@ -161,6 +187,9 @@ pub fn read(run: &Run<'_>, plan: &Plan) -> Vec<TargetStatus> {
                     }
                     report.service = state.service;
                     report.beside = state.beside;
+                    report.sbom = state.sbom.map(|text| {
+                        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+                    });
                 }
                 Err(err) => report.error = Some(err),
             }

@@ -161,7 +161,12 @@ fn base64_lines(bytes: &[u8]) -> String {
 pub(super) fn call(step: &Step) -> Call {
     let or_empty = |value: &Option<String>| value.clone().unwrap_or_default();
     match step {
-        Step::Probe { detail, paths } => Call::of("landfall_probe")
+        Step::Probe {
+            detail,
+            sbom,
+            paths,
+        } => Call::of("landfall_probe")
+            .flag("sbom", *sbom)
             .flag("detail", *detail)
             .list(paths),
         Step::Claim {
@@ -442,6 +447,7 @@ pub(super) fn every_step() -> Vec<Step> {
     vec![
         Step::Probe {
             detail: true,
+            sbom: true,
             paths: vec![s("/a")],
         },
         Step::Claim {

@@ -75,6 +75,11 @@ pub(crate) enum Report {
         index: usize,
         release: Option<String>,
     },
+    /// A line of the current release's bill of materials.
+    Sbom {
+        index: usize,
+        line: String,
+    },
     /// A line of the log (one that is not valid JSON is dropped).
     Log {
         index: usize,
@@ -307,6 +312,10 @@ impl Report {
             "lock" => Report::Lock {
                 index: index()?,
                 holder: rest(2).to_string(),
+            },
+            "sbom" => Report::Sbom {
+                index: index()?,
+                line: rest(2).to_string(),
             },
             "log" => Report::Log {
                 index: index()?,
@@ -544,6 +553,7 @@ const TAGS: &[&str] = &[
     "removed-service",
     "restarted",
     "revert-failed",
+    "sbom",
     "reverted",
     "service",
     "service-log",

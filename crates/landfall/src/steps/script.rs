@@ -180,6 +180,7 @@ mod tests {
     fn scripts_quote_every_argument() {
         let script = Script::new("prod", "web1", Some("web")).step(Step::Probe {
             detail: false,
+            sbom: false,
             paths: vec!["/srv/a b".into(), "$(reboot)".into()],
         });
         let text = script.text();

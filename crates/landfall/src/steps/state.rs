@@ -33,6 +33,10 @@ pub struct PathState {
     /// a hand-over under way, or one stopped midway.
     #[serde(skip)]
     pub beside: Option<ServiceState>,
+    /// The current release's bill of materials, as the host holds it, when
+    /// the probe asked for it.
+    #[serde(skip)]
+    pub sbom: Option<String>,
 }
 
 /// The outcome of `landfall_claim` for one path.
@@ -121,6 +125,7 @@ impl Reply {
                 | Report::Release { index, .. }
                 | Report::Provenance { index, .. }
                 | Report::Log { index, .. }
+                | Report::Sbom { index, .. }
                 | Report::Lock { index, .. }
                 | Report::Confirmed { index, .. }
                 | Report::Held { index, .. }
@@ -145,6 +150,11 @@ impl Reply {
                     state.provenance.insert(release, provenance);
                 }
                 Report::Log { entry, .. } => state.log.push(entry),
+                Report::Sbom { line, .. } => {
+                    let text = state.sbom.get_or_insert_with(String::new);
+                    text.push_str(&line);
+                    text.push('\n');
+                }
                 Report::Lock { holder, .. } => state.lock = Some(holder),
                 Report::Confirmed { release, .. } => state.confirmed = Some(release),
                 Report::Held { current, .. } => {

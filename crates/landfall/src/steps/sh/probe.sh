@@ -1,10 +1,12 @@
 # What a host holds: the probe, and how it reads `current` and the
 # releases.
 
-# landfall_probe lf_detail PATH...: for each path (numbered from 0), the
-# current release, the complete releases (newest first), the lock, if one
-# is held, and the release the log last confirmed; with lf_detail=1 also
-# each release's provenance and the tail of the log.
+# landfall_probe lf_sbom lf_detail PATH...: for each path (numbered from
+# 0), the current release, the complete releases (newest first), the lock,
+# if one is held, and the release the log last confirmed; with lf_detail=1
+# also each release's provenance and the tail of the log; with lf_sbom=1
+# (0 when it is not set) the current release's bill of materials, a line
+# at a time, unless a link takes the file's place.
 landfall_probe() {
   i=0
   for p in "$@"; do
@@ -17,6 +19,12 @@ landfall_probe() {
           printf 'provenance\t%s\t%s\t%s\n' "$i" "$r" "$(head -n 1 "$p/releases/$r/.landfall-release")"
         fi
       done
+    fi
+    b="$p/releases/$c/.landfall-sbom.cdx.json"
+    if [ "${lf_sbom:-0}" = 1 ] && [ -n "$c" ] && [ -f "$b" ] && [ ! -L "$b" ]; then
+      while IFS= read -r line || [ -n "$line" ]; do
+        printf 'sbom\t%s\t%s\n' "$i" "$line"
+      done <"$b"
     fi
     if [ -f "$p/.landfall/lock" ]; then
       printf 'lock\t%s\t%s\n' "$i" "$(head -n 1 "$p/.landfall/lock")"
