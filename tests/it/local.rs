@@ -373,6 +373,61 @@ fn pre_activate_failure_leaves_current_untouched() {
 }
 
 #[test]
+fn status_with_sbom_shows_the_bill_of_materials_of_the_release_that_runs() {
+    let ws = Workspace::hello_built();
+    let out = deploy(&ws, &["--only", "web1"]);
+    out.assert_code(0);
+    let release = out.release_of("web1", "app");
+    let file = ws
+        .host_dir("web1", APP)
+        .join("releases")
+        .join(&release)
+        .join(".landfall-sbom.cdx.json");
+    let held: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+
+    let status = ws.run(&[
+        "status",
+        "dev",
+        "--local",
+        "--only",
+        "web1",
+        "--sbom",
+        "--message-format",
+        "json",
+    ]);
+    status.assert_code(0);
+    let report: serde_json::Value = serde_json::from_str(status.stdout.trim()).unwrap();
+    let hosts = report["hosts"].as_array().unwrap();
+    let app = hosts.iter().find(|h| h["artifact"] == "app").unwrap();
+    assert_eq!(app["current"], release.as_str());
+    assert_eq!(app["sbom"], held, "the document as the host holds it");
+    assert_eq!(app["sbom"]["bomFormat"], "CycloneDX");
+    let components = app["sbom"]["components"].as_array().unwrap();
+    let hello = components.iter().find(|c| c["name"] == "hello").unwrap();
+    assert_eq!(hello["purl"], "pkg:cargo/hello@0.1.0");
+    assert!(components.iter().any(|c| c["name"] == "socket2"));
+    // An artifact without binaries has none, and without `--sbom` no
+    // document is read.
+    let site = hosts.iter().find(|h| h["artifact"] == "site").unwrap();
+    assert!(site.get("sbom").is_none(), "{site}");
+    let plain = ws.run(&["status", "dev", "--local", "--message-format", "json"]);
+    plain.assert_code(0);
+    assert!(!plain.stdout.contains("CycloneDX"), "{}", plain.stdout);
+
+    let human = ws.run(&["status", "dev", "--local", "--only", "web1", "--sbom"]);
+    human.assert_code(0);
+    assert!(human.stdout.contains("sbom"), "{}", human.stdout);
+    assert!(
+        human
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("hello ") && l.contains("0.1.0")),
+        "{}",
+        human.stdout
+    );
+}
+
+#[test]
 fn status_and_rollback_to_the_previous_release() {
     let ws = Workspace::hello();
     let first = deploy(&ws, &[]);

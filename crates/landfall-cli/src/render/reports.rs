@@ -187,7 +187,8 @@ fn targets_report(report: &[TargetStatus]) {
 /// The components of a current release's bill of materials, a line each:
 /// name and version, in two columns.
 fn sbom_report(document: &serde_json::Value) {
-    let components = landfall::sbom::components(document);
+    let mut components = landfall::sbom::components(document);
+    components.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     if components.is_empty() {
         println!("  {WARN}sbom{WARN:#}: no components listed");
         return;
