@@ -384,6 +384,21 @@ fn service_errors_are_refused_where_they_are_written() {
                     "`.landfall-service/run` is landfall's own",
                 ],
             },
+            Case {
+                name: "a file named as the artifact's bill of materials",
+                setup: |ws| {
+                    ws.edit(
+                        "deploy.toml",
+                        "dst = \"bin/restart\"",
+                        "dst = \".landfall-sbom.cdx.json\"",
+                    );
+                },
+                args: CHECK,
+                expect_in_stderr: &[
+                    "deploy.toml:21:",
+                    "`.landfall-sbom.cdx.json` is landfall's own",
+                ],
+            },
         ],
     );
 }

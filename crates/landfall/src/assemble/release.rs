@@ -277,6 +277,12 @@ mod tests {
     use crate::assemble::manifest::tests::file;
 
     #[test]
+    fn the_bill_of_materials_is_a_name_landfall_keeps() {
+        assert!(reserved(".landfall-sbom.cdx.json"));
+        assert!(!reserved("etc/.landfall-sbom.cdx.json"));
+    }
+
+    #[test]
     fn release_ids_cover_rendered_files() {
         let artifact = "ab".repeat(32);
         let one = Manifest::new(vec![file("etc/app.toml", b"port = 1\n", 0o644)]);
