@@ -73,9 +73,12 @@ pub fn describe(
     settings: &BuildSettings,
     bins: &[BinTarget],
 ) -> Result<Graph> {
+    // A target specification file names no triple cargo can filter on:
+    // its packages are then those of every platform.
     let triple = match &settings.target {
-        Some(target) => crate::cargo::without_glibc_version(target).to_string(),
-        None => crate::cargo::host_triple(workspace_root)?,
+        Some(target) if is_target_file(target) => None,
+        Some(target) => Some(crate::cargo::without_glibc_version(target).to_string()),
+        None => Some(crate::cargo::host_triple(workspace_root)?),
     };
     let checksums = checksums(&workspace_root.join("Cargo.lock"))?;
     let mut graph = Graph::default();
@@ -87,18 +90,30 @@ pub fn describe(
             .push(bin);
     }
     for ((package, features), bins) in builds {
-        let metadata = metadata(workspace_root, settings, &triple, package, features)?;
+        let metadata = metadata(
+            workspace_root,
+            settings,
+            triple.as_deref(),
+            package,
+            features,
+        )?;
         graph.add(&metadata, package, &bins, &checksums)?;
     }
     Ok(graph)
 }
 
+fn is_target_file(target: &str) -> bool {
+    Path::new(target)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
 /// `cargo metadata` for `package` with its build's features, resolved
-/// for `triple`.
+/// for `triple` (for every platform without one).
 fn metadata(
     workspace_root: &Path,
     settings: &BuildSettings,
-    triple: &str,
+    triple: Option<&str>,
     package: &str,
     features: &[String],
 ) -> Result<Metadata> {
@@ -106,9 +121,11 @@ fn metadata(
         .args(["metadata", "--format-version", "1", "--locked"])
         .arg("--manifest-path")
         .arg(workspace_root.join("Cargo.toml"))
-        .args(["--filter-platform", triple])
         .dir(workspace_root)
         .deadline(METADATA_TIME);
+    if let Some(triple) = triple {
+        cmd = cmd.args(["--filter-platform", triple]);
+    }
     // Features are named with their package: `cargo metadata` resolves
     // the whole workspace, not one package of it.
     let mut all: Vec<String> = settings

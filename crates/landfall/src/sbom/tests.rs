@@ -98,6 +98,8 @@ fn two_descriptions_of_hello_give_the_same_bytes_and_name_its_dependencies() {
     assert_eq!(socket2["purl"], format!("pkg:cargo/socket2@{version}"));
     assert_eq!(socket2["hashes"][0]["alg"], "SHA-256");
     assert_eq!(socket2["hashes"][0]["content"].as_str().unwrap().len(), 64);
+    // Only the build's target: socket2 needs windows-sys on Windows alone.
+    assert!(!listed.iter().any(|c| c.name == "windows-sys"), "{listed:?}");
     // landfall's own dependencies are not hello's.
     assert!(!listed.iter().any(|c| c.name == "blake3"), "{listed:?}");
     let text = String::from_utf8(first).unwrap();
