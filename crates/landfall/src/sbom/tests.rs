@@ -99,7 +99,10 @@ fn two_descriptions_of_hello_give_the_same_bytes_and_name_its_dependencies() {
     assert_eq!(socket2["hashes"][0]["alg"], "SHA-256");
     assert_eq!(socket2["hashes"][0]["content"].as_str().unwrap().len(), 64);
     // Only the build's target: socket2 needs windows-sys on Windows alone.
-    assert!(!listed.iter().any(|c| c.name == "windows-sys"), "{listed:?}");
+    assert!(
+        !listed.iter().any(|c| c.name == "windows-sys"),
+        "{listed:?}"
+    );
     // landfall's own dependencies are not hello's.
     assert!(!listed.iter().any(|c| c.name == "blake3"), "{listed:?}");
     let text = String::from_utf8(first).unwrap();
@@ -128,4 +131,83 @@ fn the_serial_number_is_shaped_as_the_schema_wants() {
 #[test]
 fn an_artifact_without_binaries_has_no_bill_of_materials() {
     assert_eq!(Graph::default().document("site", &[]), None);
+}
+
+fn id(repr: &str) -> PackageId {
+    PackageId { repr: repr.into() }
+}
+
+fn package(name: &str, source: Source, checksum: Option<&str>) -> Package {
+    Package {
+        name: name.into(),
+        version: "1.0.0".into(),
+        source,
+        checksum: checksum.map(str::to_string),
+    }
+}
+
+#[test]
+fn git_sources_and_packages_of_one_name_and_version_are_told_apart() {
+    let registry = "registry+https://github.com/rust-lang/crates.io-index";
+    let git = "git+https://example.com/dep.git?branch=main#0123abcd";
+    let mut graph = Graph::default();
+    graph
+        .packages
+        .insert(id("app"), package("app", Source::Path, None));
+    graph.packages.insert(
+        id("dep-registry"),
+        package(
+            "dep",
+            Source::Registry(registry.into()),
+            Some(&"ab".repeat(32)),
+        ),
+    );
+    graph.packages.insert(
+        id("dep-git"),
+        package(
+            "dep",
+            Source::Git(git.trim_start_matches("git+").into()),
+            None,
+        ),
+    );
+    graph.edges.insert(
+        id("app"),
+        [id("dep-registry"), id("dep-git")].into_iter().collect(),
+    );
+    graph.edges.insert(id("dep-registry"), BTreeSet::new());
+    graph.edges.insert(id("dep-git"), BTreeSet::new());
+    graph.bins.insert("app".into(), id("app"));
+    let bins = [BinTarget {
+        name: "app".into(),
+        package: "app".into(),
+        features: Vec::new(),
+    }];
+    let text = graph.document("app", &bins).unwrap();
+    let document: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    let refs: Vec<&str> = document["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["bom-ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            "pkg:cargo/app@1.0.0",
+            "pkg:cargo/dep@1.0.0#https://example.com/dep.git?branch=main#0123abcd",
+            "pkg:cargo/dep@1.0.0#registry+https://github.com/rust-lang/crates.io-index",
+        ]
+    );
+    let from_git = &document["components"][1];
+    assert_eq!(from_git["purl"], "pkg:cargo/dep@1.0.0");
+    assert_eq!(from_git["externalReferences"][0]["type"], "vcs");
+    assert!(from_git.get("hashes").is_none());
+    let app = &document["dependencies"][1];
+    assert_eq!(app["ref"], "pkg:cargo/app@1.0.0");
+    assert_eq!(app["dependsOn"].as_array().unwrap().len(), 2);
+    let validator = jsonschema::options()
+        .with_retriever(Vendored)
+        .build(&schema("bom-1.5.schema.json"))
+        .unwrap();
+    assert!(validator.is_valid(&document));
 }
