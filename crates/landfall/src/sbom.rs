@@ -34,9 +34,18 @@ pub const SBOM_FILE: &str = ".landfall-sbom.cdx.json";
 /// The longest `cargo metadata` may take to resolve the workspace.
 const METADATA_TIME: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// The workspace's packages as the build of some binaries resolves them.
+/// The packages of each build of the plan's binaries, as cargo resolves
+/// them for it: a package built with other features elsewhere may have
+/// other dependencies.
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
+    /// By build: the package, and its artifact's own features.
+    builds: BTreeMap<(String, Vec<String>), Resolved>,
+}
+
+/// The packages one build needs, or (merged) those of an artifact.
+#[derive(Debug, Clone, Default)]
+struct Resolved {
     packages: BTreeMap<PackageId, Package>,
     /// Each package's normal and build dependencies, for the build's
     /// target and features.
@@ -97,7 +106,11 @@ pub fn describe(
             package,
             features,
         )?;
-        graph.add(&metadata, package, &bins, &checksums)?;
+        let mut resolved = Resolved::default();
+        resolved.add(&metadata, package, &bins, &checksums)?;
+        graph
+            .builds
+            .insert((package.to_string(), features.to_vec()), resolved);
     }
     Ok(graph)
 }
@@ -178,6 +191,21 @@ fn checksums(lockfile: &Path) -> Result<BTreeMap<(String, String, String), Strin
 }
 
 impl Graph {
+    /// The document of an artifact `name` with `bins`, or none if it has
+    /// no binaries.
+    pub fn document(&self, name: &str, bins: &[BinTarget]) -> Option<Vec<u8>> {
+        let mut merged = Resolved::default();
+        for bin in bins {
+            let build = (bin.package.clone(), bin.features.clone());
+            if let Some(resolved) = self.builds.get(&build) {
+                merged.merge(resolved);
+            }
+        }
+        merged.document(name, bins)
+    }
+}
+
+impl Resolved {
     /// Adds what `bins` of `package` are built from, as `metadata`
     /// resolved it.
     fn add(
@@ -255,9 +283,21 @@ impl Graph {
         Ok(())
     }
 
-    /// The document of an artifact `name` with `bins`, or none if it has
-    /// no binaries.
-    pub fn document(&self, name: &str, bins: &[BinTarget]) -> Option<Vec<u8>> {
+    /// Adds the packages of `other`, and its dependencies to theirs.
+    fn merge(&mut self, other: &Resolved) {
+        self.packages
+            .extend(other.packages.iter().map(|(id, p)| (id.clone(), p.clone())));
+        for (id, deps) in &other.edges {
+            self.edges
+                .entry(id.clone())
+                .or_default()
+                .extend(deps.iter().cloned());
+        }
+        self.bins
+            .extend(other.bins.iter().map(|(b, id)| (b.clone(), id.clone())));
+    }
+
+    fn document(&self, name: &str, bins: &[BinTarget]) -> Option<Vec<u8>> {
         let roots: BTreeSet<&PackageId> =
             bins.iter().filter_map(|b| self.bins.get(&b.name)).collect();
         if roots.is_empty() {

@@ -150,7 +150,7 @@ fn package(name: &str, source: Source, checksum: Option<&str>) -> Package {
 fn git_sources_and_packages_of_one_name_and_version_are_told_apart() {
     let registry = "registry+https://github.com/rust-lang/crates.io-index";
     let git = "git+https://example.com/dep.git?branch=main#0123abcd";
-    let mut graph = Graph::default();
+    let mut graph = Resolved::default();
     graph
         .packages
         .insert(id("app"), package("app", Source::Path, None));
@@ -182,6 +182,9 @@ fn git_sources_and_packages_of_one_name_and_version_are_told_apart() {
         package: "app".into(),
         features: Vec::new(),
     }];
+    let graph = Graph {
+        builds: [(("app".to_string(), Vec::new()), graph)].into(),
+    };
     let text = graph.document("app", &bins).unwrap();
     let document: serde_json::Value = serde_json::from_slice(&text).unwrap();
     let refs: Vec<&str> = document["components"]
