@@ -349,7 +349,7 @@ impl Resolved {
             spec_version: "1.5",
             serial_number: None,
             version: 1,
-            metadata: Metadata15 {
+            metadata: DocumentMetadata {
                 component: Component {
                     kind: "application",
                     bom_ref: ARTIFACT_REF.to_string(),
@@ -472,13 +472,13 @@ struct Document {
     #[serde(skip_serializing_if = "Option::is_none")]
     serial_number: Option<String>,
     version: u32,
-    metadata: Metadata15,
+    metadata: DocumentMetadata,
     components: Vec<Component>,
     dependencies: Vec<Dependency>,
 }
 
 #[derive(Debug, Serialize)]
-struct Metadata15 {
+struct DocumentMetadata {
     component: Component,
 }
 
