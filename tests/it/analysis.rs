@@ -5,8 +5,7 @@
 //! not from outside.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use landfall_testbed::{Haproxy, Prometheus, Scoped};
@@ -87,26 +86,26 @@ impl Bed {
 /// Requests to `/` on every host, paced, until dropped: the traffic whose
 /// errors Prometheus sees. Refused connections (a restart) are skipped.
 struct Traffic {
-    stop: Arc<AtomicBool>,
+    stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Traffic {
     fn start(targets: Vec<(String, u16)>) -> Traffic {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
+            // A round to every host each 10 ms (about 100 requests a
+            // second on each), until told to stop or dropped.
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(10))
+            {
                 for (address, port) in &targets {
                     let _ = http_get_at(address, *port, "/");
                 }
-                // A pace, not a wait for anything: about 100 requests a
-                // second on each host.
-                std::thread::sleep(Duration::from_millis(10));
             }
         });
         Traffic {
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         }
     }
@@ -114,7 +113,7 @@ impl Traffic {
 
 impl Drop for Traffic {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -204,32 +204,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// build of its own.
 fn prebuilt_hello() -> &'static Path {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let repo = repo();
-        let target = repo.join("target/it-prebuilt");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "--package",
-                "hello",
-                "--target-dir",
-            ])
-            .arg(&target)
-            .current_dir(&repo)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "cannot build examples/hello: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        target.join("release/hello")
-    })
+    BUILT.get_or_init(|| landfall_testbed::support::build_hello(&repo()))
 }
 
 impl Workspace {

@@ -299,20 +299,11 @@ fn build_one(
     for bin in bins {
         cmd = cmd.args(["--bin", &bin.name]);
     }
-    let mut all: Vec<&str> = settings
-        .features
-        .iter()
-        .chain(features)
-        .map(String::as_str)
-        .collect();
-    all.sort_unstable();
-    all.dedup();
-    if !all.is_empty() {
-        cmd = cmd.args(["--features", &all.join(",")]);
-    }
-    if settings.no_default_features {
-        cmd = cmd.arg("--no-default-features");
-    }
+    cmd = with_features(
+        cmd,
+        settings.features.iter().chain(features).cloned(),
+        settings.no_default_features,
+    );
     if let Some(target) = &settings.target {
         cmd = cmd.args(["--target", target]);
     }
@@ -539,4 +530,23 @@ pub(crate) fn without_glibc_version(target: &str) -> &str {
         }
         _ => target,
     }
+}
+
+/// `cmd` (a cargo command) with `--features` (each once, sorted) and
+/// `--no-default-features` as the build settings say.
+pub(crate) fn with_features(
+    mut cmd: Cmd,
+    features: impl Iterator<Item = String>,
+    no_default_features: bool,
+) -> Cmd {
+    let mut all: Vec<String> = features.collect();
+    all.sort_unstable();
+    all.dedup();
+    if !all.is_empty() {
+        cmd = cmd.args(["--features", &all.join(",")]);
+    }
+    if no_default_features {
+        cmd = cmd.arg("--no-default-features");
+    }
+    cmd
 }

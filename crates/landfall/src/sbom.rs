@@ -141,26 +141,14 @@ fn metadata(
     }
     // Features are named with their package: `cargo metadata` resolves
     // the whole workspace, not one package of it.
-    let mut all: Vec<String> = settings
-        .features
-        .iter()
-        .chain(features)
-        .map(|f| {
-            if f.contains('/') {
-                f.clone()
-            } else {
-                format!("{package}/{f}")
-            }
-        })
-        .collect();
-    all.sort_unstable();
-    all.dedup();
-    if !all.is_empty() {
-        cmd = cmd.args(["--features", &all.join(",")]);
-    }
-    if settings.no_default_features {
-        cmd = cmd.arg("--no-default-features");
-    }
+    let all = settings.features.iter().chain(features).map(|f| {
+        if f.contains('/') {
+            f.clone()
+        } else {
+            format!("{package}/{f}")
+        }
+    });
+    cmd = crate::cargo::with_features(cmd, all, settings.no_default_features);
     let output = process::run(&cmd)?;
     serde_json::from_slice(&output.stdout)
         .map_err(|err| Error::Failed(format!("cannot parse `cargo metadata` output: {err}")))

@@ -228,14 +228,7 @@ impl Server {
                 .stdin(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
-            let deadline = Instant::now() + STOP_DEADLINE;
-            while matches!(self.child.try_wait(), Ok(None)) {
-                if Instant::now() >= deadline {
-                    crate::support::kill_group(group);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            crate::support::wait_or_kill_group(&mut self.child, STOP_DEADLINE);
         }
         let _ = self.child.wait();
     }

@@ -91,6 +91,24 @@ pub fn wait_for(seconds: u64, what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// Waits for `child` to end, at most `deadline`: past it, its process
+/// group is killed (and reaped). Whether it ended by itself.
+pub fn wait_or_kill_group(child: &mut std::process::Child, deadline: Duration) -> bool {
+    let group = child.id();
+    let (ended, gate) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let _ = child.wait();
+            let _ = ended.send(());
+        });
+        if gate.recv_timeout(deadline).is_ok() {
+            return true;
+        }
+        kill_group(group);
+        false
+    })
+}
+
 /// Kills process group `pid` and everything in it, at once (a group that
 /// is gone already is no failure).
 pub fn kill_group(pid: u32) {
@@ -185,6 +203,35 @@ pub fn output_with_input(
         .args(["-KILL", &pid.to_string()])
         .status();
     bail!("{command:?} did not end within {deadline:?}")
+}
+
+/// `examples/hello`'s binary, built in release (as the deployments build
+/// it) into `REPO/target/it-prebuilt/`, where every test that needs it
+/// finds it: one build serves them all.
+pub fn build_hello(repo: &Path) -> PathBuf {
+    let target = repo.join("target/it-prebuilt");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--package",
+            "hello",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(repo)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cannot build examples/hello: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    target.join("release/hello")
 }
 
 #[cfg(test)]

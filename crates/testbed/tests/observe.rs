@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use landfall_testbed::support::{Addresses, kill_group};
+use landfall_testbed::support::{Addresses, kill_group, wait_or_kill_group};
 use landfall_testbed::{Haproxy, Prometheus, Sample};
 
 /// How long any one wait of these tests may take.
@@ -36,30 +36,7 @@ const HAPROXY_PORT: u16 = 65_003;
 /// `examples/hello`'s binary, built as the integration tests build it (in
 /// release, into `target/it-prebuilt/`), so that one build serves both.
 fn hello_binary() -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target = repo.join("target/it-prebuilt");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--package",
-            "hello",
-            "--target-dir",
-        ])
-        .arg(&target)
-        .current_dir(&repo)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "cannot build examples/hello: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    target.join("release/hello")
+    landfall_testbed::support::build_hello(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 /// hello, serving from a configuration of the test's, killed on drop.
@@ -121,14 +98,10 @@ impl Hello {
             .status()
             .unwrap();
         assert!(status.success());
-        let until = Instant::now() + DEADLINE;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < until,
-                "hello did not stop within {DEADLINE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        assert!(
+            wait_or_kill_group(&mut self.child, DEADLINE),
+            "hello did not stop within {DEADLINE:?}"
+        );
     }
 }
 
